@@ -1,0 +1,112 @@
+/*
+ * nncrt.h - the nnc runtime (libnncrt), the only header that code emitted
+ * by nnc includes.
+ *
+ * It holds what generated models call but do not specialize: the GEMM
+ * entry point (BLAS-like, row-major), nnc's own PRNG (so that the same
+ * seed gives the same weights on every platform), parameter
+ * initialization, and safetensors checkpoint I/O.
+ *
+ * Everything here is C99. Nothing in the hot path (GEMM, kernels)
+ * allocates; only checkpoint loading does, and it frees before returning.
+ */
+#ifndef NNCRT_H
+#define NNCRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NNCRT_VERSION "0.1.0"
+
+/* ---- Error codes (returned negative; 0 is success) ---------------------- */
+
+enum {
+    NNC_OK = 0,
+    NNC_ERR_IO = -1,       /* cannot open, read, write or rename a file     */
+    NNC_ERR_FORMAT = -2,   /* not a well-formed safetensors file (truncated,
+                              bad header JSON, offsets out of range, ...)   */
+    NNC_ERR_MISMATCH = -3, /* well-formed, but names, shapes or dtypes do
+                              not match the model                           */
+    NNC_ERR_NOMEM = -4,    /* allocation failed (checkpoint loading only)   */
+    NNC_ERR_ARG = -5       /* bad argument (NULL pointer, n out of range)   */
+};
+
+/* A short English description of an error code above. */
+const char *nnc_strerror(int err);
+
+/* ---- GEMM ----------------------------------------------------------------
+ *
+ * C = alpha * op(A) * op(B) + beta * C, all row-major.
+ * op(A) is m x k (A is m x k, or k x m when trans_a), op(B) is k x n
+ * (B is k x n, or n x k when trans_b), C is m x n. lda, ldb, ldc are the
+ * row strides in floats. When beta == 0, C is not read (it may hold NaN).
+ * m, n or k of 0 are allowed (k == 0 scales C by beta).
+ */
+void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,
+               float alpha, const float *a, int lda,
+               const float *b, int ldb, float beta, float *c, int ldc);
+
+/* The plain reference GEMM, always built; nnc_sgemm may dispatch to
+ * faster kernels but must agree with this one. */
+void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,
+                   float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc);
+
+/* ---- PRNG ----------------------------------------------------------------
+ *
+ * splitmix64-seeded xoshiro256**: integer-only, so the stream is the same on
+ * every platform. Floats are derived from the top 24 bits of a draw.
+ */
+typedef struct nnc_rng {
+    uint64_t s[4];
+} nnc_rng;
+
+void nnc_rng_seed(nnc_rng *r, uint64_t seed);
+uint64_t nnc_rng_next(nnc_rng *r);
+/* A float uniformly distributed in [0, 1), a multiple of 2^-24. */
+float nnc_rng_uniform(nnc_rng *r);
+
+/* w[i] = lo + (hi - lo) * u, u from nnc_rng_uniform, computed in double and
+ * rounded once to float, for i in [0, n). Glorot uniform is
+ * lo = -hi = -sqrt(6 / (fan_in + fan_out)). */
+void nnc_fill_uniform(float *w, size_t n, double lo, double hi, nnc_rng *r);
+
+/* ---- Checkpoints (safetensors) -------------------------------------------
+ *
+ * File layout: 8-byte little-endian header length N, N bytes of JSON
+ * header ({"name": {"dtype": "F32", "shape": [...], "data_offsets":
+ * [begin, end]}, ..., "__metadata__": {...}}), then the raw little-endian
+ * data. Tensors are written in the order given, data packed without gaps.
+ */
+#define NNC_MAX_RANK 6
+
+typedef struct nnc_tensor {
+    const char *name;             /* e.g. "dense_0.weight"            */
+    int rank;                     /* 0..NNC_MAX_RANK                  */
+    int64_t shape[NNC_MAX_RANK];  /* row-major dims                   */
+    float *data;                  /* product(shape) floats            */
+} nnc_tensor;
+
+/* Writes the tensors to path atomically (a temporary file in the same
+ * directory, then rename), so that a crash never leaves a partial file
+ * under path. metadata may be NULL or a NULL-terminated list of
+ * key, value string pairs stored in "__metadata__". */
+int nnc_ckpt_save(const char *path, const nnc_tensor *t, int n,
+                  const char *const *metadata);
+
+/* Reads path into the tensors. The file must hold exactly these names,
+ * each with dtype F32 and the same shape; otherwise NNC_ERR_MISMATCH.
+ * A truncated or malformed file gives NNC_ERR_FORMAT. The whole file is
+ * validated before any tensor is written, so on any error the tensors are
+ * left untouched. */
+int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NNCRT_H */

@@ -1,0 +1,120 @@
+/*
+ * ast.c - constructors for the syntax tree, and a dump for debugging.
+ *
+ * The parser builds the tree once, in an arena, and nothing rewrites it:
+ * lowering reads it and produces the graph IR. Lists (arguments,
+ * statements, models) are singly linked in source order.
+ */
+#include "nnc.h"
+
+Expr *ast_num(Arena *a, Loc loc, double v, bool is_int)
+{
+    Expr *e = arena_alloc(a, sizeof *e);
+    e->kind = EX_NUM;
+    e->loc = loc;
+    e->num = v;
+    e->is_int = is_int;
+    return e;
+}
+
+Expr *ast_name(Arena *a, Loc loc, const char *name)
+{
+    Expr *e = arena_alloc(a, sizeof *e);
+    e->kind = EX_NAME;
+    e->loc = loc;
+    e->name = name;
+    return e;
+}
+
+Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args)
+{
+    Expr *e = arena_alloc(a, sizeof *e);
+    e->kind = EX_CALL;
+    e->loc = loc;
+    e->name = name;
+    e->args = args;
+    return e;
+}
+
+Arg *ast_arg(Arena *a, const char *key, Loc key_loc, Expr *val)
+{
+    Arg *g = arena_alloc(a, sizeof *g);
+    g->key = key;
+    g->key_loc = key_loc;
+    g->val = val;
+    return g;
+}
+
+Arg *ast_arg_append(Arg *list, Arg *a)
+{
+    if (!list)
+        return a;
+    Arg *p = list;
+    while (p->next)
+        p = p->next;
+    p->next = a;
+    return list;
+}
+
+Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc)
+{
+    Stmt *s = arena_alloc(a, sizeof *s);
+    s->kind = kind;
+    s->loc = loc;
+    return s;
+}
+
+Stmt *ast_stmt_append(Stmt *list, Stmt *s)
+{
+    if (!list)
+        return s;
+    Stmt *p = list;
+    while (p->next)
+        p = p->next;
+    p->next = s;
+    return list;
+}
+
+static void dump_expr(FILE *f, const Expr *e)
+{
+    switch (e->kind) {
+    case EX_NUM:
+        fprintf(f, "%.17g", e->num);
+        break;
+    case EX_NAME:
+        fprintf(f, "%s", e->name);
+        break;
+    case EX_CALL:
+        fprintf(f, "%s(", e->name);
+        for (const Arg *a = e->args; a; a = a->next) {
+            if (a->key)
+                fprintf(f, "%s=", a->key);
+            dump_expr(f, a->val);
+            if (a->next)
+                fprintf(f, ", ");
+        }
+        fprintf(f, ")");
+        break;
+    }
+}
+
+void ast_dump(FILE *f, const Model *m)
+{
+    static const char *kinds[] = {"input", "assign", "layer", "loss",
+                                  "optimizer", "batch"};
+    for (; m; m = m->next) {
+        fprintf(f, "model %s\n", m->name);
+        for (const Stmt *s = m->stmts; s; s = s->next) {
+            fprintf(f, "  %d:%d %s", s->loc.line, s->loc.col, kinds[s->kind]);
+            if (s->name)
+                fprintf(f, " %s", s->name);
+            for (const Arg *a = s->dims; a; a = a->next)
+                fprintf(f, " [%g]", a->val->num);
+            if (s->expr) {
+                fprintf(f, " ");
+                dump_expr(f, s->expr);
+            }
+            fprintf(f, "\n");
+        }
+    }
+}

@@ -1,0 +1,408 @@
+/*
+ * main.c - the nnc command line: options, the pipeline, outputs, exit
+ * codes (0 success, 1 diagnostics, 2 bad usage, 3 out of memory).
+ *
+ * The pipeline is a plain list of calls in compile_model(), with the IR
+ * verifier between stages, as in QBE's main.c: there is no pass manager.
+ * Outputs are written to temporary files and renamed into place only when
+ * everything succeeded, so a failed compilation never leaves a file (or
+ * half a file) behind.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../nnc.h"
+
+typedef struct Options {
+    const char *input;
+    const char *output;     /* -o */
+    const char *emit;       /* NULL: c and h */
+    const char *model;      /* --model */
+    const char *prefix;     /* --prefix */
+    const char *depfile;    /* -MF */
+    bool md;                /* -MD */
+    int opt;                /* -O level */
+    const char *dump_after; /* --dump-after */
+    bool verify_all;        /* --verify */
+} Options;
+
+static const char usage[] =
+    "usage: nnc FILE.nn [options]\n"
+    "       nnc import-keras MODEL.json -o MODEL.nn   (not available yet)\n"
+    "\n"
+    "Compiles the models of FILE.nn into C that trains and predicts.\n"
+    "\n"
+    "options:\n"
+    "  -o OUT.c           write OUT.c and OUT.h (default: FILE.c, FILE.h)\n"
+    "  --emit=KIND        write one thing: c, h, graph-json (the graph with\n"
+    "                     shapes) or ir (the text IR); to -o or stdout\n"
+    "  --model NAME       compile only model NAME of a multi-model file\n"
+    "  --prefix NAME      symbol prefix instead of the model's name\n"
+    "  -O0, -O1, -O2      optimization level (-O0: no passes; default -O2)\n"
+    "  --dump-after=PASS  print the IR after PASS (lower, autodiff, optim,\n"
+    "                     dce, or all) to stderr\n"
+    "  --verify           verify the IR after every stage\n"
+    "  -MD -MF FILE.d     write a make dependency file\n"
+    "  --version          print the version\n"
+    "  --help             print this help\n";
+
+static NNC_NORETURN void bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "nnc: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(run 'nnc --help' for usage)\n");
+    exit(2);
+}
+
+static bool is_ident(const char *s)
+{
+    if (!*s || !(*s == '_' || (*s | 0x20) >= 'a') || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!(*s == '_' || (*s >= '0' && *s <= '9') || ((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z')))
+            return false;
+    return true;
+}
+
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (a[n] == '=')
+        return a + n + 1;
+    if (*i + 1 >= argc)
+        bad_usage("option '%s' needs a value", name);
+    return argv[++*i];
+}
+
+static void parse_args(int argc, char **argv, Options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->opt = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (!strcmp(a, "--version")) {
+            printf("nnc %s\n", NNC_VERSION);
+            exit(0);
+        } else if (!strcmp(a, "-o")) {
+            if (i + 1 >= argc)
+                bad_usage("option '%s' needs a value", "-o");
+            o->output = argv[++i];
+        } else if (!strncmp(a, "--emit", 6) && (a[6] == '=' || !a[6])) {
+            o->emit = opt_value(argc, argv, &i, "--emit");
+        } else if (!strncmp(a, "--model", 7) && (a[7] == '=' || !a[7])) {
+            o->model = opt_value(argc, argv, &i, "--model");
+        } else if (!strncmp(a, "--prefix", 8) && (a[8] == '=' || !a[8])) {
+            o->prefix = opt_value(argc, argv, &i, "--prefix");
+            if (!is_ident(o->prefix))
+                bad_usage("--prefix '%s' is not a C identifier", o->prefix);
+        } else if (!strncmp(a, "--dump-after", 12) && (a[12] == '=' || !a[12])) {
+            o->dump_after = opt_value(argc, argv, &i, "--dump-after");
+        } else if (!strcmp(a, "--verify")) {
+            o->verify_all = true;
+        } else if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2")) {
+            o->opt = a[2] - '0';
+        } else if (!strcmp(a, "-MD")) {
+            o->md = true;
+        } else if (!strcmp(a, "-MF")) {
+            if (i + 1 >= argc)
+                bad_usage("option '%s' needs a value", "-MF");
+            o->depfile = argv[++i];
+        } else if (!strcmp(a, "import-keras") && i == 1) {
+            bad_usage("'%s' is not available yet", a);
+        } else if (a[0] == '-' && a[1]) {
+            bad_usage("unknown option '%s'", a);
+        } else if (o->input) {
+            bad_usage("more than one input file ('%s')", a);
+        } else {
+            o->input = a;
+        }
+    }
+    if (!o->input)
+        bad_usage("%s", "no input file");
+    if (o->emit && strcmp(o->emit, "c") && strcmp(o->emit, "h") &&
+        strcmp(o->emit, "graph-json") && strcmp(o->emit, "ir")) {
+        if (!strcmp(o->emit, "dot") || !strcmp(o->emit, "stats") ||
+            !strcmp(o->emit, "main") || !strcmp(o->emit, "bench"))
+            bad_usage("--emit=%s is not available yet", o->emit);
+        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json or ir)", o->emit);
+    }
+    if (o->depfile && !o->md)
+        o->md = true;
+    if (o->md && !o->depfile && !o->output)
+        bad_usage("%s", "-MD needs -o or -MF");
+}
+
+/* ---- the pipeline -------------------------------------------------------- */
+
+static void dump(const Options *o, const char *stage, const Graph *g)
+{
+    if (o->dump_after && (!strcmp(o->dump_after, stage) || !strcmp(o->dump_after, "all"))) {
+        fprintf(stderr, "# after %s\n", stage);
+        ir_print(stderr, g);
+    }
+}
+
+static bool check(const Options *o, const Graph *g)
+{
+    return !o->verify_all || verify(g);
+}
+
+/* Builds the training graph of one model; false after diagnostics. */
+static bool compile_model(const Options *o, const Model *m, Graph *g)
+{
+    if (!lower_model(m, g))
+        return false;
+    dump(o, "lower", g);
+    if (!check(o, g))
+        return false;
+    ad_build(g);
+    dump(o, "autodiff", g);
+    if (!check(o, g))
+        return false;
+    optim_build(g);
+    dump(o, "optim", g);
+    if (!verify(g))
+        return false;
+    if (o->opt >= 1) {
+        pass_dce(g);
+        dump(o, "dce", g);
+        if (!check(o, g))
+            return false;
+    }
+    return diag_errors == 0;
+}
+
+/* ---- output files --------------------------------------------------------- */
+
+typedef struct OutFile {
+    const char *path;   /* final name; NULL: stdout */
+    char *tmp;          /* temporary name, renamed at the end */
+} OutFile;
+
+static bool write_tmp(OutFile *f, const Buf *b)
+{
+    if (!f->path)
+        return fwrite(b->data, 1, b->len, stdout) == b->len && fflush(stdout) == 0;
+    size_t n = strlen(f->path);
+    f->tmp = malloc(n + 16);
+    NNC_ASSERT(f->tmp);
+    snprintf(f->tmp, n + 16, "%s.tmp.XXXXXX", f->path);
+    int fd = mkstemp(f->tmp);
+    if (fd < 0) {
+        fprintf(stderr, "nnc: error: cannot write '%s': %s\n", f->path, strerror(errno));
+        free(f->tmp);
+        f->tmp = NULL;
+        return false;
+    }
+    FILE *fp = fdopen(fd, "wb");
+    bool ok = fp && fwrite(b->data, 1, b->len, fp) == b->len;
+    ok = (fp ? fclose(fp) == 0 : (close(fd), false)) && ok;
+    if (!ok) {
+        fprintf(stderr, "nnc: error: cannot write '%s': %s\n", f->path, strerror(errno));
+        remove(f->tmp);
+        free(f->tmp);
+        f->tmp = NULL;
+    }
+    return ok;
+}
+
+/* Renames all temporaries into place if ok; otherwise removes them. */
+static bool commit(OutFile *files, int n, bool ok)
+{
+    for (int i = 0; i < n; i++) {
+        if (!files[i].tmp)
+            continue;
+        if (ok && rename(files[i].tmp, files[i].path) != 0) {
+            fprintf(stderr, "nnc: error: cannot write '%s': %s\n", files[i].path,
+                    strerror(errno));
+            ok = false;
+        }
+        if (!ok)
+            remove(files[i].tmp);
+        free(files[i].tmp);
+        files[i].tmp = NULL;
+    }
+    return ok;
+}
+
+static char *replace_ext(const char *path, const char *ext)
+{
+    size_t n = strlen(path);
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    if (dot && (!slash || dot > slash) && dot != path && dot[-1] != '/')
+        n = (size_t)(dot - path);
+    char *s = malloc(n + strlen(ext) + 1);
+    NNC_ASSERT(s);
+    memcpy(s, path, n);
+    strcpy(s + n, ext);
+    return s;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static char *guard_of(const char *header)
+{
+    const char *b = base_name(header);
+    size_t n = strlen(b);
+    char *g = malloc(n + 16);
+    NNC_ASSERT(g);
+    size_t k = 0;
+    g[k++] = 'N';
+    g[k++] = 'N';
+    g[k++] = 'C';
+    g[k++] = '_';
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        g[k++] = (char)((c >= 'a' && c <= 'z') ? c - 32
+                        : ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) ? c : '_');
+    }
+    strcpy(g + k, "_INCLUDED");
+    return g;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    Options o;
+    parse_args(argc, argv, &o);
+    Arena arena = {0};
+    SrcFile *src = src_read(&arena, o.input);
+    if (!src)
+        return 1;
+    Model *models = parse_file(&arena, src);
+    if (diag_errors)
+        return 1;
+    if (!models) {
+        Loc l = {src, 1, 1, 1};
+        diag_error(l, "no model in file (expected 'model NAME { ... }')");
+        return 1;
+    }
+    /* choose the models, check names */
+    int nsel = 0;
+    for (Model *m = models; m; m = m->next) {
+        for (Model *p = models; p != m; p = p->next)
+            if (!strcmp(p->name, m->name)) {
+                diag_error(m->loc, "model '%s' defined twice", m->name);
+                diag_note(p->loc, "first defined here");
+            }
+        if (!o.model || !strcmp(o.model, m->name))
+            nsel++;
+    }
+    if (diag_errors)
+        return 1;
+    if (nsel == 0) {
+        fprintf(stderr, "nnc: error: no model named '%s' in %s\n", o.model, o.input);
+        return 1;
+    }
+    if (o.prefix && nsel > 1)
+        bad_usage("%s", "--prefix needs --model when the file holds several models");
+
+    Graph *graphs = calloc((size_t)nsel, sizeof(Graph));
+    NNC_ASSERT(graphs);
+    int ng = 0;
+    for (Model *m = models; m; m = m->next) {
+        if (o.model && strcmp(o.model, m->name))
+            continue;
+        if (!compile_model(&o, m, &graphs[ng++]))
+            break;
+    }
+    bool ok = diag_errors == 0;
+
+    /* outputs */
+    char *cpath = NULL, *hpath = NULL;
+    if (!o.emit) {
+        cpath = o.output ? strdup(o.output) : replace_ext(base_name(o.input), ".c");
+        hpath = replace_ext(cpath, ".h");
+    } else if (o.output) {
+        cpath = strdup(o.output);
+        hpath = replace_ext(cpath, ".h");
+    } else {
+        hpath = replace_ext(base_name(o.input), ".h");
+    }
+    OutFile files[3] = {{0}};
+    int nfiles = 0;
+    Buf cb = {0}, hb = {0}, db = {0};
+    if (ok) {
+        char *guard = guard_of(hpath);
+        emit_header_begin(&hb, guard);
+        emit_source_begin(&cb, base_name(hpath));
+        for (int i = 0; i < ng; i++) {
+            EmitOptions eo = {o.prefix ? o.prefix : graphs[i].name, base_name(hpath)};
+            emit_header(&hb, &graphs[i], &eo);
+            emit_source(&cb, &graphs[i], &eo);
+        }
+        emit_header_end(&hb, guard);
+        free(guard);
+        if (!o.emit) {
+            files[nfiles] = (OutFile){cpath, NULL};
+            ok = write_tmp(&files[nfiles++], &cb);
+            files[nfiles] = (OutFile){hpath, NULL};
+            ok = ok && write_tmp(&files[nfiles++], &hb);
+        } else {
+            Buf eb = {0};
+            const Buf *what = &eb;
+            if (!strcmp(o.emit, "c")) {
+                what = &cb;
+            } else if (!strcmp(o.emit, "h")) {
+                what = &hb;
+            } else if (!strcmp(o.emit, "graph-json")) {
+                for (int i = 0; i < ng; i++) {
+                    char *j = ir_json(&graphs[i]);
+                    buf_printf(&eb, "%s\n", j);
+                    free(j);
+                }
+            } else {
+                for (int i = 0; i < ng; i++) {
+                    FILE *mf = tmpfile();
+                    NNC_ASSERT(mf);
+                    ir_print(mf, &graphs[i]);
+                    rewind(mf);
+                    char chunk[4096];
+                    size_t n;
+                    while ((n = fread(chunk, 1, sizeof chunk, mf)) > 0)
+                        buf_append(&eb, chunk, n);
+                    fclose(mf);
+                }
+            }
+            files[nfiles] = (OutFile){o.output, NULL};
+            ok = write_tmp(&files[nfiles++], what);
+            buf_free(&eb);
+        }
+        if (ok && o.md) {
+            const char *target = o.output ? o.output : cpath;
+            char *dpath = o.depfile ? strdup(o.depfile) : replace_ext(target, ".d");
+            buf_printf(&db, "%s", target ? target : "-");
+            if (!o.emit && hpath)
+                buf_printf(&db, " %s", hpath);
+            buf_printf(&db, ": %s\n%s:\n", o.input, o.input);
+            files[nfiles] = (OutFile){dpath, NULL};
+            ok = write_tmp(&files[nfiles++], &db);
+        }
+    }
+    ok = commit(files, nfiles, ok);
+    if (o.md && nfiles == 3)
+        free((char *)files[2].path);
+    buf_free(&cb);
+    buf_free(&hb);
+    buf_free(&db);
+    free(cpath);
+    free(hpath);
+    for (int i = 0; i < ng; i++)
+        graph_free(&graphs[i]);
+    free(graphs);
+    arena_free(&arena);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,228 @@
+/*
+ * graph.c - the IR builder: appends nodes, runs each op's shape rule as
+ * the node is built, and keeps the parameter list.
+ *
+ * Invariant: a node's inputs have smaller ids (nodes are appended after
+ * their inputs), so id order is a topological order and every pass can
+ * walk the array forwards (or backwards, for autodiff).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnc.h"
+
+void graph_init(Graph *g, const char *name, int batch)
+{
+    memset(g, 0, sizeof *g);
+    g->name = name;
+    g->batch = batch;
+    g->nodes = nnc_grow(NULL, &g->cap, 64, sizeof(Node));
+    g->nnodes = 1; /* node 0 is NODE_NONE */
+}
+
+void graph_free(Graph *g)
+{
+    free(g->nodes);
+    free(g->params);
+    free(g->grads);
+    arena_free(&g->arena);
+    memset(g, 0, sizeof *g);
+}
+
+static NodeId append(Graph *g, Op op, Loc loc)
+{
+    g->nodes = nnc_grow(g->nodes, &g->cap, g->nnodes + 1, sizeof(Node));
+    NodeId id = (NodeId)g->nnodes++;
+    Node *n = NODE(g, id);
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->loc = loc;
+    return id;
+}
+
+/* Runs the shape rule; on failure the node is dropped again. */
+static NodeId finish(Graph *g, NodeId id)
+{
+    Node *n = NODE(g, id);
+    if (!optab[n->op].shape(g, n)) {
+        g->nnodes--;
+        return NODE_NONE;
+    }
+    return id;
+}
+
+NodeId graph_add(Graph *g, Op op, Loc loc, int nin, const NodeId *in)
+{
+    NNC_ASSERT(nin == optab[op].arity && nin <= NNC_MAX_IN);
+    for (int i = 0; i < nin; i++)
+        if (in[i] == NODE_NONE)
+            return NODE_NONE; /* an earlier error; already reported */
+    NodeId id = append(g, op, loc);
+    Node *n = NODE(g, id);
+    n->nin = nin;
+    for (int i = 0; i < nin; i++) {
+        NNC_ASSERT(in[i] < id);
+        n->in[i] = in[i];
+    }
+    if (nin > 0)
+        n->what = NODE(g, in[0])->what;
+    return finish(g, id);
+}
+
+NodeId graph_add1(Graph *g, Op op, Loc loc, NodeId a)
+{
+    return graph_add(g, op, loc, 1, &a);
+}
+
+NodeId graph_add2(Graph *g, Op op, Loc loc, NodeId a, NodeId b)
+{
+    NodeId in[2] = {a, b};
+    return graph_add(g, op, loc, 2, in);
+}
+
+NodeId graph_add3(Graph *g, Op op, Loc loc, NodeId a, NodeId b, NodeId c)
+{
+    NodeId in[3] = {a, b, c};
+    return graph_add(g, op, loc, 3, in);
+}
+
+NodeId graph_source(Graph *g, Role role, Loc loc, const Shape *per_sample)
+{
+    NNC_ASSERT(role == R_INPUT || role == R_TARGET);
+    NNC_ASSERT(per_sample->rank < NNC_MAX_DIMS);
+    NodeId id = append(g, role == R_INPUT ? OP_INPUT : OP_TARGET, loc);
+    Node *n = NODE(g, id);
+    n->role = role;
+    n->shape.rank = per_sample->rank + 1;
+    n->shape.dim[0] = g->batch;
+    memcpy(n->shape.dim + 1, per_sample->dim, sizeof(int) * (size_t)per_sample->rank);
+    n->bmask = 1;
+    return finish(g, id);
+}
+
+NodeId graph_param(Graph *g, Loc loc, const char *name, const Shape *s,
+                   Init init, int fan_in, int fan_out)
+{
+    NodeId id = append(g, OP_PARAM, loc);
+    Node *n = NODE(g, id);
+    n->role = R_PARAM;
+    n->shape = *s;
+    n->name = name;
+    n->init = init;
+    n->fan_in = fan_in;
+    n->fan_out = fan_out;
+    g->params = nnc_grow(g->params, &g->pcap, g->nparams + 1, sizeof(NodeId));
+    g->params[g->nparams++] = id;
+    return finish(g, id);
+}
+
+NodeId graph_const(Graph *g, Loc loc, const Shape *s, double value)
+{
+    NodeId id = append(g, OP_CONST, loc);
+    Node *n = NODE(g, id);
+    n->role = R_CONST;
+    n->shape = *s;
+    n->fattr[0] = value;
+    return finish(g, id);
+}
+
+NodeId graph_matmul(Graph *g, Loc loc, NodeId a, NodeId b, int ta, int tb)
+{
+    if (a == NODE_NONE || b == NODE_NONE)
+        return NODE_NONE;
+    NodeId id = append(g, OP_MATMUL, loc);
+    Node *n = NODE(g, id);
+    n->nin = 2;
+    n->in[0] = a;
+    n->in[1] = b;
+    n->iattr[0] = ta;
+    n->iattr[1] = tb;
+    n->what = NODE(g, a)->what;
+    return finish(g, id);
+}
+
+/* SUM_TO and BROADCAST_TO take their target shape from `like`. */
+static NodeId reshape_like(Graph *g, Op op, Loc loc, NodeId x, NodeId like)
+{
+    if (x == NODE_NONE)
+        return NODE_NONE;
+    NodeId id = append(g, op, loc);
+    Node *n = NODE(g, id);
+    n->nin = 1;
+    n->in[0] = x;
+    n->shape = NODE(g, like)->shape;
+    n->bmask = NODE(g, like)->bmask;
+    n->what = NODE(g, x)->what;
+    return finish(g, id);
+}
+
+NodeId graph_sum_to(Graph *g, Loc loc, NodeId x, NodeId like)
+{
+    return reshape_like(g, OP_SUM_TO, loc, x, like);
+}
+
+NodeId graph_bcast_to(Graph *g, Loc loc, NodeId x, NodeId like)
+{
+    return reshape_like(g, OP_BROADCAST_TO, loc, x, like);
+}
+
+NodeId graph_scale(Graph *g, Loc loc, NodeId x, double s)
+{
+    if (x == NODE_NONE)
+        return NODE_NONE;
+    NodeId id = append(g, OP_SCALE, loc);
+    Node *n = NODE(g, id);
+    n->nin = 1;
+    n->in[0] = x;
+    n->fattr[0] = s;
+    n->what = NODE(g, x)->what;
+    return finish(g, id);
+}
+
+/* ---- shapes ------------------------------------------------------------- */
+
+size_t shape_numel(const Shape *s)
+{
+    size_t n = 1;
+    for (int d = 0; d < s->rank; d++)
+        n *= (size_t)s->dim[d];
+    return n;
+}
+
+bool shape_eq(const Shape *a, const Shape *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int d = 0; d < a->rank; d++)
+        if (a->dim[d] != b->dim[d])
+            return false;
+    return true;
+}
+
+const char *shape_str(const Shape *s)
+{
+    static char bufs[4][128];
+    static int k;
+    char *b = bufs[k++ % 4];
+    size_t len = 0;
+    len += (size_t)snprintf(b, 128, "(");
+    for (int d = 0; d < s->rank && len < 100; d++)
+        len += (size_t)snprintf(b + len, 128 - len, d ? ", %d" : "%d", s->dim[d]);
+    snprintf(b + len, 128 - len, ")");
+    return b;
+}
+
+bool shape_bcast(const Shape *a, const Shape *b, Shape *out)
+{
+    int r = a->rank > b->rank ? a->rank : b->rank;
+    Shape s = {r, {0}};
+    for (int d = 0; d < r; d++) {
+        int da = d - (r - a->rank), db = d - (r - b->rank);
+        int x = da >= 0 ? a->dim[da] : 1, y = db >= 0 ? b->dim[db] : 1;
+        if (x != y && x != 1 && y != 1)
+            return false;
+        s.dim[d] = x == 1 ? y : x;
+    }
+    *out = s;
+    return true;
+}

@@ -1,0 +1,738 @@
+/*
+ * lower.c - AST to graph IR: resolves names, checks arguments against the
+ * layer, loss and optimizer tables, and expands layers into primitive ops.
+ *
+ *   dense(x, units)      -> matmul(x, W^T) + b, then the activation
+ *   relu(x), sigmoid(x)  -> the activation op; linear(x) -> x
+ *   add(a, b, ...)       -> add ops
+ *   loss NAME(v)         -> target node of v's shape, loss op
+ *
+ * Calls take their tensor inputs from their leading positional arguments
+ * when those name values (or are calls); otherwise, in the sequential
+ * form, from the previous statement's value. Shapes are inferred as nodes
+ * are built, so a shape error is reported at the call that caused it.
+ * Parameters are named after the value they produce (`h.weight`) or, for
+ * unnamed layers, `dense_0`, `dense_1`, ... in source order.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnc.h"
+
+/* ---- argument specs ------------------------------------------------------ */
+
+typedef enum { A_INT, A_NUM, A_NAME, A_BOOL } ArgType;
+
+typedef struct Param {
+    const char *name;
+    ArgType type;
+    bool required;
+    double def;             /* A_INT, A_NUM, A_BOOL default */
+    const char *def_name;   /* A_NAME default */
+    const char *alias;      /* Keras' spelling, also accepted */
+} Param;
+
+#define MAX_PARAMS 8
+
+typedef struct Args {
+    const Expr *val[MAX_PARAMS];   /* NULL: not given */
+    Loc loc[MAX_PARAMS];
+} Args;
+
+typedef struct Binding {
+    const char *name;
+    Loc loc;
+    NodeId id;
+    bool used;
+} Binding;
+
+typedef struct Lower {
+    Graph *g;
+    Arena *arena;           /* lives as long as the graph (names) */
+    Binding *env;
+    int nenv, cap;
+    NodeId prev;            /* the previous statement's value */
+    const char *assign;     /* name being assigned by the current statement */
+    const Expr *assign_call;/* ... and the call that is its direct RHS */
+    int ndense;             /* unnamed dense layers so far */
+} Lower;
+
+struct Layer;
+typedef NodeId (*LowerFn)(Lower *L, const struct Layer *ly, const Expr *call,
+                          NodeId *in, int nin, const Args *a);
+
+typedef struct Layer {
+    const char *name;
+    int min_in, max_in;     /* tensor inputs */
+    Param params[MAX_PARAMS];
+    LowerFn lower;
+} Layer;
+
+/* ---- activations ---------------------------------------------------------- */
+
+static const char *const activation_names[] = {
+    "relu", "sigmoid", "tanh", "softmax", "linear", NULL};
+
+static NodeId activate(Lower *L, const char *act, NodeId x, Loc loc)
+{
+    if (!strcmp(act, "linear"))
+        return x;
+    if (!strcmp(act, "relu"))
+        return graph_add1(L->g, OP_RELU, loc, x);
+    if (!strcmp(act, "sigmoid"))
+        return graph_add1(L->g, OP_SIGMOID, loc, x);
+    if (!strcmp(act, "tanh"))
+        return graph_add1(L->g, OP_TANH, loc, x);
+    if (!strcmp(act, "softmax"))
+        return graph_add1(L->g, OP_SOFTMAX, loc, x);
+    nnc_unreachable();
+}
+
+/* ---- argument binding ------------------------------------------------------ */
+
+static int nparams(const Param *p)
+{
+    int n = 0;
+    while (n < MAX_PARAMS && p[n].name)
+        n++;
+    return n;
+}
+
+static bool check_value(const Param *p, const Expr *v, const char *callee)
+{
+    switch (p->type) {
+    case A_INT:
+        if (v->kind != EX_NUM || !v->is_int) {
+            diag_error(v->loc, "%s: '%s' must be an integer", callee, p->name);
+            return false;
+        }
+        return true;
+    case A_NUM:
+        if (v->kind != EX_NUM) {
+            diag_error(v->loc, "%s: '%s' must be a number", callee, p->name);
+            return false;
+        }
+        return true;
+    case A_BOOL:
+        if (v->kind != EX_NAME || (strcmp(v->name, "true") && strcmp(v->name, "false"))) {
+            diag_error(v->loc, "%s: '%s' must be true or false", callee, p->name);
+            return false;
+        }
+        return true;
+    case A_NAME:
+        if (v->kind != EX_NAME) {
+            diag_error(v->loc, "%s: '%s' must be a name", callee, p->name);
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Binds `args` (the non-tensor arguments of a call) to the spec. */
+static bool bind(const char *callee, Loc callee_loc, const Param *spec,
+                 const Arg *args, Args *out)
+{
+    int np = nparams(spec), pos = 0;
+    bool ok = true, seen_kw = false;
+    memset(out, 0, sizeof *out);
+    for (const Arg *a = args; a; a = a->next) {
+        int k = -1;
+        if (!a->key) {
+            if (seen_kw) {
+                diag_error(a->val->loc, "%s: positional argument after keyword argument", callee);
+                ok = false;
+                continue;
+            }
+            if (pos >= np) {
+                diag_error(a->val->loc, "%s: too many arguments (takes at most %d)", callee, np);
+                ok = false;
+                continue;
+            }
+            k = pos++;
+        } else {
+            seen_kw = true;
+            for (int i = 0; i < np; i++)
+                if (!strcmp(spec[i].name, a->key) ||
+                    (spec[i].alias && !strcmp(spec[i].alias, a->key)))
+                    k = i;
+            if (k < 0) {
+                const char *cands[MAX_PARAMS + 1] = {0};
+                for (int i = 0; i < np; i++)
+                    cands[i] = spec[i].name;
+                const char *s = diag_suggest(a->key, cands);
+                if (s)
+                    diag_error(a->key_loc, "%s has no argument '%s'; did you mean '%s'?",
+                               callee, a->key, s);
+                else if (np == 0)
+                    diag_error(a->key_loc, "%s takes no arguments", callee);
+                else
+                    diag_error(a->key_loc, "%s has no argument '%s'", callee, a->key);
+                ok = false;
+                continue;
+            }
+        }
+        if (out->val[k]) {
+            diag_error(a->key ? a->key_loc : a->val->loc,
+                       "%s: argument '%s' given twice", callee, spec[k].name);
+            ok = false;
+            continue;
+        }
+        if (!check_value(&spec[k], a->val, callee)) {
+            ok = false;
+            continue;
+        }
+        out->val[k] = a->val;
+        out->loc[k] = a->val->loc;
+    }
+    for (int i = 0; i < np && ok; i++)
+        if (spec[i].required && !out->val[i]) {
+            diag_error(callee_loc, "%s: missing argument '%s'", callee, spec[i].name);
+            ok = false;
+        }
+    return ok;
+}
+
+static double num_arg(const Param *spec, const Args *a, int k)
+{
+    return a->val[k] ? a->val[k]->num : spec[k].def;
+}
+
+static const char *name_arg(const Param *spec, const Args *a, int k)
+{
+    return a->val[k] ? a->val[k]->name : spec[k].def_name;
+}
+
+static Loc arg_loc(const Args *a, int k, Loc fallback)
+{
+    return a->val[k] ? a->loc[k] : fallback;
+}
+
+/* ---- layers --------------------------------------------------------------- */
+
+static const char *layer_name(Lower *L, const Expr *call, const char *kind,
+                              int *counter)
+{
+    if (L->assign && L->assign_call == call)
+        return L->assign;
+    return arena_printf(L->arena, "%s_%d", kind, (*counter)++);
+}
+
+static bool check_param_name(Lower *L, const char *name, Loc loc)
+{
+    for (int i = 0; i < L->g->nparams; i++) {
+        const Node *p = NODE(L->g, L->g->params[i]);
+        size_t n = strlen(name);
+        if (!strncmp(p->name, name, n) && p->name[n] == '.') {
+            diag_error(loc, "a layer named '%s' already exists", name);
+            diag_note(p->loc, "'%s' defined here", name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* dense(x, units, activation=linear, use_bias=true):
+ *   y = act(x W^T + b), W: (units, in) Glorot uniform, b: (units) zeros */
+static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
+                          NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    long units = (long)num_arg(ly->params, a, 0);
+    const char *act = name_arg(ly->params, a, 1);
+    bool bias = num_arg(ly->params, a, 2) != 0;
+    if (a->val[2])
+        bias = !strcmp(a->val[2]->name, "true");
+    if (units <= 0 || units > (1L << 24)) {
+        diag_error(arg_loc(a, 0, call->loc), "dense: units must be between 1 and %ld, got %ld",
+                   1L << 24, units);
+        return NODE_NONE;
+    }
+    if (x->shape.rank != 2 || !(x->bmask & 1)) {
+        diag_error(call->loc, "dense expects a (batch, features) input, got %s",
+                   shape_str(&x->shape));
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "dense", &L->ndense);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    int fan_in = x->shape.dim[1];
+    Shape ws = {2, {(int)units, fan_in}}, bs = {1, {(int)units}};
+    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name),
+                           &ws, INIT_GLOROT, fan_in, (int)units);
+    NODE(g, w)->what = "dense";
+    NodeId y = graph_matmul(g, call->loc, in[0], w, 0, 1);
+    NODE(g, y)->what = "dense";
+    if (bias) {
+        NodeId b = graph_param(g, call->loc, arena_printf(L->arena, "%s.bias", name),
+                               &bs, INIT_ZERO, 0, 0);
+        NODE(g, b)->what = "dense";
+        y = graph_add2(g, OP_ADD, call->loc, y, b);
+    }
+    return activate(L, act, y, arg_loc(a, 1, call->loc));
+}
+
+/* relu(x), sigmoid(x), tanh(x), softmax(x), linear(x) */
+static NodeId lower_activation(Lower *L, const Layer *ly, const Expr *call,
+                               NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    (void)a;
+    return activate(L, ly->name, in[0], call->loc);
+}
+
+/* add(a, b, ...): elementwise sum of values of one shape */
+static NodeId lower_add(Lower *L, const Layer *ly, const Expr *call,
+                        NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)a;
+    NodeId y = in[0];
+    for (int i = 1; i < nin; i++) {
+        const Shape *s0 = &NODE(L->g, y)->shape, *s1 = &NODE(L->g, in[i])->shape;
+        if (!shape_eq(s0, s1)) {
+            diag_error(call->loc, "add: shapes %s and %s differ", shape_str(s0),
+                       shape_str(s1));
+            return NODE_NONE;
+        }
+        y = graph_add2(L->g, OP_ADD, call->loc, y, in[i]);
+    }
+    return y;
+}
+
+#define ACT_LAYER(n) {n, 1, 1, {{0}}, lower_activation}
+
+static const Layer layers[] = {
+    {"dense", 1, 1,
+     {{"units", A_INT, true, 0, NULL, NULL},
+      {"activation", A_NAME, false, 0, "linear", NULL},
+      {"use_bias", A_BOOL, false, 1, NULL, NULL}},
+     lower_dense},
+    ACT_LAYER("relu"), ACT_LAYER("sigmoid"), ACT_LAYER("tanh"),
+    ACT_LAYER("softmax"), ACT_LAYER("linear"),
+    {"add", 2, NNC_MAX_IN * 4, {{0}}, lower_add},
+};
+#define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
+
+/* ---- losses and optimizers ------------------------------------------------- */
+
+typedef struct LossInfo {
+    const char *name;
+    Op op;
+} LossInfo;
+
+static const LossInfo losses[] = {
+    {"binary_crossentropy", OP_BCE},
+    {"mse", OP_MSE},
+    {"softmax_cross_entropy", OP_SOFTMAX_CE},
+};
+#define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
+
+static const Param sgd_params[MAX_PARAMS] = {
+    {"lr", A_NUM, false, 0.01, NULL, "learning_rate"},
+    {"momentum", A_NUM, false, 0.0, NULL, NULL},
+};
+static const Param adam_params[MAX_PARAMS] = {
+    {"lr", A_NUM, false, 0.001, NULL, "learning_rate"},
+    {"beta1", A_NUM, false, 0.9, NULL, "beta_1"},
+    {"beta2", A_NUM, false, 0.999, NULL, "beta_2"},
+    {"eps", A_NUM, false, 1e-7, NULL, "epsilon"},
+};
+
+/* ---- names ---------------------------------------------------------------- */
+
+static Binding *lookup(Lower *L, const char *name)
+{
+    for (int i = L->nenv - 1; i >= 0; i--)
+        if (!strcmp(L->env[i].name, name))
+            return &L->env[i];
+    return NULL;
+}
+
+static void undefined(Lower *L, const Expr *e)
+{
+    const char **cands = arena_alloc(L->arena, sizeof(char *) * (size_t)(L->nenv + 1));
+    for (int i = 0; i < L->nenv; i++)
+        cands[i] = L->env[i].name;
+    const char *s = diag_suggest(e->name, cands);
+    if (s)
+        diag_error(e->loc, "undefined value '%s'; did you mean '%s'?", e->name, s);
+    else
+        diag_error(e->loc, "undefined value '%s'", e->name);
+}
+
+static bool bind_name(Lower *L, const char *name, Loc loc, NodeId id)
+{
+    Binding *b = lookup(L, name);
+    if (b) {
+        diag_error(loc, "redefinition of '%s'", name);
+        diag_note(b->loc, "'%s' first defined here", name);
+        return false;
+    }
+    L->env = nnc_grow(L->env, &L->cap, L->nenv + 1, sizeof(Binding));
+    L->env[L->nenv++] = (Binding){name, loc, id, false};
+    return true;
+}
+
+static const char *const *layer_names(void)
+{
+    static const char *names[NLAYERS + 1];
+    for (int i = 0; i < NLAYERS; i++)
+        names[i] = layers[i].name;
+    return names;
+}
+
+/* ---- expressions -------------------------------------------------------- */
+
+static NodeId lower_expr(Lower *L, const Expr *e);
+
+/* Is this argument a tensor (a value name or a call)? */
+static bool is_tensor_arg(const Arg *a)
+{
+    return !a->key && (a->val->kind == EX_CALL ||
+                       (a->val->kind == EX_NAME && strcmp(a->val->name, "true") &&
+                        strcmp(a->val->name, "false")));
+}
+
+/* Collects a call's tensor inputs into in[]; returns the first argument
+ * that is not an input, or sets *ok = false. */
+static const Arg *call_inputs(Lower *L, const Layer *ly, const Expr *call,
+                              NodeId *in, int *nin, bool *ok)
+{
+    const Arg *a = call->args;
+    *nin = 0;
+    while (a && is_tensor_arg(a) && *nin < ly->max_in) {
+        in[(*nin)++] = lower_expr(L, a->val);
+        if (in[*nin - 1] == NODE_NONE)
+            *ok = false;
+        a = a->next;
+    }
+    if (*nin < ly->min_in) {
+        if (L->prev == NODE_NONE) {
+            if (*ok)
+                diag_error(call->loc, "%s has no input: name one, as in %s(x, ...), "
+                           "or put it after an input or layer", ly->name, ly->name);
+            *ok = false;
+            return a;
+        }
+        memmove(in + 1, in, sizeof(NodeId) * (size_t)*nin);
+        in[0] = L->prev;
+        (*nin)++;
+    }
+    if (*nin < ly->min_in) {
+        diag_error(call->loc, "%s needs %d inputs, got %d", ly->name, ly->min_in, *nin);
+        *ok = false;
+    }
+    return a;
+}
+
+static const Layer *find_layer(const Expr *call)
+{
+    for (int i = 0; i < NLAYERS; i++)
+        if (!strcmp(layers[i].name, call->name))
+            return &layers[i];
+    return NULL;
+}
+
+static NodeId lower_call(Lower *L, const Expr *call)
+{
+    const Layer *ly = find_layer(call);
+    if (!ly) {
+        const char *s = diag_suggest(call->name, layer_names());
+        if (s)
+            diag_error(call->loc, "unknown layer '%s'; did you mean '%s'?", call->name, s);
+        else
+            diag_error(call->loc, "unknown layer '%s'", call->name);
+        return NODE_NONE;
+    }
+    NodeId in[NNC_MAX_IN * 4 + 1];
+    int nin;
+    bool ok = true;
+    const Arg *rest = call_inputs(L, ly, call, in, &nin, &ok);
+    Args args;
+    Loc cloc = call->loc;
+    if (!bind(ly->name, cloc, ly->params, rest, &args) || !ok)
+        return NODE_NONE;
+    /* activation names are checked here, once for every layer */
+    for (int k = 0; ly->params[k].name && k < MAX_PARAMS; k++)
+        if (args.val[k] && !strcmp(ly->params[k].name, "activation")) {
+            const char *act = args.val[k]->name;
+            bool known = false;
+            for (int i = 0; activation_names[i]; i++)
+                known |= !strcmp(activation_names[i], act);
+            if (!known) {
+                const char *s = diag_suggest(act, activation_names);
+                if (s)
+                    diag_error(args.loc[k], "unknown activation '%s'; did you mean '%s'?", act, s);
+                else
+                    diag_error(args.loc[k], "unknown activation '%s' (expected relu, "
+                               "sigmoid, tanh, softmax or linear)", act);
+                return NODE_NONE;
+            }
+        }
+    return ly->lower(L, ly, call, in, nin, &args);
+}
+
+static NodeId lower_expr(Lower *L, const Expr *e)
+{
+    switch (e->kind) {
+    case EX_CALL:
+        return lower_call(L, e);
+    case EX_NAME: {
+        Binding *b = lookup(L, e->name);
+        if (!b) {
+            undefined(L, e);
+            return NODE_NONE;
+        }
+        b->used = true;
+        return b->id;
+    }
+    case EX_NUM:
+        diag_error(e->loc, "expected a value or a layer, got a number");
+        return NODE_NONE;
+    }
+    return NODE_NONE;
+}
+
+/* ---- statements ----------------------------------------------------------- */
+
+static void lower_input(Lower *L, const Stmt *s)
+{
+    Shape sh = {0, {0}};
+    size_t total = 1;
+    bool ok = true;
+    if (L->g->input) {
+        diag_error(s->loc, "a model has one input (for now)");
+        diag_note(NODE(L->g, L->g->input)->loc, "first input declared here");
+        return;
+    }
+    for (const Arg *a = s->dims; a; a = a->next) {
+        const Expr *v = a->val;
+        if (sh.rank == NNC_MAX_DIMS - 1) {
+            diag_error(v->loc, "input has too many dimensions (at most %d)", NNC_MAX_DIMS - 1);
+            return;
+        }
+        if (!v->is_int || v->num < 1 || v->num > (1 << 24)) {
+            diag_error(v->loc, "input dimension must be a positive integer");
+            ok = false;
+            continue;
+        }
+        sh.dim[sh.rank++] = (int)v->num;
+        total *= (size_t)v->num;
+    }
+    if (ok && total > (1u << 26)) {
+        diag_error(s->loc, "input is too large (%zu floats per sample)", total);
+        ok = false;
+    }
+    if (!ok)
+        return;
+    NodeId x = graph_source(L->g, R_INPUT, s->name_loc, &sh);
+    NODE(L->g, x)->name = s->name;
+    NODE(L->g, x)->what = "input";
+    L->g->input = x;
+    bind_name(L, s->name, s->name_loc, x);
+    L->prev = x;
+}
+
+static void lower_loss(Lower *L, const Stmt *s)
+{
+    const Expr *call = s->expr;
+    const LossInfo *li = NULL;
+    for (int i = 0; i < NLOSSES; i++)
+        if (!strcmp(losses[i].name, call->name))
+            li = &losses[i];
+    if (L->g->loss) {
+        diag_error(s->loc, "a model has one loss");
+        return;
+    }
+    if (!li) {
+        const char *names[NLOSSES + 1] = {0};
+        for (int i = 0; i < NLOSSES; i++)
+            names[i] = losses[i].name;
+        const char *sg = diag_suggest(call->name, names);
+        if (sg)
+            diag_error(call->loc, "unknown loss '%s'; did you mean '%s'?", call->name, sg);
+        else
+            diag_error(call->loc, "unknown loss '%s' (expected binary_crossentropy, "
+                       "mse or softmax_cross_entropy)", call->name);
+        return;
+    }
+    NodeId p = L->prev;
+    const Arg *a = call->args;
+    if (a && is_tensor_arg(a)) {
+        p = lower_expr(L, a->val);
+        a = a->next;
+    } else if (p == NODE_NONE) {
+        diag_error(call->loc, "loss has no value to apply to");
+        return;
+    }
+    if (a) {
+        diag_error(a->val->loc, "%s takes one argument, the model's output", li->name);
+        return;
+    }
+    if (p == NODE_NONE)
+        return;
+    const Node *pn = NODE(L->g, p);
+    if (!(pn->bmask & 1) || pn->op == OP_INPUT) {
+        diag_error(call->loc, "loss must apply to a layer's output, not %s",
+                   pn->op == OP_INPUT ? "the input" : "this value");
+        return;
+    }
+    Shape ts = {pn->shape.rank - 1, {0}};
+    memcpy(ts.dim, pn->shape.dim + 1, sizeof(int) * (size_t)ts.rank);
+    NodeId t = graph_source(L->g, R_TARGET, call->loc, &ts);
+    NODE(L->g, t)->what = "target";
+    NODE(L->g, t)->name = "y";
+    L->g->target = t;
+    L->g->output = p;
+    L->g->loss = graph_add2(L->g, li->op, call->loc, p, t);
+    if (L->g->loss)
+        NODE(L->g, L->g->loss)->what = li->name;
+}
+
+static void lower_optimizer(Lower *L, const Stmt *s)
+{
+    const Expr *call = s->expr;
+    Optimizer *o = &L->g->opt;
+    Args a;
+    if (o->loc.src) {
+        diag_error(s->loc, "a model has one optimizer");
+        return;
+    }
+    o->loc = call->loc;
+    if (!strcmp(call->name, "sgd")) {
+        if (!bind("sgd", call->loc, sgd_params, call->args, &a))
+            return;
+        o->kind = OPT_SGD;
+        o->lr = num_arg(sgd_params, &a, 0);
+        o->momentum = num_arg(sgd_params, &a, 1);
+        if (o->momentum < 0 || o->momentum >= 1)
+            diag_error(arg_loc(&a, 1, call->loc), "sgd: momentum must be in [0, 1)");
+    } else if (!strcmp(call->name, "adam")) {
+        if (!bind("adam", call->loc, adam_params, call->args, &a))
+            return;
+        o->kind = OPT_ADAM;
+        o->lr = num_arg(adam_params, &a, 0);
+        o->beta1 = num_arg(adam_params, &a, 1);
+        o->beta2 = num_arg(adam_params, &a, 2);
+        o->eps = num_arg(adam_params, &a, 3);
+        for (int k = 1; k <= 2; k++) {
+            double b = k == 1 ? o->beta1 : o->beta2;
+            if (b < 0 || b >= 1)
+                diag_error(arg_loc(&a, k, call->loc), "adam: beta%d must be in [0, 1)", k);
+        }
+        if (!(o->eps > 0))
+            diag_error(arg_loc(&a, 3, call->loc), "adam: eps must be positive");
+    } else {
+        static const char *const names[] = {"sgd", "adam", NULL};
+        const char *sg = diag_suggest(call->name, names);
+        if (sg)
+            diag_error(call->loc, "unknown optimizer '%s'; did you mean '%s'?", call->name, sg);
+        else
+            diag_error(call->loc, "unknown optimizer '%s' (expected sgd or adam)", call->name);
+        return;
+    }
+    if (!(o->lr > 0) || !isfinite(o->lr))
+        diag_error(arg_loc(&a, 0, call->loc), "%s: lr must be positive", call->name);
+}
+
+static void lower_stmt(Lower *L, const Stmt *s)
+{
+    NodeId v;
+    switch (s->kind) {
+    case ST_INPUT:
+        lower_input(L, s);
+        break;
+    case ST_ASSIGN:
+        L->assign = s->name;
+        L->assign_call = s->expr;
+        v = lower_expr(L, s->expr);
+        L->assign = NULL;
+        L->assign_call = NULL;
+        if (v == NODE_NONE)
+            break;
+        if (!NODE(L->g, v)->name)
+            NODE(L->g, v)->name = s->name;
+        if (bind_name(L, s->name, s->name_loc, v))
+            L->prev = v;
+        break;
+    case ST_LAYER:
+        v = lower_call(L, s->expr);
+        if (v != NODE_NONE)
+            L->prev = v;
+        break;
+    case ST_LOSS:
+        lower_loss(L, s);
+        break;
+    case ST_OPTIMIZER:
+        lower_optimizer(L, s);
+        break;
+    case ST_BATCH:
+        break; /* read before lowering: shapes need it */
+    }
+}
+
+/* The batch size, read first because every batched shape includes it.
+ * Keras' default is 32. */
+static int model_batch(const Model *m)
+{
+    const Stmt *seen = NULL;
+    int batch = 32;
+    for (const Stmt *s = m->stmts; s; s = s->next) {
+        if (s->kind != ST_BATCH)
+            continue;
+        if (seen) {
+            diag_error(s->loc, "batch given twice");
+            diag_note(seen->loc, "first given here");
+            continue;
+        }
+        seen = s;
+        if (!s->expr->is_int || s->expr->num < 1 || s->expr->num > 65536)
+            diag_error(s->expr->loc, "batch must be an integer between 1 and 65536");
+        else
+            batch = (int)s->expr->num;
+    }
+    return batch;
+}
+
+/* Does any node read `id`? */
+static bool is_read(const Graph *g, NodeId id)
+{
+    for (int i = (int)id + 1; i < g->nnodes; i++)
+        for (int k = 0; k < g->nodes[i].nin; k++)
+            if (g->nodes[i].in[k] == id)
+                return true;
+    return false;
+}
+
+bool lower_model(const Model *m, Graph *g)
+{
+    int errors = diag_errors;
+    Lower L = {0};
+    graph_init(g, m->name, model_batch(m));
+    L.arena = &g->arena;
+    g->loc = m->loc;
+    L.g = g;
+    for (const Stmt *s = m->stmts; s; s = s->next)
+        lower_stmt(&L, s);
+    if (diag_errors == errors) {
+        if (!g->input)
+            diag_error(m->loc, "model '%s' has no input", m->name);
+        else if (!g->loss)
+            diag_error(m->loc, "model '%s' has no loss (add, e.g., 'loss mse')", m->name);
+        else if (!g->opt.loc.src)
+            diag_error(m->loc, "model '%s' has no optimizer (add, e.g., 'optimizer adam')",
+                       m->name);
+        else if (g->nparams == 0)
+            diag_error(m->loc, "model '%s' has nothing to train", m->name);
+    }
+    if (diag_errors == errors)
+        for (int i = 0; i < L.nenv; i++)
+            if (!is_read(g, L.env[i].id) && L.env[i].id != g->output)
+                diag_warning(L.env[i].loc, "value '%s' is never used", L.env[i].name);
+    free(L.env);
+    return diag_errors == errors;
+}

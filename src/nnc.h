@@ -1,0 +1,378 @@
+/*
+ * nnc.h - the compiler's internal header: one commented section per module.
+ *
+ * The pipeline is
+ *     parse (grammar/) -> lower (AST -> graph IR, shapes inferred as nodes
+ *     are built) -> autodiff -> optim -> passes -> emit (C source)
+ * and driver/main.c calls it as a plain list of functions.
+ *
+ * Memory: everything the compiler allocates comes from arenas (arena.c)
+ * and is released all at once; nothing is freed individually, and a
+ * failed allocation exits with "out of memory", so nobody checks for NULL.
+ *
+ * The IR refers to nodes by NodeId (an index into Graph.nodes, 0 meaning
+ * "none"), never by pointer, so the node array can grow and side tables
+ * can be plain arrays indexed by id.
+ */
+#ifndef NNC_H
+#define NNC_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define NNC_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define NNC_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define NNC_NORETURN __attribute__((noreturn))
+#else
+#define NNC_PRINTF(f, a)
+#define NNC_NORETURN
+#endif
+
+/* ======================================================================
+ * arena.c - bump allocation and small string/buffer helpers
+ * ====================================================================== */
+
+typedef struct ArenaBlock ArenaBlock;
+typedef struct Arena {
+    ArenaBlock *head;
+} Arena;
+
+void *arena_alloc(Arena *a, size_t bytes);          /* zeroed, 16-aligned */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...) NNC_PRINTF(2, 3);
+void arena_free(Arena *a);                          /* releases all blocks */
+
+/* Grows a malloc'd array so that it can hold at least `need` elements
+ * (used for the few arrays that outlive no arena, like Graph.nodes). */
+void *nnc_grow(void *p, int *cap, int need, size_t elem);
+
+/* Growable text buffer; the emitter writes everything through one. */
+typedef struct Buf {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+void buf_printf(Buf *b, const char *fmt, ...) NNC_PRINTF(2, 3);
+void buf_vprintf(Buf *b, const char *fmt, va_list ap);
+void buf_puts(Buf *b, const char *s);
+void buf_append(Buf *b, const void *p, size_t n);
+void buf_free(Buf *b);
+
+NNC_NORETURN void nnc_fatal(const char *file, int line, const char *fmt, ...)
+    NNC_PRINTF(3, 4);
+#define NNC_ASSERT(c) \
+    ((c) ? (void)0 : nnc_fatal(__FILE__, __LINE__, "assertion '%s' failed", #c))
+#define nnc_unreachable() nnc_fatal(__FILE__, __LINE__, "unreachable")
+
+/* ======================================================================
+ * diag.c - diagnostics in the gcc/clang format, with source line and caret
+ * ====================================================================== */
+
+typedef struct SrcFile {
+    const char *name;   /* as given on the command line */
+    const char *text;   /* whole contents, NUL-terminated */
+    size_t len;
+} SrcFile;
+
+typedef struct Loc {
+    const SrcFile *src; /* NULL: no location (made by the compiler) */
+    int line, col;      /* 1-based */
+    int len;            /* characters to underline, >= 1 */
+} Loc;
+
+extern int diag_errors;         /* errors reported so far */
+extern bool diag_quiet;         /* tests: count errors, print nothing */
+extern FILE *diag_out;          /* default stderr */
+
+void diag_error(Loc loc, const char *fmt, ...) NNC_PRINTF(2, 3);
+void diag_warning(Loc loc, const char *fmt, ...) NNC_PRINTF(2, 3);
+void diag_note(Loc loc, const char *fmt, ...) NNC_PRINTF(2, 3);
+/* The closest of `cands` (NULL-terminated) to `name` within an edit
+ * distance that makes a typo likely, or NULL. */
+const char *diag_suggest(const char *name, const char *const *cands);
+
+/* ======================================================================
+ * ast.c - the syntax tree built by the parser (nothing rewrites it)
+ * ====================================================================== */
+
+typedef enum { EX_CALL, EX_NAME, EX_NUM } ExprKind;
+
+typedef struct Arg Arg;
+typedef struct Expr {
+    ExprKind kind;
+    Loc loc;
+    const char *name;   /* EX_CALL: callee; EX_NAME: identifier */
+    double num;         /* EX_NUM */
+    bool is_int;        /* EX_NUM written without '.' or exponent */
+    Arg *args;          /* EX_CALL: arguments in order */
+} Expr;
+
+struct Arg {
+    const char *key;    /* keyword argument name, or NULL if positional */
+    Loc key_loc;
+    Expr *val;
+    Arg *next;
+};
+
+typedef enum { ST_INPUT, ST_ASSIGN, ST_LAYER, ST_LOSS, ST_OPTIMIZER,
+               ST_BATCH } StmtKind;
+
+typedef struct Stmt {
+    StmtKind kind;
+    Loc loc;
+    const char *name;   /* ST_INPUT, ST_ASSIGN: the bound name */
+    Loc name_loc;
+    Arg *dims;          /* ST_INPUT: dimensions (numbers) */
+    Expr *expr;         /* ST_ASSIGN, ST_LAYER, ST_LOSS, ST_OPTIMIZER,
+                           ST_BATCH (the number) */
+    struct Stmt *next;
+} Stmt;
+
+typedef struct Model {
+    const char *name;
+    Loc loc;
+    Stmt *stmts;
+    struct Model *next;
+} Model;
+
+Expr *ast_num(Arena *a, Loc loc, double v, bool is_int);
+Expr *ast_name(Arena *a, Loc loc, const char *name);
+Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args);
+Arg *ast_arg(Arena *a, const char *key, Loc key_loc, Expr *val);
+Arg *ast_arg_append(Arg *list, Arg *a);
+Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc);
+Stmt *ast_stmt_append(Stmt *list, Stmt *s);
+void ast_dump(FILE *f, const Model *m);
+
+/* parser.y: parses a whole file; returns the models (NULL and diag_errors
+ * > 0 on a syntax error). */
+Model *parse_file(Arena *a, const SrcFile *src);
+/* Reads a file into an arena; NULL after printing an error on failure. */
+SrcFile *src_read(Arena *a, const char *path);
+SrcFile *src_from_string(Arena *a, const char *name, const char *text);
+
+/* ======================================================================
+ * The graph IR (graph.c) and the op table (ops.def, ops/ *.c)
+ * ====================================================================== */
+
+typedef uint32_t NodeId;
+#define NODE_NONE 0u
+#define NNC_MAX_IN 4
+#define NNC_MAX_DIMS 6
+
+typedef struct Shape {
+    int rank;
+    int dim[NNC_MAX_DIMS];
+} Shape;
+
+/* Op kinds group ops the way passes treat them. */
+typedef enum {
+    K_SOURCE,   /* no inputs: model input, target, parameter, constant */
+    K_EWISE,    /* elementwise with broadcasting; emits a C expression */
+    K_REDUCE,   /* sums over axes */
+    K_CONTRACT, /* matrix products (runtime GEMM) */
+    K_ROWWISE,  /* per-row ops over the last axis (softmax) */
+    K_LOSS,     /* a scalar loss and its fused gradient */
+    K_UPDATE    /* optimizer steps: the only in-place writes */
+} OpKind;
+
+/* Op flags. */
+enum {
+    F_COMMUTE = 1 << 0, /* binary op whose inputs may be swapped */
+    F_KINK = 1 << 1,    /* not differentiable at 0: tests sample away */
+    F_PROB = 1 << 2,    /* inputs are probabilities: tests sample in (0,1) */
+    F_NOGRAD = 1 << 3   /* defined only as a gradient: no grad rule */
+};
+
+/* Roles of source nodes, and flags on others. */
+typedef enum { R_NONE, R_INPUT, R_TARGET, R_PARAM, R_CONST } Role;
+typedef enum { INIT_ZERO, INIT_GLOROT } Init;
+
+typedef enum {
+#define OP(name, arity, kind, flags, shape, grad, emit, eval) OP_##name,
+#include "ops.def"
+#undef OP
+    OP_COUNT
+} Op;
+
+typedef struct Node {
+    Op op;
+    Shape shape;
+    unsigned bmask;         /* bit d set: dim d is the batch dimension */
+    int nin;
+    NodeId in[NNC_MAX_IN];
+    int iattr[4];           /* integer attributes (transpose flags, ...) */
+    double fattr[6];        /* float attributes (lr, eps, value, ...) */
+    Role role;
+    Init init;              /* R_PARAM: how to initialize */
+    int fan_in, fan_out;    /* R_PARAM with INIT_GLOROT */
+    const char *name;       /* params: checkpoint name; others: optional */
+    Loc loc;                /* the DSL text this node derives from */
+    const char *what;       /* short description for comments ("dense") */
+    bool is_grad;           /* made by autodiff */
+} Node;
+
+typedef struct Graph Graph;
+
+/* Shape rule: fills n->shape and n->bmask from the inputs; returns false
+ * after a located diagnostic if the inputs are incompatible. */
+typedef bool (*ShapeFn)(Graph *g, Node *n);
+/* Grad rule: given dy (the gradient of the output), sets dx[i] to the
+ * gradient of input i (NODE_NONE where none). dx[i] may have the output's
+ * shape where input i was broadcast: autodiff sums it back. */
+typedef void (*GradFn)(Graph *g, NodeId y, NodeId dy, NodeId *dx);
+/* Emit rule. K_EWISE: args are the inputs' element expressions, and the
+ * rule appends one C expression for the output element. Other kinds:
+ * args are the inputs' buffer pointers then the output's, and the rule
+ * appends C statements. */
+typedef struct Emit Emit;
+typedef void (*EmitFn)(Emit *e, const Graph *g, const Node *n,
+                       const char *const *args);
+/* Reference evaluation in double (tests, the finite-difference check):
+ * in[i] holds input i (full shapes), out the output. */
+typedef void (*EvalFn)(const Graph *g, const Node *n,
+                       const double *const *in, double *out);
+
+typedef struct OpInfo {
+    const char *name;   /* lower case, as in dumps */
+    int arity;          /* number of inputs */
+    OpKind kind;
+    unsigned flags;
+    ShapeFn shape;
+    GradFn grad;        /* NULL: not differentiable */
+    EmitFn emit;
+    EvalFn eval;        /* NULL for sources and updates */
+} OpInfo;
+
+extern const OpInfo optab[OP_COUNT];
+
+/* Optimizer description (lowered to UPDATE nodes by optim.c). */
+typedef enum { OPT_SGD, OPT_ADAM } OptKind;
+typedef struct Optimizer {
+    OptKind kind;
+    double lr, momentum;             /* sgd */
+    double beta1, beta2, eps;        /* adam */
+    Loc loc;
+} Optimizer;
+
+struct Graph {
+    Node *nodes;        /* nodes[0] is unused: NODE_NONE */
+    int nnodes, cap;
+    int batch;          /* the training batch */
+    NodeId input, target, output, loss;
+    NodeId *params;     /* in declaration order */
+    int nparams, pcap;
+    NodeId *grads;      /* grads[i]: gradient of params[i] (autodiff) */
+    Optimizer opt;
+    const char *name;   /* the model's name */
+    Loc loc;
+    Arena arena;        /* names made while building (freed with it) */
+};
+
+#define NODE(g, id) (&(g)->nodes[(id)])
+
+void graph_init(Graph *g, const char *name, int batch);
+void graph_free(Graph *g);
+/* Appends a node, runs its shape rule; NODE_NONE after a diagnostic. */
+NodeId graph_add(Graph *g, Op op, Loc loc, int nin, const NodeId *in);
+NodeId graph_add1(Graph *g, Op op, Loc loc, NodeId a);
+NodeId graph_add2(Graph *g, Op op, Loc loc, NodeId a, NodeId b);
+NodeId graph_add3(Graph *g, Op op, Loc loc, NodeId a, NodeId b, NodeId c);
+/* Sources: a batched input/target (shape excludes the batch), a
+ * parameter, or a constant filled with one value. */
+NodeId graph_source(Graph *g, Role role, Loc loc, const Shape *per_sample);
+NodeId graph_param(Graph *g, Loc loc, const char *name, const Shape *s,
+                   Init init, int fan_in, int fan_out);
+NodeId graph_const(Graph *g, Loc loc, const Shape *s, double value);
+NodeId graph_matmul(Graph *g, Loc loc, NodeId a, NodeId b, int ta, int tb);
+NodeId graph_sum_to(Graph *g, Loc loc, NodeId x, NodeId like);
+NodeId graph_bcast_to(Graph *g, Loc loc, NodeId x, NodeId like);
+NodeId graph_scale(Graph *g, Loc loc, NodeId x, double s);
+size_t shape_numel(const Shape *s);
+bool shape_eq(const Shape *a, const Shape *b);
+/* "(32, 128)" into a static rotating buffer, for messages. */
+const char *shape_str(const Shape *s);
+/* Is the node's shape numpy-broadcastable from `in` to `out`? */
+bool shape_bcast(const Shape *a, const Shape *b, Shape *out);
+
+/* verify.c: checks the IR invariants; returns false after printing. */
+bool verify(const Graph *g);
+
+/* irprint.c: stable, diffable text dump; JSON dump (cJSON). */
+void ir_print(FILE *f, const Graph *g);
+char *ir_json(const Graph *g);  /* malloc'd */
+
+/* eval.c: evaluates every node in double. src[id] provides the values of
+ * source nodes (R_INPUT, R_TARGET, R_PARAM); constants are filled. The
+ * result is vals[id] (malloc'd arrays; eval_free releases them). */
+double **eval_graph(const Graph *g, double *const *src);
+void eval_free(const Graph *g, double **vals);
+
+/* ======================================================================
+ * lower.c - AST to graph IR: names, layers, arguments, shapes
+ * ====================================================================== */
+
+/* Lowers one model into g (forward graph, target, loss, optimizer spec).
+ * Returns false after diagnostics. */
+bool lower_model(const Model *m, Graph *g);
+
+/* ======================================================================
+ * autodiff.c, optim.c - the training graph
+ * ====================================================================== */
+
+/* Appends the backward graph of `y` seeded with `dy` and stores in dx[i]
+ * the gradient of wrt[i] (NODE_NONE if y does not depend on it). */
+void ad_backward(Graph *g, NodeId y, NodeId dy, const NodeId *wrt, int n,
+                 NodeId *dx);
+/* Differentiates the loss with respect to every parameter (g->grads). */
+void ad_build(Graph *g);
+/* Appends one UPDATE node per parameter. */
+void optim_build(Graph *g);
+
+/* ======================================================================
+ * passes/ - graph transformations, one entry point each
+ * ====================================================================== */
+
+/* dce.c: removes nodes that neither the loss, the output nor an update
+ * needs; renumbers the rest keeping topological order. */
+bool pass_dce(Graph *g);
+
+/* ======================================================================
+ * codegen/emit_c.c - the standalone C for a model
+ * ====================================================================== */
+
+typedef struct EmitOptions {
+    const char *prefix;     /* symbol prefix (default: the model's name) */
+    const char *header;     /* file name the .c includes ("seed.h") */
+} EmitOptions;
+
+struct Emit {
+    Buf *out;
+    const Graph *g;
+    int indent;
+};
+
+/* Appends the header / source of one model. */
+void emit_header(Buf *out, const Graph *g, const EmitOptions *o);
+void emit_source(Buf *out, const Graph *g, const EmitOptions *o);
+/* Header and source prologue/epilogue for a file holding several models. */
+void emit_header_begin(Buf *out, const char *guard);
+void emit_header_end(Buf *out, const char *guard);
+void emit_source_begin(Buf *out, const char *header);
+
+/* Helpers for op emitters (emit_c.c). */
+void emit_line(Emit *e, const char *fmt, ...) NNC_PRINTF(2, 3);
+/* The C expression of dimension d of node n ("nb" for the batch dim). */
+const char *emit_dim(const Node *n, int d);
+/* The C expression of the element count of node n. */
+const char *emit_numel(const Node *n);
+/* A float literal that round-trips ("0.001f"). */
+const char *emit_float(double v);
+
+#endif /* NNC_H */

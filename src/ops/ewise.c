@@ -1,0 +1,189 @@
+/*
+ * ewise.c - elementwise ops: arithmetic and activations, with their
+ * gradient ops.
+ *
+ * Emit rules return one C expression over the operands' element
+ * expressions (a[0], a[1], ...); the emitter wraps them in loops with
+ * broadcast indexing, and a fusion pass may nest them. Operand expressions
+ * are plain array accesses, so using one twice is cheap.
+ *
+ * Broadcasting is numpy's; gradients are produced at the output's shape
+ * and autodiff sums them back to each input's shape.
+ */
+#include <math.h>
+
+#include "ops.h"
+
+/* Defines eval_<name>: out[i] = EXPR over a0, a1 (doubles, broadcast). */
+#define EWISE_EVAL(name, EXPR)                                              \
+    void eval_##name(const Graph *g, const Node *n,                         \
+                     const double *const *in, double *out)                  \
+    {                                                                       \
+        size_t len = shape_numel(&n->shape);                                \
+        const Shape *s0 = &NODE(g, n->in[0])->shape;                        \
+        const Shape *s1 = n->nin > 1 ? &NODE(g, n->in[1])->shape : s0;      \
+        for (size_t i = 0; i < len; i++) {                                  \
+            double a0 = in[0][bcast_index(&n->shape, s0, i)];               \
+            double a1 = n->nin > 1 ? in[1][bcast_index(&n->shape, s1, i)] : 0; \
+            (void)a1;                                                       \
+            out[i] = (EXPR);                                                \
+        }                                                                   \
+    }
+
+/* ---- add, sub, mul ------------------------------------------------------
+ * y = a + b:  da = dy, db = dy
+ * y = a - b:  da = dy, db = -dy
+ * y = a * b:  da = dy * b, db = dy * a
+ */
+void grad_add(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    (void)g;
+    (void)y;
+    dx[0] = dy;
+    dx[1] = dy;
+}
+
+void grad_sub(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = dy;
+    dx[1] = graph_scale(g, NODE(g, y)->loc, dy, -1.0);
+}
+
+void grad_mul(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    NodeId a = n->in[0], b = n->in[1];
+    Loc loc = n->loc;
+    dx[0] = graph_add2(g, OP_MUL, loc, dy, b);
+    dx[1] = graph_add2(g, OP_MUL, loc, dy, a);
+}
+
+void emit_add(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s + %s", a[0], a[1]);
+}
+
+void emit_sub(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s - %s", a[0], a[1]);
+}
+
+void emit_mul(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s * %s", a[0], a[1]);
+}
+
+EWISE_EVAL(add, a0 + a1)
+EWISE_EVAL(sub, a0 - a1)
+EWISE_EVAL(mul, a0 * a1)
+
+/* ---- scale: y = s * x, dx = s * dy (s = fattr[0]) ---------------------- */
+void grad_scale(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = graph_scale(g, NODE(g, y)->loc, dy, NODE(g, y)->fattr[0]);
+}
+
+void emit_scale(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    buf_printf(e->out, "%s * %s", emit_float(n->fattr[0]), a[0]);
+}
+
+EWISE_EVAL(scale, n->fattr[0] * a0)
+
+/* ---- relu: y = max(x, 0), dx = dy * (x > 0) ------------------------------ */
+void grad_relu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add2(g, OP_RELU_BACK, n->loc, dy, n->in[0]);
+}
+
+void emit_relu(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s > 0.0f ? %s : 0.0f", a[0], a[0]);
+}
+
+void emit_relu_back(Emit *e, const Graph *g, const Node *n,
+                    const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s > 0.0f ? %s : 0.0f", a[1], a[0]);
+}
+
+EWISE_EVAL(relu, a0 > 0 ? a0 : 0)
+EWISE_EVAL(relu_back, a1 > 0 ? a0 : 0)
+
+/* ---- sigmoid: y = 1 / (1 + exp(-x)), dx = dy * y * (1 - y) --------------- */
+void grad_sigmoid(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = graph_add2(g, OP_SIGMOID_BACK, NODE(g, y)->loc, dy, y);
+}
+
+void emit_sigmoid(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "1.0f / (1.0f + expf(-%s))", a[0]);
+}
+
+void emit_sigmoid_back(Emit *e, const Graph *g, const Node *n,
+                       const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s * %s * (1.0f - %s)", a[0], a[1], a[1]);
+}
+
+EWISE_EVAL(sigmoid, 1.0 / (1.0 + exp(-a0)))
+EWISE_EVAL(sigmoid_back, a0 * a1 * (1.0 - a1))
+
+/* ---- tanh: y = tanh(x), dx = dy * (1 - y^2) ------------------------------ */
+void grad_tanh(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = graph_add2(g, OP_TANH_BACK, NODE(g, y)->loc, dy, y);
+}
+
+void emit_tanh(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "tanhf(%s)", a[0]);
+}
+
+void emit_tanh_back(Emit *e, const Graph *g, const Node *n,
+                    const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s * (1.0f - %s * %s)", a[0], a[1], a[1]);
+}
+
+EWISE_EVAL(tanh, tanh(a0))
+EWISE_EVAL(tanh_back, a0 * (1.0 - a1 * a1))
+
+/* ---- broadcast_to: y = x repeated along broadcast dims;
+ *      dx = sum of dy over them ------------------------------------------- */
+void grad_bcast_to(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_sum_to(g, n->loc, dy, n->in[0]);
+}
+
+void emit_bcast_to(Emit *e, const Graph *g, const Node *n,
+                   const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_puts(e->out, a[0]);
+}
+
+EWISE_EVAL(bcast_to, a0)

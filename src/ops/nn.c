@@ -1,0 +1,299 @@
+/*
+ * nn.c - softmax and the losses, each with its own gradient op.
+ *
+ * softmax over the last axis:
+ *   y_j = exp(x_j - max x) / sum_k exp(x_k - max x)
+ *   dx_j = y_j * (dy_j - sum_k dy_k y_k)
+ *
+ * Losses reduce by the mean, as Keras and PyTorch do by default. N is the
+ * number of elements, R the number of rows (N / last dim).
+ *   bce(p, t)  = -1/N sum t log p + (1-t) log(1-p), each log clamped at
+ *                -100 as torch.nn.BCELoss does
+ *       dp     = dl (p - t) / max(p (1-p), 1e-12) / N
+ *   mse(p, t)  = 1/N sum (p - t)^2;  dp = dl 2 (p - t) / N
+ *   softmax_ce(z, t) = -1/R sum_rows sum_j t_j log_softmax(z)_j
+ *       dz     = dl (softmax(z) sum_j t_j - t) / R
+ *     (log-sum-exp form: no overflow for large logits, no log(0))
+ * Targets get no gradient.
+ */
+#include <math.h>
+
+#include "ops.h"
+
+static int last_dim(const Node *n)
+{
+    return n->shape.dim[n->shape.rank - 1];
+}
+
+/* ---- softmax ------------------------------------------------------------ */
+void grad_softmax(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = graph_add2(g, OP_SOFTMAX_BACK, NODE(g, y)->loc, dy, y);
+}
+
+static void softmax_row(const double *x, double *y, int c)
+{
+    double mx = x[0], s = 0;
+    for (int j = 1; j < c; j++)
+        mx = x[j] > mx ? x[j] : mx;
+    for (int j = 0; j < c; j++)
+        s += y[j] = exp(x[j] - mx);
+    for (int j = 0; j < c; j++)
+        y[j] /= s;
+}
+
+void eval_softmax(const Graph *g, const Node *n, const double *const *in,
+                  double *out)
+{
+    (void)g;
+    int c = last_dim(n);
+    size_t r = shape_numel(&n->shape) / (size_t)c;
+    for (size_t i = 0; i < r; i++)
+        softmax_row(in[0] + i * c, out + i * c, c);
+}
+
+void eval_softmax_back(const Graph *g, const Node *n, const double *const *in,
+                       double *out)
+{
+    (void)g;
+    int c = last_dim(n);
+    size_t r = shape_numel(&n->shape) / (size_t)c;
+    for (size_t i = 0; i < r; i++) {
+        const double *dy = in[0] + i * c, *y = in[1] + i * c;
+        double s = 0;
+        for (int j = 0; j < c; j++)
+            s += dy[j] * y[j];
+        for (int j = 0; j < c; j++)
+            out[i * c + j] = y[j] * (dy[j] - s);
+    }
+}
+
+/* Emits `for each row r: <body>` with x, y pointing at the row. */
+static void row_loop(Emit *e, const Node *n)
+{
+    emit_line(e, "for (int r = 0; r < %s / %d; r++) {", emit_numel(n), last_dim(n));
+    e->indent++;
+}
+
+void emit_softmax(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    int c = last_dim(n);
+    row_loop(e, n);
+    emit_line(e, "const float *xr = %s + (size_t)r * %d;", a[0], c);
+    emit_line(e, "float *yr = %s + (size_t)r * %d;", a[1], c);
+    emit_line(e, "float mx = xr[0], s = 0.0f;");
+    emit_line(e, "for (int j = 1; j < %d; j++) mx = xr[j] > mx ? xr[j] : mx;", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) { yr[j] = expf(xr[j] - mx); s += yr[j]; }", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) yr[j] /= s;", c);
+    e->indent--;
+    emit_line(e, "}");
+}
+
+void emit_softmax_back(Emit *e, const Graph *g, const Node *n,
+                       const char *const *a)
+{
+    (void)g;
+    int c = last_dim(n);
+    row_loop(e, n);
+    emit_line(e, "const float *dyr = %s + (size_t)r * %d;", a[0], c);
+    emit_line(e, "const float *yr = %s + (size_t)r * %d;", a[1], c);
+    emit_line(e, "float *dxr = %s + (size_t)r * %d;", a[2], c);
+    emit_line(e, "float s = 0.0f;");
+    emit_line(e, "for (int j = 0; j < %d; j++) s += dyr[j] * yr[j];", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) dxr[j] = yr[j] * (dyr[j] - s);", c);
+    e->indent--;
+    emit_line(e, "}");
+}
+
+/* ---- binary cross-entropy ----------------------------------------------- */
+static double clamp_log(double v)
+{
+    double l = log(v);
+    return l < -100 ? -100 : l;
+}
+
+void grad_bce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, OP_BCE_BACK, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+void eval_bce(const Graph *g, const Node *n, const double *const *in,
+              double *out)
+{
+    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
+    double s = 0;
+    for (size_t i = 0; i < len; i++) {
+        double p = in[0][i], t = in[1][i];
+        s -= t * clamp_log(p) + (1 - t) * clamp_log(1 - p);
+    }
+    out[0] = s / (double)len;
+}
+
+void eval_bce_back(const Graph *g, const Node *n, const double *const *in,
+                   double *out)
+{
+    (void)g;
+    size_t len = shape_numel(&n->shape);
+    for (size_t i = 0; i < len; i++) {
+        double p = in[1][i], t = in[2][i], d = p * (1 - p);
+        out[i] = in[0][0] * (p - t) / (d > 1e-12 ? d : 1e-12) / (double)len;
+    }
+}
+
+void emit_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    const Node *p = NODE(g, n->in[0]);
+    emit_line(e, "double s = 0.0;");
+    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(p));
+    emit_line(e, "    double lp = log((double)%s[i]), lq = log(1.0 - (double)%s[i]);", a[0], a[0]);
+    emit_line(e, "    if (lp < -100.0) lp = -100.0;");
+    emit_line(e, "    if (lq < -100.0) lq = -100.0;");
+    emit_line(e, "    s -= %s[i] * lp + (1.0 - %s[i]) * lq;", a[1], a[1]);
+    emit_line(e, "}");
+    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(p));
+}
+
+void emit_bce_back(Emit *e, const Graph *g, const Node *n,
+                   const char *const *a)
+{
+    (void)g;
+    emit_line(e, "const float k = %s[0] / (float)(%s);", a[0], emit_numel(n));
+    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(n));
+    emit_line(e, "    float p = %s[i], d = p * (1.0f - p);", a[1]);
+    emit_line(e, "    %s[i] = k * (p - %s[i]) / (d > 1e-12f ? d : 1e-12f);", a[3], a[2]);
+    emit_line(e, "}");
+}
+
+/* ---- mean squared error ------------------------------------------------- */
+void grad_mse(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, OP_MSE_BACK, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+void eval_mse(const Graph *g, const Node *n, const double *const *in,
+              double *out)
+{
+    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
+    double s = 0;
+    for (size_t i = 0; i < len; i++)
+        s += (in[0][i] - in[1][i]) * (in[0][i] - in[1][i]);
+    out[0] = s / (double)len;
+}
+
+void eval_mse_back(const Graph *g, const Node *n, const double *const *in,
+                   double *out)
+{
+    (void)g;
+    size_t len = shape_numel(&n->shape);
+    for (size_t i = 0; i < len; i++)
+        out[i] = in[0][0] * 2 * (in[1][i] - in[2][i]) / (double)len;
+}
+
+void emit_mse(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    const Node *p = NODE(g, n->in[0]);
+    emit_line(e, "double s = 0.0;");
+    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(p));
+    emit_line(e, "    double d = (double)%s[i] - (double)%s[i];", a[0], a[1]);
+    emit_line(e, "    s += d * d;");
+    emit_line(e, "}");
+    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(p));
+}
+
+void emit_mse_back(Emit *e, const Graph *g, const Node *n,
+                   const char *const *a)
+{
+    (void)g;
+    emit_line(e, "const float k = 2.0f * %s[0] / (float)(%s);", a[0], emit_numel(n));
+    emit_line(e, "for (int i = 0; i < %s; i++)", emit_numel(n));
+    emit_line(e, "    %s[i] = k * (%s[i] - %s[i]);", a[3], a[1], a[2]);
+}
+
+/* ---- softmax cross-entropy ---------------------------------------------- */
+void grad_softmax_ce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, OP_SOFTMAX_CE_BACK, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+void eval_softmax_ce(const Graph *g, const Node *n, const double *const *in,
+                     double *out)
+{
+    const Node *z = NODE(g, n->in[0]);
+    int c = last_dim(z);
+    size_t r = shape_numel(&z->shape) / (size_t)c;
+    double s = 0;
+    for (size_t i = 0; i < r; i++) {
+        const double *zr = in[0] + i * c, *tr = in[1] + i * c;
+        double mx = zr[0], se = 0;
+        for (int j = 1; j < c; j++)
+            mx = zr[j] > mx ? zr[j] : mx;
+        for (int j = 0; j < c; j++)
+            se += exp(zr[j] - mx);
+        double lse = mx + log(se);
+        for (int j = 0; j < c; j++)
+            s -= tr[j] * (zr[j] - lse);
+    }
+    out[0] = s / (double)r;
+}
+
+void eval_softmax_ce_back(const Graph *g, const Node *n,
+                          const double *const *in, double *out)
+{
+    (void)g;
+    int c = last_dim(n);
+    size_t r = shape_numel(&n->shape) / (size_t)c;
+    for (size_t i = 0; i < r; i++) {
+        const double *tr = in[2] + i * c;
+        double *o = out + i * c, st = 0;
+        softmax_row(in[1] + i * c, o, c);
+        for (int j = 0; j < c; j++)
+            st += tr[j];
+        for (int j = 0; j < c; j++)
+            o[j] = in[0][0] * (o[j] * st - tr[j]) / (double)r;
+    }
+}
+
+void emit_softmax_ce(Emit *e, const Graph *g, const Node *n,
+                     const char *const *a)
+{
+    const Node *z = NODE(g, n->in[0]);
+    int c = last_dim(z);
+    emit_line(e, "double s = 0.0;");
+    row_loop(e, z);
+    emit_line(e, "const float *zr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
+              a[0], c, a[1], c);
+    emit_line(e, "float mx = zr[0];");
+    emit_line(e, "double se = 0.0, lse;");
+    emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) se += exp((double)(zr[j] - mx));", c);
+    emit_line(e, "lse = (double)mx + log(se);");
+    emit_line(e, "for (int j = 0; j < %d; j++) s -= tr[j] * ((double)zr[j] - lse);", c);
+    e->indent--;
+    emit_line(e, "}");
+    emit_line(e, "%s[0] = (float)(s / (%s / %d));", a[2], emit_numel(z), c);
+}
+
+void emit_softmax_ce_back(Emit *e, const Graph *g, const Node *n,
+                          const char *const *a)
+{
+    (void)g;
+    int c = last_dim(n);
+    emit_line(e, "const float k = %s[0] / (float)(%s / %d);", a[0], emit_numel(n), c);
+    row_loop(e, n);
+    emit_line(e, "const float *zr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
+              a[1], c, a[2], c);
+    emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
+    emit_line(e, "float mx = zr[0], s = 0.0f, st = 0.0f;");
+    emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) { dr[j] = expf(zr[j] - mx); s += dr[j]; st += tr[j]; }", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = k * (dr[j] / s * st - tr[j]);", c);
+    e->indent--;
+    emit_line(e, "}");
+}

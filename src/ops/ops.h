@@ -1,0 +1,49 @@
+/*
+ * ops.h - declarations of every op rule named in ops.def, and helpers the
+ * rule files share. Included by src/ops/ *.c only.
+ */
+#ifndef NNC_OPS_H
+#define NNC_OPS_H
+
+#include "../nnc.h"
+
+#define OP(name, arity, kind, flags, shape, grad, emit, eval)
+#include "../ops.def"
+#undef OP
+
+bool shape_source(Graph *g, Node *n);
+bool shape_ewise(Graph *g, Node *n);
+bool shape_sum_to(Graph *g, Node *n);
+bool shape_bcast_to(Graph *g, Node *n);
+bool shape_matmul(Graph *g, Node *n);
+bool shape_rowwise(Graph *g, Node *n);
+bool shape_loss(Graph *g, Node *n);
+bool shape_loss_back(Graph *g, Node *n);
+bool shape_update(Graph *g, Node *n);
+
+#define DECL_EWISE(x) \
+    void emit_##x(Emit *e, const Graph *g, const Node *n, const char *const *a); \
+    void eval_##x(const Graph *g, const Node *n, const double *const *in, double *out);
+#define DECL_OP(x) \
+    void grad_##x(Graph *g, NodeId y, NodeId dy, NodeId *dx); \
+    DECL_EWISE(x)
+
+DECL_OP(add) DECL_OP(sub) DECL_OP(mul) DECL_OP(scale)
+DECL_OP(relu) DECL_OP(sigmoid) DECL_OP(tanh)
+DECL_EWISE(relu_back) DECL_EWISE(sigmoid_back) DECL_EWISE(tanh_back)
+DECL_OP(sum_to) DECL_OP(bcast_to)
+DECL_OP(matmul)
+DECL_OP(softmax) DECL_EWISE(softmax_back)
+DECL_OP(bce) DECL_EWISE(bce_back)
+DECL_OP(mse) DECL_EWISE(mse_back)
+DECL_OP(softmax_ce) DECL_EWISE(softmax_ce_back)
+
+void emit_const(Emit *e, const Graph *g, const Node *n, const char *const *a);
+void emit_sgd(Emit *e, const Graph *g, const Node *n, const char *const *a);
+void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a);
+
+/* Index into input `in` (shape is) of the element at flat index `i` of an
+ * output of shape os that `in` is broadcast to (numpy rules). */
+size_t bcast_index(const Shape *os, const Shape *is, size_t i);
+
+#endif

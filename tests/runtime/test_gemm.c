@@ -1,0 +1,266 @@
+/*
+ * test_gemm.c - nnc_sgemm and nnc_sgemm_ref against a naive GEMM computed
+ * in double.
+ *
+ * Every case runs both entry points on the same inputs and checks each C
+ * element within a bound relative to the magnitude of its terms
+ * (|alpha| sum |a||b| + |beta c|), which float summation of k products
+ * meets by a factor of about two. The operands are placed one float past
+ * an aligned address, and everything outside the logical matrices (row
+ * padding when ld > minimal, the float before the data) holds NaN in A and
+ * B and a sentinel in C: a kernel that reads or writes outside its matrices
+ * shows up as NaN in the result or a changed sentinel.
+ */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "nncrt.h"
+
+typedef void SgemmFn(int, int, int, int, int, float, const float *, int,
+                     const float *, int, float, float *, int);
+
+static const struct {
+    const char *name;
+    SgemmFn *fn;
+} impls[] = {
+    {"nnc_sgemm", nnc_sgemm},
+    {"nnc_sgemm_ref", nnc_sgemm_ref},
+};
+
+static const int sizes[] = {0, 1, 7, 17, 33, 100};
+#define NSIZES (int)(sizeof sizes / sizeof sizes[0])
+
+/* A rows x cols matrix with row stride ld, one float past an aligned
+ * allocation; base is what to free. Padding and the leading float are
+ * filled with pad, the matrix with uniform values in [-1, 1) (or pad too
+ * when random is NULL). */
+typedef struct Mat {
+    float *base, *p;
+    int rows, cols, ld;
+    size_t len;         /* floats in base */
+} Mat;
+
+static Mat mat_new(int rows, int cols, int ld, float pad, nnc_rng *random)
+{
+    Mat m;
+    int i, j;
+
+    m.rows = rows, m.cols = cols, m.ld = ld;
+    m.len = 1 + (size_t)rows * (size_t)ld;
+    m.base = malloc(m.len * sizeof *m.base);
+    cr_assert_not_null(m.base);
+    m.p = m.base + 1;
+    for (i = 0; i < (int)m.len; i++)
+        m.base[i] = pad;
+    if (random != NULL)
+        for (i = 0; i < rows; i++)
+            for (j = 0; j < cols; j++)
+                m.p[(size_t)i * (size_t)ld + (size_t)j] =
+                    2.0f * nnc_rng_uniform(random) - 1.0f;
+    return m;
+}
+
+static float at(const Mat *m, int i, int j)
+{
+    return m->p[(size_t)i * (size_t)m->ld + (size_t)j];
+}
+
+/* One GEMM case, both implementations. pad is the extra row stride;
+ * c_fill is what C starts as (NAN to check beta == 0 never reads it),
+ * or 0 for random values. */
+static void check_case(int ta, int tb, int m, int n, int k, float alpha,
+                       float beta, int pad, float c_fill, uint64_t seed)
+{
+    int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    nnc_rng r;
+    size_t f;
+
+    nnc_rng_seed(&r, seed);
+    Mat a = mat_new(ar, ac, (ac > 0 ? ac : 1) + pad, NAN, &r);
+    Mat b = mat_new(br, bc, (bc > 0 ? bc : 1) + pad, NAN, &r);
+    Mat c0 = mat_new(m, n, (n > 0 ? n : 1) + pad, -777.0f,
+                     c_fill == 0.0f ? &r : NULL);
+    if (c_fill != 0.0f)
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c0.p[(size_t)i * (size_t)c0.ld + (size_t)j] = c_fill;
+
+    for (f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+        Mat c = mat_new(m, n, c0.ld, 0.0f, NULL);
+        memcpy(c.base, c0.base, c.len * sizeof *c.base);
+
+        impls[f].fn(ta, tb, m, n, k, alpha, a.p, a.ld, b.p, b.ld, beta, c.p,
+                    c.ld);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double sum = 0.0, mag = 0.0, want, got = at(&c, i, j);
+                for (int p = 0; p < k; p++) {
+                    double x = ta ? at(&a, p, i) : at(&a, i, p);
+                    double y = tb ? at(&b, j, p) : at(&b, p, j);
+                    sum += x * y;
+                    mag += fabs(x * y);
+                }
+                want = alpha * sum;
+                mag *= fabs(alpha);
+                if (beta != 0.0f) {
+                    want += (double)beta * at(&c0, i, j);
+                    mag += fabs((double)beta * at(&c0, i, j));
+                }
+                cr_assert(fabs(got - want) <= (k + 2) * FLT_EPSILON * mag
+                                                  + 1e-30,
+                          "%s ta=%d tb=%d m=%d n=%d k=%d alpha=%g beta=%g "
+                          "pad=%d: C[%d,%d] = %.9g, want %.9g",
+                          impls[f].name, ta, tb, m, n, k, (double)alpha,
+                          (double)beta, pad, i, j, got, want);
+            }
+            /* Row padding and everything past the matrix untouched. */
+            for (int j = n; j < c.ld; j++)
+                cr_assert_eq(at(&c, i, j), -777.0f, "%s wrote C[%d,%d]",
+                             impls[f].name, i, j);
+        }
+        cr_assert_eq(c.base[0], -777.0f, "%s wrote before C", impls[f].name);
+        if (m == 0 || n == 0)
+            cr_assert_eq(memcmp(c.base, c0.base, c.len * sizeof *c.base), 0);
+        free(c.base);
+    }
+    free(a.base);
+    free(b.base);
+    free(c0.base);
+}
+
+Test(gemm, hand_computed_2x2)
+{
+    /* A = [1 2; 3 4], B = [5 6; 7 8]: A B = [19 22; 43 50]. */
+    float a[] = {1, 2, 3, 4}, b[] = {5, 6, 7, 8};
+    float want[4][4] = {
+        {19, 22, 43, 50},   /* A B     */
+        {17, 23, 39, 53},   /* A B^T   */
+        {26, 30, 38, 44},   /* A^T B   */
+        {23, 31, 34, 46},   /* A^T B^T */
+    };
+
+    for (int t = 0; t < 4; t++) {
+        for (size_t f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+            float c[4] = {1, 1, 1, 1};
+            impls[f].fn(t >> 1, t & 1, 2, 2, 2, 1.0f, a, 2, b, 2, 1.0f, c, 2);
+            for (int i = 0; i < 4; i++)
+                cr_assert_eq(c[i], want[t][i] + 1, "%s t=%d c[%d]=%g",
+                             impls[f].name, t, i, (double)c[i]);
+        }
+    }
+}
+
+Test(gemm, all_transposes_and_sizes)
+{
+    static const float ab[][2] = {{1, 0}, {0.5f, -1.5f}, {-2, 1}, {1, 1}};
+    int count = 0;
+
+    for (int t = 0; t < 4; t++)
+        for (int im = 0; im < NSIZES; im++)
+            for (int in = 0; in < NSIZES; in++)
+                for (int ik = 0; ik < NSIZES; ik++, count++)
+                    check_case(t >> 1, t & 1, sizes[im], sizes[in],
+                               sizes[ik], ab[count % 4][0], ab[count % 4][1],
+                               count % 3 == 0 ? 0 : 3, 0.0f,
+                               (uint64_t)count);
+}
+
+Test(gemm, strided_operands)
+{
+    static const int pads[] = {1, 5, 64};
+
+    for (int t = 0; t < 4; t++)
+        for (int ip = 0; ip < 3; ip++)
+            for (int is = 1; is < NSIZES; is++)
+                check_case(t >> 1, t & 1, sizes[is], 13, 9, 1.0f, 0.5f,
+                           pads[ip], 0.0f, (uint64_t)(100 * t + 10 * ip + is));
+}
+
+Test(gemm, alpha_beta_variations)
+{
+    static const float alphas[] = {1, -1, 0.25f, 3, 0};
+    static const float betas[] = {0, 1, -1, 0.5f, 2};
+
+    for (int t = 0; t < 4; t++)
+        for (int ia = 0; ia < 5; ia++)
+            for (int ib = 0; ib < 5; ib++)
+                check_case(t >> 1, t & 1, 17, 33, 7, alphas[ia], betas[ib], 2,
+                           0.0f, (uint64_t)(25 * t + 5 * ia + ib));
+}
+
+Test(gemm, beta_zero_does_not_read_nan_c)
+{
+    for (int t = 0; t < 4; t++)
+        for (int is = 0; is < NSIZES; is++)
+            for (int ik = 0; ik < NSIZES; ik++)
+                check_case(t >> 1, t & 1, sizes[is], 7, sizes[ik], 1.5f, 0.0f,
+                           1, NAN, (uint64_t)(10 * is + ik));
+}
+
+Test(gemm, beta_zero_nan_c_is_overwritten)
+{
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1};
+
+    for (size_t f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+        float c[4] = {NAN, NAN, NAN, NAN};
+        impls[f].fn(0, 0, 2, 2, 3, 1.0f, a, 3, b, 2, 0.0f, c, 2);
+        cr_assert(c[0] == 4 && c[1] == 5 && c[2] == 10 && c[3] == 11,
+                  "%s: %g %g %g %g", impls[f].name, (double)c[0],
+                  (double)c[1], (double)c[2], (double)c[3]);
+    }
+}
+
+Test(gemm, k_zero_scales_c_by_beta)
+{
+    static const float betas[] = {0, 1, 2, -0.5f};
+
+    for (size_t f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+        for (int ib = 0; ib < 4; ib++) {
+            float c[6] = {1, -2, 3, -4, 5, -6};
+            /* A and B are never read when k == 0. */
+            impls[f].fn(0, 1, 2, 3, 0, 1.0f, NULL, 1, NULL, 1, betas[ib], c,
+                        3);
+            for (int i = 0; i < 6; i++) {
+                float orig = (float)((i % 2 ? -1 : 1) * (i + 1));
+                cr_assert_eq(c[i], betas[ib] * orig, "%s beta=%g c[%d]=%g",
+                             impls[f].name, (double)betas[ib], i,
+                             (double)c[i]);
+            }
+        }
+    }
+}
+
+Test(gemm, empty_m_or_n_does_nothing)
+{
+    for (size_t f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+        float c[2] = {NAN, 7};
+        impls[f].fn(0, 0, 0, 5, 5, 1.0f, NULL, 5, NULL, 5, 0.0f, c, 5);
+        impls[f].fn(1, 1, 5, 0, 5, 1.0f, NULL, 5, NULL, 5, 0.0f, c, 1);
+        impls[f].fn(0, 1, 0, 0, 0, 1.0f, NULL, 1, NULL, 1, 2.0f, c, 1);
+        cr_assert(isnan(c[0]) && c[1] == 7, "%s wrote C", impls[f].name);
+    }
+}
+
+Test(gemm, nnc_isa_scalar_is_honoured)
+{
+    /* Each Criterion test is a fresh process, so the first call below is
+     * the one that reads NNC_ISA. */
+    setenv("NNC_ISA", "scalar", 1);
+    for (int t = 0; t < 4; t++)
+        check_case(t >> 1, t & 1, 33, 17, 100, 1.0f, 0.5f, 1, 0.0f,
+                   (uint64_t)t);
+}
+
+Test(gemm, unknown_nnc_isa_falls_back)
+{
+    setenv("NNC_ISA", "no-such-isa", 1);
+    for (int t = 0; t < 4; t++)
+        check_case(t >> 1, t & 1, 7, 33, 17, -1.0f, 1.0f, 0, 0.0f,
+                   (uint64_t)t);
+}

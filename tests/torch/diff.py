@@ -1,0 +1,517 @@
+#!/usr/bin/python3
+"""diff.py - differential test of nnc's emitted training code against PyTorch.
+
+For each model below (a .nn file beside this script plus a PyTorch module
+written by hand from the same description, never derived from nnc's graph):
+
+  1. make deterministic random batches with numpy (x ~ N(0, 1); targets
+     that suit the loss: 0/1 for binary cross-entropy, one-hot for softmax
+     cross-entropy, reals for MSE) and write them to DATA.bin;
+  2. compile the model with `nnc --prefix m` and build harness.c with it;
+  3. run the harness: it saves the initial weights (INIT.safetensors),
+     trains STEPS batches printing each loss, saves FINAL.safetensors and
+     the predictions for the first batch (FINAL.safetensors.pred);
+  4. load INIT into the PyTorch module (safetensors parsed here with
+     numpy/struct/json, no safetensors package), train it on the same
+     batches with the matching torch.optim optimizer;
+  5. compare per-step losses, final weights and predictions: every max abs
+     difference must be <= TOL. Also checked: parameter names and shapes,
+     the initialization (Glorot uniform bounds, zero biases) and that a
+     second run with the same seed reproduces the first bit for bit.
+
+Prints one table row per model and exits 1 if any check failed (77, the
+automake SKIP status, if torch or numpy is missing).
+
+Environment (all optional):
+  srcdir, builddir  source and build trees (default: two levels above this
+                    script; builddir: the current directory if it holds
+                    nnc, else srcdir)
+  NNC               the compiler (default <builddir>/nnc)
+  CC                C compiler, may include flags (default cc)
+  RT_CFLAGS         default "-I<srcdir>/runtime"
+  RT_LIBS           default "<builddir>/.libs/libnncrt.a -lcjson -lm"
+
+Run `diff.py --help` for the options (a single model, more steps, keeping
+the temporary files, printing every step).
+"""
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as e:  # automake: 77 means SKIP
+    print("diff.py: skipping, cannot import numpy/torch: %s" % e)
+    sys.exit(77)
+
+TOL = 1e-4          # max abs difference allowed in losses, weights, preds
+DEFAULT_STEPS = 25
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ---- Reference models, written by hand from the .nn files ------------------
+#
+# Attribute names are the checkpoint names nnc uses ("LAYER.weight",
+# "LAYER.bias"; LAYER is the value's name, or dense_0, dense_1, ... for
+# unnamed layers), so a module's state_dict keys are the checkpoint's keys.
+
+class Seed(nn.Module):
+    """tests/torch/seed.nn: 10 -> 128 relu -> 64 relu -> 1 sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense_0 = nn.Linear(10, 128)
+        self.dense_1 = nn.Linear(128, 64)
+        self.dense_2 = nn.Linear(64, 1)
+
+    def forward(self, x):
+        x = F.relu(self.dense_0(x))
+        x = F.relu(self.dense_1(x))
+        return torch.sigmoid(self.dense_2(x))
+
+
+class Res(nn.Module):
+    """tests/torch/res.nn: residual block, logits out."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(20, 32)
+        self.r = nn.Linear(32, 32)
+        self.logits = nn.Linear(32, 5)
+
+    def forward(self, x):
+        h = F.relu(self.h(x))
+        r = self.r(h)
+        o = F.relu(h + r)
+        return self.logits(o)
+
+
+class Regress(nn.Module):
+    """tests/torch/regress.nn: 8 -> 16 tanh -> 3 linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense_0 = nn.Linear(8, 16)
+        self.dense_1 = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.dense_1(torch.tanh(self.dense_0(x)))
+
+
+class Misc(nn.Module):
+    """tests/torch/misc.nn: sigmoid -> tanh -> softmax probabilities."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 12)
+        self.b = nn.Linear(12, 7)
+        self.probs = nn.Linear(7, 4)
+
+    def forward(self, x):
+        a = torch.sigmoid(self.a(x))
+        b = torch.tanh(self.b(a))
+        return F.softmax(self.probs(b), dim=1)
+
+
+def softmax_ce(logits, target_probs):
+    return F.cross_entropy(logits, target_probs)  # mean over the batch
+
+
+# name: .nn file stem; batch/n_in/n_out: as the .nn says (checked against
+# m.h); targets: how to draw y; loss: torch loss on (output, y); optim:
+# torch.optim with nnc's hyperparameters (Keras defaults where unspecified,
+# e.g. Adam eps 1e-7); seed: for nnc's init and numpy's batches.
+MODELS = [
+    dict(name="seed", module=Seed, batch=32, n_in=10, n_out=1,
+         targets="binary", loss=nn.BCELoss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.001, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=1),
+    dict(name="res", module=Res, batch=16, n_in=20, n_out=5,
+         targets="onehot", loss=softmax_ce,
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=2),
+    dict(name="regress", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99),
+                                          eps=0.05),
+         seed=3),
+    dict(name="misc", module=Misc, batch=5, n_in=6, n_out=4,
+         targets="onehot", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.SGD(p, lr=0.5),
+         seed=4),
+]
+
+
+class CheckFailed(Exception):
+    """A step that could not run (compile error, crash, bad file)."""
+
+
+# ---- Data and checkpoints ---------------------------------------------------
+
+def make_batches(spec, steps):
+    """Deterministic (x, y) float32 batches for spec."""
+    rng = np.random.default_rng(1000 + spec["seed"])
+    b, n_in, n_out = spec["batch"], spec["n_in"], spec["n_out"]
+    batches = []
+    for _ in range(steps):
+        x = rng.standard_normal((b, n_in)).astype(np.float32)
+        kind = spec["targets"]
+        if kind == "binary":
+            y = rng.integers(0, 2, size=(b, n_out)).astype(np.float32)
+        elif kind == "onehot":
+            y = np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, b)]
+        else:
+            y = rng.standard_normal((b, n_out)).astype(np.float32)
+        batches.append((x, y))
+    return batches
+
+
+def write_batches(path, batches):
+    with open(path, "wb") as f:
+        for x, y in batches:
+            f.write(x.astype("<f4").tobytes())
+            f.write(y.astype("<f4").tobytes())
+
+
+def read_safetensors(path):
+    """Returns {name: float32 ndarray} from a safetensors file (F32 only)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise CheckFailed("%s: shorter than the 8-byte header length" % path)
+    (n,) = struct.unpack("<Q", data[:8])
+    if 8 + n > len(data):
+        raise CheckFailed("%s: header length %d past end of file" % (path, n))
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except ValueError as e:
+        raise CheckFailed("%s: bad JSON header: %s" % (path, e))
+    base = 8 + n
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info.get("dtype") != "F32":
+            raise CheckFailed("%s: %s has dtype %r, want F32"
+                              % (path, name, info.get("dtype")))
+        shape = [int(d) for d in info["shape"]]
+        begin, end = info["data_offsets"]
+        count = int(np.prod(shape, dtype=np.int64))
+        if end - begin != 4 * count or base + end > len(data):
+            raise CheckFailed("%s: %s: bad data_offsets %r for shape %r"
+                              % (path, name, info["data_offsets"], shape))
+        arr = np.frombuffer(data, dtype="<f4", count=count, offset=base + begin)
+        tensors[name] = arr.reshape(shape).astype(np.float32)
+    return tensors
+
+
+def read_floats(path, count):
+    arr = np.fromfile(path, dtype="<f4")
+    if arr.size != count:
+        raise CheckFailed("%s: %d floats, want %d" % (path, arr.size, count))
+    return arr.astype(np.float32)
+
+
+# ---- Running nnc and the harness --------------------------------------------
+
+def run(cmd, what, timeout=300, cwd=None):
+    """Runs cmd, returns its stdout; raises CheckFailed with its output."""
+    try:
+        p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout,
+                           universal_newlines=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CheckFailed("%s: %s\n  command: %s"
+                          % (what, e, " ".join(map(shlex.quote, cmd))))
+    if p.returncode != 0:
+        raise CheckFailed("%s failed (exit status %d)\n  command: %s\n%s%s"
+                          % (what, p.returncode,
+                             " ".join(map(shlex.quote, cmd)),
+                             p.stdout, p.stderr))
+    return p.stdout
+
+
+def header_dims(path):
+    """M_BATCH, M_IN, M_OUT from the emitted header."""
+    with open(path) as f:
+        text = f.read()
+    dims = {}
+    for key in ("BATCH", "IN", "OUT"):
+        m = re.search(r"#\s*define\s+M_%s\s+\(?\s*(\d+)" % key, text)
+        if not m:
+            raise CheckFailed("%s: no #define M_%s" % (path, key))
+        dims[key] = int(m.group(1))
+    return dims
+
+
+def build_harness(cfg, spec, work):
+    """nnc + cc; returns the harness executable's path."""
+    nn_file = os.path.join(HERE, spec["name"] + ".nn")
+    m_c = os.path.join(work, "m.c")
+    run([cfg.nnc, nn_file, "--prefix", "m", "-o", m_c], "nnc " + nn_file)
+    dims = header_dims(os.path.join(work, "m.h"))
+    want = {"BATCH": spec["batch"], "IN": spec["n_in"], "OUT": spec["n_out"]}
+    if dims != want:
+        raise CheckFailed("m.h says %r but the reference model expects %r"
+                          % (dims, want))
+    exe = os.path.join(work, "harness")
+    cmd = (cfg.cc + ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic",
+                     "-Werror", "-I" + work] + cfg.rt_cflags +
+           ["-o", exe, os.path.join(HERE, "harness.c"), m_c] + cfg.rt_libs)
+    run(cmd, "building the harness")
+    return exe
+
+
+def run_harness(exe, spec, work, data, steps, tag):
+    """Runs the harness; returns (losses, init, final, preds)."""
+    init = os.path.join(work, tag + "init.safetensors")
+    final = os.path.join(work, tag + "final.safetensors")
+    out = run([exe, str(spec["seed"]), init, final, data, str(steps)],
+              "harness")
+    try:
+        losses = [float(s) for s in out.split()]
+    except ValueError:
+        raise CheckFailed("harness printed a non-number:\n" + out)
+    if len(losses) != steps:
+        raise CheckFailed("harness printed %d losses, want %d"
+                          % (len(losses), steps))
+    preds = read_floats(final + ".pred", spec["batch"] * spec["n_out"])
+    return (losses, read_safetensors(init), read_safetensors(final),
+            preds.reshape(spec["batch"], spec["n_out"]))
+
+
+# ---- The PyTorch side --------------------------------------------------------
+
+def check_init(model, init):
+    """Names, shapes, Glorot uniform weights and zero biases; [] if fine."""
+    problems = []
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in init.items()}
+    if want != got:
+        for k in sorted(set(want) | set(got)):
+            if want.get(k) != got.get(k):
+                problems.append("parameter %s: nnc has shape %s, reference %s"
+                                % (k, got.get(k, "(missing)"),
+                                   want.get(k, "(missing)")))
+        return problems
+    for k, v in sorted(init.items()):
+        if k.endswith(".bias") and np.any(v != 0):
+            problems.append("%s: initial bias not zero" % k)
+        if k.endswith(".weight"):
+            fan_out, fan_in = v.shape
+            bound = (6.0 / (fan_in + fan_out)) ** 0.5
+            big = float(np.max(np.abs(v)))
+            if not np.all(np.isfinite(v)) or big > bound * (1 + 1e-6):
+                problems.append("%s: |w| up to %.6g, Glorot bound %.6g"
+                                % (k, big, bound))
+            elif v.size >= 16 and big < 0.5 * bound:
+                problems.append("%s: |w| only up to %.6g, Glorot bound %.6g "
+                                "(not uniform over the range?)"
+                                % (k, big, bound))
+    return problems
+
+
+def torch_train(spec, init, batches):
+    """Returns (losses, final state as ndarrays, preds on batch 0)."""
+    model = spec["module"]()
+    model.load_state_dict({k: torch.from_numpy(v.copy())
+                           for k, v in init.items()}, strict=True)
+    opt = spec["optim"](model.parameters())
+    losses = []
+    for x, y in batches:
+        opt.zero_grad()
+        loss = spec["loss"](model(torch.from_numpy(x)), torch.from_numpy(y))
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        preds = model(torch.from_numpy(batches[0][0])).numpy()
+    state = {k: v.detach().numpy().copy()
+             for k, v in model.state_dict().items()}
+    return losses, state, preds
+
+
+def max_abs(a, b):
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+    return float(np.max(d)) if np.all(np.isfinite(d)) else float("inf")
+
+
+# ---- One model, end to end ---------------------------------------------------
+
+def test_model(cfg, spec, steps):
+    """Returns a result row: dict with the numbers and a list of problems."""
+    row = dict(name=spec["name"], steps=steps, params=None, dloss=None,
+               dw=None, dpred=None, first=None, last=None, problems=[])
+    work = os.path.join(cfg.tmp, spec["name"])
+    os.mkdir(work)
+    try:
+        batches = make_batches(spec, steps)
+        data = os.path.join(work, "data.bin")
+        write_batches(data, batches)
+        exe = build_harness(cfg, spec, work)
+        losses, init, final, preds = run_harness(exe, spec, work, data,
+                                                 steps, "")
+        row["params"] = sum(v.size for v in init.values())
+        row["first"], row["last"] = losses[0], losses[-1]
+        model = spec["module"]()
+        row["problems"] += check_init(model, init)
+        if row["problems"]:
+            return row
+
+        again = run_harness(exe, spec, work, data, steps, "again-")
+        if (again[0] != losses or
+                any(not np.array_equal(again[1][k], init[k]) for k in init) or
+                any(not np.array_equal(again[2][k], final[k]) for k in final)
+                or not np.array_equal(again[3], preds)):
+            row["problems"].append("a second run with the same seed gave "
+                                   "different results")
+
+        t_losses, t_state, t_preds = torch_train(spec, init, batches)
+        if set(final) != set(t_state):
+            row["problems"].append("FINAL has parameters %s, want %s"
+                                   % (sorted(final), sorted(t_state)))
+            return row
+        row["dloss"] = max_abs(losses, t_losses)
+        row["dw"] = max(max_abs(final[k], t_state[k]) for k in final)
+        row["dpred"] = max_abs(preds, t_preds)
+        if cfg.verbose:
+            print("%s: step  nnc loss        torch loss      diff"
+                  % spec["name"])
+            for i, (a, b) in enumerate(zip(losses, t_losses)):
+                print("%s: %4d  %-14.9g  %-14.9g  %.3g"
+                      % (spec["name"], i + 1, a, b, abs(a - b)))
+        for what, label in (("dloss", "losses"), ("dw", "final weights"),
+                            ("dpred", "predictions")):
+            if not row[what] <= TOL:
+                row["problems"].append("%s differ by up to %.3g (> %g)"
+                                       % (label, row[what], TOL))
+        if row["dloss"] > TOL:
+            bad = next(i for i, (a, b) in enumerate(zip(losses, t_losses))
+                       if not abs(a - b) <= TOL)
+            row["problems"].append("losses first differ at step %d: "
+                                   "nnc %.9g, torch %.9g"
+                                   % (bad + 1, losses[bad], t_losses[bad]))
+        if row["dw"] > TOL:
+            for k in sorted(final):
+                d = max_abs(final[k], t_state[k])
+                if d > TOL:
+                    row["problems"].append("  %s differs by %.3g" % (k, d))
+    except CheckFailed as e:
+        row["problems"].append(str(e))
+    return row
+
+
+def fmt(v, spec="%.2e"):
+    return "-" if v is None else spec % v
+
+
+def print_table(rows):
+    head = ("model", "params", "steps", "loss first->last", "max|dloss|",
+            "max|dW|", "max|dpred|", "result")
+    lines = []
+    for r in rows:
+        trend = ("-" if r["first"] is None
+                 else "%.4f->%.4f" % (r["first"], r["last"]))
+        lines.append((r["name"], fmt(r["params"], "%d"), str(r["steps"]),
+                      trend, fmt(r["dloss"]), fmt(r["dw"]), fmt(r["dpred"]),
+                      "FAIL" if r["problems"] else "ok"))
+    widths = [max(len(x) for x in col) for col in zip(head, *lines)]
+    for line in [head] + lines:
+        print("  ".join(s.ljust(w) for s, w in zip(line, widths)).rstrip())
+    for r in rows:
+        for p in r["problems"]:
+            print("%s: %s" % (r["name"], p.rstrip()))
+
+
+# ---- Configuration -----------------------------------------------------------
+
+class Config:
+    def __init__(self, args):
+        self.srcdir = os.path.abspath(os.environ.get("srcdir") or
+                                      os.path.join(HERE, "..", ".."))
+        builddir = os.environ.get("builddir")
+        if not builddir:
+            builddir = (os.getcwd() if os.path.exists("nnc")
+                        else self.srcdir)
+        self.builddir = os.path.abspath(builddir)
+        self.nnc = os.path.abspath(os.environ.get("NNC") or
+                                   os.path.join(self.builddir, "nnc"))
+        self.cc = shlex.split(os.environ.get("CC") or "cc")
+        self.rt_cflags = shlex.split(
+            os.environ.get("RT_CFLAGS") or
+            "-I" + shlex.quote(os.path.join(self.srcdir, "runtime")))
+        self.rt_libs = shlex.split(
+            os.environ.get("RT_LIBS") or
+            shlex.quote(os.path.join(self.builddir, ".libs", "libnncrt.a")) +
+            " -lcjson -lm")
+        self.verbose = args.verbose
+        self.tmp = None
+
+    def problems(self):
+        if not os.access(self.nnc, os.X_OK):
+            return ["no nnc at %s (build it, or set NNC)" % self.nnc]
+        return []
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="Train nnc-emitted models and PyTorch references on the "
+                    "same data and compare losses, weights and predictions.")
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                    help="training steps per model (default %d)"
+                    % DEFAULT_STEPS)
+    ap.add_argument("--model", action="append",
+                    choices=[m["name"] for m in MODELS],
+                    help="test only this model (repeatable)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temporary directory and print its path")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="print every step's losses")
+    args = ap.parse_args()
+    if args.steps < 1:
+        ap.error("--steps must be at least 1")
+
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float32)
+    cfg = Config(args)
+    problems = cfg.problems()
+    if problems:
+        for p in problems:
+            print("diff.py: " + p)
+        return 1
+
+    cfg.tmp = tempfile.mkdtemp(prefix="nnc-torch-")
+    try:
+        rows = [test_model(cfg, spec, args.steps) for spec in MODELS
+                if not args.model or spec["name"] in args.model]
+    finally:
+        if args.keep:
+            print("diff.py: temporary files kept in " + cfg.tmp)
+        else:
+            shutil.rmtree(cfg.tmp, ignore_errors=True)
+
+    print("nnc vs PyTorch %s (float32, tolerance %g, nnc %s)"
+          % (torch.__version__, TOL, cfg.nnc))
+    print_table(rows)
+    failed = [r["name"] for r in rows if r["problems"]]
+    if failed:
+        print("FAIL: %s" % ", ".join(failed))
+        return 1
+    print("PASS: %d models" % len(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
