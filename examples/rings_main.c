@@ -2,7 +2,10 @@
  * rings_main.c - a learnable task for rings.nn: which ring is a point in?
  *
  *     nnc rings.nn -o rings.c      # writes rings.c and rings.h
- *     cc -std=c99 -O2 -I<nnc>/runtime rings_main.c rings.c -lnncrt -lm
+ *     cc -std=c99 -O2 -I<nnc>/runtime rings_main.c rings.c \
+ *        <nnc>/.libs/libnncrt.a -lcjson -lm       # in a build tree
+ *     # or, with nnc installed:
+ *     cc -std=c99 -O2 rings_main.c rings.c $(pkg-config --cflags --libs nncrt) -lm
  *     ./a.out
  *
  * Each point gets a class c in {0, 1, 2}, a radius uniform in [c, c+1)
@@ -14,10 +17,11 @@
  * It trains for 20 epochs on 1536 points (48 batches of 32, reshuffled
  * every epoch), printing the mean loss and the training accuracy per
  * epoch, then reports the accuracy on 512 held-out points. The class is
- * the argmax of the logits that rings_predict returns. Chance is 33%; a
- * run typically ends near 95%. Exits 1 if test accuracy is below 90%, so
- * the example doubles as an end-to-end test. Data come from our own
- * splitmix64 PRNG, so every run prints the same.
+ * the argmax of the logits that rings_predict returns. Chance is 33%;
+ * the loss falls from about 0.94 to 0.09 and test accuracy ends near 97%.
+ * Exits 1 if test accuracy is below 90%, so the example doubles as an
+ * end-to-end test. The data come from our own splitmix64 PRNG, so every
+ * run prints the same.
  */
 #include <math.h>
 #include <stdint.h>

@@ -2,7 +2,10 @@
  * seed_main.c - the classic Keras example, with nnc instead of Keras.
  *
  *     nnc seed.nn -o seed.c        # writes seed.c and seed.h
- *     cc -std=c99 -O2 -I<nnc>/runtime seed_main.c seed.c -lnncrt -lm
+ *     cc -std=c99 -O2 -I<nnc>/runtime seed_main.c seed.c \
+ *        <nnc>/.libs/libnncrt.a -lcjson -lm       # in a build tree
+ *     # or, with nnc installed:
+ *     cc -std=c99 -O2 seed_main.c seed.c $(pkg-config --cflags --libs nncrt) -lm
  *     ./a.out [CHECKPOINT.safetensors]
  *
  * Like the Keras snippet it mirrors, it trains on meaningless data: 1000

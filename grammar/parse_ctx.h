@@ -11,6 +11,7 @@ struct ParseCtx {
     const SrcFile *src;
     Model *models;
     int line, col;      /* the lexer's position */
+    int last[4];        /* location of the last token returned */
 };
 
 /* Forward declaration for parser.h, which the lexer includes. */

@@ -69,6 +69,17 @@ NodeId graph_add(Graph *g, Op op, Loc loc, int nin, const NodeId *in)
     return finish(g, id);
 }
 
+NodeId graph_add_node(Graph *g, const Node *proto)
+{
+    NNC_ASSERT(proto->nin == optab[proto->op].arity);
+    NodeId id = append(g, proto->op, proto->loc);
+    Node *n = NODE(g, id);
+    *n = *proto;
+    for (int i = 0; i < n->nin; i++)
+        NNC_ASSERT(n->in[i] != NODE_NONE && n->in[i] < id);
+    return finish(g, id);
+}
+
 NodeId graph_add1(Graph *g, Op op, Loc loc, NodeId a)
 {
     return graph_add(g, op, loc, 1, &a);

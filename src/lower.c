@@ -53,6 +53,7 @@ typedef struct Lower {
     Binding *env;
     int nenv, cap;
     NodeId prev;            /* the previous statement's value */
+    bool prev_failed;       /* ... which had an error (already reported) */
     const char *assign;     /* name being assigned by the current statement */
     const Expr *assign_call;/* ... and the call that is its direct RHS */
     int ndense;             /* unnamed dense layers so far */
@@ -412,7 +413,7 @@ static const Arg *call_inputs(Lower *L, const Layer *ly, const Expr *call,
     }
     if (*nin < ly->min_in) {
         if (L->prev == NODE_NONE) {
-            if (*ok)
+            if (*ok && !L->prev_failed)
                 diag_error(call->loc, "%s has no input: name one, as in %s(x, ...), "
                            "or put it after an input or layer", ly->name, ly->name);
             *ok = false;
@@ -487,6 +488,8 @@ static NodeId lower_expr(Lower *L, const Expr *e)
             undefined(L, e);
             return NODE_NONE;
         }
+        if (b->id == NODE_NONE)
+            return NODE_NONE; /* its definition failed: already reported */
         b->used = true;
         return b->id;
     }
@@ -566,7 +569,8 @@ static void lower_loss(Lower *L, const Stmt *s)
         p = lower_expr(L, a->val);
         a = a->next;
     } else if (p == NODE_NONE) {
-        diag_error(call->loc, "loss has no value to apply to");
+        if (!L->prev_failed)
+            diag_error(call->loc, "loss has no value to apply to");
         return;
     }
     if (a) {
@@ -593,6 +597,12 @@ static void lower_loss(Lower *L, const Stmt *s)
         NODE(L->g, L->g->loss)->what = li->name;
 }
 
+static void check_lr(const Optimizer *o, const Args *a, const Expr *call)
+{
+    if (!(o->lr > 0) || !isfinite(o->lr))
+        diag_error(arg_loc(a, 0, call->loc), "%s: lr must be positive", call->name);
+}
+
 static void lower_optimizer(Lower *L, const Stmt *s)
 {
     const Expr *call = s->expr;
@@ -608,6 +618,7 @@ static void lower_optimizer(Lower *L, const Stmt *s)
             return;
         o->kind = OPT_SGD;
         o->lr = num_arg(sgd_params, &a, 0);
+        check_lr(o, &a, call);
         o->momentum = num_arg(sgd_params, &a, 1);
         if (o->momentum < 0 || o->momentum >= 1)
             diag_error(arg_loc(&a, 1, call->loc), "sgd: momentum must be in [0, 1)");
@@ -616,6 +627,7 @@ static void lower_optimizer(Lower *L, const Stmt *s)
             return;
         o->kind = OPT_ADAM;
         o->lr = num_arg(adam_params, &a, 0);
+        check_lr(o, &a, call);
         o->beta1 = num_arg(adam_params, &a, 1);
         o->beta2 = num_arg(adam_params, &a, 2);
         o->eps = num_arg(adam_params, &a, 3);
@@ -635,8 +647,6 @@ static void lower_optimizer(Lower *L, const Stmt *s)
             diag_error(call->loc, "unknown optimizer '%s' (expected sgd or adam)", call->name);
         return;
     }
-    if (!(o->lr > 0) || !isfinite(o->lr))
-        diag_error(arg_loc(&a, 0, call->loc), "%s: lr must be positive", call->name);
 }
 
 static void lower_stmt(Lower *L, const Stmt *s)
@@ -647,22 +657,26 @@ static void lower_stmt(Lower *L, const Stmt *s)
         lower_input(L, s);
         break;
     case ST_ASSIGN:
+        if (lookup(L, s->name)) {
+            bind_name(L, s->name, s->name_loc, NODE_NONE); /* reports */
+            L->prev = NODE_NONE;
+            L->prev_failed = true;
+            break;
+        }
         L->assign = s->name;
         L->assign_call = s->expr;
         v = lower_expr(L, s->expr);
         L->assign = NULL;
         L->assign_call = NULL;
-        if (v == NODE_NONE)
-            break;
-        if (!NODE(L->g, v)->name)
+        if (v != NODE_NONE && !NODE(L->g, v)->name)
             NODE(L->g, v)->name = s->name;
         if (bind_name(L, s->name, s->name_loc, v))
             L->prev = v;
+        L->prev_failed = v == NODE_NONE;
         break;
     case ST_LAYER:
-        v = lower_call(L, s->expr);
-        if (v != NODE_NONE)
-            L->prev = v;
+        L->prev = lower_call(L, s->expr);
+        L->prev_failed = L->prev == NODE_NONE;
         break;
     case ST_LOSS:
         lower_loss(L, s);

@@ -281,6 +281,9 @@ void graph_init(Graph *g, const char *name, int batch);
 void graph_free(Graph *g);
 /* Appends a node, runs its shape rule; NODE_NONE after a diagnostic. */
 NodeId graph_add(Graph *g, Op op, Loc loc, int nin, const NodeId *in);
+/* Appends a copy of `proto` (op, inputs, attributes, and for SUM_TO and
+ * BROADCAST_TO the target shape), then runs the shape rule. */
+NodeId graph_add_node(Graph *g, const Node *proto);
 NodeId graph_add1(Graph *g, Op op, Loc loc, NodeId a);
 NodeId graph_add2(Graph *g, Op op, Loc loc, NodeId a, NodeId b);
 NodeId graph_add3(Graph *g, Op op, Loc loc, NodeId a, NodeId b, NodeId c);

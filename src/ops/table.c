@@ -106,6 +106,10 @@ bool shape_loss(Graph *g, Node *n)
 {
     const Shape *p = &NODE(g, n->in[0])->shape;
     const Shape *y = &NODE(g, n->in[1])->shape;
+    if (p->rank < 1) {
+        diag_error(n->loc, "loss needs a value with at least one axis");
+        return false;
+    }
     if (!shape_eq(p, y)) {
         diag_error(n->loc, "loss: prediction %s and target %s differ",
                    shape_str(p), shape_str(y));

@@ -1,2 +1,29 @@
 #!/bin/sh
-exit 0
+# run.sh - must-fail inputs: every tests/diag/*.nn ends with a comment
+# block of lines starting '#| ' that holds the exact diagnostics nnc must
+# print. nnc must exit with status 1 and write no file.
+srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+NNC=${NNC:-$srcdir/nnc}
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+cd "$srcdir/tests/diag" || exit 1
+for f in *.nn; do
+    sed -n 's/^#| \{0,1\}//p' "$f" > "$tmp/expected"
+    mkdir -p "$tmp/out"
+    "$NNC" "$f" -o "$tmp/out/model.c" 2> "$tmp/got" >/dev/null
+    rc=$?
+    if [ $rc -ne 1 ]; then
+        echo "FAIL: $f: exit status $rc, expected 1"; fail=$((fail + 1))
+    elif [ -n "$(ls -A "$tmp/out")" ]; then
+        echo "FAIL: $f: left files behind: $(ls -A "$tmp/out")"; fail=$((fail + 1))
+    elif ! cmp -s "$tmp/expected" "$tmp/got"; then
+        echo "FAIL: $f: diagnostics differ"; diff "$tmp/expected" "$tmp/got"
+        fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+    rm -rf "$tmp/out"
+done
+echo "diag: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,233 @@
+/*
+ * test_grad.c - every op's gradient rule against central finite
+ * differences, computed in double with the reference interpreter.
+ *
+ * Driven by the op table: for each op with a grad rule it tries a fixed
+ * set of input shapes (including broadcasts and size-1 dims) and
+ * attribute values, keeps the combinations the op's shape rule accepts,
+ * and for each builds  L = sum(dy * op(inputs))  with random dy. autodiff
+ * gives dL/dinput; the check perturbs every input element by +-h. New ops
+ * are covered without registering them; an op for which no combination is
+ * valid fails the test, so nobody can add an untested gradient.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "nnc.h"
+
+static const Shape shapes[] = {
+    {2, {3, 4}}, {1, {4}}, {2, {1, 4}}, {2, {3, 1}}, {2, {4, 3}},
+    {2, {4, 2}}, {3, {2, 3, 4}}, {0, {0}}, {2, {2, 3}},
+};
+#define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+#define MAX_CASES 24
+
+static unsigned long long rng = 12345;
+static double urand(void)
+{
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+/* A value for an input of an op with these flags. */
+static double sample(unsigned flags)
+{
+    if (flags & F_PROB)
+        return 0.1 + 0.8 * urand();
+    double v = 2 * urand() - 1;
+    if (flags & F_KINK)
+        while (fabs(v) < 0.1)
+            v = 2 * urand() - 1;
+    return v;
+}
+
+typedef struct Case {
+    Graph g;
+    NodeId in[NNC_MAX_IN], y, dy;
+    NodeId dx[NNC_MAX_IN];
+    double *src[64];
+} Case;
+
+/* Builds the case; false if the shape rule rejects it. */
+static bool build(Case *c, Op op, const int *si, int ta, int tb, int preset)
+{
+    const OpInfo *oi = &optab[op];
+    graph_init(&c->g, "grad", 2);
+    for (int k = 0; k < oi->arity; k++)
+        c->in[k] = graph_param(&c->g, (Loc){0}, "x", &shapes[si[k]], INIT_ZERO, 0, 0);
+    Node proto = {0};
+    proto.op = op;
+    proto.nin = oi->arity;
+    memcpy(proto.in, c->in, sizeof c->in);
+    proto.iattr[0] = ta;
+    proto.iattr[1] = tb;
+    proto.fattr[0] = 0.7;
+    proto.shape = shapes[preset];
+    bool quiet = diag_quiet;
+    diag_quiet = true;
+    c->y = graph_add_node(&c->g, &proto);
+    diag_quiet = quiet;
+    if (!c->y)
+        return false;
+    c->dy = graph_param(&c->g, (Loc){0}, "dy", &NODE(&c->g, c->y)->shape, INIT_ZERO, 0, 0);
+    return true;
+}
+
+/* L = sum(dy * y) with the current source values. */
+static double objective(Case *c)
+{
+    double **v = eval_graph(&c->g, c->src);
+    size_t n = shape_numel(&NODE(&c->g, c->y)->shape);
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += v[c->dy][i] * v[c->y][i];
+    eval_free(&c->g, v);
+    return s;
+}
+
+/* Fills sources with random values (by the op's flags). */
+static void fill(Case *c, Op op)
+{
+    Graph *g = &c->g;
+    memset(c->src, 0, sizeof c->src);
+    for (int k = 0; k < optab[op].arity; k++) {
+        size_t n = shape_numel(&NODE(g, c->in[k])->shape);
+        c->src[c->in[k]] = malloc(n * sizeof(double));
+        for (size_t i = 0; i < n; i++)
+            c->src[c->in[k]][i] = sample(optab[op].flags);
+    }
+    size_t ny = shape_numel(&NODE(g, c->y)->shape);
+    c->src[c->dy] = malloc(ny * sizeof(double));
+    for (size_t i = 0; i < ny; i++)
+        c->src[c->dy][i] = 2 * urand() - 1;
+}
+
+static void unfill(Case *c)
+{
+    for (int i = 0; i < 64; i++)
+        free(c->src[i]);
+}
+
+/* The worst error of the gradients in c->dx against central differences,
+ * as |fd - analytic| / (1e-6 + 1e-5 |fd|): <= 1 passes. */
+static double worst_error(Case *c, Op op, int *checked, char *where, size_t wlen)
+{
+    Graph *g = &c->g;
+    double **v = eval_graph(g, c->src);
+    const double h = 1e-6;
+    double worst = 0;
+    for (int k = 0; k < optab[op].arity; k++) {
+        if (c->dx[k] == NODE_NONE)
+            continue;
+        const Shape *s = &NODE(g, c->in[k])->shape;
+        cr_assert(shape_eq(&NODE(g, c->dx[k])->shape, s),
+                  "%s: gradient of input %d has shape %s, input %s", optab[op].name, k,
+                  shape_str(&NODE(g, c->dx[k])->shape), shape_str(s));
+        for (size_t i = 0; i < shape_numel(s); i++) {
+            double *x = &c->src[c->in[k]][i], x0 = *x;
+            *x = x0 + h;
+            double lp = objective(c);
+            *x = x0 - h;
+            double lm = objective(c);
+            *x = x0;
+            double fd = (lp - lm) / (2 * h), an = v[c->dx[k]][i];
+            double err = fabs(fd - an) / (1e-6 + 1e-5 * fabs(fd));
+            if (err > worst) {
+                worst = err;
+                snprintf(where, wlen, "input %d %s element %zu: analytic %.9g, "
+                         "finite difference %.9g", k, shape_str(s), i, an, fd);
+            }
+        }
+        (*checked)++;
+    }
+    eval_free(g, v);
+    return worst;
+}
+
+static void check_case(Case *c, Op op, int *checked)
+{
+    char where[256] = "";
+    fill(c, op);
+    ad_backward(&c->g, c->y, c->dy, c->in, optab[op].arity, c->dx);
+    cr_assert(verify(&c->g), "%s: backward graph fails verification", optab[op].name);
+    cr_assert(c->g.nnodes < 64);
+    double err = worst_error(c, op, checked, where, sizeof where);
+    cr_expect(err <= 1, "%s: %s", optab[op].name, where);
+    unfill(c);
+}
+
+/* A signature of a case, to skip duplicates (ops ignore attributes and
+ * preset shapes they do not use). */
+static void signature(const Case *c, Op op, char *buf, size_t len)
+{
+    size_t at = 0;
+    for (int k = 0; k < optab[op].arity; k++)
+        at += (size_t)snprintf(buf + at, len - at, "%s", shape_str(&NODE(&c->g, c->in[k])->shape));
+    const Node *y = NODE(&c->g, c->y);
+    at += (size_t)snprintf(buf + at, len - at, "->%s", shape_str(&y->shape));
+    if (optab[op].kind == K_CONTRACT)
+        snprintf(buf + at, len - at, " %d%d", y->iattr[0], y->iattr[1]);
+}
+
+Test(grad, every_op_matches_finite_differences)
+{
+    for (int op = 0; op < OP_COUNT; op++) {
+        const OpInfo *oi = &optab[op];
+        if (!oi->grad)
+            continue;
+        int cases = 0, checked = 0;
+        char seen[MAX_CASES][256];
+        int si[NNC_MAX_IN] = {0};
+        int total = 1;
+        for (int k = 0; k < oi->arity; k++)
+            total *= NSHAPES;
+        for (int combo = 0; combo < total && cases < MAX_CASES; combo++) {
+            int r = combo;
+            for (int k = 0; k < oi->arity; k++) {
+                si[k] = r % NSHAPES;
+                r /= NSHAPES;
+            }
+            for (int attrs = 0; attrs < 4; attrs++)
+                for (int preset = 0; preset < NSHAPES; preset++) {
+                    Case c;
+                    if (cases >= MAX_CASES)
+                        break;
+                    if (!build(&c, (Op)op, si, attrs & 1, attrs >> 1, preset)) {
+                        graph_free(&c.g);
+                        continue;
+                    }
+                    char sig[256];
+                    signature(&c, (Op)op, sig, sizeof sig);
+                    bool dup = false;
+                    for (int i = 0; i < cases; i++)
+                        dup |= !strcmp(seen[i], sig);
+                    if (!dup) {
+                        strcpy(seen[cases++], sig);
+                        check_case(&c, (Op)op, &checked);
+                    }
+                    graph_free(&c.g);
+                }
+        }
+        cr_assert(checked > 0, "op %s has a grad rule but no test case: add shapes", oi->name);
+        cr_log_info("%-12s %2d cases, %2d gradients checked", oi->name, cases, checked);
+    }
+}
+
+/* The harness itself must catch a wrong rule: replace tanh's gradient by
+ * 1.5 dy and expect a large error. */
+Test(grad, harness_detects_a_wrong_rule)
+{
+    Case c;
+    int si[1] = {0}, checked = 0;
+    char where[256];
+    cr_assert(build(&c, OP_TANH, si, 0, 0, 0));
+    fill(&c, OP_TANH);
+    c.dx[0] = graph_scale(&c.g, (Loc){0}, c.dy, 1.5);
+    cr_assert(worst_error(&c, OP_TANH, &checked, where, sizeof where) > 100);
+    cr_assert_eq(checked, 1);
+    unfill(&c);
+    graph_free(&c.g);
+}

@@ -5,8 +5,9 @@ For each model below (a .nn file beside this script plus a PyTorch module
 written by hand from the same description, never derived from nnc's graph):
 
   1. make deterministic random batches with numpy (x ~ N(0, 1); targets
-     that suit the loss: 0/1 for binary cross-entropy, one-hot for softmax
-     cross-entropy, reals for MSE) and write them to DATA.bin;
+     that suit the loss, from a random linear teacher: 0/1 for binary
+     cross-entropy, one-hot for softmax cross-entropy, reals for MSE) and
+     write them to DATA.bin;
   2. compile the model with `nnc --prefix m` and build harness.c with it;
   3. run the harness: it saves the initial weights (INIT.safetensors),
      trains STEPS batches printing each loss, saves FINAL.safetensors and
@@ -161,19 +162,26 @@ class CheckFailed(Exception):
 # ---- Data and checkpoints ---------------------------------------------------
 
 def make_batches(spec, steps):
-    """Deterministic (x, y) float32 batches for spec."""
+    """Deterministic (x, y) float32 batches for spec.
+
+    The targets come from a fixed random linear "teacher" (thresholded,
+    argmaxed or plus noise, as the loss needs), so there is something to
+    learn and the loss falls over the steps.
+    """
     rng = np.random.default_rng(1000 + spec["seed"])
     b, n_in, n_out = spec["batch"], spec["n_in"], spec["n_out"]
+    teacher = rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)
     batches = []
     for _ in range(steps):
         x = rng.standard_normal((b, n_in)).astype(np.float32)
+        t = x.astype(np.float64) @ teacher
         kind = spec["targets"]
-        if kind == "binary":
-            y = rng.integers(0, 2, size=(b, n_out)).astype(np.float32)
-        elif kind == "onehot":
-            y = np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, b)]
-        else:
-            y = rng.standard_normal((b, n_out)).astype(np.float32)
+        if kind == "binary":            # 0/1 labels
+            y = (t > 0).astype(np.float32)
+        elif kind == "onehot":          # one-hot classes
+            y = np.eye(n_out, dtype=np.float32)[np.argmax(t, axis=1)]
+        else:                           # real values
+            y = (t + 0.1 * rng.standard_normal((b, n_out))).astype(np.float32)
         batches.append((x, y))
     return batches
 

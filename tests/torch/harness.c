@@ -15,8 +15,9 @@
  *   3. m_save(FINAL): the trained weights.
  *   4. m_predict on the first batch's x, written to FINAL.pred as raw
  *      little-endian float32 (M_BATCH*M_OUT floats).
- *   5. A round trip through the checkpoint: a second context (another
- *      seed) m_load()s FINAL and must predict the same values.
+ *   5. Consistency checks that need no reference: predicting the same
+ *      rows one at a time (n = 1) gives the same values, and a second
+ *      context (another seed) that m_load()s FINAL predicts them too.
  *
  * Every failure prints "harness: ..." on stderr and exits 1 (2 for bad
  * usage), so diff.py can tell a broken model from a numerical mismatch.
@@ -39,7 +40,7 @@
 static float x[X_FLOATS], y[Y_FLOATS];   /* the current batch      */
 static float x0[X_FLOATS];               /* the first batch's x    */
 static float pred[Y_FLOATS];             /* predict(x0)            */
-static float pred2[Y_FLOATS];            /* the same, after m_load */
+static float pred2[Y_FLOATS];            /* predict(x0), made another way */
 
 /* Prints "harness: MESSAGE" on stderr and exits 1. */
 static void die(const char *fmt, ...)
@@ -136,11 +137,37 @@ static void write_predictions(m_ctx *ctx, const char *final_path)
     free(path);
 }
 
+/* Dies unless got[] matches pred[] within tol (what: how got was made). */
+static void expect_pred(const float *got, double tol, const char *what)
+{
+    size_t i;
+
+    for (i = 0; i < Y_FLOATS; i++) {
+        double d = (double)got[i] - (double)pred[i];
+        if (!(d <= tol && d >= -tol))
+            die("%s: output %lu is %.9g, but predicting the whole batch "
+                "gave %.9g", what, (unsigned long)i, (double)got[i],
+                (double)pred[i]);
+    }
+}
+
+/* Predicts x0 one row at a time; must match the batch prediction. */
+static void check_single_rows(m_ctx *ctx)
+{
+    size_t i;
+
+    for (i = 0; i < (size_t)M_BATCH; i++) {
+        int rc = m_predict(ctx, x0 + i * M_IN, pred2 + i * M_OUT, 1);
+        if (rc != 0)
+            die("m_predict(n = 1) failed: %d (%s)", rc, nnc_strerror(rc));
+    }
+    expect_pred(pred2, 1e-5, "m_predict one row at a time");
+}
+
 /* Loads FINAL into a fresh context; its predictions must match pred[]. */
 static void check_load(uint64_t seed, const char *final_path)
 {
     m_ctx *ctx = m_create(seed + 1);
-    size_t i;
     int rc;
 
     if (ctx == NULL)
@@ -151,13 +178,7 @@ static void check_load(uint64_t seed, const char *final_path)
     rc = m_predict(ctx, x0, pred2, (size_t)M_BATCH);
     if (rc != 0)
         die("m_predict after m_load failed: %d (%s)", rc, nnc_strerror(rc));
-    for (i = 0; i < Y_FLOATS; i++) {
-        double d = (double)pred[i] - (double)pred2[i];
-        if (!(d <= 1e-6 && d >= -1e-6))
-            die("after m_load(%s), prediction %lu is %.9g, want %.9g",
-                final_path, (unsigned long)i, (double)pred2[i],
-                (double)pred[i]);
-    }
+    expect_pred(pred2, 1e-6, "m_predict after m_load");
     m_destroy(ctx);
 }
 
@@ -209,6 +230,7 @@ int main(int argc, char **argv)
 
     save_or_die(ctx, final_path);
     write_predictions(ctx, final_path);
+    check_single_rows(ctx);
     m_destroy(ctx);
     check_load(seed, final_path);
     return 0;
