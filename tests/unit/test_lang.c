@@ -1,0 +1,203 @@
+/*
+ * test_lang.c - the language front end: parsing both forms, defaults,
+ * lowering to the graph, and the training graph's structure.
+ */
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "nnc.h"
+
+static Arena arena;
+
+static Model *parse(const char *text)
+{
+    diag_quiet = true;
+    diag_errors = 0;
+    return parse_file(&arena, src_from_string(&arena, "t.nn", text));
+}
+
+static bool lower(const char *text, Graph *g)
+{
+    Model *m = parse(text);
+    cr_assert(m, "parse failed");
+    return lower_model(m, g);
+}
+
+static const char seed[] =
+    "# the classic Keras example\n"
+    "model seed {\n"
+    "    input x[10]\n"
+    "    dense(128, activation=relu)\n"
+    "    dense(64, activation=relu)\n"
+    "    dense(1, activation=sigmoid)\n"
+    "    loss binary_crossentropy\n"
+    "    optimizer adam(lr=0.001)\n"
+    "    batch 32\n"
+    "}\n";
+
+Test(lang, sequential_seed_model)
+{
+    Graph g;
+    cr_assert(lower(seed, &g));
+    cr_assert_eq(g.batch, 32);
+    cr_assert_eq(g.nparams, 6);
+    const char *names[] = {"dense_0.weight", "dense_0.bias", "dense_1.weight",
+                           "dense_1.bias", "dense_2.weight", "dense_2.bias"};
+    int rows[] = {128, 128, 64, 64, 1, 1};
+    for (int i = 0; i < 6; i++) {
+        const Node *p = NODE(&g, g.params[i]);
+        cr_assert_str_eq(p->name, names[i]);
+        cr_assert_eq(p->shape.dim[0], rows[i]);
+    }
+    cr_assert_eq(NODE(&g, g.params[0])->shape.dim[1], 10); /* [out, in] */
+    cr_assert_eq(NODE(&g, g.output)->op, OP_SIGMOID);
+    cr_assert_eq(NODE(&g, g.loss)->op, OP_BCE);
+    cr_assert_eq(g.opt.kind, OPT_ADAM);
+    cr_assert_float_eq(g.opt.lr, 0.001, 1e-12);
+    cr_assert_float_eq(g.opt.beta1, 0.9, 1e-12);   /* Keras' defaults */
+    cr_assert_float_eq(g.opt.beta2, 0.999, 1e-12);
+    cr_assert_float_eq(g.opt.eps, 1e-7, 1e-18);
+    cr_assert(verify(&g));
+    graph_free(&g);
+}
+
+Test(lang, functional_residual_model)
+{
+    Graph g;
+    cr_assert(lower("model res {\n"
+                    "  input x[784]\n"
+                    "  h = dense(x, 256, activation=relu)\n"
+                    "  r = dense(h, 256)\n"
+                    "  o = relu(add(h, r))\n"
+                    "  logits = dense(o, 10)\n"
+                    "  loss softmax_cross_entropy(logits)\n"
+                    "  optimizer sgd(lr=0.1, momentum=0.9)\n"
+                    "  batch 64\n"
+                    "}\n", &g));
+    cr_assert_eq(g.nparams, 6);
+    cr_assert_str_eq(NODE(&g, g.params[0])->name, "h.weight");
+    cr_assert_str_eq(NODE(&g, g.params[3])->name, "r.bias");
+    cr_assert_str_eq(NODE(&g, g.params[4])->name, "logits.weight");
+    cr_assert_eq(NODE(&g, g.loss)->op, OP_SOFTMAX_CE);
+    cr_assert_eq(NODE(&g, g.target)->shape.dim[1], 10);
+    cr_assert_eq(g.opt.kind, OPT_SGD);
+    cr_assert_float_eq(g.opt.momentum, 0.9, 1e-12);
+    graph_free(&g);
+}
+
+Test(lang, defaults_and_aliases)
+{
+    Graph g;
+    cr_assert(lower("model m { input x[3]; dense(2); loss mse; optimizer sgd }", &g));
+    cr_assert_eq(g.batch, 32);          /* Keras' default batch size */
+    cr_assert_float_eq(g.opt.lr, 0.01, 1e-12);
+    cr_assert_float_eq(g.opt.momentum, 0.0, 1e-12);
+    cr_assert_eq(NODE(&g, g.output)->op, OP_ADD); /* linear: x W^T + b */
+    graph_free(&g);
+    cr_assert(lower("model m { input x[3] dense(2, use_bias=false) loss mse "
+                    "optimizer adam(learning_rate=1e-2, beta_1=0.5) }", &g));
+    cr_assert_eq(g.nparams, 1);
+    cr_assert_float_eq(g.opt.lr, 0.01, 1e-12);
+    cr_assert_float_eq(g.opt.beta1, 0.5, 1e-12);
+    graph_free(&g);
+}
+
+Test(lang, activations_as_layers_and_arguments)
+{
+    const char *acts[] = {"relu", "sigmoid", "tanh", "softmax"};
+    Op ops[] = {OP_RELU, OP_SIGMOID, OP_TANH, OP_SOFTMAX};
+    for (int i = 0; i < 4; i++) {
+        char buf[256];
+        Graph g;
+        snprintf(buf, sizeof buf, "model m { input x[3] dense(4) %s loss mse optimizer sgd }",
+                 acts[i]);
+        cr_assert(lower(buf, &g), "%s", buf);
+        cr_assert_eq(NODE(&g, g.output)->op, ops[i]);
+        graph_free(&g);
+        snprintf(buf, sizeof buf, "model m { input x[3] h = dense(x, 4) o = %s(h) "
+                 "loss mse(o) optimizer sgd }", acts[i]);
+        cr_assert(lower(buf, &g), "%s", buf);
+        cr_assert_eq(NODE(&g, g.output)->op, ops[i]);
+        graph_free(&g);
+        snprintf(buf, sizeof buf, "model m { input x[3] dense(4, activation=%s) "
+                 "loss mse optimizer sgd }", acts[i]);
+        cr_assert(lower(buf, &g), "%s", buf);
+        cr_assert_eq(NODE(&g, g.output)->op, ops[i]);
+        graph_free(&g);
+    }
+    Graph g;
+    cr_assert(lower("model m { input x[3] dense(4) linear() loss mse optimizer sgd }", &g));
+    cr_assert_eq(NODE(&g, g.output)->op, OP_ADD);
+    graph_free(&g);
+}
+
+Test(lang, several_models_and_numbers)
+{
+    Model *m = parse("model a { input x[1] dense(1) loss mse optimizer sgd(lr=1e-3) }\n"
+                     "# between models\n"
+                     "model b { input x[2] dense(1) loss mse optimizer sgd(lr=.5) batch 4 }\n");
+    cr_assert(m && m->next && !m->next->next);
+    cr_assert_str_eq(m->name, "a");
+    cr_assert_str_eq(m->next->name, "b");
+    Graph g;
+    cr_assert(lower_model(m, &g));
+    cr_assert_float_eq(g.opt.lr, 1e-3, 1e-15);
+    graph_free(&g);
+    cr_assert(lower_model(m->next, &g));
+    cr_assert_float_eq(g.opt.lr, 0.5, 1e-15);
+    cr_assert_eq(g.batch, 4);
+    graph_free(&g);
+}
+
+Test(lang, errors_are_located)
+{
+    Graph g;
+    cr_assert(!lower("model m {\n input x[3]\n dens(4)\n loss mse\n optimizer sgd\n}", &g));
+    cr_assert_eq(diag_errors, 1);
+    graph_free(&g);
+    cr_assert_null(parse("model m { input x[3] dense(4 }"));
+    cr_assert_eq(diag_errors, 1);
+    cr_assert_null(parse("model m { input x[3] @ }"));
+    cr_assert_eq(diag_errors, 1);
+}
+
+Test(lang, suggestions)
+{
+    const char *c[] = {"dense", "relu", "sigmoid", NULL};
+    cr_assert_str_eq(diag_suggest("dens", c), "dense");
+    cr_assert_str_eq(diag_suggest("sigmiod", c), "sigmoid");
+    cr_assert_null(diag_suggest("conv2d", c));
+    cr_assert_null(diag_suggest("dense", c)); /* exact: nothing to suggest */
+}
+
+Test(lang, training_graph)
+{
+    Graph g;
+    cr_assert(lower(seed, &g));
+    ad_build(&g);
+    optim_build(&g);
+    cr_assert(verify(&g));
+    int updates = 0;
+    for (int i = 0; i < g.nparams; i++) {
+        cr_assert_neq(g.grads[i], NODE_NONE);
+        cr_assert(shape_eq(&NODE(&g, g.grads[i])->shape, &NODE(&g, g.params[i])->shape));
+    }
+    for (int id = 1; id < g.nnodes; id++)
+        updates += optab[g.nodes[id].op].kind == K_UPDATE;
+    cr_assert_eq(updates, 6);
+    int before = g.nnodes;
+    pass_dce(&g);
+    cr_assert(verify(&g));
+    /* the grad rule of the first matmul also builds d(x), which nothing
+     * uses: dce removes exactly that node */
+    cr_assert_eq(g.nnodes, before - 1);
+    for (int id = 1; id < g.nnodes; id++)
+        for (int k = 0; k < g.nodes[id].nin; k++)
+            cr_assert(g.nodes[id].op != OP_MATMUL || g.nodes[id].iattr[1] != 0 ||
+                      g.nodes[id].iattr[0] != 0 || g.nodes[id].in[1] != g.params[0]);
+    char *j = ir_json(&g);
+    cr_assert(strstr(j, "\"op\":\t\"MATMUL\"") || strstr(j, "MATMUL"));
+    free(j);
+    graph_free(&g);
+}
