@@ -18,7 +18,9 @@ written by hand from the same description, never derived from nnc's graph):
   5. compare per-step losses, final weights and predictions: every max abs
      difference must be <= TOL. Also checked: parameter names and shapes,
      the initialization (Glorot uniform bounds, zero biases) and that a
-     second run with the same seed reproduces the first bit for bit.
+     second run with the same seed reproduces the first bit for bit; the
+     harness itself checks that predicting one row at a time and
+     predicting after m_load of FINAL give the same outputs.
 
 Prints one table row per model and exits 1 if any check failed (77, the
 automake SKIP status, if torch or numpy is missing).
@@ -31,6 +33,9 @@ Environment (all optional):
   CC                C compiler, may include flags (default cc)
   RT_CFLAGS         default "-I<srcdir>/runtime"
   RT_LIBS           default "<builddir>/.libs/libnncrt.a -lcjson -lm"
+  HARNESS_CFLAGS    extra flags for building the harness, e.g.
+                    "-fsanitize=address,undefined" to match a sanitized
+                    libnncrt (default: none)
 
 Run `diff.py --help` for the options (a single model, more steps, keeping
 the temporary files, printing every step).
@@ -206,20 +211,26 @@ def read_safetensors(path):
         header = json.loads(data[8:8 + n].decode("utf-8"))
     except ValueError as e:
         raise CheckFailed("%s: bad JSON header: %s" % (path, e))
+    if not isinstance(header, dict):
+        raise CheckFailed("%s: header is not a JSON object" % path)
     base = 8 + n
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info.get("dtype") != "F32":
+        try:
+            dtype = info["dtype"]
+            shape = [int(d) for d in info["shape"]]
+            begin, end = (int(o) for o in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckFailed("%s: %s: bad entry %r" % (path, name, info))
+        if dtype != "F32":
             raise CheckFailed("%s: %s has dtype %r, want F32"
-                              % (path, name, info.get("dtype")))
-        shape = [int(d) for d in info["shape"]]
-        begin, end = info["data_offsets"]
+                              % (path, name, dtype))
         count = int(np.prod(shape, dtype=np.int64))
-        if end - begin != 4 * count or base + end > len(data):
-            raise CheckFailed("%s: %s: bad data_offsets %r for shape %r"
-                              % (path, name, info["data_offsets"], shape))
+        if begin < 0 or end - begin != 4 * count or base + end > len(data):
+            raise CheckFailed("%s: %s: bad data_offsets [%d, %d] for shape %r"
+                              % (path, name, begin, end, shape))
         arr = np.frombuffer(data, dtype="<f4", count=count, offset=base + begin)
         tensors[name] = arr.reshape(shape).astype(np.float32)
     return tensors
@@ -277,6 +288,7 @@ def build_harness(cfg, spec, work):
     exe = os.path.join(work, "harness")
     cmd = (cfg.cc + ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic",
                      "-Werror", "-I" + work] + cfg.rt_cflags +
+           cfg.harness_cflags +
            ["-o", exe, os.path.join(HERE, "harness.c"), m_c] + cfg.rt_libs)
     run(cmd, "building the harness")
     return exe
@@ -464,6 +476,8 @@ class Config:
             os.environ.get("RT_LIBS") or
             shlex.quote(os.path.join(self.builddir, ".libs", "libnncrt.a")) +
             " -lcjson -lm")
+        self.harness_cflags = shlex.split(os.environ.get("HARNESS_CFLAGS",
+                                                         ""))
         self.verbose = args.verbose
         self.tmp = None
 

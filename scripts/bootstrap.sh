@@ -1,0 +1,67 @@
+#!/bin/sh
+# bootstrap.sh - everything from a fresh Debian machine, as root:
+#   sh scripts/bootstrap.sh demo   install packages, build, run the demo
+#   sh scripts/bootstrap.sh test   install packages, build, run every test
+# (.ci/run calls the second.)
+set -eu
+mode=${1:-test}
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+packages="build-essential autoconf automake libtool pkg-config flex bison \
+libcjson-dev libcriterion-dev clang python3-torch python3-numpy"
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "== installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing > /dev/null
+fi
+
+echo "== building"
+autoreconf -fi > /dev/null 2>&1 || autoreconf -fi
+[ -f Makefile ] || ./configure --enable-werror -q
+make -j2 > /dev/null
+
+case "$mode" in
+demo)
+    make demo
+    ;;
+test)
+    status=0
+    make -j2 check || status=1
+    for log in $(find tests -name '*.log' ! -name 'test-suite.log' 2>/dev/null | sort); do
+        echo "---- $log"; tail -n 40 "$log"
+    done
+    if [ $status -eq 0 ]; then
+        echo "== installing into a temporary prefix and building against it"
+        prefix=$(mktemp -d)
+        make install prefix="$prefix" > /dev/null
+        d=$(mktemp -d)
+        "$prefix/bin/nnc" examples/seed.nn -o "$d/seed.c"
+        PKG_CONFIG_PATH="$prefix/lib/pkgconfig" cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror \
+            -I"$d" -o "$d/seed" examples/seed_main.c "$d/seed.c" \
+            $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs nncrt) -lm \
+            -Wl,-rpath,"$prefix/lib"
+        (cd "$d" && ./seed > /dev/null) && echo "installed nnc, libnncrt and nncrt.pc work" || status=1
+        rm -rf "$prefix" "$d"
+    fi
+    if [ $status -eq 0 ]; then
+        echo "== make distcheck"
+        make -j2 distcheck > distcheck.log 2>&1 || { tail -n 60 distcheck.log; status=1; }
+        [ $status -eq 0 ] && echo "distcheck passed"
+    fi
+    pass=$(grep -h '^# PASS:' tests/test-suite.log test-suite.log 2>/dev/null | awk '{s+=$3} END {print s+0}')
+    fail=$(grep -h -E '^# (FAIL|ERROR):' test-suite.log 2>/dev/null | awk '{s+=$3} END {print s+0}')
+    echo "test suites: $pass passed, $fail failed"
+    exit $status
+    ;;
+*)
+    echo "usage: $0 demo|test" >&2
+    exit 2
+    ;;
+esac
