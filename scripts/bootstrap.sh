@@ -39,16 +39,19 @@ test)
     done
     if [ $status -eq 0 ]; then
         echo "== installing into a temporary prefix and building against it"
-        prefix=$(mktemp -d)
-        make install prefix="$prefix" > /dev/null
+        dest=$(mktemp -d)
+        make install DESTDIR="$dest" > /dev/null 2>&1
+        prefix=$(sed -n 's/^prefix=//p' runtime/nncrt.pc)
+        libdir=$prefix/lib bindir=$prefix/bin
+        export PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest$libdir/pkgconfig"
         d=$(mktemp -d)
-        "$prefix/bin/nnc" examples/seed.nn -o "$d/seed.c"
-        PKG_CONFIG_PATH="$prefix/lib/pkgconfig" cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror \
-            -I"$d" -o "$d/seed" examples/seed_main.c "$d/seed.c" \
-            $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs nncrt) -lm \
-            -Wl,-rpath,"$prefix/lib"
+        "$dest$bindir/nnc" examples/seed.nn -o "$d/seed.c"
+        cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -I"$d" -o "$d/seed" \
+            examples/seed_main.c "$d/seed.c" $(pkg-config --cflags --libs nncrt) -lm \
+            -Wl,-rpath,"$dest$libdir"
         (cd "$d" && ./seed > /dev/null) && echo "installed nnc, libnncrt and nncrt.pc work" || status=1
-        rm -rf "$prefix" "$d"
+        unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_PATH
+        rm -rf "$dest" "$d"
     fi
     if [ $status -eq 0 ]; then
         echo "== make distcheck"
