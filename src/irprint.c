@@ -22,7 +22,7 @@ void ir_print(FILE *f, const Graph *g)
     fprintf(f, "model %s batch %d\n", g->name ? g->name : "?", g->batch);
     for (int id = 1; id < g->nnodes; id++) {
         const Node *n = &g->nodes[id];
-        fprintf(f, "  %%%d = %s", id, optab[n->op].name);
+        fprintf(f, "  %%%d = %s", id, op_name(n->op));
         for (int k = 0; k < n->nin; k++)
             fprintf(f, "%s%%%u", k ? ", " : " ", (unsigned)n->in[k]);
         if (n->op == OP_MATMUL)
@@ -54,7 +54,7 @@ static cJSON *node_json(const Graph *g, int id)
     const Node *n = &g->nodes[id];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "op", optab[n->op].name);
+    cJSON_AddStringToObject(o, "op", op_name(n->op));
     if (n->name)
         cJSON_AddStringToObject(o, "name", n->name);
     if (n->what)

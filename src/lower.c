@@ -743,6 +743,11 @@ bool lower_model(const Model *m, Graph *g)
         else if (g->nparams == 0)
             diag_error(m->loc, "model '%s' has nothing to train", m->name);
     }
+    /* emitted loops index with int: keep every tensor below 2^30 floats */
+    for (int id = 1; id < g->nnodes && diag_errors == errors; id++)
+        if (shape_numel(&g->nodes[id].shape) > (1u << 30))
+            diag_error(g->nodes[id].loc, "tensor of shape %s is too large (at most 2^30 "
+                       "elements)", shape_str(&g->nodes[id].shape));
     if (diag_errors == errors)
         for (int i = 0; i < L.nenv; i++)
             if (!is_read(g, L.env[i].id) && L.env[i].id != g->output)

@@ -251,6 +251,8 @@ typedef struct OpInfo {
 } OpInfo;
 
 extern const OpInfo optab[OP_COUNT];
+/* The op's name in lower case ("matmul"), for dumps and comments. */
+const char *op_name(Op op);
 
 /* Optimizer description (lowered to UPDATE nodes by optim.c). */
 typedef enum { OPT_SGD, OPT_ADAM } OptKind;

@@ -283,7 +283,7 @@ static void emit_kernel(Emit *e, const Graph *g, NodeId id)
     const OpInfo *oi = &optab[n->op];
     Buf c = {0};
     buf_printf(&c, "/* %s %s%s: %s", loc_str(n->loc), n->what ? n->what : "",
-               n->is_grad ? " (backward)" : "", oi->name);
+               n->is_grad ? " (backward)" : "", op_name(n->op));
     for (int k = 0; k < n->nin; k++)
         buf_printf(&c, "%s%s %s", k ? ", " : " ", buf_of(g, n->in[k]),
                    shape_str(&NODE(g, n->in[k])->shape));
@@ -444,7 +444,7 @@ static void emit_layout(Emit *e, const Graph *g, const Layout *l, const char *p)
         if (n->op == OP_PARAM || !has_buffer(n))
             continue;
         buf_printf(out, "#define %s (ctx->mem + %zu)  /* %s%s %s at %s */\n",
-                   buf_of(g, (NodeId)id), l->off[id], optab[n->op].name,
+                   buf_of(g, (NodeId)id), l->off[id], op_name(n->op),
                    n->is_grad ? " (backward)" : "", shape_str(&n->shape), loc_str(n->loc));
     }
 }

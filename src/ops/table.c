@@ -17,6 +17,16 @@ const OpInfo optab[OP_COUNT] = {
 #undef OP
 };
 
+const char *op_name(Op op)
+{
+    static char names[OP_COUNT][24];
+    NNC_ASSERT((unsigned)op < OP_COUNT);
+    if (!names[op][0])
+        for (size_t i = 0; optab[op].name[i] && i < sizeof names[op] - 1; i++)
+            names[op][i] = (char)(optab[op].name[i] | 0x20);
+    return names[op];
+}
+
 bool shape_source(Graph *g, Node *n)
 {
     (void)g;
@@ -88,7 +98,7 @@ bool shape_rowwise(Graph *g, Node *n)
     const Node *x = NODE(g, n->in[0]);
     for (int i = 1; i < n->nin; i++)
         if (!shape_eq(&NODE(g, n->in[i])->shape, &x->shape)) {
-            diag_error(n->loc, "%s: shapes %s and %s differ", optab[n->op].name,
+            diag_error(n->loc, "%s: shapes %s and %s differ", op_name(n->op),
                        shape_str(&x->shape), shape_str(&NODE(g, n->in[i])->shape));
             return false;
         }
