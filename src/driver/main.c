@@ -283,11 +283,12 @@ int main(int argc, char **argv)
     if (!src)
         return 1;
     Model *models = parse_file(&arena, src);
-    if (diag_errors)
-        return 1;
-    if (!models) {
+    if (!diag_errors && !models) {
         Loc l = {src, 1, 1, 1};
         diag_error(l, "no model in file (expected 'model NAME { ... }')");
+    }
+    if (diag_errors) {
+        arena_free(&arena);
         return 1;
     }
     /* choose the models, check names */
@@ -301,14 +302,16 @@ int main(int argc, char **argv)
         if (!o.model || !strcmp(o.model, m->name))
             nsel++;
     }
-    if (diag_errors)
-        return 1;
-    if (nsel == 0) {
+    if (!diag_errors && nsel == 0)
         fprintf(stderr, "nnc: error: no model named '%s' in %s\n", o.model, o.input);
+    if (diag_errors || nsel == 0) {
+        arena_free(&arena);
         return 1;
     }
-    if (o.prefix && nsel > 1)
+    if (o.prefix && nsel > 1) {
+        arena_free(&arena);
         bad_usage("%s", "--prefix needs --model when the file holds several models");
+    }
 
     Graph *graphs = calloc((size_t)nsel, sizeof(Graph));
     NNC_ASSERT(graphs);

@@ -17,6 +17,7 @@ compilers=""
 for cc in gcc clang; do command -v $cc >/dev/null 2>&1 && compilers="$compilers $cc"; done
 [ -n "$compilers" ] || compilers=${CC:-cc}
 for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
+    case $nn in */tests/torch/seed.nn) continue ;; esac  # same as examples/seed.nn
     name=$(basename "$nn" .nn)
     d="$tmp/$name"
     mkdir -p "$d"
@@ -40,5 +41,33 @@ for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
         fi
     done
 done
+# several models in one file, in one .c/.h pair
+d="$tmp/multi"; mkdir -p "$d"
+if "$NNC" "$srcdir/tests/e2e/multi.nn" -o "$d/multi.c"; then
+    for cc in $compilers; do
+        if $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" -o "$d/m_$cc" \
+            "$srcdir/tests/e2e/multi_main.c" "$d/multi.c" $RT_LIBS && "$d/m_$cc"; then ok
+        else bad "multi ($cc)"; fi
+    done
+else bad "multi: nnc failed"; fi
+# --model picks one, --prefix renames it, unknown models are errors
+"$NNC" "$srcdir/tests/e2e/multi.nn" --model cls --prefix z -o "$d/z.c" &&
+    grep -q 'z_train_step' "$d/z.h" && ! grep -q 'enc_' "$d/z.h" && ok || bad "--model/--prefix"
+"$NNC" "$srcdir/tests/e2e/multi.nn" --model nope -o "$d/n.c" 2>/dev/null
+[ $? -eq 1 ] && [ ! -e "$d/n.c" ] && ok || bad "--model nope"
+"$NNC" "$srcdir/tests/e2e/multi.nn" --prefix z -o "$d/n.c" 2>/dev/null
+[ $? -eq 2 ] && ok || bad "--prefix with two models is a usage error"
+"$NNC" 2>/dev/null; [ $? -eq 2 ] && ok || bad "no input: usage error"
+"$NNC" "$d/missing.nn" 2>/dev/null; [ $? -eq 1 ] && ok || bad "missing file"
+"$NNC" --version | grep -q '^nnc ' && ok || bad "--version"
+# the graph dump is valid JSON with shapes; -O0 output builds too
+py=/usr/bin/python3; [ -x $py ] || py=python3
+"$NNC" "$srcdir/examples/seed.nn" --emit=graph-json > "$d/g.json" &&
+    $py -c "import json,sys; g=json.load(open(sys.argv[1])); assert g['nodes'][0]['shape']==[32,10]" "$d/g.json" &&
+    ok || bad "--emit=graph-json"
+"$NNC" "$srcdir/examples/seed.nn" -O0 -o "$d/o0.c" && ${CC:-cc} -std=c99 -Wall -Wextra -Wpedantic -Werror \
+    $RT_CFLAGS -c "$d/o0.c" -o "$d/o0.o" && ok || bad "-O0"
+"$NNC" "$srcdir/examples/seed.nn" -MD -o "$d/dep.c" && grep -q "dep.c $d/dep.h: " "$d/dep.d" &&
+    ok || bad "-MD"
 echo "e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ]
