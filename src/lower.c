@@ -44,7 +44,6 @@ typedef struct Binding {
     const char *name;
     Loc loc;
     NodeId id;
-    bool used;
 } Binding;
 
 typedef struct Lower {
@@ -374,7 +373,7 @@ static bool bind_name(Lower *L, const char *name, Loc loc, NodeId id)
         return false;
     }
     L->env = nnc_grow(L->env, &L->cap, L->nenv + 1, sizeof(Binding));
-    L->env[L->nenv++] = (Binding){name, loc, id, false};
+    L->env[L->nenv++] = (Binding){name, loc, id};
     return true;
 }
 
@@ -490,7 +489,6 @@ static NodeId lower_expr(Lower *L, const Expr *e)
         }
         if (b->id == NODE_NONE)
             return NODE_NONE; /* its definition failed: already reported */
-        b->used = true;
         return b->id;
     }
     case EX_NUM:
@@ -712,14 +710,44 @@ static int model_batch(const Model *m)
     return batch;
 }
 
-/* Does any node read `id`? */
-static bool is_read(const Graph *g, NodeId id)
+/* Marks `id` and everything it depends on. */
+static void mark_inputs(const Graph *g, NodeId id, bool *mark)
 {
-    for (int i = (int)id + 1; i < g->nnodes; i++)
-        for (int k = 0; k < g->nodes[i].nin; k++)
-            if (g->nodes[i].in[k] == id)
-                return true;
-    return false;
+    mark[id] = true;
+    for (int i = (int)id; i >= 1; i--)
+        if (mark[i])
+            for (int k = 0; k < g->nodes[i].nin; k++)
+                mark[g->nodes[i].in[k]] = true;
+}
+
+/* Warns once about each named value, and otherwise each layer, that does
+ * not affect the loss: its parameters would never be trained. */
+static void warn_unused(Lower *L)
+{
+    Graph *g = L->g;
+    bool *reach = calloc((size_t)g->nnodes, sizeof(bool));
+    bool *covered = calloc((size_t)g->nnodes, sizeof(bool));
+    NNC_ASSERT(reach && covered);
+    mark_inputs(g, g->loss, reach);
+    for (int i = 0; i < L->nenv; i++) {
+        NodeId id = L->env[i].id;
+        if (reach[id] || g->nodes[id].op == OP_INPUT)
+            continue;
+        diag_warning(L->env[i].loc, "value '%s' does not affect the loss", L->env[i].name);
+        mark_inputs(g, id, covered);
+    }
+    Loc last = {0};
+    for (int i = 0; i < g->nparams; i++) {
+        const Node *p = NODE(g, g->params[i]);
+        if (reach[g->params[i]] || covered[g->params[i]] ||
+            (p->loc.line == last.line && p->loc.col == last.col))
+            continue;
+        last = p->loc;
+        diag_warning(p->loc, "this layer does not affect the loss; its parameters are "
+                     "not trained");
+    }
+    free(reach);
+    free(covered);
 }
 
 bool lower_model(const Model *m, Graph *g)
@@ -749,9 +777,7 @@ bool lower_model(const Model *m, Graph *g)
             diag_error(g->nodes[id].loc, "tensor of shape %s is too large (at most 2^30 "
                        "elements)", shape_str(&g->nodes[id].shape));
     if (diag_errors == errors)
-        for (int i = 0; i < L.nenv; i++)
-            if (!is_read(g, L.env[i].id) && L.env[i].id != g->output)
-                diag_warning(L.env[i].loc, "value '%s' is never used", L.env[i].name);
+        warn_unused(&L);
     free(L.env);
     return diag_errors == errors;
 }

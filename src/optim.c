@@ -11,11 +11,8 @@ void optim_build(Graph *g)
     const Optimizer *o = &g->opt;
     for (int i = 0; i < g->nparams; i++) {
         NodeId p = g->params[i], dp = g->grads[i];
-        if (dp == NODE_NONE) {
-            diag_warning(NODE(g, p)->loc, "parameter '%s' does not affect the loss",
-                         NODE(g, p)->name);
-            continue;
-        }
+        if (dp == NODE_NONE)
+            continue; /* lower_model warned: it does not affect the loss */
         NodeId u = graph_add2(g, o->kind == OPT_SGD ? OP_SGD : OP_ADAM, o->loc, p, dp);
         Node *n = NODE(g, u);
         n->what = "optimizer";

@@ -133,6 +133,11 @@ static void parse_args(int argc, char **argv, Options *o)
             bad_usage("--emit=%s is not available yet", o->emit);
         bad_usage("unknown --emit kind '%s' (expected c, h, graph-json or ir)", o->emit);
     }
+    if (o->dump_after && strcmp(o->dump_after, "all") && strcmp(o->dump_after, "lower") &&
+        strcmp(o->dump_after, "autodiff") && strcmp(o->dump_after, "optim") &&
+        strcmp(o->dump_after, "dce"))
+        bad_usage("unknown pass '%s' for --dump-after (expected lower, autodiff, optim, "
+                  "dce or all)", o->dump_after);
     if (o->depfile && !o->md)
         o->md = true;
     if (o->md && !o->depfile && !o->output)
