@@ -216,6 +216,8 @@ typedef struct Node {
     Loc loc;                /* the DSL text this node derives from */
     const char *what;       /* short description for comments ("dense") */
     bool is_grad;           /* made by autodiff */
+    NodeId kernel;          /* fuse: the root of the kernel that computes
+                               this node; NODE_NONE: a kernel of its own */
 } Node;
 
 typedef struct Graph Graph;
@@ -344,9 +346,85 @@ void optim_build(Graph *g);
  * passes/ - graph transformations, one entry point each
  * ====================================================================== */
 
+/* Each pass returns whether it changed the graph. Contracts are above
+ * each entry point; the driver runs verify() after every pass. */
+
+/* losshead.c: bce(sigmoid(z)) -> sigmoid_bce(z), before autodiff. */
+bool pass_losshead(Graph *g);
+/* simplify.c: constant folding and algebraic identities (x*1, x+0,
+ * scale(scale(x)), identity broadcasts and sums). */
+bool pass_simplify(Graph *g);
+/* cse.c: merges nodes that compute the same value. */
+bool pass_cse(Graph *g);
 /* dce.c: removes nodes that neither the loss, the output nor an update
  * needs; renumbers the rest keeping topological order. */
 bool pass_dce(Graph *g);
+/* fuse.c: groups nodes into kernels (Node.kernel): elementwise chains,
+ * GEMM epilogues, reductions riding on a loop, one optimizer update. */
+bool pass_fuse(Graph *g);
+
+/* ---- schedule.c, memplan.c: kernels, lifetimes and the memory plan ---- */
+
+typedef enum {
+    REG_NONE,    /* no buffer: fused into its kernel, or an inlined constant */
+    REG_INPUT,   /* the caller's x */
+    REG_TARGET,  /* the caller's y (training targets) */
+    REG_OUTPUT,  /* the caller's output rows (predict) */
+    REG_PARAM,   /* parameters */
+    REG_GRAD,    /* parameter gradients, laid out like the parameters */
+    REG_ARENA    /* everything else: planned, reused */
+} Region;
+
+/* Static layout shared by both programs: parameter offsets (gradients and
+ * optimizer state mirror them), in floats, 64-byte aligned. */
+typedef struct ModelLayout {
+    size_t *param_off;      /* by node id (params only) */
+    size_t param_floats;    /* size of the parameter region */
+    int nstate;             /* optimizer state buffers per parameter */
+    bool grads_exclusive;   /* every parameter gradient can live in the
+                               gradient region */
+} ModelLayout;
+
+typedef struct Kernel {
+    NodeId root;            /* the node that names the kernel */
+    int first, n;           /* its nodes: Plan.members[first .. first+n) */
+} Kernel;
+
+typedef struct Plan {
+    bool predict;           /* forward only, output to the caller */
+    Kernel *kernels;
+    int nkernels;
+    NodeId *members;        /* nodes of each kernel, in id order */
+    int nmembers;
+    bool *in_prog;          /* by id: the program needs this node */
+    Region *region;         /* by id */
+    size_t *offset;         /* by id: floats into the region */
+    int *def, *last;        /* by id: first and last kernel using it */
+    NodeId *shares;         /* by id: computed in place of this input */
+    size_t arena_floats;    /* planned arena size */
+    size_t naive_floats;    /* one buffer per value of this plan */
+    size_t lower_floats;    /* most floats live at once */
+    double flops;
+} Plan;
+
+void layout_build(const Graph *g, ModelLayout *l);
+void layout_free(ModelLayout *l);
+/* Kernels and lifetimes of the training step or of predict. */
+void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p);
+/* memplan.c: arena offsets (greedy by size, in-place reuse), sizes. */
+void plan_memory(const Graph *g, Plan *p);
+/* Proves that no two buffers live at the same time overlap; false after
+ * printing the first conflict. */
+bool plan_check(const Graph *g, const Plan *p);
+void plan_free(Plan *p);
+/* Floats of one buffer per computed value (no fusion, no reuse): the
+ * naive scheme -O0 planning improves on. */
+size_t plan_naive_floats(const Graph *g, bool predict);
+/* FLOPs of one node (2mnk for matrix products, else one per element). */
+double node_flops(const Graph *g, NodeId id);
+/* ALIGN_FLOATS: every buffer starts on a 64-byte boundary. */
+#define ALIGN_FLOATS 16
+size_t align_floats(size_t n);
 
 /* ======================================================================
  * codegen/emit_c.c - the standalone C for a model
@@ -357,6 +435,17 @@ typedef struct EmitOptions {
     const char *header;     /* file name the .c includes ("seed.h") */
 } EmitOptions;
 
+/* A model through the whole pipeline: the final graph, its layout and
+ * the plans of both programs, plus figures from before the passes. */
+typedef struct Compiled {
+    Graph g;
+    ModelLayout layout;
+    Plan train, predict;
+    int nodes_before;           /* training graph nodes before passes */
+    size_t naive_train;         /* floats, one buffer per value (before passes) */
+    size_t naive_predict;
+} Compiled;
+
 struct Emit {
     Buf *out;
     const Graph *g;
@@ -364,12 +453,19 @@ struct Emit {
 };
 
 /* Appends the header / source of one model. */
-void emit_header(Buf *out, const Graph *g, const EmitOptions *o);
-void emit_source(Buf *out, const Graph *g, const EmitOptions *o);
+void emit_header(Buf *out, const Compiled *c, const EmitOptions *o);
+void emit_source(Buf *out, const Compiled *c, const EmitOptions *o);
 /* Header and source prologue/epilogue for a file holding several models. */
 void emit_header_begin(Buf *out, const char *guard);
 void emit_header_end(Buf *out, const char *guard);
 void emit_source_begin(Buf *out, const char *header);
+/* Region sizes in floats (params, grads, optimizer state, scratch). */
+void emit_regions(const Compiled *c, size_t *params, size_t *grads, size_t *state,
+                  size_t *scratch);
+
+/* report.c: --emit=stats (a JSON object, malloc'd) and --emit=dot. */
+char *report_stats(const Compiled *c);
+void report_dot(Buf *out, const Compiled *c);
 
 /* Helpers for op emitters (emit_c.c). */
 void emit_line(Emit *e, const char *fmt, ...) NNC_PRINTF(2, 3);

@@ -4,19 +4,23 @@
  *
  * Memory: one block per model, laid out at compile time. The context
  * struct sits at the start (aligned to 64 bytes inside the caller's
- * block), then floats: parameters, optimizer state, then one buffer per
- * computed node. The header states the exact byte count, so a caller can
- * supply the memory (seed_init) and nothing allocates afterwards.
- * (This plan gives every value its own buffer; the memory planner of the
- * passes issue replaces it with a shared arena.)
+ * block), then floats in regions: parameters, their gradients (same
+ * layout), optimizer state (same layout again, so one loop updates
+ * everything), and the scratch arena shared by the training step's plan
+ * and predict's smaller plan (memplan.c). The header states every
+ * region's bytes, so a caller can supply the memory (seed_init) and
+ * nothing allocates afterwards.
  *
- * Code: `forward` computes the model's output for nb <= BATCH rows, so
- * predict runs the same kernels on any chunk; train_step runs forward at
- * the full batch, then the loss, the backward kernels and the updates, in
- * graph order. Each kernel is a block headed by a comment with the .nn
- * line it comes from. Elementwise ops become loops around the C expression
- * their emit rule returns; other ops write their own statements (GEMM
- * through the runtime's nnc_sgemm).
+ * Code: one function per program. `predict_rows` runs predict's kernels
+ * for nb <= BATCH rows and writes the output rows straight to the caller;
+ * train_step runs the training plan at the full batch. Each kernel is a
+ * block headed by a comment with the .nn line it comes from:
+ *  - a loop kernel evaluates its fused elementwise members into locals
+ *    (v12 = ...) and stores the root, plus any sums riding along;
+ *  - a GEMM with an epilogue computes row blocks with nnc_sgemm and
+ *    applies the loop to each block while it is in cache;
+ *  - other ops (softmax, losses, plain GEMMs, updates) emit their own
+ *    statements through their op's emit rule.
  */
 #include <ctype.h>
 #include <math.h>
@@ -26,15 +30,25 @@
 #include "nnc.h"
 
 #define CTX_BYTES 128   /* room reserved for struct <prefix>_ctx */
-#define ALIGN_FLOATS 16 /* 64-byte alignment of every buffer */
 
 /* ---- helpers for op emitters ------------------------------------------- */
 
 static char *rotating(void)
 {
-    static char bufs[16][128];
+    static char bufs[32][160];
     static int k;
-    return bufs[k++ % 16];
+    return bufs[k++ % 32];
+}
+
+static const char *rotating_printf(const char *fmt, ...) NNC_PRINTF(1, 2);
+static const char *rotating_printf(const char *fmt, ...)
+{
+    char *b = rotating();
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, 160, fmt, ap);
+    va_end(ap);
+    return b;
 }
 
 void emit_line(Emit *e, const char *fmt, ...)
@@ -52,9 +66,9 @@ const char *emit_dim(const Node *n, int d)
 {
     char *b = rotating();
     if (n->bmask & (1u << d))
-        snprintf(b, 128, "nb");
+        snprintf(b, 160, "nb");
     else
-        snprintf(b, 128, "%d", n->shape.dim[d]);
+        snprintf(b, 160, "%d", n->shape.dim[d]);
     return b;
 }
 
@@ -71,9 +85,9 @@ const char *emit_numel(const Node *n)
     }
     NNC_ASSERT(nbatch <= 1);
     if (nbatch)
-        snprintf(b, 128, "(nb * %ld)", k);
+        snprintf(b, 160, "(nb * %ld)", k);
     else
-        snprintf(b, 128, "%ld", k);
+        snprintf(b, 160, "%ld", k);
     return b;
 }
 
@@ -81,86 +95,14 @@ const char *emit_float(double v)
 {
     char *b = rotating();
     NNC_ASSERT(isfinite(v));
-    snprintf(b, 128, "%.9g", v);
+    snprintf(b, 160, "%.9g", v);
     if (!strpbrk(b, ".e"))
         strcat(b, ".0");
     strcat(b, "f");
     return b;
 }
 
-/* ---- the layout ----------------------------------------------------------- */
-
-typedef struct Layout {
-    size_t *off;        /* float offset of each node's buffer, by id */
-    size_t *state;      /* UPDATE nodes: offset of their first state buffer */
-    size_t params, state_floats, acts, total;  /* region sizes in floats */
-    bool *fwd;          /* node is computed by forward() */
-} Layout;
-
-static size_t align_up(size_t n)
-{
-    return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
-}
-
-static bool has_buffer(const Node *n)
-{
-    return n->op != OP_INPUT && n->op != OP_TARGET && optab[n->op].kind != K_UPDATE;
-}
-
-static void layout(const Graph *g, Layout *l)
-{
-    memset(l, 0, sizeof *l);
-    l->off = calloc((size_t)g->nnodes, sizeof(size_t));
-    l->state = calloc((size_t)g->nnodes, sizeof(size_t));
-    l->fwd = calloc((size_t)g->nnodes, sizeof(bool));
-    NNC_ASSERT(l->off && l->state && l->fwd);
-    size_t at = 0;
-    for (int i = 0; i < g->nparams; i++) {
-        l->off[g->params[i]] = at;
-        at += align_up(shape_numel(&NODE(g, g->params[i])->shape));
-    }
-    l->params = at;
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = &g->nodes[id];
-        if (optab[n->op].kind != K_UPDATE)
-            continue;
-        l->state[id] = at;
-        at += (size_t)n->iattr[0] * align_up(shape_numel(&n->shape));
-    }
-    l->state_floats = at - l->params;
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = &g->nodes[id];
-        if (n->op == OP_PARAM || !has_buffer(n))
-            continue;
-        l->off[id] = at;
-        at += align_up(shape_numel(&n->shape));
-    }
-    l->acts = at - l->params - l->state_floats;
-    l->total = at;
-    /* forward(): the non-source ancestors of the output */
-    l->fwd[g->output] = true;
-    for (int id = (int)g->output; id >= 1; id--)
-        if (l->fwd[id])
-            for (int k = 0; k < g->nodes[id].nin; k++)
-                l->fwd[g->nodes[id].in[k]] = true;
-    for (int id = 1; id < g->nnodes; id++)
-        if (optab[g->nodes[id].op].kind == K_SOURCE)
-            l->fwd[id] = false;
-}
-
-static void layout_free(Layout *l)
-{
-    free(l->off);
-    free(l->state);
-    free(l->fwd);
-}
-
-static size_t mem_bytes(const Layout *l)
-{
-    return 63 + CTX_BYTES + l->total * sizeof(float);
-}
-
-/* ---- names ------------------------------------------------------------------ */
+/* ---- names and regions ---------------------------------------------- */
 
 /* A C identifier from a parameter name: "dense_0.weight" -> "dense_0_weight". */
 static const char *c_ident(const char *s)
@@ -183,38 +125,91 @@ static const char *upper(const char *s)
     return b;
 }
 
-/* The buffer expression of a node. */
-static const char *buf_of(const Graph *g, NodeId id)
-{
-    const Node *n = NODE(g, id);
-    char *b = rotating();
-    if (n->op == OP_INPUT)
-        return "x";
-    if (n->op == OP_TARGET)
-        return "y";
-    if (optab[n->op].kind == K_UPDATE)
-        return buf_of(g, n->in[0]);
-    if (n->op == OP_PARAM)
-        snprintf(b, 128, "W_%s", c_ident(n->name));
-    else
-        snprintf(b, 128, "T%u", (unsigned)id);
-    return b;
-}
-
 static const char *loc_str(Loc l)
 {
     char *b = rotating();
     if (l.src)
-        snprintf(b, 128, "%s:%d:%d", l.src->name, l.line, l.col);
+        snprintf(b, 160, "%s:%d:%d", l.src->name, l.line, l.col);
     else
-        snprintf(b, 128, "(generated)");
+        snprintf(b, 160, "(generated)");
+    return b;
+}
+
+void emit_regions(const Compiled *c, size_t *params, size_t *grads, size_t *state,
+                  size_t *scratch)
+{
+    *params = c->layout.param_floats;
+    *grads = c->layout.grads_exclusive ? c->layout.param_floats : 0;
+    *state = (size_t)c->layout.nstate * c->layout.param_floats;
+    *scratch = c->train.arena_floats > c->predict.arena_floats ? c->train.arena_floats
+                                                                : c->predict.arena_floats;
+}
+
+/* Float offsets of the regions in ctx->mem. */
+typedef struct Regions {
+    size_t grads, state, scratch, total;
+} Regions;
+
+static Regions regions(const Compiled *c)
+{
+    size_t p, g, s, a;
+    emit_regions(c, &p, &g, &s, &a);
+    return (Regions){p, p + g, p + g + s, p + g + s + a};
+}
+
+/* The parameter whose gradient `id` is. */
+static const char *grad_name(const Graph *g, NodeId id)
+{
+    for (int i = 0; i < g->nparams; i++)
+        if (g->grads[i] == id)
+            return NODE(g, g->params[i])->name;
+    nnc_unreachable();
+}
+
+/* The buffer (a pointer expression) of a node in a program. */
+static const char *buf_of(const Graph *g, const Plan *p, NodeId id)
+{
+    const Node *n = NODE(g, id);
+    char *b = rotating();
+    if (optab[n->op].kind == K_UPDATE)
+        return buf_of(g, p, n->in[0]);
+    switch (p->region[id]) {
+    case REG_INPUT:
+        return "x";
+    case REG_TARGET:
+        return "y";
+    case REG_OUTPUT:
+        return "out";
+    case REG_PARAM:
+        snprintf(b, 160, "W_%s", c_ident(n->name));
+        return b;
+    case REG_GRAD:
+        snprintf(b, 160, "G_%s", c_ident(grad_name(g, id)));
+        return b;
+    case REG_ARENA:
+        snprintf(b, 160, "t%u", (unsigned)id);
+        return b;
+    case REG_NONE:
+        break;
+    }
+    snprintf(b, 160, "t%u", (unsigned)id);
+    return b;
+}
+
+/* The value of a rank-0 node, for emit rules that take scalars by value. */
+static const char *scalar_of(const Graph *g, const Plan *p, NodeId id)
+{
+    char *b = rotating();
+    if (NODE(g, id)->op == OP_CONST)
+        return emit_float(NODE(g, id)->fattr[0]);
+    snprintf(b, 160, "%s[0]", buf_of(g, p, id));
     return b;
 }
 
 /* ---- kernels ---------------------------------------------------------------- */
 
-/* The element index into input `in` (broadcast to out) inside the loop
- * nest i0, i1, ... over out's dims. */
+/* The element index into `in` (broadcast to out) inside the loop nest i0,
+ * i1, ... over out's dims. */
 static void bcast_expr(Buf *b, const Node *out, const Node *in)
 {
     int off = out->shape.rank - in->shape.rank;
@@ -237,84 +232,285 @@ static bool same_layout(const Node *a, const Node *b)
     return shape_eq(&a->shape, &b->shape) && a->bmask == b->bmask;
 }
 
-static void emit_ewise(Emit *e, const Graph *g, const Node *n, const char *out)
+typedef struct KCtx {
+    const Graph *g;
+    const Plan *p;
+    const Kernel *k;
+    bool flat;          /* one loop over i, not a nest over i0, i1, ... */
+} KCtx;
+
+static bool is_member(const KCtx *kc, NodeId id)
 {
-    bool flat = true;
-    for (int k = 0; k < n->nin; k++)
-        flat &= same_layout(NODE(g, n->in[k]), n);
-    Buf idx[NNC_MAX_IN] = {{0}}, oidx = {0}, expr = {0};
-    const char *args[NNC_MAX_IN];
-    if (flat) {
-        emit_line(e, "for (int i = 0; i < %s; i++)", emit_numel(n));
-        buf_puts(&oidx, "i");
-        for (int k = 0; k < n->nin; k++)
-            buf_printf(&idx[k], "%s[i]", buf_of(g, n->in[k]));
-    } else {
-        for (int d = 0; d < n->shape.rank; d++) {
-            emit_line(e, "for (int i%d = 0; i%d < %s; i%d++)", d, d, emit_dim(n, d), d);
-            e->indent++;
-        }
-        bcast_expr(&oidx, n, n);
-        for (int k = 0; k < n->nin; k++) {
-            buf_printf(&idx[k], "%s[", buf_of(g, n->in[k]));
-            bcast_expr(&idx[k], n, NODE(g, n->in[k]));
-            buf_puts(&idx[k], "]");
-        }
-        e->indent -= n->shape.rank;
-    }
-    for (int k = 0; k < n->nin; k++)
-        args[k] = idx[k].data;
-    Buf *saved = e->out;
-    e->out = &expr;
-    optab[n->op].emit(e, g, n, args);
-    e->out = saved;
-    e->indent += flat ? 1 : n->shape.rank;
-    emit_line(e, "%s[%s] = %s;", out, oidx.data, expr.data);
-    e->indent -= flat ? 1 : n->shape.rank;
-    for (int k = 0; k < n->nin; k++)
-        buf_free(&idx[k]);
-    buf_free(&oidx);
-    buf_free(&expr);
+    for (int m = 0; m < kc->k->n; m++)
+        if (kc->p->members[kc->k->first + m] == id)
+            return true;
+    return false;
 }
 
-static void emit_kernel(Emit *e, const Graph *g, NodeId id)
+static NodeId gemm_head(const KCtx *kc)
+{
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (optab[NODE(kc->g, id)->op].kind == K_CONTRACT)
+            return id;
+    }
+    return NODE_NONE;
+}
+
+/* Appends the element expression of operand `u` of a loop kernel. */
+static void load(Buf *b, const KCtx *kc, NodeId u)
+{
+    const Node *n = NODE(kc->g, u), *root = NODE(kc->g, kc->k->root);
+    if (n->op == OP_CONST) {
+        buf_puts(b, emit_float(n->fattr[0]));
+    } else if (is_member(kc, u) && optab[n->op].kind != K_CONTRACT) {
+        buf_printf(b, "v%u", (unsigned)u);
+    } else {
+        const char *base = is_member(kc, u) ? buf_of(kc->g, kc->p, kc->k->root)
+                                            : buf_of(kc->g, kc->p, u);
+        buf_printf(b, "%s[", base);
+        if (kc->flat)
+            buf_puts(b, n->shape.rank ? "i" : "0");
+        else
+            bcast_expr(b, root, n);
+        buf_puts(b, "]");
+    }
+}
+
+/* The loop body: member values, the root's store, riders' sums. */
+static void loop_body(Emit *e, const KCtx *kc)
+{
+    const Graph *g = kc->g;
+    NodeId r = kc->k->root;
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        const Node *n = NODE(g, id);
+        if (optab[n->op].kind != K_EWISE)
+            continue;
+        Buf args[NNC_MAX_IN] = {{0}}, expr = {0};
+        const char *a[NNC_MAX_IN];
+        for (int k = 0; k < n->nin; k++) {
+            load(&args[k], kc, n->in[k]);
+            a[k] = args[k].data;
+        }
+        Buf *saved = e->out;
+        e->out = &expr;
+        optab[n->op].emit(e, g, n, a);
+        e->out = saved;
+        emit_line(e, "const float v%u = %s;", (unsigned)id, expr.data);
+        for (int k = 0; k < n->nin; k++)
+            buf_free(&args[k]);
+        buf_free(&expr);
+    }
+    Buf idx = {0};
+    if (kc->flat)
+        buf_puts(&idx, "i");
+    else
+        bcast_expr(&idx, NODE(g, r), NODE(g, r));
+    emit_line(e, "%s[%s] = v%u;", buf_of(g, kc->p, r), idx.data, (unsigned)r);
+    buf_free(&idx);
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (NODE(g, id)->op != OP_SUM_TO)
+            continue;
+        Buf ridx = {0};
+        bcast_expr(&ridx, NODE(g, r), NODE(g, id));
+        emit_line(e, "%s[%s] += v%u;", buf_of(g, kc->p, id), ridx.data, (unsigned)r);
+        buf_free(&ridx);
+    }
+}
+
+static void zero_riders(Emit *e, const KCtx *kc)
+{
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (NODE(kc->g, id)->op == OP_SUM_TO)
+            emit_line(e, "memset(%s, 0, sizeof(float) * %s);", buf_of(kc->g, kc->p, id),
+                      emit_numel(NODE(kc->g, id)));
+    }
+}
+
+/* A loop kernel: elementwise members (and riders), no GEMM. */
+static void emit_loop(Emit *e, KCtx *kc)
+{
+    const Graph *g = kc->g;
+    const Node *r = NODE(g, kc->k->root);
+    bool riders = false;
+    kc->flat = true;
+    for (int m = 0; m < kc->k->n; m++) {
+        const Node *n = NODE(g, kc->p->members[kc->k->first + m]);
+        riders |= n->op == OP_SUM_TO;
+        for (int i = 0; i < n->nin && n->op != OP_SUM_TO; i++) {
+            const Node *in = NODE(g, n->in[i]);
+            if (in->op != OP_CONST && in->shape.rank > 0 && !same_layout(in, r))
+                kc->flat = false;
+        }
+    }
+    if (riders)
+        kc->flat = false;
+    zero_riders(e, kc);
+    int depth = kc->flat || r->shape.rank == 0 ? 1 : r->shape.rank;
+    if (kc->flat || r->shape.rank == 0) {
+        kc->flat = true;
+        emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(r));
+        e->indent++;
+    }
+    for (int d = 0; !kc->flat && d < r->shape.rank; d++) {
+        emit_line(e, "for (int i%d = 0; i%d < %s; i%d++)%s", d, d, emit_dim(r, d), d,
+                  d == r->shape.rank - 1 ? " {" : "");
+        e->indent++;
+    }
+    loop_body(e, kc);
+    e->indent--;
+    emit_line(e, "}");
+    e->indent -= depth - 1;
+}
+
+/* A GEMM whose result feeds a loop: row blocks of C are computed, then
+ * the loop runs over the block while it is in cache. */
+static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
+{
+    const Graph *g = kc->g;
+    const Node *h = NODE(g, head), *r = NODE(g, kc->k->root);
+    const Node *a = NODE(g, h->in[0]), *b = NODE(g, h->in[1]);
+    int ta = h->iattr[0], tb = h->iattr[1];
+    int ncols = r->shape.dim[1];
+    int rb = 8192 / (ncols > 0 ? ncols : 1);
+    rb = rb < 1 ? 1 : rb;
+    if (rb >= r->shape.dim[0])
+        rb = r->shape.dim[0];
+    char m[32], k[32], lda[32], ldb[32];
+    snprintf(m, sizeof m, "%s", emit_dim(r, 0));
+    snprintf(k, sizeof k, "%s", emit_dim(a, ta ? 0 : 1));
+    snprintf(lda, sizeof lda, "%s", emit_dim(a, 1));
+    snprintf(ldb, sizeof ldb, "%s", emit_dim(b, 1));
+    const char *c = buf_of(g, kc->p, kc->k->root);
+    kc->flat = false;
+    zero_riders(e, kc);
+    emit_line(e, "for (int r0 = 0; r0 < %s; r0 += %d) {", m, rb);
+    e->indent++;
+    emit_line(e, "const int rb = %s - r0 < %d ? %s - r0 : %d;", m, rb, m, rb);
+    emit_line(e, "nnc_sgemm(%d, %d, rb, %d, %s, 1.0f, %s + %s, %s, %s, %s, 0.0f, %s + (size_t)r0 * %d, %d);",
+              ta, tb, ncols, k, buf_of(g, kc->p, h->in[0]),
+              ta ? "r0" : rotating_printf("(size_t)r0 * %s", lda), lda,
+              buf_of(g, kc->p, h->in[1]), ldb, c, ncols, ncols);
+    emit_line(e, "for (int i0 = r0; i0 < r0 + rb; i0++)");
+    emit_line(e, "    for (int i1 = 0; i1 < %d; i1++) {", ncols);
+    e->indent += 2;
+    loop_body(e, kc);
+    e->indent -= 2;
+    emit_line(e, "    }");
+    e->indent--;
+    emit_line(e, "}");
+}
+
+/* Statements of a kernel with a single, non-loop op. */
+static void emit_single(Emit *e, const Graph *g, const Plan *p, const Regions *rg,
+                        NodeId id, const Kernel *k)
 {
     const Node *n = NODE(g, id);
-    const OpInfo *oi = &optab[n->op];
+    const char *args[NNC_MAX_IN + 3];
+    char st[2][160];
+    for (int i = 0; i < n->nin; i++)
+        args[i] = NODE(g, n->in[i])->shape.rank == 0 ? scalar_of(g, p, n->in[i])
+                                                      : buf_of(g, p, n->in[i]);
+    args[n->nin] = buf_of(g, p, id);
+    if (optab[n->op].kind != K_UPDATE) {
+        optab[n->op].emit(e, g, n, args);
+        return;
+    }
+    if (k->n > 1) {
+        /* one update over the whole parameter region */
+        Node all = *n;
+        all.shape.rank = 1;
+        all.shape.dim[0] = (int)(rg->grads);
+        all.bmask = 0;
+        args[0] = args[2] = "ctx->mem";
+        args[1] = rotating_printf("(ctx->mem + %zu)", rg->grads);
+        for (int s = 0; s < n->iattr[0] && s < 2; s++) {
+            snprintf(st[s], sizeof st[s], "(ctx->mem + %zu)",
+                     rg->state + (size_t)s * rg->grads);
+            args[n->nin + 1 + s] = st[s];
+        }
+        optab[n->op].emit(e, g, &all, args);
+        return;
+    }
+    for (int s = 0; s < n->iattr[0] && s < 2; s++) {
+        snprintf(st[s], sizeof st[s], "S%d_%s", s, c_ident(n->name));
+        args[n->nin + 1 + s] = st[s];
+    }
+    optab[n->op].emit(e, g, n, args);
+}
+
+static void kernel_comment(Emit *e, const Graph *g, const Plan *p, const Kernel *k, int index)
+{
+    const Node *r = NODE(g, k->root);
     Buf c = {0};
-    buf_printf(&c, "/* %s %s%s: %s", loc_str(n->loc), n->what ? n->what : "",
-               n->is_grad ? " (backward)" : "", op_name(n->op));
-    for (int k = 0; k < n->nin; k++)
-        buf_printf(&c, "%s%s %s", k ? ", " : " ", buf_of(g, n->in[k]),
-                   shape_str(&NODE(g, n->in[k])->shape));
-    buf_printf(&c, " -> %s %s", buf_of(g, id), shape_str(&n->shape));
-    if (n->op == OP_MATMUL)
-        buf_printf(&c, " (trans_a=%d, trans_b=%d)", n->iattr[0], n->iattr[1]);
-    if (oi->kind == K_UPDATE)
-        buf_printf(&c, " (update '%s')", n->name);
+    buf_printf(&c, "/* %d. %s %s%s:", index, loc_str(r->loc), r->what ? r->what : "",
+               r->is_grad ? " (backward)" : "");
+    for (int m = 0; m < k->n && optab[r->op].kind != K_UPDATE; m++) {
+        const Node *n = NODE(g, p->members[k->first + m]);
+        buf_printf(&c, "%s%s", m ? " + " : " ", op_name(n->op));
+    }
+    if (optab[r->op].kind == K_UPDATE)
+        buf_printf(&c, " %s", op_name(r->op));
+    if (optab[r->op].kind == K_UPDATE)
+        buf_printf(&c, " of %s", k->n > 1 ? "every parameter" : r->name);
+    else
+        buf_printf(&c, " -> %s %s", buf_of(g, p, k->root), shape_str(&r->shape));
+    /* other source lines folded into this kernel */
+    for (int m = 0; m < k->n && optab[r->op].kind != K_UPDATE; m++) {
+        const Node *n = NODE(g, p->members[k->first + m]);
+        if (n->loc.src && (n->loc.line != r->loc.line || n->loc.col != r->loc.col))
+            buf_printf(&c, "; %s at %s", op_name(n->op), loc_str(n->loc));
+    }
     buf_puts(&c, " */");
     emit_line(e, "%s", c.data);
     buf_free(&c);
+}
+
+static void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel *k,
+                        int index)
+{
+    const Graph *g = &cc->g;
+    Regions rg = regions(cc);
+    kernel_comment(e, g, p, k, index);
     emit_line(e, "{");
     e->indent++;
-    if (oi->kind == K_EWISE) {
-        emit_ewise(e, g, n, buf_of(g, id));
-    } else {
-        const char *args[NNC_MAX_IN + 3];
-        char st[2][64];
-        for (int k = 0; k < n->nin; k++)
-            args[k] = buf_of(g, n->in[k]);
-        args[n->nin] = buf_of(g, id);
-        if (oi->kind == K_UPDATE) {
-            for (int s = 0; s < n->iattr[0] && s < 2; s++) {
-                snprintf(st[s], sizeof st[s], "S%d_%s", s, c_ident(n->name));
-                args[n->nin + 1 + s] = st[s];
-            }
-        }
-        oi->emit(e, g, n, args);
-    }
+    KCtx kc = {g, p, k, true};
+    NodeId head = gemm_head(&kc);
+    OpKind kind = optab[NODE(g, k->root)->op].kind;
+    if (kind == K_EWISE && head)
+        emit_gemm_epilogue(e, &kc, head);
+    else if (kind == K_EWISE)
+        emit_loop(e, &kc);
+    else
+        emit_single(e, g, p, &rg, k->root, k);
     e->indent--;
     emit_line(e, "}");
+}
+
+/* Declares the arena buffers a function uses. */
+static void declare_buffers(Emit *e, const Compiled *c, const Plan *p)
+{
+    const Graph *g = &c->g;
+    bool any = false;
+    for (int id = 1; id < g->nnodes; id++)
+        any |= p->region[id] == REG_ARENA;
+    if (!any)
+        return;
+    emit_line(e, "float *const a = ctx->mem + %zu;  /* scratch arena */", regions(c).scratch);
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = &g->nodes[id];
+        if (p->region[id] != REG_ARENA)
+            continue;
+        char at[64] = "";
+        if (p->shares[id])
+            snprintf(at, sizeof at, ", in place of t%u", (unsigned)p->shares[id]);
+        emit_line(e, "float *const t%d = a + %zu;  /* %s%s %s, kernels %d-%d%s */", id,
+                  p->offset[id], op_name(n->op), n->is_grad ? " (backward)" : "",
+                  shape_str(&n->shape), p->def[id] + 1, p->last[id] + 1, at);
+    }
 }
 
 /* ---- the header ------------------------------------------------------------- */
@@ -332,6 +528,11 @@ static size_t count_params(const Graph *g)
     return p;
 }
 
+static size_t mem_bytes(const Compiled *c)
+{
+    return 63 + CTX_BYTES + regions(c).total * sizeof(float);
+}
+
 void emit_header_begin(Buf *out, const char *guard)
 {
     buf_printf(out, "/* Generated by nnc %s. Do not edit: edit the .nn source. */\n",
@@ -347,13 +548,14 @@ void emit_header_end(Buf *out, const char *guard)
     buf_printf(out, "#endif /* %s */\n", guard);
 }
 
-void emit_header(Buf *out, const Graph *g, const EmitOptions *o)
+void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
 {
+    const Graph *g = &c->g;
     const char *p = o->prefix;
     char P[128];
     snprintf(P, sizeof P, "%s", upper(p));
-    Layout l;
-    layout(g, &l);
+    size_t rp, rgr, rs, ra;
+    emit_regions(c, &rp, &rgr, &rs, &ra);
     const Node *x = NODE(g, g->input), *y = NODE(g, g->output);
     buf_printf(out, "\n/* ---- model '%s' (%s) ---- */\n\n", g->name, loc_str(g->loc));
     buf_printf(out, "#define %s_BATCH %d  /* training batch (rows per train_step) */\n", P,
@@ -364,11 +566,19 @@ void emit_header(Buf *out, const Graph *g, const EmitOptions *o)
                shape_str(&xs));
     buf_printf(out, "#define %s_OUT %d  /* floats per output sample */\n", P, per_sample(y));
     buf_printf(out, "#define %s_PARAMS %zu  /* trainable parameters */\n", P, count_params(g));
+    buf_puts(out, "\n/* Memory, by region (each buffer 64-byte aligned; the scratch arena\n"
+                  " * is planned at compile time and shared by train_step and predict). */\n");
+    buf_printf(out, "#define %s_PARAM_BYTES ((size_t)%zu)\n", P, rp * 4);
+    buf_printf(out, "#define %s_GRAD_BYTES ((size_t)%zu)\n", P, rgr * 4);
+    buf_printf(out, "#define %s_OPT_STATE_BYTES ((size_t)%zu)\n", P, rs * 4);
+    buf_printf(out, "#define %s_TRAIN_ARENA_BYTES ((size_t)%zu)\n", P, c->train.arena_floats * 4);
+    buf_printf(out, "#define %s_PREDICT_ARENA_BYTES ((size_t)%zu)\n", P,
+               c->predict.arena_floats * 4);
     buf_printf(out,
-               "/* Exact bytes for %s_init: 63 (alignment slack) + %d (context)\n"
-               " * + 4 * (%zu parameter + %zu optimizer state + %zu activation floats). */\n",
-               p, CTX_BYTES, l.params, l.state_floats, l.acts);
-    buf_printf(out, "#define %s_MEM_BYTES ((size_t)%zu)\n\n", P, mem_bytes(&l));
+               "/* Exact bytes for %s_init: 63 (alignment slack) + %d (context) + the\n"
+               " * regions above, with the larger of the two arenas. */\n",
+               p, CTX_BYTES);
+    buf_printf(out, "#define %s_MEM_BYTES ((size_t)%zu)\n\n", P, mem_bytes(c));
     buf_printf(out, "typedef struct %s_ctx %s_ctx;  /* opaque */\n\n", p, p);
     buf_printf(out,
         "/* A model with weights initialized from `seed` (Glorot uniform kernels,\n"
@@ -378,8 +588,7 @@ void emit_header(Buf *out, const Graph *g, const EmitOptions *o)
     buf_printf(out,
         "/* The same in caller memory: `mem` holds `bytes` >= %s_MEM_BYTES bytes, any\n"
         " * alignment; nothing is allocated. NULL if mem is NULL or too small. */\n"
-        "%s_ctx *%s_init(void *mem, size_t bytes, uint64_t seed);\n\n",
-        upper(p), p, p);
+        "%s_ctx *%s_init(void *mem, size_t bytes, uint64_t seed);\n\n", P, p, p);
     buf_printf(out, "/* Frees a model from %s_create (not one from %s_init). */\n"
                     "void %s_destroy(%s_ctx *ctx);\n\n", p, p, p, p);
     buf_printf(out,
@@ -387,13 +596,13 @@ void emit_header(Buf *out, const Graph *g, const EmitOptions *o)
         " * %s_BATCH x %s_OUT (row-major). Returns the batch's mean loss before the\n"
         " * update (NaN if an argument is NULL). Allocation-free. */\n"
         "float %s_train_step(%s_ctx *ctx, const float *x, const float *y);\n\n",
-        upper(p), upper(p), upper(p), upper(p), p, p);
+        P, P, P, P, p, p);
     buf_printf(out,
         "/* The model's output for n samples: x is n x %s_IN, y gets n x %s_OUT.\n"
         " * Any n; runs in chunks of up to %s_BATCH rows. Allocation-free.\n"
         " * 0 on success, NNC_ERR_ARG on a NULL argument. */\n"
         "int %s_predict(%s_ctx *ctx, const float *x, float *y, size_t n);\n\n",
-        upper(p), upper(p), upper(p), p, p);
+        P, P, P, p, p);
     buf_printf(out,
         "/* Checkpoints (safetensors; names as in the .nn source, dense weights\n"
         " * [out, in] like PyTorch). Save is atomic. Load validates the whole\n"
@@ -401,7 +610,6 @@ void emit_header(Buf *out, const Graph *g, const EmitOptions *o)
         " * else a negative NNC_ERR_* code (see nnc_strerror). */\n"
         "int %s_save(const %s_ctx *ctx, const char *path);\n"
         "int %s_load(%s_ctx *ctx, const char *path);\n", p, p, p, p);
-    layout_free(&l);
 }
 
 /* ---- the source --------------------------------------------------------------- */
@@ -415,105 +623,112 @@ void emit_source_begin(Buf *out, const char *header)
     buf_printf(out, "#include \"%s\"\n", header);
 }
 
-static void emit_layout(Emit *e, const Graph *g, const Layout *l, const char *p)
+static void emit_layout(Emit *e, const Compiled *c, const char *p)
 {
+    const Graph *g = &c->g;
     Buf *out = e->out;
+    Regions rg = regions(c);
     buf_printf(out, "\n/* ======== model '%s' from %s ======== */\n\n", g->name, loc_str(g->loc));
     buf_printf(out, "struct %s_ctx {\n"
                     "    float *mem;      /* %zu floats, 64-byte aligned */\n"
                     "    void *owned;     /* the block from %s_create, or NULL */\n"
                     "    uint64_t step;   /* optimizer steps taken */\n"
-                    "};\n", p, l->total, p);
+                    "};\n", p, rg.total, p);
     buf_printf(out, "typedef char %s_ctx_fits_[sizeof(struct %s_ctx) <= %d ? 1 : -1];\n\n",
                p, p, CTX_BYTES);
-    buf_puts(out, "/* Buffers (float offsets into ctx->mem). */\n");
+    buf_printf(out, "/* Regions of ctx->mem (floats): parameters at 0, gradients at %zu,\n"
+                    " * optimizer state at %zu, scratch arena at %zu (%zu for training,\n"
+                    " * %zu for predict). */\n",
+               rg.grads, rg.state, rg.scratch, c->train.arena_floats, c->predict.arena_floats);
     for (int i = 0; i < g->nparams; i++) {
-        const Node *n = NODE(g, g->params[i]);
-        buf_printf(out, "#define %s (ctx->mem + %zu)  /* %s %s */\n", buf_of(g, g->params[i]),
-                   l->off[g->params[i]], n->name, shape_str(&n->shape));
-    }
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = &g->nodes[id];
-        size_t len = align_up(shape_numel(&n->shape));
-        for (int s = 0; optab[n->op].kind == K_UPDATE && s < n->iattr[0]; s++)
-            buf_printf(out, "#define S%d_%s (ctx->mem + %zu)  /* optimizer state %d of %s */\n",
-                       s, c_ident(n->name), l->state[id] + (size_t)s * len, s, n->name);
-    }
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = &g->nodes[id];
-        if (n->op == OP_PARAM || !has_buffer(n))
-            continue;
-        buf_printf(out, "#define %s (ctx->mem + %zu)  /* %s%s %s at %s */\n",
-                   buf_of(g, (NodeId)id), l->off[id], op_name(n->op),
-                   n->is_grad ? " (backward)" : "", shape_str(&n->shape), loc_str(n->loc));
+        NodeId pid = g->params[i];
+        const Node *n = NODE(g, pid);
+        size_t off = c->layout.param_off[pid];
+        buf_printf(out, "#define W_%s (ctx->mem + %zu)  /* %s %s */\n", c_ident(n->name), off,
+                   n->name, shape_str(&n->shape));
+        if (rg.state > rg.grads)
+            buf_printf(out, "#define G_%s (ctx->mem + %zu)  /* gradient */\n",
+                       c_ident(n->name), rg.grads + off);
+        for (int s = 0; s < c->layout.nstate; s++)
+            buf_printf(out, "#define S%d_%s (ctx->mem + %zu)  /* optimizer state %d */\n", s,
+                       c_ident(n->name), rg.state + (size_t)s * c->layout.param_floats + off, s);
     }
 }
 
-static void emit_undefs(Buf *out, const Graph *g)
+static void emit_undefs(Buf *out, const Compiled *c)
 {
+    const Graph *g = &c->g;
+    Regions rg = regions(c);
     buf_puts(out, "\n");
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = &g->nodes[id];
-        if (n->op == OP_PARAM || has_buffer(n))
-            buf_printf(out, "#undef %s\n", buf_of(g, (NodeId)id));
-        for (int s = 0; optab[n->op].kind == K_UPDATE && s < n->iattr[0]; s++)
-            buf_printf(out, "#undef S%d_%s\n", s, c_ident(n->name));
+    for (int i = 0; i < g->nparams; i++) {
+        const char *n = c_ident(NODE(g, g->params[i])->name);
+        buf_printf(out, "#undef W_%s\n", n);
+        if (rg.state > rg.grads)
+            buf_printf(out, "#undef G_%s\n", n);
+        for (int s = 0; s < c->layout.nstate; s++)
+            buf_printf(out, "#undef S%d_%s\n", s, n);
     }
 }
 
-static void emit_forward(Emit *e, const Graph *g, const Layout *l, const char *p)
+static void emit_program(Emit *e, const Compiled *c, const Plan *p)
 {
-    buf_printf(e->out, "\n/* The model's output for nb <= %d rows of x. */\n", g->batch);
-    buf_printf(e->out, "static void %s_forward(%s_ctx *ctx, const float *x, int nb)\n{\n", p, p);
+    for (int k = 0; k < p->nkernels; k++) {
+        emit_kernel(e, c, p, &p->kernels[k], k + 1);
+        if (!p->predict && p->kernels[k].root == c->g.loss)
+            emit_line(e, "loss = %s[0];", buf_of(&c->g, p, c->g.loss));
+    }
+}
+
+static void emit_predict_rows(Emit *e, const Compiled *c, const char *p)
+{
+    buf_printf(e->out, "\n/* predict's plan: %d kernels, %zu arena floats. Output rows go\n"
+                       " * straight to `out`; nb <= %d rows. */\n",
+               c->predict.nkernels, c->predict.arena_floats, c->g.batch);
+    buf_printf(e->out, "static void %s_predict_rows(%s_ctx *ctx, const float *x, float *out, "
+                       "int nb)\n{\n", p, p);
     e->indent = 1;
-    for (int id = 1; id < g->nnodes; id++)
-        if (l->fwd[id])
-            emit_kernel(e, g, (NodeId)id);
+    declare_buffers(e, c, &c->predict);
+    emit_program(e, c, &c->predict);
     e->indent = 0;
     buf_puts(e->out, "}\n");
 }
 
-static void emit_train_step(Emit *e, const Graph *g, const Layout *l, const char *p)
+static void emit_train_step(Emit *e, const Compiled *c, const char *p)
 {
     Buf *out = e->out;
-    buf_printf(out, "\nfloat %s_train_step(%s_ctx *ctx, const float *x, const float *y)\n{\n",
+    buf_printf(out, "\n/* The training step's plan: %d kernels, %zu arena floats. */\n",
+               c->train.nkernels, c->train.arena_floats);
+    buf_printf(out, "float %s_train_step(%s_ctx *ctx, const float *x, const float *y)\n{\n",
                p, p);
     buf_printf(out, "    const int nb = %s_BATCH;\n", upper(p));
     buf_puts(out, "    float loss;\n");
     buf_puts(out, "    if (!ctx || !x || !y)\n        return NAN;\n");
-    buf_printf(out, "    %s_forward(ctx, x, nb);\n", p);
-    buf_puts(out, "    ctx->step++;\n");
     e->indent = 1;
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = &g->nodes[id];
-        if (l->fwd[id] || (optab[n->op].kind == K_SOURCE && n->op != OP_CONST))
-            continue;
-        emit_kernel(e, g, (NodeId)id);
-        if ((NodeId)id == g->loss)
-            emit_line(e, "loss = %s[0];", buf_of(g, (NodeId)id));
-    }
+    declare_buffers(e, c, &c->train);
+    emit_line(e, "ctx->step++;");
+    emit_program(e, c, &c->train);
     e->indent = 0;
     buf_puts(out, "    return loss;\n}\n");
 }
 
-static void emit_api(Emit *e, const Graph *g, const Layout *l, const char *p)
+static void emit_api(Emit *e, const Compiled *c, const char *p)
 {
+    const Graph *g = &c->g;
     Buf *out = e->out;
     char P[128];
     snprintf(P, sizeof P, "%s", upper(p));
-    /* reset: parameter initialization */
     buf_printf(out, "\n/* Weights from the seed: Glorot uniform kernels, zero biases, in\n"
                     " * declaration order from one nnc_rng stream. */\n"
                     "static void %s_reset(%s_ctx *ctx, uint64_t seed)\n{\n"
                     "    nnc_rng rng;\n    nnc_rng_seed(&rng, seed);\n", p, p);
-    buf_printf(out, "    memset(ctx->mem, 0, sizeof(float) * %zu);\n", l->total);
+    buf_printf(out, "    memset(ctx->mem, 0, sizeof(float) * %zu);\n", regions(c).total);
     for (int i = 0; i < g->nparams; i++) {
         const Node *n = NODE(g, g->params[i]);
         if (n->init != INIT_GLOROT)
             continue;
         double lim = sqrt(6.0 / (n->fan_in + n->fan_out));
-        buf_printf(out, "    nnc_fill_uniform(%s, %zu, %.17g, %.17g, &rng);  /* %s */\n",
-                   buf_of(g, g->params[i]), shape_numel(&n->shape), -lim, lim, n->name);
+        buf_printf(out, "    nnc_fill_uniform(W_%s, %zu, %.17g, %.17g, &rng);  /* %s */\n",
+                   c_ident(n->name), shape_numel(&n->shape), -lim, lim, n->name);
     }
     buf_puts(out, "    ctx->step = 0;\n}\n");
 
@@ -535,28 +750,25 @@ static void emit_api(Emit *e, const Graph *g, const Layout *l, const char *p)
     buf_printf(out, "\nvoid %s_destroy(%s_ctx *ctx)\n{\n", p, p);
     buf_puts(out, "    if (ctx)\n        free(ctx->owned);\n}\n");
 
-    const Node *y = NODE(g, g->output);
     buf_printf(out, "\nint %s_predict(%s_ctx *ctx, const float *x, float *y, size_t n)\n{\n",
                p, p);
     buf_puts(out, "    size_t i;\n");
     buf_puts(out, "    if (!ctx || ((!x || !y) && n > 0))\n        return NNC_ERR_ARG;\n");
     buf_printf(out, "    for (i = 0; i < n; i += %s_BATCH) {\n", P);
     buf_printf(out, "        int nb = (int)(n - i < %s_BATCH ? n - i : %s_BATCH);\n", P, P);
-    buf_printf(out, "        %s_forward(ctx, x + i * %s_IN, nb);\n", p, P);
-    buf_printf(out, "        memcpy(y + i * %s_OUT, %s, sizeof(float) * (size_t)nb * %s_OUT);\n",
-               P, buf_of(g, g->output), P);
+    buf_printf(out, "        %s_predict_rows(ctx, x + i * %s_IN, y + i * %s_OUT, nb);\n", p, P,
+               P);
     buf_puts(out, "    }\n    return 0;\n}\n");
-    (void)y;
 
     /* checkpoints */
-    buf_printf(out, "static void %s_tensors(const %s_ctx *ctx, nnc_tensor *t)\n{\n", p, p);
+    buf_printf(out, "\nstatic void %s_tensors(const %s_ctx *ctx, nnc_tensor *t)\n{\n", p, p);
     for (int i = 0; i < g->nparams; i++) {
         const Node *n = NODE(g, g->params[i]);
         buf_printf(out, "    t[%d].name = \"%s\";\n    t[%d].rank = %d;\n", i, n->name, i,
                    n->shape.rank);
         for (int d = 0; d < n->shape.rank; d++)
             buf_printf(out, "    t[%d].shape[%d] = %d;\n", i, d, n->shape.dim[d]);
-        buf_printf(out, "    t[%d].data = %s;\n", i, buf_of(g, g->params[i]));
+        buf_printf(out, "    t[%d].data = W_%s;\n", i, c_ident(n->name));
     }
     buf_puts(out, "}\n");
     buf_printf(out, "\nint %s_save(const %s_ctx *ctx, const char *path)\n{\n", p, p);
@@ -575,15 +787,12 @@ static void emit_api(Emit *e, const Graph *g, const Layout *l, const char *p)
     buf_printf(out, "    return nnc_ckpt_load(path, t, %d);\n}\n", g->nparams);
 }
 
-void emit_source(Buf *out, const Graph *g, const EmitOptions *o)
+void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)
 {
-    Layout l;
-    layout(g, &l);
-    Emit e = {out, g, 0};
-    emit_layout(&e, g, &l, o->prefix);
-    emit_forward(&e, g, &l, o->prefix);
-    emit_train_step(&e, g, &l, o->prefix);
-    emit_api(&e, g, &l, o->prefix);
-    emit_undefs(out, g);
-    layout_free(&l);
+    Emit e = {out, &c->g, 0};
+    emit_layout(&e, c, o->prefix);
+    emit_predict_rows(&e, c, o->prefix);
+    emit_train_step(&e, c, o->prefix);
+    emit_api(&e, c, o->prefix);
+    emit_undefs(out, c);
 }

@@ -133,11 +133,14 @@ static void parse_args(int argc, char **argv, Options *o)
             bad_usage("--emit=%s is not available yet", o->emit);
         bad_usage("unknown --emit kind '%s' (expected c, h, graph-json or ir)", o->emit);
     }
-    if (o->dump_after && strcmp(o->dump_after, "all") && strcmp(o->dump_after, "lower") &&
-        strcmp(o->dump_after, "autodiff") && strcmp(o->dump_after, "optim") &&
-        strcmp(o->dump_after, "dce"))
-        bad_usage("unknown pass '%s' for --dump-after (expected lower, autodiff, optim, "
-                  "dce or all)", o->dump_after);
+    static const char *const stages[] = {"all", "lower", "losshead", "autodiff", "optim",
+                                         "simplify", "cse", "dce", "fuse", NULL};
+    bool known = !o->dump_after;
+    for (int i = 0; stages[i] && !known; i++)
+        known = !strcmp(o->dump_after, stages[i]);
+    if (!known)
+        bad_usage("unknown pass '%s' for --dump-after (expected lower, losshead, autodiff, "
+                  "optim, simplify, cse, dce, fuse or all)", o->dump_after);
     if (o->depfile && !o->md)
         o->md = true;
     if (o->md && !o->depfile && !o->output)
@@ -159,13 +162,24 @@ static bool check(const Options *o, const Graph *g)
     return !o->verify_all || verify(g);
 }
 
-/* Builds the training graph of one model; false after diagnostics. */
-static bool compile_model(const Options *o, const Model *m, Graph *g)
+static bool pass(const Options *o, const char *name, bool (*fn)(Graph *), Graph *g)
 {
+    fn(g);
+    dump(o, name, g);
+    return verify(g);
+}
+
+/* The pipeline for one model: a plain list, verified between stages;
+ * false after diagnostics (or an internal error). */
+static bool compile_model(const Options *o, const Model *m, Compiled *c)
+{
+    Graph *g = &c->g;
     if (!lower_model(m, g))
         return false;
     dump(o, "lower", g);
     if (!check(o, g))
+        return false;
+    if (o->opt >= 1 && !pass(o, "losshead", pass_losshead, g))
         return false;
     ad_build(g);
     dump(o, "autodiff", g);
@@ -175,13 +189,33 @@ static bool compile_model(const Options *o, const Model *m, Graph *g)
     dump(o, "optim", g);
     if (!verify(g))
         return false;
+    c->nodes_before = g->nnodes - 1;
+    c->naive_train = plan_naive_floats(g, false);
+    c->naive_predict = plan_naive_floats(g, true);
     if (o->opt >= 1) {
-        pass_dce(g);
-        dump(o, "dce", g);
-        if (!check(o, g))
+        if (!pass(o, "simplify", pass_simplify, g) || !pass(o, "cse", pass_cse, g) ||
+            !pass(o, "dce", pass_dce, g))
             return false;
     }
+    if (o->opt >= 2 && !pass(o, "fuse", pass_fuse, g))
+        return false;
+    /* the back end: layout, schedules, memory plans, each plan checked */
+    layout_build(g, &c->layout);
+    plan_build(g, &c->layout, false, &c->train);
+    plan_build(g, &c->layout, true, &c->predict);
+    plan_memory(g, &c->train);
+    plan_memory(g, &c->predict);
+    if (!plan_check(g, &c->train) || !plan_check(g, &c->predict))
+        return false;
     return diag_errors == 0;
+}
+
+static void compiled_free(Compiled *c)
+{
+    plan_free(&c->train);
+    plan_free(&c->predict);
+    layout_free(&c->layout);
+    graph_free(&c->g);
 }
 
 /* ---- output files --------------------------------------------------------- */
@@ -318,7 +352,7 @@ int main(int argc, char **argv)
         bad_usage("%s", "--prefix needs --model when the file holds several models");
     }
 
-    Graph *graphs = calloc((size_t)nsel, sizeof(Graph));
+    Compiled *graphs = calloc((size_t)nsel, sizeof(Compiled));
     NNC_ASSERT(graphs);
     int ng = 0;
     for (Model *m = models; m; m = m->next) {
@@ -348,7 +382,7 @@ int main(int argc, char **argv)
         emit_header_begin(&hb, guard);
         emit_source_begin(&cb, base_name(hpath));
         for (int i = 0; i < ng; i++) {
-            EmitOptions eo = {o.prefix ? o.prefix : graphs[i].name, base_name(hpath)};
+            EmitOptions eo = {o.prefix ? o.prefix : graphs[i].g.name, base_name(hpath)};
             emit_header(&hb, &graphs[i], &eo);
             emit_source(&cb, &graphs[i], &eo);
         }
@@ -368,7 +402,7 @@ int main(int argc, char **argv)
                 what = &hb;
             } else if (!strcmp(o.emit, "graph-json")) {
                 for (int i = 0; i < ng; i++) {
-                    char *j = ir_json(&graphs[i]);
+                    char *j = ir_json(&graphs[i].g);
                     buf_printf(&eb, "%s\n", j);
                     free(j);
                 }
@@ -376,7 +410,7 @@ int main(int argc, char **argv)
                 for (int i = 0; i < ng; i++) {
                     FILE *mf = tmpfile();
                     NNC_ASSERT(mf);
-                    ir_print(mf, &graphs[i]);
+                    ir_print(mf, &graphs[i].g);
                     rewind(mf);
                     char chunk[4096];
                     size_t n;
@@ -409,7 +443,7 @@ int main(int argc, char **argv)
     free(cpath);
     free(hpath);
     for (int i = 0; i < ng; i++)
-        graph_free(&graphs[i]);
+        compiled_free(&graphs[i]);
     free(graphs);
     arena_free(&arena);
     return ok ? 0 : 1;

@@ -97,11 +97,12 @@ void emit_scale(Emit *e, const Graph *g, const Node *n, const char *const *a)
 
 EWISE_EVAL(scale, n->fattr[0] * a0)
 
-/* ---- relu: y = max(x, 0), dx = dy * (x > 0) ------------------------------ */
+/* ---- relu: y = max(x, 0), dx = dy * (y > 0) ------------------------------
+ * (y > 0 exactly when x > 0: using the output lets x die early, so the
+ * pre-activation can be fused away.) */
 void grad_relu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add2(g, OP_RELU_BACK, n->loc, dy, n->in[0]);
+    dx[0] = graph_add2(g, OP_RELU_BACK, NODE(g, y)->loc, dy, y);
 }
 
 void emit_relu(Emit *e, const Graph *g, const Node *n, const char *const *a)

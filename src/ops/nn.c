@@ -11,6 +11,9 @@
  *                -100 as torch.nn.BCELoss does
  *       dp     = dl (p - t) / max(p (1-p), 1e-12) / N
  *   mse(p, t)  = 1/N sum (p - t)^2;  dp = dl 2 (p - t) / N
+ *   sigmoid_bce(z, t) = bce(sigmoid(z), t) in the stable logits form
+ *                1/N sum max(z, 0) - z t + log(1 + exp(-|z|))
+ *       dz     = dl (sigmoid(z) - t) / N       (the loss-head pass makes it)
  *   softmax_ce(z, t) = -1/R sum_rows sum_j t_j log_softmax(z)_j
  *       dz     = dl (softmax(z) sum_j t_j - t) / R
  *     (log-sum-exp form: no overflow for large logits, no log(0))
@@ -160,11 +163,8 @@ void emit_bce_back(Emit *e, const Graph *g, const Node *n,
                    const char *const *a)
 {
     (void)g;
-    emit_line(e, "const float k = %s[0] / (float)(%s);", a[0], emit_numel(n));
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(n));
-    emit_line(e, "    float p = %s[i], d = p * (1.0f - p);", a[1]);
-    emit_line(e, "    %s[i] = k * (p - %s[i]) / (d > 1e-12f ? d : 1e-12f);", a[3], a[2]);
-    emit_line(e, "}");
+    buf_printf(e->out, "%s * (%s - %s) / fmaxf(%s * (1.0f - %s), 1e-12f) / (float)%s",
+               a[0], a[1], a[2], a[1], a[1], emit_numel(n));
 }
 
 /* ---- mean squared error ------------------------------------------------- */
@@ -209,9 +209,57 @@ void emit_mse_back(Emit *e, const Graph *g, const Node *n,
                    const char *const *a)
 {
     (void)g;
-    emit_line(e, "const float k = 2.0f * %s[0] / (float)(%s);", a[0], emit_numel(n));
-    emit_line(e, "for (int i = 0; i < %s; i++)", emit_numel(n));
-    emit_line(e, "    %s[i] = k * (%s[i] - %s[i]);", a[3], a[1], a[2]);
+    buf_printf(e->out, "2.0f * %s * (%s - %s) / (float)%s", a[0], a[1], a[2],
+               emit_numel(n));
+}
+
+/* ---- sigmoid + binary cross-entropy, fused ------------------------------ */
+void grad_sigmoid_bce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, OP_SIGMOID_BCE_BACK, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+void eval_sigmoid_bce(const Graph *g, const Node *n, const double *const *in,
+                      double *out)
+{
+    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
+    double s = 0;
+    for (size_t i = 0; i < len; i++) {
+        double z = in[0][i], t = in[1][i];
+        s += (z > 0 ? z : 0) - z * t + log1p(exp(-fabs(z)));
+    }
+    out[0] = s / (double)len;
+}
+
+void eval_sigmoid_bce_back(const Graph *g, const Node *n,
+                           const double *const *in, double *out)
+{
+    (void)g;
+    size_t len = shape_numel(&n->shape);
+    for (size_t i = 0; i < len; i++)
+        out[i] = in[0][0] * (1 / (1 + exp(-in[1][i])) - in[2][i]) / (double)len;
+}
+
+void emit_sigmoid_bce(Emit *e, const Graph *g, const Node *n,
+                      const char *const *a)
+{
+    const Node *z = NODE(g, n->in[0]);
+    emit_line(e, "double s = 0.0;");
+    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(z));
+    emit_line(e, "    double z = %s[i];", a[0]);
+    emit_line(e, "    s += (z > 0.0 ? z : 0.0) - z * %s[i] + log1p(exp(-fabs(z)));", a[1]);
+    emit_line(e, "}");
+    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(z));
+}
+
+void emit_sigmoid_bce_back(Emit *e, const Graph *g, const Node *n,
+                           const char *const *a)
+{
+    (void)g;
+    buf_printf(e->out, "%s * (1.0f / (1.0f + expf(-%s)) - %s) / (float)%s", a[0], a[1],
+               a[2], emit_numel(n));
 }
 
 /* ---- softmax cross-entropy ---------------------------------------------- */
@@ -285,7 +333,7 @@ void emit_softmax_ce_back(Emit *e, const Graph *g, const Node *n,
 {
     (void)g;
     int c = last_dim(n);
-    emit_line(e, "const float k = %s[0] / (float)(%s / %d);", a[0], emit_numel(n), c);
+    emit_line(e, "const float k = %s / (float)(%s / %d);", a[0], emit_numel(n), c);
     row_loop(e, n);
     emit_line(e, "const float *zr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
               a[1], c, a[2], c);

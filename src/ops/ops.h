@@ -37,6 +37,7 @@ DECL_OP(softmax) DECL_EWISE(softmax_back)
 DECL_OP(bce) DECL_EWISE(bce_back)
 DECL_OP(mse) DECL_EWISE(mse_back)
 DECL_OP(softmax_ce) DECL_EWISE(softmax_ce_back)
+DECL_OP(sigmoid_bce) DECL_EWISE(sigmoid_bce_back)
 
 void emit_const(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_sgd(Emit *e, const Graph *g, const Node *n, const char *const *a);

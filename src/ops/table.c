@@ -8,6 +8,8 @@
  * batch dimension, so the emitter can write `nb` there and predict can run
  * any number of rows through the same code.
  */
+#include <ctype.h>
+
 #include "ops.h"
 
 const OpInfo optab[OP_COUNT] = {
@@ -23,7 +25,7 @@ const char *op_name(Op op)
     NNC_ASSERT((unsigned)op < OP_COUNT);
     if (!names[op][0])
         for (size_t i = 0; optab[op].name[i] && i < sizeof names[op] - 1; i++)
-            names[op][i] = (char)(optab[op].name[i] | 0x20);
+            names[op][i] = (char)tolower((unsigned char)optab[op].name[i]);
     return names[op];
 }
 

@@ -42,6 +42,7 @@ bool pass_dce(Graph *g)
         Node nd = g->nodes[id];
         for (int k = 0; k < nd.nin; k++)
             nd.in[k] = map[nd.in[k]];
+        nd.kernel = NODE_NONE; /* fusion runs after dce */
         map[id] = (NodeId)next;
         g->nodes[next++] = nd;
     }

@@ -1,0 +1,117 @@
+/*
+ * fuse.c - groups nodes into kernels by setting Node.kernel to the root
+ * of the kernel that computes them.
+ *
+ * requires: topological order, shapes, dce done / preserves: every id and
+ * edge / invalidates: nothing (the schedule is built from Node.kernel).
+ *
+ * Rules, each keeping the group a single pass over memory:
+ *  - an elementwise node joins its consumer's loop when that consumer is
+ *    its only user, both have one shape, and nobody needs its value in
+ *    memory (the model's output, the loss and gradients stay in memory);
+ *  - a matrix product joins the same way as the head of a loop: the loop
+ *    becomes its epilogue (bias, activation, or in backward the
+ *    activation's derivative), applied to row blocks while they are hot;
+ *  - a sum over axes of a loop's result rides along in that loop (the bias
+ *    gradient is summed while dZ is computed);
+ *  - all parameter updates of one optimizer become one loop over the
+ *    parameter, gradient and state regions, when every gradient can live
+ *    at its parameter's place in the gradient region.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnc.h"
+
+static bool same_layout(const Node *a, const Node *b)
+{
+    return shape_eq(&a->shape, &b->shape) && a->bmask == b->bmask;
+}
+
+static bool fuse_updates(Graph *g)
+{
+    NodeId last = NODE_NONE, first = NODE_NONE;
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = &g->nodes[id];
+        if (optab[n->op].kind != K_UPDATE)
+            continue;
+        if (first) {
+            const Node *f = NODE(g, first);
+            if (f->op != n->op || memcmp(f->fattr, n->fattr, sizeof f->fattr) ||
+                f->iattr[0] != n->iattr[0])
+                return false;
+        } else {
+            first = (NodeId)id;
+        }
+        last = (NodeId)id;
+    }
+    if (!last || last == first)
+        return false;
+    ModelLayout l;
+    layout_build(g, &l);
+    bool ok = l.grads_exclusive;
+    layout_free(&l);
+    if (!ok)
+        return false;
+    for (int id = 1; id < (int)last; id++)
+        if (optab[g->nodes[id].op].kind == K_UPDATE)
+            g->nodes[id].kernel = last;
+    return true;
+}
+
+bool pass_fuse(Graph *g)
+{
+    int nn = g->nnodes;
+    int *uses = calloc((size_t)nn, sizeof(int));
+    bool *keep = calloc((size_t)nn, sizeof(bool));
+    bool *has_gemm = calloc((size_t)nn, sizeof(bool));
+    NNC_ASSERT(uses && keep && has_gemm);
+    bool changed = false;
+    for (int id = 1; id < nn; id++) {
+        Node *n = &g->nodes[id];
+        n->kernel = NODE_NONE;
+        for (int k = 0; k < n->nin; k++)
+            uses[n->in[k]]++;
+    }
+    keep[g->output] = keep[g->loss] = true;
+    for (int i = 0; i < g->nparams && g->grads; i++)
+        keep[g->grads[i]] = true;
+
+    /* elementwise chains and GEMM epilogues: consumers first */
+    for (int id = nn - 1; id >= 1; id--) {
+        Node *c = &g->nodes[id];
+        if (optab[c->op].kind != K_EWISE)
+            continue;
+        NodeId root = c->kernel ? c->kernel : (NodeId)id;
+        for (int k = 0; k < c->nin; k++) {
+            NodeId p = c->in[k];
+            Node *pn = NODE(g, p);
+            if (keep[p] || uses[p] != 1 || pn->kernel || !same_layout(pn, c))
+                continue;
+            if (optab[pn->op].kind == K_EWISE) {
+                pn->kernel = root;
+                changed = true;
+            } else if (optab[pn->op].kind == K_CONTRACT && !has_gemm[root]) {
+                pn->kernel = root;
+                has_gemm[root] = true;
+                changed = true;
+            }
+        }
+    }
+    /* reductions riding on the loop that computes their input */
+    for (int id = 1; id < nn; id++) {
+        Node *s = &g->nodes[id];
+        if (s->op != OP_SUM_TO)
+            continue;
+        const Node *r = NODE(g, s->in[0]);
+        if (r->kernel == NODE_NONE && optab[r->op].kind == K_EWISE) {
+            s->kernel = s->in[0];
+            changed = true;
+        }
+    }
+    changed |= fuse_updates(g);
+    free(uses);
+    free(keep);
+    free(has_gemm);
+    return changed;
+}

@@ -1,0 +1,252 @@
+/*
+ * schedule.c - kernels and lifetimes of a program (the training step, or
+ * predict), and the static layout of parameters, gradients and state.
+ *
+ * requires: fuse done (Node.kernel) / produces: a Plan, a table that
+ * memplan.c completes with offsets and plan_check() verifies.
+ *
+ * A program is the set of nodes its results need: the loss and every
+ * update for training, the output for predict. Kernels run in the order
+ * of their roots' ids, which is topological: a kernel's members have
+ * smaller ids than its root, and the reductions that ride on a loop only
+ * read that loop's result. Constants are inlined into their users, so
+ * they have neither kernel nor buffer. A node's lifetime is [the kernel
+ * that writes it, the last kernel that reads it], in kernel indices.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnc.h"
+
+size_t align_floats(size_t n)
+{
+    return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+}
+
+static int param_index(const Graph *g, NodeId id)
+{
+    for (int i = 0; i < g->nparams && g->grads; i++)
+        if (g->grads[i] == id)
+            return i;
+    return -1;
+}
+
+void layout_build(const Graph *g, ModelLayout *l)
+{
+    memset(l, 0, sizeof *l);
+    l->param_off = calloc((size_t)g->nnodes, sizeof(size_t));
+    NNC_ASSERT(l->param_off);
+    for (int i = 0; i < g->nparams; i++) {
+        l->param_off[g->params[i]] = l->param_floats;
+        l->param_floats += align_floats(shape_numel(&NODE(g, g->params[i])->shape));
+    }
+    for (int id = 1; id < g->nnodes; id++)
+        if (optab[g->nodes[id].op].kind == K_UPDATE)
+            l->nstate = g->nodes[id].iattr[0];
+    /* gradients can sit at their parameter's place if each is a computed
+     * node of its own */
+    l->grads_exclusive = g->grads != NULL;
+    for (int i = 0; i < g->nparams && l->grads_exclusive; i++) {
+        NodeId d = g->grads[i];
+        if (d == NODE_NONE)
+            continue;
+        if (optab[NODE(g, d)->op].kind == K_SOURCE || param_index(g, d) != i)
+            l->grads_exclusive = false;
+    }
+}
+
+void layout_free(ModelLayout *l)
+{
+    free(l->param_off);
+    memset(l, 0, sizeof *l);
+}
+
+double node_flops(const Graph *g, NodeId id)
+{
+    const Node *n = NODE(g, id);
+    switch (optab[n->op].kind) {
+    case K_SOURCE:
+        return 0;
+    case K_CONTRACT: {
+        const Node *a = NODE(g, n->in[0]);
+        int k = a->shape.dim[n->iattr[0] ? 0 : 1];
+        return 2.0 * (double)shape_numel(&n->shape) * k;
+    }
+    case K_LOSS:
+    case K_REDUCE:
+        return (double)shape_numel(&NODE(g, n->in[0])->shape);
+    default:
+        return (double)shape_numel(&n->shape);
+    }
+}
+
+/* Marks what a program needs: ancestors of its results. */
+static void mark_program(const Graph *g, bool predict, bool *in)
+{
+    if (predict) {
+        in[g->output] = true;
+    } else {
+        in[g->loss] = true;
+        for (int id = 1; id < g->nnodes; id++)
+            if (optab[g->nodes[id].op].kind == K_UPDATE)
+                in[id] = true;
+    }
+    for (int id = g->nnodes - 1; id >= 1; id--)
+        if (in[id])
+            for (int k = 0; k < g->nodes[id].nin; k++)
+                in[g->nodes[id].in[k]] = true;
+}
+
+size_t plan_naive_floats(const Graph *g, bool predict)
+{
+    bool *in = calloc((size_t)g->nnodes, sizeof(bool));
+    NNC_ASSERT(in);
+    mark_program(g, predict, in);
+    size_t total = 0;
+    for (int id = 1; id < g->nnodes; id++) {
+        OpKind k = optab[g->nodes[id].op].kind;
+        if (in[id] && k != K_SOURCE && k != K_UPDATE)
+            total += align_floats(shape_numel(&g->nodes[id].shape));
+    }
+    free(in);
+    return total;
+}
+
+static bool same_layout(const Node *a, const Node *b)
+{
+    return shape_eq(&a->shape, &b->shape) && a->bmask == b->bmask;
+}
+
+/* The kernel's root is a plain loop (no GEMM head): an input that dies in
+ * it and has the root's layout can be overwritten in place, since every
+ * iteration reads element i of it before writing element i. */
+static void find_in_place(const Graph *g, Plan *p, const Kernel *k, const int *kidx)
+{
+    NodeId r = k->root;
+    if (p->region[r] != REG_ARENA || optab[NODE(g, r)->op].kind != K_EWISE)
+        return;
+    for (int m = 0; m < k->n; m++)
+        if (optab[NODE(g, p->members[k->first + m])->op].kind == K_CONTRACT)
+            return;
+    for (int m = 0; m < k->n; m++) {
+        const Node *n = NODE(g, p->members[k->first + m]);
+        if (n->op == OP_SUM_TO)
+            continue; /* riders read the loop's value, not memory */
+        for (int i = 0; i < n->nin; i++) {
+            NodeId x = n->in[i];
+            if (p->region[x] == REG_ARENA && p->last[x] == kidx[r] && p->def[x] < kidx[r] &&
+                same_layout(NODE(g, x), NODE(g, r)) && !p->shares[r]) {
+                p->shares[r] = x;
+                return;
+            }
+        }
+    }
+}
+
+void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
+{
+    int nn = g->nnodes;
+    memset(p, 0, sizeof *p);
+    p->predict = predict;
+    p->in_prog = calloc((size_t)nn, sizeof(bool));
+    p->region = calloc((size_t)nn, sizeof(Region));
+    p->offset = calloc((size_t)nn, sizeof(size_t));
+    p->def = malloc((size_t)nn * sizeof(int));
+    p->last = malloc((size_t)nn * sizeof(int));
+    p->shares = calloc((size_t)nn, sizeof(NodeId));
+    p->kernels = calloc((size_t)nn, sizeof(Kernel));
+    p->members = calloc((size_t)nn, sizeof(NodeId));
+    int *kidx = malloc((size_t)nn * sizeof(int));
+    NNC_ASSERT(p->in_prog && p->region && p->offset && p->def && p->last && p->shares &&
+               p->kernels && p->members && kidx);
+    mark_program(g, predict, p->in_prog);
+    for (int id = 1; id < nn; id++) {
+        /* a fused node's kernel is in every program the node is in; riders
+         * that a program does not need are simply left out of it */
+        NNC_ASSERT(!p->in_prog[id] || !g->nodes[id].kernel ||
+                   p->in_prog[g->nodes[id].kernel]);
+        kidx[id] = -1;
+        p->def[id] = p->last[id] = -1;
+    }
+    /* kernels in root order; members in id order */
+    for (int id = 1; id < nn; id++) {
+        const Node *n = &g->nodes[id];
+        if (!p->in_prog[id] || optab[n->op].kind == K_SOURCE || n->kernel)
+            continue;
+        kidx[id] = p->nkernels;
+        p->kernels[p->nkernels++].root = (NodeId)id;
+    }
+    for (int k = 0; k < p->nkernels; k++) {
+        Kernel *kr = &p->kernels[k];
+        kr->first = p->nmembers;
+        for (int id = 1; id < nn; id++) {
+            const Node *n = &g->nodes[id];
+            if (p->in_prog[id] && ((NodeId)id == kr->root || n->kernel == kr->root)) {
+                p->members[p->nmembers++] = (NodeId)id;
+                kidx[id] = k;
+            }
+        }
+        kr->n = p->nmembers - kr->first;
+    }
+    /* regions */
+    for (int id = 1; id < nn; id++) {
+        const Node *n = &g->nodes[id];
+        Region r = REG_NONE;
+        if (!p->in_prog[id])
+            r = REG_NONE;
+        else if (n->op == OP_INPUT)
+            r = REG_INPUT;
+        else if (n->op == OP_TARGET)
+            r = REG_TARGET;
+        else if (n->op == OP_PARAM)
+            r = REG_PARAM;
+        else if (n->op == OP_CONST || optab[n->op].kind == K_UPDATE)
+            r = REG_NONE;
+        else if (n->kernel && n->op != OP_SUM_TO)
+            r = REG_NONE; /* computed inside its kernel's loop */
+        else if (predict && (NodeId)id == g->output)
+            r = REG_OUTPUT;
+        else if (!predict && l->grads_exclusive && param_index(g, (NodeId)id) >= 0)
+            r = REG_GRAD;
+        else
+            r = REG_ARENA;
+        p->region[id] = r;
+        if (r == REG_PARAM)
+            p->offset[id] = l->param_off[id];
+        if (r == REG_GRAD)
+            p->offset[id] = l->param_off[g->params[param_index(g, (NodeId)id)]];
+        if (r != REG_NONE && kidx[id] >= 0)
+            p->def[id] = p->last[id] = kidx[id];
+        if (p->in_prog[id] && optab[n->op].kind != K_SOURCE)
+            p->flops += node_flops(g, (NodeId)id);
+    }
+    /* lifetimes: a buffer lives until its last reader */
+    for (int id = 1; id < nn; id++) {
+        const Node *n = &g->nodes[id];
+        if (!p->in_prog[id] || kidx[id] < 0)
+            continue;
+        for (int k = 0; k < n->nin; k++) {
+            NodeId x = n->in[k];
+            if (p->region[x] != REG_NONE && kidx[id] > p->last[x])
+                p->last[x] = kidx[id];
+        }
+    }
+    if (!predict)
+        p->last[g->loss] = p->nkernels - 1; /* returned at the end */
+    for (int k = 0; k < p->nkernels; k++)
+        find_in_place(g, p, &p->kernels[k], kidx);
+    free(kidx);
+}
+
+void plan_free(Plan *p)
+{
+    free(p->in_prog);
+    free(p->region);
+    free(p->offset);
+    free(p->def);
+    free(p->last);
+    free(p->shares);
+    free(p->kernels);
+    free(p->members);
+    memset(p, 0, sizeof *p);
+}
