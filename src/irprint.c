@@ -36,6 +36,8 @@ void ir_print(FILE *f, const Graph *g)
             fprintf(f, " batch=%u", n->bmask);
         if (n->is_grad)
             fprintf(f, " grad");
+        if (n->kernel)
+            fprintf(f, " in-kernel=%%%u", (unsigned)n->kernel);
         print_loc(f, n->loc);
         fputc('\n', f);
     }
@@ -70,6 +72,8 @@ static cJSON *node_json(const Graph *g, int id)
         in[k] = (int)n->in[k];
     cJSON_AddItemToObject(o, "inputs", int_array(in, n->nin));
     cJSON_AddBoolToObject(o, "grad", n->is_grad);
+    if (n->kernel)
+        cJSON_AddNumberToObject(o, "kernel", n->kernel);
     if (n->op == OP_MATMUL) {
         cJSON_AddNumberToObject(o, "trans_a", n->iattr[0]);
         cJSON_AddNumberToObject(o, "trans_b", n->iattr[1]);

@@ -452,6 +452,15 @@ struct Emit {
     int indent;
 };
 
+/* pipeline.c: everything from the AST to checked plans. */
+typedef struct PipelineOptions {
+    int opt;                /* -O level */
+    const char *dump_after; /* stage name, "all" or NULL */
+    bool verify_all;        /* verify after every stage, not only passes */
+} PipelineOptions;
+bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c);
+void pipeline_free(Compiled *c);
+
 /* Appends the header / source of one model. */
 void emit_header(Buf *out, const Compiled *c, const EmitOptions *o);
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o);
@@ -462,6 +471,9 @@ void emit_source_begin(Buf *out, const char *header);
 /* Region sizes in floats (params, grads, optimizer state, scratch). */
 void emit_regions(const Compiled *c, size_t *params, size_t *grads, size_t *state,
                   size_t *scratch);
+
+/* Exact bytes of a model's memory block (<PREFIX>_MEM_BYTES). */
+size_t emit_mem_bytes(const Compiled *c);
 
 /* report.c: --emit=stats (a JSON object, malloc'd) and --emit=dot. */
 char *report_stats(const Compiled *c);

@@ -528,7 +528,7 @@ static size_t count_params(const Graph *g)
     return p;
 }
 
-static size_t mem_bytes(const Compiled *c)
+size_t emit_mem_bytes(const Compiled *c)
 {
     return 63 + CTX_BYTES + regions(c).total * sizeof(float);
 }
@@ -578,7 +578,7 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
                "/* Exact bytes for %s_init: 63 (alignment slack) + %d (context) + the\n"
                " * regions above, with the larger of the two arenas. */\n",
                p, CTX_BYTES);
-    buf_printf(out, "#define %s_MEM_BYTES ((size_t)%zu)\n\n", P, mem_bytes(c));
+    buf_printf(out, "#define %s_MEM_BYTES ((size_t)%zu)\n\n", P, emit_mem_bytes(c));
     buf_printf(out, "typedef struct %s_ctx %s_ctx;  /* opaque */\n\n", p, p);
     buf_printf(out,
         "/* A model with weights initialized from `seed` (Glorot uniform kernels,\n"

@@ -37,14 +37,16 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  -o OUT.c           write OUT.c and OUT.h (default: FILE.c, FILE.h)\n"
-    "  --emit=KIND        write one thing: c, h, graph-json (the graph with\n"
-    "                     shapes) or ir (the text IR); to -o or stdout\n"
+    "  --emit=KIND        write one thing, to -o or stdout: c, h, graph-json\n"
+    "                     (the graph with shapes), ir (the text IR), stats\n"
+    "                     (JSON: FLOPs, kernels, memory plan) or dot (graphviz)\n"
     "  --model NAME       compile only model NAME of a multi-model file\n"
     "  --prefix NAME      symbol prefix instead of the model's name\n"
     "  -O0, -O1, -O2      optimization level (-O0: no passes; default -O2)\n"
-    "  --dump-after=PASS  print the IR after PASS (lower, autodiff, optim,\n"
-    "                     dce, or all) to stderr\n"
-    "  --verify           verify the IR after every stage\n"
+    "  --dump-after=PASS  print the IR after PASS (lower, losshead, autodiff,\n"
+    "                     optim, simplify, cse, dce, fuse, or all) to stderr\n"
+    "  --verify           verify the IR after every stage (the memory plans are\n"
+    "                     always checked)\n"
     "  -MD -MF FILE.d     write a make dependency file\n"
     "  --version          print the version\n"
     "  --help             print this help\n";
@@ -127,11 +129,12 @@ static void parse_args(int argc, char **argv, Options *o)
     if (!o->input)
         bad_usage("%s", "no input file");
     if (o->emit && strcmp(o->emit, "c") && strcmp(o->emit, "h") &&
-        strcmp(o->emit, "graph-json") && strcmp(o->emit, "ir")) {
-        if (!strcmp(o->emit, "dot") || !strcmp(o->emit, "stats") ||
-            !strcmp(o->emit, "main") || !strcmp(o->emit, "bench"))
+        strcmp(o->emit, "graph-json") && strcmp(o->emit, "ir") && strcmp(o->emit, "stats") &&
+        strcmp(o->emit, "dot")) {
+        if (!strcmp(o->emit, "main") || !strcmp(o->emit, "bench"))
             bad_usage("--emit=%s is not available yet", o->emit);
-        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json or ir)", o->emit);
+        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json, ir, stats or dot)",
+                  o->emit);
     }
     static const char *const stages[] = {"all", "lower", "losshead", "autodiff", "optim",
                                          "simplify", "cse", "dce", "fuse", NULL};
@@ -145,77 +148,6 @@ static void parse_args(int argc, char **argv, Options *o)
         o->md = true;
     if (o->md && !o->depfile && !o->output)
         bad_usage("%s", "-MD needs -o or -MF");
-}
-
-/* ---- the pipeline -------------------------------------------------------- */
-
-static void dump(const Options *o, const char *stage, const Graph *g)
-{
-    if (o->dump_after && (!strcmp(o->dump_after, stage) || !strcmp(o->dump_after, "all"))) {
-        fprintf(stderr, "# after %s\n", stage);
-        ir_print(stderr, g);
-    }
-}
-
-static bool check(const Options *o, const Graph *g)
-{
-    return !o->verify_all || verify(g);
-}
-
-static bool pass(const Options *o, const char *name, bool (*fn)(Graph *), Graph *g)
-{
-    fn(g);
-    dump(o, name, g);
-    return verify(g);
-}
-
-/* The pipeline for one model: a plain list, verified between stages;
- * false after diagnostics (or an internal error). */
-static bool compile_model(const Options *o, const Model *m, Compiled *c)
-{
-    Graph *g = &c->g;
-    if (!lower_model(m, g))
-        return false;
-    dump(o, "lower", g);
-    if (!check(o, g))
-        return false;
-    if (o->opt >= 1 && !pass(o, "losshead", pass_losshead, g))
-        return false;
-    ad_build(g);
-    dump(o, "autodiff", g);
-    if (!check(o, g))
-        return false;
-    optim_build(g);
-    dump(o, "optim", g);
-    if (!verify(g))
-        return false;
-    c->nodes_before = g->nnodes - 1;
-    c->naive_train = plan_naive_floats(g, false);
-    c->naive_predict = plan_naive_floats(g, true);
-    if (o->opt >= 1) {
-        if (!pass(o, "simplify", pass_simplify, g) || !pass(o, "cse", pass_cse, g) ||
-            !pass(o, "dce", pass_dce, g))
-            return false;
-    }
-    if (o->opt >= 2 && !pass(o, "fuse", pass_fuse, g))
-        return false;
-    /* the back end: layout, schedules, memory plans, each plan checked */
-    layout_build(g, &c->layout);
-    plan_build(g, &c->layout, false, &c->train);
-    plan_build(g, &c->layout, true, &c->predict);
-    plan_memory(g, &c->train);
-    plan_memory(g, &c->predict);
-    if (!plan_check(g, &c->train) || !plan_check(g, &c->predict))
-        return false;
-    return diag_errors == 0;
-}
-
-static void compiled_free(Compiled *c)
-{
-    plan_free(&c->train);
-    plan_free(&c->predict);
-    layout_free(&c->layout);
-    graph_free(&c->g);
 }
 
 /* ---- output files --------------------------------------------------------- */
@@ -358,7 +290,8 @@ int main(int argc, char **argv)
     for (Model *m = models; m; m = m->next) {
         if (o.model && strcmp(o.model, m->name))
             continue;
-        if (!compile_model(&o, m, &graphs[ng++]))
+        PipelineOptions po = {o.opt, o.dump_after, o.verify_all};
+        if (!pipeline_compile(m, &po, &graphs[ng++]))
             break;
     }
     bool ok = diag_errors == 0;
@@ -400,6 +333,19 @@ int main(int argc, char **argv)
                 what = &cb;
             } else if (!strcmp(o.emit, "h")) {
                 what = &hb;
+            } else if (!strcmp(o.emit, "stats")) {
+                if (ng > 1)
+                    buf_puts(&eb, "{\"models\": [\n");
+                for (int i = 0; i < ng; i++) {
+                    char *j = report_stats(&graphs[i]);
+                    buf_printf(&eb, "%s%s\n", j, ng > 1 && i + 1 < ng ? "," : "");
+                    free(j);
+                }
+                if (ng > 1)
+                    buf_puts(&eb, "]}\n");
+            } else if (!strcmp(o.emit, "dot")) {
+                for (int i = 0; i < ng; i++)
+                    report_dot(&eb, &graphs[i]);
             } else if (!strcmp(o.emit, "graph-json")) {
                 for (int i = 0; i < ng; i++) {
                     char *j = ir_json(&graphs[i].g);
@@ -443,7 +389,7 @@ int main(int argc, char **argv)
     free(cpath);
     free(hpath);
     for (int i = 0; i < ng; i++)
-        compiled_free(&graphs[i]);
+        pipeline_free(&graphs[i]);
     free(graphs);
     arena_free(&arena);
     return ok ? 0 : 1;
