@@ -6,11 +6,14 @@
  * produces: Plan.offset for REG_ARENA, arena_floats, lower_floats.
  *
  * After TFLite's and ggml-alloc's planners: buffers computed in place of
- * an input share its slot; slots are placed largest first, each at the
+ * an input share its slot; slots are placed one by one, each at the
  * lowest 64-byte-aligned offset where it overlaps no placed slot whose
- * lifetime intersects its own (greedy by size). The lower bound is the
- * most floats live at any one kernel; the plan is within a few percent of
- * it on the models here (--emit=stats reports both).
+ * lifetime intersects its own. The order matters and no order is best
+ * for every graph, so five are tried (largest first, largest size x
+ * lifetime first, longest-lived first, earliest first, latest first) and
+ * the smallest
+ * arena is kept. The lower bound is the most floats live at any one
+ * kernel (--emit=stats reports both).
  */
 #include <stdlib.h>
 
@@ -18,6 +21,7 @@
 
 typedef struct Slot {
     NodeId id;          /* representative node */
+    int index;          /* position in the unsorted slot array */
     size_t size;        /* floats, aligned */
     int def, last;
     size_t off;
@@ -33,6 +37,39 @@ static int by_size(const void *a, const void *b)
     return x->id < y->id ? -1 : 1;
 }
 
+static int tie(const Slot *x, const Slot *y)
+{
+    return by_size(x, y);
+}
+
+/* Size times lifetime: the slots that block the most first. */
+static int by_area(const void *a, const void *b)
+{
+    const Slot *x = a, *y = b;
+    size_t ax = x->size * (size_t)(x->last - x->def + 1);
+    size_t ay = y->size * (size_t)(y->last - y->def + 1);
+    return ax != ay ? (ax > ay ? -1 : 1) : tie(x, y);
+}
+
+static int by_length(const void *a, const void *b)
+{
+    const Slot *x = a, *y = b;
+    int lx = x->last - x->def, ly = y->last - y->def;
+    return lx != ly ? (lx > ly ? -1 : 1) : tie(x, y);
+}
+
+static int by_def(const void *a, const void *b)
+{
+    const Slot *x = a, *y = b;
+    return x->def != y->def ? (x->def < y->def ? -1 : 1) : tie(x, y);
+}
+
+static int by_last(const void *a, const void *b)
+{
+    const Slot *x = a, *y = b;
+    return x->last != y->last ? (x->last > y->last ? -1 : 1) : tie(x, y);
+}
+
 static int by_off(const void *a, const void *b)
 {
     const Slot *x = *(const Slot *const *)a, *y = *(const Slot *const *)b;
@@ -42,6 +79,32 @@ static int by_off(const void *a, const void *b)
 static bool live_together(int d1, int l1, int d2, int l2)
 {
     return d1 <= l2 && d2 <= l1;
+}
+
+/* Places slots in the given order, each at the lowest offset that is
+ * free for its whole lifetime; returns the arena size. */
+static size_t place(Slot *s, int ns, const Slot **placed)
+{
+    size_t top = 0;
+    for (int i = 0; i < ns; i++) {
+        int nc = 0;
+        for (int j = 0; j < i; j++)
+            if (live_together(s[i].def, s[i].last, s[j].def, s[j].last))
+                placed[nc++] = &s[j];
+        qsort(placed, (size_t)nc, sizeof(Slot *), by_off);
+        size_t off = 0;
+        for (int j = 0; j < nc; j++) {
+            if (placed[j]->off >= off + s[i].size)
+                break;
+            size_t end = placed[j]->off + placed[j]->size;
+            if (end > off)
+                off = end;
+        }
+        s[i].off = off;
+        if (off + s[i].size > top)
+            top = off + s[i].size;
+    }
+    return top;
 }
 
 void plan_memory(const Graph *g, Plan *p)
@@ -66,7 +129,8 @@ void plan_memory(const Graph *g, Plan *p)
             continue;
         }
         slot_of[id] = ns;
-        slots[ns++] = (Slot){(NodeId)id, size, p->def[id], p->last[id], 0};
+        slots[ns] = (Slot){(NodeId)id, ns, size, p->def[id], p->last[id], 0};
+        ns++;
     }
     /* lower bound: the most floats live at one kernel */
     p->lower_floats = 0;
@@ -78,43 +142,29 @@ void plan_memory(const Graph *g, Plan *p)
         if (live > p->lower_floats)
             p->lower_floats = live;
     }
-    /* greedy by size */
-    int *order = malloc((size_t)(ns ? ns : 1) * sizeof(int));
-    NNC_ASSERT(order);
-    Slot *sorted = malloc((size_t)(ns ? ns : 1) * sizeof(Slot));
-    NNC_ASSERT(sorted);
-    for (int i = 0; i < ns; i++)
-        sorted[i] = slots[i];
-    qsort(sorted, (size_t)ns, sizeof(Slot), by_size);
-    p->arena_floats = 0;
-    for (int i = 0; i < ns; i++) {
-        Slot *s = &sorted[i];
-        int nc = 0;
-        for (int j = 0; j < i; j++)
-            if (live_together(s->def, s->last, sorted[j].def, sorted[j].last))
-                placed[nc++] = &sorted[j];
-        qsort(placed, (size_t)nc, sizeof(Slot *), by_off);
-        size_t off = 0;
-        for (int j = 0; j < nc; j++) {
-            if (placed[j]->off >= off + s->size)
-                break;
-            size_t end = placed[j]->off + placed[j]->size;
-            if (end > off)
-                off = end;
+    /* greedy placement under several orders; keep the smallest arena */
+    static int (*const orders[])(const void *, const void *) = {
+        by_size, by_area, by_length, by_def, by_last};
+    Slot *try = malloc((size_t)(ns ? ns : 1) * sizeof(Slot));
+    NNC_ASSERT(try);
+    p->arena_floats = (size_t)-1;
+    for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
+        for (int i = 0; i < ns; i++)
+            try[i] = slots[i];
+        qsort(try, (size_t)ns, sizeof(Slot), orders[o]);
+        size_t size = place(try, ns, placed);
+        if (size < p->arena_floats) {
+            p->arena_floats = size;
+            for (int i = 0; i < ns; i++)
+                slots[try[i].index].off = try[i].off;
         }
-        s->off = off;
-        if (off + s->size > p->arena_floats)
-            p->arena_floats = off + s->size;
     }
-    for (int i = 0; i < ns; i++)
-        for (int j = 0; j < ns; j++)
-            if (sorted[j].id == slots[i].id)
-                slots[i].off = sorted[j].off;
+    if (ns == 0)
+        p->arena_floats = 0;
+    free(try);
     for (int id = 1; id < nn; id++)
         if (slot_of[id] >= 0)
             p->offset[id] = slots[slot_of[id]].off;
-    free(order);
-    free(sorted);
     free(slot_of);
     free(slots);
     free(placed);

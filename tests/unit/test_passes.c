@@ -1,0 +1,255 @@
+/*
+ * test_passes.c - the optimizing passes and the memory plan.
+ *
+ *  - simplify, cse and dce on hand-built graphs: each rewrite happens, and
+ *    the result still verifies;
+ *  - fusion of the seed model: the kernel structure the emitted code has;
+ *  - the plan checker accepts every plan nnc makes, for every example and
+ *    for 300 random models (dense stacks, branches joined by add, every
+ *    activation, loss and optimizer, every -O level), and rejects plans
+ *    that were broken on purpose;
+ *  - the plan is close to the lower bound (printed; the worst is asserted
+ *    loosely so that a regression shows).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "nnc.h"
+
+static Arena arena;
+
+static bool compile_text(const char *text, int opt, Compiled *c)
+{
+    diag_quiet = true;
+    diag_errors = 0;
+    Model *m = parse_file(&arena, src_from_string(&arena, "t.nn", text));
+    cr_assert(m, "parse failed:\n%s", text);
+    PipelineOptions po = {opt, NULL, true};
+    return pipeline_compile(m, &po, c);
+}
+
+static const char seed[] =
+    "model seed {\n"
+    "    input x[10]\n"
+    "    dense(128, activation=relu)\n"
+    "    dense(64, activation=relu)\n"
+    "    dense(1, activation=sigmoid)\n"
+    "    loss binary_crossentropy\n"
+    "    optimizer adam(lr=0.001)\n"
+    "    batch 32\n"
+    "}\n";
+
+/* ---- simplify, cse, dce --------------------------------------------------- */
+
+static Graph tiny(NodeId *x, NodeId *w)
+{
+    Graph g;
+    graph_init(&g, "t", 4);
+    Shape s = {1, {3}};
+    *x = graph_source(&g, R_INPUT, (Loc){0}, &s);
+    Shape ws = {2, {4, 3}};
+    *w = graph_param(&g, (Loc){0}, "w.weight", &ws, INIT_ZERO, 0, 0);
+    g.input = *x;
+    return g;
+}
+
+Test(passes, simplify_removes_identities_and_folds_constants)
+{
+    NodeId x, w;
+    Graph g = tiny(&x, &w);
+    Shape sc = {0, {0}};
+    NodeId one = graph_const(&g, (Loc){0}, &sc, 1.0);
+    NodeId zero = graph_const(&g, (Loc){0}, &sc, 0.0);
+    NodeId two = graph_add2(&g, OP_ADD, (Loc){0}, one, one);        /* folds to 2 */
+    NodeId a = graph_add2(&g, OP_MUL, (Loc){0}, x, one);            /* x * 1 */
+    NodeId b = graph_add2(&g, OP_ADD, (Loc){0}, a, zero);           /* + 0 */
+    NodeId c = graph_scale(&g, (Loc){0}, graph_scale(&g, (Loc){0}, b, 2.0), 0.5);
+    NodeId d = graph_add2(&g, OP_MUL, (Loc){0}, c, two);            /* scale by 2 */
+    g.output = d;
+    cr_assert(pass_simplify(&g));
+    cr_assert(verify(&g));
+    cr_assert_eq(NODE(&g, two)->op, OP_CONST);
+    cr_assert_float_eq(NODE(&g, two)->fattr[0], 2.0, 1e-12);
+    /* d = scale(x, 2): the chain collapsed onto x */
+    const Node *dn = NODE(&g, g.output);
+    cr_assert_eq(dn->op, OP_SCALE);
+    cr_assert_float_eq(dn->fattr[0], 2.0, 1e-12);
+    cr_assert_eq(dn->in[0], x, "expected scale(x), got scale(%%%u)", dn->in[0]);
+    graph_free(&g);
+}
+
+Test(passes, cse_merges_duplicates_and_dce_removes_them)
+{
+    NodeId x, w;
+    Graph g = tiny(&x, &w);
+    NodeId m1 = graph_matmul(&g, (Loc){0}, x, w, 0, 1);
+    NodeId m2 = graph_matmul(&g, (Loc){0}, x, w, 0, 1);
+    NodeId r1 = graph_add1(&g, OP_TANH, (Loc){0}, m1);
+    NodeId r2 = graph_add1(&g, OP_TANH, (Loc){0}, m2);
+    NodeId s = graph_add2(&g, OP_ADD, (Loc){0}, r2, r1);
+    g.output = s;
+    Shape ts = {1, {4}};
+    g.target = graph_source(&g, R_TARGET, (Loc){0}, &ts);
+    g.loss = graph_add2(&g, OP_MSE, (Loc){0}, s, g.target);
+    int before = g.nnodes;
+    cr_assert(pass_cse(&g));
+    cr_assert_eq(NODE(&g, s)->in[0], r1);
+    cr_assert_eq(NODE(&g, s)->in[1], r1);
+    cr_assert(pass_dce(&g));
+    cr_assert(verify(&g));
+    cr_assert_eq(g.nnodes, before - 2); /* m2 and r2 are gone */
+    cr_assert(!pass_cse(&g));           /* nothing left to merge */
+    graph_free(&g);
+}
+
+Test(passes, losshead_makes_sigmoid_bce)
+{
+    Compiled c;
+    cr_assert(compile_text(seed, 2, &c));
+    cr_assert_eq(NODE(&c.g, c.g.loss)->op, OP_SIGMOID_BCE);
+    cr_assert_eq(NODE(&c.g, c.g.output)->op, OP_SIGMOID); /* still the output */
+    pipeline_free(&c);
+    cr_assert(compile_text(seed, 0, &c));
+    cr_assert_eq(NODE(&c.g, c.g.loss)->op, OP_BCE);
+    pipeline_free(&c);
+}
+
+/* ---- fusion ------------------------------------------------------------- */
+
+Test(passes, seed_model_kernels)
+{
+    Compiled o0, o2;
+    cr_assert(compile_text(seed, 0, &o0));
+    cr_assert(compile_text(seed, 2, &o2));
+    cr_log_info("seed: %d kernels at -O0, %d at -O2", o0.train.nkernels, o2.train.nkernels);
+    cr_assert_leq(o2.train.nkernels * 10, o0.train.nkernels * 6,
+                  "-O2 runs %d kernels, -O0 %d", o2.train.nkernels, o0.train.nkernels);
+    /* three forward GEMMs with bias+relu epilogues, one update kernel */
+    int epilogues = 0, updates = 0;
+    for (int k = 0; k < o2.train.nkernels; k++) {
+        const Kernel *kr = &o2.train.kernels[k];
+        bool gemm = false;
+        for (int m = 0; m < kr->n; m++)
+            gemm |= NODE(&o2.g, o2.train.members[kr->first + m])->op == OP_MATMUL;
+        epilogues += gemm && kr->n > 1;
+        updates += NODE(&o2.g, kr->root)->op == OP_ADAM;
+    }
+    cr_assert_eq(updates, 1);
+    cr_assert_geq(epilogues, 5); /* 3 forward, 2 backward (relu derivative) */
+    cr_assert(o2.layout.grads_exclusive);
+    pipeline_free(&o0);
+    pipeline_free(&o2);
+}
+
+/* ---- the memory plan ------------------------------------------------------- */
+
+/* A valid plan, then the same plan with two live buffers overlapped. */
+Test(passes, checker_rejects_overlaps)
+{
+    Compiled c;
+    cr_assert(compile_text(seed, 2, &c));
+    Plan *p = &c.train;
+    cr_assert(plan_check(&c.g, p));
+    NodeId a = 0, b = 0;
+    for (int i = 1; i < c.g.nnodes && !b; i++)
+        for (int j = i + 1; j < c.g.nnodes && !b; j++)
+            if (p->region[i] == REG_ARENA && p->region[j] == REG_ARENA &&
+                p->def[i] <= p->last[j] && p->def[j] <= p->last[i] && p->shares[j] != (NodeId)i) {
+                a = (NodeId)i;
+                b = (NodeId)j;
+            }
+    cr_assert(a && b);
+    size_t saved = p->offset[b];
+    p->offset[b] = p->offset[a];
+    FILE *devnull = fopen("/dev/null", "w");
+    FILE *old = stderr;
+    stderr = devnull;
+    bool ok = plan_check(&c.g, p);
+    stderr = old;
+    fclose(devnull);
+    cr_assert(!ok, "overlapping %%%u and %%%u accepted", a, b);
+    p->offset[b] = saved;
+    p->offset[a] += 1; /* misaligned */
+    stderr = fopen("/dev/null", "w");
+    ok = plan_check(&c.g, p);
+    fclose(stderr);
+    stderr = old;
+    cr_assert(!ok, "misaligned buffer accepted");
+    pipeline_free(&c);
+}
+
+static unsigned long long rs = 2024;
+static int rnd(int n)
+{
+    rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (int)((rs >> 33) % (unsigned long long)n);
+}
+
+/* A random model in the functional form. */
+static void random_model(char *buf, size_t len)
+{
+    static const char *acts[] = {"relu", "sigmoid", "tanh", "linear", "softmax"};
+    static const char *losses[] = {"mse", "binary_crossentropy", "softmax_cross_entropy"};
+    size_t at = 0;
+    int width = 1 + rnd(40), depth = 1 + rnd(5), nv = 1;
+    int widths[16];
+    widths[0] = 1 + rnd(30);
+    at += (size_t)snprintf(buf + at, len - at, "model r {\n input v0[%d]\n", widths[0]);
+    for (int i = 0; i < depth && nv < 15; i++) {
+        int src = rnd(nv);
+        if (rnd(3) == 0 && nv >= 2) {
+            /* a branch joined by add: two layers of the same width */
+            int w = 1 + rnd(width);
+            at += (size_t)snprintf(buf + at, len - at,
+                                   " v%d = dense(v%d, %d, activation=%s)\n"
+                                   " v%d = dense(v%d, %d)\n"
+                                   " v%d = add(v%d, v%d)\n",
+                                   nv, src, w, acts[rnd(5)], nv + 1, rnd(nv), w, nv + 2, nv, nv + 1);
+            widths[nv] = widths[nv + 1] = widths[nv + 2] = w;
+            nv += 3;
+        } else {
+            int w = 1 + rnd(width);
+            at += (size_t)snprintf(buf + at, len - at, " v%d = dense(v%d, %d, activation=%s)\n",
+                                   nv, src, w, acts[rnd(5)]);
+            widths[nv++] = w;
+        }
+    }
+    const char *loss = losses[rnd(3)];
+    at += (size_t)snprintf(buf + at, len - at, " o = dense(v%d, %d%s)\n loss %s(o)\n",
+                           nv - 1, 1 + rnd(10), !strcmp(loss, "binary_crossentropy") ?
+                           ", activation=sigmoid" : "", loss);
+    at += (size_t)snprintf(buf + at, len - at, rnd(2) ? " optimizer adam\n" :
+                           " optimizer sgd(lr=0.1, momentum=0.5)\n");
+    snprintf(buf + at, len - at, " batch %d\n}\n", 1 + rnd(64));
+}
+
+Test(passes, every_plan_is_checked_on_random_models)
+{
+    double worst = 1.0;
+    int models = 0;
+    for (int i = 0; i < 300; i++) {
+        char text[4096];
+        random_model(text, sizeof text);
+        for (int opt = 0; opt <= 2; opt++) {
+            Compiled c;
+            bool ok = compile_text(text, opt, &c);
+            cr_assert(ok, "-O%d failed (plan check or pass) on:\n%s", opt, text);
+            for (int pr = 0; pr < 2; pr++) {
+                const Plan *p = pr ? &c.predict : &c.train;
+                cr_assert(plan_check(&c.g, p));
+                cr_assert_geq(p->arena_floats, p->lower_floats);
+                if (p->lower_floats) {
+                    double r = (double)p->arena_floats / (double)p->lower_floats;
+                    worst = r > worst ? r : worst;
+                    cr_expect_leq(r, 1.25, "arena %zu vs lower bound %zu on:\n%s",
+                                  p->arena_floats, p->lower_floats, text);
+                }
+            }
+            models++;
+            pipeline_free(&c);
+        }
+    }
+    cr_log_info("%d plans checked; worst arena / lower bound: %.3f", 2 * models, worst);
+}
