@@ -29,6 +29,11 @@ void ir_print(FILE *f, const Graph *g)
             fprintf(f, " ta=%d tb=%d", n->iattr[0], n->iattr[1]);
         if (n->op == OP_SCALE || n->op == OP_CONST)
             fprintf(f, " %.9g", n->fattr[0]);
+        if (n->op == OP_SGD)
+            fprintf(f, " lr=%.9g momentum=%.9g", n->fattr[0], n->fattr[1]);
+        if (n->op == OP_ADAM)
+            fprintf(f, " lr=%.9g beta1=%.9g beta2=%.9g eps=%.9g", n->fattr[0], n->fattr[1],
+                    n->fattr[2], n->fattr[3]);
         if (n->name)
             fprintf(f, " '%s'", n->name);
         fprintf(f, " : %s", shape_str(&n->shape));

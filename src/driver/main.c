@@ -144,6 +144,14 @@ static void parse_args(int argc, char **argv, Options *o)
     if (!known)
         bad_usage("unknown pass '%s' for --dump-after (expected lower, losshead, autodiff, "
                   "optim, simplify, cse, dce, fuse or all)", o->dump_after);
+    if (o->dump_after) {
+        static const char *const level[] = {"losshead", "2", "simplify", "1", "cse", "1",
+                                            "dce", "1", "fuse", "2", NULL};
+        for (int i = 0; level[i]; i += 2)
+            if (!strcmp(o->dump_after, level[i]) && o->opt < level[i + 1][0] - '0')
+                fprintf(stderr, "nnc: warning: --dump-after=%s prints nothing: the pass "
+                        "runs at -O%s and above\n", level[i], level[i + 1]);
+    }
     if (o->depfile && !o->md)
         o->md = true;
     if (o->md && !o->depfile && !o->output)
