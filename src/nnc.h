@@ -433,6 +433,7 @@ size_t align_floats(size_t n);
 typedef struct EmitOptions {
     const char *prefix;     /* symbol prefix (default: the model's name) */
     const char *header;     /* file name the .c includes ("seed.h") */
+    bool profile;           /* time every kernel (--emit=bench) */
 } EmitOptions;
 
 /* A model through the whole pipeline: the final graph, its layout and
@@ -464,6 +465,8 @@ void pipeline_free(Compiled *c);
 /* Appends the header / source of one model. */
 void emit_header(Buf *out, const Compiled *c, const EmitOptions *o);
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o);
+/* --emit=bench: a program with the model that times each kernel. */
+void emit_bench(Buf *out, const Compiled *c, const EmitOptions *o);
 /* Header and source prologue/epilogue for a file holding several models. */
 void emit_header_begin(Buf *out, const char *guard);
 void emit_header_end(Buf *out, const char *guard);

@@ -232,12 +232,56 @@ static bool same_layout(const Node *a, const Node *b)
     return shape_eq(&a->shape, &b->shape) && a->bmask == b->bmask;
 }
 
+#define MAX_ALIAS 24
+
 typedef struct KCtx {
     const Graph *g;
     const Plan *p;
     const Kernel *k;
     bool flat;          /* one loop over i, not a nest over i0, i1, ... */
+    /* restrict-qualified local names of the buffers a loop touches: the
+     * plan guarantees that buffers live in one kernel never overlap,
+     * except a result computed in place of an input (same address: one
+     * name), so the compiler may vectorize without alias checks */
+    int nalias;
+    char key[MAX_ALIAS][48], name[MAX_ALIAS][48], base[MAX_ALIAS][48];
+    bool written[MAX_ALIAS];
 } KCtx;
+
+/* The restrict alias of node u's buffer in this loop. */
+static const char *alias(KCtx *kc, NodeId u, bool write)
+{
+    const char *base = buf_of(kc->g, kc->p, u);
+    char key[48];
+    if (kc->p->region[u] == REG_ARENA)
+        snprintf(key, sizeof key, "a+%zu", kc->p->offset[u]);
+    else
+        snprintf(key, sizeof key, "%s", base);
+    int i = 0;
+    while (i < kc->nalias && strcmp(kc->key[i], key))
+        i++;
+    if (i == kc->nalias) {
+        NNC_ASSERT(kc->nalias < MAX_ALIAS);
+        snprintf(kc->key[i], sizeof kc->key[i], "%s", key);
+        snprintf(kc->base[i], sizeof kc->base[i], "%s", base);
+        snprintf(kc->name[i], sizeof kc->name[i], "r_%s", base);
+        kc->written[i] = false;
+        kc->nalias++;
+    }
+    kc->written[i] |= write;
+    return kc->name[i];
+}
+
+/* Declares the aliases collected while writing `body`, then the body. */
+static void flush_aliases(Emit *e, KCtx *kc, const Buf *body)
+{
+    for (int i = 0; i < kc->nalias; i++)
+        emit_line(e, "%sfloat *restrict %s = %s;", kc->written[i] ? "" : "const ",
+                  kc->name[i], kc->base[i]);
+    if (body->len)
+        buf_puts(e->out, body->data);
+    kc->nalias = 0;
+}
 
 static bool is_member(const KCtx *kc, NodeId id)
 {
@@ -258,7 +302,7 @@ static NodeId gemm_head(const KCtx *kc)
 }
 
 /* Appends the element expression of operand `u` of a loop kernel. */
-static void load(Buf *b, const KCtx *kc, NodeId u)
+static void load(Buf *b, KCtx *kc, NodeId u)
 {
     const Node *n = NODE(kc->g, u), *root = NODE(kc->g, kc->k->root);
     if (n->op == OP_CONST) {
@@ -266,8 +310,7 @@ static void load(Buf *b, const KCtx *kc, NodeId u)
     } else if (is_member(kc, u) && optab[n->op].kind != K_CONTRACT) {
         buf_printf(b, "v%u", (unsigned)u);
     } else {
-        const char *base = is_member(kc, u) ? buf_of(kc->g, kc->p, kc->k->root)
-                                            : buf_of(kc->g, kc->p, u);
+        const char *base = alias(kc, is_member(kc, u) ? kc->k->root : u, false);
         buf_printf(b, "%s[", base);
         if (kc->flat)
             buf_puts(b, n->shape.rank ? "i" : "0");
@@ -278,7 +321,7 @@ static void load(Buf *b, const KCtx *kc, NodeId u)
 }
 
 /* The loop body: member values, the root's store, riders' sums. */
-static void loop_body(Emit *e, const KCtx *kc)
+static void loop_body(Emit *e, KCtx *kc)
 {
     const Graph *g = kc->g;
     NodeId r = kc->k->root;
@@ -307,7 +350,7 @@ static void loop_body(Emit *e, const KCtx *kc)
         buf_puts(&idx, "i");
     else
         bcast_expr(&idx, NODE(g, r), NODE(g, r));
-    emit_line(e, "%s[%s] = v%u;", buf_of(g, kc->p, r), idx.data, (unsigned)r);
+    emit_line(e, "%s[%s] = v%u;", alias(kc, r, true), idx.data, (unsigned)r);
     buf_free(&idx);
     for (int m = 0; m < kc->k->n; m++) {
         NodeId id = kc->p->members[kc->k->first + m];
@@ -315,7 +358,7 @@ static void loop_body(Emit *e, const KCtx *kc)
             continue;
         Buf ridx = {0};
         bcast_expr(&ridx, NODE(g, r), NODE(g, id));
-        emit_line(e, "%s[%s] += v%u;", buf_of(g, kc->p, id), ridx.data, (unsigned)r);
+        emit_line(e, "%s[%s] += v%u;", alias(kc, id, true), ridx.data, (unsigned)r);
         buf_free(&ridx);
     }
 }
@@ -349,6 +392,9 @@ static void emit_loop(Emit *e, KCtx *kc)
     if (riders)
         kc->flat = false;
     zero_riders(e, kc);
+    Buf body = {0};
+    Buf *out = e->out;
+    e->out = &body;
     int depth = kc->flat || r->shape.rank == 0 ? 1 : r->shape.rank;
     if (kc->flat || r->shape.rank == 0) {
         kc->flat = true;
@@ -364,6 +410,9 @@ static void emit_loop(Emit *e, KCtx *kc)
     e->indent--;
     emit_line(e, "}");
     e->indent -= depth - 1;
+    e->out = out;
+    flush_aliases(e, kc, &body);
+    buf_free(&body);
 }
 
 /* A GEMM whose result feeds a loop: row blocks of C are computed, then
@@ -394,12 +443,22 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
               ta, tb, ncols, k, buf_of(g, kc->p, h->in[0]),
               ta ? "r0" : rotating_printf("(size_t)r0 * %s", lda), lda,
               buf_of(g, kc->p, h->in[1]), ldb, c, ncols, ncols);
+    emit_line(e, "{");
+    e->indent++;
+    Buf body = {0};
+    Buf *out = e->out;
+    e->out = &body;
     emit_line(e, "for (int i0 = r0; i0 < r0 + rb; i0++)");
     emit_line(e, "    for (int i1 = 0; i1 < %d; i1++) {", ncols);
     e->indent += 2;
     loop_body(e, kc);
     e->indent -= 2;
     emit_line(e, "    }");
+    e->out = out;
+    flush_aliases(e, kc, &body);
+    buf_free(&body);
+    e->indent--;
+    emit_line(e, "}");
     e->indent--;
     emit_line(e, "}");
 }
@@ -477,7 +536,12 @@ static void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel
     kernel_comment(e, g, p, k, index);
     emit_line(e, "{");
     e->indent++;
-    KCtx kc = {g, p, k, true};
+    KCtx kc;
+    memset(&kc, 0, sizeof kc);
+    kc.g = g;
+    kc.p = p;
+    kc.k = k;
+    kc.flat = true;
     NodeId head = gemm_head(&kc);
     OpKind kind = optab[NODE(g, k->root)->op].kind;
     if (kind == K_EWISE && head)
@@ -670,10 +734,16 @@ static void emit_undefs(Buf *out, const Compiled *c)
     }
 }
 
+static bool profile; /* --emit=bench: time every kernel */
+
 static void emit_program(Emit *e, const Compiled *c, const Plan *p)
 {
     for (int k = 0; k < p->nkernels; k++) {
+        if (profile)
+            emit_line(e, "nnc_prof_begin();");
         emit_kernel(e, c, p, &p->kernels[k], k + 1);
+        if (profile)
+            emit_line(e, "nnc_prof_end(%d, %d);", p->predict, k);
         if (!p->predict && p->kernels[k].root == c->g.loss)
             emit_line(e, "loss = %s[0];", buf_of(&c->g, p, c->g.loss));
     }
@@ -789,10 +859,157 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
 
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)
 {
+    profile = o->profile;
     Emit e = {out, &c->g, 0};
     emit_layout(&e, c, o->prefix);
     emit_predict_rows(&e, c, o->prefix);
     emit_train_step(&e, c, o->prefix);
     emit_api(&e, c, o->prefix);
     emit_undefs(out, c);
+}
+
+/* ---- --emit=bench: the model plus a program that times its kernels ------- */
+
+/* Bytes a kernel reads and writes: every buffer it touches, once. */
+static double kernel_bytes(const Graph *g, const Plan *p, const Kernel *k)
+{
+    NodeId seen[64];
+    int ns = 0;
+    double bytes = 0;
+    for (int m = 0; m < k->n; m++) {
+        const Node *n = NODE(g, p->members[k->first + m]);
+        NodeId ids[NNC_MAX_IN + 1];
+        int nid = 0;
+        for (int i = 0; i < n->nin; i++)
+            ids[nid++] = n->in[i];
+        ids[nid++] = p->members[k->first + m];
+        for (int i = 0; i < nid; i++) {
+            NodeId u = ids[i];
+            bool dup = false;
+            for (int j = 0; j < ns; j++)
+                dup |= seen[j] == u;
+            if (dup || p->region[u] == REG_NONE || ns == 64)
+                continue;
+            seen[ns++] = u;
+            bytes += 4.0 * (double)shape_numel(&NODE(g, u)->shape);
+        }
+    }
+    return bytes;
+}
+
+static void kernel_table(Buf *out, const Compiled *c, const Plan *p, const char *name)
+{
+    const Graph *g = &c->g;
+    buf_printf(out, "static const KernelInfo %s[%d] = {\n", name, p->nkernels);
+    for (int k = 0; k < p->nkernels; k++) {
+        const Kernel *kr = &p->kernels[k];
+        const Node *r = NODE(g, kr->root);
+        double flops = 0, bytes = kernel_bytes(g, p, kr);
+        Buf ops = {0};
+        for (int m = 0; m < kr->n; m++) {
+            NodeId id = p->members[kr->first + m];
+            flops += node_flops(g, id);
+            if (optab[r->op].kind != K_UPDATE || m == 0)
+                buf_printf(&ops, "%s%s", m ? "+" : "", op_name(NODE(g, id)->op));
+        }
+        if (optab[r->op].kind == K_UPDATE) {
+            size_t pf = c->layout.param_floats;
+            if (kr->n > 1) {
+                flops = 10.0 * (double)pf;
+                bytes = 4.0 * (double)pf * (2.0 + 2.0 * c->layout.nstate + 1.0);
+            }
+        }
+        buf_printf(out, "    {\"%s\", \"%s%s\", %.0f, %.0f},\n", loc_str(r->loc), ops.data,
+                   r->is_grad ? " (bwd)" : "", flops, bytes);
+        buf_free(&ops);
+    }
+    buf_puts(out, "};\n");
+}
+
+void emit_bench(Buf *out, const Compiled *c, const EmitOptions *o)
+{
+    const char *p = o->prefix;
+    char P[128];
+    snprintf(P, sizeof P, "%s", upper(p));
+    buf_printf(out, "/* Generated by nnc %s: kernel timings of model '%s'. Build with\n"
+                    " *   cc -O3 -march=native bench.c $(pkg-config --cflags --libs nncrt) -lm\n"
+                    " * and run ./a.out [seconds per measurement]. */\n", NNC_VERSION, p);
+    buf_puts(out, "#define _POSIX_C_SOURCE 199309L\n#include <math.h>\n#include <stdint.h>\n"
+                  "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+                  "#include <time.h>\n\n#include \"nncrt.h\"\n\n");
+    buf_puts(out, "static double nnc_now(void)\n{\n    struct timespec ts;\n"
+                  "    clock_gettime(CLOCK_MONOTONIC, &ts);\n"
+                  "    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;\n}\n\n");
+    int nk = c->train.nkernels > c->predict.nkernels ? c->train.nkernels : c->predict.nkernels;
+    buf_printf(out, "static double prof_t0, prof_time[2][%d];\n", nk);
+    buf_puts(out, "static void nnc_prof_begin(void)\n{\n    prof_t0 = nnc_now();\n}\n\n");
+    buf_puts(out, "static void nnc_prof_end(int prog, int k)\n{\n"
+                  "    prof_time[prog][k] += nnc_now() - prof_t0;\n}\n");
+    emit_header(out, c, o);
+    EmitOptions po = *o;
+    po.profile = true;
+    emit_source(out, c, &po);
+    profile = false;
+    buf_puts(out, "\ntypedef struct KernelInfo {\n    const char *loc, *ops;\n"
+                  "    double flops, bytes;\n} KernelInfo;\n");
+    kernel_table(out, c, &c->train, "train_kernels");
+    kernel_table(out, c, &c->predict, "predict_kernels");
+    buf_printf(out,
+"\nstatic void report(const char *title, int prog, const KernelInfo *ki, int nk, long runs,\n"
+"                   double peak)\n"
+"{\n"
+"    double t = 0, f = 0, b = 0;\n"
+"    int k;\n"
+"    printf(\"\\n%%s: %%d kernels, %%ld runs\\n\", title, nk, runs);\n"
+"    printf(\"%%3s  %%-22s %%-34s %%10s %%10s %%10s %%9s %%6s\\n\", \"#\", \"source\", \"kernel\",\n"
+"           \"MFLOP\", \"KB moved\", \"us\", \"GFLOP/s\", \"%%peak\");\n"
+"    for (k = 0; k < nk; k++) {\n"
+"        double us = 1e6 * prof_time[prog][k] / (double)runs;\n"
+"        double gf = ki[k].flops / (us * 1e3);\n"
+"        printf(\"%%3d  %%-22s %%-34.34s %%10.4f %%10.1f %%10.3f %%9.2f %%5.1f%%%%\\n\", k + 1,\n"
+"               ki[k].loc, ki[k].ops, ki[k].flops / 1e6, ki[k].bytes / 1024, us, gf,\n"
+"               100 * gf / peak);\n"
+"        t += us;\n"
+"        f += ki[k].flops;\n"
+"        b += ki[k].bytes;\n"
+"    }\n"
+"    printf(\"     %%-22s %%-34s %%10.4f %%10.1f %%10.3f %%9.2f %%5.1f%%%%\\n\", \"total\", \"\",\n"
+"           f / 1e6, b / 1024, t, f / (t * 1e3), 100 * f / (t * 1e3) / peak);\n"
+"}\n");
+    buf_printf(out,
+"\nint main(int argc, char **argv)\n"
+"{\n"
+"    static float x[%s_BATCH * %s_IN], y[%s_BATCH * %s_OUT], out[%s_BATCH * %s_OUT];\n"
+"    double secs = argc > 1 ? atof(argv[1]) : 0.5, peak, t0, t1;\n"
+"    long runs, i;\n"
+"    uint64_t s = 12345;\n"
+"    %s_ctx *ctx = %s_create(1);\n"
+"    if (!ctx) {\n        fprintf(stderr, \"out of memory\\n\");\n        return 1;\n    }\n"
+"    for (i = 0; i < %s_BATCH * %s_IN; i++) {\n"
+"        s = s * 6364136223846793005ULL + 1442695040888963407ULL;\n"
+"        x[i] = (float)((s >> 40) * (2.0 / 16777216.0) - 1.0);\n"
+"    }\n"
+"    for (i = 0; i < %s_BATCH; i++)\n        y[i * %s_OUT + i %% %s_OUT] = 1.0f;\n"
+"    peak = nnc_peak_gflops();\n"
+"    printf(\"model %s: batch %%d, %%d -> %%d, ISA %%s, %%d thread(s), peak %%.1f GFLOP/s (measured, one core)\\n\",\n"
+"           %s_BATCH, %s_IN, %s_OUT, nnc_isa(), nnc_num_threads(), peak);\n"
+"    for (i = 0; i < 20; i++)\n        %s_train_step(ctx, x, y);\n"
+"    memset(prof_time, 0, sizeof prof_time);\n"
+"    t0 = nnc_now();\n"
+"    for (runs = 0; (t1 = nnc_now()) - t0 < secs || runs < 10; runs++)\n"
+"        %s_train_step(ctx, x, y);\n"
+"    report(\"train_step\", 0, train_kernels, %d, runs, peak);\n"
+"    printf(\"train_step: %%.3f us per step (wall)\\n\", 1e6 * (t1 - t0) / (double)runs);\n"
+"    for (i = 0; i < 20; i++)\n        %s_predict(ctx, x, out, %s_BATCH);\n"
+"    memset(prof_time, 0, sizeof prof_time);\n"
+"    t0 = nnc_now();\n"
+"    for (runs = 0; (t1 = nnc_now()) - t0 < secs || runs < 10; runs++)\n"
+"        %s_predict(ctx, x, out, %s_BATCH);\n"
+"    report(\"predict\", 1, predict_kernels, %d, runs, peak);\n"
+"    printf(\"predict: %%.3f us per batch of %%d (wall)\\n\", 1e6 * (t1 - t0) / (double)runs, %s_BATCH);\n"
+"    %s_destroy(ctx);\n"
+"    return 0;\n"
+"}\n",
+        P, P, P, P, P, P, p, p, P, P, P, P, P, p, P, P, P, p, p, c->train.nkernels, p, P, p, P,
+        c->predict.nkernels, P, p);
 }

@@ -39,7 +39,8 @@ static const char usage[] =
     "  -o OUT.c           write OUT.c and OUT.h (default: FILE.c, FILE.h)\n"
     "  --emit=KIND        write one thing, to -o or stdout: c, h, graph-json\n"
     "                     (the graph with shapes), ir (the text IR), stats\n"
-    "                     (JSON: FLOPs, kernels, memory plan) or dot (graphviz)\n"
+    "                     (JSON: FLOPs, kernels, memory plan), dot (graphviz)\n"
+    "                     or bench (a program timing every kernel)\n"
     "  --model NAME       compile only model NAME of a multi-model file\n"
     "  --prefix NAME      symbol prefix instead of the model's name\n"
     "  -O0, -O1, -O2      optimization level (-O0: no passes; default -O2)\n"
@@ -130,10 +131,11 @@ static void parse_args(int argc, char **argv, Options *o)
         bad_usage("%s", "no input file");
     if (o->emit && strcmp(o->emit, "c") && strcmp(o->emit, "h") &&
         strcmp(o->emit, "graph-json") && strcmp(o->emit, "ir") && strcmp(o->emit, "stats") &&
-        strcmp(o->emit, "dot")) {
-        if (!strcmp(o->emit, "main") || !strcmp(o->emit, "bench"))
+        strcmp(o->emit, "dot") && strcmp(o->emit, "bench")) {
+        if (!strcmp(o->emit, "main"))
             bad_usage("--emit=%s is not available yet", o->emit);
-        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json, ir, stats or dot)",
+        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json, ir, stats, dot or "
+                  "bench)",
                   o->emit);
     }
     static const char *const stages[] = {"all", "lower", "losshead", "autodiff", "optim",
@@ -323,7 +325,7 @@ int main(int argc, char **argv)
         emit_header_begin(&hb, guard);
         emit_source_begin(&cb, base_name(hpath));
         for (int i = 0; i < ng; i++) {
-            EmitOptions eo = {o.prefix ? o.prefix : graphs[i].g.name, base_name(hpath)};
+            EmitOptions eo = {o.prefix ? o.prefix : graphs[i].g.name, base_name(hpath), false};
             emit_header(&hb, &graphs[i], &eo);
             emit_source(&cb, &graphs[i], &eo);
         }
@@ -351,6 +353,14 @@ int main(int argc, char **argv)
                 }
                 if (ng > 1)
                     buf_puts(&eb, "]}\n");
+            } else if (!strcmp(o.emit, "bench")) {
+                if (ng > 1) {
+                    fprintf(stderr, "nnc: error: --emit=bench needs one model (use --model)\n");
+                    ok = false;
+                } else {
+                    EmitOptions eo = {o.prefix ? o.prefix : graphs[0].g.name, NULL, true};
+                    emit_bench(&eb, &graphs[0], &eo);
+                }
             } else if (!strcmp(o.emit, "dot")) {
                 for (int i = 0; i < ng; i++)
                     report_dot(&eb, &graphs[i]);
@@ -373,8 +383,10 @@ int main(int argc, char **argv)
                     fclose(mf);
                 }
             }
-            files[nfiles] = (OutFile){o.output, NULL};
-            ok = write_tmp(&files[nfiles++], what);
+            if (ok) {
+                files[nfiles] = (OutFile){o.output, NULL};
+                ok = write_tmp(&files[nfiles++], what);
+            }
             buf_free(&eb);
         }
         if (ok && o.md) {
