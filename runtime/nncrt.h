@@ -56,6 +56,10 @@ void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,
                    float alpha, const float *a, int lda,
                    const float *b, int ldb, float beta, float *c, int ldc);
 
+/* The measured single-core fp32 peak of this machine in GFLOP/s (FMA
+ * throughput at the widest vector width), measured once (~20 ms). */
+double nnc_peak_gflops(void);
+
 /* ---- PRNG ----------------------------------------------------------------
  *
  * splitmix64-seeded xoshiro256**: integer-only, so the stream is the same on
