@@ -2,33 +2,54 @@
  * gemm.c - single-precision GEMM for libnncrt: C = alpha*op(A)*op(B) + beta*C,
  * row-major, with BLAS-like arguments (see nncrt.h).
  *
- * Two implementations live here. nnc_sgemm_ref is the plain triple loop, one
- * dot product per element of C; it is always built and is what every faster
- * kernel is tested against. gemm_scalar is the portable fast path: for the
- * non-transposed-B cases it runs the i-p-j loop order, so the inner loop
- * walks a row of B and a row of C contiguously and the compiler can
- * vectorize it; for transposed B both operands of the dot product are
- * contiguous in p, so it keeps the dot-product order.
+ * nnc_sgemm_ref is the plain triple loop, one dot product per element of C;
+ * it is always built and is what every faster path is tested against.
  *
- * nnc_sgemm dispatches through a function pointer chosen once, on first
- * use, from a table of kernels (best first). Per-ISA kernels (AVX-512,
- * AVX2+FMA, NEON) plug in as new rows of that table; NNC_ISA=<name> forces
- * the row with that name. The lazy choice is a benign race: every thread
- * that makes it computes and stores the same pointer.
+ * nnc_sgemm is the GotoBLAS/BLIS scheme around per-ISA micro-kernels
+ * (gemm_kern.h; AVX-512, AVX2+FMA, NEON, portable scalar), chosen once
+ * from the CPU or by NNC_ISA / nnc_set_isa. Large problems take the packed
+ * path: for each nc-wide column block of C and kc-deep slice of k, op(B)
+ * is packed into nr-wide panels (kept in L3), then for each mc-high row
+ * block op(A) is packed into mr-high panels (kept in L2), and the kernel
+ * walks one B panel (kept in L1) down all A panels. Small problems (the
+ * layers of a small MLP at batch 32) take the direct path: no packing,
+ * the kernel reads A and B in place through strides, except that a
+ * transposed B is copied one panel at a time, since the kernel needs rows
+ * of B contiguous.
  *
- * Both versions accumulate in float. When beta == 0, C is only written, never
- * read, so NaN or garbage in C does not propagate (as in BLAS). Indices are
- * computed in size_t so that large strides cannot overflow int.
+ * Threads (OpenMP, optional) each take a rectangle of C whose edges lie on
+ * the mr x nr tile grid, and run the same sequential algorithm on it with
+ * their own buffers. k is never split between threads and its blocking
+ * depends only on k, so every element of C sees the same operations in
+ * the same order for any thread count: results are bit-identical.
+ *
+ * Matrix-vector products (n == 1) skip tiles: one dot product per row, or
+ * for a transposed A a one-row GEMM on the transposed problem.
+ *
+ * Threads wait for work the OpenMP way; on a machine shared with other
+ * busy processes, OMP_WAIT_POLICY=passive avoids losing time slices to
+ * spinning.
+ *
+ * Packing buffers come from a small pool of slots allocated on first use
+ * and kept, so after warm-up no call allocates. Denormals are flushed to
+ * zero during the call (MXCSR FTZ|DAZ on x86, FPCR.FZ on aarch64) and the
+ * caller's mode is restored before returning, in every thread that worked
+ * (exception flags raised meanwhile stay raised, as for any arithmetic).
+ * When beta == 0, C is only written, never read (as in BLAS).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "nncrt.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))
+#include <xmmintrin.h>
+#define HAVE_MXCSR 1
+#endif
 
-typedef void GemmFn(int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                    float alpha, const float *a, size_t lda,
-                    const float *b, size_t ldb, float beta, float *c,
-                    size_t ldc);
+#include "gemm_kern.h"
+#include "nncrt.h"
 
 /* ---- Reference ---------------------------------------------------------- */
 
@@ -62,7 +83,50 @@ void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,
     }
 }
 
-/* ---- Portable fast path ------------------------------------------------- */
+/* ---- Problem, blocking helpers ------------------------------------------ */
+
+/* One call's arguments. op(A)(i,p) = a[i*rsa + p*csa] and op(B)(p,j) =
+ * b[p*rsb + j*csb]. */
+typedef struct Gemm {
+    size_t m, n, k;
+    const float *a, *b;
+    size_t rsa, csa, rsb, csb;
+    float *c;
+    size_t ldc;
+    float alpha, beta;
+    int ta, tb, lda, ldb;   /* as given, for the reference fallback */
+} Gemm;
+
+/* Direct path when k and the whole problem are this small (measured with
+ * bench/gemm_bench.c: packing stops paying below these). */
+#ifndef DIRECT_K
+#define DIRECT_K 256
+#endif
+#ifndef DIRECT_MNK
+#define DIRECT_MNK ((size_t)128 * 128 * 128)
+#endif
+/* Threads only above this many multiply-adds (m*n*k): below it the
+ * fork/join of a parallel region costs more than the second core gains. */
+#define THREAD_MNK ((size_t)96 * 96 * 96)
+
+static size_t min_sz(size_t x, size_t y)
+{
+    return x < y ? x : y;
+}
+
+static size_t round_up(size_t x, size_t unit)
+{
+    return (x + unit - 1) / unit * unit;
+}
+
+/* The step for blocking len by at most blk: equal steps (a multiple of unit)
+ * rather than full blocks and a thin remainder. */
+static size_t block_step(size_t len, size_t blk, size_t unit)
+{
+    size_t nblocks = (len + blk - 1) / blk;
+
+    return round_up((len + nblocks - 1) / nblocks, unit);
+}
 
 /* c[0..n) *= beta, writing zeros (not reading c) when beta == 0. */
 static void scale_row(float *c, size_t n, float beta)
@@ -76,117 +140,502 @@ static void scale_row(float *c, size_t n, float beta)
             c[j] *= beta;
 }
 
-/* B not transposed: C[i,:] = beta*C[i,:] + sum_p (alpha*op(A)[i,p]) * B[p,:].
- * The inner loop is a contiguous axpy over a row of B and C. */
-static void gemm_rows(int trans_a, size_t m, size_t n, size_t k,
-                      float alpha, const float *a, size_t lda,
-                      const float *b, size_t ldb, float beta, float *c,
-                      size_t ldc)
+/* ---- Packing ------------------------------------------------------------ */
+
+/* op(A)[i0:i0+mc, p0:p0+kc] as mr-high panels, each kc columns of mr
+ * floats, rows past mc zero. */
+static void pack_a(const Gemm *g, size_t mr, size_t i0, size_t mc,
+                   size_t p0, size_t kc, float *dst)
 {
-    size_t i, j, p;
+    size_t ir, i, p;
 
-    for (i = 0; i < m; i++) {
-        float *ci = &c[i * ldc];
+    for (ir = 0; ir < mc; ir += mr, dst += mr * kc) {
+        size_t rows = min_sz(mr, mc - ir);
+        const float *src = g->a + (i0 + ir) * g->rsa + p0 * g->csa;
 
-        scale_row(ci, n, beta);
-        for (p = 0; p < k; p++) {
-            float s = alpha * (trans_a ? a[p * lda + i] : a[i * lda + p]);
-            const float *bp = &b[p * ldb];
-
-            for (j = 0; j < n; j++)
-                ci[j] += s * bp[j];
+        if (g->rsa == 1) {      /* A transposed: columns of op(A) in rows */
+            for (p = 0; p < kc; p++) {
+                const float *s = src + p * g->csa;
+                for (i = 0; i < rows; i++)
+                    dst[p * mr + i] = s[i];
+                for (; i < mr; i++)
+                    dst[p * mr + i] = 0.0f;
+            }
+        } else {
+            for (i = 0; i < rows; i++) {
+                const float *s = src + i * g->rsa;
+                for (p = 0; p < kc; p++)
+                    dst[p * mr + i] = s[p];
+            }
+            for (; i < mr; i++)
+                for (p = 0; p < kc; p++)
+                    dst[p * mr + i] = 0.0f;
         }
     }
 }
 
-/* B transposed: C[i,j] is a dot product of op(A)[i,:] and row j of B, both
- * contiguous in p when A is not transposed. */
-static void gemm_dots(int trans_a, size_t m, size_t n, size_t k,
-                      float alpha, const float *a, size_t lda,
-                      const float *b, size_t ldb, float beta, float *c,
-                      size_t ldc)
+/* op(B)[p0:p0+kc, j0:j0+nc] as nr-wide panels, each kc rows of nr floats,
+ * columns past nc zero. Source rows are read in order, so that the
+ * hardware prefetcher sees one stream per row of B, not a stride. */
+static void pack_b(const Gemm *g, size_t nr, size_t p0, size_t kc,
+                   size_t j0, size_t nc, float *dst)
 {
-    size_t i, j, p;
+    size_t jr, j, p;
 
-    for (i = 0; i < m; i++) {
-        for (j = 0; j < n; j++) {
-            const float *bj = &b[j * ldb];
-            float sum = 0.0f;
-            float *cij = &c[i * ldc + j];
+    if (g->csb == 1) {          /* B not transposed: rows contiguous */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->b + (p0 + p) * g->rsb + j0;
+            float *d = dst + p * nr;
+            for (jr = 0; jr < nc; jr += nr, d += nr * kc) {
+                size_t cols = min_sz(nr, nc - jr);
+                memcpy(d, src + jr, cols * sizeof *d);
+                for (j = cols; j < nr; j++)
+                    d[j] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (jr = 0; jr < nc; jr += nr, dst += nr * kc) {
+        size_t cols = min_sz(nr, nc - jr);
+        const float *src = g->b + p0 + (j0 + jr) * g->csb;
+        for (j = 0; j < cols; j++) {
+            const float *s = src + j * g->csb;
+            for (p = 0; p < kc; p++)
+                dst[p * nr + j] = s[p];
+        }
+        for (; j < nr; j++)
+            for (p = 0; p < kc; p++)
+                dst[p * nr + j] = 0.0f;
+    }
+}
 
-            if (trans_a)
-                for (p = 0; p < k; p++)
-                    sum += a[p * lda + i] * bj[p];
-            else
-                for (p = 0; p < k; p++)
-                    sum += a[i * lda + p] * bj[p];
-            *cij = beta == 0.0f ? alpha * sum : alpha * sum + beta * *cij;
+/* ---- Buffer pool -------------------------------------------------------- */
+
+/* Slots of packing memory, claimed by one thread at a time and kept after
+ * use. When all are busy (many callers at once) a call allocates its own. */
+#define NSLOTS 16
+#define ALIGN 64
+
+typedef struct Buf {
+    float *p;
+    void *raw;
+    int slot;           /* -1: raw is a private allocation */
+} Buf;
+
+#if defined(__GNUC__)
+static struct {
+    void *raw;
+    float *p;
+    size_t cap;
+    int busy;
+} pool[NSLOTS];
+#endif
+
+static float *align_up(void *raw)
+{
+    uintptr_t u = (uintptr_t)raw;
+
+    return (float *)(void *)((u + ALIGN - 1) / ALIGN * ALIGN);
+}
+
+/* At least floats floats, 64-byte aligned; buf.p is NULL on failure. */
+static Buf buf_get(size_t floats)
+{
+    Buf buf = {NULL, NULL, -1};
+    size_t bytes = floats * sizeof(float) + ALIGN;
+
+#if defined(__GNUC__)
+    int i;
+    for (i = 0; i < NSLOTS; i++) {
+        if (__atomic_exchange_n(&pool[i].busy, 1, __ATOMIC_ACQUIRE))
+            continue;
+        if (pool[i].cap < floats) {
+            void *raw = malloc(bytes);
+            if (raw == NULL) {
+                __atomic_store_n(&pool[i].busy, 0, __ATOMIC_RELEASE);
+                return buf;
+            }
+            free(pool[i].raw);
+            pool[i].raw = raw;
+            pool[i].p = align_up(raw);
+            pool[i].cap = floats;
+        }
+        buf.p = pool[i].p;
+        buf.slot = i;
+        return buf;
+    }
+#endif
+    buf.raw = malloc(bytes);
+    if (buf.raw != NULL)
+        buf.p = align_up(buf.raw);
+    return buf;
+}
+
+static void buf_put(Buf buf)
+{
+#if defined(__GNUC__)
+    if (buf.slot >= 0) {
+        __atomic_store_n(&pool[buf.slot].busy, 0, __ATOMIC_RELEASE);
+        return;
+    }
+#endif
+    free(buf.raw);
+}
+
+/* ---- Denormals ---------------------------------------------------------- */
+
+typedef unsigned long FpMode;
+
+/* Sets flush-to-zero (and denormals-are-zero on x86) for this thread and
+ * returns the mode to restore. */
+static FpMode fp_enter(void)
+{
+#if defined(HAVE_MXCSR)
+    unsigned int csr = _mm_getcsr();
+    if ((csr & 0x8040u) != 0x8040u)
+        _mm_setcsr(csr | 0x8040u);
+    return csr;
+#elif defined(__aarch64__) && defined(__GNUC__)
+    unsigned long fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    if (!(fpcr & (1ul << 24)))
+        __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr | (1ul << 24)));
+    return fpcr;
+#else
+    return 0;
+#endif
+}
+
+static void fp_leave(FpMode mode)
+{
+#if defined(HAVE_MXCSR)
+    if ((mode & 0x8040u) != 0x8040u)   /* keep flags raised meanwhile */
+        _mm_setcsr(((unsigned int)mode & ~0x3fu) | (_mm_getcsr() & 0x3fu));
+#elif defined(__aarch64__) && defined(__GNUC__)
+    if (!(mode & (1ul << 24)))
+        __asm__ __volatile__("msr fpcr, %0" : : "r"(mode));
+#else
+    (void)mode;
+#endif
+}
+
+/* ---- Sequential paths over one rectangle of C --------------------------- */
+
+/* C[m0:m1, n0:n1] with packing; buf holds mc*kc + kc*nc floats. */
+static void gemm_packed(const Gemm *g, const GemmKern *kn, size_t m0,
+                        size_t m1, size_t n0, size_t n1, float *buf)
+{
+    size_t mr = kn->mr, nr = kn->nr;
+    size_t kcs = block_step(g->k, kn->kc, 1);
+    size_t mcs = block_step(m1 - m0, kn->mc, mr);
+    size_t ncs = block_step(n1 - n0, kn->nc, nr);
+    float *ab = buf, *bb = buf + kn->mc * kn->kc;
+    size_t jc, pc, ic, jr, ir;
+
+    for (jc = n0; jc < n1; jc += ncs) {
+        size_t nc = min_sz(ncs, n1 - jc);
+        for (pc = 0; pc < g->k; pc += kcs) {
+            size_t kc = min_sz(kcs, g->k - pc);
+            float beta = pc == 0 ? g->beta : 1.0f;
+            pack_b(g, nr, pc, kc, jc, nc, bb);
+            for (ic = m0; ic < m1; ic += mcs) {
+                size_t mc = min_sz(mcs, m1 - ic);
+                pack_a(g, mr, ic, mc, pc, kc, ab);
+                for (jr = 0; jr < nc; jr += nr)
+                    for (ir = 0; ir < mc; ir += mr)
+                        kn->packed(min_sz(mr, mc - ir), min_sz(nr, nc - jr),
+                                   kc, ab + ir * kc, 1, mr, bb + jr * kc, nr,
+                                   g->c + (ic + ir) * g->ldc + jc + jr,
+                                   g->ldc, g->alpha, beta);
+            }
         }
     }
 }
 
-static void gemm_scalar(int trans_a, int trans_b, size_t m, size_t n,
-                        size_t k, float alpha, const float *a, size_t lda,
-                        const float *b, size_t ldb, float beta, float *c,
-                        size_t ldc)
+/* C[m0:m1, n0:n1] reading A in place, and B too unless it is transposed or
+ * a partial panel the kernel cannot mask; buf holds k*nr floats. */
+static void gemm_direct(const Gemm *g, const GemmKern *kn, size_t m0,
+                        size_t m1, size_t n0, size_t n1, float *buf)
 {
-    if (trans_b)
-        gemm_dots(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    size_t mr = kn->mr, nr = kn->nr;
+    size_t jr, ir;
+
+    for (jr = n0; jr < n1; jr += nr) {
+        size_t cols = min_sz(nr, n1 - jr);
+        const float *bp = g->b + jr * g->csb;
+        size_t ldb = g->rsb;
+
+        if (g->tb || (cols < nr && !kn->masked_b)) {
+            pack_b(g, nr, 0, g->k, jr, cols, buf);
+            bp = buf, ldb = nr;
+        }
+        for (ir = m0; ir < m1; ir += mr)
+            kn->strided(min_sz(mr, m1 - ir), cols, g->k, g->a + ir * g->rsa,
+                        g->rsa, g->csa, bp, ldb, g->c + ir * g->ldc + jr,
+                        g->ldc, g->alpha, g->beta);
+    }
+}
+
+static int is_direct(const Gemm *g)
+{
+    return g->k <= DIRECT_K && g->m * g->n * g->k <= DIRECT_MNK;
+}
+
+/* Runs one rectangle on the calling thread. Without memory for buffers it
+ * falls back to the reference, which needs none. */
+static void gemm_part(const Gemm *g, const GemmKern *kn, size_t m0,
+                      size_t m1, size_t n0, size_t n1)
+{
+    int direct = is_direct(g);
+    FpMode mode;
+    Buf buf;
+
+    if (m0 >= m1 || n0 >= n1)
+        return;
+    buf = buf_get(direct ? g->k * kn->nr : kn->mc * kn->kc + kn->kc * kn->nc);
+    mode = fp_enter();
+    if (buf.p == NULL)
+        nnc_sgemm_ref(g->ta, g->tb, (int)(m1 - m0), (int)(n1 - n0),
+                      (int)g->k, g->alpha, g->a + m0 * g->rsa, g->lda,
+                      g->b + n0 * g->csb, g->ldb, g->beta,
+                      g->c + m0 * g->ldc + n0, (int)g->ldc);
+    else if (direct)
+        gemm_direct(g, kn, m0, m1, n0, n1, buf.p);
     else
-        gemm_rows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        gemm_packed(g, kn, m0, m1, n0, n1, buf.p);
+    fp_leave(mode);
+    if (buf.p != NULL)
+        buf_put(buf);
 }
 
-/* ---- Dispatch ----------------------------------------------------------- */
+/* ---- Matrix times vector (n == 1) -------------------------------------- */
 
-/* Kernels, best first. A row is usable when its supported() is NULL or
- * returns nonzero on this CPU. The last row must always be usable. */
-static const struct {
-    const char *name;
-    int (*supported)(void);
-    GemmFn *fn;
-} kernels[] = {
-    {"scalar", NULL, gemm_scalar},
+/* Portable GemmDotsFn: eight partial sums per row, which compilers can keep
+ * in one or two vectors without reassociating anything. */
+static void dots_portable(size_t m, size_t k, const float *a, size_t lda,
+                          const float *x, float *c, size_t ldc, float alpha,
+                          float beta)
+{
+    size_t i, j, p;
+
+    for (i = 0; i < m; i++) {
+        const float *ar = a + i * lda;
+        float acc[8] = {0}, sum;
+        for (p = 0; p + 8 <= k; p += 8)
+            for (j = 0; j < 8; j++)
+                acc[j] += ar[p + j] * x[p + j];
+        for (j = 0; p < k; p++, j++)
+            acc[j] += ar[p] * x[p];
+        sum = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+              + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        c[i * ldc] = beta == 0.0f ? alpha * sum : alpha * sum + beta * c[i * ldc];
+    }
+}
+
+static void gemm_run(const Gemm *g, const GemmKern *kn);
+
+/* n == 1, where a tile of nr columns would waste all but one. Rows of A
+ * contiguous: one dot product per row. A transposed and C contiguous:
+ * C^T = x^T A is a one-row GEMM whose B (A itself) has contiguous rows.
+ * Returns 0 for the other layouts, which take the general path. */
+static int gemm_vector(const Gemm *g, const GemmKern *kn)
+{
+    if (g->n != 1)
+        return 0;
+    if (g->csa == 1 && g->rsb == 1) {
+        FpMode mode = fp_enter();
+        (kn->dots != NULL ? kn->dots : dots_portable)(
+            g->m, g->k, g->a, g->rsa, g->b, g->c, g->ldc, g->alpha, g->beta);
+        fp_leave(mode);
+        return 1;
+    }
+    if (g->rsa == 1 && g->ldc == 1) {
+        Gemm t = *g;
+        t.m = 1, t.n = g->m;
+        t.a = g->b, t.rsa = 1, t.csa = g->rsb;
+        t.b = g->a, t.rsb = g->csa, t.csb = 1;
+        t.ta = 1, t.tb = 0, t.lda = (int)g->rsb, t.ldb = g->lda;
+        t.ldc = 1;
+        gemm_run(&t, kn);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- Kernel choice and thread count ------------------------------------- */
+
+/* Kernel sets, best first; the last (scalar) is always supported. */
+static const GemmKern *const kernels[] = {
+    &nnc_kern_avx512, &nnc_kern_avx2, &nnc_kern_neon, &nnc_kern_scalar,
 };
 
 #define NKERNELS (sizeof kernels / sizeof kernels[0])
 
-static int usable(size_t i)
-{
-    return kernels[i].supported == NULL || kernels[i].supported();
-}
+/* The lazy choices below are benign races: every thread that makes one
+ * computes and stores the same value. */
+static const GemmKern *kern;
+static int num_threads;
 
-/* The NNC_ISA kernel if it names a usable one, else the best usable one. */
-static GemmFn *choose_kernel(void)
+static const GemmKern *find_kernel(const char *name)
 {
-    const char *isa = getenv("NNC_ISA");
     size_t i;
 
-    if (isa != NULL)
-        for (i = 0; i < NKERNELS; i++)
-            if (strcmp(isa, kernels[i].name) == 0 && usable(i))
-                return kernels[i].fn;
     for (i = 0; i < NKERNELS; i++)
-        if (usable(i))
-            return kernels[i].fn;
-    return gemm_scalar;
+        if (strcmp(name, kernels[i]->name) == 0 && kernels[i]->supported())
+            return kernels[i];
+    return NULL;
 }
 
-static GemmFn *gemm_kernel;
+/* The NNC_ISA kernel if it names a supported one, else the best one. */
+static const GemmKern *choose_kernel(void)
+{
+    const char *isa = getenv("NNC_ISA");
+    const GemmKern *kn = isa != NULL ? find_kernel(isa) : NULL;
+    size_t i;
+
+    for (i = 0; kn == NULL && i < NKERNELS; i++)
+        if (kernels[i]->supported())
+            kn = kernels[i];
+    return kn;
+}
+
+static const GemmKern *current_kernel(void)
+{
+    if (kern == NULL)
+        kern = choose_kernel();
+    return kern;
+}
+
+const char *nnc_isa(void)
+{
+    return current_kernel()->name;
+}
+
+int nnc_set_isa(const char *name)
+{
+    const GemmKern *kn = name != NULL ? find_kernel(name) : NULL;
+
+    if (kn == NULL)
+        return NNC_ERR_ARG;
+    kern = kn;
+    return NNC_OK;
+}
+
+static int default_threads(void)
+{
+    const char *env = getenv("NNC_NUM_THREADS");
+    long n = env != NULL ? strtol(env, NULL, 10) : 0;
+
+    if (n > 0)
+        return n > 1024 ? 1024 : (int)n;
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void nnc_set_num_threads(int n)
+{
+    num_threads = n > 0 ? n : default_threads();
+}
+
+int nnc_num_threads(void)
+{
+#ifdef _OPENMP
+    if (num_threads == 0)
+        num_threads = default_threads();
+    return num_threads;
+#else
+    return 1;
+#endif
+}
+
+/* ---- Entry point -------------------------------------------------------- */
+
+#ifdef _OPENMP
+/* Thread t of nt's rectangle: a pm x pn grid of C (pm * pn == nt) in whole
+ * tiles, the split that packs the least per thread. */
+static void split(const Gemm *g, const GemmKern *kn, int t, int nt,
+                  size_t r[4])
+{
+    size_t mt = (g->m + kn->mr - 1) / kn->mr, nt_ = (g->n + kn->nr - 1) / kn->nr;
+    size_t best = (size_t)-1, pm = 1, pn = 1, d, tm, tn;
+
+    for (d = 1; d <= (size_t)nt; d++) {
+        size_t e = (size_t)nt / d, cost;
+        if (d * e != (size_t)nt || d > mt || e > nt_)
+            continue;
+        cost = (mt + d - 1) / d * kn->mr * g->k + (nt_ + e - 1) / e * kn->nr
+               * g->k + (mt + d - 1) / d * kn->mr * ((nt_ + e - 1) / e * kn->nr)
+               * g->k / 64;
+        if (cost < best)
+            best = cost, pm = d, pn = e;
+    }
+    if (best == (size_t)-1)         /* nt prime and larger than both */
+        pm = 1, pn = 1;
+    tm = (size_t)t / pn, tn = (size_t)t % pn;
+    r[0] = min_sz(g->m, tm * mt / pm * kn->mr);
+    r[1] = min_sz(g->m, (tm + 1) * mt / pm * kn->mr);
+    r[2] = min_sz(g->n, tn * nt_ / pn * kn->nr);
+    r[3] = min_sz(g->n, (tn + 1) * nt_ / pn * kn->nr);
+    if (tm >= pm)
+        r[0] = r[1] = 0;
+}
+#endif
+
+#ifdef _OPENMP
+/* Threads worth using: 1 for small problems, never more than tiles. */
+static int threads_for(const Gemm *g, const GemmKern *kn)
+{
+    size_t tiles = ((g->m + kn->mr - 1) / kn->mr) * ((g->n + kn->nr - 1)
+                                                      / kn->nr);
+    int nt = nnc_num_threads();
+
+    if (nt <= 1 || g->m * g->n * g->k < THREAD_MNK)
+        return 1;
+    return (size_t)nt > tiles ? (int)tiles : nt;
+}
+#endif
+
+static void gemm_run(const Gemm *g, const GemmKern *kn)
+{
+#ifdef _OPENMP
+    int nt = threads_for(g, kn);
+
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            size_t r[4];
+            split(g, kn, omp_get_thread_num(), omp_get_num_threads(), r);
+            gemm_part(g, kn, r[0], r[1], r[2], r[3]);
+        }
+        return;
+    }
+#endif
+    gemm_part(g, kn, 0, g->m, 0, g->n);
+}
 
 void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,
                float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc)
 {
+    Gemm g;
+
     if (m <= 0 || n <= 0 || k < 0)
         return;
-    if (k == 0) {               /* A and B are not read: C = beta * C */
+    if (k == 0 || alpha == 0.0f) {  /* A and B are not read: C = beta * C */
         int i;
         for (i = 0; i < m; i++)
             scale_row(&c[(size_t)i * (size_t)ldc], (size_t)n, beta);
         return;
     }
-    if (gemm_kernel == NULL)
-        gemm_kernel = choose_kernel();
-    gemm_kernel(trans_a, trans_b, (size_t)m, (size_t)n, (size_t)k, alpha,
-                a, (size_t)lda, b, (size_t)ldb, beta, c, (size_t)ldc);
+    g.m = (size_t)m, g.n = (size_t)n, g.k = (size_t)k;
+    g.a = a, g.b = b, g.c = c, g.ldc = (size_t)ldc;
+    g.rsa = trans_a ? 1 : (size_t)lda, g.csa = trans_a ? (size_t)lda : 1;
+    g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
+    g.alpha = alpha, g.beta = beta;
+    g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
+    if (!gemm_vector(&g, current_kernel()))
+        gemm_run(&g, current_kernel());
 }

@@ -60,6 +60,24 @@ void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,
  * throughput at the widest vector width), measured once (~20 ms). */
 double nnc_peak_gflops(void);
 
+/* ---- GEMM kernels and threads ---------------------------------------------
+ *
+ * nnc_sgemm picks the best kernel set this CPU supports ("avx512", "avx2",
+ * "neon", "scalar"); the environment variable NNC_ISA forces one if it is
+ * supported. nnc_isa names the set in use; nnc_set_isa switches to another
+ * and returns 0, or NNC_ERR_ARG (leaving the choice unchanged) if the name
+ * is unknown or this CPU cannot run it.
+ *
+ * With OpenMP, large GEMMs split C between threads: NNC_NUM_THREADS, else
+ * omp_get_max_threads(). nnc_set_num_threads(n) overrides that for later
+ * calls (n <= 0 restores the default). Results are bit-identical for every
+ * thread count. Without OpenMP, nnc_num_threads() is 1.
+ */
+const char *nnc_isa(void);
+int nnc_set_isa(const char *name);
+void nnc_set_num_threads(int n);
+int nnc_num_threads(void);
+
 /* ---- PRNG ----------------------------------------------------------------
  *
  * splitmix64-seeded xoshiro256**: integer-only, so the stream is the same on
@@ -108,6 +126,23 @@ int nnc_ckpt_save(const char *path, const nnc_tensor *t, int n,
  * validated before any tensor is written, so on any error the tensors are
  * left untouched. */
 int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n);
+
+/* ---- Threads in generated loops ------------------------------------------
+ *
+ * NNC_PARALLEL_FOR(n) precedes a generated elementwise loop of n
+ * iterations: with OpenMP (-fopenmp) large loops run on nnc_num_threads()
+ * threads; each iteration writes its own element, so results do not
+ * depend on the thread count. Without OpenMP it expands to nothing.
+ */
+#if defined(_OPENMP)
+#define NNC_PRAGMA_(x) _Pragma(#x)
+#define NNC_PARALLEL_FOR(n) \
+    NNC_PRAGMA_(omp parallel for schedule(static) if ((n) >= 65536) num_threads(nnc_num_threads()))
+#else
+#define NNC_PARALLEL_FOR(n)
+#endif
+
+#include "nncrt_math.h"
 
 #ifdef __cplusplus
 }

@@ -398,6 +398,9 @@ static void emit_loop(Emit *e, KCtx *kc)
     int depth = kc->flat || r->shape.rank == 0 ? 1 : r->shape.rank;
     if (kc->flat || r->shape.rank == 0) {
         kc->flat = true;
+        /* only loops that can be large enough to gain from threads */
+        if (shape_numel(&r->shape) >= 65536)
+            emit_line(e, "NNC_PARALLEL_FOR(%s)", emit_numel(r));
         emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(r));
         e->indent++;
     }

@@ -2,14 +2,18 @@
  * test_gemm.c - nnc_sgemm and nnc_sgemm_ref against a naive GEMM computed
  * in double.
  *
- * Every case runs both entry points on the same inputs and checks each C
- * element within a bound relative to the magnitude of its terms
+ * Every case runs nnc_sgemm once per kernel set this CPU supports (switched
+ * with nnc_set_isa), and nnc_sgemm_ref, on the same inputs and checks each
+ * C element within a bound relative to the magnitude of its terms
  * (|alpha| sum |a||b| + |beta c|), which float summation of k products
  * meets by a factor of about two. The operands are placed one float past
  * an aligned address, and everything outside the logical matrices (row
  * padding when ld > minimal, the float before the data) holds NaN in A and
  * B and a sentinel in C: a kernel that reads or writes outside its matrices
- * shows up as NaN in the result or a changed sentinel.
+ * shows up as NaN in the result or a changed sentinel. The double
+ * reference is computed once per case. Further tests check that 1 and 2
+ * threads give bit-identical results and that the caller's floating-point
+ * mode survives the call.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 
@@ -20,20 +24,37 @@
 
 #include <criterion/criterion.h>
 
+#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))
+#include <xmmintrin.h>
+#endif
+
 #include "nncrt.h"
 
 typedef void SgemmFn(int, int, int, int, int, float, const float *, int,
                      const float *, int, float, float *, int);
 
+/* nnc_sgemm under each ISA (isa != NULL; skipped where unsupported),
+ * then the reference. */
 static const struct {
     const char *name;
+    const char *isa;
     SgemmFn *fn;
 } impls[] = {
-    {"nnc_sgemm", nnc_sgemm},
-    {"nnc_sgemm_ref", nnc_sgemm_ref},
+    {"nnc_sgemm/avx512", "avx512", nnc_sgemm},
+    {"nnc_sgemm/avx2", "avx2", nnc_sgemm},
+    {"nnc_sgemm/neon", "neon", nnc_sgemm},
+    {"nnc_sgemm/scalar", "scalar", nnc_sgemm},
+    {"nnc_sgemm_ref", NULL, nnc_sgemm_ref},
 };
+#define NIMPLS (sizeof impls / sizeof impls[0])
 
-static const int sizes[] = {0, 1, 7, 17, 33, 100};
+/* Selects impls[f]'s ISA; 0 if this CPU cannot run it. */
+static int use_impl(size_t f)
+{
+    return impls[f].isa == NULL || nnc_set_isa(impls[f].isa) == NNC_OK;
+}
+
+static const int sizes[] = {0, 1, 7, 17, 33, 100, 257};
 #define NSIZES (int)(sizeof sizes / sizeof sizes[0])
 
 /* A rows x cols matrix with row stride ld, one float past an aligned
@@ -71,7 +92,7 @@ static float at(const Mat *m, int i, int j)
     return m->p[(size_t)i * (size_t)m->ld + (size_t)j];
 }
 
-/* One GEMM case, both implementations. pad is the extra row stride;
+/* One GEMM case, every implementation. pad is the extra row stride;
  * c_fill is what C starts as (NAN to check beta == 0 never reads it),
  * or 0 for random values. */
 static void check_case(int ta, int tb, int m, int n, int k, float alpha,
@@ -79,8 +100,10 @@ static void check_case(int ta, int tb, int m, int n, int k, float alpha,
 {
     int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
     nnc_rng r;
-    size_t f;
+    size_t f, mn = (size_t)m * (size_t)n;
+    double *want = malloc((2 * mn + 1) * sizeof *want), *mag = want + mn;
 
+    cr_assert_not_null(want);
     nnc_rng_seed(&r, seed);
     Mat a = mat_new(ar, ac, (ac > 0 ? ac : 1) + pad, NAN, &r);
     Mat b = mat_new(br, bc, (bc > 0 ? bc : 1) + pad, NAN, &r);
@@ -90,8 +113,29 @@ static void check_case(int ta, int tb, int m, int n, int k, float alpha,
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
                 c0.p[(size_t)i * (size_t)c0.ld + (size_t)j] = c_fill;
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double sum = 0.0, mg = 0.0;
+            for (int p = 0; p < k; p++) {
+                double x = ta ? at(&a, p, i) : at(&a, i, p);
+                double y = tb ? at(&b, j, p) : at(&b, p, j);
+                sum += x * y;
+                mg += fabs(x * y);
+            }
+            sum *= alpha;
+            mg *= fabs(alpha);
+            if (beta != 0.0f) {
+                sum += (double)beta * at(&c0, i, j);
+                mg += fabs((double)beta * at(&c0, i, j));
+            }
+            want[(size_t)i * (size_t)n + (size_t)j] = sum;
+            mag[(size_t)i * (size_t)n + (size_t)j] = mg;
+        }
+    }
 
-    for (f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+    for (f = 0; f < NIMPLS; f++) {
+        if (!use_impl(f))
+            continue;
         Mat c = mat_new(m, n, c0.ld, 0.0f, NULL);
         memcpy(c.base, c0.base, c.len * sizeof *c.base);
 
@@ -99,25 +143,14 @@ static void check_case(int ta, int tb, int m, int n, int k, float alpha,
                     c.ld);
         for (int i = 0; i < m; i++) {
             for (int j = 0; j < n; j++) {
-                double sum = 0.0, mag = 0.0, want, got = at(&c, i, j);
-                for (int p = 0; p < k; p++) {
-                    double x = ta ? at(&a, p, i) : at(&a, i, p);
-                    double y = tb ? at(&b, j, p) : at(&b, p, j);
-                    sum += x * y;
-                    mag += fabs(x * y);
-                }
-                want = alpha * sum;
-                mag *= fabs(alpha);
-                if (beta != 0.0f) {
-                    want += (double)beta * at(&c0, i, j);
-                    mag += fabs((double)beta * at(&c0, i, j));
-                }
-                cr_assert(fabs(got - want) <= (k + 2) * FLT_EPSILON * mag
-                                                  + 1e-30,
+                double got = at(&c, i, j);
+                double w = want[(size_t)i * (size_t)n + (size_t)j];
+                double mg = mag[(size_t)i * (size_t)n + (size_t)j];
+                cr_assert(fabs(got - w) <= (k + 2) * FLT_EPSILON * mg + 1e-30,
                           "%s ta=%d tb=%d m=%d n=%d k=%d alpha=%g beta=%g "
                           "pad=%d: C[%d,%d] = %.9g, want %.9g",
                           impls[f].name, ta, tb, m, n, k, (double)alpha,
-                          (double)beta, pad, i, j, got, want);
+                          (double)beta, pad, i, j, got, w);
             }
             /* Row padding and everything past the matrix untouched. */
             for (int j = n; j < c.ld; j++)
@@ -129,6 +162,7 @@ static void check_case(int ta, int tb, int m, int n, int k, float alpha,
             cr_assert_eq(memcmp(c.base, c0.base, c.len * sizeof *c.base), 0);
         free(c.base);
     }
+    free(want);
     free(a.base);
     free(b.base);
     free(c0.base);
@@ -146,7 +180,9 @@ Test(gemm, hand_computed_2x2)
     };
 
     for (int t = 0; t < 4; t++) {
-        for (size_t f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+        for (size_t f = 0; f < NIMPLS; f++) {
+            if (!use_impl(f))
+                continue;
             float c[4] = {1, 1, 1, 1};
             impls[f].fn(t >> 1, t & 1, 2, 2, 2, 1.0f, a, 2, b, 2, 1.0f, c, 2);
             for (int i = 0; i < 4; i++)
@@ -164,11 +200,15 @@ Test(gemm, all_transposes_and_sizes)
     for (int t = 0; t < 4; t++)
         for (int im = 0; im < NSIZES; im++)
             for (int in = 0; in < NSIZES; in++)
-                for (int ik = 0; ik < NSIZES; ik++, count++)
-                    check_case(t >> 1, t & 1, sizes[im], sizes[in],
-                               sizes[ik], ab[count % 4][0], ab[count % 4][1],
-                               count % 3 == 0 ? 0 : 3, 0.0f,
+                for (int ik = 0; ik < NSIZES; ik++, count++) {
+                    int m = sizes[im], n = sizes[in], k = sizes[ik];
+                    /* Two dimensions of 257 at most, to stay fast. */
+                    if (m == 257 && n == 257 && k == 257)
+                        continue;
+                    check_case(t >> 1, t & 1, m, n, k, ab[count % 4][0],
+                               ab[count % 4][1], count % 3 == 0 ? 0 : 3, 0.0f,
                                (uint64_t)count);
+                }
 }
 
 Test(gemm, strided_operands)
@@ -207,7 +247,9 @@ Test(gemm, beta_zero_nan_c_is_overwritten)
 {
     float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1};
 
-    for (size_t f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+    for (size_t f = 0; f < NIMPLS; f++) {
+        if (!use_impl(f))
+            continue;
         float c[4] = {NAN, NAN, NAN, NAN};
         impls[f].fn(0, 0, 2, 2, 3, 1.0f, a, 3, b, 2, 0.0f, c, 2);
         cr_assert(c[0] == 4 && c[1] == 5 && c[2] == 10 && c[3] == 11,
@@ -220,7 +262,9 @@ Test(gemm, k_zero_scales_c_by_beta)
 {
     static const float betas[] = {0, 1, 2, -0.5f};
 
-    for (size_t f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+    for (size_t f = 0; f < NIMPLS; f++) {
+        if (!use_impl(f))
+            continue;
         for (int ib = 0; ib < 4; ib++) {
             float c[6] = {1, -2, 3, -4, 5, -6};
             /* A and B are never read when k == 0. */
@@ -238,7 +282,9 @@ Test(gemm, k_zero_scales_c_by_beta)
 
 Test(gemm, empty_m_or_n_does_nothing)
 {
-    for (size_t f = 0; f < sizeof impls / sizeof impls[0]; f++) {
+    for (size_t f = 0; f < NIMPLS; f++) {
+        if (!use_impl(f))
+            continue;
         float c[2] = {NAN, 7};
         impls[f].fn(0, 0, 0, 5, 5, 1.0f, NULL, 5, NULL, 5, 0.0f, c, 5);
         impls[f].fn(1, 1, 5, 0, 5, 1.0f, NULL, 5, NULL, 5, 0.0f, c, 1);
@@ -252,6 +298,7 @@ Test(gemm, nnc_isa_scalar_is_honoured)
     /* Each Criterion test is a fresh process, so the first call below is
      * the one that reads NNC_ISA. */
     setenv("NNC_ISA", "scalar", 1);
+    cr_assert_str_eq(nnc_isa(), "scalar");
     for (int t = 0; t < 4; t++)
         check_case(t >> 1, t & 1, 33, 17, 100, 1.0f, 0.5f, 1, 0.0f,
                    (uint64_t)t);
@@ -260,7 +307,112 @@ Test(gemm, nnc_isa_scalar_is_honoured)
 Test(gemm, unknown_nnc_isa_falls_back)
 {
     setenv("NNC_ISA", "no-such-isa", 1);
+    cr_assert_eq(nnc_set_isa(nnc_isa()), NNC_OK, "fell back to %s", nnc_isa());
     for (int t = 0; t < 4; t++)
         check_case(t >> 1, t & 1, 7, 33, 17, -1.0f, 1.0f, 0, 0.0f,
                    (uint64_t)t);
 }
+
+Test(gemm, set_isa_accepts_supported_rejects_unknown)
+{
+    cr_assert_eq(nnc_set_isa("scalar"), NNC_OK);
+    cr_assert_str_eq(nnc_isa(), "scalar");
+    cr_assert_eq(nnc_set_isa("no-such-isa"), NNC_ERR_ARG);
+    cr_assert_eq(nnc_set_isa(NULL), NNC_ERR_ARG);
+    cr_assert_str_eq(nnc_isa(), "scalar", "a failed set changed the ISA");
+#if !defined(__aarch64__)
+    cr_assert_eq(nnc_set_isa("neon"), NNC_ERR_ARG);
+#endif
+#if !defined(__x86_64__) && !defined(__i386__)
+    cr_assert_eq(nnc_set_isa("avx2"), NNC_ERR_ARG);
+    cr_assert_eq(nnc_set_isa("avx512"), NNC_ERR_ARG);
+#endif
+}
+
+Test(gemm, blocked_sizes_past_one_cache_block)
+{
+    /* m, k past every kernel's mc and kc, n past one nr panel many times. */
+    for (int t = 0; t < 4; t++)
+        check_case(t >> 1, t & 1, 350, 70, 400, 0.5f, 0.25f, 1, 0.0f,
+                   (uint64_t)t);
+    check_case(0, 0, 20, 2100, 30, 1.0f, 0.0f, 0, NAN, 9);
+}
+
+/* nnc_sgemm's result for 1 and 2 threads must be the same bits. */
+static void check_threads(int ta, int tb, int m, int n, int k, float beta)
+{
+    int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 1, ldc = n + 3;
+    size_t la = (size_t)(ta ? k : m) * (size_t)lda;
+    size_t lb = (size_t)(tb ? n : k) * (size_t)ldb, lc = (size_t)m * (size_t)ldc;
+    float *a = malloc(la * sizeof *a), *b = malloc(lb * sizeof *b);
+    float *c1 = malloc(lc * sizeof *c1), *c2 = malloc(lc * sizeof *c2);
+    nnc_rng r;
+
+    cr_assert(a && b && c1 && c2);
+    nnc_rng_seed(&r, (uint64_t)(m + n + k));
+    nnc_fill_uniform(a, la, -1, 1, &r);
+    nnc_fill_uniform(b, lb, -1, 1, &r);
+    nnc_fill_uniform(c1, lc, -1, 1, &r);
+    memcpy(c2, c1, lc * sizeof *c1);
+    nnc_set_num_threads(1);
+    nnc_sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, c1, ldc);
+    nnc_set_num_threads(2);
+    nnc_sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, c2, ldc);
+    cr_assert_eq(memcmp(c1, c2, lc * sizeof *c1), 0,
+                 "%s: 1 and 2 threads differ, ta=%d tb=%d %dx%dx%d",
+                 nnc_isa(), ta, tb, m, n, k);
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+}
+
+Test(gemm, threads_give_identical_bits)
+{
+    static const int shapes[][3] = {
+        {257, 100, 257}, {100, 257, 100}, {1000, 33, 700}, {33, 1000, 500},
+        {64, 256, 784}, {7, 3000, 60}, {401, 401, 401},
+    };
+
+    for (size_t f = 0; f < NIMPLS; f++) {
+        if (impls[f].isa == NULL || !use_impl(f))
+            continue;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = 0; t < 4; t++)
+                check_threads(t >> 1, t & 1, shapes[s][0], shapes[s][1],
+                              shapes[s][2], t == 2 ? 0.0f : 0.5f);
+    }
+    nnc_set_num_threads(0);
+    cr_assert_geq(nnc_num_threads(), 1);
+}
+
+#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE__)) \
+    || defined(__aarch64__)
+Test(gemm, denormals_flushed_inside_caller_mode_kept)
+{
+    /* 1e-20 * 1e-20 = 1e-40 is subnormal in float: flushed inside the
+     * GEMM, still representable after it returns. */
+    float a[17 * 17], b[17 * 17], c[17 * 17];
+    volatile float tiny = 1e-20f, prod;
+
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned int csr = _mm_getcsr();
+#endif
+    for (int i = 0; i < 17 * 17; i++)
+        a[i] = b[i] = (i % 18 == 0) ? 1e-20f : 0.0f;     /* diagonal */
+    for (size_t f = 0; f < NIMPLS; f++) {
+        if (impls[f].isa == NULL || !use_impl(f))
+            continue;
+        nnc_sgemm(0, 0, 17, 17, 17, 1.0f, a, 17, b, 17, 0.0f, c, 17);
+        cr_assert_eq(c[0], 0.0f, "%s: %g not flushed", impls[f].name,
+                     (double)c[0]);
+        prod = tiny * tiny;
+        cr_assert(prod > 0.0f, "%s left flush-to-zero on", impls[f].name);
+#if defined(__x86_64__) || defined(__i386__)
+        /* Control bits; the status flags are sticky and may gain bits. */
+        cr_assert_eq(_mm_getcsr() & ~0x3fu, csr & ~0x3fu, "%s changed MXCSR",
+                     impls[f].name);
+#endif
+    }
+}
+#endif

@@ -1,0 +1,47 @@
+#!/bin/sh
+# neon.sh - the runtime GEMM's NEON and scalar kernels on aarch64, under
+# emulation: cross-compiles runtime/gemm.c, the kernels and
+# tests/runtime/gemm_check.c with aarch64-linux-gnu-gcc and runs the result
+# with qemu-aarch64. Exits 77 (automake's SKIP) when the cross compiler,
+# its C library or qemu is missing.
+#
+# Overrides: AARCH64_CC, QEMU_AARCH64, AARCH64_SYSROOT.
+set -u
+
+srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+cc=${AARCH64_CC:-aarch64-linux-gnu-gcc}
+qemu=${QEMU_AARCH64:-qemu-aarch64}
+sysroot=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
+
+if ! command -v "$cc" >/dev/null 2>&1; then
+    echo "neon.sh: SKIP: no cross compiler $cc (apt install gcc-aarch64-linux-gnu)"
+    exit 77
+fi
+if ! command -v "$qemu" >/dev/null 2>&1; then
+    echo "neon.sh: SKIP: no $qemu (apt install qemu-user)"
+    exit 77
+fi
+if [ ! -d "$sysroot/lib" ]; then
+    echo "neon.sh: SKIP: no aarch64 C library in $sysroot (apt install libc6-dev-arm64-cross)"
+    exit 77
+fi
+
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+rt=$srcdir/runtime
+"$cc" -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+    -Wmissing-prototypes -Wconversion -Werror -I"$rt" \
+    "$rt/gemm.c" "$rt/kern_scalar.c" "$rt/kern_neon.c" "$rt/kern_avx2.c" \
+    "$rt/kern_avx512.c" "$rt/rng.c" "$srcdir/tests/runtime/gemm_check.c" \
+    -lm -o "$tmp/gemm_check" || exit 1
+
+# --quick: the emulator is slow, so the block-crossing case stays narrower.
+"$qemu" -L "$sysroot" "$tmp/gemm_check" --quick > "$tmp/out"
+rc=$?
+cat "$tmp/out"
+if ! grep -q '^gemm_check: isas:.* neon' "$tmp/out"; then
+    echo "neon.sh: FAIL: the neon kernels did not run"
+    exit 1
+fi
+exit $rc
