@@ -133,7 +133,7 @@ void emit_sigmoid(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
     (void)n;
-    buf_printf(e->out, "1.0f / (1.0f + expf(-%s))", a[0]);
+    buf_printf(e->out, "nnc_sigmoidf(%s)", a[0]);
 }
 
 void emit_sigmoid_back(Emit *e, const Graph *g, const Node *n,
@@ -157,7 +157,7 @@ void emit_tanh(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
     (void)n;
-    buf_printf(e->out, "tanhf(%s)", a[0]);
+    buf_printf(e->out, "nnc_tanhf(%s)", a[0]);
 }
 
 void emit_tanh_back(Emit *e, const Graph *g, const Node *n,

@@ -87,7 +87,7 @@ void emit_softmax(Emit *e, const Graph *g, const Node *n, const char *const *a)
     emit_line(e, "float *yr = %s + (size_t)r * %d;", a[1], c);
     emit_line(e, "float mx = xr[0], s = 0.0f;");
     emit_line(e, "for (int j = 1; j < %d; j++) mx = xr[j] > mx ? xr[j] : mx;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) { yr[j] = expf(xr[j] - mx); s += yr[j]; }", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) { yr[j] = nnc_expf(xr[j] - mx); s += yr[j]; }", c);
     emit_line(e, "for (int j = 0; j < %d; j++) yr[j] /= s;", c);
     e->indent--;
     emit_line(e, "}");
@@ -258,7 +258,7 @@ void emit_sigmoid_bce_back(Emit *e, const Graph *g, const Node *n,
                            const char *const *a)
 {
     (void)g;
-    buf_printf(e->out, "%s * (1.0f / (1.0f + expf(-%s)) - %s) / (float)%s", a[0], a[1],
+    buf_printf(e->out, "%s * (nnc_sigmoidf(%s) - %s) / (float)%s", a[0], a[1],
                a[2], emit_numel(n));
 }
 
@@ -340,7 +340,7 @@ void emit_softmax_ce_back(Emit *e, const Graph *g, const Node *n,
     emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
     emit_line(e, "float mx = zr[0], s = 0.0f, st = 0.0f;");
     emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) { dr[j] = expf(zr[j] - mx); s += dr[j]; st += tr[j]; }", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) { dr[j] = nnc_expf(zr[j] - mx); s += dr[j]; st += tr[j]; }", c);
     emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = k * (dr[j] / s * st - tr[j]);", c);
     e->indent--;
     emit_line(e, "}");
