@@ -78,6 +78,20 @@ int nnc_set_isa(const char *name);
 void nnc_set_num_threads(int n);
 int nnc_num_threads(void);
 
+/* ---- Optimizer updates ------------------------------------------------------
+ *
+ * One step over n parameters, in place, exactly as torch.optim does it:
+ *   adam: m += b1c (g - m); v = b2 v + b2c g^2 (b1c = 1 - beta1,
+ *         b2c = 1 - beta2); p -= step m / (sqrt(v) / bc2 + eps), with
+ *         step = lr / (1 - beta1^t) and bc2 = sqrt(1 - beta2^t);
+ *   sgd:  vel = momentum vel + g; p -= lr vel  (vel NULL: p -= lr g).
+ * Vectorized, threaded for large n, bit-identical on every path.
+ */
+void nnc_adam_update(float *p, const float *g, float *m, float *v, size_t n, float b1c,
+                     float b2, float b2c, float eps, float step, float bc2);
+void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr,
+                    float momentum);
+
 /* ---- PRNG ----------------------------------------------------------------
  *
  * splitmix64-seeded xoshiro256**: integer-only, so the stream is the same on

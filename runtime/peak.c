@@ -30,36 +30,41 @@ static double now(void)
 
 #define CHAINS 12
 
+/* Twelve independent accumulators, spelled out so that they live in
+ * registers whatever the optimization level. */
+#define CHAIN12(F, T)                                                      \
+    T a0 = init, a1 = init, a2 = init, a3 = init, a4 = init, a5 = init;  \
+    T a6 = init, a7 = init, a8 = init, a9 = init, a10 = init, a11 = init; \
+    for (long i = 0; i < iters; i++) {                                    \
+        a0 = F(a0, b, c); a1 = F(a1, b, c); a2 = F(a2, b, c);             \
+        a3 = F(a3, b, c); a4 = F(a4, b, c); a5 = F(a5, b, c);             \
+        a6 = F(a6, b, c); a7 = F(a7, b, c); a8 = F(a8, b, c);             \
+        a9 = F(a9, b, c); a10 = F(a10, b, c); a11 = F(a11, b, c);         \
+    }
+
+
 #ifdef NNC_X86
 __attribute__((target("avx512f")))
 static float fma512(long iters)
 {
-    __m512 acc[CHAINS];
+    const __m512 init = _mm512_set1_ps(1.0f);
     const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
-    for (int k = 0; k < CHAINS; k++)
-        acc[k] = _mm512_set1_ps((float)k);
-    for (long i = 0; i < iters; i++)
-        for (int k = 0; k < CHAINS; k++)
-            acc[k] = _mm512_fmadd_ps(acc[k], b, c);
-    __m512 s = acc[0];
-    for (int k = 1; k < CHAINS; k++)
-        s = _mm512_add_ps(s, acc[k]);
+    CHAIN12(_mm512_fmadd_ps, __m512)
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
     return _mm512_reduce_add_ps(s);
 }
 
 __attribute__((target("avx2,fma")))
 static float fma256(long iters)
 {
-    __m256 acc[CHAINS];
+    const __m256 init = _mm256_set1_ps(1.0f);
     const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
-    for (int k = 0; k < CHAINS; k++)
-        acc[k] = _mm256_set1_ps((float)k);
-    for (long i = 0; i < iters; i++)
-        for (int k = 0; k < CHAINS; k++)
-            acc[k] = _mm256_fmadd_ps(acc[k], b, c);
-    __m256 s = acc[0];
-    for (int k = 1; k < CHAINS; k++)
-        s = _mm256_add_ps(s, acc[k]);
+    CHAIN12(_mm256_fmadd_ps, __m256)
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
     float out[8];
     _mm256_storeu_ps(out, s);
     return out[0] + out[7];
@@ -69,16 +74,14 @@ static float fma256(long iters)
 #if defined(__aarch64__)
 static float fma128(long iters)
 {
-    float32x4_t acc[CHAINS];
+    const float32x4_t init = vdupq_n_f32(1.0f);
     const float32x4_t b = vdupq_n_f32(0.999999f), c = vdupq_n_f32(1e-6f);
-    for (int k = 0; k < CHAINS; k++)
-        acc[k] = vdupq_n_f32((float)k);
-    for (long i = 0; i < iters; i++)
-        for (int k = 0; k < CHAINS; k++)
-            acc[k] = vfmaq_f32(c, acc[k], b);
-    float32x4_t s = acc[0];
-    for (int k = 1; k < CHAINS; k++)
-        s = vaddq_f32(s, acc[k]);
+#define NNC_VFMA(a, b, c) vfmaq_f32(c, a, b)
+    CHAIN12(NNC_VFMA, float32x4_t)
+#undef NNC_VFMA
+    float32x4_t s = vaddq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)),
+                              vaddq_f32(vaddq_f32(a4, a5), vaddq_f32(a6, a7)));
+    s = vaddq_f32(s, vaddq_f32(vaddq_f32(a8, a9), vaddq_f32(a10, a11)));
     return vaddvq_f32(s);
 }
 #endif

@@ -18,19 +18,13 @@
  */
 #include "ops.h"
 
+/* Both call the runtime, whose loops vectorize (see runtime/optim.c). */
 void emit_sgd(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    double lr = n->fattr[0], mom = n->fattr[1];
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(n));
-    if (n->iattr[0] > 0) {
-        emit_line(e, "    float v = %s * %s[i] + %s[i];", emit_float(mom), a[3], a[1]);
-        emit_line(e, "    %s[i] = v;", a[3]);
-        emit_line(e, "    %s[i] -= %s * v;", a[0], emit_float(lr));
-    } else {
-        emit_line(e, "    %s[i] -= %s * %s[i];", a[0], emit_float(lr), a[1]);
-    }
-    emit_line(e, "}");
+    emit_line(e, "nnc_sgd_update(%s, %s, %s, (size_t)%s, %s, %s);", a[0], a[1],
+              n->iattr[0] > 0 ? a[3] : "NULL", emit_numel(n), emit_float(n->fattr[0]),
+              emit_float(n->fattr[1]));
 }
 
 void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -40,12 +34,7 @@ void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a)
     emit_line(e, "const double t = (double)ctx->step;");
     emit_line(e, "const float step = (float)(%.17g / (1.0 - pow(%.17g, t)));", lr, b1);
     emit_line(e, "const float bc2 = (float)sqrt(1.0 - pow(%.17g, t));", b2);
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(n));
-    emit_line(e, "    float gi = %s[i];", a[1]);
-    emit_line(e, "    float m = %s[i] + %s * (gi - %s[i]);", a[3], emit_float(1 - b1), a[3]);
-    emit_line(e, "    float v = %s * %s[i] + %s * gi * gi;", emit_float(b2), a[4], emit_float(1 - b2));
-    emit_line(e, "    %s[i] = m;", a[3]);
-    emit_line(e, "    %s[i] = v;", a[4]);
-    emit_line(e, "    %s[i] -= step * m / (sqrtf(v) / bc2 + %s);", a[0], emit_float(eps));
-    emit_line(e, "}");
+    emit_line(e, "nnc_adam_update(%s, %s, %s, %s, (size_t)%s, %s, %s, %s, %s, step, bc2);",
+              a[0], a[1], a[3], a[4], emit_numel(n), emit_float(1 - b1), emit_float(b2),
+              emit_float(1 - b2), emit_float(eps));
 }

@@ -1,0 +1,166 @@
+/*
+ * optim.c - the optimizer updates that generated training steps call:
+ * one pass over the parameter, gradient and state regions.
+ *
+ * The maths is torch.optim's (see src/ops/update.c). Each element is
+ * updated with the same sequence of IEEE operations in every version
+ * (mul, add, sub, div and sqrt are correctly rounded, and nothing is
+ * contracted into an FMA), so the AVX-512, AVX2, NEON and scalar paths
+ * give bit-identical results, and so does any number of threads. A
+ * plain C loop would not vectorize: sqrtf must set errno, and we do not
+ * compile with -ffast-math or -fno-math-errno.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "nncrt.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define NNC_X86 1
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+typedef struct AdamArgs {
+    float *p, *m, *v;
+    const float *g;
+    float b1c, b2, b2c, eps, step, bc2; /* b1c = 1 - beta1, b2c = 1 - beta2 */
+} AdamArgs;
+
+static void adam_scalar(const AdamArgs *a, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++) {
+        float gi = a->g[i];
+        float m = a->m[i] + a->b1c * (gi - a->m[i]);
+        float v = a->b2 * a->v[i] + a->b2c * gi * gi;
+        a->m[i] = m;
+        a->v[i] = v;
+        a->p[i] -= a->step * m / (sqrtf(v) / a->bc2 + a->eps);
+    }
+}
+
+#ifdef NNC_X86
+__attribute__((target("avx512f")))
+static size_t adam_avx512(const AdamArgs *a, size_t lo, size_t hi)
+{
+    const __m512 b1c = _mm512_set1_ps(a->b1c), b2 = _mm512_set1_ps(a->b2);
+    const __m512 b2c = _mm512_set1_ps(a->b2c), eps = _mm512_set1_ps(a->eps);
+    const __m512 step = _mm512_set1_ps(a->step), bc2 = _mm512_set1_ps(a->bc2);
+    size_t i = lo;
+    for (; i + 16 <= hi; i += 16) {
+        __m512 g = _mm512_loadu_ps(a->g + i), m0 = _mm512_loadu_ps(a->m + i);
+        __m512 m = _mm512_add_ps(m0, _mm512_mul_ps(b1c, _mm512_sub_ps(g, m0)));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(a->v + i)),
+                                 _mm512_mul_ps(_mm512_mul_ps(b2c, g), g));
+        _mm512_storeu_ps(a->m + i, m);
+        _mm512_storeu_ps(a->v + i, v);
+        __m512 d = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), bc2), eps);
+        __m512 u = _mm512_div_ps(_mm512_mul_ps(step, m), d);
+        _mm512_storeu_ps(a->p + i, _mm512_sub_ps(_mm512_loadu_ps(a->p + i), u));
+    }
+    return i;
+}
+
+__attribute__((target("avx")))
+static size_t adam_avx(const AdamArgs *a, size_t lo, size_t hi)
+{
+    const __m256 b1c = _mm256_set1_ps(a->b1c), b2 = _mm256_set1_ps(a->b2);
+    const __m256 b2c = _mm256_set1_ps(a->b2c), eps = _mm256_set1_ps(a->eps);
+    const __m256 step = _mm256_set1_ps(a->step), bc2 = _mm256_set1_ps(a->bc2);
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 g = _mm256_loadu_ps(a->g + i), m0 = _mm256_loadu_ps(a->m + i);
+        __m256 m = _mm256_add_ps(m0, _mm256_mul_ps(b1c, _mm256_sub_ps(g, m0)));
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(a->v + i)),
+                                 _mm256_mul_ps(_mm256_mul_ps(b2c, g), g));
+        _mm256_storeu_ps(a->m + i, m);
+        _mm256_storeu_ps(a->v + i, v);
+        __m256 d = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(v), bc2), eps);
+        __m256 u = _mm256_div_ps(_mm256_mul_ps(step, m), d);
+        _mm256_storeu_ps(a->p + i, _mm256_sub_ps(_mm256_loadu_ps(a->p + i), u));
+    }
+    return i;
+}
+#endif
+
+#if defined(__aarch64__)
+static size_t adam_neon(const AdamArgs *a, size_t lo, size_t hi)
+{
+    const float32x4_t b1c = vdupq_n_f32(a->b1c), b2 = vdupq_n_f32(a->b2);
+    const float32x4_t b2c = vdupq_n_f32(a->b2c), eps = vdupq_n_f32(a->eps);
+    const float32x4_t step = vdupq_n_f32(a->step), bc2 = vdupq_n_f32(a->bc2);
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        float32x4_t g = vld1q_f32(a->g + i), m0 = vld1q_f32(a->m + i);
+        float32x4_t m = vaddq_f32(m0, vmulq_f32(b1c, vsubq_f32(g, m0)));
+        float32x4_t v = vaddq_f32(vmulq_f32(b2, vld1q_f32(a->v + i)),
+                                  vmulq_f32(vmulq_f32(b2c, g), g));
+        vst1q_f32(a->m + i, m);
+        vst1q_f32(a->v + i, v);
+        float32x4_t d = vaddq_f32(vdivq_f32(vsqrtq_f32(v), bc2), eps);
+        float32x4_t u = vdivq_f32(vmulq_f32(step, m), d);
+        vst1q_f32(a->p + i, vsubq_f32(vld1q_f32(a->p + i), u));
+    }
+    return i;
+}
+#endif
+
+/* The widest path the CPU has (NNC_ISA=scalar forces the plain loop). */
+static void adam_range(const AdamArgs *a, size_t lo, size_t hi)
+{
+    const char *isa = nnc_isa();
+    size_t i = lo;
+#ifdef NNC_X86
+    if (!strcmp(isa, "avx512"))
+        i = adam_avx512(a, lo, hi);
+    else if (!strcmp(isa, "avx2"))
+        i = adam_avx(a, lo, hi);
+#elif defined(__aarch64__)
+    if (!strcmp(isa, "neon"))
+        i = adam_neon(a, lo, hi);
+#else
+    (void)isa;
+#endif
+    adam_scalar(a, i, hi);
+}
+
+/* Splits large updates between threads in fixed 64-byte-aligned chunks. */
+static void adam_all(const AdamArgs *a, size_t n)
+{
+#ifdef _OPENMP
+    if (n >= (1u << 16) && nnc_num_threads() > 1) {
+        long chunks = (long)((n + 4095) / 4096);
+#pragma omp parallel for schedule(static) num_threads(nnc_num_threads())
+        for (long c = 0; c < chunks; c++) {
+            size_t lo = (size_t)c * 4096, hi = lo + 4096 < n ? lo + 4096 : n;
+            adam_range(a, lo, hi);
+        }
+        return;
+    }
+#endif
+    adam_range(a, 0, n);
+}
+
+void nnc_adam_update(float *p, const float *g, float *m, float *v, size_t n, float b1c,
+                     float b2, float b2c, float eps, float step, float bc2)
+{
+    AdamArgs a = {p, m, v, g, b1c, b2, b2c, eps, step, bc2};
+    adam_all(&a, n);
+}
+
+void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr, float momentum)
+{
+    /* no division or square root: this loop vectorizes as plain C */
+    if (vel) {
+        for (size_t i = 0; i < n; i++) {
+            float v = momentum * vel[i] + g[i];
+            vel[i] = v;
+            p[i] -= lr * v;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            p[i] -= lr * g[i];
+    }
+}
