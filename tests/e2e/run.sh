@@ -69,5 +69,12 @@ py=/usr/bin/python3; [ -x $py ] || py=python3
     $RT_CFLAGS -c "$d/o0.c" -o "$d/o0.o" && ok || bad "-O0"
 "$NNC" "$srcdir/examples/seed.nn" -MD -o "$d/dep.c" && grep -q "dep.c $d/dep.h: " "$d/dep.d" &&
     ok || bad "-MD"
+# --emit=bench: a program that times every kernel of the model
+if "$NNC" "$srcdir/examples/seed.nn" --emit=bench -o "$d/bench.c" &&
+    ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -o "$d/bench" "$d/bench.c" \
+        $RT_LIBS && "$d/bench" 0.01 > "$d/bench.log" &&
+    grep -q "^train_step: 11 kernels" "$d/bench.log" && grep -q "examples/seed.nn:4:27" "$d/bench.log" &&
+    [ "$(grep -c '^     total' "$d/bench.log")" -eq 2 ]; then ok
+else bad "--emit=bench"; cat "$d/bench.log" 2>/dev/null; fi
 echo "e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ]
