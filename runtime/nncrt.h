@@ -82,7 +82,7 @@ int nnc_num_threads(void);
  *
  * One step over n parameters, in place, exactly as torch.optim does it:
  *   adam: m += b1c (g - m); v = b2 v + b2c g^2 (b1c = 1 - beta1,
- *         b2c = 1 - beta2); p -= step m / (sqrt(v) / bc2 + eps), with
+ *         b2c = 1 - beta2); p -= step m / (sqrt(v) (1 / bc2) + eps), with
  *         step = lr / (1 - beta1^t) and bc2 = sqrt(1 - beta2^t);
  *   sgd:  vel = momentum vel + g; p -= lr vel  (vel NULL: p -= lr g).
  * Vectorized, threaded for large n, bit-identical on every path.

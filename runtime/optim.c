@@ -26,7 +26,7 @@
 typedef struct AdamArgs {
     float *p, *m, *v;
     const float *g;
-    float b1c, b2, b2c, eps, step, bc2; /* b1c = 1 - beta1, b2c = 1 - beta2 */
+    float b1c, b2, b2c, eps, step, ibc2; /* 1 - beta1, beta2, 1 - beta2, ..., 1 / bc2 */
 } AdamArgs;
 
 static void adam_scalar(const AdamArgs *a, size_t lo, size_t hi)
@@ -37,7 +37,7 @@ static void adam_scalar(const AdamArgs *a, size_t lo, size_t hi)
         float v = a->b2 * a->v[i] + a->b2c * gi * gi;
         a->m[i] = m;
         a->v[i] = v;
-        a->p[i] -= a->step * m / (sqrtf(v) / a->bc2 + a->eps);
+        a->p[i] -= a->step * m / (sqrtf(v) * a->ibc2 + a->eps);
     }
 }
 
@@ -47,7 +47,7 @@ static size_t adam_avx512(const AdamArgs *a, size_t lo, size_t hi)
 {
     const __m512 b1c = _mm512_set1_ps(a->b1c), b2 = _mm512_set1_ps(a->b2);
     const __m512 b2c = _mm512_set1_ps(a->b2c), eps = _mm512_set1_ps(a->eps);
-    const __m512 step = _mm512_set1_ps(a->step), bc2 = _mm512_set1_ps(a->bc2);
+    const __m512 step = _mm512_set1_ps(a->step), ibc2 = _mm512_set1_ps(a->ibc2);
     size_t i = lo;
     for (; i + 16 <= hi; i += 16) {
         __m512 g = _mm512_loadu_ps(a->g + i), m0 = _mm512_loadu_ps(a->m + i);
@@ -56,7 +56,7 @@ static size_t adam_avx512(const AdamArgs *a, size_t lo, size_t hi)
                                  _mm512_mul_ps(_mm512_mul_ps(b2c, g), g));
         _mm512_storeu_ps(a->m + i, m);
         _mm512_storeu_ps(a->v + i, v);
-        __m512 d = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), bc2), eps);
+        __m512 d = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(v), ibc2), eps);
         __m512 u = _mm512_div_ps(_mm512_mul_ps(step, m), d);
         _mm512_storeu_ps(a->p + i, _mm512_sub_ps(_mm512_loadu_ps(a->p + i), u));
     }
@@ -68,7 +68,7 @@ static size_t adam_avx(const AdamArgs *a, size_t lo, size_t hi)
 {
     const __m256 b1c = _mm256_set1_ps(a->b1c), b2 = _mm256_set1_ps(a->b2);
     const __m256 b2c = _mm256_set1_ps(a->b2c), eps = _mm256_set1_ps(a->eps);
-    const __m256 step = _mm256_set1_ps(a->step), bc2 = _mm256_set1_ps(a->bc2);
+    const __m256 step = _mm256_set1_ps(a->step), ibc2 = _mm256_set1_ps(a->ibc2);
     size_t i = lo;
     for (; i + 8 <= hi; i += 8) {
         __m256 g = _mm256_loadu_ps(a->g + i), m0 = _mm256_loadu_ps(a->m + i);
@@ -77,7 +77,7 @@ static size_t adam_avx(const AdamArgs *a, size_t lo, size_t hi)
                                  _mm256_mul_ps(_mm256_mul_ps(b2c, g), g));
         _mm256_storeu_ps(a->m + i, m);
         _mm256_storeu_ps(a->v + i, v);
-        __m256 d = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(v), bc2), eps);
+        __m256 d = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(v), ibc2), eps);
         __m256 u = _mm256_div_ps(_mm256_mul_ps(step, m), d);
         _mm256_storeu_ps(a->p + i, _mm256_sub_ps(_mm256_loadu_ps(a->p + i), u));
     }
@@ -90,7 +90,7 @@ static size_t adam_neon(const AdamArgs *a, size_t lo, size_t hi)
 {
     const float32x4_t b1c = vdupq_n_f32(a->b1c), b2 = vdupq_n_f32(a->b2);
     const float32x4_t b2c = vdupq_n_f32(a->b2c), eps = vdupq_n_f32(a->eps);
-    const float32x4_t step = vdupq_n_f32(a->step), bc2 = vdupq_n_f32(a->bc2);
+    const float32x4_t step = vdupq_n_f32(a->step), ibc2 = vdupq_n_f32(a->ibc2);
     size_t i = lo;
     for (; i + 4 <= hi; i += 4) {
         float32x4_t g = vld1q_f32(a->g + i), m0 = vld1q_f32(a->m + i);
@@ -99,7 +99,7 @@ static size_t adam_neon(const AdamArgs *a, size_t lo, size_t hi)
                                   vmulq_f32(vmulq_f32(b2c, g), g));
         vst1q_f32(a->m + i, m);
         vst1q_f32(a->v + i, v);
-        float32x4_t d = vaddq_f32(vdivq_f32(vsqrtq_f32(v), bc2), eps);
+        float32x4_t d = vaddq_f32(vmulq_f32(vsqrtq_f32(v), ibc2), eps);
         float32x4_t u = vdivq_f32(vmulq_f32(step, m), d);
         vst1q_f32(a->p + i, vsubq_f32(vld1q_f32(a->p + i), u));
     }
@@ -146,7 +146,9 @@ static void adam_all(const AdamArgs *a, size_t n)
 void nnc_adam_update(float *p, const float *g, float *m, float *v, size_t n, float b1c,
                      float b2, float b2c, float eps, float step, float bc2)
 {
-    AdamArgs a = {p, m, v, g, b1c, b2, b2c, eps, step, bc2};
+    /* one division less per element: the optimizer's loop is bound by the
+     * divider, and 1 / bc2 is computed once */
+    AdamArgs a = {p, m, v, g, b1c, b2, b2c, eps, step, 1.0f / bc2};
     adam_all(&a, n);
 }
 

@@ -31,10 +31,12 @@ static double now(void)
 #define CHAINS 12
 
 /* Twelve independent accumulators, spelled out so that they live in
- * registers whatever the optimization level. */
+ * registers whatever the optimization level; distinct start values, or
+ * the compiler merges the identical chains into one. */
 #define CHAIN12(F, T)                                                      \
-    T a0 = init, a1 = init, a2 = init, a3 = init, a4 = init, a5 = init;  \
-    T a6 = init, a7 = init, a8 = init, a9 = init, a10 = init, a11 = init; \
+    T a0 = INIT(0), a1 = INIT(1), a2 = INIT(2), a3 = INIT(3);            \
+    T a4 = INIT(4), a5 = INIT(5), a6 = INIT(6), a7 = INIT(7);            \
+    T a8 = INIT(8), a9 = INIT(9), a10 = INIT(10), a11 = INIT(11);        \
     for (long i = 0; i < iters; i++) {                                    \
         a0 = F(a0, b, c); a1 = F(a1, b, c); a2 = F(a2, b, c);             \
         a3 = F(a3, b, c); a4 = F(a4, b, c); a5 = F(a5, b, c);             \
@@ -47,9 +49,10 @@ static double now(void)
 __attribute__((target("avx512f")))
 static float fma512(long iters)
 {
-    const __m512 init = _mm512_set1_ps(1.0f);
+#define INIT(k) _mm512_set1_ps(1.0f + 0.001f * (k))
     const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
     CHAIN12(_mm512_fmadd_ps, __m512)
+#undef INIT
     __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
                              _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
     s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
@@ -59,9 +62,10 @@ static float fma512(long iters)
 __attribute__((target("avx2,fma")))
 static float fma256(long iters)
 {
-    const __m256 init = _mm256_set1_ps(1.0f);
+#define INIT(k) _mm256_set1_ps(1.0f + 0.001f * (k))
     const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
     CHAIN12(_mm256_fmadd_ps, __m256)
+#undef INIT
     __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
                              _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
     s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
@@ -74,11 +78,12 @@ static float fma256(long iters)
 #if defined(__aarch64__)
 static float fma128(long iters)
 {
-    const float32x4_t init = vdupq_n_f32(1.0f);
+#define INIT(k) vdupq_n_f32(1.0f + 0.001f * (k))
     const float32x4_t b = vdupq_n_f32(0.999999f), c = vdupq_n_f32(1e-6f);
 #define NNC_VFMA(a, b, c) vfmaq_f32(c, a, b)
     CHAIN12(NNC_VFMA, float32x4_t)
 #undef NNC_VFMA
+#undef INIT
     float32x4_t s = vaddq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)),
                               vaddq_f32(vaddq_f32(a4, a5), vaddq_f32(a6, a7)));
     s = vaddq_f32(s, vaddq_f32(vaddq_f32(a8, a9), vaddq_f32(a10, a11)));
