@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""fmnist_torch.py - the PyTorch reference for bench/fmnist_mlp.c.
+
+    python3 bench/fmnist_torch.py [--threads T] [--epochs E] [--warmup W]
+                                  [--compile step|model] [--data DIR]
+
+Same model (784 -> 256 relu -> 128 relu -> 10, Glorot-uniform weights and
+zero biases as nnc initializes them), same loss (cross-entropy on the
+logits: torch.nn.CrossEntropyLoss on one-hot targets), same optimizer
+(Adam lr 1e-3, eps 1e-7), same batch (64), same data handling: uint8
+pixels kept in memory and scaled to [0, 1] per batch, one-hot labels, a
+fixed-seed shuffle each epoch, last partial batch dropped, W warm-up steps
+(default 10) on the first batches in file order before the timed epochs.
+--compile step wraps the whole train step in torch.compile (PyTorch 2),
+--compile model only the model (forward and backward; eager Adam); the
+warm-up then includes the compilation. Prints the same lines as fmnist_mlp.c.
+"""
+import argparse
+import gzip
+import os
+import resource
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+
+p = argparse.ArgumentParser()
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--epochs", type=int, default=1)
+p.add_argument("--warmup", type=int, default=10)
+p.add_argument("--compile", default=None, choices=["step", "model"])
+p.add_argument("--data", default=os.environ.get(
+    "FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+args = p.parse_args()
+torch.set_num_threads(args.threads)
+torch.manual_seed(1234)
+print("torch_version %s" % torch.__version__)
+
+
+def idx(path, magic):
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    m, n = struct.unpack(">II", data[:8])
+    assert m == magic, path
+    if magic == 2051:
+        r, c = struct.unpack(">II", data[8:16])
+        a = np.frombuffer(data, np.uint8, offset=16).reshape(n, r * c)
+    else:
+        a = np.frombuffer(data, np.uint8, offset=8)
+    return torch.from_numpy(a.copy())
+
+
+t0 = time.perf_counter()
+Xtr = idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"), 2051)
+Ytr = idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"), 2049).long()
+Xte = idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz"), 2051)
+Yte = idx(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"), 2049).long()
+print("load_s %.3f" % (time.perf_counter() - t0))
+B = 64
+
+model = torch.nn.Sequential(
+    torch.nn.Linear(784, 256), torch.nn.ReLU(),
+    torch.nn.Linear(256, 128), torch.nn.ReLU(),
+    torch.nn.Linear(128, 10))
+for layer in model:
+    if isinstance(layer, torch.nn.Linear):
+        torch.nn.init.xavier_uniform_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+crit = torch.nn.CrossEntropyLoss()
+fwd = torch.compile(model) if args.compile == "model" else model
+
+
+def step(x, y):
+    opt.zero_grad(set_to_none=True)
+    loss = crit(fwd(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+if args.compile == "step":
+    step = torch.compile(step)
+
+
+def batch(ix):
+    x = Xtr[ix].float().mul_(1.0 / 255.0)
+    y = torch.nn.functional.one_hot(Ytr[ix], 10).float()
+    return x, y
+
+
+t0 = time.perf_counter()
+for b in range(args.warmup):
+    step(*batch(torch.arange(b * B, (b + 1) * B))).item()
+print("warmup_s %.3f" % (time.perf_counter() - t0))
+
+g = torch.Generator().manual_seed(42)
+n = Xtr.shape[0]
+nb = n // B
+times = []
+for e in range(args.epochs):
+    order = torch.randperm(n, generator=g)
+    t0 = time.perf_counter()
+    total = 0.0
+    for b in range(nb):
+        total += step(*batch(order[b * B:(b + 1) * B])).item()
+    dt = time.perf_counter() - t0
+    times.append(dt)
+    loss = total / nb
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, Xte.shape[0], 1000):
+            z = model(Xte[i:i + 1000].float().mul_(1.0 / 255.0))
+            correct += int((z.argmax(1) == Yte[i:i + 1000]).sum())
+    acc = correct / Xte.shape[0]
+    print("epoch %d/%d  time %.3f s  %.0f samples/s  loss %.4f  test_acc %.4f"
+          % (e + 1, args.epochs, dt, nb * B / dt, loss, acc))
+    sys.stdout.flush()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("epoch_s %.4f" % (sum(times) / len(times)))
+print("samples_per_s %.1f" % (nb * B * len(times) / sum(times)))
+print("train_loss %.4f" % loss)
+print("test_acc %.4f" % acc)
+print("peak_rss_kb %d" % rss)

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""jax_bench.py - the JAX peer: the whole train step under jax.jit.
+
+    python bench/jax_bench.py seed  [--samples R]
+    python bench/jax_bench.py fmnist [--epochs E] [--data DIR] [--warmup W]
+
+seed: examples/seed.nn (10 -> 128 relu -> 64 relu -> 1 sigmoid, binary
+cross-entropy with logs clamped at -100 like torch's BCELoss, Adam lr 1e-3
+eps 1e-7 from optax), train step at batch 32 timed like seed_bench.c
+(median of R blocks of ~1 ms, per call, microseconds). One step is the
+jitted update plus fetching the loss as a Python float.
+
+fmnist: bench/fmnist_mlp.nn (784 -> 256 relu -> 128 relu -> 10, softmax
+cross-entropy on logits, Adam lr 1e-3, batch 64), same data handling as
+fmnist_torch.py: uint8 pixels kept in memory and scaled to [0, 1] per
+batch, one-hot labels, fixed-seed shuffle each epoch, last partial batch
+dropped, W warm-up steps (default 10, these compile) on the first batches
+before the timed epochs. Prints the same "key value" summary as
+fmnist_mlp.c.
+
+Threads: XLA's CPU backend sizes its pools from the CPUs it may run on;
+run.sh restricts it with taskset for the one-thread rows.
+"""
+import argparse
+import gzip
+import os
+import resource
+import struct
+import sys
+import time
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+import optax
+
+p = argparse.ArgumentParser()
+p.add_argument("what", choices=["seed", "fmnist"])
+p.add_argument("--samples", type=int, default=301)
+p.add_argument("--epochs", type=int, default=1)
+p.add_argument("--warmup", type=int, default=10)
+p.add_argument("--data", default=os.environ.get(
+    "FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+args = p.parse_args()
+print("jax_version %s" % jax.__version__)
+print("jax_devices %s" % ",".join(str(d) for d in jax.devices()))
+
+
+def glorot(key, fan_in, fan_out):
+    lim = np.sqrt(6.0 / (fan_in + fan_out))
+    return jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -lim, lim)
+
+
+def init(sizes, seed):
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(sizes) - 1)
+    return [(glorot(k, a, b), jnp.zeros((b,), jnp.float32))
+            for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+
+
+def mlp(params, x):
+    for w, b in params[:-1]:
+        x = jax.nn.relu(x @ w + b)
+    w, b = params[-1]
+    return x @ w + b
+
+
+def make_step(loss_fn, opt):
+    def step(params, state, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+if args.what == "seed":
+    def bce(params, x, y):
+        p = jax.nn.sigmoid(mlp(params, x))
+        lp = jnp.maximum(jnp.log(p), -100.0)
+        lq = jnp.maximum(jnp.log(1.0 - p), -100.0)
+        return -jnp.mean(y * lp + (1.0 - y) * lq)
+
+    opt = optax.adam(1e-3, eps=1e-7)
+    st = {"params": init([10, 128, 64, 1], 1234)}
+    st["state"] = opt.init(st["params"])
+    step = make_step(bce, opt)
+    rng = np.random.default_rng(42)
+    x = jnp.asarray(rng.random((32, 10), dtype=np.float32))
+    y = jnp.asarray(rng.integers(0, 2, (32, 1)).astype(np.float32))
+
+    def f():
+        st["params"], st["state"], loss = step(st["params"], st["state"], x, y)
+        return float(loss)
+
+    t0 = time.perf_counter()
+    f()
+    print("first_step_b32_us %.1f" % ((time.perf_counter() - t0) * 1e6))
+    t0, calls = time.perf_counter(), 0
+    while calls < 10 or time.perf_counter() - t0 < 0.5:
+        f()
+        calls += 1
+    k = max(1, int(1e-3 / ((time.perf_counter() - t0) / calls)))
+    s = []
+    for _ in range(args.samples):
+        t0 = time.perf_counter()
+        for _ in range(k):
+            f()
+        s.append((time.perf_counter() - t0) / k * 1e6)
+    print("train_b32_us %.4f" % median(s))
+    sys.exit(0)
+
+# ---- Fashion-MNIST MLP ------------------------------------------------------
+
+
+def idx(path, magic):
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    m, n = struct.unpack(">II", data[:8])
+    assert m == magic, path
+    if magic == 2051:
+        r, c = struct.unpack(">II", data[8:16])
+        return np.frombuffer(data, np.uint8, offset=16).reshape(n, r * c)
+    return np.frombuffer(data, np.uint8, offset=8)
+
+
+t_load = time.perf_counter()
+Xtr = idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"), 2051)
+Ytr = idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"), 2049)
+Xte = idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz"), 2051)
+Yte = idx(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"), 2049)
+print("load_s %.3f" % (time.perf_counter() - t_load))
+B = 64
+eye = np.eye(10, dtype=np.float32)
+
+
+def softmax_ce(params, x, y):
+    z = mlp(params, x)
+    return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.sum(y * z, axis=1))
+
+
+opt = optax.adam(1e-3, eps=1e-7)
+params = init([784, 256, 128, 10], 1234)
+state = opt.init(params)
+step = make_step(softmax_ce, opt)
+predict = jax.jit(mlp)
+
+
+def batch(ix):
+    return (Xtr[ix].astype(np.float32) * (1.0 / 255.0), eye[Ytr[ix]])
+
+
+t0 = time.perf_counter()
+for b in range(args.warmup):
+    params, state, loss = step(params, state, *batch(np.arange(b * B, (b + 1) * B)))
+float(loss)
+print("warmup_s %.3f" % (time.perf_counter() - t0))
+
+rng = np.random.default_rng(42)
+n = Xtr.shape[0]
+nb = n // B
+times = []
+for e in range(args.epochs):
+    order = rng.permutation(n)
+    t0 = time.perf_counter()
+    total = 0.0
+    losses = []
+    for b in range(nb):
+        params, state, loss = step(params, state, *batch(order[b * B:(b + 1) * B]))
+        losses.append(loss)
+    total = float(jnp.mean(jnp.stack(losses)))
+    dt = time.perf_counter() - t0
+    times.append(dt)
+    correct = 0
+    for i in range(0, Xte.shape[0], 1000):
+        z = predict(params, Xte[i:i + 1000].astype(np.float32) * (1.0 / 255.0))
+        correct += int(np.sum(np.argmax(np.asarray(z), axis=1) == Yte[i:i + 1000]))
+    acc = correct / Xte.shape[0]
+    print("epoch %d/%d  time %.3f s  %.0f samples/s  loss %.4f  test_acc %.4f"
+          % (e + 1, args.epochs, dt, nb * B / dt, total, acc))
+    sys.stdout.flush()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("epoch_s %.4f" % (sum(times) / len(times)))
+print("samples_per_s %.1f" % (nb * B * len(times) / sum(times)))
+print("train_loss %.4f" % total)
+print("test_acc %.4f" % acc)
+print("peak_rss_kb %d" % rss)

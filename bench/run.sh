@@ -1,0 +1,266 @@
+#!/bin/sh
+# bench/run.sh - nnc against its peers, side by side, in one run.
+#
+#   sh bench/run.sh            # or: make bench
+#
+# What it measures (see bench/README.md for the method):
+#   - GEMM: bench/gemm.sh, when it exists (nnc_sgemm vs OpenBLAS);
+#   - the seed model (examples/seed.nn): train step at batch 32 and 256,
+#     predict at batch 1 and 100, a 10-epoch fit on 1000 random samples;
+#   - the Fashion-MNIST MLP (bench/fmnist_mlp.nn): epoch time, test
+#     accuracy, peak RSS;
+# for nnc, PyTorch eager (Debian's python3-torch), and the compiled peers
+# JAX jit and PyTorch 2 torch.compile from a virtual environment (created
+# on first use by bench/venv.sh from PyPI; PyTorch 2 eager is shown too,
+# as the baseline of torch.compile), at 1 and 2 threads. One-thread runs
+# are pinned to CPU 0 with taskset.
+#
+# Writes bench/out/results.md (the tables, also printed), raw.tsv (every
+# figure), logs/ (every program's output) and bench.png (gnuplot).
+#
+# Environment (make bench sets the first six; defaults are derived from
+# this script's location, for an in-tree build):
+#   NNC, srcdir, builddir, CC, RT_CFLAGS, RT_LIBS
+#   PYTHON               python with torch 1.x/2.x eager (/usr/bin/python3)
+#   NNC_BENCH_OUT        output directory (builddir/bench/out)
+#   NNC_BENCH_VENV       the peers' venv (bench/.venv next to this script)
+#   NNC_BENCH_NO_VENV=1  skip the compiled peers (no PyPI access)
+#   NNC_BENCH_THREADS    thread counts ("1 2")
+#   NNC_BENCH_EPOCHS     Fashion-MNIST epochs per run (1)
+#   NNC_BENCH_QUICK=1    fewer repetitions (a smoke test, not a benchmark)
+#   NNC_BENCH_TIMEOUT    seconds allowed to each program (900)
+#   FMNIST_DIR           the gzipped IDX files (/usr/share/datasets/fashion-mnist)
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+abspath() { (cd "$1" 2>/dev/null && pwd) || echo "$1"; }
+srcdir=$(abspath "${srcdir:-$here/..}")
+builddir=$(abspath "${builddir:-$srcdir}")
+NNC=${NNC:-$builddir/nnc}
+case $NNC in /*) ;; */*) NNC=$(pwd)/$NNC ;; esac
+CC=${CC:-cc}
+RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
+RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -lm}
+PYTHON=${PYTHON:-/usr/bin/python3}
+[ -x "$PYTHON" ] || PYTHON=python3
+out=${NNC_BENCH_OUT:-$builddir/bench/out}
+venv=${NNC_BENCH_VENV:-$here/.venv}
+threads=${NNC_BENCH_THREADS:-1 2}
+epochs=${NNC_BENCH_EPOCHS:-1}
+limit=${NNC_BENCH_TIMEOUT:-900}
+FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+export FMNIST_DIR JAX_PLATFORMS=cpu
+if [ "${NNC_BENCH_QUICK:-0}" = 1 ]; then
+    samples=31 fitruns=3
+else
+    samples=301 fitruns=21
+fi
+
+mkdir -p "$out/logs" || exit 1
+rm -f "$out"/logs/* "$out/raw.tsv" "$out/results.md" "$out/gemm_table.md" \
+    "$out"/bench.*
+raw=$out/raw.tsv
+: > "$raw"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nnc-bench.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT INT TERM
+start=$(date +%s)
+
+say() { echo "bench: $*" >&2; }
+note() { printf '%s\n' "$*" >>"$out/notes.txt"; say "$*"; }
+: > "$out/notes.txt"
+
+# record GROUP IMPL THREADS KEY VALUE
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$raw"; }
+
+# run GROUP IMPL THREADS CMD...: run under the thread settings, keep the
+# output, record its "key value" lines, or record why it failed.
+run() {
+    g=$1 impl=$2 t=$3
+    shift 3
+    log=$out/logs/$g-$impl-t$t
+    n=2
+    while [ -e "$log.out" ]; do log=$out/logs/$g-$impl-t$t-$n; n=$((n + 1)); done
+    pin=
+    if [ "$t" = 1 ] && command -v taskset >/dev/null 2>&1; then
+        pin="taskset -c 0"
+    fi
+    say "$g / $impl / $t thread(s): $*"
+    NNC_NUM_THREADS=$t OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t \
+        MKL_NUM_THREADS=$t timeout "$limit" $pin "$@" >"$log.out" 2>"$log.err"
+    rc=$?
+    grep -E '^[a-z][a-z0-9_]* [^ ]+$' "$log.out" | while read -r k v; do
+        record "$g" "$impl" "$t" "$k" "$v"
+    done
+    if [ $rc -ne 0 ]; then
+        if [ $rc -eq 124 ]; then why="timed out after ${limit}s"
+        else why="exit status $rc: $(grep -v '^W[0-9]' "$log.err" | tail -n 1 | cut -c1-120)"
+        fi
+        record "$g" "$impl" "$t" failed "$why"
+        say "  failed ($why); see $log.err"
+    fi
+}
+
+# skip GROUP IMPL REASON
+skip() { record "$1" "$2" - skipped "$3"; say "$1 / $2 skipped: $3"; }
+
+# busy WHAT: how busy the CPUs are with other work just before WHAT (one
+# second of /proc/stat; none of ours runs then). The machine may be shared;
+# a busy CPU spoils the figures, the two-thread ones most.
+busy() {
+    [ -r /proc/stat ] || return 0
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+    pct=$(echo "$a $b" | awk '{d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d + 0.5) : 0)}')
+    echo "other load before $1: ${pct}% of all CPUs busy (load average $(cut -d' ' -f1-3 /proc/loadavg))" >>"$out/machine.txt"
+    [ "$pct" -lt 15 ] || note "the CPUs were ${pct}% busy with other work before $1: its figures are disturbed (2-thread ones most)"
+}
+
+# ---- Machine ---------------------------------------------------------------
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), $(nproc 2>/dev/null || echo '?') cores"
+    echo "cc: $($CC --version 2>/dev/null | head -n 1)"
+    echo "nnc: $("$NNC" --version 2>/dev/null | head -n 1) (git $(git -C "$srcdir" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+} >"$out/machine.txt"
+cat "$out/machine.txt" >&2
+
+# ---- Build the nnc programs -------------------------------------------------
+# Link with OpenMP when the runtime was built with it.
+extra=
+for w in $RT_LIBS; do
+    case $w in
+    *.a) if [ -f "$w" ] && nm "$w" 2>/dev/null | grep -q 'GOMP_\|omp_get'; then
+             extra=-fopenmp
+         fi ;;
+    esac
+done
+case " $RT_LIBS " in *" -fopenmp "*) extra= ;; esac
+echo "runtime: $RT_LIBS $extra" >>"$out/machine.txt"
+
+# Generated code is built as the README recommends: -O3 (gcc 12's -O2
+# vectorizes almost no loops) for this machine (-march=native).
+NNC_BENCH_CFLAGS=${NNC_BENCH_CFLAGS:--O3 -march=native}
+echo "generated code built with: $NNC_BENCH_CFLAGS" >>"$out/machine.txt"
+
+build() {  # build NAME NN-FILE PREFIX MAIN.c [LIBS]
+    mkdir -p "$tmp/$1" &&
+    "$NNC" "$2" --prefix "$3" -o "$tmp/$1/$3.c" &&
+    $CC -std=c99 $NNC_BENCH_CFLAGS -I"$tmp/$1" $RT_CFLAGS $extra -o "$tmp/$1/bin" \
+        "$4" "$tmp/$1/$3.c" $RT_LIBS ${5:-} -lm
+}
+sed 's/^\( *batch \)32/\1256/' "$srcdir/examples/seed.nn" >"$tmp/seed256.nn"
+if ! grep -q 'batch 256' "$tmp/seed256.nn"; then
+    say "cannot make the batch-256 copy of examples/seed.nn"; exit 1
+fi
+build seed32 "$srcdir/examples/seed.nn" seed "$here/seed_bench.c" || {
+    say "cannot build the seed benchmark"; exit 1; }
+build seed256 "$tmp/seed256.nn" seed "$here/seed_bench.c" || {
+    say "cannot build the seed benchmark (batch 256)"; exit 1; }
+have_fmnist=1
+if ! build fmnist "$here/fmnist_mlp.nn" fmnist_mlp "$here/fmnist_mlp.c" -lz; then
+    have_fmnist=0
+    note "Fashion-MNIST: cannot build bench/fmnist_mlp.c (zlib missing? apt-get install zlib1g-dev)"
+elif [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
+    have_fmnist=0
+    note "Fashion-MNIST: no data in $FMNIST_DIR (apt-get install dataset-fashion-mnist)"
+fi
+
+# ---- GEMM ------------------------------------------------------------------
+# gemm.sh keeps its own files in bench/out; its table (stdout) is copied
+# into results.md.
+if [ -f "$here/gemm.sh" ]; then
+    say "GEMM: sh bench/gemm.sh"
+    busy gemm
+    NNC=$NNC srcdir=$srcdir builddir=$builddir CC=$CC RT_CFLAGS=$RT_CFLAGS \
+        RT_LIBS=$RT_LIBS NNC_BENCH_OUT=$out timeout "$limit" \
+        sh "$here/gemm.sh" >"$out/gemm_table.md" 2>"$out/logs/gemm.err" ||
+        note "GEMM: bench/gemm.sh failed (exit $?); see logs/gemm.err"
+else
+    note "GEMM: bench/gemm.sh does not exist yet; no GEMM figures in this run"
+fi
+
+# ---- The peers' environment ---------------------------------------------------
+have_torch=0
+if "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
+    have_torch=1
+fi
+peers_status=
+if [ "${NNC_BENCH_NO_VENV:-0}" = 1 ]; then
+    peers_status="NNC_BENCH_NO_VENV=1"
+elif [ ! -f "$venv/status" ] || grep -q failed "$venv/status"; then
+    say "setting up the compiled peers in $venv (one-time; PyPI)"
+    t0=$(date +%s)
+    sh "$here/venv.sh" "$venv" >&2 || peers_status="cannot create the virtual environment"
+    say "peer setup took $(( $(date +%s) - t0 )) s"
+fi
+peer_ok() {  # peer_ok jax|torch -> 0 if usable; sets why
+    if [ -n "$peers_status" ]; then why=$peers_status; return 1; fi
+    if grep -q "^$1 ok" "$venv/status" 2>/dev/null; then return 0; fi
+    why=$(grep "^$1 " "$venv/status" 2>/dev/null | sed "s/^$1 //")
+    [ -n "$why" ] || why="not installed"
+    return 1
+}
+vpy=$venv/bin/python
+
+# ---- Seed model -------------------------------------------------------------
+busy "the seed model"
+for t in $threads; do
+    run seed nnc "$t" "$tmp/seed32/bin" --samples $samples --fit-runs $fitruns
+    run seed nnc "$t" "$tmp/seed256/bin" train --samples $samples
+    if [ $have_torch = 1 ]; then
+        run seed torch "$t" "$PYTHON" "$here/seed_torch.py" --threads "$t" \
+            --samples $samples --fit-runs $(( (fitruns + 1) / 2 ))
+    fi
+    if peer_ok torch; then
+        run seed torch2 "$t" "$vpy" "$here/seed_torch.py" --threads "$t" \
+            --samples $samples --fit-runs $(( (fitruns + 1) / 2 ))
+        run seed tcompile "$t" "$vpy" "$here/seed_torch.py" --threads "$t" \
+            --compile step --batches 32 --samples $samples train
+        run seed tcompile_model "$t" "$vpy" "$here/seed_torch.py" --threads "$t" \
+            --compile model --batches 32 --samples $samples train
+    fi
+    if peer_ok jax; then
+        run seed jax "$t" "$vpy" "$here/jax_bench.py" seed --samples $samples
+    fi
+done
+[ $have_torch = 1 ] || skip seed torch "no torch for $PYTHON (apt-get install python3-torch)"
+peer_ok torch || { skip seed torch2 "$why"; skip seed tcompile "$why"; skip seed tcompile_model "$why"; }
+peer_ok jax || skip seed jax "$why"
+
+# ---- Fashion-MNIST MLP ---------------------------------------------------------
+if [ $have_fmnist = 1 ]; then
+    busy "Fashion-MNIST"
+    for t in $threads; do
+        run fmnist nnc "$t" "$tmp/fmnist/bin" --epochs "$epochs"
+        if [ $have_torch = 1 ]; then
+            run fmnist torch "$t" "$PYTHON" "$here/fmnist_torch.py" --threads "$t" --epochs "$epochs"
+        fi
+        if peer_ok torch; then
+            run fmnist torch2 "$t" "$vpy" "$here/fmnist_torch.py" --threads "$t" --epochs "$epochs"
+            run fmnist tcompile "$t" "$vpy" "$here/fmnist_torch.py" --threads "$t" --epochs "$epochs" --compile step
+            run fmnist tcompile_model "$t" "$vpy" "$here/fmnist_torch.py" --threads "$t" --epochs "$epochs" --compile model
+        fi
+        if peer_ok jax; then
+            run fmnist jax "$t" "$vpy" "$here/jax_bench.py" fmnist --epochs "$epochs"
+        fi
+    done
+    [ $have_torch = 1 ] || skip fmnist torch "no torch for $PYTHON (apt-get install python3-torch)"
+    peer_ok torch || { skip fmnist torch2 "$why"; skip fmnist tcompile "$why"; skip fmnist tcompile_model "$why"; }
+    peer_ok jax || skip fmnist jax "$why"
+else
+    skip fmnist all "Fashion-MNIST unavailable (see notes)"
+fi
+
+# ---- Report ------------------------------------------------------------------
+echo "elapsed: $(( $(date +%s) - start )) s" >>"$out/machine.txt"
+"$PYTHON" "$here/report.py" "$out" || python3 "$here/report.py" "$out" || {
+    say "cannot write the report (python3 needed); raw figures in $raw"; exit 1; }
+if command -v gnuplot >/dev/null 2>&1; then
+    (cd "$out" && gnuplot bench.gp 2>"$out/logs/gnuplot.err") ||
+        say "gnuplot failed; see $out/logs/gnuplot.err"
+else
+    say "no gnuplot (apt-get install gnuplot-nox): no chart"
+fi
+cat "$out/results.md"
+say "results in $out/results.md, chart in $out/bench.png"
