@@ -367,20 +367,24 @@ static const Layer layers[] = {
 /* ---- losses and optimizers ------------------------------------------------- */
 
 /* A loss's op takes (output, target); its one numeric argument, if any,
- * becomes the op's fattr[0] and must be positive. */
+ * becomes the op's fattr[0] and must be positive. The target has the
+ * output's shape, or for a sparse loss one float per row (the class
+ * index). */
 typedef struct LossInfo {
     const char *name;
     Op op;
+    bool is_sparse;
     Param params[MAX_PARAMS];
 } LossInfo;
 
 static const LossInfo losses[] = {
-    {"binary_crossentropy", OP_BCE, {{0}}},
-    {"mse", OP_MSE, {{0}}},
-    {"mae", OP_MAE, {{0}}},
-    {"huber", OP_HUBER, {{"delta", A_NUM, false, 1.0, NULL, NULL}}},
-    {"categorical_crossentropy", OP_CCE, {{0}}},
-    {"softmax_cross_entropy", OP_SOFTMAX_CE, {{0}}},
+    {"binary_crossentropy", OP_BCE, false, {{0}}},
+    {"mse", OP_MSE, false, {{0}}},
+    {"mae", OP_MAE, false, {{0}}},
+    {"huber", OP_HUBER, false, {{"delta", A_NUM, false, 1.0, NULL, NULL}}},
+    {"categorical_crossentropy", OP_CCE, false, {{0}}},
+    {"sparse_categorical_crossentropy", OP_SPARSE_CCE, true, {{0}}},
+    {"softmax_cross_entropy", OP_SOFTMAX_CE, false, {{0}}},
 };
 #define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
 
@@ -611,8 +615,8 @@ static void lower_loss(Lower *L, const Stmt *s)
             diag_error(call->loc, "unknown loss '%s'; did you mean '%s'?", call->name, sg);
         else
             diag_error(call->loc, "unknown loss '%s' (expected binary_crossentropy, "
-                       "categorical_crossentropy, mse, mae, huber or "
-                       "softmax_cross_entropy)", call->name);
+                       "categorical_crossentropy, sparse_categorical_crossentropy, "
+                       "mse, mae, huber or softmax_cross_entropy)", call->name);
         return;
     }
     NodeId p = L->prev;
@@ -648,6 +652,8 @@ static void lower_loss(Lower *L, const Stmt *s)
     }
     Shape ts = {pn->shape.rank - 1, {0}};
     memcpy(ts.dim, pn->shape.dim + 1, sizeof(int) * (size_t)ts.rank);
+    if (li->is_sparse && ts.rank > 0)
+        ts.dim[ts.rank - 1] = 1;
     NodeId t = graph_source(L->g, R_TARGET, call->loc, &ts);
     NODE(L->g, t)->what = "target";
     NODE(L->g, t)->name = "y";

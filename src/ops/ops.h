@@ -21,6 +21,8 @@ bool shape_matmul(Graph *g, Node *n);
 bool shape_rowwise(Graph *g, Node *n);
 bool shape_loss(Graph *g, Node *n);
 bool shape_loss_back(Graph *g, Node *n);
+bool shape_sparse_loss(Graph *g, Node *n);
+bool shape_sparse_loss_back(Graph *g, Node *n);
 bool shape_update(Graph *g, Node *n);
 
 #define DECL_EWISE(x) \
@@ -43,6 +45,8 @@ DECL_OP(mse) DECL_EWISE(mse_back)
 DECL_OP(mae) DECL_EWISE(mae_back)
 DECL_OP(huber) DECL_EWISE(huber_back)
 DECL_OP(cce) DECL_EWISE(cce_back)
+DECL_OP(sparse_cce) DECL_EWISE(sparse_cce_back)
+DECL_OP(sparse_softmax_ce) DECL_EWISE(sparse_softmax_ce_back)
 DECL_OP(softmax_ce) DECL_EWISE(softmax_ce_back)
 DECL_OP(sigmoid_bce) DECL_EWISE(sigmoid_bce_back)
 

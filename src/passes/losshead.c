@@ -14,7 +14,8 @@
  * output) becomes softmax_ce(z, t), the log-sum-exp form: the same loss
  * without the 1e-7 clip, and the gradient softmax(z) sum t - t instead
  * of a division by each probability. softmax_cross_entropy is already
- * that op.
+ * that op. sparse_categorical_crossentropy on a softmax becomes
+ * sparse_softmax_ce in the same way.
  */
 #include "nnc.h"
 
@@ -24,6 +25,7 @@ static const struct {
 } heads[] = {
     {OP_BCE, OP_SIGMOID, OP_SIGMOID_BCE},
     {OP_CCE, OP_SOFTMAX, OP_SOFTMAX_CE},
+    {OP_SPARSE_CCE, OP_SOFTMAX, OP_SPARSE_SOFTMAX_CE},
 };
 
 bool pass_losshead(Graph *g)

@@ -6,7 +6,8 @@ written by hand from the same description, never derived from nnc's graph):
 
   1. make deterministic random batches with numpy (x ~ N(0, 1); targets
      that suit the loss, from a random linear teacher: 0/1 for binary
-     cross-entropy, one-hot for softmax cross-entropy, reals for MSE) and
+     cross-entropy, one-hot for softmax cross-entropy, class indices for
+     sparse categorical cross-entropy, reals for MSE) and
      write them to DATA.bin;
   2. compile the model with `nnc --prefix m` and build harness.c with it;
   3. run the harness: it saves the initial weights (INIT.safetensors),
@@ -186,12 +187,30 @@ class CceSig(nn.Module):
         return torch.sigmoid(self.probs(torch.tanh(self.h(x))))
 
 
+class Sparse(nn.Module):
+    """tests/torch/sparse.nn: 9 -> 16 gelu -> 5 softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(9, 16)
+        self.probs = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return F.softmax(self.probs(F.gelu(self.h(x))), dim=1)
+
+
 def keras_cce(probs, onehot):
     """Keras' categorical_crossentropy (from_logits=False), batch mean:
     rows renormalized to sum 1, clipped to [1e-7, 1 - 1e-7]."""
     q = probs / probs.sum(dim=1, keepdim=True)
     q = q.clamp(1e-7, 1 - 1e-7)
     return -(onehot * torch.log(q)).sum(dim=1).mean()
+
+
+def keras_sparse_cce(probs, index):
+    """Keras' sparse_categorical_crossentropy: index is (batch, 1) floats."""
+    onehot = F.one_hot(index[:, 0].long(), probs.shape[1]).to(probs.dtype)
+    return keras_cce(probs, onehot)
 
 
 def softmax_ce(logits, target_probs):
@@ -245,6 +264,16 @@ MODELS = [
          targets="onehot", loss=keras_cce,
          optim=lambda p: torch.optim.SGD(p, lr=0.3),
          seed=8),
+    dict(name="sparse", module=Sparse, batch=11, n_in=9, n_out=5,
+         targets="index", loss=keras_sparse_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=9),
+    dict(name="sparse-O0", file="sparse", flags=["-O0"], module=Sparse,
+         batch=11, n_in=9, n_out=5, targets="index", loss=keras_sparse_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=9),
 ]
 
 
@@ -273,6 +302,8 @@ def make_batches(spec, steps):
             y = (t > 0).astype(np.float32)
         elif kind == "onehot":          # one-hot classes
             y = np.eye(n_out, dtype=np.float32)[np.argmax(t, axis=1)]
+        elif kind == "index":           # class indices, one float per row
+            y = np.argmax(t, axis=1).astype(np.float32).reshape(b, 1)
         else:                           # real values
             y = (t + 0.1 * rng.standard_normal((b, n_out))).astype(np.float32)
         batches.append((x, y))
