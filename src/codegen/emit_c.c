@@ -813,7 +813,7 @@ static void emit_accuracy(Buf *out, const Compiled *c, const char *p)
     buf_printf(out, "\nint %s_accuracy(%s_ctx *ctx, const float *x, const float *y, size_t n,\n"
                     "    double *acc)\n{\n", p, p);
     buf_printf(out, "    float out[%d * %s_OUT];\n", chunk, P);
-    buf_puts(out, "    size_t i, hits = 0;\n    int r, j, k, t;\n");
+    buf_puts(out, "    size_t i, hits = 0;\n    int r;\n");
     buf_puts(out, "    if (!ctx || !acc || ((!x || !y) && n > 0))\n        return NNC_ERR_ARG;\n");
     buf_printf(out, "    for (i = 0; i < n; i += %d) {\n", chunk);
     buf_printf(out, "        int nb = (int)(n - i < %d ? n - i : %d);\n", chunk, chunk);
@@ -822,9 +822,9 @@ static void emit_accuracy(Buf *out, const Compiled *c, const char *p)
     buf_printf(out, "            const float *o = out + (size_t)r * %s_OUT;\n", P);
     buf_printf(out, "            const float *yt = y + (i + (size_t)r) * %s_TARGET;\n", P);
     if (nout == 1 && ntgt == 1) {
-        buf_puts(out, "            (void)j;\n            (void)k;\n            (void)t;\n");
         buf_puts(out, "            hits += (o[0] >= 0.5f) == (yt[0] >= 0.5f);\n");
     } else {
+        buf_puts(out, "            int j, k, t;\n");
         buf_printf(out, "            for (k = 0, j = 1; j < %s_OUT; j++)\n"
                         "                k = o[j] > o[k] ? j : k;\n", P);
         if (ntgt == nout)
