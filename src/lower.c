@@ -4,8 +4,9 @@
  *
  *   dense(x, units)      -> matmul(x, W^T) + b, then the activation
  *   relu(x), sigmoid(x)  -> the activation op; linear(x) -> x
- *   add(a, b, ...)       -> add ops
- *   loss NAME(v)         -> target node of v's shape, loss op
+ *   add(a, b, ...)       -> add ops; multiply(a, b, ...) -> mul ops
+ *   loss NAME(v, ...)    -> target node of v's shape, loss op (its one
+ *                           numeric argument, e.g. huber's delta, in fattr)
  *
  * Calls take their tensor inputs from their leading positional arguments
  * when those name values (or are calls); otherwise, in the sequential
@@ -69,24 +70,53 @@ typedef struct Layer {
     LowerFn lower;
 } Layer;
 
-/* ---- activations ---------------------------------------------------------- */
+/* ---- activations ----------------------------------------------------------
+ * Each name maps to one op (linear to none). `attr` is the op's fattr[0]
+ * when the activation is named by `activation=`; as a layer it can be set
+ * (leaky_relu(x, negative_slope=0.1), elu(x, alpha=0.5)). */
 
-static const char *const activation_names[] = {
-    "relu", "sigmoid", "tanh", "softmax", "linear", NULL};
+typedef struct Activation {
+    const char *name;
+    Op op;              /* OP_INPUT: none (linear) */
+    double attr;
+} Activation;
 
-static NodeId activate(Lower *L, const char *act, NodeId x, Loc loc)
+static const Activation activations[] = {
+    {"relu", OP_RELU, 0},
+    {"sigmoid", OP_SIGMOID, 0},
+    {"tanh", OP_TANH, 0},
+    {"softmax", OP_SOFTMAX, 0},
+    {"leaky_relu", OP_LEAKY_RELU, 0.3}, /* Keras 3's LeakyReLU layer default */
+    {"elu", OP_ELU, 1.0},
+    {"gelu", OP_GELU, 0},               /* exact erf form */
+    {"linear", OP_INPUT, 0},
+};
+#define NACTIVATIONS ((int)(sizeof activations / sizeof activations[0]))
+
+static const Activation *find_activation(const char *name)
 {
-    if (!strcmp(act, "linear"))
+    for (int i = 0; i < NACTIVATIONS; i++)
+        if (!strcmp(activations[i].name, name))
+            return &activations[i];
+    return NULL;
+}
+
+static NodeId activate_with(Lower *L, const Activation *act, double attr,
+                            NodeId x, Loc loc)
+{
+    if (act->op == OP_INPUT)
         return x;
-    if (!strcmp(act, "relu"))
-        return graph_add1(L->g, OP_RELU, loc, x);
-    if (!strcmp(act, "sigmoid"))
-        return graph_add1(L->g, OP_SIGMOID, loc, x);
-    if (!strcmp(act, "tanh"))
-        return graph_add1(L->g, OP_TANH, loc, x);
-    if (!strcmp(act, "softmax"))
-        return graph_add1(L->g, OP_SOFTMAX, loc, x);
-    nnc_unreachable();
+    NodeId y = graph_add1(L->g, act->op, loc, x);
+    if (y != NODE_NONE)
+        NODE(L->g, y)->fattr[0] = attr;
+    return y;
+}
+
+static NodeId activate(Lower *L, const char *name, NodeId x, Loc loc)
+{
+    const Activation *act = find_activation(name);
+    NNC_ASSERT(act);
+    return activate_with(L, act, act->attr, x, loc);
 }
 
 /* ---- argument binding ------------------------------------------------------ */
@@ -275,30 +305,43 @@ static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
     return activate(L, act, y, arg_loc(a, 1, call->loc));
 }
 
-/* relu(x), sigmoid(x), tanh(x), softmax(x), linear(x) */
+/* relu(x), sigmoid(x), tanh(x), softmax(x), gelu(x), linear(x),
+ * leaky_relu(x, negative_slope=0.3), elu(x, alpha=1.0) */
 static NodeId lower_activation(Lower *L, const Layer *ly, const Expr *call,
                                NodeId *in, int nin, const Args *a)
 {
     (void)nin;
-    (void)a;
-    return activate(L, ly->name, in[0], call->loc);
+    const Activation *act = find_activation(ly->name);
+    NNC_ASSERT(act);
+    double attr = act->attr;
+    if (ly->params[0].name) {
+        attr = num_arg(ly->params, a, 0);
+        bool ok = act->op == OP_ELU ? attr > 0 : attr >= 0;
+        if (!ok || !isfinite(attr)) {
+            diag_error(arg_loc(a, 0, call->loc), "%s: %s must be %s", ly->name,
+                       ly->params[0].name, act->op == OP_ELU ? "positive" : "non-negative");
+            return NODE_NONE;
+        }
+    }
+    return activate_with(L, act, attr, in[0], call->loc);
 }
 
-/* add(a, b, ...): elementwise sum of values of one shape */
-static NodeId lower_add(Lower *L, const Layer *ly, const Expr *call,
-                        NodeId *in, int nin, const Args *a)
+/* add(a, b, ...), multiply(a, b, ...): elementwise sum or product of
+ * values of one shape */
+static NodeId lower_merge(Lower *L, const Layer *ly, const Expr *call,
+                          NodeId *in, int nin, const Args *a)
 {
-    (void)ly;
     (void)a;
+    Op op = !strcmp(ly->name, "add") ? OP_ADD : OP_MUL;
     NodeId y = in[0];
     for (int i = 1; i < nin; i++) {
         const Shape *s0 = &NODE(L->g, y)->shape, *s1 = &NODE(L->g, in[i])->shape;
         if (!shape_eq(s0, s1)) {
-            diag_error(call->loc, "add: shapes %s and %s differ", shape_str(s0),
+            diag_error(call->loc, "%s: shapes %s and %s differ", ly->name, shape_str(s0),
                        shape_str(s1));
             return NODE_NONE;
         }
-        y = graph_add2(L->g, OP_ADD, call->loc, y, in[i]);
+        y = graph_add2(L->g, op, call->loc, y, in[i]);
     }
     return y;
 }
@@ -312,22 +355,36 @@ static const Layer layers[] = {
       {"use_bias", A_BOOL, false, 1, NULL, NULL}},
      lower_dense},
     ACT_LAYER("relu"), ACT_LAYER("sigmoid"), ACT_LAYER("tanh"),
-    ACT_LAYER("softmax"), ACT_LAYER("linear"),
-    {"add", 2, NNC_MAX_IN * 4, {{0}}, lower_add},
+    ACT_LAYER("softmax"), ACT_LAYER("gelu"), ACT_LAYER("linear"),
+    {"leaky_relu", 1, 1, {{"negative_slope", A_NUM, false, 0.3, NULL, "alpha"}},
+     lower_activation},
+    {"elu", 1, 1, {{"alpha", A_NUM, false, 1.0, NULL, NULL}}, lower_activation},
+    {"add", 2, NNC_MAX_IN * 4, {{0}}, lower_merge},
+    {"multiply", 2, NNC_MAX_IN * 4, {{0}}, lower_merge},
 };
 #define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
 
 /* ---- losses and optimizers ------------------------------------------------- */
 
+/* A loss's op takes (output, target); its one numeric argument, if any,
+ * becomes the op's fattr[0] and must be positive. The target has the
+ * output's shape, or for a sparse loss one float per row (the class
+ * index). */
 typedef struct LossInfo {
     const char *name;
     Op op;
+    bool is_sparse;
+    Param params[MAX_PARAMS];
 } LossInfo;
 
 static const LossInfo losses[] = {
-    {"binary_crossentropy", OP_BCE},
-    {"mse", OP_MSE},
-    {"softmax_cross_entropy", OP_SOFTMAX_CE},
+    {"binary_crossentropy", OP_BCE, false, {{0}}},
+    {"mse", OP_MSE, false, {{0}}},
+    {"mae", OP_MAE, false, {{0}}},
+    {"huber", OP_HUBER, false, {{"delta", A_NUM, false, 1.0, NULL, NULL}}},
+    {"categorical_crossentropy", OP_CCE, false, {{0}}},
+    {"sparse_categorical_crossentropy", OP_SPARSE_CCE, true, {{0}}},
+    {"softmax_cross_entropy", OP_SOFTMAX_CE, false, {{0}}},
 };
 #define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
 
@@ -460,16 +517,16 @@ static NodeId lower_call(Lower *L, const Expr *call)
     for (int k = 0; ly->params[k].name && k < MAX_PARAMS; k++)
         if (args.val[k] && !strcmp(ly->params[k].name, "activation")) {
             const char *act = args.val[k]->name;
-            bool known = false;
-            for (int i = 0; activation_names[i]; i++)
-                known |= !strcmp(activation_names[i], act);
-            if (!known) {
-                const char *s = diag_suggest(act, activation_names);
+            if (!find_activation(act)) {
+                const char *names[NACTIVATIONS + 1] = {0};
+                for (int i = 0; i < NACTIVATIONS; i++)
+                    names[i] = activations[i].name;
+                const char *s = diag_suggest(act, names);
                 if (s)
                     diag_error(args.loc[k], "unknown activation '%s'; did you mean '%s'?", act, s);
                 else
                     diag_error(args.loc[k], "unknown activation '%s' (expected relu, "
-                               "sigmoid, tanh, softmax or linear)", act);
+                               "sigmoid, tanh, softmax, leaky_relu, elu, gelu or linear)", act);
                 return NODE_NONE;
             }
         }
@@ -558,7 +615,8 @@ static void lower_loss(Lower *L, const Stmt *s)
             diag_error(call->loc, "unknown loss '%s'; did you mean '%s'?", call->name, sg);
         else
             diag_error(call->loc, "unknown loss '%s' (expected binary_crossentropy, "
-                       "mse or softmax_cross_entropy)", call->name);
+                       "categorical_crossentropy, sparse_categorical_crossentropy, "
+                       "mse, mae, huber or softmax_cross_entropy)", call->name);
         return;
     }
     NodeId p = L->prev;
@@ -571,8 +629,17 @@ static void lower_loss(Lower *L, const Stmt *s)
             diag_error(call->loc, "loss has no value to apply to");
         return;
     }
-    if (a) {
+    Args args;
+    if (!li->params[0].name && a) {
         diag_error(a->val->loc, "%s takes one argument, the model's output", li->name);
+        return;
+    }
+    if (!bind(li->name, call->loc, li->params, a, &args))
+        return;
+    double attr = li->params[0].name ? num_arg(li->params, &args, 0) : 0;
+    if (li->params[0].name && !(attr > 0 && isfinite(attr))) {
+        diag_error(arg_loc(&args, 0, call->loc), "%s: %s must be positive", li->name,
+                   li->params[0].name);
         return;
     }
     if (p == NODE_NONE)
@@ -585,14 +652,18 @@ static void lower_loss(Lower *L, const Stmt *s)
     }
     Shape ts = {pn->shape.rank - 1, {0}};
     memcpy(ts.dim, pn->shape.dim + 1, sizeof(int) * (size_t)ts.rank);
+    if (li->is_sparse && ts.rank > 0)
+        ts.dim[ts.rank - 1] = 1;
     NodeId t = graph_source(L->g, R_TARGET, call->loc, &ts);
     NODE(L->g, t)->what = "target";
     NODE(L->g, t)->name = "y";
     L->g->target = t;
     L->g->output = p;
     L->g->loss = graph_add2(L->g, li->op, call->loc, p, t);
-    if (L->g->loss)
+    if (L->g->loss) {
         NODE(L->g, L->g->loss)->what = li->name;
+        NODE(L->g, L->g->loss)->fattr[0] = attr;
+    }
 }
 
 static void check_lr(const Optimizer *o, const Args *a, const Expr *call)

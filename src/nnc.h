@@ -187,7 +187,10 @@ enum {
     F_COMMUTE = 1 << 0, /* binary op whose inputs may be swapped */
     F_KINK = 1 << 1,    /* not differentiable at 0: tests sample away */
     F_PROB = 1 << 2,    /* inputs are probabilities: tests sample in (0,1) */
-    F_NOGRAD = 1 << 3   /* defined only as a gradient: no grad rule */
+    F_NOGRAD = 1 << 3,  /* defined only as a gradient: no grad rule */
+    F_ATTR = 1 << 4,    /* fattr[0] is a parameter (alpha, delta): dumped */
+    F_INDEX = 1 << 5    /* input 1 holds class indices into input 0's last
+                           axis: tests sample integers there */
 };
 
 /* Roles of source nodes, and flags on others. */

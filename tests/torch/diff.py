@@ -6,7 +6,8 @@ written by hand from the same description, never derived from nnc's graph):
 
   1. make deterministic random batches with numpy (x ~ N(0, 1); targets
      that suit the loss, from a random linear teacher: 0/1 for binary
-     cross-entropy, one-hot for softmax cross-entropy, reals for MSE) and
+     cross-entropy, one-hot for softmax cross-entropy, class indices for
+     sparse categorical cross-entropy, reals for MSE) and
      write them to DATA.bin;
   2. compile the model with `nnc --prefix m` and build harness.c with it;
   3. run the harness: it saves the initial weights (INIT.safetensors),
@@ -130,11 +131,94 @@ class Misc(nn.Module):
         return F.softmax(self.probs(b), dim=1)
 
 
+class Acts(nn.Module):
+    """tests/torch/acts.nn: leaky_relu, elu, gelu, multiply."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 10)
+        self.b = nn.Linear(10, 10)
+        self.g = nn.Linear(10, 10)
+        self.c = nn.Linear(10, 8)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        a = F.leaky_relu(self.a(x), negative_slope=0.3)
+        b = F.elu(self.b(a), alpha=1.0)
+        g = F.gelu(self.g(a))                 # exact (erf) form
+        m = F.leaky_relu(b * g, negative_slope=0.1)
+        h = F.gelu(F.elu(self.c(m), alpha=0.5))
+        return self.out(h)
+
+
+class Huber(nn.Module):
+    """tests/torch/huber.nn: 5 -> 16 gelu -> 2 linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(5, 16)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.h(x)))
+
+
+class Cce(nn.Module):
+    """tests/torch/cce.nn: 7 -> 12 elu -> 4 softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(7, 12)
+        self.probs = nn.Linear(12, 4)
+
+    def forward(self, x):
+        return F.softmax(self.probs(F.elu(self.h(x))), dim=1)
+
+
+class CceSig(nn.Module):
+    """tests/torch/ccesig.nn: 7 -> 12 tanh -> 4 sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(7, 12)
+        self.probs = nn.Linear(12, 4)
+
+    def forward(self, x):
+        return torch.sigmoid(self.probs(torch.tanh(self.h(x))))
+
+
+class Sparse(nn.Module):
+    """tests/torch/sparse.nn: 9 -> 16 gelu -> 5 softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(9, 16)
+        self.probs = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return F.softmax(self.probs(F.gelu(self.h(x))), dim=1)
+
+
+def keras_cce(probs, onehot):
+    """Keras' categorical_crossentropy (from_logits=False), batch mean:
+    rows renormalized to sum 1, clipped to [1e-7, 1 - 1e-7]."""
+    q = probs / probs.sum(dim=1, keepdim=True)
+    q = q.clamp(1e-7, 1 - 1e-7)
+    return -(onehot * torch.log(q)).sum(dim=1).mean()
+
+
+def keras_sparse_cce(probs, index):
+    """Keras' sparse_categorical_crossentropy: index is (batch, 1) floats."""
+    onehot = F.one_hot(index[:, 0].long(), probs.shape[1]).to(probs.dtype)
+    return keras_cce(probs, onehot)
+
+
 def softmax_ce(logits, target_probs):
     return F.cross_entropy(logits, target_probs)  # mean over the batch
 
 
-# name: .nn file stem; batch/n_in/n_out: as the .nn says (checked against
+# name: .nn file stem (or file: the stem, when one file is tested twice,
+# and flags: extra nnc options); batch/n_in/n_out: as the .nn says (checked against
 # m.h); targets: how to draw y; loss: torch loss on (output, y); optim:
 # torch.optim with nnc's hyperparameters (Keras defaults where unspecified,
 # e.g. Adam eps 1e-7); seed: for nnc's init and numpy's batches.
@@ -157,6 +241,39 @@ MODELS = [
          targets="onehot", loss=nn.MSELoss(),
          optim=lambda p: torch.optim.SGD(p, lr=0.5),
          seed=4),
+    dict(name="acts", module=Acts, batch=8, n_in=6, n_out=3,
+         targets="real", loss=nn.L1Loss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=5),
+    dict(name="huber", module=Huber, batch=12, n_in=5, n_out=2,
+         targets="real", loss=nn.HuberLoss(delta=0.5),
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=6),
+    dict(name="cce", module=Cce, batch=10, n_in=7, n_out=4,
+         targets="onehot", loss=keras_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=7),
+    dict(name="cce-O0", file="cce", flags=["-O0"], module=Cce, batch=10,
+         n_in=7, n_out=4, targets="onehot", loss=keras_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=7),
+    dict(name="ccesig", module=CceSig, batch=6, n_in=7, n_out=4,
+         targets="onehot", loss=keras_cce,
+         optim=lambda p: torch.optim.SGD(p, lr=0.3),
+         seed=8),
+    dict(name="sparse", module=Sparse, batch=11, n_in=9, n_out=5,
+         targets="index", loss=keras_sparse_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=9),
+    dict(name="sparse-O0", file="sparse", flags=["-O0"], module=Sparse,
+         batch=11, n_in=9, n_out=5, targets="index", loss=keras_sparse_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=9),
 ]
 
 
@@ -185,6 +302,8 @@ def make_batches(spec, steps):
             y = (t > 0).astype(np.float32)
         elif kind == "onehot":          # one-hot classes
             y = np.eye(n_out, dtype=np.float32)[np.argmax(t, axis=1)]
+        elif kind == "index":           # class indices, one float per row
+            y = np.argmax(t, axis=1).astype(np.float32).reshape(b, 1)
         else:                           # real values
             y = (t + 0.1 * rng.standard_normal((b, n_out))).astype(np.float32)
         batches.append((x, y))
@@ -277,9 +396,10 @@ def header_dims(path):
 
 def build_harness(cfg, spec, work):
     """nnc + cc; returns the harness executable's path."""
-    nn_file = os.path.join(HERE, spec["name"] + ".nn")
+    nn_file = os.path.join(HERE, spec.get("file", spec["name"]) + ".nn")
     m_c = os.path.join(work, "m.c")
-    run([cfg.nnc, nn_file, "--prefix", "m", "-o", m_c], "nnc " + nn_file)
+    run([cfg.nnc, nn_file, "--prefix", "m", "-o", m_c] + spec.get("flags", []),
+        "nnc " + nn_file)
     dims = header_dims(os.path.join(work, "m.h"))
     want = {"BATCH": spec["batch"], "IN": spec["n_in"], "OUT": spec["n_out"]}
     if dims != want:
