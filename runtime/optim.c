@@ -9,6 +9,12 @@
  * give bit-identical results, and so does any number of threads. A
  * plain C loop would not vectorize: sqrtf must set errno, and we do not
  * compile with -ffast-math or -fno-math-errno.
+ *
+ * The other optimizers (SGD with Nesterov and weight decay, RMSprop,
+ * Adagrad) and the gradient helpers (global norm, scaling) are plain C
+ * loops, one thread: the same bits on every ISA and thread count. Adam's
+ * L2 weight decay (g + wd p) goes through a small stack buffer, so the
+ * vectorized Adam kernel does the rest.
  */
 #include <math.h>
 #include <string.h>
@@ -165,4 +171,112 @@ void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr, fl
         for (size_t i = 0; i < n; i++)
             p[i] -= lr * g[i];
     }
+}
+
+/* GCC vectorizes sqrtf only when it need not set errno; sqrt is
+ * correctly rounded either way, so the bits do not change. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_NOERRNO __attribute__((optimize("no-math-errno")))
+#else
+#define NNC_NOERRNO
+#endif
+
+void nnc_adam_update_ex(float *p, const float *g, float *m, float *v, size_t n, float b1c,
+                        float b2, float b2c, float eps, float step, float bc2, float wd,
+                        float decay)
+{
+    float buf[1024];
+    if (decay != 1.0f) /* AdamW: p *= 1 - lr wd, before the Adam step */
+        for (size_t i = 0; i < n; i++)
+            p[i] *= decay;
+    if (wd == 0.0f) {
+        nnc_adam_update(p, g, m, v, n, b1c, b2, b2c, eps, step, bc2);
+        return;
+    }
+    /* L2 form: g + wd p, in chunks so Adam's kernel does the rest */
+    for (size_t lo = 0; lo < n; lo += 1024) {
+        size_t k = n - lo < 1024 ? n - lo : 1024;
+        for (size_t i = 0; i < k; i++)
+            buf[i] = g[lo + i] + wd * p[lo + i];
+        nnc_adam_update(p + lo, buf, m + lo, v + lo, k, b1c, b2, b2c, eps, step, bc2);
+    }
+}
+
+void nnc_sgd_update_ex(float *p, const float *g, float *vel, size_t n, float lr,
+                       float momentum, float wd, int nesterov)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = wd != 0.0f ? g[i] + wd * p[i] : g[i];
+        if (vel) {
+            float b = momentum * vel[i] + d;
+            vel[i] = b;
+            d = nesterov ? d + momentum * b : b;
+        }
+        p[i] -= lr * d;
+    }
+}
+
+NNC_NOERRNO
+void nnc_rmsprop_update(float *p, const float *g, float *sq, float *buf, float *gavg,
+                        size_t n, float lr, float rho, float momentum, float eps)
+{
+    const float rhoc = 1.0f - rho;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float s = sq[i] * rho + rhoc * gi * gi;
+        float avg;
+        sq[i] = s;
+        if (gavg) {
+            float ga = gavg[i] + rhoc * (gi - gavg[i]);
+            gavg[i] = ga;
+            avg = sqrtf(s - ga * ga) + eps;
+        } else {
+            avg = sqrtf(s) + eps;
+        }
+        if (buf) {
+            float b = buf[i] * momentum + gi / avg;
+            buf[i] = b;
+            p[i] -= lr * b;
+        } else {
+            p[i] -= lr * (gi / avg);
+        }
+    }
+}
+
+NNC_NOERRNO
+void nnc_adagrad_update(float *p, const float *g, float *sum, size_t n, float lr, float eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float s = sum[i] + gi * gi;
+        sum[i] = s;
+        p[i] -= lr * (gi / (sqrtf(s) + eps));
+    }
+}
+
+double nnc_sumsq(const float *x, size_t n)
+{
+    /* four partial sums in a fixed order: deterministic, and a shorter
+     * dependency chain than one */
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++)
+            s[k] += (double)x[i + (size_t)k] * (double)x[i + (size_t)k];
+    for (; i < n; i++)
+        s[0] += (double)x[i] * (double)x[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+void nnc_scale(float *x, size_t n, float s)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+float nnc_clip_coef(double sumsq, double max_norm)
+{
+    /* torch.nn.utils.clip_grad_norm_: max_norm / (norm + 1e-6), at most 1 */
+    double c = max_norm / (sqrt(sumsq) + 1e-6);
+    return (float)(c < 1.0 ? c : 1.0);
 }

@@ -42,6 +42,8 @@ DECL_OP(sigmoid_bce) DECL_EWISE(sigmoid_bce_back)
 void emit_const(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_sgd(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a);
+void emit_rmsprop(Emit *e, const Graph *g, const Node *n, const char *const *a);
+void emit_adagrad(Emit *e, const Graph *g, const Node *n, const char *const *a);
 
 /* Index into input `in` (shape is) of the element at flat index `i` of an
  * output of shape os that `in` is broadcast to (numpy rules). */

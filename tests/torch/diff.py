@@ -157,6 +157,45 @@ MODELS = [
          targets="onehot", loss=nn.MSELoss(),
          optim=lambda p: torch.optim.SGD(p, lr=0.5),
          seed=4),
+    # one per optimizer, on the regress network; sched: a torch lr
+    # scheduler stepped after every optimizer step; clip: max norm for
+    # torch.nn.utils.clip_grad_norm_ before it
+    dict(name="opt_sgd", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9,
+                                         nesterov=True, weight_decay=0.01),
+         sched=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(
+             o, T_max=30, eta_min=0.1 * 0.05),
+         seed=5),
+    dict(name="opt_adam", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-7,
+                                          weight_decay=0.05),
+         clip=0.5, seed=6),
+    dict(name="opt_adamw", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.AdamW(p, lr=0.01, eps=1e-7,
+                                           weight_decay=0.1),
+         sched=lambda o: torch.optim.lr_scheduler.LambdaLR(
+             o, lambda e: (e + 1) / 5 if e < 5 else 0.5 ** ((e - 5) // 4)),
+         seed=7),
+    dict(name="opt_rmsprop", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.RMSprop(p, lr=0.003, alpha=0.8,
+                                             momentum=0.5, centered=True,
+                                             eps=1e-3),
+         seed=8),
+    dict(name="opt_rmsprop_plain", module=Regress, batch=8, n_in=8,
+         n_out=3, targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9,
+                                             eps=1e-7),
+         seed=9),
+    dict(name="opt_adagrad", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adagrad(p, lr=0.1,
+                                             initial_accumulator_value=0.2,
+                                             eps=1e-5),
+         clip=1.0, seed=10),
 ]
 
 
@@ -349,13 +388,18 @@ def torch_train(spec, init, batches):
     model.load_state_dict({k: torch.from_numpy(v.copy())
                            for k, v in init.items()}, strict=True)
     opt = spec["optim"](model.parameters())
+    sched = spec["sched"](opt) if "sched" in spec else None
     losses = []
     for x, y in batches:
         opt.zero_grad()
         loss = spec["loss"](model(torch.from_numpy(x)), torch.from_numpy(y))
         losses.append(loss.item())
         loss.backward()
+        if "clip" in spec:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec["clip"])
         opt.step()
+        if sched:
+            sched.step()
     with torch.no_grad():
         preds = model(torch.from_numpy(batches[0][0])).numpy()
     state = {k: v.detach().numpy().copy()
