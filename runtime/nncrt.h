@@ -169,6 +169,16 @@ int nnc_ckpt_save(const char *path, const nnc_tensor *t, int n,
  * left untouched. */
 int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n);
 
+/* The same with optional tensors (optimizer state): t[0 .. nreq) must be
+ * in the file, t[nreq .. n) either all of them or none (else
+ * NNC_ERR_MISMATCH), and nothing else. *found (if not NULL) tells whether
+ * the optional ones were loaded. If they were and step is not NULL, the
+ * metadata must hold "step" as a decimal integer (else NNC_ERR_FORMAT),
+ * stored in *step; otherwise *step = 0. Everything is validated first: on
+ * error nothing is written, *found and *step included. */
+int nnc_ckpt_load_opt(const char *path, const nnc_tensor *t, int nreq, int n,
+                      int *found, uint64_t *step);
+
 /* ---- Threads in generated loops ------------------------------------------
  *
  * NNC_PARALLEL_FOR(n) precedes a generated elementwise loop of n
