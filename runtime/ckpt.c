@@ -639,15 +639,19 @@ static void copy_all(const Entry *ents, size_t nents,
     }
 }
 
-/* The "step" metadata: a decimal integer; NNC_ERR_FORMAT if it is absent
- * or malformed. */
-static int read_step(const cJSON *root, uint64_t *step)
+/* The "step" metadata, a decimal integer: 0 if absent (NNC_ERR_FORMAT
+ * then if `needed`), NNC_ERR_FORMAT if malformed. */
+static int read_step(const cJSON *root, int needed, uint64_t *step)
 {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, METADATA_KEY);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "step");
     const char *c;
     uint64_t v = 0;
 
+    if (s == NULL) {
+        *step = 0;
+        return needed ? NNC_ERR_FORMAT : NNC_OK;
+    }
     if (!cJSON_IsString(s) || s->valuestring[0] == '\0')
         return NNC_ERR_FORMAT;
     for (c = s->valuestring; *c; c++) {
@@ -680,8 +684,8 @@ static int load(const char *path, const nnc_tensor *t, int nreq, int n,
         err = collect_entries(root, size - 8 - hlen, &ents, &nents);
     if (err == NNC_OK)
         err = match(ents, nents, t, nreq, n, &nload);
-    if (err == NNC_OK && step != NULL && nload > nreq)
-        err = read_step(root, &st);
+    if (err == NNC_OK && step != NULL)
+        err = read_step(root, nload > nreq, &st);
     if (err == NNC_OK) {
         copy_all(ents, nents, file + 8 + hlen, t, nload);
         if (found != NULL)

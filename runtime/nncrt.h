@@ -172,10 +172,11 @@ int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n);
 /* The same with optional tensors (optimizer state): t[0 .. nreq) must be
  * in the file, t[nreq .. n) either all of them or none (else
  * NNC_ERR_MISMATCH), and nothing else. *found (if not NULL) tells whether
- * the optional ones were loaded. If they were and step is not NULL, the
- * metadata must hold "step" as a decimal integer (else NNC_ERR_FORMAT),
- * stored in *step; otherwise *step = 0. Everything is validated first: on
- * error nothing is written, *found and *step included. */
+ * the optional ones were loaded. If step is not NULL, *step is the
+ * metadata's "step" (a decimal integer, else NNC_ERR_FORMAT), 0 if there
+ * is none; it must be there if the optional tensors are. Everything is
+ * validated first: on error nothing is written, *found and *step
+ * included. */
 int nnc_ckpt_load_opt(const char *path, const nnc_tensor *t, int nreq, int n,
                       int *found, uint64_t *step);
 

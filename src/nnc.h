@@ -351,6 +351,9 @@ void ad_backward(Graph *g, NodeId y, NodeId dy, const NodeId *wrt, int n,
 void ad_build(Graph *g);
 /* Appends one UPDATE node per parameter. */
 void optim_build(Graph *g);
+/* The name of state buffer s in checkpoints, after torch.optim's state
+ * keys: "exp_avg", "momentum_buffer", ... */
+const char *optim_state_name(const Optimizer *o, int s);
 
 /* ======================================================================
  * passes/ - graph transformations, one entry point each

@@ -62,3 +62,21 @@ void optim_build(Graph *g)
         set_attrs(o, n);
     }
 }
+
+const char *optim_state_name(const Optimizer *o, int s)
+{
+    switch (o->kind) {
+    case OPT_SGD:
+        return "momentum_buffer";
+    case OPT_ADAM:
+    case OPT_ADAMW:
+        return s == 0 ? "exp_avg" : "exp_avg_sq";
+    case OPT_RMSPROP:
+        if (s == 0)
+            return "square_avg";
+        return s == 1 && o->momentum != 0 ? "momentum_buffer" : "grad_avg";
+    case OPT_ADAGRAD:
+        return "sum";
+    }
+    nnc_unreachable();
+}

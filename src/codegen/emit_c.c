@@ -879,6 +879,8 @@ static void emit_state_init(Buf *out, const Compiled *c)
                rg.scratch - rg.state, rg.state, emit_float(o->init));
 }
 
+static void emit_checkpoints(Emit *e, const Compiled *c, const char *p);
+
 static void emit_api(Emit *e, const Compiled *c, const char *p)
 {
     const Graph *g = &c->g;
@@ -929,31 +931,64 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
                P);
     buf_puts(out, "    }\n    return 0;\n}\n");
 
-    /* checkpoints */
+    emit_checkpoints(e, c, p);
+}
+
+/* Checkpoints: the parameters, then the optimizer state of each,
+ * "optimizer.PARAM.SLOT", and the step in the metadata. Loading a file
+ * without the state (weights only, from PyTorch say) resets the state,
+ * and the step unless the metadata has it and there is no state. */
+static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
+{
+    const Graph *g = &c->g;
+    Buf *out = e->out;
+    int ns = c->layout.nstate, nt = g->nparams * (1 + ns);
+    Regions rg = regions(c);
     buf_printf(out, "\nstatic void %s_tensors(const %s_ctx *ctx, nnc_tensor *t)\n{\n", p, p);
-    for (int i = 0; i < g->nparams; i++) {
+    for (int k = 0; k < nt; k++) {
+        int i = k % g->nparams, s = k / g->nparams - 1;
         const Node *n = NODE(g, g->params[i]);
-        buf_printf(out, "    t[%d].name = \"%s\";\n    t[%d].rank = %d;\n", i, n->name, i,
-                   n->shape.rank);
+        if (s < 0)
+            buf_printf(out, "    t[%d].name = \"%s\";\n", k, n->name);
+        else
+            buf_printf(out, "    t[%d].name = \"optimizer.%s.%s\";\n", k, n->name,
+                       optim_state_name(&g->opt, s));
+        buf_printf(out, "    t[%d].rank = %d;\n", k, n->shape.rank);
         for (int d = 0; d < n->shape.rank; d++)
-            buf_printf(out, "    t[%d].shape[%d] = %d;\n", i, d, n->shape.dim[d]);
-        buf_printf(out, "    t[%d].data = W_%s;\n", i, c_ident(n->name));
+            buf_printf(out, "    t[%d].shape[%d] = %d;\n", k, d, n->shape.dim[d]);
+        if (s < 0)
+            buf_printf(out, "    t[%d].data = W_%s;\n", k, c_ident(n->name));
+        else
+            buf_printf(out, "    t[%d].data = S%d_%s;\n", k, s, c_ident(n->name));
     }
     buf_puts(out, "}\n");
     buf_printf(out, "\nint %s_save(const %s_ctx *ctx, const char *path)\n{\n", p, p);
-    buf_printf(out, "    nnc_tensor t[%d];\n", g->nparams);
+    buf_printf(out, "    nnc_tensor t[%d];\n", nt);
     buf_puts(out, "    char step[32];\n");
     buf_printf(out, "    const char *meta[] = {\"format\", \"nnc\", \"model\", \"%s\", "
                     "\"step\", step, NULL};\n", g->name);
     buf_puts(out, "    if (!ctx || !path)\n        return NNC_ERR_ARG;\n");
     buf_puts(out, "    snprintf(step, sizeof step, \"%lu\", (unsigned long)ctx->step);\n");
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
-    buf_printf(out, "    return nnc_ckpt_save(path, t, %d, meta);\n}\n", g->nparams);
+    buf_printf(out, "    return nnc_ckpt_save(path, t, %d, meta);\n}\n", nt);
     buf_printf(out, "\nint %s_load(%s_ctx *ctx, const char *path)\n{\n", p, p);
-    buf_printf(out, "    nnc_tensor t[%d];\n", g->nparams);
+    buf_printf(out, "    nnc_tensor t[%d];\n", nt);
+    buf_puts(out, "    int found = 0, err;\n    uint64_t step = 0;\n");
     buf_puts(out, "    if (!ctx || !path)\n        return NNC_ERR_ARG;\n");
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
-    buf_printf(out, "    return nnc_ckpt_load(path, t, %d);\n}\n", g->nparams);
+    buf_printf(out, "    err = nnc_ckpt_load_opt(path, t, %d, %d, &found, &step);\n",
+               g->nparams, nt);
+    buf_puts(out, "    if (err)\n        return err;\n");
+    if (ns > 0) {
+        buf_puts(out, "    if (!found) {  /* weights only: fresh optimizer state */\n");
+        buf_printf(out, "        memset(ctx->mem + %zu, 0, sizeof(float) * %zu);\n", rg.state,
+                   rg.scratch - rg.state);
+        emit_state_init(out, c);
+        buf_puts(out, "        step = 0;\n    }\n");
+    } else {
+        buf_puts(out, "    (void)found;\n");
+    }
+    buf_puts(out, "    ctx->step = step;\n    return 0;\n}\n");
 }
 
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)

@@ -724,6 +724,11 @@ Test(ckpt, optional_tensors_absent)
     cr_assert(!found && step == 0);
     cr_assert_eq(memcmp(in.w, m.w, sizeof m.w), 0);
     cr_assert_eq(in.s[0], 0.0f);                /* the optional one untouched */
+    /* weights only, with a step: it is read */
+    const char *meta[] = {"step", "42", NULL};
+    cr_assert_eq(nnc_ckpt_save(path, m.t, 2, meta), NNC_OK);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_OK);
+    cr_assert(!found && step == 42);
 }
 
 Test(ckpt, optional_tensors_refused_untouched)
