@@ -10,10 +10,10 @@
  * plain C loop would not vectorize: sqrtf must set errno, and we do not
  * compile with -ffast-math or -fno-math-errno.
  *
- * The other optimizers (SGD with Nesterov and weight decay, RMSprop,
- * Adagrad) and the gradient helpers (global norm, scaling) are plain C
- * loops, one thread: the same bits on every ISA and thread count. Adam's
- * L2 weight decay (g + wd p) goes through a small stack buffer, so the
+ * RMSprop and Adagrad follow the same scheme. SGD's extras (Nesterov,
+ * weight decay) and the gradient helpers (global norm, scaling) are plain
+ * C loops without division or square root, on one thread. Adam's L2
+ * weight decay (g + wd p) goes through a small stack buffer, so the
  * vectorized Adam kernel does the rest.
  */
 #include <math.h>
@@ -173,14 +173,6 @@ void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr, fl
     }
 }
 
-/* GCC vectorizes sqrtf only when it need not set errno; sqrt is
- * correctly rounded either way, so the bits do not change. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NNC_NOERRNO __attribute__((optimize("no-math-errno")))
-#else
-#define NNC_NOERRNO
-#endif
-
 void nnc_adam_update_ex(float *p, const float *g, float *m, float *v, size_t n, float b1c,
                         float b2, float b2c, float eps, float step, float bc2, float wd,
                         float decay)
@@ -216,42 +208,263 @@ void nnc_sgd_update_ex(float *p, const float *g, float *vel, size_t n, float lr,
     }
 }
 
-NNC_NOERRNO
-void nnc_rmsprop_update(float *p, const float *g, float *sq, float *buf, float *gavg,
-                        size_t n, float lr, float rho, float momentum, float eps)
+/* ---- RMSprop and Adagrad -------------------------------------------------
+ *
+ * Same scheme as Adam: a scalar loop that is the reference, SIMD versions
+ * doing the same IEEE operations in the same order, a scalar tail, and
+ * fixed 4096-element chunks between threads for large n. */
+
+typedef struct RmsArgs {
+    float *p, *sq, *buf, *gavg; /* buf, gavg: NULL without momentum, centering */
+    const float *g;
+    float lr, rho, rhoc, momentum, eps; /* rhoc = 1 - rho */
+} RmsArgs;
+
+typedef struct AdagradArgs {
+    float *p, *sum;
+    const float *g;
+    float lr, eps;
+} AdagradArgs;
+
+static void rms_scalar(const RmsArgs *a, size_t lo, size_t hi)
 {
-    const float rhoc = 1.0f - rho;
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float s = sq[i] * rho + rhoc * gi * gi;
+    for (size_t i = lo; i < hi; i++) {
+        float gi = a->g[i];
+        float s = a->sq[i] * a->rho + a->rhoc * gi * gi;
         float avg;
-        sq[i] = s;
-        if (gavg) {
-            float ga = gavg[i] + rhoc * (gi - gavg[i]);
-            gavg[i] = ga;
-            avg = sqrtf(s - ga * ga) + eps;
+        a->sq[i] = s;
+        if (a->gavg) {
+            float ga = a->gavg[i] + a->rhoc * (gi - a->gavg[i]);
+            a->gavg[i] = ga;
+            avg = sqrtf(s - ga * ga) + a->eps;
         } else {
-            avg = sqrtf(s) + eps;
+            avg = sqrtf(s) + a->eps;
         }
-        if (buf) {
-            float b = buf[i] * momentum + gi / avg;
-            buf[i] = b;
-            p[i] -= lr * b;
+        if (a->buf) {
+            float b = a->buf[i] * a->momentum + gi / avg;
+            a->buf[i] = b;
+            a->p[i] -= a->lr * b;
         } else {
-            p[i] -= lr * (gi / avg);
+            a->p[i] -= a->lr * (gi / avg);
         }
     }
 }
 
-NNC_NOERRNO
+static void adagrad_scalar(const AdagradArgs *a, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++) {
+        float gi = a->g[i];
+        float s = a->sum[i] + gi * gi;
+        a->sum[i] = s;
+        a->p[i] -= a->lr * (gi / (sqrtf(s) + a->eps));
+    }
+}
+
+#ifdef NNC_X86
+__attribute__((target("avx512f")))
+static size_t rms_avx512(const RmsArgs *a, size_t lo, size_t hi)
+{
+    const __m512 rho = _mm512_set1_ps(a->rho), rhoc = _mm512_set1_ps(a->rhoc);
+    const __m512 mom = _mm512_set1_ps(a->momentum), eps = _mm512_set1_ps(a->eps);
+    const __m512 lr = _mm512_set1_ps(a->lr);
+    size_t i = lo;
+    for (; i + 16 <= hi; i += 16) {
+        __m512 g = _mm512_loadu_ps(a->g + i), d, avg;
+        __m512 s = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(a->sq + i), rho),
+                                 _mm512_mul_ps(_mm512_mul_ps(rhoc, g), g));
+        _mm512_storeu_ps(a->sq + i, s);
+        if (a->gavg) {
+            __m512 ga0 = _mm512_loadu_ps(a->gavg + i);
+            __m512 ga = _mm512_add_ps(ga0, _mm512_mul_ps(rhoc, _mm512_sub_ps(g, ga0)));
+            _mm512_storeu_ps(a->gavg + i, ga);
+            s = _mm512_sub_ps(s, _mm512_mul_ps(ga, ga));
+        }
+        avg = _mm512_add_ps(_mm512_sqrt_ps(s), eps);
+        d = _mm512_div_ps(g, avg);
+        if (a->buf) {
+            d = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(a->buf + i), mom), d);
+            _mm512_storeu_ps(a->buf + i, d);
+        }
+        _mm512_storeu_ps(a->p + i, _mm512_sub_ps(_mm512_loadu_ps(a->p + i),
+                                                 _mm512_mul_ps(lr, d)));
+    }
+    return i;
+}
+
+__attribute__((target("avx")))
+static size_t rms_avx(const RmsArgs *a, size_t lo, size_t hi)
+{
+    const __m256 rho = _mm256_set1_ps(a->rho), rhoc = _mm256_set1_ps(a->rhoc);
+    const __m256 mom = _mm256_set1_ps(a->momentum), eps = _mm256_set1_ps(a->eps);
+    const __m256 lr = _mm256_set1_ps(a->lr);
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 g = _mm256_loadu_ps(a->g + i), d, avg;
+        __m256 s = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(a->sq + i), rho),
+                                 _mm256_mul_ps(_mm256_mul_ps(rhoc, g), g));
+        _mm256_storeu_ps(a->sq + i, s);
+        if (a->gavg) {
+            __m256 ga0 = _mm256_loadu_ps(a->gavg + i);
+            __m256 ga = _mm256_add_ps(ga0, _mm256_mul_ps(rhoc, _mm256_sub_ps(g, ga0)));
+            _mm256_storeu_ps(a->gavg + i, ga);
+            s = _mm256_sub_ps(s, _mm256_mul_ps(ga, ga));
+        }
+        avg = _mm256_add_ps(_mm256_sqrt_ps(s), eps);
+        d = _mm256_div_ps(g, avg);
+        if (a->buf) {
+            d = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(a->buf + i), mom), d);
+            _mm256_storeu_ps(a->buf + i, d);
+        }
+        _mm256_storeu_ps(a->p + i, _mm256_sub_ps(_mm256_loadu_ps(a->p + i),
+                                                 _mm256_mul_ps(lr, d)));
+    }
+    return i;
+}
+
+__attribute__((target("avx512f")))
+static size_t adagrad_avx512(const AdagradArgs *a, size_t lo, size_t hi)
+{
+    const __m512 lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(a->eps);
+    size_t i = lo;
+    for (; i + 16 <= hi; i += 16) {
+        __m512 g = _mm512_loadu_ps(a->g + i);
+        __m512 s = _mm512_add_ps(_mm512_loadu_ps(a->sum + i), _mm512_mul_ps(g, g));
+        _mm512_storeu_ps(a->sum + i, s);
+        __m512 d = _mm512_div_ps(g, _mm512_add_ps(_mm512_sqrt_ps(s), eps));
+        _mm512_storeu_ps(a->p + i, _mm512_sub_ps(_mm512_loadu_ps(a->p + i),
+                                                 _mm512_mul_ps(lr, d)));
+    }
+    return i;
+}
+
+__attribute__((target("avx")))
+static size_t adagrad_avx(const AdagradArgs *a, size_t lo, size_t hi)
+{
+    const __m256 lr = _mm256_set1_ps(a->lr), eps = _mm256_set1_ps(a->eps);
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 g = _mm256_loadu_ps(a->g + i);
+        __m256 s = _mm256_add_ps(_mm256_loadu_ps(a->sum + i), _mm256_mul_ps(g, g));
+        _mm256_storeu_ps(a->sum + i, s);
+        __m256 d = _mm256_div_ps(g, _mm256_add_ps(_mm256_sqrt_ps(s), eps));
+        _mm256_storeu_ps(a->p + i, _mm256_sub_ps(_mm256_loadu_ps(a->p + i),
+                                                 _mm256_mul_ps(lr, d)));
+    }
+    return i;
+}
+#endif
+
+#if defined(__aarch64__)
+static size_t rms_neon(const RmsArgs *a, size_t lo, size_t hi)
+{
+    const float32x4_t rho = vdupq_n_f32(a->rho), rhoc = vdupq_n_f32(a->rhoc);
+    const float32x4_t mom = vdupq_n_f32(a->momentum), eps = vdupq_n_f32(a->eps);
+    const float32x4_t lr = vdupq_n_f32(a->lr);
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        float32x4_t g = vld1q_f32(a->g + i), d, avg;
+        float32x4_t s = vaddq_f32(vmulq_f32(vld1q_f32(a->sq + i), rho),
+                                  vmulq_f32(vmulq_f32(rhoc, g), g));
+        vst1q_f32(a->sq + i, s);
+        if (a->gavg) {
+            float32x4_t ga0 = vld1q_f32(a->gavg + i);
+            float32x4_t ga = vaddq_f32(ga0, vmulq_f32(rhoc, vsubq_f32(g, ga0)));
+            vst1q_f32(a->gavg + i, ga);
+            s = vsubq_f32(s, vmulq_f32(ga, ga));
+        }
+        avg = vaddq_f32(vsqrtq_f32(s), eps);
+        d = vdivq_f32(g, avg);
+        if (a->buf) {
+            d = vaddq_f32(vmulq_f32(vld1q_f32(a->buf + i), mom), d);
+            vst1q_f32(a->buf + i, d);
+        }
+        vst1q_f32(a->p + i, vsubq_f32(vld1q_f32(a->p + i), vmulq_f32(lr, d)));
+    }
+    return i;
+}
+
+static size_t adagrad_neon(const AdagradArgs *a, size_t lo, size_t hi)
+{
+    const float32x4_t lr = vdupq_n_f32(a->lr), eps = vdupq_n_f32(a->eps);
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        float32x4_t g = vld1q_f32(a->g + i);
+        float32x4_t s = vaddq_f32(vld1q_f32(a->sum + i), vmulq_f32(g, g));
+        vst1q_f32(a->sum + i, s);
+        float32x4_t d = vdivq_f32(g, vaddq_f32(vsqrtq_f32(s), eps));
+        vst1q_f32(a->p + i, vsubq_f32(vld1q_f32(a->p + i), vmulq_f32(lr, d)));
+    }
+    return i;
+}
+#endif
+
+static void rms_range(const void *args, size_t lo, size_t hi)
+{
+    const RmsArgs *a = args;
+    const char *isa = nnc_isa();
+    size_t i = lo;
+#ifdef NNC_X86
+    if (!strcmp(isa, "avx512"))
+        i = rms_avx512(a, lo, hi);
+    else if (!strcmp(isa, "avx2"))
+        i = rms_avx(a, lo, hi);
+#elif defined(__aarch64__)
+    if (!strcmp(isa, "neon"))
+        i = rms_neon(a, lo, hi);
+#else
+    (void)isa;
+#endif
+    rms_scalar(a, i, hi);
+}
+
+static void adagrad_range(const void *args, size_t lo, size_t hi)
+{
+    const AdagradArgs *a = args;
+    const char *isa = nnc_isa();
+    size_t i = lo;
+#ifdef NNC_X86
+    if (!strcmp(isa, "avx512"))
+        i = adagrad_avx512(a, lo, hi);
+    else if (!strcmp(isa, "avx2"))
+        i = adagrad_avx(a, lo, hi);
+#elif defined(__aarch64__)
+    if (!strcmp(isa, "neon"))
+        i = adagrad_neon(a, lo, hi);
+#else
+    (void)isa;
+#endif
+    adagrad_scalar(a, i, hi);
+}
+
+/* range() over [0, n), split between threads in fixed chunks for large n
+ * (elementwise, so any split gives the same bits). */
+static void run_ranges(void (*range)(const void *, size_t, size_t), const void *a, size_t n)
+{
+#ifdef _OPENMP
+    if (n >= (1u << 16) && nnc_num_threads() > 1) {
+        long chunks = (long)((n + 4095) / 4096);
+#pragma omp parallel for schedule(static) num_threads(nnc_num_threads())
+        for (long c = 0; c < chunks; c++) {
+            size_t lo = (size_t)c * 4096, hi = lo + 4096 < n ? lo + 4096 : n;
+            range(a, lo, hi);
+        }
+        return;
+    }
+#endif
+    range(a, 0, n);
+}
+
+void nnc_rmsprop_update(float *p, const float *g, float *sq, float *buf, float *gavg,
+                        size_t n, float lr, float rho, float momentum, float eps)
+{
+    RmsArgs a = {p, sq, buf, gavg, g, lr, rho, 1.0f - rho, momentum, eps};
+    run_ranges(rms_range, &a, n);
+}
+
 void nnc_adagrad_update(float *p, const float *g, float *sum, size_t n, float lr, float eps)
 {
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float s = sum[i] + gi * gi;
-        sum[i] = s;
-        p[i] -= lr * (gi / (sqrtf(s) + eps));
-    }
+    AdagradArgs a = {p, sum, g, lr, eps};
+    run_ranges(adagrad_range, &a, n);
 }
 
 double nnc_sumsq(const float *x, size_t n)

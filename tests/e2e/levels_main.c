@@ -7,9 +7,10 @@
  *
  *  1. every step's loss;
  *  2. every float of the weights and optimizer state after training (both
- *     checkpoints are read as safetensors: 8-byte little-endian header length, JSON
- *     header, raw float32 data; the headers must be identical, since the
- *     tensor names, shapes and offsets do not depend on -O);
+ *     checkpoints are read as safetensors: 8-byte little-endian header
+ *     length, JSON header, raw float32 data; the headers must be
+ *     identical, since the tensor names, shapes and offsets do not depend
+ *     on -O);
  *  3. predict on 3 * A_BATCH + 1 rows (several chunks and a partial one).
  *
  * Usage: levels DIR (checkpoints are written there). Prints the largest

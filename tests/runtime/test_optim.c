@@ -190,3 +190,56 @@ Test(optim, global_norm_clipping)
     nnc_scale(x, 9, 0.5f);
     cr_assert_eq(x[8], 4.5f);
 }
+
+/* One RMSprop (variant bits: 1 momentum, 2 centered) and Adagrad step on
+ * fresh copies; the outputs go to out (p, state..., q, sum). */
+static void rms_adagrad_run(const float *init, const float *g, size_t n, int variant,
+                            float *out)
+{
+    float *p = out, *sq = p + n, *buf = sq + n, *avg = buf + n, *q = avg + n, *sum = q + n;
+    for (int k = 0; k < 6; k++)
+        memcpy(out + (size_t)k * n, init + (size_t)k * n, n * sizeof(float));
+    for (int s = 0; s < 2; s++) {
+        nnc_rmsprop_update(p, g, sq, variant & 1 ? buf : NULL, variant & 2 ? avg : NULL, n,
+                           0.01f, 0.9f, 0.5f, 1e-7f);
+        nnc_adagrad_update(q, g, sum, n, 0.01f, 1e-7f);
+    }
+}
+
+Test(optim, rmsprop_and_adagrad_bit_identical_on_every_path)
+{
+    size_t sizes[] = {0, 1, 7, 15, 16, 17, 33, 1000, 70001};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si], bytes = 6 * (n + 1) * sizeof(float);
+        float *init = malloc(bytes), *g = malloc((n + 2) * sizeof(float));
+        float *ref = malloc(bytes), *got = malloc(bytes);
+        fill(init, 6 * n, 11);
+        fill(g + 1, n, 12); /* unaligned */
+        for (size_t i = n; i < 6 * n; i++)
+            init[i] = fabsf(init[i]); /* state: s >= a^2 needs care, below */
+        for (size_t i = 0; i < n; i++)
+            init[3 * n + i] *= 0.1f; /* small mean gradient: s - a^2 > 0 */
+        for (int variant = 0; variant < 4; variant++) {
+            nnc_set_isa("scalar");
+            nnc_set_num_threads(1);
+            rms_adagrad_run(init, g + 1, n, variant, ref);
+            for (int k = 1; k < 4; k++) {
+                if (nnc_set_isa(isas[k]) != 0)
+                    continue;
+                for (int threads = 1; threads <= 2; threads++) {
+                    nnc_set_num_threads(threads);
+                    rms_adagrad_run(init, g + 1, n, variant, got);
+                    cr_expect(!memcmp(got, ref, 6 * n * sizeof(float)),
+                              "differs: isa %s, %d threads, n %zu, variant %d", isas[k],
+                              threads, n, variant);
+                }
+            }
+        }
+        nnc_set_num_threads(0);
+        nnc_set_isa("scalar");
+        free(init);
+        free(g);
+        free(ref);
+        free(got);
+    }
+}
