@@ -593,21 +593,36 @@ static int same_shape(const cJSON *shape, const nnc_tensor *t)
     return 1;
 }
 
-/* The file holds exactly the model's names, each F32 with its shape. */
-static int match(const Entry *ents, size_t nents, const nnc_tensor *t, int n)
+/* Tensor i is in the file as F32 with its shape: 1; absent: 0; there
+ * with another dtype or shape: -1. */
+static int lookup(const Entry *ents, size_t nents, const nnc_tensor *t)
 {
-    int i;
+    const Entry *e = find(ents, nents, t->name);
 
-    if (nents != (size_t)n)
-        return NNC_ERR_MISMATCH;
+    if (e == NULL)
+        return 0;
+    return strcmp(e->dtype, "F32") == 0 && same_shape(e->shape, t) ? 1 : -1;
+}
+
+/* t[0 .. nreq) must all be in the file, t[nreq .. n) all or none, and
+ * nothing else; *nload is how many to copy (nreq or n). */
+static int match(const Entry *ents, size_t nents, const nnc_tensor *t,
+                 int nreq, int n, int *nload)
+{
+    int i, have = 0;
+
     for (i = 0; i < n; i++) {
-        const Entry *e = find(ents, nents, t[i].name);
+        int r = lookup(ents, nents, &t[i]);
 
-        if (e == NULL || strcmp(e->dtype, "F32") != 0
-            || !same_shape(e->shape, &t[i]))
+        if (r < 0 || (r == 0 && i < nreq))
             return NNC_ERR_MISMATCH;
+        if (i >= nreq)
+            have += r;
     }
-    return NNC_OK;
+    if (have != 0 && have != n - nreq)
+        return NNC_ERR_MISMATCH;
+    *nload = nreq + have;
+    return nents == (size_t)*nload ? NNC_OK : NNC_ERR_MISMATCH;
 }
 
 static void copy_all(const Entry *ents, size_t nents,
@@ -624,15 +639,41 @@ static void copy_all(const Entry *ents, size_t nents,
     }
 }
 
-int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n)
+/* The "step" metadata, a decimal integer: 0 if absent (NNC_ERR_FORMAT
+ * then if `needed`), NNC_ERR_FORMAT if malformed. */
+static int read_step(const cJSON *root, int needed, uint64_t *step)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, METADATA_KEY);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "step");
+    const char *c;
+    uint64_t v = 0;
+
+    if (s == NULL) {
+        *step = 0;
+        return needed ? NNC_ERR_FORMAT : NNC_OK;
+    }
+    if (!cJSON_IsString(s) || s->valuestring[0] == '\0')
+        return NNC_ERR_FORMAT;
+    for (c = s->valuestring; *c; c++) {
+        if (*c < '0' || *c > '9' || v > (UINT64_MAX - 9) / 10)
+            return NNC_ERR_FORMAT;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    *step = v;
+    return NNC_OK;
+}
+
+static int load(const char *path, const nnc_tensor *t, int nreq, int n,
+                int *found, uint64_t *step)
 {
     unsigned char *file = NULL;
     cJSON *root = NULL;
     Entry *ents = NULL;
     size_t size = 0, hlen = 0, nents = 0;
-    int err;
+    uint64_t st = 0;
+    int err, nload = 0;
 
-    if (path == NULL || n < 0 || (t == NULL && n > 0))
+    if (path == NULL || nreq < 0 || n < nreq || (t == NULL && n > 0))
         return NNC_ERR_ARG;
     if ((err = check_model(t, n)) != NNC_OK)
         return err;
@@ -642,11 +683,29 @@ int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n)
     if (err == NNC_OK)
         err = collect_entries(root, size - 8 - hlen, &ents, &nents);
     if (err == NNC_OK)
-        err = match(ents, nents, t, n);
-    if (err == NNC_OK)
-        copy_all(ents, nents, file + 8 + hlen, t, n);
+        err = match(ents, nents, t, nreq, n, &nload);
+    if (err == NNC_OK && step != NULL)
+        err = read_step(root, nload > nreq, &st);
+    if (err == NNC_OK) {
+        copy_all(ents, nents, file + 8 + hlen, t, nload);
+        if (found != NULL)
+            *found = nload > nreq;
+        if (step != NULL)
+            *step = st;
+    }
     free(ents);
     cJSON_Delete(root);
     free(file);
     return err;
+}
+
+int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n)
+{
+    return load(path, t, n, n, NULL, NULL);
+}
+
+int nnc_ckpt_load_opt(const char *path, const nnc_tensor *t, int nreq, int n,
+                      int *found, uint64_t *step)
+{
+    return load(path, t, nreq, n, found, step);
 }

@@ -92,6 +92,34 @@ void nnc_adam_update(float *p, const float *g, float *m, float *v, size_t n, flo
 void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr,
                     float momentum);
 
+/* The same with torch's extras:
+ *   adam_ex: p *= decay first (AdamW: decay = 1 - lr wd), then Adam on
+ *            g + wd p (Adam's L2 weight_decay; wd 0: on g);
+ *   sgd_ex:  d = g + wd p; b = momentum b + d; d = nesterov ? d + momentum b
+ *            : b; p -= lr d (vel NULL: p -= lr d with no momentum);
+ *   rmsprop: s = rho s + (1 - rho) g^2; (centered, gavg != NULL:
+ *            a = a + (1 - rho) (g - a), s' = s - a^2); avg = sqrt(s') + eps;
+ *            buf != NULL: b = momentum b + g / avg, p -= lr b; else
+ *            p -= lr (g / avg);
+ *   adagrad: s += g^2; p -= lr (g / (sqrt(s) + eps)).
+ * Plain loops on one thread (Adam's part is the kernel above): the same
+ * bits everywhere. */
+void nnc_adam_update_ex(float *p, const float *g, float *m, float *v, size_t n, float b1c,
+                        float b2, float b2c, float eps, float step, float bc2, float wd,
+                        float decay);
+void nnc_sgd_update_ex(float *p, const float *g, float *vel, size_t n, float lr,
+                       float momentum, float wd, int nesterov);
+void nnc_rmsprop_update(float *p, const float *g, float *sq, float *buf, float *gavg,
+                        size_t n, float lr, float rho, float momentum, float eps);
+void nnc_adagrad_update(float *p, const float *g, float *sum, size_t n, float lr, float eps);
+
+/* Gradient clipping by global norm (torch.nn.utils.clip_grad_norm_): the
+ * sum of squares in double, in a fixed order; the factor
+ * min(1, max_norm / (sqrt(sumsq) + 1e-6)); x *= s. */
+double nnc_sumsq(const float *x, size_t n);
+float nnc_clip_coef(double sumsq, double max_norm);
+void nnc_scale(float *x, size_t n, float s);
+
 /* ---- PRNG ----------------------------------------------------------------
  *
  * splitmix64-seeded xoshiro256**: integer-only, so the stream is the same on
@@ -140,6 +168,17 @@ int nnc_ckpt_save(const char *path, const nnc_tensor *t, int n,
  * validated before any tensor is written, so on any error the tensors are
  * left untouched. */
 int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n);
+
+/* The same with optional tensors (optimizer state): t[0 .. nreq) must be
+ * in the file, t[nreq .. n) either all of them or none (else
+ * NNC_ERR_MISMATCH), and nothing else. *found (if not NULL) tells whether
+ * the optional ones were loaded. If step is not NULL, *step is the
+ * metadata's "step" (a decimal integer, else NNC_ERR_FORMAT), 0 if there
+ * is none; it must be there if the optional tensors are. Everything is
+ * validated first: on error nothing is written, *found and *step
+ * included. */
+int nnc_ckpt_load_opt(const char *path, const nnc_tensor *t, int nreq, int n,
+                      int *found, uint64_t *step);
 
 /* ---- Threads in generated loops ------------------------------------------
  *

@@ -9,6 +9,12 @@
  * give bit-identical results, and so does any number of threads. A
  * plain C loop would not vectorize: sqrtf must set errno, and we do not
  * compile with -ffast-math or -fno-math-errno.
+ *
+ * RMSprop and Adagrad follow the same scheme. SGD's extras (Nesterov,
+ * weight decay) and the gradient helpers (global norm, scaling) are plain
+ * C loops without division or square root, on one thread. Adam's L2
+ * weight decay (g + wd p) goes through a small stack buffer, so the
+ * vectorized Adam kernel does the rest.
  */
 #include <math.h>
 #include <string.h>
@@ -165,4 +171,325 @@ void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr, fl
         for (size_t i = 0; i < n; i++)
             p[i] -= lr * g[i];
     }
+}
+
+void nnc_adam_update_ex(float *p, const float *g, float *m, float *v, size_t n, float b1c,
+                        float b2, float b2c, float eps, float step, float bc2, float wd,
+                        float decay)
+{
+    float buf[1024];
+    if (decay != 1.0f) /* AdamW: p *= 1 - lr wd, before the Adam step */
+        for (size_t i = 0; i < n; i++)
+            p[i] *= decay;
+    if (wd == 0.0f) {
+        nnc_adam_update(p, g, m, v, n, b1c, b2, b2c, eps, step, bc2);
+        return;
+    }
+    /* L2 form: g + wd p, in chunks so Adam's kernel does the rest */
+    for (size_t lo = 0; lo < n; lo += 1024) {
+        size_t k = n - lo < 1024 ? n - lo : 1024;
+        for (size_t i = 0; i < k; i++)
+            buf[i] = g[lo + i] + wd * p[lo + i];
+        nnc_adam_update(p + lo, buf, m + lo, v + lo, k, b1c, b2, b2c, eps, step, bc2);
+    }
+}
+
+void nnc_sgd_update_ex(float *p, const float *g, float *vel, size_t n, float lr,
+                       float momentum, float wd, int nesterov)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = wd != 0.0f ? g[i] + wd * p[i] : g[i];
+        if (vel) {
+            float b = momentum * vel[i] + d;
+            vel[i] = b;
+            d = nesterov ? d + momentum * b : b;
+        }
+        p[i] -= lr * d;
+    }
+}
+
+/* ---- RMSprop and Adagrad -------------------------------------------------
+ *
+ * Same scheme as Adam: a scalar loop that is the reference, SIMD versions
+ * doing the same IEEE operations in the same order, a scalar tail, and
+ * fixed 4096-element chunks between threads for large n. */
+
+typedef struct RmsArgs {
+    float *p, *sq, *buf, *gavg; /* buf, gavg: NULL without momentum, centering */
+    const float *g;
+    float lr, rho, rhoc, momentum, eps; /* rhoc = 1 - rho */
+} RmsArgs;
+
+typedef struct AdagradArgs {
+    float *p, *sum;
+    const float *g;
+    float lr, eps;
+} AdagradArgs;
+
+static void rms_scalar(const RmsArgs *a, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++) {
+        float gi = a->g[i];
+        float s = a->sq[i] * a->rho + a->rhoc * gi * gi;
+        float avg;
+        a->sq[i] = s;
+        if (a->gavg) {
+            float ga = a->gavg[i] + a->rhoc * (gi - a->gavg[i]);
+            a->gavg[i] = ga;
+            avg = sqrtf(s - ga * ga) + a->eps;
+        } else {
+            avg = sqrtf(s) + a->eps;
+        }
+        if (a->buf) {
+            float b = a->buf[i] * a->momentum + gi / avg;
+            a->buf[i] = b;
+            a->p[i] -= a->lr * b;
+        } else {
+            a->p[i] -= a->lr * (gi / avg);
+        }
+    }
+}
+
+static void adagrad_scalar(const AdagradArgs *a, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++) {
+        float gi = a->g[i];
+        float s = a->sum[i] + gi * gi;
+        a->sum[i] = s;
+        a->p[i] -= a->lr * (gi / (sqrtf(s) + a->eps));
+    }
+}
+
+#ifdef NNC_X86
+__attribute__((target("avx512f")))
+static size_t rms_avx512(const RmsArgs *a, size_t lo, size_t hi)
+{
+    const __m512 rho = _mm512_set1_ps(a->rho), rhoc = _mm512_set1_ps(a->rhoc);
+    const __m512 mom = _mm512_set1_ps(a->momentum), eps = _mm512_set1_ps(a->eps);
+    const __m512 lr = _mm512_set1_ps(a->lr);
+    size_t i = lo;
+    for (; i + 16 <= hi; i += 16) {
+        __m512 g = _mm512_loadu_ps(a->g + i), d, avg;
+        __m512 s = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(a->sq + i), rho),
+                                 _mm512_mul_ps(_mm512_mul_ps(rhoc, g), g));
+        _mm512_storeu_ps(a->sq + i, s);
+        if (a->gavg) {
+            __m512 ga0 = _mm512_loadu_ps(a->gavg + i);
+            __m512 ga = _mm512_add_ps(ga0, _mm512_mul_ps(rhoc, _mm512_sub_ps(g, ga0)));
+            _mm512_storeu_ps(a->gavg + i, ga);
+            s = _mm512_sub_ps(s, _mm512_mul_ps(ga, ga));
+        }
+        avg = _mm512_add_ps(_mm512_sqrt_ps(s), eps);
+        d = _mm512_div_ps(g, avg);
+        if (a->buf) {
+            d = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(a->buf + i), mom), d);
+            _mm512_storeu_ps(a->buf + i, d);
+        }
+        _mm512_storeu_ps(a->p + i, _mm512_sub_ps(_mm512_loadu_ps(a->p + i),
+                                                 _mm512_mul_ps(lr, d)));
+    }
+    return i;
+}
+
+__attribute__((target("avx")))
+static size_t rms_avx(const RmsArgs *a, size_t lo, size_t hi)
+{
+    const __m256 rho = _mm256_set1_ps(a->rho), rhoc = _mm256_set1_ps(a->rhoc);
+    const __m256 mom = _mm256_set1_ps(a->momentum), eps = _mm256_set1_ps(a->eps);
+    const __m256 lr = _mm256_set1_ps(a->lr);
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 g = _mm256_loadu_ps(a->g + i), d, avg;
+        __m256 s = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(a->sq + i), rho),
+                                 _mm256_mul_ps(_mm256_mul_ps(rhoc, g), g));
+        _mm256_storeu_ps(a->sq + i, s);
+        if (a->gavg) {
+            __m256 ga0 = _mm256_loadu_ps(a->gavg + i);
+            __m256 ga = _mm256_add_ps(ga0, _mm256_mul_ps(rhoc, _mm256_sub_ps(g, ga0)));
+            _mm256_storeu_ps(a->gavg + i, ga);
+            s = _mm256_sub_ps(s, _mm256_mul_ps(ga, ga));
+        }
+        avg = _mm256_add_ps(_mm256_sqrt_ps(s), eps);
+        d = _mm256_div_ps(g, avg);
+        if (a->buf) {
+            d = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(a->buf + i), mom), d);
+            _mm256_storeu_ps(a->buf + i, d);
+        }
+        _mm256_storeu_ps(a->p + i, _mm256_sub_ps(_mm256_loadu_ps(a->p + i),
+                                                 _mm256_mul_ps(lr, d)));
+    }
+    return i;
+}
+
+__attribute__((target("avx512f")))
+static size_t adagrad_avx512(const AdagradArgs *a, size_t lo, size_t hi)
+{
+    const __m512 lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(a->eps);
+    size_t i = lo;
+    for (; i + 16 <= hi; i += 16) {
+        __m512 g = _mm512_loadu_ps(a->g + i);
+        __m512 s = _mm512_add_ps(_mm512_loadu_ps(a->sum + i), _mm512_mul_ps(g, g));
+        _mm512_storeu_ps(a->sum + i, s);
+        __m512 d = _mm512_div_ps(g, _mm512_add_ps(_mm512_sqrt_ps(s), eps));
+        _mm512_storeu_ps(a->p + i, _mm512_sub_ps(_mm512_loadu_ps(a->p + i),
+                                                 _mm512_mul_ps(lr, d)));
+    }
+    return i;
+}
+
+__attribute__((target("avx")))
+static size_t adagrad_avx(const AdagradArgs *a, size_t lo, size_t hi)
+{
+    const __m256 lr = _mm256_set1_ps(a->lr), eps = _mm256_set1_ps(a->eps);
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 g = _mm256_loadu_ps(a->g + i);
+        __m256 s = _mm256_add_ps(_mm256_loadu_ps(a->sum + i), _mm256_mul_ps(g, g));
+        _mm256_storeu_ps(a->sum + i, s);
+        __m256 d = _mm256_div_ps(g, _mm256_add_ps(_mm256_sqrt_ps(s), eps));
+        _mm256_storeu_ps(a->p + i, _mm256_sub_ps(_mm256_loadu_ps(a->p + i),
+                                                 _mm256_mul_ps(lr, d)));
+    }
+    return i;
+}
+#endif
+
+#if defined(__aarch64__)
+static size_t rms_neon(const RmsArgs *a, size_t lo, size_t hi)
+{
+    const float32x4_t rho = vdupq_n_f32(a->rho), rhoc = vdupq_n_f32(a->rhoc);
+    const float32x4_t mom = vdupq_n_f32(a->momentum), eps = vdupq_n_f32(a->eps);
+    const float32x4_t lr = vdupq_n_f32(a->lr);
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        float32x4_t g = vld1q_f32(a->g + i), d, avg;
+        float32x4_t s = vaddq_f32(vmulq_f32(vld1q_f32(a->sq + i), rho),
+                                  vmulq_f32(vmulq_f32(rhoc, g), g));
+        vst1q_f32(a->sq + i, s);
+        if (a->gavg) {
+            float32x4_t ga0 = vld1q_f32(a->gavg + i);
+            float32x4_t ga = vaddq_f32(ga0, vmulq_f32(rhoc, vsubq_f32(g, ga0)));
+            vst1q_f32(a->gavg + i, ga);
+            s = vsubq_f32(s, vmulq_f32(ga, ga));
+        }
+        avg = vaddq_f32(vsqrtq_f32(s), eps);
+        d = vdivq_f32(g, avg);
+        if (a->buf) {
+            d = vaddq_f32(vmulq_f32(vld1q_f32(a->buf + i), mom), d);
+            vst1q_f32(a->buf + i, d);
+        }
+        vst1q_f32(a->p + i, vsubq_f32(vld1q_f32(a->p + i), vmulq_f32(lr, d)));
+    }
+    return i;
+}
+
+static size_t adagrad_neon(const AdagradArgs *a, size_t lo, size_t hi)
+{
+    const float32x4_t lr = vdupq_n_f32(a->lr), eps = vdupq_n_f32(a->eps);
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        float32x4_t g = vld1q_f32(a->g + i);
+        float32x4_t s = vaddq_f32(vld1q_f32(a->sum + i), vmulq_f32(g, g));
+        vst1q_f32(a->sum + i, s);
+        float32x4_t d = vdivq_f32(g, vaddq_f32(vsqrtq_f32(s), eps));
+        vst1q_f32(a->p + i, vsubq_f32(vld1q_f32(a->p + i), vmulq_f32(lr, d)));
+    }
+    return i;
+}
+#endif
+
+static void rms_range(const void *args, size_t lo, size_t hi)
+{
+    const RmsArgs *a = args;
+    const char *isa = nnc_isa();
+    size_t i = lo;
+#ifdef NNC_X86
+    if (!strcmp(isa, "avx512"))
+        i = rms_avx512(a, lo, hi);
+    else if (!strcmp(isa, "avx2"))
+        i = rms_avx(a, lo, hi);
+#elif defined(__aarch64__)
+    if (!strcmp(isa, "neon"))
+        i = rms_neon(a, lo, hi);
+#else
+    (void)isa;
+#endif
+    rms_scalar(a, i, hi);
+}
+
+static void adagrad_range(const void *args, size_t lo, size_t hi)
+{
+    const AdagradArgs *a = args;
+    const char *isa = nnc_isa();
+    size_t i = lo;
+#ifdef NNC_X86
+    if (!strcmp(isa, "avx512"))
+        i = adagrad_avx512(a, lo, hi);
+    else if (!strcmp(isa, "avx2"))
+        i = adagrad_avx(a, lo, hi);
+#elif defined(__aarch64__)
+    if (!strcmp(isa, "neon"))
+        i = adagrad_neon(a, lo, hi);
+#else
+    (void)isa;
+#endif
+    adagrad_scalar(a, i, hi);
+}
+
+/* range() over [0, n), split between threads in fixed chunks for large n
+ * (elementwise, so any split gives the same bits). */
+static void run_ranges(void (*range)(const void *, size_t, size_t), const void *a, size_t n)
+{
+#ifdef _OPENMP
+    if (n >= (1u << 16) && nnc_num_threads() > 1) {
+        long chunks = (long)((n + 4095) / 4096);
+#pragma omp parallel for schedule(static) num_threads(nnc_num_threads())
+        for (long c = 0; c < chunks; c++) {
+            size_t lo = (size_t)c * 4096, hi = lo + 4096 < n ? lo + 4096 : n;
+            range(a, lo, hi);
+        }
+        return;
+    }
+#endif
+    range(a, 0, n);
+}
+
+void nnc_rmsprop_update(float *p, const float *g, float *sq, float *buf, float *gavg,
+                        size_t n, float lr, float rho, float momentum, float eps)
+{
+    RmsArgs a = {p, sq, buf, gavg, g, lr, rho, 1.0f - rho, momentum, eps};
+    run_ranges(rms_range, &a, n);
+}
+
+void nnc_adagrad_update(float *p, const float *g, float *sum, size_t n, float lr, float eps)
+{
+    AdagradArgs a = {p, sum, g, lr, eps};
+    run_ranges(adagrad_range, &a, n);
+}
+
+double nnc_sumsq(const float *x, size_t n)
+{
+    /* four partial sums in a fixed order: deterministic, and a shorter
+     * dependency chain than one */
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++)
+            s[k] += (double)x[i + (size_t)k] * (double)x[i + (size_t)k];
+    for (; i < n; i++)
+        s[0] += (double)x[i] * (double)x[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+void nnc_scale(float *x, size_t n, float s)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+float nnc_clip_coef(double sumsq, double max_norm)
+{
+    /* torch.nn.utils.clip_grad_norm_: max_norm / (norm + 1e-6), at most 1 */
+    double c = max_norm / (sqrt(sumsq) + 1e-6);
+    return (float)(c < 1.0 ? c : 1.0);
 }

@@ -34,7 +34,7 @@ typedef struct Param {
     const char *alias;      /* Keras' spelling, also accepted */
 } Param;
 
-#define MAX_PARAMS 8
+#define MAX_PARAMS 16
 
 typedef struct Args {
     const Expr *val[MAX_PARAMS];   /* NULL: not given */
@@ -388,16 +388,55 @@ static const LossInfo losses[] = {
 };
 #define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
 
-static const Param sgd_params[MAX_PARAMS] = {
-    {"lr", A_NUM, false, 0.01, NULL, "learning_rate"},
-    {"momentum", A_NUM, false, 0.0, NULL, NULL},
+/* Optimizers: their own arguments (Keras' defaults and names), then the
+ * arguments every optimizer takes (common_params). */
+typedef struct OptInfo {
+    const char *name;
+    OptKind kind;
+    Param params[6];
+} OptInfo;
+
+static const OptInfo optimizers[] = {
+    {"sgd", OPT_SGD,
+     {{"lr", A_NUM, false, 0.01, NULL, "learning_rate"},
+      {"momentum", A_NUM, false, 0.0, NULL, NULL},
+      {"nesterov", A_BOOL, false, 0, NULL, NULL},
+      {"weight_decay", A_NUM, false, 0.0, NULL, NULL}}},
+    {"adam", OPT_ADAM,
+     {{"lr", A_NUM, false, 0.001, NULL, "learning_rate"},
+      {"beta1", A_NUM, false, 0.9, NULL, "beta_1"},
+      {"beta2", A_NUM, false, 0.999, NULL, "beta_2"},
+      {"eps", A_NUM, false, 1e-7, NULL, "epsilon"},
+      {"weight_decay", A_NUM, false, 0.0, NULL, NULL}}},
+    {"adamw", OPT_ADAMW,
+     {{"lr", A_NUM, false, 0.001, NULL, "learning_rate"},
+      {"beta1", A_NUM, false, 0.9, NULL, "beta_1"},
+      {"beta2", A_NUM, false, 0.999, NULL, "beta_2"},
+      {"eps", A_NUM, false, 1e-7, NULL, "epsilon"},
+      {"weight_decay", A_NUM, false, 0.004, NULL, NULL}}},
+    {"rmsprop", OPT_RMSPROP,
+     {{"lr", A_NUM, false, 0.001, NULL, "learning_rate"},
+      {"rho", A_NUM, false, 0.9, NULL, NULL},
+      {"momentum", A_NUM, false, 0.0, NULL, NULL},
+      {"eps", A_NUM, false, 1e-7, NULL, "epsilon"},
+      {"centered", A_BOOL, false, 0, NULL, NULL}}},
+    {"adagrad", OPT_ADAGRAD,
+     {{"lr", A_NUM, false, 0.001, NULL, "learning_rate"},
+      {"initial_accumulator_value", A_NUM, false, 0.1, NULL, NULL},
+      {"eps", A_NUM, false, 1e-7, NULL, "epsilon"}}},
 };
-static const Param adam_params[MAX_PARAMS] = {
-    {"lr", A_NUM, false, 0.001, NULL, "learning_rate"},
-    {"beta1", A_NUM, false, 0.9, NULL, "beta_1"},
-    {"beta2", A_NUM, false, 0.999, NULL, "beta_2"},
-    {"eps", A_NUM, false, 1e-7, NULL, "epsilon"},
+#define NOPTIMIZERS ((int)(sizeof optimizers / sizeof optimizers[0]))
+
+static const Param common_params[] = {
+    {"lr_schedule", A_NAME, false, 0, "constant", NULL},
+    {"decay_steps", A_NUM, false, 1000, NULL, NULL},
+    {"alpha", A_NUM, false, 0.0, NULL, NULL},
+    {"decay_rate", A_NUM, false, 0.96, NULL, NULL},
+    {"staircase", A_BOOL, false, 0, NULL, NULL},
+    {"warmup", A_INT, false, 0, NULL, NULL},
+    {"global_clipnorm", A_NUM, false, 0, NULL, NULL},
 };
+#define NCOMMON ((int)(sizeof common_params / sizeof common_params[0]))
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -666,56 +705,136 @@ static void lower_loss(Lower *L, const Stmt *s)
     }
 }
 
-static void check_lr(const Optimizer *o, const Args *a, const Expr *call)
+/* The index of argument `name` in a spec (it must be there). */
+static int arg_index(const Param *spec, const char *name)
 {
-    if (!(o->lr > 0) || !isfinite(o->lr))
-        diag_error(arg_loc(a, 0, call->loc), "%s: lr must be positive", call->name);
+    for (int k = 0; k < MAX_PARAMS && spec[k].name; k++)
+        if (!strcmp(spec[k].name, name))
+            return k;
+    nnc_unreachable();
 }
 
+/* A number argument by name; NAN if the optimizer has no such argument. */
+static double opt_num(const Param *spec, const Args *a, const char *name)
+{
+    for (int k = 0; k < MAX_PARAMS && spec[k].name; k++)
+        if (!strcmp(spec[k].name, name))
+            return num_arg(spec, a, k);
+    return NAN;
+}
+
+static bool opt_bool(const Param *spec, const Args *a, const char *name)
+{
+    for (int k = 0; k < MAX_PARAMS && spec[k].name; k++)
+        if (!strcmp(spec[k].name, name))
+            return a->val[k] ? !strcmp(a->val[k]->name, "true") : spec[k].def != 0;
+    return false;
+}
+
+/* Reports `name` unless lo <= value < hi (lo_open: lo < value). */
+static void check_range(const Param *spec, const Args *a, const Expr *call, const char *name,
+                        double lo, bool lo_open, double hi, const char *what)
+{
+    int k = arg_index(spec, name);
+    double v = num_arg(spec, a, k);
+    if (!isfinite(v) || v < lo || (lo_open && v == lo) || v >= hi)
+        diag_error(arg_loc(a, k, call->loc), "%s: %s must be %s", call->name, name, what);
+}
+
+static void lower_schedule(Optimizer *o, const Param *spec, const Args *a, const Expr *call)
+{
+    static const char *const names[] = {"constant", "cosine", "exponential", NULL};
+    int k = arg_index(spec, "lr_schedule");
+    const char *s = name_arg(spec, a, k);
+    o->schedule = LRS_CONSTANT;
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(s, names[i]))
+            o->schedule = (LrSchedule)i;
+    if (o->schedule == LRS_CONSTANT && strcmp(s, "constant")) {
+        const char *sg = diag_suggest(s, names);
+        if (sg)
+            diag_error(arg_loc(a, k, call->loc), "unknown lr_schedule '%s'; did you mean '%s'?",
+                       s, sg);
+        else
+            diag_error(arg_loc(a, k, call->loc), "unknown lr_schedule '%s' (expected constant, "
+                       "cosine or exponential)", s);
+    }
+    o->decay_steps = opt_num(spec, a, "decay_steps");
+    o->alpha = opt_num(spec, a, "alpha");
+    o->decay_rate = opt_num(spec, a, "decay_rate");
+    o->staircase = opt_bool(spec, a, "staircase");
+    o->warmup = (long)opt_num(spec, a, "warmup");
+    o->clipnorm = opt_num(spec, a, "global_clipnorm");
+    check_range(spec, a, call, "decay_steps", 0, true, INFINITY, "positive");
+    check_range(spec, a, call, "alpha", 0, false, 1.0000001, "in [0, 1]");
+    check_range(spec, a, call, "decay_rate", 0, true, INFINITY, "positive");
+    check_range(spec, a, call, "warmup", 0, false, 1e9, "in [0, 1e9)");
+    check_range(spec, a, call, "global_clipnorm", 0, false, INFINITY,
+                "positive (0: no clipping)");
+}
+
+/* optimizer NAME(args): one of `optimizers`, plus common_params. */
 static void lower_optimizer(Lower *L, const Stmt *s)
 {
     const Expr *call = s->expr;
     Optimizer *o = &L->g->opt;
+    const OptInfo *oi = NULL;
+    Param spec[MAX_PARAMS] = {{0}};
     Args a;
     if (o->loc.src) {
         diag_error(s->loc, "a model has one optimizer");
         return;
     }
     o->loc = call->loc;
-    if (!strcmp(call->name, "sgd")) {
-        if (!bind("sgd", call->loc, sgd_params, call->args, &a))
-            return;
-        o->kind = OPT_SGD;
-        o->lr = num_arg(sgd_params, &a, 0);
-        check_lr(o, &a, call);
-        o->momentum = num_arg(sgd_params, &a, 1);
-        if (o->momentum < 0 || o->momentum >= 1)
-            diag_error(arg_loc(&a, 1, call->loc), "sgd: momentum must be in [0, 1)");
-    } else if (!strcmp(call->name, "adam")) {
-        if (!bind("adam", call->loc, adam_params, call->args, &a))
-            return;
-        o->kind = OPT_ADAM;
-        o->lr = num_arg(adam_params, &a, 0);
-        check_lr(o, &a, call);
-        o->beta1 = num_arg(adam_params, &a, 1);
-        o->beta2 = num_arg(adam_params, &a, 2);
-        o->eps = num_arg(adam_params, &a, 3);
-        for (int k = 1; k <= 2; k++) {
-            double b = k == 1 ? o->beta1 : o->beta2;
-            if (b < 0 || b >= 1)
-                diag_error(arg_loc(&a, k, call->loc), "adam: beta%d must be in [0, 1)", k);
-        }
-        if (!(o->eps > 0))
-            diag_error(arg_loc(&a, 3, call->loc), "adam: eps must be positive");
-    } else {
-        static const char *const names[] = {"sgd", "adam", NULL};
+    for (int i = 0; i < NOPTIMIZERS; i++)
+        if (!strcmp(call->name, optimizers[i].name))
+            oi = &optimizers[i];
+    if (!oi) {
+        static const char *const names[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad", NULL};
         const char *sg = diag_suggest(call->name, names);
         if (sg)
             diag_error(call->loc, "unknown optimizer '%s'; did you mean '%s'?", call->name, sg);
         else
-            diag_error(call->loc, "unknown optimizer '%s' (expected sgd or adam)", call->name);
+            diag_error(call->loc, "unknown optimizer '%s' (expected sgd, adam, adamw, rmsprop "
+                       "or adagrad)", call->name);
         return;
     }
+    int n = nparams(oi->params);
+    memcpy(spec, oi->params, sizeof(Param) * (size_t)n);
+    memcpy(spec + n, common_params, sizeof common_params);
+    if (!bind(oi->name, call->loc, spec, call->args, &a))
+        return;
+    o->kind = oi->kind;
+    o->lr = opt_num(spec, &a, "lr");
+    o->momentum = opt_num(spec, &a, "momentum");
+    o->beta1 = opt_num(spec, &a, "beta1");
+    o->beta2 = opt_num(spec, &a, "beta2");
+    o->eps = opt_num(spec, &a, "eps");
+    o->weight_decay = opt_num(spec, &a, "weight_decay");
+    o->rho = opt_num(spec, &a, "rho");
+    o->init = opt_num(spec, &a, "initial_accumulator_value");
+    o->nesterov = opt_bool(spec, &a, "nesterov");
+    o->centered = opt_bool(spec, &a, "centered");
+    check_range(spec, &a, call, "lr", 0, true, INFINITY, "positive");
+    if (!isnan(o->momentum))
+        check_range(spec, &a, call, "momentum", 0, false, 1, "in [0, 1)");
+    if (!isnan(o->beta1))
+        check_range(spec, &a, call, "beta1", 0, false, 1, "in [0, 1)");
+    if (!isnan(o->beta2))
+        check_range(spec, &a, call, "beta2", 0, false, 1, "in [0, 1)");
+    if (!isnan(o->rho))
+        check_range(spec, &a, call, "rho", 0, false, 1, "in [0, 1)");
+    if (!isnan(o->eps))
+        check_range(spec, &a, call, "eps", 0, true, INFINITY, "positive");
+    if (!isnan(o->weight_decay))
+        check_range(spec, &a, call, "weight_decay", 0, false, INFINITY, "non-negative");
+    if (!isnan(o->init))
+        check_range(spec, &a, call, "initial_accumulator_value", 0, false, INFINITY,
+                    "non-negative");
+    if (o->nesterov && !(o->momentum > 0))
+        diag_error(arg_loc(&a, arg_index(spec, "nesterov"), call->loc),
+                   "sgd: nesterov needs a momentum");
+    lower_schedule(o, spec, &a, call);
 }
 
 static void lower_stmt(Lower *L, const Stmt *s)

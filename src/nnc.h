@@ -260,11 +260,21 @@ extern const OpInfo optab[OP_COUNT];
 const char *op_name(Op op);
 
 /* Optimizer description (lowered to UPDATE nodes by optim.c). */
-typedef enum { OPT_SGD, OPT_ADAM } OptKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_ADAGRAD } OptKind;
+/* Learning-rate schedules (lr_schedule=): the lr of step s (0-based) */
+typedef enum { LRS_CONSTANT, LRS_COSINE, LRS_EXPONENTIAL } LrSchedule;
 typedef struct Optimizer {
     OptKind kind;
-    double lr, momentum;             /* sgd */
-    double beta1, beta2, eps;        /* adam */
+    double lr, momentum;             /* sgd, rmsprop */
+    double beta1, beta2, eps;        /* adam, adamw; eps: rmsprop, adagrad */
+    double weight_decay;             /* sgd, adam: L2; adamw: decoupled */
+    double rho, init;                /* rmsprop; adagrad's initial accumulator */
+    bool nesterov, centered;
+    LrSchedule schedule;
+    double decay_steps, alpha, decay_rate; /* cosine; exponential */
+    bool staircase;
+    long warmup;                     /* linear warm-up steps, 0: none */
+    double clipnorm;                 /* global_clipnorm, 0: none */
     Loc loc;
 } Optimizer;
 
@@ -344,6 +354,9 @@ void ad_backward(Graph *g, NodeId y, NodeId dy, const NodeId *wrt, int n,
 void ad_build(Graph *g);
 /* Appends one UPDATE node per parameter. */
 void optim_build(Graph *g);
+/* The name of state buffer s in checkpoints, after torch.optim's state
+ * keys: "exp_avg", "momentum_buffer", ... */
+const char *optim_state_name(const Optimizer *o, int s);
 
 /* ======================================================================
  * passes/ - graph transformations, one entry point each

@@ -476,7 +476,7 @@ static void emit_single(Emit *e, const Graph *g, const Plan *p, const Regions *r
 {
     const Node *n = NODE(g, id);
     const char *args[NNC_MAX_IN + 3];
-    char st[2][160];
+    char st[3][160];
     for (int i = 0; i < n->nin; i++)
         args[i] = NODE(g, n->in[i])->shape.rank == 0 ? scalar_of(g, p, n->in[i])
                                                       : buf_of(g, p, n->in[i]);
@@ -493,7 +493,7 @@ static void emit_single(Emit *e, const Graph *g, const Plan *p, const Regions *r
         all.bmask = 0;
         args[0] = args[2] = "ctx->mem";
         args[1] = rotating_printf("(ctx->mem + %zu)", rg->grads);
-        for (int s = 0; s < n->iattr[0] && s < 2; s++) {
+        for (int s = 0; s < n->iattr[0] && s < 3; s++) {
             snprintf(st[s], sizeof st[s], "(ctx->mem + %zu)",
                      rg->state + (size_t)s * rg->grads);
             args[n->nin + 1 + s] = st[s];
@@ -501,7 +501,7 @@ static void emit_single(Emit *e, const Graph *g, const Plan *p, const Regions *r
         optab[n->op].emit(e, g, &all, args);
         return;
     }
-    for (int s = 0; s < n->iattr[0] && s < 2; s++) {
+    for (int s = 0; s < n->iattr[0] && s < 3; s++) {
         snprintf(st[s], sizeof st[s], "S%d_%s", s, c_ident(n->name));
         args[n->nin + 1 + s] = st[s];
     }
@@ -759,9 +759,64 @@ static void emit_undefs(Buf *out, const Compiled *c)
 
 static bool profile; /* --emit=bench: time every kernel */
 
+/* global_clipnorm, before the first update: torch's clip_grad_norm_ with
+ * the norm summed in double, parameter by parameter (or over the whole
+ * gradient region when the updates are fused; its padding is zero). */
+static void emit_clip(Emit *e, const Compiled *c, const Plan *p, const Kernel *k)
+{
+    const Graph *g = &c->g;
+    Regions rg = regions(c);
+    const char *seen[256];
+    int nseen = 0;
+    emit_line(e, "{");
+    e->indent++;
+    if (k->n > 1) {
+        emit_line(e, "float *gr = ctx->mem + %zu;", rg.grads);
+        emit_line(e, "nnc_scale(gr, %zu, nnc_clip_coef(nnc_sumsq(gr, %zu), %.17g));", rg.grads,
+                  rg.grads, g->opt.clipnorm);
+        e->indent--;
+        emit_line(e, "}");
+        return;
+    }
+    emit_line(e, "double ss = 0;");
+    emit_line(e, "float coef;");
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = NODE(g, id);
+        if (optab[n->op].kind == K_UPDATE && p->in_prog[id] &&
+            optab[NODE(g, n->in[1])->op].kind != K_SOURCE)
+            emit_line(e, "ss += nnc_sumsq(%s, %s);", buf_of(g, p, n->in[1]), emit_numel(n));
+    }
+    emit_line(e, "coef = nnc_clip_coef(ss, %.17g);", g->opt.clipnorm);
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = NODE(g, id);
+        if (optab[n->op].kind != K_UPDATE || !p->in_prog[id] ||
+            optab[NODE(g, n->in[1])->op].kind == K_SOURCE)
+            continue;
+        const char *b = buf_of(g, p, n->in[1]);
+        bool dup = false;
+        for (int i = 0; i < nseen; i++)
+            dup |= !strcmp(seen[i], b);
+        if (dup)
+            continue;
+        NNC_ASSERT(nseen < 256);
+        seen[nseen++] = strcpy(malloc(strlen(b) + 1), b);
+        emit_line(e, "nnc_scale(%s, %s, coef);", b, emit_numel(n));
+    }
+    for (int i = 0; i < nseen; i++)
+        free((void *)seen[i]);
+    e->indent--;
+    emit_line(e, "}");
+}
+
 static void emit_program(Emit *e, const Compiled *c, const Plan *p)
 {
+    bool clipped = false;
     for (int k = 0; k < p->nkernels; k++) {
+        if (!p->predict && !clipped && c->g.opt.clipnorm > 0 &&
+            optab[NODE(&c->g, p->kernels[k].root)->op].kind == K_UPDATE) {
+            emit_clip(e, c, p, &p->kernels[k]);
+            clipped = true;
+        }
         if (profile)
             emit_line(e, "nnc_prof_begin();");
         emit_kernel(e, c, p, &p->kernels[k], k + 1);
@@ -786,6 +841,33 @@ static void emit_predict_rows(Emit *e, const Compiled *c, const char *p)
     buf_puts(e->out, "}\n");
 }
 
+/* The learning rate of this step (s = ctx->step - 1, from 0), in double:
+ * warm-up (s + 1) / warmup lr, then the schedule at s - warmup, as Keras'
+ * CosineDecay (clamped at decay_steps) and ExponentialDecay do. */
+static void emit_lr(Emit *e, const Optimizer *o)
+{
+    if (o->schedule == LRS_CONSTANT && o->warmup == 0)
+        return;
+    emit_line(e, "double lr = %.17g;", o->lr);
+    emit_line(e, "double s = (double)(ctx->step - 1);");
+    if (o->warmup > 0) {
+        emit_line(e, "if (s < %ld.0)", o->warmup);
+        emit_line(e, "    lr = %.17g * (s + 1.0) / %ld.0;", o->lr, o->warmup);
+        emit_line(e, "s -= %ld.0;", o->warmup);
+    }
+    if (o->schedule == LRS_COSINE) {
+        emit_line(e, "if (s >= 0.0) {");
+        emit_line(e, "    const double d = s < %.17g ? s : %.17g;", o->decay_steps, o->decay_steps);
+        emit_line(e, "    lr = %.17g * ((1.0 - %.17g) * 0.5 * (1.0 + cos(3.141592653589793 * d / "
+                     "%.17g)) + %.17g);", o->lr, o->alpha, o->decay_steps, o->alpha);
+        emit_line(e, "}");
+    } else if (o->schedule == LRS_EXPONENTIAL) {
+        emit_line(e, "if (s >= 0.0)");
+        emit_line(e, "    lr = %.17g * pow(%.17g, %s(s / %.17g));", o->lr, o->decay_rate,
+                  o->staircase ? "floor" : "", o->decay_steps);
+    }
+}
+
 static void emit_train_step(Emit *e, const Compiled *c, const char *p)
 {
     Buf *out = e->out;
@@ -799,6 +881,7 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
     e->indent = 1;
     declare_buffers(e, c, &c->train);
     emit_line(e, "ctx->step++;");
+    emit_lr(e, &c->g.opt);
     emit_program(e, c, &c->train);
     e->indent = 0;
     buf_puts(out, "    return loss;\n}\n");
@@ -843,6 +926,20 @@ static void emit_accuracy(Buf *out, const Compiled *c, const char *p)
     buf_puts(out, "    *acc = n > 0 ? (double)hits / (double)n : 0.0;\n    return 0;\n}\n");
 }
 
+/* Optimizer state that does not start at zero: Adagrad's sums. */
+static void emit_state_init(Buf *out, const Compiled *c)
+{
+    const Optimizer *o = &c->g.opt;
+    Regions rg = regions(c);
+    if (o->kind != OPT_ADAGRAD || o->init == 0 || rg.scratch == rg.state)
+        return;
+    buf_printf(out, "    {\n        size_t i;\n        for (i = 0; i < %zu; i++)\n"
+                    "            ctx->mem[%zu + i] = %s;\n    }\n",
+               rg.scratch - rg.state, rg.state, emit_float(o->init));
+}
+
+static void emit_checkpoints(Emit *e, const Compiled *c, const char *p);
+
 static void emit_api(Emit *e, const Compiled *c, const char *p)
 {
     const Graph *g = &c->g;
@@ -862,6 +959,7 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
         buf_printf(out, "    nnc_fill_uniform(W_%s, %zu, %.17g, %.17g, &rng);  /* %s */\n",
                    c_ident(n->name), shape_numel(&n->shape), -lim, lim, n->name);
     }
+    emit_state_init(out, c);
     buf_puts(out, "    ctx->step = 0;\n}\n");
 
     buf_printf(out, "\n%s_ctx *%s_init(void *mem, size_t bytes, uint64_t seed)\n{\n", p, p);
@@ -893,32 +991,64 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
     buf_puts(out, "    }\n    return 0;\n}\n");
 
     emit_accuracy(out, c, p);
+    emit_checkpoints(e, c, p);
+}
 
-    /* checkpoints */
+/* Checkpoints: the parameters, then the optimizer state of each,
+ * "optimizer.PARAM.SLOT", and the step in the metadata. Loading a file
+ * without the state (weights only, from PyTorch say) resets the state,
+ * and the step unless the metadata has it and there is no state. */
+static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
+{
+    const Graph *g = &c->g;
+    Buf *out = e->out;
+    int ns = c->layout.nstate, nt = g->nparams * (1 + ns);
+    Regions rg = regions(c);
     buf_printf(out, "\nstatic void %s_tensors(const %s_ctx *ctx, nnc_tensor *t)\n{\n", p, p);
-    for (int i = 0; i < g->nparams; i++) {
+    for (int k = 0; k < nt; k++) {
+        int i = k % g->nparams, s = k / g->nparams - 1;
         const Node *n = NODE(g, g->params[i]);
-        buf_printf(out, "    t[%d].name = \"%s\";\n    t[%d].rank = %d;\n", i, n->name, i,
-                   n->shape.rank);
+        if (s < 0)
+            buf_printf(out, "    t[%d].name = \"%s\";\n", k, n->name);
+        else
+            buf_printf(out, "    t[%d].name = \"optimizer.%s.%s\";\n", k, n->name,
+                       optim_state_name(&g->opt, s));
+        buf_printf(out, "    t[%d].rank = %d;\n", k, n->shape.rank);
         for (int d = 0; d < n->shape.rank; d++)
-            buf_printf(out, "    t[%d].shape[%d] = %d;\n", i, d, n->shape.dim[d]);
-        buf_printf(out, "    t[%d].data = W_%s;\n", i, c_ident(n->name));
+            buf_printf(out, "    t[%d].shape[%d] = %d;\n", k, d, n->shape.dim[d]);
+        if (s < 0)
+            buf_printf(out, "    t[%d].data = W_%s;\n", k, c_ident(n->name));
+        else
+            buf_printf(out, "    t[%d].data = S%d_%s;\n", k, s, c_ident(n->name));
     }
     buf_puts(out, "}\n");
     buf_printf(out, "\nint %s_save(const %s_ctx *ctx, const char *path)\n{\n", p, p);
-    buf_printf(out, "    nnc_tensor t[%d];\n", g->nparams);
+    buf_printf(out, "    nnc_tensor t[%d];\n", nt);
     buf_puts(out, "    char step[32];\n");
     buf_printf(out, "    const char *meta[] = {\"format\", \"nnc\", \"model\", \"%s\", "
                     "\"step\", step, NULL};\n", g->name);
     buf_puts(out, "    if (!ctx || !path)\n        return NNC_ERR_ARG;\n");
     buf_puts(out, "    snprintf(step, sizeof step, \"%lu\", (unsigned long)ctx->step);\n");
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
-    buf_printf(out, "    return nnc_ckpt_save(path, t, %d, meta);\n}\n", g->nparams);
+    buf_printf(out, "    return nnc_ckpt_save(path, t, %d, meta);\n}\n", nt);
     buf_printf(out, "\nint %s_load(%s_ctx *ctx, const char *path)\n{\n", p, p);
-    buf_printf(out, "    nnc_tensor t[%d];\n", g->nparams);
+    buf_printf(out, "    nnc_tensor t[%d];\n", nt);
+    buf_puts(out, "    int found = 0, err;\n    uint64_t step = 0;\n");
     buf_puts(out, "    if (!ctx || !path)\n        return NNC_ERR_ARG;\n");
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
-    buf_printf(out, "    return nnc_ckpt_load(path, t, %d);\n}\n", g->nparams);
+    buf_printf(out, "    err = nnc_ckpt_load_opt(path, t, %d, %d, &found, &step);\n",
+               g->nparams, nt);
+    buf_puts(out, "    if (err)\n        return err;\n");
+    if (ns > 0) {
+        buf_puts(out, "    if (!found) {  /* weights only: fresh optimizer state */\n");
+        buf_printf(out, "        memset(ctx->mem + %zu, 0, sizeof(float) * %zu);\n", rg.state,
+                   rg.scratch - rg.state);
+        emit_state_init(out, c);
+        buf_puts(out, "        step = 0;\n    }\n");
+    } else {
+        buf_puts(out, "    (void)found;\n");
+    }
+    buf_puts(out, "    ctx->step = step;\n    return 0;\n}\n");
 }
 
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)

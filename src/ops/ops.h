@@ -53,6 +53,8 @@ DECL_OP(sigmoid_bce) DECL_EWISE(sigmoid_bce_back)
 void emit_const(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_sgd(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a);
+void emit_rmsprop(Emit *e, const Graph *g, const Node *n, const char *const *a);
+void emit_adagrad(Emit *e, const Graph *g, const Node *n, const char *const *a);
 
 /* Copies the attribute block of `from` to `to` (gradient ops of F_ATTR
  * ops take their forward op's slope or delta); returns `to`. */

@@ -14,7 +14,11 @@
  *  5. save then load restores the exact predictions; a truncated file
  *     and a missing file are refused and leave the model untouched;
  *  6. bad arguments are refused; an out-of-range class index gives a
- *     NaN loss and leaves the weights finite.
+ *     NaN loss and leaves the weights finite;
+ *  7. training N steps, saving, loading into a fresh model (another seed)
+ *     and training N more writes the same checkpoint, bit for bit
+ *     (weights, optimizer state, step), as 2N steps straight; the second
+ *     half on other batches than the first.
  * Prints "N passed, N failed".
  */
 #include <math.h>
@@ -232,6 +236,28 @@ int main(int argc, char **argv)
         CHECK(m_save(NULL, p1) == NNC_ERR_ARG && m_load(c, NULL) == NNC_ERR_ARG, "NULL");
         m_destroy(c);
         m_destroy(NULL);
+    }
+    /* 6. resuming from a checkpoint */
+    {
+        enum { N = 7 };
+        static float x2[M_BATCH * M_IN];
+        m_ctx *c1 = m_create(3), *c2 = m_create(3), *c3 = m_create(99);
+        for (i = 0; i < M_BATCH * M_IN; i++)
+            x2[i] = 0.5f * x[(i * 7) % (M_BATCH * M_IN)];
+        for (i = 0; i < N; i++) {
+            m_train_step(c1, x, y);
+            m_train_step(c2, x, y);
+        }
+        CHECK(m_save(c2, p2) == 0 && m_load(c3, p2) == 0, "save and load");
+        for (i = 0; i < N; i++) {
+            m_train_step(c1, x2, y);
+            m_train_step(c3, x2, y);
+        }
+        CHECK(m_save(c1, p1) == 0 && m_save(c3, p3) == 0, "save");
+        CHECK(same_file(p1, p3), "resumed training differs from training straight");
+        m_destroy(c1);
+        m_destroy(c2);
+        m_destroy(c3);
     }
     remove(p1);
     remove(p2);

@@ -6,10 +6,11 @@
  * relative (|a - b| <= 1e-5 * max(1, |a|)) on:
  *
  *  1. every step's loss;
- *  2. every float of the weights after training (both checkpoints are
- *     read as safetensors: 8-byte little-endian header length, JSON
- *     header, raw float32 data; the headers must be identical, since the
- *     tensor names, shapes and offsets do not depend on -O);
+ *  2. every float of the weights and optimizer state after training (both
+ *     checkpoints are read as safetensors: 8-byte little-endian header
+ *     length, JSON header, raw float32 data; the headers must be
+ *     identical, since the tensor names, shapes and offsets do not depend
+ *     on -O);
  *  3. predict on 3 * A_BATCH + 1 rows (several chunks and a partial one).
  *
  * Usage: levels DIR (checkpoints are written there). Prints the largest
@@ -145,8 +146,9 @@ static void compare_checkpoints(const char *pa, const char *pb, Worst *w)
     size_t off = 8 + (size_t)ha, da = na - off, db = nb - off;
     CHECK(da == db, "data sections differ in size: %zu vs %zu", da, db);
     CHECK(da % 4 == 0, "data section of %zu bytes is not float32", da);
-    CHECK(da / 4 == (size_t)A_PARAMS, "data holds %zu floats, expected %d", da / 4,
-          A_PARAMS);
+    /* the parameters, then as many floats per state buffer (optimizer) */
+    CHECK(da / 4 >= (size_t)A_PARAMS && da / 4 % (size_t)A_PARAMS == 0,
+          "data holds %zu floats, not a multiple of the %d parameters", da / 4, A_PARAMS);
     if (da != db)
         goto out;
     size_t i;

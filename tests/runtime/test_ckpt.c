@@ -690,6 +690,87 @@ Test(ckpt, extra_tensor)
     cr_assert_eq(nnc_ckpt_load(path, NULL, 0), NNC_ERR_MISMATCH);
 }
 
+/* ---- Optional tensors (optimizer state) --------------------------------- */
+
+/* The model's first two tensors are required, the third ("step" here) is
+ * the optional group. */
+Test(ckpt, optional_tensors_loaded_with_step)
+{
+    Model m, in;
+    const char *meta[] = {"step", "12345678901", NULL};
+    const char *path = in_dir("m.safetensors");
+    int found = 0;
+    uint64_t step = 0;
+
+    model_init(&m, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(path, m.t, 3, meta), NNC_OK);
+    model_init(&in, 0.0f);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_OK);
+    cr_assert(found && step == 12345678901ull);
+    cr_assert_eq(memcmp(&in.w, &m.w, sizeof m.w + sizeof m.b + sizeof m.s), 0);
+}
+
+Test(ckpt, optional_tensors_absent)
+{
+    Model m, in;
+    const char *path = in_dir("m.safetensors");
+    int found = 1;
+    uint64_t step = 7;
+
+    model_init(&m, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(path, m.t, 2, NULL), NNC_OK);  /* weights only */
+    model_init(&in, 0.0f);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_OK);
+    cr_assert(!found && step == 0);
+    cr_assert_eq(memcmp(in.w, m.w, sizeof m.w), 0);
+    cr_assert_eq(in.s[0], 0.0f);                /* the optional one untouched */
+    /* weights only, with a step: it is read */
+    const char *meta[] = {"step", "42", NULL};
+    cr_assert_eq(nnc_ckpt_save(path, m.t, 2, meta), NNC_OK);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_OK);
+    cr_assert(!found && step == 42);
+}
+
+Test(ckpt, optional_tensors_refused_untouched)
+{
+    Model m, in;
+    const char *bad[] = {"step", "12x", NULL};
+    const char *path = in_dir("m.safetensors");
+    int found = 5;
+    uint64_t step = 9;
+
+    model_init(&m, 1.0f);
+    /* state but no step, or a malformed one: nothing written */
+    cr_assert_eq(nnc_ckpt_save(path, m.t, 3, NULL), NNC_OK);
+    model_init(&in, 0.0f);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_ERR_FORMAT);
+    cr_assert_eq(nnc_ckpt_save(path, m.t, 3, bad), NNC_OK);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_ERR_FORMAT);
+    cr_assert(in.w[0] == 0.0f && in.s[0] == 0.0f && found == 5 && step == 9);
+    /* a required tensor missing */
+    cr_assert_eq(nnc_ckpt_save(path, m.t + 1, 2, NULL), NNC_OK);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_ERR_MISMATCH);
+    /* without the step, the state alone loads */
+    cr_assert_eq(nnc_ckpt_save(path, m.t, 3, NULL), NNC_OK);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, NULL), NNC_OK);
+    cr_assert(found == 1 && in.s[0] == m.s[0]);
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 3, 2, NULL, NULL), NNC_ERR_ARG);
+}
+
+Test(ckpt, optional_group_is_all_or_nothing)
+{
+    Model m, in;
+    const char *path = in_dir("m.safetensors");
+    const char *meta[] = {"step", "3", NULL};
+
+    model_init(&m, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(path, m.t, 2, meta), NNC_OK);
+    model_init(&in, 0.0f);
+    /* dense_0.bias optional with step: present, step absent -> must be all */
+    cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 1, 3, NULL, NULL), NNC_ERR_MISMATCH);
+    cr_assert_eq(in.w[0], 0.0f);
+}
+
 /* ---- Arguments and robustness ------------------------------------------ */
 
 Test(ckpt, bad_arguments)

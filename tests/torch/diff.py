@@ -274,6 +274,45 @@ MODELS = [
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
                                           eps=1e-7),
          seed=9),
+    # one per optimizer, on the regress network; sched: a torch lr
+    # scheduler stepped after every optimizer step; clip: max norm for
+    # torch.nn.utils.clip_grad_norm_ before it
+    dict(name="opt_sgd", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9,
+                                         nesterov=True, weight_decay=0.01),
+         sched=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(
+             o, T_max=30, eta_min=0.1 * 0.05),
+         seed=5),
+    dict(name="opt_adam", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-7,
+                                          weight_decay=0.05),
+         clip=0.5, seed=6),
+    dict(name="opt_adamw", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.AdamW(p, lr=0.01, eps=1e-7,
+                                           weight_decay=0.1),
+         sched=lambda o: torch.optim.lr_scheduler.LambdaLR(
+             o, lambda e: (e + 1) / 5 if e < 5 else 0.5 ** ((e - 5) // 4)),
+         seed=7),
+    dict(name="opt_rmsprop", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.RMSprop(p, lr=0.003, alpha=0.8,
+                                             momentum=0.5, centered=True,
+                                             eps=1e-3),
+         seed=8),
+    dict(name="opt_rmsprop_plain", module=Regress, batch=8, n_in=8,
+         n_out=3, targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9,
+                                             eps=1e-7),
+         seed=9),
+    dict(name="opt_adagrad", module=Regress, batch=8, n_in=8, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adagrad(p, lr=0.1,
+                                             initial_accumulator_value=0.2,
+                                             eps=1e-5),
+         clip=1.0, seed=10),
 ]
 
 
@@ -355,6 +394,28 @@ def read_safetensors(path):
     return tensors
 
 
+def write_safetensors(path, tensors):
+    """Writes {name: float32 ndarray}, PyTorch-style: weights only."""
+    header, data, pos = {"__metadata__": {"format": "pt"}}, b"", 0
+    for name, arr in tensors.items():
+        raw = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = dict(dtype="F32", shape=list(arr.shape),
+                            data_offsets=[pos, pos + len(raw)])
+        data += raw
+        pos += len(raw)
+    text = json.dumps(header).encode("utf-8")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def split_state(tensors):
+    """(weights, optimizer state): "optimizer.PARAM.SLOT" names go to the
+    second."""
+    w = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+    s = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+    return w, s
+
+
 def read_floats(path, count):
     arr = np.fromfile(path, dtype="<f4")
     if arr.size != count:
@@ -414,12 +475,12 @@ def build_harness(cfg, spec, work):
     return exe
 
 
-def run_harness(exe, spec, work, data, steps, tag):
+def run_harness(exe, spec, work, data, steps, tag, weights=None):
     """Runs the harness; returns (losses, init, final, preds)."""
     init = os.path.join(work, tag + "init.safetensors")
     final = os.path.join(work, tag + "final.safetensors")
-    out = run([exe, str(spec["seed"]), init, final, data, str(steps)],
-              "harness")
+    out = run([exe, str(spec["seed"]), init, final, data, str(steps)] +
+              ([weights] if weights else []), "harness")
     try:
         losses = [float(s) for s in out.split()]
     except ValueError:
@@ -464,23 +525,34 @@ def check_init(model, init):
 
 
 def torch_train(spec, init, batches):
-    """Returns (losses, final state as ndarrays, preds on batch 0)."""
+    """Returns (losses, final state as ndarrays, preds on batch 0, the
+    optimizer's state as "optimizer.PARAM.SLOT" ndarrays)."""
     model = spec["module"]()
     model.load_state_dict({k: torch.from_numpy(v.copy())
                            for k, v in init.items()}, strict=True)
     opt = spec["optim"](model.parameters())
+    sched = spec["sched"](opt) if "sched" in spec else None
     losses = []
     for x, y in batches:
         opt.zero_grad()
         loss = spec["loss"](model(torch.from_numpy(x)), torch.from_numpy(y))
         losses.append(loss.item())
         loss.backward()
+        if "clip" in spec:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec["clip"])
         opt.step()
+        if sched:
+            sched.step()
     with torch.no_grad():
         preds = model(torch.from_numpy(batches[0][0])).numpy()
     state = {k: v.detach().numpy().copy()
              for k, v in model.state_dict().items()}
-    return losses, state, preds
+    ostate = {}
+    for name, p in model.named_parameters():
+        for slot, v in opt.state[p].items():
+            if slot != "step" and isinstance(v, torch.Tensor):
+                ostate["optimizer.%s.%s" % (name, slot)] = v.numpy().copy()
+    return losses, state, preds, ostate
 
 
 def max_abs(a, b):
@@ -503,6 +575,8 @@ def test_model(cfg, spec, steps):
         exe = build_harness(cfg, spec, work)
         losses, init, final, preds = run_harness(exe, spec, work, data,
                                                  steps, "")
+        init, _ = split_state(init)
+        final, nnc_ostate = split_state(final)
         row["params"] = sum(v.size for v in init.values())
         row["first"], row["last"] = losses[0], losses[-1]
         model = spec["module"]()
@@ -510,15 +584,36 @@ def test_model(cfg, spec, steps):
         if row["problems"]:
             return row
 
-        again = run_harness(exe, spec, work, data, steps, "again-")
+        t_losses, t_state, t_preds, t_ostate = torch_train(spec, init,
+                                                           batches)
+        # the second run also loads PyTorch's weights (no optimizer state)
+        # and takes one step: as a fresh torch optimizer would
+        weights = os.path.join(work, "torch.safetensors")
+        write_safetensors(weights, t_state)
+        again = run_harness(exe, spec, work, data, steps, "again-", weights)
+        again = (again[0], split_state(again[1])[0],
+                 split_state(again[2])[0], again[3])
         if (again[0] != losses or
                 any(not np.array_equal(again[1][k], init[k]) for k in init) or
                 any(not np.array_equal(again[2][k], final[k]) for k in final)
                 or not np.array_equal(again[3], preds)):
             row["problems"].append("a second run with the same seed gave "
                                    "different results")
-
-        t_losses, t_state, t_preds = torch_train(spec, init, batches)
+        restart = split_state(read_safetensors(weights + ".restart"))[0]
+        t_restart = torch_train(spec, t_state, batches[:1])[1]
+        d = max(max_abs(restart[k], t_restart[k]) for k in t_restart)
+        if not d <= TOL:
+            row["problems"].append("after loading PyTorch's weights, a step "
+                                   "differs by %.3g (optimizer not reset?)"
+                                   % d)
+        if set(nnc_ostate) != set(t_ostate):
+            row["problems"].append("optimizer state %s, want %s"
+                                   % (sorted(nnc_ostate), sorted(t_ostate)))
+            return row
+        for k in sorted(t_ostate):
+            d = max_abs(nnc_ostate[k], t_ostate[k])
+            if not d <= TOL:
+                row["problems"].append("%s differs by %.3g" % (k, d))
         if set(final) != set(t_state):
             row["problems"].append("FINAL has parameters %s, want %s"
                                    % (sorted(final), sorted(t_state)))

@@ -5,7 +5,7 @@
  * (it includes "m.h" and uses only the public API from DESIGN.md), it
  * records everything diff.py needs to replay the same training in PyTorch:
  *
- *     harness SEED INIT.safetensors FINAL.safetensors DATA.bin STEPS
+ *     harness SEED INIT.safetensors FINAL.safetensors DATA.bin STEPS [W.safetensors]
  *
  *   1. m_create(SEED), then m_save(INIT): the initial weights.
  *   2. For each of STEPS batches, reads M_BATCH*M_IN floats of x and then
@@ -18,6 +18,10 @@
  *   5. Consistency checks that need no reference: predicting the same
  *      rows one at a time (n = 1) gives the same values, and a second
  *      context (another seed) that m_load()s FINAL predicts them too.
+ *   6. With W (a weights-only file, written by diff.py from PyTorch): a
+ *      third context trains two steps, m_load()s W, which must reset its
+ *      optimizer state and step, trains one step on the first batch and
+ *      saves W.restart.
  *
  * Every failure prints "harness: ..." on stderr and exits 1 (2 for bad
  * usage), so diff.py can tell a broken model from a numerical mismatch.
@@ -40,6 +44,7 @@
 
 static float x[X_FLOATS], y[Y_FLOATS];   /* the current batch      */
 static float x0[X_FLOATS];               /* the first batch's x    */
+static float y0[Y_FLOATS];               /* ... and y              */
 static float pred[P_FLOATS];             /* predict(x0)            */
 static float pred2[P_FLOATS];            /* predict(x0), made another way */
 
@@ -183,6 +188,29 @@ static void check_load(uint64_t seed, const char *final_path)
     m_destroy(ctx);
 }
 
+/* Step 6: a weights-only file resets the optimizer. */
+static void check_restart(uint64_t seed, const char *w_path)
+{
+    m_ctx *ctx = m_create(seed + 2);
+    size_t len = strlen(w_path);
+    char *path = malloc(len + sizeof ".restart");
+    int rc;
+
+    if (ctx == NULL || path == NULL)
+        die("out of memory");
+    m_train_step(ctx, x0, y0);
+    m_train_step(ctx, x0, y0);
+    rc = m_load(ctx, w_path);
+    if (rc != 0)
+        die("m_load(%s) failed: %d (%s)", w_path, rc, nnc_strerror(rc));
+    m_train_step(ctx, x0, y0);
+    memcpy(path, w_path, len);
+    memcpy(path + len, ".restart", sizeof ".restart");
+    save_or_die(ctx, path);
+    free(path);
+    m_destroy(ctx);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed;
@@ -191,9 +219,9 @@ int main(int argc, char **argv)
     FILE *data;
     m_ctx *ctx;
 
-    if (argc != 6) {
+    if (argc != 6 && argc != 7) {
         fprintf(stderr, "usage: %s SEED INIT.safetensors FINAL.safetensors "
-                "DATA.bin STEPS\n", argv[0]);
+                "DATA.bin STEPS [W.safetensors]\n", argv[0]);
         return 2;
     }
     seed = (uint64_t)parse_count(argv[1], "SEED");
@@ -220,8 +248,10 @@ int main(int argc, char **argv)
                 "floats of x, then %lu of y)", data_path, step + 1, steps,
                 (unsigned long)X_FLOATS, (unsigned long)Y_FLOATS);
         }
-        if (step == 0)
+        if (step == 0) {
             memcpy(x0, x, sizeof x0);
+            memcpy(y0, y, sizeof y0);
+        }
         loss = m_train_step(ctx, x, y);
         printf("%.9g\n", (double)loss);
     }
@@ -234,5 +264,7 @@ int main(int argc, char **argv)
     check_single_rows(ctx);
     m_destroy(ctx);
     check_load(seed, final_path);
+    if (argc == 7)
+        check_restart(seed, argv[6]);
     return 0;
 }
