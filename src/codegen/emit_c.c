@@ -837,10 +837,12 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
     buf_printf(out, "\nstatic void %s_tensors(const %s_ctx *ctx, nnc_tensor *t)\n{\n", p, p);
     for (int i = 0; i < g->nparams; i++) {
         const Node *n = NODE(g, g->params[i]);
+        const Shape *s = n->ckpt_shape.rank ? &n->ckpt_shape : &n->shape;
+        NNC_ASSERT(shape_numel(s) == shape_numel(&n->shape));
         buf_printf(out, "    t[%d].name = \"%s\";\n    t[%d].rank = %d;\n", i, n->name, i,
-                   n->shape.rank);
-        for (int d = 0; d < n->shape.rank; d++)
-            buf_printf(out, "    t[%d].shape[%d] = %d;\n", i, d, n->shape.dim[d]);
+                   s->rank);
+        for (int d = 0; d < s->rank; d++)
+            buf_printf(out, "    t[%d].shape[%d] = %d;\n", i, d, s->dim[d]);
         buf_printf(out, "    t[%d].data = W_%s;\n", i, c_ident(n->name));
     }
     buf_puts(out, "}\n");
