@@ -96,30 +96,42 @@ void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
 }
 
 /* The gradient goes to the first maximum of each window in row-major
- * window order, as PyTorch's max_pool2d does. */
+ * window order, as PyTorch's max_pool2d does. Channels are processed in
+ * blocks so that the inner loops run with unit stride. */
+#define POOL_CB 64
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                       int oh, int ow, const float *dy, const float *x, float *dx)
 {
+    float m[POOL_CB];
+    int arg[POOL_CB];
     memset(dx, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
     for (int b = 0; b < n; b++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++) {
                 const float *g = dy + (((size_t)b * (size_t)oh + (size_t)oy) * (size_t)ow +
                                        (size_t)ox) * (size_t)c;
-                for (int ci = 0; ci < c; ci++) {
-                    int by = oy * sh, bx = ox * sw;
-                    float m = pixel(x, h, w, c, b, by, bx)[ci];
+                for (int c0 = 0; c0 < c; c0 += POOL_CB) {
+                    int cb = c - c0 < POOL_CB ? c - c0 : POOL_CB;
+                    const float *s0 = pixel(x, h, w, c, b, oy * sh, ox * sw) + c0;
+                    for (int j = 0; j < cb; j++) {
+                        m[j] = s0[j];
+                        arg[j] = 0;
+                    }
                     for (int ky = 0; ky < kh; ky++)
                         for (int kx = 0; kx < kw; kx++) {
-                            float v = pixel(x, h, w, c, b, oy * sh + ky, ox * sw + kx)[ci];
-                            if (v > m) {
-                                m = v;
-                                by = oy * sh + ky;
-                                bx = ox * sw + kx;
+                            const float *s = pixel(x, h, w, c, b, oy * sh + ky, ox * sw + kx) + c0;
+                            int wi = ky * kw + kx;
+                            for (int j = 0; j < cb; j++) {
+                                int better = s[j] > m[j];
+                                m[j] = better ? s[j] : m[j];
+                                arg[j] = better ? wi : arg[j];
                             }
                         }
-                    dx[(((size_t)b * (size_t)h + (size_t)by) * (size_t)w + (size_t)bx) *
-                       (size_t)c + (size_t)ci] += g[ci];
+                    for (int j = 0; j < cb; j++) {
+                        int ky = arg[j] / kw, kx = arg[j] % kw;
+                        dx[(((size_t)b * (size_t)h + (size_t)(oy * sh + ky)) * (size_t)w +
+                            (size_t)(ox * sw + kx)) * (size_t)c + (size_t)(c0 + j)] += g[c0 + j];
+                    }
                 }
             }
 }
