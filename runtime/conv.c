@@ -16,6 +16,11 @@
 
 #include "nncrt.h"
 
+/* gcc's -O2 does not vectorize loops; these are loops over channels */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
 void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                 int pt, int pl, int oh, int ow, const float *x, float *col)
 {
@@ -96,14 +101,16 @@ void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
 }
 
 /* The gradient goes to the first maximum of each window in row-major
- * window order, as PyTorch's max_pool2d does. Channels are processed in
- * blocks so that the inner loops run with unit stride. */
+ * window order, as PyTorch's max_pool2d does: the window's maximum is
+ * found first, then the window is walked again and the first element
+ * equal to it takes the gradient. Channels are processed in blocks so
+ * that every inner loop runs with unit stride and no branches. */
 #define POOL_CB 64
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                       int oh, int ow, const float *dy, const float *x, float *dx)
 {
     float m[POOL_CB];
-    int arg[POOL_CB];
+    int done[POOL_CB];
     memset(dx, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
     for (int b = 0; b < n; b++)
         for (int oy = 0; oy < oh; oy++)
@@ -115,23 +122,28 @@ void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
                     const float *s0 = pixel(x, h, w, c, b, oy * sh, ox * sw) + c0;
                     for (int j = 0; j < cb; j++) {
                         m[j] = s0[j];
-                        arg[j] = 0;
+                        done[j] = 0;
                     }
                     for (int ky = 0; ky < kh; ky++)
                         for (int kx = 0; kx < kw; kx++) {
                             const float *s = pixel(x, h, w, c, b, oy * sh + ky, ox * sw + kx) + c0;
-                            int wi = ky * kw + kx;
+                            for (int j = 0; j < cb; j++)
+                                m[j] = s[j] > m[j] ? s[j] : m[j];
+                        }
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++) {
+                            size_t at = (((size_t)b * (size_t)h + (size_t)(oy * sh + ky)) *
+                                         (size_t)w + (size_t)(ox * sw + kx)) * (size_t)c + (size_t)c0;
+                            const float *s = x + at;
+                            float *d = dx + at;
+                            const float *gc = g + c0;
                             for (int j = 0; j < cb; j++) {
-                                int better = s[j] > m[j];
-                                m[j] = better ? s[j] : m[j];
-                                arg[j] = better ? wi : arg[j];
+                                int hit = (s[j] == m[j]) & !done[j];
+                                float gv = gc[j];
+                                d[j] += hit ? gv : 0.0f;
+                                done[j] |= hit;
                             }
                         }
-                    for (int j = 0; j < cb; j++) {
-                        int ky = arg[j] / kw, kx = arg[j] % kw;
-                        dx[(((size_t)b * (size_t)h + (size_t)(oy * sh + ky)) * (size_t)w +
-                            (size_t)(ox * sw + kx)) * (size_t)c + (size_t)(c0 + j)] += g[c0 + j];
-                    }
                 }
             }
 }
