@@ -253,8 +253,8 @@ static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
         return NODE_NONE;
     }
     if (x->shape.rank != 2 || !(x->bmask & 1)) {
-        diag_error(call->loc, "dense expects a (batch, features) input, got %s",
-                   shape_str(&x->shape));
+        diag_error(call->loc, "dense expects a (batch, features) input, got %s%s",
+                   shape_str(&x->shape), x->shape.rank > 2 ? "; add 'flatten' before it" : "");
         return NODE_NONE;
     }
     const char *name = layer_name(L, call, "dense", &L->ndense);

@@ -62,9 +62,9 @@ static bool geom(const Node *n, const Node *x, Geom *G)
 
 static bool window_error(const Node *n, const Node *x)
 {
-    diag_error(n->loc, "%s: a %dx%d window with strides %dx%d does not fit %s "
-               "(expected (batch, height, width, channels))", n->what ? n->what : op_name(n->op),
-               n->iattr[0], n->iattr[1], n->iattr[2], n->iattr[3], shape_str(&x->shape));
+    diag_error(n->loc, "%s: a %dx%d window with strides %dx%d does not fit %s",
+               n->what ? n->what : op_name(n->op), n->iattr[0], n->iattr[1], n->iattr[2],
+               n->iattr[3], shape_str(&x->shape));
     return false;
 }
 
