@@ -57,6 +57,7 @@ typedef struct Lower {
     const char *assign;     /* name being assigned by the current statement */
     const Expr *assign_call;/* ... and the call that is its direct RHS */
     int ndense;             /* unnamed dense layers so far */
+    int nconv;              /* unnamed conv2d layers so far */
 } Lower;
 
 struct Layer;
@@ -282,8 +283,8 @@ static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
         return NODE_NONE;
     }
     if (x->shape.rank != 2 || !(x->bmask & 1)) {
-        diag_error(call->loc, "dense expects a (batch, features) input, got %s",
-                   shape_str(&x->shape));
+        diag_error(call->loc, "dense expects a (batch, features) input, got %s%s",
+                   shape_str(&x->shape), x->shape.rank > 2 ? "; add 'flatten' before it" : "");
         return NODE_NONE;
     }
     const char *name = layer_name(L, call, "dense", &L->ndense);
@@ -346,6 +347,160 @@ static NodeId lower_merge(Lower *L, const Layer *ly, const Expr *call,
     return y;
 }
 
+/* ---- image layers (NHWC: batch, height, width, channels) ------------------ */
+
+static bool image_input(const Node *x, const char *layer, Loc loc)
+{
+    if (x->shape.rank != 4 || !(x->bmask & 1)) {
+        diag_error(loc, "%s expects a (batch, height, width, channels) input, got %s",
+                   layer, shape_str(&x->shape));
+        return false;
+    }
+    return true;
+}
+
+/* An int argument in [lo, hi], or the default (def < 0: `dflt`). */
+static bool int_arg(const Layer *ly, const Args *a, int k, int dflt, int lo, int hi,
+                    Loc loc, int *out)
+{
+    long v = a->val[k] ? (long)a->val[k]->num : ly->params[k].def < 0 ? dflt
+                                                                        : (long)ly->params[k].def;
+    if (v < lo || v > hi) {
+        diag_error(arg_loc(a, k, loc), "%s: %s must be between %d and %d, got %ld", ly->name,
+                   ly->params[k].name, lo, hi, v);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+/* padding=valid|same -> 0|1, or -1 after a diagnostic. */
+static int padding_arg(const Layer *ly, const Args *a, int k, Loc loc, bool same_ok)
+{
+    const char *p = name_arg(ly->params, a, k);
+    if (!strcmp(p, "valid"))
+        return 0;
+    if (!strcmp(p, "same") && same_ok)
+        return 1;
+    diag_error(arg_loc(a, k, loc), "%s: padding must be %s, got '%s'", ly->name,
+               same_ok ? "valid or same" : "valid", p);
+    return -1;
+}
+
+/* A sliding-window op over x with square windows and strides. */
+static NodeId window(Lower *L, Op op, Loc loc, NodeId x, int kh, int kw, int sh, int sw,
+                     int same, const char *what)
+{
+    Node proto = {0};
+    proto.op = op;
+    proto.nin = 1;
+    proto.in[0] = x;
+    proto.loc = loc;
+    proto.what = what;
+    proto.iattr[0] = kh;
+    proto.iattr[1] = kw;
+    proto.iattr[2] = sh;
+    proto.iattr[3] = sw;
+    proto.iattr[4] = same;
+    return graph_add_node(L->g, &proto);
+}
+
+/* conv2d(x, filters, kernel_size, strides=1, padding=valid,
+ *        activation=linear, use_bias=true):
+ *   y = act(im2col(x) W^T + b), W: (filters, kh*kw*cin), saved as
+ *   (filters, kh, kw, cin); Glorot uniform with fan_in = kh*kw*cin and
+ *   fan_out = kh*kw*filters (as Keras); b: (filters) zeros */
+static NodeId lower_conv2d(Lower *L, const Layer *ly, const Expr *call,
+                           NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    int filters, k, st, same;
+    if (!int_arg(ly, a, 0, 0, 1, 1 << 16, call->loc, &filters) ||
+        !int_arg(ly, a, 1, 0, 1, 1 << 10, call->loc, &k) ||
+        !int_arg(ly, a, 2, 0, 1, 1 << 10, call->loc, &st) ||
+        (same = padding_arg(ly, a, 3, call->loc, true)) < 0 ||
+        !image_input(x, "conv2d", call->loc))
+        return NODE_NONE;
+    const char *act = name_arg(ly->params, a, 4);
+    bool bias = !a->val[5] || !strcmp(a->val[5]->name, "true");
+    const char *name = layer_name(L, call, "conv2d", &L->nconv);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    NodeId col = window(L, OP_IM2COL, call->loc, in[0], k, k, st, st, same, "conv2d");
+    if (col == NODE_NONE)
+        return NODE_NONE;
+    int cin = x->shape.dim[3];
+    Shape ws = {2, {filters, k * k * cin}}, bs = {1, {filters}};
+    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name), &ws,
+                           INIT_GLOROT, k * k * cin, k * k * filters);
+    NODE(g, w)->what = "conv2d";
+    NODE(g, w)->ckpt_shape = (Shape){4, {filters, k, k, cin}};
+    NodeId y = graph_matmul(g, call->loc, col, w, 0, 1);
+    if (bias) {
+        NodeId b = graph_param(g, call->loc, arena_printf(L->arena, "%s.bias", name), &bs,
+                               INIT_ZERO, 0, 0);
+        NODE(g, b)->what = "conv2d";
+        y = graph_add2(g, OP_ADD, call->loc, y, b);
+    }
+    return activate(L, act, y, arg_loc(a, 4, call->loc));
+}
+
+/* maxpool2d(x, pool_size=2, strides=pool_size, padding=valid) and
+ * avgpool2d(...): the max or mean of each window */
+static NodeId lower_pool(Lower *L, const Layer *ly, const Expr *call,
+                         NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    int k, st;
+    if (!int_arg(ly, a, 0, 0, 1, 1 << 10, call->loc, &k) ||
+        !int_arg(ly, a, 1, k, 1, 1 << 10, call->loc, &st) ||
+        padding_arg(ly, a, 2, call->loc, false) < 0 ||
+        !image_input(NODE(L->g, in[0]), ly->name, call->loc))
+        return NODE_NONE;
+    Op op = !strcmp(ly->name, "maxpool2d") ? OP_MAXPOOL : OP_AVGPOOL;
+    return window(L, op, call->loc, in[0], k, k, st, st, 0, ly->name);
+}
+
+/* global_avgpool2d(x): the mean over height and width -> (batch, channels) */
+static NodeId lower_global_avgpool(Lower *L, const Layer *ly, const Expr *call,
+                                   NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    (void)a;
+    const Node *x = NODE(L->g, in[0]);
+    if (!image_input(x, "global_avgpool2d", call->loc))
+        return NODE_NONE;
+    int h = x->shape.dim[1], w = x->shape.dim[2];
+    Shape s = {2, {x->shape.dim[0], x->shape.dim[3]}};
+    NodeId p = window(L, OP_AVGPOOL, call->loc, in[0], h, w, h, w, 0, "global_avgpool2d");
+    return graph_reshape(L->g, call->loc, p, &s, 1);
+}
+
+/* flatten(x): (batch, d1, d2, ...) -> (batch, d1*d2*...), row-major, so an
+ * NHWC image flattens in (h, w, c) order */
+static NodeId lower_flatten(Lower *L, const Layer *ly, const Expr *call,
+                            NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    (void)a;
+    const Node *x = NODE(L->g, in[0]);
+    if (x->shape.rank < 2 || x->bmask != 1) {
+        diag_error(call->loc, "flatten expects a batched input, got %s", shape_str(&x->shape));
+        return NODE_NONE;
+    }
+    if (x->shape.rank == 2)
+        return in[0];
+    Shape s = {2, {x->shape.dim[0], (int)(shape_numel(&x->shape) / (size_t)x->shape.dim[0])}};
+    NodeId y = graph_reshape(L->g, call->loc, in[0], &s, 1);
+    if (y)
+        NODE(L->g, y)->what = "flatten";
+    return y;
+}
+
 #define ACT_LAYER(n) {n, 1, 1, {{0}}, lower_activation}
 
 static const Layer layers[] = {
@@ -361,6 +516,26 @@ static const Layer layers[] = {
     {"elu", 1, 1, {{"alpha", A_NUM, false, 1.0, NULL, NULL}}, lower_activation},
     {"add", 2, NNC_MAX_IN * 4, {{0}}, lower_merge},
     {"multiply", 2, NNC_MAX_IN * 4, {{0}}, lower_merge},
+    {"conv2d", 1, 1,
+     {{"filters", A_INT, true, 0, NULL, NULL},
+      {"kernel_size", A_INT, true, 0, NULL, NULL},
+      {"strides", A_INT, false, 1, NULL, NULL},
+      {"padding", A_NAME, false, 0, "valid", NULL},
+      {"activation", A_NAME, false, 0, "linear", NULL},
+      {"use_bias", A_BOOL, false, 1, NULL, NULL}},
+     lower_conv2d},
+    {"maxpool2d", 1, 1,
+     {{"pool_size", A_INT, false, 2, NULL, NULL},
+      {"strides", A_INT, false, -1, NULL, NULL},
+      {"padding", A_NAME, false, 0, "valid", NULL}},
+     lower_pool},
+    {"avgpool2d", 1, 1,
+     {{"pool_size", A_INT, false, 2, NULL, NULL},
+      {"strides", A_INT, false, -1, NULL, NULL},
+      {"padding", A_NAME, false, 0, "valid", NULL}},
+     lower_pool},
+    {"global_avgpool2d", 1, 1, {{0}}, lower_global_avgpool},
+    {"flatten", 1, 1, {{0}}, lower_flatten},
 };
 #define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
 

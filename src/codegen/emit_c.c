@@ -1008,14 +1008,17 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
     for (int k = 0; k < nt; k++) {
         int i = k % g->nparams, s = k / g->nparams - 1;
         const Node *n = NODE(g, g->params[i]);
+        /* conv kernels have a checkpoint shape of their own (same order) */
+        const Shape *cs = n->ckpt_shape.rank ? &n->ckpt_shape : &n->shape;
+        NNC_ASSERT(shape_numel(cs) == shape_numel(&n->shape));
         if (s < 0)
             buf_printf(out, "    t[%d].name = \"%s\";\n", k, n->name);
         else
             buf_printf(out, "    t[%d].name = \"optimizer.%s.%s\";\n", k, n->name,
                        optim_state_name(&g->opt, s));
-        buf_printf(out, "    t[%d].rank = %d;\n", k, n->shape.rank);
-        for (int d = 0; d < n->shape.rank; d++)
-            buf_printf(out, "    t[%d].shape[%d] = %d;\n", k, d, n->shape.dim[d]);
+        buf_printf(out, "    t[%d].rank = %d;\n", k, cs->rank);
+        for (int d = 0; d < cs->rank; d++)
+            buf_printf(out, "    t[%d].shape[%d] = %d;\n", k, d, cs->dim[d]);
         if (s < 0)
             buf_printf(out, "    t[%d].data = W_%s;\n", k, c_ident(n->name));
         else

@@ -24,6 +24,11 @@ bool shape_loss_back(Graph *g, Node *n);
 bool shape_sparse_loss(Graph *g, Node *n);
 bool shape_sparse_loss_back(Graph *g, Node *n);
 bool shape_update(Graph *g, Node *n);
+bool shape_im2col(Graph *g, Node *n);
+bool shape_col2im(Graph *g, Node *n);
+bool shape_pool(Graph *g, Node *n);
+bool shape_pool_back(Graph *g, Node *n);
+bool shape_reshape(Graph *g, Node *n);
 
 #define DECL_EWISE(x) \
     void emit_##x(Emit *e, const Graph *g, const Node *n, const char *const *a); \
@@ -40,6 +45,10 @@ DECL_EWISE(leaky_relu_back) DECL_EWISE(elu_back) DECL_EWISE(gelu_back)
 DECL_OP(sum_to) DECL_OP(bcast_to)
 DECL_OP(matmul)
 DECL_OP(softmax) DECL_EWISE(softmax_back)
+DECL_OP(im2col) DECL_EWISE(col2im)
+DECL_OP(maxpool) DECL_EWISE(maxpool_back)
+DECL_OP(avgpool) DECL_EWISE(avgpool_back)
+DECL_OP(reshape)
 DECL_OP(bce) DECL_EWISE(bce_back)
 DECL_OP(mse) DECL_EWISE(mse_back)
 DECL_OP(mae) DECL_EWISE(mae_back)

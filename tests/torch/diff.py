@@ -211,6 +211,63 @@ def keras_sparse_cce(probs, index):
     """Keras' sparse_categorical_crossentropy: index is (batch, 1) floats."""
     onehot = F.one_hot(index[:, 0].long(), probs.shape[1]).to(probs.dtype)
     return keras_cce(probs, onehot)
+# Images: nnc's are NHWC (batch, height, width, channels) and arrive here
+# flattened per sample; PyTorch's are NCHW. The references reshape x to
+# NHWC and permute it to NCHW; before flattening they permute back to
+# NHWC so that the features come in nnc's (h, w, c) order (PyTorch's own
+# flatten of NCHW gives (c, h, w)). Conv kernels: nnc saves [out, kh, kw,
+# in], nn.Conv2d holds [out, in, kh, kw]: nnc_to_torch and torch_to_nnc
+# permute every rank-4 tensor between the two.
+
+def nhwc_in(x, h, w, c):
+    return x.reshape(-1, h, w, c).permute(0, 3, 1, 2)
+
+
+def nhwc_flatten(x):
+    return x.permute(0, 2, 3, 1).flatten(1)
+
+
+class Cnn(nn.Module):
+    """tests/torch/cnn.nn: conv same relu, maxpool, conv same tanh,
+    avgpool, flatten, dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv2d_0 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2d_1 = nn.Conv2d(4, 6, 3, padding=1)
+        self.dense_0 = nn.Linear(24, 3)
+
+    def forward(self, x):
+        x = nhwc_in(x, 8, 8, 1)
+        x = F.max_pool2d(F.relu(self.conv2d_0(x)), 2)
+        x = F.avg_pool2d(torch.tanh(self.conv2d_1(x)), 2)
+        return self.dense_0(nhwc_flatten(x))
+
+
+class CnnGap(nn.Module):
+    """tests/torch/cnn_gap.nn: strided conv without bias, conv sigmoid,
+    global average pooling, dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(2, 5, 3, stride=2, bias=False)
+        self.conv2d_0 = nn.Conv2d(5, 4, 2)
+        self.dense_0 = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = nhwc_in(x, 7, 9, 2)
+        x = torch.sigmoid(self.conv2d_0(self.c(x)))
+        return self.dense_0(x.mean(dim=(2, 3)))
+
+
+def nnc_to_torch(state):
+    return {k: (v.transpose(0, 3, 1, 2).copy() if v.ndim == 4 else v)
+            for k, v in state.items()}
+
+
+def torch_to_nnc(state):
+    return {k: (v.transpose(0, 2, 3, 1).copy() if v.ndim == 4 else v)
+            for k, v in state.items()}
 
 
 def softmax_ce(logits, target_probs):
@@ -313,6 +370,15 @@ MODELS = [
                                              initial_accumulator_value=0.2,
                                              eps=1e-5),
          clip=1.0, seed=10),
+    dict(name="cnn", module=Cnn, batch=4, n_in=64, n_out=3,
+         targets="onehot", loss=softmax_ce,
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=5),
+    dict(name="cnn_gap", module=CnnGap, batch=3, n_in=126, n_out=2,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=6),
 ]
 
 
@@ -489,7 +555,8 @@ def run_harness(exe, spec, work, data, steps, tag, weights=None):
         raise CheckFailed("harness printed %d losses, want %d"
                           % (len(losses), steps))
     preds = read_floats(final + ".pred", spec["batch"] * spec["n_out"])
-    return (losses, read_safetensors(init), read_safetensors(final),
+    return (losses, nnc_to_torch(read_safetensors(init)),
+            nnc_to_torch(read_safetensors(final)),
             preds.reshape(spec["batch"], spec["n_out"]))
 
 
@@ -511,7 +578,9 @@ def check_init(model, init):
         if k.endswith(".bias") and np.any(v != 0):
             problems.append("%s: initial bias not zero" % k)
         if k.endswith(".weight"):
-            fan_out, fan_in = v.shape
+            # conv [out, in, kh, kw]: fans count the window, as Keras
+            fan_out = v.shape[0] * int(np.prod(v.shape[2:]))
+            fan_in = int(np.prod(v.shape[1:]))
             bound = (6.0 / (fan_in + fan_out)) ** 0.5
             big = float(np.max(np.abs(v)))
             if not np.all(np.isfinite(v)) or big > bound * (1 + 1e-6):
@@ -589,7 +658,7 @@ def test_model(cfg, spec, steps):
         # the second run also loads PyTorch's weights (no optimizer state)
         # and takes one step: as a fresh torch optimizer would
         weights = os.path.join(work, "torch.safetensors")
-        write_safetensors(weights, t_state)
+        write_safetensors(weights, torch_to_nnc(t_state))
         again = run_harness(exe, spec, work, data, steps, "again-", weights)
         again = (again[0], split_state(again[1])[0],
                  split_state(again[2])[0], again[3])
@@ -599,7 +668,8 @@ def test_model(cfg, spec, steps):
                 or not np.array_equal(again[3], preds)):
             row["problems"].append("a second run with the same seed gave "
                                    "different results")
-        restart = split_state(read_safetensors(weights + ".restart"))[0]
+        restart = nnc_to_torch(
+            split_state(read_safetensors(weights + ".restart"))[0])
         t_restart = torch_train(spec, t_state, batches[:1])[1]
         d = max(max_abs(restart[k], t_restart[k]) for k in t_restart)
         if not d <= TOL:
