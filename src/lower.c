@@ -78,18 +78,19 @@ typedef struct Layer {
 typedef struct Activation {
     const char *name;
     Op op;              /* OP_INPUT: none (linear) */
-    double attr;
+    double attr;        /* default fattr[0] */
+    bool is_attr_positive; /* attr must be > 0 (else >= 0) */
 } Activation;
 
 static const Activation activations[] = {
-    {"relu", OP_RELU, 0},
-    {"sigmoid", OP_SIGMOID, 0},
-    {"tanh", OP_TANH, 0},
-    {"softmax", OP_SOFTMAX, 0},
-    {"leaky_relu", OP_LEAKY_RELU, 0.3}, /* Keras 3's LeakyReLU layer default */
-    {"elu", OP_ELU, 1.0},
-    {"gelu", OP_GELU, 0},               /* exact erf form */
-    {"linear", OP_INPUT, 0},
+    {"relu", OP_RELU, 0, false},
+    {"sigmoid", OP_SIGMOID, 0, false},
+    {"tanh", OP_TANH, 0, false},
+    {"softmax", OP_SOFTMAX, 0, false},
+    {"leaky_relu", OP_LEAKY_RELU, 0.3, false}, /* Keras 3's LeakyReLU layer */
+    {"elu", OP_ELU, 1.0, true},
+    {"gelu", OP_GELU, 0, false},               /* exact erf form */
+    {"linear", OP_INPUT, 0, false},
 };
 #define NACTIVATIONS ((int)(sizeof activations / sizeof activations[0]))
 
@@ -316,10 +317,10 @@ static NodeId lower_activation(Lower *L, const Layer *ly, const Expr *call,
     double attr = act->attr;
     if (ly->params[0].name) {
         attr = num_arg(ly->params, a, 0);
-        bool ok = act->op == OP_ELU ? attr > 0 : attr >= 0;
+        bool ok = act->is_attr_positive ? attr > 0 : attr >= 0;
         if (!ok || !isfinite(attr)) {
             diag_error(arg_loc(a, 0, call->loc), "%s: %s must be %s", ly->name,
-                       ly->params[0].name, act->op == OP_ELU ? "positive" : "non-negative");
+                       ly->params[0].name, act->is_attr_positive ? "positive" : "non-negative");
             return NODE_NONE;
         }
     }
@@ -332,7 +333,7 @@ static NodeId lower_merge(Lower *L, const Layer *ly, const Expr *call,
                           NodeId *in, int nin, const Args *a)
 {
     (void)a;
-    Op op = !strcmp(ly->name, "add") ? OP_ADD : OP_MUL;
+    Op op = !strcmp(ly->name, "multiply") ? OP_MUL : OP_ADD;
     NodeId y = in[0];
     for (int i = 1; i < nin; i++) {
         const Shape *s0 = &NODE(L->g, y)->shape, *s1 = &NODE(L->g, in[i])->shape;
