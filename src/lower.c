@@ -79,18 +79,20 @@ typedef struct Layer {
 typedef struct Activation {
     const char *name;
     Op op;              /* OP_INPUT: none (linear) */
-    double attr;
+    double attr;        /* default fattr[0] */
+    bool is_attr_positive; /* attr must be > 0 (else >= 0) */
+    Op approx_op;       /* with approximate=true (OP_INPUT: no such form) */
 } Activation;
 
 static const Activation activations[] = {
-    {"relu", OP_RELU, 0},
-    {"sigmoid", OP_SIGMOID, 0},
-    {"tanh", OP_TANH, 0},
-    {"softmax", OP_SOFTMAX, 0},
-    {"leaky_relu", OP_LEAKY_RELU, 0.3}, /* Keras 3's LeakyReLU layer default */
-    {"elu", OP_ELU, 1.0},
-    {"gelu", OP_GELU, 0},               /* exact erf form */
-    {"linear", OP_INPUT, 0},
+    {"relu", OP_RELU, 0, false, OP_INPUT},
+    {"sigmoid", OP_SIGMOID, 0, false, OP_INPUT},
+    {"tanh", OP_TANH, 0, false, OP_INPUT},
+    {"softmax", OP_SOFTMAX, 0, false, OP_INPUT},
+    {"leaky_relu", OP_LEAKY_RELU, 0.3, false, OP_INPUT}, /* Keras 3's LeakyReLU */
+    {"elu", OP_ELU, 1.0, true, OP_INPUT},
+    {"gelu", OP_GELU, 0, false, OP_GELU_TANH},           /* exact erf form */
+    {"linear", OP_INPUT, 0, false, OP_INPUT},
 };
 #define NACTIVATIONS ((int)(sizeof activations / sizeof activations[0]))
 
@@ -102,12 +104,11 @@ static const Activation *find_activation(const char *name)
     return NULL;
 }
 
-static NodeId activate_with(Lower *L, const Activation *act, double attr,
-                            NodeId x, Loc loc)
+static NodeId activate_with(Lower *L, Op op, double attr, NodeId x, Loc loc)
 {
-    if (act->op == OP_INPUT)
+    if (op == OP_INPUT)
         return x;
-    NodeId y = graph_add1(L->g, act->op, loc, x);
+    NodeId y = graph_add1(L->g, op, loc, x);
     if (y != NODE_NONE)
         NODE(L->g, y)->fattr[0] = attr;
     return y;
@@ -117,7 +118,7 @@ static NodeId activate(Lower *L, const char *name, NodeId x, Loc loc)
 {
     const Activation *act = find_activation(name);
     NNC_ASSERT(act);
-    return activate_with(L, act, act->attr, x, loc);
+    return activate_with(L, act->op, act->attr, x, loc);
 }
 
 /* ---- argument binding ------------------------------------------------------ */
@@ -306,8 +307,9 @@ static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
     return activate(L, act, y, arg_loc(a, 1, call->loc));
 }
 
-/* relu(x), sigmoid(x), tanh(x), softmax(x), gelu(x), linear(x),
- * leaky_relu(x, negative_slope=0.3), elu(x, alpha=1.0) */
+/* relu(x), sigmoid(x), tanh(x), softmax(x), linear(x),
+ * leaky_relu(x, negative_slope=0.3), elu(x, alpha=1.0),
+ * gelu(x, approximate=false) */
 static NodeId lower_activation(Lower *L, const Layer *ly, const Expr *call,
                                NodeId *in, int nin, const Args *a)
 {
@@ -315,16 +317,20 @@ static NodeId lower_activation(Lower *L, const Layer *ly, const Expr *call,
     const Activation *act = find_activation(ly->name);
     NNC_ASSERT(act);
     double attr = act->attr;
-    if (ly->params[0].name) {
+    Op op = act->op;
+    if (ly->params[0].type == A_BOOL) {
+        if (a->val[0] && !strcmp(a->val[0]->name, "true"))
+            op = act->approx_op;
+    } else if (ly->params[0].name) {
         attr = num_arg(ly->params, a, 0);
-        bool ok = act->op == OP_ELU ? attr > 0 : attr >= 0;
+        bool ok = act->is_attr_positive ? attr > 0 : attr >= 0;
         if (!ok || !isfinite(attr)) {
             diag_error(arg_loc(a, 0, call->loc), "%s: %s must be %s", ly->name,
-                       ly->params[0].name, act->op == OP_ELU ? "positive" : "non-negative");
+                       ly->params[0].name, act->is_attr_positive ? "positive" : "non-negative");
             return NODE_NONE;
         }
     }
-    return activate_with(L, act, attr, in[0], call->loc);
+    return activate_with(L, op, attr, in[0], call->loc);
 }
 
 /* add(a, b, ...), multiply(a, b, ...): elementwise sum or product of
@@ -333,7 +339,7 @@ static NodeId lower_merge(Lower *L, const Layer *ly, const Expr *call,
                           NodeId *in, int nin, const Args *a)
 {
     (void)a;
-    Op op = !strcmp(ly->name, "add") ? OP_ADD : OP_MUL;
+    Op op = !strcmp(ly->name, "multiply") ? OP_MUL : OP_ADD;
     NodeId y = in[0];
     for (int i = 1; i < nin; i++) {
         const Shape *s0 = &NODE(L->g, y)->shape, *s1 = &NODE(L->g, in[i])->shape;
@@ -510,7 +516,8 @@ static const Layer layers[] = {
       {"use_bias", A_BOOL, false, 1, NULL, NULL}},
      lower_dense},
     ACT_LAYER("relu"), ACT_LAYER("sigmoid"), ACT_LAYER("tanh"),
-    ACT_LAYER("softmax"), ACT_LAYER("gelu"), ACT_LAYER("linear"),
+    ACT_LAYER("softmax"), ACT_LAYER("linear"),
+    {"gelu", 1, 1, {{"approximate", A_BOOL, false, 0, NULL, NULL}}, lower_activation},
     {"leaky_relu", 1, 1, {{"negative_slope", A_NUM, false, 0.3, NULL, "alpha"}},
      lower_activation},
     {"elu", 1, 1, {{"alpha", A_NUM, false, 1.0, NULL, NULL}}, lower_activation},

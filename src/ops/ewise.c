@@ -255,6 +255,48 @@ EWISE_EVAL(gelu, 0.5 * a0 * (1 + erf(a0 / sqrt(2.0))))
 EWISE_EVAL(gelu_back, a0 * (0.5 * (1 + erf(a1 / sqrt(2.0))) +
                             a1 * exp(-0.5 * a1 * a1) * 0.3989422804014327))
 
+/* ---- gelu, tanh approximation (Keras' approximate=True, torch's
+ *      approximate='tanh'), with c = sqrt(2/pi), u = c (x + 0.044715 x^3):
+ *      y = x/2 (1 + tanh u),
+ *      dx = dy (1/2 (1 + tanh u) + x/2 (1 - tanh^2 u) c (1 + 3 0.044715 x^2))
+ */
+void grad_gelu_tanh(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = graph_add2(g, OP_GELU_TANH_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
+}
+
+void emit_gelu_tanh(Emit *e, const Graph *g, const Node *n,
+                    const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "0.5f * %s * (1.0f + nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s)))",
+               a[0], a[0], a[0], a[0], a[0]);
+}
+
+void emit_gelu_tanh_back(Emit *e, const Graph *g, const Node *n,
+                         const char *const *a)
+{
+    (void)g;
+    (void)n;
+    const char *x = a[1];
+    buf_printf(e->out, "%s * (0.5f * (1.0f + nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s))) + "
+               "0.5f * %s * (1.0f - nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s)) * "
+               "nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s))) * "
+               "0.797884561f * (1.0f + 0.134145f * %s * %s))",
+               a[0], x, x, x, x, x, x, x, x, x, x, x, x, x, x, x);
+}
+
+static double gelu_tanh_u(double x)
+{
+    return 0.7978845608028654 * (x + 0.044715 * x * x * x);
+}
+
+EWISE_EVAL(gelu_tanh, 0.5 * a0 * (1 + tanh(gelu_tanh_u(a0))))
+EWISE_EVAL(gelu_tanh_back, a0 * (0.5 * (1 + tanh(gelu_tanh_u(a1))) +
+                                 0.5 * a1 * (1 - tanh(gelu_tanh_u(a1)) * tanh(gelu_tanh_u(a1))) *
+                                 0.7978845608028654 * (1 + 0.134145 * a1 * a1)))
+
 /* ---- broadcast_to: y = x repeated along broadcast dims;
  *      dx = sum of dy over them ------------------------------------------- */
 void grad_bcast_to(Graph *g, NodeId y, NodeId dy, NodeId *dx)
