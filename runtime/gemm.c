@@ -177,8 +177,8 @@ static void pack_a(const Gemm *g, size_t mr, size_t i0, size_t mc,
 /* op(B)[p0:p0+kc, j0:j0+nc] as nr-wide panels, each kc rows of nr floats,
  * columns past nc zero. Source rows are read in order, so that the
  * hardware prefetcher sees one stream per row of B, not a stride. */
-static void pack_b(const Gemm *g, size_t nr, size_t p0, size_t kc,
-                   size_t j0, size_t nc, float *dst)
+static void pack_b(const Gemm *g, const GemmKern *kn, size_t nr, size_t p0,
+                   size_t kc, size_t j0, size_t nc, float *dst)
 {
     size_t jr, j, p;
 
@@ -198,6 +198,10 @@ static void pack_b(const Gemm *g, size_t nr, size_t p0, size_t kc,
     for (jr = 0; jr < nc; jr += nr, dst += nr * kc) {
         size_t cols = min_sz(nr, nc - jr);
         const float *src = g->b + p0 + (j0 + jr) * g->csb;
+        if (kn->pack_bt) {
+            kn->pack_bt(src, g->csb, kc, cols, nr, dst);
+            continue;
+        }
         for (j = 0; j < cols; j++) {
             const float *s = src + j * g->csb;
             for (p = 0; p < kc; p++)
@@ -337,7 +341,7 @@ static void gemm_packed(const Gemm *g, const GemmKern *kn, size_t m0,
         for (pc = 0; pc < g->k; pc += kcs) {
             size_t kc = min_sz(kcs, g->k - pc);
             float beta = pc == 0 ? g->beta : 1.0f;
-            pack_b(g, nr, pc, kc, jc, nc, bb);
+            pack_b(g, kn, nr, pc, kc, jc, nc, bb);
             for (ic = m0; ic < m1; ic += mcs) {
                 size_t mc = min_sz(mcs, m1 - ic);
                 pack_a(g, mr, ic, mc, pc, kc, ab);
@@ -366,7 +370,7 @@ static void gemm_direct(const Gemm *g, const GemmKern *kn, size_t m0,
         size_t ldb = g->rsb;
 
         if (g->tb || (cols < nr && !kn->masked_b)) {
-            pack_b(g, nr, 0, g->k, jr, cols, buf);
+            pack_b(g, kn, nr, 0, g->k, jr, cols, buf);
             bp = buf, ldb = nr;
         }
         for (ir = m0; ir < m1; ir += mr)

@@ -37,6 +37,11 @@ typedef void GemmDotsFn(size_t m, size_t k, const float *a, size_t lda,
                         const float *x, float *c, size_t ldc, float alpha,
                         float beta);
 
+/* dst[p*nr + j] = b[j*ldb + p] for p < kc, j < cols; zero for cols <= j
+ * < nr: the panel of a transposed B (kernels may supply a SIMD one). */
+typedef void GemmPackFn(const float *b, size_t ldb, size_t kc, size_t cols,
+                        size_t nr, float *dst);
+
 typedef struct GemmKern {
     const char *name;           /* NNC_ISA value                          */
     int (*supported)(void);     /* nonzero when this CPU can run it       */
@@ -46,6 +51,7 @@ typedef struct GemmKern {
     GemmTileFn *packed;         /* tile on packed panels (rsa 1, csa mr)  */
     GemmTileFn *strided;        /* tile on any strides                    */
     GemmDotsFn *dots;           /* n == 1; NULL: gemm.c's portable one    */
+    GemmPackFn *pack_bt;        /* NULL: gemm.c's scalar transpose        */
 } GemmKern;
 
 #if defined(__GNUC__) && !defined(_WIN32)

@@ -133,7 +133,7 @@ static TARGET void strided(size_t rows, size_t cols, size_t k,
 }
 
 const GemmKern nnc_kern_avx2 = {
-    "avx2", supported, MR, NR, 6 * 24, 256, 2048, 1, packed, strided, NULL,
+    "avx2", supported, MR, NR, 6 * 24, 256, 2048, 1, packed, strided, NULL, NULL,
 };
 
 #else /* not x86 */
@@ -144,7 +144,7 @@ static int supported(void)
 }
 
 const GemmKern nnc_kern_avx2 = {
-    "avx2", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL,
+    "avx2", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL,
 };
 
 #endif

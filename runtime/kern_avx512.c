@@ -188,9 +188,63 @@ static TARGET void dots(size_t m, size_t k, const float *a, size_t lda,
     }
 }
 
+/* A 16x16 transpose in registers: rows of src (stride lds) become rows
+ * of dst (stride ldd) as columns. Pairs, then quads, then 128-bit lanes
+ * twice: 64 shuffles for 256 floats. */
+static TARGET void tr16(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    __m512 r[16], t[16];
+    int i, k;
+    for (i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    for (i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (i = 0; i < 2; i++)
+        for (k = 0; k < 4; k++) {
+            t[8 * i + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + k + 4], 0x88);
+            t[8 * i + k + 4] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + k + 4], 0xdd);
+        }
+    for (k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+    }
+    for (i = 0; i < 16; i++)
+        _mm512_storeu_ps(dst + (size_t)i * ldd, r[i]);
+}
+
+/* GemmPackFn: full 16x16 tiles in registers, the edges in scalar code. */
+static TARGET void pack_bt(const float *b, size_t ldb, size_t kc, size_t cols,
+                           size_t nr, float *dst)
+{
+    size_t j0, p, j, full = cols / 16 * 16;
+    for (j0 = 0; j0 < full; j0 += 16) {
+        for (p = 0; p + 16 <= kc; p += 16)
+            tr16(b + j0 * ldb + p, ldb, dst + p * nr + j0, nr);
+        for (; p < kc; p++)
+            for (j = j0; j < j0 + 16; j++)
+                dst[p * nr + j] = b[j * ldb + p];
+    }
+    for (p = 0; p < kc; p++) {
+        for (j = full; j < cols; j++)
+            dst[p * nr + j] = b[j * ldb + p];
+        for (j = cols; j < nr; j++)
+            dst[p * nr + j] = 0.0f;
+    }
+}
+
 const GemmKern nnc_kern_avx512 = {
     "avx512", supported, MR, NR, K512_MC, K512_KC, K512_NC, 1, packed, strided,
-    dots,
+    dots, pack_bt,
 };
 
 #else /* not x86 */
@@ -201,7 +255,7 @@ static int supported(void)
 }
 
 const GemmKern nnc_kern_avx512 = {
-    "avx512", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL,
+    "avx512", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL,
 };
 
 #endif
