@@ -821,6 +821,14 @@ static void emit_predict_rows(Emit *e, const Compiled *c, const char *p)
     buf_puts(e->out, "}\n");
 }
 
+static bool has_updates(const Graph *g)
+{
+    for (int id = 1; id < g->nnodes; id++)
+        if (optab[g->nodes[id].op].kind == K_UPDATE)
+            return true;
+    return false;
+}
+
 /* The learning rate of this step (s = ctx->step - 1, from 0), in double:
  * warm-up (s + 1) / warmup lr, then the schedule at s - warmup, as Keras'
  * CosineDecay (clamped at decay_steps) and ExponentialDecay do. */
@@ -861,7 +869,8 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
     e->indent = 1;
     declare_buffers(e, c, &c->train);
     emit_line(e, "ctx->step++;");
-    emit_lr(e, &c->g.opt);
+    if (has_updates(&c->g))
+        emit_lr(e, &c->g.opt);
     emit_program(e, c, &c->train);
     e->indent = 0;
     buf_puts(out, "    return loss;\n}\n");
