@@ -757,6 +757,13 @@ static void lower_optimizer(Lower *L, const Stmt *s)
                        "or adagrad)", call->name);
         return;
     }
+    for (const Arg *g = call->args; g; g = g->next)
+        if (g->key && !strcmp(g->key, "clipnorm")) {
+            /* Keras' clipnorm clips each gradient on its own: not ours */
+            diag_error(g->key_loc, "%s: per-gradient 'clipnorm' is not supported; did you "
+                       "mean 'global_clipnorm'?", oi->name);
+            return;
+        }
     int n = nparams(oi->params);
     memcpy(spec, oi->params, sizeof(Param) * (size_t)n);
     memcpy(spec + n, common_params, sizeof common_params);
