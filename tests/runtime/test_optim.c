@@ -250,7 +250,8 @@ Test(optim, sgd_bit_identical_on_every_path)
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         size_t n = sizes[si];
         float *init = malloc(2 * (n + 1) * sizeof(float)), *g = malloc((n + 2) * sizeof(float));
-        float *ref = malloc(2 * (n + 1) * sizeof(float)), *got = malloc(2 * (n + 1) * sizeof(float));
+        float *ref = malloc(2 * (n + 1) * sizeof(float));
+        float *got = malloc(2 * (n + 1) * sizeof(float));
         fill(init, 2 * n, 21);
         fill(g + 1, n, 22);
         for (int variant = 0; variant < 8; variant++) { /* 1 momentum, 2 wd, 4 nesterov */
