@@ -829,31 +829,38 @@ static bool has_updates(const Graph *g)
     return false;
 }
 
-/* The learning rate of this step (s = ctx->step - 1, from 0), in double:
- * warm-up (s + 1) / warmup lr, then the schedule at s - warmup, as Keras'
- * CosineDecay (clamped at decay_steps) and ExponentialDecay do. */
+/* The learning rate of this step, in double, from the steps taken before
+ * it (s = ctx->step - 1): warm-up (s + 1) / warmup lr, then the schedule
+ * at s - warmup, as Keras' CosineDecay (clamped at decay_steps) and
+ * ExponentialDecay do. In a block of its own, so that its names cannot
+ * clash with the kernels'. */
 static void emit_lr(Emit *e, const Optimizer *o)
 {
     if (o->schedule == LRS_CONSTANT && o->warmup == 0)
         return;
-    emit_line(e, "double lr = %.17g;", o->lr);
-    emit_line(e, "double s = (double)(ctx->step - 1);");
+    emit_line(e, "double lr = %.17g;  /* this step's learning rate */", o->lr);
+    emit_line(e, "{");
+    e->indent++;
+    emit_line(e, "double ls = (double)(ctx->step - 1);  /* steps before this one */");
     if (o->warmup > 0) {
-        emit_line(e, "if (s < %ld.0)", o->warmup);
-        emit_line(e, "    lr = %.17g * (s + 1.0) / %ld.0;", o->lr, o->warmup);
-        emit_line(e, "s -= %ld.0;", o->warmup);
+        emit_line(e, "if (ls < %ld.0)", o->warmup);
+        emit_line(e, "    lr = %.17g * (ls + 1.0) / %ld.0;", o->lr, o->warmup);
+        emit_line(e, "ls -= %ld.0;", o->warmup);
     }
     if (o->schedule == LRS_COSINE) {
-        emit_line(e, "if (s >= 0.0) {");
-        emit_line(e, "    const double d = s < %.17g ? s : %.17g;", o->decay_steps, o->decay_steps);
-        emit_line(e, "    lr = %.17g * ((1.0 - %.17g) * 0.5 * (1.0 + cos(3.141592653589793 * d / "
+        emit_line(e, "if (ls >= 0.0) {");
+        emit_line(e, "    const double ld = ls < %.17g ? ls : %.17g;", o->decay_steps,
+                  o->decay_steps);
+        emit_line(e, "    lr = %.17g * ((1.0 - %.17g) * 0.5 * (1.0 + cos(3.141592653589793 * ld / "
                      "%.17g)) + %.17g);", o->lr, o->alpha, o->decay_steps, o->alpha);
         emit_line(e, "}");
     } else if (o->schedule == LRS_EXPONENTIAL) {
-        emit_line(e, "if (s >= 0.0)");
-        emit_line(e, "    lr = %.17g * pow(%.17g, %s(s / %.17g));", o->lr, o->decay_rate,
+        emit_line(e, "if (ls >= 0.0)");
+        emit_line(e, "    lr = %.17g * pow(%.17g, %s(ls / %.17g));", o->lr, o->decay_rate,
                   o->staircase ? "floor" : "", o->decay_steps);
     }
+    e->indent--;
+    emit_line(e, "}");
 }
 
 static void emit_train_step(Emit *e, const Compiled *c, const char *p)
