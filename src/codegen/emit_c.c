@@ -742,48 +742,45 @@ static bool profile; /* --emit=bench: time every kernel */
 /* global_clipnorm, before the first update: torch's clip_grad_norm_ with
  * the norm summed in double, parameter by parameter (or over the whole
  * gradient region when the updates are fused; its padding is zero). */
+/* Does update `id` clip a gradient, first among the updates (two
+ * parameters may share one gradient node: it is scaled once)? */
+static bool clips(const Graph *g, const Plan *p, int id, bool first)
+{
+    const Node *n = NODE(g, id);
+    if (optab[n->op].kind != K_UPDATE || !p->in_prog[id] ||
+        optab[NODE(g, n->in[1])->op].kind == K_SOURCE)
+        return false;
+    for (int j = 1; j < id && first; j++)
+        if (optab[g->nodes[j].op].kind == K_UPDATE && p->in_prog[j] &&
+            g->nodes[j].in[1] == n->in[1])
+            return false;
+    return true;
+}
+
 static void emit_clip(Emit *e, const Compiled *c, const Plan *p, const Kernel *k)
 {
     const Graph *g = &c->g;
     Regions rg = regions(c);
-    const char *seen[256];
-    int nseen = 0;
     emit_line(e, "{");
     e->indent++;
     if (k->n > 1) {
+        /* the gradient region: rg.grads floats from offset rg.grads */
         emit_line(e, "float *gr = ctx->mem + %zu;", rg.grads);
         emit_line(e, "nnc_scale(gr, %zu, nnc_clip_coef(nnc_sumsq(gr, %zu), %.17g));", rg.grads,
                   rg.grads, g->opt.clipnorm);
-        e->indent--;
-        emit_line(e, "}");
-        return;
+    } else {
+        emit_line(e, "double ss = 0;");
+        emit_line(e, "float coef;");
+        for (int id = 1; id < g->nnodes; id++)
+            if (clips(g, p, id, false))
+                emit_line(e, "ss += nnc_sumsq(%s, %s);", buf_of(g, p, NODE(g, id)->in[1]),
+                          emit_numel(NODE(g, id)));
+        emit_line(e, "coef = nnc_clip_coef(ss, %.17g);", g->opt.clipnorm);
+        for (int id = 1; id < g->nnodes; id++)
+            if (clips(g, p, id, true))
+                emit_line(e, "nnc_scale(%s, %s, coef);", buf_of(g, p, NODE(g, id)->in[1]),
+                          emit_numel(NODE(g, id)));
     }
-    emit_line(e, "double ss = 0;");
-    emit_line(e, "float coef;");
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = NODE(g, id);
-        if (optab[n->op].kind == K_UPDATE && p->in_prog[id] &&
-            optab[NODE(g, n->in[1])->op].kind != K_SOURCE)
-            emit_line(e, "ss += nnc_sumsq(%s, %s);", buf_of(g, p, n->in[1]), emit_numel(n));
-    }
-    emit_line(e, "coef = nnc_clip_coef(ss, %.17g);", g->opt.clipnorm);
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = NODE(g, id);
-        if (optab[n->op].kind != K_UPDATE || !p->in_prog[id] ||
-            optab[NODE(g, n->in[1])->op].kind == K_SOURCE)
-            continue;
-        const char *b = buf_of(g, p, n->in[1]);
-        bool dup = false;
-        for (int i = 0; i < nseen; i++)
-            dup |= !strcmp(seen[i], b);
-        if (dup)
-            continue;
-        NNC_ASSERT(nseen < 256);
-        seen[nseen++] = strcpy(malloc(strlen(b) + 1), b);
-        emit_line(e, "nnc_scale(%s, %s, coef);", b, emit_numel(n));
-    }
-    for (int i = 0; i < nseen; i++)
-        free((void *)seen[i]);
     e->indent--;
     emit_line(e, "}");
 }
