@@ -56,6 +56,30 @@ void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,
                    float alpha, const float *a, int lda,
                    const float *b, int ldb, float beta, float *c, int ldc);
 
+/* ---- Convolution and pooling over NHWC images (conv.c) -------------------
+ *
+ * x: (n, h, w, c) row-major; windows kh x kw at strides sh, sw; pt, pl:
+ * zero padding above and to the left; (oh, ow): output positions.
+ * im2col: col (n*oh*ow, kh*kw*c), columns ordered (ky, kx, ci), so a
+ * kernel stored (cout, kh, kw, cin) multiplies it as col x W^T.
+ * col2im is its adjoint (sums overlapping windows; overwrites x).
+ * Pooling windows lie inside the image; maxpool_back routes each output
+ * gradient to the first maximum of its window (as PyTorch); the _back
+ * kernels overwrite dx.
+ */
+void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                int pt, int pl, int oh, int ow, const float *x, float *col);
+void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                int pt, int pl, int oh, int ow, const float *col, float *x);
+void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                 int oh, int ow, const float *x, float *y);
+void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                      int oh, int ow, const float *dy, const float *x, float *dx);
+void nnc_avgpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                 int oh, int ow, const float *x, float *y);
+void nnc_avgpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                      int oh, int ow, const float *dy, float *dx);
+
 /* The measured single-core fp32 peak of this machine in GFLOP/s (FMA
  * throughput at the widest vector width), measured once (~20 ms). */
 double nnc_peak_gflops(void);

@@ -237,3 +237,17 @@ bool shape_bcast(const Shape *a, const Shape *b, Shape *out)
     *out = s;
     return true;
 }
+
+NodeId graph_reshape(Graph *g, Loc loc, NodeId x, const Shape *s, unsigned bmask)
+{
+    if (x == NODE_NONE)
+        return NODE_NONE;
+    NodeId id = append(g, OP_RESHAPE, loc);
+    Node *n = NODE(g, id);
+    n->nin = 1;
+    n->in[0] = x;
+    n->shape = *s;
+    n->bmask = bmask;
+    n->what = NODE(g, x)->what;
+    return finish(g, id);
+}

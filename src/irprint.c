@@ -27,7 +27,7 @@ void ir_print(FILE *f, const Graph *g)
             fprintf(f, "%s%%%u", k ? ", " : " ", (unsigned)n->in[k]);
         if (n->op == OP_MATMUL)
             fprintf(f, " ta=%d tb=%d", n->iattr[0], n->iattr[1]);
-        if (n->op == OP_SCALE || n->op == OP_CONST)
+        if (n->op == OP_SCALE || n->op == OP_CONST || (optab[n->op].flags & F_ATTR))
             fprintf(f, " %.9g", n->fattr[0]);
         if (n->op == OP_SGD)
             fprintf(f, " lr=%.9g momentum=%.9g", n->fattr[0], n->fattr[1]);
@@ -95,7 +95,7 @@ static cJSON *node_json(const Graph *g, int id)
         cJSON_AddNumberToObject(o, "trans_a", n->iattr[0]);
         cJSON_AddNumberToObject(o, "trans_b", n->iattr[1]);
     }
-    if (n->op == OP_SCALE || n->op == OP_CONST)
+    if (n->op == OP_SCALE || n->op == OP_CONST || (optab[n->op].flags & F_ATTR))
         cJSON_AddNumberToObject(o, "value", n->fattr[0]);
     if (n->loc.src) {
         char buf[512];

@@ -4,8 +4,9 @@
  *
  *   dense(x, units)      -> matmul(x, W^T) + b, then the activation
  *   relu(x), sigmoid(x)  -> the activation op; linear(x) -> x
- *   add(a, b, ...)       -> add ops
- *   loss NAME(v)         -> target node of v's shape, loss op
+ *   add(a, b, ...)       -> add ops; multiply(a, b, ...) -> mul ops
+ *   loss NAME(v, ...)    -> target node of v's shape, loss op (its one
+ *                           numeric argument, e.g. huber's delta, in fattr)
  *
  * Calls take their tensor inputs from their leading positional arguments
  * when those name values (or are calls); otherwise, in the sequential
@@ -56,6 +57,7 @@ typedef struct Lower {
     const char *assign;     /* name being assigned by the current statement */
     const Expr *assign_call;/* ... and the call that is its direct RHS */
     int ndense;             /* unnamed dense layers so far */
+    int nconv;              /* unnamed conv2d layers so far */
 } Lower;
 
 struct Layer;
@@ -69,24 +71,54 @@ typedef struct Layer {
     LowerFn lower;
 } Layer;
 
-/* ---- activations ---------------------------------------------------------- */
+/* ---- activations ----------------------------------------------------------
+ * Each name maps to one op (linear to none). `attr` is the op's fattr[0]
+ * when the activation is named by `activation=`; as a layer it can be set
+ * (leaky_relu(x, negative_slope=0.1), elu(x, alpha=0.5)). */
 
-static const char *const activation_names[] = {
-    "relu", "sigmoid", "tanh", "softmax", "linear", NULL};
+typedef struct Activation {
+    const char *name;
+    Op op;              /* OP_INPUT: none (linear) */
+    double attr;        /* default fattr[0] */
+    bool is_attr_positive; /* attr must be > 0 (else >= 0) */
+    Op approx_op;       /* with approximate=true (OP_INPUT: no such form) */
+} Activation;
 
-static NodeId activate(Lower *L, const char *act, NodeId x, Loc loc)
+static const Activation activations[] = {
+    {"relu", OP_RELU, 0, false, OP_INPUT},
+    {"sigmoid", OP_SIGMOID, 0, false, OP_INPUT},
+    {"tanh", OP_TANH, 0, false, OP_INPUT},
+    {"softmax", OP_SOFTMAX, 0, false, OP_INPUT},
+    {"leaky_relu", OP_LEAKY_RELU, 0.3, false, OP_INPUT}, /* Keras 3's LeakyReLU */
+    {"elu", OP_ELU, 1.0, true, OP_INPUT},
+    {"gelu", OP_GELU, 0, false, OP_GELU_TANH},           /* exact erf form */
+    {"linear", OP_INPUT, 0, false, OP_INPUT},
+};
+#define NACTIVATIONS ((int)(sizeof activations / sizeof activations[0]))
+
+static const Activation *find_activation(const char *name)
 {
-    if (!strcmp(act, "linear"))
+    for (int i = 0; i < NACTIVATIONS; i++)
+        if (!strcmp(activations[i].name, name))
+            return &activations[i];
+    return NULL;
+}
+
+static NodeId activate_with(Lower *L, Op op, double attr, NodeId x, Loc loc)
+{
+    if (op == OP_INPUT)
         return x;
-    if (!strcmp(act, "relu"))
-        return graph_add1(L->g, OP_RELU, loc, x);
-    if (!strcmp(act, "sigmoid"))
-        return graph_add1(L->g, OP_SIGMOID, loc, x);
-    if (!strcmp(act, "tanh"))
-        return graph_add1(L->g, OP_TANH, loc, x);
-    if (!strcmp(act, "softmax"))
-        return graph_add1(L->g, OP_SOFTMAX, loc, x);
-    nnc_unreachable();
+    NodeId y = graph_add1(L->g, op, loc, x);
+    if (y != NODE_NONE)
+        NODE(L->g, y)->fattr[0] = attr;
+    return y;
+}
+
+static NodeId activate(Lower *L, const char *name, NodeId x, Loc loc)
+{
+    const Activation *act = find_activation(name);
+    NNC_ASSERT(act);
+    return activate_with(L, act->op, act->attr, x, loc);
 }
 
 /* ---- argument binding ------------------------------------------------------ */
@@ -252,8 +284,8 @@ static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
         return NODE_NONE;
     }
     if (x->shape.rank != 2 || !(x->bmask & 1)) {
-        diag_error(call->loc, "dense expects a (batch, features) input, got %s",
-                   shape_str(&x->shape));
+        diag_error(call->loc, "dense expects a (batch, features) input, got %s%s",
+                   shape_str(&x->shape), x->shape.rank > 2 ? "; add 'flatten' before it" : "");
         return NODE_NONE;
     }
     const char *name = layer_name(L, call, "dense", &L->ndense);
@@ -275,31 +307,203 @@ static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
     return activate(L, act, y, arg_loc(a, 1, call->loc));
 }
 
-/* relu(x), sigmoid(x), tanh(x), softmax(x), linear(x) */
+/* relu(x), sigmoid(x), tanh(x), softmax(x), linear(x),
+ * leaky_relu(x, negative_slope=0.3), elu(x, alpha=1.0),
+ * gelu(x, approximate=false) */
 static NodeId lower_activation(Lower *L, const Layer *ly, const Expr *call,
                                NodeId *in, int nin, const Args *a)
 {
     (void)nin;
-    (void)a;
-    return activate(L, ly->name, in[0], call->loc);
+    const Activation *act = find_activation(ly->name);
+    NNC_ASSERT(act);
+    double attr = act->attr;
+    Op op = act->op;
+    if (ly->params[0].type == A_BOOL) {
+        if (a->val[0] && !strcmp(a->val[0]->name, "true"))
+            op = act->approx_op;
+    } else if (ly->params[0].name) {
+        attr = num_arg(ly->params, a, 0);
+        bool ok = act->is_attr_positive ? attr > 0 : attr >= 0;
+        if (!ok || !isfinite(attr)) {
+            diag_error(arg_loc(a, 0, call->loc), "%s: %s must be %s", ly->name,
+                       ly->params[0].name, act->is_attr_positive ? "positive" : "non-negative");
+            return NODE_NONE;
+        }
+    }
+    return activate_with(L, op, attr, in[0], call->loc);
 }
 
-/* add(a, b, ...): elementwise sum of values of one shape */
-static NodeId lower_add(Lower *L, const Layer *ly, const Expr *call,
-                        NodeId *in, int nin, const Args *a)
+/* add(a, b, ...), multiply(a, b, ...): elementwise sum or product of
+ * values of one shape */
+static NodeId lower_merge(Lower *L, const Layer *ly, const Expr *call,
+                          NodeId *in, int nin, const Args *a)
 {
-    (void)ly;
     (void)a;
+    Op op = !strcmp(ly->name, "multiply") ? OP_MUL : OP_ADD;
     NodeId y = in[0];
     for (int i = 1; i < nin; i++) {
         const Shape *s0 = &NODE(L->g, y)->shape, *s1 = &NODE(L->g, in[i])->shape;
         if (!shape_eq(s0, s1)) {
-            diag_error(call->loc, "add: shapes %s and %s differ", shape_str(s0),
+            diag_error(call->loc, "%s: shapes %s and %s differ", ly->name, shape_str(s0),
                        shape_str(s1));
             return NODE_NONE;
         }
-        y = graph_add2(L->g, OP_ADD, call->loc, y, in[i]);
+        y = graph_add2(L->g, op, call->loc, y, in[i]);
     }
+    return y;
+}
+
+/* ---- image layers (NHWC: batch, height, width, channels) ------------------ */
+
+static bool image_input(const Node *x, const char *layer, Loc loc)
+{
+    if (x->shape.rank != 4 || !(x->bmask & 1)) {
+        diag_error(loc, "%s expects a (batch, height, width, channels) input, got %s",
+                   layer, shape_str(&x->shape));
+        return false;
+    }
+    return true;
+}
+
+/* An int argument in [lo, hi], or the default (def < 0: `dflt`). */
+static bool int_arg(const Layer *ly, const Args *a, int k, int dflt, int lo, int hi,
+                    Loc loc, int *out)
+{
+    long v = a->val[k] ? (long)a->val[k]->num : ly->params[k].def < 0 ? dflt
+                                                                        : (long)ly->params[k].def;
+    if (v < lo || v > hi) {
+        diag_error(arg_loc(a, k, loc), "%s: %s must be between %d and %d, got %ld", ly->name,
+                   ly->params[k].name, lo, hi, v);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+/* padding=valid|same -> 0|1, or -1 after a diagnostic. */
+static int padding_arg(const Layer *ly, const Args *a, int k, Loc loc, bool same_ok)
+{
+    const char *p = name_arg(ly->params, a, k);
+    if (!strcmp(p, "valid"))
+        return 0;
+    if (!strcmp(p, "same") && same_ok)
+        return 1;
+    diag_error(arg_loc(a, k, loc), "%s: padding must be %s, got '%s'", ly->name,
+               same_ok ? "valid or same" : "valid", p);
+    return -1;
+}
+
+/* A sliding-window op over x with square windows and strides. */
+static NodeId window(Lower *L, Op op, Loc loc, NodeId x, int kh, int kw, int sh, int sw,
+                     int same, const char *what)
+{
+    Node proto = {0};
+    proto.op = op;
+    proto.nin = 1;
+    proto.in[0] = x;
+    proto.loc = loc;
+    proto.what = what;
+    proto.iattr[0] = kh;
+    proto.iattr[1] = kw;
+    proto.iattr[2] = sh;
+    proto.iattr[3] = sw;
+    proto.iattr[4] = same;
+    return graph_add_node(L->g, &proto);
+}
+
+/* conv2d(x, filters, kernel_size, strides=1, padding=valid,
+ *        activation=linear, use_bias=true):
+ *   y = act(im2col(x) W^T + b), W: (filters, kh*kw*cin), saved as
+ *   (filters, kh, kw, cin); Glorot uniform with fan_in = kh*kw*cin and
+ *   fan_out = kh*kw*filters (as Keras); b: (filters) zeros */
+static NodeId lower_conv2d(Lower *L, const Layer *ly, const Expr *call,
+                           NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    int filters, k, st, same;
+    if (!int_arg(ly, a, 0, 0, 1, 1 << 16, call->loc, &filters) ||
+        !int_arg(ly, a, 1, 0, 1, 1 << 10, call->loc, &k) ||
+        !int_arg(ly, a, 2, 0, 1, 1 << 10, call->loc, &st) ||
+        (same = padding_arg(ly, a, 3, call->loc, true)) < 0 ||
+        !image_input(x, "conv2d", call->loc))
+        return NODE_NONE;
+    const char *act = name_arg(ly->params, a, 4);
+    bool bias = !a->val[5] || !strcmp(a->val[5]->name, "true");
+    const char *name = layer_name(L, call, "conv2d", &L->nconv);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    NodeId col = window(L, OP_IM2COL, call->loc, in[0], k, k, st, st, same, "conv2d");
+    if (col == NODE_NONE)
+        return NODE_NONE;
+    int cin = x->shape.dim[3];
+    Shape ws = {2, {filters, k * k * cin}}, bs = {1, {filters}};
+    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name), &ws,
+                           INIT_GLOROT, k * k * cin, k * k * filters);
+    NODE(g, w)->what = "conv2d";
+    NODE(g, w)->ckpt_shape = (Shape){4, {filters, k, k, cin}};
+    NodeId y = graph_matmul(g, call->loc, col, w, 0, 1);
+    if (bias) {
+        NodeId b = graph_param(g, call->loc, arena_printf(L->arena, "%s.bias", name), &bs,
+                               INIT_ZERO, 0, 0);
+        NODE(g, b)->what = "conv2d";
+        y = graph_add2(g, OP_ADD, call->loc, y, b);
+    }
+    return activate(L, act, y, arg_loc(a, 4, call->loc));
+}
+
+/* maxpool2d(x, pool_size=2, strides=pool_size, padding=valid) and
+ * avgpool2d(...): the max or mean of each window */
+static NodeId lower_pool(Lower *L, const Layer *ly, const Expr *call,
+                         NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    int k, st;
+    if (!int_arg(ly, a, 0, 0, 1, 1 << 10, call->loc, &k) ||
+        !int_arg(ly, a, 1, k, 1, 1 << 10, call->loc, &st) ||
+        padding_arg(ly, a, 2, call->loc, false) < 0 ||
+        !image_input(NODE(L->g, in[0]), ly->name, call->loc))
+        return NODE_NONE;
+    Op op = !strcmp(ly->name, "maxpool2d") ? OP_MAXPOOL : OP_AVGPOOL;
+    return window(L, op, call->loc, in[0], k, k, st, st, 0, ly->name);
+}
+
+/* global_avgpool2d(x): the mean over height and width -> (batch, channels) */
+static NodeId lower_global_avgpool(Lower *L, const Layer *ly, const Expr *call,
+                                   NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    (void)a;
+    const Node *x = NODE(L->g, in[0]);
+    if (!image_input(x, "global_avgpool2d", call->loc))
+        return NODE_NONE;
+    int h = x->shape.dim[1], w = x->shape.dim[2];
+    Shape s = {2, {x->shape.dim[0], x->shape.dim[3]}};
+    NodeId p = window(L, OP_AVGPOOL, call->loc, in[0], h, w, h, w, 0, "global_avgpool2d");
+    return graph_reshape(L->g, call->loc, p, &s, 1);
+}
+
+/* flatten(x): (batch, d1, d2, ...) -> (batch, d1*d2*...), row-major, so an
+ * NHWC image flattens in (h, w, c) order */
+static NodeId lower_flatten(Lower *L, const Layer *ly, const Expr *call,
+                            NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    (void)a;
+    const Node *x = NODE(L->g, in[0]);
+    if (x->shape.rank < 2 || x->bmask != 1) {
+        diag_error(call->loc, "flatten expects a batched input, got %s", shape_str(&x->shape));
+        return NODE_NONE;
+    }
+    if (x->shape.rank == 2)
+        return in[0];
+    Shape s = {2, {x->shape.dim[0], (int)(shape_numel(&x->shape) / (size_t)x->shape.dim[0])}};
+    NodeId y = graph_reshape(L->g, call->loc, in[0], &s, 1);
+    if (y)
+        NODE(L->g, y)->what = "flatten";
     return y;
 }
 
@@ -313,21 +517,56 @@ static const Layer layers[] = {
      lower_dense},
     ACT_LAYER("relu"), ACT_LAYER("sigmoid"), ACT_LAYER("tanh"),
     ACT_LAYER("softmax"), ACT_LAYER("linear"),
-    {"add", 2, NNC_MAX_IN * 4, {{0}}, lower_add},
+    {"gelu", 1, 1, {{"approximate", A_BOOL, false, 0, NULL, NULL}}, lower_activation},
+    {"leaky_relu", 1, 1, {{"negative_slope", A_NUM, false, 0.3, NULL, "alpha"}},
+     lower_activation},
+    {"elu", 1, 1, {{"alpha", A_NUM, false, 1.0, NULL, NULL}}, lower_activation},
+    {"add", 2, NNC_MAX_IN * 4, {{0}}, lower_merge},
+    {"multiply", 2, NNC_MAX_IN * 4, {{0}}, lower_merge},
+    {"conv2d", 1, 1,
+     {{"filters", A_INT, true, 0, NULL, NULL},
+      {"kernel_size", A_INT, true, 0, NULL, NULL},
+      {"strides", A_INT, false, 1, NULL, NULL},
+      {"padding", A_NAME, false, 0, "valid", NULL},
+      {"activation", A_NAME, false, 0, "linear", NULL},
+      {"use_bias", A_BOOL, false, 1, NULL, NULL}},
+     lower_conv2d},
+    {"maxpool2d", 1, 1,
+     {{"pool_size", A_INT, false, 2, NULL, NULL},
+      {"strides", A_INT, false, -1, NULL, NULL},
+      {"padding", A_NAME, false, 0, "valid", NULL}},
+     lower_pool},
+    {"avgpool2d", 1, 1,
+     {{"pool_size", A_INT, false, 2, NULL, NULL},
+      {"strides", A_INT, false, -1, NULL, NULL},
+      {"padding", A_NAME, false, 0, "valid", NULL}},
+     lower_pool},
+    {"global_avgpool2d", 1, 1, {{0}}, lower_global_avgpool},
+    {"flatten", 1, 1, {{0}}, lower_flatten},
 };
 #define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
 
 /* ---- losses and optimizers ------------------------------------------------- */
 
+/* A loss's op takes (output, target); its one numeric argument, if any,
+ * becomes the op's fattr[0] and must be positive. The target has the
+ * output's shape, or for a sparse loss one float per row (the class
+ * index). */
 typedef struct LossInfo {
     const char *name;
     Op op;
+    bool is_sparse;
+    Param params[MAX_PARAMS];
 } LossInfo;
 
 static const LossInfo losses[] = {
-    {"binary_crossentropy", OP_BCE},
-    {"mse", OP_MSE},
-    {"softmax_cross_entropy", OP_SOFTMAX_CE},
+    {"binary_crossentropy", OP_BCE, false, {{0}}},
+    {"mse", OP_MSE, false, {{0}}},
+    {"mae", OP_MAE, false, {{0}}},
+    {"huber", OP_HUBER, false, {{"delta", A_NUM, false, 1.0, NULL, NULL}}},
+    {"categorical_crossentropy", OP_CCE, false, {{0}}},
+    {"sparse_categorical_crossentropy", OP_SPARSE_CCE, true, {{0}}},
+    {"softmax_cross_entropy", OP_SOFTMAX_CE, false, {{0}}},
 };
 #define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
 
@@ -502,16 +741,16 @@ static NodeId lower_call(Lower *L, const Expr *call)
     for (int k = 0; ly->params[k].name && k < MAX_PARAMS; k++)
         if (args.val[k] && !strcmp(ly->params[k].name, "activation")) {
             const char *act = args.val[k]->name;
-            bool known = false;
-            for (int i = 0; activation_names[i]; i++)
-                known |= !strcmp(activation_names[i], act);
-            if (!known) {
-                const char *s = diag_suggest(act, activation_names);
+            if (!find_activation(act)) {
+                const char *names[NACTIVATIONS + 1] = {0};
+                for (int i = 0; i < NACTIVATIONS; i++)
+                    names[i] = activations[i].name;
+                const char *s = diag_suggest(act, names);
                 if (s)
                     diag_error(args.loc[k], "unknown activation '%s'; did you mean '%s'?", act, s);
                 else
                     diag_error(args.loc[k], "unknown activation '%s' (expected relu, "
-                               "sigmoid, tanh, softmax or linear)", act);
+                               "sigmoid, tanh, softmax, leaky_relu, elu, gelu or linear)", act);
                 return NODE_NONE;
             }
         }
@@ -600,7 +839,8 @@ static void lower_loss(Lower *L, const Stmt *s)
             diag_error(call->loc, "unknown loss '%s'; did you mean '%s'?", call->name, sg);
         else
             diag_error(call->loc, "unknown loss '%s' (expected binary_crossentropy, "
-                       "mse or softmax_cross_entropy)", call->name);
+                       "categorical_crossentropy, sparse_categorical_crossentropy, "
+                       "mse, mae, huber or softmax_cross_entropy)", call->name);
         return;
     }
     NodeId p = L->prev;
@@ -613,8 +853,17 @@ static void lower_loss(Lower *L, const Stmt *s)
             diag_error(call->loc, "loss has no value to apply to");
         return;
     }
-    if (a) {
+    Args args;
+    if (!li->params[0].name && a) {
         diag_error(a->val->loc, "%s takes one argument, the model's output", li->name);
+        return;
+    }
+    if (!bind(li->name, call->loc, li->params, a, &args))
+        return;
+    double attr = li->params[0].name ? num_arg(li->params, &args, 0) : 0;
+    if (li->params[0].name && !(attr > 0 && isfinite(attr))) {
+        diag_error(arg_loc(&args, 0, call->loc), "%s: %s must be positive", li->name,
+                   li->params[0].name);
         return;
     }
     if (p == NODE_NONE)
@@ -627,14 +876,18 @@ static void lower_loss(Lower *L, const Stmt *s)
     }
     Shape ts = {pn->shape.rank - 1, {0}};
     memcpy(ts.dim, pn->shape.dim + 1, sizeof(int) * (size_t)ts.rank);
+    if (li->is_sparse && ts.rank > 0)
+        ts.dim[ts.rank - 1] = 1;
     NodeId t = graph_source(L->g, R_TARGET, call->loc, &ts);
     NODE(L->g, t)->what = "target";
     NODE(L->g, t)->name = "y";
     L->g->target = t;
     L->g->output = p;
     L->g->loss = graph_add2(L->g, li->op, call->loc, p, t);
-    if (L->g->loss)
+    if (L->g->loss) {
         NODE(L->g, L->g->loss)->what = li->name;
+        NODE(L->g, L->g->loss)->fattr[0] = attr;
+    }
 }
 
 /* The index of argument `name` in a spec (it must be there). */

@@ -178,6 +178,9 @@ typedef enum {
     K_REDUCE,   /* sums over axes */
     K_CONTRACT, /* matrix products (runtime GEMM) */
     K_ROWWISE,  /* per-row ops over the last axis (softmax) */
+    K_WINDOW,   /* sliding windows over NHWC images (im2col, pooling);
+                   iattr: kh, kw, sh, sw, same-padding */
+    K_MOVE,     /* data movement without arithmetic (reshape) */
     K_LOSS,     /* a scalar loss and its fused gradient */
     K_UPDATE    /* optimizer steps: the only in-place writes */
 } OpKind;
@@ -187,7 +190,10 @@ enum {
     F_COMMUTE = 1 << 0, /* binary op whose inputs may be swapped */
     F_KINK = 1 << 1,    /* not differentiable at 0: tests sample away */
     F_PROB = 1 << 2,    /* inputs are probabilities: tests sample in (0,1) */
-    F_NOGRAD = 1 << 3   /* defined only as a gradient: no grad rule */
+    F_NOGRAD = 1 << 3,  /* defined only as a gradient: no grad rule */
+    F_ATTR = 1 << 4,    /* fattr[0] is a parameter (alpha, delta): dumped */
+    F_INDEX = 1 << 5    /* input 1 holds class indices into input 0's last
+                           axis: tests sample integers there */
 };
 
 /* Roles of source nodes, and flags on others. */
@@ -207,11 +213,14 @@ typedef struct Node {
     unsigned bmask;         /* bit d set: dim d is the batch dimension */
     int nin;
     NodeId in[NNC_MAX_IN];
-    int iattr[4];           /* integer attributes (transpose flags, ...) */
+    int iattr[6];           /* integer attributes (transpose flags, ...) */
     double fattr[6];        /* float attributes (lr, eps, value, ...) */
     Role role;
     Init init;              /* R_PARAM: how to initialize */
     int fan_in, fan_out;    /* R_PARAM with INIT_GLOROT */
+    Shape ckpt_shape;       /* R_PARAM: shape in checkpoints when rank > 0
+                               (a conv kernel (out, kh*kw*in) is saved as
+                               (out, kh, kw, in): same data) */
     const char *name;       /* params: checkpoint name; others: optional */
     Loc loc;                /* the DSL text this node derives from */
     const char *what;       /* short description for comments ("dense") */
@@ -311,6 +320,8 @@ NodeId graph_matmul(Graph *g, Loc loc, NodeId a, NodeId b, int ta, int tb);
 NodeId graph_sum_to(Graph *g, Loc loc, NodeId x, NodeId like);
 NodeId graph_bcast_to(Graph *g, Loc loc, NodeId x, NodeId like);
 NodeId graph_scale(Graph *g, Loc loc, NodeId x, double s);
+/* RESHAPE of x to `s` (full shape, batch mask `bmask`); same numel. */
+NodeId graph_reshape(Graph *g, Loc loc, NodeId x, const Shape *s, unsigned bmask);
 size_t shape_numel(const Shape *s);
 bool shape_eq(const Shape *a, const Shape *b);
 /* "(32, 128)" into a static rotating buffer, for messages. */

@@ -427,7 +427,11 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     const Node *a = NODE(g, h->in[0]), *b = NODE(g, h->in[1]);
     int ta = h->iattr[0], tb = h->iattr[1];
     int ncols = r->shape.dim[1];
-    int rb = 8192 / (ncols > 0 ? ncols : 1);
+    /* Row blocks of C that stay in L2 (256 KiB) between the GEMM and the
+     * epilogue. Not smaller: each call packs B again, which for a
+     * transposed B (dense weights) costs as much as a large part of the
+     * product (measured on the Fashion-MNIST MLP's 64x256x784 layer). */
+    int rb = 65536 / (ncols > 0 ? ncols : 1);
     rb = rb < 1 ? 1 : rb;
     if (rb >= r->shape.dim[0])
         rb = r->shape.dim[0];
@@ -632,6 +636,10 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
     buf_printf(out, "#define %s_IN %d  /* floats per input sample %s */\n", P, per_sample(x),
                shape_str(&xs));
     buf_printf(out, "#define %s_OUT %d  /* floats per output sample */\n", P, per_sample(y));
+    buf_printf(out, "#define %s_TARGET %d  /* floats per target row (%s) */\n", P,
+               per_sample(NODE(g, g->target)),
+               per_sample(NODE(g, g->target)) == per_sample(y)
+                   ? "as the output" : "the class index");
     buf_printf(out, "#define %s_PARAMS %zu  /* trainable parameters */\n", P, count_params(g));
     buf_puts(out, "\n/* Memory, by region (each buffer 64-byte aligned; the scratch arena\n"
                   " * is planned at compile time and shared by train_step and predict). */\n");
@@ -660,8 +668,10 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
                     "void %s_destroy(%s_ctx *ctx);\n\n", p, p, p, p);
     buf_printf(out,
         "/* One optimizer step on one batch: x is %s_BATCH x %s_IN, y is\n"
-        " * %s_BATCH x %s_OUT (row-major). Returns the batch's mean loss before the\n"
-        " * update (NaN if an argument is NULL). Allocation-free. */\n"
+        " * %s_BATCH x %s_TARGET (row-major; for a sparse loss, one class index\n"
+        " * per row as a float). Returns the batch's mean loss before the update\n"
+        " * (NaN if an argument is NULL, or if a class index is out of range:\n"
+        " * such rows add no gradient). Allocation-free. */\n"
         "float %s_train_step(%s_ctx *ctx, const float *x, const float *y);\n\n",
         P, P, P, P, p, p);
     buf_printf(out,
@@ -670,6 +680,16 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
         " * 0 on success, NNC_ERR_ARG on a NULL argument. */\n"
         "int %s_predict(%s_ctx *ctx, const float *x, float *y, size_t n);\n\n",
         P, P, P, p, p);
+    buf_printf(out,
+        "/* The fraction of n samples (x: n x %s_IN, y: n x %s_TARGET targets)\n"
+        " * that predict gets right, in *acc (0 for n = 0): the output's argmax\n"
+        " * equals the target's argmax (one-hot targets) or the class index\n"
+        " * (sparse targets); with one output, output >= 0.5 equals target >= 0.5.\n"
+        " * Allocation-free (up to 16 KB of stack, or one output row).\n"
+        " * 0 on success, NNC_ERR_ARG on a NULL argument. */\n"
+        "int %s_accuracy(%s_ctx *ctx, const float *x, const float *y, size_t n,\n"
+        "    double *acc);\n\n",
+        P, P, p, p);
     buf_printf(out,
         "/* Checkpoints (safetensors; names as in the .nn source, dense weights\n"
         " * [out, in] like PyTorch). Save is atomic. Load validates the whole\n"
@@ -880,6 +900,45 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
     buf_puts(out, "    return loss;\n}\n");
 }
 
+/* p_accuracy: predict in chunks of up to 4096 floats of output, then
+ * compare each row with its target by the rule the shapes call for. */
+static void emit_accuracy(Buf *out, const Compiled *c, const char *p)
+{
+    const Graph *g = &c->g;
+    int nout = per_sample(NODE(g, g->output)), ntgt = per_sample(NODE(g, g->target));
+    int chunk = 4096 / nout;
+    char P[128];
+    snprintf(P, sizeof P, "%s", upper(p));
+    chunk = chunk < 1 ? 1 : chunk > g->batch ? g->batch : chunk;
+    buf_printf(out, "\nint %s_accuracy(%s_ctx *ctx, const float *x, const float *y, size_t n,\n"
+                    "    double *acc)\n{\n", p, p);
+    buf_printf(out, "    float out[%d * %s_OUT];\n", chunk, P);
+    buf_puts(out, "    size_t i, hits = 0;\n    int r;\n");
+    buf_puts(out, "    if (!ctx || !acc || ((!x || !y) && n > 0))\n        return NNC_ERR_ARG;\n");
+    buf_printf(out, "    for (i = 0; i < n; i += %d) {\n", chunk);
+    buf_printf(out, "        int nb = (int)(n - i < %d ? n - i : %d);\n", chunk, chunk);
+    buf_printf(out, "        %s_predict_rows(ctx, x + i * %s_IN, out, nb);\n", p, P);
+    buf_puts(out, "        for (r = 0; r < nb; r++) {\n");
+    buf_printf(out, "            const float *o = out + (size_t)r * %s_OUT;\n", P);
+    buf_printf(out, "            const float *yt = y + (i + (size_t)r) * %s_TARGET;\n", P);
+    if (nout == 1 && ntgt == 1) {
+        buf_puts(out, "            hits += (o[0] >= 0.5f) == (yt[0] >= 0.5f);\n");
+    } else {
+        buf_puts(out, "            int j, k, t;\n");
+        buf_printf(out, "            for (k = 0, j = 1; j < %s_OUT; j++)\n"
+                        "                k = o[j] > o[k] ? j : k;\n", P);
+        if (ntgt == nout)
+            buf_printf(out, "            for (t = 0, j = 1; j < %s_TARGET; j++)\n"
+                            "                t = yt[j] > yt[t] ? j : t;\n", P);
+        else
+            buf_printf(out, "            t = yt[0] >= 0.0f && yt[0] < (float)%s_OUT ? "
+                            "(int)yt[0] : -1;\n", P);
+        buf_puts(out, "            hits += k == t;\n");
+    }
+    buf_puts(out, "        }\n    }\n");
+    buf_puts(out, "    *acc = n > 0 ? (double)hits / (double)n : 0.0;\n    return 0;\n}\n");
+}
+
 /* Optimizer state that does not start at zero: Adagrad's sums. */
 static void emit_state_init(Buf *out, const Compiled *c)
 {
@@ -944,6 +1003,7 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
                P);
     buf_puts(out, "    }\n    return 0;\n}\n");
 
+    emit_accuracy(out, c, p);
     emit_checkpoints(e, c, p);
 }
 
@@ -961,14 +1021,17 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
     for (int k = 0; k < nt; k++) {
         int i = k % g->nparams, s = k / g->nparams - 1;
         const Node *n = NODE(g, g->params[i]);
+        /* conv kernels have a checkpoint shape of their own (same order) */
+        const Shape *cs = n->ckpt_shape.rank ? &n->ckpt_shape : &n->shape;
+        NNC_ASSERT(shape_numel(cs) == shape_numel(&n->shape));
         if (s < 0)
             buf_printf(out, "    t[%d].name = \"%s\";\n", k, n->name);
         else
             buf_printf(out, "    t[%d].name = \"optimizer.%s.%s\";\n", k, n->name,
                        optim_state_name(&g->opt, s));
-        buf_printf(out, "    t[%d].rank = %d;\n", k, n->shape.rank);
-        for (int d = 0; d < n->shape.rank; d++)
-            buf_printf(out, "    t[%d].shape[%d] = %d;\n", k, d, n->shape.dim[d]);
+        buf_printf(out, "    t[%d].rank = %d;\n", k, cs->rank);
+        for (int d = 0; d < cs->rank; d++)
+            buf_printf(out, "    t[%d].shape[%d] = %d;\n", k, d, cs->dim[d]);
         if (s < 0)
             buf_printf(out, "    t[%d].data = W_%s;\n", k, c_ident(n->name));
         else
@@ -1126,7 +1189,7 @@ void emit_bench(Buf *out, const Compiled *c, const EmitOptions *o)
     buf_printf(out,
 "\nint main(int argc, char **argv)\n"
 "{\n"
-"    static float x[%s_BATCH * %s_IN], y[%s_BATCH * %s_OUT], out[%s_BATCH * %s_OUT];\n"
+"    static float x[%s_BATCH * %s_IN], y[%s_BATCH * %s_TARGET], out[%s_BATCH * %s_OUT];\n"
 "    double secs = argc > 1 ? atof(argv[1]) : 0.5, peak, t0, t1;\n"
 "    long runs, i;\n"
 "    uint64_t s = 12345;\n"
@@ -1136,7 +1199,7 @@ void emit_bench(Buf *out, const Compiled *c, const EmitOptions *o)
 "        s = s * 6364136223846793005ULL + 1442695040888963407ULL;\n"
 "        x[i] = (float)((s >> 40) * (2.0 / 16777216.0) - 1.0);\n"
 "    }\n"
-"    for (i = 0; i < %s_BATCH; i++)\n        y[i * %s_OUT + i %% %s_OUT] = 1.0f;\n"
+"    for (i = 0; i < %s_BATCH; i++)\n        y[i * %s_TARGET + i %% %s_TARGET] = 1.0f;\n"
 "    peak = nnc_peak_gflops();\n"
 "    printf(\"model %s: batch %%d, %%d -> %%d, ISA %%s, %%d thread(s), peak %%.1f GFLOP/s (measured, one core)\\n\",\n"
 "           %s_BATCH, %s_IN, %s_OUT, nnc_isa(), nnc_num_threads(), peak);\n"

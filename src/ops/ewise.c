@@ -171,6 +171,132 @@ void emit_tanh_back(Emit *e, const Graph *g, const Node *n,
 EWISE_EVAL(tanh, tanh(a0))
 EWISE_EVAL(tanh_back, a0 * (1.0 - a1 * a1))
 
+/* ---- leaky_relu: y = x > 0 ? x : s x, dx = dy * (y > 0 ? 1 : s) ---------
+ * (s = fattr[0] >= 0, Keras 3's negative_slope, default 0.3; lowering
+ * rejects s < 0, so y > 0 exactly when x > 0 and the output suffices.) */
+void grad_leaky_relu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = with_attrs(g, graph_add2(g, OP_LEAKY_RELU_BACK, NODE(g, y)->loc, dy, y), y);
+}
+
+void emit_leaky_relu(Emit *e, const Graph *g, const Node *n,
+                     const char *const *a)
+{
+    (void)g;
+    buf_printf(e->out, "%s > 0.0f ? %s : %s * %s", a[0], a[0],
+               emit_float(n->fattr[0]), a[0]);
+}
+
+void emit_leaky_relu_back(Emit *e, const Graph *g, const Node *n,
+                          const char *const *a)
+{
+    (void)g;
+    buf_printf(e->out, "%s > 0.0f ? %s : %s * %s", a[1], a[0],
+               emit_float(n->fattr[0]), a[0]);
+}
+
+EWISE_EVAL(leaky_relu, a0 > 0 ? a0 : n->fattr[0] * a0)
+EWISE_EVAL(leaky_relu_back, a1 > 0 ? a0 : n->fattr[0] * a0)
+
+/* ---- elu: y = x > 0 ? x : alpha (exp(x) - 1),
+ *      dx = dy * (y > 0 ? 1 : y + alpha)  (= alpha exp(x) for x <= 0) ------
+ * (alpha = fattr[0], Keras' default 1.0; lowering requires alpha > 0, so
+ * again y > 0 exactly when x > 0.) */
+void grad_elu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = with_attrs(g, graph_add2(g, OP_ELU_BACK, NODE(g, y)->loc, dy, y), y);
+}
+
+void emit_elu(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    buf_printf(e->out, "%s > 0.0f ? %s : %s * (nnc_expf(%s) - 1.0f)", a[0], a[0],
+               emit_float(n->fattr[0]), a[0]);
+}
+
+void emit_elu_back(Emit *e, const Graph *g, const Node *n,
+                   const char *const *a)
+{
+    (void)g;
+    buf_printf(e->out, "%s > 0.0f ? %s : %s * (%s + %s)", a[1], a[0], a[0], a[1],
+               emit_float(n->fattr[0]));
+}
+
+EWISE_EVAL(elu, a0 > 0 ? a0 : n->fattr[0] * (exp(a0) - 1))
+EWISE_EVAL(elu_back, a1 > 0 ? a0 : a0 * (a1 + n->fattr[0]))
+
+/* ---- gelu, exact form (Keras' default approximate=False):
+ *      y = x Phi(x) = x/2 (1 + erf(x / sqrt 2)),
+ *      dx = dy (Phi(x) + x phi(x)),  phi(x) = exp(-x^2/2) / sqrt(2 pi) ------
+ * The gradient needs x, not y: GELU_BACK(dy, x). */
+void grad_gelu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = graph_add2(g, OP_GELU_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
+}
+
+void emit_gelu(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "0.5f * %s * (1.0f + nnc_erff(%s * 0.707106781f))", a[0], a[0]);
+}
+
+void emit_gelu_back(Emit *e, const Graph *g, const Node *n,
+                    const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s * (0.5f * (1.0f + nnc_erff(%s * 0.707106781f)) + "
+               "%s * 0.398942280f * nnc_expf(-0.5f * %s * %s))",
+               a[0], a[1], a[1], a[1], a[1]);
+}
+
+EWISE_EVAL(gelu, 0.5 * a0 * (1 + erf(a0 / sqrt(2.0))))
+EWISE_EVAL(gelu_back, a0 * (0.5 * (1 + erf(a1 / sqrt(2.0))) +
+                            a1 * exp(-0.5 * a1 * a1) * 0.3989422804014327))
+
+/* ---- gelu, tanh approximation (Keras' approximate=True, torch's
+ *      approximate='tanh'), with c = sqrt(2/pi), u = c (x + 0.044715 x^3):
+ *      y = x/2 (1 + tanh u),
+ *      dx = dy (1/2 (1 + tanh u) + x/2 (1 - tanh^2 u) c (1 + 3 0.044715 x^2))
+ */
+void grad_gelu_tanh(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = graph_add2(g, OP_GELU_TANH_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
+}
+
+void emit_gelu_tanh(Emit *e, const Graph *g, const Node *n,
+                    const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "0.5f * %s * (1.0f + nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s)))",
+               a[0], a[0], a[0], a[0], a[0]);
+}
+
+void emit_gelu_tanh_back(Emit *e, const Graph *g, const Node *n,
+                         const char *const *a)
+{
+    (void)g;
+    (void)n;
+    const char *x = a[1];
+    buf_printf(e->out, "%s * (0.5f * (1.0f + nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s))) + "
+               "0.5f * %s * (1.0f - nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s)) * "
+               "nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s))) * "
+               "0.797884561f * (1.0f + 0.134145f * %s * %s))",
+               a[0], x, x, x, x, x, x, x, x, x, x, x, x, x, x, x);
+}
+
+static double gelu_tanh_u(double x)
+{
+    return 0.7978845608028654 * (x + 0.044715 * x * x * x);
+}
+
+EWISE_EVAL(gelu_tanh, 0.5 * a0 * (1 + tanh(gelu_tanh_u(a0))))
+EWISE_EVAL(gelu_tanh_back, a0 * (0.5 * (1 + tanh(gelu_tanh_u(a1))) +
+                                 0.5 * a1 * (1 - tanh(gelu_tanh_u(a1)) * tanh(gelu_tanh_u(a1))) *
+                                 0.7978845608028654 * (1 + 0.134145 * a1 * a1)))
+
 /* ---- broadcast_to: y = x repeated along broadcast dims;
  *      dx = sum of dy over them ------------------------------------------- */
 void grad_bcast_to(Graph *g, NodeId y, NodeId dy, NodeId *dx)

@@ -17,6 +17,25 @@
  *   softmax_ce(z, t) = -1/R sum_rows sum_j t_j log_softmax(z)_j
  *       dz     = dl (softmax(z) sum_j t_j - t) / R
  *     (log-sum-exp form: no overflow for large logits, no log(0))
+ *   mae(p, t)  = 1/N sum |p - t|;  dp = dl sign(p - t) / N  (0 at p = t, as
+ *                torch.nn.L1Loss)
+ *   huber(p, t) = 1/N sum h(p - t), h(d) = d^2/2 for |d| <= delta, else
+ *                delta (|d| - delta/2)  (Keras' Huber = torch.nn.HuberLoss)
+ *       dp     = dl clamp(p - t, -delta, delta) / N      (delta = fattr[0])
+ *   cce(p, t)  = Keras' categorical_crossentropy on probabilities: each row
+ *                is renormalized, q = p / sum_k p_k, clipped to
+ *                c = clip(q, 1e-7, 1 - 1e-7), and
+ *                cce = -1/R sum_rows sum_j t_j log c_j
+ *       with g_j = -dl t_j / c_j / R where q_j is inside the clip range, 0
+ *       outside:  dp_k = (g_k - sum_j g_j q_j) / sum p
+ *     (the loss-head pass turns cce(softmax(z), t) into softmax_ce(z, t))
+ *   sparse_cce(p, k) = cce(p, onehot(k)): the target row holds the class
+ *                index k as a float, truncated to an integer as Keras'
+ *                cast does. A row whose k is not in [0, C) (or NaN) makes
+ *                the loss NaN and contributes no gradient.
+ *   sparse_softmax_ce(z, k) = -1/R sum_rows log_softmax(z)_k
+ *       dz     = dl (softmax(z) - onehot(k)) / R
+ *     (what the loss-head pass makes of sparse_cce(softmax(z), k))
  * Targets get no gradient.
  */
 #include <math.h>
@@ -342,6 +361,397 @@ void emit_softmax_ce_back(Emit *e, const Graph *g, const Node *n,
     emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
     emit_line(e, "for (int j = 0; j < %d; j++) { dr[j] = nnc_expf(zr[j] - mx); s += dr[j]; st += tr[j]; }", c);
     emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = k * (dr[j] / s * st - tr[j]);", c);
+    e->indent--;
+    emit_line(e, "}");
+}
+
+/* ---- mean absolute error ------------------------------------------------ */
+void grad_mae(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, OP_MAE_BACK, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+void eval_mae(const Graph *g, const Node *n, const double *const *in,
+              double *out)
+{
+    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
+    double s = 0;
+    for (size_t i = 0; i < len; i++)
+        s += fabs(in[0][i] - in[1][i]);
+    out[0] = s / (double)len;
+}
+
+void eval_mae_back(const Graph *g, const Node *n, const double *const *in,
+                   double *out)
+{
+    (void)g;
+    size_t len = shape_numel(&n->shape);
+    for (size_t i = 0; i < len; i++) {
+        double d = in[1][i] - in[2][i];
+        out[i] = in[0][0] * ((d > 0) - (d < 0)) / (double)len;
+    }
+}
+
+void emit_mae(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    const Node *p = NODE(g, n->in[0]);
+    emit_line(e, "double s = 0.0;");
+    emit_line(e, "for (int i = 0; i < %s; i++) s += fabs((double)%s[i] - (double)%s[i]);",
+              emit_numel(p), a[0], a[1]);
+    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(p));
+}
+
+void emit_mae_back(Emit *e, const Graph *g, const Node *n,
+                   const char *const *a)
+{
+    (void)g;
+    buf_printf(e->out, "%s * (float)((%s > %s) - (%s < %s)) / (float)%s", a[0],
+               a[1], a[2], a[1], a[2], emit_numel(n));
+}
+
+/* ---- huber -------------------------------------------------------------- */
+void grad_huber(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = with_attrs(g, graph_add3(g, OP_HUBER_BACK, n->loc, dy, n->in[0], n->in[1]), y);
+    dx[1] = NODE_NONE;
+}
+
+void eval_huber(const Graph *g, const Node *n, const double *const *in,
+                double *out)
+{
+    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
+    double s = 0, delta = n->fattr[0];
+    for (size_t i = 0; i < len; i++) {
+        double d = fabs(in[0][i] - in[1][i]);
+        s += d <= delta ? 0.5 * d * d : delta * (d - 0.5 * delta);
+    }
+    out[0] = s / (double)len;
+}
+
+void eval_huber_back(const Graph *g, const Node *n, const double *const *in,
+                     double *out)
+{
+    (void)g;
+    size_t len = shape_numel(&n->shape);
+    double delta = n->fattr[0];
+    for (size_t i = 0; i < len; i++) {
+        double d = in[1][i] - in[2][i];
+        d = d > delta ? delta : d < -delta ? -delta : d;
+        out[i] = in[0][0] * d / (double)len;
+    }
+}
+
+void emit_huber(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    const Node *p = NODE(g, n->in[0]);
+    const char *delta = emit_float(n->fattr[0]);
+    emit_line(e, "double s = 0.0;");
+    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(p));
+    emit_line(e, "    double d = fabs((double)%s[i] - (double)%s[i]);", a[0], a[1]);
+    emit_line(e, "    s += d <= (double)%s ? 0.5 * d * d : (double)%s * (d - 0.5 * (double)%s);",
+              delta, delta, delta);
+    emit_line(e, "}");
+    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(p));
+}
+
+void emit_huber_back(Emit *e, const Graph *g, const Node *n,
+                     const char *const *a)
+{
+    (void)g;
+    const char *delta = emit_float(n->fattr[0]);
+    buf_printf(e->out, "%s * fminf(fmaxf(%s - %s, -%s), %s) / (float)%s", a[0],
+               a[1], a[2], delta, delta, emit_numel(n));
+}
+
+/* ---- categorical cross-entropy on probabilities ------------------------- */
+#define CCE_EPS 1e-7
+
+void grad_cce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, OP_CCE_BACK, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+static double row_sum(const double *x, int c)
+{
+    double s = 0;
+    for (int j = 0; j < c; j++)
+        s += x[j];
+    return s;
+}
+
+void eval_cce(const Graph *g, const Node *n, const double *const *in,
+              double *out)
+{
+    const Node *p = NODE(g, n->in[0]);
+    int c = last_dim(p);
+    size_t r = shape_numel(&p->shape) / (size_t)c;
+    double s = 0;
+    for (size_t i = 0; i < r; i++) {
+        const double *pr = in[0] + i * c, *tr = in[1] + i * c;
+        double sum = row_sum(pr, c);
+        for (int j = 0; j < c; j++) {
+            double q = pr[j] / sum;
+            q = q < CCE_EPS ? CCE_EPS : q > 1 - CCE_EPS ? 1 - CCE_EPS : q;
+            s -= tr[j] * log(q);
+        }
+    }
+    out[0] = s / (double)r;
+}
+
+void eval_cce_back(const Graph *g, const Node *n, const double *const *in,
+                   double *out)
+{
+    (void)g;
+    int c = last_dim(n);
+    size_t r = shape_numel(&n->shape) / (size_t)c;
+    for (size_t i = 0; i < r; i++) {
+        const double *pr = in[1] + i * c, *tr = in[2] + i * c;
+        double *o = out + i * c, sum = row_sum(pr, c), sg = 0;
+        for (int j = 0; j < c; j++) {
+            double q = pr[j] / sum;
+            o[j] = q > CCE_EPS && q < 1 - CCE_EPS ? -in[0][0] * tr[j] / q / (double)r : 0;
+            sg += o[j] * q;
+        }
+        for (int j = 0; j < c; j++)
+            o[j] = (o[j] - sg) / sum;
+    }
+}
+
+void emit_cce(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    const Node *p = NODE(g, n->in[0]);
+    int c = last_dim(p);
+    emit_line(e, "double s = 0.0;");
+    row_loop(e, p);
+    emit_line(e, "const float *pr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
+              a[0], c, a[1], c);
+    emit_line(e, "double sum = 0.0;");
+    emit_line(e, "for (int j = 0; j < %d; j++) sum += pr[j];", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
+    emit_line(e, "    double q = pr[j] / sum;");
+    emit_line(e, "    q = q < %g ? %g : q > 1.0 - %g ? 1.0 - %g : q;", CCE_EPS, CCE_EPS,
+              CCE_EPS, CCE_EPS);
+    emit_line(e, "    s -= tr[j] * log(q);");
+    emit_line(e, "}");
+    e->indent--;
+    emit_line(e, "}");
+    emit_line(e, "%s[0] = (float)(s / (%s / %d));", a[2], emit_numel(p), c);
+}
+
+void emit_cce_back(Emit *e, const Graph *g, const Node *n,
+                   const char *const *a)
+{
+    (void)g;
+    int c = last_dim(n);
+    emit_line(e, "const float k = %s / (float)(%s / %d);", a[0], emit_numel(n), c);
+    row_loop(e, n);
+    emit_line(e, "const float *pr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
+              a[1], c, a[2], c);
+    emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
+    emit_line(e, "float sum = 0.0f, sg = 0.0f;");
+    emit_line(e, "for (int j = 0; j < %d; j++) sum += pr[j];", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
+    emit_line(e, "    float q = pr[j] / sum;");
+    emit_line(e, "    dr[j] = q > %gf && q < 1.0f - %gf ? -k * tr[j] / q : 0.0f;",
+              CCE_EPS, CCE_EPS);
+    emit_line(e, "    sg += dr[j] * q;");
+    emit_line(e, "}");
+    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = (dr[j] - sg) / sum;", c);
+    e->indent--;
+    emit_line(e, "}");
+}
+
+/* ---- sparse categorical cross-entropy ----------------------------------- */
+
+/* The class index held in target value v, or -1 if it is not one of c. */
+static int class_index(double v, int c)
+{
+    return v >= 0 && v < c ? (int)v : -1;
+}
+
+void grad_sparse_cce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, OP_SPARSE_CCE_BACK, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+void eval_sparse_cce(const Graph *g, const Node *n, const double *const *in,
+                     double *out)
+{
+    const Node *p = NODE(g, n->in[0]);
+    int c = last_dim(p);
+    size_t r = shape_numel(&p->shape) / (size_t)c;
+    double s = 0;
+    for (size_t i = 0; i < r; i++) {
+        const double *pr = in[0] + i * c;
+        int k = class_index(in[1][i], c);
+        if (k < 0) {
+            s = NAN;
+            continue;
+        }
+        double q = pr[k] / row_sum(pr, c);
+        q = q < CCE_EPS ? CCE_EPS : q > 1 - CCE_EPS ? 1 - CCE_EPS : q;
+        s -= log(q);
+    }
+    out[0] = s / (double)r;
+}
+
+void eval_sparse_cce_back(const Graph *g, const Node *n,
+                          const double *const *in, double *out)
+{
+    (void)g;
+    int c = last_dim(n);
+    size_t r = shape_numel(&n->shape) / (size_t)c;
+    for (size_t i = 0; i < r; i++) {
+        const double *pr = in[1] + i * c;
+        double *o = out + i * c, sum = row_sum(pr, c), gk = 0, q = 0;
+        int k = class_index(in[2][i], c);
+        if (k >= 0) {
+            q = pr[k] / sum;
+            gk = q > CCE_EPS && q < 1 - CCE_EPS ? -in[0][0] / q / (double)r : 0;
+        }
+        for (int j = 0; j < c; j++)
+            o[j] = ((j == k ? gk : 0) - gk * q) / sum;
+    }
+}
+
+void emit_sparse_cce(Emit *e, const Graph *g, const Node *n,
+                     const char *const *a)
+{
+    const Node *p = NODE(g, n->in[0]);
+    int c = last_dim(p);
+    emit_line(e, "double s = 0.0;");
+    row_loop(e, p);
+    emit_line(e, "const float *pr = %s + (size_t)r * %d;", a[0], c);
+    emit_line(e, "const float tk = %s[r];", a[1]);
+    emit_line(e, "double sum = 0.0, q;");
+    emit_line(e, "if (!(tk >= 0.0f && tk < %d.0f)) { s = (double)NAN; continue; }", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) sum += pr[j];", c);
+    emit_line(e, "q = pr[(int)tk] / sum;");
+    emit_line(e, "q = q < %g ? %g : q > 1.0 - %g ? 1.0 - %g : q;", CCE_EPS, CCE_EPS,
+              CCE_EPS, CCE_EPS);
+    emit_line(e, "s -= log(q);");
+    e->indent--;
+    emit_line(e, "}");
+    emit_line(e, "%s[0] = (float)(s / (%s / %d));", a[2], emit_numel(p), c);
+}
+
+void emit_sparse_cce_back(Emit *e, const Graph *g, const Node *n,
+                          const char *const *a)
+{
+    (void)g;
+    int c = last_dim(n);
+    emit_line(e, "const float k = %s / (float)(%s / %d);", a[0], emit_numel(n), c);
+    row_loop(e, n);
+    emit_line(e, "const float *pr = %s + (size_t)r * %d;", a[1], c);
+    emit_line(e, "const float tk = %s[r];", a[2]);
+    emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
+    emit_line(e, "float sum = 0.0f, q, gk;");
+    emit_line(e, "int t;");
+    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = 0.0f;", c);
+    emit_line(e, "if (!(tk >= 0.0f && tk < %d.0f)) continue;", c);
+    emit_line(e, "t = (int)tk;");
+    emit_line(e, "for (int j = 0; j < %d; j++) sum += pr[j];", c);
+    emit_line(e, "q = pr[t] / sum;");
+    emit_line(e, "gk = q > %gf && q < 1.0f - %gf ? -k / q : 0.0f;", CCE_EPS, CCE_EPS);
+    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = -gk * q / sum;", c);
+    emit_line(e, "dr[t] += gk / sum;");
+    e->indent--;
+    emit_line(e, "}");
+}
+
+/* ---- sparse softmax cross-entropy, fused -------------------------------- */
+void grad_sparse_softmax_ce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, OP_SPARSE_SOFTMAX_CE_BACK, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+void eval_sparse_softmax_ce(const Graph *g, const Node *n,
+                            const double *const *in, double *out)
+{
+    const Node *z = NODE(g, n->in[0]);
+    int c = last_dim(z);
+    size_t r = shape_numel(&z->shape) / (size_t)c;
+    double s = 0;
+    for (size_t i = 0; i < r; i++) {
+        const double *zr = in[0] + i * c;
+        int k = class_index(in[1][i], c);
+        if (k < 0) {
+            s = NAN;
+            continue;
+        }
+        double mx = zr[0], se = 0;
+        for (int j = 1; j < c; j++)
+            mx = zr[j] > mx ? zr[j] : mx;
+        for (int j = 0; j < c; j++)
+            se += exp(zr[j] - mx);
+        s += mx + log(se) - zr[k];
+    }
+    out[0] = s / (double)r;
+}
+
+void eval_sparse_softmax_ce_back(const Graph *g, const Node *n,
+                                 const double *const *in, double *out)
+{
+    (void)g;
+    int c = last_dim(n);
+    size_t r = shape_numel(&n->shape) / (size_t)c;
+    for (size_t i = 0; i < r; i++) {
+        double *o = out + i * c;
+        int k = class_index(in[2][i], c);
+        softmax_row(in[1] + i * c, o, c);
+        for (int j = 0; j < c; j++)
+            o[j] = k < 0 ? 0 : in[0][0] * (o[j] - (j == k)) / (double)r;
+    }
+}
+
+void emit_sparse_softmax_ce(Emit *e, const Graph *g, const Node *n,
+                            const char *const *a)
+{
+    const Node *z = NODE(g, n->in[0]);
+    int c = last_dim(z);
+    emit_line(e, "double s = 0.0;");
+    row_loop(e, z);
+    emit_line(e, "const float *zr = %s + (size_t)r * %d;", a[0], c);
+    emit_line(e, "const float tk = %s[r];", a[1]);
+    emit_line(e, "float mx = zr[0];");
+    emit_line(e, "double se = 0.0;");
+    emit_line(e, "if (!(tk >= 0.0f && tk < %d.0f)) { s = (double)NAN; continue; }", c);
+    emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) se += exp((double)(zr[j] - mx));", c);
+    emit_line(e, "s += (double)mx + log(se) - (double)zr[(int)tk];");
+    e->indent--;
+    emit_line(e, "}");
+    emit_line(e, "%s[0] = (float)(s / (%s / %d));", a[2], emit_numel(z), c);
+}
+
+void emit_sparse_softmax_ce_back(Emit *e, const Graph *g, const Node *n,
+                                 const char *const *a)
+{
+    (void)g;
+    int c = last_dim(n);
+    emit_line(e, "const float k = %s / (float)(%s / %d);", a[0], emit_numel(n), c);
+    row_loop(e, n);
+    emit_line(e, "const float *zr = %s + (size_t)r * %d;", a[1], c);
+    emit_line(e, "const float tk = %s[r];", a[2]);
+    emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
+    emit_line(e, "float mx = zr[0], s = 0.0f;");
+    emit_line(e, "if (!(tk >= 0.0f && tk < %d.0f)) {", c);
+    emit_line(e, "    for (int j = 0; j < %d; j++) dr[j] = 0.0f;", c);
+    emit_line(e, "    continue;");
+    emit_line(e, "}");
+    emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) { dr[j] = nnc_expf(zr[j] - mx); s += dr[j]; }", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = k * (dr[j] / s);", c);
+    emit_line(e, "dr[(int)tk] -= k;");
     e->indent--;
     emit_line(e, "}");
 }

@@ -143,6 +143,38 @@ bool shape_loss_back(Graph *g, Node *n)
     return true;
 }
 
+/* Sparse losses: prediction (..., C) and class indices (..., 1) -> a
+ * scalar. */
+bool shape_sparse_loss(Graph *g, Node *n)
+{
+    const Shape *p = &NODE(g, n->in[0])->shape;
+    Shape want = *p;
+    if (p->rank < 1) {
+        diag_error(n->loc, "loss needs a value with at least one axis");
+        return false;
+    }
+    want.dim[want.rank - 1] = 1;
+    if (!shape_eq(&want, &NODE(g, n->in[1])->shape)) {
+        diag_error(n->loc, "loss: prediction %s needs class indices %s, got %s",
+                   shape_str(p), shape_str(&want), shape_str(&NODE(g, n->in[1])->shape));
+        return false;
+    }
+    n->shape.rank = 0;
+    n->bmask = 0;
+    return true;
+}
+
+/* Sparse loss gradients (dl, prediction, indices) -> the prediction's
+ * shape. */
+bool shape_sparse_loss_back(Graph *g, Node *n)
+{
+    const Node *p = NODE(g, n->in[1]);
+    NNC_ASSERT(NODE(g, n->in[0])->shape.rank == 0);
+    n->shape = p->shape;
+    n->bmask = p->bmask;
+    return true;
+}
+
 /* Updates (param, grad) -> the parameter, written in place. */
 bool shape_update(Graph *g, Node *n)
 {

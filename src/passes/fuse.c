@@ -91,7 +91,8 @@ bool pass_fuse(Graph *g)
             if (optab[pn->op].kind == K_EWISE) {
                 pn->kernel = root;
                 changed = true;
-            } else if (optab[pn->op].kind == K_CONTRACT && !has_gemm[root]) {
+            } else if (optab[pn->op].kind == K_CONTRACT && !has_gemm[root] &&
+                       pn->shape.rank == 2) {
                 pn->kernel = root;
                 has_gemm[root] = true;
                 changed = true;

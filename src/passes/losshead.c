@@ -9,19 +9,34 @@
  * and a single gradient (sigmoid(z) - t) / N instead of the BCE gradient
  * times the sigmoid derivative (whose quotient p(1-p) underflows). The
  * sigmoid node stays: it is still the model's output for predict.
- * softmax_cross_entropy is already one op in log-sum-exp form.
+ *
+ * Likewise cce(softmax(z), t) (categorical_crossentropy on a softmax
+ * output) becomes softmax_ce(z, t), the log-sum-exp form: the same loss
+ * without the 1e-7 clip, and the gradient softmax(z) sum t - t instead
+ * of a division by each probability. softmax_cross_entropy is already
+ * that op. sparse_categorical_crossentropy on a softmax becomes
+ * sparse_softmax_ce in the same way.
  */
 #include "nnc.h"
+
+/* loss(activation(z), t) -> fused(z, t) */
+static const struct {
+    Op loss, activation, fused;
+} heads[] = {
+    {OP_BCE, OP_SIGMOID, OP_SIGMOID_BCE},
+    {OP_CCE, OP_SOFTMAX, OP_SOFTMAX_CE},
+    {OP_SPARSE_CCE, OP_SOFTMAX, OP_SPARSE_SOFTMAX_CE},
+};
 
 bool pass_losshead(Graph *g)
 {
     Node *l = NODE(g, g->loss);
-    if (l->op != OP_BCE)
-        return false;
     const Node *p = NODE(g, l->in[0]);
-    if (p->op != OP_SIGMOID)
-        return false;
-    l->op = OP_SIGMOID_BCE;
-    l->in[0] = p->in[0];
-    return true;
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++)
+        if (l->op == heads[i].loss && p->op == heads[i].activation) {
+            l->op = heads[i].fused;
+            l->in[0] = p->in[0];
+            return true;
+        }
+    return false;
 }

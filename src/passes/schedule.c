@@ -69,7 +69,8 @@ double node_flops(const Graph *g, NodeId id)
         return 0;
     case K_CONTRACT: {
         const Node *a = NODE(g, n->in[0]);
-        int k = a->shape.dim[n->iattr[0] ? 0 : 1];
+        double last = a->shape.dim[a->shape.rank - 1];
+        double k = n->iattr[0] ? (double)shape_numel(&a->shape) / last : last;
         return 2.0 * (double)shape_numel(&n->shape) * k;
     }
     case K_LOSS:
@@ -123,6 +124,13 @@ static bool same_layout(const Node *a, const Node *b)
 static void find_in_place(const Graph *g, Plan *p, const Kernel *k, const int *kidx)
 {
     NodeId r = k->root;
+    if (p->region[r] == REG_ARENA && optab[NODE(g, r)->op].kind == K_MOVE && k->n == 1) {
+        /* a reshape is a view: it takes over a buffer that dies here */
+        NodeId x = NODE(g, r)->in[0];
+        if (p->region[x] == REG_ARENA && p->last[x] == kidx[r] && p->def[x] < kidx[r])
+            p->shares[r] = x;
+        return;
+    }
     if (p->region[r] != REG_ARENA || optab[NODE(g, r)->op].kind != K_EWISE)
         return;
     for (int m = 0; m < k->n; m++)

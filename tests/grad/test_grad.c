@@ -21,6 +21,12 @@
 static const Shape shapes[] = {
     {2, {3, 4}}, {1, {4}}, {2, {1, 4}}, {2, {3, 1}}, {2, {4, 3}},
     {2, {4, 2}}, {3, {2, 3, 4}}, {0, {0}}, {2, {2, 3}},
+    /* NHWC images for the window ops (and reshapes of 2 x 24 floats) */
+    {4, {2, 5, 5, 2}}, {4, {1, 4, 6, 3}}, {2, {2, 24}},
+};
+/* Window attributes (kh, kw, sh, sw, same) tried for K_WINDOW ops. */
+static const int windows[4][5] = {
+    {2, 2, 2, 2, 0}, {3, 3, 1, 1, 1}, {3, 2, 2, 1, 0}, {2, 2, 1, 1, 1},
 };
 #define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 #define MAX_CASES 24
@@ -64,6 +70,8 @@ static bool build(Case *c, Op op, const int *si, int ta, int tb, int preset)
     memcpy(proto.in, c->in, sizeof c->in);
     proto.iattr[0] = ta;
     proto.iattr[1] = tb;
+    if (oi->kind == K_WINDOW)
+        memcpy(proto.iattr, windows[ta + 2 * tb], sizeof windows[0]);
     proto.fattr[0] = 0.7;
     proto.shape = shapes[preset];
     bool quiet = diag_quiet;
@@ -98,6 +106,12 @@ static void fill(Case *c, Op op)
         c->src[c->in[k]] = malloc(n * sizeof(double));
         for (size_t i = 0; i < n; i++)
             c->src[c->in[k]][i] = sample(optab[op].flags);
+        if (k == 1 && (optab[op].flags & F_INDEX)) {
+            const Shape *s0 = &NODE(g, c->in[0])->shape;
+            int classes = s0->dim[s0->rank - 1];
+            for (size_t i = 0; i < n; i++)
+                c->src[c->in[k]][i] = (double)(int)(urand() * classes) + 0.5 * urand();
+        }
     }
     size_t ny = shape_numel(&NODE(g, c->y)->shape);
     c->src[c->dy] = malloc(ny * sizeof(double));
@@ -168,7 +182,7 @@ static void signature(const Case *c, Op op, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, "%s", shape_str(&NODE(&c->g, c->in[k])->shape));
     const Node *y = NODE(&c->g, c->y);
     at += (size_t)snprintf(buf + at, len - at, "->%s", shape_str(&y->shape));
-    if (optab[op].kind == K_CONTRACT)
+    if (optab[op].kind == K_CONTRACT || optab[op].kind == K_WINDOW)
         snprintf(buf + at, len - at, " %d%d", y->iattr[0], y->iattr[1]);
 }
 

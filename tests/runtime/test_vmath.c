@@ -37,6 +37,7 @@ static float f_tanh(float x) { return nnc_tanhf(x); }
 static float f_sigmoid(float x) { return nnc_sigmoidf(x); }
 static float f_log1p(float x) { return nnc_log1pf(x); }
 static float f_softplus(float x) { return nnc_softplusf(x); }
+static float f_erf(float x) { return nnc_erff(x); }
 
 static double ref_sigmoid(double x)
 {
@@ -195,6 +196,23 @@ Test(vmath, logf_accuracy)
     cr_expect(isnan(nnc_logf(-1e-45f)));
     cr_expect(isnan(nnc_logf(-INFINITY)));
     cr_expect(isnan(nnc_logf(NAN)));
+}
+
+Test(vmath, erff_accuracy)
+{
+    MaxErr m = { 0, 0 };
+
+    sweep_all(&m, f_erf, erf);
+    sweep(&m, f_erf, erf, 0.75f, 1.25f, 1000000);  /* the switch at 1   */
+    sweep(&m, f_erf, erf, -0.75f, -1.25f, 1000000);
+    sweep(&m, f_erf, erf, 1.25f, 4.0f, 1000000);   /* the rational part */
+    report("nnc_erff", m, 4.0);
+
+    cr_expect_eq(to_bits(nnc_erff(0.0f)), 0u);
+    cr_expect_eq(to_bits(nnc_erff(-0.0f)), 0x80000000u);
+    cr_expect_eq(nnc_erff(10.0f), 1.0f);
+    cr_expect_eq(nnc_erff(-INFINITY), -1.0f);
+    cr_expect(isnan(nnc_erff(NAN)));
 }
 
 Test(vmath, tanhf_accuracy)

@@ -6,7 +6,8 @@ written by hand from the same description, never derived from nnc's graph):
 
   1. make deterministic random batches with numpy (x ~ N(0, 1); targets
      that suit the loss, from a random linear teacher: 0/1 for binary
-     cross-entropy, one-hot for softmax cross-entropy, reals for MSE) and
+     cross-entropy, one-hot for softmax cross-entropy, class indices for
+     sparse categorical cross-entropy, reals for MSE) and
      write them to DATA.bin;
   2. compile the model with `nnc --prefix m` and build harness.c with it;
   3. run the harness: it saves the initial weights (INIT.safetensors),
@@ -130,6 +131,145 @@ class Misc(nn.Module):
         return F.softmax(self.probs(b), dim=1)
 
 
+class Acts(nn.Module):
+    """tests/torch/acts.nn: leaky_relu, elu, gelu, multiply."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 10)
+        self.b = nn.Linear(10, 10)
+        self.g = nn.Linear(10, 10)
+        self.c = nn.Linear(10, 8)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        a = F.leaky_relu(self.a(x), negative_slope=0.3)
+        b = F.elu(self.b(a), alpha=1.0)
+        g = F.gelu(self.g(a))                 # exact (erf) form
+        m = F.leaky_relu(b * g, negative_slope=0.1)
+        h = F.gelu(F.elu(self.c(m), alpha=0.5))
+        return self.out(h)
+
+
+class Huber(nn.Module):
+    """tests/torch/huber.nn: 5 -> 16 gelu (tanh form) -> 2 linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(5, 16)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.h(x), approximate="tanh"))
+
+
+class Cce(nn.Module):
+    """tests/torch/cce.nn: 7 -> 12 elu -> 4 softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(7, 12)
+        self.probs = nn.Linear(12, 4)
+
+    def forward(self, x):
+        return F.softmax(self.probs(F.elu(self.h(x))), dim=1)
+
+
+class CceSig(nn.Module):
+    """tests/torch/ccesig.nn: 7 -> 12 tanh -> 4 sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(7, 12)
+        self.probs = nn.Linear(12, 4)
+
+    def forward(self, x):
+        return torch.sigmoid(self.probs(torch.tanh(self.h(x))))
+
+
+class Sparse(nn.Module):
+    """tests/torch/sparse.nn: 9 -> 16 gelu -> 5 softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(9, 16)
+        self.probs = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return F.softmax(self.probs(F.gelu(self.h(x))), dim=1)
+
+
+def keras_cce(probs, onehot):
+    """Keras' categorical_crossentropy (from_logits=False), batch mean:
+    rows renormalized to sum 1, clipped to [1e-7, 1 - 1e-7]."""
+    q = probs / probs.sum(dim=1, keepdim=True)
+    q = q.clamp(1e-7, 1 - 1e-7)
+    return -(onehot * torch.log(q)).sum(dim=1).mean()
+
+
+def keras_sparse_cce(probs, index):
+    """Keras' sparse_categorical_crossentropy: index is (batch, 1) floats."""
+    onehot = F.one_hot(index[:, 0].long(), probs.shape[1]).to(probs.dtype)
+    return keras_cce(probs, onehot)
+# Images: nnc's are NHWC (batch, height, width, channels) and arrive here
+# flattened per sample; PyTorch's are NCHW. The references reshape x to
+# NHWC and permute it to NCHW; before flattening they permute back to
+# NHWC so that the features come in nnc's (h, w, c) order (PyTorch's own
+# flatten of NCHW gives (c, h, w)). Conv kernels: nnc saves [out, kh, kw,
+# in], nn.Conv2d holds [out, in, kh, kw]: nnc_to_torch and torch_to_nnc
+# permute every rank-4 tensor between the two.
+
+def nhwc_in(x, h, w, c):
+    return x.reshape(-1, h, w, c).permute(0, 3, 1, 2)
+
+
+def nhwc_flatten(x):
+    return x.permute(0, 2, 3, 1).flatten(1)
+
+
+class Cnn(nn.Module):
+    """tests/torch/cnn.nn: conv same relu, maxpool, conv same tanh,
+    avgpool, flatten, dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv2d_0 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2d_1 = nn.Conv2d(4, 6, 3, padding=1)
+        self.dense_0 = nn.Linear(24, 3)
+
+    def forward(self, x):
+        x = nhwc_in(x, 8, 8, 1)
+        x = F.max_pool2d(F.relu(self.conv2d_0(x)), 2)
+        x = F.avg_pool2d(torch.tanh(self.conv2d_1(x)), 2)
+        return self.dense_0(nhwc_flatten(x))
+
+
+class CnnGap(nn.Module):
+    """tests/torch/cnn_gap.nn: strided conv without bias, conv sigmoid,
+    global average pooling, dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(2, 5, 3, stride=2, bias=False)
+        self.conv2d_0 = nn.Conv2d(5, 4, 2)
+        self.dense_0 = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = nhwc_in(x, 7, 9, 2)
+        x = torch.sigmoid(self.conv2d_0(self.c(x)))
+        return self.dense_0(x.mean(dim=(2, 3)))
+
+
+def nnc_to_torch(state):
+    return {k: (v.transpose(0, 3, 1, 2).copy() if v.ndim == 4 else v)
+            for k, v in state.items()}
+
+
+def torch_to_nnc(state):
+    return {k: (v.transpose(0, 2, 3, 1).copy() if v.ndim == 4 else v)
+            for k, v in state.items()}
+
+
 class Shared(nn.Module):
     """tests/torch/opt_shared.nn: two linear layers on x, summed."""
 
@@ -146,7 +286,8 @@ def softmax_ce(logits, target_probs):
     return F.cross_entropy(logits, target_probs)  # mean over the batch
 
 
-# name: .nn file stem; batch/n_in/n_out: as the .nn says (checked against
+# name: .nn file stem (or file: the stem, when one file is tested twice,
+# and flags: extra nnc options); batch/n_in/n_out: as the .nn says (checked against
 # m.h); targets: how to draw y; loss: torch loss on (output, y); optim:
 # torch.optim with nnc's hyperparameters (Keras defaults where unspecified,
 # e.g. Adam eps 1e-7); seed: for nnc's init and numpy's batches.
@@ -169,6 +310,39 @@ MODELS = [
          targets="onehot", loss=nn.MSELoss(),
          optim=lambda p: torch.optim.SGD(p, lr=0.5),
          seed=4),
+    dict(name="acts", module=Acts, batch=8, n_in=6, n_out=3,
+         targets="real", loss=nn.L1Loss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=5),
+    dict(name="huber", module=Huber, batch=12, n_in=5, n_out=2,
+         targets="real", loss=nn.HuberLoss(delta=0.5),
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=6),
+    dict(name="cce", module=Cce, batch=10, n_in=7, n_out=4,
+         targets="onehot", loss=keras_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=7),
+    dict(name="cce-O0", file="cce", flags=["-O0"], module=Cce, batch=10,
+         n_in=7, n_out=4, targets="onehot", loss=keras_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=7),
+    dict(name="ccesig", module=CceSig, batch=6, n_in=7, n_out=4,
+         targets="onehot", loss=keras_cce,
+         optim=lambda p: torch.optim.SGD(p, lr=0.3),
+         seed=8),
+    dict(name="sparse", module=Sparse, batch=11, n_in=9, n_out=5,
+         targets="index", loss=keras_sparse_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=9),
+    dict(name="sparse-O0", file="sparse", flags=["-O0"], module=Sparse,
+         batch=11, n_in=9, n_out=5, targets="index", loss=keras_sparse_cce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=9),
     # one per optimizer, on the regress network; sched: a torch lr
     # scheduler stepped after every optimizer step; clip: max norm for
     # torch.nn.utils.clip_grad_norm_ before it
@@ -208,6 +382,15 @@ MODELS = [
                                              initial_accumulator_value=0.2,
                                              eps=1e-5),
          clip=1.0, seed=10),
+    dict(name="cnn", module=Cnn, batch=4, n_in=64, n_out=3,
+         targets="onehot", loss=softmax_ce,
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=5),
+    dict(name="cnn_gap", module=CnnGap, batch=3, n_in=126, n_out=2,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=6),
     dict(name="opt_shared", module=Shared, batch=4, n_in=3, n_out=4,
          targets="real", loss=nn.MSELoss(),
          optim=lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-7),
@@ -240,6 +423,8 @@ def make_batches(spec, steps):
             y = (t > 0).astype(np.float32)
         elif kind == "onehot":          # one-hot classes
             y = np.eye(n_out, dtype=np.float32)[np.argmax(t, axis=1)]
+        elif kind == "index":           # class indices, one float per row
+            y = np.argmax(t, axis=1).astype(np.float32).reshape(b, 1)
         else:                           # real values
             y = (t + 0.1 * rng.standard_normal((b, n_out))).astype(np.float32)
         batches.append((x, y))
@@ -354,9 +539,10 @@ def header_dims(path):
 
 def build_harness(cfg, spec, work):
     """nnc + cc; returns the harness executable's path."""
-    nn_file = os.path.join(HERE, spec["name"] + ".nn")
+    nn_file = os.path.join(HERE, spec.get("file", spec["name"]) + ".nn")
     m_c = os.path.join(work, "m.c")
-    run([cfg.nnc, nn_file, "--prefix", "m", "-o", m_c], "nnc " + nn_file)
+    run([cfg.nnc, nn_file, "--prefix", "m", "-o", m_c] + spec.get("flags", []),
+        "nnc " + nn_file)
     dims = header_dims(os.path.join(work, "m.h"))
     want = {"BATCH": spec["batch"], "IN": spec["n_in"], "OUT": spec["n_out"]}
     if dims != want:
@@ -385,7 +571,8 @@ def run_harness(exe, spec, work, data, steps, tag, weights=None):
         raise CheckFailed("harness printed %d losses, want %d"
                           % (len(losses), steps))
     preds = read_floats(final + ".pred", spec["batch"] * spec["n_out"])
-    return (losses, read_safetensors(init), read_safetensors(final),
+    return (losses, nnc_to_torch(read_safetensors(init)),
+            nnc_to_torch(read_safetensors(final)),
             preds.reshape(spec["batch"], spec["n_out"]))
 
 
@@ -407,7 +594,9 @@ def check_init(model, init):
         if k.endswith(".bias") and np.any(v != 0):
             problems.append("%s: initial bias not zero" % k)
         if k.endswith(".weight"):
-            fan_out, fan_in = v.shape
+            # conv [out, in, kh, kw]: fans count the window, as Keras
+            fan_out = v.shape[0] * int(np.prod(v.shape[2:]))
+            fan_in = int(np.prod(v.shape[1:]))
             bound = (6.0 / (fan_in + fan_out)) ** 0.5
             big = float(np.max(np.abs(v)))
             if not np.all(np.isfinite(v)) or big > bound * (1 + 1e-6):
@@ -485,7 +674,7 @@ def test_model(cfg, spec, steps):
         # the second run also loads PyTorch's weights (no optimizer state)
         # and takes one step: as a fresh torch optimizer would
         weights = os.path.join(work, "torch.safetensors")
-        write_safetensors(weights, t_state)
+        write_safetensors(weights, torch_to_nnc(t_state))
         again = run_harness(exe, spec, work, data, steps, "again-", weights)
         again = (again[0], split_state(again[1])[0],
                  split_state(again[2])[0], again[3])
@@ -495,7 +684,8 @@ def test_model(cfg, spec, steps):
                 or not np.array_equal(again[3], preds)):
             row["problems"].append("a second run with the same seed gave "
                                    "different results")
-        restart = split_state(read_safetensors(weights + ".restart"))[0]
+        restart = nnc_to_torch(
+            split_state(read_safetensors(weights + ".restart"))[0])
         t_restart = torch_train(spec, t_state, batches[:1])[1]
         d = max(max_abs(restart[k], t_restart[k]) for k in t_restart)
         if not d <= TOL:

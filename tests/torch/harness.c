@@ -9,7 +9,7 @@
  *
  *   1. m_create(SEED), then m_save(INIT): the initial weights.
  *   2. For each of STEPS batches, reads M_BATCH*M_IN floats of x and then
- *      M_BATCH*M_OUT floats of y from DATA.bin (float32, little-endian,
+ *      M_BATCH*M_TARGET floats of y from DATA.bin (float32, little-endian,
  *      row-major), calls m_train_step and prints the returned loss (the
  *      batch's mean loss before the update) as "%.9g\n" on stdout.
  *   3. m_save(FINAL): the trained weights.
@@ -39,13 +39,14 @@
 #include "nncrt.h"   /* nnc_strerror */
 
 #define X_FLOATS ((size_t)M_BATCH * (size_t)M_IN)
-#define Y_FLOATS ((size_t)M_BATCH * (size_t)M_OUT)
+#define Y_FLOATS ((size_t)M_BATCH * (size_t)M_TARGET)
+#define P_FLOATS ((size_t)M_BATCH * (size_t)M_OUT)
 
 static float x[X_FLOATS], y[Y_FLOATS];   /* the current batch      */
 static float x0[X_FLOATS];               /* the first batch's x    */
 static float y0[Y_FLOATS];               /* ... and y              */
-static float pred[Y_FLOATS];             /* predict(x0)            */
-static float pred2[Y_FLOATS];            /* predict(x0), made another way */
+static float pred[P_FLOATS];             /* predict(x0)            */
+static float pred2[P_FLOATS];            /* predict(x0), made another way */
 
 /* Prints "harness: MESSAGE" on stderr and exits 1. */
 static void die(const char *fmt, ...)
@@ -137,7 +138,7 @@ static void write_predictions(m_ctx *ctx, const char *final_path)
     f = fopen(path, "wb");
     if (f == NULL)
         die("cannot create %s: %s", path, strerror(errno));
-    if (write_floats(f, pred, Y_FLOATS) != 0 || fclose(f) != 0)
+    if (write_floats(f, pred, P_FLOATS) != 0 || fclose(f) != 0)
         die("cannot write %s", path);
     free(path);
 }
@@ -147,7 +148,7 @@ static void expect_pred(const float *got, double tol, const char *what)
 {
     size_t i;
 
-    for (i = 0; i < Y_FLOATS; i++) {
+    for (i = 0; i < P_FLOATS; i++) {
         double d = (double)got[i] - (double)pred[i];
         if (!(d <= tol && d >= -tol))
             die("%s: output %lu is %.9g, but predicting the whole batch "

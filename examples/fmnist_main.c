@@ -1,0 +1,200 @@
+/*
+ * fmnist_main.c - trains a Fashion-MNIST classifier compiled by nnc
+ * (examples/fmnist_mlp.nn or examples/fmnist_cnn.nn: any model with 784
+ * inputs per sample, 28x28 or flat, and 10 logits) and prints, per
+ * epoch, the mean training loss, training accuracy (of the batches as
+ * they were trained), test accuracy, the epoch's training time (batch
+ * gathering and train_step) and samples/s.
+ *
+ *     nnc examples/fmnist_cnn.nn --prefix m -o DIR/m.c
+ *     cc -std=c99 -O3 -march=native -IDIR -I<nnc>/runtime \
+ *        examples/fmnist_main.c DIR/m.c <nnc>/.libs/libnncrt.a -lcjson -lz -lm
+ *     ./a.out [--epochs E] [--seed S] [--data DIR]
+ *
+ * The data are the gzipped IDX files of Debian's dataset-fashion-mnist
+ * (/usr/share/datasets/fashion-mnist by default), read with zlib. Each
+ * epoch visits the training set in a fresh random order and drops the
+ * last partial batch. Pixels are scaled to [0, 1].
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "m.h"
+
+#if M_IN != 784 || M_OUT != 10
+#error "fmnist_main.c expects 784 inputs and 10 outputs"
+#endif
+
+#define B M_BATCH
+#define CHUNK 1000
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rng_state;
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* Reads DIR/NAME; magic 2051 (images: n x 784) or 2049 (labels: n).
+ * Returns malloc'ed data and sets *n, or NULL after printing why. */
+static unsigned char *read_idx(const char *dir, const char *name, uint32_t magic, size_t *n)
+{
+    char path[4096];
+    unsigned char hdr[16];
+    size_t hlen = magic == 2051 ? 16 : 8, per = 1, bytes;
+    unsigned char *data;
+    gzFile f;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = gzopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "fmnist: cannot open %s\n", path);
+        return NULL;
+    }
+    if (gzread(f, hdr, (unsigned)hlen) != (int)hlen || be32(hdr) != magic) {
+        fprintf(stderr, "fmnist: %s: not an IDX file\n", path);
+        gzclose(f);
+        return NULL;
+    }
+    *n = be32(hdr + 4);
+    if (magic == 2051)
+        per = (size_t)be32(hdr + 8) * be32(hdr + 12);
+    if (per != (magic == 2051 ? 784u : 1u)) {
+        fprintf(stderr, "fmnist: %s: images of %lu pixels, expected 784\n", path,
+                (unsigned long)per);
+        gzclose(f);
+        return NULL;
+    }
+    bytes = *n * per;
+    data = malloc(bytes);
+    if (data == NULL || gzread(f, data, (unsigned)bytes) != (int)bytes) {
+        fprintf(stderr, "fmnist: %s: truncated\n", path);
+        free(data);
+        gzclose(f);
+        return NULL;
+    }
+    gzclose(f);
+    return data;
+}
+
+static float xb[B * 784], yb[B * 10];
+static float xs[CHUNK * 784], ys[CHUNK * 10];
+
+static size_t argmax10(const float *r)
+{
+    size_t best = 0, k;
+    for (k = 1; k < 10; k++)
+        if (r[k] > r[best])
+            best = k;
+    return best;
+}
+
+static double accuracy(m_ctx *ctx, const unsigned char *x, const unsigned char *y, size_t n)
+{
+    size_t i, j, c, correct = 0;
+    for (i = 0; i < n; i += CHUNK) {
+        c = n - i < CHUNK ? n - i : CHUNK;
+        for (j = 0; j < c * 784; j++)
+            xs[j] = (float)x[i * 784 + j] * (1.0f / 255.0f);
+        if (m_predict(ctx, xs, ys, c) != 0) {
+            fprintf(stderr, "fmnist: predict failed\n");
+            exit(1);
+        }
+        for (j = 0; j < c; j++)
+            correct += argmax10(ys + j * 10) == y[i + j];
+    }
+    return (double)correct / (double)n;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = "/usr/share/datasets/fashion-mnist";
+    int epochs = 5, e, a;
+    uint64_t seed = 42;
+    size_t ntr, ntr2, nte, nte2, i, j, k, *order;
+    unsigned char *xtr, *ytr, *xte, *yte;
+    m_ctx *ctx;
+
+    for (a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--epochs") && a + 1 < argc)
+            epochs = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
+            seed = strtoull(argv[++a], NULL, 10);
+        else if (!strcmp(argv[a], "--data") && a + 1 < argc)
+            dir = argv[++a];
+        else {
+            fprintf(stderr, "usage: %s [--epochs E] [--seed S] [--data DIR]\n", argv[0]);
+            return 2;
+        }
+    }
+    xtr = read_idx(dir, "train-images-idx3-ubyte.gz", 2051, &ntr);
+    ytr = read_idx(dir, "train-labels-idx1-ubyte.gz", 2049, &ntr2);
+    xte = read_idx(dir, "t10k-images-idx3-ubyte.gz", 2051, &nte);
+    yte = read_idx(dir, "t10k-labels-idx1-ubyte.gz", 2049, &nte2);
+    if (!xtr || !ytr || !xte || !yte || ntr != ntr2 || nte != nte2)
+        return 1;
+    ctx = m_create(seed);
+    order = malloc(ntr * sizeof *order);
+    if (!ctx || !order)
+        return 1;
+    for (i = 0; i < ntr; i++)
+        order[i] = i;
+    rng_state = seed;
+    printf("epoch   loss    train_acc  test_acc  time_s  samples/s\n");
+    for (e = 1; e <= epochs; e++) {
+        double loss = 0, t0, t = 0;
+        size_t correct = 0, steps = ntr / B;
+        for (i = ntr - 1; i > 0; i--) {
+            size_t r = (size_t)(rng_next() % (i + 1)), tmp = order[i];
+            order[i] = order[r];
+            order[r] = tmp;
+        }
+        for (k = 0; k < steps; k++) {
+            t0 = now_s();
+            memset(yb, 0, sizeof yb);
+            for (i = 0; i < B; i++) {
+                const unsigned char *px = xtr + order[k * B + i] * 784;
+                for (j = 0; j < 784; j++)
+                    xb[i * 784 + j] = (float)px[j] * (1.0f / 255.0f);
+                yb[i * 10 + ytr[order[k * B + i]]] = 1.0f;
+            }
+            loss += m_train_step(ctx, xb, yb);
+            t += now_s() - t0;
+            /* training accuracy of this batch just after its step (not
+             * timed: it is an extra forward pass) */
+            m_predict(ctx, xb, ys, B);
+            for (i = 0; i < B; i++)
+                correct += argmax10(ys + i * 10) == ytr[order[k * B + i]];
+        }
+        printf("%5d  %7.4f  %9.4f  %8.4f  %6.2f  %9.0f\n", e, loss / (double)steps,
+               (double)correct / (double)(steps * B), accuracy(ctx, xte, yte, nte), t,
+               (double)(steps * B) / t);
+        fflush(stdout);
+    }
+    m_destroy(ctx);
+    free(order);
+    free(xtr);
+    free(ytr);
+    free(xte);
+    free(yte);
+    return 0;
+}
