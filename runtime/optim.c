@@ -10,9 +10,8 @@
  * plain C loop would not vectorize: sqrtf must set errno, and we do not
  * compile with -ffast-math or -fno-math-errno.
  *
- * RMSprop and Adagrad follow the same scheme. SGD's extras (Nesterov,
- * weight decay) and the gradient helpers (global norm, scaling) are plain
- * C loops without division or square root, on one thread. Adam's L2
+ * SGD, RMSprop and Adagrad follow the same scheme. The gradient helpers
+ * (global norm, scaling) are plain loops on one thread. Adam's L2
  * weight decay (g + wd p) goes through a small stack buffer, so the
  * vectorized Adam kernel does the rest.
  */
@@ -158,21 +157,6 @@ void nnc_adam_update(float *p, const float *g, float *m, float *v, size_t n, flo
     adam_all(&a, n);
 }
 
-void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr, float momentum)
-{
-    /* no division or square root: this loop vectorizes as plain C */
-    if (vel) {
-        for (size_t i = 0; i < n; i++) {
-            float v = momentum * vel[i] + g[i];
-            vel[i] = v;
-            p[i] -= lr * v;
-        }
-    } else {
-        for (size_t i = 0; i < n; i++)
-            p[i] -= lr * g[i];
-    }
-}
-
 void nnc_adam_update_ex(float *p, const float *g, float *m, float *v, size_t n, float b1c,
                         float b2, float b2c, float eps, float step, float bc2, float wd,
                         float decay)
@@ -194,18 +178,144 @@ void nnc_adam_update_ex(float *p, const float *g, float *m, float *v, size_t n, 
     }
 }
 
+/* ---- SGD -----------------------------------------------------------------
+ *
+ * d = g (+ wd p when wd != 0); with a velocity b = momentum b + d and d =
+ * b, or d + momentum b for Nesterov; p -= lr d. No division or square
+ * root, but GCC -O2 does not vectorize loops of unknown length, so this
+ * has SIMD versions like the others. */
+
+typedef struct SgdArgs {
+    float *p, *vel;             /* vel: NULL without momentum */
+    const float *g;
+    float lr, momentum, wd;
+    int nesterov;
+} SgdArgs;
+
+static void sgd_scalar(const SgdArgs *a, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++) {
+        float d = a->wd != 0.0f ? a->g[i] + a->wd * a->p[i] : a->g[i];
+        if (a->vel) {
+            float b = a->momentum * a->vel[i] + d;
+            a->vel[i] = b;
+            d = a->nesterov ? d + a->momentum * b : b;
+        }
+        a->p[i] -= a->lr * d;
+    }
+}
+
+#ifdef NNC_X86
+__attribute__((target("avx512f")))
+static size_t sgd_avx512(const SgdArgs *a, size_t lo, size_t hi)
+{
+    const __m512 lr = _mm512_set1_ps(a->lr), mom = _mm512_set1_ps(a->momentum);
+    const __m512 wd = _mm512_set1_ps(a->wd);
+    size_t i = lo;
+    for (; i + 16 <= hi; i += 16) {
+        __m512 p = _mm512_loadu_ps(a->p + i), d = _mm512_loadu_ps(a->g + i);
+        if (a->wd != 0.0f)
+            d = _mm512_add_ps(d, _mm512_mul_ps(wd, p));
+        if (a->vel) {
+            __m512 b = _mm512_add_ps(_mm512_mul_ps(mom, _mm512_loadu_ps(a->vel + i)), d);
+            _mm512_storeu_ps(a->vel + i, b);
+            d = a->nesterov ? _mm512_add_ps(d, _mm512_mul_ps(mom, b)) : b;
+        }
+        _mm512_storeu_ps(a->p + i, _mm512_sub_ps(p, _mm512_mul_ps(lr, d)));
+    }
+    return i;
+}
+
+__attribute__((target("avx")))
+static size_t sgd_avx(const SgdArgs *a, size_t lo, size_t hi)
+{
+    const __m256 lr = _mm256_set1_ps(a->lr), mom = _mm256_set1_ps(a->momentum);
+    const __m256 wd = _mm256_set1_ps(a->wd);
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 p = _mm256_loadu_ps(a->p + i), d = _mm256_loadu_ps(a->g + i);
+        if (a->wd != 0.0f)
+            d = _mm256_add_ps(d, _mm256_mul_ps(wd, p));
+        if (a->vel) {
+            __m256 b = _mm256_add_ps(_mm256_mul_ps(mom, _mm256_loadu_ps(a->vel + i)), d);
+            _mm256_storeu_ps(a->vel + i, b);
+            d = a->nesterov ? _mm256_add_ps(d, _mm256_mul_ps(mom, b)) : b;
+        }
+        _mm256_storeu_ps(a->p + i, _mm256_sub_ps(p, _mm256_mul_ps(lr, d)));
+    }
+    return i;
+}
+#endif
+
+#if defined(__aarch64__)
+static size_t sgd_neon(const SgdArgs *a, size_t lo, size_t hi)
+{
+    const float32x4_t lr = vdupq_n_f32(a->lr), mom = vdupq_n_f32(a->momentum);
+    const float32x4_t wd = vdupq_n_f32(a->wd);
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        float32x4_t p = vld1q_f32(a->p + i), d = vld1q_f32(a->g + i);
+        if (a->wd != 0.0f)
+            d = vaddq_f32(d, vmulq_f32(wd, p));
+        if (a->vel) {
+            float32x4_t b = vaddq_f32(vmulq_f32(mom, vld1q_f32(a->vel + i)), d);
+            vst1q_f32(a->vel + i, b);
+            d = a->nesterov ? vaddq_f32(d, vmulq_f32(mom, b)) : b;
+        }
+        vst1q_f32(a->p + i, vsubq_f32(p, vmulq_f32(lr, d)));
+    }
+    return i;
+}
+#endif
+
+static void sgd_range(const void *args, size_t lo, size_t hi)
+{
+    const SgdArgs *a = args;
+    const char *isa = nnc_isa();
+    size_t i = lo;
+#ifdef NNC_X86
+    if (!strcmp(isa, "avx512"))
+        i = sgd_avx512(a, lo, hi);
+    else if (!strcmp(isa, "avx2"))
+        i = sgd_avx(a, lo, hi);
+#elif defined(__aarch64__)
+    if (!strcmp(isa, "neon"))
+        i = sgd_neon(a, lo, hi);
+#else
+    (void)isa;
+#endif
+    sgd_scalar(a, i, hi);
+}
+
+/* range() over [0, n), split between threads in fixed chunks for large n
+ * (elementwise, so any split gives the same bits). */
+static void run_ranges(void (*range)(const void *, size_t, size_t), const void *a, size_t n)
+{
+#ifdef _OPENMP
+    if (n >= (1u << 16) && nnc_num_threads() > 1) {
+        long chunks = (long)((n + 4095) / 4096);
+#pragma omp parallel for schedule(static) num_threads(nnc_num_threads())
+        for (long c = 0; c < chunks; c++) {
+            size_t lo = (size_t)c * 4096, hi = lo + 4096 < n ? lo + 4096 : n;
+            range(a, lo, hi);
+        }
+        return;
+    }
+#endif
+    range(a, 0, n);
+}
+
+void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr, float momentum)
+{
+    SgdArgs a = {p, vel, g, lr, momentum, 0.0f, 0};
+    run_ranges(sgd_range, &a, n);
+}
+
 void nnc_sgd_update_ex(float *p, const float *g, float *vel, size_t n, float lr,
                        float momentum, float wd, int nesterov)
 {
-    for (size_t i = 0; i < n; i++) {
-        float d = wd != 0.0f ? g[i] + wd * p[i] : g[i];
-        if (vel) {
-            float b = momentum * vel[i] + d;
-            vel[i] = b;
-            d = nesterov ? d + momentum * b : b;
-        }
-        p[i] -= lr * d;
-    }
+    SgdArgs a = {p, vel, g, lr, momentum, wd, nesterov};
+    run_ranges(sgd_range, &a, n);
 }
 
 /* ---- RMSprop and Adagrad -------------------------------------------------
@@ -434,24 +544,6 @@ static void adagrad_range(const void *args, size_t lo, size_t hi)
     (void)isa;
 #endif
     adagrad_scalar(a, i, hi);
-}
-
-/* range() over [0, n), split between threads in fixed chunks for large n
- * (elementwise, so any split gives the same bits). */
-static void run_ranges(void (*range)(const void *, size_t, size_t), const void *a, size_t n)
-{
-#ifdef _OPENMP
-    if (n >= (1u << 16) && nnc_num_threads() > 1) {
-        long chunks = (long)((n + 4095) / 4096);
-#pragma omp parallel for schedule(static) num_threads(nnc_num_threads())
-        for (long c = 0; c < chunks; c++) {
-            size_t lo = (size_t)c * 4096, hi = lo + 4096 < n ? lo + 4096 : n;
-            range(a, lo, hi);
-        }
-        return;
-    }
-#endif
-    range(a, 0, n);
 }
 
 void nnc_rmsprop_update(float *p, const float *g, float *sq, float *buf, float *gavg,

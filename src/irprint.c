@@ -31,9 +31,21 @@ void ir_print(FILE *f, const Graph *g)
             fprintf(f, " %.9g", n->fattr[0]);
         if (n->op == OP_SGD)
             fprintf(f, " lr=%.9g momentum=%.9g", n->fattr[0], n->fattr[1]);
+        if (n->op == OP_SGD && n->iattr[1])
+            fprintf(f, " nesterov");
         if (n->op == OP_ADAM)
             fprintf(f, " lr=%.9g beta1=%.9g beta2=%.9g eps=%.9g", n->fattr[0], n->fattr[1],
                     n->fattr[2], n->fattr[3]);
+        if ((n->op == OP_SGD && n->fattr[2]) || (n->op == OP_ADAM && n->fattr[4]))
+            fprintf(f, " %s=%.9g", n->op == OP_ADAM && n->iattr[1] ? "decoupled_wd" : "wd",
+                    n->fattr[n->op == OP_SGD ? 2 : 4]);
+        if (n->op == OP_RMSPROP)
+            fprintf(f, " lr=%.9g rho=%.9g momentum=%.9g eps=%.9g%s", n->fattr[0], n->fattr[1],
+                    n->fattr[2], n->fattr[3], n->iattr[1] ? " centered" : "");
+        if (n->op == OP_ADAGRAD)
+            fprintf(f, " lr=%.9g eps=%.9g init=%.9g", n->fattr[0], n->fattr[1], n->fattr[2]);
+        if (optab[n->op].kind == K_UPDATE && n->iattr[3])
+            fprintf(f, " lr_scheduled");
         if (n->name)
             fprintf(f, " '%s'", n->name);
         fprintf(f, " : %s", shape_str(&n->shape));

@@ -609,11 +609,14 @@ static const OptInfo optimizers[] = {
 };
 #define NOPTIMIZERS ((int)(sizeof optimizers / sizeof optimizers[0]))
 
+/* decay_steps and decay_rate have no default: the schedules that use them
+ * require them (sched_args below); the 1s only keep the range checks
+ * quiet when they are not given. */
 static const Param common_params[] = {
     {"lr_schedule", A_NAME, false, 0, "constant", NULL},
-    {"decay_steps", A_NUM, false, 1000, NULL, NULL},
+    {"decay_steps", A_NUM, false, 1, NULL, NULL},
     {"alpha", A_NUM, false, 0.0, NULL, NULL},
-    {"decay_rate", A_NUM, false, 0.96, NULL, NULL},
+    {"decay_rate", A_NUM, false, 1, NULL, NULL},
     {"staircase", A_BOOL, false, 0, NULL, NULL},
     {"warmup", A_INT, false, 0, NULL, NULL},
     {"global_clipnorm", A_NUM, false, 0, NULL, NULL},
@@ -923,6 +926,21 @@ static void check_range(const Param *spec, const Args *a, const Expr *call, cons
         diag_error(arg_loc(a, k, call->loc), "%s: %s must be %s", call->name, name, what);
 }
 
+/* The arguments of the lr schedules: which schedule each belongs to (-1:
+ * any but constant) and whether that schedule needs it (as Keras'
+ * CosineDecay and ExponentialDecay do). */
+static const struct {
+    const char *name;
+    int schedule;
+    bool required;
+} sched_args[] = {
+    {"decay_steps", -1, true},
+    {"alpha", LRS_COSINE, false},
+    {"decay_rate", LRS_EXPONENTIAL, true},
+    {"staircase", LRS_EXPONENTIAL, false},
+};
+
+/* lr_schedule=NAME and its arguments; warmup=N; global_clipnorm=X. */
 static void lower_schedule(Optimizer *o, const Param *spec, const Args *a, const Expr *call)
 {
     static const char *const names[] = {"constant", "cosine", "exponential", NULL};
@@ -932,7 +950,8 @@ static void lower_schedule(Optimizer *o, const Param *spec, const Args *a, const
     for (int i = 0; names[i]; i++)
         if (!strcmp(s, names[i]))
             o->schedule = (LrSchedule)i;
-    if (o->schedule == LRS_CONSTANT && strcmp(s, "constant")) {
+    bool known = o->schedule != LRS_CONSTANT || !strcmp(s, "constant");
+    if (!known) {
         const char *sg = diag_suggest(s, names);
         if (sg)
             diag_error(arg_loc(a, k, call->loc), "unknown lr_schedule '%s'; did you mean '%s'?",
@@ -940,6 +959,16 @@ static void lower_schedule(Optimizer *o, const Param *spec, const Args *a, const
         else
             diag_error(arg_loc(a, k, call->loc), "unknown lr_schedule '%s' (expected constant, "
                        "cosine or exponential)", s);
+    }
+    for (int i = 0; i < (int)(sizeof sched_args / sizeof sched_args[0]) && known; i++) {
+        int j = arg_index(spec, sched_args[i].name), want = sched_args[i].schedule;
+        bool applies = o->schedule != LRS_CONSTANT && (want < 0 || want == (int)o->schedule);
+        if (a->val[j] && !applies)
+            diag_error(a->loc[j], "%s: '%s' needs lr_schedule=%s", call->name,
+                       sched_args[i].name, want < 0 ? "cosine or exponential" : names[want]);
+        else if (!a->val[j] && applies && sched_args[i].required)
+            diag_error(arg_loc(a, k, call->loc), "%s: lr_schedule=%s needs '%s'", call->name,
+                       s, sched_args[i].name);
     }
     o->decay_steps = opt_num(spec, a, "decay_steps");
     o->alpha = opt_num(spec, a, "alpha");
@@ -981,6 +1010,13 @@ static void lower_optimizer(Lower *L, const Stmt *s)
                        "or adagrad)", call->name);
         return;
     }
+    for (const Arg *g = call->args; g; g = g->next)
+        if (g->key && !strcmp(g->key, "clipnorm")) {
+            /* Keras' clipnorm clips each gradient on its own: not ours */
+            diag_error(g->key_loc, "%s: per-gradient 'clipnorm' is not supported; did you "
+                       "mean 'global_clipnorm'?", oi->name);
+            return;
+        }
     int n = nparams(oi->params);
     memcpy(spec, oi->params, sizeof(Param) * (size_t)n);
     memcpy(spec + n, common_params, sizeof common_params);

@@ -762,48 +762,45 @@ static bool profile; /* --emit=bench: time every kernel */
 /* global_clipnorm, before the first update: torch's clip_grad_norm_ with
  * the norm summed in double, parameter by parameter (or over the whole
  * gradient region when the updates are fused; its padding is zero). */
+/* Does update `id` clip a gradient, first among the updates (two
+ * parameters may share one gradient node: it is scaled once)? */
+static bool clips(const Graph *g, const Plan *p, int id, bool first)
+{
+    const Node *n = NODE(g, id);
+    if (optab[n->op].kind != K_UPDATE || !p->in_prog[id] ||
+        optab[NODE(g, n->in[1])->op].kind == K_SOURCE)
+        return false;
+    for (int j = 1; j < id && first; j++)
+        if (optab[g->nodes[j].op].kind == K_UPDATE && p->in_prog[j] &&
+            g->nodes[j].in[1] == n->in[1])
+            return false;
+    return true;
+}
+
 static void emit_clip(Emit *e, const Compiled *c, const Plan *p, const Kernel *k)
 {
     const Graph *g = &c->g;
     Regions rg = regions(c);
-    const char *seen[256];
-    int nseen = 0;
     emit_line(e, "{");
     e->indent++;
     if (k->n > 1) {
+        /* the gradient region: rg.grads floats from offset rg.grads */
         emit_line(e, "float *gr = ctx->mem + %zu;", rg.grads);
         emit_line(e, "nnc_scale(gr, %zu, nnc_clip_coef(nnc_sumsq(gr, %zu), %.17g));", rg.grads,
                   rg.grads, g->opt.clipnorm);
-        e->indent--;
-        emit_line(e, "}");
-        return;
+    } else {
+        emit_line(e, "double ss = 0;");
+        emit_line(e, "float coef;");
+        for (int id = 1; id < g->nnodes; id++)
+            if (clips(g, p, id, false))
+                emit_line(e, "ss += nnc_sumsq(%s, %s);", buf_of(g, p, NODE(g, id)->in[1]),
+                          emit_numel(NODE(g, id)));
+        emit_line(e, "coef = nnc_clip_coef(ss, %.17g);", g->opt.clipnorm);
+        for (int id = 1; id < g->nnodes; id++)
+            if (clips(g, p, id, true))
+                emit_line(e, "nnc_scale(%s, %s, coef);", buf_of(g, p, NODE(g, id)->in[1]),
+                          emit_numel(NODE(g, id)));
     }
-    emit_line(e, "double ss = 0;");
-    emit_line(e, "float coef;");
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = NODE(g, id);
-        if (optab[n->op].kind == K_UPDATE && p->in_prog[id] &&
-            optab[NODE(g, n->in[1])->op].kind != K_SOURCE)
-            emit_line(e, "ss += nnc_sumsq(%s, %s);", buf_of(g, p, n->in[1]), emit_numel(n));
-    }
-    emit_line(e, "coef = nnc_clip_coef(ss, %.17g);", g->opt.clipnorm);
-    for (int id = 1; id < g->nnodes; id++) {
-        const Node *n = NODE(g, id);
-        if (optab[n->op].kind != K_UPDATE || !p->in_prog[id] ||
-            optab[NODE(g, n->in[1])->op].kind == K_SOURCE)
-            continue;
-        const char *b = buf_of(g, p, n->in[1]);
-        bool dup = false;
-        for (int i = 0; i < nseen; i++)
-            dup |= !strcmp(seen[i], b);
-        if (dup)
-            continue;
-        NNC_ASSERT(nseen < 256);
-        seen[nseen++] = strcpy(malloc(strlen(b) + 1), b);
-        emit_line(e, "nnc_scale(%s, %s, coef);", b, emit_numel(n));
-    }
-    for (int i = 0; i < nseen; i++)
-        free((void *)seen[i]);
     e->indent--;
     emit_line(e, "}");
 }
@@ -841,31 +838,46 @@ static void emit_predict_rows(Emit *e, const Compiled *c, const char *p)
     buf_puts(e->out, "}\n");
 }
 
-/* The learning rate of this step (s = ctx->step - 1, from 0), in double:
- * warm-up (s + 1) / warmup lr, then the schedule at s - warmup, as Keras'
- * CosineDecay (clamped at decay_steps) and ExponentialDecay do. */
+static bool has_updates(const Graph *g)
+{
+    for (int id = 1; id < g->nnodes; id++)
+        if (optab[g->nodes[id].op].kind == K_UPDATE)
+            return true;
+    return false;
+}
+
+/* The learning rate of this step, in double, from the steps taken before
+ * it (s = ctx->step - 1): warm-up (s + 1) / warmup lr, then the schedule
+ * at s - warmup, as Keras' CosineDecay (clamped at decay_steps) and
+ * ExponentialDecay do. In a block of its own, so that its names cannot
+ * clash with the kernels'. */
 static void emit_lr(Emit *e, const Optimizer *o)
 {
     if (o->schedule == LRS_CONSTANT && o->warmup == 0)
         return;
-    emit_line(e, "double lr = %.17g;", o->lr);
-    emit_line(e, "double s = (double)(ctx->step - 1);");
+    emit_line(e, "double lr = %.17g;  /* this step's learning rate */", o->lr);
+    emit_line(e, "{");
+    e->indent++;
+    emit_line(e, "double ls = (double)(ctx->step - 1);  /* steps before this one */");
     if (o->warmup > 0) {
-        emit_line(e, "if (s < %ld.0)", o->warmup);
-        emit_line(e, "    lr = %.17g * (s + 1.0) / %ld.0;", o->lr, o->warmup);
-        emit_line(e, "s -= %ld.0;", o->warmup);
+        emit_line(e, "if (ls < %ld.0)", o->warmup);
+        emit_line(e, "    lr = %.17g * (ls + 1.0) / %ld.0;", o->lr, o->warmup);
+        emit_line(e, "ls -= %ld.0;", o->warmup);
     }
     if (o->schedule == LRS_COSINE) {
-        emit_line(e, "if (s >= 0.0) {");
-        emit_line(e, "    const double d = s < %.17g ? s : %.17g;", o->decay_steps, o->decay_steps);
-        emit_line(e, "    lr = %.17g * ((1.0 - %.17g) * 0.5 * (1.0 + cos(3.141592653589793 * d / "
+        emit_line(e, "if (ls >= 0.0) {");
+        emit_line(e, "    const double ld = ls < %.17g ? ls : %.17g;", o->decay_steps,
+                  o->decay_steps);
+        emit_line(e, "    lr = %.17g * ((1.0 - %.17g) * 0.5 * (1.0 + cos(3.141592653589793 * ld / "
                      "%.17g)) + %.17g);", o->lr, o->alpha, o->decay_steps, o->alpha);
         emit_line(e, "}");
     } else if (o->schedule == LRS_EXPONENTIAL) {
-        emit_line(e, "if (s >= 0.0)");
-        emit_line(e, "    lr = %.17g * pow(%.17g, %s(s / %.17g));", o->lr, o->decay_rate,
+        emit_line(e, "if (ls >= 0.0)");
+        emit_line(e, "    lr = %.17g * pow(%.17g, %s(ls / %.17g));", o->lr, o->decay_rate,
                   o->staircase ? "floor" : "", o->decay_steps);
     }
+    e->indent--;
+    emit_line(e, "}");
 }
 
 static void emit_train_step(Emit *e, const Compiled *c, const char *p)
@@ -881,7 +893,8 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
     e->indent = 1;
     declare_buffers(e, c, &c->train);
     emit_line(e, "ctx->step++;");
-    emit_lr(e, &c->g.opt);
+    if (has_updates(&c->g))
+        emit_lr(e, &c->g.opt);
     emit_program(e, c, &c->train);
     e->indent = 0;
     buf_puts(out, "    return loss;\n}\n");

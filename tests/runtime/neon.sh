@@ -1,8 +1,9 @@
 #!/bin/sh
-# neon.sh - the runtime GEMM's NEON and scalar kernels on aarch64, under
-# emulation: cross-compiles runtime/gemm.c, the kernels and
-# tests/runtime/gemm_check.c with aarch64-linux-gnu-gcc and runs the result
-# with qemu-aarch64. Exits 77 (automake's SKIP) when the cross compiler,
+# neon.sh - the runtime GEMM's and optimizers' NEON and scalar kernels on
+# aarch64, under emulation: cross-compiles runtime/gemm.c, the kernels and
+# tests/runtime/gemm_check.c, and runtime/optim.c with
+# tests/runtime/optim_check.c, with aarch64-linux-gnu-gcc and runs the
+# results with qemu-aarch64. Exits 77 (automake's SKIP) when the cross compiler,
 # its C library or qemu is missing.
 #
 # Overrides: AARCH64_CC, QEMU_AARCH64, AARCH64_SYSROOT.
@@ -35,6 +36,11 @@ rt=$srcdir/runtime
     "$rt/gemm.c" "$rt/kern_scalar.c" "$rt/kern_neon.c" "$rt/kern_avx2.c" \
     "$rt/kern_avx512.c" "$rt/rng.c" "$srcdir/tests/runtime/gemm_check.c" \
     -lm -o "$tmp/gemm_check" || exit 1
+"$cc" -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+    -Wmissing-prototypes -Wconversion -Werror -I"$rt" \
+    "$rt/optim.c" "$rt/gemm.c" "$rt/kern_scalar.c" "$rt/kern_neon.c" "$rt/kern_avx2.c" \
+    "$rt/kern_avx512.c" "$rt/rng.c" "$srcdir/tests/runtime/optim_check.c" \
+    -lm -o "$tmp/optim_check" || exit 1
 
 # --quick: the emulator is slow, so the block-crossing case stays narrower.
 "$qemu" -L "$sysroot" "$tmp/gemm_check" --quick > "$tmp/out"
@@ -42,6 +48,14 @@ rc=$?
 cat "$tmp/out"
 if ! grep -q '^gemm_check: isas:.* neon' "$tmp/out"; then
     echo "neon.sh: FAIL: the neon kernels did not run"
+    exit 1
+fi
+[ $rc -eq 0 ] || exit $rc
+"$qemu" -L "$sysroot" "$tmp/optim_check" > "$tmp/out"
+rc=$?
+cat "$tmp/out"
+if ! grep -q '^optim_check: isas:.* neon' "$tmp/out"; then
+    echo "neon.sh: FAIL: the neon optimizer kernels did not run"
     exit 1
 fi
 exit $rc

@@ -243,3 +243,41 @@ Test(optim, rmsprop_and_adagrad_bit_identical_on_every_path)
         free(got);
     }
 }
+
+Test(optim, sgd_bit_identical_on_every_path)
+{
+    size_t sizes[] = {0, 1, 7, 15, 16, 17, 33, 1000, 70001};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        float *init = malloc(2 * (n + 1) * sizeof(float)), *g = malloc((n + 2) * sizeof(float));
+        float *ref = malloc(2 * (n + 1) * sizeof(float));
+        float *got = malloc(2 * (n + 1) * sizeof(float));
+        fill(init, 2 * n, 21);
+        fill(g + 1, n, 22);
+        for (int variant = 0; variant < 8; variant++) { /* 1 momentum, 2 wd, 4 nesterov */
+            float *out = ref;
+            for (int k = 0; k < 4; k++) {
+                if (nnc_set_isa(isas[k]) != 0)
+                    continue;
+                for (int threads = 1; threads <= 2; threads++) {
+                    nnc_set_num_threads(threads);
+                    memcpy(out, init, 2 * n * sizeof(float));
+                    for (int s = 0; s < 2; s++)
+                        nnc_sgd_update_ex(out, g + 1, variant & 1 ? out + n : NULL, n, 0.1f,
+                                          0.9f, variant & 2 ? 0.01f : 0.0f, variant & 4);
+                    if (out == got)
+                        cr_expect(!memcmp(got, ref, 2 * n * sizeof(float)),
+                                  "differs: isa %s, %d threads, n %zu, variant %d", isas[k],
+                                  threads, n, variant);
+                    out = got;
+                }
+            }
+        }
+        nnc_set_num_threads(0);
+        nnc_set_isa("scalar");
+        free(init);
+        free(g);
+        free(ref);
+        free(got);
+    }
+}

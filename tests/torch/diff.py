@@ -270,6 +270,18 @@ def torch_to_nnc(state):
             for k, v in state.items()}
 
 
+class Shared(nn.Module):
+    """tests/torch/opt_shared.nn: two linear layers on x, summed."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 4)
+        self.b = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.a(x) + self.b(x)
+
+
 def softmax_ce(logits, target_probs):
     return F.cross_entropy(logits, target_probs)  # mean over the batch
 
@@ -379,6 +391,10 @@ MODELS = [
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
                                           eps=1e-7),
          seed=6),
+    dict(name="opt_shared", module=Shared, batch=4, n_in=3, n_out=4,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-7),
+         clip=0.1, seed=11),
 ]
 
 

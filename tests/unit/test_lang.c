@@ -103,6 +103,34 @@ Test(lang, defaults_and_aliases)
     graph_free(&g);
 }
 
+Test(lang, optimizer_defaults_and_schedules)
+{
+    Graph g;
+    cr_assert(lower("model m { input x[3] dense(2) loss mse optimizer adamw }", &g));
+    cr_assert_eq(g.opt.kind, OPT_ADAMW);
+    cr_assert_float_eq(g.opt.weight_decay, 0.004, 1e-12); /* Keras' AdamW */
+    cr_assert_float_eq(g.opt.eps, 1e-7, 1e-15);
+    cr_assert_eq(g.opt.schedule, LRS_CONSTANT);
+    cr_assert_eq(g.opt.clipnorm, 0.0);
+    graph_free(&g);
+    cr_assert(lower("model m { input x[3] dense(2) loss mse optimizer rmsprop(learning_rate=0.1, "
+                    "epsilon=1e-3, centered=true, global_clipnorm=2) }", &g));
+    cr_assert(g.opt.kind == OPT_RMSPROP && g.opt.centered && g.opt.rho == 0.9);
+    cr_assert(g.opt.lr == 0.1 && g.opt.eps == 1e-3 && g.opt.clipnorm == 2);
+    graph_free(&g);
+    cr_assert(lower("model m { input x[3] dense(2) loss mse optimizer adagrad(lr_schedule="
+                    "exponential, decay_rate=0.5, decay_steps=10, staircase=true, warmup=3) }",
+                    &g));
+    cr_assert(g.opt.kind == OPT_ADAGRAD && g.opt.init == 0.1);
+    cr_assert(g.opt.schedule == LRS_EXPONENTIAL && g.opt.staircase && g.opt.warmup == 3);
+    cr_assert(g.opt.decay_rate == 0.5 && g.opt.decay_steps == 10);
+    graph_free(&g);
+    cr_assert(lower("model m { input x[3] dense(2) loss mse optimizer sgd(momentum=0.9, "
+                    "nesterov=true, weight_decay=1e-4) }", &g));
+    cr_assert(g.opt.nesterov && g.opt.weight_decay == 1e-4);
+    graph_free(&g);
+}
+
 Test(lang, activations_as_layers_and_arguments)
 {
     const char *acts[] = {"relu", "sigmoid", "tanh", "softmax"};
