@@ -111,7 +111,20 @@ void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
 {
     float m[POOL_CB];
     int done[POOL_CB];
-    memset(dx, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
+    /* windows that tile the image (the usual stride = pool size) each own
+     * their pixels: store instead of accumulating, and zero only the
+     * rows and columns no window covers */
+    int tiles = sh == kh && sw == kw;
+    if (!tiles)
+        memset(dx, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
+    else
+        for (int b = 0; b < n; b++)
+            for (int y = 0; y < h; y++) {
+                int x0 = y < oh * kh ? ow * kw : 0;
+                memset(dx + (((size_t)b * (size_t)h + (size_t)y) * (size_t)w + (size_t)x0) *
+                                (size_t)c,
+                       0, sizeof(float) * (size_t)(w - x0) * (size_t)c);
+            }
     for (int b = 0; b < n; b++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++) {
@@ -140,7 +153,7 @@ void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
                             for (int j = 0; j < cb; j++) {
                                 int hit = (s[j] == m[j]) & !done[j];
                                 float gv = gc[j];
-                                d[j] += hit ? gv : 0.0f;
+                                d[j] = (tiles ? 0.0f : d[j]) + (hit ? gv : 0.0f);
                                 done[j] |= hit;
                             }
                         }
