@@ -30,10 +30,20 @@ void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
             for (int ox = 0; ox < ow; ox++) {
                 float *r = col + (((size_t)b * (size_t)oh + (size_t)oy) * (size_t)ow +
                                   (size_t)ox) * row;
+                int ix0 = ox * sw - pl;
                 for (int ky = 0; ky < kh; ky++) {
                     int iy = oy * sh + ky - pt;
+                    if (iy >= 0 && iy < h && ix0 >= 0 && ix0 + kw <= w) {
+                        /* the window's row is kw*c contiguous floats */
+                        float *d = r + (size_t)ky * (size_t)kw * (size_t)c;
+                        const float *s = x + (((size_t)b * (size_t)h + (size_t)iy) * (size_t)w +
+                                              (size_t)ix0) * (size_t)c;
+                        for (int i = 0; i < kw * c; i++)
+                            d[i] = s[i];
+                        continue;
+                    }
                     for (int kx = 0; kx < kw; kx++) {
-                        int ix = ox * sw + kx - pl;
+                        int ix = ix0 + kx;
                         float *d = r + ((size_t)ky * (size_t)kw + (size_t)kx) * (size_t)c;
                         if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
                             memset(d, 0, sizeof(float) * (size_t)c);
@@ -58,10 +68,19 @@ void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
             for (int ox = 0; ox < ow; ox++) {
                 const float *r = col + (((size_t)b * (size_t)oh + (size_t)oy) *
                                         (size_t)ow + (size_t)ox) * row;
+                int ix0 = ox * sw - pl;
                 for (int ky = 0; ky < kh; ky++) {
                     int iy = oy * sh + ky - pt;
                     if (iy < 0 || iy >= h)
                         continue;
+                    if (ix0 >= 0 && ix0 + kw <= w) {
+                        const float *s = r + (size_t)ky * (size_t)kw * (size_t)c;
+                        float *d = x + (((size_t)b * (size_t)h + (size_t)iy) * (size_t)w +
+                                        (size_t)ix0) * (size_t)c;
+                        for (int i = 0; i < kw * c; i++)
+                            d[i] += s[i];
+                        continue;
+                    }
                     for (int kx = 0; kx < kw; kx++) {
                         int ix = ox * sw + kx - pl;
                         if (ix < 0 || ix >= w)
@@ -111,7 +130,20 @@ void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
 {
     float m[POOL_CB];
     int done[POOL_CB];
-    memset(dx, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
+    /* windows that tile the image (the usual stride = pool size) each own
+     * their pixels: store instead of accumulating, and zero only the
+     * rows and columns no window covers */
+    int tiles = sh == kh && sw == kw;
+    if (!tiles)
+        memset(dx, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
+    else
+        for (int b = 0; b < n; b++)
+            for (int y = 0; y < h; y++) {
+                int x0 = y < oh * kh ? ow * kw : 0;
+                memset(dx + (((size_t)b * (size_t)h + (size_t)y) * (size_t)w + (size_t)x0) *
+                                (size_t)c,
+                       0, sizeof(float) * (size_t)(w - x0) * (size_t)c);
+            }
     for (int b = 0; b < n; b++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++) {
@@ -140,7 +172,7 @@ void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
                             for (int j = 0; j < cb; j++) {
                                 int hit = (s[j] == m[j]) & !done[j];
                                 float gv = gc[j];
-                                d[j] += hit ? gv : 0.0f;
+                                d[j] = (tiles ? 0.0f : d[j]) + (hit ? gv : 0.0f);
                                 done[j] |= hit;
                             }
                         }

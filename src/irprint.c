@@ -27,6 +27,9 @@ void ir_print(FILE *f, const Graph *g)
             fprintf(f, "%s%%%u", k ? ", " : " ", (unsigned)n->in[k]);
         if (n->op == OP_MATMUL)
             fprintf(f, " ta=%d tb=%d", n->iattr[0], n->iattr[1]);
+        if (optab[n->op].kind == K_WINDOW)
+            fprintf(f, " k=%dx%d s=%dx%d%s", n->iattr[0], n->iattr[1], n->iattr[2],
+                    n->iattr[3], n->iattr[4] ? " same" : "");
         if (n->op == OP_SCALE || n->op == OP_CONST || (optab[n->op].flags & F_ATTR))
             fprintf(f, " %.9g", n->fattr[0]);
         if (n->op == OP_SGD)
@@ -94,6 +97,11 @@ static cJSON *node_json(const Graph *g, int id)
     if (n->op == OP_MATMUL) {
         cJSON_AddNumberToObject(o, "trans_a", n->iattr[0]);
         cJSON_AddNumberToObject(o, "trans_b", n->iattr[1]);
+    }
+    if (optab[n->op].kind == K_WINDOW) {
+        cJSON_AddItemToObject(o, "window", int_array(n->iattr, 2));
+        cJSON_AddItemToObject(o, "strides", int_array(n->iattr + 2, 2));
+        cJSON_AddStringToObject(o, "padding", n->iattr[4] ? "same" : "valid");
     }
     if (n->op == OP_SCALE || n->op == OP_CONST || (optab[n->op].flags & F_ATTR))
         cJSON_AddNumberToObject(o, "value", n->fattr[0]);

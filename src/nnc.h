@@ -179,7 +179,8 @@ typedef enum {
     K_CONTRACT, /* matrix products (runtime GEMM) */
     K_ROWWISE,  /* per-row ops over the last axis (softmax) */
     K_WINDOW,   /* sliding windows over NHWC images (im2col, pooling);
-                   iattr: kh, kw, sh, sw, same-padding */
+                   iattr: kh, kw, sh, sw, same-padding, and for
+                   gradients the image's height and width */
     K_MOVE,     /* data movement without arithmetic (reshape) */
     K_LOSS,     /* a scalar loss and its fused gradient */
     K_UPDATE    /* optimizer steps: the only in-place writes */
@@ -213,7 +214,7 @@ typedef struct Node {
     unsigned bmask;         /* bit d set: dim d is the batch dimension */
     int nin;
     NodeId in[NNC_MAX_IN];
-    int iattr[6];           /* integer attributes (transpose flags, ...) */
+    int iattr[8];           /* integer attributes (transpose flags, ...) */
     double fattr[6];        /* float attributes (lr, eps, value, ...) */
     Role role;
     Init init;              /* R_PARAM: how to initialize */

@@ -18,8 +18,10 @@
  *       dx = reshape(dy) to x's shape. Flatten of NHWC keeps (h, w, c)
  *       order, unlike PyTorch's NCHW (c, h, w).
  *
- * The backward ops take x as their second input for its shape (and, for
- * maxpool, its values). Kernels live in the runtime (runtime/conv.c).
+ * col2im and avgpool_back carry the image's height and width as
+ * attributes, so the forward input need not stay alive for its shape;
+ * maxpool_back(dy, x) reads x. Kernels live in the runtime
+ * (runtime/conv.c).
  */
 #include <math.h>
 #include <string.h>
@@ -90,16 +92,35 @@ bool shape_pool(Graph *g, Node *n)
     return true;
 }
 
-/* col2im(dcol, x) and pool_back(dy, x) -> x's shape. */
+/* The image a gradient op scatters into: maxpool_back(dy, x) has x;
+ * col2im(dcol) and avgpool_back(dy) have its height and width in
+ * iattr[5], iattr[6] (so the forward input need not stay alive). */
+static Node image_of(const Graph *g, const Node *n)
+{
+    if (n->nin == 2)
+        return *NODE(g, n->in[1]);
+    const Node *d = NODE(g, n->in[0]);
+    Node x = {0};
+    int c = d->shape.dim[3];
+    if (n->op == OP_COL2IM)
+        c /= n->iattr[0] * n->iattr[1];
+    x.shape = (Shape){4, {d->shape.dim[0], n->iattr[5], n->iattr[6], c}};
+    x.bmask = d->bmask & 1u;
+    return x;
+}
+
+/* col2im(dcol), avgpool_back(dy), maxpool_back(dy, x) -> the image's
+ * shape; the forward rule on that image must give the gradient's shape. */
 static bool shape_back(Graph *g, Node *n, bool pool)
 {
-    Node probe = *n;
-    const Node *x = NODE(g, n->in[1]);
-    probe.in[0] = n->in[1];
-    NNC_ASSERT(pool ? shape_pool(g, &probe) : shape_im2col(g, &probe));
-    NNC_ASSERT(shape_eq(&probe.shape, &NODE(g, n->in[0])->shape));
-    n->shape = x->shape;
-    n->bmask = x->bmask;
+    Node x = image_of(g, n);
+    Geom G;
+    NNC_ASSERT(geom(n, &x, &G) && !(pool && n->iattr[4]));
+    const Shape *d = &NODE(g, n->in[0])->shape;
+    NNC_ASSERT(d->rank == 4 && d->dim[1] == G.oh && d->dim[2] == G.ow &&
+               d->dim[3] == (pool ? G.c : G.kh * G.kw * G.c));
+    n->shape = x.shape;
+    n->bmask = x.bmask;
     return true;
 }
 
@@ -121,14 +142,18 @@ bool shape_reshape(Graph *g, Node *n)
 
 /* ---- gradients ---------------------------------------------------------- */
 
-/* OP(dy, x) with y's window attributes. */
+/* OP(dy) or, for maxpool, OP(dy, x), with y's window attributes and the
+ * image's height and width. */
 static NodeId window_back(Graph *g, Op op, NodeId y, NodeId dy)
 {
     Node proto = *NODE(g, y);
+    const Node *x = NODE(g, NODE(g, y)->in[0]);
     proto.op = op;
-    proto.nin = 2;
+    proto.nin = optab[op].arity;
     proto.in[0] = dy;
-    proto.in[1] = NODE(g, y)->in[0];
+    proto.in[1] = proto.nin == 2 ? NODE(g, y)->in[0] : NODE_NONE;
+    proto.iattr[5] = x->shape.dim[1];
+    proto.iattr[6] = x->shape.dim[2];
     proto.name = NULL;
     return graph_add_node(g, &proto);
 }
@@ -193,7 +218,8 @@ void eval_im2col(const Graph *g, const Node *n, const double *const *in, double 
 void eval_col2im(const Graph *g, const Node *n, const double *const *in, double *out)
 {
     Geom G;
-    NNC_ASSERT(geom(n, NODE(g, n->in[1]), &G));
+    Node x = image_of(g, n);
+    NNC_ASSERT(geom(n, &x, &G));
     eval_cols(&G, in[0], out, true);
 }
 
@@ -239,7 +265,8 @@ void eval_maxpool(const Graph *g, const Node *n, const double *const *in, double
 void eval_maxpool_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
     Geom G;
-    NNC_ASSERT(geom(n, NODE(g, n->in[1]), &G));
+    Node x = image_of(g, n);
+    NNC_ASSERT(geom(n, &x, &G));
     eval_pool(&G, in[1], in[0], out, 1);
 }
 
@@ -253,7 +280,8 @@ void eval_avgpool(const Graph *g, const Node *n, const double *const *in, double
 void eval_avgpool_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
     Geom G;
-    NNC_ASSERT(geom(n, NODE(g, n->in[1]), &G));
+    Node x = image_of(g, n);
+    NNC_ASSERT(geom(n, &x, &G));
     eval_pool(&G, NULL, in[0], out, 3);
 }
 
@@ -286,7 +314,8 @@ void emit_im2col(Emit *e, const Graph *g, const Node *n, const char *const *a)
 
 void emit_col2im(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    emit_line(e, "nnc_col2im(%s, %s, %s);", geom_args(n, NODE(g, n->in[1]), true), a[0], a[2]);
+    Node x = image_of(g, n);
+    emit_line(e, "nnc_col2im(%s, %s, %s);", geom_args(n, &x, true), a[0], a[1]);
 }
 
 void emit_maxpool(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -307,8 +336,8 @@ void emit_avgpool(Emit *e, const Graph *g, const Node *n, const char *const *a)
 
 void emit_avgpool_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    emit_line(e, "nnc_avgpool_back(%s, %s, %s);", geom_args(n, NODE(g, n->in[1]), false),
-              a[0], a[2]);
+    Node x = image_of(g, n);
+    emit_line(e, "nnc_avgpool_back(%s, %s, %s);", geom_args(n, &x, false), a[0], a[1]);
 }
 
 /* Usually a no-op: the planner puts the output where the input is. */

@@ -245,17 +245,18 @@ class Cnn(nn.Module):
 
 
 class CnnGap(nn.Module):
-    """tests/torch/cnn_gap.nn: strided conv without bias, conv sigmoid,
-    global average pooling, dense."""
+    """tests/torch/cnn_gap.nn: strided 'same' conv without bias (Keras
+    pads 7x9 with stride 2 and kernel 2 by one row below and one column
+    to the right), conv sigmoid, global average pooling, dense."""
 
     def __init__(self):
         super().__init__()
-        self.c = nn.Conv2d(2, 5, 3, stride=2, bias=False)
+        self.c = nn.Conv2d(2, 5, 2, stride=2, bias=False)
         self.conv2d_0 = nn.Conv2d(5, 4, 2)
         self.dense_0 = nn.Linear(4, 2)
 
     def forward(self, x):
-        x = nhwc_in(x, 7, 9, 2)
+        x = F.pad(nhwc_in(x, 7, 9, 2), (0, 1, 0, 1))  # left, right, top, bottom
         x = torch.sigmoid(self.conv2d_0(self.c(x)))
         return self.dense_0(x.mean(dim=(2, 3)))
 

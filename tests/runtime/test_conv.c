@@ -1,0 +1,142 @@
+/*
+ * test_conv.c - the runtime's image kernels (conv.c) against plain
+ * reference loops: max pooling's gradient with ties (first maximum in
+ * window order wins), tiling and overlapping windows, odd sizes and
+ * channel counts past the kernels' channel block; im2col and col2im as
+ * adjoints (<col2im(c), x> = <c, im2col(x)>) with same padding and
+ * strides; average pooling and its gradient.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "nncrt.h"
+
+static unsigned seed = 7;
+static float frand(void)
+{
+    seed = seed * 1103515245u + 12345u;
+    return (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* (b, y, x, c) of an (n, h, w, c) image */
+#define AT(b, y, x, ci, h, w, c) ((((size_t)(b) * (h) + (y)) * (w) + (x)) * (c) + (ci))
+
+static void maxpool_back_ref(int n, int h, int w, int c, int k, int s, int oh, int ow,
+                             const float *dy, const float *x, float *dx)
+{
+    memset(dx, 0, sizeof(float) * (size_t)n * h * w * c);
+    for (int b = 0; b < n; b++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ci = 0; ci < c; ci++) {
+                    int by = oy * s, bx = ox * s;
+                    float m = x[AT(b, by, bx, ci, h, w, c)];
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            float v = x[AT(b, oy * s + ky, ox * s + kx, ci, h, w, c)];
+                            if (v > m) {
+                                m = v;
+                                by = oy * s + ky;
+                                bx = ox * s + kx;
+                            }
+                        }
+                    dx[AT(b, by, bx, ci, h, w, c)] += dy[AT(b, oy, ox, ci, oh, ow, c)];
+                }
+}
+
+Test(conv, maxpool_back_matches_reference_with_ties)
+{
+    static const int cfg[][6] = {   /* n, h, w, c, k, stride */
+        {2, 7, 5, 70, 2, 2}, {1, 6, 6, 3, 2, 2}, {2, 7, 7, 5, 3, 2}, {1, 5, 5, 1, 2, 1},
+        {3, 4, 9, 65, 3, 3},
+    };
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        int n = cfg[t][0], h = cfg[t][1], w = cfg[t][2], c = cfg[t][3], k = cfg[t][4];
+        int s = cfg[t][5], oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+        size_t nx = (size_t)n * h * w * c, ny = (size_t)n * oh * ow * c;
+        float *x = malloc(4 * nx), *dx = malloc(4 * nx), *dr = malloc(4 * nx);
+        float *dy = malloc(4 * ny), *y = malloc(4 * ny);
+        for (size_t i = 0; i < nx; i++) {
+            x[i] = (float)(rand() % 5);  /* many ties */
+            dx[i] = NAN;                 /* must be overwritten */
+        }
+        for (size_t i = 0; i < ny; i++)
+            dy[i] = frand();
+        nnc_maxpool_back(n, h, w, c, k, k, s, s, oh, ow, dy, x, dx);
+        maxpool_back_ref(n, h, w, c, k, s, oh, ow, dy, x, dr);
+        for (size_t i = 0; i < nx; i++)
+            cr_assert_eq(dx[i], dr[i], "case %zu element %zu: %g, want %g", t, i, dx[i], dr[i]);
+        nnc_maxpool(n, h, w, c, k, k, s, s, oh, ow, x, y);
+        for (int b = 0; b < n; b++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                    for (int ci = 0; ci < c; ci++) {
+                        float m = -INFINITY;
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++)
+                                m = fmaxf(m, x[AT(b, oy * s + ky, ox * s + kx, ci, h, w, c)]);
+                        cr_assert_eq(y[AT(b, oy, ox, ci, oh, ow, c)], m);
+                    }
+        free(x), free(dx), free(dr), free(dy), free(y);
+    }
+}
+
+Test(conv, im2col_and_col2im_are_adjoint)
+{
+    /* n, h, w, c, kh, kw, sh, sw, pt, pl: same padding (3x3, stride 1 and 2) and valid */
+    static const int cfg[][10] = {
+        {2, 5, 6, 3, 3, 3, 1, 1, 1, 1}, {1, 7, 5, 2, 3, 3, 2, 2, 1, 1}, {2, 6, 6, 4, 2, 3, 2, 1, 0, 0},
+    };
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        const int *g = cfg[t];
+        int n = g[0], h = g[1], w = g[2], c = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7];
+        int pt = g[8], pl = g[9];
+        int oh = (h + 2 * pt - kh) / sh + 1, ow = (w + 2 * pl - kw) / sw + 1;
+        size_t nx = (size_t)n * h * w * c, nc = (size_t)n * oh * ow * kh * kw * c;
+        float *x = malloc(4 * nx), *x2 = malloc(4 * nx), *col = malloc(4 * nc), *c2 = malloc(4 * nc);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = frand();
+        for (size_t i = 0; i < nc; i++)
+            col[i] = frand();
+        nnc_im2col(n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, x, c2);
+        nnc_col2im(n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, col, x2);
+        double a = 0, b = 0;
+        for (size_t i = 0; i < nc; i++)
+            a += (double)col[i] * c2[i];
+        for (size_t i = 0; i < nx; i++)
+            b += (double)x2[i] * x[i];
+        cr_assert(fabs(a - b) <= 1e-4 * (1 + fabs(a)), "case %zu: %g vs %g", t, a, b);
+        /* one element by hand: output (0, 0), window (ky, kx) = (pt, pl) is x[0, 0, 0, :] */
+        for (int ci = 0; ci < c; ci++)
+            cr_assert_eq(c2[((size_t)pt * kw + pl) * c + ci], x[ci]);
+        free(x), free(x2), free(col), free(c2);
+    }
+}
+
+Test(conv, avgpool_and_its_gradient)
+{
+    int n = 2, h = 5, w = 4, c = 3, k = 2, s = 2, oh = 2, ow = 2;
+    float x[2 * 5 * 4 * 3], y[2 * 2 * 2 * 3], dy[2 * 2 * 2 * 3], dx[2 * 5 * 4 * 3];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = frand();
+    for (size_t i = 0; i < sizeof dy / sizeof dy[0]; i++)
+        dy[i] = frand();
+    nnc_avgpool(n, h, w, c, k, k, s, s, oh, ow, x, y);
+    nnc_avgpool_back(n, h, w, c, k, k, s, s, oh, ow, dy, dx);
+    for (int b = 0; b < n; b++)
+        for (int yy = 0; yy < h; yy++)
+            for (int xx = 0; xx < w; xx++)
+                for (int ci = 0; ci < c; ci++) {
+                    int in = yy / s < oh && xx / s < ow;
+                    float want = in ? dy[AT(b, yy / s, xx / s, ci, oh, ow, c)] / 4 : 0;
+                    cr_assert_float_eq(dx[AT(b, yy, xx, ci, h, w, c)], want, 1e-6);
+                }
+    for (int ci = 0; ci < c; ci++) {
+        float m = (x[AT(1, 2, 2, ci, h, w, c)] + x[AT(1, 2, 3, ci, h, w, c)] +
+                   x[AT(1, 3, 2, ci, h, w, c)] + x[AT(1, 3, 3, ci, h, w, c)]) / 4;
+        cr_assert_float_eq(y[AT(1, 1, 1, ci, oh, ow, c)], m, 1e-6);
+    }
+}
