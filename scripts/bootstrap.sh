@@ -30,6 +30,15 @@ make -j2 > /dev/null
 
 case "$mode" in
 demo)
+    extra=""
+    for p in dataset-fashion-mnist zlib1g-dev; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            extra="$extra $p"
+    done
+    if [ -n "$extra" ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $extra > /dev/null
+    fi
     make demo
     ;;
 test)

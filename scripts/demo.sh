@@ -20,4 +20,21 @@ echo
 echo "== a learnable task: three rings, residual block, softmax cross-entropy, SGD"
 (cd "$out" && ./rings)
 echo
+data=/usr/share/datasets/fashion-mnist
+models="fmnist_mlp"
+[ "${NNC_DEMO_CNN:-0}" = 1 ] && models="$models fmnist_cnn"
+if [ -d "$data" ]; then
+    for m in $models; do
+        echo "== Fashion-MNIST: examples/$m.nn, 5 epochs (NNC_DEMO_CNN=1 adds the CNN)"
+        mkdir -p "$out/$m"
+        "$builddir/nnc" "$srcdir/examples/$m.nn" --prefix m -o "$out/$m/m.c"
+        $cc -std=c99 -O3 -march=native -Wall -Wextra -Werror -I"$srcdir/runtime" -I"$out/$m" \
+            -o "$out/$m/train" "$srcdir/examples/fmnist_main.c" "$out/$m/m.c" \
+            "$builddir/.libs/libnncrt.a" $cjson -lz -lm
+        "$out/$m/train" --epochs 5 --data "$data"
+    done
+else
+    echo "(Fashion-MNIST demo skipped: install dataset-fashion-mnist)"
+fi
+echo
 echo "Generated code and binaries are in $out"
