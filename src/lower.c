@@ -58,6 +58,7 @@ typedef struct Lower {
     const Expr *assign_call;/* ... and the call that is its direct RHS */
     int ndense;             /* unnamed dense layers so far */
     int nconv;              /* unnamed conv2d layers so far */
+    int nembed;             /* unnamed embedding layers so far */
 } Lower;
 
 struct Layer;
@@ -507,6 +508,55 @@ static NodeId lower_flatten(Lower *L, const Layer *ly, const Expr *call,
     return y;
 }
 
+/* concat(a, b, ..., axis=-1): joins along the last axis (the only axis
+ * supported), other axes equal. */
+static NodeId lower_concat(Lower *L, const Layer *ly, const Expr *call,
+                           NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    if (a->val[0] && (long)a->val[0]->num != -1) {
+        diag_error(arg_loc(a, 0, call->loc), "concat: only axis=-1 is supported, got %ld",
+                   (long)a->val[0]->num);
+        return NODE_NONE;
+    }
+    NodeId y = in[0];
+    for (int i = 1; i < nin && y; i++)
+        y = graph_add2(L->g, OP_CONCAT, call->loc, y, in[i]);
+    return y;
+}
+
+/* embedding(vocab, dim) (Keras: input_dim, output_dim): token ids (batch, ...) as floats ->
+ * (batch, ..., output_dim), rows of a [input_dim, output_dim] weight drawn
+ * uniformly from (-0.05, 0.05) as Keras does. An id outside
+ * [0, input_dim) gives a zero row and no gradient. */
+static NodeId lower_embedding(Lower *L, const Layer *ly, const Expr *call,
+                              NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    int vocab, dim;
+    if (!int_arg(ly, a, 0, 0, 1, 1 << 24, call->loc, &vocab) ||
+        !int_arg(ly, a, 1, 0, 1, 1 << 24, call->loc, &dim))
+        return NODE_NONE;
+    const Node *x = NODE(g, in[0]);
+    if (x->shape.rank < 1 || x->bmask != 1 || x->shape.rank >= NNC_MAX_DIMS) {
+        diag_error(call->loc, "embedding expects a batched input of token ids, got %s",
+                   shape_str(&x->shape));
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "embedding", &L->nembed);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    Shape ws = {2, {vocab, dim}};
+    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name), &ws,
+                           INIT_UNIFORM, 0, 0);
+    NODE(g, w)->what = "embedding";
+    NodeId y = graph_add2(g, OP_EMBED, call->loc, w, in[0]);
+    if (y)
+        NODE(g, y)->what = "embedding";
+    return y;
+}
+
 #define ACT_LAYER(n) {n, 1, 1, {{0}}, lower_activation}
 
 static const Layer layers[] = {
@@ -543,6 +593,11 @@ static const Layer layers[] = {
      lower_pool},
     {"global_avgpool2d", 1, 1, {{0}}, lower_global_avgpool},
     {"flatten", 1, 1, {{0}}, lower_flatten},
+    {"concat", 2, NNC_MAX_IN * 4, {{"axis", A_INT, false, -1, NULL, NULL}}, lower_concat},
+    {"embedding", 1, 1,
+     {{"vocab", A_INT, true, 0, NULL, "input_dim"},
+      {"dim", A_INT, true, 0, NULL, "output_dim"}},
+     lower_embedding},
 };
 #define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
 

@@ -193,13 +193,14 @@ enum {
     F_PROB = 1 << 2,    /* inputs are probabilities: tests sample in (0,1) */
     F_NOGRAD = 1 << 3,  /* defined only as a gradient: no grad rule */
     F_ATTR = 1 << 4,    /* fattr[0] is a parameter (alpha, delta): dumped */
-    F_INDEX = 1 << 5    /* input 1 holds class indices into input 0's last
+    F_INDEX = 1 << 5,   /* input 1 holds class indices into input 0's last
                            axis: tests sample integers there */
+    F_ROWS = 1 << 6     /* with F_INDEX: indices into input 0's first axis */
 };
 
 /* Roles of source nodes, and flags on others. */
 typedef enum { R_NONE, R_INPUT, R_TARGET, R_PARAM, R_CONST } Role;
-typedef enum { INIT_ZERO, INIT_GLOROT } Init;
+typedef enum { INIT_ZERO, INIT_GLOROT, INIT_UNIFORM } Init; /* UNIFORM: +-0.05 */
 
 typedef enum {
 #define OP(name, arity, kind, flags, shape, grad, emit, eval) OP_##name,

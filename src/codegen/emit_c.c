@@ -966,9 +966,9 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
     buf_printf(out, "    memset(ctx->mem, 0, sizeof(float) * %zu);\n", regions(c).total);
     for (int i = 0; i < g->nparams; i++) {
         const Node *n = NODE(g, g->params[i]);
-        if (n->init != INIT_GLOROT)
+        if (n->init != INIT_GLOROT && n->init != INIT_UNIFORM)
             continue;
-        double lim = sqrt(6.0 / (n->fan_in + n->fan_out));
+        double lim = n->init == INIT_UNIFORM ? 0.05 : sqrt(6.0 / (n->fan_in + n->fan_out));
         buf_printf(out, "    nnc_fill_uniform(W_%s, %zu, %.17g, %.17g, &rng);  /* %s */\n",
                    c_ident(n->name), shape_numel(&n->shape), -lim, lim, n->name);
     }

@@ -29,6 +29,10 @@ bool shape_col2im(Graph *g, Node *n);
 bool shape_pool(Graph *g, Node *n);
 bool shape_pool_back(Graph *g, Node *n);
 bool shape_reshape(Graph *g, Node *n);
+bool shape_concat(Graph *g, Node *n);
+bool shape_slice(Graph *g, Node *n);
+bool shape_embed(Graph *g, Node *n);
+bool shape_embed_back(Graph *g, Node *n);
 
 #define DECL_EWISE(x) \
     void emit_##x(Emit *e, const Graph *g, const Node *n, const char *const *a); \
@@ -50,6 +54,8 @@ DECL_OP(im2col) DECL_EWISE(col2im)
 DECL_OP(maxpool) DECL_EWISE(maxpool_back)
 DECL_OP(avgpool) DECL_EWISE(avgpool_back)
 DECL_OP(reshape)
+DECL_OP(concat) DECL_EWISE(slice)
+DECL_OP(embed) DECL_EWISE(embed_back)
 DECL_OP(bce) DECL_EWISE(bce_back)
 DECL_OP(mse) DECL_EWISE(mse_back)
 DECL_OP(mae) DECL_EWISE(mae_back)

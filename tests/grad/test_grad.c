@@ -108,7 +108,7 @@ static void fill(Case *c, Op op)
             c->src[c->in[k]][i] = sample(optab[op].flags);
         if (k == 1 && (optab[op].flags & F_INDEX)) {
             const Shape *s0 = &NODE(g, c->in[0])->shape;
-            int classes = s0->dim[s0->rank - 1];
+            int classes = optab[op].flags & F_ROWS ? s0->dim[0] : s0->dim[s0->rank - 1];
             for (size_t i = 0; i < n; i++)
                 c->src[c->in[k]][i] = (double)(int)(urand() * classes) + 0.5 * urand();
         }

@@ -283,6 +283,33 @@ class Shared(nn.Module):
         return self.a(x) + self.b(x)
 
 
+class Embed(nn.Module):
+    """tests/torch/embed.nn: ids (8, 6) -> embedding 12 x 4 -> flatten ->
+    3 logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.e = nn.Embedding(12, 4)
+        self.logits = nn.Linear(24, 3)
+
+    def forward(self, x):
+        return self.logits(self.e(x.long()).flatten(1))
+
+
+class Concat(nn.Module):
+    """tests/torch/concat.nn: concat of a tanh and a relu branch, and x."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(7, 5)
+        self.b = nn.Linear(7, 3)
+        self.o = nn.Linear(15, 2)
+
+    def forward(self, x):
+        c = torch.cat([torch.tanh(self.a(x)), F.relu(self.b(x))], dim=-1)
+        return self.o(torch.cat([c, x], dim=-1))
+
+
 def softmax_ce(logits, target_probs):
     return F.cross_entropy(logits, target_probs)  # mean over the batch
 
@@ -392,6 +419,15 @@ MODELS = [
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
                                           eps=1e-7),
          seed=6),
+    # ids: x holds token ids in [0, vocab) as floats
+    dict(name="embed", module=Embed, batch=8, n_in=6, n_out=3,
+         targets="onehot", loss=softmax_ce, ids=12,
+         optim=lambda p: torch.optim.Adam(p, lr=0.05, eps=1e-7),
+         seed=12),
+    dict(name="concat", module=Concat, batch=6, n_in=7, n_out=2,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9),
+         seed=13),
     dict(name="opt_shared", module=Shared, batch=4, n_in=3, n_out=4,
          targets="real", loss=nn.MSELoss(),
          optim=lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-7),
@@ -417,8 +453,12 @@ def make_batches(spec, steps):
     teacher = rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)
     batches = []
     for _ in range(steps):
-        x = rng.standard_normal((b, n_in)).astype(np.float32)
-        t = x.astype(np.float64) @ teacher
+        if "ids" in spec:
+            x = rng.integers(0, spec["ids"], (b, n_in)).astype(np.float32)
+            t = (x.astype(np.float64) - spec["ids"] / 2) @ teacher
+        else:
+            x = rng.standard_normal((b, n_in)).astype(np.float32)
+            t = x.astype(np.float64) @ teacher
         kind = spec["targets"]
         if kind == "binary":            # 0/1 labels
             y = (t > 0).astype(np.float32)
@@ -594,7 +634,14 @@ def check_init(model, init):
     for k, v in sorted(init.items()):
         if k.endswith(".bias") and np.any(v != 0):
             problems.append("%s: initial bias not zero" % k)
-        if k.endswith(".weight"):
+        if k.endswith(".weight") and isinstance(
+                model.get_submodule(k[:-len(".weight")]), nn.Embedding):
+            # Keras' Embedding: uniform(-0.05, 0.05)
+            big = float(np.max(np.abs(v)))
+            if not 0.025 < big <= 0.05:
+                problems.append("%s: |w| up to %.6g, want uniform in "
+                                "(-0.05, 0.05)" % (k, big))
+        elif k.endswith(".weight"):
             # conv [out, in, kh, kw]: fans count the window, as Keras
             fan_out = v.shape[0] * int(np.prod(v.shape[2:]))
             fan_in = int(np.prod(v.shape[1:]))
