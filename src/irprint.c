@@ -32,6 +32,10 @@ void ir_print(FILE *f, const Graph *g)
                     n->iattr[3], n->iattr[4] ? " same" : "");
         if (n->op == OP_SCALE || n->op == OP_CONST || (optab[n->op].flags & F_ATTR))
             fprintf(f, " %.9g", n->fattr[0]);
+        if (n->op == OP_SLICE)
+            fprintf(f, " start=%d width=%d", n->iattr[0], n->iattr[1]);
+        if (n->op == OP_EMBED_BACK)
+            fprintf(f, " vocab=%d", n->iattr[0]);
         if (n->op == OP_SGD)
             fprintf(f, " lr=%.9g momentum=%.9g", n->fattr[0], n->fattr[1]);
         if (n->op == OP_SGD && n->iattr[1])
@@ -98,6 +102,12 @@ static cJSON *node_json(const Graph *g, int id)
         cJSON_AddNumberToObject(o, "trans_a", n->iattr[0]);
         cJSON_AddNumberToObject(o, "trans_b", n->iattr[1]);
     }
+    if (n->op == OP_SLICE) {
+        cJSON_AddNumberToObject(o, "start", n->iattr[0]);
+        cJSON_AddNumberToObject(o, "width", n->iattr[1]);
+    }
+    if (n->op == OP_EMBED_BACK)
+        cJSON_AddNumberToObject(o, "vocab", n->iattr[0]);
     if (optab[n->op].kind == K_WINDOW) {
         cJSON_AddItemToObject(o, "window", int_array(n->iattr, 2));
         cJSON_AddItemToObject(o, "strides", int_array(n->iattr + 2, 2));

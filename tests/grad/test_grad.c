@@ -245,3 +245,35 @@ Test(grad, harness_detects_a_wrong_rule)
     unfill(&c);
     graph_free(&c.g);
 }
+
+/* embedding: an id outside [0, vocab) (or NaN) gives a zero row and adds
+ * no gradient; ids are truncated toward zero. */
+Test(grad, embed_out_of_range_ids)
+{
+    Graph g;
+    graph_init(&g, "embed", 2);
+    Shape ws = {2, {3, 2}}, ks = {1, {5}};
+    NodeId w = graph_param(&g, (Loc){0}, "w", &ws, INIT_ZERO, 0, 0);
+    NodeId k = graph_param(&g, (Loc){0}, "k", &ks, INIT_ZERO, 0, 0);
+    NodeId y = graph_add2(&g, OP_EMBED, (Loc){0}, w, k);
+    cr_assert(y);
+    NodeId dy = graph_param(&g, (Loc){0}, "dy", &NODE(&g, y)->shape, INIT_ZERO, 0, 0);
+    NodeId in[2] = {w, k}, dx[2];
+    ad_backward(&g, y, dy, in, 2, dx);
+    cr_assert_eq(dx[1], NODE_NONE);
+    double wv[6] = {1, 2, 3, 4, 5, 6}, kv[5] = {2.7, -1, 3, NAN, 0};
+    double dyv[10] = {1, 1, 2, 2, 3, 3, 4, 4, 5, 5};
+    double *src[64] = {0};
+    src[w] = wv;
+    src[k] = kv;
+    src[dy] = dyv;
+    double **v = eval_graph(&g, src);
+    double want_y[10] = {5, 6, 0, 0, 0, 0, 0, 0, 1, 2};
+    double want_dw[6] = {5, 5, 0, 0, 1, 1};
+    for (int i = 0; i < 10; i++)
+        cr_expect_eq(v[y][i], want_y[i], "y[%d] = %g", i, v[y][i]);
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(v[dx[0]][i], want_dw[i], "dw[%d] = %g", i, v[dx[0]][i]);
+    eval_free(&g, v);
+    graph_free(&g);
+}
