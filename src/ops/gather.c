@@ -195,7 +195,7 @@ void eval_embed_back(const Graph *g, const Node *n, const double *const *in, dou
 void emit_embed_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     int vocab = n->iattr[0], d = n->shape.dim[1];
-    emit_line(e, "memset(%s, 0, sizeof(float) * %d);", a[2], vocab * d);
+    emit_line(e, "memset(%s, 0, sizeof(float) * %zu);", a[2], (size_t)vocab * (size_t)d);
     emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(NODE(g, n->in[1])));
     emit_line(e, "    float v = %s[i];", a[1]);
     emit_line(e, "    if (!(v >= 0.0f && v < %d.0f)) continue;", vocab);

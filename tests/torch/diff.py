@@ -18,7 +18,8 @@ written by hand from the same description, never derived from nnc's graph):
      batches with the matching torch.optim optimizer;
   5. compare per-step losses, final weights and predictions: every max abs
      difference must be <= TOL. Also checked: parameter names and shapes,
-     the initialization (Glorot uniform bounds, zero biases) and that a
+     the initialization (Glorot uniform bounds, zero biases, embeddings
+     uniform in (-0.05, 0.05)) and that a
      second run with the same seed reproduces the first bit for bit; the
      harness itself checks that predicting one row at a time and
      predicting after m_load of FINAL give the same outputs.
@@ -620,7 +621,8 @@ def run_harness(exe, spec, work, data, steps, tag, weights=None):
 # ---- The PyTorch side --------------------------------------------------------
 
 def check_init(model, init):
-    """Names, shapes, Glorot uniform weights and zero biases; [] if fine."""
+    """Names, shapes, Glorot uniform weights (embeddings: uniform in
+    (-0.05, 0.05)) and zero biases; [] if fine."""
     problems = []
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in init.items()}
