@@ -5,6 +5,8 @@
  *   dense(x, units)      -> matmul(x, W^T) + b, then the activation
  *   relu(x), sigmoid(x)  -> the activation op; linear(x) -> x
  *   add(a, b, ...)       -> add ops; multiply(a, b, ...) -> mul ops
+ *   layernorm(x)         -> layernorm(x) * gamma + beta (LAYER.weight/.bias)
+ *   dropout(x, rate)     -> dropout op (train_step only; predict copies)
  *   loss NAME(v, ...)    -> target node of v's shape, loss op (its one
  *                           numeric argument, e.g. huber's delta, in fattr)
  *

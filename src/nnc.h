@@ -177,7 +177,8 @@ typedef enum {
     K_EWISE,    /* elementwise with broadcasting; emits a C expression */
     K_REDUCE,   /* sums over axes */
     K_CONTRACT, /* matrix products (runtime GEMM) */
-    K_ROWWISE,  /* per-row ops over the last axis (softmax) */
+    K_ROWWISE,  /* per-row ops over the last axis (softmax, layernorm), and
+                   dropout, which draws its mask in a loop of its own */
     K_WINDOW,   /* sliding windows over NHWC images (im2col, pooling);
                    iattr: kh, kw, sh, sw, same-padding, and for
                    gradients the image's height and width */
