@@ -5,6 +5,8 @@
  *   dense(x, units)      -> matmul(x, W^T) + b, then the activation
  *   relu(x), sigmoid(x)  -> the activation op; linear(x) -> x
  *   add(a, b, ...)       -> add ops; multiply(a, b, ...) -> mul ops
+ *   layernorm(x)         -> layernorm(x) * gamma + beta (LAYER.weight/.bias)
+ *   dropout(x, rate)     -> dropout op (train_step only; predict copies)
  *   loss NAME(v, ...)    -> target node of v's shape, loss op (its one
  *                           numeric argument, e.g. huber's delta, in fattr)
  *
@@ -58,6 +60,8 @@ typedef struct Lower {
     const Expr *assign_call;/* ... and the call that is its direct RHS */
     int ndense;             /* unnamed dense layers so far */
     int nconv;              /* unnamed conv2d layers so far */
+    int nnorm;              /* unnamed layernorm layers so far */
+    int ndropout;           /* dropout layers so far */
     int nembed;             /* unnamed embedding layers so far */
 } Lower;
 
@@ -557,6 +561,68 @@ static NodeId lower_embedding(Lower *L, const Layer *ly, const Expr *call,
     return y;
 }
 
+/* layernorm(x, epsilon=1e-3): over the last axis, as Keras'
+ * LayerNormalization(axis=-1):
+ *   y = layernorm(x) * gamma + beta, gamma (LAYER.weight): ones,
+ *   beta (LAYER.bias): zeros, both of the last axis' size (torch's names) */
+static NodeId lower_layernorm(Lower *L, const Layer *ly, const Expr *call,
+                              NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    double eps = num_arg(ly->params, a, 0);
+    if (!(eps > 0) || !isfinite(eps)) {
+        diag_error(arg_loc(a, 0, call->loc), "layernorm: epsilon must be positive");
+        return NODE_NONE;
+    }
+    if (x->shape.rank < 2 || !(x->bmask & 1) || (x->bmask >> (x->shape.rank - 1)) & 1) {
+        diag_error(call->loc, "layernorm expects a batched input with features, got %s",
+                   shape_str(&x->shape));
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "layernorm", &L->nnorm);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    Shape ps = {1, {x->shape.dim[x->shape.rank - 1]}};
+    NodeId y = graph_add1(g, OP_LAYERNORM, call->loc, in[0]);
+    if (y == NODE_NONE)
+        return NODE_NONE;
+    NODE(g, y)->fattr[0] = eps;
+    NODE(g, y)->what = "layernorm";
+    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name), &ps,
+                           INIT_ONE, 0, 0);
+    NodeId b = graph_param(g, call->loc, arena_printf(L->arena, "%s.bias", name), &ps,
+                           INIT_ZERO, 0, 0);
+    NODE(g, w)->what = "layernorm";
+    NODE(g, b)->what = "layernorm";
+    y = graph_add2(g, OP_MUL, call->loc, y, w);
+    return graph_add2(g, OP_ADD, call->loc, y, b);
+}
+
+/* dropout(x, rate): Keras' inverted dropout, active in the training step
+ * only (predict is the identity); each dropout op gets its own iattr[0]
+ * so that CSE never merges two of them */
+static NodeId lower_dropout(Lower *L, const Layer *ly, const Expr *call,
+                            NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    double rate = num_arg(ly->params, a, 0);
+    if (!(rate >= 0 && rate < 1)) {
+        diag_error(arg_loc(a, 0, call->loc), "dropout: rate must be in [0, 1), got %g", rate);
+        return NODE_NONE;
+    }
+    Node proto = {0};
+    proto.op = OP_DROPOUT;
+    proto.nin = 1;
+    proto.in[0] = in[0];
+    proto.loc = call->loc;
+    proto.what = "dropout";
+    proto.fattr[0] = rate;
+    proto.iattr[0] = L->ndropout++;
+    return graph_add_node(L->g, &proto);
+}
+
 #define ACT_LAYER(n) {n, 1, 1, {{0}}, lower_activation}
 
 static const Layer layers[] = {
@@ -598,6 +664,8 @@ static const Layer layers[] = {
      {{"vocab", A_INT, true, 0, NULL, "input_dim"},
       {"dim", A_INT, true, 0, NULL, "output_dim"}},
      lower_embedding},
+    {"dropout", 1, 1, {{"rate", A_NUM, true, 0, NULL, NULL}}, lower_dropout},
+    {"layernorm", 1, 1, {{"epsilon", A_NUM, false, 1e-3, NULL, NULL}}, lower_layernorm},
 };
 #define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
 

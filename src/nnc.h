@@ -177,7 +177,8 @@ typedef enum {
     K_EWISE,    /* elementwise with broadcasting; emits a C expression */
     K_REDUCE,   /* sums over axes */
     K_CONTRACT, /* matrix products (runtime GEMM) */
-    K_ROWWISE,  /* per-row ops over the last axis (softmax) */
+    K_ROWWISE,  /* per-row ops over the last axis (softmax, layernorm), and
+                   dropout, which draws its mask in a loop of its own */
     K_WINDOW,   /* sliding windows over NHWC images (im2col, pooling);
                    iattr: kh, kw, sh, sw, same-padding, and for
                    gradients the image's height and width */
@@ -200,7 +201,7 @@ enum {
 
 /* Roles of source nodes, and flags on others. */
 typedef enum { R_NONE, R_INPUT, R_TARGET, R_PARAM, R_CONST } Role;
-typedef enum { INIT_ZERO, INIT_GLOROT, INIT_UNIFORM } Init; /* UNIFORM: +-0.05 */
+typedef enum { INIT_ZERO, INIT_GLOROT, INIT_UNIFORM, INIT_ONE } Init; /* UNIFORM: +-0.05 */
 
 typedef enum {
 #define OP(name, arity, kind, flags, shape, grad, emit, eval) OP_##name,
@@ -477,6 +478,7 @@ struct Emit {
     Buf *out;
     const Graph *g;
     int indent;
+    bool predict;   /* emitting the predict program (dropout is identity) */
 };
 
 /* pipeline.c: everything from the AST to checked plans. */

@@ -582,6 +582,11 @@ static void declare_buffers(Emit *e, const Compiled *c, const Plan *p)
                   p->offset[id], op_name(n->op), n->is_grad ? " (backward)" : "",
                   shape_str(&n->shape), p->def[id] + 1, p->last[id] + 1, at);
     }
+    /* a result stored in place of an input may be written only through
+     * the input's name (a fused mul + sum_to of gradients) */
+    for (int id = 1; id < g->nnodes; id++)
+        if (p->region[id] == REG_ARENA && p->shares[id])
+            emit_line(e, "(void)t%d;", id);
 }
 
 /* ---- the header ------------------------------------------------------------- */
@@ -720,6 +725,8 @@ static void emit_layout(Emit *e, const Compiled *c, const char *p)
                     "    float *mem;      /* %zu floats, 64-byte aligned */\n"
                     "    void *owned;     /* the block from %s_create, or NULL */\n"
                     "    uint64_t step;   /* optimizer steps taken */\n"
+                    "    uint64_t seed;   /* from create/init: dropout masks */\n"
+                    "    nnc_rng rng;     /* the step's dropout stream, from seed and step */\n"
                     "};\n", p, rg.total, p);
     buf_printf(out, "typedef char %s_ctx_fits_[sizeof(struct %s_ctx) <= %d ? 1 : -1];\n\n",
                p, p, CTX_BYTES);
@@ -808,6 +815,7 @@ static void emit_clip(Emit *e, const Compiled *c, const Plan *p, const Kernel *k
 static void emit_program(Emit *e, const Compiled *c, const Plan *p)
 {
     bool clipped = false;
+    e->predict = p->predict;
     for (int k = 0; k < p->nkernels; k++) {
         if (!p->predict && !clipped && c->g.opt.clipnorm > 0 &&
             optab[NODE(&c->g, p->kernels[k].root)->op].kind == K_UPDATE) {
@@ -893,6 +901,10 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
     e->indent = 1;
     declare_buffers(e, c, &c->train);
     emit_line(e, "ctx->step++;");
+    /* dropout masks depend on (seed, step) only, so a run resumed from a
+     * checkpoint (which restores step) in a context created with the same
+     * seed draws the masks the uninterrupted run would have */
+    emit_line(e, "nnc_rng_seed(&ctx->rng, ctx->seed ^ (ctx->step * UINT64_C(0x9E3779B97F4A7C15)));");
     if (has_updates(&c->g))
         emit_lr(e, &c->g.opt);
     emit_program(e, c, &c->train);
@@ -960,12 +972,15 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
     char P[128];
     snprintf(P, sizeof P, "%s", upper(p));
     buf_printf(out, "\n/* Weights from the seed: Glorot uniform kernels, zero biases, in\n"
-                    " * declaration order from one nnc_rng stream. */\n"
+                    " * declaration order from one nnc_rng stream; norm scales ones. */\n"
                     "static void %s_reset(%s_ctx *ctx, uint64_t seed)\n{\n"
                     "    nnc_rng rng;\n    nnc_rng_seed(&rng, seed);\n", p, p);
     buf_printf(out, "    memset(ctx->mem, 0, sizeof(float) * %zu);\n", regions(c).total);
     for (int i = 0; i < g->nparams; i++) {
         const Node *n = NODE(g, g->params[i]);
+        if (n->init == INIT_ONE)
+            buf_printf(out, "    { size_t i; for (i = 0; i < %zu; i++) W_%s[i] = 1.0f; }  /* %s */\n",
+                       shape_numel(&n->shape), c_ident(n->name), n->name);
         if (n->init != INIT_GLOROT && n->init != INIT_UNIFORM)
             continue;
         double lim = n->init == INIT_UNIFORM ? 0.05 : sqrt(6.0 / (n->fan_in + n->fan_out));
@@ -973,7 +988,7 @@ static void emit_api(Emit *e, const Compiled *c, const char *p)
                    c_ident(n->name), shape_numel(&n->shape), -lim, lim, n->name);
     }
     emit_state_init(out, c);
-    buf_puts(out, "    ctx->step = 0;\n}\n");
+    buf_puts(out, "    ctx->seed = seed;\n    ctx->step = 0;\n}\n");
 
     buf_printf(out, "\n%s_ctx *%s_init(void *mem, size_t bytes, uint64_t seed)\n{\n", p, p);
     buf_printf(out, "    uintptr_t a;\n    %s_ctx *ctx;\n", p);
@@ -1070,7 +1085,7 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)
 {
     profile = o->profile;
-    Emit e = {out, &c->g, 0};
+    Emit e = {out, &c->g, 0, false};
     emit_layout(&e, c, o->prefix);
     emit_predict_rows(&e, c, o->prefix);
     emit_train_step(&e, c, o->prefix);

@@ -5,6 +5,20 @@
  *   y_j = exp(x_j - max x) / sum_k exp(x_k - max x)
  *   dx_j = y_j * (dy_j - sum_k dy_k y_k)
  *
+ * layer normalization over the last axis (C columns, eps = fattr[0]); the
+ * layer multiplies by gamma and adds beta with ordinary ops, so their
+ * gradients come from mul/add and sum_to:
+ *   m = mean x,  v = mean (x - m)^2,  s = 1/sqrt(v + eps)
+ *   y_j = (x_j - m) s
+ *   dx_j = s (dy_j - mean dy - y_j mean(dy y))
+ *
+ * inverted dropout (rate p = fattr[0]) in the training step, the identity
+ * in predict:  y = x m / (1 - p), m_i = 0 with probability p, else 1
+ *   dx = dy / (1 - p) where y != 0, else 0  (the mask is read back from y,
+ *   so an input that is exactly 0 passes no gradient: after a relu that
+ *   changes nothing). Masks come from ctx->rng; the reference evaluation
+ *   uses a fixed mask (element i dropped iff frac(0.618... i) < p).
+ *
  * Losses reduce by the mean, as Keras and PyTorch do by default. N is the
  * number of elements, R the number of rows (N / last dim).
  *   bce(p, t)  = -1/N sum t log p + (1-t) log(1-p), each log clamped at
@@ -126,6 +140,158 @@ void emit_softmax_back(Emit *e, const Graph *g, const Node *n,
     emit_line(e, "for (int j = 0; j < %d; j++) dxr[j] = yr[j] * (dyr[j] - s);", c);
     e->indent--;
     emit_line(e, "}");
+}
+
+/* ---- layer normalization ----------------------------------------------- */
+void grad_layernorm(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add2(g, OP_LAYERNORM_BACK, n->loc, dy, n->in[0]);
+    if (dx[0] != NODE_NONE)
+        NODE(g, dx[0])->fattr[0] = n->fattr[0];
+}
+
+/* y = normalized row x; returns s = 1/sqrt(var + eps). */
+static double layernorm_row(const double *x, double *y, int c, double eps)
+{
+    double m = 0, v = 0;
+    for (int j = 0; j < c; j++)
+        m += x[j];
+    m /= c;
+    for (int j = 0; j < c; j++)
+        v += (x[j] - m) * (x[j] - m);
+    double s = 1 / sqrt(v / c + eps);
+    for (int j = 0; j < c; j++)
+        y[j] = (x[j] - m) * s;
+    return s;
+}
+
+void eval_layernorm(const Graph *g, const Node *n, const double *const *in,
+                    double *out)
+{
+    (void)g;
+    int c = last_dim(n);
+    size_t r = shape_numel(&n->shape) / (size_t)c;
+    for (size_t i = 0; i < r; i++)
+        layernorm_row(in[0] + i * c, out + i * c, c, n->fattr[0]);
+}
+
+void eval_layernorm_back(const Graph *g, const Node *n, const double *const *in,
+                         double *out)
+{
+    (void)g;
+    int c = last_dim(n);
+    size_t r = shape_numel(&n->shape) / (size_t)c;
+    for (size_t i = 0; i < r; i++) {
+        const double *dy = in[0] + i * c;
+        double *dx = out + i * c;
+        double s = layernorm_row(in[1] + i * c, dx, c, n->fattr[0]);
+        double a = 0, b = 0;
+        for (int j = 0; j < c; j++) {
+            a += dy[j];
+            b += dy[j] * dx[j];
+        }
+        a /= c;
+        b /= c;
+        for (int j = 0; j < c; j++)
+            dx[j] = s * (dy[j] - a - dx[j] * b);
+    }
+}
+
+/* Emits the row's mean m and scale s from xr (float sums, as the rest). */
+static void emit_layernorm_stats(Emit *e, const Node *n)
+{
+    int c = last_dim(n);
+    emit_line(e, "float m = 0.0f, v = 0.0f, s;");
+    emit_line(e, "for (int j = 0; j < %d; j++) m += xr[j];", c);
+    emit_line(e, "m /= %d.0f;", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) v += (xr[j] - m) * (xr[j] - m);", c);
+    emit_line(e, "s = 1.0f / sqrtf(v / %d.0f + %s);", c, emit_float(n->fattr[0]));
+}
+
+void emit_layernorm(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    int c = last_dim(n);
+    row_loop(e, n);
+    emit_line(e, "const float *xr = %s + (size_t)r * %d;", a[0], c);
+    emit_line(e, "float *yr = %s + (size_t)r * %d;", a[1], c);
+    emit_layernorm_stats(e, n);
+    emit_line(e, "for (int j = 0; j < %d; j++) yr[j] = (xr[j] - m) * s;", c);
+    e->indent--;
+    emit_line(e, "}");
+}
+
+void emit_layernorm_back(Emit *e, const Graph *g, const Node *n,
+                         const char *const *a)
+{
+    (void)g;
+    int c = last_dim(n);
+    row_loop(e, n);
+    emit_line(e, "const float *dyr = %s + (size_t)r * %d;", a[0], c);
+    emit_line(e, "const float *xr = %s + (size_t)r * %d;", a[1], c);
+    emit_line(e, "float *dxr = %s + (size_t)r * %d;", a[2], c);
+    emit_layernorm_stats(e, n);
+    emit_line(e, "float ma = 0.0f, mb = 0.0f;");
+    emit_line(e, "for (int j = 0; j < %d; j++) { ma += dyr[j]; mb += dyr[j] * (xr[j] - m) * s; }", c);
+    emit_line(e, "ma /= %d.0f;", c);
+    emit_line(e, "mb /= %d.0f;", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) dxr[j] = s * (dyr[j] - ma - (xr[j] - m) * s * mb);", c);
+    e->indent--;
+    emit_line(e, "}");
+}
+
+/* ---- dropout ------------------------------------------------------------ */
+void grad_dropout(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add2(g, OP_DROPOUT_BACK, n->loc, dy, y);
+    if (dx[0] != NODE_NONE)
+        NODE(g, dx[0])->fattr[0] = n->fattr[0];
+}
+
+void eval_dropout(const Graph *g, const Node *n, const double *const *in,
+                  double *out)
+{
+    (void)g;
+    double p = n->fattr[0], scale = 1 / (1 - p);
+    size_t len = shape_numel(&n->shape);
+    for (size_t i = 0; i < len; i++) {
+        double u = fmod(0.6180339887498949 * (double)i, 1.0);
+        out[i] = u < p ? 0 : in[0][i] * scale;
+    }
+}
+
+void eval_dropout_back(const Graph *g, const Node *n, const double *const *in,
+                       double *out)
+{
+    (void)g;
+    double scale = 1 / (1 - n->fattr[0]);
+    size_t len = shape_numel(&n->shape);
+    for (size_t i = 0; i < len; i++)
+        out[i] = in[1][i] != 0 ? in[0][i] * scale : 0;
+}
+
+void emit_dropout(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    if (e->predict) {
+        emit_line(e, "memmove(%s, %s, sizeof(float) * (size_t)(%s));", a[1], a[0],
+                  emit_numel(n));
+        return;
+    }
+    emit_line(e, "for (size_t i = 0; i < (size_t)(%s); i++)", emit_numel(n));
+    emit_line(e, "    %s[i] = nnc_rng_uniform(&ctx->rng) < %s ? 0.0f : %s[i] * %s;", a[1],
+              emit_float(n->fattr[0]), a[0], emit_float(1 / (1 - n->fattr[0])));
+}
+
+void emit_dropout_back(Emit *e, const Graph *g, const Node *n,
+                       const char *const *a)
+{
+    (void)g;
+    emit_line(e, "for (size_t i = 0; i < (size_t)(%s); i++)", emit_numel(n));
+    emit_line(e, "    %s[i] = %s[i] != 0.0f ? %s[i] * %s : 0.0f;", a[2], a[1], a[0],
+              emit_float(1 / (1 - n->fattr[0])));
 }
 
 /* ---- binary cross-entropy ----------------------------------------------- */

@@ -105,7 +105,7 @@ bool shape_rowwise(Graph *g, Node *n)
             return false;
         }
     if (x->shape.rank < 1) {
-        diag_error(n->loc, "softmax needs at least one axis");
+        diag_error(n->loc, "%s needs at least one axis", op_name(n->op));
         return false;
     }
     n->shape = x->shape;

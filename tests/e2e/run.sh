@@ -50,6 +50,15 @@ if "$NNC" "$srcdir/tests/e2e/multi.nn" -o "$d/multi.c"; then
         else bad "multi ($cc)"; fi
     done
 else bad "multi: nnc failed"; fi
+# dropout: masks, scaling, predict as identity, reproducibility
+d="$tmp/dropout"; mkdir -p "$d"
+if "$NNC" "$srcdir/tests/e2e/dropout.nn" -o "$d/drop.c"; then
+    for cc in $compilers; do
+        if $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" -o "$d/d_$cc" \
+            "$srcdir/tests/e2e/dropout_main.c" "$d/drop.c" $RT_LIBS && "$d/d_$cc" "$d"; then ok
+        else bad "dropout ($cc)"; fi
+    done
+else bad "dropout: nnc failed"; fi
 # --model picks one, --prefix renames it, unknown models are errors
 "$NNC" "$srcdir/tests/e2e/multi.nn" --model cls --prefix z -o "$d/z.c" &&
     grep -q 'z_train_step' "$d/z.h" && ! grep -q 'enc_' "$d/z.h" && ok || bad "--model/--prefix"

@@ -132,6 +132,31 @@ class Misc(nn.Module):
         return F.softmax(self.probs(b), dim=1)
 
 
+class Norm(nn.Module):
+    """tests/torch/norm.nn: dense -> layernorm -> relu -> dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(6, 12)
+        self.n = nn.LayerNorm(12, eps=1e-3)
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.n(self.h(x))))
+
+
+class Drop0(nn.Module):
+    """tests/torch/dropout0.nn: dropout(0) is the identity."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense_0 = nn.Linear(7, 10)
+        self.dense_1 = nn.Linear(10, 2)
+
+    def forward(self, x):
+        return torch.sigmoid(self.dense_1(torch.relu(self.dense_0(x))))
+
+
 class Acts(nn.Module):
     """tests/torch/acts.nn: leaky_relu, elu, gelu, multiply."""
 
@@ -339,6 +364,15 @@ MODELS = [
          targets="onehot", loss=nn.MSELoss(),
          optim=lambda p: torch.optim.SGD(p, lr=0.5),
          seed=4),
+    dict(name="norm", module=Norm, batch=8, n_in=6, n_out=3,
+         targets="real", loss=nn.MSELoss(),
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=12),
+    dict(name="dropout0", module=Drop0, batch=6, n_in=7, n_out=2,
+         targets="binary", loss=nn.BCELoss(),
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=13),
     dict(name="acts", module=Acts, batch=8, n_in=6, n_out=3,
          targets="real", loss=nn.L1Loss(),
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
@@ -643,6 +677,9 @@ def check_init(model, init):
             if not 0.025 < big <= 0.05:
                 problems.append("%s: |w| up to %.6g, want uniform in "
                                 "(-0.05, 0.05)" % (k, big))
+        elif k.endswith(".weight") and v.ndim == 1:   # layernorm gamma
+            if np.any(v != 1):
+                problems.append("%s: initial scale not one" % k)
         elif k.endswith(".weight"):
             # conv [out, in, kh, kw]: fans count the window, as Keras
             fan_out = v.shape[0] * int(np.prod(v.shape[2:]))
