@@ -29,6 +29,7 @@ bool shape_col2im(Graph *g, Node *n);
 bool shape_pool(Graph *g, Node *n);
 bool shape_pool_back(Graph *g, Node *n);
 bool shape_reshape(Graph *g, Node *n);
+bool shape_channel(Graph *g, Node *n);
 
 #define DECL_EWISE(x) \
     void emit_##x(Emit *e, const Graph *g, const Node *n, const char *const *a); \
@@ -50,6 +51,7 @@ DECL_OP(im2col) DECL_EWISE(col2im)
 DECL_OP(maxpool) DECL_EWISE(maxpool_back)
 DECL_OP(avgpool) DECL_EWISE(avgpool_back)
 DECL_OP(reshape)
+DECL_OP(batchnorm) DECL_EWISE(batchnorm_back) DECL_EWISE(batchnorm_infer)
 DECL_OP(bce) DECL_EWISE(bce_back)
 DECL_OP(mse) DECL_EWISE(mse_back)
 DECL_OP(mae) DECL_EWISE(mae_back)
