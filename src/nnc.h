@@ -200,7 +200,7 @@ enum {
 
 /* Roles of source nodes, and flags on others. */
 typedef enum { R_NONE, R_INPUT, R_TARGET, R_PARAM, R_CONST } Role;
-typedef enum { INIT_ZERO, INIT_GLOROT } Init;
+typedef enum { INIT_ZERO, INIT_GLOROT, INIT_ONE } Init;
 
 typedef enum {
 #define OP(name, arity, kind, flags, shape, grad, emit, eval) OP_##name,
@@ -477,6 +477,7 @@ struct Emit {
     Buf *out;
     const Graph *g;
     int indent;
+    bool predict;           /* emitting predict (batchnorm: running stats) */
 };
 
 /* pipeline.c: everything from the AST to checked plans. */

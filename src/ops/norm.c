@@ -11,8 +11,14 @@
  *                  xhat = (x - mu) inv
  *       dx     = inv / M (M g - sum g - xhat sum g xhat),  g = dxhat
  *     (batchnorm_back(g, x) recomputes mu and inv from x)
- *   batchnorm_infer(x, mean, var) = (x - mean) / sqrt(var + eps), with
- *                  the running statistics (predict); no gradient.
+ *   batchnorm(x, running_mean, running_var) in predict (Emit.predict):
+ *                  xhat = (x - running_mean) / sqrt(running_var + eps)
+ *   The training step also updates the running statistics in place, as
+ *   torch does (k = fattr[1], Keras' momentum; torch's is 1 - k):
+ *                  running_mean = k running_mean + (1 - k) mu
+ *                  running_var  = k running_var + (1 - k) var M / (M - 1)
+ *   (torch keeps the unbiased variance; normalizing uses the biased one).
+ *   The running statistics are parameters without gradient or update.
  */
 #include <math.h>
 
@@ -35,8 +41,8 @@ bool shape_channel(Graph *g, Node *n)
         const Shape *s = &NODE(g, n->in[i])->shape;
         bool same = shape_eq(s, &x->shape);
         bool per_channel = s->rank == 1 && s->dim[0] == c;
-        /* batchnorm_back(g, x): same shape; batchnorm_infer(x, mean, var):
-         * one value per channel */
+        /* batchnorm_back(g, x): same shape; batchnorm(x, mean, var): one
+         * value per channel */
         if (n->op == OP_BATCHNORM_BACK ? !same : !per_channel) {
             diag_error(n->loc, "%s: input %d has shape %s for %s", op_name(n->op), i,
                        shape_str(s), shape_str(&x->shape));
@@ -59,6 +65,7 @@ void grad_batchnorm(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
     dx[0] = with_attrs(g, graph_add2(g, OP_BATCHNORM_BACK, NODE(g, y)->loc, dy,
                                      NODE(g, y)->in[0]), y);
+    dx[1] = dx[2] = NODE_NONE; /* running statistics: not trained */
 }
 
 /* mu and inv of every channel of x (m rows of c). */
@@ -111,11 +118,13 @@ void eval_batchnorm_back(const Graph *g, const Node *n, const double *const *in,
 
 /* Emits per-channel mean and inverse deviation of a[xi] into mu[], inv[]
  * (sums in double), m the row count expression. */
-static void emit_stats(Emit *e, const Node *n, const char *x, const char *m)
+static void emit_stats(Emit *e, const Node *n, const char *x, const char *m, bool keep_var)
 {
     int c = chans(n);
     emit_line(e, "const size_t m = (size_t)(%s) / %d;", m, c);
     emit_line(e, "float mu[%d], inv[%d];", c, c);
+    if (keep_var)
+        emit_line(e, "double vb[%d];", c);
     emit_line(e, "for (int j = 0; j < %d; j++) {", c);
     emit_line(e, "    double s = 0.0, v = 0.0;");
     emit_line(e, "    for (size_t r = 0; r < m; r++) s += %s[r * %d + j];", x, c);
@@ -123,6 +132,8 @@ static void emit_stats(Emit *e, const Node *n, const char *x, const char *m)
     emit_line(e, "    for (size_t r = 0; r < m; r++) { double d = %s[r * %d + j] - mean; v += d * d; }",
               x, c);
     emit_line(e, "    mu[j] = (float)mean;");
+    if (keep_var)
+        emit_line(e, "    vb[j] = v / (double)m;");
     emit_line(e, "    inv[j] = (float)(1.0 / sqrt(v / (double)m + %.17g));", n->fattr[0]);
     emit_line(e, "}");
 }
@@ -131,17 +142,33 @@ void emit_batchnorm(Emit *e, const Graph *g, const Node *n, const char *const *a
 {
     (void)g;
     int c = chans(n);
-    emit_stats(e, n, a[0], emit_numel(n));
+    if (e->predict) {
+        emit_line(e, "float inv[%d];", c);
+        emit_line(e, "for (int j = 0; j < %d; j++) inv[j] = (float)(1.0 / sqrt((double)%s[j] + %.17g));",
+                  c, a[2], n->fattr[0]);
+        emit_line(e, "for (size_t i = 0; i < (size_t)(%s); i++)", emit_numel(n));
+        emit_line(e, "    %s[i] = (%s[i] - %s[i %% %d]) * inv[i %% %d];", a[3], a[0], a[1], c, c);
+        return;
+    }
+    emit_stats(e, n, a[0], emit_numel(n), true);
     emit_line(e, "for (size_t r = 0; r < m; r++)");
     emit_line(e, "    for (int j = 0; j < %d; j++)", c);
-    emit_line(e, "        %s[r * %d + j] = (%s[r * %d + j] - mu[j]) * inv[j];", a[1], c, a[0], c);
+    emit_line(e, "        %s[r * %d + j] = (%s[r * %d + j] - mu[j]) * inv[j];", a[3], c, a[0], c);
+    /* running statistics, in place */
+    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
+    emit_line(e, "    const double unb = m > 1 ? vb[j] * (double)m / (double)(m - 1) : vb[j];");
+    emit_line(e, "    ((float *)%s)[j] = (float)(%.17g * %s[j] + %.17g * mu[j]);", a[1],
+              n->fattr[1], a[1], 1 - n->fattr[1]);
+    emit_line(e, "    ((float *)%s)[j] = (float)(%.17g * %s[j] + %.17g * unb);", a[2],
+              n->fattr[1], a[2], 1 - n->fattr[1]);
+    emit_line(e, "}");
 }
 
 void emit_batchnorm_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
     int c = chans(n);
-    emit_stats(e, n, a[1], emit_numel(n));
+    emit_stats(e, n, a[1], emit_numel(n), false);
     emit_line(e, "for (int j = 0; j < %d; j++) {", c);
     emit_line(e, "    double sg = 0.0, sgx = 0.0;");
     emit_line(e, "    for (size_t r = 0; r < m; r++) {");
@@ -156,26 +183,4 @@ void emit_batchnorm_back(Emit *e, const Graph *g, const Node *n, const char *con
               a[2], c, a[0], c);
     emit_line(e, "    }");
     emit_line(e, "}");
-}
-
-/* ---- running statistics (predict) --------------------------------------- */
-void eval_batchnorm_infer(const Graph *g, const Node *n, const double *const *in,
-                          double *out)
-{
-    (void)g;
-    int c = chans(n);
-    size_t len = shape_numel(&n->shape);
-    for (size_t i = 0; i < len; i++)
-        out[i] = (in[0][i] - in[1][i % c]) / sqrt(in[2][i % c] + n->fattr[0]);
-}
-
-void emit_batchnorm_infer(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    (void)g;
-    int c = chans(n);
-    emit_line(e, "float inv[%d];", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) inv[j] = (float)(1.0 / sqrt((double)%s[j] + %.17g));",
-              c, a[2], n->fattr[0]);
-    emit_line(e, "for (size_t i = 0; i < (size_t)(%s); i++)", emit_numel(n));
-    emit_line(e, "    %s[i] = (%s[i] - %s[i %% %d]) * inv[i %% %d];", a[3], a[0], a[1], c, c);
 }
