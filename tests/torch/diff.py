@@ -285,6 +285,22 @@ class BN(nn.Module):
         return F.softmax(self.probs(F.relu(self.n(self.h(x)))), dim=1)
 
 
+class CnnBN(nn.Module):
+    """tests/torch/cnn_bn.nn: conv same -> batchnorm (per channel) -> relu
+    -> maxpool -> flatten -> dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(2, 4, 3, padding=1)
+        self.n = nn.BatchNorm2d(4, momentum=0.01, eps=1e-3)
+        self.out = nn.Linear(36, 3)
+
+    def forward(self, x):
+        x = nhwc_in(x, 6, 6, 2)
+        x = F.max_pool2d(F.relu(self.n(self.c(x))), 2)
+        return self.out(nhwc_flatten(x))
+
+
 def drop_counters(state):
     """torch's BatchNorm keeps num_batches_tracked, which nnc does not:
     nnc neither writes it nor needs it."""
@@ -412,6 +428,10 @@ MODELS = [
          targets="onehot", loss=softmax_ce,
          optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
          seed=5),
+    dict(name="cnn_bn", module=CnnBN, batch=4, n_in=72, n_out=3,
+         targets="onehot", loss=softmax_ce,
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=22),
     dict(name="cnn_gap", module=CnnGap, batch=3, n_in=126, n_out=2,
          targets="real", loss=nn.MSELoss(),
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
