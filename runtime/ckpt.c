@@ -604,12 +604,24 @@ static int lookup(const Entry *ents, size_t nents, const nnc_tensor *t)
     return strcmp(e->dtype, "F32") == 0 && same_shape(e->shape, t) ? 1 : -1;
 }
 
+/* torch's BatchNorm counter LAYER.num_batches_tracked: nnc keeps no such
+ * tensor, so a PyTorch state dict's is accepted and ignored. */
+static int ignorable(const char *name)
+{
+    static const char suffix[] = ".num_batches_tracked";
+    size_t n = strlen(name), k = sizeof suffix - 1;
+
+    return n > k && strcmp(name + n - k, suffix) == 0;
+}
+
 /* t[0 .. nreq) must all be in the file, t[nreq .. n) all or none, and
- * nothing else; *nload is how many to copy (nreq or n). */
+ * nothing else (but torch's num_batches_tracked); *nload is how many to
+ * copy (nreq or n). */
 static int match(const Entry *ents, size_t nents, const nnc_tensor *t,
                  int nreq, int n, int *nload)
 {
     int i, have = 0;
+    size_t skip = 0, j;
 
     for (i = 0; i < n; i++) {
         int r = lookup(ents, nents, &t[i]);
@@ -622,7 +634,9 @@ static int match(const Entry *ents, size_t nents, const nnc_tensor *t,
     if (have != 0 && have != n - nreq)
         return NNC_ERR_MISMATCH;
     *nload = nreq + have;
-    return nents == (size_t)*nload ? NNC_OK : NNC_ERR_MISMATCH;
+    for (j = 0; j < nents; j++)
+        skip += (size_t)ignorable(ents[j].name);
+    return nents == (size_t)*nload + skip ? NNC_OK : NNC_ERR_MISMATCH;
 }
 
 static void copy_all(const Entry *ents, size_t nents,

@@ -60,6 +60,7 @@ typedef struct Lower {
     const Expr *assign_call;/* ... and the call that is its direct RHS */
     int ndense;             /* unnamed dense layers so far */
     int nconv;              /* unnamed conv2d layers so far */
+    int nbn;                /* unnamed batchnorm layers so far */
     int nnorm;              /* unnamed layernorm layers so far */
     int ndropout;           /* dropout layers so far */
     int nembed;             /* unnamed embedding layers so far */
@@ -623,6 +624,58 @@ static NodeId lower_dropout(Lower *L, const Layer *ly, const Expr *call,
     return graph_add_node(L->g, &proto);
 }
 
+/* batchnorm(x, momentum=0.99, epsilon=1e-3), Keras' defaults: normalizes
+ * every channel (the last axis) over all other axes, then y = gamma xhat +
+ * beta. Parameters as torch names them: LAYER.weight (gamma, ones),
+ * LAYER.bias (beta, zeros) and the running statistics LAYER.running_mean
+ * (zeros) and LAYER.running_var (ones), which have no gradient: the
+ * training step updates them (ops/norm.c), predict normalizes with them. */
+static NodeId lower_batchnorm(Lower *L, const Layer *ly, const Expr *call,
+                              NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    double momentum = num_arg(ly->params, a, 0), eps = num_arg(ly->params, a, 1);
+    if (!(momentum >= 0 && momentum < 1)) {
+        diag_error(arg_loc(a, 0, call->loc), "batchnorm: momentum must be in [0, 1), got %g",
+                   momentum);
+        return NODE_NONE;
+    }
+    if (!(eps > 0)) {
+        diag_error(arg_loc(a, 1, call->loc), "batchnorm: epsilon must be positive, got %g", eps);
+        return NODE_NONE;
+    }
+    if (x->shape.rank < 2 || !(x->bmask & 1)) {
+        diag_error(call->loc, "batchnorm expects a batch of features or images, got %s",
+                   shape_str(&x->shape));
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "batchnorm", &L->nbn);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    Shape cs = {1, {x->shape.dim[x->shape.rank - 1]}};
+    static const char *const suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+    static const Init init[4] = {INIT_ONE, INIT_ZERO, INIT_ZERO, INIT_ONE};
+    NodeId p[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = graph_param(g, call->loc, arena_printf(L->arena, "%s.%s", name, suffix[i]), &cs,
+                           init[i], 0, 0);
+        NODE(g, p[i])->what = "batchnorm";
+    }
+    NodeId y = graph_add3(g, OP_BATCHNORM, call->loc, in[0], p[2], p[3]);
+    if (!y)
+        return NODE_NONE;
+    NODE(g, y)->fattr[0] = eps;
+    NODE(g, y)->fattr[1] = momentum;
+    NODE(g, y)->what = "batchnorm";
+    y = graph_add2(g, OP_MUL, call->loc, y, p[0]);
+    NODE(g, y)->what = "batchnorm";
+    y = graph_add2(g, OP_ADD, call->loc, y, p[1]);
+    NODE(g, y)->what = "batchnorm";
+    return y;
+}
+
 #define ACT_LAYER(n) {n, 1, 1, {{0}}, lower_activation}
 
 static const Layer layers[] = {
@@ -666,6 +719,10 @@ static const Layer layers[] = {
      lower_embedding},
     {"dropout", 1, 1, {{"rate", A_NUM, true, 0, NULL, NULL}}, lower_dropout},
     {"layernorm", 1, 1, {{"epsilon", A_NUM, false, 1e-3, NULL, NULL}}, lower_layernorm},
+    {"batchnorm", 1, 1,
+     {{"momentum", A_NUM, false, 0.99, NULL, NULL},
+      {"epsilon", A_NUM, false, 1e-3, NULL, NULL}},
+     lower_batchnorm},
 };
 #define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
 

@@ -179,6 +179,7 @@ typedef enum {
     K_CONTRACT, /* matrix products (runtime GEMM) */
     K_ROWWISE,  /* per-row ops over the last axis (softmax, layernorm), and
                    dropout, which draws its mask in a loop of its own */
+    K_CHANNEL,  /* per-channel ops reducing over all but the last axis */
     K_WINDOW,   /* sliding windows over NHWC images (im2col, pooling);
                    iattr: kh, kw, sh, sw, same-padding, and for
                    gradients the image's height and width */

@@ -581,6 +581,11 @@ static void declare_buffers(Emit *e, const Compiled *c, const Plan *p)
         emit_line(e, "float *const t%d = a + %zu;  /* %s%s %s, kernels %d-%d%s */", id,
                   p->offset[id], op_name(n->op), n->is_grad ? " (backward)" : "",
                   shape_str(&n->shape), p->def[id] + 1, p->last[id] + 1, at);
+        /* a loop whose only reader is the reduction riding on it (the
+         * product of a broadcast multiply's gradient, summed) may not
+         * store it */
+        if (p->def[id] == p->last[id])
+            emit_line(e, "(void)t%d;", id);
     }
     /* a result stored in place of an input may be written only through
      * the input's name (a fused mul + sum_to of gradients) */
@@ -1030,27 +1035,32 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
 {
     const Graph *g = &c->g;
     Buf *out = e->out;
-    int ns = c->layout.nstate, nt = g->nparams * (1 + ns);
+    int ns = c->layout.nstate, nt = 0;
     Regions rg = regions(c);
     buf_printf(out, "\nstatic void %s_tensors(const %s_ctx *ctx, nnc_tensor *t)\n{\n", p, p);
-    for (int k = 0; k < nt; k++) {
+    for (int k = 0; k < g->nparams * (1 + ns); k++) {
         int i = k % g->nparams, s = k / g->nparams - 1;
         const Node *n = NODE(g, g->params[i]);
+        /* no optimizer state for what is not trained (batchnorm's running
+         * statistics), as torch.optim has none */
+        if (s >= 0 && (!g->grads || g->grads[i] == NODE_NONE))
+            continue;
         /* conv kernels have a checkpoint shape of their own (same order) */
         const Shape *cs = n->ckpt_shape.rank ? &n->ckpt_shape : &n->shape;
         NNC_ASSERT(shape_numel(cs) == shape_numel(&n->shape));
         if (s < 0)
-            buf_printf(out, "    t[%d].name = \"%s\";\n", k, n->name);
+            buf_printf(out, "    t[%d].name = \"%s\";\n", nt, n->name);
         else
-            buf_printf(out, "    t[%d].name = \"optimizer.%s.%s\";\n", k, n->name,
+            buf_printf(out, "    t[%d].name = \"optimizer.%s.%s\";\n", nt, n->name,
                        optim_state_name(&g->opt, s));
-        buf_printf(out, "    t[%d].rank = %d;\n", k, cs->rank);
+        buf_printf(out, "    t[%d].rank = %d;\n", nt, cs->rank);
         for (int d = 0; d < cs->rank; d++)
-            buf_printf(out, "    t[%d].shape[%d] = %d;\n", k, d, cs->dim[d]);
+            buf_printf(out, "    t[%d].shape[%d] = %d;\n", nt, d, cs->dim[d]);
         if (s < 0)
-            buf_printf(out, "    t[%d].data = W_%s;\n", k, c_ident(n->name));
+            buf_printf(out, "    t[%d].data = W_%s;\n", nt, c_ident(n->name));
         else
-            buf_printf(out, "    t[%d].data = S%d_%s;\n", k, s, c_ident(n->name));
+            buf_printf(out, "    t[%d].data = S%d_%s;\n", nt, s, c_ident(n->name));
+        nt++;
     }
     buf_puts(out, "}\n");
     buf_printf(out, "\nint %s_save(const %s_ctx *ctx, const char *path)\n{\n", p, p);

@@ -33,6 +33,7 @@ bool shape_concat(Graph *g, Node *n);
 bool shape_slice(Graph *g, Node *n);
 bool shape_embed(Graph *g, Node *n);
 bool shape_embed_back(Graph *g, Node *n);
+bool shape_channel(Graph *g, Node *n);
 
 #define DECL_EWISE(x) \
     void emit_##x(Emit *e, const Graph *g, const Node *n, const char *const *a); \
@@ -58,6 +59,7 @@ DECL_OP(avgpool) DECL_EWISE(avgpool_back)
 DECL_OP(reshape)
 DECL_OP(concat) DECL_EWISE(slice)
 DECL_OP(embed) DECL_EWISE(embed_back)
+DECL_OP(batchnorm) DECL_EWISE(batchnorm_back)
 DECL_OP(bce) DECL_EWISE(bce_back)
 DECL_OP(mse) DECL_EWISE(mse_back)
 DECL_OP(mae) DECL_EWISE(mae_back)

@@ -31,10 +31,12 @@ static bool same_layout(const Node *a, const Node *b)
 static bool fuse_updates(Graph *g)
 {
     NodeId last = NODE_NONE, first = NODE_NONE;
+    int count = 0;
     for (int id = 1; id < g->nnodes; id++) {
         const Node *n = &g->nodes[id];
         if (optab[n->op].kind != K_UPDATE)
             continue;
+        count++;
         if (first) {
             const Node *f = NODE(g, first);
             if (f->op != n->op || memcmp(f->fattr, n->fattr, sizeof f->fattr) ||
@@ -45,7 +47,9 @@ static bool fuse_updates(Graph *g)
         }
         last = (NodeId)id;
     }
-    if (!last || last == first)
+    /* one update over the whole region only if every parameter has one
+     * (batchnorm's running statistics have none) */
+    if (!last || last == first || count != g->nparams)
         return false;
     ModelLayout l;
     layout_build(g, &l);

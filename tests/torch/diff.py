@@ -297,6 +297,43 @@ def torch_to_nnc(state):
             for k, v in state.items()}
 
 
+class BN(nn.Module):
+    """tests/torch/bn.nn: 6 -> 10 -> batchnorm -> relu -> 4 softmax.
+    Keras' momentum 0.99 is torch's 0.01."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(6, 10)
+        self.n = nn.BatchNorm1d(10, momentum=0.01, eps=1e-3)
+        self.probs = nn.Linear(10, 4)
+
+    def forward(self, x):
+        return F.softmax(self.probs(F.relu(self.n(self.h(x)))), dim=1)
+
+
+class CnnBN(nn.Module):
+    """tests/torch/cnn_bn.nn: conv same -> batchnorm (per channel) -> relu
+    -> maxpool -> flatten -> dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(2, 4, 3, padding=1)
+        self.n = nn.BatchNorm2d(4, momentum=0.01, eps=1e-3)
+        self.out = nn.Linear(36, 3)
+
+    def forward(self, x):
+        x = nhwc_in(x, 6, 6, 2)
+        x = F.max_pool2d(F.relu(self.n(self.c(x))), 2)
+        return self.out(nhwc_flatten(x))
+
+
+def drop_counters(state):
+    """torch's BatchNorm keeps num_batches_tracked, which nnc does not:
+    nnc neither writes it nor needs it."""
+    return {k: v for k, v in state.items()
+            if not k.endswith(".num_batches_tracked")}
+
+
 class Shared(nn.Module):
     """tests/torch/opt_shared.nn: two linear layers on x, summed."""
 
@@ -387,6 +424,10 @@ MODELS = [
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
                                           eps=1e-7),
          seed=7),
+    dict(name="bn", module=BN, batch=8, n_in=6, n_out=4,
+         targets="onehot", loss=keras_cce,
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=21),
     dict(name="cce-O0", file="cce", flags=["-O0"], module=Cce, batch=10,
          n_in=7, n_out=4, targets="onehot", loss=keras_cce,
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
@@ -449,6 +490,10 @@ MODELS = [
          targets="onehot", loss=softmax_ce,
          optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
          seed=5),
+    dict(name="cnn_bn", module=CnnBN, batch=4, n_in=72, n_out=3,
+         targets="onehot", loss=softmax_ce,
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=22),
     dict(name="cnn_gap", module=CnnGap, batch=3, n_in=126, n_out=2,
          targets="real", loss=nn.MSELoss(),
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
@@ -553,11 +598,14 @@ def read_safetensors(path):
 
 
 def write_safetensors(path, tensors):
-    """Writes {name: float32 ndarray}, PyTorch-style: weights only."""
+    """Writes {name: ndarray} (float32; int64 as I64, as torch's
+    num_batches_tracked), PyTorch-style: weights only."""
     header, data, pos = {"__metadata__": {"format": "pt"}}, b"", 0
     for name, arr in tensors.items():
-        raw = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        header[name] = dict(dtype="F32", shape=list(arr.shape),
+        i64 = np.asarray(arr).dtype == np.int64
+        raw = np.ascontiguousarray(arr, dtype="<i8" if i64 else "<f4").tobytes()
+        header[name] = dict(dtype="I64" if i64 else "F32",
+                            shape=list(np.asarray(arr).shape),
                             data_offsets=[pos, pos + len(raw)])
         data += raw
         pos += len(raw)
@@ -658,7 +706,8 @@ def check_init(model, init):
     """Names, shapes, Glorot uniform weights (embeddings: uniform in
     (-0.05, 0.05)) and zero biases; [] if fine."""
     problems = []
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    want = {k: tuple(v.shape)
+            for k, v in drop_counters(model.state_dict()).items()}
     got = {k: tuple(v.shape) for k, v in init.items()}
     if want != got:
         for k in sorted(set(want) | set(got)):
@@ -670,6 +719,11 @@ def check_init(model, init):
     for k, v in sorted(init.items()):
         if k.endswith(".bias") and np.any(v != 0):
             problems.append("%s: initial bias not zero" % k)
+        # batchnorm: running var ones, running mean zeros
+        if k.endswith(".running_mean") and np.any(v != 0):
+            problems.append("%s: initial running mean not zero" % k)
+        if k.endswith(".running_var") and np.any(v != 1):
+            problems.append("%s: initial running var not one" % k)
         if k.endswith(".weight") and isinstance(
                 model.get_submodule(k[:-len(".weight")]), nn.Embedding):
             # Keras' Embedding: uniform(-0.05, 0.05)
@@ -700,8 +754,10 @@ def torch_train(spec, init, batches):
     """Returns (losses, final state as ndarrays, preds on batch 0, the
     optimizer's state as "optimizer.PARAM.SLOT" ndarrays)."""
     model = spec["module"]()
-    model.load_state_dict({k: torch.from_numpy(v.copy())
-                           for k, v in init.items()}, strict=True)
+    full = {k: torch.from_numpy(v.copy()) for k, v in init.items()}
+    for k, v in model.state_dict().items():  # num_batches_tracked
+        full.setdefault(k, v)
+    model.load_state_dict(full, strict=True)
     opt = spec["optim"](model.parameters())
     sched = spec["sched"](opt) if "sched" in spec else None
     losses = []
@@ -715,10 +771,11 @@ def torch_train(spec, init, batches):
         opt.step()
         if sched:
             sched.step()
+    model.eval()  # batchnorm: predict uses the running statistics
     with torch.no_grad():
         preds = model(torch.from_numpy(batches[0][0])).numpy()
     state = {k: v.detach().numpy().copy()
-             for k, v in model.state_dict().items()}
+             for k, v in drop_counters(model.state_dict()).items()}
     ostate = {}
     for name, p in model.named_parameters():
         for slot, v in opt.state[p].items():
@@ -761,7 +818,11 @@ def test_model(cfg, spec, steps):
         # the second run also loads PyTorch's weights (no optimizer state)
         # and takes one step: as a fresh torch optimizer would
         weights = os.path.join(work, "torch.safetensors")
-        write_safetensors(weights, torch_to_nnc(t_state))
+        # with torch's BatchNorm counters, which nnc ignores
+        counters = {k: v.numpy().copy()
+                    for k, v in model.state_dict().items()
+                    if k.endswith(".num_batches_tracked")}
+        write_safetensors(weights, dict(torch_to_nnc(t_state), **counters))
         again = run_harness(exe, spec, work, data, steps, "again-", weights)
         again = (again[0], split_state(again[1])[0],
                  split_state(again[2])[0], again[3])

@@ -1,0 +1,186 @@
+/*
+ * norm.c - batch normalization: the normalizing core, per channel (the
+ * last axis) over every other axis, as Keras' BatchNormalization and
+ * torch's BatchNorm1d/2d do (NHWC images: per channel; (batch, features):
+ * per feature). The learnable affine part, gamma xhat + beta, is ordinary
+ * broadcast MUL and ADD built by the layer, so dgamma and dbeta are theirs.
+ *
+ * C = last dim, M = numel / C, eps = fattr[0]; per channel c:
+ *   batchnorm(x):  mu = 1/M sum x,  var = 1/M sum (x - mu)^2  (biased, as
+ *                  torch normalizes), inv = 1 / sqrt(var + eps)
+ *                  xhat = (x - mu) inv
+ *       dx     = inv / M (M g - sum g - xhat sum g xhat),  g = dxhat
+ *     (batchnorm_back(g, x) recomputes mu and inv from x)
+ *   batchnorm(x, running_mean, running_var) in predict (Emit.predict):
+ *                  xhat = (x - running_mean) / sqrt(running_var + eps)
+ *   The training step also updates the running statistics in place, as
+ *   torch does (k = fattr[1], Keras' momentum; torch's is 1 - k):
+ *                  running_mean = k running_mean + (1 - k) mu
+ *                  running_var  = k running_var + (1 - k) var M / (M - 1)
+ *   (torch keeps the unbiased variance; normalizing uses the biased one).
+ *   The running statistics are parameters without gradient or update.
+ */
+#include <math.h>
+
+#include "ops.h"
+
+static int chans(const Node *n)
+{
+    return n->shape.dim[n->shape.rank - 1];
+}
+
+bool shape_channel(Graph *g, Node *n)
+{
+    const Node *x = NODE(g, n->in[0]);
+    if (x->shape.rank < 1) {
+        diag_error(n->loc, "%s needs at least one axis", op_name(n->op));
+        return false;
+    }
+    int c = x->shape.dim[x->shape.rank - 1];
+    for (int i = 1; i < n->nin; i++) {
+        const Shape *s = &NODE(g, n->in[i])->shape;
+        bool same = shape_eq(s, &x->shape);
+        bool per_channel = s->rank == 1 && s->dim[0] == c;
+        /* batchnorm_back(g, x): same shape; batchnorm(x, mean, var): one
+         * value per channel */
+        if (n->op == OP_BATCHNORM_BACK ? !same : !per_channel) {
+            diag_error(n->loc, "%s: input %d has shape %s for %s", op_name(n->op), i,
+                       shape_str(s), shape_str(&x->shape));
+            return false;
+        }
+    }
+    if (n->op == OP_BATCHNORM && shape_numel(&x->shape) == (size_t)c &&
+        !x->bmask) {
+        /* one row: the variance is 0, normalizing is meaningless */
+        diag_error(n->loc, "batchnorm of %s: a single row per channel", shape_str(&x->shape));
+        return false;
+    }
+    n->shape = x->shape;
+    n->bmask = x->bmask;
+    return true;
+}
+
+/* ---- batch statistics --------------------------------------------------- */
+void grad_batchnorm(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = with_attrs(g, graph_add2(g, OP_BATCHNORM_BACK, NODE(g, y)->loc, dy,
+                                     NODE(g, y)->in[0]), y);
+    dx[1] = dx[2] = NODE_NONE; /* running statistics: not trained */
+}
+
+/* mu and inv of every channel of x (m rows of c). */
+static void stats(const double *x, size_t m, int c, double eps, double *mu, double *inv)
+{
+    for (int j = 0; j < c; j++) {
+        double s = 0, v = 0;
+        for (size_t r = 0; r < m; r++)
+            s += x[r * c + j];
+        mu[j] = s / (double)m;
+        for (size_t r = 0; r < m; r++)
+            v += (x[r * c + j] - mu[j]) * (x[r * c + j] - mu[j]);
+        inv[j] = 1 / sqrt(v / (double)m + eps);
+    }
+}
+
+void eval_batchnorm(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    (void)g;
+    int c = chans(n);
+    size_t m = shape_numel(&n->shape) / (size_t)c;
+    double mu[c], inv[c];
+    stats(in[0], m, c, n->fattr[0], mu, inv);
+    for (size_t r = 0; r < m; r++)
+        for (int j = 0; j < c; j++)
+            out[r * c + j] = (in[0][r * c + j] - mu[j]) * inv[j];
+}
+
+void eval_batchnorm_back(const Graph *g, const Node *n, const double *const *in,
+                         double *out)
+{
+    (void)g;
+    int c = chans(n);
+    size_t m = shape_numel(&n->shape) / (size_t)c;
+    const double *dy = in[0], *x = in[1];
+    double mu[c], inv[c];
+    stats(x, m, c, n->fattr[0], mu, inv);
+    for (int j = 0; j < c; j++) {
+        double sg = 0, sgx = 0;
+        for (size_t r = 0; r < m; r++) {
+            sg += dy[r * c + j];
+            sgx += dy[r * c + j] * (x[r * c + j] - mu[j]) * inv[j];
+        }
+        for (size_t r = 0; r < m; r++) {
+            double xh = (x[r * c + j] - mu[j]) * inv[j];
+            out[r * c + j] = inv[j] / (double)m * ((double)m * dy[r * c + j] - sg - xh * sgx);
+        }
+    }
+}
+
+/* Emits per-channel mean and inverse deviation of a[xi] into mu[], inv[]
+ * (sums in double), m the row count expression. */
+static void emit_stats(Emit *e, const Node *n, const char *x, const char *m, bool keep_var)
+{
+    int c = chans(n);
+    emit_line(e, "const size_t m = (size_t)(%s) / %d;", m, c);
+    emit_line(e, "float mu[%d], inv[%d];", c, c);
+    if (keep_var)
+        emit_line(e, "double vb[%d];", c);
+    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
+    emit_line(e, "    double s = 0.0, v = 0.0;");
+    emit_line(e, "    for (size_t r = 0; r < m; r++) s += %s[r * %d + j];", x, c);
+    emit_line(e, "    const double mean = s / (double)m;");
+    emit_line(e, "    for (size_t r = 0; r < m; r++) { double d = %s[r * %d + j] - mean; v += d * d; }",
+              x, c);
+    emit_line(e, "    mu[j] = (float)mean;");
+    if (keep_var)
+        emit_line(e, "    vb[j] = v / (double)m;");
+    emit_line(e, "    inv[j] = (float)(1.0 / sqrt(v / (double)m + %.17g));", n->fattr[0]);
+    emit_line(e, "}");
+}
+
+void emit_batchnorm(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    int c = chans(n);
+    if (e->predict) {
+        emit_line(e, "float inv[%d];", c);
+        emit_line(e, "for (int j = 0; j < %d; j++) inv[j] = (float)(1.0 / sqrt((double)%s[j] + %.17g));",
+                  c, a[2], n->fattr[0]);
+        emit_line(e, "for (size_t i = 0; i < (size_t)(%s); i++)", emit_numel(n));
+        emit_line(e, "    %s[i] = (%s[i] - %s[i %% %d]) * inv[i %% %d];", a[3], a[0], a[1], c, c);
+        return;
+    }
+    emit_stats(e, n, a[0], emit_numel(n), true);
+    emit_line(e, "for (size_t r = 0; r < m; r++)");
+    emit_line(e, "    for (int j = 0; j < %d; j++)", c);
+    emit_line(e, "        %s[r * %d + j] = (%s[r * %d + j] - mu[j]) * inv[j];", a[3], c, a[0], c);
+    /* running statistics, in place */
+    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
+    emit_line(e, "    const double unb = m > 1 ? vb[j] * (double)m / (double)(m - 1) : vb[j];");
+    emit_line(e, "    ((float *)%s)[j] = (float)(%.17g * %s[j] + %.17g * mu[j]);", a[1],
+              n->fattr[1], a[1], 1 - n->fattr[1]);
+    emit_line(e, "    ((float *)%s)[j] = (float)(%.17g * %s[j] + %.17g * unb);", a[2],
+              n->fattr[1], a[2], 1 - n->fattr[1]);
+    emit_line(e, "}");
+}
+
+void emit_batchnorm_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    int c = chans(n);
+    emit_stats(e, n, a[1], emit_numel(n), false);
+    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
+    emit_line(e, "    double sg = 0.0, sgx = 0.0;");
+    emit_line(e, "    for (size_t r = 0; r < m; r++) {");
+    emit_line(e, "        sg += %s[r * %d + j];", a[0], c);
+    emit_line(e, "        sgx += %s[r * %d + j] * ((%s[r * %d + j] - mu[j]) * inv[j]);", a[0], c,
+              a[1], c);
+    emit_line(e, "    }");
+    emit_line(e, "    const float k = inv[j] / (float)m, fm = (float)m;");
+    emit_line(e, "    for (size_t r = 0; r < m; r++) {");
+    emit_line(e, "        const float xh = (%s[r * %d + j] - mu[j]) * inv[j];", a[1], c);
+    emit_line(e, "        %s[r * %d + j] = k * (fm * %s[r * %d + j] - (float)sg - xh * (float)sgx);",
+              a[2], c, a[0], c);
+    emit_line(e, "    }");
+    emit_line(e, "}");
+}
