@@ -190,6 +190,19 @@ NodeId graph_scale(Graph *g, Loc loc, NodeId x, double s)
     return finish(g, id);
 }
 
+/* The graph's roles (output, loss, gradients) follow a replacement map
+ * (repl[id]: the node that now stands for id, 0 if none). */
+void graph_follow(Graph *g, const NodeId *repl)
+{
+    if (g->output && repl[g->output])
+        g->output = repl[g->output];
+    if (g->loss && repl[g->loss])
+        g->loss = repl[g->loss];
+    for (int i = 0; i < g->nparams && g->grads; i++)
+        if (g->grads[i] && repl[g->grads[i]])
+            g->grads[i] = repl[g->grads[i]];
+}
+
 /* ---- shapes ------------------------------------------------------------- */
 
 size_t shape_numel(const Shape *s)

@@ -312,6 +312,8 @@ NodeId graph_add(Graph *g, Op op, Loc loc, int nin, const NodeId *in);
  * BROADCAST_TO the target shape), then runs the shape rule. */
 NodeId graph_add_node(Graph *g, const Node *proto);
 NodeId graph_add1(Graph *g, Op op, Loc loc, NodeId a);
+/* Output, loss and gradients follow a replacement map (passes). */
+void graph_follow(Graph *g, const NodeId *repl);
 NodeId graph_add2(Graph *g, Op op, Loc loc, NodeId a, NodeId b);
 NodeId graph_add3(Graph *g, Op op, Loc loc, NodeId a, NodeId b, NodeId c);
 /* Sources: a batched input/target (shape excludes the batch), a

@@ -60,13 +60,7 @@ bool pass_cse(Graph *g)
                 break;
             }
     }
-    if (g->output && repl[g->output])
-        g->output = repl[g->output];
-    if (g->loss && repl[g->loss])
-        g->loss = repl[g->loss];
-    for (int i = 0; i < g->nparams && g->grads; i++)
-        if (g->grads[i] && repl[g->grads[i]])
-            g->grads[i] = repl[g->grads[i]];
+    graph_follow(g, repl);
     free(repl);
     return changed;
 }

@@ -119,12 +119,7 @@ bool pass_simplify(Graph *g)
             changed = true;
         }
     }
-    /* the graph's roles follow replacements */
-    if (g->output && repl[g->output])
-        g->output = repl[g->output];
-    for (int i = 0; i < g->nparams && g->grads; i++)
-        if (g->grads[i] && repl[g->grads[i]])
-            g->grads[i] = repl[g->grads[i]];
+    graph_follow(g, repl);
     free(repl);
     return changed;
 }
