@@ -464,6 +464,7 @@ typedef struct EmitOptions {
     const char *prefix;     /* symbol prefix (default: the model's name) */
     const char *header;     /* file name the .c includes ("seed.h") */
     bool profile;           /* time every kernel (--emit=bench) */
+    const struct Weights *weights; /* embedded weights, or NULL (seed init) */
 } EmitOptions;
 
 /* A model through the whole pipeline: the final graph, its layout and
@@ -508,6 +509,25 @@ void emit_regions(const Compiled *c, size_t *params, size_t *grads, size_t *stat
 
 /* Exact bytes of a model's memory block (<PREFIX>_MEM_BYTES). */
 size_t emit_mem_bytes(const Compiled *c);
+
+/* codegen/emit_weights.c: weights compiled into the C as constant data
+ * (--weights=embedded, --weights-from=CKPT); create/init copy them
+ * instead of drawing from the seed. */
+typedef struct Weights {
+    int n;                  /* the graph's parameters, in g->params order */
+    float **data;           /* n arrays of shape_numel floats */
+    char *source;           /* for comments: "seed 7", "checkpoint 'x.st'" */
+} Weights;
+/* The weights <prefix>_create(seed) would draw (NULL: out of memory). */
+Weights *weights_from_seed(const Compiled *c, uint64_t seed);
+/* The weights of a safetensors checkpoint, validated against the model
+ * (names, F32, shapes; optimizer state is ignored); NULL after printing
+ * an error. */
+Weights *weights_from_file(const Compiled *c, const char *path);
+void weights_free(Weights *w);
+/* The arrays (before <prefix>_reset) and the copies (in it). */
+void emit_weights_data(Buf *out, const Compiled *c, const Weights *w, const char *prefix);
+void emit_weights_copy(Buf *out, const Compiled *c, const Weights *w, const char *prefix);
 
 /* report.c: --emit=stats (a JSON object, malloc'd) and --emit=dot. */
 char *report_stats(const Compiled *c);

@@ -651,6 +651,9 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
                per_sample(NODE(g, g->target)) == per_sample(y)
                    ? "as the output" : "the class index");
     buf_printf(out, "#define %s_PARAMS %zu  /* trainable parameters */\n", P, count_params(g));
+    if (o->weights)
+        buf_printf(out, "#define %s_WEIGHTS_EMBEDDED 1  /* create/init copy weights from %s */\n",
+                   P, o->weights->source);
     buf_puts(out, "\n/* Memory, by region (each buffer 64-byte aligned; the scratch arena\n"
                   " * is planned at compile time and shared by train_step and predict). */\n");
     buf_printf(out, "#define %s_PARAM_BYTES ((size_t)%zu)\n", P, rp * 4);
@@ -970,18 +973,25 @@ static void emit_state_init(Buf *out, const Compiled *c)
 
 static void emit_checkpoints(Emit *e, const Compiled *c, const char *p);
 
-static void emit_api(Emit *e, const Compiled *c, const char *p)
+static void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w)
 {
     const Graph *g = &c->g;
     Buf *out = e->out;
     char P[128];
     snprintf(P, sizeof P, "%s", upper(p));
-    buf_printf(out, "\n/* Weights from the seed: Glorot uniform kernels, zero biases, in\n"
-                    " * declaration order from one nnc_rng stream; norm scales ones. */\n"
-                    "static void %s_reset(%s_ctx *ctx, uint64_t seed)\n{\n"
-                    "    nnc_rng rng;\n    nnc_rng_seed(&rng, seed);\n", p, p);
-    buf_printf(out, "    memset(ctx->mem, 0, sizeof(float) * %zu);\n", regions(c).total);
-    for (int i = 0; i < g->nparams; i++) {
+    if (w) {
+        emit_weights_data(out, c, w, p);
+        buf_printf(out, "\nstatic void %s_reset(%s_ctx *ctx, uint64_t seed)\n{\n", p, p);
+        buf_printf(out, "    memset(ctx->mem, 0, sizeof(float) * %zu);\n", regions(c).total);
+        emit_weights_copy(out, c, w, p);
+    } else {
+        buf_printf(out, "\n/* Weights from the seed: Glorot uniform kernels, zero biases, in\n"
+                        " * declaration order from one nnc_rng stream; norm scales ones. */\n"
+                        "static void %s_reset(%s_ctx *ctx, uint64_t seed)\n{\n"
+                        "    nnc_rng rng;\n    nnc_rng_seed(&rng, seed);\n", p, p);
+        buf_printf(out, "    memset(ctx->mem, 0, sizeof(float) * %zu);\n", regions(c).total);
+    }
+    for (int i = 0; i < g->nparams && !w; i++) {
         const Node *n = NODE(g, g->params[i]);
         if (n->init == INIT_ONE)
             buf_printf(out, "    { size_t i; for (i = 0; i < %zu; i++) W_%s[i] = 1.0f; }  /* %s */\n",
@@ -1099,7 +1109,7 @@ void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)
     emit_layout(&e, c, o->prefix);
     emit_predict_rows(&e, c, o->prefix);
     emit_train_step(&e, c, o->prefix);
-    emit_api(&e, c, o->prefix);
+    emit_api(&e, c, o->prefix, o->weights);
     emit_undefs(out, c);
 }
 

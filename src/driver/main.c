@@ -27,6 +27,9 @@ typedef struct Options {
     int opt;                /* -O level */
     const char *dump_after; /* --dump-after */
     bool verify_all;        /* --verify */
+    bool embed;             /* --weights=embedded (or --weights-from) */
+    const char *weights_from; /* --weights-from */
+    const char *seed;       /* --seed: of the embedded initial weights */
 } Options;
 
 static const char usage[] =
@@ -48,7 +51,13 @@ static const char usage[] =
     "                     optim, simplify, cse, dce, fuse, or all) to stderr\n"
     "  --verify           verify the IR after every stage (the memory plans are\n"
     "                     always checked)\n"
-    "  -MD -MF FILE.d     write a make dependency file\n"
+    "  --weights=embedded put the initial weights (of --seed) into the C as\n"
+    "                     constant data: create/init copy them, no PRNG init\n"
+    "  --weights-from=CKPT  embed the weights of a safetensors checkpoint\n"
+    "                     (names, shapes and dtypes checked against the model)\n"
+    "  --seed=N           seed of the --weights=embedded weights (default 0)\n"
+    "  -MD                write a make dependency file (OUT.d beside -o OUT)\n"
+    "  -MF FILE.d         its name (implies -MD)\n"
     "  --version          print the version\n"
     "  --help             print this help\n";
 
@@ -105,6 +114,22 @@ static void parse_args(int argc, char **argv, Options *o)
             o->prefix = opt_value(argc, argv, &i, "--prefix");
             if (!is_ident(o->prefix))
                 bad_usage("--prefix '%s' is not a C identifier", o->prefix);
+        } else if (!strncmp(a, "--weights-from", 14) && (a[14] == '=' || !a[14])) {
+            o->weights_from = opt_value(argc, argv, &i, "--weights-from");
+            o->embed = true;
+        } else if (!strncmp(a, "--weights", 9) && (a[9] == '=' || !a[9])) {
+            const char *v = opt_value(argc, argv, &i, "--weights");
+            if (strcmp(v, "embedded") && strcmp(v, "seed"))
+                bad_usage("unknown --weights kind '%s' (expected embedded or seed)", v);
+            o->embed = !strcmp(v, "embedded");
+        } else if (!strncmp(a, "--seed", 6) && (a[6] == '=' || !a[6])) {
+            o->seed = opt_value(argc, argv, &i, "--seed");
+            const char *d = o->seed;
+            while (*d >= '0' && *d <= '9')
+                d++;
+            errno = 0;
+            if (!*o->seed || *d || (strtoull(o->seed, NULL, 10), errno))
+                bad_usage("--seed '%s' is not an unsigned 64-bit integer", o->seed);
         } else if (!strncmp(a, "--dump-after", 12) && (a[12] == '=' || !a[12])) {
             o->dump_after = opt_value(argc, argv, &i, "--dump-after");
         } else if (!strcmp(a, "--verify")) {
@@ -156,8 +181,30 @@ static void parse_args(int argc, char **argv, Options *o)
     }
     if (o->depfile && !o->md)
         o->md = true;
-    if (o->md && !o->depfile && !o->output)
-        bad_usage("%s", "-MD needs -o or -MF");
+    if (o->md && o->emit && !o->output)
+        bad_usage("%s", "-MD needs -o with --emit (there is no file to depend on stdout)");
+    if (o->seed && (!o->embed || o->weights_from))
+        bad_usage("%s", o->weights_from ? "--seed does not apply to --weights-from (the "
+                                          "checkpoint has the weights)"
+                                        : "--seed needs --weights=embedded");
+}
+
+/* A file name in a make rule: blanks, '#' and '\' before them escaped,
+ * '$' doubled (as gcc -MD does). */
+static void dep_name(Buf *b, const char *s)
+{
+    for (const char *c = s; *c; c++) {
+        if (*c == ' ' || *c == '\t') {
+            for (const char *k = c; k > s && k[-1] == '\\'; k--)
+                buf_puts(b, "\\");
+            buf_puts(b, "\\");
+        } else if (*c == '#') {
+            buf_puts(b, "\\");
+        } else if (*c == '$') {
+            buf_puts(b, "$");
+        }
+        buf_append(b, c, 1);
+    }
 }
 
 /* ---- output files --------------------------------------------------------- */
@@ -293,6 +340,10 @@ int main(int argc, char **argv)
         arena_free(&arena);
         bad_usage("%s", "--prefix needs --model when the file holds several models");
     }
+    if (o.weights_from && nsel > 1) {
+        arena_free(&arena);
+        bad_usage("%s", "--weights-from needs --model when the file holds several models");
+    }
 
     Compiled *graphs = calloc((size_t)nsel, sizeof(Compiled));
     NNC_ASSERT(graphs);
@@ -306,6 +357,20 @@ int main(int argc, char **argv)
     }
     bool ok = diag_errors == 0;
 
+    /* embedded weights, one set per model */
+    Weights **weights = calloc((size_t)nsel, sizeof(Weights *));
+    NNC_ASSERT(weights);
+    for (int i = 0; ok && o.embed && i < ng; i++) {
+        if (o.weights_from) {
+            weights[i] = weights_from_file(&graphs[i], o.weights_from);
+        } else {
+            weights[i] = weights_from_seed(&graphs[i], o.seed ? strtoull(o.seed, NULL, 10) : 0);
+            if (!weights[i])
+                fprintf(stderr, "nnc: error: out of memory\n");
+        }
+        ok = weights[i] != NULL;
+    }
+
     /* outputs */
     char *cpath = NULL, *hpath = NULL;
     if (!o.emit) {
@@ -318,6 +383,7 @@ int main(int argc, char **argv)
         hpath = replace_ext(base_name(o.input), ".h");
     }
     OutFile files[3] = {{0}};
+    char *dpath = NULL;
     int nfiles = 0;
     Buf cb = {0}, hb = {0}, db = {0};
     if (ok) {
@@ -325,7 +391,8 @@ int main(int argc, char **argv)
         emit_header_begin(&hb, guard);
         emit_source_begin(&cb, base_name(hpath));
         for (int i = 0; i < ng; i++) {
-            EmitOptions eo = {o.prefix ? o.prefix : graphs[i].g.name, base_name(hpath), false};
+            EmitOptions eo = {o.prefix ? o.prefix : graphs[i].g.name, base_name(hpath), false,
+                              weights[i]};
             emit_header(&hb, &graphs[i], &eo);
             emit_source(&cb, &graphs[i], &eo);
         }
@@ -358,7 +425,8 @@ int main(int argc, char **argv)
                     fprintf(stderr, "nnc: error: --emit=bench needs one model (use --model)\n");
                     ok = false;
                 } else {
-                    EmitOptions eo = {o.prefix ? o.prefix : graphs[0].g.name, NULL, true};
+                    EmitOptions eo = {o.prefix ? o.prefix : graphs[0].g.name, NULL, true,
+                                      weights[0]};
                     emit_bench(&eb, &graphs[0], &eo);
                 }
             } else if (!strcmp(o.emit, "dot")) {
@@ -390,26 +458,46 @@ int main(int argc, char **argv)
             buf_free(&eb);
         }
         if (ok && o.md) {
+            /* targets: what was written; prerequisites: the source and
+             * the checkpoint, each also a target without prerequisites
+             * (gcc's -MP), so deleting one does not break make */
             const char *target = o.output ? o.output : cpath;
-            char *dpath = o.depfile ? strdup(o.depfile) : replace_ext(target, ".d");
-            buf_printf(&db, "%s", target ? target : "-");
-            if (!o.emit && hpath)
-                buf_printf(&db, " %s", hpath);
-            buf_printf(&db, ": %s\n%s:\n", o.input, o.input);
+            dpath = o.depfile ? strdup(o.depfile) : replace_ext(target, ".d");
+            dep_name(&db, target);
+            if (!o.emit) {
+                buf_puts(&db, " ");
+                dep_name(&db, hpath);
+            }
+            buf_puts(&db, ": ");
+            dep_name(&db, o.input);
+            if (o.weights_from) {
+                buf_puts(&db, " ");
+                dep_name(&db, o.weights_from);
+            }
+            buf_puts(&db, "\n\n");
+            dep_name(&db, o.input);
+            buf_puts(&db, ":\n");
+            if (o.weights_from) {
+                buf_puts(&db, "\n");
+                dep_name(&db, o.weights_from);
+                buf_puts(&db, ":\n");
+            }
             files[nfiles] = (OutFile){dpath, NULL};
             ok = write_tmp(&files[nfiles++], &db);
         }
     }
     ok = commit(files, nfiles, ok);
-    if (o.md && nfiles == 3)
-        free((char *)files[2].path);
+    free(dpath);
     buf_free(&cb);
     buf_free(&hb);
     buf_free(&db);
     free(cpath);
     free(hpath);
-    for (int i = 0; i < ng; i++)
+    for (int i = 0; i < ng; i++) {
+        weights_free(weights[i]);
         pipeline_free(&graphs[i]);
+    }
+    free(weights);
     free(graphs);
     arena_free(&arena);
     return ok ? 0 : 1;
