@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../nnc.h"
@@ -51,10 +52,12 @@ static const char usage[] =
     "                     optim, simplify, cse, dce, fuse, or all) to stderr\n"
     "  --verify           verify the IR after every stage (the memory plans are\n"
     "                     always checked)\n"
-    "  --weights=embedded put the initial weights (of --seed) into the C as\n"
+    "  --weights=embedded\n"
+    "                     put the initial weights (of --seed) into the C as\n"
     "                     constant data: create/init copy them, no PRNG init\n"
-    "  --weights-from=CKPT  embed the weights of a safetensors checkpoint\n"
-    "                     (names, shapes and dtypes checked against the model)\n"
+    "  --weights-from=CKPT\n"
+    "                     embed the weights of a safetensors checkpoint (names,\n"
+    "                     shapes and dtypes checked against the model)\n"
     "  --seed=N           seed of the --weights=embedded weights (default 0)\n"
     "  -MD                write a make dependency file (OUT.d beside -o OUT)\n"
     "  -MF FILE.d         its name (implies -MD)\n"
@@ -223,6 +226,13 @@ static bool write_tmp(OutFile *f, const Buf *b)
     NNC_ASSERT(f->tmp);
     snprintf(f->tmp, n + 16, "%s.tmp.XXXXXX", f->path);
     int fd = mkstemp(f->tmp);
+    /* mkstemp's 0600 would survive the rename: the mode a plain
+     * fopen would give instead (0666 less the umask) */
+    if (fd >= 0) {
+        mode_t mask = umask(0);
+        umask(mask);
+        (void)fchmod(fd, 0666 & ~mask);
+    }
     if (fd < 0) {
         fprintf(stderr, "nnc: error: cannot write '%s': %s\n", f->path, strerror(errno));
         free(f->tmp);

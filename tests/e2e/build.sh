@@ -52,6 +52,10 @@ EOF
 else
     bad "nnc with an odd file name"
 fi
+# outputs get the mode a plain file would (0666 less the umask), not 0600
+(umask 022 && "$NNC" "$seed" -MD -o "$d/mode.c") &&
+    [ "$(stat -c %a "$d/mode.c" "$d/mode.h" "$d/mode.d" | sort -u)" = 644 ] && ok ||
+    bad "outputs are not 0644 under umask 022"
 printf 'model x {\n  input a[2]\n  dens(1)\n}\n' > "$d/bad.nn"
 "$NNC" "$d/bad.nn" -MD -o "$d/bad.c" 2>/dev/null
 [ $? -eq 1 ] && [ ! -e "$d/bad.d" ] && [ ! -e "$d/bad.c" ] && ok || bad "failed compile left files"
