@@ -24,6 +24,9 @@ MAKE=${MAKE:-make}
 # the outer make's flags (jobserver, variables on its command line) are
 # not for these makes
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+# nor is make check's NNC (the build tree's): the projects must find the
+# installed nnc by themselves
+unset NNC
 
 dest=$tmp/dest
 if ! $MAKE -C "$builddir" install DESTDIR="$dest" > "$tmp/install.log" 2>&1; then
