@@ -668,11 +668,17 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
                p, CTX_BYTES);
     buf_printf(out, "#define %s_MEM_BYTES ((size_t)%zu)\n\n", P, emit_mem_bytes(c));
     buf_printf(out, "typedef struct %s_ctx %s_ctx;  /* opaque */\n\n", p, p);
-    buf_printf(out,
-        "/* A model with weights initialized from `seed` (Glorot uniform kernels,\n"
-        " * zero biases; the same on every platform), in one allocation.\n"
-        " * NULL if out of memory. */\n"
-        "%s_ctx *%s_create(uint64_t seed);\n\n", p, p);
+    if (o->weights)
+        buf_printf(out,
+            "/* A model with the weights embedded in the C (from %s), in one\n"
+            " * allocation; `seed` only drives dropout. NULL if out of memory. */\n"
+            "%s_ctx *%s_create(uint64_t seed);\n\n", o->weights->source, p, p);
+    else
+        buf_printf(out,
+            "/* A model with weights initialized from `seed` (Glorot uniform kernels,\n"
+            " * zero biases; the same on every platform), in one allocation.\n"
+            " * NULL if out of memory. */\n"
+            "%s_ctx *%s_create(uint64_t seed);\n\n", p, p);
     buf_printf(out,
         "/* The same in caller memory: `mem` holds `bytes` >= %s_MEM_BYTES bytes, any\n"
         " * alignment; nothing is allocated. NULL if mem is NULL or too small. */\n"
