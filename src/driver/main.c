@@ -31,7 +31,7 @@ typedef struct Options {
 
 static const char usage[] =
     "usage: nnc FILE.nn [options]\n"
-    "       nnc import-keras MODEL.json -o MODEL.nn   (not available yet)\n"
+    "       nnc import-keras MODEL.json -o MODEL.nn   (see nnc import-keras --help)\n"
     "\n"
     "Compiles the models of FILE.nn into C that trains and predicts.\n"
     "\n"
@@ -257,6 +257,8 @@ static char *guard_of(const char *header)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "import-keras"))
+        return import_keras_main(argc - 1, argv + 1);
     Options o;
     parse_args(argc, argv, &o);
     Arena arena = {0};
