@@ -690,13 +690,13 @@ static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
     if (!loss) {
         if (!strcmp(im->out_act, "softmax")) {
             loss = "categorical_crossentropy";
-            why = "the output is a softmax (one-hot targets; fused into the logits form)";
+            why = "softmax output, one-hot targets (fused at -O2)";
         } else if (!strcmp(im->out_act, "sigmoid")) {
             loss = "binary_crossentropy";
-            why = "the output is a sigmoid";
+            why = "sigmoid output";
         } else {
             loss = "mse";
-            why = "the output is not a softmax or sigmoid";
+            why = "neither softmax nor sigmoid output";
         }
     } else if (!strcmp(loss, "softmax_cross_entropy") && !strcmp(im->out_act, "softmax")) {
         return fail(im, "--loss softmax_cross_entropy takes logits, but the model ends in a "
