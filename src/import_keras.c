@@ -683,6 +683,8 @@ static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
             return false;
     }
     im->index = 0;
+    if (index == (skip_first ? 1 : 0))
+        return fail(im, "the model has no layers besides its input");
 
     /* loss, optimizer, batch */
     const char *loss = o->loss;

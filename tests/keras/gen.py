@@ -11,6 +11,11 @@ the repository):
     /work/venv-keras3/bin/pip install 'keras>=3' 'jax[cpu]'
     KERAS_BACKEND=jax /work/venv-keras3/bin/python tests/keras/gen.py tests/keras
 
+The files here were written with tensorflow-cpu 2.15.1 (Keras 2.15.0) and
+with keras 3.15.1 on jax 0.10.2, both on Python 3.11. Keras 2 numbers its
+layer names per process (dense_5, ...), so the goldens depend on the order
+of the models below.
+
 For each model it writes PREFIX_NAME.json (model.to_json(), what
 `nnc import-keras` reads); for the models nnc can import also
 PREFIX_NAME.safetensors: the Keras weights (random, batchnorm statistics
