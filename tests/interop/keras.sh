@@ -8,7 +8,11 @@
 #     what Keras predicted (tests/keras/keras_main.c);
 #   - each NAME.json with a golden NAME.err fails with exactly that message,
 #     exit status 1 and no output file;
-#   - the option cases below (CASES) likewise.
+#   - the option cases at the end likewise.
+# edit_*.json are Keras files edited by hand: k2_mlp.json and k3_mlp.json
+# without their InputLayer, for the input shape taken from the first
+# layer's batch_input_shape (Keras 2) or the model's build_input_shape
+# (Keras 3).
 # KERAS_UPDATE=1 rewrites the goldens from the current output instead.
 srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=${builddir:-$srcdir}
@@ -23,7 +27,8 @@ pass=0 fail=0
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
 # check NAME GOLDEN ARGS...: import with ARGS (in tests/keras, so messages
-# name the file as given), compare with GOLDEN.nn or GOLDEN.err
+# name the file as given), compare with GOLDEN.nn or GOLDEN.err; NAME's
+# weights and predictions, if any, check the numerics
 check() {
     name=$1 golden=$2
     shift 2
@@ -70,7 +75,12 @@ check() {
 
 for json in "$kdir"/*.json; do
     name=$(basename "$json" .json)
-    check "$name" "$name" "$name.json"
+    case $name in
+    edit_k2_no_input_layer) weights=k2_mlp ;;   # the same model's weights
+    edit_k3_no_input_layer) weights=k3_mlp ;;
+    *) weights=$name ;;
+    esac
+    check "$weights" "$name" "$name.json"
 done
 # option cases: golden name, then the arguments
 check k2_mlp opt_k2_mlp k2_mlp.json --loss sparse_categorical_crossentropy \
