@@ -304,31 +304,38 @@ static int same_layer(const char *a, const char *b)
     return n == prefix_len(b) && strncmp(a, b, n) == 0;
 }
 
-/* Is there a file tensor named prefix[0 .. n) + "." + suffix? */
-static int has_tensor(const char *const *names, size_t count, const char *prefix,
-                      size_t n, const char *suffix)
+/* The part of a name after its layer: after the last '.', or all of it. */
+static const char *suffix_of(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+
+    return dot == NULL ? name : dot + 1;
+}
+
+/* The file tensor in the layer of `layer` (a file name) with this suffix,
+ * or NULL. */
+static const char *find_in_layer(const char *const *names, size_t count,
+                                 const char *layer, const char *suffix)
 {
     size_t i;
 
     for (i = 0; i < count; i++)
-        if (prefix_len(names[i]) == n && strncmp(names[i], prefix, n) == 0
-            && strcmp(names[i] + n + 1, suffix) == 0)
-            return 1;
-    return 0;
+        if (same_layer(names[i], layer) && strcmp(suffix_of(names[i]), suffix) == 0)
+            return names[i];
+    return NULL;
 }
 
-/* Sets map[i] to the file's name for t[i] (pointing into root or
- * allocated in *pool); NNC_ERR_MISMATCH if the names match neither
- * exactly nor layer by layer. */
+/* Sets map[i] to the file's name for t[i] (pointing into root);
+ * NNC_ERR_MISMATCH if the names match neither exactly nor layer by
+ * layer. */
 static int map_names(const cJSON *root, const nnc_tensor *t, int n,
-                     const char **map, char **pool)
+                     const char **map)
 {
     const cJSON *item;
     const char **names;
-    size_t count = 0, i, k, pos = 0, pool_size = 0;
+    size_t count = 0, i, k;
     int exact = 1, j, err = NNC_OK;
 
-    *pool = NULL;
     cJSON_ArrayForEach(item, root)
         count++;
     if ((names = malloc((count + 1) * sizeof *names)) == NULL)
@@ -349,21 +356,12 @@ static int map_names(const cJSON *root, const nnc_tensor *t, int n,
         return NNC_OK;
     }
     /* layer by layer: the file's names sorted by layer, then walked in
-     * step with the model's layers */
+     * step with the model's layers (consecutive tensors of one layer) */
     qsort(names, count, sizeof *names, by_layer);
-    for (j = 0; j < n; j++)
-        pool_size += strlen(t[j].name) + 1 + 32;
-    for (i = 0; i < count; i++)
-        pool_size += strlen(names[i]) + 2;
-    if ((*pool = malloc(pool_size)) == NULL) {
-        free(names);
-        return NNC_ERR_NOMEM;
-    }
     k = 0;  /* first file name of the current file layer */
     for (j = 0; j < n && err == NNC_OK;) {
         int first = j, m, in_file = 0;
-        const char *prefix;
-        size_t plen;
+        const char *layer;
 
         while (j < n && same_layer(t[j].name, t[first].name))
             j++;
@@ -371,31 +369,16 @@ static int map_names(const cJSON *root, const nnc_tensor *t, int n,
             err = NNC_ERR_MISMATCH;
             break;
         }
-        prefix = names[k];
-        plen = prefix_len(prefix);
-        while (k < count && same_layer(names[k], prefix)) {
+        layer = names[k];
+        while (k < count && same_layer(names[k], layer)) {
             k++;
             in_file++;
         }
         if (in_file != j - first)
             err = NNC_ERR_MISMATCH;
-        for (m = first; m < j && err == NNC_OK; m++) {
-            const char *suffix = t[m].name + prefix_len(t[m].name);
-
-            suffix += *suffix == '.';
-            if (!has_tensor(names, count, prefix, plen, suffix)) {
+        for (m = first; m < j && err == NNC_OK; m++)
+            if ((map[m] = find_in_layer(names, count, layer, suffix_of(t[m].name))) == NULL)
                 err = NNC_ERR_MISMATCH;
-                break;
-            }
-            map[m] = *pool + pos;
-            if (plen > 0) {
-                memcpy(*pool + pos, prefix, plen);
-                pos += plen;
-                (*pool)[pos++] = '.';
-            }
-            strcpy(*pool + pos, suffix);
-            pos += strlen(suffix) + 1;
-        }
     }
     if (err == NNC_OK && k != count)
         err = NNC_ERR_MISMATCH;
@@ -410,7 +393,6 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
 {
     cJSON *root = NULL;
     const char **map = NULL;
-    char *pool = NULL;
     nnc_tensor *tt = NULL;
     float *data = NULL;
     int i, err;
@@ -428,7 +410,7 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
     if (map == NULL)
         err = NNC_ERR_NOMEM;
     if (err == NNC_OK)
-        err = map_names(root, t, n, map, &pool);
+        err = map_names(root, t, n, map);
     if (err == NNC_OK && (tt = torch_tensors(t, lay, n, &data)) == NULL)
         err = NNC_ERR_NOMEM;
     if (err == NNC_OK) {
@@ -441,7 +423,6 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
             permute(&lay[i], tt[i].data, t[i].data, numel(&t[i]), 0);
     free(data);
     free(tt);
-    free(pool);
     free(map);
     cJSON_Delete(root);
     return err;

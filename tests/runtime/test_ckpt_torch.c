@@ -198,3 +198,24 @@ Test(torch, bad_arguments)
     cr_assert_eq(nnc_ckpt_load_torch(in_dir(0, "x"), t, NULL, 3), NNC_ERR_ARG);
     cr_assert_eq(access(in_dir(0, "x"), F_OK), -1);
 }
+
+Test(torch, single_module_without_prefix)
+{
+    /* torch.nn.Linear(3, 2).state_dict(): "weight", "bias" */
+    static const int64_t ws[2] = {2, 3}, bs[1] = {2};
+    static const nnc_torch_layout same[2] = {{NNC_TORCH_SAME, 0, 0, 0}, {NNC_TORCH_SAME, 0, 0, 0}};
+    float wv[6] = {1, 2, 3, 4, 5, 6}, bv[2] = {7, 8};
+    nnc_tensor t[2];
+    const char *p = in_dir(0, "linear.safetensors");
+
+    t[0] = tensor("weight", 2, ws, wv);
+    t[1] = tensor("bias", 1, bs, bv);
+    cr_assert_eq(nnc_ckpt_save(p, t, 2, NULL), NNC_OK);
+    memset(wv, 0, sizeof wv);
+    memset(bv, 0, sizeof bv);
+    t[0].name = "dense_0.weight";
+    t[1].name = "dense_0.bias";
+    cr_assert_eq(nnc_ckpt_load_torch(p, t, same, 2), NNC_OK);
+    cr_assert_eq(wv[5], 6.0f);
+    cr_assert_eq(bv[1], 8.0f);
+}
