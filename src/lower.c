@@ -272,7 +272,8 @@ static bool check_param_name(Lower *L, const char *name, Loc loc)
 }
 
 /* If x is a flattened NHWC image, seen through per-element layers
- * (activations, dropout, batchnorm, ...), stores its (h, w, c) in hwc:
+ * (activations, dropout, batchnorm, ...), with more than one pixel and
+ * channel, stores its (h, w, c) in hwc:
  * PyTorch flattens NCHW maps in (c, h, w) order, so the parameters along
  * this axis are permuted when converting checkpoints (runtime/ckpt_torch.c). */
 static bool flat_image(const Graph *g, NodeId id, int hwc[3])
@@ -283,8 +284,11 @@ static bool flat_image(const Graph *g, NodeId id, int hwc[3])
             return false;
         const Node *x = NODE(g, n->in[0]);
         if (n->op == OP_RESHAPE && x->shape.rank == 4 && x->bmask == 1) {
-            for (int d = 0; d < 3; d++)
-                hwc[d] = x->shape.dim[d + 1];
+            const int *d = x->shape.dim;
+            if (d[1] * d[2] == 1 || d[3] == 1)
+                return false;   /* both orders agree (global pooling) */
+            for (int k = 0; k < 3; k++)
+                hwc[k] = d[k + 1];
             return true;
         }
         bool same = shape_eq(&x->shape, &n->shape);
