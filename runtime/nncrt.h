@@ -204,6 +204,46 @@ int nnc_ckpt_load(const char *path, const nnc_tensor *t, int n);
 int nnc_ckpt_load_opt(const char *path, const nnc_tensor *t, int nreq, int n,
                       int *found, uint64_t *step);
 
+/* ---- Checkpoints in PyTorch's layout (ckpt_torch.c) ----------------------
+ *
+ * nnc images are NHWC, PyTorch's NCHW: a convolution kernel is
+ * [out, kh, kw, in] in nnc and [out, in, kh, kw] in torch, and parameters
+ * along a flattened image (a dense layer's input columns after flatten)
+ * run in (h, w, c) order in nnc and (c, h, w) in torch. Each parameter is
+ * described by one nnc_torch_layout:
+ *   NNC_TORCH_SAME    the same in both;
+ *   NNC_TORCH_KERNEL  a kernel [out, h, w, c] (torch [out, c, h, w]);
+ *   NNC_TORCH_FLAT    the last axis is blocks of a flattened (h, w, c)
+ *                     image (torch: (c, h, w)); the shape is the same.
+ */
+enum { NNC_TORCH_SAME, NNC_TORCH_KERNEL, NNC_TORCH_FLAT };
+
+typedef struct nnc_torch_layout {
+    int kind;      /* NNC_TORCH_* */
+    int h, w, c;   /* KERNEL and FLAT: the block's dims in nnc's order */
+} nnc_torch_layout;
+
+/* 1 if path's metadata says "format": "nnc" (nnc's layout), 0 if not
+ * (PyTorch's layout), or a negative NNC_ERR_* code if the header cannot be
+ * read. */
+int nnc_ckpt_is_nnc(const char *path);
+
+/* nnc_ckpt_save of the tensors converted to PyTorch's layout (the
+ * tensors themselves are not changed). */
+int nnc_ckpt_save_torch(const char *path, const nnc_tensor *t,
+                        const nnc_torch_layout *lay, int n,
+                        const char *const *metadata);
+
+/* nnc_ckpt_load from a file in PyTorch's layout, converting. Names match
+ * exactly, or else layer by layer in order: the file's layers (names up to
+ * their last '.') sorted with digit runs compared as numbers, the i-th
+ * with the same tensor suffixes as the model's i-th (so nn.Sequential's
+ * "0.weight", "2.weight" load into dense_0, dense_1). Torch's
+ * num_batches_tracked is ignored. Nothing is written unless the whole file
+ * is valid and matches. */
+int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
+                        const nnc_torch_layout *lay, int n);
+
 /* ---- Threads in generated loops ------------------------------------------
  *
  * NNC_PARALLEL_FOR(n) precedes a generated elementwise loop of n

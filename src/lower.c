@@ -271,6 +271,40 @@ static bool check_param_name(Lower *L, const char *name, Loc loc)
     return true;
 }
 
+/* If x is a flattened NHWC image, seen through per-element layers
+ * (activations, dropout, batchnorm, ...), with more than one pixel and
+ * channel, stores its (h, w, c) in hwc:
+ * PyTorch flattens NCHW maps in (c, h, w) order, so the parameters along
+ * this axis are permuted when converting checkpoints (runtime/ckpt_torch.c). */
+static bool flat_image(const Graph *g, NodeId id, int hwc[3])
+{
+    for (;;) {
+        const Node *n = NODE(g, id);
+        if (n->nin < 1 || n->shape.rank != 2)
+            return false;
+        const Node *x = NODE(g, n->in[0]);
+        if (n->op == OP_RESHAPE && x->shape.rank == 4 && x->bmask == 1) {
+            const int *d = x->shape.dim;
+            if (d[1] * d[2] == 1 || d[3] == 1)
+                return false;   /* both orders agree (global pooling) */
+            for (int k = 0; k < 3; k++)
+                hwc[k] = d[k + 1];
+            return true;
+        }
+        bool same = shape_eq(&x->shape, &n->shape);
+        if (!same || !(optab[n->op].kind == K_EWISE || n->op == OP_DROPOUT ||
+                       n->op == OP_BATCHNORM || n->op == OP_LAYERNORM))
+            return false;
+        id = n->in[0];
+    }
+}
+
+static void mark_flat_image(Graph *g, NodeId x, NodeId param)
+{
+    if (param != NODE_NONE)
+        flat_image(g, x, NODE(g, param)->hwc);
+}
+
 /* dense(x, units, activation=linear, use_bias=true):
  *   y = act(x W^T + b), W: (units, in) Glorot uniform, b: (units) zeros */
 static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
@@ -302,6 +336,7 @@ static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
     NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name),
                            &ws, INIT_GLOROT, fan_in, (int)units);
     NODE(g, w)->what = "dense";
+    mark_flat_image(g, in[0], w);
     NodeId y = graph_matmul(g, call->loc, in[0], w, 0, 1);
     NODE(g, y)->what = "dense";
     if (bias) {
@@ -597,6 +632,8 @@ static NodeId lower_layernorm(Lower *L, const Layer *ly, const Expr *call,
                            INIT_ZERO, 0, 0);
     NODE(g, w)->what = "layernorm";
     NODE(g, b)->what = "layernorm";
+    mark_flat_image(g, in[0], w);
+    mark_flat_image(g, in[0], b);
     y = graph_add2(g, OP_MUL, call->loc, y, w);
     return graph_add2(g, OP_ADD, call->loc, y, b);
 }
@@ -662,6 +699,7 @@ static NodeId lower_batchnorm(Lower *L, const Layer *ly, const Expr *call,
         p[i] = graph_param(g, call->loc, arena_printf(L->arena, "%s.%s", name, suffix[i]), &cs,
                            init[i], 0, 0);
         NODE(g, p[i])->what = "batchnorm";
+        mark_flat_image(g, in[0], p[i]);
     }
     NodeId y = graph_add3(g, OP_BATCHNORM, call->loc, in[0], p[2], p[3]);
     if (!y)

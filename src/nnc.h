@@ -225,6 +225,10 @@ typedef struct Node {
     Shape ckpt_shape;       /* R_PARAM: shape in checkpoints when rank > 0
                                (a conv kernel (out, kh*kw*in) is saved as
                                (out, kh, kw, in): same data) */
+    int hwc[3];             /* R_PARAM: nonzero when the last axis runs over a
+                               flattened (h, w, c) image (a dense layer's
+                               input columns after flatten): PyTorch's
+                               order is (c, h, w) (checkpoint interop) */
     const char *name;       /* params: checkpoint name; others: optional */
     Loc loc;                /* the DSL text this node derives from */
     const char *what;       /* short description for comments ("dense") */
@@ -541,5 +545,9 @@ const char *emit_dim(const Node *n, int d);
 const char *emit_numel(const Node *n);
 /* A float literal that round-trips ("0.001f"). */
 const char *emit_float(double v);
+
+/* nnc import-keras (import_keras.c): argv[0] is "import-keras"; returns
+ * the exit status. */
+int import_keras_main(int argc, char **argv);
 
 #endif /* NNC_H */

@@ -716,6 +716,14 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
         " * else a negative NNC_ERR_* code (see nnc_strerror). */\n"
         "int %s_save(const %s_ctx *ctx, const char *path);\n"
         "int %s_load(%s_ctx *ctx, const char *path);\n", p, p, p, p);
+    buf_printf(out,
+        "/* PyTorch interop: load also takes a state dict in PyTorch's layout\n"
+        " * (any file whose metadata lacks \"format\": \"nnc\"): conv kernels\n"
+        " * [out, in, kh, kw], dense columns after flatten in (c, h, w) order,\n"
+        " * names as here or layer by layer in order; the optimizer state is\n"
+        " * reset. export writes the weights in PyTorch's layout, without the\n"
+        " * optimizer state, for model.load_state_dict(). */\n"
+        "int %s_export(const %s_ctx *ctx, const char *path);\n", p, p);
 }
 
 /* ---- the source --------------------------------------------------------------- */
@@ -1043,6 +1051,8 @@ static void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w
     emit_checkpoints(e, c, p);
 }
 
+static void emit_torch_layout(Buf *out, const Graph *g, const char *p);
+
 /* Checkpoints: the parameters, then the optimizer state of each,
  * "optimizer.PARAM.SLOT", and the step in the metadata. Loading a file
  * without the state (weights only, from PyTorch say) resets the state,
@@ -1079,6 +1089,7 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
         nt++;
     }
     buf_puts(out, "}\n");
+    emit_torch_layout(out, g, p);
     buf_printf(out, "\nint %s_save(const %s_ctx *ctx, const char *path)\n{\n", p, p);
     buf_printf(out, "    nnc_tensor t[%d];\n", nt);
     buf_puts(out, "    char step[32];\n");
@@ -1093,7 +1104,11 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
     buf_puts(out, "    int found = 0, err;\n    uint64_t step = 0;\n");
     buf_puts(out, "    if (!ctx || !path)\n        return NNC_ERR_ARG;\n");
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
-    buf_printf(out, "    err = nnc_ckpt_load_opt(path, t, %d, %d, &found, &step);\n",
+    buf_puts(out, "    if ((err = nnc_ckpt_is_nnc(path)) < 0)\n        return err;\n");
+    buf_printf(out, "    if (err == 0)  /* PyTorch's layout: weights only */\n"
+                    "        err = nnc_ckpt_load_torch(path, t, %s_torch_layout, %d);\n",
+               p, g->nparams);
+    buf_printf(out, "    else\n        err = nnc_ckpt_load_opt(path, t, %d, %d, &found, &step);\n",
                g->nparams, nt);
     buf_puts(out, "    if (err)\n        return err;\n");
     if (ns > 0) {
@@ -1106,6 +1121,37 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
         buf_puts(out, "    (void)found;\n");
     }
     buf_puts(out, "    ctx->step = step;\n    return 0;\n}\n");
+    buf_printf(out, "\nint %s_export(const %s_ctx *ctx, const char *path)\n{\n", p, p);
+    buf_printf(out, "    nnc_tensor t[%d];\n", nt);
+    buf_printf(out, "    const char *meta[] = {\"format\", \"pt\", \"model\", \"%s\", NULL};\n",
+               g->name);
+    buf_puts(out, "    if (!ctx || !path)\n        return NNC_ERR_ARG;\n");
+    buf_printf(out, "    %s_tensors(ctx, t);\n", p);
+    buf_printf(out, "    return nnc_ckpt_save_torch(path, t, %s_torch_layout, %d, meta);\n}\n",
+               p, g->nparams);
+}
+
+/* Each parameter's layout in PyTorch (runtime/ckpt_torch.c): conv kernels
+ * (checkpoint shape (out, kh, kw, in)), parameters along a flattened image
+ * (Node.hwc), the rest unchanged. */
+static void emit_torch_layout(Buf *out, const Graph *g, const char *p)
+{
+    buf_printf(out, "\nstatic const nnc_torch_layout %s_torch_layout[%d] = {\n", p,
+               g->nparams > 0 ? g->nparams : 1);
+    for (int i = 0; i < g->nparams; i++) {
+        const Node *n = NODE(g, g->params[i]);
+        if (n->ckpt_shape.rank == 4)
+            buf_printf(out, "    {NNC_TORCH_KERNEL, %d, %d, %d},  /* %s */\n", n->ckpt_shape.dim[1],
+                       n->ckpt_shape.dim[2], n->ckpt_shape.dim[3], n->name);
+        else if (n->hwc[0] > 0)
+            buf_printf(out, "    {NNC_TORCH_FLAT, %d, %d, %d},  /* %s */\n", n->hwc[0], n->hwc[1],
+                       n->hwc[2], n->name);
+        else
+            buf_printf(out, "    {NNC_TORCH_SAME, 0, 0, 0},  /* %s */\n", n->name);
+    }
+    if (g->nparams == 0)
+        buf_puts(out, "    {NNC_TORCH_SAME, 0, 0, 0}\n");
+    buf_puts(out, "};\n");
 }
 
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)

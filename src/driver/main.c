@@ -35,7 +35,7 @@ typedef struct Options {
 
 static const char usage[] =
     "usage: nnc FILE.nn [options]\n"
-    "       nnc import-keras MODEL.json -o MODEL.nn   (not available yet)\n"
+    "       nnc import-keras MODEL.json -o MODEL.nn   (see nnc import-keras --help)\n"
     "\n"
     "Compiles the models of FILE.nn into C that trains and predicts.\n"
     "\n"
@@ -145,8 +145,6 @@ static void parse_args(int argc, char **argv, Options *o)
             if (i + 1 >= argc)
                 bad_usage("option '%s' needs a value", "-MF");
             o->depfile = argv[++i];
-        } else if (!strcmp(a, "import-keras") && i == 1) {
-            bad_usage("'%s' is not available yet", a);
         } else if (a[0] == '-' && a[1]) {
             bad_usage("unknown option '%s'", a);
         } else if (o->input) {
@@ -314,6 +312,8 @@ static char *guard_of(const char *header)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "import-keras"))
+        return import_keras_main(argc - 1, argv + 1);
     Options o;
     parse_args(argc, argv, &o);
     Arena arena = {0};

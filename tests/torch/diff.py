@@ -597,10 +597,13 @@ def read_safetensors(path):
     return tensors
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, fmt="pt"):
     """Writes {name: ndarray} (float32; int64 as I64, as torch's
-    num_batches_tracked), PyTorch-style: weights only."""
-    header, data, pos = {"__metadata__": {"format": "pt"}}, b"", 0
+    num_batches_tracked), PyTorch-style: weights only. fmt is the
+    metadata's "format": "nnc" says the tensors are in nnc's layout (NHWC
+    kernels, (h, w, c) flatten order), anything else PyTorch's, which nnc
+    converts when loading."""
+    header, data, pos = {"__metadata__": {"format": fmt}}, b"", 0
     for name, arr in tensors.items():
         i64 = np.asarray(arr).dtype == np.int64
         raw = np.ascontiguousarray(arr, dtype="<i8" if i64 else "<f4").tobytes()
@@ -822,7 +825,9 @@ def test_model(cfg, spec, steps):
         counters = {k: v.numpy().copy()
                     for k, v in model.state_dict().items()
                     if k.endswith(".num_batches_tracked")}
-        write_safetensors(weights, dict(torch_to_nnc(t_state), **counters))
+        # (in nnc's layout: the reference models here flatten in NHWC order)
+        write_safetensors(weights, dict(torch_to_nnc(t_state), **counters),
+                          fmt="nnc")
         again = run_harness(exe, spec, work, data, steps, "again-", weights)
         again = (again[0], split_state(again[1])[0],
                  split_state(again[2])[0], again[3])

@@ -1,0 +1,881 @@
+/*
+ * import_keras.c - `nnc import-keras MODEL.json -o MODEL.nn`: a Keras
+ * Sequential model's `model.to_json()` (Keras 2 or 3) as nnc source.
+ *
+ * Each Keras layer becomes one named statement of the functional form,
+ * named after the Keras layer (so checkpoints call the tensors
+ * `dense_1.weight` like the Keras layer `dense_1`). The importer follows
+ * the shape through the layers (batch excluded) to check what nnc cannot
+ * express before nnc does, and reports the first such layer by position,
+ * name and class: an unsupported layer or activation, channels_first,
+ * dilation, groups, non-square kernels, 'same' pooling, a non-Sequential
+ * model. to_json() holds no loss, optimizer or batch size: the loss
+ * follows the output (softmax: categorical cross-entropy, which nnc fuses
+ * with the softmax; sigmoid: binary cross-entropy; else mse), the
+ * optimizer is Adam with Keras' defaults and the batch 32 (Keras' fit
+ * default), each overridable (--loss, --optimizer, --batch).
+ *
+ * Exit status: 0, 1 for a model that cannot be imported (nothing written),
+ * 2 for bad usage.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "nnc.h"
+
+typedef struct Imp {
+    const char *file;       /* the JSON file, for messages */
+    Buf out;
+    Arena arena;
+    const char **used;      /* value names given out */
+    int nused, ucap;
+    int rank, dim[3];       /* the current value's shape, batch excluded */
+    const char *cur;        /* the current value's name */
+    const char *out_act;    /* activation at the end of the model so far */
+    int index;              /* the layer being imported (1-based), 0: none */
+    const char *lname, *lclass;
+} Imp;
+
+static const char usage_text[] =
+    "usage: nnc import-keras MODEL.json [-o MODEL.nn] [--loss NAME]\n"
+    "                        [--optimizer SPEC] [--batch N]\n"
+    "\n"
+    "Turns a Keras Sequential model's model.to_json() (Keras 2 or 3) into nnc\n"
+    "source (stdout without -o).\n"
+    "\n"
+    "  --loss NAME       binary_crossentropy, categorical_crossentropy,\n"
+    "                    sparse_categorical_crossentropy, softmax_cross_entropy\n"
+    "                    (logits: not after a softmax), mse, mae or huber\n"
+    "                    (default: from the output's activation: softmax ->\n"
+    "                    categorical_crossentropy, sigmoid -> binary_crossentropy,\n"
+    "                    else mse)\n"
+    "  --optimizer SPEC  e.g. 'sgd(lr=0.01, momentum=0.9)' (default: adam)\n"
+    "  --batch N         training batch (default 32)\n";
+
+static NNC_NORETURN void usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "nnc: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(run 'nnc import-keras --help' for usage)\n");
+    exit(2);
+}
+
+/* "nnc: error: FILE: layer N 'NAME' (CLASS): MESSAGE"; returns false. */
+static bool fail(Imp *im, const char *fmt, ...) NNC_PRINTF(2, 3);
+static bool fail(Imp *im, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "nnc: error: %s: ", im->file);
+    if (im->index > 0)
+        fprintf(stderr, "layer %d '%s' (%s): ", im->index, im->lname, im->lclass);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return false;
+}
+
+/* ---- JSON helpers ---------------------------------------------------------- */
+
+static const cJSON *get(const cJSON *o, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+static const char *get_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = get(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool is_int(const cJSON *v, long lo, long hi)
+{
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
+           v->valuedouble >= (double)lo && v->valuedouble <= (double)hi;
+}
+
+/* key as an int or a list of ints (kernel_size, strides, ...) into a[];
+ * returns the count, or -1 if malformed. */
+static int get_ints(const cJSON *o, const char *key, int *a, int max)
+{
+    const cJSON *v = get(o, key), *e;
+    int n = 0;
+    if (is_int(v, -(1L << 30), 1L << 30)) {
+        a[0] = (int)v->valuedouble;
+        return 1;
+    }
+    if (!cJSON_IsArray(v))
+        return -1;
+    cJSON_ArrayForEach(e, v) {
+        if (n == max || !is_int(e, -(1L << 30), 1L << 30))
+            return -1;
+        a[n++] = (int)e->valuedouble;
+    }
+    return n;
+}
+
+/* A square window parameter (kernel_size, pool_size, strides): one value
+ * or two equal ones, positive. */
+static bool square(Imp *im, const cJSON *cfg, const char *key, int *v)
+{
+    int a[2];
+    int n = get_ints(cfg, key, a, 2);
+    if (n < 1 || a[0] < 1 || (n == 2 && a[1] < 1))
+        return fail(im, "'%s' is missing or not a positive integer or pair", key);
+    if (n == 2 && a[0] != a[1])
+        return fail(im, "%s (%d, %d) is not square; nnc supports square windows only", key,
+                    a[0], a[1]);
+    *v = a[0];
+    return true;
+}
+
+/* The shortest decimal that reads back as the same float. */
+static const char *num(Imp *im, double v)
+{
+    char text[40];
+    if (v == floor(v) && fabs(v) < 1e15)
+        return arena_printf(&im->arena, "%.0f", v);
+    for (int p = 1; p <= 17; p++) {
+        snprintf(text, sizeof text, "%.*g", p, v);
+        if ((float)strtod(text, NULL) == (float)v)
+            break;
+    }
+    return arena_strdup(&im->arena, text);
+}
+
+static bool get_num(Imp *im, const cJSON *cfg, const char *key, double *v)
+{
+    const cJSON *x = get(cfg, key);
+    if (!cJSON_IsNumber(x))
+        return fail(im, "'%s' is missing or not a number", key);
+    *v = x->valuedouble;
+    return true;
+}
+
+static bool get_bool(const cJSON *cfg, const char *key, bool def)
+{
+    const cJSON *x = get(cfg, key);
+    return cJSON_IsBool(x) ? cJSON_IsTrue(x) : def;
+}
+
+/* ---- names ----------------------------------------------------------------- */
+
+static bool used(const Imp *im, const char *s)
+{
+    static const char *const reserved[] = {"model", "input", "loss", "optimizer", "batch"};
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+        if (!strcmp(s, reserved[i]))
+            return true;
+    for (int i = 0; i < im->nused; i++)
+        if (!strcmp(im->used[i], s))
+            return true;
+    return false;
+}
+
+/* A fresh nnc identifier made from the Keras name s (other characters
+ * become '_'; "_2", "_3", ... appended if taken). */
+static const char *fresh(Imp *im, const char *s)
+{
+    size_t n = strlen(s ? s : "");
+    char *id = arena_alloc(&im->arena, n + 2);
+    size_t k = 0;
+    if (n == 0 || isdigit((unsigned char)s[0]))
+        id[k++] = n == 0 ? 'v' : '_';
+    for (size_t i = 0; i < n; i++)
+        id[k++] = isalnum((unsigned char)s[i]) ? s[i] : '_';
+    const char *name = id;
+    for (int j = 2; used(im, name); j++)
+        name = arena_printf(&im->arena, "%s_%d", id, j);
+    im->used = nnc_grow(im->used, &im->ucap, im->nused + 1, sizeof *im->used);
+    im->used[im->nused++] = name;
+    return name;
+}
+
+static const char *shape_text(Imp *im)
+{
+    switch (im->rank) {
+    case 1: return arena_printf(&im->arena, "(%d)", im->dim[0]);
+    case 2: return arena_printf(&im->arena, "(%d, %d)", im->dim[0], im->dim[1]);
+    default:
+        return arena_printf(&im->arena, "(%d, %d, %d)", im->dim[0], im->dim[1], im->dim[2]);
+    }
+}
+
+/* ---- activations ----------------------------------------------------------- */
+
+/* The nnc statement text for Keras activation `act` applied to `x`
+ * (e.g. "relu(x)", "leaky_relu(x, negative_slope=0.2)"), NULL for linear;
+ * *ok cleared after an error. */
+static const char *activation_call(Imp *im, const cJSON *act, const char *x, bool *ok)
+{
+    static const char *const same[] = {"relu", "sigmoid", "tanh", "softmax", "gelu", "elu"};
+    const char *a = cJSON_IsString(act) ? act->valuestring : NULL;
+    if (act == NULL || cJSON_IsNull(act) || (a && !strcmp(a, "linear")))
+        return NULL;
+    if (!a) {
+        *ok = fail(im, "activation is not a plain name (a custom or serialized function); "
+                       "nnc knows relu, sigmoid, tanh, softmax, gelu, elu, leaky_relu, linear");
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++)
+        if (!strcmp(a, same[i]))
+            return arena_printf(&im->arena, "%s(%s)", a, x);
+    if (!strcmp(a, "leaky_relu"))  /* keras.activations.leaky_relu: slope 0.2 */
+        return arena_printf(&im->arena, "leaky_relu(%s, negative_slope=0.2)", x);
+    *ok = fail(im, "activation '%s' has no nnc equivalent (nnc knows relu, sigmoid, tanh, "
+                   "softmax, gelu, elu, leaky_relu, linear)", a);
+    return NULL;
+}
+
+/* The name of a Keras activation for out_act ("" if not a plain name). */
+static const char *act_name(const cJSON *act)
+{
+    return cJSON_IsString(act) ? act->valuestring : "linear";
+}
+
+/* Emits `name = call` for the current layer, making it the current value. */
+static void emit(Imp *im, const char *name, const char *call)
+{
+    buf_printf(&im->out, "    %s = %s\n", name, call);
+    im->cur = name;
+}
+
+/* A dense or conv2d statement with the activation folded in when nnc's
+ * activation= means the same thing, else a separate statement. */
+static bool emit_with_activation(Imp *im, const char *name, const char *head,
+                                 const cJSON *act)
+{
+    bool ok = true;
+    const char *a = act_name(act);
+    if (!strcmp(a, "linear") || cJSON_IsNull(act) || act == NULL) {
+        emit(im, name, arena_printf(&im->arena, "%s)", head));
+        im->out_act = "linear";
+        return true;
+    }
+    const char *call = activation_call(im, act, name, &ok);
+    if (!ok)
+        return false;
+    if (strcmp(a, "leaky_relu") != 0) {
+        emit(im, name, arena_printf(&im->arena, "%s, activation=%s)", head, a));
+    } else {
+        emit(im, name, arena_printf(&im->arena, "%s)", head));
+        emit(im, fresh(im, arena_printf(&im->arena, "%s_%s", name, a)), call);
+    }
+    im->out_act = a;
+    return true;
+}
+
+/* ---- layers ---------------------------------------------------------------- */
+
+static bool channels_last(Imp *im, const cJSON *cfg)
+{
+    const char *f = get_str(cfg, "data_format");
+    if (f && strcmp(f, "channels_last") != 0)
+        return fail(im, "data_format '%s' is not supported: nnc images are NHWC "
+                        "(channels_last)", f);
+    return true;
+}
+
+static bool need_image(Imp *im)
+{
+    if (im->rank != 3)
+        return fail(im, "needs an image input (height, width, channels), got %s",
+                    shape_text(im));
+    return true;
+}
+
+/* Output size of a window over n: valid or same padding. */
+static bool window_out(Imp *im, int n, int k, int s, bool same, int *out)
+{
+    *out = same ? (n + s - 1) / s : n < k ? 0 : (n - k) / s + 1;
+    if (*out < 1)
+        return fail(im, "window %d does not fit the input %s", k, shape_text(im));
+    return true;
+}
+
+static bool padding(Imp *im, const cJSON *cfg, bool *same)
+{
+    const char *p = get_str(cfg, "padding");
+    *same = p && !strcmp(p, "same");
+    if (p && !*same && strcmp(p, "valid") != 0)
+        return fail(im, "padding '%s' is not supported (valid or same)", p);
+    return true;
+}
+
+static bool layer_dense(Imp *im, const cJSON *cfg, const char *name)
+{
+    const cJSON *units = get(cfg, "units");
+    if (!is_int(units, 1, 1L << 24))
+        return fail(im, "'units' is missing or not a positive integer");
+    if (im->rank != 1)
+        return fail(im, "input %s: nnc's dense takes (batch, features); add Flatten before it",
+                    shape_text(im));
+    const char *head = arena_printf(&im->arena, "dense(%s, %d", im->cur, (int)units->valuedouble);
+    if (!get_bool(cfg, "use_bias", true))
+        head = arena_printf(&im->arena, "%s, use_bias=false", head);
+    im->dim[0] = (int)units->valuedouble;
+    return emit_with_activation(im, name, head, get(cfg, "activation"));
+}
+
+static bool layer_conv(Imp *im, const cJSON *cfg, const char *name)
+{
+    const cJSON *filters = get(cfg, "filters");
+    int k, s, d[2], oh, ow;
+    bool same;
+    if (!channels_last(im, cfg) || !need_image(im))
+        return false;
+    if (!is_int(filters, 1, 1L << 16))
+        return fail(im, "'filters' is missing or not a positive integer");
+    int nd = get_ints(cfg, "dilation_rate", d, 2);
+    if (nd > 0 && (d[0] != 1 || (nd == 2 && d[1] != 1)))
+        return fail(im, "dilation_rate %d is not supported (nnc convolutions are not dilated)",
+                    d[0] != 1 ? d[0] : d[1]);
+    const cJSON *groups = get(cfg, "groups");
+    if (groups && !is_int(groups, 1, 1))
+        return fail(im, "groups %s is not supported (nnc convolutions have one group)",
+                    num(im, cJSON_IsNumber(groups) ? groups->valuedouble : 0));
+    if (!square(im, cfg, "kernel_size", &k) || !square(im, cfg, "strides", &s) ||
+        !padding(im, cfg, &same))
+        return false;
+    if (!window_out(im, im->dim[0], k, s, same, &oh) ||
+        !window_out(im, im->dim[1], k, s, same, &ow))
+        return false;
+    const char *head = arena_printf(&im->arena, "conv2d(%s, %d, %d", im->cur,
+                                    (int)filters->valuedouble, k);
+    if (s != 1)
+        head = arena_printf(&im->arena, "%s, strides=%d", head, s);
+    if (same)
+        head = arena_printf(&im->arena, "%s, padding=same", head);
+    if (!get_bool(cfg, "use_bias", true))
+        head = arena_printf(&im->arena, "%s, use_bias=false", head);
+    im->dim[0] = oh;
+    im->dim[1] = ow;
+    im->dim[2] = (int)filters->valuedouble;
+    return emit_with_activation(im, name, head, get(cfg, "activation"));
+}
+
+static bool layer_pool(Imp *im, const cJSON *cfg, const char *name, const char *op)
+{
+    int k, s, oh, ow;
+    bool same;
+    if (!channels_last(im, cfg) || !need_image(im) || !square(im, cfg, "pool_size", &k) ||
+        !padding(im, cfg, &same))
+        return false;
+    if (same)
+        return fail(im, "padding 'same' is not supported for pooling (valid only)");
+    if (cJSON_IsNull(get(cfg, "strides")) || !get(cfg, "strides"))
+        s = k;
+    else if (!square(im, cfg, "strides", &s))
+        return false;
+    if (!window_out(im, im->dim[0], k, s, false, &oh) ||
+        !window_out(im, im->dim[1], k, s, false, &ow))
+        return false;
+    const char *call = arena_printf(&im->arena, "%s(%s, %d", op, im->cur, k);
+    if (s != k)
+        call = arena_printf(&im->arena, "%s, strides=%d", call, s);
+    emit(im, name, arena_printf(&im->arena, "%s)", call));
+    im->dim[0] = oh;
+    im->dim[1] = ow;
+    im->out_act = "linear";
+    return true;
+}
+
+static bool layer_gap(Imp *im, const cJSON *cfg, const char *name)
+{
+    if (!channels_last(im, cfg) || !need_image(im))
+        return false;
+    if (get_bool(cfg, "keepdims", false))
+        return fail(im, "keepdims=True is not supported");
+    emit(im, name, arena_printf(&im->arena, "global_avgpool2d(%s)", im->cur));
+    im->rank = 1;
+    im->dim[0] = im->dim[2];
+    im->out_act = "linear";
+    return true;
+}
+
+static bool layer_flatten(Imp *im, const cJSON *cfg, const char *name)
+{
+    if (im->rank > 1 && !channels_last(im, cfg))
+        return false;
+    emit(im, name, arena_printf(&im->arena, "flatten(%s)", im->cur));
+    int n = 1;
+    for (int d = 0; d < im->rank; d++)
+        n *= im->dim[d];
+    im->rank = 1;
+    im->dim[0] = n;
+    return true;
+}
+
+static bool layer_dropout(Imp *im, const cJSON *cfg, const char *name)
+{
+    double rate = 0;
+    if (!get_num(im, cfg, "rate", &rate))
+        return false;
+    if (!(rate >= 0 && rate < 1))
+        return fail(im, "rate %s is outside [0, 1)", num(im, rate));
+    if (get(cfg, "noise_shape") && !cJSON_IsNull(get(cfg, "noise_shape")))
+        return fail(im, "noise_shape is not supported (nnc drops elements independently)");
+    emit(im, name, arena_printf(&im->arena, "dropout(%s, %s)", im->cur, num(im, rate)));
+    return true;
+}
+
+/* axis must be the last one: -1, or its index counting the batch axis
+ * (Keras 2 writes [3] for images). */
+static bool last_axis(Imp *im, const cJSON *cfg)
+{
+    int a[4];
+    int n = get_ints(cfg, "axis", a, 4);
+    if (n == 0 && !get(cfg, "axis"))
+        return true;
+    if (n != 1 || (a[0] != -1 && a[0] != im->rank))
+        return fail(im, "only the last axis is supported (axis -1)");
+    return true;
+}
+
+static bool layer_norm(Imp *im, const cJSON *cfg, const char *name, bool batch)
+{
+    double eps = 0, momentum = 0;
+    if (!last_axis(im, cfg) || !get_num(im, cfg, "epsilon", &eps) ||
+        (batch && !get_num(im, cfg, "momentum", &momentum)))
+        return false;
+    if (!get_bool(cfg, "center", true) || !get_bool(cfg, "scale", true))
+        return fail(im, "center=False or scale=False is not supported");
+    if (get_bool(cfg, "renorm", false) || get_bool(cfg, "rms_scaling", false))
+        return fail(im, "%s is not supported", batch ? "renorm" : "rms_scaling");
+    if (batch)
+        emit(im, name, arena_printf(&im->arena, "batchnorm(%s, momentum=%s, epsilon=%s)",
+                                    im->cur, num(im, momentum), num(im, eps)));
+    else
+        emit(im, name, arena_printf(&im->arena, "layernorm(%s, epsilon=%s)", im->cur,
+                                    num(im, eps)));
+    im->out_act = "linear";
+    return true;
+}
+
+static bool layer_activation(Imp *im, const cJSON *cfg, const char *name)
+{
+    bool ok = true;
+    const cJSON *act = get(cfg, "activation");
+    const char *call = activation_call(im, act, im->cur, &ok);
+    if (!ok)
+        return false;
+    emit(im, name, call ? call : arena_printf(&im->arena, "linear(%s)", im->cur));
+    im->out_act = act_name(act);
+    return true;
+}
+
+static bool layer_relu(Imp *im, const cJSON *cfg, const char *name)
+{
+    const cJSON *max = get(cfg, "max_value"), *slope = get(cfg, "negative_slope"),
+                *threshold = get(cfg, "threshold");
+    if (max && !cJSON_IsNull(max))
+        return fail(im, "max_value is not supported");
+    if (threshold && !(cJSON_IsNumber(threshold) && threshold->valuedouble == 0))
+        return fail(im, "a nonzero threshold is not supported");
+    if (slope && cJSON_IsNumber(slope) && slope->valuedouble != 0)
+        emit(im, name, arena_printf(&im->arena, "leaky_relu(%s, negative_slope=%s)", im->cur,
+                                    num(im, slope->valuedouble)));
+    else
+        emit(im, name, arena_printf(&im->arena, "relu(%s)", im->cur));
+    im->out_act = "relu";
+    return true;
+}
+
+static bool layer_leaky(Imp *im, const cJSON *cfg, const char *name)
+{
+    double slope = 0;
+    const char *key = get(cfg, "negative_slope") ? "negative_slope" : "alpha";
+    if (!get_num(im, cfg, key, &slope))
+        return false;
+    emit(im, name, arena_printf(&im->arena, "leaky_relu(%s, negative_slope=%s)", im->cur,
+                                num(im, slope)));
+    im->out_act = "leaky_relu";
+    return true;
+}
+
+static bool layer_elu(Imp *im, const cJSON *cfg, const char *name)
+{
+    double alpha = 1.0;
+    if (get(cfg, "alpha") && !get_num(im, cfg, "alpha", &alpha))
+        return false;
+    emit(im, name, arena_printf(&im->arena, "elu(%s, alpha=%s)", im->cur, num(im, alpha)));
+    im->out_act = "elu";
+    return true;
+}
+
+static bool layer_softmax(Imp *im, const cJSON *cfg, const char *name)
+{
+    if (!last_axis(im, cfg))
+        return false;
+    emit(im, name, arena_printf(&im->arena, "softmax(%s)", im->cur));
+    im->out_act = "softmax";
+    return true;
+}
+
+/* The input shape: [null, d1, ...] (Keras 2 batch_input_shape, Keras 3
+ * batch_shape). */
+static bool input_shape(Imp *im, const cJSON *shape)
+{
+    const cJSON *e;
+    int n = 0;
+    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) < 2)
+        return fail(im, "the input shape is missing or has no dimension besides the batch");
+    if (cJSON_GetArraySize(shape) > 4)
+        return fail(im, "inputs of rank %d are not supported (features, sequences or "
+                        "images: at most 3 dimensions besides the batch)",
+                    cJSON_GetArraySize(shape) - 1);
+    cJSON_ArrayForEach(e, shape) {
+        if (n++ == 0)
+            continue;
+        if (!is_int(e, 1, 1L << 24))
+            return fail(im, "input dimension %d is unknown or not a positive integer "
+                            "(nnc needs fixed shapes)", n - 1);
+        im->dim[n - 2] = (int)e->valuedouble;
+    }
+    im->rank = n - 1;
+    return true;
+}
+
+static const cJSON *batch_shape(const cJSON *cfg)
+{
+    const cJSON *s = get(cfg, "batch_shape");
+    return s ? s : get(cfg, "batch_input_shape");
+}
+
+static bool layer(Imp *im, const cJSON *l)
+{
+    const cJSON *cfg = get(l, "config");
+    const char *cls = im->lclass;
+    const char *name = fresh(im, im->lname);
+    if (!cJSON_IsObject(cfg))
+        return fail(im, "no 'config' object");
+    if (!strcmp(cls, "Dense"))
+        return layer_dense(im, cfg, name);
+    if (!strcmp(cls, "Conv2D") || !strcmp(cls, "Convolution2D"))
+        return layer_conv(im, cfg, name);
+    if (!strcmp(cls, "MaxPooling2D") || !strcmp(cls, "MaxPool2D"))
+        return layer_pool(im, cfg, name, "maxpool2d");
+    if (!strcmp(cls, "AveragePooling2D") || !strcmp(cls, "AvgPool2D"))
+        return layer_pool(im, cfg, name, "avgpool2d");
+    if (!strcmp(cls, "GlobalAveragePooling2D") || !strcmp(cls, "GlobalAvgPool2D"))
+        return layer_gap(im, cfg, name);
+    if (!strcmp(cls, "Flatten"))
+        return layer_flatten(im, cfg, name);
+    if (!strcmp(cls, "Dropout"))
+        return layer_dropout(im, cfg, name);
+    if (!strcmp(cls, "BatchNormalization"))
+        return layer_norm(im, cfg, name, true);
+    if (!strcmp(cls, "LayerNormalization"))
+        return layer_norm(im, cfg, name, false);
+    if (!strcmp(cls, "Activation"))
+        return layer_activation(im, cfg, name);
+    if (!strcmp(cls, "ReLU"))
+        return layer_relu(im, cfg, name);
+    if (!strcmp(cls, "LeakyReLU"))
+        return layer_leaky(im, cfg, name);
+    if (!strcmp(cls, "ELU"))
+        return layer_elu(im, cfg, name);
+    if (!strcmp(cls, "Softmax"))
+        return layer_softmax(im, cfg, name);
+    if (!strcmp(cls, "InputLayer"))
+        return fail(im, "an input layer in the middle of the model is not supported");
+    return fail(im, "layer class '%s' is not supported (nnc imports Dense, Conv2D, "
+                    "MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, "
+                    "BatchNormalization, LayerNormalization, Activation, ReLU, LeakyReLU, ELU, "
+                    "Softmax)", cls);
+}
+
+/* ---- the model ------------------------------------------------------------- */
+
+typedef struct KerasOptions {
+    const char *input, *output, *loss, *optimizer;
+    int batch;
+} KerasOptions;
+
+static const char *const losses[] = {
+    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "softmax_cross_entropy", "mse", "mae", "huber", NULL};
+
+static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
+{
+    const char *cls = get_str(root, "class_name");
+    const cJSON *cfg = get(root, "config");
+    if (!cls || !cJSON_IsObject(cfg))
+        return fail(im, "not a Keras model (no 'class_name' and 'config'; expected the "
+                        "output of model.to_json())");
+    if (strcmp(cls, "Sequential") != 0)
+        return fail(im, "the model is a '%s' model: only Sequential models can be imported",
+                    cls);
+    const cJSON *layers = get(cfg, "layers"), *l;
+    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) == 0)
+        return fail(im, "the Sequential model has no layers");
+
+    const char *kname = get_str(cfg, "name");
+    const char *model = fresh(im, kname ? kname : "model");
+    const char *version = get_str(root, "keras_version");
+    if (!version && get_str(root, "module"))  /* Keras 3 writes no version */
+        version = "3";
+    const char *base = strrchr(im->file, '/');
+    base = base ? base + 1 : im->file;
+
+    /* the input: an InputLayer first, else the Sequential's
+     * build_input_shape, else the first layer's batch_input_shape */
+    const cJSON *first = layers->child, *fcfg = get(first, "config");
+    const char *fcls = get_str(first, "class_name");
+    const cJSON *shape = NULL;
+    const char *in_name = "x";
+    bool skip_first = false;
+    if (fcls && !strcmp(fcls, "InputLayer")) {
+        shape = batch_shape(fcfg);
+        if (get_str(fcfg, "name"))
+            in_name = get_str(fcfg, "name");
+        skip_first = true;
+        im->index = 1;
+        im->lname = in_name;
+        im->lclass = fcls;
+    } else if (get(cfg, "build_input_shape")) {
+        shape = get(cfg, "build_input_shape");
+    } else {
+        shape = batch_shape(fcfg);
+    }
+    if (!shape) {
+        im->index = 0;
+        return fail(im, "the input shape is unknown (no InputLayer, build_input_shape or "
+                        "batch_input_shape): build the model before to_json()");
+    }
+    if (!input_shape(im, shape))
+        return false;
+    im->index = 0;
+
+    buf_printf(&im->out, "# Imported by `nnc import-keras %s` from a Keras%s%s Sequential\n"
+                         "# model; the layers keep their Keras names (checkpoint tensors\n"
+                         "# LAYER.weight, LAYER.bias, ...).\n",
+               base, version ? " " : "", version ? version : "");
+    buf_printf(&im->out, "model %s {\n", model);
+    im->cur = fresh(im, in_name);
+    buf_printf(&im->out, "    input %s[", im->cur);
+    for (int d = 0; d < im->rank; d++)
+        buf_printf(&im->out, "%s%d", d ? ", " : "", im->dim[d]);
+    buf_puts(&im->out, "]\n");
+    im->out_act = "linear";
+
+    int index = 0;
+    cJSON_ArrayForEach(l, layers) {
+        index++;
+        if (index == 1 && skip_first)
+            continue;
+        const cJSON *lc = get(l, "config");
+        im->index = index;
+        im->lclass = get_str(l, "class_name") ? get_str(l, "class_name") : "?";
+        im->lname = get_str(lc, "name") ? get_str(lc, "name") : im->lclass;
+        if (!get_str(l, "class_name"))
+            return fail(im, "no 'class_name'");
+        if (!layer(im, l))
+            return false;
+    }
+    im->index = 0;
+    if (index == (skip_first ? 1 : 0))
+        return fail(im, "the model has no layers besides its input");
+
+    /* loss, optimizer, batch */
+    const char *loss = o->loss;
+    const char *why = "from --loss";
+    if (!loss) {
+        if (!strcmp(im->out_act, "softmax")) {
+            loss = "categorical_crossentropy";
+            why = "softmax output, one-hot targets (fused at -O2)";
+        } else if (!strcmp(im->out_act, "sigmoid")) {
+            loss = "binary_crossentropy";
+            why = "sigmoid output";
+        } else {
+            loss = "mse";
+            why = "neither softmax nor sigmoid output";
+        }
+    } else if (!strcmp(loss, "softmax_cross_entropy") && !strcmp(im->out_act, "softmax")) {
+        return fail(im, "--loss softmax_cross_entropy takes logits, but the model ends in a "
+                        "softmax: use categorical_crossentropy (nnc fuses it with the softmax)");
+    }
+    buf_puts(&im->out, o->loss && o->optimizer && o->batch
+                           ? "    # Keras' to_json() has no loss, optimizer or batch size: as given\n"
+                           : "    # Keras' to_json() has no loss, optimizer or batch size: nnc\n"
+                             "    # import-keras' defaults (--loss, --optimizer, --batch override)\n");
+    buf_printf(&im->out, "    loss %s(%s)  # %s\n", loss, im->cur, why);
+    buf_printf(&im->out, "    optimizer %s%s\n", o->optimizer ? o->optimizer : "adam",
+               o->optimizer ? "" : "  # Keras' defaults: lr=0.001, eps=1e-7");
+    buf_printf(&im->out, "    batch %d%s\n}\n", o->batch ? o->batch : 32,
+               o->batch ? "" : "  # Keras' fit() default");
+    return true;
+}
+
+/* ---- the command ----------------------------------------------------------- */
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    size_t cap = 0;
+    *len = 0;
+    if (!f)
+        return NULL;
+    for (;;) {
+        if (*len + 4096 + 1 > cap) {
+            cap = 2 * cap + 8192;
+            char *t = realloc(text, cap);
+            NNC_ASSERT(t);
+            text = t;
+        }
+        size_t n = fread(text + *len, 1, 4096, f);
+        *len += n;
+        if (n < 4096)
+            break;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(text);
+        return NULL;
+    }
+    text[*len] = '\0';
+    return text;
+}
+
+static bool write_out(const char *path, const Buf *b)
+{
+    if (!path)
+        return fwrite(b->data, 1, b->len, stdout) == b->len && fflush(stdout) == 0;
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    NNC_ASSERT(tmp);
+    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    bool ok = f && fwrite(b->data, 1, b->len, f) == b->len;
+    ok = (f ? fclose(f) == 0 : false) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok) {
+        fprintf(stderr, "nnc: error: cannot write '%s': %s\n", path, strerror(errno));
+        if (fd >= 0)
+            remove(tmp);
+    }
+    free(tmp);
+    return ok;
+}
+
+static const char *value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (a[n] == '=')
+        return a + n + 1;
+    if (*i + 1 >= argc)
+        usage_error("option '%s' needs a value", name);
+    return argv[++*i];
+}
+
+static bool is_opt(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(a, name, n) && (a[n] == '=' || !a[n]);
+}
+
+/* An optimizer spec: a known name, optionally "(...)" (nnc checks the
+ * arguments when compiling). */
+static void check_optimizer(const char *s)
+{
+    static const char *const names[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
+    size_t n = 0;
+    while (isalnum((unsigned char)s[n]) || s[n] == '_')
+        n++;
+    bool known = false;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        known |= strlen(names[i]) == n && !strncmp(s, names[i], n);
+    if (!known)
+        usage_error("--optimizer '%s': expected sgd, adam, adamw, rmsprop or adagrad, "
+                    "optionally with arguments, e.g. 'sgd(lr=0.01, momentum=0.9)'", s);
+    const char *rest = s + n;
+    size_t m = strlen(rest);
+    if (m > 0 && (rest[0] != '(' || rest[m - 1] != ')' || strchr(rest, '\n') ||
+                  strchr(rest, '#') || strchr(rest, '}')))
+        usage_error("--optimizer '%s': arguments go in parentheses, e.g. "
+                    "'adam(lr=0.0005)'", s);
+}
+
+int import_keras_main(int argc, char **argv)
+{
+    KerasOptions o = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(a, "-o")) {
+            if (i + 1 >= argc)
+                usage_error("option '%s' needs a value", "-o");
+            o.output = argv[++i];
+        } else if (is_opt(a, "--loss")) {
+            o.loss = value(argc, argv, &i, "--loss");
+            bool known = false;
+            for (int k = 0; losses[k]; k++)
+                known |= !strcmp(losses[k], o.loss);
+            if (!known)
+                usage_error("--loss '%s': expected binary_crossentropy, categorical_crossentropy, "
+                            "sparse_categorical_crossentropy, softmax_cross_entropy, mse, mae "
+                            "or huber", o.loss);
+        } else if (is_opt(a, "--optimizer")) {
+            o.optimizer = value(argc, argv, &i, "--optimizer");
+            check_optimizer(o.optimizer);
+        } else if (is_opt(a, "--batch")) {
+            const char *v = value(argc, argv, &i, "--batch");
+            char *end;
+            errno = 0;
+            long b = strtol(v, &end, 10);
+            if (errno || *end || end == v || b < 1 || b > (1L << 20))
+                usage_error("--batch '%s': expected an integer from 1 to 1048576", v);
+            o.batch = (int)b;
+        } else if (a[0] == '-' && a[1]) {
+            usage_error("unknown option '%s'", a);
+        } else if (o.input) {
+            usage_error("more than one input file ('%s')", a);
+        } else {
+            o.input = a;
+        }
+    }
+    if (!o.input)
+        usage_error("%s", "no input file (usage: nnc import-keras MODEL.json -o MODEL.nn)");
+
+    size_t len;
+    char *text = read_all(o.input, &len);
+    if (!text) {
+        fprintf(stderr, "nnc: error: cannot read '%s': %s\n", o.input, strerror(errno));
+        return 1;
+    }
+    Imp im = {0};
+    im.file = o.input;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    bool ok;
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *p = text; at && p < at && *p; p++)
+            line += *p == '\n';
+        ok = fail(&im, "not valid JSON (line %d)", line);
+    } else {
+        ok = import_model(&im, root, &o);
+    }
+    ok = ok && write_out(o.output, &im.out);
+    cJSON_Delete(root);
+    free(text);
+    buf_free(&im.out);
+    free(im.used);
+    arena_free(&im.arena);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,221 @@
+/*
+ * test_ckpt_torch.c - checkpoints in PyTorch's layout (runtime/ckpt_torch.c):
+ * the kernel and flatten permutations both ways, the format test, names
+ * matched exactly or layer by layer (digits compared as numbers), and
+ * refusals that leave the model untouched. tests/interop checks the same
+ * against real PyTorch modules.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "nncrt.h"
+
+static char dir[64];
+static char path_buf[4][128];
+
+static void make_dir(void)
+{
+    strcpy(dir, "/tmp/nnc_ckptt_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(torch, .init = make_dir, .fini = remove_dir);
+
+static const char *in_dir(int slot, const char *name)
+{
+    snprintf(path_buf[slot], sizeof path_buf[slot], "%s/%s", dir, name);
+    return path_buf[slot];
+}
+
+static nnc_tensor tensor(const char *name, int rank, const int64_t *shape, float *data)
+{
+    nnc_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = name;
+    t.rank = rank;
+    memcpy(t.shape, shape, (size_t)rank * sizeof *shape);
+    t.data = data;
+    return t;
+}
+
+/* A conv kernel [2, 2, 3, 4] (out, kh, kw, in) and a dense weight [2, 12]
+ * whose columns are a flattened (1, 3, 4) image... and a plain bias. */
+static const nnc_torch_layout lay[3] = {
+    {NNC_TORCH_KERNEL, 2, 3, 4}, {NNC_TORCH_FLAT, 1, 3, 4}, {NNC_TORCH_SAME, 0, 0, 0}};
+static float k[48], w[24], b[2];
+
+static void model(nnc_tensor *t, const char *n0, const char *n1, const char *n2)
+{
+    static const int64_t ks[4] = {2, 2, 3, 4}, ws[2] = {2, 12}, bs[1] = {2};
+    t[0] = tensor(n0, 4, ks, k);
+    t[1] = tensor(n1, 2, ws, w);
+    t[2] = tensor(n2, 1, bs, b);
+}
+
+static void fill(float base)
+{
+    for (int i = 0; i < 48; i++)
+        k[i] = base + (float)i;
+    for (int i = 0; i < 24; i++)
+        w[i] = base + 100.0f + (float)i;
+    b[0] = base + 200.0f;
+    b[1] = base + 201.0f;
+}
+
+Test(torch, export_permutes_and_load_restores)
+{
+    nnc_tensor t[3], plain[3];
+    const char *p = in_dir(0, "x.safetensors");
+    const char *meta[] = {"format", "pt", NULL};
+    float kt[48], wt[24], bt[2];
+
+    model(t, "c.weight", "d.weight", "d.bias");
+    fill(0);
+    cr_assert_eq(nnc_ckpt_save_torch(p, t, lay, 3, meta), NNC_OK);
+    cr_assert_eq(nnc_ckpt_is_nnc(p), 0);
+    /* read back as plain tensors in torch's shapes */
+    static const int64_t ks[4] = {2, 4, 2, 3}, ws[2] = {2, 12}, bs[1] = {2};
+    plain[0] = tensor("c.weight", 4, ks, kt);
+    plain[1] = tensor("d.weight", 2, ws, wt);
+    plain[2] = tensor("d.bias", 1, bs, bt);
+    cr_assert_eq(nnc_ckpt_load(p, plain, 3), NNC_OK);
+    /* kernel: torch [o][c][y][x] = nnc [o][y][x][c] */
+    for (int o = 0; o < 2; o++)
+        for (int c = 0; c < 4; c++)
+            for (int y = 0; y < 2; y++)
+                for (int x = 0; x < 3; x++)
+                    cr_assert_eq(kt[((o * 4 + c) * 2 + y) * 3 + x], k[((o * 2 + y) * 3 + x) * 4 + c]);
+    /* columns: torch (c, h, w), nnc (h, w, c), h = 1 */
+    for (int o = 0; o < 2; o++)
+        for (int c = 0; c < 4; c++)
+            for (int x = 0; x < 3; x++)
+                cr_assert_eq(wt[o * 12 + c * 3 + x], w[o * 12 + x * 4 + c]);
+    cr_assert_eq(bt[0], b[0]);
+    /* and back */
+    fill(1000);
+    cr_assert_eq(nnc_ckpt_load_torch(p, t, lay, 3), NNC_OK);
+    for (int i = 0; i < 48; i++)
+        cr_assert_eq(k[i], (float)i);
+    for (int i = 0; i < 24; i++)
+        cr_assert_eq(w[i], 100.0f + (float)i);
+    cr_assert_eq(b[1], 201.0f);
+}
+
+Test(torch, format_metadata)
+{
+    nnc_tensor t[3];
+    const char *nnc_meta[] = {"format", "nnc", NULL};
+
+    model(t, "c.weight", "d.weight", "d.bias");
+    fill(0);
+    cr_assert_eq(nnc_ckpt_save(in_dir(0, "a"), t, 3, nnc_meta), NNC_OK);
+    cr_assert_eq(nnc_ckpt_is_nnc(in_dir(0, "a")), 1);
+    cr_assert_eq(nnc_ckpt_save(in_dir(1, "b"), t, 3, NULL), NNC_OK);
+    cr_assert_eq(nnc_ckpt_is_nnc(in_dir(1, "b")), 0);
+    cr_assert_eq(nnc_ckpt_is_nnc(in_dir(2, "missing")), NNC_ERR_IO);
+    FILE *f = fopen(in_dir(3, "short"), "wb");
+    cr_assert_not_null(f);
+    fputs("\x10\0\0\0\0\0\0\0{}", f);
+    fclose(f);
+    cr_assert_eq(nnc_ckpt_is_nnc(in_dir(3, "short")), NNC_ERR_FORMAT);
+    cr_assert_eq(nnc_ckpt_is_nnc(NULL), NNC_ERR_ARG);
+}
+
+/* Saved under the torch names src, loaded into a model named dst. */
+static int load_as(const char *const *src, const char *const *dst)
+{
+    nnc_tensor t[3];
+    const char *p = in_dir(0, "n.safetensors");
+
+    model(t, src[0], src[1], src[2]);
+    fill(0);
+    cr_assert_eq(nnc_ckpt_save_torch(p, t, lay, 3, NULL), NNC_OK);
+    model(t, dst[0], dst[1], dst[2]);
+    fill(1000);
+    return nnc_ckpt_load_torch(p, t, lay, 3);
+}
+
+Test(torch, names_by_layer_order)
+{
+    const char *const seq[] = {"2.weight", "10.weight", "10.bias"};
+    const char *const nnc[] = {"conv2d_0.weight", "dense_0.weight", "dense_0.bias"};
+    const char *const nested[] = {"features.0.weight", "head.weight", "head.bias"};
+
+    cr_assert_eq(load_as(seq, nnc), NNC_OK);   /* "10" after "2" */
+    cr_assert_eq(k[5], 5.0f);
+    cr_assert_eq(w[0], 100.0f);
+    cr_assert_eq(b[1], 201.0f);
+    cr_assert_eq(load_as(nested, nnc), NNC_OK);
+}
+
+Test(torch, names_refused)
+{
+    const char *const nnc[] = {"conv2d_0.weight", "dense_0.weight", "dense_0.bias"};
+    /* same layers, other suffixes */
+    const char *const suffix[] = {"0.weight", "1.weight", "1.other"};
+    /* three layers where nnc has two: sizes differ */
+    const char *const split[] = {"0.weight", "1.weight", "2.bias"};
+    /* lexicographic order would fit ("10" < "2"), numeric order does not */
+    const char *const order[] = {"10.weight", "2.weight", "2.bias"};
+
+    cr_assert_eq(load_as(suffix, nnc), NNC_ERR_MISMATCH);
+    cr_assert_eq(k[0], 1000.0f);   /* untouched */
+    cr_assert_eq(load_as(split, nnc), NNC_ERR_MISMATCH);
+    cr_assert_eq(load_as(order, nnc), NNC_ERR_MISMATCH);
+    cr_assert_eq(w[0], 1100.0f);
+}
+
+Test(torch, bad_arguments)
+{
+    nnc_tensor t[3];
+    nnc_torch_layout bad[3];
+
+    model(t, "c.weight", "d.weight", "d.bias");
+    memcpy(bad, lay, sizeof bad);
+    bad[0].c = 5;   /* does not fit the kernel's shape */
+    cr_assert_eq(nnc_ckpt_save_torch(in_dir(0, "x"), t, bad, 3, NULL), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_load_torch(in_dir(0, "x"), t, bad, 3), NNC_ERR_ARG);
+    memcpy(bad, lay, sizeof bad);
+    bad[1].w = 5;   /* 12 columns are not blocks of 1x5x4 */
+    cr_assert_eq(nnc_ckpt_save_torch(in_dir(0, "x"), t, bad, 3, NULL), NNC_ERR_ARG);
+    bad[1].kind = 9;
+    cr_assert_eq(nnc_ckpt_save_torch(in_dir(0, "x"), t, bad, 3, NULL), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_save_torch(NULL, t, lay, 3, NULL), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_load_torch(in_dir(0, "x"), NULL, lay, 3), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_load_torch(in_dir(0, "x"), t, NULL, 3), NNC_ERR_ARG);
+    cr_assert_eq(access(in_dir(0, "x"), F_OK), -1);
+}
+
+Test(torch, single_module_without_prefix)
+{
+    /* torch.nn.Linear(3, 2).state_dict(): "weight", "bias" */
+    static const int64_t ws[2] = {2, 3}, bs[1] = {2};
+    static const nnc_torch_layout same[2] = {{NNC_TORCH_SAME, 0, 0, 0}, {NNC_TORCH_SAME, 0, 0, 0}};
+    float wv[6] = {1, 2, 3, 4, 5, 6}, bv[2] = {7, 8};
+    nnc_tensor t[2];
+    const char *p = in_dir(0, "linear.safetensors");
+
+    t[0] = tensor("weight", 2, ws, wv);
+    t[1] = tensor("bias", 1, bs, bv);
+    cr_assert_eq(nnc_ckpt_save(p, t, 2, NULL), NNC_OK);
+    memset(wv, 0, sizeof wv);
+    memset(bv, 0, sizeof bv);
+    t[0].name = "dense_0.weight";
+    t[1].name = "dense_0.bias";
+    cr_assert_eq(nnc_ckpt_load_torch(p, t, same, 2), NNC_OK);
+    cr_assert_eq(wv[5], 6.0f);
+    cr_assert_eq(bv[1], 8.0f);
+}
