@@ -459,10 +459,10 @@ int nnc_data_load(const char *path, nnc_data *d, char *err, size_t errsize)
         r = nnc_gunzip(raw, n, &z, &zn, &off);
         free(raw);
         if (r)
-            return fail(err, errsize, r, "%s: byte offset %zu: %s", path, off,
-                        r == NNC_ERR_NOMEM ? "out of memory"
-                                           : "corrupt gzip data (bad header, deflate stream "
-                                             "or checksum, or truncated)");
+            return fail(err, errsize, r, "%s: byte offset %zu: %s (the file has %zu bytes)",
+                        path, off, r == NNC_ERR_NOMEM ? "out of memory"
+                                   : "corrupt or truncated gzip data (header, deflate "
+                                     "stream or checksum)", n);
         /* NUL-terminate for the CSV parser */
         raw = (unsigned char *)realloc(z, zn + 1);
         if (!raw) {

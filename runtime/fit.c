@@ -740,7 +740,7 @@ static int cmd_train(const Opts *o, void *ctx)
                 fputc(',', log);
                 if (nval && is_classification())
                     fprintf(log, "%.6g", vacc);
-                fprintf(log, ",%.6g,%.3f\n", (double)lr, sec);
+                fprintf(log, ",%.6g,%.4g\n", (double)lr, sec);
                 fflush(log);
             }
             if (o->ckpt_every && (epoch + 1) % o->ckpt_every == 0 &&
