@@ -183,5 +183,12 @@ printf '1,2\n0,x\n' > yr2.csv
 ./reg train --x xr.csv --y yr2.csv -q 2> err.txt
 check "bad target number" '[ $? -eq 1 ] && grep -q "yr2.csv:2: bad number" err.txt'
 
+# ---- --emit=dot: sections, fused kernels, valid for graphviz ----
+"$NNC" "$srcdir/tests/e2e/driver_cls.nn" --emit=dot > g.dot
+check "dot: forward, backward and update clusters, fused kernels" 'grep -q cluster_forward g.dot && grep -q cluster_backward g.dot && grep -q cluster_update g.dot && grep -q "ops fused" g.dot'
+if command -v dot > /dev/null 2>&1; then
+    check "dot renders" 'dot -Tsvg g.dot > g.svg && grep -q "<svg" g.svg'
+fi
+
 echo "driver: $pass passed, $fail failed"
 [ $fail -eq 0 ]
