@@ -39,7 +39,7 @@ if [ -d "$data" ]; then
     $cc -std=c99 -O3 -march=native -I"$srcdir/runtime" -o "$d/fit" "$d/train_main.c" \
         "$builddir/.libs/libnncrt.a" $cjson -lm
     (cd "$d" && ./fit train --x "$data/train-images-idx3-ubyte.gz" --scale 1/255 \
-        --y "$data/train-labels-idx1-ubyte.gz" --epochs 5 --val-split 0.1 --log log.csv &&
+        --y "$data/train-labels-idx1-ubyte.gz" --epochs 5 --val-split 0.1 --log log.csv --threads 1 &&
      ./fit evaluate --x "$data/t10k-images-idx3-ubyte.gz" --scale 1/255 \
         --y "$data/t10k-labels-idx1-ubyte.gz")
     if command -v gnuplot > /dev/null 2>&1; then

@@ -98,6 +98,15 @@ check "checkpoint every epoch" './cls train --x x.csv --y y.csv --epochs 2 -q --
     --log elog.csv --save e.st 2> e.err
 check "early stop after 3 epochs" '[ $? -eq 0 ] && [ $(wc -l < elog.csv) -eq 4 ] && grep -q "early stop" e.err'
 
+# ---- evaluate's loss (from predict's outputs) = the training step's loss,
+#      when the weights cannot move (240 rows: whole batches for all three) ----
+for m in cls sparse reg; do
+    case $m in reg) xs=xr.csv ys=yr.csv ;; *) xs=x.csv ys=y.csv ;; esac
+    ./$m train --x $xs --y $ys --epochs 1 --no-shuffle --lr 1e-12 --log l0.csv -q --save l0.st
+    ./$m evaluate --x $xs --y $ys --weights l0.st > l0.txt
+    check "$m: evaluate's loss = train_step's" 'awk -F, "NR == 2 { print \$2 }" l0.csv | paste - l0.txt | awk "{ d = \$1 - \$3; exit !(d < 1e-5 * \$1 && d > -1e-5 * \$1) }"'
+done
+
 # ---- .npy (python3-numpy) ----
 py=""
 for p in /usr/bin/python3 python3; do
