@@ -59,6 +59,10 @@ check "log: every column filled" '[ $(awk -F, "NR > 1 && NF == 7 && \$2 != \"\" 
 check "loss goes down" 'awk -F, "NR == 2 { a = \$2 } END { exit !(\$2 < a / 2) }" log.csv'
 check "val_accuracy > 0.8" 'awk -F, "END { exit !(\$5 > 0.8) }" log.csv'
 check "plain epoch lines when stderr is not a terminal" 'grep -q "^epoch 40/40: loss" train.err && ! grep -q "ETA" train.err'
+if command -v script > /dev/null 2>&1; then   # a terminal: the progress bar
+    script -qec "./cls train --x x.csv --y y.csv --epochs 2 --save t.st" /dev/null > tty.txt 2>&1
+    check "progress bar on a terminal" 'grep -q "samples/s ETA" tty.txt && grep -q "epoch 2/2: loss" tty.txt'
+fi
 ./cls evaluate --x x.csv --y y.csv --weights w.st > eval.txt
 check "evaluate" '[ $? -eq 0 ] && awk "{ exit !(\$1 == \"loss\" && \$4 > 0.8) }" eval.txt'
 ./cls predict --x x.csv --weights w.st -o out.csv
