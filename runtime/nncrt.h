@@ -244,6 +244,90 @@ int nnc_ckpt_save_torch(const char *path, const nnc_tensor *t,
 int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
                         const nnc_torch_layout *lay, int n);
 
+/* ---- Data files (data.c, inflate.c) ----------------------------------------
+ *
+ * nnc_data_load reads a numeric table from CSV text (fields separated by
+ * commas, semicolons, tabs or blanks; blank lines skipped; a first line
+ * that does not start with a number is a header), IDX (the MNIST format:
+ * big-endian u8, i8, i16, i32, f32 or f64) or NumPy .npy (v1-v3,
+ * little-endian float32/64, int8-64, uint8-64 or bool, C order), each
+ * optionally gzip-compressed; the content tells the format. Rows are the
+ * first dimension, the others are flattened into cols; a 1-D array is one
+ * column. Values must be finite floats. On error it returns a negative
+ * NNC_ERR_* code and writes a message naming the file and the line (CSV)
+ * or byte offset into err (errsize bytes, may be 0); d is then empty.
+ * nnc_data_where names where row `row` comes from ("y.csv:12", or
+ * "y.idx: byte offset 8").
+ */
+typedef struct nnc_data {
+    float *data;         /* rows x cols, row-major */
+    size_t rows, cols;
+    const char *path;    /* as given to nnc_data_load (not copied) */
+    size_t *line;        /* CSV: the line of each row; else NULL */
+    size_t offset;       /* binary: byte offset of the data */
+    size_t elsize;       /* binary: bytes per value in the file */
+    int gzipped;
+} nnc_data;
+
+int nnc_data_load(const char *path, nnc_data *d, char *err, size_t errsize);
+void nnc_data_free(nnc_data *d);
+int nnc_data_where(const nnc_data *d, size_t row, char *buf, size_t size);
+
+/* Raw DEFLATE (RFC 1951): decompresses in[0..n) into a new malloc'd block
+ * *out of *outn bytes (free it); *used (if not NULL) gets the compressed
+ * bytes consumed. gzip (RFC 1952): one or more members, CRC-32 and size
+ * checked; on a format error *bad_offset (if not NULL) is near the fault.
+ * 0, NNC_ERR_FORMAT, NNC_ERR_NOMEM or NNC_ERR_ARG. nnc_crc32 continues
+ * a CRC-32 (start with 0). */
+int nnc_inflate(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
+                size_t *used);
+int nnc_gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
+               size_t *bad_offset);
+uint32_t nnc_crc32(uint32_t crc, const unsigned char *p, size_t n);
+
+/* ---- The training driver (fit.c) ---------------------------------------------
+ *
+ * `nnc FILE.nn --emit=main` writes a program whose main() describes the
+ * model with an nnc_fit_model and calls nnc_fit_main, which parses the
+ * command line (train / evaluate / predict, see --help), reads the data
+ * files, trains with progress output, logs, checkpoints and predicts.
+ * Returns the exit status: 0, 1 (bad data or files), 2 (bad usage).
+ */
+enum {
+    NNC_LOSS_MSE, NNC_LOSS_MAE, NNC_LOSS_HUBER,      /* on the output's values   */
+    NNC_LOSS_BCE,                                    /* probabilities, 0/1 labels */
+    NNC_LOSS_CCE,                                    /* probabilities, one-hot   */
+    NNC_LOSS_SPARSE_CCE,                             /* probabilities, indices   */
+    NNC_LOSS_SOFTMAX_CE                              /* logits, one-hot          */
+};
+
+typedef struct nnc_fit_model {
+    const char *name;            /* default weights: NAME.safetensors */
+    int batch, in, out, target;  /* as MODEL_BATCH, _IN, _OUT, _TARGET */
+    int loss;                    /* NNC_LOSS_* of the model's output */
+    double loss_param;           /* huber's delta */
+    void *(*create)(uint64_t seed);
+    void (*destroy)(void *ctx);
+    float (*train_step)(void *ctx, const float *x, const float *y);
+    int (*predict)(void *ctx, const float *x, float *y, size_t n);
+    int (*save)(void *ctx, const char *path);
+    int (*load)(void *ctx, const char *path);
+    void (*set_lr)(void *ctx, float lr);
+    float (*get_lr)(void *ctx);
+    uint64_t (*steps)(void *ctx);  /* optimizer steps taken */
+} nnc_fit_model;
+
+int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m);
+
+/* The sum over rows of each row's loss (the mean over the row's values for
+ * mse, mae, huber and bce), from model outputs `out` (rows x nout) and
+ * targets y (rows x ntarget: one class index per row for sparse_cce), as
+ * the training step computes it; divide by rows for the mean. Rows whose
+ * class index is out of range give NaN. *hits (if not NULL) gets the
+ * number of rows predicted right (argmax, or output >= 0.5 for one output). */
+double nnc_loss_sum(int loss, double param, const float *out, const float *y, size_t rows,
+                    int nout, int ntarget, size_t *hits);
+
 /* ---- Threads in generated loops ------------------------------------------
  *
  * NNC_PARALLEL_FOR(n) precedes a generated elementwise loop of n

@@ -31,7 +31,7 @@ make -j2 > /dev/null
 case "$mode" in
 demo)
     extra=""
-    for p in dataset-fashion-mnist zlib1g-dev; do
+    for p in dataset-fashion-mnist zlib1g-dev graphviz gnuplot-nox; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             extra="$extra $p"
     done
@@ -60,6 +60,11 @@ test)
             examples/seed_main.c "$d/seed.c" $(pkg-config --cflags --libs nncrt) -lm \
             -Wl,-rpath,"$dest$libdir"
         (cd "$d" && ./seed > /dev/null) && echo "installed nnc, libnncrt and nncrt.pc work" || status=1
+        # the training program of --emit=main, built as README says
+        "$dest$bindir/nnc" tests/e2e/driver_cls.nn --emit=main -o "$d/train.c"
+        cc -O3 "$d/train.c" $(pkg-config --cflags --libs nncrt) -lm -o "$d/train" \
+            -Wl,-rpath,"$dest$libdir" && "$d/train" --help > /dev/null &&
+            echo "the --emit=main program builds with pkg-config" || status=1
         unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_PATH
         rm -rf "$dest" "$d"
     fi

@@ -33,6 +33,23 @@ if [ -d "$data" ]; then
             "$builddir/.libs/libnncrt.a" $cjson -lz -lm
         "$out/$m/train" --epochs 5 --data "$data"
     done
+    echo "== the same MLP with the emitted training program: nnc --emit=main"
+    d="$out/fmnist_mlp"
+    "$builddir/nnc" "$srcdir/examples/fmnist_mlp.nn" --emit=main -o "$d/train_main.c"
+    $cc -std=c99 -O3 -march=native -I"$srcdir/runtime" -o "$d/fit" "$d/train_main.c" \
+        "$builddir/.libs/libnncrt.a" $cjson -lm
+    (cd "$d" && ./fit train --x "$data/train-images-idx3-ubyte.gz" --scale 1/255 \
+        --y "$data/train-labels-idx1-ubyte.gz" --epochs 5 --val-split 0.1 --log log.csv --threads 1 &&
+     ./fit evaluate --x "$data/t10k-images-idx3-ubyte.gz" --scale 1/255 \
+        --y "$data/t10k-labels-idx1-ubyte.gz")
+    if command -v gnuplot > /dev/null 2>&1; then
+        gnuplot -e "log='$d/log.csv'; out='$d/curve.svg'" "$srcdir/examples/plot.gp" 2> /dev/null &&
+            echo "training curve: $d/curve.svg"
+    fi
+    if command -v dot > /dev/null 2>&1; then
+        "$builddir/nnc" "$srcdir/examples/fmnist_mlp.nn" --emit=dot | dot -Tsvg -o "$d/graph.svg" &&
+            echo "model graph: $d/graph.svg"
+    fi
 else
     echo "(Fashion-MNIST demo skipped: install dataset-fashion-mnist)"
 fi

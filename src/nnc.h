@@ -503,6 +503,9 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o);
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o);
 /* --emit=bench: a program with the model that times each kernel. */
 void emit_bench(Buf *out, const Compiled *c, const EmitOptions *o);
+/* emit_main.c, --emit=main: the model and a main() running libnncrt's
+ * training driver, in one file. */
+void emit_main(Buf *out, const Compiled *c, const EmitOptions *o);
 /* Header and source prologue/epilogue for a file holding several models. */
 void emit_header_begin(Buf *out, const char *guard);
 void emit_header_end(Buf *out, const char *guard);

@@ -72,66 +72,156 @@ static const char *human(size_t bytes)
     return s;
 }
 
-static void dot_node(Buf *out, const Graph *g, int id, const char *indent)
+/* The part of the training step a node belongs to: forward (with the
+ * loss), backward (made by autodiff), the optimizer's update, or a
+ * source (input, target, parameter, constant). */
+enum { SEC_FWD, SEC_BWD, SEC_UPD, SEC_SRC, NSEC };
+
+static int section(const Graph *g, int id)
 {
     const Node *n = &g->nodes[id];
-    const char *shape = "box";
-    if (n->op == OP_PARAM)
+    if (n->op == OP_INPUT || n->op == OP_TARGET || n->op == OP_PARAM || n->op == OP_CONST)
+        return SEC_SRC;
+    if (optab[n->op].kind == K_UPDATE)
+        return SEC_UPD;
+    return n->is_grad ? SEC_BWD : SEC_FWD;
+}
+
+static const struct {
+    const char *name, *fill, *border, *kfill;
+} sections[NSEC] = {
+    {"forward", "#f2f7fd", "#9dbbe0", "#d9e8f8"},
+    {"backward (gradients)", "#fdf6ef", "#e0b98f", "#f8e3cc"},
+    {"optimizer update", "#f1f8f0", "#9ccc95", "#d8eed4"},
+    {"", "", "", ""},
+};
+
+/* One node: the op, the shape, and the .nn line it comes from. */
+static void dot_node(Buf *out, const Compiled *c, int id, const char *indent)
+{
+    const Graph *g = &c->g;
+    const Node *n = &g->nodes[id];
+    const char *shape = "box", *style = "rounded,filled", *fill = "white";
+    bool predict_only = !c->train.in_prog[id] && c->predict.in_prog[id];
+    if (n->op == OP_PARAM) {
         shape = "note";
-    else if (n->op == OP_INPUT || n->op == OP_TARGET)
+        style = "filled";
+        fill = "#fff7d6";
+    } else if (n->op == OP_INPUT || n->op == OP_TARGET) {
         shape = "ellipse";
-    else if (n->op == OP_CONST)
-        shape = "plaintext";
-    buf_printf(out, "%sn%d [shape=%s, label=\"%s%s%s\\n%s\"%s];\n", indent, id, shape,
-               n->name ? n->name : "", n->name ? "\\n" : "", op_name(n->op),
-               shape_str(&n->shape), n->is_grad ? ", color=gray40, fontcolor=gray25" : "");
+        style = "filled";
+        fill = "#eeeeee";
+    }
+    buf_printf(out, "%sn%d [shape=%s, style=\"%s%s\", fillcolor=\"%s\", label=\"", indent, id,
+               shape, style, predict_only ? ",dashed" : "", fill);
+    if (n->op == OP_PARAM || n->op == OP_INPUT || n->op == OP_TARGET)
+        buf_printf(out, "%s\\n", n->name ? n->name : op_name(n->op));
+    else if (optab[n->op].kind == K_UPDATE && n->name)
+        buf_printf(out, "%s %s\\n", op_name(n->op), n->name);
+    else
+        buf_printf(out, "%s\\n", op_name(n->op));
+    buf_printf(out, "%s", shape_str(&n->shape));
+    if (n->loc.src && n->op != OP_PARAM)
+        buf_printf(out, "\\nline %d", n->loc.line);
+    if (predict_only)
+        buf_puts(out, "\\n(predict only)");
+    buf_puts(out, "\"];\n");
 }
 
 void report_dot(Buf *out, const Compiled *c)
 {
     const Graph *g = &c->g;
     const Plan *p = &c->train;
+    size_t params = 0;
+    int fused = 0;
+    for (int i = 0; i < g->nparams; i++)
+        params += shape_numel(&NODE(g, g->params[i])->shape);
+    for (int k = 0; k < p->nkernels; k++)
+        fused += p->kernels[k].n > 1;
+    bool *in = calloc((size_t)g->nnodes, sizeof(bool));
+    int *kern = calloc((size_t)g->nnodes, sizeof(int));   /* kernel index + 1 */
+    NNC_ASSERT(in && kern);
+    for (int id = 1; id < g->nnodes; id++)
+        in[id] = (c->train.in_prog[id] || c->predict.in_prog[id]) && g->nodes[id].op != OP_CONST;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int m = 0; m < p->kernels[k].n; m++)
+            kern[p->members[p->kernels[k].first + m]] = k + 1;
+
     buf_printf(out, "digraph \"%s\" {\n", g->name);
-    buf_puts(out, "    rankdir=TB;\n    node [fontname=\"Helvetica\", fontsize=10];\n"
-                  "    edge [fontname=\"Helvetica\", fontsize=8];\n");
-    buf_printf(out, "    label=\"%s: training step, %d kernels, arena %s (lower bound %s)\";\n",
-               g->name, p->nkernels, human(p->arena_floats * 4), human(p->lower_floats * 4));
-    bool *drawn = calloc((size_t)g->nnodes, sizeof(bool));
-    NNC_ASSERT(drawn);
-    for (int k = 0; k < p->nkernels; k++) {
-        const Kernel *kr = &p->kernels[k];
-        if (kr->n < 2)
+    buf_printf(out, "    graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.35, "
+                    "fontname=\"Helvetica\", fontsize=13, labelloc=t,\n"
+                    "           label=\"%s: training step, %d kernels (%d fused), %zu parameters, "
+                    "arena %s (lower bound %s)\\n", g->name, p->nkernels, fused, params,
+               human(p->arena_floats * 4), human(p->lower_floats * 4));
+    buf_puts(out, "blue frames: fused kernels (one loop or GEMM epilogue); dashed edges stay "
+                  "in registers, solid edges are buffers (size)\"];\n");
+    buf_puts(out, "    node [fontname=\"Helvetica\", fontsize=9, margin=\"0.08,0.03\", "
+                  "height=0.3];\n"
+                  "    edge [fontname=\"Helvetica\", fontsize=7, color=\"#555555\", "
+                  "fontcolor=\"#555555\", arrowsize=0.6];\n");
+    for (int s = 0; s < SEC_SRC; s++) {
+        bool any = false;
+        for (int id = 1; id < g->nnodes && !any; id++)
+            any = in[id] && section(g, id) == s;
+        if (!any)
             continue;
-        buf_printf(out, "    subgraph cluster_k%d {\n        label=\"kernel %d\";\n"
-                        "        style=rounded; color=steelblue;\n", k + 1, k + 1);
-        for (int m = 0; m < kr->n; m++) {
-            dot_node(out, g, (int)p->members[kr->first + m], "        ");
-            drawn[p->members[kr->first + m]] = true;
+        buf_printf(out, "    subgraph cluster_%s {\n        label=\"%s\"; style=\"rounded,filled\"; "
+                        "fillcolor=\"%s\"; color=\"%s\"; fontsize=11;\n",
+                   s == SEC_FWD ? "forward" : s == SEC_BWD ? "backward" : "update",
+                   sections[s].name, sections[s].fill, sections[s].border);
+        for (int k = 0; k < p->nkernels; k++) {
+            const Kernel *kr = &p->kernels[k];
+            if (kr->n < 2 || section(g, (int)kr->root) != s)
+                continue;
+            buf_printf(out, "        subgraph cluster_k%d {\n            label=\"kernel %d: "
+                            "%d ops fused\"; style=\"rounded,filled\"; fillcolor=\"%s\"; "
+                            "color=\"#2f6db5\"; penwidth=1.4; fontsize=9;\n",
+                       k + 1, k + 1, kr->n, sections[s].kfill);
+            for (int m = 0; m < kr->n; m++)
+                dot_node(out, c, (int)p->members[kr->first + m], "            ");
+            buf_puts(out, "        }\n");
+        }
+        for (int id = 1; id < g->nnodes; id++) {
+            if (!in[id] || section(g, id) != s)
+                continue;
+            int k = kern[id];
+            if (k && p->kernels[k - 1].n > 1 && section(g, (int)p->kernels[k - 1].root) == s)
+                continue;   /* drawn in its kernel */
+            dot_node(out, c, id, "        ");
         }
         buf_puts(out, "    }\n");
     }
-    bool *in = calloc((size_t)g->nnodes, sizeof(bool));
-    NNC_ASSERT(in);
     for (int id = 1; id < g->nnodes; id++)
-        in[id] = c->train.in_prog[id] || c->predict.in_prog[id];
-    for (int id = 1; id < g->nnodes; id++)
-        if (in[id] && !drawn[id])
-            dot_node(out, g, id, "    ");
+        if (in[id] && section(g, id) == SEC_SRC)
+            dot_node(out, c, id, "    ");
     for (int id = 1; id < g->nnodes; id++) {
         const Node *n = &g->nodes[id];
         if (!in[id])
             continue;
         for (int k = 0; k < n->nin; k++) {
             NodeId s = n->in[k];
+            const Node *sn = NODE(g, s);
+            if (!in[s])
+                continue;   /* constants are inlined */
+            if (section(g, id) == SEC_UPD && sn->op == OP_PARAM)
+                continue;   /* an update writes the parameter it names */
             Region r = p->in_prog[s] ? p->region[s] : c->predict.region[s];
-            const char *label = r == REG_NONE ? "fused" : human(shape_numel(&NODE(g, s)->shape) * 4);
-            if (NODE(g, s)->op == OP_CONST)
-                label = "inlined";
-            buf_printf(out, "    n%u -> n%d [label=\"%s\"%s];\n", (unsigned)s, id, label,
-                       r == REG_NONE ? ", style=dashed" : "");
+            bool same_kernel = kern[s] && kern[s] == kern[id];
+            bool across = section(g, (int)s) != SEC_SRC && section(g, (int)s) != section(g, id) &&
+                          section(g, id) != SEC_UPD;
+            bool param_back = sn->op == OP_PARAM && section(g, id) == SEC_BWD;
+            if (r == REG_NONE || same_kernel)
+                buf_printf(out, "    n%u -> n%d [style=dashed, color=\"#2f6db5\"];\n",
+                           (unsigned)s, id);
+            else
+                buf_printf(out, "    n%u -> n%d [label=\"%s\"%s];\n", (unsigned)s, id,
+                           human(shape_numel(&sn->shape) * 4),
+                           param_back ? ", color=\"#aaaaaa\", fontcolor=\"#999999\", "
+                                        "constraint=false"
+                           : across ? ", color=\"#aaaaaa\", fontcolor=\"#999999\"" : "");
         }
     }
     buf_puts(out, "}\n");
-    free(drawn);
     free(in);
+    free(kern);
 }

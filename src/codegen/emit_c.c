@@ -724,6 +724,13 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
         " * reset. export writes the weights in PyTorch's layout, without the\n"
         " * optimizer state, for model.load_state_dict(). */\n"
         "int %s_export(const %s_ctx *ctx, const char *path);\n", p, p);
+    buf_printf(out,
+        "\n/* The base learning rate (the .nn file's lr until set; a schedule\n"
+        " * scales from it): set_lr changes it for later steps (lr > 0; others\n"
+        " * are ignored), get_lr returns the last step's rate (the base rate\n"
+        " * before the first step). */\n"
+        "void %s_set_lr(%s_ctx *ctx, float lr);\n"
+        "float %s_get_lr(const %s_ctx *ctx);\n", p, p, p, p);
 }
 
 /* ---- the source --------------------------------------------------------------- */
@@ -749,7 +756,9 @@ static void emit_layout(Emit *e, const Compiled *c, const char *p)
                     "    uint64_t step;   /* optimizer steps taken */\n"
                     "    uint64_t seed;   /* from create/init: dropout masks */\n"
                     "    nnc_rng rng;     /* the step's dropout stream, from seed and step */\n"
-                    "};\n", p, rg.total, p);
+                    "    double lr;       /* base learning rate (%s_set_lr) */\n"
+                    "    double lr_step;  /* the last step's learning rate */\n"
+                    "};\n", p, rg.total, p, p);
     buf_printf(out, "typedef char %s_ctx_fits_[sizeof(struct %s_ctx) <= %d ? 1 : -1];\n\n",
                p, p, CTX_BYTES);
     buf_printf(out, "/* Regions of ctx->mem (floats): parameters at 0, gradients at %zu,\n"
@@ -883,31 +892,34 @@ static bool has_updates(const Graph *g)
  * clash with the kernels'. */
 static void emit_lr(Emit *e, const Optimizer *o)
 {
-    if (o->schedule == LRS_CONSTANT && o->warmup == 0)
+    emit_line(e, "double lr = ctx->lr;  /* this step's learning rate */");
+    if (o->schedule == LRS_CONSTANT && o->warmup == 0) {
+        emit_line(e, "ctx->lr_step = lr;");
         return;
-    emit_line(e, "double lr = %.17g;  /* this step's learning rate */", o->lr);
+    }
     emit_line(e, "{");
     e->indent++;
     emit_line(e, "double ls = (double)(ctx->step - 1);  /* steps before this one */");
     if (o->warmup > 0) {
         emit_line(e, "if (ls < %ld.0)", o->warmup);
-        emit_line(e, "    lr = %.17g * (ls + 1.0) / %ld.0;", o->lr, o->warmup);
+        emit_line(e, "    lr = ctx->lr * (ls + 1.0) / %ld.0;", o->warmup);
         emit_line(e, "ls -= %ld.0;", o->warmup);
     }
     if (o->schedule == LRS_COSINE) {
         emit_line(e, "if (ls >= 0.0) {");
         emit_line(e, "    const double ld = ls < %.17g ? ls : %.17g;", o->decay_steps,
                   o->decay_steps);
-        emit_line(e, "    lr = %.17g * ((1.0 - %.17g) * 0.5 * (1.0 + cos(3.141592653589793 * ld / "
-                     "%.17g)) + %.17g);", o->lr, o->alpha, o->decay_steps, o->alpha);
+        emit_line(e, "    lr = ctx->lr * ((1.0 - %.17g) * 0.5 * (1.0 + cos(3.141592653589793 * ld / "
+                     "%.17g)) + %.17g);", o->alpha, o->decay_steps, o->alpha);
         emit_line(e, "}");
     } else if (o->schedule == LRS_EXPONENTIAL) {
         emit_line(e, "if (ls >= 0.0)");
-        emit_line(e, "    lr = %.17g * pow(%.17g, %s(ls / %.17g));", o->lr, o->decay_rate,
+        emit_line(e, "    lr = ctx->lr * pow(%.17g, %s(ls / %.17g));", o->decay_rate,
                   o->staircase ? "floor" : "", o->decay_steps);
     }
     e->indent--;
     emit_line(e, "}");
+    emit_line(e, "ctx->lr_step = lr;");
 }
 
 static void emit_train_step(Emit *e, const Compiled *c, const char *p)
@@ -1017,7 +1029,8 @@ static void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w
                    c_ident(n->name), shape_numel(&n->shape), -lim, lim, n->name);
     }
     emit_state_init(out, c);
-    buf_puts(out, "    ctx->seed = seed;\n    ctx->step = 0;\n}\n");
+    buf_puts(out, "    ctx->seed = seed;\n    ctx->step = 0;\n");
+    buf_printf(out, "    ctx->lr = %.17g;\n    ctx->lr_step = ctx->lr;\n}\n", g->opt.lr);
 
     buf_printf(out, "\n%s_ctx *%s_init(void *mem, size_t bytes, uint64_t seed)\n{\n", p, p);
     buf_printf(out, "    uintptr_t a;\n    %s_ctx *ctx;\n", p);
@@ -1049,6 +1062,12 @@ static void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w
 
     emit_accuracy(out, c, p);
     emit_checkpoints(e, c, p);
+
+    buf_printf(out, "\nvoid %s_set_lr(%s_ctx *ctx, float lr)\n{\n"
+                    "    if (ctx && lr > 0.0f)\n        ctx->lr = (double)lr;\n}\n", p, p);
+    buf_printf(out, "\nfloat %s_get_lr(const %s_ctx *ctx)\n{\n"
+                    "    return ctx ? (float)(ctx->step ? ctx->lr_step : ctx->lr) : NAN;\n}\n",
+               p, p);
 }
 
 static void emit_torch_layout(Buf *out, const Graph *g, const char *p);

@@ -44,7 +44,8 @@ static const char usage[] =
     "  --emit=KIND        write one thing, to -o or stdout: c, h, graph-json\n"
     "                     (the graph with shapes), ir (the text IR), stats\n"
     "                     (JSON: FLOPs, kernels, memory plan), dot (graphviz)\n"
-    "                     or bench (a program timing every kernel)\n"
+    "                     bench (a program timing every kernel) or main (one\n"
+    "                     file: the model and a training program, see README)\n"
     "  --model NAME       compile only model NAME of a multi-model file\n"
     "  --prefix NAME      symbol prefix instead of the model's name\n"
     "  -O0, -O1, -O2      optimization level (-O0: no passes; default -O2)\n"
@@ -157,11 +158,9 @@ static void parse_args(int argc, char **argv, Options *o)
         bad_usage("%s", "no input file");
     if (o->emit && strcmp(o->emit, "c") && strcmp(o->emit, "h") &&
         strcmp(o->emit, "graph-json") && strcmp(o->emit, "ir") && strcmp(o->emit, "stats") &&
-        strcmp(o->emit, "dot") && strcmp(o->emit, "bench")) {
-        if (!strcmp(o->emit, "main"))
-            bad_usage("--emit=%s is not available yet", o->emit);
-        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json, ir, stats, dot or "
-                  "bench)",
+        strcmp(o->emit, "dot") && strcmp(o->emit, "bench") && strcmp(o->emit, "main")) {
+        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json, ir, stats, dot, "
+                  "bench or main)",
                   o->emit);
     }
     static const char *const stages[] = {"all", "lower", "losshead", "autodiff", "optim",
@@ -438,6 +437,15 @@ int main(int argc, char **argv)
                     EmitOptions eo = {o.prefix ? o.prefix : graphs[0].g.name, NULL, true,
                                       weights[0]};
                     emit_bench(&eb, &graphs[0], &eo);
+                }
+            } else if (!strcmp(o.emit, "main")) {
+                if (ng > 1) {
+                    fprintf(stderr, "nnc: error: --emit=main needs one model (use --model)\n");
+                    ok = false;
+                } else {
+                    EmitOptions eo = {o.prefix ? o.prefix : graphs[0].g.name, NULL, false,
+                                      weights[0]};
+                    emit_main(&eb, &graphs[0], &eo);
                 }
             } else if (!strcmp(o.emit, "dot")) {
                 for (int i = 0; i < ng; i++)

@@ -25,26 +25,25 @@
  * fattr: sgd [lr, momentum, wd]; adam [lr, b1, b2, eps, wd]; rmsprop [lr,
  * rho, momentum, eps]; adagrad [lr, eps, initial accumulator]. iattr: [0]
  * state buffers, [1] sgd nesterov / adam decoupled (AdamW) / rmsprop
- * centered, [2] rmsprop momentum, [3] lr scheduled: the training step
- * computes the double `lr` for this step (emit_c.c) and the rules use it.
+ * centered, [2] rmsprop momentum, [3] lr scheduled. The training step
+ * computes the double `lr` for this step from the context's base rate
+ * (emit_c.c: the .nn file's lr unless set_lr changed it) and the rules
+ * use it.
  */
 #include "ops.h"
 
 /* The learning rate as a C double expression. */
 static const char *lr_of(const Node *n)
 {
-    static char b[40];
-    if (n->iattr[3])
-        return "lr";
-    snprintf(b, sizeof b, "%.17g", n->fattr[0]);
-    return b;
+    (void)n;
+    return "lr";
 }
 
 /* Both call the runtime, whose loops vectorize (see runtime/optim.c). */
 void emit_sgd(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    const char *lr = n->iattr[3] ? "(float)lr" : emit_float(n->fattr[0]);
+    const char *lr = "(float)lr";
     if (n->fattr[2] == 0 && !n->iattr[1]) {
         emit_line(e, "nnc_sgd_update(%s, %s, %s, (size_t)%s, %s, %s);", a[0], a[1],
                   n->iattr[0] > 0 ? a[3] : "NULL", emit_numel(n), lr, emit_float(n->fattr[1]));
@@ -80,7 +79,7 @@ void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a)
 void emit_rmsprop(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    const char *lr = n->iattr[3] ? "(float)lr" : emit_float(n->fattr[0]);
+    const char *lr = "(float)lr";
     const char *buf = n->iattr[2] ? a[4] : "NULL";
     const char *avg = n->iattr[1] ? a[4 + n->iattr[2]] : "NULL";
     emit_line(e, "nnc_rmsprop_update(%s, %s, %s, %s, %s, (size_t)%s, %s, %s, %s, %s);", a[0],
@@ -91,7 +90,7 @@ void emit_rmsprop(Emit *e, const Graph *g, const Node *n, const char *const *a)
 void emit_adagrad(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    const char *lr = n->iattr[3] ? "(float)lr" : emit_float(n->fattr[0]);
+    const char *lr = "(float)lr";
     emit_line(e, "nnc_adagrad_update(%s, %s, %s, (size_t)%s, %s, %s);", a[0], a[1], a[3],
               emit_numel(n), lr, emit_float(n->fattr[1]));
 }

@@ -1,0 +1,812 @@
+/*
+ * fit.c - the training driver behind `nnc FILE.nn --emit=main`: a
+ * fit-like command line around one compiled model.
+ *
+ *   PROG train    --x X --y Y [options]   train, log, checkpoint, save
+ *   PROG evaluate --x X --y Y [--weights PATH]
+ *   PROG predict  --x X [--weights PATH] [-o out.csv]
+ *
+ * The emitted program describes its model in an nnc_fit_model (sizes, the
+ * loss, the API as function pointers) and calls nnc_fit_main. Data come
+ * from data.c (CSV, IDX, .npy, gzipped or not); labels are class indices
+ * for classification losses (one-hot where the loss needs it) or values.
+ *
+ * Training follows Keras' fit: the validation split is the last fraction
+ * of the rows (taken before shuffling); each epoch visits the training
+ * rows in an order drawn from (seed, epoch) alone, so a run resumed from
+ * a checkpoint repeats the uninterrupted run exactly. train_step takes
+ * whole batches: the last, partial batch of an epoch is filled up with
+ * rows from the start of the epoch's order. The reported training loss
+ * is the mean of the batch losses; the training accuracy is measured
+ * like Keras' (before each step, on the batch), on every fourth batch.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nncrt.h"
+
+/* ---- losses and accuracy from outputs ------------------------------------ */
+
+static int argmax(const float *v, int n)
+{
+    int k = 0, j;
+    for (j = 1; j < n; j++)
+        k = v[j] > v[k] ? j : k;
+    return k;
+}
+
+static double clamp_log(double v)
+{
+    double l = log(v);
+    return l < -100.0 ? -100.0 : l;
+}
+
+double nnc_loss_sum(int loss, double param, const float *out, const float *y, size_t rows,
+                    int nout, int ntarget, size_t *hits)
+{
+    double s = 0.0;
+    size_t r, h = 0;
+    int j;
+    for (r = 0; r < rows; r++) {
+        const float *o = out + r * (size_t)nout, *t = y + r * (size_t)ntarget;
+        double l = 0.0;
+        int k = -1;
+        switch (loss) {
+        case NNC_LOSS_MSE: case NNC_LOSS_MAE: case NNC_LOSS_HUBER: case NNC_LOSS_BCE:
+            for (j = 0; j < nout; j++) {
+                double d = (double)o[j] - (double)t[j], a = fabs(d);
+                if (loss == NNC_LOSS_MSE)
+                    l += d * d;
+                else if (loss == NNC_LOSS_MAE)
+                    l += a;
+                else if (loss == NNC_LOSS_HUBER)
+                    l += a <= param ? 0.5 * a * a : param * (a - 0.5 * param);
+                else
+                    l -= t[j] * clamp_log(o[j]) + (1.0 - t[j]) * clamp_log(1.0 - (double)o[j]);
+            }
+            l /= nout;
+            break;
+        case NNC_LOSS_CCE: case NNC_LOSS_SPARSE_CCE: {
+            double sum = 0.0;
+            for (j = 0; j < nout; j++)
+                sum += o[j];
+            for (j = 0; j < nout; j++) {
+                double w = loss == NNC_LOSS_CCE ? t[j] : (double)(j == (int)t[0]), q;
+                if (w == 0.0)
+                    continue;
+                q = o[j] / sum;
+                q = q < 1e-7 ? 1e-7 : q > 1.0 - 1e-7 ? 1.0 - 1e-7 : q;
+                l -= w * log(q);
+            }
+            if (loss == NNC_LOSS_SPARSE_CCE && !(t[0] >= 0.0f && t[0] < (float)nout))
+                l = NAN;
+            break;
+        }
+        default: {   /* softmax cross-entropy on logits */
+            double mx = o[0], se = 0.0, lse;
+            for (j = 1; j < nout; j++)
+                mx = o[j] > mx ? o[j] : mx;
+            for (j = 0; j < nout; j++)
+                se += exp((double)o[j] - mx);
+            lse = mx + log(se);
+            for (j = 0; j < nout; j++)
+                l -= t[j] * ((double)o[j] - lse);
+            break;
+        }
+        }
+        s += l;
+        if (nout == 1 && ntarget == 1)
+            h += (o[0] >= 0.5f) == (t[0] >= 0.5f);
+        else {
+            k = ntarget == nout ? argmax(t, ntarget)
+                : t[0] >= 0.0f && t[0] < (float)nout ? (int)t[0] : -1;
+            h += argmax(o, nout) == k;
+        }
+    }
+    if (hits)
+        *hits = h;
+    return s;
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+typedef struct Opts {
+    const char *cmd, *x, *y, *weights, *save, *out, *checkpoint, *resume, *log;
+    long epochs, ckpt_every, early_stop, threads;
+    double val_split, lr, scale;
+    int shuffle, argmax, quiet;
+    uint64_t seed;
+} Opts;
+
+static const nnc_fit_model *M;
+static const char *prog = "train";
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: %s train    --x X --y Y [options]     train the model '%s'\n"
+"       %s evaluate --x X --y Y [--weights PATH]  loss and accuracy\n"
+"       %s predict  --x X [--weights PATH] [-o OUT.csv] [--argmax]\n"
+"\n"
+"Data files: CSV, IDX (MNIST) or NumPy .npy, each optionally gzipped.\n"
+"X has %d values per sample. Y holds %s.\n"
+"\n"
+"train options:\n"
+"  --epochs N             epochs in all (default 10; a resumed run continues up to N)\n"
+"  --val-split F          hold out the last fraction F of the rows (default 0)\n"
+"  --shuffle, --no-shuffle  shuffle the training rows every epoch (default on)\n"
+"  --lr F                 learning rate instead of the model's (schedules scale from it)\n"
+"  --checkpoint PATH      checkpoint file (weights, optimizer state, step) ...\n"
+"  --checkpoint-every N   ... written every N epochs\n"
+"  --resume PATH          continue from a checkpoint\n"
+"  --early-stop N         stop when val_loss (loss without validation) has not\n"
+"                         improved for N epochs\n"
+"  --log CSV              one line per epoch: %s\n"
+"  --seed S               weights and shuffling (default 42)\n"
+"  --save PATH            the trained weights (default %s.safetensors)\n"
+"common options:\n"
+"  --weights PATH         weights to evaluate or predict with (default %s.safetensors)\n"
+"  --scale F              multiply every input value by F, e.g. 1/255 for bytes\n"
+"  --threads N            threads for large kernels (with OpenMP)\n"
+"  -q, --quiet            no progress output\n"
+"  --help                 this help\n",
+            prog, M->name, prog, prog, M->in,
+            M->loss == NNC_LOSS_SPARSE_CCE || M->loss == NNC_LOSS_CCE ||
+                    M->loss == NNC_LOSS_SOFTMAX_CE
+                ? "one class index per sample (or one-hot rows if the loss takes them)"
+                : M->loss == NNC_LOSS_BCE ? "labels in [0, 1], one per output"
+                                          : "the target values, one per output",
+            "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds", M->name, M->name);
+}
+
+static int bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: error: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(run '%s --help' for usage)\n", prog);
+    return 2;
+}
+
+static int num(const char *opt, const char *s, double lo, double hi, double *v)
+{
+    char *end;
+    const char *slash = strchr(s, '/');
+    errno = 0;
+    *v = strtod(s, &end);
+    if (slash && end == slash && end != s) {   /* a fraction, e.g. 1/255 */
+        double d = strtod(slash + 1, &end);
+        *v = d != 0.0 ? *v / d : NAN;
+    }
+    if (end == s || *end || errno || !(*v >= lo && *v <= hi)) {
+        bad_usage("%s needs a number in [%g, %g], not '%s'", opt, lo, hi, s);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_opts(int argc, char **argv, Opts *o)
+{
+    int i;
+    double v;
+    memset(o, 0, sizeof *o);
+    o->epochs = 10;
+    o->shuffle = 1;
+    o->lr = -1.0;
+    o->scale = 1.0;
+    o->seed = 42;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (i == 1 && a[0] != '-') {
+            if (strcmp(a, "train") && strcmp(a, "evaluate") && strcmp(a, "predict"))
+                return bad_usage("unknown command '%s' (expected train, evaluate or predict)",
+                                 a);
+            o->cmd = a;
+            continue;
+        }
+        if (!strcmp(a, "--shuffle")) {
+            o->shuffle = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-shuffle")) {
+            o->shuffle = 0;
+            continue;
+        }
+        if (!strcmp(a, "--argmax")) {
+            o->argmax = 1;
+            continue;
+        }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = 1;
+            continue;
+        }
+        if (a[0] != '-' || !a[1])
+            return bad_usage("unexpected argument '%s'", a);
+        {   /* options with a value: --opt V or --opt=V */
+            static const char *const names[] = {
+                "--x", "--y", "--weights", "--save", "-o", "--checkpoint", "--resume",
+                "--log", "--epochs", "--checkpoint-every", "--early-stop", "--threads",
+                "--val-split", "--lr", "--scale", "--seed", NULL};
+            const char *eq = strchr(a, '=');
+            size_t n = eq ? (size_t)(eq - a) : strlen(a);
+            int k;
+            for (k = 0; names[k]; k++)
+                if (strlen(names[k]) == n && !strncmp(a, names[k], n))
+                    break;
+            if (!names[k])
+                return bad_usage("unknown option '%s'", a);
+            if (eq)
+                val = eq + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return bad_usage("option '%s' needs a value", a);
+            switch (k) {
+            case 0: o->x = val; break;
+            case 1: o->y = val; break;
+            case 2: o->weights = val; break;
+            case 3: o->save = val; break;
+            case 4: o->out = val; break;
+            case 5: o->checkpoint = val; break;
+            case 6: o->resume = val; break;
+            case 7: o->log = val; break;
+            case 8: case 9: case 10: case 11:
+                if (!num(names[k], val, 1, 1e9, &v))
+                    return 2;
+                if (v != floor(v))
+                    return bad_usage("%s needs a whole number, not '%s'", names[k], val);
+                if (k == 8) o->epochs = (long)v;
+                else if (k == 9) o->ckpt_every = (long)v;
+                else if (k == 10) o->early_stop = (long)v;
+                else o->threads = (long)v;
+                break;
+            case 12:
+                if (!num(names[k], val, 0.0, 0.99, &v))
+                    return 2;
+                o->val_split = v;
+                break;
+            case 13:
+                if (!num(names[k], val, 1e-12, 1e6, &v))
+                    return 2;
+                o->lr = v;
+                break;
+            case 14:
+                if (!num(names[k], val, -1e30, 1e30, &v))
+                    return 2;
+                o->scale = v;
+                break;
+            default:
+                if (!num(names[k], val, 0, 1.8e19, &v) || v != floor(v))
+                    return bad_usage("--seed needs a whole number, not '%s'", val);
+                o->seed = (uint64_t)v;
+                break;
+            }
+        }
+    }
+    if (!o->cmd)
+        return bad_usage("no command (train, evaluate or predict)");
+    if (!o->x)
+        return bad_usage("%s needs --x FILE", o->cmd);
+    if (strcmp(o->cmd, "predict") && !o->y)
+        return bad_usage("%s needs --y FILE", o->cmd);
+    if (!strcmp(o->cmd, "predict") && o->y)
+        return bad_usage("predict takes no --y");
+    if ((o->ckpt_every > 0) != (o->checkpoint != NULL))
+        return bad_usage("--checkpoint-every and --checkpoint go together");
+    if (strcmp(o->cmd, "train") &&
+        (o->resume || o->checkpoint || o->log || o->save || o->early_stop || o->lr > 0 ||
+         o->val_split > 0))
+        return bad_usage("%s takes no training options", o->cmd);
+    if (strcmp(o->cmd, "predict") && (o->out || o->argmax))
+        return bad_usage("-o and --argmax are predict's");
+    if (!strcmp(o->cmd, "train") && o->weights)
+        return bad_usage("train writes --save PATH (and starts from --resume PATH)");
+    return 0;
+}
+
+/* ---- data ------------------------------------------------------------------ */
+
+static int is_classes(void)
+{
+    return M->loss == NNC_LOSS_CCE || M->loss == NNC_LOSS_SPARSE_CCE ||
+           M->loss == NNC_LOSS_SOFTMAX_CE;
+}
+
+static int is_classification(void)
+{
+    return is_classes() || M->loss == NNC_LOSS_BCE;
+}
+
+static int load(const char *path, nnc_data *d)
+{
+    char err[512];
+    if (nnc_data_load(path, d, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: error: %s\n", prog, err);
+        return 0;
+    }
+    return 1;
+}
+
+static int load_x(const Opts *o, nnc_data *x)
+{
+    size_t i;
+    if (!load(o->x, x))
+        return 0;
+    if (x->cols != (size_t)M->in) {
+        fprintf(stderr, "%s: error: %s: %zu values per sample, the model takes %d\n", prog,
+                o->x, x->cols, M->in);
+        nnc_data_free(x);
+        return 0;
+    }
+    if (o->scale != 1.0)
+        for (i = 0; i < x->rows * x->cols; i++)
+            x->data[i] = (float)(x->data[i] * o->scale);
+    return 1;
+}
+
+/* Loads targets into rows x M->target floats: class indices checked (and
+ * expanded to one-hot rows for losses that take them), labels checked. */
+static int load_y(const Opts *o, size_t rows, nnc_data *y)
+{
+    char where[600];
+    size_t r;
+    int j;
+    if (!load(o->y, y))
+        return 0;
+    if (y->rows != rows) {
+        fprintf(stderr, "%s: error: %s has %zu samples but %s has %zu\n", prog, o->x, rows,
+                o->y, y->rows);
+        goto bad;
+    }
+    if (is_classes() && y->cols == 1) {   /* class indices */
+        float *t = NULL;
+        if (M->target != 1) {
+            t = (float *)calloc(rows * (size_t)M->target, sizeof(float));
+            if (!t) {
+                fprintf(stderr, "%s: error: out of memory\n", prog);
+                goto bad;
+            }
+        }
+        for (r = 0; r < rows; r++) {
+            float v = y->data[r];
+            if (!(v >= 0.0f && v < (float)M->out && v == floorf(v))) {
+                nnc_data_where(y, r, where, sizeof where);
+                fprintf(stderr, "%s: error: %s: label %g is not a class index in [0, %d)\n",
+                        prog, where, (double)v, M->out);
+                free(t);
+                goto bad;
+            }
+            if (t)
+                t[r * (size_t)M->target + (size_t)v] = 1.0f;
+        }
+        if (t) {
+            free(y->data);
+            y->data = t;
+            y->cols = (size_t)M->target;
+        }
+        return 1;
+    }
+    if (y->cols != (size_t)M->target) {
+        if (is_classes())
+            fprintf(stderr, "%s: error: %s: %zu values per sample; the model takes one class "
+                    "index%s%d\n", prog, o->y, y->cols,
+                    M->target > 1 ? " or one-hot rows of " : "", M->target > 1 ? M->target : 0);
+        else
+            fprintf(stderr, "%s: error: %s: %zu values per sample, the model's output has "
+                    "%d\n", prog, o->y, y->cols, M->target);
+        goto bad;
+    }
+    if (M->loss == NNC_LOSS_BCE)
+        for (r = 0; r < rows; r++)
+            for (j = 0; j < M->target; j++) {
+                float v = y->data[r * (size_t)M->target + (size_t)j];
+                if (!(v >= 0.0f && v <= 1.0f)) {
+                    nnc_data_where(y, r, where, sizeof where);
+                    fprintf(stderr, "%s: error: %s: label %g out of range [0, 1]\n", prog,
+                            where, (double)v);
+                    goto bad;
+                }
+            }
+    return 1;
+bad:
+    nnc_data_free(y);
+    return 0;
+}
+
+/* ---- evaluation ------------------------------------------------------------ */
+
+/* Mean loss and accuracy of rows [0, n) of x, y with predict, in chunks. */
+static int evaluate(void *ctx, const float *x, const float *y, size_t n, float *buf,
+                    double *loss, double *acc)
+{
+    size_t i, hits = 0, h;
+    double s = 0.0;
+    size_t chunk = (size_t)M->batch * 8;
+    for (i = 0; i < n; i += chunk) {
+        size_t k = n - i < chunk ? n - i : chunk;
+        if (M->predict(ctx, x + i * (size_t)M->in, buf, k) != 0)
+            return 0;
+        s += nnc_loss_sum(M->loss, M->loss_param, buf, y + i * (size_t)M->target, k, M->out,
+                          M->target, &h);
+        hits += h;
+    }
+    *loss = n ? s / (double)n : NAN;
+    *acc = n ? (double)hits / (double)n : NAN;
+    return 1;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static const char *weights_path(const Opts *o, char *buf, size_t n)
+{
+    if (o->weights)
+        return o->weights;
+    if (o->save)
+        return o->save;
+    snprintf(buf, n, "%s.safetensors", M->name);
+    return buf;
+}
+
+static int load_weights(void *ctx, const char *path)
+{
+    int err = M->load(ctx, path);
+    if (err) {
+        fprintf(stderr, "%s: error: cannot load '%s': %s\n", prog, path, nnc_strerror(err));
+        return 0;
+    }
+    return 1;
+}
+
+static int cmd_evaluate(const Opts *o, void *ctx)
+{
+    nnc_data x, y;
+    char wb[512];
+    double loss, acc;
+    float *buf;
+    int ok = 0;
+    if (!load_weights(ctx, weights_path(o, wb, sizeof wb)) || !load_x(o, &x))
+        return 1;
+    if (!load_y(o, x.rows, &y)) {
+        nnc_data_free(&x);
+        return 1;
+    }
+    buf = (float *)malloc((size_t)M->batch * 8 * (size_t)M->out * sizeof(float));
+    if (buf && evaluate(ctx, x.data, y.data, x.rows, buf, &loss, &acc)) {
+        printf("loss %.6f", loss);
+        if (is_classification())
+            printf("  accuracy %.4f", acc);
+        printf("  (%zu samples)\n", x.rows);
+        ok = 1;
+    } else {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+    }
+    free(buf);
+    nnc_data_free(&x);
+    nnc_data_free(&y);
+    return ok ? 0 : 1;
+}
+
+static int cmd_predict(const Opts *o, void *ctx)
+{
+    nnc_data x;
+    char wb[512];
+    FILE *f = stdout;
+    float *buf;
+    size_t i, chunk = (size_t)M->batch * 8;
+    int ok = 1, j;
+    if (!load_weights(ctx, weights_path(o, wb, sizeof wb)) || !load_x(o, &x))
+        return 1;
+    if (o->out && !(f = fopen(o->out, "w"))) {
+        fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, o->out, strerror(errno));
+        nnc_data_free(&x);
+        return 1;
+    }
+    buf = (float *)malloc(chunk * (size_t)M->out * sizeof(float));
+    if (!buf) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        ok = 0;
+    }
+    for (i = 0; ok && i < x.rows; i += chunk) {
+        size_t k = x.rows - i < chunk ? x.rows - i : chunk, r;
+        M->predict(ctx, x.data + i * (size_t)M->in, buf, k);
+        for (r = 0; r < k; r++) {
+            const float *v = buf + r * (size_t)M->out;
+            if (o->argmax) {
+                fprintf(f, "%d\n", M->out == 1 ? v[0] >= 0.5f : argmax(v, M->out));
+                continue;
+            }
+            for (j = 0; j < M->out; j++)
+                fprintf(f, "%s%.9g", j ? "," : "", (double)v[j]);
+            fputc('\n', f);
+        }
+    }
+    if (ferror(f) || (f != stdout ? fclose(f) != 0 : fflush(f) != 0)) {
+        fprintf(stderr, "%s: error: cannot write '%s'\n", prog, o->out ? o->out : "stdout");
+        ok = 0;
+    }
+    free(buf);
+    nnc_data_free(&x);
+    return ok ? 0 : 1;
+}
+
+/* ---- training --------------------------------------------------------------- */
+
+static void fmt_time(char *b, size_t n, double s)
+{
+    if (s >= 3600)
+        snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60)
+        snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(b, n, "%.1fs", s);
+}
+
+static void progress(long epoch, long epochs, size_t done, size_t total, double loss,
+                     double acc, double t0)
+{
+    char bar[31], eta[32];
+    double el = now() - t0, rate = el > 0 ? (double)done / el : 0;
+    size_t k, fill = total ? done * 30 / total : 30;
+    for (k = 0; k < 30; k++)
+        bar[k] = k < fill ? '=' : k == fill ? '>' : '.';
+    bar[30] = 0;
+    fmt_time(eta, sizeof eta, rate > 0 ? (double)(total - done) / rate : 0);
+    fprintf(stderr, "\r\033[Kepoch %ld/%ld [%s] %zu/%zu loss %.4f", epoch, epochs, bar, done,
+            total, loss);
+    if (is_classification() && acc >= 0)
+        fprintf(stderr, " acc %.4f", acc);
+    fprintf(stderr, " %.0f samples/s ETA %s", rate, eta);
+    fflush(stderr);
+}
+
+static int save_weights(void *ctx, const char *path)
+{
+    int err = M->save(ctx, path);
+    if (err)
+        fprintf(stderr, "%s: error: cannot save '%s': %s\n", prog, path, nnc_strerror(err));
+    return err == 0;
+}
+
+static int cmd_train(const Opts *o, void *ctx)
+{
+    nnc_data x, y;
+    size_t n, ntrain, nval, steps, *order = NULL, b, i;
+    float *xb = NULL, *yb = NULL, *ob = NULL, *eb = NULL;
+    long epoch = 0, first = 0, since_best = 0;
+    double best = INFINITY;
+    FILE *log = NULL;
+    int tty = isatty(2) && !o->quiet, status = 1;
+    char wb[512];
+    const char *save = o->save;
+    if (!save) {
+        snprintf(wb, sizeof wb, "%s.safetensors", M->name);
+        save = wb;
+    }
+    if (!load_x(o, &x))
+        return 1;
+    if (!load_y(o, x.rows, &y)) {
+        nnc_data_free(&x);
+        return 1;
+    }
+    n = x.rows;
+    ntrain = (size_t)((double)n * (1.0 - o->val_split));
+    nval = n - ntrain;
+    if (ntrain == 0) {
+        fprintf(stderr, "%s: error: --val-split %g leaves no training rows of %zu\n", prog,
+                o->val_split, n);
+        goto done;
+    }
+    steps = (ntrain + (size_t)M->batch - 1) / (size_t)M->batch;
+    order = (size_t *)malloc(ntrain * sizeof(size_t));
+    xb = (float *)malloc((size_t)M->batch * (size_t)M->in * sizeof(float));
+    yb = (float *)malloc((size_t)M->batch * (size_t)M->target * sizeof(float));
+    ob = (float *)malloc((size_t)M->batch * (size_t)M->out * sizeof(float));
+    eb = (float *)malloc((size_t)M->batch * 8 * (size_t)M->out * sizeof(float));
+    if (!order || !xb || !yb || !ob || !eb) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        goto done;
+    }
+    if (o->resume) {
+        uint64_t done_steps;
+        if (!load_weights(ctx, o->resume))
+            goto done;
+        /* a checkpoint written after epoch e holds e * steps steps */
+        done_steps = M->steps(ctx);
+        first = (long)(done_steps / steps);
+        if (done_steps % steps)
+            fprintf(stderr, "%s: warning: %s holds %llu steps, not whole epochs of %zu; "
+                    "continuing at epoch %ld\n", prog, o->resume,
+                    (unsigned long long)done_steps, steps, first + 1);
+        if (!o->quiet)
+            fprintf(stderr, "%s: resuming after epoch %ld (step %llu)\n", M->name, first,
+                    (unsigned long long)done_steps);
+    }
+    if (o->lr > 0)
+        M->set_lr(ctx, (float)o->lr);
+    if (o->log) {
+        int append = o->resume != NULL;
+        FILE *probe = append ? fopen(o->log, "r") : NULL;
+        int empty = 1;
+        if (probe) {
+            empty = fgetc(probe) == EOF;
+            fclose(probe);
+        }
+        log = fopen(o->log, append ? "a" : "w");
+        if (!log) {
+            fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, o->log,
+                    strerror(errno));
+            goto done;
+        }
+        if (empty)
+            fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
+    }
+    if (!o->quiet)
+        fprintf(stderr, "%s: %zu training samples, %zu validation, batch %d, %zu steps per "
+                "epoch\n", M->name, ntrain, nval, M->batch, steps);
+    for (epoch = first; epoch < o->epochs; epoch++) {
+        double t0 = now(), lsum = 0.0, last = 0.0, vloss = NAN, vacc = NAN, tacc = NAN;
+        size_t ahits = 0, arows = 0, h;
+        nnc_rng rng;
+        for (i = 0; i < ntrain; i++)
+            order[i] = i;
+        if (o->shuffle) {   /* Fisher-Yates from (seed, epoch) alone */
+            nnc_rng_seed(&rng, o->seed ^ ((uint64_t)(epoch + 1) * UINT64_C(0xD1B54A32D192ED03)));
+            for (i = ntrain - 1; i > 0; i--) {
+                size_t j = (size_t)(nnc_rng_next(&rng) % (uint64_t)(i + 1)), t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+        }
+        for (b = 0; b < steps; b++) {
+            int r;
+            float l;
+            for (r = 0; r < M->batch; r++) {
+                size_t row = order[(b * (size_t)M->batch + (size_t)r) % ntrain];
+                memcpy(xb + (size_t)r * (size_t)M->in, x.data + row * (size_t)M->in,
+                       (size_t)M->in * sizeof(float));
+                memcpy(yb + (size_t)r * (size_t)M->target, y.data + row * (size_t)M->target,
+                       (size_t)M->target * sizeof(float));
+            }
+            if (is_classification() && b % 4 == 0) {
+                M->predict(ctx, xb, ob, (size_t)M->batch);
+                nnc_loss_sum(M->loss, M->loss_param, ob, yb, (size_t)M->batch, M->out,
+                             M->target, &h);
+                ahits += h;
+                arows += (size_t)M->batch;
+            }
+            l = M->train_step(ctx, xb, yb);
+            if (!isfinite(l)) {
+                if (tty)
+                    fputc('\n', stderr);
+                fprintf(stderr, "%s: error: the loss is %g at epoch %ld, step %zu (diverged;"
+                        " try a smaller --lr)\n", prog, (double)l, epoch + 1, b + 1);
+                goto done;
+            }
+            lsum += l;
+            if (tty && (now() - last > 0.1 || b + 1 == steps)) {
+                last = now();
+                progress(epoch + 1, o->epochs, b + 1 == steps ? ntrain
+                         : (b + 1) * (size_t)M->batch, ntrain, lsum / (double)(b + 1),
+                         arows ? (double)ahits / (double)arows : -1.0, t0);
+            }
+        }
+        lsum /= (double)steps;
+        if (arows)
+            tacc = (double)ahits / (double)arows;
+        if (nval && !evaluate(ctx, x.data + ntrain * (size_t)M->in,
+                              y.data + ntrain * (size_t)M->target, nval, eb, &vloss, &vacc))
+            goto done;
+        {
+            double sec = now() - t0, mon = nval ? vloss : lsum;
+            float lr = M->get_lr(ctx);
+            if (tty)
+                fprintf(stderr, "\r\033[K");
+            if (!o->quiet) {
+                fprintf(stderr, "epoch %ld/%ld: loss %.4f", epoch + 1, o->epochs, lsum);
+                if (is_classification())
+                    fprintf(stderr, " accuracy %.4f", tacc);
+                if (nval) {
+                    fprintf(stderr, " val_loss %.4f", vloss);
+                    if (is_classification())
+                        fprintf(stderr, " val_accuracy %.4f", vacc);
+                }
+                fprintf(stderr, " lr %.3g %.2fs\n", (double)lr, sec);
+            }
+            if (log) {
+                fprintf(log, "%ld,%.6g,", epoch + 1, lsum);
+                if (is_classification())
+                    fprintf(log, "%.6g", tacc);
+                fputc(',', log);
+                if (nval)
+                    fprintf(log, "%.6g", vloss);
+                fputc(',', log);
+                if (nval && is_classification())
+                    fprintf(log, "%.6g", vacc);
+                fprintf(log, ",%.6g,%.4g\n", (double)lr, sec);
+                fflush(log);
+            }
+            if (o->ckpt_every && (epoch + 1) % o->ckpt_every == 0 &&
+                !save_weights(ctx, o->checkpoint))
+                goto done;
+            if (mon < best) {
+                best = mon;
+                since_best = 0;
+            } else if (o->early_stop && ++since_best >= o->early_stop) {
+                if (!o->quiet)
+                    fprintf(stderr, "early stop: %s has not improved for %ld epochs "
+                            "(best %.4f)\n", nval ? "val_loss" : "loss", since_best, best);
+                epoch++;
+                break;
+            }
+        }
+    }
+    if (!save_weights(ctx, save))
+        goto done;
+    if (!o->quiet)
+        fprintf(stderr, "saved %s\n", save);
+    status = 0;
+done:
+    if (log && fclose(log) != 0 && status == 0) {
+        fprintf(stderr, "%s: error: cannot write '%s'\n", prog, o->log);
+        status = 1;
+    }
+    free(order);
+    free(xb);
+    free(yb);
+    free(ob);
+    free(eb);
+    nnc_data_free(&x);
+    nnc_data_free(&y);
+    return status;
+}
+
+int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m)
+{
+    Opts o;
+    void *ctx;
+    int r;
+    M = m;
+    if (argc > 0 && argv[0]) {
+        const char *s = strrchr(argv[0], '/');
+        prog = s ? s + 1 : argv[0];
+    }
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if ((r = parse_opts(argc, argv, &o)) != 0)
+        return r;
+    if (o.threads > 0)
+        nnc_set_num_threads((int)o.threads);
+    ctx = M->create(o.seed);
+    if (!ctx) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        return 1;
+    }
+    if (!strcmp(o.cmd, "train"))
+        r = cmd_train(&o, ctx);
+    else if (!strcmp(o.cmd, "evaluate"))
+        r = cmd_evaluate(&o, ctx);
+    else
+        r = cmd_predict(&o, ctx);
+    M->destroy(ctx);
+    return r;
+}

@@ -1,0 +1,355 @@
+/*
+ * test_data.c - the data loaders of the training driver: gzip/DEFLATE
+ * against files made by the gzip program (stored, fixed and dynamic
+ * blocks, long matches, several members, every level), corrupt and
+ * truncated streams, and the CSV, IDX and .npy readers with their error
+ * messages (file and line, or byte offset).
+ *
+ * Inputs are generated here with a fixed PRNG and compressed by running
+ * `gzip`; a test skips if gzip is not installed.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "nncrt.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/nnc_data_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(data, .init = setup, .fini = teardown);
+
+static const char *path(const char *name)
+{
+    static char b[4][256];
+    static int k;
+    char *s = b[k++ % 4];
+    snprintf(s, 256, "%s/%s", dir, name);
+    return s;
+}
+
+static void write_file(const char *p, const void *data, size_t n)
+{
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static unsigned char *read_file(const char *p, size_t *n)
+{
+    FILE *f = fopen(p, "rb");
+    unsigned char *b;
+    long len;
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b = malloc((size_t)len + 1);
+    cr_assert_not_null(b);
+    cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+static int have_gzip(void)
+{
+    return system("gzip --version > /dev/null 2>&1") == 0;
+}
+
+/* gzip -LEVEL the file p (to p.gz) */
+static void gzip_file(const char *p, int level)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "gzip -%d -k -f '%s'", level, p);
+    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+}
+
+/* Data of several kinds: 0 random bytes (stored blocks), 1 text with
+ * repeats near and far (dynamic blocks, long matches), 2 runs of one byte
+ * (overlapping copies at distance 1), 3 a few bytes (fixed Huffman). */
+static unsigned char *make_data(int kind, size_t n, uint64_t seed)
+{
+    static const char *const words[] = {"tensor", "gradient", "kernel", "arena", "batch",
+                                        "epoch", " ", "\n", ",", "0.5", "relu", "softmax"};
+    unsigned char *b = malloc(n + 1);
+    nnc_rng r;
+    size_t i = 0;
+    cr_assert_not_null(b);
+    nnc_rng_seed(&r, seed);
+    while (i < n) {
+        uint64_t v = nnc_rng_next(&r);
+        if (kind == 0 || kind == 3) {
+            b[i++] = (unsigned char)(v >> 24);
+        } else if (kind == 1) {
+            const char *w = words[v % 12];
+            size_t k;
+            if ((v >> 8) % 50 == 0 && i > 40000) {   /* a far repeat */
+                size_t from = (size_t)((v >> 16) % (i - 32768)), len = 200;
+                for (k = 0; k < len && i < n; k++, i++)
+                    b[i] = b[from + k];
+                continue;
+            }
+            for (k = 0; w[k] && i < n; k++)
+                b[i++] = (unsigned char)w[k];
+        } else {
+            unsigned char c = (unsigned char)(v >> 40);
+            size_t run = (size_t)((v >> 8) % 1000) + 1, k;
+            for (k = 0; k < run && i < n; k++)
+                b[i++] = c;
+        }
+    }
+    return b;
+}
+
+static void roundtrip(int kind, size_t n, int level)
+{
+    unsigned char *src = make_data(kind, n, (uint64_t)(kind * 100 + level)), *gz, *out;
+    size_t gzn, outn, bad = 0;
+    char name[64], gzname[80];
+    if (!have_gzip())
+        cr_skip_test("gzip is not installed");
+    snprintf(name, sizeof name, "d%d_%zu_%d", kind, n, level);
+    snprintf(gzname, sizeof gzname, "%s.gz", name);
+    write_file(path(name), src, n);
+    gzip_file(path(name), level);
+    gz = read_file(path(gzname), &gzn);
+    cr_assert_eq(nnc_gunzip(gz, gzn, &out, &outn, &bad), 0, "kind %d, n %zu, level %d", kind,
+                 n, level);
+    cr_assert_eq(outn, n);
+    cr_assert(n == 0 || memcmp(out, src, n) == 0, "kind %d level %d: data differ", kind, level);
+    free(out);
+    free(gz);
+    free(src);
+}
+
+Test(data, gzip_kinds_and_levels)
+{
+    int kind, level;
+    for (kind = 0; kind < 3; kind++)
+        for (level = 1; level <= 9; level += 4)
+            roundtrip(kind, 300000, level);
+    roundtrip(3, 10, 6);
+    roundtrip(3, 1, 9);
+    roundtrip(3, 0, 6);
+}
+
+Test(data, gzip_several_members)
+{
+    unsigned char *a = make_data(1, 70000, 1), *b = make_data(2, 5000, 2), *gz, *out;
+    size_t gzn, outn;
+    char cmd[600];
+    if (!have_gzip())
+        cr_skip_test("gzip is not installed");
+    write_file(path("a"), a, 70000);
+    write_file(path("b"), b, 5000);
+    gzip_file(path("a"), 6);
+    gzip_file(path("b"), 6);
+    snprintf(cmd, sizeof cmd, "cat '%s.gz' '%s.gz' > '%s'", path("a"), path("b"), path("ab.gz"));
+    cr_assert_eq(system(cmd), 0);
+    gz = read_file(path("ab.gz"), &gzn);
+    cr_assert_eq(nnc_gunzip(gz, gzn, &out, &outn, NULL), 0);
+    cr_assert_eq(outn, 75000);
+    cr_assert(memcmp(out, a, 70000) == 0 && memcmp(out + 70000, b, 5000) == 0);
+    free(out);
+    free(gz);
+    free(a);
+    free(b);
+}
+
+/* Every truncation and a flipped bit in each region is refused, never a crash. */
+Test(data, gzip_corrupt)
+{
+    unsigned char *src = make_data(1, 50000, 7), *gz, *out;
+    size_t gzn, outn, cut, i;
+    if (!have_gzip())
+        cr_skip_test("gzip is not installed");
+    write_file(path("c"), src, 50000);
+    gzip_file(path("c"), 9);
+    gz = read_file(path("c.gz"), &gzn);
+    for (cut = 0; cut < gzn; cut += cut < 64 ? 1 : 997)
+        cr_assert_neq(nnc_gunzip(gz, cut, &out, &outn, NULL), 0, "truncated at %zu", cut);
+    for (i = 0; i < gzn; i += 101) {
+        int err;
+        gz[i] ^= 0x10;
+        err = nnc_gunzip(gz, gzn, &out, &outn, NULL);
+        if (err == 0) {   /* the flip may hit a header byte gzip ignores (mtime, OS) */
+            cr_assert(i >= 4 && i < 10, "flip at %zu accepted", i);
+            cr_assert_eq(outn, 50000);
+            free(out);
+        }
+        gz[i] ^= 0x10;
+    }
+    /* the trailer's CRC */
+    gz[gzn - 8] ^= 1;
+    cr_assert_eq(nnc_gunzip(gz, gzn, &out, &outn, NULL), NNC_ERR_FORMAT);
+    free(gz);
+    free(src);
+}
+
+/* Hand-made raw DEFLATE: a stored block, and the fixed-Huffman stream of
+ * "a" (from RFC 1951's code tables: 'a' = 0x61 -> 8-bit code 0x91). */
+Test(data, inflate_by_hand)
+{
+    static const unsigned char stored[] = {0x01, 0x03, 0x00, 0xfc, 0xff, 'a', 'b', 'c'};
+    static const unsigned char bad_len[] = {0x01, 0x03, 0x00, 0xfc, 0xfe, 'a', 'b', 'c'};
+    static const unsigned char fixed_a[] = {0x4b, 0x04, 0x00};
+    static const unsigned char reserved[] = {0x07};
+    unsigned char *out;
+    size_t n, used;
+    cr_assert_eq(nnc_inflate(stored, sizeof stored, &out, &n, &used), 0);
+    cr_assert(n == 3 && !memcmp(out, "abc", 3) && used == sizeof stored);
+    free(out);
+    cr_assert_eq(nnc_inflate(bad_len, sizeof bad_len, &out, &n, NULL), NNC_ERR_FORMAT);
+    cr_assert_eq(nnc_inflate(fixed_a, sizeof fixed_a, &out, &n, NULL), 0);
+    cr_assert(n == 1 && out[0] == 'a');
+    free(out);
+    cr_assert_eq(nnc_inflate(reserved, sizeof reserved, &out, &n, NULL), NNC_ERR_FORMAT);
+    cr_assert_eq(nnc_crc32(0, (const unsigned char *)"123456789", 9), 0xCBF43926u);
+}
+
+/* ---- tables ---------------------------------------------------------------- */
+
+static int load_text(const char *name, const char *text, nnc_data *d, char *err)
+{
+    write_file(path(name), text, strlen(text));
+    return nnc_data_load(path(name), d, err, 512);
+}
+
+Test(data, csv)
+{
+    nnc_data d;
+    char err[512];
+    cr_assert_eq(load_text("a.csv", "x1,x2,x3\n1, 2.5 ,-3e2\n\n4;5;6\r\n7\t8 9\n", &d, err), 0,
+                 "%s", err);
+    cr_assert(d.rows == 3 && d.cols == 3);
+    cr_assert(d.data[1] == 2.5f && d.data[2] == -300.0f && d.data[8] == 9.0f);
+    cr_assert(d.line[0] == 2 && d.line[1] == 4 && d.line[2] == 5);
+    nnc_data_where(&d, 2, err, 512);
+    cr_assert(strstr(err, "a.csv:5"), "%s", err);
+    nnc_data_free(&d);
+
+    cr_assert_eq(load_text("b.csv", "1,2\n3,x\n", &d, err), NNC_ERR_FORMAT);
+    cr_assert(strstr(err, "b.csv:2:") && strstr(err, "'x'") && strstr(err, "column 2"), "%s",
+              err);
+    cr_assert_null(d.data);
+    cr_assert_eq(load_text("c.csv", "1,2\n3,4\n5\n", &d, err), NNC_ERR_FORMAT);
+    cr_assert(strstr(err, "c.csv:3:") && strstr(err, "1 values"), "%s", err);
+    cr_assert_eq(load_text("d.csv", "1,nan\n", &d, err), NNC_ERR_FORMAT);
+    cr_assert(strstr(err, "d.csv:1:") && strstr(err, "finite"), "%s", err);
+    cr_assert_eq(load_text("e.csv", "1,1e39\n", &d, err), NNC_ERR_FORMAT);
+    cr_assert_eq(load_text("f.csv", "a,b\n", &d, err), NNC_ERR_FORMAT);
+    cr_assert(strstr(err, "no data"), "%s", err);
+    cr_assert_eq(load_text("g.csv", "1,,2\n", &d, err), NNC_ERR_FORMAT);
+    cr_assert_eq(nnc_data_load(path("missing.csv"), &d, err, 512), NNC_ERR_IO);
+    cr_assert(strstr(err, "missing.csv") && strstr(err, "cannot open"), "%s", err);
+}
+
+Test(data, csv_gzipped)
+{
+    nnc_data d;
+    char err[512];
+    if (!have_gzip())
+        cr_skip_test("gzip is not installed");
+    write_file(path("z.csv"), "1,2\n3,4\n", 8);
+    gzip_file(path("z.csv"), 6);
+    cr_assert_eq(nnc_data_load(path("z.csv.gz"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert(d.rows == 2 && d.cols == 2 && d.data[3] == 4.0f);
+    nnc_data_free(&d);
+}
+
+Test(data, idx)
+{
+    /* 3 x 2 x 2 unsigned bytes, then 2 big-endian floats of shape [2] */
+    unsigned char u8[4 + 12 + 12] = {0, 0, 0x08, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2};
+    static const unsigned char f32[4 + 4 + 8] = {0, 0, 0x0D, 1, 0, 0, 0, 2,
+                                                 0x3f, 0xc0, 0, 0, 0xc0, 0x20, 0, 0};
+    nnc_data d;
+    char err[512];
+    int i;
+    for (i = 0; i < 12; i++)
+        u8[16 + i] = (unsigned char)(i * 20);
+    write_file(path("a.idx"), u8, sizeof u8);
+    cr_assert_eq(nnc_data_load(path("a.idx"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert(d.rows == 3 && d.cols == 4 && d.data[11] == 220.0f && d.offset == 16);
+    nnc_data_where(&d, 2, err, sizeof err);
+    cr_assert(strstr(err, "byte offset 24"), "%s", err);
+    nnc_data_free(&d);
+    write_file(path("b.idx"), f32, sizeof f32);
+    cr_assert_eq(nnc_data_load(path("b.idx"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert(d.rows == 2 && d.cols == 1 && d.data[0] == 1.5f && d.data[1] == -2.5f);
+    nnc_data_free(&d);
+    write_file(path("c.idx"), u8, sizeof u8 - 1);   /* truncated */
+    cr_assert_eq(nnc_data_load(path("c.idx"), &d, err, sizeof err), NNC_ERR_FORMAT);
+    cr_assert(strstr(err, "c.idx") && strstr(err, "12 bytes") && strstr(err, "11"), "%s", err);
+}
+
+static void write_npy(const char *name, const char *descr, const char *shape,
+                      const void *data, size_t n)
+{
+    char h[128];
+    unsigned char buf[512];
+    size_t hl;
+    int len = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                       descr, shape);
+    hl = (size_t)len;
+    while ((10 + hl + 1) % 64)
+        h[hl++] = ' ';
+    h[hl++] = '\n';
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)(hl & 0xff);
+    buf[9] = (unsigned char)(hl >> 8);
+    memcpy(buf + 10, h, hl);
+    memcpy(buf + 10 + hl, data, n);
+    write_file(path(name), buf, 10 + hl + n);
+}
+
+Test(data, npy)
+{
+    static const float f[6] = {1, 2, 3, 4, 5, 6.5f};
+    static const double g[2] = {0.25, -8};
+    static const int32_t k[3] = {7, -1, 9};
+    static const unsigned char u[4] = {0, 255, 3, 4};
+    nnc_data d;
+    char err[512];
+    write_npy("f.npy", "<f4", "(2, 3)", f, sizeof f);
+    cr_assert_eq(nnc_data_load(path("f.npy"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert(d.rows == 2 && d.cols == 3 && d.data[5] == 6.5f);
+    nnc_data_free(&d);
+    write_npy("g.npy", "<f8", "(2,)", g, sizeof g);
+    cr_assert_eq(nnc_data_load(path("g.npy"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert(d.rows == 2 && d.cols == 1 && d.data[0] == 0.25f && d.data[1] == -8.0f);
+    nnc_data_free(&d);
+    write_npy("k.npy", "<i4", "(3,)", k, sizeof k);
+    cr_assert_eq(nnc_data_load(path("k.npy"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert(d.data[1] == -1.0f && d.data[2] == 9.0f);
+    nnc_data_free(&d);
+    write_npy("u.npy", "|u1", "(2, 2)", u, sizeof u);
+    cr_assert_eq(nnc_data_load(path("u.npy"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert(d.rows == 2 && d.cols == 2 && d.data[1] == 255.0f);
+    nnc_data_free(&d);
+    write_npy("big.npy", ">f4", "(1,)", f, 4);
+    cr_assert_eq(nnc_data_load(path("big.npy"), &d, err, sizeof err), NNC_ERR_FORMAT);
+    cr_assert(strstr(err, ">f4") && strstr(err, "not supported"), "%s", err);
+    write_npy("short.npy", "<f4", "(2, 3)", f, sizeof f - 4);
+    cr_assert_eq(nnc_data_load(path("short.npy"), &d, err, sizeof err), NNC_ERR_FORMAT);
+    cr_assert(strstr(err, "short.npy: byte offset 128") && strstr(err, "truncated"), "%s", err);
+}
