@@ -16,6 +16,7 @@ struct ParseCtx {
     int last[4];        /* location of the last token returned */
     int prev_line;      /* line of the token before it */
     int skip_line;      /* after a syntax error: skip this line's tokens */
+    int bad_line;       /* the line of the last lexical error */
     int depth;          /* brackets open (the lexer's count) */
     struct OpenBracket {
         char c;         /* '(', '[' or '{' */

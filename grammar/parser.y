@@ -24,7 +24,9 @@
  * Error recovery: a statement with a syntax error becomes an ST_ERROR
  * statement (keeping the name it assigns or declares, if the error came
  * after it) and parsing goes on with the next statement; outside models,
- * tokens are skipped up to the next 'model'. So every independent syntax
+ * tokens are skipped up to the next 'model'; a model left open is closed
+ * by the lexer at the next 'model' or the end of the file. So every
+ * independent syntax
  * error of a file is reported, and lowering still checks the rest (the
  * model is marked `broken`, which silences the checks an unparsed
  * statement could falsify, such as "no loss").
@@ -258,6 +260,16 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
             continue;
         shown[ns++] = exp[i];
     }
+    /* an error in the middle of a line (or at a token that cannot start
+     * a statement): recovery skips the rest of the line */
+    bool can_start = tok == YYSYMBOL_IDENT || tok == YYSYMBOL_INPUT || tok == YYSYMBOL_LOSS ||
+                  tok == YYSYMBOL_OPTIMIZER || tok == YYSYMBOL_BATCH ||
+                  tok == YYSYMBOL_MODEL || tok == YYSYMBOL_11_;
+    if (tok != YYSYMBOL_YYEOF && (l->first_line == pc->prev_line || !can_start))
+        pc->skip_line = l->first_line;
+    /* one error per line: this one may come from a bad character there */
+    if (l->first_line == pc->bad_line)
+        return 0;
     Buf b = {0};
     buf_puts(&b, "syntax error, unexpected ");
     describe_token(&b, pc, tok, l);
@@ -275,9 +287,6 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
     }
     diag_error(parse_loc(pc, l), "%s", b.data);
     buf_free(&b);
-    /* an error in the middle of a line: recovery skips the rest of it */
-    if (tok != YYSYMBOL_YYEOF && l->first_line == pc->prev_line)
-        pc->skip_line = l->first_line;
     /* the innermost open bracket, if its closer is what is missing */
     if (pc->depth > 0 && pc->depth <= PARSE_MAX_DEPTH) {
         const struct OpenBracket *o = &pc->open[pc->depth - 1];
@@ -298,7 +307,7 @@ struct yy_buffer_state *yy_scan_bytes(const char *bytes, int len,
 
 Model *parse_file(Arena *a, const SrcFile *src)
 {
-    struct ParseCtx pc = {a, src, NULL, 1, 1, {0}, 0, 0, 0, {{0, {0}}}};
+    struct ParseCtx pc = {a, src, NULL, 1, 1, {0}, 0, 0, 0, 0, {{0, {0}}}};
     yyscan_t scanner;
     if (src->len > 0x7fffffff) {
         Loc loc = {src, 0, 0, 1};

@@ -1110,6 +1110,8 @@ static void lower_input(Lower *L, const Stmt *s)
     if (L->g->input) {
         diag_error(s->loc, "a model has one input (for now)");
         diag_note(NODE(L->g, L->g->input)->loc, "first input declared here");
+        if (!lookup(L, s->name))
+            bind_name(L, s->name, s->name_loc, NODE_NONE);
         return;
     }
     uint64_t floats = 1;
@@ -1117,24 +1119,34 @@ static void lower_input(Lower *L, const Stmt *s)
         const Expr *v = a->val;
         if (sh.rank == NNC_MAX_DIMS - 1) {
             diag_error(v->loc, "input has too many dimensions (at most %d)", NNC_MAX_DIMS - 1);
-            return;
+            ok = false;
+            break;
         }
         if (!v->is_int || v->num < 1 || v->num > (1 << 24)) {
-            diag_error(v->loc, "input dimension must be a positive integer");
+            diag_error(v->loc, "input dimension must be an integer between 1 and %d, got %g",
+                       1 << 24, v->num);
             ok = false;
             continue;
         }
         sh.dim[sh.rank++] = (int)v->num;
         floats = mul_sat(floats, (uint64_t)v->num);
     }
-    if (ok && floats > (1u << 26)) {
+    if (ok && floats == UINT64_MAX) {
+        diag_error(s->name_loc, "input '%s' is too large: more than 2^64 floats per sample, "
+                   "at most 2^26", s->name);
+        ok = false;
+    } else if (ok && floats > (1u << 26)) {
         diag_error(s->name_loc, "input '%s' is too large: %llu floats (%s) per sample, at "
-                   "most 2^26 floats", s->name, (unsigned long long)floats,
+                   "most 2^26", s->name, (unsigned long long)floats,
                    bytes_str(L, floats));
         ok = false;
     }
-    if (!ok)
+    if (!ok) {  /* reported: its uses are not */
+        bind_name(L, s->name, s->name_loc, NODE_NONE);
+        L->prev = NODE_NONE;
+        L->prev_failed = true;
         return;
+    }
     NodeId x = graph_source(L->g, R_INPUT, s->name_loc, &sh);
     NODE(L->g, x)->name = s->name;
     NODE(L->g, x)->what = "input";
@@ -1175,10 +1187,8 @@ static void lower_loss(Lower *L, const Stmt *s)
     if (a && is_tensor_arg(a)) {
         p = lower_expr(L, a->val);
         a = a->next;
-    } else if (p == NODE_NONE) {
-        if (!L->prev_failed)
-            diag_error(call->loc, "loss has no value to apply to");
-        return;
+    } else if (p == NODE_NONE && !L->prev_failed) {
+        diag_error(call->loc, "loss has no value to apply to");
     }
     Args args;
     if (!li->params[0].name && a) {
