@@ -1438,7 +1438,8 @@ static void lower_stmt(Lower *L, const Stmt *s)
         }
         L->batch_stmt = s;
         if (!s->expr->is_int || s->expr->num < 1 || s->expr->num > 65536)
-            diag_error(s->expr->loc, "batch must be an integer between 1 and 65536");
+            diag_error(s->expr->loc, "batch must be an integer between 1 and 65536, got %g",
+                       s->expr->num);
         break;
     case ST_ERROR:
         /* a syntax error, reported: its name is known, without a value */
