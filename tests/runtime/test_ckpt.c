@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -844,6 +845,43 @@ Test(ckpt, failed_write_keeps_the_old_file)
     after = read_all(path, &m);
     cr_assert(m == n && memcmp(before, after, n) == 0, "the old file changed");
     cr_assert_str_eq(listing(dir), "m.safetensors");
+    free(before);
+    free(after);
+}
+
+/* A save killed half-way (SIGXFSZ's default action at the file size
+ * limit) leaves the existing file as it was: the write went to a
+ * temporary file, which the crash leaves behind beside it. */
+Test(ckpt, interrupted_save_keeps_the_old_file)
+{
+    const char *path = in_dir("m.safetensors");
+    unsigned char *before, *after;
+    size_t n, m;
+    int status;
+    pid_t pid;
+    Model small;
+
+    model_init(&small, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(path, small.t, 3, NULL), NNC_OK);
+    before = read_all(path, &n);
+    pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        static float data[4096];
+        nnc_tensor t = {"big", 1, {4096}, data};
+        struct rlimit lim;
+
+        signal(SIGXFSZ, SIG_DFL);
+        getrlimit(RLIMIT_FSIZE, &lim);
+        lim.rlim_cur = 4096;
+        setrlimit(RLIMIT_FSIZE, &lim);
+        nnc_ckpt_save(path, &t, 1, NULL);
+        _exit(0);   /* not reached: the write past the limit kills */
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ, "status %x", status);
+    after = read_all(path, &m);
+    cr_assert(m == n && memcmp(before, after, n) == 0, "the old file changed");
     free(before);
     free(after);
 }
