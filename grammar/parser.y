@@ -23,13 +23,13 @@
  *
  * Error recovery: a statement with a syntax error becomes an ST_ERROR
  * statement (keeping the name it assigns or declares, if the error came
- * after it) and parsing goes on with the next statement; outside models,
- * tokens are skipped up to the next 'model'; a model left open is closed
- * by the lexer at the next 'model' or the end of the file. So every
- * independent syntax
- * error of a file is reported, and lowering still checks the rest (the
- * model is marked `broken`, which silences the checks an unparsed
- * statement could falsify, such as "no loss").
+ * after it) and parsing goes on with the next statement, from the next
+ * line if the error was in the middle of one; outside models, tokens are
+ * skipped up to the next 'model'; a model left open is closed by the
+ * lexer at the next 'model' or the end of the file. So every independent
+ * syntax error of a file is reported, one per line, and lowering still
+ * checks the rest (the model is marked `broken`, which silences the
+ * checks that an unparsed statement could falsify, such as "no loss").
  */
 %define api.pure full
 %define parse.error custom
