@@ -409,8 +409,10 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
     map = malloc(((size_t)n + 1) * sizeof *map);
     if (map == NULL)
         err = NNC_ERR_NOMEM;
-    if (err == NNC_OK)
-        err = map_names(root, t, n, map);
+    if (err == NNC_OK && (err = map_names(root, t, n, map)) == NNC_ERR_MISMATCH)
+        nnc_set_error("%s: a checkpoint in PyTorch's layout (no \"format\": \"nnc\" in "
+                      "its metadata) whose tensors match neither the model's names nor "
+                      "its layers in order", path);
     if (err == NNC_OK && (tt = torch_tensors(t, lay, n, &data)) == NULL)
         err = NNC_ERR_NOMEM;
     if (err == NNC_OK) {

@@ -1159,8 +1159,9 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
     buf_printf(out, "    if (!ctx || !path) {\n        nnc_set_error(\"%s_load: a NULL argument\");"
                     "\n        return NNC_ERR_ARG;\n    }\n", p);
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
-    buf_puts(out, "    if ((err = nnc_ckpt_is_nnc(path)) < 0)\n        return err;\n");
-    buf_printf(out, "    if (err == 0)  /* PyTorch's layout: weights only */\n"
+    /* an unreadable header goes to nnc_ckpt_load_opt, which refuses it with
+     * the detailed message */
+    buf_printf(out, "    if (nnc_ckpt_is_nnc(path) == 0)  /* PyTorch's layout: weights only */\n"
                     "        err = nnc_ckpt_load_torch(path, t, %s_torch_layout, %d);\n",
                p, g->nparams);
     buf_printf(out, "    else\n        err = nnc_ckpt_load_opt(path, t, %d, %d, &found, &step);\n",
