@@ -389,6 +389,9 @@ bool pass_cse(Graph *g);
 /* dce.c: removes nodes that neither the loss, the output nor an update
  * needs; renumbers the rest keeping topological order. */
 bool pass_dce(Graph *g);
+/* poolrelu.c: relu_back(maxpool_back(dy, x), x) -> one maxpool_back with
+ * the relu's derivative (iattr[7]); run dce after it. */
+bool pass_poolrelu(Graph *g);
 /* fuse.c: groups nodes into kernels (Node.kernel): elementwise chains,
  * GEMM epilogues, reductions riding on a loop, one optimizer update. */
 bool pass_fuse(Graph *g);

@@ -13,6 +13,9 @@
  *       dx = col2im(dcol): the adjoint, summing overlapping windows.
  *   maxpool(x): y = max over each window (valid padding only)
  *       dx: dy routed to the first maximum of its window (as PyTorch).
+ *       maxpool_back with iattr[7] (pass poolrelu) is also the gradient
+ *       of the relu whose output x is: only windows with a positive
+ *       maximum pass their gradient.
  *   avgpool(x): y = mean over each window;  dx: dy / (kh kw) spread back.
  *   reshape(x): the same floats under another shape (row-major order);
  *       dx = reshape(dy) to x's shape. Flatten of NHWC keeps (h, w, c)
@@ -224,9 +227,14 @@ void eval_col2im(const Graph *g, const Node *n, const double *const *in, double 
 }
 
 /* Pooling: mode 0 max forward, 1 max backward, 2 avg forward, 3 avg
- * backward (out zeroed by the caller for the backward modes). */
+ * backward (out zeroed by the caller for the backward modes); mode 4 is
+ * max backward through a relu (windows whose maximum is not positive pass
+ * no gradient). */
 static void eval_pool(const Geom *G, const double *x, const double *dy, double *out, int mode)
 {
+    bool relu = mode == 4;
+    if (relu)
+        mode = 1;
     for (int b = 0; b < G->n; b++)
         for (int oy = 0; oy < G->oh; oy++)
             for (int ox = 0; ox < G->ow; ox++)
@@ -248,7 +256,7 @@ static void eval_pool(const Geom *G, const double *x, const double *dy, double *
                         }
                     if (mode == 0)
                         out[oi] = x[best];
-                    else if (mode == 1)
+                    else if (mode == 1 && (!relu || x[best] > 0))
                         out[best] += dy[oi];
                     else if (mode == 2)
                         out[oi] = s / (G->kh * G->kw);
@@ -267,7 +275,7 @@ void eval_maxpool_back(const Graph *g, const Node *n, const double *const *in, d
     Geom G;
     Node x = image_of(g, n);
     NNC_ASSERT(geom(n, &x, &G));
-    eval_pool(&G, in[1], in[0], out, 1);
+    eval_pool(&G, in[1], in[0], out, n->iattr[7] ? 4 : 1);
 }
 
 void eval_avgpool(const Graph *g, const Node *n, const double *const *in, double *out)
@@ -325,8 +333,8 @@ void emit_maxpool(Emit *e, const Graph *g, const Node *n, const char *const *a)
 
 void emit_maxpool_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    emit_line(e, "nnc_maxpool_back(%s, %s, %s, %s);", geom_args(n, NODE(g, n->in[1]), false),
-              a[0], a[1], a[2]);
+    emit_line(e, "nnc_maxpool%s_back(%s, %s, %s, %s);", n->iattr[7] ? "_relu" : "",
+              geom_args(n, NODE(g, n->in[1]), false), a[0], a[1], a[2]);
 }
 
 void emit_avgpool(Emit *e, const Graph *g, const Node *n, const char *const *a)

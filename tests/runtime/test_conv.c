@@ -69,6 +69,16 @@ Test(conv, maxpool_back_matches_reference_with_ties)
         maxpool_back_ref(n, h, w, c, k, s, oh, ow, dy, x, dr);
         for (size_t i = 0; i < nx; i++)
             cr_assert_eq(dx[i], dr[i], "case %zu element %zu: %g, want %g", t, i, dx[i], dr[i]);
+        /* through a relu whose output x is: windows with maximum 0 pass
+         * nothing (x == 0 where the gradient went) */
+        for (size_t i = 0; i < nx; i++)
+            dx[i] = NAN;
+        nnc_maxpool_relu_back(n, h, w, c, k, k, s, s, oh, ow, dy, x, dx);
+        for (size_t i = 0; i < nx; i++) {
+            float want = x[i] > 0 ? dr[i] : 0.0f;
+            cr_assert_eq(dx[i], want, "relu case %zu element %zu: %g, want %g", t, i, dx[i],
+                         want);
+        }
         nnc_maxpool(n, h, w, c, k, k, s, s, oh, ow, x, y);
         for (int b = 0; b < n; b++)
             for (int oy = 0; oy < oh; oy++)
