@@ -12,6 +12,8 @@
  *  - a matrix product joins the same way as the head of a loop: the loop
  *    becomes its epilogue (bias, activation, or in backward the
  *    activation's derivative), applied to row blocks while they are hot;
+ *    that includes a convolution's product, whose result is an image
+ *    (rank 4, rows N*OH*OW);
  *  - a sum over axes of a loop's result rides along in that loop (the bias
  *    gradient is summed while dZ is computed);
  *  - all parameter updates of one optimizer become one loop over the
@@ -96,7 +98,7 @@ bool pass_fuse(Graph *g)
                 pn->kernel = root;
                 changed = true;
             } else if (optab[pn->op].kind == K_CONTRACT && !has_gemm[root] &&
-                       pn->shape.rank == 2) {
+                       (pn->shape.rank == 2 || !pn->iattr[0])) {
                 pn->kernel = root;
                 has_gemm[root] = true;
                 changed = true;
