@@ -232,7 +232,7 @@ static inline void back2x2_run(size_t C, const float *restrict x0, const float *
                                const float *restrict x2, const float *restrict x3,
                                const float *restrict g, float *restrict d0,
                                float *restrict d1, float *restrict d2, float *restrict d3,
-                               const int relu)
+                               float *restrict sum, const int relu, const int summing)
 {
     for (size_t i = 0; i < C; i++) {
         float e0 = x0[i], e1 = x1[i], e2 = x2[i], e3 = x3[i], m = e0, l = g[i];
@@ -247,11 +247,13 @@ static inline void back2x2_run(size_t C, const float *restrict x0, const float *
         d1[i] = h1 & pass ? l : 0.0f;
         d2[i] = h2 & pass ? l : 0.0f;
         d3[i] = h3 & pass ? l : 0.0f;
+        if (summing)
+            sum[i] += (h0 | h1 | h2 | h3) & pass ? l : 0.0f;
     }
 }
 
 static void back2x2(int n, int h, int w, int c, int oh, int ow, const float *dy,
-                    const float *x, float *dx, int relu)
+                    const float *x, float *dx, int relu, float *sum)
 {
     size_t C = (size_t)c, rs = (size_t)w * C;
     for (int b = 0; b < n; b++)
@@ -260,19 +262,24 @@ static void back2x2(int n, int h, int w, int c, int oh, int ow, const float *dy,
             const float *g = dy + ((size_t)b * (size_t)oh + (size_t)oy) * (size_t)ow * C;
             for (int ox = 0; ox < ow; ox++, g += C) {
                 size_t at = r0 + (size_t)(2 * ox) * C;
-                if (relu)
-                    back2x2_run(C, x + at, x + at + C, x + at + rs, x + at + rs + C, g, dx + at,
-                                dx + at + C, dx + at + rs, dx + at + rs + C, 1);
+                const float *x0 = x + at, *x2 = x0 + rs;
+                float *d0 = dx + at, *d2 = d0 + rs;
+                /* constant flags: four loops without branches */
+                if (relu && sum)
+                    back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 1, 1);
+                else if (relu)
+                    back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 1, 0);
+                else if (sum)
+                    back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 0, 1);
                 else
-                    back2x2_run(C, x + at, x + at + C, x + at + rs, x + at + rs + C, g, dx + at,
-                                dx + at + C, dx + at + rs, dx + at + rs + C, 0);
+                    back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 0, 0);
             }
         }
 }
 
-static void maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                         int oh, int ow, const float *dy, const float *x, float *dx,
-                         int relu)
+void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                          int oh, int ow, const float *dy, const float *x, float *dx,
+                          int relu, float *sum)
 {
     size_t rs = (size_t)w * (size_t)c;
     /* windows that tile the image (the usual stride = pool size) each own
@@ -289,8 +296,11 @@ static void maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int
                                 (size_t)c,
                        0, sizeof(float) * (size_t)(w - x0) * (size_t)c);
             }
+    if (sum)
+        memset(sum, 0, sizeof(float) * (size_t)c);
     if (pool2x2(kh, kw, sh, sw)) {
-        back2x2(n, h, w, c, oh, ow, dy, x, dx, relu);
+        /* each window's gradient lands once: sum what the windows pass */
+        back2x2(n, h, w, c, oh, ow, dy, x, dx, relu, sum);
         return;
     }
     for (int b = 0; b < n; b++)
@@ -304,18 +314,22 @@ static void maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int
                     back_block(c - c0 < POOL_CB ? c - c0 : POOL_CB, x + at0 + c0,
                                dx + at0 + c0, g + c0, rs, (size_t)c, kh, kw, tiles, relu);
             }
+    if (sum)
+        for (size_t i = 0; i < (size_t)n * (size_t)h * (size_t)w; i++)
+            for (int ci = 0; ci < c; ci++)
+                sum[ci] += dx[i * (size_t)c + (size_t)ci];
 }
 
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                       int oh, int ow, const float *dy, const float *x, float *dx)
 {
-    maxpool_back(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, 0);
+    nnc_maxpool_back_sum(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, 0, NULL);
 }
 
 void nnc_maxpool_relu_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                            int oh, int ow, const float *dy, const float *x, float *dx)
 {
-    maxpool_back(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, 1);
+    nnc_maxpool_back_sum(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, 1, NULL);
 }
 
 void nnc_avgpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

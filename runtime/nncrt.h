@@ -79,6 +79,12 @@ void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
                       int oh, int ow, const float *dy, const float *x, float *dx);
 void nnc_maxpool_relu_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                            int oh, int ow, const float *dy, const float *x, float *dx);
+/* maxpool_back (relu 0) or maxpool_relu_back (relu 1) that also writes,
+ * when sum is not NULL, sum[ci] = the sum of dx over (n, h, w): the bias
+ * gradient of a convolution below the pooling, without another pass. */
+void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                          int oh, int ow, const float *dy, const float *x, float *dx,
+                          int relu, float *sum);
 void nnc_avgpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                  int oh, int ow, const float *x, float *y);
 void nnc_avgpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

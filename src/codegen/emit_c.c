@@ -509,6 +509,23 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     emit_line(e, "}");
 }
 
+/* A pooling gradient with the per-channel sum riding on it. */
+static void emit_pool_sum(Emit *e, KCtx *kc)
+{
+    const Graph *g = kc->g;
+    const Node *r = NODE(g, kc->k->root);
+    const char *args[3] = {buf_of(g, kc->p, r->in[0]), buf_of(g, kc->p, r->in[1]),
+                           buf_of(g, kc->p, kc->k->root)};
+    const char *sum = NULL;
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (NODE(g, id)->op == OP_SUM_TO)
+            sum = buf_of(g, kc->p, id);
+    }
+    NNC_ASSERT(sum);
+    emit_maxpool_back_sum(e, g, r, args, sum);
+}
+
 /* Statements of a kernel with a single, non-loop op. */
 static void emit_single(Emit *e, const Graph *g, const Plan *p, const Regions *rg,
                         NodeId id, const Kernel *k)
@@ -594,6 +611,8 @@ static void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel
         emit_gemm_epilogue(e, &kc, head);
     else if (kind == K_EWISE)
         emit_loop(e, &kc);
+    else if (NODE(g, k->root)->op == OP_MAXPOOL_BACK && k->n > 1)
+        emit_pool_sum(e, &kc);
     else
         emit_single(e, g, p, &rg, k->root, k);
     e->indent--;

@@ -337,6 +337,14 @@ void emit_maxpool_back(Emit *e, const Graph *g, const Node *n, const char *const
               geom_args(n, NODE(g, n->in[1]), false), a[0], a[1], a[2]);
 }
 
+void emit_maxpool_back_sum(Emit *e, const Graph *g, const Node *n, const char *const *a,
+                           const char *sum)
+{
+    emit_line(e, "nnc_maxpool_back_sum(%s, %s, %s, %s, %d, %s);",
+              geom_args(n, NODE(g, n->in[1]), false), a[0], a[1], a[2], n->iattr[7] ? 1 : 0,
+              sum);
+}
+
 void emit_avgpool(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     emit_line(e, "nnc_avgpool(%s, %s, %s);", geom_args(n, NODE(g, n->in[0]), false), a[0], a[1]);

@@ -79,6 +79,24 @@ Test(conv, maxpool_back_matches_reference_with_ties)
             cr_assert_eq(dx[i], want, "relu case %zu element %zu: %g, want %g", t, i, dx[i],
                          want);
         }
+        /* with the per-channel sums of dx (a bias gradient) */
+        float *sum = malloc(4 * (size_t)c);
+        for (int relu = 0; relu < 2; relu++) {
+            nnc_maxpool_back_sum(n, h, w, c, k, k, s, s, oh, ow, dy, x, dx, relu, sum);
+            for (int ci = 0; ci < c; ci++) {
+                double want = 0, mag = 0;
+                for (size_t i = (size_t)ci; i < nx; i += (size_t)c) {
+                    float v = relu && !(x[i] > 0) ? 0.0f : dr[i];
+                    cr_assert_eq(dx[i], v, "sum case %zu relu %d element %zu", t, relu, i);
+                    want += v;
+                    mag += fabs(v);
+                }
+                cr_assert(fabs(sum[ci] - want) <= 1e-6 * mag + 1e-30,
+                          "case %zu relu %d channel %d: sum %g, want %g", t, relu, ci,
+                          sum[ci], want);
+            }
+        }
+        free(sum);
         nnc_maxpool(n, h, w, c, k, k, s, s, oh, ow, x, y);
         for (int b = 0; b < n; b++)
             for (int oy = 0; oy < oh; oy++)
