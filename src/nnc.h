@@ -381,6 +381,9 @@ const char *optim_state_name(const Optimizer *o, int s);
 
 /* losshead.c: bce(sigmoid(z)) -> sigmoid_bce(z), before autodiff. */
 bool pass_losshead(Graph *g);
+/* crop.c: a convolution under a valid pooling computes only the positions
+ * the pooling reads (im2col iattr[5], iattr[6]), before autodiff. */
+bool pass_crop(Graph *g);
 /* simplify.c: constant folding and algebraic identities (x*1, x+0,
  * scale(scale(x)), identity broadcasts and sums). */
 bool pass_simplify(Graph *g);

@@ -3,7 +3,7 @@
  * calls with the IR verifier between stages (QBE's main.c style; there is
  * no pass manager):
  *
- *   lower -> [[losshead]] -> autodiff -> optim
+ *   lower -> [[losshead -> crop]] -> autodiff -> optim
  *         -> [simplify -> cse -> dce] -> [[poolrelu (+ dce) -> fuse]]
  *                                                    ([-O1], [[-O2]])
  *         -> layout -> schedule (train, predict) -> memplan -> plan check
@@ -42,6 +42,8 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
     if (!lower_model(m, g) || !stage(o, "lower", g, false))
         return false;
     if (o->opt >= 2 && !pass(o, "losshead", pass_losshead, g))
+        return false;
+    if (o->opt >= 2 && !pass(o, "crop", pass_crop, g))
         return false;
     ad_build(g);
     if (!stage(o, "autodiff", g, false))
