@@ -277,9 +277,9 @@ static void back2x2(int n, int h, int w, int c, int oh, int ow, const float *dy,
         }
 }
 
-void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                          int oh, int ow, const float *dy, const float *x, float *dx,
-                          int relu, float *sum)
+static void back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int oh,
+                     int ow, const float *dy, const float *x, float *dx, int relu, float *sum,
+                     int zero_sum)
 {
     size_t rs = (size_t)w * (size_t)c;
     /* windows that tile the image (the usual stride = pool size) each own
@@ -296,7 +296,7 @@ void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, in
                                 (size_t)c,
                        0, sizeof(float) * (size_t)(w - x0) * (size_t)c);
             }
-    if (sum)
+    if (sum && zero_sum)
         memset(sum, 0, sizeof(float) * (size_t)c);
     if (pool2x2(kh, kw, sh, sw)) {
         /* each window's gradient lands once: sum what the windows pass */
@@ -318,6 +318,39 @@ void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, in
         for (size_t i = 0; i < (size_t)n * (size_t)h * (size_t)w; i++)
             for (int ci = 0; ci < c; ci++)
                 sum[ci] += dx[i * (size_t)c + (size_t)ci];
+}
+
+void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                          int oh, int ow, const float *dy, const float *x, float *dx,
+                          int relu, float *sum)
+{
+    back_sum(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, relu, sum, 1);
+}
+
+/* Images in blocks whose dx stays in L2 (about 128 KiB) until the weight
+ * gradient's GEMM has read it back. */
+void nnc_maxpool_back_wgrad(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                            int oh, int ow, const float *dy, const float *x, float *dx,
+                            int relu, float *sum, const float *cols, int k, float *dw)
+{
+    size_t img = (size_t)h * (size_t)w * (size_t)c, oimg = (size_t)oh * (size_t)ow * (size_t)c;
+    size_t rows = (size_t)h * (size_t)w;
+    int nb = (int)(32768 / (img > 0 ? img : 1));
+    nb = nb < 1 ? 1 : nb;
+    if (n <= 0) {
+        if (sum)
+            memset(sum, 0, sizeof(float) * (size_t)c);
+        for (int i = 0; i < c * k; i++)
+            dw[i] = 0.0f;
+        return;
+    }
+    for (int b0 = 0; b0 < n; b0 += nb) {
+        int bn = n - b0 < nb ? n - b0 : nb;
+        back_sum(bn, h, w, c, kh, kw, sh, sw, oh, ow, dy + (size_t)b0 * oimg,
+                 x + (size_t)b0 * img, dx + (size_t)b0 * img, relu, sum, b0 == 0);
+        nnc_sgemm(1, 0, c, k, bn * h * w, 1.0f, dx + (size_t)b0 * img, c,
+                  cols + (size_t)b0 * rows * (size_t)k, k, b0 == 0 ? 0.0f : 1.0f, dw, k);
+    }
 }
 
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

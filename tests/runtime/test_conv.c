@@ -168,3 +168,43 @@ Test(conv, avgpool_and_its_gradient)
         cr_assert_float_eq(y[AT(1, 1, 1, ci, oh, ow, c)], m, 1e-6);
     }
 }
+
+/* The pooling gradient with a convolution's weight gradient riding on it,
+ * over images in blocks (26x26x32 images go one per block): dw = dx^T
+ * cols and the bias sums against plain loops. */
+Test(conv, maxpool_back_wgrad_matches_separate_steps)
+{
+    const int n = 3, h = 26, w = 26, c = 32, oh = 13, ow = 13, k = 9;
+    size_t nx = (size_t)n * h * w * c, ny = (size_t)n * oh * ow * c, nr = (size_t)n * h * w;
+    float *x = malloc(4 * nx), *dx = malloc(4 * nx), *dr = malloc(4 * nx);
+    float *dy = malloc(4 * ny), *cols = malloc(4 * nr * k);
+    float *dw = malloc(4 * (size_t)c * k), *sum = malloc(4 * (size_t)c);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)(rand() % 7 - 2);
+    for (size_t i = 0; i < ny; i++)
+        dy[i] = frand();
+    for (size_t i = 0; i < nr * k; i++)
+        cols[i] = frand();
+    nnc_maxpool_relu_back(n, h, w, c, 2, 2, 2, 2, oh, ow, dy, x, dr);
+    nnc_maxpool_back_wgrad(n, h, w, c, 2, 2, 2, 2, oh, ow, dy, x, dx, 1, sum, cols, k, dw);
+    for (size_t i = 0; i < nx; i++)
+        cr_assert_eq(dx[i], dr[i], "element %zu: %g, want %g", i, dx[i], dr[i]);
+    for (int ci = 0; ci < c; ci++) {
+        double s = 0, ms = 0;
+        for (size_t r = 0; r < nr; r++) {
+            s += dr[r * c + ci];
+            ms += fabs(dr[r * c + ci]);
+        }
+        cr_assert(fabs(sum[ci] - s) <= 1e-5 * ms + 1e-30, "sum %d: %g, want %g", ci, sum[ci], s);
+        for (int j = 0; j < k; j++) {
+            double want = 0, mag = 0;
+            for (size_t r = 0; r < nr; r++) {
+                want += (double)dr[r * c + ci] * cols[r * k + j];
+                mag += fabs((double)dr[r * c + ci] * cols[r * k + j]);
+            }
+            cr_assert(fabs(dw[ci * k + j] - want) <= 1e-5 * mag + 1e-30,
+                      "dw[%d][%d]: %g, want %g", ci, j, dw[ci * k + j], want);
+        }
+    }
+    free(x), free(dx), free(dr), free(dy), free(cols), free(dw), free(sum);
+}
