@@ -16,6 +16,18 @@
 
 #include "nncrt.h"
 
+/* On x86 col2im and the 2x2 pooling loops also get an AVX2 build (target attribute,
+ * as the GEMM kernels), used when nnc_isa() is avx2 or avx512: twice as
+ * fast as the baseline SSE2 build, and the same results (compares and
+ * selects, sums in the same order). */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define POOL_AVX2 1
+#define BODY static inline __attribute__((always_inline))
+#define AVX2 __attribute__((target("avx2")))
+#else
+#define BODY static inline
+#endif
+
 /* gcc's -O2 does not vectorize loops; these are loops over channels */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
@@ -80,8 +92,8 @@ void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
         }
 }
 
-void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                int pt, int pl, int oh, int ow, const float *col, float *x)
+BODY void col2im_body(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int pt,
+                      int pl, int oh, int ow, const float *col, float *x)
 {
     size_t C = (size_t)c, run = (size_t)kw * C, row = (size_t)kh * run;
     memset(x, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * C);
@@ -116,6 +128,32 @@ void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
         }
 }
 
+#ifdef POOL_AVX2
+static AVX2 void col2im_avx2(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int pt,
+                             int pl, int oh, int ow, const float *col, float *x)
+{
+    col2im_body(n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, col, x);
+}
+
+static int wide(void)
+{
+    const char *isa = nnc_isa();
+    return !strcmp(isa, "avx2") || !strcmp(isa, "avx512");
+}
+#endif
+
+void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                int pt, int pl, int oh, int ow, const float *col, float *x)
+{
+#ifdef POOL_AVX2
+    if (wide()) {
+        col2im_avx2(n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, col, x);
+        return;
+    }
+#endif
+    col2im_body(n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, col, x);
+}
+
 /* Pooling windows lie inside the image (valid padding). */
 static const float *pixel(const float *x, int h, int w, int c, int b, int y, int xx)
 {
@@ -135,7 +173,7 @@ static int pool2x2(int kh, int kw, int sh, int sw)
     return kh == 2 && kw == 2 && sh == 2 && sw == 2;
 }
 
-static void maxpool2x2(int n, int h, int w, int c, int oh, int ow, const float *x, float *y)
+BODY void maxpool2x2_body(int n, int h, int w, int c, int oh, int ow, const float *x, float *y)
 {
     size_t C = (size_t)c, rs = (size_t)w * C;
     for (int b = 0; b < n; b++)
@@ -155,11 +193,31 @@ static void maxpool2x2(int n, int h, int w, int c, int oh, int ow, const float *
         }
 }
 
+static void maxpool2x2(int n, int h, int w, int c, int oh, int ow, const float *x, float *y)
+{
+    maxpool2x2_body(n, h, w, c, oh, ow, x, y);
+}
+
+#ifdef POOL_AVX2
+static AVX2 void maxpool2x2_avx2(int n, int h, int w, int c, int oh, int ow, const float *x,
+                                 float *y)
+{
+    maxpool2x2_body(n, h, w, c, oh, ow, x, y);
+}
+
+#endif
+
 void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                  int oh, int ow, const float *x, float *y)
 {
     size_t rs = (size_t)w * (size_t)c;
     if (pool2x2(kh, kw, sh, sw)) {
+#ifdef POOL_AVX2
+        if (wide()) {
+            maxpool2x2_avx2(n, h, w, c, oh, ow, x, y);
+            return;
+        }
+#endif
         maxpool2x2(n, h, w, c, oh, ow, x, y);
         return;
     }
@@ -228,7 +286,7 @@ static void back_block(int cb, const float *s0, float *d0, const float *restrict
 
 /* The 2x2 stride-2 case in one pass per pixel pair: the maximum, then
  * what is left of the gradient handed along the window in order. */
-static inline void back2x2_run(size_t C, const float *restrict x0, const float *restrict x1,
+BODY void back2x2_run(size_t C, const float *restrict x0, const float *restrict x1,
                                const float *restrict x2, const float *restrict x3,
                                const float *restrict g, float *restrict d0,
                                float *restrict d1, float *restrict d2, float *restrict d3,
@@ -252,8 +310,8 @@ static inline void back2x2_run(size_t C, const float *restrict x0, const float *
     }
 }
 
-static void back2x2(int n, int h, int w, int c, int oh, int ow, const float *dy,
-                    const float *x, float *dx, int relu, float *sum)
+BODY void back2x2_body(int n, int h, int w, int c, int oh, int ow, const float *dy,
+                       const float *x, float *dx, int relu, float *sum)
 {
     size_t C = (size_t)c, rs = (size_t)w * C;
     for (int b = 0; b < n; b++)
@@ -275,6 +333,26 @@ static void back2x2(int n, int h, int w, int c, int oh, int ow, const float *dy,
                     back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 0, 0);
             }
         }
+}
+
+#ifdef POOL_AVX2
+static AVX2 void back2x2_avx2(int n, int h, int w, int c, int oh, int ow, const float *dy,
+                              const float *x, float *dx, int relu, float *sum)
+{
+    back2x2_body(n, h, w, c, oh, ow, dy, x, dx, relu, sum);
+}
+#endif
+
+static void back2x2(int n, int h, int w, int c, int oh, int ow, const float *dy,
+                    const float *x, float *dx, int relu, float *sum)
+{
+#ifdef POOL_AVX2
+    if (wide()) {
+        back2x2_avx2(n, h, w, c, oh, ow, dy, x, dx, relu, sum);
+        return;
+    }
+#endif
+    back2x2_body(n, h, w, c, oh, ow, dy, x, dx, relu, sum);
 }
 
 static void back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int oh,
