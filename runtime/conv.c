@@ -405,32 +405,6 @@ void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, in
     back_sum(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, relu, sum, 1);
 }
 
-/* Images in blocks whose dx stays in L2 (about 128 KiB) until the weight
- * gradient's GEMM has read it back. */
-void nnc_maxpool_back_wgrad(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                            int oh, int ow, const float *dy, const float *x, float *dx,
-                            int relu, float *sum, const float *cols, int k, float *dw)
-{
-    size_t img = (size_t)h * (size_t)w * (size_t)c, oimg = (size_t)oh * (size_t)ow * (size_t)c;
-    size_t rows = (size_t)h * (size_t)w;
-    int nb = (int)(32768 / (img > 0 ? img : 1));
-    nb = nb < 1 ? 1 : nb;
-    if (n <= 0) {
-        if (sum)
-            memset(sum, 0, sizeof(float) * (size_t)c);
-        for (int i = 0; i < c * k; i++)
-            dw[i] = 0.0f;
-        return;
-    }
-    for (int b0 = 0; b0 < n; b0 += nb) {
-        int bn = n - b0 < nb ? n - b0 : nb;
-        back_sum(bn, h, w, c, kh, kw, sh, sw, oh, ow, dy + (size_t)b0 * oimg,
-                 x + (size_t)b0 * img, dx + (size_t)b0 * img, relu, sum, b0 == 0);
-        nnc_sgemm(1, 0, c, k, bn * h * w, 1.0f, dx + (size_t)b0 * img, c,
-                  cols + (size_t)b0 * rows * (size_t)k, k, b0 == 0 ? 0.0f : 1.0f, dw, k);
-    }
-}
-
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                       int oh, int ow, const float *dy, const float *x, float *dx)
 {

@@ -85,13 +85,6 @@ void nnc_maxpool_relu_back(int n, int h, int w, int c, int kh, int kw, int sh, i
 void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                           int oh, int ow, const float *dy, const float *x, float *dx,
                           int relu, float *sum);
-/* maxpool_back_sum, and the weight gradient of the convolution below:
- * dw (c x k) = dx^T cols, cols being that convolution's im2col (n*h*w x
- * k); images go in blocks so that each block of dx is still in cache
- * when the product reads it. */
-void nnc_maxpool_back_wgrad(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                            int oh, int ow, const float *dy, const float *x, float *dx,
-                            int relu, float *sum, const float *cols, int k, float *dw);
 void nnc_avgpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                  int oh, int ow, const float *x, float *y);
 void nnc_avgpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

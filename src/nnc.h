@@ -528,9 +528,8 @@ const char *emit_numel(const Node *n);
 /* A float literal that round-trips ("0.001f"). */
 const char *emit_float(double v);
 /* ops/conv.c: maxpool_back node n (args dy, x, dx) that also writes the
- * per-channel sum of dx to sum ("NULL": none) and, with cols, the weight
- * gradient dw (c x k) = dx^T cols (riders, fuse.c). */
+ * per-channel sum of dx to sum (a sum_to riding on it, fuse.c). */
 void emit_maxpool_back_sum(Emit *e, const Graph *g, const Node *n, const char *const *a,
-                           const char *sum, const char *cols, int k, const char *dw);
+                           const char *sum);
 
 #endif /* NNC_H */

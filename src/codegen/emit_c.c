@@ -509,30 +509,22 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     emit_line(e, "}");
 }
 
-/* A pooling gradient with riders: the per-channel sum (a bias gradient)
- * and the weight gradient of the convolution below. */
+/* A pooling gradient with the per-channel sum (a bias gradient) riding
+ * on it. */
 static void emit_pool_sum(Emit *e, KCtx *kc)
 {
     const Graph *g = kc->g;
     const Node *r = NODE(g, kc->k->root);
     const char *args[3] = {buf_of(g, kc->p, r->in[0]), buf_of(g, kc->p, r->in[1]),
                            buf_of(g, kc->p, kc->k->root)};
-    const char *sum = "NULL";
-    NodeId wgrad = NODE_NONE;
+    const char *sum = NULL;
     for (int m = 0; m < kc->k->n; m++) {
         NodeId id = kc->p->members[kc->k->first + m];
         if (NODE(g, id)->op == OP_SUM_TO)
             sum = buf_of(g, kc->p, id);
-        if (NODE(g, id)->op == OP_MATMUL)
-            wgrad = id;
     }
-    if (wgrad == NODE_NONE) {
-        emit_maxpool_back_sum(e, g, r, args, sum, NULL, 0, NULL);
-        return;
-    }
-    const Node *m = NODE(g, wgrad);
-    emit_maxpool_back_sum(e, g, r, args, sum, buf_of(g, kc->p, m->in[1]),
-                          NODE(g, m->in[1])->shape.dim[3], buf_of(g, kc->p, wgrad));
+    NNC_ASSERT(sum);
+    emit_maxpool_back_sum(e, g, r, args, sum);
 }
 
 /* Statements of a kernel with a single, non-loop op. */

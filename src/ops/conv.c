@@ -363,17 +363,11 @@ void emit_maxpool_back(Emit *e, const Graph *g, const Node *n, const char *const
 }
 
 void emit_maxpool_back_sum(Emit *e, const Graph *g, const Node *n, const char *const *a,
-                           const char *sum, const char *cols, int k, const char *dw)
+                           const char *sum)
 {
-    if (!cols) {
-        emit_line(e, "nnc_maxpool_back_sum(%s, %s, %s, %s, %d, %s);",
-                  geom_args(g, n, NODE(g, n->in[1]), false), a[0], a[1], a[2],
-                  n->iattr[7] ? 1 : 0, sum);
-        return;
-    }
-    emit_line(e, "nnc_maxpool_back_wgrad(%s, %s, %s, %s, %d, %s, %s, %d, %s);",
+    emit_line(e, "nnc_maxpool_back_sum(%s, %s, %s, %s, %d, %s);",
               geom_args(g, n, NODE(g, n->in[1]), false), a[0], a[1], a[2], n->iattr[7] ? 1 : 0,
-              sum, cols, k, dw);
+              sum);
 }
 
 void emit_avgpool(Emit *e, const Graph *g, const Node *n, const char *const *a)

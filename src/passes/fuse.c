@@ -16,8 +16,7 @@
  *    (rank 4, rows N*OH*OW);
  *  - a sum over axes of a loop's result rides along in that loop (the bias
  *    gradient is summed while dZ is computed), and so does a per-channel
- *    sum of a max pooling's gradient (nnc_maxpool_back_sum), and the
- *    weight gradient of the convolution below it (nnc_maxpool_back_wgrad);
+ *    sum of a max pooling's gradient (nnc_maxpool_back_sum);
  *  - all parameter updates of one optimizer become one loop over the
  *    parameter, gradient and state regions, when every gradient can live
  *    at its parameter's place in the gradient region.
@@ -124,26 +123,6 @@ bool pass_fuse(Graph *g)
             has_gemm[s->in[0]] = true;
             changed = true;
         }
-    }
-    /* a convolution's weight gradient dW = dY^T col rides on the pooling
-     * gradient that computes dY, which then goes in blocks of images that
-     * the product reads while they are in cache */
-    for (int id = 1; id < nn; id++) {
-        Node *m = &g->nodes[id];
-        if (m->op != OP_MATMUL || m->kernel || m->iattr[0] != 1 || m->iattr[1])
-            continue;
-        const Node *r = NODE(g, m->in[0]), *col = NODE(g, m->in[1]);
-        if (r->op != OP_MAXPOOL_BACK || r->kernel || keep[m->in[0]] || col->shape.rank != 4 ||
-            col->shape.dim[0] != r->shape.dim[0] || col->shape.dim[1] != r->shape.dim[1] ||
-            col->shape.dim[2] != r->shape.dim[2] || m->in[1] >= m->in[0])
-            continue;
-        bool taken = false;
-        for (int o = 1; o < nn && !taken; o++)
-            taken = g->nodes[o].op == OP_MATMUL && g->nodes[o].kernel == m->in[0];
-        if (taken)
-            continue;
-        m->kernel = m->in[0];
-        changed = true;
     }
     changed |= fuse_updates(g);
     free(uses);

@@ -210,9 +210,8 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
             r = REG_PARAM;
         else if (n->op == OP_CONST || optab[n->op].kind == K_UPDATE)
             r = REG_NONE;
-        else if (n->kernel > (NodeId)id)
-            r = REG_NONE; /* computed inside its kernel's loop (riders, after
-                           * their root, keep their results) */
+        else if (n->kernel && n->op != OP_SUM_TO)
+            r = REG_NONE; /* computed inside its kernel's loop */
         else if (predict && (NodeId)id == g->output)
             r = REG_OUTPUT;
         else if (!predict && l->grads_exclusive && param_index(g, (NodeId)id) >= 0)
