@@ -84,7 +84,9 @@ void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,
  * col2im is its adjoint (sums overlapping windows; overwrites x).
  * Pooling windows lie inside the image; maxpool_back routes each output
  * gradient to the first maximum of its window (as PyTorch); the _back
- * kernels overwrite dx.
+ * kernels overwrite dx. maxpool_relu_back is relu_back(maxpool_back(dy,
+ * x), x) for x = relu(z): it also drops the gradient of windows whose
+ * maximum is not positive, giving dz in one pass.
  */
 void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                 int pt, int pl, int oh, int ow, const float *x, float *col);
@@ -94,6 +96,14 @@ void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                  int oh, int ow, const float *x, float *y);
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                       int oh, int ow, const float *dy, const float *x, float *dx);
+void nnc_maxpool_relu_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                           int oh, int ow, const float *dy, const float *x, float *dx);
+/* maxpool_back (relu 0) or maxpool_relu_back (relu 1) that also writes,
+ * when sum is not NULL, sum[ci] = the sum of dx over (n, h, w): the bias
+ * gradient of a convolution below the pooling, without another pass. */
+void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                          int oh, int ow, const float *dy, const float *x, float *dx,
+                          int relu, float *sum);
 void nnc_avgpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                  int oh, int ow, const float *x, float *y);
 void nnc_avgpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

@@ -30,6 +30,10 @@ void ir_print(FILE *f, const Graph *g)
         if (optab[n->op].kind == K_WINDOW)
             fprintf(f, " k=%dx%d s=%dx%d%s", n->iattr[0], n->iattr[1], n->iattr[2],
                     n->iattr[3], n->iattr[4] ? " same" : "");
+        if (n->op == OP_MAXPOOL_BACK && n->iattr[7])
+            fprintf(f, " relu");
+        if (n->op == OP_IM2COL && n->iattr[5])
+            fprintf(f, " crop=%dx%d", n->iattr[5], n->iattr[6]);
         if (n->op == OP_SCALE || n->op == OP_CONST || (optab[n->op].flags & F_ATTR))
             fprintf(f, " %.9g", n->fattr[0]);
         if (n->op == OP_SLICE)

@@ -391,6 +391,9 @@ const char *optim_state_name(const Optimizer *o, int s);
 
 /* losshead.c: bce(sigmoid(z)) -> sigmoid_bce(z), before autodiff. */
 bool pass_losshead(Graph *g);
+/* crop.c: a convolution under a valid pooling computes only the positions
+ * the pooling reads (im2col iattr[5], iattr[6]), before autodiff. */
+bool pass_crop(Graph *g);
 /* simplify.c: constant folding and algebraic identities (x*1, x+0,
  * scale(scale(x)), identity broadcasts and sums). */
 bool pass_simplify(Graph *g);
@@ -399,6 +402,9 @@ bool pass_cse(Graph *g);
 /* dce.c: removes nodes that neither the loss, the output nor an update
  * needs; renumbers the rest keeping topological order. */
 bool pass_dce(Graph *g);
+/* poolrelu.c: relu_back(maxpool_back(dy, x), x) -> one maxpool_back with
+ * the relu's derivative (iattr[7]); run dce after it. */
+bool pass_poolrelu(Graph *g);
 /* fuse.c: groups nodes into kernels (Node.kernel): elementwise chains,
  * GEMM epilogues, reductions riding on a loop, one optimizer update. */
 bool pass_fuse(Graph *g);
@@ -554,6 +560,10 @@ const char *emit_dim(const Node *n, int d);
 const char *emit_numel(const Node *n);
 /* A float literal that round-trips ("0.001f"). */
 const char *emit_float(double v);
+/* ops/conv.c: maxpool_back node n (args dy, x, dx) that also writes the
+ * per-channel sum of dx to sum (a sum_to riding on it, fuse.c). */
+void emit_maxpool_back_sum(Emit *e, const Graph *g, const Node *n, const char *const *a,
+                           const char *sum);
 
 /* nnc import-keras (import_keras.c): argv[0] is "import-keras"; returns
  * the exit status. */

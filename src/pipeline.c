@@ -3,8 +3,9 @@
  * calls with the IR verifier between stages (QBE's main.c style; there is
  * no pass manager):
  *
- *   lower -> [[losshead]] -> autodiff -> optim
- *         -> [simplify -> cse -> dce] -> [[fuse]]     ([-O1], [[-O2]])
+ *   lower -> [[losshead -> crop]] -> autodiff -> optim
+ *         -> [simplify -> cse -> dce] -> [[poolrelu (+ dce) -> fuse]]
+ *                                                    ([-O1], [[-O2]])
  *         -> layout -> schedule (train, predict) -> memplan -> plan check
  *
  * The driver and the tests both compile through here, so what the tests
@@ -42,6 +43,8 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
         return false;
     if (o->opt >= 2 && !pass(o, "losshead", pass_losshead, g))
         return false;
+    if (o->opt >= 2 && !pass(o, "crop", pass_crop, g))
+        return false;
     ad_build(g);
     if (!stage(o, "autodiff", g, false))
         return false;
@@ -54,6 +57,12 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
     if (o->opt >= 1 && (!pass(o, "simplify", pass_simplify, g) || !pass(o, "cse", pass_cse, g) ||
                         !pass(o, "dce", pass_dce, g)))
         return false;
+    if (o->opt >= 2) {
+        if (pass_poolrelu(g))
+            pass_dce(g);
+        if (!stage(o, "poolrelu", g, true))
+            return false;
+    }
     if (o->opt >= 2 && !pass(o, "fuse", pass_fuse, g))
         return false;
     layout_build(g, &c->layout);

@@ -418,28 +418,43 @@ static void emit_loop(Emit *e, KCtx *kc)
     buf_free(&body);
 }
 
+/* "d0 * d1 * ..." of x's dims [0, upto) (the rows of its matrix view). */
+static const char *lead_expr(const Node *x, int upto)
+{
+    char *b = rotating();
+    size_t at = 0;
+    b[0] = '\0';
+    for (int d = 0; d < upto; d++)
+        at += (size_t)snprintf(b + at, 160 - at, d ? " * %s" : "%s", emit_dim(x, d));
+    return b;
+}
+
 /* A GEMM whose result feeds a loop: row blocks of C are computed, then
- * the loop runs over the block while it is in cache. */
+ * the loop runs over the block while it is in cache. The result may be
+ * an image (a convolution's (N, OH, OW, C), the GEMM's rows being
+ * N*OH*OW): each row's position is then split back into its indices. */
 static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
 {
     const Graph *g = kc->g;
     const Node *h = NODE(g, head), *r = NODE(g, kc->k->root);
     const Node *a = NODE(g, h->in[0]), *b = NODE(g, h->in[1]);
     int ta = h->iattr[0], tb = h->iattr[1];
-    int ncols = r->shape.dim[1];
+    int rank = r->shape.rank, ar = a->shape.rank;
+    int ncols = r->shape.dim[rank - 1];
+    long rows = (long)(shape_numel(&r->shape) / (size_t)(ncols > 0 ? ncols : 1));
     /* Row blocks of C that stay in L2 (256 KiB) between the GEMM and the
      * epilogue. Not smaller: each call packs B again, which for a
      * transposed B (dense weights) costs as much as a large part of the
      * product (measured on the Fashion-MNIST MLP's 64x256x784 layer). */
     int rb = 65536 / (ncols > 0 ? ncols : 1);
     rb = rb < 1 ? 1 : rb;
-    if (rb >= r->shape.dim[0])
-        rb = r->shape.dim[0];
-    char m[32], k[32], lda[32], ldb[32];
-    snprintf(m, sizeof m, "%s", emit_dim(r, 0));
-    snprintf(k, sizeof k, "%s", emit_dim(a, ta ? 0 : 1));
-    snprintf(lda, sizeof lda, "%s", emit_dim(a, 1));
-    snprintf(ldb, sizeof ldb, "%s", emit_dim(b, 1));
+    if (rb >= rows)
+        rb = (int)rows;
+    char m[96], k[96], lda[32], ldb[32];
+    snprintf(m, sizeof m, "%s", lead_expr(r, rank - 1));
+    snprintf(k, sizeof k, "%s", ta ? lead_expr(a, ar - 1) : emit_dim(a, ar - 1));
+    snprintf(lda, sizeof lda, "%s", emit_dim(a, ar - 1));
+    snprintf(ldb, sizeof ldb, "%s", emit_dim(b, b->shape.rank - 1));
     const char *c = buf_of(g, kc->p, kc->k->root);
     kc->flat = false;
     zero_riders(e, kc);
@@ -455,12 +470,36 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     Buf body = {0};
     Buf *out = e->out;
     e->out = &body;
-    emit_line(e, "for (int i0 = r0; i0 < r0 + rb; i0++)");
-    emit_line(e, "    for (int i1 = 0; i1 < %d; i1++) {", ncols);
-    e->indent += 2;
+    if (rank == 2) {
+        emit_line(e, "for (int i0 = r0; i0 < r0 + rb; i0++)");
+    } else {
+        /* row q = ((i0 * d1 + i1) * d2 + i2) ...: its indices, innermost first */
+        emit_line(e, "for (int q = r0; q < r0 + rb; q++) {");
+        e->indent++;
+        for (int d = rank - 2; d >= 0; d--) {
+            Buf ix = {0};
+            buf_puts(&ix, "q");
+            for (int j = d + 1; j < rank - 1; j++)
+                buf_printf(&ix, " / %s", emit_dim(r, j));
+            if (d > 0)
+                emit_line(e, "const int i%d = %s %% %s;", d, ix.data, emit_dim(r, d));
+            else
+                emit_line(e, "const int i0 = %s;", ix.data);
+            buf_free(&ix);
+        }
+    }
+    /* the rank-2 row loop has no braces: its body is one level deeper */
+    const char *in = rank == 2 ? "    " : "";
+    emit_line(e, "%sfor (int i%d = 0; i%d < %d; i%d++) {", in, rank - 1, rank - 1, ncols,
+              rank - 1);
+    e->indent += rank == 2 ? 2 : 1;
     loop_body(e, kc);
-    e->indent -= 2;
-    emit_line(e, "    }");
+    e->indent -= rank == 2 ? 2 : 1;
+    emit_line(e, "%s}", in);
+    if (rank > 2) {
+        e->indent--;
+        emit_line(e, "}");
+    }
     e->out = out;
     flush_aliases(e, kc, &body);
     buf_free(&body);
@@ -468,6 +507,24 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     emit_line(e, "}");
     e->indent--;
     emit_line(e, "}");
+}
+
+/* A pooling gradient with the per-channel sum (a bias gradient) riding
+ * on it. */
+static void emit_pool_sum(Emit *e, KCtx *kc)
+{
+    const Graph *g = kc->g;
+    const Node *r = NODE(g, kc->k->root);
+    const char *args[3] = {buf_of(g, kc->p, r->in[0]), buf_of(g, kc->p, r->in[1]),
+                           buf_of(g, kc->p, kc->k->root)};
+    const char *sum = NULL;
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (NODE(g, id)->op == OP_SUM_TO)
+            sum = buf_of(g, kc->p, id);
+    }
+    NNC_ASSERT(sum);
+    emit_maxpool_back_sum(e, g, r, args, sum);
 }
 
 /* Statements of a kernel with a single, non-loop op. */
@@ -555,6 +612,8 @@ static void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel
         emit_gemm_epilogue(e, &kc, head);
     else if (kind == K_EWISE)
         emit_loop(e, &kc);
+    else if (NODE(g, k->root)->op == OP_MAXPOOL_BACK && k->n > 1)
+        emit_pool_sum(e, &kc);
     else
         emit_single(e, g, p, &rg, k->root, k);
     e->indent--;

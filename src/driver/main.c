@@ -163,17 +163,18 @@ static void parse_args(int argc, char **argv, Options *o)
                   "bench or main)",
                   o->emit);
     }
-    static const char *const stages[] = {"all", "lower", "losshead", "autodiff", "optim",
-                                         "simplify", "cse", "dce", "fuse", NULL};
+    static const char *const stages[] = {"all", "lower", "losshead", "crop", "autodiff", "optim",
+                                         "simplify", "cse", "dce", "poolrelu", "fuse", NULL};
     bool known = !o->dump_after;
     for (int i = 0; stages[i] && !known; i++)
         known = !strcmp(o->dump_after, stages[i]);
     if (!known)
-        bad_usage("unknown pass '%s' for --dump-after (expected lower, losshead, autodiff, "
-                  "optim, simplify, cse, dce, fuse or all)", o->dump_after);
+        bad_usage("unknown pass '%s' for --dump-after (expected lower, losshead, crop, autodiff, "
+                  "optim, simplify, cse, dce, poolrelu, fuse or all)", o->dump_after);
     if (o->dump_after) {
-        static const char *const level[] = {"losshead", "2", "simplify", "1", "cse", "1",
-                                            "dce", "1", "fuse", "2", NULL};
+        static const char *const level[] = {"losshead", "2", "crop", "2", "simplify", "1",
+                                            "cse", "1", "dce", "1", "poolrelu", "2",
+                                            "fuse", "2", NULL};
         for (int i = 0; level[i]; i += 2)
             if (!strcmp(o->dump_after, level[i]) && o->opt < level[i + 1][0] - '0')
                 fprintf(stderr, "nnc: warning: --dump-after=%s prints nothing: the pass "

@@ -6,13 +6,17 @@
  * padding so that out = ceil(in / stride), the extra row or column at the
  * bottom/right as Keras does; 0: valid, windows inside the image).
  *
- *   im2col(x): (N, H, W, C) -> (N, OH, OW, kh*kw*C)
+ *   im2col(x): (N, H, W, C) -> (N, OH, OW, kh*kw*C), or only the first
+ *       iattr[5] x iattr[6] positions when those are set (pass crop);
  *       col[b, oy, ox, (ky, kx, c)] = x[b, oy*sh + ky - pt, ox*sw + kx - pl, c]
  *       (0 in the padding). A convolution is then matmul(col, W^T) with W
  *       (cout, kh*kw*cin) and the GEMM sees col as (N*OH*OW, kh*kw*C).
  *       dx = col2im(dcol): the adjoint, summing overlapping windows.
  *   maxpool(x): y = max over each window (valid padding only)
  *       dx: dy routed to the first maximum of its window (as PyTorch).
+ *       maxpool_back with iattr[7] (pass poolrelu) is also the gradient
+ *       of the relu whose output x is: only windows with a positive
+ *       maximum pass their gradient.
  *   avgpool(x): y = mean over each window;  dx: dy / (kh kw) spread back.
  *   reshape(x): the same floats under another shape (row-major order);
  *       dx = reshape(dy) to x's shape. Flatten of NHWC keeps (h, w, c)
@@ -58,6 +62,30 @@ static bool geom(const Node *n, const Node *x, Geom *G)
         G->oh = (G->h - G->kh) / G->sh + 1;
         G->ow = (G->w - G->kw) / G->sw + 1;
         G->pt = G->pl = 0;
+    }
+    /* im2col cropped to its first iattr[5] x iattr[6] positions (pass
+     * crop: the windows a pooling above never reads) */
+    if (n->op == OP_IM2COL && a[5] > 0) {
+        if (a[5] > G->oh || a[6] > G->ow || a[6] < 1)
+            return false;
+        G->oh = a[5];
+        G->ow = a[6];
+    }
+    return true;
+}
+
+/* geom, where col2im takes its positions from its input (a cropped
+ * im2col's gradient has fewer than the image gives). */
+static bool geom_g(const Graph *g, const Node *n, const Node *x, Geom *G)
+{
+    if (!geom(n, x, G))
+        return false;
+    if (n->op == OP_COL2IM) {
+        const Shape *d = &NODE(g, n->in[0])->shape;
+        if (d->rank != 4 || d->dim[1] > G->oh || d->dim[2] > G->ow)
+            return false;
+        G->oh = d->dim[1];
+        G->ow = d->dim[2];
     }
     return true;
 }
@@ -115,7 +143,7 @@ static bool shape_back(Graph *g, Node *n, bool pool)
 {
     Node x = image_of(g, n);
     Geom G;
-    NNC_ASSERT(geom(n, &x, &G) && !(pool && n->iattr[4]));
+    NNC_ASSERT(geom_g(g, n, &x, &G) && !(pool && n->iattr[4]));
     const Shape *d = &NODE(g, n->in[0])->shape;
     NNC_ASSERT(d->rank == 4 && d->dim[1] == G.oh && d->dim[2] == G.ow &&
                d->dim[3] == (pool ? G.c : G.kh * G.kw * G.c));
@@ -219,14 +247,19 @@ void eval_col2im(const Graph *g, const Node *n, const double *const *in, double 
 {
     Geom G;
     Node x = image_of(g, n);
-    NNC_ASSERT(geom(n, &x, &G));
+    NNC_ASSERT(geom_g(g, n, &x, &G));
     eval_cols(&G, in[0], out, true);
 }
 
 /* Pooling: mode 0 max forward, 1 max backward, 2 avg forward, 3 avg
- * backward (out zeroed by the caller for the backward modes). */
+ * backward (out zeroed by the caller for the backward modes); mode 4 is
+ * max backward through a relu (windows whose maximum is not positive pass
+ * no gradient). */
 static void eval_pool(const Geom *G, const double *x, const double *dy, double *out, int mode)
 {
+    bool relu = mode == 4;
+    if (relu)
+        mode = 1;
     for (int b = 0; b < G->n; b++)
         for (int oy = 0; oy < G->oh; oy++)
             for (int ox = 0; ox < G->ow; ox++)
@@ -248,7 +281,7 @@ static void eval_pool(const Geom *G, const double *x, const double *dy, double *
                         }
                     if (mode == 0)
                         out[oi] = x[best];
-                    else if (mode == 1)
+                    else if (mode == 1 && (!relu || x[best] > 0))
                         out[best] += dy[oi];
                     else if (mode == 2)
                         out[oi] = s / (G->kh * G->kw);
@@ -267,7 +300,7 @@ void eval_maxpool_back(const Graph *g, const Node *n, const double *const *in, d
     Geom G;
     Node x = image_of(g, n);
     NNC_ASSERT(geom(n, &x, &G));
-    eval_pool(&G, in[1], in[0], out, 1);
+    eval_pool(&G, in[1], in[0], out, n->iattr[7] ? 4 : 1);
 }
 
 void eval_avgpool(const Graph *g, const Node *n, const double *const *in, double *out)
@@ -294,11 +327,11 @@ void eval_reshape(const Graph *g, const Node *n, const double *const *in, double
 /* ---- emitters: runtime calls -------------------------------------------- */
 
 /* "n, h, w, c, kh, kw, sh, sw" of the image x (nb for a batched dim). */
-static const char *geom_args(const Node *n, const Node *x, bool pads)
+static const char *geom_args(const Graph *g, const Node *n, const Node *x, bool pads)
 {
     static char b[256];
     Geom G;
-    NNC_ASSERT(geom(n, x, &G));
+    NNC_ASSERT(geom_g(g, n, x, &G));
     snprintf(b, sizeof b, "%s, %d, %d, %d, %d, %d, %d, %d, ", emit_dim(x, 0), G.h, G.w, G.c,
              G.kh, G.kw, G.sh, G.sw);
     if (pads)
@@ -309,35 +342,43 @@ static const char *geom_args(const Node *n, const Node *x, bool pads)
 
 void emit_im2col(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    emit_line(e, "nnc_im2col(%s, %s, %s);", geom_args(n, NODE(g, n->in[0]), true), a[0], a[1]);
+    emit_line(e, "nnc_im2col(%s, %s, %s);", geom_args(g, n, NODE(g, n->in[0]), true), a[0], a[1]);
 }
 
 void emit_col2im(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     Node x = image_of(g, n);
-    emit_line(e, "nnc_col2im(%s, %s, %s);", geom_args(n, &x, true), a[0], a[1]);
+    emit_line(e, "nnc_col2im(%s, %s, %s);", geom_args(g, n, &x, true), a[0], a[1]);
 }
 
 void emit_maxpool(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    emit_line(e, "nnc_maxpool(%s, %s, %s);", geom_args(n, NODE(g, n->in[0]), false), a[0], a[1]);
+    emit_line(e, "nnc_maxpool(%s, %s, %s);", geom_args(g, n, NODE(g, n->in[0]), false), a[0], a[1]);
 }
 
 void emit_maxpool_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    emit_line(e, "nnc_maxpool_back(%s, %s, %s, %s);", geom_args(n, NODE(g, n->in[1]), false),
-              a[0], a[1], a[2]);
+    emit_line(e, "nnc_maxpool%s_back(%s, %s, %s, %s);", n->iattr[7] ? "_relu" : "",
+              geom_args(g, n, NODE(g, n->in[1]), false), a[0], a[1], a[2]);
+}
+
+void emit_maxpool_back_sum(Emit *e, const Graph *g, const Node *n, const char *const *a,
+                           const char *sum)
+{
+    emit_line(e, "nnc_maxpool_back_sum(%s, %s, %s, %s, %d, %s);",
+              geom_args(g, n, NODE(g, n->in[1]), false), a[0], a[1], a[2], n->iattr[7] ? 1 : 0,
+              sum);
 }
 
 void emit_avgpool(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    emit_line(e, "nnc_avgpool(%s, %s, %s);", geom_args(n, NODE(g, n->in[0]), false), a[0], a[1]);
+    emit_line(e, "nnc_avgpool(%s, %s, %s);", geom_args(g, n, NODE(g, n->in[0]), false), a[0], a[1]);
 }
 
 void emit_avgpool_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     Node x = image_of(g, n);
-    emit_line(e, "nnc_avgpool_back(%s, %s, %s);", geom_args(n, &x, false), a[0], a[1]);
+    emit_line(e, "nnc_avgpool_back(%s, %s, %s);", geom_args(g, n, &x, false), a[0], a[1]);
 }
 
 /* Usually a no-op: the planner puts the output where the input is. */

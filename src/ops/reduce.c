@@ -33,6 +33,11 @@ void emit_sum_to(Emit *e, const Graph *g, const Node *n, const char *const *a)
     const Node *x = NODE(g, n->in[0]);
     const Shape *is = &x->shape;
     int off = is->rank - n->shape.rank;
+    /* restrict: the sums stay in registers, vectorized over the kept
+     * (innermost) dims, in the same order per element */
+    emit_line(e, "float *restrict so = %s;", a[1]);
+    emit_line(e, "const float *restrict si = %s;", a[0]);
+    a = (const char *const[]){"si", "so"};
     emit_line(e, "for (int i = 0; i < %s; i++) %s[i] = 0.0f;", emit_numel(n), a[1]);
     Buf oidx = {0}, iidx = {0};
     for (int d = 0; d < is->rank; d++) {

@@ -12,8 +12,11 @@
  *  - a matrix product joins the same way as the head of a loop: the loop
  *    becomes its epilogue (bias, activation, or in backward the
  *    activation's derivative), applied to row blocks while they are hot;
+ *    that includes a convolution's product, whose result is an image
+ *    (rank 4, rows N*OH*OW);
  *  - a sum over axes of a loop's result rides along in that loop (the bias
- *    gradient is summed while dZ is computed);
+ *    gradient is summed while dZ is computed), and so does a per-channel
+ *    sum of a max pooling's gradient (nnc_maxpool_back_sum);
  *  - all parameter updates of one optimizer become one loop over the
  *    parameter, gradient and state regions, when every gradient can live
  *    at its parameter's place in the gradient region.
@@ -96,7 +99,7 @@ bool pass_fuse(Graph *g)
                 pn->kernel = root;
                 changed = true;
             } else if (optab[pn->op].kind == K_CONTRACT && !has_gemm[root] &&
-                       pn->shape.rank == 2) {
+                       (pn->shape.rank == 2 || !pn->iattr[0])) {
                 pn->kernel = root;
                 has_gemm[root] = true;
                 changed = true;
@@ -111,6 +114,13 @@ bool pass_fuse(Graph *g)
         const Node *r = NODE(g, s->in[0]);
         if (r->kernel == NODE_NONE && optab[r->op].kind == K_EWISE) {
             s->kernel = s->in[0];
+            changed = true;
+        } else if (r->op == OP_MAXPOOL_BACK && !has_gemm[s->in[0]] && s->shape.rank == 1 &&
+                   !s->bmask && s->shape.dim[0] == r->shape.dim[r->shape.rank - 1]) {
+            /* a bias gradient over a pooling gradient: summed as the
+             * windows hand out their gradient (has_gemm: one rider) */
+            s->kernel = s->in[0];
+            has_gemm[s->in[0]] = true;
             changed = true;
         }
     }

@@ -69,6 +69,34 @@ Test(conv, maxpool_back_matches_reference_with_ties)
         maxpool_back_ref(n, h, w, c, k, s, oh, ow, dy, x, dr);
         for (size_t i = 0; i < nx; i++)
             cr_assert_eq(dx[i], dr[i], "case %zu element %zu: %g, want %g", t, i, dx[i], dr[i]);
+        /* through a relu whose output x is: windows with maximum 0 pass
+         * nothing (x == 0 where the gradient went) */
+        for (size_t i = 0; i < nx; i++)
+            dx[i] = NAN;
+        nnc_maxpool_relu_back(n, h, w, c, k, k, s, s, oh, ow, dy, x, dx);
+        for (size_t i = 0; i < nx; i++) {
+            float want = x[i] > 0 ? dr[i] : 0.0f;
+            cr_assert_eq(dx[i], want, "relu case %zu element %zu: %g, want %g", t, i, dx[i],
+                         want);
+        }
+        /* with the per-channel sums of dx (a bias gradient) */
+        float *sum = malloc(4 * (size_t)c);
+        for (int relu = 0; relu < 2; relu++) {
+            nnc_maxpool_back_sum(n, h, w, c, k, k, s, s, oh, ow, dy, x, dx, relu, sum);
+            for (int ci = 0; ci < c; ci++) {
+                double want = 0, mag = 0;
+                for (size_t i = (size_t)ci; i < nx; i += (size_t)c) {
+                    float v = relu && !(x[i] > 0) ? 0.0f : dr[i];
+                    cr_assert_eq(dx[i], v, "sum case %zu relu %d element %zu", t, relu, i);
+                    want += v;
+                    mag += fabs(v);
+                }
+                cr_assert(fabs(sum[ci] - want) <= 1e-6 * mag + 1e-30,
+                          "case %zu relu %d channel %d: sum %g, want %g", t, relu, ci,
+                          sum[ci], want);
+            }
+        }
+        free(sum);
         nnc_maxpool(n, h, w, c, k, k, s, s, oh, ow, x, y);
         for (int b = 0; b < n; b++)
             for (int oy = 0; oy < oh; oy++)

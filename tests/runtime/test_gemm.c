@@ -338,6 +338,20 @@ Test(gemm, blocked_sizes_past_one_cache_block)
     check_case(0, 0, 20, 2100, 30, 1.0f, 0.0f, 0, NAN, 9);
 }
 
+Test(gemm, small_c_over_long_k)
+{
+    /* a few tiles of C over k past the direct path's limit: read in
+     * place, as is or transposed (a first convolution's weight gradient) */
+    static const int shapes[][3] = {
+        {32, 9, 3000}, {9, 32, 3000}, {5, 40, 700}, {40, 5, 700}, {1, 17, 300}, {30, 70, 500},
+    };
+
+    for (int t = 0; t < 4; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            check_case(t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2], 0.5f,
+                       t == 1 ? 0.0f : -0.75f, (int)s % 2, 0.0f, (uint64_t)(10 * t + s));
+}
+
 /* nnc_sgemm's result for 1 and 2 threads must be the same bits. */
 static void check_threads(int ta, int tb, int m, int n, int k, float beta)
 {
@@ -371,7 +385,7 @@ Test(gemm, threads_give_identical_bits)
 {
     static const int shapes[][3] = {
         {257, 100, 257}, {100, 257, 100}, {1000, 33, 700}, {33, 1000, 500},
-        {64, 256, 784}, {7, 3000, 60}, {401, 401, 401},
+        {64, 256, 784}, {7, 3000, 60}, {401, 401, 401}, {32, 9, 5000}, {30, 20, 700},
     };
 
     for (size_t f = 0; f < NIMPLS; f++) {

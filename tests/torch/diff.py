@@ -287,6 +287,24 @@ class CnnGap(nn.Module):
         return self.dense_0(x.mean(dim=(2, 3)))
 
 
+class CnnCrop(nn.Module):
+    """tests/torch/cnn_crop.nn: valid conv relu to 11x11, 2x2 maxpool
+    (row and column 10 unread), conv tanh to 4x4, 3x3 avgpool (the last
+    row and column unread), flatten, dense: nnc crops both convs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv2d_0 = nn.Conv2d(2, 4, 3)
+        self.conv2d_1 = nn.Conv2d(4, 3, 2)
+        self.dense_0 = nn.Linear(3, 3)
+
+    def forward(self, x):
+        x = nhwc_in(x, 13, 13, 2)
+        x = F.max_pool2d(F.relu(self.conv2d_0(x)), 2)
+        x = F.avg_pool2d(torch.tanh(self.conv2d_1(x)), 3)
+        return self.dense_0(nhwc_flatten(x))
+
+
 def nnc_to_torch(state):
     return {k: (v.transpose(0, 3, 1, 2).copy() if v.ndim == 4 else v)
             for k, v in state.items()}
@@ -499,6 +517,11 @@ MODELS = [
          optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
                                           eps=1e-7),
          seed=6),
+    dict(name="cnn_crop", module=CnnCrop, batch=4, n_in=338, n_out=3,
+         targets="onehot", loss=softmax_ce,
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999),
+                                          eps=1e-7),
+         seed=23),
     # ids: x holds token ids in [0, vocab) as floats
     dict(name="embed", module=Embed, batch=8, n_in=6, n_out=3,
          targets="onehot", loss=softmax_ce, ids=12,
