@@ -12,9 +12,10 @@
  *     ./a.out [--epochs E] [--seed S] [--data DIR]
  *
  * The data are the gzipped IDX files of Debian's dataset-fashion-mnist
- * (/usr/share/datasets/fashion-mnist by default), read with zlib. Each
- * epoch visits the training set in a fresh random order and drops the
- * last partial batch. Pixels are scaled to [0, 1].
+ * (/usr/share/datasets/fashion-mnist by default), read with zlib by
+ * examples/fmnist_data.h. Each epoch visits the training set in a fresh
+ * random order and drops the last partial batch. Pixels are scaled to
+ * [0, 1].
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -22,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
+#include "fmnist_data.h"
 #include "m.h"
 
 #if M_IN != 784 || M_OUT != 10
@@ -47,53 +48,6 @@ static uint64_t rng_next(void)
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     return z ^ (z >> 31);
-}
-
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-/* Reads DIR/NAME; magic 2051 (images: n x 784) or 2049 (labels: n).
- * Returns malloc'ed data and sets *n, or NULL after printing why. */
-static unsigned char *read_idx(const char *dir, const char *name, uint32_t magic, size_t *n)
-{
-    char path[4096];
-    unsigned char hdr[16];
-    size_t hlen = magic == 2051 ? 16 : 8, per = 1, bytes;
-    unsigned char *data;
-    gzFile f;
-
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = gzopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "fmnist: cannot open %s\n", path);
-        return NULL;
-    }
-    if (gzread(f, hdr, (unsigned)hlen) != (int)hlen || be32(hdr) != magic) {
-        fprintf(stderr, "fmnist: %s: not an IDX file\n", path);
-        gzclose(f);
-        return NULL;
-    }
-    *n = be32(hdr + 4);
-    if (magic == 2051)
-        per = (size_t)be32(hdr + 8) * be32(hdr + 12);
-    if (per != (magic == 2051 ? 784u : 1u)) {
-        fprintf(stderr, "fmnist: %s: images of %lu pixels, expected 784\n", path,
-                (unsigned long)per);
-        gzclose(f);
-        return NULL;
-    }
-    bytes = *n * per;
-    data = malloc(bytes);
-    if (data == NULL || gzread(f, data, (unsigned)bytes) != (int)bytes) {
-        fprintf(stderr, "fmnist: %s: truncated\n", path);
-        free(data);
-        gzclose(f);
-        return NULL;
-    }
-    gzclose(f);
-    return data;
 }
 
 static float xb[B * 784], yb[B * 10];
@@ -130,8 +84,9 @@ int main(int argc, char **argv)
     const char *dir = "/usr/share/datasets/fashion-mnist";
     int epochs = 5, e, a;
     uint64_t seed = 42;
-    size_t ntr, ntr2, nte, nte2, i, j, k, *order;
-    unsigned char *xtr, *ytr, *xte, *yte;
+    size_t ntr, nte, i, j, k, *order;
+    const unsigned char *xtr, *ytr, *xte, *yte;
+    fmnist_data d;
     m_ctx *ctx;
 
     for (a = 1; a < argc; a++) {
@@ -146,12 +101,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    xtr = read_idx(dir, "train-images-idx3-ubyte.gz", 2051, &ntr);
-    ytr = read_idx(dir, "train-labels-idx1-ubyte.gz", 2049, &ntr2);
-    xte = read_idx(dir, "t10k-images-idx3-ubyte.gz", 2051, &nte);
-    yte = read_idx(dir, "t10k-labels-idx1-ubyte.gz", 2049, &nte2);
-    if (!xtr || !ytr || !xte || !yte || ntr != ntr2 || nte != nte2)
+    if (fmnist_load(dir, &d) != 0)
         return 1;
+    xtr = d.train_x, ytr = d.train_y, ntr = d.n_train;
+    xte = d.test_x, yte = d.test_y, nte = d.n_test;
     ctx = m_create(seed);
     order = malloc(ntr * sizeof *order);
     if (!ctx || !order)
@@ -192,9 +145,6 @@ int main(int argc, char **argv)
     }
     m_destroy(ctx);
     free(order);
-    free(xtr);
-    free(ytr);
-    free(xte);
-    free(yte);
+    fmnist_free(&d);
     return 0;
 }
