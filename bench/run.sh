@@ -55,6 +55,11 @@ threads=${NNC_BENCH_THREADS:-1 2}
 epochs=${NNC_BENCH_EPOCHS:-1}
 parts=" ${NNC_BENCH_PARTS:-gemm seed mlp cnn} "
 want() { case $parts in *" $1 "*) return 0 ;; esac; return 1; }
+for p in $parts; do
+    case $p in gemm|seed|mlp|cnn) ;;
+    *) echo "bench: NNC_BENCH_PARTS: unknown part '$p' (gemm seed mlp cnn)" >&2; exit 2 ;;
+    esac
+done
 limit=${NNC_BENCH_TIMEOUT:-900}
 FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 export FMNIST_DIR JAX_PLATFORMS=cpu
