@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
-"""fmnist_torch.py - the PyTorch reference for bench/fmnist_mlp.c.
+"""fmnist_torch.py - the PyTorch reference for bench/fmnist_bench.c.
 
-    python3 bench/fmnist_torch.py [--threads T] [--epochs E] [--warmup W]
+    python3 bench/fmnist_torch.py [--model mlp|cnn] [--threads T] [--epochs E]
+                                  [--batches N] [--warmup W]
                                   [--compile step|model] [--data DIR]
 
-Same model (784 -> 256 relu -> 128 relu -> 10, Glorot-uniform weights and
-zero biases as nnc initializes them), same loss (cross-entropy on the
+Same models as nnc's: mlp is bench/fmnist_mlp.nn (784 -> 256 relu -> 128
+relu -> 10), cnn is bench/fmnist_cnn.nn (the network of
+examples/fmnist_cnn.nn: conv 3x3 32 relu, maxpool 2, conv 3x3 64 relu,
+maxpool 2, dense 128 relu, dense 10; NCHW here, NHWC in nnc, which only
+permutes the inputs of the first dense layer). Glorot-uniform weights
+and zero biases as nnc initializes them; same loss (cross-entropy on the
 logits: torch.nn.CrossEntropyLoss on one-hot targets), same optimizer
 (Adam lr 1e-3, eps 1e-7), same batch (64), same data handling: uint8
 pixels kept in memory and scaled to [0, 1] per batch, one-hot labels, a
 fixed-seed shuffle each epoch, last partial batch dropped, W warm-up steps
 (default 10) on the first batches in file order before the timed epochs.
+--batches N trains only the first N batches of each epoch and
+extrapolates the epoch time from them.
 --compile step wraps the whole train step in torch.compile (PyTorch 2),
 --compile model only the model (forward and backward; eager Adam); the
-warm-up then includes the compilation. Prints the same lines as fmnist_mlp.c.
+warm-up then includes the compilation. Prints the same lines as
+fmnist_bench.c.
 """
 import argparse
 import gzip
@@ -27,9 +35,11 @@ import numpy as np
 import torch
 
 p = argparse.ArgumentParser()
+p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--epochs", type=int, default=1)
 p.add_argument("--warmup", type=int, default=10)
+p.add_argument("--batches", type=int, default=0)
 p.add_argument("--compile", default=None, choices=["step", "model"])
 p.add_argument("--data", default=os.environ.get(
     "FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
@@ -60,14 +70,24 @@ Yte = idx(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"), 2049).long()
 print("load_s %.3f" % (time.perf_counter() - t0))
 B = 64
 
-model = torch.nn.Sequential(
-    torch.nn.Linear(784, 256), torch.nn.ReLU(),
-    torch.nn.Linear(256, 128), torch.nn.ReLU(),
-    torch.nn.Linear(128, 10))
+nn = torch.nn
+if args.model == "mlp":
+    model = nn.Sequential(
+        nn.Linear(784, 256), nn.ReLU(),
+        nn.Linear(256, 128), nn.ReLU(),
+        nn.Linear(128, 10))
+else:
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(1600, 128), nn.ReLU(),
+        nn.Linear(128, 10))
 for layer in model:
-    if isinstance(layer, torch.nn.Linear):
-        torch.nn.init.xavier_uniform_(layer.weight)
-        torch.nn.init.zeros_(layer.bias)
+    if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        nn.init.xavier_uniform_(layer.weight)   # fans count the 3x3 window
+        nn.init.zeros_(layer.bias)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
 crit = torch.nn.CrossEntropyLoss()
 fwd = torch.compile(model) if args.compile == "model" else model
@@ -99,28 +119,33 @@ print("warmup_s %.3f" % (time.perf_counter() - t0))
 g = torch.Generator().manual_seed(42)
 n = Xtr.shape[0]
 nb = n // B
+run = min(args.batches, nb) if args.batches > 0 else nb
 times = []
 for e in range(args.epochs):
     order = torch.randperm(n, generator=g)
     t0 = time.perf_counter()
     total = 0.0
-    for b in range(nb):
+    for b in range(run):
         total += step(*batch(order[b * B:(b + 1) * B])).item()
     dt = time.perf_counter() - t0
     times.append(dt)
-    loss = total / nb
+    loss = total / run
     correct = 0
+    model.eval()
     with torch.inference_mode():
         for i in range(0, Xte.shape[0], 1000):
             z = model(Xte[i:i + 1000].float().mul_(1.0 / 255.0))
             correct += int((z.argmax(1) == Yte[i:i + 1000]).sum())
+    model.train()
     acc = correct / Xte.shape[0]
-    print("epoch %d/%d  time %.3f s  %.0f samples/s  loss %.4f  test_acc %.4f"
-          % (e + 1, args.epochs, dt, nb * B / dt, loss, acc))
+    print("epoch %d/%d  %d batches  time %.3f s  %.0f samples/s  loss %.4f  "
+          "test_acc %.4f" % (e + 1, args.epochs, run, dt, run * B / dt, loss, acc))
     sys.stdout.flush()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print("epoch_s %.4f" % (sum(times) / len(times)))
-print("samples_per_s %.1f" % (nb * B * len(times) / sum(times)))
+print("batches %d" % run)
+print("epoch_batches %d" % nb)
+print("epoch_s %.4f" % (sum(times) / len(times) * nb / run))
+print("samples_per_s %.1f" % (run * B * len(times) / sum(times)))
 print("train_loss %.4f" % loss)
 print("test_acc %.4f" % acc)
 print("peak_rss_kb %d" % rss)

@@ -2,7 +2,8 @@
 """jax_bench.py - the JAX peer: the whole train step under jax.jit.
 
     python bench/jax_bench.py seed  [--samples R]
-    python bench/jax_bench.py fmnist [--epochs E] [--data DIR] [--warmup W]
+    python bench/jax_bench.py fmnist [--model mlp|cnn] [--epochs E]
+                                     [--batches N] [--data DIR] [--warmup W]
 
 seed: examples/seed.nn (10 -> 128 relu -> 64 relu -> 1 sigmoid, binary
 cross-entropy with logs clamped at -100 like torch's BCELoss, Adam lr 1e-3
@@ -10,13 +11,17 @@ eps 1e-7 from optax), train step at batch 32 timed like seed_bench.c
 (median of R blocks of ~1 ms, per call, microseconds). One step is the
 jitted update plus fetching the loss as a Python float.
 
-fmnist: bench/fmnist_mlp.nn (784 -> 256 relu -> 128 relu -> 10, softmax
-cross-entropy on logits, Adam lr 1e-3, batch 64), same data handling as
-fmnist_torch.py: uint8 pixels kept in memory and scaled to [0, 1] per
-batch, one-hot labels, fixed-seed shuffle each epoch, last partial batch
-dropped, W warm-up steps (default 10, these compile) on the first batches
-before the timed epochs. Prints the same "key value" summary as
-fmnist_mlp.c.
+fmnist: --model mlp (default) is bench/fmnist_mlp.nn (784 -> 256 relu ->
+128 relu -> 10), --model cnn is bench/fmnist_cnn.nn (the network of
+examples/fmnist_cnn.nn, NHWC as in nnc: conv 3x3 32 relu, maxpool 2,
+conv 3x3 64 relu, maxpool 2, flatten in (h, w, c) order, dense 128 relu,
+dense 10); softmax cross-entropy on logits, Adam lr 1e-3, batch 64, same
+data handling as fmnist_torch.py: uint8 pixels kept in memory and scaled
+to [0, 1] per batch, one-hot labels, fixed-seed shuffle each epoch, last
+partial batch dropped, W warm-up steps (default 10, these compile) on the
+first batches before the timed epochs; --batches N trains only the first
+N batches of each epoch and extrapolates the epoch time. Prints the same
+"key value" summary as fmnist_bench.c.
 
 Threads: XLA's CPU backend sizes its pools from the CPUs it may run on;
 run.sh restricts it with taskset for the one-thread rows.
@@ -39,6 +44,8 @@ p.add_argument("what", choices=["seed", "fmnist"])
 p.add_argument("--samples", type=int, default=301)
 p.add_argument("--epochs", type=int, default=1)
 p.add_argument("--warmup", type=int, default=10)
+p.add_argument("--batches", type=int, default=0)
+p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
 p.add_argument("--data", default=os.environ.get(
     "FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 args = p.parse_args()
@@ -138,16 +145,43 @@ B = 64
 eye = np.eye(10, dtype=np.float32)
 
 
+def glorot_conv(key, k, cin, cout):
+    lim = np.sqrt(6.0 / (k * k * cin + k * k * cout))
+    return jax.random.uniform(key, (k, k, cin, cout), jnp.float32, -lim, lim)
+
+
+def cnn_init(seed):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    return [(glorot_conv(k[0], 3, 1, 32), jnp.zeros((32,), jnp.float32)),
+            (glorot_conv(k[1], 3, 32, 64), jnp.zeros((64,), jnp.float32)),
+            (glorot(k[2], 1600, 128), jnp.zeros((128,), jnp.float32)),
+            (glorot(k[3], 128, 10), jnp.zeros((10,), jnp.float32))]
+
+
+def cnn(params, x):
+    x = x.reshape(x.shape[0], 28, 28, 1)
+    for w, b in params[:2]:
+        x = jax.lax.conv_general_dilated(
+            x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x = jax.nn.relu(x + b)
+        x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max,
+                                  (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    return mlp(params[2:], x.reshape(x.shape[0], -1))
+
+
+net = cnn if args.model == "cnn" else mlp
+
+
 def softmax_ce(params, x, y):
-    z = mlp(params, x)
+    z = net(params, x)
     return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.sum(y * z, axis=1))
 
 
 opt = optax.adam(1e-3, eps=1e-7)
-params = init([784, 256, 128, 10], 1234)
+params = cnn_init(1234) if args.model == "cnn" else init([784, 256, 128, 10], 1234)
 state = opt.init(params)
 step = make_step(softmax_ce, opt)
-predict = jax.jit(mlp)
+predict = jax.jit(net)
 
 
 def batch(ix):
@@ -163,13 +197,14 @@ print("warmup_s %.3f" % (time.perf_counter() - t0))
 rng = np.random.default_rng(42)
 n = Xtr.shape[0]
 nb = n // B
+run = min(args.batches, nb) if args.batches > 0 else nb
 times = []
 for e in range(args.epochs):
     order = rng.permutation(n)
     t0 = time.perf_counter()
     total = 0.0
     losses = []
-    for b in range(nb):
+    for b in range(run):
         params, state, loss = step(params, state, *batch(order[b * B:(b + 1) * B]))
         losses.append(loss)
     total = float(jnp.mean(jnp.stack(losses)))
@@ -180,12 +215,14 @@ for e in range(args.epochs):
         z = predict(params, Xte[i:i + 1000].astype(np.float32) * (1.0 / 255.0))
         correct += int(np.sum(np.argmax(np.asarray(z), axis=1) == Yte[i:i + 1000]))
     acc = correct / Xte.shape[0]
-    print("epoch %d/%d  time %.3f s  %.0f samples/s  loss %.4f  test_acc %.4f"
-          % (e + 1, args.epochs, dt, nb * B / dt, total, acc))
+    print("epoch %d/%d  %d batches  time %.3f s  %.0f samples/s  loss %.4f  "
+          "test_acc %.4f" % (e + 1, args.epochs, run, dt, run * B / dt, total, acc))
     sys.stdout.flush()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print("epoch_s %.4f" % (sum(times) / len(times)))
-print("samples_per_s %.1f" % (nb * B * len(times) / sum(times)))
+print("batches %d" % run)
+print("epoch_batches %d" % nb)
+print("epoch_s %.4f" % (sum(times) / len(times) * nb / run))
+print("samples_per_s %.1f" % (run * B * len(times) / sum(times)))
 print("train_loss %.4f" % total)
 print("test_acc %.4f" % acc)
 print("peak_rss_kb %d" % rss)

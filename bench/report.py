@@ -53,6 +53,21 @@ SHORT = {"nnc": "nnc", "torch": "PyTorch eager", "torch2": "PyTorch 2 eager",
 threads = sorted({t for (_, _, t) in fig if t != "-"}, key=int)
 
 
+def ran(g):
+    """Whether this run measured (or tried to measure) group g."""
+    return any(k[0] == g for k in list(fig) + list(why))
+
+
+parts = None    # run.sh's NNC_BENCH_PARTS, from machine.txt
+try:
+    with open(os.path.join(out, "machine.txt")) as fh:
+        for line in fh:
+            if line.startswith("parts: "):
+                parts = line[len("parts: "):].split()
+except OSError:
+    pass
+
+
 def get(g, impl, t, k):
     try:
         return float(fig[(g, impl, t)][k])
@@ -125,87 +140,115 @@ w("Times are medians of many repetitions after a warm-up. In the seed "
   "JAX/XLA the CPUs taskset allows.\n")
 
 # ---- GEMM -------------------------------------------------------------------
-w("## GEMM (nnc_sgemm vs OpenBLAS)\n")
 gemm = os.path.join(out, "gemm_table.md")
 if os.path.exists(gemm) and os.path.getsize(gemm) > 0:
+    w("## GEMM (nnc_sgemm vs OpenBLAS)\n")
     with open(gemm) as fh:      # its headings go one level down
         w("\n".join("##" + l if l.startswith("# ") else l
                      for l in fh.read().rstrip().split("\n")) + "\n")
-else:
+elif parts is None or "gemm" in parts:
+    w("## GEMM (nnc_sgemm vs OpenBLAS)\n")
     w("No GEMM figures in this run (see notes below).\n")
 
 # ---- Seed model ---------------------------------------------------------------
-w("## Seed model (examples/seed.nn: 10-128-64-1, Adam, BCE)\n")
-w("µs per call, median. train = one optimizer step (forward, backward, "
-  "Adam, loss returned as a float); predict = inference on 1 or 100 "
-  "samples; fit = 10 epochs over 1000 random samples at batch 32 "
-  "(shuffle and batch gathering included), in ms.\n")
-cols = [("train b32 (µs)", "train_b32_us", 1.0),
-        ("train b256 (µs)", "train_b256_us", 1.0),
-        ("predict b1 (µs)", "predict_b1_us", 1.0),
-        ("predict b100 (µs)", "predict_b100_us", 1.0),
-        ("fit 10 epochs (ms)", "fit_us", 1e-3),
-        ("first step b32 (ms)", "first_step_b32_us", 1e-3)]
-w("| implementation | threads | " + " | ".join(c[0] for c in cols) + " |")
-w("|---|---:|" + "---:|" * len(cols))
-for impl in IMPLS:
-    for t in threads:
-        r = absent("seed", impl, t)
-        if r is not None:
-            if impl != "nnc" and (("seed", impl) in why) and t != threads[0]:
-                continue        # one "skipped" row is enough
-            w("| %s | %s | %s |" % (label(impl), t if (("seed", impl) not in why) else "—", r)
-              + " |" * (len(cols) - 1))
-            continue
-        cells = []
-        for _, k, sc in cols:
-            if k == "first_step_b32_us":
-                v = get("seed", impl, t, k)
-                cells.append("—" if v is None else num(v * sc))
-            else:
-                cells.append(cell("seed", impl, t, k, sc))
-        w("| %s | %s | %s |" % (label(impl), t, " | ".join(cells)))
-w("")
-w("First step: the first train step of a fresh model, which includes "
-  "jit/torch.compile compilation for the compiled peers (nnc compiles "
-  "ahead of time).\n")
+
+
+def seed_table():
+    w("## Seed model (examples/seed.nn: 10-128-64-1, Adam, BCE)\n")
+    w("µs per call, median. train = one optimizer step (forward, backward, "
+      "Adam, loss returned as a float); predict = inference on 1 or 100 "
+      "samples; fit = 10 epochs over 1000 random samples at batch 32 "
+      "(shuffle and batch gathering included), in ms.\n")
+    cols = [("train b32 (µs)", "train_b32_us", 1.0),
+            ("train b256 (µs)", "train_b256_us", 1.0),
+            ("predict b1 (µs)", "predict_b1_us", 1.0),
+            ("predict b100 (µs)", "predict_b100_us", 1.0),
+            ("fit 10 epochs (ms)", "fit_us", 1e-3),
+            ("first step b32 (ms)", "first_step_b32_us", 1e-3)]
+    w("| implementation | threads | " + " | ".join(c[0] for c in cols) + " |")
+    w("|---|---:|" + "---:|" * len(cols))
+    for impl in IMPLS:
+        for t in threads:
+            r = absent("seed", impl, t)
+            if r is not None:
+                if impl != "nnc" and (("seed", impl) in why) and t != threads[0]:
+                    continue        # one "skipped" row is enough
+                w("| %s | %s | %s |" % (label(impl), t if (("seed", impl) not in why) else "—", r)
+                  + " |" * (len(cols) - 1))
+                continue
+            cells = []
+            for _, k, sc in cols:
+                if k == "first_step_b32_us":
+                    v = get("seed", impl, t, k)
+                    cells.append("—" if v is None else num(v * sc))
+                else:
+                    cells.append(cell("seed", impl, t, k, sc))
+            w("| %s | %s | %s |" % (label(impl), t, " | ".join(cells)))
+    w("")
+    w("First step: the first train step of a fresh model, which includes "
+      "jit/torch.compile compilation for the compiled peers (nnc compiles "
+      "ahead of time).\n")
+
+
+if ran("seed"):
+    seed_table()
 
 # ---- Fashion-MNIST ------------------------------------------------------------
-w("## Fashion-MNIST MLP (bench/fmnist_mlp.nn: 784-256-128-10, Adam, batch 64)\n")
-w("Epoch = 937 train steps on shuffled batches of 64 (uint8 pixels scaled "
-  "per batch; 10 warm-up steps first, which compile the jit peers); test "
-  "accuracy on the 10000 test images after the epoch(s); peak RSS of the "
-  "whole process (getrusage). `nnc speedup` = peer epoch time / nnc epoch "
-  "time; `RSS / nnc` = peer peak RSS / nnc peak RSS.\n")
-w("| implementation | threads | epoch (s) | nnc speedup | samples/s | "
-  "train loss | test acc | peak RSS (MB) | RSS / nnc | warm-up (s) |")
-w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for impl in IMPLS:
-    for t in threads:
-        r = why.get(("fmnist", "all")) or absent("fmnist", impl, t)
-        if r is not None:
-            if (("fmnist", impl) in why or ("fmnist", "all") in why) and t != threads[0]:
+
+
+def fmnist_table(g, title, what):
+    w("## %s\n" % title)
+    w("Epoch = 937 train steps on shuffled batches of 64 (uint8 pixels scaled "
+      "per batch; 10 warm-up steps first, which compile the jit peers); test "
+      "accuracy on the 10000 test images after the epoch(s); peak RSS of the "
+      "whole process (getrusage). %s `nnc speedup` = peer epoch time / nnc "
+      "epoch time; `RSS / nnc` = peer peak RSS / nnc peak RSS.\n" % what)
+    short = sorted({int(get(g, i, t, "batches")) for i in IMPLS for t in threads
+                    if get(g, i, t, "batches") is not None
+                    and get(g, i, t, "batches") < (get(g, i, t, "epoch_batches") or 0)})
+    if short:
+        w("**Shortened run**: each epoch trained only its first %s batches "
+          "(NNC_BENCH_BATCHES / NNC_BENCH_CNN_BATCHES); the epoch time is "
+          "extrapolated to 937 batches and the test accuracy is the one "
+          "reached after those batches.\n" % "/".join(str(n) for n in short))
+    w("| implementation | threads | epoch (s) | nnc speedup | samples/s | "
+      "train loss | test acc | peak RSS (MB) | RSS / nnc | warm-up (s) |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for impl in IMPLS:
+        for t in threads:
+            r = why.get((g, "all")) or absent(g, impl, t)
+            if r is not None:
+                if ((g, impl) in why or (g, "all") in why) and t != threads[0]:
+                    continue
+                w("| %s | %s | %s |" % (label(impl), t, r) + " |" * 7)
                 continue
-            w("| %s | %s | %s |" % (label(impl), t, r) + " |" * 7)
-            continue
-        e = get("fmnist", impl, t, "epoch_s")
-        en = get("fmnist", "nnc", t, "epoch_s")
-        m = get("fmnist", impl, t, "peak_rss_kb")
-        mn = get("fmnist", "nnc", t, "peak_rss_kb")
-        acc = get("fmnist", impl, t, "test_acc")
-        loss = get("fmnist", impl, t, "train_loss")
-        sps = get("fmnist", impl, t, "samples_per_s")
-        wu = get("fmnist", impl, t, "warmup_s")
-        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            label(impl), t, num(e),
-            "—" if impl == "nnc" else rtxt(ratio(e, en)),
-            "—" if sps is None else "%.0f" % sps,
-            "—" if loss is None else "%.4f" % loss,
-            "—" if acc is None else "%.2f%%" % (100 * acc),
-            "—" if m is None else "%.0f" % (m / 1024),
-            "—" if impl == "nnc" else rtxt(ratio(m, mn)),
-            num(wu)))
-w("")
+            e = get(g, impl, t, "epoch_s")
+            en = get(g, "nnc", t, "epoch_s")
+            m = get(g, impl, t, "peak_rss_kb")
+            mn = get(g, "nnc", t, "peak_rss_kb")
+            acc = get(g, impl, t, "test_acc")
+            loss = get(g, impl, t, "train_loss")
+            sps = get(g, impl, t, "samples_per_s")
+            wu = get(g, impl, t, "warmup_s")
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label(impl), t, num(e),
+                "—" if impl == "nnc" else rtxt(ratio(e, en)),
+                "—" if sps is None else "%.0f" % sps,
+                "—" if loss is None else "%.4f" % loss,
+                "—" if acc is None else "%.2f%%" % (100 * acc),
+                "—" if m is None else "%.0f" % (m / 1024),
+                "—" if impl == "nnc" else rtxt(ratio(m, mn)),
+                num(wu)))
+    w("")
+
+
+if ran("fmnist"):
+    fmnist_table("fmnist", "Fashion-MNIST MLP (bench/fmnist_mlp.nn: 784-256-128-10, "
+                 "Adam, batch 64)", "")
+if ran("cnn"):
+    fmnist_table("cnn", "Fashion-MNIST CNN (bench/fmnist_cnn.nn: 28x28x1, conv 3x3 32 relu, maxpool 2, conv 3x3 64 relu, maxpool 2, dense 128 relu, dense 10, Adam, batch 64)",
+                 "The network of examples/fmnist_cnn.nn, same layers in every "
+                 "framework (PyTorch in NCHW, nnc and JAX in NHWC).")
 
 # ---- Targets -------------------------------------------------------------------
 w("## Targets (docs: DESIGN.md, Targets)\n")
@@ -224,6 +267,10 @@ except (OSError, ValueError):
     pass
 
 
+def mb(kb):
+    return "—" if kb is None else "%.0f" % (kb / 1024)
+
+
 def target(name, measured, ok, part=None):
     verdict = "n/a" if ok is None else ("yes" if ok else "**no**")
     if part is not None and busy.get(part, 0) >= 15:
@@ -231,33 +278,41 @@ def target(name, measured, ok, part=None):
     w("| %s | %s | %s |" % (name, measured, verdict))
 
 
-for t in threads:
+t1 = threads[0] if threads else "1"
+for t in threads if ran("seed") else []:
     r = ratio(get("seed", "torch", t, "train_b32_us"), get("seed", "nnc", t, "train_b32_us"))
     target("seed train step b32 ≥ 20× faster than PyTorch eager, %s thread(s)" % t,
            "%s (nnc %s µs, PyTorch %s µs)" % (rtxt(r), num(get("seed", "nnc", t, "train_b32_us")),
                                              num(get("seed", "torch", t, "train_b32_us"))),
            None if r is None else r >= 20, "the seed model")
-t1 = threads[0] if threads else "1"
-for impl in ("jax", "tcompile", "tcompile_model"):
+for impl in ("jax", "tcompile", "tcompile_model") if ran("seed") else []:
     r = ratio(get("seed", impl, t1, "train_b32_us"), get("seed", "nnc", t1, "train_b32_us"))
     target("seed train step b32 faster than %s, %s thread" % (SHORT[impl], t1),
            rtxt(r) if r is not None else (why.get(("seed", impl)) or why.get(("seed", impl, t1)) or "—"),
            None if r is None else r > 1, "the seed model")
 p1 = get("seed", "nnc", t1, "predict_b1_us")
-target("seed predict at batch 1 under 1 µs", num(p1, " µs"),
-       None if p1 is None else p1 < 1, "the seed model")
-r = ratio(get("fmnist", "torch", t1, "epoch_s"), get("fmnist", "nnc", t1, "epoch_s"))
-target("Fashion-MNIST MLP epoch ≥ 3× faster than PyTorch, 1 thread",
-       "%s (nnc %s s, PyTorch %s s)" % (rtxt(r), num(get("fmnist", "nnc", t1, "epoch_s")),
-                                       num(get("fmnist", "torch", t1, "epoch_s"))),
-       None if r is None else r >= 3, "Fashion-MNIST")
-a, b = get("fmnist", "nnc", t1, "test_acc"), get("fmnist", "torch", t1, "test_acc")
-target("... to the same test accuracy (within 1 point)",
-       "—" if a is None or b is None else "nnc %.2f%%, PyTorch %.2f%%" % (100 * a, 100 * b),
-       None if a is None or b is None else a >= b - 0.01)
-r = ratio(get("fmnist", "torch", t1, "peak_rss_kb"), get("fmnist", "nnc", t1, "peak_rss_kb"))
-target("... with at most a third of PyTorch's peak memory",
-       "PyTorch/nnc = %s" % rtxt(r), None if r is None else r >= 3, "Fashion-MNIST")
+if ran("seed"):
+    target("seed predict at batch 1 under 1 µs", num(p1, " µs"),
+           None if p1 is None else p1 < 1, "the seed model")
+for g, name, part in (("fmnist", "MLP", "Fashion-MNIST mlp"),
+                      ("cnn", "CNN", "Fashion-MNIST cnn")):
+    if not ran(g):
+        continue
+    r = ratio(get(g, "torch", t1, "epoch_s"), get(g, "nnc", t1, "epoch_s"))
+    target("Fashion-MNIST %s epoch ≥ 3× faster than PyTorch, 1 thread" % name,
+           "%s (nnc %s s, PyTorch %s s)" % (rtxt(r), num(get(g, "nnc", t1, "epoch_s")),
+                                           num(get(g, "torch", t1, "epoch_s"))),
+           None if r is None else r >= 3, part)
+    a, b = get(g, "nnc", t1, "test_acc"), get(g, "torch", t1, "test_acc")
+    target("... to the same test accuracy (within 1 point)",
+           "—" if a is None or b is None else "nnc %.2f%%, PyTorch %.2f%%" % (100 * a, 100 * b),
+           None if a is None or b is None else a >= b - 0.01)
+    r = ratio(get(g, "torch", t1, "peak_rss_kb"), get(g, "nnc", t1, "peak_rss_kb"))
+    target("... with at most a third of PyTorch's peak memory",
+           "PyTorch/nnc = %s (nnc %s MB, PyTorch %s MB)" % (
+               rtxt(r), mb(get(g, "nnc", t1, "peak_rss_kb")),
+               mb(get(g, "torch", t1, "peak_rss_kb"))),
+           None if r is None else r >= 3, part)
 w("")
 
 try:
@@ -280,8 +335,10 @@ with open(os.path.join(out, "results.md"), "w") as fh:
 # ---- Chart --------------------------------------------------------------------
 panels = [("seed", "train_b32_us", 1.0, "Seed model: train step, batch 32 (µs)"),
           ("seed", "fit_us", 1e-3, "Seed model: 10-epoch fit (ms)"),
-          ("fmnist", "epoch_s", 1.0, "Fashion-MNIST MLP: epoch (s)")]
-gp = ["set terminal pngcairo size 1500,520 font ',10'",
+          ("fmnist", "epoch_s", 1.0, "Fashion-MNIST MLP: epoch (s)"),
+          ("cnn", "epoch_s", 1.0, "Fashion-MNIST CNN: epoch (s)")]
+panels = [p for p in panels if ran(p[0])] or panels
+gp = ["set terminal pngcairo size %d,520 font ',10'" % (100 + 350 * len(panels)),
       "set output 'bench.png'",
       "set style data histograms",
       "set style histogram clustered gap 1",

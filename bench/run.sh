@@ -7,8 +7,9 @@
 #   - GEMM: bench/gemm.sh, when it exists (nnc_sgemm vs OpenBLAS);
 #   - the seed model (examples/seed.nn): train step at batch 32 and 256,
 #     predict at batch 1 and 100, a 10-epoch fit on 1000 random samples;
-#   - the Fashion-MNIST MLP (bench/fmnist_mlp.nn): epoch time, test
-#     accuracy, peak RSS;
+#   - the Fashion-MNIST MLP (bench/fmnist_mlp.nn) and CNN
+#     (bench/fmnist_cnn.nn, the network of examples/fmnist_cnn.nn): epoch
+#     time, test accuracy, peak RSS;
 # for nnc, PyTorch eager (Debian's python3-torch), and the compiled peers
 # JAX jit and PyTorch 2 torch.compile from a virtual environment (created
 # on first use by bench/venv.sh from PyPI; PyTorch 2 eager is shown too,
@@ -26,7 +27,12 @@
 #   NNC_BENCH_VENV       the peers' venv (bench/.venv next to this script)
 #   NNC_BENCH_NO_VENV=1  skip the compiled peers (no PyPI access)
 #   NNC_BENCH_THREADS    thread counts ("1 2")
+#   NNC_BENCH_PARTS      what to run, any of "gemm seed mlp cnn" (all four)
 #   NNC_BENCH_EPOCHS     Fashion-MNIST epochs per run (1)
+#   NNC_BENCH_BATCHES    train only the first N batches of each Fashion-MNIST
+#                        epoch and extrapolate the epoch time (all 937)
+#   NNC_BENCH_CNN_BATCHES  the same for the CNN only (NNC_BENCH_BATCHES;
+#                        with NNC_BENCH_QUICK=1, 50)
 #   NNC_BENCH_QUICK=1    fewer repetitions (a smoke test, not a benchmark)
 #   NNC_BENCH_TIMEOUT    seconds allowed to each program (900)
 #   FMNIST_DIR           the gzipped IDX files (/usr/share/datasets/fashion-mnist)
@@ -47,14 +53,26 @@ out=${NNC_BENCH_OUT:-$builddir/bench/out}
 venv=${NNC_BENCH_VENV:-$here/.venv}
 threads=${NNC_BENCH_THREADS:-1 2}
 epochs=${NNC_BENCH_EPOCHS:-1}
+parts=" ${NNC_BENCH_PARTS:-gemm seed mlp cnn} "
+want() { case $parts in *" $1 "*) return 0 ;; esac; return 1; }
+for p in $parts; do
+    case $p in gemm|seed|mlp|cnn) ;;
+    *) echo "bench: NNC_BENCH_PARTS: unknown part '$p' (gemm seed mlp cnn)" >&2; exit 2 ;;
+    esac
+done
 limit=${NNC_BENCH_TIMEOUT:-900}
 FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 export FMNIST_DIR JAX_PLATFORMS=cpu
 if [ "${NNC_BENCH_QUICK:-0}" = 1 ]; then
-    samples=31 fitruns=3
+    samples=31 fitruns=3 cnn_default=50
 else
-    samples=301 fitruns=21
+    samples=301 fitruns=21 cnn_default=0
 fi
+mlp_batches=${NNC_BENCH_BATCHES:-0}
+cnn_batches=${NNC_BENCH_CNN_BATCHES:-${NNC_BENCH_BATCHES:-$cnn_default}}
+for v in "$mlp_batches" "$cnn_batches" "$epochs"; do
+    case $v in ''|*[!0-9]*) echo "bench: NNC_BENCH_EPOCHS and NNC_BENCH_*BATCHES take a number, not '$v'" >&2; exit 2 ;; esac
+done
 
 mkdir -p "$out/logs" || exit 1
 rm -f "$out"/logs/* "$out/raw.tsv" "$out/results.md" "$out/gemm_table.md" \
@@ -122,6 +140,7 @@ busy() {
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), $(nproc 2>/dev/null || echo '?') cores"
     echo "cc: $($CC --version 2>/dev/null | head -n 1)"
     echo "nnc: $("$NNC" --version 2>/dev/null | head -n 1) (git $(git -C "$srcdir" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+    echo "parts:$parts"
 } >"$out/machine.txt"
 cat "$out/machine.txt" >&2
 
@@ -153,14 +172,20 @@ sed 's/^\( *batch \)32/\1256/' "$srcdir/examples/seed.nn" >"$tmp/seed256.nn"
 if ! grep -q 'batch 256' "$tmp/seed256.nn"; then
     say "cannot make the batch-256 copy of examples/seed.nn"; exit 1
 fi
-build seed32 "$srcdir/examples/seed.nn" seed "$here/seed_bench.c" || {
-    say "cannot build the seed benchmark"; exit 1; }
-build seed256 "$tmp/seed256.nn" seed "$here/seed_bench.c" || {
-    say "cannot build the seed benchmark (batch 256)"; exit 1; }
+if want seed; then
+    build seed32 "$srcdir/examples/seed.nn" seed "$here/seed_bench.c" || {
+        say "cannot build the seed benchmark"; exit 1; }
+    build seed256 "$tmp/seed256.nn" seed "$here/seed_bench.c" || {
+        say "cannot build the seed benchmark (batch 256)"; exit 1; }
+fi
+# The Fashion-MNIST models share one driver, fmnist_bench.c (prefix m).
 have_fmnist=1
-if ! build fmnist "$here/fmnist_mlp.nn" fmnist_mlp "$here/fmnist_mlp.c" -lz; then
+if ! want mlp && ! want cnn; then
     have_fmnist=0
-    note "Fashion-MNIST: cannot build bench/fmnist_mlp.c (zlib missing? apt-get install zlib1g-dev)"
+elif ! { build fmnist "$here/fmnist_mlp.nn" m "$here/fmnist_bench.c" -lz &&
+         build cnn "$here/fmnist_cnn.nn" m "$here/fmnist_bench.c" -lz; }; then
+    have_fmnist=0
+    note "Fashion-MNIST: cannot build bench/fmnist_bench.c (zlib missing? apt-get install zlib1g-dev)"
 elif [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
     have_fmnist=0
     note "Fashion-MNIST: no data in $FMNIST_DIR (apt-get install dataset-fashion-mnist)"
@@ -169,7 +194,9 @@ fi
 # ---- GEMM ------------------------------------------------------------------
 # gemm.sh keeps its own files in bench/out; its table (stdout) is copied
 # into results.md.
-if [ -f "$here/gemm.sh" ]; then
+if ! want gemm; then
+    :
+elif [ -f "$here/gemm.sh" ]; then
     say "GEMM: sh bench/gemm.sh"
     busy gemm
     NNC=$NNC srcdir=$srcdir builddir=$builddir CC=$CC RT_CFLAGS=$RT_CFLAGS \
@@ -204,8 +231,8 @@ peer_ok() {  # peer_ok jax|torch -> 0 if usable; sets why
 vpy=$venv/bin/python
 
 # ---- Seed model -------------------------------------------------------------
-busy "the seed model"
-for t in $threads; do
+want seed && busy "the seed model"
+want seed && for t in $threads; do
     run seed nnc "$t" "$tmp/seed32/bin" --samples $samples --fit-runs $fitruns
     run seed nnc "$t" "$tmp/seed256/bin" train --samples $samples
     if [ $have_torch = 1 ]; then
@@ -224,33 +251,50 @@ for t in $threads; do
         run seed jax "$t" "$vpy" "$here/jax_bench.py" seed --samples $samples
     fi
 done
-[ $have_torch = 1 ] || skip seed torch "no torch for $PYTHON (apt-get install python3-torch)"
-peer_ok torch || { skip seed torch2 "$why"; skip seed tcompile "$why"; skip seed tcompile_model "$why"; }
-peer_ok jax || skip seed jax "$why"
+if want seed; then
+    [ $have_torch = 1 ] || skip seed torch "no torch for $PYTHON (apt-get install python3-torch)"
+    peer_ok torch || { skip seed torch2 "$why"; skip seed tcompile "$why"; skip seed tcompile_model "$why"; }
+    peer_ok jax || skip seed jax "$why"
+fi
 
-# ---- Fashion-MNIST MLP ---------------------------------------------------------
-if [ $have_fmnist = 1 ]; then
-    busy "Fashion-MNIST"
+# ---- Fashion-MNIST MLP and CNN ---------------------------------------------------
+# fmnist GROUP MODEL BATCHES: every implementation at every thread count.
+fmnist() {
+    g=$1 m=$2 nb=$3
+    busy "Fashion-MNIST $m"
     for t in $threads; do
-        run fmnist nnc "$t" "$tmp/fmnist/bin" --epochs "$epochs"
+        run "$g" nnc "$t" "$tmp/$g/bin" --epochs "$epochs" --batches "$nb"
         if [ $have_torch = 1 ]; then
-            run fmnist torch "$t" "$PYTHON" "$here/fmnist_torch.py" --threads "$t" --epochs "$epochs"
+            run "$g" torch "$t" "$PYTHON" "$here/fmnist_torch.py" --model "$m" \
+                --threads "$t" --epochs "$epochs" --batches "$nb"
         fi
         if peer_ok torch; then
-            run fmnist torch2 "$t" "$vpy" "$here/fmnist_torch.py" --threads "$t" --epochs "$epochs"
-            run fmnist tcompile "$t" "$vpy" "$here/fmnist_torch.py" --threads "$t" --epochs "$epochs" --compile step
-            run fmnist tcompile_model "$t" "$vpy" "$here/fmnist_torch.py" --threads "$t" --epochs "$epochs" --compile model
+            run "$g" torch2 "$t" "$vpy" "$here/fmnist_torch.py" --model "$m" \
+                --threads "$t" --epochs "$epochs" --batches "$nb"
+            run "$g" tcompile "$t" "$vpy" "$here/fmnist_torch.py" --model "$m" \
+                --threads "$t" --epochs "$epochs" --batches "$nb" --compile step
+            run "$g" tcompile_model "$t" "$vpy" "$here/fmnist_torch.py" --model "$m" \
+                --threads "$t" --epochs "$epochs" --batches "$nb" --compile model
         fi
         if peer_ok jax; then
-            run fmnist jax "$t" "$vpy" "$here/jax_bench.py" fmnist --epochs "$epochs"
+            run "$g" jax "$t" "$vpy" "$here/jax_bench.py" fmnist --model "$m" \
+                --epochs "$epochs" --batches "$nb"
         fi
     done
-    [ $have_torch = 1 ] || skip fmnist torch "no torch for $PYTHON (apt-get install python3-torch)"
-    peer_ok torch || { skip fmnist torch2 "$why"; skip fmnist tcompile "$why"; skip fmnist tcompile_model "$why"; }
-    peer_ok jax || skip fmnist jax "$why"
-else
-    skip fmnist all "Fashion-MNIST unavailable (see notes)"
-fi
+    [ $have_torch = 1 ] || skip "$g" torch "no torch for $PYTHON (apt-get install python3-torch)"
+    peer_ok torch || { skip "$g" torch2 "$why"; skip "$g" tcompile "$why"; skip "$g" tcompile_model "$why"; }
+    peer_ok jax || skip "$g" jax "$why"
+}
+for part in mlp cnn; do
+    want $part || continue
+    g=fmnist nb=$mlp_batches
+    [ $part = cnn ] && g=cnn nb=$cnn_batches
+    if [ $have_fmnist = 1 ]; then
+        fmnist $g $part "$nb"
+    else
+        skip $g all "Fashion-MNIST unavailable (see notes)"
+    fi
+done
 
 # ---- Report ------------------------------------------------------------------
 echo "elapsed: $(( $(date +%s) - start )) s" >>"$out/machine.txt"

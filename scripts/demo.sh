@@ -21,11 +21,14 @@ echo "== a learnable task: three rings, residual block, softmax cross-entropy, S
 (cd "$out" && ./rings)
 echo
 data=/usr/share/datasets/fashion-mnist
-models="fmnist_mlp"
-[ "${NNC_DEMO_CNN:-0}" = 1 ] && models="$models fmnist_cnn"
+models="fmnist_mlp fmnist_cnn"
+[ "${NNC_DEMO_CNN:-1}" = 0 ] && models="fmnist_mlp"
 if [ -d "$data" ]; then
     for m in $models; do
-        echo "== Fashion-MNIST: examples/$m.nn, 5 epochs (NNC_DEMO_CNN=1 adds the CNN)"
+        case $m in
+        *mlp) echo "== Fashion-MNIST: examples/$m.nn (784-256-128-10), 5 epochs" ;;
+        *) echo "== Fashion-MNIST: examples/$m.nn (two conv + max pool blocks, dense), 5 epochs (NNC_DEMO_CNN=0 skips it)" ;;
+        esac
         mkdir -p "$out/$m"
         "$builddir/nnc" "$srcdir/examples/$m.nn" --prefix m -o "$out/$m/m.c"
         $cc -std=c99 -O3 -march=native -Wall -Wextra -Werror -I"$srcdir/runtime" -I"$out/$m" \
