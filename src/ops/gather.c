@@ -28,7 +28,7 @@ bool shape_concat(Graph *g, Node *n)
     bool ok = a->shape.rank >= 1 && a->shape.rank == b->shape.rank;
     for (int d = 0; ok && d < a->shape.rank - 1; d++)
         ok = a->shape.dim[d] == b->shape.dim[d];
-    unsigned lastbit = 1u << (a->shape.rank - 1);
+    unsigned lastbit = ok ? 1u << (a->shape.rank - 1) : 0u; /* rank 0: no shift */
     if (ok && ((a->bmask | b->bmask) & lastbit))
         ok = false;
     if (!ok) {
