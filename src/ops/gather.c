@@ -36,8 +36,14 @@ bool shape_concat(Graph *g, Node *n)
                    shape_str(&a->shape), shape_str(&b->shape));
         return false;
     }
+    long long width = (long long)last(a) + last(b); /* 2^30 + 2^30 overflows int */
+    if (width > (1 << 30)) {
+        diag_error(n->loc, "concat: the result is too large (%lld elements on the last axis)",
+                   width);
+        return false;
+    }
     n->shape = a->shape;
-    n->shape.dim[n->shape.rank - 1] = last(a) + last(b);
+    n->shape.dim[n->shape.rank - 1] = (int)width;
     n->bmask = a->bmask | b->bmask;
     return true;
 }
