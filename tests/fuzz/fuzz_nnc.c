@@ -1,8 +1,8 @@
 /*
  * fuzz_nnc.c - libFuzzer target: source text through the whole compiler
  * in-process (parse, lower, autodiff, optimizer, passes, plans, emit of
- * the header, the source, the bench program, stats, dot and graph JSON
- * into memory), at each -O level chosen by the first byte.
+ * the header, the source, the bench program, stats, dot, graph JSON and
+ * the text IR into memory), at each -O level chosen by the first byte.
  *
  *   clang -fsanitize=fuzzer,address,undefined ... (see `make fuzz`)
  *
@@ -11,6 +11,7 @@
  * no exit, no abort, no leak (LeakSanitizer checks after each run with
  * -detect_leaks=1).
  */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,13 @@ static void compile(const Model *models, int opt)
             free(j);
             j = ir_json(&c.g);
             free(j);
+            size_t len;
+            FILE *f = open_memstream(&j, &len);
+            if (f) {
+                ir_print(f, &c.g);
+                fclose(f);
+                free(j);
+            }
             buf_free(&b);
         }
         pipeline_free(&c);
