@@ -10,7 +10,7 @@ top=$(pwd)
 
 packages="build-essential autoconf automake libtool pkg-config flex bison \
 libcjson-dev libcriterion-dev clang python3-torch python3-numpy \
-gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind"
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind libclang-rt-dev"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
