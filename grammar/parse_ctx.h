@@ -6,12 +6,22 @@
 
 #include "nnc.h"
 
+#define PARSE_MAX_DEPTH 64
+
 struct ParseCtx {
     Arena *arena;
     const SrcFile *src;
     Model *models;
     int line, col;      /* the lexer's position */
     int last[4];        /* location of the last token returned */
+    int prev_line;      /* line of the token before it */
+    int skip_line;      /* after a syntax error: skip this line's tokens */
+    int bad_line;       /* the line of the last lexical error */
+    int depth;          /* brackets open (the lexer's count) */
+    struct OpenBracket {
+        char c;         /* '(', '[' or '{' */
+        Loc loc;
+    } open[PARSE_MAX_DEPTH];  /* the innermost PARSE_MAX_DEPTH of them */
 };
 
 /* Forward declaration for parser.h, which the lexer includes. */

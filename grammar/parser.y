@@ -18,11 +18,21 @@
  * Statements need no separator: every statement ends in a token that no
  * statement starts with, except a bare NAME, which LALR(1) resolves by
  * the next token. Pure parser with locations; syntax errors go through
- * diag_error with bison's "unexpected X, expecting Y" wording and LAC so
- * that the expected tokens are exact.
+ * diag_error in bison's "unexpected X, expecting Y" wording, with LAC so
+ * that the expected tokens are exact (report_syntax_error below).
+ *
+ * Error recovery: a statement with a syntax error becomes an ST_ERROR
+ * statement (keeping the name it assigns or declares, if the error came
+ * after it) and parsing goes on with the next statement, from the next
+ * line if the error was in the middle of one; outside models, tokens are
+ * skipped up to the next 'model'; a model left open is closed by the
+ * lexer at the next 'model' or the end of the file. So every independent
+ * syntax error of a file is reported, one per line, and lowering still
+ * checks the rest (the model is marked `broken`, which silences the
+ * checks that an unparsed statement could falsify, such as "no loss").
  */
 %define api.pure full
-%define parse.error detailed
+%define parse.error custom
 %define parse.lac full
 %locations
 %param {yyscan_t scanner}
@@ -45,6 +55,14 @@ int yylex(YYSTYPE *yylval, YYLTYPE *yylloc, yyscan_t scanner);
 static void yyerror(YYLTYPE *l, yyscan_t scanner, struct ParseCtx *pc,
                     const char *msg);
 #define L(l) parse_loc(pc, &(l))
+/* In an error statement: drops the lookahead if it is on the line being
+ * skipped (the lexer skips the rest). */
+#define SKIP_LINE()                                                     \
+    do {                                                                \
+        if (yychar != YYEMPTY && yychar != '}' && pc->skip_line &&      \
+            yylloc.first_line == pc->skip_line)                         \
+            yyclearin;                                                  \
+    } while (0)
 }
 
 %union {
@@ -54,6 +72,7 @@ static void yyerror(YYLTYPE *l, yyscan_t scanner, struct ParseCtx *pc,
     Arg *arg;
     Stmt *stmt;
     Model *model;
+    int ival;
 }
 
 %token MODEL "'model'" INPUT "'input'" LOSS "'loss'"
@@ -62,6 +81,7 @@ static void yyerror(YYLTYPE *l, yyscan_t scanner, struct ParseCtx *pc,
 %token <num> NUMBER "number"
 
 %type <model> model
+%type <ival> model_start
 %type <stmt> stmts stmt
 %type <expr> expr call number
 %type <arg> args arglist arg dims
@@ -76,12 +96,18 @@ file:
                               while (m->next) m = m->next;
                               m->next = $2;
                           } }
+  | file error          /* skips to the next 'model' */
   ;
 
 model:
-    MODEL IDENT '{' stmts '}'
+    MODEL IDENT '{' model_start stmts '}'
         { $$ = arena_alloc(pc->arena, sizeof(Model));
-          $$->name = $2; $$->loc = L(@2); $$->stmts = $4; }
+          $$->name = $2; $$->loc = L(@2); $$->stmts = $5;
+          $$->broken = diag_errors != $4; }
+  ;
+
+model_start:
+    %empty              { $$ = diag_errors; }
   ;
 
 stmts:
@@ -114,6 +140,14 @@ stmt:
         { $$ = ast_stmt(pc->arena, ST_OPTIMIZER, L(@1)); $$->expr = $2; }
   | BATCH number
         { $$ = ast_stmt(pc->arena, ST_BATCH, L(@1)); $$->expr = $2; }
+  | INPUT IDENT error
+        { $$ = ast_stmt(pc->arena, ST_ERROR, L(@1));
+          $$->name = $2; $$->name_loc = L(@2); $$->error_input = true; SKIP_LINE(); }
+  | IDENT '=' error
+        { $$ = ast_stmt(pc->arena, ST_ERROR, L(@1));
+          $$->name = $1; $$->name_loc = L(@1); SKIP_LINE(); }
+  | error
+        { $$ = ast_stmt(pc->arena, ST_ERROR, L(@1)); SKIP_LINE(); }
   ;
 
 dims:
@@ -171,6 +205,99 @@ static void yyerror(YYLTYPE *l, yyscan_t scanner, struct ParseCtx *pc,
     diag_error(parse_loc(pc, l), "%s", msg);
 }
 
+/* How a token is named in messages: keywords and punctuation as bison
+ * names them ('loss', ')'), names and numbers with their text. */
+static void describe_token(Buf *b, const struct ParseCtx *pc, yysymbol_kind_t t,
+                           const YYLTYPE *l)
+{
+    if ((t == YYSYMBOL_IDENT || t == YYSYMBOL_NUMBER) && l->first_line == l->last_line &&
+        l->last_column > l->first_column && l->last_column - l->first_column <= 40) {
+        const char *p = pc->src->text;
+        for (int line = 1; line < l->first_line && *p; p++)
+            if (*p == '\n')
+                line++;
+        buf_printf(b, "%s '%.*s'", yysymbol_name(t), l->last_column - l->first_column,
+                   p + l->first_column - 1);
+    } else {
+        buf_puts(b, yysymbol_name(t));
+    }
+}
+
+static bool has(const yysymbol_kind_t *set, int n, yysymbol_kind_t t)
+{
+    for (int i = 0; i < n; i++)
+        if (set[i] == t)
+            return true;
+    return false;
+}
+
+/* "syntax error, unexpected X, expecting A, B or C": the tokens that can
+ * start a statement are named together ("a statement"), ';' (optional
+ * everywhere) and the end of file (after a model) are left out, and more
+ * than four choices are not listed. A note shows the bracket that the
+ * expected closing one would match, when that is the likely fix (or the
+ * file ended inside it). */
+static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
+                                 struct ParseCtx *pc)
+{
+    (void)scanner;
+    yysymbol_kind_t exp[YYNTOKENS], shown[YYNTOKENS];
+    int n = yypcontext_expected_tokens(ctx, exp, YYNTOKENS), ns = 0;
+    yysymbol_kind_t tok = yypcontext_token(ctx);
+    const YYLTYPE *l = yypcontext_location(ctx);
+    static const yysymbol_kind_t starts[] = {YYSYMBOL_INPUT, YYSYMBOL_IDENT, YYSYMBOL_LOSS,
+                                             YYSYMBOL_OPTIMIZER, YYSYMBOL_BATCH};
+    bool stmt = n > 0;
+    for (int i = 0; i < 5; i++)
+        stmt = stmt && has(exp, n, starts[i]);
+    for (int i = 0; i < n; i++) {
+        bool start = false;
+        for (int k = 0; k < 5; k++)
+            start = start || exp[i] == starts[k];
+        if (stmt && start)
+            continue;
+        if (exp[i] == YYSYMBOL_12_ || (exp[i] == YYSYMBOL_YYEOF && has(exp, n, YYSYMBOL_MODEL)))
+            continue;
+        shown[ns++] = exp[i];
+    }
+    /* an error in the middle of a line (or at a token that cannot start
+     * a statement): recovery skips the rest of the line */
+    bool can_start = tok == YYSYMBOL_IDENT || tok == YYSYMBOL_INPUT || tok == YYSYMBOL_LOSS ||
+                  tok == YYSYMBOL_OPTIMIZER || tok == YYSYMBOL_BATCH ||
+                  tok == YYSYMBOL_MODEL || tok == YYSYMBOL_11_;
+    if (tok != YYSYMBOL_YYEOF && (l->first_line == pc->prev_line || !can_start))
+        pc->skip_line = l->first_line;
+    /* one error per line: this one may come from a bad character there */
+    if (l->first_line == pc->bad_line)
+        return 0;
+    Buf b = {0};
+    buf_puts(&b, "syntax error, unexpected ");
+    describe_token(&b, pc, tok, l);
+    int total = ns + stmt;
+    if (total > 0 && total <= 4) {
+        buf_puts(&b, ", expecting ");
+        int k = 0;
+        if (stmt) {
+            buf_puts(&b, "a statement");
+            k++;
+        }
+        for (int i = 0; i < ns; i++, k++)
+            buf_printf(&b, "%s%s", k == 0 ? "" : k == total - 1 ? " or " : ", ",
+                       yysymbol_name(shown[i]));
+    }
+    diag_error(parse_loc(pc, l), "%s", b.data);
+    buf_free(&b);
+    /* the innermost open bracket, if its closer is what is missing */
+    if (pc->depth > 0 && pc->depth <= PARSE_MAX_DEPTH) {
+        const struct OpenBracket *o = &pc->open[pc->depth - 1];
+        yysymbol_kind_t closer = o->c == '(' ? YYSYMBOL_19_
+                                 : o->c == '[' ? YYSYMBOL_14_ : YYSYMBOL_11_;
+        if (tok == YYSYMBOL_YYEOF || (!stmt && total <= 4 && has(exp, n, closer)))
+            diag_note(o->loc, "to match this '%c'", o->c);
+    }
+    return 0;
+}
+
 /* Flex's reentrant interface, declared here to avoid including its
  * generated header. */
 int yylex_init_extra(struct ParseCtx *extra, yyscan_t *scanner);
@@ -180,7 +307,7 @@ struct yy_buffer_state *yy_scan_bytes(const char *bytes, int len,
 
 Model *parse_file(Arena *a, const SrcFile *src)
 {
-    struct ParseCtx pc = {a, src, NULL, 1, 1};
+    struct ParseCtx pc = {a, src, NULL, 1, 1, {0}, 0, 0, 0, 0, {{0, {0}}}};
     yyscan_t scanner;
     if (src->len > 0x7fffffff) {
         Loc loc = {src, 0, 0, 1};
@@ -192,7 +319,7 @@ Model *parse_file(Arena *a, const SrcFile *src)
         exit(1);
     }
     yy_scan_bytes(src->text, (int)src->len, scanner);
-    int rc = yyparse(scanner, &pc);
+    yyparse(scanner, &pc);
     yylex_destroy(scanner);
-    return rc == 0 ? pc.models : NULL;
+    return pc.models;
 }

@@ -22,12 +22,16 @@
  * copy. Any error leaves the caller's tensors untouched. JSON numbers are
  * accepted as sizes only when they are integers below 2^53, where doubles
  * are exact.
+ *
+ * Every error also leaves a message for nnc_last_error() (error.c) that
+ * names the file and says what is wrong with it.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +65,70 @@ const char *nnc_strerror(int err)
     default:
         return "unknown error";
     }
+}
+
+/* ---- Messages ----------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+static int fail(int err, const char *path, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Sets this thread's message to "path: ..." and returns err. */
+static int fail(int err, const char *path, const char *fmt, ...)
+{
+    char text[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    nnc_set_error("%s: %s", path != NULL ? path : "(null path)", text);
+    return err;
+}
+
+/* errno's text, thread-safely (the XSI strerror_r). */
+static const char *errno_text(int e, char *buf, size_t size)
+{
+    if (strerror_r(e, buf, size) != 0)
+        snprintf(buf, size, "error %d", e);
+    return buf;
+}
+
+/* "[4, 10]" from dims, into buf. */
+static const char *dims_text(const int64_t *dims, int rank, char *buf, size_t size)
+{
+    size_t len = 0;
+    int d;
+
+    len += (size_t)snprintf(buf, size, "[");
+    for (d = 0; d < rank && len + 24 < size; d++)
+        len += (size_t)snprintf(buf + len, size - len, d ? ", %" PRId64 : "%" PRId64,
+                                dims[d]);
+    snprintf(buf + len, size - len, "]");
+    return buf;
+}
+
+/* The same for a JSON shape (an array of numbers). */
+static const char *json_dims_text(const cJSON *shape, char *buf, size_t size)
+{
+    const cJSON *dim;
+    size_t len = 0;
+    int first = 1;
+
+    len += (size_t)snprintf(buf, size, "[");
+    cJSON_ArrayForEach(dim, shape) {
+        if (len + 24 >= size)
+            break;
+        len += (size_t)snprintf(buf + len, size - len, first ? "%.0f" : ", %.0f",
+                                cJSON_IsNumber(dim) ? dim->valuedouble : -1.0);
+        first = 0;
+    }
+    snprintf(buf + len, size - len, "]");
+    return buf;
 }
 
 /* ---- Bytes -------------------------------------------------------------- */
@@ -127,7 +195,7 @@ static uint64_t tensor_bytes(const nnc_tensor *t, int *ok)
 /* NNC_ERR_ARG unless every tensor has a name (unique, not the metadata
  * key), a valid shape and data; the quadratic name check is fine for the
  * few hundred parameters of a model. */
-static int check_model(const nnc_tensor *t, int n)
+static int check_model(const char *path, const nnc_tensor *t, int n)
 {
     int i, j, ok = 1;
 
@@ -136,17 +204,19 @@ static int check_model(const nnc_tensor *t, int n)
 
         if (!ok || t[i].name == NULL || (bytes > 0 && t[i].data == NULL)
             || strcmp(t[i].name, METADATA_KEY) == 0)
-            return NNC_ERR_ARG;
+            return fail(NNC_ERR_ARG, path, "bad argument: tensor %d has no name, "
+                        "a reserved name, a bad shape or no data", i);
         for (j = 0; j < i; j++)
             if (strcmp(t[i].name, t[j].name) == 0)
-                return NNC_ERR_ARG;
+                return fail(NNC_ERR_ARG, path, "bad argument: tensor name '%s' given "
+                            "twice", t[i].name);
     }
     return NNC_OK;
 }
 
 /* NNC_ERR_ARG unless metadata is NULL or complete key, value pairs with
  * unique keys. */
-static int check_metadata(const char *const *metadata)
+static int check_metadata(const char *path, const char *const *metadata)
 {
     size_t i, j;
 
@@ -154,10 +224,12 @@ static int check_metadata(const char *const *metadata)
         return NNC_OK;
     for (i = 0; metadata[i] != NULL; i += 2) {
         if (metadata[i + 1] == NULL)
-            return NNC_ERR_ARG;
+            return fail(NNC_ERR_ARG, path, "bad argument: metadata key '%s' has no value",
+                        metadata[i]);
         for (j = 0; j < i; j += 2)
             if (strcmp(metadata[i], metadata[j]) == 0)
-                return NNC_ERR_ARG;
+                return fail(NNC_ERR_ARG, path, "bad argument: metadata key '%s' given "
+                            "twice", metadata[i]);
     }
     return NNC_OK;
 }
@@ -327,45 +399,66 @@ static void sync_dir(const char *path)
 int nnc_ckpt_save(const char *path, const nnc_tensor *t, int n,
                   const char *const *metadata)
 {
-    char *header, *tmp;
+    char *header, *tmp, why[128];
+    const char *step = "write";
     size_t len;
     FILE *f;
-    int fd, err, ok;
+    int fd, err, ok, e = 0;
 
     if (path == NULL || n < 0 || (t == NULL && n > 0))
-        return NNC_ERR_ARG;
-    if ((err = check_model(t, n)) != NNC_OK
-        || (err = check_metadata(metadata)) != NNC_OK)
+        return fail(NNC_ERR_ARG, path, "bad argument: %s",
+                    path == NULL ? "no path" : "no tensors or a negative count");
+    if ((err = check_model(path, t, n)) != NNC_OK
+        || (err = check_metadata(path, metadata)) != NNC_OK)
         return err;
     header = build_header(t, n, metadata, &len);
     tmp = malloc(strlen(path) + sizeof ".tmp.XXXXXX");
     if (header == NULL || tmp == NULL) {
         free(header);
         free(tmp);
-        return NNC_ERR_NOMEM;
+        return fail(NNC_ERR_NOMEM, path, "out of memory for the header");
     }
     fd = open_temp(path, tmp);
+    e = errno;
     f = fd < 0 ? NULL : fdopen(fd, "wb");
     if (f == NULL) {
         if (fd >= 0) {
+            e = errno;
             close(fd);
             unlink(tmp);
         }
         free(header);
         free(tmp);
-        return NNC_ERR_IO;
+        return fail(NNC_ERR_IO, path, "cannot create a temporary file beside it: %s",
+                    errno_text(e, why, sizeof why));
     }
-    ok = write_file(f, header, len, t, n);
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    ok = ok && rename(tmp, path) == 0;
+    /* errno of the first step that fails: writing (a full disk, a file
+     * size limit), syncing, closing or renaming */
+    ok = write_file(f, header, len, t, n) && fflush(f) == 0;
+    if (ok && fsync(fileno(f)) != 0) {
+        ok = 0;
+        step = "sync";
+    }
+    e = ok ? 0 : errno;
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+        step = "rename the temporary file over";
+    }
     if (ok)
         sync_dir(path);
     else
         unlink(tmp);
     free(header);
     free(tmp);
-    return ok ? NNC_OK : NNC_ERR_IO;
+    if (!ok)
+        return fail(NNC_ERR_IO, path, "cannot %s it: %s (an existing file is left as "
+                    "it was)", step, errno_text(e, why, sizeof why));
+    return NNC_OK;
 }
 
 /* ---- Loading: reading and parsing --------------------------------------- */
@@ -382,43 +475,61 @@ static int read_file(const char *path, unsigned char **bytes, size_t *size)
 {
     FILE *f = fopen(path, "rb");
     struct stat st;
+    char why[128];
     int err = NNC_OK;
 
     if (f == NULL)
-        return NNC_ERR_IO;
+        return fail(NNC_ERR_IO, path, "cannot open: %s", errno_text(errno, why, sizeof why));
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-        err = NNC_ERR_IO;
+        err = fail(NNC_ERR_IO, path, "not a regular file");
     else if (st.st_size < 8)
-        err = NNC_ERR_FORMAT;
+        err = fail(NNC_ERR_FORMAT, path, "truncated: %lld bytes, less than the 8 of the "
+                   "header length", (long long)st.st_size);
     else if ((uint64_t)st.st_size > SIZE_MAX)
-        err = NNC_ERR_NOMEM;
+        err = fail(NNC_ERR_NOMEM, path, "too large to load (%lld bytes)",
+                   (long long)st.st_size);
     else if ((*bytes = malloc(*size = (size_t)st.st_size)) == NULL)
-        err = NNC_ERR_NOMEM;
+        err = fail(NNC_ERR_NOMEM, path, "out of memory (%zu bytes)", *size);
     else if (fread(*bytes, 1, *size, f) != *size)
-        err = NNC_ERR_IO;
+        err = fail(NNC_ERR_IO, path, "cannot read: %s",
+                   ferror(f) ? errno_text(errno, why, sizeof why) : "shorter than its size");
     fclose(f);
     return err;
 }
 
 /* Parses the header of file into *root (a JSON object) and sets *hlen. */
-static int parse_header(const unsigned char *file, size_t size, cJSON **root,
-                        size_t *hlen)
+static int parse_header(const char *path, const unsigned char *file, size_t size,
+                        cJSON **root, size_t *hlen)
 {
     uint64_t len = get_u64le(file);
+    const char *end = NULL;
     char *text;
 
-    if (len > MAX_HEADER_BYTES || len > size - 8)
-        return NNC_ERR_FORMAT;
+    if (len > size - 8)
+        return fail(NNC_ERR_FORMAT, path, "header length %" PRIu64 " runs past the end "
+                    "of the file (%zu bytes): truncated, or not a safetensors file", len,
+                    size);
+    if (len > MAX_HEADER_BYTES)
+        return fail(NNC_ERR_FORMAT, path, "header length %" PRIu64 " is over the "
+                    "safetensors limit of %" PRIu64 " bytes", len, MAX_HEADER_BYTES);
     *hlen = (size_t)len;
     if (memchr(file + 8, '\0', *hlen) != NULL)
-        return NNC_ERR_FORMAT;
+        return fail(NNC_ERR_FORMAT, path, "NUL byte in the JSON header");
     if ((text = malloc(*hlen + 1)) == NULL)
-        return NNC_ERR_NOMEM;
+        return fail(NNC_ERR_NOMEM, path, "out of memory for the header");
     memcpy(text, file + 8, *hlen);
     text[*hlen] = '\0';
-    *root = cJSON_ParseWithOpts(text, NULL, 1);
+    *root = cJSON_ParseWithOpts(text, &end, 1);
+    if (*root == NULL) {
+        long at = end != NULL && end >= text ? (long)(end - text) : -1;
+        free(text);
+        return fail(NNC_ERR_FORMAT, path, "malformed JSON header (at byte %ld of %zu)",
+                    at, *hlen);
+    }
     free(text);
-    return cJSON_IsObject(*root) ? NNC_OK : NNC_ERR_FORMAT;
+    return cJSON_IsObject(*root) ? NNC_OK
+                                 : fail(NNC_ERR_FORMAT, path, "the JSON header is not an "
+                                        "object");
 }
 
 /* A JSON integer in [0, 2^53], where doubles represent every integer. */
@@ -493,29 +604,37 @@ static int valid_metadata(const cJSON *meta)
     return 1;
 }
 
-/* Fills e from the header entry item; 0 if it is malformed or its data
- * does not fit in data_size bytes. */
-static int parse_entry(const cJSON *item, uint64_t data_size, Entry *e)
+/* Fills e from the header entry item; NULL, or what is wrong with it if
+ * it is malformed or its data does not fit in data_size bytes. */
+static const char *parse_entry(const cJSON *item, uint64_t data_size, Entry *e)
 {
     const cJSON *dtype, *offsets;
     uint64_t elem, bytes;
     int ok = 1;
 
     if (!cJSON_IsObject(item))
-        return 0;
+        return "is not an object";
     dtype = cJSON_GetObjectItemCaseSensitive(item, "dtype");
-    if (!cJSON_IsString(dtype) || (elem = dtype_size(dtype->valuestring)) == 0)
-        return 0;
+    if (!cJSON_IsString(dtype))
+        return "has no dtype";
+    if ((elem = dtype_size(dtype->valuestring)) == 0)
+        return "has an unknown dtype";
     e->name = item->string;
     e->dtype = dtype->valuestring;
     e->shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
     bytes = shape_bytes(e->shape, elem, &ok);
+    if (!ok)
+        return "has a malformed shape";
     offsets = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
-    return ok && cJSON_IsArray(offsets) && cJSON_GetArraySize(offsets) == 2
-           && json_uint(offsets->child, &e->begin)
-           && json_uint(offsets->child->next, &e->end)
-           && e->begin <= e->end && e->end <= data_size
-           && e->end - e->begin == bytes;
+    if (!(cJSON_IsArray(offsets) && cJSON_GetArraySize(offsets) == 2
+          && json_uint(offsets->child, &e->begin)
+          && json_uint(offsets->child->next, &e->end) && e->begin <= e->end))
+        return "has malformed data_offsets";
+    if (e->end > data_size)
+        return "has data past the end of the file (truncated?)";
+    if (e->end - e->begin != bytes)
+        return "has data_offsets that do not match its shape and dtype";
+    return NULL;
 }
 
 static int by_offset(const void *pa, const void *pb)
@@ -534,10 +653,11 @@ static int by_name(const void *pa, const void *pb)
 
 /* Validates every entry of root into *ents (sorted by name, names unique)
  * and checks that their data tiles [0, data_size) exactly. */
-static int collect_entries(const cJSON *root, uint64_t data_size,
+static int collect_entries(const char *path, const cJSON *root, uint64_t data_size,
                            Entry **ents, size_t *nents)
 {
     const cJSON *item;
+    const char *why;
     uint64_t pos = 0;
     size_t i, count = 0;
     int seen_meta = 0;
@@ -545,27 +665,32 @@ static int collect_entries(const cJSON *root, uint64_t data_size,
     cJSON_ArrayForEach(item, root)
         count++;
     if ((*ents = malloc((count + 1) * sizeof **ents)) == NULL)
-        return NNC_ERR_NOMEM;
+        return fail(NNC_ERR_NOMEM, path, "out of memory for %zu entries", count);
     cJSON_ArrayForEach(item, root) {
         if (strcmp(item->string, METADATA_KEY) == 0) {
             if (seen_meta++ || !valid_metadata(item))
-                return NNC_ERR_FORMAT;
-        } else if (!parse_entry(item, data_size, &(*ents)[(*nents)++])) {
-            return NNC_ERR_FORMAT;
+                return fail(NNC_ERR_FORMAT, path, "malformed %s (one object of strings)",
+                            METADATA_KEY);
+        } else if ((why = parse_entry(item, data_size, &(*ents)[(*nents)++])) != NULL) {
+            return fail(NNC_ERR_FORMAT, path, "tensor '%s' %s", item->string, why);
         }
     }
     qsort(*ents, *nents, sizeof **ents, by_offset);
     for (i = 0; i < *nents; i++) {     /* each starts where the last ended */
         if ((*ents)[i].begin != pos)
-            return NNC_ERR_FORMAT;
+            return fail(NNC_ERR_FORMAT, path, "tensor '%s' starts at data byte %" PRIu64
+                        ", not %" PRIu64 ": tensors overlap or leave a gap",
+                        (*ents)[i].name, (*ents)[i].begin, pos);
         pos = (*ents)[i].end;
     }
     if (pos != data_size)
-        return NNC_ERR_FORMAT;
+        return fail(NNC_ERR_FORMAT, path, "%" PRIu64 " bytes after the last tensor's data",
+                    data_size - pos);
     qsort(*ents, *nents, sizeof **ents, by_name);
     for (i = 1; i < *nents; i++)
         if (strcmp((*ents)[i - 1].name, (*ents)[i].name) == 0)
-            return NNC_ERR_FORMAT;
+            return fail(NNC_ERR_FORMAT, path, "tensor '%s' appears twice",
+                        (*ents)[i].name);
     return NNC_OK;
 }
 
@@ -617,26 +742,46 @@ static int ignorable(const char *name)
 /* t[0 .. nreq) must all be in the file, t[nreq .. n) all or none, and
  * nothing else (but torch's num_batches_tracked); *nload is how many to
  * copy (nreq or n). */
-static int match(const Entry *ents, size_t nents, const nnc_tensor *t,
+static int match(const char *path, const Entry *ents, size_t nents, const nnc_tensor *t,
                  int nreq, int n, int *nload)
 {
-    int i, have = 0;
+    char a[160], b[160];
+    int i, have = 0, missing = -1;
     size_t skip = 0, j;
 
     for (i = 0; i < n; i++) {
         int r = lookup(ents, nents, &t[i]);
 
-        if (r < 0 || (r == 0 && i < nreq))
-            return NNC_ERR_MISMATCH;
+        if (r < 0) {
+            const Entry *e = find(ents, nents, t[i].name);
+            return fail(NNC_ERR_MISMATCH, path, "tensor '%s' is %s %s; the model expects "
+                        "F32 %s", t[i].name, e->dtype, json_dims_text(e->shape, a, sizeof a),
+                        dims_text(t[i].shape, t[i].rank, b, sizeof b));
+        }
+        if (r == 0 && i < nreq)
+            return fail(NNC_ERR_MISMATCH, path, "no tensor '%s' (a parameter of the "
+                        "model)", t[i].name);
         if (i >= nreq)
             have += r;
+        if (i >= nreq && r == 0 && missing < 0)
+            missing = i;
     }
     if (have != 0 && have != n - nreq)
-        return NNC_ERR_MISMATCH;
+        return fail(NNC_ERR_MISMATCH, path, "has part of the optimizer state, but no "
+                    "tensor '%s'", t[missing].name);
     *nload = nreq + have;
     for (j = 0; j < nents; j++)
         skip += (size_t)ignorable(ents[j].name);
-    return nents == (size_t)*nload + skip ? NNC_OK : NNC_ERR_MISMATCH;
+    if (nents == (size_t)*nload + skip)
+        return NNC_OK;
+    for (j = 0; j < nents; j++) {   /* the one the model does not have */
+        for (i = 0; i < *nload && strcmp(t[i].name, ents[j].name) != 0; i++)
+            ;
+        if (i == *nload && !ignorable(ents[j].name))
+            return fail(NNC_ERR_MISMATCH, path, "tensor '%s' is not in the model",
+                        ents[j].name);
+    }
+    return fail(NNC_ERR_MISMATCH, path, "tensors do not match the model");
 }
 
 static void copy_all(const Entry *ents, size_t nents,
@@ -655,7 +800,7 @@ static void copy_all(const Entry *ents, size_t nents,
 
 /* The "step" metadata, a decimal integer: 0 if absent (NNC_ERR_FORMAT
  * then if `needed`), NNC_ERR_FORMAT if malformed. */
-static int read_step(const cJSON *root, int needed, uint64_t *step)
+static int read_step(const char *path, const cJSON *root, int needed, uint64_t *step)
 {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, METADATA_KEY);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "step");
@@ -664,13 +809,15 @@ static int read_step(const cJSON *root, int needed, uint64_t *step)
 
     if (s == NULL) {
         *step = 0;
-        return needed ? NNC_ERR_FORMAT : NNC_OK;
+        return needed ? fail(NNC_ERR_FORMAT, path, "optimizer state without a \"step\" "
+                             "in %s", METADATA_KEY)
+                      : NNC_OK;
     }
     if (!cJSON_IsString(s) || s->valuestring[0] == '\0')
-        return NNC_ERR_FORMAT;
+        return fail(NNC_ERR_FORMAT, path, "malformed \"step\" in %s", METADATA_KEY);
     for (c = s->valuestring; *c; c++) {
         if (*c < '0' || *c > '9' || v > (UINT64_MAX - 9) / 10)
-            return NNC_ERR_FORMAT;
+            return fail(NNC_ERR_FORMAT, path, "malformed \"step\" in %s", METADATA_KEY);
         v = v * 10 + (uint64_t)(*c - '0');
     }
     *step = v;
@@ -688,18 +835,19 @@ static int load(const char *path, const nnc_tensor *t, int nreq, int n,
     int err, nload = 0;
 
     if (path == NULL || nreq < 0 || n < nreq || (t == NULL && n > 0))
-        return NNC_ERR_ARG;
-    if ((err = check_model(t, n)) != NNC_OK)
+        return fail(NNC_ERR_ARG, path, "bad argument: %s",
+                    path == NULL ? "no path" : "no tensors or bad counts");
+    if ((err = check_model(path, t, n)) != NNC_OK)
         return err;
     err = read_file(path, &file, &size);
     if (err == NNC_OK)
-        err = parse_header(file, size, &root, &hlen);
+        err = parse_header(path, file, size, &root, &hlen);
     if (err == NNC_OK)
-        err = collect_entries(root, size - 8 - hlen, &ents, &nents);
+        err = collect_entries(path, root, size - 8 - hlen, &ents, &nents);
     if (err == NNC_OK)
-        err = match(ents, nents, t, nreq, n, &nload);
+        err = match(path, ents, nents, t, nreq, n, &nload);
     if (err == NNC_OK && step != NULL)
-        err = read_step(root, nload > nreq, &st);
+        err = read_step(path, root, nload > nreq, &st);
     if (err == NNC_OK) {
         copy_all(ents, nents, file + 8 + hlen, t, nload);
         if (found != NULL)

@@ -38,6 +38,25 @@ enum {
 /* A short English description of an error code above. */
 const char *nnc_strerror(int err);
 
+/* Why the last failing runtime call of the calling thread failed, in one
+ * line: the file and what is wrong with it, e.g.
+ *   "w.safetensors: tensor 'dense_0.weight' has shape [4, 10]; the model
+ *    expects [10, 4]"
+ * Set by every call that reports an error (the checkpoint functions, and
+ * the generated <model>_load, _save and _train_step); calls that succeed
+ * leave it as it was. Thread-local (like errno): threads never see each
+ * other's messages. "" until an error occurs. The pointer stays valid in
+ * this thread; the text changes with the next error. */
+const char *nnc_last_error(void);
+
+/* Sets this thread's message (printf-like; at most 511 bytes kept), or
+ * clears it with NULL. For generated code and wrappers. */
+void nnc_set_error(const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
 /* ---- GEMM ----------------------------------------------------------------
  *
  * C = alpha * op(A) * op(B) + beta * C, all row-major.

@@ -32,9 +32,11 @@ static void show_line(FILE *f, Loc loc)
     while (*end && *end != '\n' && *end != '\r')
         end++;
     fprintf(f, "%.*s\n", (int)(end - p), p);
-    /* caret: keep tabs so that it lines up under the column */
+    /* caret: keep tabs so that it lines up under the column; one space
+     * per UTF-8 character (columns count bytes) */
     for (int c = 1; c < loc.col && p + c - 1 < end; c++)
-        fputc(p[c - 1] == '\t' ? '\t' : ' ', f);
+        if ((p[c - 1] & 0xc0) != 0x80)
+            fputc(p[c - 1] == '\t' ? '\t' : ' ', f);
     fputc('^', f);
     for (int i = 1; i < loc.len && p + loc.col - 1 + i < end; i++)
         fputc('~', f);
@@ -60,13 +62,14 @@ void diag_error(Loc loc, const char *fmt, ...)
 {
     va_list ap;
     diag_errors++;
+    if (diag_errors == MAX_ERRORS + 1 && !diag_quiet)
+        fprintf(diag_out ? diag_out : stderr, "nnc: too many errors (more than %d), "
+                "stopping\n", MAX_ERRORS);
     if (diag_errors > MAX_ERRORS)
         return;
     va_start(ap, fmt);
     report("error", loc, fmt, ap);
     va_end(ap);
-    if (diag_errors == MAX_ERRORS && !diag_quiet)
-        fprintf(diag_out ? diag_out : stderr, "nnc: too many errors; stopping\n");
 }
 
 void diag_warning(Loc loc, const char *fmt, ...)

@@ -49,8 +49,20 @@ typedef struct Binding {
     NodeId id;
 } Binding;
 
+/* Where a value came from, for the notes of shape errors. */
+typedef struct Origin {
+    Loc loc;                /* the call, or the input's name */
+    const char *name;       /* the value's name, if it has one */
+    const char *layer;      /* "input", or the layer that made it */
+} Origin;
+
 typedef struct Lower {
     Graph *g;
+    const Model *model;
+    Origin *origin;         /* by node id */
+    int norigin;
+    const Stmt *loss_stmt;  /* the first loss statement */
+    const Stmt *batch_stmt; /* the first batch statement */
     Arena *arena;           /* lives as long as the graph (names) */
     Binding *env;
     int nenv, cap;
@@ -247,6 +259,100 @@ static Loc arg_loc(const Args *a, int k, Loc fallback)
     return a->val[k] ? a->loc[k] : fallback;
 }
 
+/* ---- sizes and shape notes ---------------------------------------------------
+ * Sizes are computed in 64-bit arithmetic that saturates instead of
+ * wrapping, so that a huge layer is refused with its byte count instead of
+ * overflowing. The emitted loops index with int: a tensor holds at most
+ * 2^30 floats. */
+
+#define MAX_TENSOR_FLOATS (UINT64_C(1) << 30)
+
+static uint64_t mul_sat(uint64_t a, uint64_t b)
+{
+    return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+static uint64_t shape_floats(const Shape *s)
+{
+    uint64_t n = 1;
+    for (int d = 0; d < s->rank; d++)
+        n = mul_sat(n, s->dim[d] > 0 ? (uint64_t)s->dim[d] : 0);
+    return n;
+}
+
+/* "4000000000 bytes", or "more than 2^64 bytes" */
+static const char *bytes_str(Lower *L, uint64_t floats)
+{
+    uint64_t b = mul_sat(floats, 4);
+    if (b == UINT64_MAX)
+        return "more than 2^64 bytes";
+    return arena_printf(L->arena, "%llu bytes", (unsigned long long)b);
+}
+
+/* Refuses the tensors made since node `first` that are too large. */
+static bool check_sizes(Lower *L, NodeId first, const char *layer, Loc loc)
+{
+    for (NodeId id = first; (int)id < L->g->nnodes; id++) {
+        const Node *n = NODE(L->g, id);
+        uint64_t f = shape_floats(&n->shape);
+        if (f <= MAX_TENSOR_FLOATS)
+            continue;
+        if (n->role == R_PARAM)
+            diag_error(loc, "%s: the parameter '%s' of shape %s would need %s; a tensor "
+                       "holds at most 2^30 floats (4294967296 bytes)", layer, n->name,
+                       shape_str(&n->shape), bytes_str(L, f));
+        else
+            diag_error(loc, "%s: its output of shape %s would need %s; a tensor holds at "
+                       "most 2^30 floats (4294967296 bytes)", layer, shape_str(&n->shape),
+                       bytes_str(L, f));
+        return false;
+    }
+    return true;
+}
+
+static Origin *origin_of(Lower *L, NodeId id)
+{
+    if (id == NODE_NONE)
+        return NULL;
+    if ((int)id >= L->norigin) {
+        int n = L->g->nnodes > (int)id ? L->g->nnodes : (int)id + 1;
+        L->origin = realloc(L->origin, sizeof(Origin) * (size_t)n);
+        NNC_ASSERT(L->origin);
+        memset(L->origin + L->norigin, 0, sizeof(Origin) * (size_t)(n - L->norigin));
+        L->norigin = n;
+    }
+    return &L->origin[id];
+}
+
+/* Records where value `id` came from (the first record wins, but a name
+ * given later is kept). */
+static void set_origin(Lower *L, NodeId id, Loc loc, const char *name, const char *layer)
+{
+    Origin *o = origin_of(L, id);
+    if (!o)
+        return;
+    if (!o->loc.src)
+        *o = (Origin){loc, name, layer};
+    else if (name && !o->name)
+        o->name = name;
+}
+
+/* After a shape error: a note showing where value `id` and its shape come
+ * from. */
+static void note_shape(Lower *L, NodeId id)
+{
+    const Origin *o = id != NODE_NONE && (int)id < L->norigin ? &L->origin[id] : NULL;
+    if (!o || !o->loc.src)
+        return;
+    const char *sh = shape_str(&NODE(L->g, id)->shape);
+    if (o->layer && !strcmp(o->layer, "input"))
+        diag_note(o->loc, "input '%s' has shape %s", o->name, sh);
+    else if (o->name)
+        diag_note(o->loc, "'%s' has shape %s, the output of this %s", o->name, sh, o->layer);
+    else
+        diag_note(o->loc, "the output of this %s has shape %s", o->layer, sh);
+}
+
 /* ---- layers --------------------------------------------------------------- */
 
 static const char *layer_name(Lower *L, const Expr *call, const char *kind,
@@ -284,14 +390,14 @@ static NodeId lower_dense(Lower *L, const Layer *ly, const Expr *call,
     bool bias = num_arg(ly->params, a, 2) != 0;
     if (a->val[2])
         bias = !strcmp(a->val[2]->name, "true");
-    if (units <= 0 || units > (1L << 24)) {
-        diag_error(arg_loc(a, 0, call->loc), "dense: units must be between 1 and %ld, got %ld",
-                   1L << 24, units);
+    if (units <= 0) {
+        diag_error(arg_loc(a, 0, call->loc), "dense: units must be positive, got %ld", units);
         return NODE_NONE;
     }
     if (x->shape.rank != 2 || !(x->bmask & 1)) {
         diag_error(call->loc, "dense expects a (batch, features) input, got %s%s",
                    shape_str(&x->shape), x->shape.rank > 2 ? "; add 'flatten' before it" : "");
+        note_shape(L, in[0]);
         return NODE_NONE;
     }
     const char *name = layer_name(L, call, "dense", &L->ndense);
@@ -352,6 +458,8 @@ static NodeId lower_merge(Lower *L, const Layer *ly, const Expr *call,
         if (!shape_eq(s0, s1)) {
             diag_error(call->loc, "%s: shapes %s and %s differ", ly->name, shape_str(s0),
                        shape_str(s1));
+            note_shape(L, in[0]);
+            note_shape(L, in[i]);
             return NODE_NONE;
         }
         y = graph_add2(L->g, op, call->loc, y, in[i]);
@@ -361,11 +469,13 @@ static NodeId lower_merge(Lower *L, const Layer *ly, const Expr *call,
 
 /* ---- image layers (NHWC: batch, height, width, channels) ------------------ */
 
-static bool image_input(const Node *x, const char *layer, Loc loc)
+static bool image_input(Lower *L, NodeId id, const char *layer, Loc loc)
 {
+    const Node *x = NODE(L->g, id);
     if (x->shape.rank != 4 || !(x->bmask & 1)) {
         diag_error(loc, "%s expects a (batch, height, width, channels) input, got %s",
                    layer, shape_str(&x->shape));
+        note_shape(L, id);
         return false;
     }
     return true;
@@ -433,16 +543,26 @@ static NodeId lower_conv2d(Lower *L, const Layer *ly, const Expr *call,
         !int_arg(ly, a, 1, 0, 1, 1 << 10, call->loc, &k) ||
         !int_arg(ly, a, 2, 0, 1, 1 << 10, call->loc, &st) ||
         (same = padding_arg(ly, a, 3, call->loc, true)) < 0 ||
-        !image_input(x, "conv2d", call->loc))
+        !image_input(L, in[0], "conv2d", call->loc))
         return NODE_NONE;
+    /* the kernel's columns (an int in the im2col shape) */
+    uint64_t cols = mul_sat(mul_sat((uint64_t)k, (uint64_t)k), (uint64_t)x->shape.dim[3]);
+    if (mul_sat(cols, (uint64_t)filters) > MAX_TENSOR_FLOATS) {
+        diag_error(call->loc, "conv2d: a %dx%d kernel over %d channels with %d filters would "
+                   "need %s; a tensor holds at most 2^30 floats (4294967296 bytes)", k, k,
+                   x->shape.dim[3], filters, bytes_str(L, mul_sat(cols, (uint64_t)filters)));
+        return NODE_NONE;
+    }
     const char *act = name_arg(ly->params, a, 4);
     bool bias = !a->val[5] || !strcmp(a->val[5]->name, "true");
     const char *name = layer_name(L, call, "conv2d", &L->nconv);
     if (!check_param_name(L, name, call->loc))
         return NODE_NONE;
     NodeId col = window(L, OP_IM2COL, call->loc, in[0], k, k, st, st, same, "conv2d");
-    if (col == NODE_NONE)
+    if (col == NODE_NONE) {
+        note_shape(L, in[0]);
         return NODE_NONE;
+    }
     int cin = x->shape.dim[3];
     Shape ws = {2, {filters, k * k * cin}}, bs = {1, {filters}};
     NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name), &ws,
@@ -469,10 +589,13 @@ static NodeId lower_pool(Lower *L, const Layer *ly, const Expr *call,
     if (!int_arg(ly, a, 0, 0, 1, 1 << 10, call->loc, &k) ||
         !int_arg(ly, a, 1, k, 1, 1 << 10, call->loc, &st) ||
         padding_arg(ly, a, 2, call->loc, false) < 0 ||
-        !image_input(NODE(L->g, in[0]), ly->name, call->loc))
+        !image_input(L, in[0], ly->name, call->loc))
         return NODE_NONE;
     Op op = !strcmp(ly->name, "maxpool2d") ? OP_MAXPOOL : OP_AVGPOOL;
-    return window(L, op, call->loc, in[0], k, k, st, st, 0, ly->name);
+    NodeId y = window(L, op, call->loc, in[0], k, k, st, st, 0, ly->name);
+    if (y == NODE_NONE)
+        note_shape(L, in[0]);
+    return y;
 }
 
 /* global_avgpool2d(x): the mean over height and width -> (batch, channels) */
@@ -483,7 +606,7 @@ static NodeId lower_global_avgpool(Lower *L, const Layer *ly, const Expr *call,
     (void)nin;
     (void)a;
     const Node *x = NODE(L->g, in[0]);
-    if (!image_input(x, "global_avgpool2d", call->loc))
+    if (!image_input(L, in[0], "global_avgpool2d", call->loc))
         return NODE_NONE;
     int h = x->shape.dim[1], w = x->shape.dim[2];
     Shape s = {2, {x->shape.dim[0], x->shape.dim[3]}};
@@ -502,6 +625,7 @@ static NodeId lower_flatten(Lower *L, const Layer *ly, const Expr *call,
     const Node *x = NODE(L->g, in[0]);
     if (x->shape.rank < 2 || x->bmask != 1) {
         diag_error(call->loc, "flatten expects a batched input, got %s", shape_str(&x->shape));
+        note_shape(L, in[0]);
         return NODE_NONE;
     }
     if (x->shape.rank == 2)
@@ -525,8 +649,11 @@ static NodeId lower_concat(Lower *L, const Layer *ly, const Expr *call,
         return NODE_NONE;
     }
     NodeId y = in[0];
-    for (int i = 1; i < nin && y; i++)
+    for (int i = 1; i < nin && y; i++) {
         y = graph_add2(L->g, OP_CONCAT, call->loc, y, in[i]);
+        for (int j = 0; j <= i && y == NODE_NONE; j++)
+            note_shape(L, in[j]);
+    }
     return y;
 }
 
@@ -547,6 +674,7 @@ static NodeId lower_embedding(Lower *L, const Layer *ly, const Expr *call,
     if (x->shape.rank < 1 || x->bmask != 1 || x->shape.rank >= NNC_MAX_DIMS) {
         diag_error(call->loc, "embedding expects a batched input of token ids, got %s",
                    shape_str(&x->shape));
+        note_shape(L, in[0]);
         return NODE_NONE;
     }
     const char *name = layer_name(L, call, "embedding", &L->nembed);
@@ -580,6 +708,7 @@ static NodeId lower_layernorm(Lower *L, const Layer *ly, const Expr *call,
     if (x->shape.rank < 2 || !(x->bmask & 1) || (x->bmask >> (x->shape.rank - 1)) & 1) {
         diag_error(call->loc, "layernorm expects a batched input with features, got %s",
                    shape_str(&x->shape));
+        note_shape(L, in[0]);
         return NODE_NONE;
     }
     const char *name = layer_name(L, call, "layernorm", &L->nnorm);
@@ -649,6 +778,7 @@ static NodeId lower_batchnorm(Lower *L, const Layer *ly, const Expr *call,
     if (x->shape.rank < 2 || !(x->bmask & 1)) {
         diag_error(call->loc, "batchnorm expects a batch of features or images, got %s",
                    shape_str(&x->shape));
+        note_shape(L, in[0]);
         return NODE_NONE;
     }
     const char *name = layer_name(L, call, "batchnorm", &L->nbn);
@@ -815,6 +945,13 @@ static Binding *lookup(Lower *L, const char *name)
 
 static void undefined(Lower *L, const Expr *e)
 {
+    for (const Stmt *s = L->model->stmts; s; s = s->next)
+        if ((s->kind == ST_ASSIGN || s->kind == ST_INPUT || s->kind == ST_ERROR) && s->name &&
+            !strcmp(s->name, e->name)) {
+            diag_error(e->loc, "'%s' is used before it is defined", e->name);
+            diag_note(s->name_loc, "'%s' is defined here", e->name);
+            return;
+        }
     const char **cands = arena_alloc(L->arena, sizeof(char *) * (size_t)(L->nenv + 1));
     for (int i = 0; i < L->nenv; i++)
         cands[i] = L->env[i].name;
@@ -934,7 +1071,12 @@ static NodeId lower_call(Lower *L, const Expr *call)
                 return NODE_NONE;
             }
         }
-    return ly->lower(L, ly, call, in, nin, &args);
+    NodeId first = (NodeId)L->g->nnodes;
+    NodeId y = ly->lower(L, ly, call, in, nin, &args);
+    if (y == NODE_NONE || !check_sizes(L, first, ly->name, cloc))
+        return NODE_NONE;
+    set_origin(L, y, cloc, NULL, ly->name);
+    return y;
 }
 
 static NodeId lower_expr(Lower *L, const Expr *e)
@@ -964,36 +1106,51 @@ static NodeId lower_expr(Lower *L, const Expr *e)
 static void lower_input(Lower *L, const Stmt *s)
 {
     Shape sh = {0, {0}};
-    size_t total = 1;
     bool ok = true;
     if (L->g->input) {
         diag_error(s->loc, "a model has one input (for now)");
         diag_note(NODE(L->g, L->g->input)->loc, "first input declared here");
+        if (!lookup(L, s->name))
+            bind_name(L, s->name, s->name_loc, NODE_NONE);
         return;
     }
+    uint64_t floats = 1;
     for (const Arg *a = s->dims; a; a = a->next) {
         const Expr *v = a->val;
         if (sh.rank == NNC_MAX_DIMS - 1) {
             diag_error(v->loc, "input has too many dimensions (at most %d)", NNC_MAX_DIMS - 1);
-            return;
+            ok = false;
+            break;
         }
         if (!v->is_int || v->num < 1 || v->num > (1 << 24)) {
-            diag_error(v->loc, "input dimension must be a positive integer");
+            diag_error(v->loc, "input dimension must be an integer between 1 and %d, got %g",
+                       1 << 24, v->num);
             ok = false;
             continue;
         }
         sh.dim[sh.rank++] = (int)v->num;
-        total *= (size_t)v->num;
+        floats = mul_sat(floats, (uint64_t)v->num);
     }
-    if (ok && total > (1u << 26)) {
-        diag_error(s->loc, "input is too large (%zu floats per sample)", total);
+    if (ok && floats == UINT64_MAX) {
+        diag_error(s->name_loc, "input '%s' is too large: more than 2^64 floats per sample, "
+                   "at most 2^26", s->name);
+        ok = false;
+    } else if (ok && floats > (1u << 26)) {
+        diag_error(s->name_loc, "input '%s' is too large: %llu floats (%s) per sample, at "
+                   "most 2^26", s->name, (unsigned long long)floats,
+                   bytes_str(L, floats));
         ok = false;
     }
-    if (!ok)
+    if (!ok) {  /* reported: its uses are not */
+        bind_name(L, s->name, s->name_loc, NODE_NONE);
+        L->prev = NODE_NONE;
+        L->prev_failed = true;
         return;
+    }
     NodeId x = graph_source(L->g, R_INPUT, s->name_loc, &sh);
     NODE(L->g, x)->name = s->name;
     NODE(L->g, x)->what = "input";
+    set_origin(L, x, s->name_loc, s->name, "input");
     L->g->input = x;
     bind_name(L, s->name, s->name_loc, x);
     L->prev = x;
@@ -1006,10 +1163,12 @@ static void lower_loss(Lower *L, const Stmt *s)
     for (int i = 0; i < NLOSSES; i++)
         if (!strcmp(losses[i].name, call->name))
             li = &losses[i];
-    if (L->g->loss) {
+    if (L->loss_stmt) {
         diag_error(s->loc, "a model has one loss");
+        diag_note(L->loss_stmt->loc, "the loss is given here");
         return;
     }
+    L->loss_stmt = s;
     if (!li) {
         const char *names[NLOSSES + 1] = {0};
         for (int i = 0; i < NLOSSES; i++)
@@ -1028,10 +1187,8 @@ static void lower_loss(Lower *L, const Stmt *s)
     if (a && is_tensor_arg(a)) {
         p = lower_expr(L, a->val);
         a = a->next;
-    } else if (p == NODE_NONE) {
-        if (!L->prev_failed)
-            diag_error(call->loc, "loss has no value to apply to");
-        return;
+    } else if (p == NODE_NONE && !L->prev_failed) {
+        diag_error(call->loc, "loss has no value to apply to");
     }
     Args args;
     if (!li->params[0].name && a) {
@@ -1174,6 +1331,7 @@ static void lower_optimizer(Lower *L, const Stmt *s)
     Args a;
     if (o->loc.src) {
         diag_error(s->loc, "a model has one optimizer");
+        diag_note(o->loc, "the optimizer is given here");
         return;
     }
     o->loc = call->loc;
@@ -1256,6 +1414,8 @@ static void lower_stmt(Lower *L, const Stmt *s)
         L->assign_call = NULL;
         if (v != NODE_NONE && !NODE(L->g, v)->name)
             NODE(L->g, v)->name = s->name;
+        set_origin(L, v, s->expr->loc, s->name, s->expr->kind == EX_CALL ? s->expr->name
+                                                                           : "value");
         if (bind_name(L, s->name, s->name_loc, v))
             L->prev = v;
         L->prev_failed = v == NODE_NONE;
@@ -1270,13 +1430,30 @@ static void lower_stmt(Lower *L, const Stmt *s)
     case ST_OPTIMIZER:
         lower_optimizer(L, s);
         break;
-    case ST_BATCH:
-        break; /* read before lowering: shapes need it */
+    case ST_BATCH: /* read before lowering (shapes need it); checked here */
+        if (L->batch_stmt) {
+            diag_error(s->loc, "batch given twice");
+            diag_note(L->batch_stmt->loc, "first given here");
+            break;
+        }
+        L->batch_stmt = s;
+        if (!s->expr->is_int || s->expr->num < 1 || s->expr->num > 65536)
+            diag_error(s->expr->loc, "batch must be an integer between 1 and 65536, got %g",
+                       s->expr->num);
+        break;
+    case ST_ERROR:
+        /* a syntax error, reported: its name is known, without a value */
+        if (s->name && !lookup(L, s->name))
+            bind_name(L, s->name, s->name_loc, NODE_NONE);
+        L->prev = NODE_NONE;
+        L->prev_failed = true;
+        break;
     }
 }
 
-/* The batch size, read first because every batched shape includes it.
- * Keras' default is 32. */
+/* The batch size, read first because every batched shape includes it
+ * (errors are reported in statement order, by lower_stmt). Keras' default
+ * is 32. */
 static int model_batch(const Model *m)
 {
     const Stmt *seen = NULL;
@@ -1284,15 +1461,10 @@ static int model_batch(const Model *m)
     for (const Stmt *s = m->stmts; s; s = s->next) {
         if (s->kind != ST_BATCH)
             continue;
-        if (seen) {
-            diag_error(s->loc, "batch given twice");
-            diag_note(seen->loc, "first given here");
+        if (seen)
             continue;
-        }
         seen = s;
-        if (!s->expr->is_int || s->expr->num < 1 || s->expr->num > 65536)
-            diag_error(s->expr->loc, "batch must be an integer between 1 and 65536");
-        else
+        if (s->expr->is_int && s->expr->num >= 1 && s->expr->num <= 65536)
             batch = (int)s->expr->num;
     }
     return batch;
@@ -1346,9 +1518,19 @@ bool lower_model(const Model *m, Graph *g)
     L.arena = &g->arena;
     g->loc = m->loc;
     L.g = g;
+    L.model = m;
+    bool has_input = false;
+    for (const Stmt *s = m->stmts; s; s = s->next)
+        has_input = has_input || s->kind == ST_INPUT || (s->kind == ST_ERROR && s->error_input);
+    if (!has_input) {
+        /* reported once, here, rather than at every layer that lacks one */
+        if (!m->broken)
+            diag_error(m->loc, "model '%s' has no input (add, e.g., 'input x[10]')", m->name);
+        L.prev_failed = true;
+    }
     for (const Stmt *s = m->stmts; s; s = s->next)
         lower_stmt(&L, s);
-    if (diag_errors == errors) {
+    if (diag_errors == errors && !m->broken) {
         if (!g->input)
             diag_error(m->loc, "model '%s' has no input", m->name);
         else if (!g->loss)
@@ -1357,15 +1539,20 @@ bool lower_model(const Model *m, Graph *g)
             diag_error(m->loc, "model '%s' has no optimizer (add, e.g., 'optimizer adam')",
                        m->name);
         else if (g->nparams == 0)
-            diag_error(m->loc, "model '%s' has nothing to train", m->name);
+            diag_error(m->loc, "model '%s' has no parameters to train (add a layer with "
+                       "weights, such as dense)", m->name);
     }
-    /* emitted loops index with int: keep every tensor below 2^30 floats */
+    /* emitted loops index with int: every tensor below 2^30 floats (the
+     * layers were checked; this covers the loss and its target) */
     for (int id = 1; id < g->nnodes && diag_errors == errors; id++)
-        if (shape_numel(&g->nodes[id].shape) > (1u << 30))
-            diag_error(g->nodes[id].loc, "tensor of shape %s is too large (at most 2^30 "
-                       "elements)", shape_str(&g->nodes[id].shape));
-    if (diag_errors == errors)
+        if (shape_floats(&g->nodes[id].shape) > MAX_TENSOR_FLOATS)
+            diag_error(g->nodes[id].loc, "a tensor of shape %s would need %s; a tensor "
+                       "holds at most 2^30 floats (4294967296 bytes)",
+                       shape_str(&g->nodes[id].shape),
+                       bytes_str(&L, shape_floats(&g->nodes[id].shape)));
+    if (diag_errors == errors && !m->broken)
         warn_unused(&L);
     free(L.env);
+    free(L.origin);
     return diag_errors == errors;
 }

@@ -121,7 +121,7 @@ struct Arg {
 };
 
 typedef enum { ST_INPUT, ST_ASSIGN, ST_LAYER, ST_LOSS, ST_OPTIMIZER,
-               ST_BATCH } StmtKind;
+               ST_BATCH, ST_ERROR } StmtKind;
 
 typedef struct Stmt {
     StmtKind kind;
@@ -131,6 +131,9 @@ typedef struct Stmt {
     Arg *dims;          /* ST_INPUT: dimensions (numbers) */
     Expr *expr;         /* ST_ASSIGN, ST_LAYER, ST_LOSS, ST_OPTIMIZER,
                            ST_BATCH (the number) */
+    bool error_input;   /* ST_ERROR (a syntax error): in an input
+                           statement; `name` is what it declares or
+                           assigns, if the error came after it */
     struct Stmt *next;
 } Stmt;
 
@@ -138,6 +141,7 @@ typedef struct Model {
     const char *name;
     Loc loc;
     Stmt *stmts;
+    bool broken;        /* has syntax errors (ST_ERROR statements) */
     struct Model *next;
 } Model;
 
@@ -150,8 +154,10 @@ Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc);
 Stmt *ast_stmt_append(Stmt *list, Stmt *s);
 void ast_dump(FILE *f, const Model *m);
 
-/* parser.y: parses a whole file; returns the models (NULL and diag_errors
- * > 0 on a syntax error). */
+/* parser.y: parses a whole file; returns the models (NULL if none). After
+ * syntax errors (diag_errors > 0) the models that were recognized are
+ * still returned, with ST_ERROR statements and `broken` set, so that
+ * lowering can report their other errors too. */
 Model *parse_file(Arena *a, const SrcFile *src);
 /* Reads a file into an arena; NULL after printing an error on failure. */
 SrcFile *src_read(Arena *a, const char *path);

@@ -679,9 +679,11 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
     buf_printf(out,
         "/* One optimizer step on one batch: x is %s_BATCH x %s_IN, y is\n"
         " * %s_BATCH x %s_TARGET (row-major; for a sparse loss, one class index\n"
-        " * per row as a float). Returns the batch's mean loss before the update\n"
-        " * (NaN if an argument is NULL, or if a class index is out of range:\n"
-        " * such rows add no gradient). Allocation-free. */\n"
+        " * per row as a float). Returns the batch's mean loss before the update.\n"
+        " * A loss that is NaN or infinite (from the data, a class index out of\n"
+        " * range, or divergence) is returned, the update is skipped (weights,\n"
+        " * optimizer state and step stay as they were) and nnc_last_error() says\n"
+        " * so; NaN too if an argument is NULL. Allocation-free. */\n"
         "float %s_train_step(%s_ctx *ctx, const float *x, const float *y);\n\n",
         P, P, P, P, p, p);
     buf_printf(out,
@@ -702,9 +704,11 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
         P, P, p, p);
     buf_printf(out,
         "/* Checkpoints (safetensors; names as in the .nn source, dense weights\n"
-        " * [out, in] like PyTorch). Save is atomic. Load validates the whole\n"
-        " * file first and leaves the model untouched on error. 0 on success,\n"
-        " * else a negative NNC_ERR_* code (see nnc_strerror). */\n"
+        " * [out, in] like PyTorch). Save is atomic: on error an existing file\n"
+        " * at path is left as it was. Load validates the whole file first and\n"
+        " * leaves the model untouched on error. 0 on success, else a negative\n"
+        " * NNC_ERR_* code (see nnc_strerror), and nnc_last_error() tells what\n"
+        " * is wrong (with the file). */\n"
         "int %s_save(const %s_ctx *ctx, const char *path);\n"
         "int %s_load(%s_ctx *ctx, const char *path);\n", p, p, p, p);
 }
@@ -817,13 +821,33 @@ static void emit_clip(Emit *e, const Compiled *c, const Plan *p, const Kernel *k
     emit_line(e, "}");
 }
 
-static void emit_program(Emit *e, const Compiled *c, const Plan *p)
+/* Before the first update of train_step: a loss that is NaN or infinite
+ * skips the update (and does not count as a step), so that one bad batch
+ * does not poison the weights or the optimizer state. */
+static void emit_loss_check(Emit *e, const char *p)
 {
-    bool clipped = false;
+    emit_line(e, "if (!isfinite(loss)) {");
+    e->indent++;
+    emit_line(e, "ctx->step--;");
+    emit_line(e, "nnc_set_error(\"%s_train_step: the loss is %%s at step %%lu; the update "
+                 "was skipped\", isnan(loss) ? \"NaN\" : \"infinite\", "
+                 "(unsigned long)ctx->step + 1);", p);
+    emit_line(e, "return loss;");
+    e->indent--;
+    emit_line(e, "}");
+}
+
+static void emit_program(Emit *e, const Compiled *c, const Plan *p, const char *prefix)
+{
+    bool clipped = false, loss_done = false, checked = false;
     e->predict = p->predict;
     for (int k = 0; k < p->nkernels; k++) {
-        if (!p->predict && !clipped && c->g.opt.clipnorm > 0 &&
-            optab[NODE(&c->g, p->kernels[k].root)->op].kind == K_UPDATE) {
+        bool update = optab[NODE(&c->g, p->kernels[k].root)->op].kind == K_UPDATE;
+        if (!p->predict && update && loss_done && !checked) {
+            emit_loss_check(e, prefix);
+            checked = true;
+        }
+        if (!p->predict && !clipped && c->g.opt.clipnorm > 0 && update) {
             emit_clip(e, c, p, &p->kernels[k]);
             clipped = true;
         }
@@ -832,8 +856,17 @@ static void emit_program(Emit *e, const Compiled *c, const Plan *p)
         emit_kernel(e, c, p, &p->kernels[k], k + 1);
         if (profile)
             emit_line(e, "nnc_prof_end(%d, %d);", p->predict, k);
-        if (!p->predict && p->kernels[k].root == c->g.loss)
+        if (!p->predict && p->kernels[k].root == c->g.loss) {
             emit_line(e, "loss = %s[0];", buf_of(&c->g, p, c->g.loss));
+            loss_done = true;
+        }
+    }
+    if (!p->predict && !checked) { /* the loss came last: report it at least */
+        emit_line(e, "if (!isfinite(loss))");
+        e->indent++;
+        emit_line(e, "nnc_set_error(\"%s_train_step: the loss is %%s\", loss != loss ? "
+                     "\"NaN\" : \"infinite\");", prefix);
+        e->indent--;
     }
 }
 
@@ -846,7 +879,7 @@ static void emit_predict_rows(Emit *e, const Compiled *c, const char *p)
                        "int nb)\n{\n", p, p);
     e->indent = 1;
     declare_buffers(e, c, &c->predict);
-    emit_program(e, c, &c->predict);
+    emit_program(e, c, &c->predict, NULL);
     e->indent = 0;
     buf_puts(e->out, "}\n");
 }
@@ -902,7 +935,8 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
                p, p);
     buf_printf(out, "    const int nb = %s_BATCH;\n", upper(p));
     buf_puts(out, "    float loss;\n");
-    buf_puts(out, "    if (!ctx || !x || !y)\n        return NAN;\n");
+    buf_printf(out, "    if (!ctx || !x || !y) {\n        nnc_set_error(\"%s_train_step: a NULL "
+                    "argument\");\n        return NAN;\n    }\n", p);
     e->indent = 1;
     declare_buffers(e, c, &c->train);
     emit_line(e, "ctx->step++;");
@@ -912,7 +946,7 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
     emit_line(e, "nnc_rng_seed(&ctx->rng, ctx->seed ^ (ctx->step * UINT64_C(0x9E3779B97F4A7C15)));");
     if (has_updates(&c->g))
         emit_lr(e, &c->g.opt);
-    emit_program(e, c, &c->train);
+    emit_program(e, c, &c->train, p);
     e->indent = 0;
     buf_puts(out, "    return loss;\n}\n");
 }
@@ -1068,14 +1102,16 @@ static void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
     buf_puts(out, "    char step[32];\n");
     buf_printf(out, "    const char *meta[] = {\"format\", \"nnc\", \"model\", \"%s\", "
                     "\"step\", step, NULL};\n", g->name);
-    buf_puts(out, "    if (!ctx || !path)\n        return NNC_ERR_ARG;\n");
+    buf_printf(out, "    if (!ctx || !path) {\n        nnc_set_error(\"%s_save: a NULL argument\");"
+                    "\n        return NNC_ERR_ARG;\n    }\n", p);
     buf_puts(out, "    snprintf(step, sizeof step, \"%lu\", (unsigned long)ctx->step);\n");
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
     buf_printf(out, "    return nnc_ckpt_save(path, t, %d, meta);\n}\n", nt);
     buf_printf(out, "\nint %s_load(%s_ctx *ctx, const char *path)\n{\n", p, p);
     buf_printf(out, "    nnc_tensor t[%d];\n", nt);
     buf_puts(out, "    int found = 0, err;\n    uint64_t step = 0;\n");
-    buf_puts(out, "    if (!ctx || !path)\n        return NNC_ERR_ARG;\n");
+    buf_printf(out, "    if (!ctx || !path) {\n        nnc_set_error(\"%s_load: a NULL argument\");"
+                    "\n        return NNC_ERR_ARG;\n    }\n", p);
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
     buf_printf(out, "    err = nnc_ckpt_load_opt(path, t, %d, %d, &found, &step);\n",
                g->nparams, nt);

@@ -281,11 +281,12 @@ int main(int argc, char **argv)
         Loc l = {src, 1, 1, 1};
         diag_error(l, "no model in file (expected 'model NAME { ... }')");
     }
-    if (diag_errors) {
+    if (!models) {
         arena_free(&arena);
         return 1;
     }
-    /* choose the models, check names */
+    /* choose the models, check names (after syntax errors too: the models
+     * parsed with errors are checked, so that all errors are reported) */
     int nsel = 0;
     for (Model *m = models; m; m = m->next) {
         for (Model *p = models; p != m; p = p->next)
@@ -298,7 +299,7 @@ int main(int argc, char **argv)
     }
     if (!diag_errors && nsel == 0)
         fprintf(stderr, "nnc: error: no model named '%s' in %s\n", o.model, o.input);
-    if (diag_errors || nsel == 0) {
+    if (nsel == 0) {
         arena_free(&arena);
         return 1;
     }
@@ -314,8 +315,13 @@ int main(int argc, char **argv)
         if (o.model && strcmp(o.model, m->name))
             continue;
         PipelineOptions po = {o.opt, o.dump_after, o.verify_all};
-        if (!pipeline_compile(m, &po, &graphs[ng++]))
-            break;
+        if (diag_errors) {  /* only check the others, to report their errors too */
+            Graph g;
+            lower_model(m, &g);
+            graph_free(&g);
+        } else {
+            pipeline_compile(m, &po, &graphs[ng++]);
+        }
     }
     bool ok = diag_errors == 0;
 

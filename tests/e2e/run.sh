@@ -62,6 +62,15 @@ if "$NNC" "$srcdir/tests/e2e/dropout.nn" -o "$d/drop.c"; then
         else bad "dropout ($cc)"; fi
     done
 else bad "dropout: nnc failed"; fi
+# failures: refused checkpoints, failed saves, non-finite losses (errors_main.c)
+d="$tmp/errors"; mkdir -p "$d"
+if "$NNC" "$srcdir/tests/e2e/errors.nn" -o "$d/err.c"; then
+    for cc in $compilers; do
+        if $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" -o "$d/e_$cc" \
+            "$srcdir/tests/e2e/errors_main.c" "$d/err.c" $RT_LIBS -pthread && "$d/e_$cc" "$d"; then ok
+        else bad "errors ($cc)"; fi
+    done
+else bad "errors: nnc failed"; fi
 # --model picks one, --prefix renames it, unknown models are errors
 "$NNC" "$srcdir/tests/e2e/multi.nn" --model cls --prefix z -o "$d/z.c" &&
     grep -q 'z_train_step' "$d/z.h" && ! grep -q 'enc_' "$d/z.h" && ok || bad "--model/--prefix"

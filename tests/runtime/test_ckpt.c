@@ -12,10 +12,14 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -213,10 +217,15 @@ static void expect_small(const char *path, int err, const char *what)
 
     small_init(&m);
     copy = m;
+    nnc_set_error(NULL);
     rc = nnc_ckpt_load(path, m.t, 2);
     cr_assert_eq(rc, err, "%s: got %d (%s), want %d", what, rc,
                  nnc_strerror(rc), err);
     if (err != NNC_OK) {
+        /* every refusal says which file and why */
+        cr_assert(strncmp(nnc_last_error(), path, strlen(path)) == 0
+                      && strlen(nnc_last_error()) > strlen(path) + 10,
+                  "%s: message '%s'", what, nnc_last_error());
         cr_assert_eq(memcmp(m.a, copy.a, sizeof m.a), 0, "%s wrote a", what);
         cr_assert_eq(memcmp(m.b, copy.b, sizeof m.b), 0, "%s wrote b", what);
     }
@@ -769,6 +778,134 @@ Test(ckpt, optional_group_is_all_or_nothing)
     /* dense_0.bias optional with step: present, step absent -> must be all */
     cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 1, 3, NULL, NULL), NNC_ERR_MISMATCH);
     cr_assert_eq(in.w[0], 0.0f);
+}
+
+/* ---- Messages ------------------------------------------------------------ */
+
+/* Loads path into Small, expects err and a message holding `part`. */
+static void expect_message(const char *path, int err, const char *part)
+{
+    expect_small(path, err, part);
+    cr_assert(strstr(nnc_last_error(), part) != NULL, "message '%s' lacks '%s'",
+              nnc_last_error(), part);
+}
+
+Test(ckpt, messages_name_the_problem)
+{
+    const char *path = in_dir("m.safetensors");
+
+    write_all(path, "\x10\0\0", 3);
+    expect_message(path, NNC_ERR_FORMAT, "truncated: 3 bytes");
+    write_st_len(path, 1000, GOOD_HEADER, 28);
+    expect_message(path, NNC_ERR_FORMAT, "header length 1000 runs past the end");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",", 0);
+    expect_message(path, NNC_ERR_FORMAT, "malformed JSON header");
+    write_st(path, GOOD_HEADER, 24);
+    expect_message(path, NNC_ERR_FORMAT, "tensor 'b' has data past the end");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[16,28]}}", 28);
+    expect_message(path, NNC_ERR_MISMATCH, "tensor 'a' is F32 [4]; the model expects F32 [2, 2]");
+    write_st(path, "{\"a\":{\"dtype\":\"I32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[16,28]}}", 28);
+    expect_message(path, NNC_ERR_MISMATCH, "tensor 'a' is I32 [2, 2]");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16);
+    expect_message(path, NNC_ERR_MISMATCH, "no tensor 'b'");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[16,28]},"
+                   "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[28,32]}}", 32);
+    expect_message(path, NNC_ERR_MISMATCH, "tensor 'c' is not in the model");
+    expect_message(in_dir("absent"), NNC_ERR_IO, "cannot open: No such file");
+}
+
+/* A save that fails half-way (a file size limit, as a full disk would)
+ * returns NNC_ERR_IO with errno's reason, and leaves the existing file as
+ * it was and no temporary file. */
+Test(ckpt, failed_write_keeps_the_old_file)
+{
+    const char *path = in_dir("m.safetensors");
+    unsigned char *before, *after;
+    size_t n, m;
+    struct rlimit lim;
+    Model big;
+    static float data[4096];
+    nnc_tensor t = {"big", 1, {4096}, data};
+
+    model_init(&big, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(path, big.t, 3, NULL), NNC_OK);
+    before = read_all(path, &n);
+    signal(SIGXFSZ, SIG_IGN);
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &lim), 0);
+    lim.rlim_cur = 4096;    /* the new file needs 16 KB and more */
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    nnc_set_error(NULL);
+    cr_assert_eq(nnc_ckpt_save(path, &t, 1, NULL), NNC_ERR_IO);
+    cr_assert(strstr(nnc_last_error(), "File too large") != NULL
+                  && strstr(nnc_last_error(), path) != NULL,
+              "message '%s'", nnc_last_error());
+    after = read_all(path, &m);
+    cr_assert(m == n && memcmp(before, after, n) == 0, "the old file changed");
+    cr_assert_str_eq(listing(dir), "m.safetensors");
+    free(before);
+    free(after);
+}
+
+/* A save killed half-way (SIGXFSZ's default action at the file size
+ * limit) leaves the existing file as it was: the write went to a
+ * temporary file, which the crash leaves behind beside it. */
+Test(ckpt, interrupted_save_keeps_the_old_file)
+{
+    const char *path = in_dir("m.safetensors");
+    unsigned char *before, *after;
+    size_t n, m;
+    int status;
+    pid_t pid;
+    Model small;
+
+    model_init(&small, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(path, small.t, 3, NULL), NNC_OK);
+    before = read_all(path, &n);
+    pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        static float data[4096];
+        nnc_tensor t = {"big", 1, {4096}, data};
+        struct rlimit lim;
+
+        signal(SIGXFSZ, SIG_DFL);
+        getrlimit(RLIMIT_FSIZE, &lim);
+        lim.rlim_cur = 4096;
+        setrlimit(RLIMIT_FSIZE, &lim);
+        nnc_ckpt_save(path, &t, 1, NULL);
+        _exit(0);   /* not reached: the write past the limit kills */
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ, "status %x", status);
+    after = read_all(path, &m);
+    cr_assert(m == n && memcmp(before, after, n) == 0, "the old file changed");
+    free(before);
+    free(after);
+}
+
+static void *fail_in_thread(void *arg)
+{
+    Small m;
+
+    small_init(&m);
+    nnc_ckpt_load((const char *)arg, m.t, 2);
+    return strstr(nnc_last_error(), (const char *)arg) != NULL ? arg : NULL;
+}
+
+Test(ckpt, messages_are_per_thread)
+{
+    pthread_t th;
+    void *res = NULL;
+    const char *other = in_dir("other-thread.safetensors");
+
+    nnc_set_error("%s", "this thread's");
+    cr_assert_eq(pthread_create(&th, NULL, fail_in_thread, (void *)other), 0);
+    cr_assert_eq(pthread_join(th, &res), 0);
+    cr_assert(res != NULL, "the other thread saw no message of its own");
+    cr_assert_str_eq(nnc_last_error(), "this thread's");
 }
 
 /* ---- Arguments and robustness ------------------------------------------ */

@@ -184,9 +184,19 @@ Test(lang, errors_are_located)
     cr_assert(!lower("model m {\n input x[3]\n dens(4)\n loss mse\n optimizer sgd\n}", &g));
     cr_assert_eq(diag_errors, 1);
     graph_free(&g);
-    cr_assert_null(parse("model m { input x[3] dense(4 }"));
+    /* syntax errors: the model is still returned, marked, so that
+     * lowering can report its other errors */
+    Model *m = parse("model m { input x[3] dense(4 }");
     cr_assert_eq(diag_errors, 1);
-    cr_assert_null(parse("model m { input x[3] @ }"));
+    cr_assert(m && m->broken);
+    m = parse("model m { input x[3] @ }");
+    cr_assert_eq(diag_errors, 1);
+    cr_assert(m && m->broken);
+    m = parse("model m {\n input x[3]\n dense(4 5)\n h = dense(2, )) )\n}\n"
+              "model n {\n input x[3]\n}");
+    cr_assert_eq(diag_errors, 2); /* one per bad line */
+    cr_assert(m && m->broken && m->next && !m->next->broken);
+    cr_assert_null(parse("modle m { }"));
     cr_assert_eq(diag_errors, 1);
 }
 
