@@ -48,15 +48,6 @@ static NodeId finish(Graph *g, NodeId id)
         g->nnodes--;
         return NODE_NONE;
     }
-    /* emitted loops index with int, and shape rules add and multiply
-       dimensions as int: no tensor may pass 2^30 elements (checked here,
-       as each node is made, so the next rule never sees a bigger one) */
-    if (shape_numel(&n->shape) > (1u << 30)) {
-        diag_error(n->loc, "%s: a tensor of shape %s is too large (at most 2^30 elements)",
-                   n->what ? n->what : op_name(n->op), shape_str(&n->shape));
-        g->nnodes--;
-        return NODE_NONE;
-    }
     return id;
 }
 
