@@ -316,7 +316,7 @@ Model *parse_file(Arena *a, const SrcFile *src)
     }
     if (yylex_init_extra(&pc, &scanner) != 0) {
         fprintf(stderr, "nnc: out of memory\n");
-        exit(3);
+        exit(1);
     }
     yy_scan_bytes(src->text, (int)src->len, scanner);
     yyparse(scanner, &pc);

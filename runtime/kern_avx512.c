@@ -52,7 +52,11 @@ static int supported(void)
 
 INLINE __mmask16 lane_mask(size_t n)
 {
-    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+    /* not a conditional expression: under -fsanitize gcc types it int
+       and -Wconversion warns */
+    if (n >= 16)
+        return (__mmask16)0xffff;
+    return (__mmask16)((1u << n) - 1u);
 }
 
 /* Row i of C: c = alpha * x + beta * c, under masks m0 (lanes 0-15) and

@@ -10,7 +10,7 @@ top=$(pwd)
 
 packages="build-essential autoconf automake libtool pkg-config flex bison \
 libcjson-dev libcriterion-dev clang python3-torch python3-numpy \
-gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake"
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake valgrind libclang-rt-dev"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -68,10 +68,20 @@ test)
         unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_PATH
         rm -rf "$dest" "$d"
     fi
-    if [ $status -eq 0 ]; then
-        echo "== make distcheck"
-        make -j2 distcheck > distcheck.log 2>&1 || { tail -n 60 distcheck.log; status=1; }
-        [ $status -eq 0 ] && echo "distcheck passed"
+    # the fuzz target (clang's libFuzzer) over its seed corpus, once each
+    echo "== make fuzz FUZZ_ARGS=-runs=0 (the seed corpus through the fuzz target)"
+    make fuzz FUZZ_ARGS=-runs=0 > fuzz.log 2>&1 && grep -h 'stat::number_of_executed_units' fuzz.log ||
+        { tail -n 60 fuzz.log; status=1; }
+    # the distribution, built out of tree with ASan+UBSan: the whole suite
+    # again, sanitized (nnc, the runtime, the tests' programs and the
+    # emitted C of every example and test model)
+    echo "== make distcheck (VPATH build with --enable-sanitizers)"
+    if VERBOSE=yes make -j2 distcheck \
+        DISTCHECK_CONFIGURE_FLAGS="--enable-sanitizers --enable-werror" > distcheck.log 2>&1; then
+        grep -E '^(PASS|SKIP|FAIL|ERROR|XFAIL|XPASS):' distcheck.log
+        echo "distcheck passed"
+    else
+        grep -E '^(FAIL|ERROR):' distcheck.log; tail -n 150 distcheck.log; status=1
     fi
     pass=$(grep -h '^# PASS:' tests/test-suite.log test-suite.log 2>/dev/null | awk '{s+=$3} END {print s+0}')
     fail=$(grep -h -E '^# (FAIL|ERROR):' test-suite.log 2>/dev/null | awk '{s+=$3} END {print s+0}')

@@ -29,7 +29,7 @@ static void *xmalloc(size_t n)
     void *p = malloc(n ? n : 1);
     if (!p) {
         fprintf(stderr, "nnc: out of memory\n");
-        exit(3);
+        exit(1);
     }
     return p;
 }
@@ -99,7 +99,7 @@ void *nnc_grow(void *p, int *cap, int need, size_t elem)
     p = realloc(p, (size_t)c * elem);
     if (!p) {
         fprintf(stderr, "nnc: out of memory\n");
-        exit(3);
+        exit(1);
     }
     memset((char *)p + (size_t)*cap * elem, 0, (size_t)(c - *cap) * elem);
     *cap = c;
@@ -119,7 +119,7 @@ void buf_vprintf(Buf *b, const char *fmt, va_list ap)
         b->data = realloc(b->data, c);
         if (!b->data) {
             fprintf(stderr, "nnc: out of memory\n");
-            exit(3);
+            exit(1);
         }
         b->cap = c;
     }
@@ -144,7 +144,7 @@ void buf_append(Buf *b, const void *p, size_t n)
         b->data = realloc(b->data, c);
         if (!b->data) {
             fprintf(stderr, "nnc: out of memory\n");
-            exit(3);
+            exit(1);
         }
         b->cap = c;
     }

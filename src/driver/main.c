@@ -1,6 +1,7 @@
 /*
  * main.c - the nnc command line: options, the pipeline, outputs, exit
- * codes (0 success, 1 diagnostics, 2 bad usage, 3 out of memory).
+ * codes (0 success, 1 diagnostics or any other failure, out of memory
+ * included, 2 bad usage; tests/fuzz/run.sh checks them).
  *
  * The pipeline is a plain list of calls in compile_model(), with the IR
  * verifier between stages, as in QBE's main.c: there is no pass manager.
@@ -219,6 +220,17 @@ static bool write_tmp(OutFile *f, const Buf *b)
 {
     if (!f->path)
         return fwrite(b->data, 1, b->len, stdout) == b->len && fflush(stdout) == 0;
+    /* a device or a pipe (-o /dev/stdout) is written as it is: renaming a
+       temporary over it would replace it with a plain file */
+    struct stat st;
+    if (stat(f->path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        FILE *fp = fopen(f->path, "wb");
+        bool ok = fp && fwrite(b->data, 1, b->len, fp) == b->len;
+        ok = (fp && fclose(fp) == 0) && ok;
+        if (!ok)
+            fprintf(stderr, "nnc: error: cannot write '%s': %s\n", f->path, strerror(errno));
+        return ok;
+    }
     size_t n = strlen(f->path);
     f->tmp = malloc(n + 16);
     NNC_ASSERT(f->tmp);

@@ -28,7 +28,7 @@ bool shape_concat(Graph *g, Node *n)
     bool ok = a->shape.rank >= 1 && a->shape.rank == b->shape.rank;
     for (int d = 0; ok && d < a->shape.rank - 1; d++)
         ok = a->shape.dim[d] == b->shape.dim[d];
-    unsigned lastbit = 1u << (a->shape.rank - 1);
+    unsigned lastbit = ok ? 1u << (a->shape.rank - 1) : 0u; /* rank 0: no shift */
     if (ok && ((a->bmask | b->bmask) & lastbit))
         ok = false;
     if (!ok) {
@@ -36,8 +36,14 @@ bool shape_concat(Graph *g, Node *n)
                    shape_str(&a->shape), shape_str(&b->shape));
         return false;
     }
+    long long width = (long long)last(a) + last(b); /* 2^30 + 2^30 overflows int */
+    if (width > (1 << 30)) {
+        diag_error(n->loc, "concat: the result is too large (%lld elements on the last axis)",
+                   width);
+        return false;
+    }
     n->shape = a->shape;
-    n->shape.dim[n->shape.rank - 1] = last(a) + last(b);
+    n->shape.dim[n->shape.rank - 1] = (int)width;
     n->bmask = a->bmask | b->bmask;
     return true;
 }

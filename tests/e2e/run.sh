@@ -16,6 +16,9 @@ bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 compilers=""
 for cc in gcc clang; do command -v $cc >/dev/null 2>&1 && compilers="$compilers $cc"; done
 [ -n "$compilers" ] || compilers=${CC:-cc}
+# a sanitized build (--enable-sanitizers) links the runtime only with the
+# compiler that instrumented it
+case $RT_CFLAGS in *-fsanitize=*) compilers=${CC:-cc} ;; esac
 for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
     case $nn in */tests/torch/seed.nn) continue ;; esac  # same as examples/seed.nn
     name=$(basename "$nn" .nn)

@@ -14,6 +14,12 @@ cc=${AARCH64_CC:-aarch64-linux-gnu-gcc}
 qemu=${QEMU_AARCH64:-qemu-aarch64}
 sysroot=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 
+case ${RT_CFLAGS:-} in *-fsanitize=*)
+    # the cross-compiled kernels are not instrumented: the plain build's
+    # run covers them, and qemu is slow
+    echo "neon.sh: SKIP: sanitized build"
+    exit 77 ;;
+esac
 if ! command -v "$cc" >/dev/null 2>&1; then
     echo "neon.sh: SKIP: no cross compiler $cc (apt install gcc-aarch64-linux-gnu)"
     exit 77
