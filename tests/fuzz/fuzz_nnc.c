@@ -38,6 +38,8 @@ static void compile(const Model *models, int opt)
             emit_source(&b, &c, &eo);
             EmitOptions bo = {m->name, NULL, true};
             emit_bench(&b, &c, &bo);
+            EmitOptions mo = {m->name, NULL, false};
+            emit_main(&b, &c, &mo);
             report_dot(&b, &c);
             char *j = report_stats(&c);
             free(j);

@@ -50,7 +50,9 @@ check "unknown --emit" 2 "$NNC" "$seed" --emit=nope
 check "bad --prefix" 2 "$NNC" "$seed" --prefix 1x
 check "unknown --dump-after" 2 "$NNC" "$seed" --dump-after=nope
 check "-MD without -o" 2 "$NNC" "$seed" -MD --emit=c
-check "import-keras" 2 "$NNC" import-keras m.json
+check "import-keras without a file" 2 "$NNC" import-keras
+check "import-keras, bad option" 2 "$NNC" import-keras --bogus m.json
+check "import-keras, missing file" 1 "$NNC" import-keras m.json
 check "missing file" 1 "$NNC" "$tmp/missing.nn" -o "$tmp/x.c"
 check "a directory" 1 "$NNC" "$tmp" -o "$tmp/x.c"
 check "empty file" 1 "$NNC" /dev/null -o "$tmp/x.c"
