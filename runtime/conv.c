@@ -97,18 +97,20 @@ BODY void col2im_body(int n, int h, int w, int c, int kh, int kw, int sh, int sw
 {
     size_t C = (size_t)c, run = (size_t)kw * C, row = (size_t)kh * run;
     memset(x, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * C);
+    /* col read in order, one window after the other; each x element still
+     * sums its windows by oy, then ox (ky and kx follow from them) */
     for (int b = 0; b < n; b++)
         for (int oy = 0; oy < oh; oy++) {
             const float *r0 = col + ((size_t)b * (size_t)oh + (size_t)oy) * (size_t)ow * row;
-            for (int ky = 0; ky < kh; ky++) {
-                int iy = oy * sh + ky - pt;
-                if (iy < 0 || iy >= h)
-                    continue;
-                float *xr = x + ((size_t)b * (size_t)h + (size_t)iy) * (size_t)w * C;
-                for (int ox = 0; ox < ow; ox++) {
+            for (int ox = 0; ox < ow; ox++) {
+                int ix0 = ox * sw - pl, inside = ix0 >= 0 && ix0 + kw <= w;
+                for (int ky = 0; ky < kh; ky++) {
+                    int iy = oy * sh + ky - pt;
+                    if (iy < 0 || iy >= h)
+                        continue;
+                    float *xr = x + ((size_t)b * (size_t)h + (size_t)iy) * (size_t)w * C;
                     const float *restrict s = r0 + (size_t)ox * row + (size_t)ky * run;
-                    int ix0 = ox * sw - pl;
-                    if (ix0 >= 0 && ix0 + kw <= w) {
+                    if (inside) {
                         float *restrict d = xr + (size_t)ix0 * C;
                         for (size_t i = 0; i < run; i++)
                             d[i] += s[i];
