@@ -386,12 +386,16 @@ static void gemm_packed(const Gemm *g, const GemmKern *kn, size_t m0,
                     continue;
                 }
                 pack_a(g, mr, ic, mc, pc, kc, ab);
-                for (jr = 0; jr < nc; jr += nr)
+                for (jr = 0; jr < nc; jr += nr) {
+                    /* B read in place: a last panel narrower than the tile
+                     * takes the masked loads, not reads past B's end */
+                    GemmTileFn *tile = bin && nc - jr < nr ? kn->strided : kn->packed;
                     for (ir = 0; ir < mc; ir += mr)
-                        kn->packed(min_sz(mr, mc - ir), min_sz(nr, nc - jr),
-                                   kc, ab + ir * kc, 1, mr, bp + jr * bstep, ldb,
-                                   g->c + (ic + ir) * g->ldc + jc + jr,
-                                   g->ldc, g->alpha, beta);
+                        tile(min_sz(mr, mc - ir), min_sz(nr, nc - jr),
+                             kc, ab + ir * kc, 1, mr, bp + jr * bstep, ldb,
+                             g->c + (ic + ir) * g->ldc + jc + jr,
+                             g->ldc, g->alpha, beta);
+                }
             }
         }
     }
