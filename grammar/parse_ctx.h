@@ -12,6 +12,7 @@ struct ParseCtx {
     Arena *arena;
     const SrcFile *src;
     Model *models;
+    Model *models_tail;     /* the last of models (O(1) appends) */
     int line, col;      /* the lexer's position */
     int last[4];        /* location of the last token returned */
     int prev_line;      /* line of the token before it */

@@ -90,19 +90,16 @@ static void yyerror(YYLTYPE *l, yyscan_t scanner, struct ParseCtx *pc,
 
 file:
     %empty
-  | file model          { pc->models = pc->models ? pc->models : $2;
-                          if (pc->models != $2) {
-                              Model *m = pc->models;
-                              while (m->next) m = m->next;
-                              m->next = $2;
-                          } }
+  | file model          { if (pc->models_tail) pc->models_tail->next = $2;
+                          else pc->models = $2;
+                          pc->models_tail = $2; }
   | file error          /* skips to the next 'model' */
   ;
 
 model:
     MODEL IDENT '{' model_start stmts '}'
         { $$ = arena_alloc(pc->arena, sizeof(Model));
-          $$->name = $2; $$->loc = L(@2); $$->stmts = $5;
+          $$->name = $2; $$->loc = L(@2); $$->stmts = ast_stmt_list_end($5);
           $$->broken = diag_errors != $4; }
   ;
 
@@ -119,7 +116,7 @@ stmts:
 stmt:
     INPUT IDENT '[' dims ']'
         { $$ = ast_stmt(pc->arena, ST_INPUT, L(@1));
-          $$->name = $2; $$->name_loc = L(@2); $$->dims = $4; }
+          $$->name = $2; $$->name_loc = L(@2); $$->dims = ast_arg_list_end($4); }
   | IDENT '=' expr
         { $$ = ast_stmt(pc->arena, ST_ASSIGN, L(@1));
           $$->name = $1; $$->name_loc = L(@1); $$->expr = $3; }
@@ -151,7 +148,7 @@ stmt:
   ;
 
 dims:
-    number              { $$ = ast_arg(pc->arena, NULL, $1->loc, $1); }
+    number              { $$ = ast_arg_append(NULL, ast_arg(pc->arena, NULL, $1->loc, $1)); }
   | dims ',' number     { $$ = ast_arg_append($1, ast_arg(pc->arena, NULL, $3->loc, $3)); }
   ;
 
@@ -169,7 +166,7 @@ number:
 
 call:
     IDENT '(' args ')'
-        { Loc l = L(@1); $$ = ast_call(pc->arena, l, $1, $3); }
+        { Loc l = L(@1); $$ = ast_call(pc->arena, l, $1, ast_arg_list_end($3)); }
   ;
 
 args:
@@ -179,7 +176,7 @@ args:
   ;
 
 arglist:
-    arg
+    arg                 { $$ = ast_arg_append(NULL, $1); }
   | arglist ',' arg     { $$ = ast_arg_append($1, $3); }
   ;
 
@@ -307,7 +304,7 @@ struct yy_buffer_state *yy_scan_bytes(const char *bytes, int len,
 
 Model *parse_file(Arena *a, const SrcFile *src)
 {
-    struct ParseCtx pc = {a, src, NULL, 1, 1, {0}, 0, 0, 0, 0, {{0, {0}}}};
+    struct ParseCtx pc = {.arena = a, .src = src, .line = 1, .col = 1};
     yyscan_t scanner;
     if (src->len > 0x7fffffff) {
         Loc loc = {src, 0, 0, 1};

@@ -149,9 +149,11 @@ Expr *ast_num(Arena *a, Loc loc, double v, bool is_int);
 Expr *ast_name(Arena *a, Loc loc, const char *name);
 Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args);
 Arg *ast_arg(Arena *a, const char *key, Loc key_loc, Expr *val);
-Arg *ast_arg_append(Arg *list, Arg *a);
+Arg *ast_arg_append(Arg *list, Arg *a);   /* circular while built: */
+Arg *ast_arg_list_end(Arg *list);          /* cut, first element */
 Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc);
 Stmt *ast_stmt_append(Stmt *list, Stmt *s);
+Stmt *ast_stmt_list_end(Stmt *list);
 void ast_dump(FILE *f, const Model *m);
 
 /* parser.y: parses a whole file; returns the models (NULL if none). After

@@ -57,6 +57,16 @@ check "missing file" 1 "$NNC" "$tmp/missing.nn" -o "$tmp/x.c"
 check "a directory" 1 "$NNC" "$tmp" -o "$tmp/x.c"
 check "empty file" 1 "$NNC" /dev/null -o "$tmp/x.c"
 check "binary file" 1 "$NNC" "$NNC" -o "$tmp/x.c"
+# long lists are built in O(1) per element: a line of 100,000 statements
+# (a binary file's worth of tokens), 100,000 dims, 2,000 models; with a
+# walk to the list's end each took minutes (a quarter of an hour under ASan)
+awk 'BEGIN { printf "model m {"; for (i = 0; i < 100000; i++) printf " x"; print "" }' > "$tmp/long.nn"
+check "100,000 statements on a line" 1 "$NNC" "$tmp/long.nn" -o "$tmp/x.c"
+awk 'BEGIN { printf "model m { input x[1"; for (i = 0; i < 100000; i++) printf ",1"; print "] }" }' > "$tmp/dims.nn"
+check "100,000 dims" 1 "$NNC" "$tmp/dims.nn" -o "$tmp/x.c"
+awk 'BEGIN { for (i = 0; i < 2000; i++)
+    printf "model m%d { input x[2]\n dense(1)\n loss mse\n optimizer sgd(lr=0.1)\n batch 1 }\n", i }' > "$tmp/many.nn"
+check "2,000 models" 0 "$NNC" "$tmp/many.nn" -o "$tmp/many.c"
 check "unwritable output" 1 "$NNC" "$seed" -o "$tmp/no/such/dir/x.c"
 # a pipe or a device is written to, not replaced by a renamed temporary
 mkfifo "$tmp/fifo" && { timeout 60 cat "$tmp/fifo" > "$tmp/fromfifo" & } &&
