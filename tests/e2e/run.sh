@@ -3,22 +3,7 @@
 # by nnc, the C is built warning-free with gcc and clang (-std=c99 -Wall
 # -Wextra -Wpedantic -Werror), compiling twice gives identical files, and
 # tests/e2e/e2e_main.c exercises the API of each model.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
-RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -lm}
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-compilers=""
-for cc in gcc clang; do command -v $cc >/dev/null 2>&1 && compilers="$compilers $cc"; done
-[ -n "$compilers" ] || compilers=${CC:-cc}
-# a sanitized build (--enable-sanitizers) links the runtime only with the
-# compiler that instrumented it
-case $RT_CFLAGS in *-fsanitize=*) compilers=${CC:-cc} ;; esac
+. "$(dirname "$0")/../lib.sh"
 for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
     case $nn in */tests/torch/seed.nn) continue ;; esac  # same as examples/seed.nn
     name=$(basename "$nn" .nn)
@@ -97,5 +82,4 @@ if "$NNC" "$srcdir/examples/seed.nn" --emit=bench -o "$d/bench.c" &&
     grep -q "^train_step: 11 kernels" "$d/bench.log" && grep -q "examples/seed.nn:4:27" "$d/bench.log" &&
     [ "$(grep -c '^     total' "$d/bench.log")" -eq 2 ]; then ok
 else bad "--emit=bench"; cat "$d/bench.log" 2>/dev/null; fi
-echo "e2e: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish e2e

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "nncrt.h"
+#include "isa_main.h" /* exits 77 (SKIP) for an ISA this CPU lacks */
 
 static const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
 

@@ -26,6 +26,7 @@
 #include <criterion/logging.h>
 
 #include "nncrt.h"
+#include "isa_main.h" /* exits 77 (SKIP) for an ISA this CPU lacks */
 
 typedef float FloatFn(float);
 typedef double RefFn(double);
