@@ -2,6 +2,8 @@
 # bootstrap.sh - everything from a fresh Debian machine, as root:
 #   sh scripts/bootstrap.sh demo   install packages, build, run the demo
 #   sh scripts/bootstrap.sh test   install packages, build, run every test
+# Both also install nnc into the configured prefix (/usr/local by default:
+# nnc on PATH, nncrt.pc where pkg-config looks), as README.md says.
 # (.ci/run calls the second.)
 set -eu
 mode=${1:-test}
@@ -29,6 +31,9 @@ echo "== building"
 autoreconf -fi > /dev/null 2>&1 || autoreconf -fi
 [ -f Makefile ] || ./configure --enable-werror -q
 make -j2 > /dev/null
+echo "== installing: make install, ldconfig"
+make install > /dev/null
+ldconfig
 
 case "$mode" in
 demo)
@@ -69,6 +74,16 @@ test)
             echo "the --emit=main program builds with pkg-config" || status=1
         unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_PATH
         rm -rf "$dest" "$d"
+        # the README's first example, verbatim, against the real install
+        d=$(mktemp -d)
+        cp -R examples "$d/"
+        if awk '/^```/ { n++; next } n == 1' README.md | (cd "$d" && sh -e > run.log 2>&1) &&
+            grep -q . "$d/run.log"; then
+            echo "the README's first example works as written"
+        else
+            echo "the README's first example fails:"; cat "$d/run.log"; status=1
+        fi
+        rm -rf "$d"
     fi
     # the fuzz target (clang's libFuzzer) over its seed corpus, once each
     echo "== make fuzz FUZZ_ARGS=-runs=0 (the seed corpus through the fuzz target)"
