@@ -15,32 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <criterion/criterion.h>
-
-#include "nnc.h"
-
-static Arena arena;
+#include "unit.h"
 
 static bool compile_text(const char *text, int opt, Compiled *c)
 {
-    diag_quiet = true;
-    diag_errors = 0;
-    Model *m = parse_file(&arena, src_from_string(&arena, "t.nn", text));
+    Model *m = parse(text);
     cr_assert(m, "parse failed:\n%s", text);
     PipelineOptions po = {opt, NULL, true};
     return pipeline_compile(m, &po, c);
 }
-
-static const char seed[] =
-    "model seed {\n"
-    "    input x[10]\n"
-    "    dense(128, activation=relu)\n"
-    "    dense(64, activation=relu)\n"
-    "    dense(1, activation=sigmoid)\n"
-    "    loss binary_crossentropy\n"
-    "    optimizer adam(lr=0.001)\n"
-    "    batch 32\n"
-    "}\n";
 
 /* ---- simplify, cse, dce --------------------------------------------------- */
 
