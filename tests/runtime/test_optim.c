@@ -38,6 +38,17 @@ static void adam_ref(float *p, const float *g, float *m, float *v, size_t n)
     }
 }
 
+/* Back to the default threads and the scalar ISA; frees the buffers. */
+static void restore_and_free(float *init, float *g, float *ref, float *got)
+{
+    nnc_set_num_threads(0);
+    nnc_set_isa("scalar");
+    free(init);
+    free(g);
+    free(ref);
+    free(got);
+}
+
 Test(optim, adam_is_bit_identical_on_every_path)
 {
     size_t sizes[] = {0, 1, 7, 15, 16, 17, 33, 1000, 70001};
@@ -236,12 +247,7 @@ Test(optim, rmsprop_and_adagrad_bit_identical_on_every_path)
                 }
             }
         }
-        nnc_set_num_threads(0);
-        nnc_set_isa("scalar");
-        free(init);
-        free(g);
-        free(ref);
-        free(got);
+        restore_and_free(init, g, ref, got);
     }
 }
 
@@ -274,11 +280,6 @@ Test(optim, sgd_bit_identical_on_every_path)
                 }
             }
         }
-        nnc_set_num_threads(0);
-        nnc_set_isa("scalar");
-        free(init);
-        free(g);
-        free(ref);
-        free(got);
+        restore_and_free(init, g, ref, got);
     }
 }
