@@ -42,35 +42,8 @@
 
 /* ---- A tiny deterministic PRNG (splitmix64) ----------------------------- */
 
-static uint64_t rng_state = 7;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1), 53 random bits. */
-static double rng_uniform(void)
-{
-    return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Uniform integer in [0, n), for n much smaller than 2^32. */
-static size_t rng_below(size_t n)
-{
-    return (size_t)((rng_next() >> 32) % n);
-}
-
-/* Standard normal (Box-Muller; one of the pair is enough here). */
-static double rng_normal(void)
-{
-    const double two_pi = 6.283185307179586;
-    double u = 1.0 - rng_uniform();   /* (0, 1]: log(u) is finite */
-    return sqrt(-2.0 * log(u)) * cos(two_pi * rng_uniform());
-}
+#define RNG_SEED 7
+#include "splitmix.h"
 
 /* ---- Data -------------------------------------------------------------- */
 

@@ -37,27 +37,8 @@
 
 /* ---- A tiny deterministic PRNG (splitmix64) ----------------------------- */
 
-static uint64_t rng_state = 42;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1), 24 random bits (exact in a float). */
-static float rng_float(void)
-{
-    return (float)(rng_next() >> 40) * (1.0f / 16777216.0f);
-}
-
-/* Uniform integer in [0, n), for n much smaller than 2^32. */
-static size_t rng_below(size_t n)
-{
-    return (size_t)((rng_next() >> 32) % n);
-}
+#define RNG_SEED 42
+#include "splitmix.h"
 
 /* ---- Data -------------------------------------------------------------- */
 
