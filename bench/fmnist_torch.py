@@ -64,31 +64,14 @@ else:
         nn.Flatten(),
         nn.Linear(1600, 128), nn.ReLU(),
         nn.Linear(128, 10))
-for layer in model:
-    if isinstance(layer, (nn.Linear, nn.Conv2d)):
-        nn.init.xavier_uniform_(layer.weight)   # fans count the 3x3 window
-        nn.init.zeros_(layer.bias)
-opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-crit = torch.nn.CrossEntropyLoss()
-fwd = torch.compile(model) if args.compile == "model" else model
-
-
-def step(x, y):
-    opt.zero_grad(set_to_none=True)
-    loss = crit(fwd(x), y)
-    loss.backward()
-    opt.step()
-    return loss
-
-
-if args.compile == "step":
-    step = torch.compile(step)
+peer.torch_glorot(model)
+step = peer.torch_step(model, torch.nn.CrossEntropyLoss(), args.compile)
 
 
 def train(ix):
     x = Xtr[ix].float().mul_(1.0 / 255.0)
     y = torch.nn.functional.one_hot(Ytr[ix], 10).float()
-    return step(x, y).item()
+    return step(x, y)
 
 
 def evaluate():

@@ -9,6 +9,10 @@ exactly as seed_bench.c and fmnist_bench.c do:
                            (images flattened to 784 columns); prints load_s
   fit(...)                 warm-up steps, the timed epochs (a line each) and
                            the "key value" summary that report.py reads
+  torch_glorot(model)      nnc's (Keras') initialization of a torch model
+  torch_step(model, crit, compile)
+                           the train step with Adam as nnc's, eager or
+                           under torch.compile; returns the loss as a float
 
 Imported from the directory of the script that runs (Python puts it
 first on sys.path).
@@ -97,3 +101,36 @@ def fit(args, n, B, train, mean, evaluate, permutation):
     print("train_loss %.4f" % loss)
     print("test_acc %.4f" % acc)
     print("peak_rss_kb %d" % rss)
+
+
+def torch_glorot(model):
+    """Glorot-uniform weights (a conv's fans count its window, as nnc's)
+    and zero biases, for each Linear and Conv2d of a Sequential."""
+    import torch
+    for layer in model:
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            torch.nn.init.xavier_uniform_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+    return model
+
+
+def torch_step(model, crit, compile):
+    """step(x, y) -> loss (a float, so the step has finished, as nnc's
+    train_step returns it): zero_grad, forward, crit, backward, Adam (lr
+    1e-3, eps 1e-7). compile "step": the whole step under torch.compile
+    (PyTorch 2); "model": the model only (forward and, through AOTAutograd,
+    backward), the optimizer eager; None: eager."""
+    import torch
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    fwd = torch.compile(model) if compile == "model" else model
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        loss = crit(fwd(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if compile == "step":
+        step = torch.compile(step)
+    return lambda x, y: step(x, y).item()

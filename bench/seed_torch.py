@@ -39,32 +39,14 @@ print("torch_version %s" % torch.__version__)
 
 
 def make_model():
-    m = torch.nn.Sequential(
+    return peer.torch_glorot(torch.nn.Sequential(
         torch.nn.Linear(10, 128), torch.nn.ReLU(),
         torch.nn.Linear(128, 64), torch.nn.ReLU(),
-        torch.nn.Linear(64, 1), torch.nn.Sigmoid())
-    for layer in m:
-        if isinstance(layer, torch.nn.Linear):   # Keras/nnc init scheme
-            torch.nn.init.xavier_uniform_(layer.weight)
-            torch.nn.init.zeros_(layer.bias)
-    return m
+        torch.nn.Linear(64, 1), torch.nn.Sigmoid()))
 
 
 def make_step(model):
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    crit = torch.nn.BCELoss()
-    fwd = torch.compile(model) if args.compile == "model" else model
-
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        loss = crit(fwd(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    if args.compile == "step":
-        step = torch.compile(step)
-    return lambda x, y: step(x, y).item()
+    return peer.torch_step(model, torch.nn.BCELoss(), args.compile)
 
 
 if "train" in what:
