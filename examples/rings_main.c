@@ -70,18 +70,6 @@ static void make_points(Point *p, size_t n)
     }
 }
 
-static void shuffle(Point *a, size_t n)
-{
-    size_t i;
-
-    for (i = n - 1; i > 0; i--) {
-        size_t j = rng_below(i + 1);
-        Point t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
 /* ---- Training and evaluation ------------------------------------------- */
 
 /* One epoch over train[] in a fresh order; returns the mean batch loss. */
@@ -90,7 +78,7 @@ static double train_epoch(rings_ctx *ctx)
     size_t nbatches = N_TRAIN / RINGS_BATCH, b, i, j;
     double total = 0;
 
-    shuffle(train, N_TRAIN);
+    rng_shuffle(train, N_TRAIN, sizeof train[0]);
     for (b = 0; b < nbatches; b++) {
         for (i = 0; i < RINGS_BATCH; i++) {
             const Point *p = &train[b * RINGS_BATCH + i];

@@ -60,17 +60,6 @@ static void make_samples(float (*x)[SEED_IN], float (*y)[SEED_OUT], size_t n)
     }
 }
 
-static void shuffle(size_t *a, size_t n)
-{
-    size_t i;
-
-    for (i = n - 1; i > 0; i--) {
-        size_t j = rng_below(i + 1), t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
 /*
  * One pass over the training set in a fresh random order. 1000 is not a
  * multiple of 32: we drop the last partial batch, so each epoch trains on
@@ -82,7 +71,7 @@ static float train_epoch(seed_ctx *ctx)
     size_t nbatches = N_TRAIN / SEED_BATCH, b, i, j;
     double total = 0;
 
-    shuffle(order, N_TRAIN);
+    rng_shuffle(order, N_TRAIN, sizeof order[0]);
     for (b = 0; b < nbatches; b++) {
         for (i = 0; i < SEED_BATCH; i++) {
             size_t k = order[b * SEED_BATCH + i];

@@ -44,3 +44,20 @@ static inline double rng_normal(void)
     double u = 1.0 - rng_uniform();   /* (0, 1]: log(u) is finite */
     return sqrt(-2.0 * log(u)) * cos(two_pi * rng_uniform());
 }
+
+/* Fisher-Yates: n elements of `size` bytes each into a uniformly random
+ * order. */
+static inline void rng_shuffle(void *base, size_t n, size_t size)
+{
+    unsigned char *a = base;
+    size_t i, k;
+
+    for (i = n; i-- > 1;) {
+        size_t j = rng_below(i + 1);
+        for (k = 0; k < size; k++) {
+            unsigned char t = a[i * size + k];
+            a[i * size + k] = a[j * size + k];
+            a[j * size + k] = t;
+        }
+    }
+}
