@@ -112,11 +112,12 @@ bool pass_fuse(Graph *g)
             s->kernel = s->in[0];
             changed = true;
         } else if ((optab[r->op].flags & F_SUMRIDER) && !has_gemm[s->in[0]] &&
-                   s->shape.rank == 1 &&
-                   !s->bmask && s->shape.dim[0] == r->shape.dim[r->shape.rank - 1]) {
-            /* a bias gradient over a pooling gradient: summed as the
-             * windows hand out their gradient (has_gemm: one rider; the
-             * emitter hands its buffer to the op's rule in Emit.sum) */
+                   s->shape.rank == 1 && !s->bmask &&
+                   s->shape.dim[0] == r->shape.dim[r->shape.rank - 1]) {
+            /* a per-channel sum (a bias gradient) over, say, a pooling
+             * gradient: summed as the op writes its output (has_gemm: one
+             * rider; the emitter hands its buffer to the op's rule in
+             * Emit.sum) */
             s->kernel = s->in[0];
             has_gemm[s->in[0]] = true;
             changed = true;
