@@ -412,6 +412,8 @@ const char *optim_state_name(const Optimizer *o, int s);
 
 /* losshead.c: bce(sigmoid(z)) -> sigmoid_bce(z), before autodiff. */
 bool pass_losshead(Graph *g);
+/* The loss a fused head was made from (bce for sigmoid_bce), else op. */
+Op losshead_unfused(Op op);
 /* crop.c: a convolution under a valid pooling computes only the positions
  * the pooling reads (im2col iattr[5], iattr[6]), before autodiff. */
 bool pass_crop(Graph *g);

@@ -14,24 +14,15 @@
  */
 #include "codegen.h"
 
-/* How the driver reads the model's output, from the final loss op: the
- * fused heads take the logits, but the output (what predict returns) is
- * still the activation's unless the loss was on logits from the start. */
+/* How the driver reads the model's output (NNC_LOSS_<loss op>, nncrt.h):
+ * a fused head (losshead.c) takes the logits, but the output (what
+ * predict returns) is still the activation's, read with the loss as it
+ * was written; a loss on the output itself is read as it is. */
 static const char *loss_kind(const Graph *g)
 {
     const Node *l = NODE(g, g->loss);
-    bool on_output = l->in[0] == g->output;
-    switch (l->op) {
-    case OP_MSE: return "NNC_LOSS_MSE";
-    case OP_MAE: return "NNC_LOSS_MAE";
-    case OP_HUBER: return "NNC_LOSS_HUBER";
-    case OP_BCE: case OP_SIGMOID_BCE: return "NNC_LOSS_BCE";
-    case OP_CCE: return "NNC_LOSS_CCE";
-    case OP_SPARSE_CCE: case OP_SPARSE_SOFTMAX_CE: return "NNC_LOSS_SPARSE_CCE";
-    case OP_SOFTMAX_CE: return on_output ? "NNC_LOSS_SOFTMAX_CE" : "NNC_LOSS_CCE";
-    default: break;
-    }
-    nnc_unreachable();
+    Op op = l->in[0] == g->output ? l->op : losshead_unfused(l->op);
+    return emit_str("NNC_LOSS_%s", emit_upper(op_name(op)));
 }
 
 void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
