@@ -249,8 +249,9 @@ static void emit_loop(Emit *e, KCtx *kc)
     bool riders = false;
     kc->flat = true;
     for (int m = 0; m < kc->k->n; m++) {
-        const Node *n = NODE(g, kc->p->members[kc->k->first + m]);
-        bool rider = is_rider(g, kc->p->members[kc->k->first + m]);
+        NodeId id = kc->p->members[kc->k->first + m];
+        const Node *n = NODE(g, id);
+        bool rider = is_rider(g, id);
         riders |= rider;
         for (int i = 0; i < n->nin && !rider; i++) {
             const Node *in = NODE(g, n->in[i]);
