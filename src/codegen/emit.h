@@ -20,8 +20,8 @@ struct Emit {
     const Graph *g;
     int indent;
     bool predict;   /* emitting the predict program (dropout is identity) */
-    const char *sum;/* an F_SUMRIDER op's kernel: the buffer of the
-                       per-channel sum riding on it (fuse.c), else NULL */
+    const char *sum;    /* in an F_SUMRIDER op's kernel: the buffer of the
+                           per-channel sum riding on it (fuse.c), else NULL */
 };
 
 /* One line of C at the current indent (a newline is added). */
