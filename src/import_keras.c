@@ -554,6 +554,48 @@ static const cJSON *batch_shape(const cJSON *cfg)
     return s ? s : get(cfg, "batch_input_shape");
 }
 
+static bool layer_maxpool(Imp *im, const cJSON *cfg, const char *name)
+{
+    return layer_pool(im, cfg, name, "maxpool2d");
+}
+
+static bool layer_avgpool(Imp *im, const cJSON *cfg, const char *name)
+{
+    return layer_pool(im, cfg, name, "avgpool2d");
+}
+
+static bool layer_batchnorm(Imp *im, const cJSON *cfg, const char *name)
+{
+    return layer_norm(im, cfg, name, true);
+}
+
+static bool layer_layernorm(Imp *im, const cJSON *cfg, const char *name)
+{
+    return layer_norm(im, cfg, name, false);
+}
+
+/* The Keras layer classes nnc imports (and Keras' other spelling). */
+static const struct {
+    const char *cls, *alias;
+    bool (*import)(Imp *im, const cJSON *cfg, const char *name);
+} classes[] = {
+    {"Dense", NULL, layer_dense},
+    {"Conv2D", "Convolution2D", layer_conv},
+    {"MaxPooling2D", "MaxPool2D", layer_maxpool},
+    {"AveragePooling2D", "AvgPool2D", layer_avgpool},
+    {"GlobalAveragePooling2D", "GlobalAvgPool2D", layer_gap},
+    {"Flatten", NULL, layer_flatten},
+    {"Dropout", NULL, layer_dropout},
+    {"BatchNormalization", NULL, layer_batchnorm},
+    {"LayerNormalization", NULL, layer_layernorm},
+    {"Activation", NULL, layer_activation},
+    {"ReLU", NULL, layer_relu},
+    {"LeakyReLU", NULL, layer_leaky},
+    {"ELU", NULL, layer_elu},
+    {"Softmax", NULL, layer_softmax},
+};
+#define NCLASSES (sizeof classes / sizeof classes[0])
+
 static bool layer(Imp *im, const cJSON *l)
 {
     const cJSON *cfg = get(l, "config");
@@ -561,40 +603,16 @@ static bool layer(Imp *im, const cJSON *l)
     const char *name = fresh(im, im->lname);
     if (!cJSON_IsObject(cfg))
         return fail(im, "no 'config' object");
-    if (!strcmp(cls, "Dense"))
-        return layer_dense(im, cfg, name);
-    if (!strcmp(cls, "Conv2D") || !strcmp(cls, "Convolution2D"))
-        return layer_conv(im, cfg, name);
-    if (!strcmp(cls, "MaxPooling2D") || !strcmp(cls, "MaxPool2D"))
-        return layer_pool(im, cfg, name, "maxpool2d");
-    if (!strcmp(cls, "AveragePooling2D") || !strcmp(cls, "AvgPool2D"))
-        return layer_pool(im, cfg, name, "avgpool2d");
-    if (!strcmp(cls, "GlobalAveragePooling2D") || !strcmp(cls, "GlobalAvgPool2D"))
-        return layer_gap(im, cfg, name);
-    if (!strcmp(cls, "Flatten"))
-        return layer_flatten(im, cfg, name);
-    if (!strcmp(cls, "Dropout"))
-        return layer_dropout(im, cfg, name);
-    if (!strcmp(cls, "BatchNormalization"))
-        return layer_norm(im, cfg, name, true);
-    if (!strcmp(cls, "LayerNormalization"))
-        return layer_norm(im, cfg, name, false);
-    if (!strcmp(cls, "Activation"))
-        return layer_activation(im, cfg, name);
-    if (!strcmp(cls, "ReLU"))
-        return layer_relu(im, cfg, name);
-    if (!strcmp(cls, "LeakyReLU"))
-        return layer_leaky(im, cfg, name);
-    if (!strcmp(cls, "ELU"))
-        return layer_elu(im, cfg, name);
-    if (!strcmp(cls, "Softmax"))
-        return layer_softmax(im, cfg, name);
+    for (size_t i = 0; i < NCLASSES; i++)
+        if (!strcmp(cls, classes[i].cls) || (classes[i].alias && !strcmp(cls, classes[i].alias)))
+            return classes[i].import(im, cfg, name);
     if (!strcmp(cls, "InputLayer"))
         return fail(im, "an input layer in the middle of the model is not supported");
-    return fail(im, "layer class '%s' is not supported (nnc imports Dense, Conv2D, "
-                    "MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, "
-                    "BatchNormalization, LayerNormalization, Activation, ReLU, LeakyReLU, ELU, "
-                    "Softmax)", cls);
+    const char *names[NCLASSES + 1] = {0};
+    for (size_t i = 0; i < NCLASSES; i++)
+        names[i] = classes[i].cls;
+    return fail(im, "layer class '%s' is not supported (nnc imports %s)", cls,
+                name_list(&im->arena, names, ", "));
 }
 
 /* ---- the model ------------------------------------------------------------- */

@@ -111,12 +111,35 @@ static void mark_flat_image(Graph *g, NodeId x, NodeId param)
         flat_image(g, x, NODE(g, param)->hwc);
 }
 
+/* The parameter NAME.SUFFIX of layer `ly` (NAME: this call's layer name),
+ * as graph_param makes it, marked as the layer's. */
+static NodeId layer_param(Lower *L, const LayerInfo *ly, const Expr *call, const char *name,
+                          const char *suffix, const Shape *s, Init init, int fan_in, int fan_out)
+{
+    NodeId p = graph_param(L->g, call->loc, arena_printf(L->arena, "%s.%s", name, suffix), s,
+                           init, fan_in, fan_out);
+    NODE(L->g, p)->what = ly->name;
+    return p;
+}
+
+/* dense and conv2d after their product y: + NAME.bias (units zeros) if
+ * use_bias, then activation= */
+static NodeId bias_activation(Lower *L, const LayerInfo *ly, const Expr *call, const Args *a,
+                              NodeId y, const char *name, int units)
+{
+    if (arg_bool(a, "use_bias")) {
+        Shape bs = {1, {units}};
+        NodeId b = layer_param(L, ly, call, name, "bias", &bs, INIT_ZERO, 0, 0);
+        y = graph_add2(L->g, OP_ADD, call->loc, y, b);
+    }
+    return activate(L, arg_name(a, "activation"), y, arg_loc(a, "activation", call->loc));
+}
+
 /* dense(x, units, activation=linear, use_bias=true):
  *   y = act(x W^T + b), W: (units, in) Glorot uniform, b: (units) zeros */
 static NodeId lower_dense(Lower *L, const LayerInfo *ly, const Expr *call,
                           NodeId *in, int nin, const Args *a)
 {
-    (void)ly;
     (void)nin;
     Graph *g = L->g;
     const Node *x = NODE(g, in[0]);
@@ -131,20 +154,12 @@ static NodeId lower_dense(Lower *L, const LayerInfo *ly, const Expr *call,
     if (!check_param_name(L, name, call->loc))
         return NODE_NONE;
     int fan_in = x->shape.dim[1];
-    Shape ws = {2, {units, fan_in}}, bs = {1, {units}};
-    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name),
-                           &ws, INIT_GLOROT, fan_in, units);
-    NODE(g, w)->what = "dense";
+    Shape ws = {2, {units, fan_in}};
+    NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, fan_in, units);
     mark_flat_image(g, in[0], w);
     NodeId y = graph_matmul(g, call->loc, in[0], w, 0, 1);
     NODE(g, y)->what = "dense";
-    if (arg_bool(a, "use_bias")) {
-        NodeId b = graph_param(g, call->loc, arena_printf(L->arena, "%s.bias", name),
-                               &bs, INIT_ZERO, 0, 0);
-        NODE(g, b)->what = "dense";
-        y = graph_add2(g, OP_ADD, call->loc, y, b);
-    }
-    return activate(L, arg_name(a, "activation"), y, arg_loc(a, "activation", call->loc));
+    return bias_activation(L, ly, call, a, y, name, units);
 }
 
 /* relu(x), sigmoid(x), ..., linear(x): the activation's op (none for
@@ -262,19 +277,12 @@ static NodeId lower_conv2d(Lower *L, const LayerInfo *ly, const Expr *call,
         return NODE_NONE;
     }
     int cin = x->shape.dim[3];
-    Shape ws = {2, {filters, k * k * cin}}, bs = {1, {filters}};
-    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name), &ws,
-                           INIT_GLOROT, k * k * cin, k * k * filters);
-    NODE(g, w)->what = "conv2d";
+    Shape ws = {2, {filters, k * k * cin}};
+    NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, k * k * cin,
+                           k * k * filters);
     NODE(g, w)->ckpt_shape = (Shape){4, {filters, k, k, cin}};
     NodeId y = graph_matmul(g, call->loc, col, w, 0, 1);
-    if (arg_bool(a, "use_bias")) {
-        NodeId b = graph_param(g, call->loc, arena_printf(L->arena, "%s.bias", name), &bs,
-                               INIT_ZERO, 0, 0);
-        NODE(g, b)->what = "conv2d";
-        y = graph_add2(g, OP_ADD, call->loc, y, b);
-    }
-    return activate(L, arg_name(a, "activation"), y, arg_loc(a, "activation", call->loc));
+    return bias_activation(L, ly, call, a, y, name, filters);
 }
 
 /* maxpool2d(x, pool_size=2, strides=pool_size, padding=valid) and
@@ -362,7 +370,6 @@ static NodeId lower_concat(Lower *L, const LayerInfo *ly, const Expr *call,
 static NodeId lower_embedding(Lower *L, const LayerInfo *ly, const Expr *call,
                               NodeId *in, int nin, const Args *a)
 {
-    (void)ly;
     (void)nin;
     Graph *g = L->g;
     int vocab = (int)arg_num(a, "vocab"), dim = (int)arg_num(a, "dim");
@@ -377,9 +384,7 @@ static NodeId lower_embedding(Lower *L, const LayerInfo *ly, const Expr *call,
     if (!check_param_name(L, name, call->loc))
         return NODE_NONE;
     Shape ws = {2, {vocab, dim}};
-    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name), &ws,
-                           INIT_UNIFORM, 0, 0);
-    NODE(g, w)->what = "embedding";
+    NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_UNIFORM, 0, 0);
     NodeId y = graph_add2(g, OP_EMBED, call->loc, w, in[0]);
     if (y)
         NODE(g, y)->what = "embedding";
@@ -393,7 +398,6 @@ static NodeId lower_embedding(Lower *L, const LayerInfo *ly, const Expr *call,
 static NodeId lower_layernorm(Lower *L, const LayerInfo *ly, const Expr *call,
                               NodeId *in, int nin, const Args *a)
 {
-    (void)ly;
     (void)nin;
     Graph *g = L->g;
     const Node *x = NODE(g, in[0]);
@@ -413,12 +417,8 @@ static NodeId lower_layernorm(Lower *L, const LayerInfo *ly, const Expr *call,
         return NODE_NONE;
     NODE(g, y)->fattr[0] = eps;
     NODE(g, y)->what = "layernorm";
-    NodeId w = graph_param(g, call->loc, arena_printf(L->arena, "%s.weight", name), &ps,
-                           INIT_ONE, 0, 0);
-    NodeId b = graph_param(g, call->loc, arena_printf(L->arena, "%s.bias", name), &ps,
-                           INIT_ZERO, 0, 0);
-    NODE(g, w)->what = "layernorm";
-    NODE(g, b)->what = "layernorm";
+    NodeId w = layer_param(L, ly, call, name, "weight", &ps, INIT_ONE, 0, 0);
+    NodeId b = layer_param(L, ly, call, name, "bias", &ps, INIT_ZERO, 0, 0);
     mark_flat_image(g, in[0], w);
     mark_flat_image(g, in[0], b);
     y = graph_add2(g, OP_MUL, call->loc, y, w);
@@ -454,7 +454,6 @@ static NodeId lower_dropout(Lower *L, const LayerInfo *ly, const Expr *call,
 static NodeId lower_batchnorm(Lower *L, const LayerInfo *ly, const Expr *call,
                               NodeId *in, int nin, const Args *a)
 {
-    (void)ly;
     (void)nin;
     Graph *g = L->g;
     const Node *x = NODE(g, in[0]);
@@ -473,9 +472,7 @@ static NodeId lower_batchnorm(Lower *L, const LayerInfo *ly, const Expr *call,
     static const Init init[4] = {INIT_ONE, INIT_ZERO, INIT_ZERO, INIT_ONE};
     NodeId p[4];
     for (int i = 0; i < 4; i++) {
-        p[i] = graph_param(g, call->loc, arena_printf(L->arena, "%s.%s", name, suffix[i]), &cs,
-                           init[i], 0, 0);
-        NODE(g, p[i])->what = "batchnorm";
+        p[i] = layer_param(L, ly, call, name, suffix[i], &cs, init[i], 0, 0);
         mark_flat_image(g, in[0], p[i]);
     }
     NodeId y = graph_add3(g, OP_BATCHNORM, call->loc, in[0], p[2], p[3]);

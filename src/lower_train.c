@@ -40,22 +40,36 @@ static const LossInfo losses[] = {
 };
 #define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
 
+/* names[0..n-1] from the first field (the name) of n rows of a table,
+ * NULL-terminated. */
+static const char *const *row_names(const char **names, const void *rows, int n, size_t size)
+{
+    for (int i = 0; i < n; i++)
+        names[i] = *(const char *const *)((const char *)rows + (size_t)i * size);
+    names[n] = NULL;
+    return names;
+}
+
+/* The index of the call's name in names[], or -1 after a diagnostic. */
+static int find_name(Lower *L, const Expr *call, const char *kind, const char *const *names)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], call->name))
+            return i;
+    sema_unknown(call->loc, kind, call->name, names, name_list(L->arena, names, " or "));
+    return -1;
+}
+
 const char *const *loss_names(void)
 {
     static const char *names[NLOSSES + 1];
-    for (int i = 0; i < NLOSSES; i++)
-        names[i] = losses[i].name;
-    return names;
+    return row_names(names, losses, NLOSSES, sizeof losses[0]);
 }
 
 static const LossInfo *find_loss(Lower *L, const Expr *call)
 {
-    for (int i = 0; i < NLOSSES; i++)
-        if (!strcmp(losses[i].name, call->name))
-            return &losses[i];
-    sema_unknown(call->loc, "loss", call->name, loss_names(),
-                 name_list(L->arena, loss_names(), " or "));
-    return NULL;
+    int i = find_name(L, call, "loss", loss_names());
+    return i < 0 ? NULL : &losses[i];
 }
 
 /* softmax_cross_entropy(softmax(...)) trains, but on a softmax of
@@ -243,19 +257,13 @@ static void lower_schedule(Optimizer *o, const Args *a, const Expr *call, Arena 
 const char *const *optimizer_names(void)
 {
     static const char *names[NOPTIMIZERS + 1];
-    for (int i = 0; i < NOPTIMIZERS; i++)
-        names[i] = optimizers[i].name;
-    return names;
+    return row_names(names, optimizers, NOPTIMIZERS, sizeof optimizers[0]);
 }
 
 static const OptInfo *find_optimizer(Lower *L, const Expr *call)
 {
-    for (int i = 0; i < NOPTIMIZERS; i++)
-        if (!strcmp(call->name, optimizers[i].name))
-            return &optimizers[i];
-    sema_unknown(call->loc, "optimizer", call->name, optimizer_names(),
-                 name_list(L->arena, optimizer_names(), " or "));
-    return NULL;
+    int i = find_name(L, call, "optimizer", optimizer_names());
+    return i < 0 ? NULL : &optimizers[i];
 }
 
 /* Keras' clipnorm clips each gradient on its own: not ours. */
