@@ -7,11 +7,17 @@
  */
 #include "nnc.h"
 
-Expr *ast_num(Arena *a, Loc loc, double v, bool is_int)
+static Expr *expr(Arena *a, ExprKind kind, Loc loc)
 {
     Expr *e = arena_alloc(a, sizeof *e);
-    e->kind = EX_NUM;
+    e->kind = kind;
     e->loc = loc;
+    return e;
+}
+
+Expr *ast_num(Arena *a, Loc loc, double v, bool is_int)
+{
+    Expr *e = expr(a, EX_NUM, loc);
     e->num = v;
     e->is_int = is_int;
     return e;
@@ -19,18 +25,14 @@ Expr *ast_num(Arena *a, Loc loc, double v, bool is_int)
 
 Expr *ast_name(Arena *a, Loc loc, const char *name)
 {
-    Expr *e = arena_alloc(a, sizeof *e);
-    e->kind = EX_NAME;
-    e->loc = loc;
+    Expr *e = expr(a, EX_NAME, loc);
     e->name = name;
     return e;
 }
 
 Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args)
 {
-    Expr *e = arena_alloc(a, sizeof *e);
-    e->kind = EX_CALL;
-    e->loc = loc;
+    Expr *e = expr(a, EX_CALL, loc);
     e->name = name;
     e->args = args;
     return e;

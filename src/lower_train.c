@@ -66,12 +66,6 @@ const char *const *loss_names(void)
     return row_names(names, losses, NLOSSES, sizeof losses[0]);
 }
 
-static const LossInfo *find_loss(Lower *L, const Expr *call)
-{
-    int i = find_name(L, call, "loss", loss_names());
-    return i < 0 ? NULL : &losses[i];
-}
-
 /* softmax_cross_entropy(softmax(...)) trains, but on a softmax of
  * probabilities: the gradients are flattened and the model learns slowly,
  * as import-keras explains when it refuses the same. */
@@ -111,9 +105,10 @@ void lower_loss(Lower *L, const Stmt *s)
         return;
     }
     L->loss_stmt = s;
-    const LossInfo *li = find_loss(L, call);
-    if (!li)
+    int i = find_name(L, call, "loss", loss_names());
+    if (i < 0)
         return;
+    const LossInfo *li = &losses[i];
     const Arg *a;
     NodeId p = loss_input(L, call, &a);
     Args args;
@@ -260,12 +255,6 @@ const char *const *optimizer_names(void)
     return row_names(names, optimizers, NOPTIMIZERS, sizeof optimizers[0]);
 }
 
-static const OptInfo *find_optimizer(Lower *L, const Expr *call)
-{
-    int i = find_name(L, call, "optimizer", optimizer_names());
-    return i < 0 ? NULL : &optimizers[i];
-}
-
 /* Keras' clipnorm clips each gradient on its own: not ours. */
 static bool refuse_clipnorm(const OptInfo *oi, const Expr *call)
 {
@@ -292,9 +281,10 @@ void lower_optimizer(Lower *L, const Stmt *s)
         return;
     }
     o->loc = call->loc;
-    const OptInfo *oi = find_optimizer(L, call);
-    if (!oi || !refuse_clipnorm(oi, call))
+    int i = find_name(L, call, "optimizer", optimizer_names());
+    if (i < 0 || !refuse_clipnorm(&optimizers[i], call))
         return;
+    const OptInfo *oi = &optimizers[i];
     int n = sema_nparams(oi->params);
     memcpy(spec, oi->params, sizeof(Param) * (size_t)n);
     memcpy(spec + n, common_params, sizeof common_params);
