@@ -195,7 +195,12 @@ static NodeId lower_call(Lower *L, const Expr *call)
 {
     const LayerInfo *ly = layer_find(call->name);
     if (!ly) {
-        sema_unknown(call->loc, "layer", call->name, layer_names(), NULL);
+        const LayerInfo *keras = activation_find(call->name, true);   /* swish: silu */
+        if (keras)
+            diag_error(call->loc, "unknown layer '%s'; did you mean '%s'?", call->name,
+                       keras->name);
+        else
+            sema_unknown(call->loc, "layer", call->name, layer_names(), NULL);
         return NODE_NONE;
     }
     NodeId in[NNC_MAX_IN * 4 + 1];

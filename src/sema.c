@@ -99,11 +99,17 @@ static bool is_bool_name(const Expr *v)
     return v->kind == EX_NAME && (!strcmp(v->name, "true") || !strcmp(v->name, "false"));
 }
 
-/* An activation name must name an activation row of the layer table. */
+/* An activation name must name an activation row of the layer table;
+ * Keras' name for one (swish) suggests nnc's (silu). */
 static bool check_activation(const Expr *v)
 {
     if (activation_find(v->name, false))
         return true;
+    const LayerInfo *keras = activation_find(v->name, true);
+    if (keras) {    /* Keras' name for it */
+        diag_error(v->loc, "unknown activation '%s'; did you mean '%s'?", v->name, keras->name);
+        return false;
+    }
     Arena scratch = {0};
     const char *names[MAX_LAYERS + 1];
     table_names(names, true);
