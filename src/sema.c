@@ -229,18 +229,33 @@ static void report_range(const char *callee, const Param *p, const Expr *v)
     diag_error(v->loc, "%s: %s must be %s%s", callee, p->name, what, got);
 }
 
+static bool loc_before(Loc a, Loc b)
+{
+    return a.line < b.line || (a.line == b.line && a.col < b.col);
+}
+
 bool sema_check_ranges(const char *callee, const Args *a, int first, int n, bool is_all)
 {
-    bool ok = true;
-    for (int k = first; k < first + n && (ok || is_all); k++) {
+    int bad[MAX_PARAMS], nbad = 0;
+    for (int k = first; k < first + n; k++) {
         const Param *p = &a->spec[k];
         const Expr *v = a->val[k];
-        if (!v || (!p->range.what && !p->range.is_between) || in_range(&p->range, v->num))
-            continue;
-        report_range(callee, p, v);
-        ok = false;
+        if (v && (p->range.what || p->range.is_between) && !in_range(&p->range, v->num))
+            bad[nbad++] = k;
     }
-    return ok;
+    if (nbad == 0)
+        return true;
+    if (!is_all)                /* the first in the spec's order */
+        nbad = 1;
+    for (int i = 1; i < nbad; i++)      /* by position in the source */
+        for (int j = i; j > 0 && loc_before(a->val[bad[j]]->loc, a->val[bad[j - 1]]->loc); j--) {
+            int t = bad[j];
+            bad[j] = bad[j - 1];
+            bad[j - 1] = t;
+        }
+    for (int i = 0; i < nbad; i++)
+        report_range(callee, &a->spec[bad[i]], a->val[bad[i]]);
+    return false;
 }
 
 /* ---- arguments by name --------------------------------------------------- */

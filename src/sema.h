@@ -112,8 +112,9 @@ bool sema_bind(const char *callee, Loc callee_loc, const Param *spec, const Arg 
                Args *out);
 /* Checks the activation names among the bound arguments (A_ACT). */
 bool sema_check_activations(const Args *a);
-/* Checks the ranges of the given arguments spec[first .. first+n-1];
- * stops at the first error unless is_all. */
+/* Checks the ranges of the given arguments spec[first .. first+n-1]:
+ * reports the first out of range in the spec's order, or with is_all
+ * every one, in source order. */
 bool sema_check_ranges(const char *callee, const Args *a, int first, int n, bool is_all);
 /* "unknown KIND 'NAME'; did you mean 'X'?" or, with no suggestion,
  * "unknown KIND 'NAME'" followed by " (expected LIST)" if list. */
