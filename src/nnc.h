@@ -384,6 +384,9 @@ void eval_free(const Graph *g, double **vals);
 
 /* ======================================================================
  * lower.c - AST to graph IR: names, layers, arguments, shapes
+ * (lower_layers.c: the layer table and lowerers; lower_train.c: loss and
+ * optimizer; sema.c: arguments checked against the tables; the tables'
+ * types are in sema.h, the lowering state in lower.h)
  * ====================================================================== */
 
 /* Lowers one model into g (forward graph, target, loss, optimizer spec).

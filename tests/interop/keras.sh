@@ -12,7 +12,8 @@
 # edit_*.json are Keras files edited by hand: k2_mlp.json and k3_mlp.json
 # without their InputLayer, for the input shape taken from the first
 # layer's batch_input_shape (Keras 2) or the model's build_input_shape
-# (Keras 3).
+# (Keras 3); edit_k2_swish.json and edit_k3_silu.json are those models with
+# one activation renamed to Keras' swish and silu (nnc's silu).
 # KERAS_UPDATE=1 rewrites the goldens from the current output instead.
 . "$(dirname "$0")/../lib.sh"
 kdir=$srcdir/tests/keras

@@ -159,7 +159,7 @@ class Drop0(nn.Module):
 
 
 class Acts(nn.Module):
-    """tests/torch/acts.nn: leaky_relu, elu, gelu, multiply."""
+    """tests/torch/acts.nn: leaky_relu, elu, gelu, silu, multiply."""
 
     def __init__(self):
         super().__init__()
@@ -174,8 +174,8 @@ class Acts(nn.Module):
         b = F.elu(self.b(a), alpha=1.0)
         g = F.gelu(self.g(a))                 # exact (erf) form
         m = F.leaky_relu(b * g, negative_slope=0.1)
-        h = F.gelu(F.elu(self.c(m), alpha=0.5))
-        return self.out(h)
+        h = F.gelu(F.elu(F.silu(self.c(m)), alpha=0.5))
+        return self.out(F.silu(h))
 
 
 class Huber(nn.Module):
