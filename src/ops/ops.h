@@ -76,6 +76,11 @@ void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_rmsprop(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_adagrad(Emit *e, const Graph *g, const Node *n, const char *const *a);
 
+/* nn.c: node n's row count (all axes but the last) and element count as
+ * size_t expressions of emitted C, for the arguments of runtime kernels. */
+const char *op_rows(const Node *n);
+const char *op_numel(const Node *n);
+
 /* Copies the attribute block of `from` to `to` (gradient ops of F_ATTR
  * ops take their forward op's slope or delta); returns `to`. */
 static inline NodeId with_attrs(Graph *g, NodeId to, NodeId from)
