@@ -50,20 +50,42 @@
 
 /* ---- Row bodies, compiled per ISA ---------------------------------------- */
 
+/* OUT[J] = EXPR for J in [0, N), EXPR reading element J of its inputs
+ * only (OUT may be one of them). Blocks of BLOCK go through a local
+ * buffer, which gcc vectorizes even at -O2 (see vmath.c). A partial last
+ * block is done as the full block that ends at N, overlapping the one
+ * before; it is computed first, while OUT still holds the inputs, and
+ * only its new lanes are stored. Rows shorter than a block take the
+ * plain loop. */
+#define MAP(N, OUT, EXPR)                                               \
+    do {                                                                \
+        float t_[BLOCK], e_[BLOCK];                                     \
+        size_t n_ = (N), i_, l_, J;                                     \
+        if (n_ < BLOCK) {                                               \
+            for (J = 0; J < n_; J++)                                    \
+                (OUT)[J] = (EXPR);                                      \
+            break;                                                      \
+        }                                                               \
+        for (l_ = 0; l_ < BLOCK; l_++) {                                \
+            J = n_ - BLOCK + l_;                                        \
+            e_[l_] = (EXPR);                                            \
+        }                                                               \
+        for (i_ = 0; n_ - i_ >= BLOCK; i_ += BLOCK) {                   \
+            for (l_ = 0; l_ < BLOCK; l_++) {                            \
+                J = i_ + l_;                                            \
+                t_[l_] = (EXPR);                                        \
+            }                                                           \
+            for (l_ = 0; l_ < BLOCK; l_++)                              \
+                (OUT)[i_ + l_] = t_[l_];                                \
+        }                                                               \
+        for (l_ = BLOCK - (n_ - i_); l_ < BLOCK; l_++)                  \
+            (OUT)[n_ - BLOCK + l_] = e_[l_];                            \
+    } while (0)
+
 /* y[j] = exp(x[j] - mx) for j < n (y may equal x). */
 static inline ALWAYS void exp_shift(float *y, const float *x, float mx, size_t n)
 {
-    float t[BLOCK];
-    size_t i = 0, j;
-
-    for (; n - i >= BLOCK; i += BLOCK) {
-        for (j = 0; j < BLOCK; j++)
-            t[j] = nnc_expf(x[i + j] - mx);
-        for (j = 0; j < BLOCK; j++)
-            y[i + j] = t[j];
-    }
-    for (; i < n; i++)
-        y[i] = nnc_expf(x[i] - mx);
+    MAP(n, y, nnc_expf(x[J] - mx));
 }
 
 static inline ALWAYS float row_max(const float *x, size_t c)
@@ -131,14 +153,13 @@ static inline ALWAYS float lane_dot_dev(const float *dy, const float *x, float m
 
 static inline ALWAYS void softmax_body(const float *x, float *y, size_t rows, size_t c)
 {
-    size_t r, j;
+    size_t r;
 
     for (r = 0; r < rows; r++, x += c, y += c) {
         float s;
         exp_shift(y, x, row_max(x, c), c);
         s = row_sum(y, c);
-        for (j = 0; j < c; j++)
-            y[j] /= s;
+        MAP(c, y, y[J] / s);
     }
 }
 
@@ -151,8 +172,7 @@ static inline ALWAYS void softmax_back_body(const float *dy, const float *y, flo
         float s = 0.0f;
         for (j = 0; j < c; j++)
             s += dy[j] * y[j];
-        for (j = 0; j < c; j++)
-            dx[j] = y[j] * (dy[j] - s);
+        MAP(c, dx, y[J] * (dy[J] - s));
     }
 }
 
@@ -169,12 +189,11 @@ static inline ALWAYS float ln_stats(const float *x, size_t c, float eps, float *
 static inline ALWAYS void layernorm_body(const float *x, float *y, size_t rows, size_t c,
                                          float eps)
 {
-    size_t r, j;
+    size_t r;
 
     for (r = 0; r < rows; r++, x += c, y += c) {
         float m, s = ln_stats(x, c, eps, &m);
-        for (j = 0; j < c; j++)
-            y[j] = (x[j] - m) * s;
+        MAP(c, y, (x[J] - m) * s);
     }
 }
 
@@ -182,13 +201,12 @@ static inline ALWAYS void layernorm_back_body(const float *dy, const float *x, f
                                               size_t rows, size_t c, float eps)
 {
     float fc = (float)c;
-    size_t r, j;
+    size_t r;
 
     for (r = 0; r < rows; r++, dy += c, x += c, dx += c) {
         float m, s = ln_stats(x, c, eps, &m);
         float ma = lane_sum(dy, c) / fc, mb = lane_dot_dev(dy, x, m, c) * s / fc;
-        for (j = 0; j < c; j++)
-            dx[j] = s * (dy[j] - ma - (x[j] - m) * s * mb);
+        MAP(c, dx, s * (dy[J] - ma - (x[J] - m) * s * mb));
     }
 }
 
@@ -196,15 +214,17 @@ static inline ALWAYS void softmax_ce_back_body(float dl, const float *z, const f
                                                float *dz, size_t rows, size_t c)
 {
     const float k = dl / (float)rows;
-    size_t r, j;
+    size_t r;
 
     for (r = 0; r < rows; r++, z += c, t += c, dz += c) {
         float s, st;
+        size_t j;
         exp_shift(dz, z, row_max(z, c), c);
-        s = row_sum(dz, c);
-        st = row_sum(t, c);
-        for (j = 0; j < c; j++)
-            dz[j] = k * (dz[j] / s * st - t[j]);
+        for (j = 0, s = st = 0.0f; j < c; j++) {   /* two chains at once */
+            s += dz[j];
+            st += t[j];
+        }
+        MAP(c, dz, k * (dz[J] / s * st - t[J]));
     }
 }
 
@@ -220,7 +240,7 @@ static inline ALWAYS void sparse_softmax_ce_back_body(float dl, const float *z,
                                                       size_t rows, size_t c)
 {
     const float k = dl / (float)rows;
-    size_t r, j;
+    size_t r;
 
     for (r = 0; r < rows; r++, z += c, dz += c) {
         int tk = class_of(t[r], c);
@@ -231,8 +251,7 @@ static inline ALWAYS void sparse_softmax_ce_back_body(float dl, const float *z,
         }
         exp_shift(dz, z, row_max(z, c), c);
         s = row_sum(dz, c);
-        for (j = 0; j < c; j++)
-            dz[j] = k * (dz[j] / s);
+        MAP(c, dz, k * (dz[J] / s));
         dz[tk] -= k;
     }
 }

@@ -3,7 +3,8 @@
  * by nnc includes.
  *
  * It holds what generated models call but do not specialize: the GEMM
- * entry point (BLAS-like, row-major), nnc's own PRNG (so that the same
+ * entry point (BLAS-like, row-major), the op kernels (convolution helpers,
+ * pooling, softmax, normalization, dropout, losses, embeddings), nnc's own PRNG (so that the same
  * seed gives the same weights on every platform), parameter
  * initialization, and safetensors checkpoint I/O.
  *

@@ -13,6 +13,8 @@
  *   k_i = v of dy[i, :], accumulated in order of i (deterministic).
  *   An id outside [0, V) (or NaN) gives a zero row and no gradient.
  *   The ids get no gradient.
+ * Each op emits one runtime call (nnc_concat, nnc_slice, nnc_embed,
+ * nnc_embed_back in runtime/nn.c).
  */
 #include "ops.h"
 

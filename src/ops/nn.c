@@ -51,6 +51,14 @@
  *       dz     = dl (softmax(z) - onehot(k)) / R
  *     (what the loss-head pass makes of sparse_cce(softmax(z), k))
  * Targets get no gradient.
+ *
+ * Each non-elementwise op emits one call of its runtime kernel
+ * (runtime/nn.c: nnc_softmax, nnc_layernorm, nnc_dropout, nnc_cce, ...),
+ * which does the float and double arithmetic this file's emit rules used
+ * to write inline; the eval_* functions are the double references those
+ * kernels are tested against. The gradients of bce, mse, mae, huber and
+ * sigmoid_bce are elementwise and stay expressions that fuse into their
+ * neighbours' loops.
  */
 #include <math.h>
 

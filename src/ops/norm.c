@@ -19,6 +19,8 @@
  *                  running_var  = k running_var + (1 - k) var M / (M - 1)
  *   (torch keeps the unbiased variance; normalizing uses the biased one).
  *   The running statistics are parameters without gradient or update.
+ * The kernels are runtime calls (nnc_batchnorm, _predict, _back in
+ * runtime/nn.c); eval_* here are their double references.
  */
 #include <math.h>
 
