@@ -8,24 +8,29 @@
  * give the maths each kernel implements and the double-precision
  * reference (eval_*) it is tested against.
  *
- * Each function does exactly the float and double operations the
- * compiler used to emit inline, in the same order (sums run from the
- * first element to the last), so moving a kernel here changed no result,
- * with one exception: layer normalization sums a row in 8 interleaved
- * partial sums (lane j % 8), added up in a fixed order, so that its
- * reductions vectorize. Losses accumulate in double and return the mean
- * as a double; the emitted code rounds it to float.
+ * Each function does the float and double operations the compiler used
+ * to emit inline, in the same order (sums run from the first element to
+ * the last), so moving a kernel here changed no result beyond the
+ * rounding of multiply-adds that a compiler may contract. The exception
+ * is layer normalization: it sums a row in 8 interleaved partial sums
+ * (lane j % 8), added up in a fixed order, so that its reductions
+ * vectorize (4x faster for rows of 256). A row's maximum is also taken in
+ * 8 lanes, which cannot change it. Losses accumulate in double and return
+ * the mean as a double; the emitted code rounds it to float.
  *
  * Rows whose cost is exp or a long reduction (softmax and its gradient,
- * log-softmax, layer normalization, the softmax cross-entropy gradients)
- * are written once as inline bodies and compiled three times on x86
- * (baseline, AVX2+FMA, AVX-512, by target attributes, as vmath.c does);
- * each call takes the set that matches nnc_isa(), so NNC_ISA=scalar
- * forces the baseline one, which is the reference. Elsewhere (aarch64:
- * NEON is the baseline) only the baseline is built. The variants differ
- * from the reference by at most an ulp or so where the compiler contracts
- * a*b + c into an FMA. Loops over exp run in blocks of 8 through a local
- * buffer, which gcc 12 vectorizes even at -O2 (see vmath.c).
+ * layer normalization, the softmax cross-entropy gradients) are written
+ * once as inline bodies and compiled three times on x86 (baseline,
+ * AVX2+FMA, AVX-512, by target attributes, as vmath.c does); each call
+ * takes the set that matches nnc_isa(), so NNC_ISA=scalar forces the
+ * baseline one, which is the reference. Elsewhere (aarch64: NEON is the
+ * baseline) only the baseline is built. Elementwise steps run in blocks
+ * of 8 through a local buffer, which gcc 12 vectorizes even at -O2 (see
+ * vmath.c); a row's last, partial block is done as the full block that
+ * ends the row, so that rows of 10 classes are two vector blocks, not
+ * one and a scalar tail. The log-sum-exp of the cross-entropy losses and
+ * nnc_log_softmax stays in double with libm's exp, as the loss values
+ * always were computed.
  *
  * Nothing here allocates or uses threads: results never depend on the
  * thread count. Batch normalization walks rows in order and keeps
@@ -82,19 +87,55 @@
             (OUT)[n_ - BLOCK + l_] = e_[l_];                            \
     } while (0)
 
-/* y[j] = exp(x[j] - mx) for j < n (y may equal x). */
-static inline ALWAYS void exp_shift(float *y, const float *x, float mx, size_t n)
+/* y[j] = exp(x[j] - mx) for j < n (y may equal x); returns the sum of
+ * the y[j], added in order of j. The sum runs block by block beside the
+ * exps (a separate pass would be one long chain of dependent adds), and
+ * the last, partial block is done as in MAP. */
+static inline ALWAYS float exp_sum(float *y, const float *x, float mx, size_t n)
 {
-    MAP(n, y, nnc_expf(x[J] - mx));
+    float t[BLOCK], e[BLOCK], s = 0.0f;
+    size_t i, l;
+
+    if (n < BLOCK) {
+        for (i = 0; i < n; i++)
+            s += y[i] = nnc_expf(x[i] - mx);
+        return s;
+    }
+    for (l = 0; l < BLOCK; l++)
+        e[l] = nnc_expf(x[n - BLOCK + l] - mx);
+    for (i = 0; n - i >= BLOCK; i += BLOCK) {
+        for (l = 0; l < BLOCK; l++)
+            t[l] = nnc_expf(x[i + l] - mx);
+        for (l = 0; l < BLOCK; l++)
+            s += y[i + l] = t[l];
+    }
+    for (l = BLOCK - (n - i); l < BLOCK; l++)
+        s += y[n - BLOCK + l] = e[l];
+    return s;
 }
 
+/* max_j x[j] as the loop mx = x[j] > mx ? x[j] : mx would find it (a NaN
+ * is skipped unless it is x[0]), in LANES running maxima so that it
+ * vectorizes; the order does not change the result. */
 static inline ALWAYS float row_max(const float *x, size_t c)
 {
-    float mx = x[0];
-    size_t j;
+    float m[LANES], mx;
+    size_t i, l;
 
-    for (j = 1; j < c; j++)
-        mx = x[j] > mx ? x[j] : mx;
+    if (c < LANES) {
+        for (i = 1, mx = x[0]; i < c; i++)
+            mx = x[i] > mx ? x[i] : mx;
+        return mx;
+    }
+    for (l = 0; l < LANES; l++)   /* x[0] everywhere: a NaN there wins */
+        m[l] = x[0];
+    for (i = 0; c - i >= LANES; i += LANES)
+        for (l = 0; l < LANES; l++)
+            m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+    for (; i < c; i++)
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+    for (l = 1, mx = m[0]; l < LANES; l++)
+        mx = m[l] > mx ? m[l] : mx;
     return mx;
 }
 
@@ -108,8 +149,8 @@ static inline ALWAYS float row_sum(const float *x, size_t c)
     return s;
 }
 
-/* sum_j (x[j] - m) * (y[j] - m2) over LANES partial sums (lane j % LANES),
- * added pairwise in a fixed order; with m = m2 = 0 and y = NULL: sum x. */
+/* sum_j x[j] in LANES partial sums (lane j % LANES), added pairwise in a
+ * fixed order: the same bits on every ISA, and vectorizable. */
 static inline ALWAYS float lane_sum(const float *x, size_t c)
 {
     float acc[LANES] = {0};
@@ -156,9 +197,7 @@ static inline ALWAYS void softmax_body(const float *x, float *y, size_t rows, si
     size_t r;
 
     for (r = 0; r < rows; r++, x += c, y += c) {
-        float s;
-        exp_shift(y, x, row_max(x, c), c);
-        s = row_sum(y, c);
+        float s = exp_sum(y, x, row_max(x, c), c);
         MAP(c, y, y[J] / s);
     }
 }
@@ -218,12 +257,8 @@ static inline ALWAYS void softmax_ce_back_body(float dl, const float *z, const f
 
     for (r = 0; r < rows; r++, z += c, t += c, dz += c) {
         float s, st;
-        size_t j;
-        exp_shift(dz, z, row_max(z, c), c);
-        for (j = 0, s = st = 0.0f; j < c; j++) {   /* two chains at once */
-            s += dz[j];
-            st += t[j];
-        }
+        s = exp_sum(dz, z, row_max(z, c), c);
+        st = row_sum(t, c);
         MAP(c, dz, k * (dz[J] / s * st - t[J]));
     }
 }
@@ -249,8 +284,7 @@ static inline ALWAYS void sparse_softmax_ce_back_body(float dl, const float *z,
             memset(dz, 0, c * sizeof *dz);
             continue;
         }
-        exp_shift(dz, z, row_max(z, c), c);
-        s = row_sum(dz, c);
+        s = exp_sum(dz, z, row_max(z, c), c);
         MAP(c, dz, k * (dz[J] / s));
         dz[tk] -= k;
     }

@@ -104,6 +104,47 @@ const char *op_numel(const Node *n)
     return count(n, n->shape.rank);
 }
 
+/* The loss emitters: out[0] = (float)nnc_FN(p, t, ...), and the gradient
+ * of a loss over rows of classes, nnc_FN_back(dl, p, t, dp, rows, c).
+ * Sparse targets hold one class index per row. */
+static void value_loss(Emit *e, const Graph *g, const Node *n, const char *const *a,
+                       const char *fn, const char *param)
+{
+    const Node *p = NODE(g, n->in[0]);
+    emit_line(e, "/* p, t: %s floats */", op_numel(p));
+    emit_line(e, "%s[0] = (float)nnc_%s(%s, %s, %s%s%s);", a[2], fn, a[0], a[1], op_numel(p),
+              param ? ", " : "", param ? param : "");
+}
+
+static const char *targets(const Node *n, bool sparse)
+{
+    static char b[2][96];
+    static int next;
+    char *t = b[next++ % 2];
+    if (sparse)
+        snprintf(t, sizeof b[0], "(%s)", op_rows(n));
+    else
+        snprintf(t, sizeof b[0], "(%s, %d)", op_rows(n), last_dim(n));
+    return t;
+}
+
+static void row_loss(Emit *e, const Graph *g, const Node *n, const char *const *a,
+                     const char *fn, bool sparse)
+{
+    const Node *p = NODE(g, n->in[0]);
+    emit_line(e, "/* p: (%s, %d), t: %s */", op_rows(p), last_dim(p), targets(p, sparse));
+    emit_line(e, "%s[0] = (float)nnc_%s(%s, %s, %s, %d);", a[2], fn, a[0], a[1], op_rows(p),
+              last_dim(p));
+}
+
+static void row_loss_back(Emit *e, const Node *n, const char *const *a, const char *fn,
+                          bool sparse)
+{
+    emit_line(e, "/* p, dp: (%s, %d), t: %s */", op_rows(n), last_dim(n), targets(n, sparse));
+    emit_line(e, "nnc_%s_back(%s, %s, %s, %s, %s, %d);", fn, a[0], a[1], a[2], a[3], op_rows(n),
+              last_dim(n));
+}
+
 /* ---- softmax ------------------------------------------------------------ */
 void grad_softmax(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
@@ -328,9 +369,7 @@ void eval_bce_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    emit_line(e, "/* p, t: %s floats */", op_numel(p));
-    emit_line(e, "%s[0] = (float)nnc_bce(%s, %s, %s);", a[2], a[0], a[1], op_numel(p));
+    value_loss(e, g, n, a, "bce", NULL);
 }
 
 void emit_bce_back(Emit *e, const Graph *g, const Node *n,
@@ -370,9 +409,7 @@ void eval_mse_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_mse(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    emit_line(e, "/* p, t: %s floats */", op_numel(p));
-    emit_line(e, "%s[0] = (float)nnc_mse(%s, %s, %s);", a[2], a[0], a[1], op_numel(p));
+    value_loss(e, g, n, a, "mse", NULL);
 }
 
 void emit_mse_back(Emit *e, const Graph *g, const Node *n,
@@ -414,9 +451,7 @@ void eval_sigmoid_bce_back(const Graph *g, const Node *n,
 
 void emit_sigmoid_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    emit_line(e, "/* z, t: %s floats */", op_numel(p));
-    emit_line(e, "%s[0] = (float)nnc_sigmoid_bce(%s, %s, %s);", a[2], a[0], a[1], op_numel(p));
+    value_loss(e, g, n, a, "sigmoid_bce", NULL);
 }
 
 void emit_sigmoid_bce_back(Emit *e, const Graph *g, const Node *n,
@@ -475,19 +510,13 @@ void eval_softmax_ce_back(const Graph *g, const Node *n,
 
 void emit_softmax_ce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    int c = last_dim(p);
-    emit_line(e, "/* z: (%s, %d), t: (%s, %d) */", op_rows(p), c, op_rows(p), c);
-    emit_line(e, "%s[0] = (float)nnc_softmax_ce(%s, %s, %s, %d);", a[2], a[0], a[1], op_rows(p), c);
+    row_loss(e, g, n, a, "softmax_ce", false);
 }
 
 void emit_softmax_ce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    emit_line(e, "/* z, dz: (%s, %d), t: (%s, %d) */", op_rows(n), c, op_rows(n), c);
-    emit_line(e, "nnc_softmax_ce_back(%s, %s, %s, %s, %s, %d);", a[0], a[1], a[2], a[3],
-              op_rows(n), c);
+    row_loss_back(e, n, a, "softmax_ce", false);
 }
 
 /* ---- mean absolute error ------------------------------------------------ */
@@ -521,9 +550,7 @@ void eval_mae_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_mae(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    emit_line(e, "/* p, t: %s floats */", op_numel(p));
-    emit_line(e, "%s[0] = (float)nnc_mae(%s, %s, %s);", a[2], a[0], a[1], op_numel(p));
+    value_loss(e, g, n, a, "mae", NULL);
 }
 
 void emit_mae_back(Emit *e, const Graph *g, const Node *n,
@@ -569,9 +596,7 @@ void eval_huber_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_huber(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    emit_line(e, "/* p, t: %s floats */", op_numel(p));
-    emit_line(e, "%s[0] = (float)nnc_huber(%s, %s, %s, %s);", a[2], a[0], a[1], op_numel(p), emit_float(n->fattr[0]));
+    value_loss(e, g, n, a, "huber", emit_float(n->fattr[0]));
 }
 
 void emit_huber_back(Emit *e, const Graph *g, const Node *n,
@@ -641,19 +666,13 @@ void eval_cce_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_cce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    int c = last_dim(p);
-    emit_line(e, "/* p: (%s, %d), t: (%s, %d) */", op_rows(p), c, op_rows(p), c);
-    emit_line(e, "%s[0] = (float)nnc_cce(%s, %s, %s, %d);", a[2], a[0], a[1], op_rows(p), c);
+    row_loss(e, g, n, a, "cce", false);
 }
 
 void emit_cce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    emit_line(e, "/* p, dp: (%s, %d), t: (%s, %d) */", op_rows(n), c, op_rows(n), c);
-    emit_line(e, "nnc_cce_back(%s, %s, %s, %s, %s, %d);", a[0], a[1], a[2], a[3],
-              op_rows(n), c);
+    row_loss_back(e, n, a, "cce", false);
 }
 
 /* ---- sparse categorical cross-entropy ----------------------------------- */
@@ -713,19 +732,13 @@ void eval_sparse_cce_back(const Graph *g, const Node *n,
 
 void emit_sparse_cce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    int c = last_dim(p);
-    emit_line(e, "/* p: (%s, %d), t: (%s) */", op_rows(p), c, op_rows(p));
-    emit_line(e, "%s[0] = (float)nnc_sparse_cce(%s, %s, %s, %d);", a[2], a[0], a[1], op_rows(p), c);
+    row_loss(e, g, n, a, "sparse_cce", true);
 }
 
 void emit_sparse_cce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    emit_line(e, "/* p, dp: (%s, %d), t: (%s) */", op_rows(n), c, op_rows(n));
-    emit_line(e, "nnc_sparse_cce_back(%s, %s, %s, %s, %s, %d);", a[0], a[1], a[2], a[3],
-              op_rows(n), c);
+    row_loss_back(e, n, a, "sparse_cce", true);
 }
 
 /* ---- sparse softmax cross-entropy, fused -------------------------------- */
@@ -777,17 +790,11 @@ void eval_sparse_softmax_ce_back(const Graph *g, const Node *n,
 
 void emit_sparse_softmax_ce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    int c = last_dim(p);
-    emit_line(e, "/* z: (%s, %d), t: (%s) */", op_rows(p), c, op_rows(p));
-    emit_line(e, "%s[0] = (float)nnc_sparse_softmax_ce(%s, %s, %s, %d);", a[2], a[0], a[1], op_rows(p), c);
+    row_loss(e, g, n, a, "sparse_softmax_ce", true);
 }
 
 void emit_sparse_softmax_ce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    emit_line(e, "/* z, dz: (%s, %d), t: (%s) */", op_rows(n), c, op_rows(n));
-    emit_line(e, "nnc_sparse_softmax_ce_back(%s, %s, %s, %s, %s, %d);", a[0], a[1], a[2], a[3],
-              op_rows(n), c);
+    row_loss_back(e, n, a, "sparse_softmax_ce", true);
 }
