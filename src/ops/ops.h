@@ -76,11 +76,6 @@ void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_rmsprop(Emit *e, const Graph *g, const Node *n, const char *const *a);
 void emit_adagrad(Emit *e, const Graph *g, const Node *n, const char *const *a);
 
-/* nn.c: node n's row count (all axes but the last) and element count as
- * size_t expressions of emitted C, for the arguments of runtime kernels. */
-const char *op_rows(const Node *n);
-const char *op_numel(const Node *n);
-
 /* Copies the attribute block of `from` to `to` (gradient ops of F_ATTR
  * ops take their forward op's slope or delta); returns `to`. */
 static inline NodeId with_attrs(Graph *g, NodeId to, NodeId from)
@@ -93,5 +88,10 @@ static inline NodeId with_attrs(Graph *g, NodeId to, NodeId from)
 /* Index into input `in` (shape is) of the element at flat index `i` of an
  * output of shape os that `in` is broadcast to (numpy rules). */
 size_t bcast_index(const Shape *os, const Shape *is, size_t i);
+
+/* nn.c: node n's row count (all axes but the last) and element count as
+ * size_t expressions of emitted C, for the arguments of runtime kernels. */
+const char *op_rows(const Node *n);
+const char *op_numel(const Node *n);
 
 #endif
