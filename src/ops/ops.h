@@ -46,4 +46,9 @@ static inline NodeId with_attrs(Graph *g, NodeId to, NodeId from)
  * output of shape os that `in` is broadcast to (numpy rules). */
 size_t bcast_index(const Shape *os, const Shape *is, size_t i);
 
+/* nn.c: node n's row count (all axes but the last) and element count as
+ * size_t expressions of emitted C, for the arguments of runtime kernels. */
+const char *op_rows(const Node *n);
+const char *op_numel(const Node *n);
+
 #endif
