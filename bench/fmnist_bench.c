@@ -12,7 +12,7 @@
  *
  * The data are the gzipped IDX files of Debian's dataset-fashion-mnist
  * (/usr/share/datasets/fashion-mnist, or --data DIR, or $FMNIST_DIR),
- * read with zlib by examples/fmnist_data.h. Pixels stay uint8 in memory
+ * read by libnncrt's nnc_idx_load (examples/fmnist_data.h). Pixels stay uint8 in memory
  * (47 MB for the training set instead of 188 MB as floats) and are
  * scaled to [0, 1] when a batch is gathered; labels become one-hot rows.
  * Each epoch visits the 60000 samples in a fresh order from a fixed-seed

@@ -12,8 +12,9 @@
  *     ./a.out [--epochs E] [--seed S] [--data DIR]
  *
  * The data are the gzipped IDX files of Debian's dataset-fashion-mnist
- * (/usr/share/datasets/fashion-mnist by default), read with zlib by
- * examples/fmnist_data.h. Each epoch visits the training set in a fresh
+ * (/usr/share/datasets/fashion-mnist by default), read by libnncrt's
+ * nnc_idx_load (examples/fmnist_data.h). Installed, the build is
+ * cc ... examples/fmnist_main.c DIR/m.c $(pkg-config --cflags --libs nncrt). Each epoch visits the training set in a fresh
  * random order and drops the last partial batch. Pixels are
  * standardized: (v / 255 - mean) / std, with the mean and standard
  * deviation of the training set's pixels (about 0.286 and 0.353), which
