@@ -532,6 +532,18 @@ typedef struct PipelineOptions {
 } PipelineOptions;
 bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c);
 void pipeline_free(Compiled *c);
+/* The stages after parsing, in order, ending with a NULL name; --dump-after,
+ * --help and the man page list them from here. */
+typedef struct PassInfo {
+    const char *name;
+    int level;              /* lowest -O level that runs it */
+    bool (*run)(Graph *g);  /* NULL for lower, which takes the model */
+    bool verify;            /* verify after it even without --verify */
+    bool baseline;          /* after it: the unoptimized training graph */
+    const char *what;       /* for --help */
+} PassInfo;
+extern const PassInfo pipeline_passes[];
+const PassInfo *pipeline_pass(const char *name);  /* NULL if unknown */
 
 /* Appends the header / source of one model. */
 void emit_header(Buf *out, const Compiled *c, const EmitOptions *o);
