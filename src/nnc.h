@@ -166,6 +166,9 @@ void ast_dump(FILE *f, const Model *m);
 Model *parse_file(Arena *a, const SrcFile *src);
 /* Reads a file into an arena; NULL after printing an error on failure. */
 SrcFile *src_read(Arena *a, const char *path);
+/* The whole of path, malloc'd and NUL-terminated, or NULL after
+ * "nnc: error: cannot VERB 'path': why". */
+unsigned char *src_read_bytes(const char *path, size_t *len, const char *verb);
 SrcFile *src_from_string(Arena *a, const char *name, const char *text);
 
 /* ======================================================================
