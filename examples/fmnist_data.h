@@ -4,15 +4,17 @@
  * fashion-mnist), with libnncrt's IDX reader (nnc_idx_load, the one the
  * --emit=main training program uses). Pixels stay uint8 (n x 784,
  * row-major), labels uint8 (0..9). Used by examples/fmnist_main.c and by
- * the benchmark bench/fmnist_bench.c; a header of static functions so
+ * the benchmark bench/fmnist_bench.c, with their clock and shuffling PRNG; a header of static functions so
  * that each program stays one C file plus the generated model, built
  * with $(pkg-config --cflags --libs nncrt) alone.
  */
 #ifndef FMNIST_DATA_H
 #define FMNIST_DATA_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "nncrt.h"
 
@@ -86,6 +88,23 @@ static int fmnist_load(const char *dir, fmnist_data *d)
             return -1;
         }
     return 0;
+}
+
+/* Seconds on the monotonic clock. */
+static double fmnist_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* splitmix64: the shuffling order of the example and the benchmark. */
+static uint64_t fmnist_rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
 }
 
 #endif

@@ -170,15 +170,21 @@ static nnc_tensor *torch_tensors(const nnc_tensor *t,
     return tt;
 }
 
-static int check_args(const nnc_tensor *t, const nnc_torch_layout *lay, int n)
+/* NNC_ERR_ARG unless path, t and lay are there, every layout fits its
+ * tensor, every tensor has data (and a name, for loading). */
+static int check_args(const char *path, const nnc_tensor *t, const nnc_torch_layout *lay,
+                      int n, int need_names)
 {
     int i, err;
 
-    if (n < 0 || (n > 0 && (t == NULL || lay == NULL)))
+    if (path == NULL || n < 0 || (n > 0 && (t == NULL || lay == NULL)))
         return NNC_ERR_ARG;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if ((err = check_layout(&t[i], &lay[i])) != NNC_OK)
             return err;
+        if ((need_names && t[i].name == NULL) || (t[i].data == NULL && numel(&t[i]) > 0))
+            return NNC_ERR_ARG;
+    }
     return NNC_OK;
 }
 
@@ -192,13 +198,8 @@ int nnc_ckpt_save_torch(const char *path, const nnc_tensor *t,
     float *data;
     int i, err;
 
-    if (path == NULL)
-        return NNC_ERR_ARG;
-    if ((err = check_args(t, lay, n)) != NNC_OK)
+    if ((err = check_args(path, t, lay, n, 0)) != NNC_OK)
         return err;
-    for (i = 0; i < n; i++)
-        if (t[i].data == NULL && numel(&t[i]) > 0)
-            return NNC_ERR_ARG;
     if ((tt = torch_tensors(t, lay, n, &data)) == NULL)
         return NNC_ERR_NOMEM;
     for (i = 0; i < n; i++)
@@ -361,13 +362,8 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
     float *data = NULL;
     int i, err;
 
-    if (path == NULL)
-        return NNC_ERR_ARG;
-    if ((err = check_args(t, lay, n)) != NNC_OK)
+    if ((err = check_args(path, t, lay, n, 1)) != NNC_OK)
         return err;
-    for (i = 0; i < n; i++)
-        if (t[i].name == NULL || (t[i].data == NULL && numel(&t[i]) > 0))
-            return NNC_ERR_ARG;
     if ((err = read_header(path, &root)) != NNC_OK)
         return err;
     map = malloc(((size_t)n + 1) * sizeof *map);

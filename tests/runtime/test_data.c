@@ -19,6 +19,7 @@
 #include <criterion/criterion.h>
 
 #include "nncrt.h"
+#include "nncrt_io.h"
 
 static char dir[64];
 
@@ -56,18 +57,9 @@ static void write_file(const char *p, const void *data, size_t n)
 
 static unsigned char *read_file(const char *p, size_t *n)
 {
-    FILE *f = fopen(p, "rb");
     unsigned char *b;
-    long len;
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b = malloc((size_t)len + 1);
-    cr_assert_not_null(b);
-    cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
+    char why[200];
+    cr_assert_eq(nnc_read_file(p, &b, n, why, sizeof why), 0, "%s: %s", p, why);
     return b;
 }
 
