@@ -32,43 +32,36 @@ static double now(void)
 
 /* Twelve independent accumulators, spelled out so that they live in
  * registers whatever the optimization level; distinct start values, or
- * the compiler merges the identical chains into one. */
-#define CHAIN12(F, T)                                                      \
-    T a0 = INIT(0), a1 = INIT(1), a2 = INIT(2), a3 = INIT(3);            \
-    T a4 = INIT(4), a5 = INIT(5), a6 = INIT(6), a7 = INIT(7);            \
-    T a8 = INIT(8), a9 = INIT(9), a10 = INIT(10), a11 = INIT(11);        \
+ * the compiler merges the identical chains into one.  Leaves their sum,
+ * added as a tree, in s.  SET broadcasts a float, ADD adds two vectors. */
+#define CHAIN12(F, T, SET, ADD)                                            \
+    const T b = SET(0.999999f), c = SET(1e-6f);                           \
+    T a0 = SET(1.0f), a1 = SET(1.001f), a2 = SET(1.002f);                 \
+    T a3 = SET(1.003f), a4 = SET(1.004f), a5 = SET(1.005f);               \
+    T a6 = SET(1.006f), a7 = SET(1.007f), a8 = SET(1.008f);               \
+    T a9 = SET(1.009f), a10 = SET(1.01f), a11 = SET(1.011f);              \
     for (long i = 0; i < iters; i++) {                                    \
         a0 = F(a0, b, c); a1 = F(a1, b, c); a2 = F(a2, b, c);             \
         a3 = F(a3, b, c); a4 = F(a4, b, c); a5 = F(a5, b, c);             \
         a6 = F(a6, b, c); a7 = F(a7, b, c); a8 = F(a8, b, c);             \
         a9 = F(a9, b, c); a10 = F(a10, b, c); a11 = F(a11, b, c);         \
-    }
+    }                                                                     \
+    T s = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7))); \
+    s = ADD(s, ADD(ADD(a8, a9), ADD(a10, a11)))
 
 
 #ifdef NNC_X86
 __attribute__((target("avx512f")))
 static float fma512(long iters)
 {
-#define INIT(k) _mm512_set1_ps(1.0f + 0.001f * (k))
-    const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
-    CHAIN12(_mm512_fmadd_ps, __m512)
-#undef INIT
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    CHAIN12(_mm512_fmadd_ps, __m512, _mm512_set1_ps, _mm512_add_ps);
     return _mm512_reduce_add_ps(s);
 }
 
 __attribute__((target("avx2,fma")))
 static float fma256(long iters)
 {
-#define INIT(k) _mm256_set1_ps(1.0f + 0.001f * (k))
-    const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
-    CHAIN12(_mm256_fmadd_ps, __m256)
-#undef INIT
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    CHAIN12(_mm256_fmadd_ps, __m256, _mm256_set1_ps, _mm256_add_ps);
     float out[8];
     _mm256_storeu_ps(out, s);
     return out[0] + out[7];
@@ -78,15 +71,9 @@ static float fma256(long iters)
 #if defined(__aarch64__)
 static float fma128(long iters)
 {
-#define INIT(k) vdupq_n_f32(1.0f + 0.001f * (k))
-    const float32x4_t b = vdupq_n_f32(0.999999f), c = vdupq_n_f32(1e-6f);
 #define NNC_VFMA(a, b, c) vfmaq_f32(c, a, b)
-    CHAIN12(NNC_VFMA, float32x4_t)
+    CHAIN12(NNC_VFMA, float32x4_t, vdupq_n_f32, vaddq_f32);
 #undef NNC_VFMA
-#undef INIT
-    float32x4_t s = vaddq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)),
-                              vaddq_f32(vaddq_f32(a4, a5), vaddq_f32(a6, a7)));
-    s = vaddq_f32(s, vaddq_f32(vaddq_f32(a8, a9), vaddq_f32(a10, a11)));
     return vaddvq_f32(s);
 }
 #endif

@@ -106,15 +106,12 @@ void *nnc_grow(void *p, int *cap, int need, size_t elem)
     return p;
 }
 
-void buf_vprintf(Buf *b, const char *fmt, va_list ap)
+/* Room for n more bytes and a terminating NUL. */
+static void buf_reserve(Buf *b, size_t n)
 {
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (b->len + (size_t)n + 1 > b->cap) {
+    if (b->len + n + 1 > b->cap) {
         size_t c = b->cap ? b->cap : 256;
-        while (c < b->len + (size_t)n + 1)
+        while (c < b->len + n + 1)
             c *= 2;
         b->data = realloc(b->data, c);
         if (!b->data) {
@@ -123,6 +120,15 @@ void buf_vprintf(Buf *b, const char *fmt, va_list ap)
         }
         b->cap = c;
     }
+}
+
+void buf_vprintf(Buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    buf_reserve(b, (size_t)n);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
 }
@@ -137,17 +143,7 @@ void buf_printf(Buf *b, const char *fmt, ...)
 
 void buf_append(Buf *b, const void *p, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < b->len + n + 1)
-            c *= 2;
-        b->data = realloc(b->data, c);
-        if (!b->data) {
-            fprintf(stderr, "nnc: out of memory\n");
-            exit(1);
-        }
-        b->cap = c;
-    }
+    buf_reserve(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';

@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nncrt.h"
+#include "nncrt_io.h"
+
 #include "a.h"
 #include "b.h"
 #include "../check.h"
@@ -62,15 +65,6 @@ static void worst_add(Worst *w, long at, double a, double b)
     }
 }
 
-static uint64_t le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    int i;
-    for (i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static float lef32(const unsigned char *p)
 {
     uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
@@ -80,22 +74,24 @@ static float lef32(const unsigned char *p)
     return f;
 }
 
-/* Compares two safetensors checkpoints float by float into *w. */
+/* Compares two safetensors checkpoints float by float into *w (read and
+ * their headers parsed with the runtime's reader). */
 static void compare_checkpoints(const char *pa, const char *pb, Worst *w)
 {
-    size_t na = 0, nb = 0;
-    unsigned char *fa = read_file(pa, &na), *fb = read_file(pb, &nb);
-    CHECK(fa && fb, "cannot read %s or %s", pa, pb);
-    if (!fa || !fb)
+    size_t na = 0, nb = 0, ha = 0, hb = 0;
+    unsigned char *fa = NULL, *fb = NULL;
+    cJSON *ja = NULL, *jb = NULL;
+    char why[256] = "";
+    int ok = nnc_read_file(pa, &fa, &na, why, sizeof why) == 0 &&
+             nnc_read_file(pb, &fb, &nb, why, sizeof why) == 0;
+    CHECK(ok, "cannot read %s or %s: %s", pa, pb, why);
+    if (!ok)
         goto out;
-    CHECK(na >= 8 && nb >= 8, "checkpoint shorter than 8 bytes");
-    if (na < 8 || nb < 8)
-        goto out;
-    uint64_t ha = le64(fa), hb = le64(fb);
-    CHECK(ha == hb, "header lengths differ: %llu vs %llu", (unsigned long long)ha,
-          (unsigned long long)hb);
-    CHECK(ha <= na - 8, "header length %llu past the end", (unsigned long long)ha);
-    if (ha != hb || ha > na - 8)
+    ok = nnc_st_header(fa, na, &ja, &ha, why, sizeof why) == 0 &&
+         nnc_st_header(fb, nb, &jb, &hb, why, sizeof why) == 0;
+    CHECK(ok, "bad checkpoint: %s", why);
+    CHECK(!ok || ha == hb, "header lengths differ: %zu vs %zu", ha, hb);
+    if (!ok || ha != hb)
         goto out;
     CHECK(!memcmp(fa + 8, fb + 8, (size_t)ha), "JSON headers differ");
     size_t off = 8 + (size_t)ha, da = na - off, db = nb - off;
@@ -111,6 +107,8 @@ static void compare_checkpoints(const char *pa, const char *pb, Worst *w)
     for (i = 0; i + 4 <= da; i += 4)
         worst_add(w, (long)(i / 4), lef32(fa + off + i), lef32(fb + off + i));
 out:
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
     free(fa);
     free(fb);
 }

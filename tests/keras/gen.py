@@ -26,12 +26,13 @@ running_var), and PREFIX_NAME.io.bin: N_ROWS input rows and Keras'
 predictions for them (float32, little-endian), so make check compares
 nnc's predict with Keras' without Keras.
 """
-import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from nnc_test import write_safetensors  # noqa: E402  (tests/nnc_test.py)
 
 try:
     import keras
@@ -143,20 +144,6 @@ def nnc_weights(model):
     return out
 
 
-def write_safetensors(path, tensors):
-    header, blobs, pos = {"__metadata__": {"format": "nnc"}}, [], 0
-    for name, arr in tensors.items():
-        raw = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape),
-                        "data_offsets": [pos, pos + len(raw)]}
-        blobs.append(raw)
-        pos += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
 def randomize(model, rng):
     for layer in model.layers:
         ws = layer.get_weights()
@@ -185,7 +172,8 @@ def main():
         with open(base + ".json", "w") as f:
             f.write(pretty(model.to_json()))
         randomize(model, rng)
-        write_safetensors(base + ".safetensors", nnc_weights(model))
+        write_safetensors(base + ".safetensors", nnc_weights(model),
+                          {"format": "nnc"})
         shape = (N_ROWS,) + tuple(model.input_shape[1:])
         x = rng.uniform(-1, 1, shape).astype(np.float32)
         y = np.asarray(model(x, training=False), dtype=np.float32)

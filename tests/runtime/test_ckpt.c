@@ -28,54 +28,12 @@
 #include "nncrt.h"
 #include "nncrt_io.h"
 
+#define TMP_DIR_NAME "/tmp/nnc_ckpt_XXXXXX"
+#include "tmp_dir.h"
+
 /* ---- Fixture: a temporary directory ------------------------------------ */
 
-static char dir[64];
-
-static void make_dir(void)
-{
-    strcpy(dir, "/tmp/nnc_ckpt_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-/* Removes dir and what the tests put in it (files, one level of dirs). */
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char sub[512];
-
-    if (d == NULL) {
-        remove(path);
-        return;
-    }
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        if (remove(sub) != 0)
-            remove_tree(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
-static void remove_dir(void)
-{
-    remove_tree(dir);
-}
-
 TestSuite(ckpt, .init = make_dir, .fini = remove_dir);
-
-static const char *in_dir(const char *name)
-{
-    static char path[4][256];
-    static int next;
-    char *p = path[next++ % 4];
-
-    snprintf(p, sizeof path[0], "%s/%s", dir, name);
-    return p;
-}
 
 static int by_string(const void *a, const void *b)
 {
@@ -103,26 +61,6 @@ static char *listing(const char *path)
         strcat(out, names[i]);
     }
     return out;
-}
-
-/* The whole file, with the runtime's reader (io.c). */
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    unsigned char *buf;
-    char why[200];
-
-    cr_assert_eq(nnc_read_file(path, &buf, size, why, sizeof why), NNC_OK, "%s: %s", path,
-                 why);
-    return buf;
-}
-
-static void write_all(const char *path, const void *bytes, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(bytes, 1, size, f), size);
-    cr_assert_eq(fclose(f), 0);
 }
 
 /* A safetensors file with the given header length field, header text and

@@ -16,29 +16,10 @@
 
 #include "nncrt.h"
 
-static char dir[64];
-static char path_buf[4][128];
-
-static void make_dir(void)
-{
-    strcpy(dir, "/tmp/nnc_ckptt_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void remove_dir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
+#define TMP_DIR_NAME "/tmp/nnc_ckptt_XXXXXX"
+#include "tmp_dir.h"
 
 TestSuite(torch, .init = make_dir, .fini = remove_dir);
-
-static const char *in_dir(int slot, const char *name)
-{
-    snprintf(path_buf[slot], sizeof path_buf[slot], "%s/%s", dir, name);
-    return path_buf[slot];
-}
 
 static nnc_tensor tensor(const char *name, int rank, const int64_t *shape, float *data)
 {
@@ -78,7 +59,7 @@ static void fill(float base)
 Test(torch, export_permutes_and_load_restores)
 {
     nnc_tensor t[3], plain[3];
-    const char *p = in_dir(0, "x.safetensors");
+    const char *p = in_dir("x.safetensors");
     const char *meta[] = {"format", "pt", NULL};
     float kt[48], wt[24], bt[2];
 
@@ -121,16 +102,16 @@ Test(torch, format_metadata)
 
     model(t, "c.weight", "d.weight", "d.bias");
     fill(0);
-    cr_assert_eq(nnc_ckpt_save(in_dir(0, "a"), t, 3, nnc_meta), NNC_OK);
-    cr_assert_eq(nnc_ckpt_is_nnc(in_dir(0, "a")), 1);
-    cr_assert_eq(nnc_ckpt_save(in_dir(1, "b"), t, 3, NULL), NNC_OK);
-    cr_assert_eq(nnc_ckpt_is_nnc(in_dir(1, "b")), 0);
-    cr_assert_eq(nnc_ckpt_is_nnc(in_dir(2, "missing")), NNC_ERR_IO);
-    FILE *f = fopen(in_dir(3, "short"), "wb");
+    cr_assert_eq(nnc_ckpt_save(in_dir("a"), t, 3, nnc_meta), NNC_OK);
+    cr_assert_eq(nnc_ckpt_is_nnc(in_dir("a")), 1);
+    cr_assert_eq(nnc_ckpt_save(in_dir("b"), t, 3, NULL), NNC_OK);
+    cr_assert_eq(nnc_ckpt_is_nnc(in_dir("b")), 0);
+    cr_assert_eq(nnc_ckpt_is_nnc(in_dir("missing")), NNC_ERR_IO);
+    FILE *f = fopen(in_dir("short"), "wb");
     cr_assert_not_null(f);
     fputs("\x10\0\0\0\0\0\0\0{}", f);
     fclose(f);
-    cr_assert_eq(nnc_ckpt_is_nnc(in_dir(3, "short")), NNC_ERR_FORMAT);
+    cr_assert_eq(nnc_ckpt_is_nnc(in_dir("short")), NNC_ERR_FORMAT);
     cr_assert_eq(nnc_ckpt_is_nnc(NULL), NNC_ERR_ARG);
 }
 
@@ -138,7 +119,7 @@ Test(torch, format_metadata)
 static int load_as(const char *const *src, const char *const *dst)
 {
     nnc_tensor t[3];
-    const char *p = in_dir(0, "n.safetensors");
+    const char *p = in_dir("n.safetensors");
 
     model(t, src[0], src[1], src[2]);
     fill(0);
@@ -186,17 +167,17 @@ Test(torch, bad_arguments)
     model(t, "c.weight", "d.weight", "d.bias");
     memcpy(bad, lay, sizeof bad);
     bad[0].c = 5;   /* does not fit the kernel's shape */
-    cr_assert_eq(nnc_ckpt_save_torch(in_dir(0, "x"), t, bad, 3, NULL), NNC_ERR_ARG);
-    cr_assert_eq(nnc_ckpt_load_torch(in_dir(0, "x"), t, bad, 3), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_save_torch(in_dir("x"), t, bad, 3, NULL), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_load_torch(in_dir("x"), t, bad, 3), NNC_ERR_ARG);
     memcpy(bad, lay, sizeof bad);
     bad[1].w = 5;   /* 12 columns are not blocks of 1x5x4 */
-    cr_assert_eq(nnc_ckpt_save_torch(in_dir(0, "x"), t, bad, 3, NULL), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_save_torch(in_dir("x"), t, bad, 3, NULL), NNC_ERR_ARG);
     bad[1].kind = 9;
-    cr_assert_eq(nnc_ckpt_save_torch(in_dir(0, "x"), t, bad, 3, NULL), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_save_torch(in_dir("x"), t, bad, 3, NULL), NNC_ERR_ARG);
     cr_assert_eq(nnc_ckpt_save_torch(NULL, t, lay, 3, NULL), NNC_ERR_ARG);
-    cr_assert_eq(nnc_ckpt_load_torch(in_dir(0, "x"), NULL, lay, 3), NNC_ERR_ARG);
-    cr_assert_eq(nnc_ckpt_load_torch(in_dir(0, "x"), t, NULL, 3), NNC_ERR_ARG);
-    cr_assert_eq(access(in_dir(0, "x"), F_OK), -1);
+    cr_assert_eq(nnc_ckpt_load_torch(in_dir("x"), NULL, lay, 3), NNC_ERR_ARG);
+    cr_assert_eq(nnc_ckpt_load_torch(in_dir("x"), t, NULL, 3), NNC_ERR_ARG);
+    cr_assert_eq(access(in_dir("x"), F_OK), -1);
 }
 
 Test(torch, single_module_without_prefix)
@@ -206,7 +187,7 @@ Test(torch, single_module_without_prefix)
     static const nnc_torch_layout same[2] = {{NNC_TORCH_SAME, 0, 0, 0}, {NNC_TORCH_SAME, 0, 0, 0}};
     float wv[6] = {1, 2, 3, 4, 5, 6}, bv[2] = {7, 8};
     nnc_tensor t[2];
-    const char *p = in_dir(0, "linear.safetensors");
+    const char *p = in_dir("linear.safetensors");
 
     t[0] = tensor("weight", 2, ws, wv);
     t[1] = tensor("bias", 1, bs, bv);

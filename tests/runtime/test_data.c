@@ -21,47 +21,10 @@
 #include "nncrt.h"
 #include "nncrt_io.h"
 
-static char dir[64];
+#define TMP_DIR_NAME "/tmp/nnc_data_XXXXXX"
+#include "tmp_dir.h"
 
-static void setup(void)
-{
-    strcpy(dir, "/tmp/nnc_data_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(data, .init = setup, .fini = teardown);
-
-static const char *path(const char *name)
-{
-    static char b[4][256];
-    static int k;
-    char *s = b[k++ % 4];
-    snprintf(s, 256, "%s/%s", dir, name);
-    return s;
-}
-
-static void write_file(const char *p, const void *data, size_t n)
-{
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static unsigned char *read_file(const char *p, size_t *n)
-{
-    unsigned char *b;
-    char why[200];
-    cr_assert_eq(nnc_read_file(p, &b, n, why, sizeof why), 0, "%s: %s", p, why);
-    return b;
-}
+TestSuite(data, .init = make_dir, .fini = remove_dir);
 
 static int have_gzip(void)
 {
@@ -125,7 +88,7 @@ static void write_idx(const char *name, const unsigned char *data, size_t n, siz
     b[7] = (unsigned char)total;
     if (n)
         memcpy(b + 8, data, n);
-    write_file(path(name), b, n + 8);
+    write_all(in_dir(name), b, n + 8);
     free(b);
 }
 
@@ -134,7 +97,7 @@ static void expect_idx(const char *name, const unsigned char *want, size_t n)
 {
     nnc_idx x;
     char err[512];
-    cr_assert_eq(nnc_idx_load(path(name), &x, err, sizeof err), 0, "%s: %s", name, err);
+    cr_assert_eq(nnc_idx_load(in_dir(name), &x, err, sizeof err), 0, "%s: %s", name, err);
     cr_assert(x.type == 0x08 && x.rank == 1 && x.count == n, "%s: %zu values", name, x.count);
     cr_assert(n == 0 || memcmp(x.data, want, n) == 0, "%s: data differ", name);
     nnc_idx_free(&x);
@@ -149,7 +112,7 @@ static void roundtrip(int kind, size_t n, int level)
     snprintf(name, sizeof name, "d%d_%zu_%d", kind, n, level);
     snprintf(gzname, sizeof gzname, "%s.gz", name);
     write_idx(name, src, n, n);
-    gzip_file(path(name), level);
+    gzip_file(in_dir(name), level);
     expect_idx(gzname, src, n);
     free(src);
 }
@@ -175,10 +138,10 @@ Test(data, gzip_several_members)
         cr_skip_test("gzip is not installed");
     cr_assert_not_null(ab);
     write_idx("a", a, 70000, 75000);
-    write_file(path("b"), b, 5000);
-    gzip_file(path("a"), 6);
-    gzip_file(path("b"), 6);
-    snprintf(cmd, sizeof cmd, "cat '%s.gz' '%s.gz' > '%s'", path("a"), path("b"), path("ab.gz"));
+    write_all(in_dir("b"), b, 5000);
+    gzip_file(in_dir("a"), 6);
+    gzip_file(in_dir("b"), 6);
+    snprintf(cmd, sizeof cmd, "cat '%s.gz' '%s.gz' > '%s'", in_dir("a"), in_dir("b"), in_dir("ab.gz"));
     cr_assert_eq(system(cmd), 0);
     memcpy(ab, a, 70000);
     memcpy(ab + 70000, b, 5000);
@@ -198,18 +161,18 @@ Test(data, gzip_corrupt)
     if (!have_gzip())
         cr_skip_test("gzip is not installed");
     write_idx("c", src, 50000, 50000);
-    gzip_file(path("c"), 9);
-    gz = read_file(path("c.gz"), &gzn);
+    gzip_file(in_dir("c"), 9);
+    gz = read_all(in_dir("c.gz"), &gzn);
     for (cut = 0; cut < gzn; cut += cut < 64 ? 1 : 997) {
-        write_file(path("cut.gz"), gz, cut);
-        cr_assert_neq(nnc_idx_load(path("cut.gz"), &x, err, sizeof err), 0, "truncated at %zu",
+        write_all(in_dir("cut.gz"), gz, cut);
+        cr_assert_neq(nnc_idx_load(in_dir("cut.gz"), &x, err, sizeof err), 0, "truncated at %zu",
                       cut);
     }
     cr_assert(strstr(err, "cut.gz: byte offset") && strstr(err, "gzip"), "%s", err);
     for (i = 0; i < gzn; i += 101) {
         gz[i] ^= 0x10;
-        write_file(path("flip.gz"), gz, gzn);
-        if (nnc_idx_load(path("flip.gz"), &x, err, sizeof err) == 0) {
+        write_all(in_dir("flip.gz"), gz, gzn);
+        if (nnc_idx_load(in_dir("flip.gz"), &x, err, sizeof err) == 0) {
             /* the flip may hit a header byte gzip ignores (mtime, OS) */
             cr_assert(i >= 4 && i < 10, "flip at %zu accepted", i);
             cr_assert_eq(x.count, 50000);
@@ -219,8 +182,8 @@ Test(data, gzip_corrupt)
     }
     /* the trailer's CRC */
     gz[gzn - 8] ^= 1;
-    write_file(path("crc.gz"), gz, gzn);
-    cr_assert_eq(nnc_idx_load(path("crc.gz"), &x, err, sizeof err), NNC_ERR_FORMAT);
+    write_all(in_dir("crc.gz"), gz, gzn);
+    cr_assert_eq(nnc_idx_load(in_dir("crc.gz"), &x, err, sizeof err), NNC_ERR_FORMAT);
     free(gz);
     free(src);
 }
@@ -229,8 +192,8 @@ Test(data, gzip_corrupt)
 
 static int load_text(const char *name, const char *text, nnc_data *d, char *err)
 {
-    write_file(path(name), text, strlen(text));
-    return nnc_data_load(path(name), d, err, 512);
+    write_all(in_dir(name), text, strlen(text));
+    return nnc_data_load(in_dir(name), d, err, 512);
 }
 
 Test(data, csv)
@@ -258,7 +221,7 @@ Test(data, csv)
     cr_assert_eq(load_text("f.csv", "a,b\n", &d, err), NNC_ERR_FORMAT);
     cr_assert(strstr(err, "no data"), "%s", err);
     cr_assert_eq(load_text("g.csv", "1,,2\n", &d, err), NNC_ERR_FORMAT);
-    cr_assert_eq(nnc_data_load(path("missing.csv"), &d, err, 512), NNC_ERR_IO);
+    cr_assert_eq(nnc_data_load(in_dir("missing.csv"), &d, err, 512), NNC_ERR_IO);
     cr_assert(strstr(err, "missing.csv") && strstr(err, "cannot open"), "%s", err);
 }
 
@@ -268,9 +231,9 @@ Test(data, csv_gzipped)
     char err[512];
     if (!have_gzip())
         cr_skip_test("gzip is not installed");
-    write_file(path("z.csv"), "1,2\n3,4\n", 8);
-    gzip_file(path("z.csv"), 6);
-    cr_assert_eq(nnc_data_load(path("z.csv.gz"), &d, err, sizeof err), 0, "%s", err);
+    write_all(in_dir("z.csv"), "1,2\n3,4\n", 8);
+    gzip_file(in_dir("z.csv"), 6);
+    cr_assert_eq(nnc_data_load(in_dir("z.csv.gz"), &d, err, sizeof err), 0, "%s", err);
     cr_assert(d.rows == 2 && d.cols == 2 && d.data[3] == 4.0f);
     nnc_data_free(&d);
 }
@@ -286,18 +249,18 @@ Test(data, idx)
     int i;
     for (i = 0; i < 12; i++)
         u8[16 + i] = (unsigned char)(i * 20);
-    write_file(path("a.idx"), u8, sizeof u8);
-    cr_assert_eq(nnc_data_load(path("a.idx"), &d, err, sizeof err), 0, "%s", err);
+    write_all(in_dir("a.idx"), u8, sizeof u8);
+    cr_assert_eq(nnc_data_load(in_dir("a.idx"), &d, err, sizeof err), 0, "%s", err);
     cr_assert(d.rows == 3 && d.cols == 4 && d.data[11] == 220.0f && d.offset == 16);
     nnc_data_where(&d, 2, err, sizeof err);
     cr_assert(strstr(err, "byte offset 24"), "%s", err);
     nnc_data_free(&d);
-    write_file(path("b.idx"), f32, sizeof f32);
-    cr_assert_eq(nnc_data_load(path("b.idx"), &d, err, sizeof err), 0, "%s", err);
+    write_all(in_dir("b.idx"), f32, sizeof f32);
+    cr_assert_eq(nnc_data_load(in_dir("b.idx"), &d, err, sizeof err), 0, "%s", err);
     cr_assert(d.rows == 2 && d.cols == 1 && d.data[0] == 1.5f && d.data[1] == -2.5f);
     nnc_data_free(&d);
-    write_file(path("c.idx"), u8, sizeof u8 - 1);   /* truncated */
-    cr_assert_eq(nnc_data_load(path("c.idx"), &d, err, sizeof err), NNC_ERR_FORMAT);
+    write_all(in_dir("c.idx"), u8, sizeof u8 - 1);   /* truncated */
+    cr_assert_eq(nnc_data_load(in_dir("c.idx"), &d, err, sizeof err), NNC_ERR_FORMAT);
     cr_assert(strstr(err, "c.idx") && strstr(err, "12 bytes") && strstr(err, "11"), "%s", err);
 }
 
@@ -318,7 +281,7 @@ static void write_npy(const char *name, const char *descr, const char *shape,
     buf[9] = (unsigned char)(hl >> 8);
     memcpy(buf + 10, h, hl);
     memcpy(buf + 10 + hl, data, n);
-    write_file(path(name), buf, 10 + hl + n);
+    write_all(in_dir(name), buf, 10 + hl + n);
 }
 
 Test(data, npy)
@@ -330,25 +293,25 @@ Test(data, npy)
     nnc_data d;
     char err[512];
     write_npy("f.npy", "<f4", "(2, 3)", f, sizeof f);
-    cr_assert_eq(nnc_data_load(path("f.npy"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(nnc_data_load(in_dir("f.npy"), &d, err, sizeof err), 0, "%s", err);
     cr_assert(d.rows == 2 && d.cols == 3 && d.data[5] == 6.5f);
     nnc_data_free(&d);
     write_npy("g.npy", "<f8", "(2,)", g, sizeof g);
-    cr_assert_eq(nnc_data_load(path("g.npy"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(nnc_data_load(in_dir("g.npy"), &d, err, sizeof err), 0, "%s", err);
     cr_assert(d.rows == 2 && d.cols == 1 && d.data[0] == 0.25f && d.data[1] == -8.0f);
     nnc_data_free(&d);
     write_npy("k.npy", "<i4", "(3,)", k, sizeof k);
-    cr_assert_eq(nnc_data_load(path("k.npy"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(nnc_data_load(in_dir("k.npy"), &d, err, sizeof err), 0, "%s", err);
     cr_assert(d.data[1] == -1.0f && d.data[2] == 9.0f);
     nnc_data_free(&d);
     write_npy("u.npy", "|u1", "(2, 2)", u, sizeof u);
-    cr_assert_eq(nnc_data_load(path("u.npy"), &d, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(nnc_data_load(in_dir("u.npy"), &d, err, sizeof err), 0, "%s", err);
     cr_assert(d.rows == 2 && d.cols == 2 && d.data[1] == 255.0f);
     nnc_data_free(&d);
     write_npy("big.npy", ">f4", "(1,)", f, 4);
-    cr_assert_eq(nnc_data_load(path("big.npy"), &d, err, sizeof err), NNC_ERR_FORMAT);
+    cr_assert_eq(nnc_data_load(in_dir("big.npy"), &d, err, sizeof err), NNC_ERR_FORMAT);
     cr_assert(strstr(err, ">f4") && strstr(err, "not supported"), "%s", err);
     write_npy("short.npy", "<f4", "(2, 3)", f, sizeof f - 4);
-    cr_assert_eq(nnc_data_load(path("short.npy"), &d, err, sizeof err), NNC_ERR_FORMAT);
+    cr_assert_eq(nnc_data_load(in_dir("short.npy"), &d, err, sizeof err), NNC_ERR_FORMAT);
     cr_assert(strstr(err, "short.npy: byte offset 128") && strstr(err, "truncated"), "%s", err);
 }
