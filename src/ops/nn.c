@@ -145,6 +145,54 @@ static void row_loss_back(Emit *e, const Node *n, const char *const *a, const ch
               last_dim(n));
 }
 
+/* emit_NAME and emit_NAME_back of a loss over rows of classes. */
+#define ROW_LOSS_EMITTERS(name, sparse)                                                    \
+    void emit_##name(Emit *e, const Graph *g, const Node *n, const char *const *a)         \
+    {                                                                                      \
+        row_loss(e, g, n, a, #name, sparse);                                               \
+    }                                                                                      \
+    void emit_##name##_back(Emit *e, const Graph *g, const Node *n, const char *const *a)  \
+    {                                                                                      \
+        (void)g;                                                                           \
+        row_loss_back(e, n, a, #name, sparse);                                             \
+    }
+
+/* A loss's gradient: dx[0] = back(dl, p, t); targets get none. */
+static void loss_grad(Graph *g, NodeId y, NodeId dy, NodeId *dx, Op back)
+{
+    Node *n = NODE(g, y);
+    dx[0] = graph_add3(g, back, n->loc, dy, n->in[0], n->in[1]);
+    dx[1] = NODE_NONE;
+}
+
+/* The reference of an elementwise loss: the mean of term(p, t, param) over
+ * the N elements of p and t. */
+static void eval_mean_loss(const Graph *g, const Node *n, const double *const *in,
+                           double *out, double (*term)(double p, double t, double param))
+{
+    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
+    double s = 0;
+    for (size_t i = 0; i < len; i++)
+        s += term(in[0][i], in[1][i], n->fattr[0]);
+    out[0] = s / (double)len;
+}
+
+/* Its gradient: dp_i = grad(dl, p_i, t_i, param) / N. */
+static void eval_mean_loss_back(const Node *n, const double *const *in, double *out,
+                                double (*grad)(double dl, double p, double t, double param))
+{
+    size_t len = shape_numel(&n->shape);
+    for (size_t i = 0; i < len; i++)
+        out[i] = grad(in[0][0], in[1][i], in[2][i], n->fattr[0]) / (double)len;
+}
+
+/* Rows and columns (the last axis) of n. */
+static size_t rows_of(const Node *n, int *c)
+{
+    *c = last_dim(n);
+    return shape_numel(&n->shape) / (size_t)*c;
+}
+
 /* ---- softmax ------------------------------------------------------------ */
 void grad_softmax(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
@@ -166,8 +214,8 @@ void eval_softmax(const Graph *g, const Node *n, const double *const *in,
                   double *out)
 {
     (void)g;
-    int c = last_dim(n);
-    size_t r = shape_numel(&n->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(n, &c);
     for (size_t i = 0; i < r; i++)
         softmax_row(in[0] + i * c, out + i * c, c);
 }
@@ -176,8 +224,8 @@ void eval_softmax_back(const Graph *g, const Node *n, const double *const *in,
                        double *out)
 {
     (void)g;
-    int c = last_dim(n);
-    size_t r = shape_numel(&n->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(n, &c);
     for (size_t i = 0; i < r; i++) {
         const double *dy = in[0] + i * c, *y = in[1] + i * c;
         double s = 0;
@@ -232,8 +280,8 @@ void eval_layernorm(const Graph *g, const Node *n, const double *const *in,
                     double *out)
 {
     (void)g;
-    int c = last_dim(n);
-    size_t r = shape_numel(&n->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(n, &c);
     for (size_t i = 0; i < r; i++)
         layernorm_row(in[0] + i * c, out + i * c, c, n->fattr[0]);
 }
@@ -242,8 +290,8 @@ void eval_layernorm_back(const Graph *g, const Node *n, const double *const *in,
                          double *out)
 {
     (void)g;
-    int c = last_dim(n);
-    size_t r = shape_numel(&n->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(n, &c);
     for (size_t i = 0; i < r; i++) {
         const double *dy = in[0] + i * c;
         double *dx = out + i * c;
@@ -339,32 +387,31 @@ static double clamp_log(double v)
 
 void grad_bce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add3(g, OP_BCE_BACK, n->loc, dy, n->in[0], n->in[1]);
-    dx[1] = NODE_NONE;
+    loss_grad(g, y, dy, dx, OP_BCE_BACK);
 }
 
-void eval_bce(const Graph *g, const Node *n, const double *const *in,
-              double *out)
+static double bce_term(double p, double t, double param)
 {
-    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
-    double s = 0;
-    for (size_t i = 0; i < len; i++) {
-        double p = in[0][i], t = in[1][i];
-        s -= t * clamp_log(p) + (1 - t) * clamp_log(1 - p);
-    }
-    out[0] = s / (double)len;
+    (void)param;
+    return -(t * clamp_log(p) + (1 - t) * clamp_log(1 - p));
 }
 
-void eval_bce_back(const Graph *g, const Node *n, const double *const *in,
-                   double *out)
+void eval_bce(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_mean_loss(g, n, in, out, bce_term);
+}
+
+static double bce_grad(double dl, double p, double t, double param)
+{
+    (void)param;
+    double d = p * (1 - p);
+    return dl * (p - t) / (d > 1e-12 ? d : 1e-12);
+}
+
+void eval_bce_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
     (void)g;
-    size_t len = shape_numel(&n->shape);
-    for (size_t i = 0; i < len; i++) {
-        double p = in[1][i], t = in[2][i], d = p * (1 - p);
-        out[i] = in[0][0] * (p - t) / (d > 1e-12 ? d : 1e-12) / (double)len;
-    }
+    eval_mean_loss_back(n, in, out, bce_grad);
 }
 
 void emit_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -383,28 +430,30 @@ void emit_bce_back(Emit *e, const Graph *g, const Node *n,
 /* ---- mean squared error ------------------------------------------------- */
 void grad_mse(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add3(g, OP_MSE_BACK, n->loc, dy, n->in[0], n->in[1]);
-    dx[1] = NODE_NONE;
+    loss_grad(g, y, dy, dx, OP_MSE_BACK);
 }
 
-void eval_mse(const Graph *g, const Node *n, const double *const *in,
-              double *out)
+static double mse_term(double p, double t, double param)
 {
-    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
-    double s = 0;
-    for (size_t i = 0; i < len; i++)
-        s += (in[0][i] - in[1][i]) * (in[0][i] - in[1][i]);
-    out[0] = s / (double)len;
+    (void)param;
+    return (p - t) * (p - t);
 }
 
-void eval_mse_back(const Graph *g, const Node *n, const double *const *in,
-                   double *out)
+void eval_mse(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_mean_loss(g, n, in, out, mse_term);
+}
+
+static double mse_grad(double dl, double p, double t, double param)
+{
+    (void)param;
+    return dl * 2 * (p - t);
+}
+
+void eval_mse_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
     (void)g;
-    size_t len = shape_numel(&n->shape);
-    for (size_t i = 0; i < len; i++)
-        out[i] = in[0][0] * 2 * (in[1][i] - in[2][i]) / (double)len;
+    eval_mean_loss_back(n, in, out, mse_grad);
 }
 
 void emit_mse(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -423,30 +472,30 @@ void emit_mse_back(Emit *e, const Graph *g, const Node *n,
 /* ---- sigmoid + binary cross-entropy, fused ------------------------------ */
 void grad_sigmoid_bce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add3(g, OP_SIGMOID_BCE_BACK, n->loc, dy, n->in[0], n->in[1]);
-    dx[1] = NODE_NONE;
+    loss_grad(g, y, dy, dx, OP_SIGMOID_BCE_BACK);
 }
 
-void eval_sigmoid_bce(const Graph *g, const Node *n, const double *const *in,
-                      double *out)
+static double sigmoid_bce_term(double p, double t, double param)
 {
-    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
-    double s = 0;
-    for (size_t i = 0; i < len; i++) {
-        double z = in[0][i], t = in[1][i];
-        s += (z > 0 ? z : 0) - z * t + log1p(exp(-fabs(z)));
-    }
-    out[0] = s / (double)len;
+    (void)param;
+    return (p > 0 ? p : 0) - p * t + log1p(exp(-fabs(p)));
 }
 
-void eval_sigmoid_bce_back(const Graph *g, const Node *n,
-                           const double *const *in, double *out)
+void eval_sigmoid_bce(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_mean_loss(g, n, in, out, sigmoid_bce_term);
+}
+
+static double sigmoid_bce_grad(double dl, double p, double t, double param)
+{
+    (void)param;
+    return dl * (1 / (1 + exp(-p)) - t);
+}
+
+void eval_sigmoid_bce_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
     (void)g;
-    size_t len = shape_numel(&n->shape);
-    for (size_t i = 0; i < len; i++)
-        out[i] = in[0][0] * (1 / (1 + exp(-in[1][i])) - in[2][i]) / (double)len;
+    eval_mean_loss_back(n, in, out, sigmoid_bce_grad);
 }
 
 void emit_sigmoid_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -465,26 +514,29 @@ void emit_sigmoid_bce_back(Emit *e, const Graph *g, const Node *n,
 /* ---- softmax cross-entropy ---------------------------------------------- */
 void grad_softmax_ce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add3(g, OP_SOFTMAX_CE_BACK, n->loc, dy, n->in[0], n->in[1]);
-    dx[1] = NODE_NONE;
+    loss_grad(g, y, dy, dx, OP_SOFTMAX_CE_BACK);
+}
+
+/* log sum_j exp(z_j), as max z + log sum_j exp(z_j - max z). */
+static double log_sum_exp(const double *z, int c)
+{
+    double mx = z[0], se = 0;
+    for (int j = 1; j < c; j++)
+        mx = z[j] > mx ? z[j] : mx;
+    for (int j = 0; j < c; j++)
+        se += exp(z[j] - mx);
+    return mx + log(se);
 }
 
 void eval_softmax_ce(const Graph *g, const Node *n, const double *const *in,
                      double *out)
 {
-    const Node *z = NODE(g, n->in[0]);
-    int c = last_dim(z);
-    size_t r = shape_numel(&z->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(NODE(g, n->in[0]), &c);
     double s = 0;
     for (size_t i = 0; i < r; i++) {
         const double *zr = in[0] + i * c, *tr = in[1] + i * c;
-        double mx = zr[0], se = 0;
-        for (int j = 1; j < c; j++)
-            mx = zr[j] > mx ? zr[j] : mx;
-        for (int j = 0; j < c; j++)
-            se += exp(zr[j] - mx);
-        double lse = mx + log(se);
+        double lse = log_sum_exp(zr, c);
         for (int j = 0; j < c; j++)
             s -= tr[j] * (zr[j] - lse);
     }
@@ -495,8 +547,8 @@ void eval_softmax_ce_back(const Graph *g, const Node *n,
                           const double *const *in, double *out)
 {
     (void)g;
-    int c = last_dim(n);
-    size_t r = shape_numel(&n->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(n, &c);
     for (size_t i = 0; i < r; i++) {
         const double *tr = in[2] + i * c;
         double *o = out + i * c, st = 0;
@@ -508,44 +560,36 @@ void eval_softmax_ce_back(const Graph *g, const Node *n,
     }
 }
 
-void emit_softmax_ce(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    row_loss(e, g, n, a, "softmax_ce", false);
-}
-
-void emit_softmax_ce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    (void)g;
-    row_loss_back(e, n, a, "softmax_ce", false);
-}
+ROW_LOSS_EMITTERS(softmax_ce, false)
 
 /* ---- mean absolute error ------------------------------------------------ */
 void grad_mae(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add3(g, OP_MAE_BACK, n->loc, dy, n->in[0], n->in[1]);
-    dx[1] = NODE_NONE;
+    loss_grad(g, y, dy, dx, OP_MAE_BACK);
 }
 
-void eval_mae(const Graph *g, const Node *n, const double *const *in,
-              double *out)
+static double mae_term(double p, double t, double param)
 {
-    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
-    double s = 0;
-    for (size_t i = 0; i < len; i++)
-        s += fabs(in[0][i] - in[1][i]);
-    out[0] = s / (double)len;
+    (void)param;
+    return fabs(p - t);
 }
 
-void eval_mae_back(const Graph *g, const Node *n, const double *const *in,
-                   double *out)
+void eval_mae(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_mean_loss(g, n, in, out, mae_term);
+}
+
+static double mae_grad(double dl, double p, double t, double param)
+{
+    (void)param;
+    double d = p - t;
+    return dl * ((d > 0) - (d < 0));
+}
+
+void eval_mae_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
     (void)g;
-    size_t len = shape_numel(&n->shape);
-    for (size_t i = 0; i < len; i++) {
-        double d = in[1][i] - in[2][i];
-        out[i] = in[0][0] * ((d > 0) - (d < 0)) / (double)len;
-    }
+    eval_mean_loss_back(n, in, out, mae_grad);
 }
 
 void emit_mae(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -569,29 +613,28 @@ void grad_huber(Graph *g, NodeId y, NodeId dy, NodeId *dx)
     dx[1] = NODE_NONE;
 }
 
-void eval_huber(const Graph *g, const Node *n, const double *const *in,
-                double *out)
+static double huber_term(double p, double t, double delta)
 {
-    size_t len = shape_numel(&NODE(g, n->in[0])->shape);
-    double s = 0, delta = n->fattr[0];
-    for (size_t i = 0; i < len; i++) {
-        double d = fabs(in[0][i] - in[1][i]);
-        s += d <= delta ? 0.5 * d * d : delta * (d - 0.5 * delta);
-    }
-    out[0] = s / (double)len;
+    double d = fabs(p - t);
+    return d <= delta ? 0.5 * d * d : delta * (d - 0.5 * delta);
 }
 
-void eval_huber_back(const Graph *g, const Node *n, const double *const *in,
-                     double *out)
+void eval_huber(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_mean_loss(g, n, in, out, huber_term);
+}
+
+static double huber_grad(double dl, double p, double t, double delta)
+{
+    double d = p - t;
+    d = d > delta ? delta : d < -delta ? -delta : d;
+    return dl * d;
+}
+
+void eval_huber_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
     (void)g;
-    size_t len = shape_numel(&n->shape);
-    double delta = n->fattr[0];
-    for (size_t i = 0; i < len; i++) {
-        double d = in[1][i] - in[2][i];
-        d = d > delta ? delta : d < -delta ? -delta : d;
-        out[i] = in[0][0] * d / (double)len;
-    }
+    eval_mean_loss_back(n, in, out, huber_grad);
 }
 
 void emit_huber(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -613,9 +656,13 @@ void emit_huber_back(Emit *e, const Graph *g, const Node *n,
 
 void grad_cce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add3(g, OP_CCE_BACK, n->loc, dy, n->in[0], n->in[1]);
-    dx[1] = NODE_NONE;
+    loss_grad(g, y, dy, dx, OP_CCE_BACK);
+}
+
+/* q clipped to [CCE_EPS, 1 - CCE_EPS]. */
+static double cce_clip(double q)
+{
+    return q < CCE_EPS ? CCE_EPS : q > 1 - CCE_EPS ? 1 - CCE_EPS : q;
 }
 
 static double row_sum(const double *x, int c)
@@ -629,17 +676,14 @@ static double row_sum(const double *x, int c)
 void eval_cce(const Graph *g, const Node *n, const double *const *in,
               double *out)
 {
-    const Node *p = NODE(g, n->in[0]);
-    int c = last_dim(p);
-    size_t r = shape_numel(&p->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(NODE(g, n->in[0]), &c);
     double s = 0;
     for (size_t i = 0; i < r; i++) {
         const double *pr = in[0] + i * c, *tr = in[1] + i * c;
         double sum = row_sum(pr, c);
         for (int j = 0; j < c; j++) {
-            double q = pr[j] / sum;
-            q = q < CCE_EPS ? CCE_EPS : q > 1 - CCE_EPS ? 1 - CCE_EPS : q;
-            s -= tr[j] * log(q);
+            s -= tr[j] * log(cce_clip(pr[j] / sum));
         }
     }
     out[0] = s / (double)r;
@@ -649,8 +693,8 @@ void eval_cce_back(const Graph *g, const Node *n, const double *const *in,
                    double *out)
 {
     (void)g;
-    int c = last_dim(n);
-    size_t r = shape_numel(&n->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(n, &c);
     for (size_t i = 0; i < r; i++) {
         const double *pr = in[1] + i * c, *tr = in[2] + i * c;
         double *o = out + i * c, sum = row_sum(pr, c), sg = 0;
@@ -664,16 +708,7 @@ void eval_cce_back(const Graph *g, const Node *n, const double *const *in,
     }
 }
 
-void emit_cce(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    row_loss(e, g, n, a, "cce", false);
-}
-
-void emit_cce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    (void)g;
-    row_loss_back(e, n, a, "cce", false);
-}
+ROW_LOSS_EMITTERS(cce, false)
 
 /* ---- sparse categorical cross-entropy ----------------------------------- */
 
@@ -685,17 +720,14 @@ static int class_index(double v, int c)
 
 void grad_sparse_cce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add3(g, OP_SPARSE_CCE_BACK, n->loc, dy, n->in[0], n->in[1]);
-    dx[1] = NODE_NONE;
+    loss_grad(g, y, dy, dx, OP_SPARSE_CCE_BACK);
 }
 
 void eval_sparse_cce(const Graph *g, const Node *n, const double *const *in,
                      double *out)
 {
-    const Node *p = NODE(g, n->in[0]);
-    int c = last_dim(p);
-    size_t r = shape_numel(&p->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(NODE(g, n->in[0]), &c);
     double s = 0;
     for (size_t i = 0; i < r; i++) {
         const double *pr = in[0] + i * c;
@@ -704,9 +736,7 @@ void eval_sparse_cce(const Graph *g, const Node *n, const double *const *in,
             s = NAN;
             continue;
         }
-        double q = pr[k] / row_sum(pr, c);
-        q = q < CCE_EPS ? CCE_EPS : q > 1 - CCE_EPS ? 1 - CCE_EPS : q;
-        s -= log(q);
+        s -= log(cce_clip(pr[k] / row_sum(pr, c)));
     }
     out[0] = s / (double)r;
 }
@@ -715,8 +745,8 @@ void eval_sparse_cce_back(const Graph *g, const Node *n,
                           const double *const *in, double *out)
 {
     (void)g;
-    int c = last_dim(n);
-    size_t r = shape_numel(&n->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(n, &c);
     for (size_t i = 0; i < r; i++) {
         const double *pr = in[1] + i * c;
         double *o = out + i * c, sum = row_sum(pr, c), gk = 0, q = 0;
@@ -730,31 +760,19 @@ void eval_sparse_cce_back(const Graph *g, const Node *n,
     }
 }
 
-void emit_sparse_cce(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    row_loss(e, g, n, a, "sparse_cce", true);
-}
-
-void emit_sparse_cce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    (void)g;
-    row_loss_back(e, n, a, "sparse_cce", true);
-}
+ROW_LOSS_EMITTERS(sparse_cce, true)
 
 /* ---- sparse softmax cross-entropy, fused -------------------------------- */
 void grad_sparse_softmax_ce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add3(g, OP_SPARSE_SOFTMAX_CE_BACK, n->loc, dy, n->in[0], n->in[1]);
-    dx[1] = NODE_NONE;
+    loss_grad(g, y, dy, dx, OP_SPARSE_SOFTMAX_CE_BACK);
 }
 
 void eval_sparse_softmax_ce(const Graph *g, const Node *n,
                             const double *const *in, double *out)
 {
-    const Node *z = NODE(g, n->in[0]);
-    int c = last_dim(z);
-    size_t r = shape_numel(&z->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(NODE(g, n->in[0]), &c);
     double s = 0;
     for (size_t i = 0; i < r; i++) {
         const double *zr = in[0] + i * c;
@@ -763,12 +781,7 @@ void eval_sparse_softmax_ce(const Graph *g, const Node *n,
             s = NAN;
             continue;
         }
-        double mx = zr[0], se = 0;
-        for (int j = 1; j < c; j++)
-            mx = zr[j] > mx ? zr[j] : mx;
-        for (int j = 0; j < c; j++)
-            se += exp(zr[j] - mx);
-        s += mx + log(se) - zr[k];
+        s += log_sum_exp(zr, c) - zr[k];
     }
     out[0] = s / (double)r;
 }
@@ -777,8 +790,8 @@ void eval_sparse_softmax_ce_back(const Graph *g, const Node *n,
                                  const double *const *in, double *out)
 {
     (void)g;
-    int c = last_dim(n);
-    size_t r = shape_numel(&n->shape) / (size_t)c;
+    int c;
+    size_t r = rows_of(n, &c);
     for (size_t i = 0; i < r; i++) {
         double *o = out + i * c;
         int k = class_index(in[2][i], c);
@@ -788,13 +801,4 @@ void eval_sparse_softmax_ce_back(const Graph *g, const Node *n,
     }
 }
 
-void emit_sparse_softmax_ce(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    row_loss(e, g, n, a, "sparse_softmax_ce", true);
-}
-
-void emit_sparse_softmax_ce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    (void)g;
-    row_loss_back(e, n, a, "sparse_softmax_ce", true);
-}
+ROW_LOSS_EMITTERS(sparse_softmax_ce, true)
