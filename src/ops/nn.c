@@ -186,6 +186,32 @@ static void eval_mean_loss_back(const Node *n, const double *const *in, double *
         out[i] = grad(in[0][0], in[1][i], in[2][i], n->fattr[0]) / (double)len;
 }
 
+/* eval_NAME and eval_NAME_back of an elementwise loss, from NAME_term and
+ * NAME_grad. */
+#define MEAN_LOSS_EVAL(name)                                                               \
+    void eval_##name(const Graph *g, const Node *n, const double *const *in, double *out)  \
+    {                                                                                      \
+        eval_mean_loss(g, n, in, out, name##_term);                                        \
+    }                                                                                      \
+    void eval_##name##_back(const Graph *g, const Node *n, const double *const *in,        \
+                            double *out)                                                   \
+    {                                                                                      \
+        (void)g;                                                                           \
+        eval_mean_loss_back(n, in, out, name##_grad);                                      \
+    }
+
+/* Those, grad_NAME (the gradient op BACK) and emit_NAME (nnc_NAME(p, t, N)). */
+#define MEAN_LOSS(name, back)                                                              \
+    void grad_##name(Graph *g, NodeId y, NodeId dy, NodeId *dx)                            \
+    {                                                                                      \
+        loss_grad(g, y, dy, dx, back);                                                     \
+    }                                                                                      \
+    void emit_##name(Emit *e, const Graph *g, const Node *n, const char *const *a)         \
+    {                                                                                      \
+        value_loss(e, g, n, a, #name, NULL);                                               \
+    }                                                                                      \
+    MEAN_LOSS_EVAL(name)
+
 /* Rows and columns (the last axis) of n. */
 static size_t rows_of(const Node *n, int *c)
 {
@@ -385,20 +411,10 @@ static double clamp_log(double v)
     return l < -100 ? -100 : l;
 }
 
-void grad_bce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
-{
-    loss_grad(g, y, dy, dx, OP_BCE_BACK);
-}
-
 static double bce_term(double p, double t, double param)
 {
     (void)param;
     return -(t * clamp_log(p) + (1 - t) * clamp_log(1 - p));
-}
-
-void eval_bce(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    eval_mean_loss(g, n, in, out, bce_term);
 }
 
 static double bce_grad(double dl, double p, double t, double param)
@@ -408,16 +424,7 @@ static double bce_grad(double dl, double p, double t, double param)
     return dl * (p - t) / (d > 1e-12 ? d : 1e-12);
 }
 
-void eval_bce_back(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    (void)g;
-    eval_mean_loss_back(n, in, out, bce_grad);
-}
-
-void emit_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    value_loss(e, g, n, a, "bce", NULL);
-}
+MEAN_LOSS(bce, OP_BCE_BACK)
 
 void emit_bce_back(Emit *e, const Graph *g, const Node *n,
                    const char *const *a)
@@ -428,20 +435,10 @@ void emit_bce_back(Emit *e, const Graph *g, const Node *n,
 }
 
 /* ---- mean squared error ------------------------------------------------- */
-void grad_mse(Graph *g, NodeId y, NodeId dy, NodeId *dx)
-{
-    loss_grad(g, y, dy, dx, OP_MSE_BACK);
-}
-
 static double mse_term(double p, double t, double param)
 {
     (void)param;
     return (p - t) * (p - t);
-}
-
-void eval_mse(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    eval_mean_loss(g, n, in, out, mse_term);
 }
 
 static double mse_grad(double dl, double p, double t, double param)
@@ -450,16 +447,7 @@ static double mse_grad(double dl, double p, double t, double param)
     return dl * 2 * (p - t);
 }
 
-void eval_mse_back(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    (void)g;
-    eval_mean_loss_back(n, in, out, mse_grad);
-}
-
-void emit_mse(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    value_loss(e, g, n, a, "mse", NULL);
-}
+MEAN_LOSS(mse, OP_MSE_BACK)
 
 void emit_mse_back(Emit *e, const Graph *g, const Node *n,
                    const char *const *a)
@@ -470,38 +458,19 @@ void emit_mse_back(Emit *e, const Graph *g, const Node *n,
 }
 
 /* ---- sigmoid + binary cross-entropy, fused ------------------------------ */
-void grad_sigmoid_bce(Graph *g, NodeId y, NodeId dy, NodeId *dx)
-{
-    loss_grad(g, y, dy, dx, OP_SIGMOID_BCE_BACK);
-}
-
-static double sigmoid_bce_term(double p, double t, double param)
+static double sigmoid_bce_term(double z, double t, double param)
 {
     (void)param;
-    return (p > 0 ? p : 0) - p * t + log1p(exp(-fabs(p)));
+    return (z > 0 ? z : 0) - z * t + log1p(exp(-fabs(z)));
 }
 
-void eval_sigmoid_bce(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    eval_mean_loss(g, n, in, out, sigmoid_bce_term);
-}
-
-static double sigmoid_bce_grad(double dl, double p, double t, double param)
+static double sigmoid_bce_grad(double dl, double z, double t, double param)
 {
     (void)param;
-    return dl * (1 / (1 + exp(-p)) - t);
+    return dl * (1 / (1 + exp(-z)) - t);
 }
 
-void eval_sigmoid_bce_back(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    (void)g;
-    eval_mean_loss_back(n, in, out, sigmoid_bce_grad);
-}
-
-void emit_sigmoid_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    value_loss(e, g, n, a, "sigmoid_bce", NULL);
-}
+MEAN_LOSS(sigmoid_bce, OP_SIGMOID_BCE_BACK)
 
 void emit_sigmoid_bce_back(Emit *e, const Graph *g, const Node *n,
                            const char *const *a)
@@ -563,20 +532,10 @@ void eval_softmax_ce_back(const Graph *g, const Node *n,
 ROW_LOSS_EMITTERS(softmax_ce, false)
 
 /* ---- mean absolute error ------------------------------------------------ */
-void grad_mae(Graph *g, NodeId y, NodeId dy, NodeId *dx)
-{
-    loss_grad(g, y, dy, dx, OP_MAE_BACK);
-}
-
 static double mae_term(double p, double t, double param)
 {
     (void)param;
     return fabs(p - t);
-}
-
-void eval_mae(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    eval_mean_loss(g, n, in, out, mae_term);
 }
 
 static double mae_grad(double dl, double p, double t, double param)
@@ -586,16 +545,7 @@ static double mae_grad(double dl, double p, double t, double param)
     return dl * ((d > 0) - (d < 0));
 }
 
-void eval_mae_back(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    (void)g;
-    eval_mean_loss_back(n, in, out, mae_grad);
-}
-
-void emit_mae(Emit *e, const Graph *g, const Node *n, const char *const *a)
-{
-    value_loss(e, g, n, a, "mae", NULL);
-}
+MEAN_LOSS(mae, OP_MAE_BACK)
 
 void emit_mae_back(Emit *e, const Graph *g, const Node *n,
                    const char *const *a)
@@ -619,11 +569,6 @@ static double huber_term(double p, double t, double delta)
     return d <= delta ? 0.5 * d * d : delta * (d - 0.5 * delta);
 }
 
-void eval_huber(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    eval_mean_loss(g, n, in, out, huber_term);
-}
-
 static double huber_grad(double dl, double p, double t, double delta)
 {
     double d = p - t;
@@ -631,11 +576,7 @@ static double huber_grad(double dl, double p, double t, double delta)
     return dl * d;
 }
 
-void eval_huber_back(const Graph *g, const Node *n, const double *const *in, double *out)
-{
-    (void)g;
-    eval_mean_loss_back(n, in, out, huber_grad);
-}
+MEAN_LOSS_EVAL(huber)
 
 void emit_huber(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
