@@ -115,6 +115,40 @@ static void model_init(Model *m, float base)
     m->s[0] = base * 1000;
 }
 
+/* Saves the first n tensors of m (filled from 1.0f) with meta, zeroes in
+ * to load them into, and returns the file's path. */
+static const char *save_then_clear(Model *m, Model *in, int n, const char *const *meta)
+{
+    const char *path = in_dir("m.safetensors");
+
+    model_init(m, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(path, m->t, n, meta), NNC_OK);
+    model_init(in, 0.0f);
+    return path;
+}
+
+/* A valid checkpoint of Model (from 1.0f), read back as bytes. */
+static unsigned char *good_bytes(size_t *size)
+{
+    const char *good = in_dir("m.safetensors");
+    Model m;
+
+    model_init(&m, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(good, m.t, 3, NULL), NNC_OK);
+    return read_all(good, size);
+}
+
+/* Whether a refused load left in as model_init(in, -9.0f) made it. */
+static bool untouched(const Model *in)
+{
+    Model sentinel;
+
+    model_init(&sentinel, -9.0f);
+    return memcmp(in->w, sentinel.w, sizeof in->w) == 0 &&
+           memcmp(in->b, sentinel.b, sizeof in->b) == 0 &&
+           memcmp(in->s, sentinel.s, sizeof in->s) == 0;
+}
+
 /* The model that the hand-written files below are checked against:
  * a (2, 2) then b (3), 28 bytes of data. */
 typedef struct Small {
@@ -122,9 +156,17 @@ typedef struct Small {
     nnc_tensor t[2];
 } Small;
 
-#define GOOD_HEADER                                                    \
-    "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}," \
-    "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[16,28]}}"
+/* A safetensors header as a string literal: HDR1 / HDR2 make the JSON object
+ * of one or two tensors ST(name, dtype, shape, offsets) (JSON texts). */
+#define ST(name, dtype, shape, offs)                                                       \
+    "\"" name "\":{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":" offs "}"
+#define HDR1(a) "{" a "}"
+#define HDR2(a, b) "{" a "," b "}"
+/* The tensors of Small as they should be. */
+#define GOOD_A ST("a", "F32", "[2,2]", "[0,16]")
+#define GOOD_B ST("b", "F32", "[3]", "[16,28]")
+
+#define GOOD_HEADER HDR2(GOOD_A, GOOD_B)
 
 static void small_init(Small *m)
 {
@@ -383,24 +425,17 @@ Test(ckpt, missing_file_is_io_error)
 
 Test(ckpt, truncated_at_every_length)
 {
-    const char *good = in_dir("m.safetensors");
     const char *cut = in_dir("cut.safetensors");
-    unsigned char *bytes;
     size_t size;
-    Model m, in, sentinel;
+    unsigned char *bytes = good_bytes(&size);
+    Model in;
 
-    model_init(&m, 1.0f);
-    cr_assert_eq(nnc_ckpt_save(good, m.t, 3, NULL), NNC_OK);
-    bytes = read_all(good, &size);
-    model_init(&sentinel, -9.0f);
     for (size_t len = 0; len < size; len++) {
         write_all(cut, bytes, len);
         model_init(&in, -9.0f);
         cr_assert_eq(nnc_ckpt_load(cut, in.t, 3), NNC_ERR_FORMAT,
                      "length %zu of %zu", len, size);
-        cr_assert_eq(memcmp(in.w, sentinel.w, sizeof in.w), 0, "len %zu", len);
-        cr_assert_eq(memcmp(in.b, sentinel.b, sizeof in.b), 0, "len %zu", len);
-        cr_assert_eq(memcmp(in.s, sentinel.s, sizeof in.s), 0, "len %zu", len);
+        cr_assert(untouched(&in), "len %zu", len);
     }
     free(bytes);
 }
@@ -473,10 +508,8 @@ Test(ckpt, malformed_entries)
         expect_header(bad[i], 28, NNC_ERR_FORMAT);
     /* A product that overflows is refused even if a later dimension is 0
      * (as the safetensors library does). */
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,"
-                  "4294967296,4294967296,0],\"data_offsets\":[0,0]},"
-                  "\"b\":{\"dtype\":\"F32\",\"shape\":[3],"
-                  "\"data_offsets\":[0,12]}}",
+    expect_header(HDR2(ST("a", "F32", "[4294967296,4294967296,4294967296,0]", "[0,0]"),
+                       ST("b", "F32", "[3]", "[0,12]")),
                   12, NNC_ERR_FORMAT);
     /* metadata not an object of strings, or twice */
     expect_header("{\"__metadata__\":[],\"a\":{\"dtype\":\"F32\",\"shape\":"
@@ -493,12 +526,8 @@ Test(ckpt, malformed_entries)
                   28, NNC_ERR_FORMAT);
 }
 
-#define A_WITH(offs)                                                   \
-    "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":" offs "}," \
-    "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[16,28]}}"
-#define B_WITH(offs)                                                   \
-    "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}," \
-    "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":" offs "}}"
+#define A_WITH(offs) HDR2(ST("a", "F32", "[2,2]", offs), GOOD_B)
+#define B_WITH(offs) HDR2(GOOD_A, ST("b", "F32", "[3]", offs))
 
 Test(ckpt, offsets_out_of_range)
 {
@@ -523,15 +552,11 @@ Test(ckpt, offsets_out_of_range)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_header(bad[i], 28, NNC_ERR_FORMAT);
     /* Swapped, but still tiling the data: fine. */
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":"
-                  "[12,28]},\"b\":{\"dtype\":\"F32\",\"shape\":[3],"
-                  "\"data_offsets\":[0,12]}}",
+    expect_header(HDR2(ST("a", "F32", "[2,2]", "[12,28]"), ST("b", "F32", "[3]", "[0,12]")),
                   28, NNC_OK);
     /* Offsets tile the data but disagree with the shapes (a is 16 bytes):
      * trusting them would copy 4 floats into b's 3. */
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":"
-                  "[0,12]},\"b\":{\"dtype\":\"F32\",\"shape\":[3],"
-                  "\"data_offsets\":[12,28]}}",
+    expect_header(HDR2(ST("a", "F32", "[2,2]", "[0,12]"), ST("b", "F32", "[3]", "[12,28]")),
                   28, NNC_ERR_FORMAT);
     /* A hole between tensors (12 bytes of data unused). */
     expect_header(B_WITH("[28,40]"), 40, NNC_ERR_FORMAT);
@@ -558,17 +583,11 @@ Test(ckpt, wrong_dtype)
 {
     /* Well-formed files whose tensors are not F32. */
     expect_header(A_WITH("[0,16]"), 28, NNC_OK);
-    expect_header("{\"a\":{\"dtype\":\"I32\",\"shape\":[2,2],\"data_offsets\":"
-                  "[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[3],"
-                  "\"data_offsets\":[16,28]}}",
+    expect_header(HDR2(ST("a", "I32", "[2,2]", "[0,16]"), GOOD_B),
                   28, NNC_ERR_MISMATCH);
-    expect_header("{\"a\":{\"dtype\":\"F64\",\"shape\":[2,2],\"data_offsets\":"
-                  "[0,32]},\"b\":{\"dtype\":\"F32\",\"shape\":[3],"
-                  "\"data_offsets\":[32,44]}}",
+    expect_header(HDR2(ST("a", "F64", "[2,2]", "[0,32]"), ST("b", "F32", "[3]", "[32,44]")),
                   44, NNC_ERR_MISMATCH);
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":"
-                  "[0,16]},\"b\":{\"dtype\":\"F16\",\"shape\":[3],"
-                  "\"data_offsets\":[16,22]}}",
+    expect_header(HDR2(GOOD_A, ST("b", "F16", "[3]", "[16,22]")),
                   22, NNC_ERR_MISMATCH);
 }
 
@@ -585,48 +604,31 @@ Test(ckpt, wrong_shape)
     cr_assert_eq(nnc_ckpt_load(path, other.t, 3), NNC_ERR_MISMATCH);
     cr_assert_eq(other.w[0], 0.0f);
     /* Rank differs: (12) against (3, 4); () against (1). */
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":"
-                  "[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[3],"
-                  "\"data_offsets\":[16,28]}}",
+    expect_header(HDR2(ST("a", "F32", "[4]", "[0,16]"), GOOD_B),
                   28, NNC_ERR_MISMATCH);
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2,1],"
-                  "\"data_offsets\":[0,16]},\"b\":{\"dtype\":\"F32\","
-                  "\"shape\":[3],\"data_offsets\":[16,28]}}",
+    expect_header(HDR2(ST("a", "F32", "[2,2,1]", "[0,16]"), GOOD_B),
                   28, NNC_ERR_MISMATCH);
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":"
-                  "[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[1,3],"
-                  "\"data_offsets\":[16,28]}}",
+    expect_header(HDR2(GOOD_A, ST("b", "F32", "[1,3]", "[16,28]")),
                   28, NNC_ERR_MISMATCH);
 }
 
 Test(ckpt, missing_tensor)
 {
     Model m, in;
-    const char *path = in_dir("m.safetensors");
-
-    model_init(&m, 1.0f);
-    cr_assert_eq(nnc_ckpt_save(path, m.t, 2, NULL), NNC_OK);
-    model_init(&in, 0.0f);
+    const char *path = save_then_clear(&m, &in, 2, NULL);
     cr_assert_eq(nnc_ckpt_load(path, in.t, 3), NNC_ERR_MISMATCH);
     cr_assert_eq(in.w[0], 0.0f);
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":"
-                  "[0,16]}}",
+    expect_header(HDR1(GOOD_A),
                   16, NNC_ERR_MISMATCH);
     /* Same count, different name. */
-    expect_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":"
-                  "[0,16]},\"c\":{\"dtype\":\"F32\",\"shape\":[3],"
-                  "\"data_offsets\":[16,28]}}",
+    expect_header(HDR2(GOOD_A, ST("c", "F32", "[3]", "[16,28]")),
                   28, NNC_ERR_MISMATCH);
 }
 
 Test(ckpt, extra_tensor)
 {
     Model m, in;
-    const char *path = in_dir("m.safetensors");
-
-    model_init(&m, 1.0f);
-    cr_assert_eq(nnc_ckpt_save(path, m.t, 3, NULL), NNC_OK);
-    model_init(&in, 0.0f);
+    const char *path = save_then_clear(&m, &in, 3, NULL);
     cr_assert_eq(nnc_ckpt_load(path, in.t, 2), NNC_ERR_MISMATCH);
     cr_assert_eq(in.w[0], 0.0f);
     cr_assert_eq(nnc_ckpt_load(path, NULL, 0), NNC_ERR_MISMATCH);
@@ -640,13 +642,9 @@ Test(ckpt, optional_tensors_loaded_with_step)
 {
     Model m, in;
     const char *meta[] = {"step", "12345678901", NULL};
-    const char *path = in_dir("m.safetensors");
     int found = 0;
     uint64_t step = 0;
-
-    model_init(&m, 1.0f);
-    cr_assert_eq(nnc_ckpt_save(path, m.t, 3, meta), NNC_OK);
-    model_init(&in, 0.0f);
+    const char *path = save_then_clear(&m, &in, 3, meta);
     cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_OK);
     cr_assert(found && step == 12345678901ull);
     cr_assert_eq(memcmp(&in.w, &m.w, sizeof m.w + sizeof m.b + sizeof m.s), 0);
@@ -655,13 +653,9 @@ Test(ckpt, optional_tensors_loaded_with_step)
 Test(ckpt, optional_tensors_absent)
 {
     Model m, in;
-    const char *path = in_dir("m.safetensors");
     int found = 1;
     uint64_t step = 7;
-
-    model_init(&m, 1.0f);
-    cr_assert_eq(nnc_ckpt_save(path, m.t, 2, NULL), NNC_OK);  /* weights only */
-    model_init(&in, 0.0f);
+    const char *path = save_then_clear(&m, &in, 2, NULL);  /* weights only */
     cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_OK);
     cr_assert(!found && step == 0);
     cr_assert_eq(memcmp(in.w, m.w, sizeof m.w), 0);
@@ -677,14 +671,10 @@ Test(ckpt, optional_tensors_refused_untouched)
 {
     Model m, in;
     const char *bad[] = {"step", "12x", NULL};
-    const char *path = in_dir("m.safetensors");
     int found = 5;
     uint64_t step = 9;
-
-    model_init(&m, 1.0f);
     /* state but no step, or a malformed one: nothing written */
-    cr_assert_eq(nnc_ckpt_save(path, m.t, 3, NULL), NNC_OK);
-    model_init(&in, 0.0f);
+    const char *path = save_then_clear(&m, &in, 3, NULL);
     cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_ERR_FORMAT);
     cr_assert_eq(nnc_ckpt_save(path, m.t, 3, bad), NNC_OK);
     cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 2, 3, &found, &step), NNC_ERR_FORMAT);
@@ -702,12 +692,8 @@ Test(ckpt, optional_tensors_refused_untouched)
 Test(ckpt, optional_group_is_all_or_nothing)
 {
     Model m, in;
-    const char *path = in_dir("m.safetensors");
     const char *meta[] = {"step", "3", NULL};
-
-    model_init(&m, 1.0f);
-    cr_assert_eq(nnc_ckpt_save(path, m.t, 2, meta), NNC_OK);
-    model_init(&in, 0.0f);
+    const char *path = save_then_clear(&m, &in, 2, meta);
     /* dense_0.bias optional with step: present, step absent -> must be all */
     cr_assert_eq(nnc_ckpt_load_opt(path, in.t, 1, 3, NULL, NULL), NNC_ERR_MISMATCH);
     cr_assert_eq(in.w[0], 0.0f);
@@ -881,16 +867,11 @@ Test(ckpt, corrupted_bytes_never_crash_or_half_load)
     /* Every byte of a valid file set to a few values: either the load
      * succeeds (data bytes) or it fails leaving the tensors untouched. */
     static const unsigned char values[] = {0x00, 0x20, 0x7b, 0xff, '9', '"'};
-    const char *good = in_dir("m.safetensors");
     const char *bad = in_dir("bad.safetensors");
-    unsigned char *bytes;
     size_t size;
-    Model m, in, sentinel;
+    unsigned char *bytes = good_bytes(&size);
+    Model in;
 
-    model_init(&m, 1.0f);
-    cr_assert_eq(nnc_ckpt_save(good, m.t, 3, NULL), NNC_OK);
-    bytes = read_all(good, &size);
-    model_init(&sentinel, -9.0f);
     for (size_t i = 0; i < size; i++) {
         unsigned char keep = bytes[i];
         for (size_t v = 0; v < sizeof values; v++) {
@@ -902,9 +883,7 @@ Test(ckpt, corrupted_bytes_never_crash_or_half_load)
             if (rc != NNC_OK) {
                 cr_assert(rc == NNC_ERR_FORMAT || rc == NNC_ERR_MISMATCH,
                           "byte %zu = %#x: %d", i, values[v], rc);
-                cr_assert_eq(memcmp(&in.w, &sentinel.w, sizeof in.w), 0);
-                cr_assert_eq(memcmp(&in.b, &sentinel.b, sizeof in.b), 0);
-                cr_assert_eq(memcmp(&in.s, &sentinel.s, sizeof in.s), 0);
+                cr_assert(untouched(&in), "byte %zu = %#x", i, values[v]);
             }
         }
         bytes[i] = keep;
