@@ -288,34 +288,35 @@ static void eval_pool(const Geom *G, const double *x, const double *dy, double *
                 }
 }
 
-void eval_maxpool(const Graph *g, const Node *n, const double *const *in, double *out)
+/* eval_pool over n's geometry: of its input, or for a gradient (back) of
+ * the image it is the gradient of. */
+static void eval_pool_node(const Graph *g, const Node *n, bool back, const double *x,
+                           const double *dy, double *out, int mode)
 {
     Geom G;
-    NNC_ASSERT(geom(n, NODE(g, n->in[0]), &G));
-    eval_pool(&G, in[0], NULL, out, 0);
+    Node img = back ? image_of(g, n) : *NODE(g, n->in[0]);
+    NNC_ASSERT(geom(n, &img, &G));
+    eval_pool(&G, x, dy, out, mode);
+}
+
+void eval_maxpool(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_pool_node(g, n, false, in[0], NULL, out, 0);
 }
 
 void eval_maxpool_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
-    Geom G;
-    Node x = image_of(g, n);
-    NNC_ASSERT(geom(n, &x, &G));
-    eval_pool(&G, in[1], in[0], out, n->iattr[7] ? 4 : 1);
+    eval_pool_node(g, n, true, in[1], in[0], out, n->iattr[7] ? 4 : 1);
 }
 
 void eval_avgpool(const Graph *g, const Node *n, const double *const *in, double *out)
 {
-    Geom G;
-    NNC_ASSERT(geom(n, NODE(g, n->in[0]), &G));
-    eval_pool(&G, in[0], NULL, out, 2);
+    eval_pool_node(g, n, false, in[0], NULL, out, 2);
 }
 
 void eval_avgpool_back(const Graph *g, const Node *n, const double *const *in, double *out)
 {
-    Geom G;
-    Node x = image_of(g, n);
-    NNC_ASSERT(geom(n, &x, &G));
-    eval_pool(&G, NULL, in[0], out, 3);
+    eval_pool_node(g, n, true, NULL, in[0], out, 3);
 }
 
 void eval_reshape(const Graph *g, const Node *n, const double *const *in, double *out)

@@ -113,50 +113,26 @@ bool shape_rowwise(Graph *g, Node *n)
     return true;
 }
 
-/* Losses: prediction and target of one shape -> a scalar. */
-bool shape_loss(Graph *g, Node *n)
+/* A loss: prediction and target of one shape, or (sparse) prediction
+ * (..., C) and class indices (..., 1) -> a scalar. */
+static bool loss_shape(Graph *g, Node *n, bool sparse)
 {
     const Shape *p = &NODE(g, n->in[0])->shape;
     const Shape *y = &NODE(g, n->in[1])->shape;
-    if (p->rank < 1) {
-        diag_error(n->loc, "loss needs a value with at least one axis");
-        return false;
-    }
-    if (!shape_eq(p, y)) {
-        diag_error(n->loc, "loss: prediction %s and target %s differ",
-                   shape_str(p), shape_str(y));
-        return false;
-    }
-    n->shape.rank = 0;
-    n->bmask = 0;
-    return true;
-}
-
-/* Loss gradients (dl, prediction, target) -> the prediction's shape. */
-bool shape_loss_back(Graph *g, Node *n)
-{
-    const Node *p = NODE(g, n->in[1]);
-    NNC_ASSERT(NODE(g, n->in[0])->shape.rank == 0);
-    NNC_ASSERT(shape_eq(&p->shape, &NODE(g, n->in[2])->shape));
-    n->shape = p->shape;
-    n->bmask = p->bmask;
-    return true;
-}
-
-/* Sparse losses: prediction (..., C) and class indices (..., 1) -> a
- * scalar. */
-bool shape_sparse_loss(Graph *g, Node *n)
-{
-    const Shape *p = &NODE(g, n->in[0])->shape;
     Shape want = *p;
     if (p->rank < 1) {
         diag_error(n->loc, "loss needs a value with at least one axis");
         return false;
     }
-    want.dim[want.rank - 1] = 1;
-    if (!shape_eq(&want, &NODE(g, n->in[1])->shape)) {
-        diag_error(n->loc, "loss: prediction %s needs class indices %s, got %s",
-                   shape_str(p), shape_str(&want), shape_str(&NODE(g, n->in[1])->shape));
+    if (sparse)
+        want.dim[want.rank - 1] = 1;
+    if (!shape_eq(&want, y)) {
+        if (sparse)
+            diag_error(n->loc, "loss: prediction %s needs class indices %s, got %s",
+                       shape_str(p), shape_str(&want), shape_str(y));
+        else
+            diag_error(n->loc, "loss: prediction %s and target %s differ", shape_str(p),
+                       shape_str(y));
         return false;
     }
     n->shape.rank = 0;
@@ -164,15 +140,35 @@ bool shape_sparse_loss(Graph *g, Node *n)
     return true;
 }
 
-/* Sparse loss gradients (dl, prediction, indices) -> the prediction's
- * shape. */
-bool shape_sparse_loss_back(Graph *g, Node *n)
+/* Its gradient (dl, prediction, target) -> the prediction's shape. */
+static bool loss_back_shape(Graph *g, Node *n, bool sparse)
 {
     const Node *p = NODE(g, n->in[1]);
     NNC_ASSERT(NODE(g, n->in[0])->shape.rank == 0);
+    NNC_ASSERT(sparse || shape_eq(&p->shape, &NODE(g, n->in[2])->shape));
     n->shape = p->shape;
     n->bmask = p->bmask;
     return true;
+}
+
+bool shape_loss(Graph *g, Node *n)
+{
+    return loss_shape(g, n, false);
+}
+
+bool shape_loss_back(Graph *g, Node *n)
+{
+    return loss_back_shape(g, n, false);
+}
+
+bool shape_sparse_loss(Graph *g, Node *n)
+{
+    return loss_shape(g, n, true);
+}
+
+bool shape_sparse_loss_back(Graph *g, Node *n)
+{
+    return loss_back_shape(g, n, true);
 }
 
 /* Updates (param, grad) -> the parameter, written in place. */
