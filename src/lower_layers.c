@@ -226,9 +226,8 @@ static int padding_arg(const LayerInfo *ly, const Args *a, Loc loc, bool same_ok
     return -1;
 }
 
-/* A sliding-window op over x with square windows and strides. */
-static NodeId window(Lower *L, Op op, Loc loc, NodeId x, int kh, int kw, int sh, int sw,
-                     int same, const char *what)
+/* A node op(x) to give attributes before graph_add_node. */
+static Node unary_proto(Op op, NodeId x, Loc loc, const char *what)
 {
     Node proto = {0};
     proto.op = op;
@@ -236,6 +235,14 @@ static NodeId window(Lower *L, Op op, Loc loc, NodeId x, int kh, int kw, int sh,
     proto.in[0] = x;
     proto.loc = loc;
     proto.what = what;
+    return proto;
+}
+
+/* A sliding-window op over x with square windows and strides. */
+static NodeId window(Lower *L, Op op, Loc loc, NodeId x, int kh, int kw, int sh, int sw,
+                     int same, const char *what)
+{
+    Node proto = unary_proto(op, x, loc, what);
     proto.iattr[0] = kh;
     proto.iattr[1] = kw;
     proto.iattr[2] = sh;
@@ -433,14 +440,8 @@ static NodeId lower_dropout(Lower *L, const LayerInfo *ly, const Expr *call,
 {
     (void)ly;
     (void)nin;
-    double rate = arg_num(a, "rate");
-    Node proto = {0};
-    proto.op = OP_DROPOUT;
-    proto.nin = 1;
-    proto.in[0] = in[0];
-    proto.loc = call->loc;
-    proto.what = "dropout";
-    proto.fattr[0] = rate;
+    Node proto = unary_proto(OP_DROPOUT, in[0], call->loc, "dropout");
+    proto.fattr[0] = arg_num(a, "rate");
     proto.iattr[0] = L->ndropout++;
     return graph_add_node(L->g, &proto);
 }
