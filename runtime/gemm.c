@@ -142,23 +142,6 @@ static void scale_row(float *c, size_t n, float beta)
 
 /* ---- Packing ------------------------------------------------------------ */
 
-/* n source vectors of kc floats, stride apart, as the columns of a panel
- * of kc rows of w floats; columns n..w-1 zero. */
-static void pack_columns(const float *src, size_t stride, size_t kc, size_t n, size_t w,
-                         float *dst)
-{
-    size_t i, p;
-
-    for (i = 0; i < n; i++) {
-        const float *s = src + i * stride;
-        for (p = 0; p < kc; p++)
-            dst[p * w + i] = s[p];
-    }
-    for (; i < w; i++)
-        for (p = 0; p < kc; p++)
-            dst[p * w + i] = 0.0f;
-}
-
 /* op(A)[i0:i0+mc, p0:p0+kc] as mr-high panels, each kc columns of mr
  * floats, rows past mc zero. */
 static void pack_a(const Gemm *g, size_t mr, size_t i0, size_t mc,
@@ -179,7 +162,14 @@ static void pack_a(const Gemm *g, size_t mr, size_t i0, size_t mc,
                     dst[p * mr + i] = 0.0f;
             }
         } else {
-            pack_columns(src, g->rsa, kc, rows, mr, dst);
+            for (i = 0; i < rows; i++) {
+                const float *s = src + i * g->rsa;
+                for (p = 0; p < kc; p++)
+                    dst[p * mr + i] = s[p];
+            }
+            for (; i < mr; i++)
+                for (p = 0; p < kc; p++)
+                    dst[p * mr + i] = 0.0f;
         }
     }
 }
@@ -212,7 +202,14 @@ static void pack_b(const Gemm *g, const GemmKern *kn, size_t nr, size_t p0,
             kn->pack_bt(src, g->csb, kc, cols, nr, dst);
             continue;
         }
-        pack_columns(src, g->csb, kc, cols, nr, dst);
+        for (j = 0; j < cols; j++) {
+            const float *s = src + j * g->csb;
+            for (p = 0; p < kc; p++)
+                dst[p * nr + j] = s[p];
+        }
+        for (; j < nr; j++)
+            for (p = 0; p < kc; p++)
+                dst[p * nr + j] = 0.0f;
     }
 }
 

@@ -125,7 +125,7 @@ static void adagrad_scalar(const AdagradArgs *a, size_t lo, size_t hi)
     }
 }
 
-/* The SIMD versions of the kernels below, written once in optim_vec.h
+/* The SIMD versions of the kernels above, written once in optim_vec.h
  * and compiled for each ISA: NAME_avx512, NAME_avx (the AVX2 path; the
  * kernels need only AVX), NAME_neon. Each does the whole vectors of
  * [lo, hi) and returns where the scalar tail starts. */
