@@ -142,20 +142,21 @@ static void adagrad_scalar(const AdagradArgs *a, size_t lo, size_t hi)
 /* NAME_range: the widest path the CPU has (NNC_ISA=scalar forces the
  * plain loop), then NAME_scalar for the tail. */
 #ifdef NNC_X86
-#define VEC_PART(name, a, lo, hi)                                                          \
-    (!strcmp(nnc_isa(), "avx512") ? name##_avx512(a, lo, hi)                               \
-     : !strcmp(nnc_isa(), "avx2") ? name##_avx(a, lo, hi)                                  \
-                                  : (lo))
+#define VEC_PART(name, isa, a, lo, hi)                                                     \
+    (!strcmp(isa, "avx512") ? name##_avx512(a, lo, hi)                                     \
+     : !strcmp(isa, "avx2") ? name##_avx(a, lo, hi)                                        \
+                            : (lo))
 #elif defined(__aarch64__)
-#define VEC_PART(name, a, lo, hi) (!strcmp(nnc_isa(), "neon") ? name##_neon(a, lo, hi) : (lo))
+#define VEC_PART(name, isa, a, lo, hi) (!strcmp(isa, "neon") ? name##_neon(a, lo, hi) : (lo))
 #else
-#define VEC_PART(name, a, lo, hi) (lo)
+#define VEC_PART(name, isa, a, lo, hi) ((void)(isa), (lo))
 #endif
 #define DEFINE_RANGE(name, Args)                                                           \
     static void name##_range(const void *args, size_t lo, size_t hi)                      \
     {                                                                                      \
         const Args *a = args;                                                              \
-        name##_scalar(a, VEC_PART(name, a, lo, hi), hi);                                   \
+        const char *isa = nnc_isa();                                                       \
+        name##_scalar(a, VEC_PART(name, isa, a, lo, hi), hi);                              \
     }
 
 DEFINE_RANGE(adam, AdamArgs)
