@@ -71,10 +71,13 @@ DECL_OP(softmax_ce) DECL_EWISE(softmax_ce_back)
 DECL_OP(sigmoid_bce) DECL_EWISE(sigmoid_bce_back)
 
 void emit_const(Emit *e, const Graph *g, const Node *n, const char *const *a);
-void emit_sgd(Emit *e, const Graph *g, const Node *n, const char *const *a);
-void emit_adam(Emit *e, const Graph *g, const Node *n, const char *const *a);
-void emit_rmsprop(Emit *e, const Graph *g, const Node *n, const char *const *a);
-void emit_adagrad(Emit *e, const Graph *g, const Node *n, const char *const *a);
+DECL_EWISE(sgd) DECL_EWISE(adam) DECL_EWISE(rmsprop) DECL_EWISE(adagrad)
+/* update.c: one optimizer step of update node n in double, at step t (from
+ * 1) with learning rate lr: p and the iattr[0] state buffers s[] of len
+ * elements in place (the reference the updates' eval rules and the op
+ * test use). */
+void update_step(const Node *n, size_t len, double *p, const double *g, double *const *s,
+                 double t, double lr);
 
 /* Copies the attribute block of `from` to `to` (gradient ops of F_ATTR
  * ops take their forward op's slope or delta); returns `to`. */
