@@ -122,7 +122,9 @@ static double sample(unsigned flags)
 
 static float *arena;            /* initial contents (written to in.bin) */
 static size_t arena_len, arena_cap;
-static const float GUARD = -12345.5f;
+/* What the gaps between buffers hold: a value that tells where it is, so
+ * that a copy from one gap to another shows */
+#define GUARD(i) (-10000.0f - (float)((i) % 4096))
 
 /* A 64-byte aligned buffer of n floats, set to v (or NaN if v is NULL). */
 static size_t arena_put(size_t n, const double *v)
@@ -137,7 +139,7 @@ static size_t arena_put(size_t n, const double *v)
         arena_cap = cap;
     }
     for (size_t i = arena_len; i < end; i++)
-        arena[i] = GUARD;
+        arena[i] = GUARD(i);
     for (size_t i = 0; i < n; i++)
         arena[at + i] = v ? (float)v[i] : NAN;
     arena_len = end;
