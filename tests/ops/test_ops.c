@@ -47,6 +47,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nncrt.h"
 #include "ops/ops.h"
 
 /* Candidate input shapes (and preset output shapes for sum_to,
@@ -100,21 +101,22 @@ static const Shape update_shapes[] = {{1, {1}}, {1, {7}}, {2, {17, 33}}, {2, {10
 
 /* ---- random values ----------------------------------------------------- */
 
-static unsigned long long rng = 12345;
-static double urand(void)
+static nnc_rng rng; /* the runtime's generator, seeded in main */
+
+static double uniform(double lo, double hi)
 {
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng >> 11) / 9007199254740992.0;
+    return lo + (hi - lo) * (double)nnc_rng_uniform(&rng);
 }
 
-static double sample(unsigned flags)
+/* A value for an input of an op with these flags. */
+static double value_for(unsigned flags)
 {
     if (flags & F_PROB)
-        return 0.1 + 0.8 * urand();
-    double v = 2 * urand() - 1;
-    if (flags & F_KINK)
-        while (fabs(v) < 0.1)
-            v = 2 * urand() - 1;
+        return uniform(0.1, 0.9);
+    double v;
+    do
+        v = uniform(-1, 1);
+    while ((flags & F_KINK) && fabs(v) < 0.1); /* away from the kink */
     return v;
 }
 
@@ -321,7 +323,7 @@ static void add_case(Graph *g, NodeId id, bool predict, double **vals)
             in[k] = malloc(xn * sizeof(double));
             NNC_ASSERT(in[k]);
             for (size_t i = 0; i < xn; i++)
-                in[k][i] = (double)(float)(2 * urand() - 1);
+                in[k][i] = (double)(float)uniform(-1, 1);
         }
         c->in_off[k] = 0;
         for (int j = 0; j < k; j++)   /* the same node twice: one buffer */
@@ -342,7 +344,7 @@ static void add_case(Graph *g, NodeId id, bool predict, double **vals)
             bool positive = strstr(name, "sq") || strstr(name, "square") || !strcmp(name, "sum");
             double init[len ? len : 1];
             for (size_t i = 0; i < len; i++)
-                init[i] = (double)(float)(positive ? 0.5 + urand() : 0.6 * urand() - 0.3);
+                init[i] = (double)(float)(positive ? uniform(0.5, 1.5) : uniform(-0.3, 0.3));
             c->state_off[k] = arena_put(len, init);
             s[k] = dup_values(init, len);
         }
@@ -381,21 +383,23 @@ static void add_case(Graph *g, NodeId id, bool predict, double **vals)
 
 /* ---- what the emit rules write -------------------------------------------- */
 
-/* The element index into `in` (broadcast to out) in the loop nest i0, i1,
- * ... over out's dims, as the emitter writes it (emit_c.c bcast_expr). */
-static void bcast_expr(Buf *b, const Node *out, const Node *in)
+/* The index into x's buffer of the element that x, broadcast to out's
+ * shape (numpy rules), has at position (i0, i1, ...) of out: the same
+ * expression the emitter's loop kernels index operands with. */
+static void operand_index(Buf *b, const Node *out, const Node *x)
 {
-    int off = out->shape.rank - in->shape.rank;
-    bool first = true;
-    for (int d = 0; d < in->shape.rank; d++) {
-        if (in->shape.dim[d] == 1 && !(in->bmask & (1u << d)))
-            continue;
-        buf_printf(b, first ? "i%d" : " + i%d", d + off);
-        for (int k = d + 1; k < in->shape.rank; k++)
-            buf_printf(b, " * %s", emit_dim(in, k));
-        first = false;
+    int off = out->shape.rank - x->shape.rank;
+    const char *plus = "";
+    for (int d = off; d < out->shape.rank; d++) {
+        int xd = d - off;
+        if (x->shape.dim[xd] == 1 && !(x->bmask & (1u << xd)))
+            continue; /* broadcast along d */
+        buf_printf(b, "%si%d", plus, d);
+        for (int k = xd + 1; k < x->shape.rank; k++)
+            buf_printf(b, " * %s", emit_dim(x, k));
+        plus = " + ";
     }
-    if (first)
+    if (!*plus)
         buf_puts(b, "0");
 }
 
@@ -429,19 +433,19 @@ static void emit_ewise(Emit *e, const Graph *g, const Node *n, NodeId id)
         if (flat)
             buf_puts(&args[k], x->shape.rank ? "i" : "0");
         else
-            bcast_expr(&args[k], n, x);
+            operand_index(&args[k], n, x);
         buf_puts(&args[k], "]");
         a[k] = args[k].data;
     }
-    Buf *saved = e->out;
-    e->out = &expr;
-    optab[n->op].emit(e, g, n, a);
-    e->out = saved;
+    /* the rule appends its expression to the emitter's output */
+    Emit sub = *e;
+    sub.out = &expr;
+    optab[n->op].emit(&sub, g, n, a);
     emit_line(e, "const float v%u = %s;", (unsigned)id, expr.data);
     if (flat)
         buf_puts(&idx, "i");
     else
-        bcast_expr(&idx, n, n);
+        operand_index(&idx, n, n);
     emit_line(e, "t%u[%s] = v%u;", (unsigned)id, idx.data, (unsigned)id);
     e->indent--;
     emit_line(e, "}");
@@ -661,17 +665,17 @@ static double **sources(Graph *g, Op op, NodeId y)
             k++;
         for (size_t i = 0; i < len; i++) {
             if (k == n->nin)                 /* the output gradient */
-                src[id][i] = 2 * urand() - 1;
+                src[id][i] = uniform(-1, 1);
             else if (oi->kind == K_CHANNEL && k > 0)
-                src[id][i] = 0.1 + urand();  /* running statistics */
+                src[id][i] = uniform(0.1, 1.1); /* running statistics */
             else
-                src[id][i] = sample(oi->flags);
+                src[id][i] = value_for(oi->flags);
         }
         if (k == 1 && (oi->flags & F_INDEX)) {
             const Shape *s0 = &NODE(g, n->in[0])->shape;
             int classes = oi->flags & F_ROWS ? s0->dim[0] : s0->dim[s0->rank - 1];
             for (size_t i = 0; i < len; i++)
-                src[id][i] = (double)(int)(urand() * classes) + 0.5 * urand();
+                src[id][i] = floor(uniform(0, classes)) + uniform(0, 0.5);
             if ((oi->flags & F_ROWS) && len >= 3) { /* ids outside the table */
                 src[id][1] = -0.5;
                 src[id][2] = classes;
@@ -1000,6 +1004,7 @@ int main(void)
     char dir[1024], path[2048];
     snprintf(dir, sizeof dir, "%s/nnc-ops-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     NNC_ASSERT(mkdtemp(dir));
+    nnc_rng_seed(&rng, 12345);
     build_all();
     int ran = 0;
     if (compile(dir))
