@@ -151,6 +151,10 @@ static size_t arena_put(size_t n, const double *v)
 /* ---- cases ---------------------------------------------------------------- */
 
 typedef enum { CHK_TOL, CHK_DROPOUT } CheckKind;
+/* A case runs the training step's code (updates at step UPDATE_STEP from
+ * random state), predict's, or an update's first step from the initial
+ * state (against the op's eval rule). */
+typedef enum { M_TRAIN, M_PREDICT, M_FIRST_STEP } Mode;
 typedef struct Check {
     const char *what;   /* "output", "state 1", "running mean" */
     size_t off, n;      /* floats in the arena */
@@ -162,7 +166,7 @@ typedef struct Check {
 typedef struct Case {
     Graph *g;
     NodeId id;
-    bool predict;
+    Mode mode;
     char sig[256];      /* op, shapes and attributes: messages, dedup */
     size_t in_off[NNC_MAX_IN], state_off[3];
     size_t out_off, lo, hi; /* output; the arena range of the case */
@@ -191,9 +195,10 @@ static void keep_graph(Graph *g)
 
 #define FAIL(...) (failures++, printf("FAIL: " __VA_ARGS__), putchar('\n'))
 
-static void signature(const Graph *g, const Node *n, bool predict, char *buf, size_t len)
+static void signature(const Graph *g, const Node *n, Mode mode, char *buf, size_t len)
 {
-    size_t at = (size_t)snprintf(buf, len, "%s%s", op_name(n->op), predict ? " (predict)" : "");
+    static const char *what[] = {"", " (predict)", " (first step)"};
+    size_t at = (size_t)snprintf(buf, len, "%s%s", op_name(n->op), what[mode]);
     for (int k = 0; k < n->nin && at < len; k++) {
         const Node *x = NODE(g, n->in[k]);
         at += (size_t)snprintf(buf + at, len - at, "%s%s%s", k ? ", " : " ", shape_str(&x->shape),
@@ -277,14 +282,76 @@ static bool predict_ref(const Node *n, const double *const *in, double *out)
     }
 }
 
+/* An update's output is its parameter, updated in place with its state:
+ * at step UPDATE_STEP from random state (positive where a square root
+ * reads it) against update_step, or at step 1 from the initial state
+ * (zeros, Adagrad's initial accumulator) against the op's eval rule. */
+static void update_checks(Case *c, const double *const *in)
+{
+    const Graph *g = c->g;
+    const Node *n = NODE(g, c->id);
+    size_t len = shape_numel(&n->shape);
+    bool first = c->mode == M_FIRST_STEP;
+    double *want = malloc((len ? len : 1) * sizeof(double)), *s[3] = {0};
+    NNC_ASSERT(want);
+    c->out_off = c->in_off[0];
+    memcpy(want, in[0], len * sizeof(double));
+    for (int k = 0; k < n->iattr[0]; k++) {
+        const char *name = optim_state_name(&g->opt, k);
+        bool positive = strstr(name, "sq") || strstr(name, "square") || !strcmp(name, "sum");
+        double init[len ? len : 1];
+        for (size_t i = 0; i < len; i++)
+            init[i] = first ? (n->op == OP_ADAGRAD ? n->fattr[2] : 0)
+                            : (double)(float)(positive ? uniform(0.5, 1.5) : uniform(-0.3, 0.3));
+        c->state_off[k] = arena_put(len, init);
+        s[k] = dup_values(init, len);
+    }
+    update_step(n, len, want, in[1], s, first ? 1 : UPDATE_STEP, n->fattr[0]);
+    if (first)
+        optab[n->op].eval(g, n, in, want);
+    add_check(c, "parameter", c->out_off, len, want, CHK_TOL);
+    for (int k = 0; k < n->iattr[0]; k++)
+        add_check(c, optim_state_name(&g->opt, k), c->state_off[k], len, s[k], CHK_TOL);
+}
+
+/* Other ops: the output against the eval rule, but for the overrides of
+ * the header comment (dropout's drawn mask, predict, batchnorm's running
+ * statistics). */
+static void op_checks(Case *c, const double *const *in)
+{
+    const Node *n = NODE(c->g, c->id);
+    size_t len = shape_numel(&n->shape);
+    double *want = calloc(len ? len : 1, sizeof(double));
+    NNC_ASSERT(want);
+    c->out_off = arena_put(len, NULL);
+    if (c->mode == M_PREDICT) {
+        NNC_ASSERT(predict_ref(n, in, want));
+    } else if (n->op == OP_DROPOUT) {
+        for (size_t i = 0; i < len; i++)
+            want[i] = in[0][i] / (1 - n->fattr[0]);
+    } else {
+        optab[n->op].eval(c->g, n, in, want);
+    }
+    add_check(c, "output", c->out_off, len, want,
+              n->op == OP_DROPOUT && c->mode != M_PREDICT ? CHK_DROPOUT : CHK_TOL);
+    if (n->op == OP_BATCHNORM && c->mode != M_PREDICT) {
+        int ch = n->shape.dim[n->shape.rank - 1];
+        double *rm = calloc((size_t)ch, sizeof(double)), *rv = calloc((size_t)ch, sizeof(double));
+        NNC_ASSERT(rm && rv);
+        batchnorm_running(n, in, rm, rv);
+        add_check(c, "running mean", c->in_off[1], (size_t)ch, rm, CHK_TOL);
+        add_check(c, "running variance", c->in_off[2], (size_t)ch, rv, CHK_TOL);
+    }
+}
+
 /* Makes node `id` of g a case; vals are the graph's values (eval_graph)
  * or NULL for an update (whose inputs are sampled here). */
-static void add_case(Graph *g, NodeId id, bool predict, double **vals)
+static void add_case(Graph *g, NodeId id, Mode mode, double **vals)
 {
     const Node *n = NODE(g, id);
     const OpInfo *oi = &optab[n->op];
-    if (oi->kind == K_SOURCE || per_op[n->op] >= PER_OP)
-        return;
+    if (oi->kind == K_SOURCE || (per_op[n->op] >= PER_OP && oi->kind != K_UPDATE))
+        return; /* (updates are not searched for: each is wanted) */
     for (int k = 0; k < n->nin; k++) {
         const Node *x = NODE(g, n->in[k]);
         if (__builtin_popcount(x->bmask) > 1)
@@ -297,7 +364,7 @@ static void add_case(Graph *g, NodeId id, bool predict, double **vals)
     if (__builtin_popcount(n->bmask) > 1)
         return;
     char sig[256];
-    signature(g, n, predict, sig, sizeof sig);
+    signature(g, n, mode, sig, sizeof sig);
     if (seen(sig))
         return;
     if (ncases == cases_cap) {
@@ -309,10 +376,9 @@ static void add_case(Graph *g, NodeId id, bool predict, double **vals)
     memset(c, 0, sizeof *c);
     c->g = g;
     c->id = id;
-    c->predict = predict;
+    c->mode = mode;
     snprintf(c->sig, sizeof c->sig, "%s", sig);
     c->lo = arena_len;
-    size_t len = shape_numel(&n->shape);
     double *in[NNC_MAX_IN] = {0};
     for (int k = 0; k < n->nin; k++) {
         const Node *x = NODE(g, n->in[k]);
@@ -332,48 +398,10 @@ static void add_case(Graph *g, NodeId id, bool predict, double **vals)
         if (!c->in_off[k])
             c->in_off[k] = arena_put(xn, in[k]);
     }
-    double *want = calloc(len ? len : 1, sizeof(double));
-    NNC_ASSERT(want);
-    if (oi->kind == K_UPDATE) {
-        /* the output is the parameter, updated in place with its state */
-        double *s[3] = {0};
-        c->out_off = c->in_off[0];
-        memcpy(want, in[0], len * sizeof(double));
-        for (int k = 0; k < n->iattr[0]; k++) {
-            const char *name = optim_state_name(&g->opt, k);
-            bool positive = strstr(name, "sq") || strstr(name, "square") || !strcmp(name, "sum");
-            double init[len ? len : 1];
-            for (size_t i = 0; i < len; i++)
-                init[i] = (double)(float)(positive ? uniform(0.5, 1.5) : uniform(-0.3, 0.3));
-            c->state_off[k] = arena_put(len, init);
-            s[k] = dup_values(init, len);
-        }
-        update_step(n, len, want, in[1], s, UPDATE_STEP, n->fattr[0]);
-        add_check(c, "parameter", c->out_off, len, want, CHK_TOL);
-        static const char *names[3] = {"state 0", "state 1", "state 2"};
-        for (int k = 0; k < n->iattr[0]; k++)
-            add_check(c, names[k], c->state_off[k], len, s[k], CHK_TOL);
-    } else {
-        c->out_off = arena_put(len, NULL);
-        if (predict) {
-            NNC_ASSERT(predict_ref(n, (const double *const *)in, want));
-        } else if (n->op == OP_DROPOUT) {
-            for (size_t i = 0; i < len; i++)
-                want[i] = in[0][i] / (1 - n->fattr[0]);
-        } else {
-            oi->eval(g, n, (const double *const *)in, want);
-        }
-        add_check(c, "output", c->out_off, len, want,
-                  n->op == OP_DROPOUT && !predict ? CHK_DROPOUT : CHK_TOL);
-        if (n->op == OP_BATCHNORM && !predict) {
-            int ch = n->shape.dim[n->shape.rank - 1];
-            double *rm = calloc((size_t)ch, sizeof(double)), *rv = calloc((size_t)ch, sizeof(double));
-            NNC_ASSERT(rm && rv);
-            batchnorm_running(n, (const double *const *)in, rm, rv);
-            add_check(c, "running mean", c->in_off[1], (size_t)ch, rm, CHK_TOL);
-            add_check(c, "running variance", c->in_off[2], (size_t)ch, rv, CHK_TOL);
-        }
-    }
+    if (oi->kind == K_UPDATE)
+        update_checks(c, (const double *const *)in);
+    else
+        op_checks(c, (const double *const *)in);
     for (int k = 0; k < n->nin; k++)
         free(in[k]);
     c->hi = arena_len;
@@ -495,7 +523,7 @@ static void emit_case(Buf *out, const Case *c, int index)
 {
     const Graph *g = c->g;
     const Node *n = NODE(g, c->id);
-    Emit e = {.out = out, .g = g, .indent = 1, .predict = c->predict};
+    Emit e = {.out = out, .g = g, .indent = 1, .predict = c->mode == M_PREDICT};
     buf_printf(out, "\n/* case %d: %s */\nstatic void case_%d(struct ctx *ctx, float *B)\n{\n",
                index, c->sig, index);
     emit_line(&e, "const int nb = %d;", g->batch);
@@ -537,7 +565,11 @@ static void emit_program(Buf *out)
     buf_puts(out, "\nstatic void (*const cases[])(struct ctx *, float *) = {\n");
     for (int i = 0; i < ncases; i++)
         buf_printf(out, "    case_%d,\n", i);
-    buf_puts(out, "};\n\n");
+    buf_puts(out, "};\n\n/* ctx->step of each case */\nstatic const int steps[] = {");
+    for (int i = 0; i < ncases; i++)
+        buf_printf(out, "%s%d,", i % 16 ? " " : "\n    ",
+                   cases[i].mode == M_FIRST_STEP ? 1 : UPDATE_STEP);
+    buf_puts(out, "\n};\n\n");
     buf_printf(out,
         "int main(int argc, char **argv)\n{\n"
         "    FILE *f;\n    long len;\n    char *raw;\n    float *B;\n    struct ctx c;\n"
@@ -552,12 +584,12 @@ static void emit_program(Buf *out)
         "    printf(\"%%s\\n\", nnc_isa());\n"
         "    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {\n"
         "        memset(&c, 0, sizeof c);\n"
-        "        c.step = %d;\n        c.seed = 7;\n        c.lr = 0.01;\n"
+        "        c.step = (uint64_t)steps[i];\n        c.seed = 7;\n        c.lr = 0.01;\n"
         "        nnc_rng_seed(&c.rng, UINT64_C(0x9E3779B97F4A7C15) * (i + 1));\n"
         "        cases[i](&c, B);\n    }\n"
         "    if (!(f = fopen(argv[2], \"wb\")) || fwrite(B, 1, (size_t)len, f) != (size_t)len)\n"
         "        return 2;\n"
-        "    fclose(f);\n    free(raw);\n    return 0;\n}\n", UPDATE_STEP);
+        "    fclose(f);\n    free(raw);\n    return 0;\n}\n");
 }
 
 /* ---- building the cases ----------------------------------------------------- */
@@ -716,11 +748,11 @@ static void add_graph(Graph *g, Op op, NodeId y)
     for (int id = (int)y; id < g->nnodes; id++) {
         if (id != (int)y && id < (int)first)
             continue; /* dy */
-        add_case(g, (NodeId)id, false, vals);
+        add_case(g, (NodeId)id, M_TRAIN, vals);
         char *train = emit_text(g, (NodeId)id, false), *pred = emit_text(g, (NodeId)id, true);
         Op o = NODE(g, (NodeId)id)->op;
         if (strcmp(train, pred) && has_predict_ref(o))
-            add_case(g, (NodeId)id, true, vals);
+            add_case(g, (NodeId)id, M_PREDICT, vals);
         else if (strcmp(train, pred) && !no_predict_ref[o]++)
             FAIL("op %s writes other code for predict, and the test has no predict reference",
                  op_name(o));
@@ -748,7 +780,7 @@ static bool try_combo(Op op, int combo, int v, bool preset)
         if (!g)
             continue;
         char sig[256];
-        signature(g, NODE(g, y), false, sig, sizeof sig);
+        signature(g, NODE(g, y), M_TRAIN, sig, sizeof sig);
         int before = ncases;
         if (!seen(sig))
             add_graph(g, op, y);
@@ -823,7 +855,9 @@ static void build_updates(void)
             int before = g->nnodes;
             optim_build(g);
             NNC_ASSERT(g->nnodes == before + 1);
-            add_case(g, (NodeId)before, false, NULL);
+            add_case(g, (NodeId)before, M_TRAIN, NULL);
+            if (s % 2 == 0)
+                add_case(g, (NodeId)before, M_FIRST_STEP, NULL);
             keep_graph(g);
         }
 }
