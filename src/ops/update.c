@@ -29,6 +29,10 @@
  * computes the double `lr` for this step from the context's base rate
  * (emit_c.c: the .nn file's lr unless set_lr changed it) and the rules
  * use it.
+ *
+ * update_step is these formulas in double; the eval rules are the first
+ * step (t = 1, lr = fattr[0]) from the initial state, and tests/ops
+ * checks the emitted updates against both.
  */
 #include <math.h>
 #include <stdlib.h>

@@ -6,9 +6,11 @@
  * it tries input shapes whose dims are awkward sizes (1, 7, 17, 33, 100),
  * with broadcasts, size-1 dims and rank 0, attribute values, and with or
  * without a batch dimension (emitted as `nb`), keeping the combinations
- * the op's shape rule accepts. Its grad rule then adds the gradient ops
- * (relu_back, col2im, softmax_ce_back, ...) fed by the forward values, and
- * the optimizer lowering (optim_build) makes the update ops. Every node
+ * the op's shape rule accepts (the largest first, then a scrambled
+ * variety). Its grad rule then adds the gradient ops (relu_back, col2im,
+ * softmax_ce_back, ...) fed by the forward values, plus the attributes
+ * only passes set (maxpool_back through a relu, a cropped im2col), and the
+ * optimizer lowering (optim_build) makes the update ops. Every node
  * becomes a case: a C function holding what the op's emit rule writes,
  * called as emit_c.c calls it (K_EWISE expressions inside the loop the
  * emitter wraps around them, with broadcast indexing; other kinds with
@@ -28,8 +30,10 @@
  * come back bit for bit.
  *
  * References beyond the eval rules (documented overrides):
- *  - updates: update_step (ops/update.c) from random state at step 3,
- *    checking the parameter and every state buffer;
+ *  - updates: their eval rule is the first step from the initial state;
+ *    they also run from random state at step 3 against update_step
+ *    (ops/update.c, which the eval rules use), checking the parameter and
+ *    every state buffer;
  *  - dropout draws its mask from ctx->rng, not the eval rule's fixed mask:
  *    each element must be 0 or x / (1 - p), and the dropped fraction near
  *    p; in predict it is the identity;
@@ -37,6 +41,8 @@
  *    and in predict normalizes with them (norm.c's formulas).
  * An op without any case fails the test (K_SOURCE ops compute nothing and
  * are exempt), so nobody can add an op whose emitted code is untested.
+ * What the emitter adds around the rules (fused chains, GEMM epilogues,
+ * sums riding on loops) is the end-to-end tests' business.
  *
  * Run by make check; NNC_OPTEST_KEEP=1 keeps the generated files.
  */
