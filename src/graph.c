@@ -40,6 +40,19 @@ static NodeId append(Graph *g, Op op, Loc loc)
     return id;
 }
 
+/* Appends a node of `op` reading x (and y unless NODE_NONE), described
+ * as x is; its attributes are the caller's to set. */
+static NodeId append_on(Graph *g, Op op, Loc loc, NodeId x, NodeId y)
+{
+    NodeId id = append(g, op, loc);
+    Node *n = NODE(g, id);
+    n->nin = y ? 2 : 1;
+    n->in[0] = x;
+    n->in[1] = y;
+    n->what = NODE(g, x)->what;
+    return id;
+}
+
 /* Runs the shape rule; on failure the node is dropped again. */
 static NodeId finish(Graph *g, NodeId id)
 {
@@ -141,14 +154,9 @@ NodeId graph_matmul(Graph *g, Loc loc, NodeId a, NodeId b, int ta, int tb)
 {
     if (a == NODE_NONE || b == NODE_NONE)
         return NODE_NONE;
-    NodeId id = append(g, OP_MATMUL, loc);
-    Node *n = NODE(g, id);
-    n->nin = 2;
-    n->in[0] = a;
-    n->in[1] = b;
-    n->iattr[0] = ta;
-    n->iattr[1] = tb;
-    n->what = NODE(g, a)->what;
+    NodeId id = append_on(g, OP_MATMUL, loc, a, b);
+    NODE(g, id)->iattr[0] = ta;
+    NODE(g, id)->iattr[1] = tb;
     return finish(g, id);
 }
 
@@ -157,13 +165,9 @@ static NodeId reshape_like(Graph *g, Op op, Loc loc, NodeId x, NodeId like)
 {
     if (x == NODE_NONE)
         return NODE_NONE;
-    NodeId id = append(g, op, loc);
-    Node *n = NODE(g, id);
-    n->nin = 1;
-    n->in[0] = x;
-    n->shape = NODE(g, like)->shape;
-    n->bmask = NODE(g, like)->bmask;
-    n->what = NODE(g, x)->what;
+    NodeId id = append_on(g, op, loc, x, NODE_NONE);
+    NODE(g, id)->shape = NODE(g, like)->shape;
+    NODE(g, id)->bmask = NODE(g, like)->bmask;
     return finish(g, id);
 }
 
@@ -181,12 +185,8 @@ NodeId graph_scale(Graph *g, Loc loc, NodeId x, double s)
 {
     if (x == NODE_NONE)
         return NODE_NONE;
-    NodeId id = append(g, OP_SCALE, loc);
-    Node *n = NODE(g, id);
-    n->nin = 1;
-    n->in[0] = x;
-    n->fattr[0] = s;
-    n->what = NODE(g, x)->what;
+    NodeId id = append_on(g, OP_SCALE, loc, x, NODE_NONE);
+    NODE(g, id)->fattr[0] = s;
     return finish(g, id);
 }
 
@@ -201,6 +201,55 @@ void graph_follow(Graph *g, const NodeId *repl)
     for (int i = 0; i < g->nparams && g->grads; i++)
         if (g->grads[i] && repl[g->grads[i]])
             g->grads[i] = repl[g->grads[i]];
+}
+
+int *graph_uses(const Graph *g)
+{
+    int *uses = calloc((size_t)g->nnodes, sizeof(int));
+    NNC_ASSERT(uses);
+    for (int id = 1; id < g->nnodes; id++)
+        for (int k = 0; k < g->nodes[id].nin; k++)
+            uses[g->nodes[id].in[k]]++;
+    uses[g->output]++;
+    uses[g->loss]++;
+    for (int i = 0; i < g->nparams && g->grads; i++)
+        uses[g->grads[i]]++;
+    return uses;
+}
+
+bool graph_rewrite(Graph *g, RewriteFn rule)
+{
+    NodeId *repl = calloc((size_t)g->nnodes, sizeof(NodeId));
+    NNC_ASSERT(repl);
+    bool changed = false;
+    for (int id = 1; id < g->nnodes; id++) {
+        Node *n = &g->nodes[id];
+        for (int k = 0; k < n->nin; k++)
+            if (repl[n->in[k]])
+                n->in[k] = repl[n->in[k]];
+        NodeId r = rule(g, (NodeId)id, repl, &changed);
+        if (r != NODE_NONE && r != (NodeId)id) {
+            repl[id] = r;
+            changed = true;
+        }
+    }
+    graph_follow(g, repl);
+    free(repl);
+    return changed;
+}
+
+bool graph_is_trained(const Graph *g, int i)
+{
+    return g->grads && g->grads[i] != NODE_NONE;
+}
+
+size_t graph_param_floats(const Graph *g, bool trained)
+{
+    size_t n = 0;
+    for (int i = 0; i < g->nparams; i++)
+        if (graph_is_trained(g, i) == trained)
+            n += shape_numel(&NODE(g, g->params[i])->shape);
+    return n;
 }
 
 /* ---- shapes ------------------------------------------------------------- */
@@ -236,6 +285,11 @@ const char *shape_str(const Shape *s)
     return b;
 }
 
+bool graph_same_layout(const Node *a, const Node *b)
+{
+    return shape_eq(&a->shape, &b->shape) && a->bmask == b->bmask;
+}
+
 bool shape_bcast(const Shape *a, const Shape *b, Shape *out)
 {
     int r = a->rank > b->rank ? a->rank : b->rank;
@@ -255,12 +309,8 @@ NodeId graph_reshape(Graph *g, Loc loc, NodeId x, const Shape *s, unsigned bmask
 {
     if (x == NODE_NONE)
         return NODE_NONE;
-    NodeId id = append(g, OP_RESHAPE, loc);
-    Node *n = NODE(g, id);
-    n->nin = 1;
-    n->in[0] = x;
-    n->shape = *s;
-    n->bmask = bmask;
-    n->what = NODE(g, x)->what;
+    NodeId id = append_on(g, OP_RESHAPE, loc, x, NODE_NONE);
+    NODE(g, id)->shape = *s;
+    NODE(g, id)->bmask = bmask;
     return finish(g, id);
 }

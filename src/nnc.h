@@ -205,7 +205,10 @@ enum {
     F_ATTR = 1 << 4,    /* fattr[0] is a parameter (alpha, delta): dumped */
     F_INDEX = 1 << 5,   /* input 1 holds class indices into input 0's last
                            axis: tests sample integers there */
-    F_ROWS = 1 << 6     /* with F_INDEX: indices into input 0's first axis */
+    F_ROWS = 1 << 6,    /* with F_INDEX: indices into input 0's first axis */
+    F_SUMRIDER = 1 << 7 /* a per-channel sum of the output may ride on the
+                           op (fuse.c): its emit rule writes that sum too,
+                           to Emit.sum when not NULL */
 };
 
 /* Roles of source nodes, and flags on others. */
@@ -258,7 +261,7 @@ typedef void (*GradFn)(Graph *g, NodeId y, NodeId dy, NodeId *dx);
  * rule appends one C expression for the output element. Other kinds:
  * args are the inputs' buffer pointers then the output's, and the rule
  * appends C statements. */
-typedef struct Emit Emit;
+typedef struct Emit Emit;   /* codegen/emit.h */
 typedef void (*EmitFn)(Emit *e, const Graph *g, const Node *n,
                        const char *const *args);
 /* Reference evaluation in double (tests, the finite-difference check):
@@ -340,6 +343,22 @@ NodeId graph_bcast_to(Graph *g, Loc loc, NodeId x, NodeId like);
 NodeId graph_scale(Graph *g, Loc loc, NodeId x, double s);
 /* RESHAPE of x to `s` (full shape, batch mask `bmask`); same numel. */
 NodeId graph_reshape(Graph *g, Loc loc, NodeId x, const Shape *s, unsigned bmask);
+/* Same shape and batch mask: one element index serves both nodes. */
+bool graph_same_layout(const Node *a, const Node *b);
+/* Users of each node (calloc'd, by id), counting one more for the output,
+ * the loss and each gradient: the values the graph must keep. */
+int *graph_uses(const Graph *g);
+/* Walks the nodes in order: each first reads its inputs through the
+ * replacement map, then `rule` may change it in place (setting *changed)
+ * or return the node that now stands for it (NODE_NONE: itself); the
+ * graph's roles follow the map. Returns whether anything changed. */
+typedef NodeId (*RewriteFn)(Graph *g, NodeId id, const NodeId *repl, bool *changed);
+bool graph_rewrite(Graph *g, RewriteFn rule);
+/* Is parameter i trained (it has a gradient, after autodiff)? Batchnorm's
+ * running statistics are not: PyTorch calls them buffers. */
+bool graph_is_trained(const Graph *g, int i);
+/* Floats of the parameters that are trained (trained = true) or not. */
+size_t graph_param_floats(const Graph *g, bool trained);
 size_t shape_numel(const Shape *s);
 bool shape_eq(const Shape *a, const Shape *b);
 /* "(32, 128)" into a static rotating buffer, for messages. */
@@ -393,6 +412,8 @@ const char *optim_state_name(const Optimizer *o, int s);
 
 /* losshead.c: bce(sigmoid(z)) -> sigmoid_bce(z), before autodiff. */
 bool pass_losshead(Graph *g);
+/* The loss a fused head was made from (bce for sigmoid_bce), else op. */
+Op losshead_unfused(Op op);
 /* crop.c: a convolution under a valid pooling computes only the positions
  * the pooling reads (im2col iattr[5], iattr[6]), before autodiff. */
 bool pass_crop(Graph *g);
@@ -475,7 +496,8 @@ double node_flops(const Graph *g, NodeId id);
 size_t align_floats(size_t n);
 
 /* ======================================================================
- * codegen/emit_c.c - the standalone C for a model
+ * codegen/ - the standalone C for a model (emit_program.c: the source,
+ * emit_api.c: the header; codegen.h lists the files)
  * ====================================================================== */
 
 typedef struct EmitOptions {
@@ -495,13 +517,6 @@ typedef struct Compiled {
     size_t naive_train;         /* floats, one buffer per value (before passes) */
     size_t naive_predict;
 } Compiled;
-
-struct Emit {
-    Buf *out;
-    const Graph *g;
-    int indent;
-    bool predict;   /* emitting the predict program (dropout is identity) */
-};
 
 /* pipeline.c: everything from the AST to checked plans. */
 typedef struct PipelineOptions {
@@ -553,19 +568,6 @@ void emit_weights_copy(Buf *out, const Compiled *c, const Weights *w, const char
 /* report.c: --emit=stats (a JSON object, malloc'd) and --emit=dot. */
 char *report_stats(const Compiled *c);
 void report_dot(Buf *out, const Compiled *c);
-
-/* Helpers for op emitters (emit_c.c). */
-void emit_line(Emit *e, const char *fmt, ...) NNC_PRINTF(2, 3);
-/* The C expression of dimension d of node n ("nb" for the batch dim). */
-const char *emit_dim(const Node *n, int d);
-/* The C expression of the element count of node n. */
-const char *emit_numel(const Node *n);
-/* A float literal that round-trips ("0.001f"). */
-const char *emit_float(double v);
-/* ops/conv.c: maxpool_back node n (args dy, x, dx) that also writes the
- * per-channel sum of dx to sum (a sum_to riding on it, fuse.c). */
-void emit_maxpool_back_sum(Emit *e, const Graph *g, const Node *n, const char *const *a,
-                           const char *sum);
 
 /* nnc import-keras (import_keras.c): argv[0] is "import-keras"; returns
  * the exit status. */

@@ -20,14 +20,15 @@
 static cJSON *model_stats(const Compiled *c)
 {
     const Graph *g = &c->g;
-    size_t rp, rg, rs, ra, params = 0;
+    size_t rp, rg, rs, ra;
     emit_regions(c, &rp, &rg, &rs, &ra);
-    for (int i = 0; i < g->nparams; i++)
-        params += shape_numel(&NODE(g, g->params[i])->shape);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", g->name);
     cJSON_AddNumberToObject(o, "batch", g->batch);
-    cJSON_AddNumberToObject(o, "params", (double)params);
+    /* trained parameters and the others (batchnorm's running
+     * statistics), as <PREFIX>_PARAMS and <PREFIX>_BUFFERS count them */
+    cJSON_AddNumberToObject(o, "params", (double)graph_param_floats(g, true));
+    cJSON_AddNumberToObject(o, "buffers", (double)graph_param_floats(g, false));
     cJSON_AddNumberToObject(o, "flops_train_step", c->train.flops);
     cJSON_AddNumberToObject(o, "flops_predict", c->predict.flops);
     cJSON_AddNumberToObject(o, "nodes_before_passes", c->nodes_before);
@@ -132,10 +133,8 @@ void report_dot(Buf *out, const Compiled *c)
 {
     const Graph *g = &c->g;
     const Plan *p = &c->train;
-    size_t params = 0;
+    size_t params = graph_param_floats(g, true);
     int fused = 0;
-    for (int i = 0; i < g->nparams; i++)
-        params += shape_numel(&NODE(g, g->params[i])->shape);
     for (int k = 0; k < p->nkernels; k++)
         fused += p->kernels[k].n > 1;
     bool *in = calloc((size_t)g->nnodes, sizeof(bool));

@@ -356,18 +356,17 @@ void emit_maxpool(Emit *e, const Graph *g, const Node *n, const char *const *a)
     emit_line(e, "nnc_maxpool(%s, %s, %s);", geom_args(g, n, NODE(g, n->in[0]), false), a[0], a[1]);
 }
 
+/* With a bias gradient riding on it (F_SUMRIDER, e->sum), the runtime
+ * sums each channel of dx as the windows hand it out. */
 void emit_maxpool_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    emit_line(e, "nnc_maxpool%s_back(%s, %s, %s, %s);", n->iattr[7] ? "_relu" : "",
-              geom_args(g, n, NODE(g, n->in[1]), false), a[0], a[1], a[2]);
-}
-
-void emit_maxpool_back_sum(Emit *e, const Graph *g, const Node *n, const char *const *a,
-                           const char *sum)
-{
-    emit_line(e, "nnc_maxpool_back_sum(%s, %s, %s, %s, %d, %s);",
-              geom_args(g, n, NODE(g, n->in[1]), false), a[0], a[1], a[2], n->iattr[7] ? 1 : 0,
-              sum);
+    const char *geom = geom_args(g, n, NODE(g, n->in[1]), false);
+    if (e->sum)
+        emit_line(e, "nnc_maxpool_back_sum(%s, %s, %s, %s, %d, %s);", geom, a[0], a[1], a[2],
+                  n->iattr[7] ? 1 : 0, e->sum);
+    else
+        emit_line(e, "nnc_maxpool%s_back(%s, %s, %s, %s);", n->iattr[7] ? "_relu" : "", geom,
+                  a[0], a[1], a[2]);
 }
 
 void emit_avgpool(Emit *e, const Graph *g, const Node *n, const char *const *a)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../nnc.h"
+#include "../codegen/emit.h"
 
 #define OP(name, arity, kind, flags, shape, grad, emit, eval)
 #include "../ops.def"

@@ -27,8 +27,8 @@
  * state buffers, [1] sgd nesterov / adam decoupled (AdamW) / rmsprop
  * centered, [2] rmsprop momentum, [3] lr scheduled. The training step
  * computes the double `lr` for this step from the context's base rate
- * (emit_c.c: the .nn file's lr unless set_lr changed it) and the rules
- * use it.
+ * (codegen/emit_program.c: the .nn file's lr unless set_lr changed it)
+ * and the rules use it.
  *
  * update_step is these formulas in double; the eval rules are the first
  * step (t = 1, lr = fattr[0]) from the initial state, and tests/ops

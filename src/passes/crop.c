@@ -34,15 +34,10 @@ static bool side_inputs_ok(const Graph *g, const Node *n, NodeId main)
 bool pass_crop(Graph *g)
 {
     int nn = g->nnodes;
-    int *uses = calloc((size_t)nn, sizeof(int));
+    int *uses = graph_uses(g);
     NodeId *chain = calloc((size_t)nn, sizeof(NodeId));
-    NNC_ASSERT(uses && chain);
+    NNC_ASSERT(chain);
     bool changed = false;
-    for (int id = 1; id < nn; id++)
-        for (int k = 0; k < g->nodes[id].nin; k++)
-            uses[g->nodes[id].in[k]]++;
-    uses[g->output]++;
-    uses[g->loss]++;
     for (int id = 1; id < nn; id++) {
         const Node *p = &g->nodes[id];
         if ((p->op != OP_MAXPOOL && p->op != OP_AVGPOOL) || p->iattr[4])

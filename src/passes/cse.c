@@ -10,7 +10,6 @@
  * so neither is merged. Graphs have thousands of nodes at most: a
  * quadratic scan over earlier nodes of the same op is simple and enough.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "nnc.h"
@@ -40,27 +39,21 @@ static bool same_value(const Node *a, const Node *b)
            !memcmp(a->fattr, b->fattr, sizeof a->fattr);
 }
 
+/* An earlier node (not itself replaced) with the same value as `id`. */
+static NodeId earlier_twin(Graph *g, NodeId id, const NodeId *repl, bool *changed)
+{
+    (void)changed;
+    const Node *n = NODE(g, id);
+    OpKind kind = optab[n->op].kind;
+    if ((kind == K_SOURCE && n->role != R_CONST) || kind == K_UPDATE)
+        return NODE_NONE;
+    for (int j = 1; j < (int)id; j++)
+        if (!repl[j] && same_value(&g->nodes[j], n))
+            return (NodeId)j;
+    return NODE_NONE;
+}
+
 bool pass_cse(Graph *g)
 {
-    NodeId *repl = calloc((size_t)g->nnodes, sizeof(NodeId));
-    NNC_ASSERT(repl);
-    bool changed = false;
-    for (int id = 1; id < g->nnodes; id++) {
-        Node *n = &g->nodes[id];
-        for (int k = 0; k < n->nin; k++)
-            if (repl[n->in[k]])
-                n->in[k] = repl[n->in[k]];
-        OpKind kind = optab[n->op].kind;
-        if ((kind == K_SOURCE && n->op != OP_CONST) || kind == K_UPDATE)
-            continue;
-        for (int j = 1; j < id; j++)
-            if (!repl[j] && same_value(&g->nodes[j], n)) {
-                repl[id] = (NodeId)j;
-                changed = true;
-                break;
-            }
-    }
-    graph_follow(g, repl);
-    free(repl);
-    return changed;
+    return graph_rewrite(g, earlier_twin);
 }

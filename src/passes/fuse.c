@@ -16,7 +16,8 @@
  *    (rank 4, rows N*OH*OW);
  *  - a sum over axes of a loop's result rides along in that loop (the bias
  *    gradient is summed while dZ is computed), and so does a per-channel
- *    sum of a max pooling's gradient (nnc_maxpool_back_sum);
+ *    sum of the output of an op flagged F_SUMRIDER (max pooling's gradient,
+ *    whose emit rule then calls nnc_maxpool_back_sum);
  *  - all parameter updates of one optimizer become one loop over the
  *    parameter, gradient and state regions, when every gradient can live
  *    at its parameter's place in the gradient region.
@@ -25,11 +26,6 @@
 #include <string.h>
 
 #include "nnc.h"
-
-static bool same_layout(const Node *a, const Node *b)
-{
-    return shape_eq(&a->shape, &b->shape) && a->bmask == b->bmask;
-}
 
 static bool fuse_updates(Graph *g)
 {
@@ -93,7 +89,7 @@ bool pass_fuse(Graph *g)
         for (int k = 0; k < c->nin; k++) {
             NodeId p = c->in[k];
             Node *pn = NODE(g, p);
-            if (keep[p] || uses[p] != 1 || pn->kernel || !same_layout(pn, c))
+            if (keep[p] || uses[p] != 1 || pn->kernel || !graph_same_layout(pn, c))
                 continue;
             if (optab[pn->op].kind == K_EWISE) {
                 pn->kernel = root;
@@ -109,16 +105,19 @@ bool pass_fuse(Graph *g)
     /* reductions riding on the loop that computes their input */
     for (int id = 1; id < nn; id++) {
         Node *s = &g->nodes[id];
-        if (s->op != OP_SUM_TO)
+        if (optab[s->op].kind != K_REDUCE)
             continue;
         const Node *r = NODE(g, s->in[0]);
         if (r->kernel == NODE_NONE && optab[r->op].kind == K_EWISE) {
             s->kernel = s->in[0];
             changed = true;
-        } else if (r->op == OP_MAXPOOL_BACK && !has_gemm[s->in[0]] && s->shape.rank == 1 &&
-                   !s->bmask && s->shape.dim[0] == r->shape.dim[r->shape.rank - 1]) {
-            /* a bias gradient over a pooling gradient: summed as the
-             * windows hand out their gradient (has_gemm: one rider) */
+        } else if ((optab[r->op].flags & F_SUMRIDER) && !has_gemm[s->in[0]] &&
+                   s->shape.rank == 1 && !s->bmask &&
+                   s->shape.dim[0] == r->shape.dim[r->shape.rank - 1]) {
+            /* a per-channel sum (a bias gradient) over, say, a pooling
+             * gradient: summed as the op writes its output (has_gemm: one
+             * rider; the emitter hands its buffer to the op's rule in
+             * Emit.sum) */
             s->kernel = s->in[0];
             has_gemm[s->in[0]] = true;
             changed = true;

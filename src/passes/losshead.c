@@ -28,6 +28,14 @@ static const struct {
     {OP_SPARSE_CCE, OP_SOFTMAX, OP_SPARSE_SOFTMAX_CE},
 };
 
+Op losshead_unfused(Op op)
+{
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++)
+        if (op == heads[i].fused)
+            return heads[i].loss;
+    return op;
+}
+
 bool pass_losshead(Graph *g)
 {
     Node *l = NODE(g, g->loss);

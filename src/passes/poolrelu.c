@@ -25,23 +25,15 @@
 bool pass_poolrelu(Graph *g)
 {
     int nn = g->nnodes;
-    int *uses = calloc((size_t)nn, sizeof(int));
-    NNC_ASSERT(uses);
+    int *uses = graph_uses(g);
     bool changed = false;
-    for (int id = 1; id < nn; id++)
-        for (int k = 0; k < g->nodes[id].nin; k++)
-            uses[g->nodes[id].in[k]]++;
-    uses[g->output]++;
-    uses[g->loss]++;
-    for (int i = 0; i < g->nparams && g->grads; i++)
-        uses[g->grads[i]]++;
     for (int id = 1; id < nn; id++) {
         Node *n = &g->nodes[id];
         if (n->op != OP_RELU_BACK)
             continue;
         const Node *p = NODE(g, n->in[0]);
         if (p->op != OP_MAXPOOL_BACK || p->iattr[7] || uses[n->in[0]] != 1 ||
-            p->in[1] != n->in[1] || !shape_eq(&p->shape, &n->shape) || p->bmask != n->bmask)
+            p->in[1] != n->in[1] || !graph_same_layout(p, n))
             continue;
         uses[n->in[0]]--;
         n->op = OP_MAXPOOL_BACK;

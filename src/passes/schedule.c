@@ -113,11 +113,6 @@ size_t plan_naive_floats(const Graph *g, bool predict)
     return total;
 }
 
-static bool same_layout(const Node *a, const Node *b)
-{
-    return shape_eq(&a->shape, &b->shape) && a->bmask == b->bmask;
-}
-
 /* The kernel's root is a plain loop (no GEMM head): an input that dies in
  * it and has the root's layout can be overwritten in place, since every
  * iteration reads element i of it before writing element i. */
@@ -138,12 +133,12 @@ static void find_in_place(const Graph *g, Plan *p, const Kernel *k, const int *k
             return;
     for (int m = 0; m < k->n; m++) {
         const Node *n = NODE(g, p->members[k->first + m]);
-        if (n->op == OP_SUM_TO)
+        if (optab[n->op].kind == K_REDUCE)
             continue; /* riders read the loop's value, not memory */
         for (int i = 0; i < n->nin; i++) {
             NodeId x = n->in[i];
             if (p->region[x] == REG_ARENA && p->last[x] == kidx[r] && p->def[x] < kidx[r] &&
-                same_layout(NODE(g, x), NODE(g, r)) && !p->shares[r]) {
+                graph_same_layout(NODE(g, x), NODE(g, r)) && !p->shares[r]) {
                 p->shares[r] = x;
                 return;
             }
@@ -202,15 +197,15 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
         Region r = REG_NONE;
         if (!p->in_prog[id])
             r = REG_NONE;
-        else if (n->op == OP_INPUT)
+        else if (n->role == R_INPUT)
             r = REG_INPUT;
-        else if (n->op == OP_TARGET)
+        else if (n->role == R_TARGET)
             r = REG_TARGET;
-        else if (n->op == OP_PARAM)
+        else if (n->role == R_PARAM)
             r = REG_PARAM;
-        else if (n->op == OP_CONST || optab[n->op].kind == K_UPDATE)
+        else if (n->role == R_CONST || optab[n->op].kind == K_UPDATE)
             r = REG_NONE;
-        else if (n->kernel && n->op != OP_SUM_TO)
+        else if (n->kernel && optab[n->op].kind != K_REDUCE)
             r = REG_NONE; /* computed inside its kernel's loop */
         else if (predict && (NodeId)id == g->output)
             r = REG_OUTPUT;

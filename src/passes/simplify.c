@@ -29,10 +29,6 @@ static bool is_const(const Graph *g, NodeId id, double *v)
     return true;
 }
 
-static bool same_layout(const Node *a, const Node *b)
-{
-    return shape_eq(&a->shape, &b->shape) && a->bmask == b->bmask;
-}
 
 /* Folds an elementwise node with constant inputs into a constant: all
  * elements are equal, so evaluating the node on filled arrays gives it. */
@@ -67,59 +63,53 @@ static bool fold(Graph *g, Node *n)
     return true;
 }
 
+/* The node that now stands for `id` (NODE_NONE: itself); may rewrite it
+ * in place (a folded constant, a multiply that became a scale). */
+static NodeId simplify_node(Graph *g, NodeId id, const NodeId *repl, bool *changed)
+{
+    (void)repl;
+    Node *n = NODE(g, id);
+    if (fold(g, n)) {
+        *changed = true;
+        return NODE_NONE;
+    }
+    double c;
+    NodeId x = n->nin > 0 ? n->in[0] : NODE_NONE;
+    NodeId r = NODE_NONE;
+    if (n->op == OP_MUL) {
+        for (int k = 0; k < 2; k++)
+            if (is_const(g, n->in[k], &c) && graph_same_layout(NODE(g, n->in[1 - k]), n)) {
+                n->op = OP_SCALE;
+                n->in[0] = n->in[1 - k];
+                n->nin = 1;
+                n->fattr[0] = c;
+                *changed = true;
+                break;
+            }
+    }
+    if (n->op == OP_SCALE) {
+        x = n->in[0];
+        if (NODE(g, x)->op == OP_SCALE) {
+            n->fattr[0] *= NODE(g, x)->fattr[0];
+            n->in[0] = x = NODE(g, x)->in[0];
+            *changed = true;
+        }
+        if (n->fattr[0] == 1.0)
+            r = x;
+    } else if ((n->op == OP_ADD || n->op == OP_SUB) && is_const(g, n->in[1], &c) &&
+               c == 0.0 && graph_same_layout(NODE(g, x), n)) {
+        r = x;
+    } else if (n->op == OP_ADD && is_const(g, x, &c) && c == 0.0 &&
+               graph_same_layout(NODE(g, n->in[1]), n)) {
+        r = n->in[1];
+    } else if ((n->op == OP_SUM_TO || n->op == OP_BROADCAST_TO) &&
+               graph_same_layout(NODE(g, x), n)) {
+        r = x;
+    }
+    return r != NODE_NONE && graph_same_layout(NODE(g, r), n) ? r : NODE_NONE;
+}
+
 bool pass_simplify(Graph *g)
 {
-    NodeId *repl = calloc((size_t)g->nnodes, sizeof(NodeId));
-    NNC_ASSERT(repl);
-    bool changed = false;
-    for (int id = 1; id < g->nnodes; id++) {
-        Node *n = &g->nodes[id];
-        for (int k = 0; k < n->nin; k++)
-            if (repl[n->in[k]])
-                n->in[k] = repl[n->in[k]];
-        if (fold(g, n)) {
-            changed = true;
-            continue;
-        }
-        double c;
-        NodeId x = n->nin > 0 ? n->in[0] : NODE_NONE;
-        NodeId r = NODE_NONE;
-        if (n->op == OP_MUL) {
-            for (int k = 0; k < 2; k++)
-                if (is_const(g, n->in[k], &c) && same_layout(NODE(g, n->in[1 - k]), n)) {
-                    n->op = OP_SCALE;
-                    n->in[0] = n->in[1 - k];
-                    n->nin = 1;
-                    n->fattr[0] = c;
-                    changed = true;
-                    break;
-                }
-        }
-        if (n->op == OP_SCALE) {
-            x = n->in[0];
-            if (NODE(g, x)->op == OP_SCALE) {
-                n->fattr[0] *= NODE(g, x)->fattr[0];
-                n->in[0] = x = NODE(g, x)->in[0];
-                changed = true;
-            }
-            if (n->fattr[0] == 1.0)
-                r = x;
-        } else if ((n->op == OP_ADD || n->op == OP_SUB) && is_const(g, n->in[1], &c) &&
-                   c == 0.0 && same_layout(NODE(g, x), n)) {
-            r = x;
-        } else if (n->op == OP_ADD && is_const(g, x, &c) && c == 0.0 &&
-                   same_layout(NODE(g, n->in[1]), n)) {
-            r = n->in[1];
-        } else if ((n->op == OP_SUM_TO || n->op == OP_BROADCAST_TO) &&
-                   same_layout(NODE(g, x), n)) {
-            r = x;
-        }
-        if (r != NODE_NONE && same_layout(NODE(g, r), n)) {
-            repl[id] = r;
-            changed = true;
-        }
-    }
-    graph_follow(g, repl);
-    free(repl);
-    return changed;
+    return graph_rewrite(g, simplify_node);
 }

@@ -12,12 +12,12 @@
  * only passes set (maxpool_back through a relu, a cropped im2col), and the
  * optimizer lowering (optim_build) makes the update ops. Every node
  * becomes a case: a C function holding what the op's emit rule writes,
- * called as emit_c.c calls it (K_EWISE expressions inside the loop the
- * emitter wraps around them, with broadcast indexing; other kinds with
- * buffer arguments, rank-0 inputs as C values, the output, then an
- * update's state buffers; `ctx->step`, `ctx->rng` and `lr` in scope). A
+ * called as codegen/emit_kernel.c calls it (K_EWISE expressions inside
+ * the loop the emitter wraps around them, with broadcast indexing; other
+ * kinds with buffer arguments, rank-0 inputs as C values, the output, then
+ * an update's state buffers; `ctx->step`, `ctx->rng` and `lr` in scope). A
  * rule that writes differently for predict (Emit.predict) gets a predict
- * case too.
+ * case too, and an F_SUMRIDER op one with a sum riding on it (Emit.sum).
  *
  * All cases go into one C file, compiled once with $CC against the
  * freshly built runtime (-std=c99 -Wall -Wextra -Wpedantic -Werror, as
@@ -158,9 +158,10 @@ static size_t arena_put(size_t n, const double *v)
 
 typedef enum { CHK_TOL, CHK_DROPOUT } CheckKind;
 /* A case runs the training step's code (updates at step UPDATE_STEP from
- * random state), predict's, or an update's first step from the initial
- * state (against the op's eval rule). */
-typedef enum { M_TRAIN, M_PREDICT, M_FIRST_STEP } Mode;
+ * random state), predict's, an update's first step from the initial
+ * state (against the op's eval rule), or an F_SUMRIDER op's with the
+ * per-channel sum of its output riding on it (Emit.sum). */
+typedef enum { M_TRAIN, M_PREDICT, M_FIRST_STEP, M_SUM } Mode;
 typedef struct Check {
     const char *what;   /* "output", "state 1", "running mean" */
     size_t off, n;      /* floats in the arena */
@@ -175,7 +176,8 @@ typedef struct Case {
     Mode mode;
     char sig[256];      /* op, shapes and attributes: messages, dedup */
     size_t in_off[NNC_MAX_IN], state_off[3];
-    size_t out_off, lo, hi; /* output; the arena range of the case */
+    size_t out_off, sum_off; /* output; M_SUM: the riding sum */
+    size_t lo, hi;          /* the arena range of the case */
     Check check[MAX_CHECKS];
     int nchecks;
 } Case;
@@ -203,7 +205,7 @@ static void keep_graph(Graph *g)
 
 static void signature(const Graph *g, const Node *n, Mode mode, char *buf, size_t len)
 {
-    static const char *what[] = {"", " (predict)", " (first step)"};
+    static const char *what[] = {"", " (predict)", " (first step)", " (with a riding sum)"};
     size_t at = (size_t)snprintf(buf, len, "%s%s", op_name(n->op), what[mode]);
     for (int k = 0; k < n->nin && at < len; k++) {
         const Node *x = NODE(g, n->in[k]);
@@ -340,6 +342,15 @@ static void op_checks(Case *c, const double *const *in)
     }
     add_check(c, "output", c->out_off, len, want,
               n->op == OP_DROPOUT && c->mode != M_PREDICT ? CHK_DROPOUT : CHK_TOL);
+    if (c->mode == M_SUM) {
+        size_t ch = (size_t)n->shape.dim[n->shape.rank - 1];
+        double *sum = calloc(ch, sizeof(double));
+        NNC_ASSERT(sum);
+        for (size_t i = 0; i < len; i++)
+            sum[i % ch] += want[i];
+        c->sum_off = arena_put(ch, NULL);
+        add_check(c, "riding sum", c->sum_off, ch, sum, CHK_TOL);
+    }
     if (n->op == OP_BATCHNORM && c->mode != M_PREDICT) {
         int ch = n->shape.dim[n->shape.rank - 1];
         double *rm = calloc((size_t)ch, sizeof(double)), *rv = calloc((size_t)ch, sizeof(double));
@@ -490,7 +501,7 @@ static void emit_ewise(Emit *e, const Graph *g, const Node *n, NodeId id)
     buf_free(&idx);
 }
 
-/* The statements of node id alone (as emit_c.c's emit_single calls it). */
+/* The statements of node id alone (as emit_kernel.c's emit_single calls it). */
 static void emit_op(Emit *e, const Graph *g, NodeId id)
 {
     const Node *n = NODE(g, id);
@@ -529,7 +540,8 @@ static void emit_case(Buf *out, const Case *c, int index)
 {
     const Graph *g = c->g;
     const Node *n = NODE(g, c->id);
-    Emit e = {.out = out, .g = g, .indent = 1, .predict = c->mode == M_PREDICT};
+    Emit e = {.out = out, .g = g, .indent = 1, .predict = c->mode == M_PREDICT,
+              .sum = c->mode == M_SUM ? "R" : NULL};
     buf_printf(out, "\n/* case %d: %s */\nstatic void case_%d(struct ctx *ctx, float *B)\n{\n",
                index, c->sig, index);
     emit_line(&e, "const int nb = %d;", g->batch);
@@ -550,6 +562,8 @@ static void emit_case(Buf *out, const Case *c, int index)
     } else {
         emit_line(&e, "float *const t%u = B + %zu;", (unsigned)c->id, c->out_off);
     }
+    if (c->mode == M_SUM)
+        emit_line(&e, "float *const R = B + %zu;", c->sum_off);
     emit_line(&e, "{");
     e.indent++;
     emit_op(&e, g, c->id);
@@ -757,6 +771,8 @@ static void add_graph(Graph *g, Op op, NodeId y)
         add_case(g, (NodeId)id, M_TRAIN, vals);
         char *train = emit_text(g, (NodeId)id, false), *pred = emit_text(g, (NodeId)id, true);
         Op o = NODE(g, (NodeId)id)->op;
+        if (optab[o].flags & F_SUMRIDER)
+            add_case(g, (NodeId)id, M_SUM, vals);
         if (strcmp(train, pred) && has_predict_ref(o))
             add_case(g, (NodeId)id, M_PREDICT, vals);
         else if (strcmp(train, pred) && !no_predict_ref[o]++)

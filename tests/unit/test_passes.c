@@ -9,7 +9,9 @@
  *    activation, loss and optimizer, every -O level), and rejects plans
  *    that were broken on purpose;
  *  - the plan is close to the lower bound (printed; the worst is asserted
- *    loosely so that a regression shows).
+ *    loosely so that a regression shows);
+ *  - a sum riding on an F_SUMRIDER op, and the header's count of trained
+ *    parameters apart from batchnorm's running statistics.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -252,4 +254,73 @@ Test(passes, every_plan_is_checked_on_random_models)
         }
     }
     cr_log_info("%d plans checked; worst arena / lower bound: %.3f", 2 * models, worst);
+}
+
+/* ---- what fusion hands the emitter ----------------------------------------- */
+
+/* The bias gradient of a conv under a max pooling rides on the pooling's
+ * gradient (an F_SUMRIDER op): one kernel, whose emit rule writes the sum
+ * (the emitter passes the rider's buffer without naming the op). */
+Test(passes, sum_rides_on_pooling_gradient)
+{
+    static const char cnn[] =
+        "model cnn {\n"
+        "    input img[8, 8, 1]\n"
+        "    conv2d(4, 3, padding=same, activation=relu)\n"
+        "    maxpool2d(2)\n"
+        "    flatten\n"
+        "    dense(3)\n"
+        "    loss softmax_cross_entropy\n"
+        "    optimizer sgd(lr=0.1)\n"
+        "    batch 4\n"
+        "}\n";
+    Compiled c;
+    cr_assert(compile_text(cnn, 2, &c));
+    int riding = 0;
+    for (int k = 0; k < c.train.nkernels; k++) {
+        const Kernel *kr = &c.train.kernels[k];
+        if (!(optab[NODE(&c.g, kr->root)->op].flags & F_SUMRIDER) || kr->n < 2)
+            continue;
+        cr_assert_eq(kr->n, 2);
+        for (int m = 0; m < kr->n; m++) {
+            NodeId id = c.train.members[kr->first + m];
+            cr_assert(id == kr->root || optab[NODE(&c.g, id)->op].kind == K_REDUCE);
+        }
+        riding++;
+    }
+    cr_assert_eq(riding, 1);
+    Buf src = {0};
+    EmitOptions eo = {"cnn", "cnn.h", false, NULL};
+    emit_source(&src, &c, &eo);
+    cr_assert(strstr(src.data, "nnc_maxpool_back_sum("));
+    buf_free(&src);
+    pipeline_free(&c);
+}
+
+/* <PREFIX>_PARAMS counts what is trained; batchnorm's running statistics
+ * (PyTorch's buffers) are <PREFIX>_BUFFERS. */
+Test(passes, running_statistics_are_buffers)
+{
+    static const char bn[] =
+        "model bn {\n"
+        "    input x[6]\n"
+        "    h = dense(x, 10)\n"
+        "    n = batchnorm(h)\n"
+        "    probs = dense(n, 4, activation=softmax)\n"
+        "    loss categorical_crossentropy(probs)\n"
+        "    optimizer sgd(lr=0.1)\n"
+        "    batch 8\n"
+        "}\n";
+    Compiled c;
+    cr_assert(compile_text(bn, 2, &c));
+    /* dense 6*10+10, batchnorm gamma and beta 2*10, dense 10*4+4 */
+    cr_assert_eq(graph_param_floats(&c.g, true), 70 + 20 + 44);
+    cr_assert_eq(graph_param_floats(&c.g, false), 20);
+    Buf h = {0};
+    EmitOptions eo = {"bn", "bn.h", false, NULL};
+    emit_header(&h, &c, &eo);
+    cr_assert(strstr(h.data, "#define BN_PARAMS 134 "), "%s", h.data);
+    cr_assert(strstr(h.data, "#define BN_BUFFERS 20 "), "%s", h.data);
+    buf_free(&h);
+    pipeline_free(&c);
 }

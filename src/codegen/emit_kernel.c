@@ -1,0 +1,509 @@
+/*
+ * emit_kernel.c - the statements of one kernel of a plan (schedule.c),
+ * as a block headed by a comment with the .nn line it comes from:
+ *  - a loop kernel evaluates its fused elementwise members into locals
+ *    (v12 = ...) and stores the root, plus any sums riding along (K_REDUCE
+ *    members: fuse.c lets a reduction of a loop's result ride in it);
+ *  - a GEMM with an epilogue computes row blocks with nnc_sgemm and
+ *    applies the loop to each block while it is in cache;
+ *  - other ops (softmax, losses, plain GEMMs, pooling, updates) emit their
+ *    own statements through their op's emit rule, given the buffers of
+ *    their inputs and output (and, for an F_SUMRIDER op, the buffer of
+ *    the sum riding on it, in Emit.sum).
+ * Nothing here names an op: what a kernel may hold is the op table's
+ * business (kinds and flags), and what it computes is the emit rules'.
+ *
+ * Buffers are named by region: x, y, out (the caller's), W_name and
+ * G_name (macros into ctx->mem), tN (arena buffers, declared at the top
+ * of each program by emit_buffers).
+ */
+#include <string.h>
+
+#include "codegen.h"
+
+/* The parameter whose gradient `id` is. */
+static const char *grad_name(const Graph *g, NodeId id)
+{
+    for (int i = 0; i < g->nparams; i++)
+        if (g->grads[i] == id)
+            return NODE(g, g->params[i])->name;
+    nnc_unreachable();
+}
+
+const char *emit_buf(const Graph *g, const Plan *p, NodeId id)
+{
+    const Node *n = NODE(g, id);
+    if (optab[n->op].kind == K_UPDATE)
+        return emit_buf(g, p, n->in[0]);
+    switch (p->region[id]) {
+    case REG_INPUT:
+        return "x";
+    case REG_TARGET:
+        return "y";
+    case REG_OUTPUT:
+        return "out";
+    case REG_PARAM:
+        return emit_str("W_%s", emit_ident(n->name));
+    case REG_GRAD:
+        return emit_str("G_%s", emit_ident(grad_name(g, id)));
+    case REG_ARENA:
+    case REG_NONE:
+        break;
+    }
+    return emit_str("t%u", (unsigned)id);
+}
+
+/* The value of a rank-0 node, for emit rules that take scalars by value. */
+static const char *scalar_of(const Graph *g, const Plan *p, NodeId id)
+{
+    if (NODE(g, id)->role == R_CONST)
+        return emit_float(NODE(g, id)->fattr[0]);
+    return emit_str("%s[0]", emit_buf(g, p, id));
+}
+
+/* ---- kernels ---------------------------------------------------------------- */
+
+/* The element index into `in` (broadcast to out) inside the loop nest i0,
+ * i1, ... over out's dims. */
+static void bcast_expr(Buf *b, const Node *out, const Node *in)
+{
+    int off = out->shape.rank - in->shape.rank;
+    bool first = true;
+    for (int d = 0; d < in->shape.rank; d++) {
+        bool batch = in->bmask & (1u << d);
+        if (in->shape.dim[d] == 1 && !batch)
+            continue; /* broadcast: stride 0 */
+        buf_printf(b, first ? "i%d" : " + i%d", d + off);
+        for (int k = d + 1; k < in->shape.rank; k++)
+            buf_printf(b, " * %s", emit_dim(in, k));
+        first = false;
+    }
+    if (first)
+        buf_puts(b, "0");
+}
+
+#define MAX_ALIAS 24
+
+typedef struct KCtx {
+    const Graph *g;
+    const Plan *p;
+    const Kernel *k;
+    bool flat;          /* one loop over i, not a nest over i0, i1, ... */
+    /* restrict-qualified local names of the buffers a loop touches: the
+     * plan guarantees that buffers live in one kernel never overlap,
+     * except a result computed in place of an input (same address: one
+     * name), so the compiler may vectorize without alias checks */
+    int nalias;
+    char key[MAX_ALIAS][48], name[MAX_ALIAS][48], base[MAX_ALIAS][48];
+    bool written[MAX_ALIAS];
+} KCtx;
+
+/* The restrict alias of node u's buffer in this loop. */
+static const char *alias(KCtx *kc, NodeId u, bool write)
+{
+    const char *base = emit_buf(kc->g, kc->p, u);
+    char key[48];
+    if (kc->p->region[u] == REG_ARENA)
+        snprintf(key, sizeof key, "a+%zu", kc->p->offset[u]);
+    else
+        snprintf(key, sizeof key, "%s", base);
+    int i = 0;
+    while (i < kc->nalias && strcmp(kc->key[i], key))
+        i++;
+    if (i == kc->nalias) {
+        NNC_ASSERT(kc->nalias < MAX_ALIAS);
+        snprintf(kc->key[i], sizeof kc->key[i], "%s", key);
+        snprintf(kc->base[i], sizeof kc->base[i], "%s", base);
+        snprintf(kc->name[i], sizeof kc->name[i], "r_%s", base);
+        kc->written[i] = false;
+        kc->nalias++;
+    }
+    kc->written[i] |= write;
+    return kc->name[i];
+}
+
+/* Declares the aliases collected while writing `body`, then the body. */
+static void flush_aliases(Emit *e, KCtx *kc, const Buf *body)
+{
+    for (int i = 0; i < kc->nalias; i++)
+        emit_line(e, "%sfloat *restrict %s = %s;", kc->written[i] ? "" : "const ",
+                  kc->name[i], kc->base[i]);
+    if (body->len)
+        buf_puts(e->out, body->data);
+    kc->nalias = 0;
+}
+
+static bool is_member(const KCtx *kc, NodeId id)
+{
+    for (int m = 0; m < kc->k->n; m++)
+        if (kc->p->members[kc->k->first + m] == id)
+            return true;
+    return false;
+}
+
+/* A member riding on the kernel's root: a sum of the root's value, kept
+ * by the loop (or by an F_SUMRIDER op's rule) as it goes. */
+static bool is_rider(const Graph *g, NodeId id)
+{
+    return optab[NODE(g, id)->op].kind == K_REDUCE;
+}
+
+/* The buffer of the rider of the kernel's (non-loop) root, or NULL. */
+static const char *rider_buf(const KCtx *kc)
+{
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (id != kc->k->root && is_rider(kc->g, id))
+            return emit_buf(kc->g, kc->p, id);
+    }
+    return NULL;
+}
+
+static NodeId gemm_head(const KCtx *kc)
+{
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (optab[NODE(kc->g, id)->op].kind == K_CONTRACT)
+            return id;
+    }
+    return NODE_NONE;
+}
+
+/* Appends the element expression of operand `u` of a loop kernel. */
+static void load(Buf *b, KCtx *kc, NodeId u)
+{
+    const Node *n = NODE(kc->g, u), *root = NODE(kc->g, kc->k->root);
+    if (n->role == R_CONST) {
+        buf_puts(b, emit_float(n->fattr[0]));
+    } else if (is_member(kc, u) && optab[n->op].kind != K_CONTRACT) {
+        buf_printf(b, "v%u", (unsigned)u);
+    } else {
+        const char *base = alias(kc, is_member(kc, u) ? kc->k->root : u, false);
+        buf_printf(b, "%s[", base);
+        if (kc->flat)
+            buf_puts(b, n->shape.rank ? "i" : "0");
+        else
+            bcast_expr(b, root, n);
+        buf_puts(b, "]");
+    }
+}
+
+/* The loop body: member values, the root's store, riders' sums. */
+static void loop_body(Emit *e, KCtx *kc)
+{
+    const Graph *g = kc->g;
+    NodeId r = kc->k->root;
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        const Node *n = NODE(g, id);
+        if (optab[n->op].kind != K_EWISE)
+            continue;
+        Buf args[NNC_MAX_IN] = {{0}}, expr = {0};
+        const char *a[NNC_MAX_IN];
+        for (int k = 0; k < n->nin; k++) {
+            load(&args[k], kc, n->in[k]);
+            a[k] = args[k].data;
+        }
+        Buf *saved = e->out;
+        e->out = &expr;
+        optab[n->op].emit(e, g, n, a);
+        e->out = saved;
+        emit_line(e, "const float v%u = %s;", (unsigned)id, expr.data);
+        for (int k = 0; k < n->nin; k++)
+            buf_free(&args[k]);
+        buf_free(&expr);
+    }
+    Buf idx = {0};
+    if (kc->flat)
+        buf_puts(&idx, "i");
+    else
+        bcast_expr(&idx, NODE(g, r), NODE(g, r));
+    emit_line(e, "%s[%s] = v%u;", alias(kc, r, true), idx.data, (unsigned)r);
+    buf_free(&idx);
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (!is_rider(g, id))
+            continue;
+        Buf ridx = {0};
+        bcast_expr(&ridx, NODE(g, r), NODE(g, id));
+        emit_line(e, "%s[%s] += v%u;", alias(kc, id, true), ridx.data, (unsigned)r);
+        buf_free(&ridx);
+    }
+}
+
+static void zero_riders(Emit *e, const KCtx *kc)
+{
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (is_rider(kc->g, id))
+            emit_line(e, "memset(%s, 0, sizeof(float) * %s);", emit_buf(kc->g, kc->p, id),
+                      emit_numel(NODE(kc->g, id)));
+    }
+}
+
+/* A loop kernel: elementwise members (and riders), no GEMM. */
+static void emit_loop(Emit *e, KCtx *kc)
+{
+    const Graph *g = kc->g;
+    const Node *r = NODE(g, kc->k->root);
+    bool riders = false;
+    kc->flat = true;
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        const Node *n = NODE(g, id);
+        bool rider = is_rider(g, id);
+        riders |= rider;
+        for (int i = 0; i < n->nin && !rider; i++) {
+            const Node *in = NODE(g, n->in[i]);
+            if (in->role != R_CONST && in->shape.rank > 0 && !graph_same_layout(in, r))
+                kc->flat = false;
+        }
+    }
+    if (riders)
+        kc->flat = false;
+    zero_riders(e, kc);
+    Buf body = {0};
+    Buf *out = e->out;
+    e->out = &body;
+    int depth = kc->flat || r->shape.rank == 0 ? 1 : r->shape.rank;
+    if (kc->flat || r->shape.rank == 0) {
+        kc->flat = true;
+        /* only loops that can be large enough to gain from threads */
+        if (shape_numel(&r->shape) >= 65536)
+            emit_line(e, "NNC_PARALLEL_FOR(%s)", emit_numel(r));
+        emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(r));
+        e->indent++;
+    }
+    for (int d = 0; !kc->flat && d < r->shape.rank; d++) {
+        emit_line(e, "for (int i%d = 0; i%d < %s; i%d++)%s", d, d, emit_dim(r, d), d,
+                  d == r->shape.rank - 1 ? " {" : "");
+        e->indent++;
+    }
+    loop_body(e, kc);
+    e->indent--;
+    emit_line(e, "}");
+    e->indent -= depth - 1;
+    e->out = out;
+    flush_aliases(e, kc, &body);
+    buf_free(&body);
+}
+
+/* "d0 * d1 * ..." of x's dims [0, upto) (the rows of its matrix view). */
+static void lead_expr(char *b, size_t size, const Node *x, int upto)
+{
+    size_t at = 0;
+    b[0] = '\0';
+    for (int d = 0; d < upto && at < size; d++)
+        at += (size_t)snprintf(b + at, size - at, d ? " * %s" : "%s", emit_dim(x, d));
+}
+
+/* A GEMM whose result feeds a loop: row blocks of C are computed, then
+ * the loop runs over the block while it is in cache. The result may be
+ * an image (a convolution's (N, OH, OW, C), the GEMM's rows being
+ * N*OH*OW): each row's position is then split back into its indices. */
+static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
+{
+    const Graph *g = kc->g;
+    const Node *h = NODE(g, head), *r = NODE(g, kc->k->root);
+    const Node *a = NODE(g, h->in[0]), *b = NODE(g, h->in[1]);
+    int ta = h->iattr[0], tb = h->iattr[1];
+    int rank = r->shape.rank, ar = a->shape.rank;
+    int ncols = r->shape.dim[rank - 1];
+    long rows = (long)(shape_numel(&r->shape) / (size_t)(ncols > 0 ? ncols : 1));
+    /* Row blocks of C that stay in L2 (256 KiB) between the GEMM and the
+     * epilogue. Not smaller: each call packs B again, which for a
+     * transposed B (dense weights) costs as much as a large part of the
+     * product (measured on the Fashion-MNIST MLP's 64x256x784 layer). */
+    int rb = 65536 / (ncols > 0 ? ncols : 1);
+    rb = rb < 1 ? 1 : rb;
+    if (rb >= rows)
+        rb = (int)rows;
+    char m[96], k[96], lda[32], ldb[32];
+    lead_expr(m, sizeof m, r, rank - 1);
+    if (ta)
+        lead_expr(k, sizeof k, a, ar - 1);
+    else
+        snprintf(k, sizeof k, "%s", emit_dim(a, ar - 1));
+    snprintf(lda, sizeof lda, "%s", emit_dim(a, ar - 1));
+    snprintf(ldb, sizeof ldb, "%s", emit_dim(b, b->shape.rank - 1));
+    const char *c = emit_buf(g, kc->p, kc->k->root);
+    kc->flat = false;
+    zero_riders(e, kc);
+    emit_line(e, "for (int r0 = 0; r0 < %s; r0 += %d) {", m, rb);
+    e->indent++;
+    emit_line(e, "const int rb = %s - r0 < %d ? %s - r0 : %d;", m, rb, m, rb);
+    emit_line(e, "nnc_sgemm(%d, %d, rb, %d, %s, 1.0f, %s + %s, %s, %s, %s, 0.0f, %s + (size_t)r0 * %d, %d);",
+              ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]),
+              ta ? "r0" : emit_str("(size_t)r0 * %s", lda), lda,
+              emit_buf(g, kc->p, h->in[1]), ldb, c, ncols, ncols);
+    emit_line(e, "{");
+    e->indent++;
+    Buf body = {0};
+    Buf *out = e->out;
+    e->out = &body;
+    if (rank == 2) {
+        emit_line(e, "for (int i0 = r0; i0 < r0 + rb; i0++)");
+    } else {
+        /* row q = ((i0 * d1 + i1) * d2 + i2) ...: its indices, innermost first */
+        emit_line(e, "for (int q = r0; q < r0 + rb; q++) {");
+        e->indent++;
+        for (int d = rank - 2; d >= 0; d--) {
+            Buf ix = {0};
+            buf_puts(&ix, "q");
+            for (int j = d + 1; j < rank - 1; j++)
+                buf_printf(&ix, " / %s", emit_dim(r, j));
+            if (d > 0)
+                emit_line(e, "const int i%d = %s %% %s;", d, ix.data, emit_dim(r, d));
+            else
+                emit_line(e, "const int i0 = %s;", ix.data);
+            buf_free(&ix);
+        }
+    }
+    /* the rank-2 row loop has no braces: its body is one level deeper */
+    const char *in = rank == 2 ? "    " : "";
+    emit_line(e, "%sfor (int i%d = 0; i%d < %d; i%d++) {", in, rank - 1, rank - 1, ncols,
+              rank - 1);
+    e->indent += rank == 2 ? 2 : 1;
+    loop_body(e, kc);
+    e->indent -= rank == 2 ? 2 : 1;
+    emit_line(e, "%s}", in);
+    if (rank > 2) {
+        e->indent--;
+        emit_line(e, "}");
+    }
+    e->out = out;
+    flush_aliases(e, kc, &body);
+    buf_free(&body);
+    e->indent--;
+    emit_line(e, "}");
+    e->indent--;
+    emit_line(e, "}");
+}
+
+/* Statements of a kernel with a single, non-loop op. */
+static void emit_single(Emit *e, const KCtx *kc, const Regions *rg)
+{
+    const Graph *g = kc->g;
+    const Plan *p = kc->p;
+    NodeId id = kc->k->root;
+    const Node *n = NODE(g, id);
+    const char *args[NNC_MAX_IN + 3];
+    char st[3][160];
+    for (int i = 0; i < n->nin; i++)
+        args[i] = NODE(g, n->in[i])->shape.rank == 0 ? scalar_of(g, p, n->in[i])
+                                                      : emit_buf(g, p, n->in[i]);
+    args[n->nin] = emit_buf(g, p, id);
+    if (optab[n->op].kind != K_UPDATE) {
+        e->sum = rider_buf(kc);
+        NNC_ASSERT(!e->sum || (optab[n->op].flags & F_SUMRIDER));
+        optab[n->op].emit(e, g, n, args);
+        e->sum = NULL;
+        return;
+    }
+    if (kc->k->n > 1) {
+        /* one update over the whole parameter region */
+        Node all = *n;
+        all.shape.rank = 1;
+        all.shape.dim[0] = (int)(rg->grads);
+        all.bmask = 0;
+        args[0] = args[2] = "ctx->mem";
+        args[1] = emit_str("(ctx->mem + %zu)", rg->grads);
+        for (int s = 0; s < n->iattr[0] && s < 3; s++) {
+            snprintf(st[s], sizeof st[s], "(ctx->mem + %zu)",
+                     rg->state + (size_t)s * rg->grads);
+            args[n->nin + 1 + s] = st[s];
+        }
+        optab[n->op].emit(e, g, &all, args);
+        return;
+    }
+    for (int s = 0; s < n->iattr[0] && s < 3; s++) {
+        snprintf(st[s], sizeof st[s], "S%d_%s", s, emit_ident(n->name));
+        args[n->nin + 1 + s] = st[s];
+    }
+    optab[n->op].emit(e, g, n, args);
+}
+
+static void kernel_comment(Emit *e, const Graph *g, const Plan *p, const Kernel *k, int index)
+{
+    const Node *r = NODE(g, k->root);
+    Buf c = {0};
+    buf_printf(&c, "/* %d. %s %s%s:", index, emit_loc(r->loc), r->what ? r->what : "",
+               r->is_grad ? " (backward)" : "");
+    for (int m = 0; m < k->n && optab[r->op].kind != K_UPDATE; m++) {
+        const Node *n = NODE(g, p->members[k->first + m]);
+        buf_printf(&c, "%s%s", m ? " + " : " ", op_name(n->op));
+    }
+    if (optab[r->op].kind == K_UPDATE)
+        buf_printf(&c, " %s", op_name(r->op));
+    if (optab[r->op].kind == K_UPDATE)
+        buf_printf(&c, " of %s", k->n > 1 ? "every parameter" : r->name);
+    else
+        buf_printf(&c, " -> %s %s", emit_buf(g, p, k->root), shape_str(&r->shape));
+    /* other source lines folded into this kernel */
+    for (int m = 0; m < k->n && optab[r->op].kind != K_UPDATE; m++) {
+        const Node *n = NODE(g, p->members[k->first + m]);
+        if (n->loc.src && (n->loc.line != r->loc.line || n->loc.col != r->loc.col))
+            buf_printf(&c, "; %s at %s", op_name(n->op), emit_loc(n->loc));
+    }
+    buf_puts(&c, " */");
+    emit_line(e, "%s", c.data);
+    buf_free(&c);
+}
+
+void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel *k, int index)
+{
+    const Graph *g = &cc->g;
+    Regions rg = emit_offsets(cc);
+    kernel_comment(e, g, p, k, index);
+    emit_line(e, "{");
+    e->indent++;
+    KCtx kc;
+    memset(&kc, 0, sizeof kc);
+    kc.g = g;
+    kc.p = p;
+    kc.k = k;
+    kc.flat = true;
+    NodeId head = gemm_head(&kc);
+    OpKind kind = optab[NODE(g, k->root)->op].kind;
+    if (kind == K_EWISE && head)
+        emit_gemm_epilogue(e, &kc, head);
+    else if (kind == K_EWISE)
+        emit_loop(e, &kc);
+    else
+        emit_single(e, &kc, &rg);
+    e->indent--;
+    emit_line(e, "}");
+}
+
+/* Declares the arena buffers a program uses. */
+void emit_buffers(Emit *e, const Compiled *c, const Plan *p)
+{
+    const Graph *g = &c->g;
+    bool any = false;
+    for (int id = 1; id < g->nnodes; id++)
+        any |= p->region[id] == REG_ARENA;
+    if (!any)
+        return;
+    emit_line(e, "float *const a = ctx->mem + %zu;  /* scratch arena */", emit_offsets(c).scratch);
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = &g->nodes[id];
+        if (p->region[id] != REG_ARENA)
+            continue;
+        char at[64] = "";
+        if (p->shares[id])
+            snprintf(at, sizeof at, ", in place of t%u", (unsigned)p->shares[id]);
+        emit_line(e, "float *const t%d = a + %zu;  /* %s%s %s, kernels %d-%d%s */", id,
+                  p->offset[id], op_name(n->op), n->is_grad ? " (backward)" : "",
+                  shape_str(&n->shape), p->def[id] + 1, p->last[id] + 1, at);
+        /* a loop whose only reader is the reduction riding on it (the
+         * product of a broadcast multiply's gradient, summed) may not
+         * store it */
+        if (p->def[id] == p->last[id])
+            emit_line(e, "(void)t%d;", id);
+    }
+    /* a result stored in place of an input may be written only through
+     * the input's name (a fused mul + sum_to of gradients) */
+    for (int id = 1; id < g->nnodes; id++)
+        if (p->region[id] == REG_ARENA && p->shares[id])
+            emit_line(e, "(void)t%d;", id);
+}
