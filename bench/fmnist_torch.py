@@ -24,15 +24,11 @@ warm-up then includes the compilation. Prints the same lines as
 fmnist_bench.c.
 """
 import argparse
-import gzip
 import os
-import resource
-import struct
-import sys
-import time
 
-import numpy as np
 import torch
+
+import peer
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
@@ -49,25 +45,9 @@ torch.manual_seed(1234)
 print("torch_version %s" % torch.__version__)
 
 
-def idx(path, magic):
-    with gzip.open(path, "rb") as fh:
-        data = fh.read()
-    m, n = struct.unpack(">II", data[:8])
-    assert m == magic, path
-    if magic == 2051:
-        r, c = struct.unpack(">II", data[8:16])
-        a = np.frombuffer(data, np.uint8, offset=16).reshape(n, r * c)
-    else:
-        a = np.frombuffer(data, np.uint8, offset=8)
-    return torch.from_numpy(a.copy())
-
-
-t0 = time.perf_counter()
-Xtr = idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"), 2051)
-Ytr = idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"), 2049).long()
-Xte = idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz"), 2051)
-Yte = idx(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"), 2049).long()
-print("load_s %.3f" % (time.perf_counter() - t0))
+Xtr, Ytr, Xte, Yte = (torch.from_numpy(a.copy())
+                      for a in peer.load_fmnist(args.data))
+Ytr, Yte = Ytr.long(), Yte.long()
 B = 64
 
 nn = torch.nn
@@ -84,52 +64,17 @@ else:
         nn.Flatten(),
         nn.Linear(1600, 128), nn.ReLU(),
         nn.Linear(128, 10))
-for layer in model:
-    if isinstance(layer, (nn.Linear, nn.Conv2d)):
-        nn.init.xavier_uniform_(layer.weight)   # fans count the 3x3 window
-        nn.init.zeros_(layer.bias)
-opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-crit = torch.nn.CrossEntropyLoss()
-fwd = torch.compile(model) if args.compile == "model" else model
+peer.torch_glorot(model)
+step = peer.torch_step(model, torch.nn.CrossEntropyLoss(), args.compile)
 
 
-def step(x, y):
-    opt.zero_grad(set_to_none=True)
-    loss = crit(fwd(x), y)
-    loss.backward()
-    opt.step()
-    return loss
-
-
-if args.compile == "step":
-    step = torch.compile(step)
-
-
-def batch(ix):
+def train(ix):
     x = Xtr[ix].float().mul_(1.0 / 255.0)
     y = torch.nn.functional.one_hot(Ytr[ix], 10).float()
-    return x, y
+    return step(x, y)
 
 
-t0 = time.perf_counter()
-for b in range(args.warmup):
-    step(*batch(torch.arange(b * B, (b + 1) * B))).item()
-print("warmup_s %.3f" % (time.perf_counter() - t0))
-
-g = torch.Generator().manual_seed(42)
-n = Xtr.shape[0]
-nb = n // B
-run = min(args.batches, nb) if args.batches > 0 else nb
-times = []
-for e in range(args.epochs):
-    order = torch.randperm(n, generator=g)
-    t0 = time.perf_counter()
-    total = 0.0
-    for b in range(run):
-        total += step(*batch(order[b * B:(b + 1) * B])).item()
-    dt = time.perf_counter() - t0
-    times.append(dt)
-    loss = total / run
+def evaluate():
     correct = 0
     model.eval()
     with torch.inference_mode():
@@ -137,15 +82,10 @@ for e in range(args.epochs):
             z = model(Xte[i:i + 1000].float().mul_(1.0 / 255.0))
             correct += int((z.argmax(1) == Yte[i:i + 1000]).sum())
     model.train()
-    acc = correct / Xte.shape[0]
-    print("epoch %d/%d  %d batches  time %.3f s  %.0f samples/s  loss %.4f  "
-          "test_acc %.4f" % (e + 1, args.epochs, run, dt, run * B / dt, loss, acc))
-    sys.stdout.flush()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print("batches %d" % run)
-print("epoch_batches %d" % nb)
-print("epoch_s %.4f" % (sum(times) / len(times) * nb / run))
-print("samples_per_s %.1f" % (run * B * len(times) / sum(times)))
-print("train_loss %.4f" % loss)
-print("test_acc %.4f" % acc)
-print("peak_rss_kb %d" % rss)
+    return correct / Xte.shape[0]
+
+
+g = torch.Generator().manual_seed(42)
+peer.fit(args, Xtr.shape[0], B, lambda ix: train(torch.as_tensor(ix)),
+         lambda losses: sum(losses) / len(losses), evaluate,
+         lambda n: torch.randperm(n, generator=g))

@@ -27,10 +27,7 @@ Threads: XLA's CPU backend sizes its pools from the CPUs it may run on;
 run.sh restricts it with taskset for the one-thread rows.
 """
 import argparse
-import gzip
 import os
-import resource
-import struct
 import sys
 import time
 
@@ -38,6 +35,8 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 import optax
+
+import peer
 
 p = argparse.ArgumentParser()
 p.add_argument("what", choices=["seed", "fmnist"])
@@ -79,12 +78,6 @@ def make_step(loss_fn, opt):
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def median(v):
-    v = sorted(v)
-    n = len(v)
-    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
-
-
 if args.what == "seed":
     def bce(params, x, y):
         p = jax.nn.sigmoid(mlp(params, x))
@@ -107,40 +100,13 @@ if args.what == "seed":
     t0 = time.perf_counter()
     f()
     print("first_step_b32_us %.1f" % ((time.perf_counter() - t0) * 1e6))
-    t0, calls = time.perf_counter(), 0
-    while calls < 10 or time.perf_counter() - t0 < 0.5:
-        f()
-        calls += 1
-    k = max(1, int(1e-3 / ((time.perf_counter() - t0) / calls)))
-    s = []
-    for _ in range(args.samples):
-        t0 = time.perf_counter()
-        for _ in range(k):
-            f()
-        s.append((time.perf_counter() - t0) / k * 1e6)
-    print("train_b32_us %.4f" % median(s))
+    print("train_b32_us %.4f" % peer.per_call_us(f, args.samples))
     sys.exit(0)
 
 # ---- Fashion-MNIST MLP ------------------------------------------------------
 
 
-def idx(path, magic):
-    with gzip.open(path, "rb") as fh:
-        data = fh.read()
-    m, n = struct.unpack(">II", data[:8])
-    assert m == magic, path
-    if magic == 2051:
-        r, c = struct.unpack(">II", data[8:16])
-        return np.frombuffer(data, np.uint8, offset=16).reshape(n, r * c)
-    return np.frombuffer(data, np.uint8, offset=8)
-
-
-t_load = time.perf_counter()
-Xtr = idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"), 2051)
-Ytr = idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"), 2049)
-Xte = idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz"), 2051)
-Yte = idx(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"), 2049)
-print("load_s %.3f" % (time.perf_counter() - t_load))
+Xtr, Ytr, Xte, Yte = peer.load_fmnist(args.data)
 B = 64
 eye = np.eye(10, dtype=np.float32)
 
@@ -184,45 +150,22 @@ step = make_step(softmax_ce, opt)
 predict = jax.jit(net)
 
 
-def batch(ix):
-    return (Xtr[ix].astype(np.float32) * (1.0 / 255.0), eye[Ytr[ix]])
+def train(ix):
+    global params, state
+    x, y = Xtr[ix].astype(np.float32) * (1.0 / 255.0), eye[Ytr[ix]]
+    params, state, loss = step(params, state, x, y)
+    return loss
 
 
-t0 = time.perf_counter()
-for b in range(args.warmup):
-    params, state, loss = step(params, state, *batch(np.arange(b * B, (b + 1) * B)))
-float(loss)
-print("warmup_s %.3f" % (time.perf_counter() - t0))
-
-rng = np.random.default_rng(42)
-n = Xtr.shape[0]
-nb = n // B
-run = min(args.batches, nb) if args.batches > 0 else nb
-times = []
-for e in range(args.epochs):
-    order = rng.permutation(n)
-    t0 = time.perf_counter()
-    total = 0.0
-    losses = []
-    for b in range(run):
-        params, state, loss = step(params, state, *batch(order[b * B:(b + 1) * B]))
-        losses.append(loss)
-    total = float(jnp.mean(jnp.stack(losses)))
-    dt = time.perf_counter() - t0
-    times.append(dt)
+def evaluate():
     correct = 0
     for i in range(0, Xte.shape[0], 1000):
         z = predict(params, Xte[i:i + 1000].astype(np.float32) * (1.0 / 255.0))
         correct += int(np.sum(np.argmax(np.asarray(z), axis=1) == Yte[i:i + 1000]))
-    acc = correct / Xte.shape[0]
-    print("epoch %d/%d  %d batches  time %.3f s  %.0f samples/s  loss %.4f  "
-          "test_acc %.4f" % (e + 1, args.epochs, run, dt, run * B / dt, total, acc))
-    sys.stdout.flush()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print("batches %d" % run)
-print("epoch_batches %d" % nb)
-print("epoch_s %.4f" % (sum(times) / len(times) * nb / run))
-print("samples_per_s %.1f" % (run * B * len(times) / sum(times)))
-print("train_loss %.4f" % total)
-print("test_acc %.4f" % acc)
-print("peak_rss_kb %d" % rss)
+    return correct / Xte.shape[0]
+
+
+rng = np.random.default_rng(42)
+peer.fit(args, Xtr.shape[0], B, train,
+         lambda losses: float(jnp.mean(jnp.stack(losses))), evaluate,
+         rng.permutation)

@@ -21,6 +21,8 @@ import time
 
 import torch
 
+import peer
+
 p = argparse.ArgumentParser()
 p.add_argument("what", nargs="*", default=[])
 p.add_argument("--threads", type=int, default=1)
@@ -37,53 +39,14 @@ print("torch_version %s" % torch.__version__)
 
 
 def make_model():
-    m = torch.nn.Sequential(
+    return peer.torch_glorot(torch.nn.Sequential(
         torch.nn.Linear(10, 128), torch.nn.ReLU(),
         torch.nn.Linear(128, 64), torch.nn.ReLU(),
-        torch.nn.Linear(64, 1), torch.nn.Sigmoid())
-    for layer in m:
-        if isinstance(layer, torch.nn.Linear):   # Keras/nnc init scheme
-            torch.nn.init.xavier_uniform_(layer.weight)
-            torch.nn.init.zeros_(layer.bias)
-    return m
+        torch.nn.Linear(64, 1), torch.nn.Sigmoid()))
 
 
 def make_step(model):
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    crit = torch.nn.BCELoss()
-    fwd = torch.compile(model) if args.compile == "model" else model
-
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        loss = crit(fwd(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    if args.compile == "step":
-        step = torch.compile(step)
-    return lambda x, y: step(x, y).item()
-
-
-def bench(f, nsamp):
-    t0 = time.perf_counter()
-    calls = 0
-    while True:
-        f()
-        calls += 1
-        if calls >= 10 and time.perf_counter() - t0 >= 0.5:
-            break
-    per = (time.perf_counter() - t0) / calls
-    k = max(1, int(1e-3 / per))
-    s = []
-    for _ in range(nsamp):
-        t0 = time.perf_counter()
-        for _ in range(k):
-            f()
-        s.append((time.perf_counter() - t0) / k * 1e6)
-    s.sort()
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+    return peer.torch_step(model, torch.nn.BCELoss(), args.compile)
 
 
 if "train" in what:
@@ -95,7 +58,7 @@ if "train" in what:
         t0 = time.perf_counter()
         step(x, y)          # first call: compiles under --compile
         print("first_step_b%d_us %.1f" % (b, (time.perf_counter() - t0) * 1e6))
-        print("train_b%d_us %.4f" % (b, bench(lambda: step(x, y), args.samples)))
+        print("train_b%d_us %.4f" % (b, peer.per_call_us(lambda: step(x, y), args.samples)))
         sys.stdout.flush()
 
 if "predict" in what:
@@ -106,7 +69,7 @@ if "predict" in what:
         def pred():
             with torch.inference_mode():
                 return model(x)
-        print("predict_b%d_us %.4f" % (n, bench(pred, args.samples)))
+        print("predict_b%d_us %.4f" % (n, peer.per_call_us(pred, args.samples)))
     sys.stdout.flush()
 
 if "fit" in what:

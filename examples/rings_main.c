@@ -42,35 +42,8 @@
 
 /* ---- A tiny deterministic PRNG (splitmix64) ----------------------------- */
 
-static uint64_t rng_state = 7;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1), 53 random bits. */
-static double rng_uniform(void)
-{
-    return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Uniform integer in [0, n), for n much smaller than 2^32. */
-static size_t rng_below(size_t n)
-{
-    return (size_t)((rng_next() >> 32) % n);
-}
-
-/* Standard normal (Box-Muller; one of the pair is enough here). */
-static double rng_normal(void)
-{
-    const double two_pi = 6.283185307179586;
-    double u = 1.0 - rng_uniform();   /* (0, 1]: log(u) is finite */
-    return sqrt(-2.0 * log(u)) * cos(two_pi * rng_uniform());
-}
+#define RNG_SEED 7
+#include "splitmix.h"
 
 /* ---- Data -------------------------------------------------------------- */
 
@@ -97,18 +70,6 @@ static void make_points(Point *p, size_t n)
     }
 }
 
-static void shuffle(Point *a, size_t n)
-{
-    size_t i;
-
-    for (i = n - 1; i > 0; i--) {
-        size_t j = rng_below(i + 1);
-        Point t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
 /* ---- Training and evaluation ------------------------------------------- */
 
 /* One epoch over train[] in a fresh order; returns the mean batch loss. */
@@ -117,7 +78,7 @@ static double train_epoch(rings_ctx *ctx)
     size_t nbatches = N_TRAIN / RINGS_BATCH, b, i, j;
     double total = 0;
 
-    shuffle(train, N_TRAIN);
+    rng_shuffle(train, N_TRAIN, sizeof train[0]);
     for (b = 0; b < nbatches; b++) {
         for (i = 0; i < RINGS_BATCH; i++) {
             const Point *p = &train[b * RINGS_BATCH + i];

@@ -37,27 +37,8 @@
 
 /* ---- A tiny deterministic PRNG (splitmix64) ----------------------------- */
 
-static uint64_t rng_state = 42;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1), 24 random bits (exact in a float). */
-static float rng_float(void)
-{
-    return (float)(rng_next() >> 40) * (1.0f / 16777216.0f);
-}
-
-/* Uniform integer in [0, n), for n much smaller than 2^32. */
-static size_t rng_below(size_t n)
-{
-    return (size_t)((rng_next() >> 32) % n);
-}
+#define RNG_SEED 42
+#include "splitmix.h"
 
 /* ---- Data -------------------------------------------------------------- */
 
@@ -79,17 +60,6 @@ static void make_samples(float (*x)[SEED_IN], float (*y)[SEED_OUT], size_t n)
     }
 }
 
-static void shuffle(size_t *a, size_t n)
-{
-    size_t i;
-
-    for (i = n - 1; i > 0; i--) {
-        size_t j = rng_below(i + 1), t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
 /*
  * One pass over the training set in a fresh random order. 1000 is not a
  * multiple of 32: we drop the last partial batch, so each epoch trains on
@@ -101,7 +71,7 @@ static float train_epoch(seed_ctx *ctx)
     size_t nbatches = N_TRAIN / SEED_BATCH, b, i, j;
     double total = 0;
 
-    shuffle(order, N_TRAIN);
+    rng_shuffle(order, N_TRAIN, sizeof order[0]);
     for (b = 0; b < nbatches; b++) {
         for (i = 0; i < SEED_BATCH; i++) {
             size_t k = order[b * SEED_BATCH + i];

@@ -42,66 +42,32 @@ static int argmax(const float *v, int n)
     return k;
 }
 
-static double clamp_log(double v)
+/* The mean loss of rows x nout outputs, from the kernels of nn.c that the
+ * training step runs (one implementation of each loss). */
+static double loss_mean(int loss, double param, const float *out, const float *y, size_t rows,
+                        int nout)
 {
-    double l = log(v);
-    return l < -100.0 ? -100.0 : l;
+    size_t n = rows * (size_t)nout, c = (size_t)nout;
+    switch (loss) {
+    case NNC_LOSS_MSE: return nnc_mse(out, y, n);
+    case NNC_LOSS_MAE: return nnc_mae(out, y, n);
+    case NNC_LOSS_HUBER: return nnc_huber(out, y, n, param);
+    case NNC_LOSS_BCE: return nnc_bce(out, y, n);
+    case NNC_LOSS_CCE: return nnc_cce(out, y, rows, c);
+    case NNC_LOSS_SPARSE_CCE: return nnc_sparse_cce(out, y, rows, c);
+    default: return nnc_softmax_ce(out, y, rows, c);   /* on logits */
+    }
 }
 
+/* Each row's loss is the mean over its values (mse, mae, huber, bce) or
+ * its cross-entropy, so the sum over rows is rows times the kernel's mean. */
 double nnc_loss_sum(int loss, double param, const float *out, const float *y, size_t rows,
                     int nout, int ntarget, size_t *hits)
 {
-    double s = 0.0;
     size_t r, h = 0;
-    int j;
     for (r = 0; r < rows; r++) {
         const float *o = out + r * (size_t)nout, *t = y + r * (size_t)ntarget;
-        double l = 0.0;
-        int k = -1;
-        switch (loss) {
-        case NNC_LOSS_MSE: case NNC_LOSS_MAE: case NNC_LOSS_HUBER: case NNC_LOSS_BCE:
-            for (j = 0; j < nout; j++) {
-                double d = (double)o[j] - (double)t[j], a = fabs(d);
-                if (loss == NNC_LOSS_MSE)
-                    l += d * d;
-                else if (loss == NNC_LOSS_MAE)
-                    l += a;
-                else if (loss == NNC_LOSS_HUBER)
-                    l += a <= param ? 0.5 * a * a : param * (a - 0.5 * param);
-                else
-                    l -= t[j] * clamp_log(o[j]) + (1.0 - t[j]) * clamp_log(1.0 - (double)o[j]);
-            }
-            l /= nout;
-            break;
-        case NNC_LOSS_CCE: case NNC_LOSS_SPARSE_CCE: {
-            double sum = 0.0;
-            for (j = 0; j < nout; j++)
-                sum += o[j];
-            for (j = 0; j < nout; j++) {
-                double w = loss == NNC_LOSS_CCE ? t[j] : (double)(j == (int)t[0]), q;
-                if (w == 0.0)
-                    continue;
-                q = o[j] / sum;
-                q = q < 1e-7 ? 1e-7 : q > 1.0 - 1e-7 ? 1.0 - 1e-7 : q;
-                l -= w * log(q);
-            }
-            if (loss == NNC_LOSS_SPARSE_CCE && !(t[0] >= 0.0f && t[0] < (float)nout))
-                l = NAN;
-            break;
-        }
-        default: {   /* softmax cross-entropy on logits */
-            double mx = o[0], se = 0.0, lse;
-            for (j = 1; j < nout; j++)
-                mx = o[j] > mx ? o[j] : mx;
-            for (j = 0; j < nout; j++)
-                se += exp((double)o[j] - mx);
-            lse = mx + log(se);
-            for (j = 0; j < nout; j++)
-                l -= t[j] * ((double)o[j] - lse);
-            break;
-        }
-        }
-        s += l;
+        int k;
         if (nout == 1 && ntarget == 1)
             h += (o[0] >= 0.5f) == (t[0] >= 0.5f);
         else {
@@ -112,7 +78,7 @@ double nnc_loss_sum(int loss, double param, const float *out, const float *y, si
     }
     if (hits)
         *hits = h;
-    return s;
+    return rows ? loss_mean(loss, param, out, y, rows, nout) * (double)rows : 0.0;
 }
 
 /* ---- options ------------------------------------------------------------- */

@@ -3,7 +3,8 @@
  * by nnc includes.
  *
  * It holds what generated models call but do not specialize: the GEMM
- * entry point (BLAS-like, row-major), nnc's own PRNG (so that the same
+ * entry point (BLAS-like, row-major), the op kernels (convolution helpers,
+ * pooling, softmax, normalization, dropout, losses, embeddings), nnc's own PRNG (so that the same
  * seed gives the same weights on every platform), parameter
  * initialization, and safetensors checkpoint I/O.
  *
@@ -191,6 +192,76 @@ float nnc_rng_uniform(nnc_rng *r);
  * rounded once to float, for i in [0, n). Glorot uniform is
  * lo = -hi = -sqrt(6 / (fan_in + fan_out)). */
 void nnc_fill_uniform(float *w, size_t n, double lo, double hi, nnc_rng *r);
+
+/* ---- Rows, normalization, dropout, losses, embeddings (nn.c) -------------
+ *
+ * One call per op of the emitted code; src/ops/nn.c, norm.c and gather.c
+ * state the maths. Rows are the last axis: x, y, dy, dx are (rows, c)
+ * row-major with c >= 1. Outputs never alias inputs except where noted.
+ * Softmax, layernorm and the softmax cross-entropy gradients are
+ * vectorized for the kernel set nnc_isa() names (NNC_ISA=scalar: the
+ * reference). No call allocates or uses threads.
+ */
+/* y = softmax(x) per row; dx = y (dy - sum_j dy_j y_j) per row. */
+void nnc_softmax(const float *x, float *y, size_t rows, size_t c);
+void nnc_softmax_back(const float *dy, const float *y, float *dx, size_t rows, size_t c);
+/* y = x - log sum_j exp(x_j) per row (the log-sum-exp in double, as the
+ * softmax cross-entropy losses compute it). */
+void nnc_log_softmax(const float *x, float *y, size_t rows, size_t c);
+/* y = (x - mean) / sqrt(var + eps) per row (biased variance); dx its
+ * gradient for dy, recomputing the statistics from x. */
+void nnc_layernorm(const float *x, float *y, size_t rows, size_t c, float eps);
+void nnc_layernorm_back(const float *dy, const float *x, float *dx, size_t rows, size_t c,
+                        float eps);
+/* Per channel (the last axis, c) over m rows: y = (x - mu) / sqrt(var + eps)
+ * with the batch's mean and biased variance, and the running statistics
+ * mean, var (c each) updated in place: mean = momentum mean + (1 - momentum)
+ * mu, var likewise with the unbiased variance. _predict normalizes with
+ * the running statistics; _back is dx for dy (statistics recomputed). */
+void nnc_batchnorm(const float *x, float *y, float *mean, float *var, size_t m, size_t c,
+                   double eps, double momentum);
+void nnc_batchnorm_predict(const float *x, float *y, const float *mean, const float *var,
+                           size_t m, size_t c, double eps);
+void nnc_batchnorm_back(const float *dy, const float *x, float *dx, size_t m, size_t c,
+                        double eps);
+/* Inverted dropout of n floats: y = 0 where a draw from rng is < p, else
+ * x scale (scale = 1 / (1 - p)); dx = dy scale where y != 0, else 0. */
+void nnc_dropout(const float *x, float *y, size_t n, float p, float scale, nnc_rng *rng);
+void nnc_dropout_back(const float *dy, const float *y, float *dx, size_t n, float scale);
+/* Mean losses of n predictions p (or logits z) against targets t, summed
+ * in double: binary cross-entropy (logs clamped at -100), squared error,
+ * absolute error, Huber (delta), and binary cross-entropy on logits. */
+double nnc_bce(const float *p, const float *t, size_t n);
+double nnc_mse(const float *p, const float *t, size_t n);
+double nnc_mae(const float *p, const float *t, size_t n);
+double nnc_huber(const float *p, const float *t, size_t n, double delta);
+double nnc_sigmoid_bce(const float *z, const float *t, size_t n);
+/* Mean over rows of cross-entropies of (rows, c) probabilities p (each row
+ * renormalized, clipped to [1e-7, 1 - 1e-7], as Keras) or logits z, with
+ * one-hot rows t (rows, c) or class indices t (rows; an index outside
+ * [0, c) makes the loss NaN). The _back kernels write the gradient
+ * (rows, c) for a loss gradient dl (a sparse row with a bad index gets 0). */
+double nnc_cce(const float *p, const float *t, size_t rows, size_t c);
+void nnc_cce_back(float dl, const float *p, const float *t, float *dp, size_t rows, size_t c);
+double nnc_sparse_cce(const float *p, const float *t, size_t rows, size_t c);
+void nnc_sparse_cce_back(float dl, const float *p, const float *t, float *dp, size_t rows,
+                         size_t c);
+double nnc_softmax_ce(const float *z, const float *t, size_t rows, size_t c);
+void nnc_softmax_ce_back(float dl, const float *z, const float *t, float *dz, size_t rows,
+                         size_t c);
+double nnc_sparse_softmax_ce(const float *z, const float *t, size_t rows, size_t c);
+void nnc_sparse_softmax_ce_back(float dl, const float *z, const float *t, float *dz,
+                                size_t rows, size_t c);
+/* Embedding: w (vocab, d); ids: n token ids as floats (truncated; outside
+ * [0, vocab) or NaN: a zero row, no gradient); y (n, d) = w[ids]. dw
+ * (vocab, d) = sum of dy's rows (n, d) per id, in order of i. */
+void nnc_embed(const float *w, size_t vocab, size_t d, const float *ids, size_t n, float *y);
+void nnc_embed_back(const float *dy, const float *ids, size_t n, size_t vocab, size_t d,
+                    float *dw);
+/* y (rows, ca + cb) = [a (rows, ca) | b (rows, cb)]; y (rows, w) =
+ * x (rows, cx)[:, start : start + w]. */
+void nnc_concat(const float *a, size_t ca, const float *b, size_t cb, float *y, size_t rows);
+void nnc_slice(const float *x, size_t cx, size_t start, size_t w, float *y, size_t rows);
 
 /* ---- Checkpoints (safetensors) -------------------------------------------
  *

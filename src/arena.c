@@ -167,6 +167,7 @@ void buf_free(Buf *b)
 void nnc_fatal(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
+    diag_flush(); /* the user's diagnostics so far, before the abort */
     fprintf(stderr, "nnc: internal error at %s:%d: ", file, line);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

@@ -7,11 +7,17 @@
  */
 #include "nnc.h"
 
-Expr *ast_num(Arena *a, Loc loc, double v, bool is_int)
+static Expr *expr(Arena *a, ExprKind kind, Loc loc)
 {
     Expr *e = arena_alloc(a, sizeof *e);
-    e->kind = EX_NUM;
+    e->kind = kind;
     e->loc = loc;
+    return e;
+}
+
+Expr *ast_num(Arena *a, Loc loc, double v, bool is_int)
+{
+    Expr *e = expr(a, EX_NUM, loc);
     e->num = v;
     e->is_int = is_int;
     return e;
@@ -19,18 +25,14 @@ Expr *ast_num(Arena *a, Loc loc, double v, bool is_int)
 
 Expr *ast_name(Arena *a, Loc loc, const char *name)
 {
-    Expr *e = arena_alloc(a, sizeof *e);
-    e->kind = EX_NAME;
-    e->loc = loc;
+    Expr *e = expr(a, EX_NAME, loc);
     e->name = name;
     return e;
 }
 
 Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args)
 {
-    Expr *e = arena_alloc(a, sizeof *e);
-    e->kind = EX_CALL;
-    e->loc = loc;
+    Expr *e = expr(a, EX_CALL, loc);
     e->name = name;
     e->args = args;
     return e;
@@ -45,29 +47,6 @@ Arg *ast_arg(Arena *a, const char *key, Loc key_loc, Expr *val)
     return g;
 }
 
-/* Lists under construction are circular and held by their last element
- * (whose next is the first), so appending is O(1) however long the list
- * (a fuzzed line of 200,000 statements took minutes with a walk to the
- * end); *_list_end cuts the circle and returns the first element. */
-Arg *ast_arg_append(Arg *list, Arg *a)
-{
-    if (!a)
-        return list;
-    a->next = list ? list->next : a;
-    if (list)
-        list->next = a;
-    return a;
-}
-
-Arg *ast_arg_list_end(Arg *list)
-{
-    if (!list)
-        return NULL;
-    Arg *first = list->next;
-    list->next = NULL;
-    return first;
-}
-
 Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc)
 {
     Stmt *s = arena_alloc(a, sizeof *s);
@@ -76,24 +55,33 @@ Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc)
     return s;
 }
 
-Stmt *ast_stmt_append(Stmt *list, Stmt *s)
-{
-    if (!s)
-        return list;
-    s->next = list ? list->next : s;
-    if (list)
-        list->next = s;
-    return s;
-}
+/* Lists under construction are circular and held by their last element
+ * (whose next is the first), so appending is O(1) however long the list
+ * (a fuzzed line of 200,000 statements took minutes with a walk to the
+ * end); *_list_end cuts the circle and returns the first element. The
+ * same two functions for each list type: */
+#define AST_LIST(T, prefix)                      \
+    T *prefix##_append(T *list, T *x)            \
+    {                                            \
+        if (!x)                                  \
+            return list;                         \
+        x->next = list ? list->next : x;         \
+        if (list)                                \
+            list->next = x;                      \
+        return x;                                \
+    }                                            \
+                                                 \
+    T *prefix##_list_end(T *list)                \
+    {                                            \
+        if (!list)                               \
+            return NULL;                         \
+        T *first = list->next;                   \
+        list->next = NULL;                       \
+        return first;                            \
+    }
 
-Stmt *ast_stmt_list_end(Stmt *list)
-{
-    if (!list)
-        return NULL;
-    Stmt *first = list->next;
-    list->next = NULL;
-    return first;
-}
+AST_LIST(Arg, ast_arg)
+AST_LIST(Stmt, ast_stmt)
 
 static void dump_expr(FILE *f, const Expr *e)
 {

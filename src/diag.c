@@ -10,6 +10,13 @@
  * reported any. Output is capped so a cascade cannot flood a terminal.
  * Suggestions use the edit distance between the unknown name and the
  * candidates, as clang's typo correction does.
+ *
+ * The parser reports syntax errors before lowering reports the others, so
+ * diagnostics are held back and printed sorted by position (an error or
+ * warning with the notes that follow it moves as one): at exit, before an
+ * internal error, when one of another file or one without a location comes,
+ * or on diag_flush(). The text is formatted when reported, so the source
+ * may be freed before it prints.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +29,49 @@ int diag_errors;
 bool diag_quiet;
 FILE *diag_out;
 
-static void show_line(FILE *f, Loc loc)
+/* A held-back diagnostic: its position and its text, notes included. */
+typedef struct Held {
+    int line, col, seq;
+    Buf text;
+} Held;
+
+static Held *held;
+static int nheld, capheld;
+static const SrcFile *held_src;  /* the file all held diagnostics are in */
+static bool held_too_many;       /* the cap was reached: say so last */
+static bool last_direct;         /* the last error/warning was not held */
+
+static FILE *out(void)
+{
+    return diag_out ? diag_out : stderr;
+}
+
+static int by_position(const void *pa, const void *pb)
+{
+    const Held *a = pa, *b = pb;
+    if (a->line != b->line)
+        return a->line < b->line ? -1 : 1;
+    if (a->col != b->col)
+        return a->col < b->col ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+void diag_flush(void)
+{
+    qsort(held, (size_t)nheld, sizeof *held, by_position);
+    for (int i = 0; i < nheld; i++) {
+        fwrite(held[i].text.data, 1, held[i].text.len, out());
+        buf_free(&held[i].text);
+    }
+    nheld = 0;
+    held_src = NULL;
+    if (held_too_many)
+        fprintf(out(), "nnc: too many errors (more than %d), stopping\n", MAX_ERRORS);
+    held_too_many = false;
+    fflush(out());
+}
+
+static void show_line(Buf *b, Loc loc)
 {
     const char *p = loc.src->text;
     for (int l = 1; l < loc.line && *p; p++)
@@ -31,31 +80,60 @@ static void show_line(FILE *f, Loc loc)
     const char *end = p;
     while (*end && *end != '\n' && *end != '\r')
         end++;
-    fprintf(f, "%.*s\n", (int)(end - p), p);
+    buf_printf(b, "%.*s\n", (int)(end - p), p);
     /* caret: keep tabs so that it lines up under the column; one space
      * per UTF-8 character (columns count bytes) */
     for (int c = 1; c < loc.col && p + c - 1 < end; c++)
         if ((p[c - 1] & 0xc0) != 0x80)
-            fputc(p[c - 1] == '\t' ? '\t' : ' ', f);
-    fputc('^', f);
+            buf_puts(b, p[c - 1] == '\t' ? "\t" : " ");
+    buf_puts(b, "^");
     for (int i = 1; i < loc.len && p + loc.col - 1 + i < end; i++)
-        fputc('~', f);
-    fputc('\n', f);
+        buf_puts(b, "~");
+    buf_puts(b, "\n");
+}
+
+/* The entry a new error or warning at loc goes into; NULL: print now. */
+static Buf *hold(Loc loc)
+{
+    static bool registered;
+    if (!loc.src || (held_src && held_src != loc.src))
+        diag_flush();
+    if (!loc.src)
+        return NULL;
+    if (!registered)
+        registered = atexit(diag_flush) == 0;
+    held = nnc_grow(held, &capheld, nheld + 1, sizeof *held);
+    held_src = loc.src;
+    held[nheld] = (Held){loc.line, loc.col, nheld, {0}};
+    return &held[nheld++].text;
 }
 
 static void report(const char *kind, Loc loc, const char *fmt, va_list ap)
 {
-    FILE *f = diag_out ? diag_out : stderr;
     if (diag_quiet)
         return;
+    Buf text = {0};
     if (loc.src)
-        fprintf(f, "%s:%d:%d: %s: ", loc.src->name, loc.line, loc.col, kind);
+        buf_printf(&text, "%s:%d:%d: %s: ", loc.src->name, loc.line, loc.col, kind);
     else
-        fprintf(f, "nnc: %s: ", kind);
-    vfprintf(f, fmt, ap);
-    fputc('\n', f);
+        buf_printf(&text, "nnc: %s: ", kind);
+    buf_vprintf(&text, fmt, ap);
+    buf_puts(&text, "\n");
     if (loc.src && loc.line > 0)
-        show_line(f, loc);
+        show_line(&text, loc);
+    /* a note goes with the error or warning before it */
+    Buf *to = NULL;
+    if (strcmp(kind, "note") != 0) {
+        to = hold(loc);
+        last_direct = to == NULL;
+    } else if (!last_direct && nheld > 0) {
+        to = &held[nheld - 1].text;
+    }
+    if (to)
+        buf_append(to, text.data, text.len);
+    else
+        fwrite(text.data, 1, text.len, out());
+    buf_free(&text);
 }
 
 void diag_error(Loc loc, const char *fmt, ...)
@@ -63,8 +141,7 @@ void diag_error(Loc loc, const char *fmt, ...)
     va_list ap;
     diag_errors++;
     if (diag_errors == MAX_ERRORS + 1 && !diag_quiet)
-        fprintf(diag_out ? diag_out : stderr, "nnc: too many errors (more than %d), "
-                "stopping\n", MAX_ERRORS);
+        held_too_many = true;
     if (diag_errors > MAX_ERRORS)
         return;
     va_start(ap, fmt);

@@ -18,9 +18,10 @@
  * Exit status: 0, 1 for a model that cannot be imported (nothing written),
  * 2 for bad usage.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE     /* getopt_long */
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "nnc.h"
+#include "sema.h"
 
 typedef struct Imp {
     const char *file;       /* the JSON file, for messages */
@@ -212,34 +213,32 @@ static const char *shape_text(Imp *im)
 
 /* ---- activations ----------------------------------------------------------- */
 
-/* The nnc statement text for Keras activation `act` applied to `x`
- * (e.g. "relu(x)", "leaky_relu(x, negative_slope=0.2)"), NULL for linear;
- * *ok cleared after an error. */
-static const char *activation_call(Imp *im, const cJSON *act, const char *x, bool *ok)
+/* The activation row of the layer table for Keras activation `act`
+ * (its name, or its Keras name: swish is silu), or NULL after an error;
+ * *is_linear set for none. */
+static const LayerInfo *activation_row(Imp *im, const cJSON *act, bool *is_linear)
 {
-    static const char *const same[] = {"relu", "sigmoid", "tanh", "softmax", "gelu", "elu"};
     const char *a = cJSON_IsString(act) ? act->valuestring : NULL;
-    if (act == NULL || cJSON_IsNull(act) || (a && !strcmp(a, "linear")))
-        return NULL;
-    if (!a) {
-        *ok = fail(im, "activation is not a plain name (a custom or serialized function); "
-                       "nnc knows relu, sigmoid, tanh, softmax, gelu, elu, leaky_relu, linear");
-        return NULL;
-    }
-    for (size_t i = 0; i < sizeof same / sizeof *same; i++)
-        if (!strcmp(a, same[i]))
-            return arena_printf(&im->arena, "%s(%s)", a, x);
-    if (!strcmp(a, "leaky_relu"))  /* keras.activations.leaky_relu: slope 0.2 */
-        return arena_printf(&im->arena, "leaky_relu(%s, negative_slope=0.2)", x);
-    *ok = fail(im, "activation '%s' has no nnc equivalent (nnc knows relu, sigmoid, tanh, "
-                   "softmax, gelu, elu, leaky_relu, linear)", a);
+    const LayerInfo *ly = a ? activation_find(a, true) : NULL;
+    *is_linear = act == NULL || cJSON_IsNull(act) || (ly && ly->op == OP_INPUT);
+    if (*is_linear || ly)
+        return ly;
+    const char *known = activation_list(&im->arena, ", ");
+    if (!a)
+        fail(im, "activation is not a plain name (a custom or serialized function); "
+                 "nnc knows %s", known);
+    else
+        fail(im, "activation '%s' has no nnc equivalent (nnc knows %s)", a, known);
     return NULL;
 }
 
-/* The name of a Keras activation for out_act ("" if not a plain name). */
-static const char *act_name(const cJSON *act)
+/* The nnc call of activation row `ly` on `x`, with the arguments that
+ * give Keras' activation function ("leaky_relu(x, negative_slope=0.2)"). */
+static const char *activation_call(Imp *im, const LayerInfo *ly, const char *x)
 {
-    return cJSON_IsString(act) ? act->valuestring : "linear";
+    if (ly->keras_args)
+        return arena_printf(&im->arena, "%s(%s, %s)", ly->name, x, ly->keras_args);
+    return arena_printf(&im->arena, "%s(%s)", ly->name, x);
 }
 
 /* Emits `name = call` for the current layer, making it the current value. */
@@ -254,23 +253,23 @@ static void emit(Imp *im, const char *name, const char *call)
 static bool emit_with_activation(Imp *im, const char *name, const char *head,
                                  const cJSON *act)
 {
-    bool ok = true;
-    const char *a = act_name(act);
-    if (!strcmp(a, "linear") || cJSON_IsNull(act) || act == NULL) {
+    bool is_linear;
+    const LayerInfo *ly = activation_row(im, act, &is_linear);
+    if (is_linear) {
         emit(im, name, arena_printf(&im->arena, "%s)", head));
         im->out_act = "linear";
         return true;
     }
-    const char *call = activation_call(im, act, name, &ok);
-    if (!ok)
+    if (!ly)
         return false;
-    if (strcmp(a, "leaky_relu") != 0) {
-        emit(im, name, arena_printf(&im->arena, "%s, activation=%s)", head, a));
+    if (!ly->keras_args) {
+        emit(im, name, arena_printf(&im->arena, "%s, activation=%s)", head, ly->name));
     } else {
         emit(im, name, arena_printf(&im->arena, "%s)", head));
-        emit(im, fresh(im, arena_printf(&im->arena, "%s_%s", name, a)), call);
+        emit(im, fresh(im, arena_printf(&im->arena, "%s_%s", name, ly->name)),
+             activation_call(im, ly, name));
     }
-    im->out_act = a;
+    im->out_act = ly->name;
     return true;
 }
 
@@ -463,13 +462,17 @@ static bool layer_norm(Imp *im, const cJSON *cfg, const char *name, bool batch)
 
 static bool layer_activation(Imp *im, const cJSON *cfg, const char *name)
 {
-    bool ok = true;
-    const cJSON *act = get(cfg, "activation");
-    const char *call = activation_call(im, act, im->cur, &ok);
-    if (!ok)
+    bool is_linear;
+    const LayerInfo *ly = activation_row(im, get(cfg, "activation"), &is_linear);
+    if (is_linear) {
+        emit(im, name, arena_printf(&im->arena, "linear(%s)", im->cur));
+        im->out_act = "linear";
+        return true;
+    }
+    if (!ly)
         return false;
-    emit(im, name, call ? call : arena_printf(&im->arena, "linear(%s)", im->cur));
-    im->out_act = act_name(act);
+    emit(im, name, activation_call(im, ly, im->cur));
+    im->out_act = ly->name;
     return true;
 }
 
@@ -551,6 +554,48 @@ static const cJSON *batch_shape(const cJSON *cfg)
     return s ? s : get(cfg, "batch_input_shape");
 }
 
+static bool layer_maxpool(Imp *im, const cJSON *cfg, const char *name)
+{
+    return layer_pool(im, cfg, name, "maxpool2d");
+}
+
+static bool layer_avgpool(Imp *im, const cJSON *cfg, const char *name)
+{
+    return layer_pool(im, cfg, name, "avgpool2d");
+}
+
+static bool layer_batchnorm(Imp *im, const cJSON *cfg, const char *name)
+{
+    return layer_norm(im, cfg, name, true);
+}
+
+static bool layer_layernorm(Imp *im, const cJSON *cfg, const char *name)
+{
+    return layer_norm(im, cfg, name, false);
+}
+
+/* The Keras layer classes nnc imports (and Keras' other spelling). */
+static const struct {
+    const char *cls, *alias;
+    bool (*import)(Imp *im, const cJSON *cfg, const char *name);
+} classes[] = {
+    {"Dense", NULL, layer_dense},
+    {"Conv2D", "Convolution2D", layer_conv},
+    {"MaxPooling2D", "MaxPool2D", layer_maxpool},
+    {"AveragePooling2D", "AvgPool2D", layer_avgpool},
+    {"GlobalAveragePooling2D", "GlobalAvgPool2D", layer_gap},
+    {"Flatten", NULL, layer_flatten},
+    {"Dropout", NULL, layer_dropout},
+    {"BatchNormalization", NULL, layer_batchnorm},
+    {"LayerNormalization", NULL, layer_layernorm},
+    {"Activation", NULL, layer_activation},
+    {"ReLU", NULL, layer_relu},
+    {"LeakyReLU", NULL, layer_leaky},
+    {"ELU", NULL, layer_elu},
+    {"Softmax", NULL, layer_softmax},
+};
+#define NCLASSES (sizeof classes / sizeof classes[0])
+
 static bool layer(Imp *im, const cJSON *l)
 {
     const cJSON *cfg = get(l, "config");
@@ -558,40 +603,16 @@ static bool layer(Imp *im, const cJSON *l)
     const char *name = fresh(im, im->lname);
     if (!cJSON_IsObject(cfg))
         return fail(im, "no 'config' object");
-    if (!strcmp(cls, "Dense"))
-        return layer_dense(im, cfg, name);
-    if (!strcmp(cls, "Conv2D") || !strcmp(cls, "Convolution2D"))
-        return layer_conv(im, cfg, name);
-    if (!strcmp(cls, "MaxPooling2D") || !strcmp(cls, "MaxPool2D"))
-        return layer_pool(im, cfg, name, "maxpool2d");
-    if (!strcmp(cls, "AveragePooling2D") || !strcmp(cls, "AvgPool2D"))
-        return layer_pool(im, cfg, name, "avgpool2d");
-    if (!strcmp(cls, "GlobalAveragePooling2D") || !strcmp(cls, "GlobalAvgPool2D"))
-        return layer_gap(im, cfg, name);
-    if (!strcmp(cls, "Flatten"))
-        return layer_flatten(im, cfg, name);
-    if (!strcmp(cls, "Dropout"))
-        return layer_dropout(im, cfg, name);
-    if (!strcmp(cls, "BatchNormalization"))
-        return layer_norm(im, cfg, name, true);
-    if (!strcmp(cls, "LayerNormalization"))
-        return layer_norm(im, cfg, name, false);
-    if (!strcmp(cls, "Activation"))
-        return layer_activation(im, cfg, name);
-    if (!strcmp(cls, "ReLU"))
-        return layer_relu(im, cfg, name);
-    if (!strcmp(cls, "LeakyReLU"))
-        return layer_leaky(im, cfg, name);
-    if (!strcmp(cls, "ELU"))
-        return layer_elu(im, cfg, name);
-    if (!strcmp(cls, "Softmax"))
-        return layer_softmax(im, cfg, name);
+    for (size_t i = 0; i < NCLASSES; i++)
+        if (!strcmp(cls, classes[i].cls) || (classes[i].alias && !strcmp(cls, classes[i].alias)))
+            return classes[i].import(im, cfg, name);
     if (!strcmp(cls, "InputLayer"))
         return fail(im, "an input layer in the middle of the model is not supported");
-    return fail(im, "layer class '%s' is not supported (nnc imports Dense, Conv2D, "
-                    "MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, "
-                    "BatchNormalization, LayerNormalization, Activation, ReLU, LeakyReLU, ELU, "
-                    "Softmax)", cls);
+    const char *names[NCLASSES + 1] = {0};
+    for (size_t i = 0; i < NCLASSES; i++)
+        names[i] = classes[i].cls;
+    return fail(im, "layer class '%s' is not supported (nnc imports %s)", cls,
+                name_list(&im->arena, names, ", "));
 }
 
 /* ---- the model ------------------------------------------------------------- */
@@ -601,46 +622,24 @@ typedef struct KerasOptions {
     int batch;
 } KerasOptions;
 
-static const char *const losses[] = {
-    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
-    "softmax_cross_entropy", "mse", "mae", "huber", NULL};
-
-static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
+/* The input's shape and name: an InputLayer first (*skip_first set), else
+ * the Sequential's build_input_shape, else the first layer's
+ * batch_input_shape. */
+static bool model_input(Imp *im, const cJSON *cfg, const cJSON *layers, const char **in_name,
+                        bool *skip_first)
 {
-    const char *cls = get_str(root, "class_name");
-    const cJSON *cfg = get(root, "config");
-    if (!cls || !cJSON_IsObject(cfg))
-        return fail(im, "not a Keras model (no 'class_name' and 'config'; expected the "
-                        "output of model.to_json())");
-    if (strcmp(cls, "Sequential") != 0)
-        return fail(im, "the model is a '%s' model: only Sequential models can be imported",
-                    cls);
-    const cJSON *layers = get(cfg, "layers"), *l;
-    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) == 0)
-        return fail(im, "the Sequential model has no layers");
-
-    const char *kname = get_str(cfg, "name");
-    const char *model = fresh(im, kname ? kname : "model");
-    const char *version = get_str(root, "keras_version");
-    if (!version && get_str(root, "module"))  /* Keras 3 writes no version */
-        version = "3";
-    const char *base = strrchr(im->file, '/');
-    base = base ? base + 1 : im->file;
-
-    /* the input: an InputLayer first, else the Sequential's
-     * build_input_shape, else the first layer's batch_input_shape */
     const cJSON *first = layers->child, *fcfg = get(first, "config");
     const char *fcls = get_str(first, "class_name");
     const cJSON *shape = NULL;
-    const char *in_name = "x";
-    bool skip_first = false;
+    *in_name = "x";
+    *skip_first = false;
     if (fcls && !strcmp(fcls, "InputLayer")) {
         shape = batch_shape(fcfg);
         if (get_str(fcfg, "name"))
-            in_name = get_str(fcfg, "name");
-        skip_first = true;
+            *in_name = get_str(fcfg, "name");
+        *skip_first = true;
         im->index = 1;
-        im->lname = in_name;
+        im->lname = *in_name;
         im->lclass = fcls;
     } else if (get(cfg, "build_input_shape")) {
         shape = get(cfg, "build_input_shape");
@@ -652,10 +651,21 @@ static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
         return fail(im, "the input shape is unknown (no InputLayer, build_input_shape or "
                         "batch_input_shape): build the model before to_json()");
     }
-    if (!input_shape(im, shape))
-        return false;
+    bool ok = input_shape(im, shape);
     im->index = 0;
+    return ok;
+}
 
+/* The comment, `model NAME {` and the input statement. */
+static void write_head(Imp *im, const cJSON *root, const cJSON *cfg, const char *in_name)
+{
+    const char *kname = get_str(cfg, "name");
+    const char *model = fresh(im, kname ? kname : "model");
+    const char *version = get_str(root, "keras_version");
+    if (!version && get_str(root, "module"))  /* Keras 3 writes no version */
+        version = "3";
+    const char *base = strrchr(im->file, '/');
+    base = base ? base + 1 : im->file;
     buf_printf(&im->out, "# Imported by `nnc import-keras %s` from a Keras%s%s Sequential\n"
                          "# model; the layers keep their Keras names (checkpoint tensors\n"
                          "# LAYER.weight, LAYER.bias, ...).\n",
@@ -667,7 +677,12 @@ static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
         buf_printf(&im->out, "%s%d", d ? ", " : "", im->dim[d]);
     buf_puts(&im->out, "]\n");
     im->out_act = "linear";
+}
 
+/* Every layer but a leading InputLayer, one statement (or two) each. */
+static bool import_layers(Imp *im, const cJSON *layers, bool skip_first)
+{
+    const cJSON *l;
     int index = 0;
     cJSON_ArrayForEach(l, layers) {
         index++;
@@ -685,8 +700,13 @@ static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
     im->index = 0;
     if (index == (skip_first ? 1 : 0))
         return fail(im, "the model has no layers besides its input");
+    return true;
+}
 
-    /* loss, optimizer, batch */
+/* loss, optimizer and batch: as given, else from the output's activation,
+ * Adam and 32. */
+static bool write_training(Imp *im, const KerasOptions *o)
+{
     const char *loss = o->loss;
     const char *why = "from --loss";
     if (!loss) {
@@ -714,6 +734,27 @@ static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
     buf_printf(&im->out, "    batch %d%s\n}\n", o->batch ? o->batch : 32,
                o->batch ? "" : "  # Keras' fit() default");
     return true;
+}
+
+static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
+{
+    const char *cls = get_str(root, "class_name");
+    const cJSON *cfg = get(root, "config");
+    if (!cls || !cJSON_IsObject(cfg))
+        return fail(im, "not a Keras model (no 'class_name' and 'config'; expected the "
+                        "output of model.to_json())");
+    if (strcmp(cls, "Sequential") != 0)
+        return fail(im, "the model is a '%s' model: only Sequential models can be imported",
+                    cls);
+    const cJSON *layers = get(cfg, "layers");
+    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) == 0)
+        return fail(im, "the Sequential model has no layers");
+    const char *in_name;
+    bool skip_first;
+    if (!model_input(im, cfg, layers, &in_name, &skip_first))
+        return false;
+    write_head(im, root, cfg, in_name);
+    return import_layers(im, layers, skip_first) && write_training(im, o);
 }
 
 /* ---- the command ----------------------------------------------------------- */
@@ -770,37 +811,26 @@ static bool write_out(const char *path, const Buf *b)
     return ok;
 }
 
-static const char *value(int argc, char **argv, int *i, const char *name)
+/* The name of the list's entry that the n characters at s spell, or NULL. */
+static const char *known_name(const char *const *names, const char *s, size_t n)
 {
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (a[n] == '=')
-        return a + n + 1;
-    if (*i + 1 >= argc)
-        usage_error("option '%s' needs a value", name);
-    return argv[++*i];
-}
-
-static bool is_opt(const char *a, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(a, name, n) && (a[n] == '=' || !a[n]);
+    for (int i = 0; names[i]; i++)
+        if (strlen(names[i]) == n && !strncmp(s, names[i], n))
+            return names[i];
+    return NULL;
 }
 
 /* An optimizer spec: a known name, optionally "(...)" (nnc checks the
  * arguments when compiling). */
-static void check_optimizer(const char *s)
+static void check_optimizer(Arena *a, const char *s)
 {
-    static const char *const names[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
     size_t n = 0;
     while (isalnum((unsigned char)s[n]) || s[n] == '_')
         n++;
-    bool known = false;
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        known |= strlen(names[i]) == n && !strncmp(s, names[i], n);
-    if (!known)
-        usage_error("--optimizer '%s': expected sgd, adam, adamw, rmsprop or adagrad, "
-                    "optionally with arguments, e.g. 'sgd(lr=0.01, momentum=0.9)'", s);
+    if (!known_name(optimizer_names(), s, n))
+        usage_error(arena_printf(a, "--optimizer '%%s': expected %s, optionally with arguments, "
+                                 "e.g. 'sgd(lr=0.01, momentum=0.9)'",
+                                 name_list(a, optimizer_names(), " or ")), s);
     const char *rest = s + n;
     size_t m = strlen(rest);
     if (m > 0 && (rest[0] != '(' || rest[m - 1] != ')' || strchr(rest, '\n') ||
@@ -809,46 +839,68 @@ static void check_optimizer(const char *s)
                     "'adam(lr=0.0005)'", s);
 }
 
+static void check_loss(Arena *a, const char *s)
+{
+    if (!known_name(loss_names(), s, strlen(s)))
+        usage_error(arena_printf(a, "--loss '%%s': expected %s",
+                                 name_list(a, loss_names(), " or ")), s);
+}
+
+static int parse_batch(const char *v)
+{
+    char *end;
+    errno = 0;
+    long b = strtol(v, &end, 10);
+    if (errno || *end || end == v || b < 1 || b > (1L << 20))
+        usage_error("--batch '%s': expected an integer from 1 to 1048576", v);
+    return (int)b;
+}
+
+/* The command line, with getopt_long (GNU: options and the file in any
+ * order, --opt=value or --opt value). */
+static void parse_options(int argc, char **argv, KerasOptions *o, Arena *a)
+{
+    enum { OPT_LOSS = 256, OPT_OPTIMIZER, OPT_BATCH };
+    static const struct option longs[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"loss", required_argument, NULL, OPT_LOSS},
+        {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 0;     /* glibc: start afresh (the driver may have used getopt) */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":ho:", longs, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(0);
+        case 'o': o->output = optarg; break;
+        case OPT_LOSS: check_loss(a, o->loss = optarg); break;
+        case OPT_OPTIMIZER: check_optimizer(a, o->optimizer = optarg); break;
+        case OPT_BATCH: o->batch = parse_batch(optarg); break;
+        case ':':
+            usage_error("option '%s' needs a value", optopt == 'o' ? "-o"
+                        : optopt == OPT_LOSS ? "--loss" : optopt == OPT_OPTIMIZER
+                        ? "--optimizer" : "--batch");
+            break;
+        default:
+            usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (o->input)
+            usage_error("more than one input file ('%s')", argv[i]);
+        o->input = argv[i];
+    }
+}
+
 int import_keras_main(int argc, char **argv)
 {
     KerasOptions o = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        } else if (!strcmp(a, "-o")) {
-            if (i + 1 >= argc)
-                usage_error("option '%s' needs a value", "-o");
-            o.output = argv[++i];
-        } else if (is_opt(a, "--loss")) {
-            o.loss = value(argc, argv, &i, "--loss");
-            bool known = false;
-            for (int k = 0; losses[k]; k++)
-                known |= !strcmp(losses[k], o.loss);
-            if (!known)
-                usage_error("--loss '%s': expected binary_crossentropy, categorical_crossentropy, "
-                            "sparse_categorical_crossentropy, softmax_cross_entropy, mse, mae "
-                            "or huber", o.loss);
-        } else if (is_opt(a, "--optimizer")) {
-            o.optimizer = value(argc, argv, &i, "--optimizer");
-            check_optimizer(o.optimizer);
-        } else if (is_opt(a, "--batch")) {
-            const char *v = value(argc, argv, &i, "--batch");
-            char *end;
-            errno = 0;
-            long b = strtol(v, &end, 10);
-            if (errno || *end || end == v || b < 1 || b > (1L << 20))
-                usage_error("--batch '%s': expected an integer from 1 to 1048576", v);
-            o.batch = (int)b;
-        } else if (a[0] == '-' && a[1]) {
-            usage_error("unknown option '%s'", a);
-        } else if (o.input) {
-            usage_error("more than one input file ('%s')", a);
-        } else {
-            o.input = a;
-        }
-    }
+    Imp im = {0};
+    parse_options(argc, argv, &o, &im.arena);
     if (!o.input)
         usage_error("%s", "no input file (usage: nnc import-keras MODEL.json -o MODEL.nn)");
 
@@ -858,7 +910,6 @@ int import_keras_main(int argc, char **argv)
         fprintf(stderr, "nnc: error: cannot read '%s': %s\n", o.input, strerror(errno));
         return 1;
     }
-    Imp im = {0};
     im.file = o.input;
     cJSON *root = cJSON_ParseWithLength(text, len);
     bool ok;

@@ -93,6 +93,9 @@ extern FILE *diag_out;          /* default stderr */
 void diag_error(Loc loc, const char *fmt, ...) NNC_PRINTF(2, 3);
 void diag_warning(Loc loc, const char *fmt, ...) NNC_PRINTF(2, 3);
 void diag_note(Loc loc, const char *fmt, ...) NNC_PRINTF(2, 3);
+/* Diagnostics are held back and printed sorted by position (line, column)
+ * at exit, or now: call it before reading diag_out or resetting it. */
+void diag_flush(void);
 /* The closest of `cands` (NULL-terminated) to `name` within an edit
  * distance that makes a typo likely, or NULL. */
 const char *diag_suggest(const char *name, const char *const *cands);
@@ -381,6 +384,9 @@ void eval_free(const Graph *g, double **vals);
 
 /* ======================================================================
  * lower.c - AST to graph IR: names, layers, arguments, shapes
+ * (lower_layers.c: the layer table and lowerers; lower_train.c: loss and
+ * optimizer; sema.c: arguments checked against the tables; the tables'
+ * types are in sema.h, the lowering state in lower.h)
  * ====================================================================== */
 
 /* Lowers one model into g (forward graph, target, loss, optimizer spec).

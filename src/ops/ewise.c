@@ -297,6 +297,32 @@ EWISE_EVAL(gelu_tanh_back, a0 * (0.5 * (1 + tanh(gelu_tanh_u(a1))) +
                                  0.5 * a1 * (1 - tanh(gelu_tanh_u(a1)) * tanh(gelu_tanh_u(a1))) *
                                  0.7978845608028654 * (1 + 0.134145 * a1 * a1)))
 
+/* ---- silu (Keras' swish, torch.nn.SiLU), with s = sigmoid(x):
+ *      y = x s,  dx = dy s (1 + x (1 - s)) ----------------------------------
+ * The gradient needs x, not y: SILU_BACK(dy, x). */
+void grad_silu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    dx[0] = graph_add2(g, OP_SILU_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
+}
+
+void emit_silu(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s * nnc_sigmoidf(%s)", a[0], a[0]);
+}
+
+void emit_silu_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    (void)n;
+    buf_printf(e->out, "%s * nnc_sigmoidf(%s) * (1.0f + %s * (1.0f - nnc_sigmoidf(%s)))",
+               a[0], a[1], a[1], a[1]);
+}
+
+EWISE_EVAL(silu, a0 / (1.0 + exp(-a0)))
+EWISE_EVAL(silu_back, a0 / (1.0 + exp(-a1)) * (1.0 + a1 * (1.0 - 1.0 / (1.0 + exp(-a1)))))
+
 /* ---- broadcast_to: y = x repeated along broadcast dims;
  *      dx = sum of dy over them ------------------------------------------- */
 void grad_bcast_to(Graph *g, NodeId y, NodeId dy, NodeId *dx)

@@ -13,6 +13,8 @@
  *   k_i = v of dy[i, :], accumulated in order of i (deterministic).
  *   An id outside [0, V) (or NaN) gives a zero row and no gradient.
  *   The ids get no gradient.
+ * Each op emits one runtime call (nnc_concat, nnc_slice, nnc_embed,
+ * nnc_embed_back in runtime/nn.c).
  */
 #include "ops.h"
 
@@ -80,13 +82,10 @@ void eval_concat(const Graph *g, const Node *n, const double *const *in, double 
 
 void emit_concat(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    int ca = last(NODE(g, n->in[0])), cb = last(NODE(g, n->in[1])), c = ca + cb;
-    emit_line(e, "for (int r = 0; r < %s / %d; r++) {", emit_numel(n), c);
-    emit_line(e, "    memcpy(%s + (size_t)r * %d, %s + (size_t)r * %d, sizeof(float) * %d);",
-              a[2], c, a[0], ca, ca);
-    emit_line(e, "    memcpy(%s + (size_t)r * %d + %d, %s + (size_t)r * %d, sizeof(float) * %d);",
-              a[2], c, ca, a[1], cb, cb);
-    emit_line(e, "}");
+    int ca = last(NODE(g, n->in[0])), cb = last(NODE(g, n->in[1]));
+    emit_line(e, "/* a: (%s, %d), b: (%s, %d), y: (%s, %d) */", op_rows(n), ca, op_rows(n), cb,
+              op_rows(n), ca + cb);
+    emit_line(e, "nnc_concat(%s, %d, %s, %d, %s, %s);", a[0], ca, a[1], cb, a[2], op_rows(n));
 }
 
 bool shape_slice(Graph *g, Node *n)
@@ -111,9 +110,9 @@ void eval_slice(const Graph *g, const Node *n, const double *const *in, double *
 void emit_slice(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     int cx = last(NODE(g, n->in[0])), s = n->iattr[0], w = n->iattr[1];
-    emit_line(e, "for (int r = 0; r < %s / %d; r++)", emit_numel(n), w);
-    emit_line(e, "    memcpy(%s + (size_t)r * %d, %s + (size_t)r * %d + %d, sizeof(float) * %d);",
-              a[1], w, a[0], cx, s, w);
+    emit_line(e, "/* x: (%s, %d), y: (%s, %d) = x[:, %d:%d] */", op_rows(n), cx, op_rows(n), w,
+              s, s + w);
+    emit_line(e, "nnc_slice(%s, %d, %d, %d, %s, %s);", a[0], cx, s, w, a[1], op_rows(n));
 }
 
 /* ---- embedding ---------------------------------------------------------- */
@@ -165,14 +164,10 @@ void eval_embed(const Graph *g, const Node *n, const double *const *in, double *
 
 void emit_embed(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *w = NODE(g, n->in[0]);
+    const Node *w = NODE(g, n->in[0]), *k = NODE(g, n->in[1]);
     int vocab = w->shape.dim[0], d = w->shape.dim[1];
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(NODE(g, n->in[1])));
-    emit_line(e, "    float v = %s[i];", a[1]);
-    emit_line(e, "    if (v >= 0.0f && v < %d.0f) memcpy(%s + (size_t)i * %d, %s + (size_t)(int)v * %d, "
-                 "sizeof(float) * %d);", vocab, a[2], d, a[0], d, d);
-    emit_line(e, "    else memset(%s + (size_t)i * %d, 0, sizeof(float) * %d);", a[2], d, d);
-    emit_line(e, "}");
+    emit_line(e, "/* w: (%d, %d), ids: %s, y: (%s, %d) */", vocab, d, op_numel(k), op_numel(k), d);
+    emit_line(e, "nnc_embed(%s, %d, %d, %s, %s, %s);", a[0], vocab, d, a[1], op_numel(k), a[2]);
 }
 
 bool shape_embed_back(Graph *g, Node *n)
@@ -200,12 +195,10 @@ void eval_embed_back(const Graph *g, const Node *n, const double *const *in, dou
 
 void emit_embed_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
+    const Node *k = NODE(g, n->in[1]);
     int vocab = n->iattr[0], d = n->shape.dim[1];
-    emit_line(e, "memset(%s, 0, sizeof(float) * %zu);", a[2], (size_t)vocab * (size_t)d);
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(NODE(g, n->in[1])));
-    emit_line(e, "    float v = %s[i];", a[1]);
-    emit_line(e, "    if (!(v >= 0.0f && v < %d.0f)) continue;", vocab);
-    emit_line(e, "    for (int j = 0; j < %d; j++) %s[(size_t)(int)v * %d + j] += %s[(size_t)i * %d + j];",
-              d, a[2], d, a[0], d);
-    emit_line(e, "}");
+    emit_line(e, "/* dy: (%s, %d), ids: %s, dw: (%d, %d) */", op_numel(k), d, op_numel(k), vocab,
+              d);
+    emit_line(e, "nnc_embed_back(%s, %s, %s, %d, %d, %s);", a[0], a[1], op_numel(k), vocab, d,
+              a[2]);
 }

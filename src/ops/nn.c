@@ -51,6 +51,14 @@
  *       dz     = dl (softmax(z) - onehot(k)) / R
  *     (what the loss-head pass makes of sparse_cce(softmax(z), k))
  * Targets get no gradient.
+ *
+ * Each non-elementwise op emits one call of its runtime kernel
+ * (runtime/nn.c: nnc_softmax, nnc_layernorm, nnc_dropout, nnc_cce, ...),
+ * which does the float and double arithmetic this file's emit rules used
+ * to write inline; the eval_* functions are the double references those
+ * kernels are tested against. The gradients of bce, mse, mae, huber and
+ * sigmoid_bce are elementwise and stay expressions that fuse into their
+ * neighbours' loops.
  */
 #include <math.h>
 
@@ -59,6 +67,82 @@
 static int last_dim(const Node *n)
 {
     return n->shape.dim[n->shape.rank - 1];
+}
+
+/* The product of n's first `upto` axes as a size_t expression of emitted
+ * C ("(size_t)nb * 4" with a batch axis, else "40"): the row count of a
+ * row kernel (upto = rank - 1) or the element count (upto = rank). */
+static const char *count(const Node *n, int upto)
+{
+    static char buf[8][64];
+    static int next;
+    char *b = buf[next++ % 8];
+    long k = 1;
+    bool batch = false;
+    for (int d = 0; d < upto; d++) {
+        if (n->bmask & (1u << d))
+            batch = true;
+        else
+            k *= n->shape.dim[d];
+    }
+    if (batch && k == 1)
+        snprintf(b, 64, "(size_t)nb");
+    else if (batch)
+        snprintf(b, 64, "(size_t)nb * %ld", k);
+    else
+        snprintf(b, 64, "%ld", k);
+    return b;
+}
+
+const char *op_rows(const Node *n)
+{
+    return count(n, n->shape.rank - 1);
+}
+
+const char *op_numel(const Node *n)
+{
+    return count(n, n->shape.rank);
+}
+
+/* The loss emitters: out[0] = (float)nnc_FN(p, t, ...), and the gradient
+ * of a loss over rows of classes, nnc_FN_back(dl, p, t, dp, rows, c).
+ * Sparse targets hold one class index per row. */
+static void value_loss(Emit *e, const Graph *g, const Node *n, const char *const *a,
+                       const char *fn, const char *param)
+{
+    const Node *p = NODE(g, n->in[0]);
+    emit_line(e, "/* p, t: %s floats */", op_numel(p));
+    emit_line(e, "%s[0] = (float)nnc_%s(%s, %s, %s%s%s);", a[2], fn, a[0], a[1], op_numel(p),
+              param ? ", " : "", param ? param : "");
+}
+
+static const char *targets(const Node *n, bool sparse)
+{
+    static char b[2][96];
+    static int next;
+    char *t = b[next++ % 2];
+    if (sparse)
+        snprintf(t, sizeof b[0], "(%s)", op_rows(n));
+    else
+        snprintf(t, sizeof b[0], "(%s, %d)", op_rows(n), last_dim(n));
+    return t;
+}
+
+static void row_loss(Emit *e, const Graph *g, const Node *n, const char *const *a,
+                     const char *fn, bool sparse)
+{
+    const Node *p = NODE(g, n->in[0]);
+    emit_line(e, "/* p: (%s, %d), t: %s */", op_rows(p), last_dim(p), targets(p, sparse));
+    emit_line(e, "%s[0] = (float)nnc_%s(%s, %s, %s, %d);", a[2], fn, a[0], a[1], op_rows(p),
+              last_dim(p));
+}
+
+static void row_loss_back(Emit *e, const Node *n, const char *const *a, const char *fn,
+                          bool sparse)
+{
+    emit_line(e, "/* p, dp: (%s, %d), t: %s */", op_rows(n), last_dim(n), targets(n, sparse));
+    emit_line(e, "nnc_%s_back(%s, %s, %s, %s, %s, %d);", fn, a[0], a[1], a[2], a[3], op_rows(n),
+              last_dim(n));
 }
 
 /* ---- softmax ------------------------------------------------------------ */
@@ -104,42 +188,20 @@ void eval_softmax_back(const Graph *g, const Node *n, const double *const *in,
     }
 }
 
-/* Emits `for each row r: <body>` with x, y pointing at the row. */
-static void row_loop(Emit *e, const Node *n)
-{
-    emit_line(e, "for (int r = 0; r < %s / %d; r++) {", emit_numel(n), last_dim(n));
-    e->indent++;
-}
-
 void emit_softmax(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    row_loop(e, n);
-    emit_line(e, "const float *xr = %s + (size_t)r * %d;", a[0], c);
-    emit_line(e, "float *yr = %s + (size_t)r * %d;", a[1], c);
-    emit_line(e, "float mx = xr[0], s = 0.0f;");
-    emit_line(e, "for (int j = 1; j < %d; j++) mx = xr[j] > mx ? xr[j] : mx;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) { yr[j] = nnc_expf(xr[j] - mx); s += yr[j]; }", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) yr[j] /= s;", c);
-    e->indent--;
-    emit_line(e, "}");
+    emit_line(e, "/* x, y: (%s, %d) */", op_rows(n), last_dim(n));
+    emit_line(e, "nnc_softmax(%s, %s, %s, %d);", a[0], a[1], op_rows(n), last_dim(n));
 }
 
 void emit_softmax_back(Emit *e, const Graph *g, const Node *n,
                        const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    row_loop(e, n);
-    emit_line(e, "const float *dyr = %s + (size_t)r * %d;", a[0], c);
-    emit_line(e, "const float *yr = %s + (size_t)r * %d;", a[1], c);
-    emit_line(e, "float *dxr = %s + (size_t)r * %d;", a[2], c);
-    emit_line(e, "float s = 0.0f;");
-    emit_line(e, "for (int j = 0; j < %d; j++) s += dyr[j] * yr[j];", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) dxr[j] = yr[j] * (dyr[j] - s);", c);
-    e->indent--;
-    emit_line(e, "}");
+    emit_line(e, "/* dy, y, dx: (%s, %d) */", op_rows(n), last_dim(n));
+    emit_line(e, "nnc_softmax_back(%s, %s, %s, %s, %d);", a[0], a[1], a[2], op_rows(n),
+              last_dim(n));
 }
 
 /* ---- layer normalization ----------------------------------------------- */
@@ -198,47 +260,21 @@ void eval_layernorm_back(const Graph *g, const Node *n, const double *const *in,
     }
 }
 
-/* Emits the row's mean m and scale s from xr (float sums, as the rest). */
-static void emit_layernorm_stats(Emit *e, const Node *n)
-{
-    int c = last_dim(n);
-    emit_line(e, "float m = 0.0f, v = 0.0f, s;");
-    emit_line(e, "for (int j = 0; j < %d; j++) m += xr[j];", c);
-    emit_line(e, "m /= %d.0f;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) v += (xr[j] - m) * (xr[j] - m);", c);
-    emit_line(e, "s = 1.0f / sqrtf(v / %d.0f + %s);", c, emit_float(n->fattr[0]));
-}
-
 void emit_layernorm(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    row_loop(e, n);
-    emit_line(e, "const float *xr = %s + (size_t)r * %d;", a[0], c);
-    emit_line(e, "float *yr = %s + (size_t)r * %d;", a[1], c);
-    emit_layernorm_stats(e, n);
-    emit_line(e, "for (int j = 0; j < %d; j++) yr[j] = (xr[j] - m) * s;", c);
-    e->indent--;
-    emit_line(e, "}");
+    emit_line(e, "/* x, y: (%s, %d) */", op_rows(n), last_dim(n));
+    emit_line(e, "nnc_layernorm(%s, %s, %s, %d, %s);", a[0], a[1], op_rows(n), last_dim(n),
+              emit_float(n->fattr[0]));
 }
 
 void emit_layernorm_back(Emit *e, const Graph *g, const Node *n,
                          const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    row_loop(e, n);
-    emit_line(e, "const float *dyr = %s + (size_t)r * %d;", a[0], c);
-    emit_line(e, "const float *xr = %s + (size_t)r * %d;", a[1], c);
-    emit_line(e, "float *dxr = %s + (size_t)r * %d;", a[2], c);
-    emit_layernorm_stats(e, n);
-    emit_line(e, "float ma = 0.0f, mb = 0.0f;");
-    emit_line(e, "for (int j = 0; j < %d; j++) { ma += dyr[j]; mb += dyr[j] * (xr[j] - m) * s; }", c);
-    emit_line(e, "ma /= %d.0f;", c);
-    emit_line(e, "mb /= %d.0f;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) dxr[j] = s * (dyr[j] - ma - (xr[j] - m) * s * mb);", c);
-    e->indent--;
-    emit_line(e, "}");
+    emit_line(e, "/* dy, x, dx: (%s, %d) */", op_rows(n), last_dim(n));
+    emit_line(e, "nnc_layernorm_back(%s, %s, %s, %s, %d, %s);", a[0], a[1], a[2], op_rows(n),
+              last_dim(n), emit_float(n->fattr[0]));
 }
 
 /* ---- dropout ------------------------------------------------------------ */
@@ -280,17 +316,17 @@ void emit_dropout(Emit *e, const Graph *g, const Node *n, const char *const *a)
                   emit_numel(n));
         return;
     }
-    emit_line(e, "for (size_t i = 0; i < (size_t)(%s); i++)", emit_numel(n));
-    emit_line(e, "    %s[i] = nnc_rng_uniform(&ctx->rng) < %s ? 0.0f : %s[i] * %s;", a[1],
-              emit_float(n->fattr[0]), a[0], emit_float(1 / (1 - n->fattr[0])));
+    emit_line(e, "/* x, y: %s floats */", op_numel(n));
+    emit_line(e, "nnc_dropout(%s, %s, %s, %s, %s, &ctx->rng);", a[0], a[1], op_numel(n),
+              emit_float(n->fattr[0]), emit_float(1 / (1 - n->fattr[0])));
 }
 
 void emit_dropout_back(Emit *e, const Graph *g, const Node *n,
                        const char *const *a)
 {
     (void)g;
-    emit_line(e, "for (size_t i = 0; i < (size_t)(%s); i++)", emit_numel(n));
-    emit_line(e, "    %s[i] = %s[i] != 0.0f ? %s[i] * %s : 0.0f;", a[2], a[1], a[0],
+    emit_line(e, "/* dy, y, dx: %s floats */", op_numel(n));
+    emit_line(e, "nnc_dropout_back(%s, %s, %s, %s, %s);", a[0], a[1], a[2], op_numel(n),
               emit_float(1 / (1 - n->fattr[0])));
 }
 
@@ -333,15 +369,7 @@ void eval_bce_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    emit_line(e, "double s = 0.0;");
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(p));
-    emit_line(e, "    double lp = log((double)%s[i]), lq = log(1.0 - (double)%s[i]);", a[0], a[0]);
-    emit_line(e, "    if (lp < -100.0) lp = -100.0;");
-    emit_line(e, "    if (lq < -100.0) lq = -100.0;");
-    emit_line(e, "    s -= %s[i] * lp + (1.0 - %s[i]) * lq;", a[1], a[1]);
-    emit_line(e, "}");
-    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(p));
+    value_loss(e, g, n, a, "bce", NULL);
 }
 
 void emit_bce_back(Emit *e, const Graph *g, const Node *n,
@@ -381,13 +409,7 @@ void eval_mse_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_mse(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    emit_line(e, "double s = 0.0;");
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(p));
-    emit_line(e, "    double d = (double)%s[i] - (double)%s[i];", a[0], a[1]);
-    emit_line(e, "    s += d * d;");
-    emit_line(e, "}");
-    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(p));
+    value_loss(e, g, n, a, "mse", NULL);
 }
 
 void emit_mse_back(Emit *e, const Graph *g, const Node *n,
@@ -427,16 +449,9 @@ void eval_sigmoid_bce_back(const Graph *g, const Node *n,
         out[i] = in[0][0] * (1 / (1 + exp(-in[1][i])) - in[2][i]) / (double)len;
 }
 
-void emit_sigmoid_bce(Emit *e, const Graph *g, const Node *n,
-                      const char *const *a)
+void emit_sigmoid_bce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *z = NODE(g, n->in[0]);
-    emit_line(e, "double s = 0.0;");
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(z));
-    emit_line(e, "    double z = %s[i];", a[0]);
-    emit_line(e, "    s += (z > 0.0 ? z : 0.0) - z * %s[i] + log1p(exp(-fabs(z)));", a[1]);
-    emit_line(e, "}");
-    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(z));
+    value_loss(e, g, n, a, "sigmoid_bce", NULL);
 }
 
 void emit_sigmoid_bce_back(Emit *e, const Graph *g, const Node *n,
@@ -493,42 +508,15 @@ void eval_softmax_ce_back(const Graph *g, const Node *n,
     }
 }
 
-void emit_softmax_ce(Emit *e, const Graph *g, const Node *n,
-                     const char *const *a)
+void emit_softmax_ce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *z = NODE(g, n->in[0]);
-    int c = last_dim(z);
-    emit_line(e, "double s = 0.0;");
-    row_loop(e, z);
-    emit_line(e, "const float *zr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
-              a[0], c, a[1], c);
-    emit_line(e, "float mx = zr[0];");
-    emit_line(e, "double se = 0.0, lse;");
-    emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) se += exp((double)(zr[j] - mx));", c);
-    emit_line(e, "lse = (double)mx + log(se);");
-    emit_line(e, "for (int j = 0; j < %d; j++) s -= tr[j] * ((double)zr[j] - lse);", c);
-    e->indent--;
-    emit_line(e, "}");
-    emit_line(e, "%s[0] = (float)(s / (%s / %d));", a[2], emit_numel(z), c);
+    row_loss(e, g, n, a, "softmax_ce", false);
 }
 
-void emit_softmax_ce_back(Emit *e, const Graph *g, const Node *n,
-                          const char *const *a)
+void emit_softmax_ce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    emit_line(e, "const float k = %s / (float)(%s / %d);", a[0], emit_numel(n), c);
-    row_loop(e, n);
-    emit_line(e, "const float *zr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
-              a[1], c, a[2], c);
-    emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
-    emit_line(e, "float mx = zr[0], s = 0.0f, st = 0.0f;");
-    emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) { dr[j] = nnc_expf(zr[j] - mx); s += dr[j]; st += tr[j]; }", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = k * (dr[j] / s * st - tr[j]);", c);
-    e->indent--;
-    emit_line(e, "}");
+    row_loss_back(e, n, a, "softmax_ce", false);
 }
 
 /* ---- mean absolute error ------------------------------------------------ */
@@ -562,11 +550,7 @@ void eval_mae_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_mae(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    emit_line(e, "double s = 0.0;");
-    emit_line(e, "for (int i = 0; i < %s; i++) s += fabs((double)%s[i] - (double)%s[i]);",
-              emit_numel(p), a[0], a[1]);
-    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(p));
+    value_loss(e, g, n, a, "mae", NULL);
 }
 
 void emit_mae_back(Emit *e, const Graph *g, const Node *n,
@@ -612,15 +596,7 @@ void eval_huber_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_huber(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    const char *delta = emit_float(n->fattr[0]);
-    emit_line(e, "double s = 0.0;");
-    emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(p));
-    emit_line(e, "    double d = fabs((double)%s[i] - (double)%s[i]);", a[0], a[1]);
-    emit_line(e, "    s += d <= (double)%s ? 0.5 * d * d : (double)%s * (d - 0.5 * (double)%s);",
-              delta, delta, delta);
-    emit_line(e, "}");
-    emit_line(e, "%s[0] = (float)(s / (%s));", a[2], emit_numel(p));
+    value_loss(e, g, n, a, "huber", emit_float(n->fattr[0]));
 }
 
 void emit_huber_back(Emit *e, const Graph *g, const Node *n,
@@ -690,46 +666,13 @@ void eval_cce_back(const Graph *g, const Node *n, const double *const *in,
 
 void emit_cce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    int c = last_dim(p);
-    emit_line(e, "double s = 0.0;");
-    row_loop(e, p);
-    emit_line(e, "const float *pr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
-              a[0], c, a[1], c);
-    emit_line(e, "double sum = 0.0;");
-    emit_line(e, "for (int j = 0; j < %d; j++) sum += pr[j];", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
-    emit_line(e, "    double q = pr[j] / sum;");
-    emit_line(e, "    q = q < %g ? %g : q > 1.0 - %g ? 1.0 - %g : q;", CCE_EPS, CCE_EPS,
-              CCE_EPS, CCE_EPS);
-    emit_line(e, "    s -= tr[j] * log(q);");
-    emit_line(e, "}");
-    e->indent--;
-    emit_line(e, "}");
-    emit_line(e, "%s[0] = (float)(s / (%s / %d));", a[2], emit_numel(p), c);
+    row_loss(e, g, n, a, "cce", false);
 }
 
-void emit_cce_back(Emit *e, const Graph *g, const Node *n,
-                   const char *const *a)
+void emit_cce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    emit_line(e, "const float k = %s / (float)(%s / %d);", a[0], emit_numel(n), c);
-    row_loop(e, n);
-    emit_line(e, "const float *pr = %s + (size_t)r * %d, *tr = %s + (size_t)r * %d;",
-              a[1], c, a[2], c);
-    emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
-    emit_line(e, "float sum = 0.0f, sg = 0.0f;");
-    emit_line(e, "for (int j = 0; j < %d; j++) sum += pr[j];", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
-    emit_line(e, "    float q = pr[j] / sum;");
-    emit_line(e, "    dr[j] = q > %gf && q < 1.0f - %gf ? -k * tr[j] / q : 0.0f;",
-              CCE_EPS, CCE_EPS);
-    emit_line(e, "    sg += dr[j] * q;");
-    emit_line(e, "}");
-    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = (dr[j] - sg) / sum;", c);
-    e->indent--;
-    emit_line(e, "}");
+    row_loss_back(e, n, a, "cce", false);
 }
 
 /* ---- sparse categorical cross-entropy ----------------------------------- */
@@ -787,49 +730,15 @@ void eval_sparse_cce_back(const Graph *g, const Node *n,
     }
 }
 
-void emit_sparse_cce(Emit *e, const Graph *g, const Node *n,
-                     const char *const *a)
+void emit_sparse_cce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *p = NODE(g, n->in[0]);
-    int c = last_dim(p);
-    emit_line(e, "double s = 0.0;");
-    row_loop(e, p);
-    emit_line(e, "const float *pr = %s + (size_t)r * %d;", a[0], c);
-    emit_line(e, "const float tk = %s[r];", a[1]);
-    emit_line(e, "double sum = 0.0, q;");
-    emit_line(e, "if (!(tk >= 0.0f && tk < %d.0f)) { s = (double)NAN; continue; }", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) sum += pr[j];", c);
-    emit_line(e, "q = pr[(int)tk] / sum;");
-    emit_line(e, "q = q < %g ? %g : q > 1.0 - %g ? 1.0 - %g : q;", CCE_EPS, CCE_EPS,
-              CCE_EPS, CCE_EPS);
-    emit_line(e, "s -= log(q);");
-    e->indent--;
-    emit_line(e, "}");
-    emit_line(e, "%s[0] = (float)(s / (%s / %d));", a[2], emit_numel(p), c);
+    row_loss(e, g, n, a, "sparse_cce", true);
 }
 
-void emit_sparse_cce_back(Emit *e, const Graph *g, const Node *n,
-                          const char *const *a)
+void emit_sparse_cce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    emit_line(e, "const float k = %s / (float)(%s / %d);", a[0], emit_numel(n), c);
-    row_loop(e, n);
-    emit_line(e, "const float *pr = %s + (size_t)r * %d;", a[1], c);
-    emit_line(e, "const float tk = %s[r];", a[2]);
-    emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
-    emit_line(e, "float sum = 0.0f, q, gk;");
-    emit_line(e, "int t;");
-    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = 0.0f;", c);
-    emit_line(e, "if (!(tk >= 0.0f && tk < %d.0f)) continue;", c);
-    emit_line(e, "t = (int)tk;");
-    emit_line(e, "for (int j = 0; j < %d; j++) sum += pr[j];", c);
-    emit_line(e, "q = pr[t] / sum;");
-    emit_line(e, "gk = q > %gf && q < 1.0f - %gf ? -k / q : 0.0f;", CCE_EPS, CCE_EPS);
-    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = -gk * q / sum;", c);
-    emit_line(e, "dr[t] += gk / sum;");
-    e->indent--;
-    emit_line(e, "}");
+    row_loss_back(e, n, a, "sparse_cce", true);
 }
 
 /* ---- sparse softmax cross-entropy, fused -------------------------------- */
@@ -879,45 +788,13 @@ void eval_sparse_softmax_ce_back(const Graph *g, const Node *n,
     }
 }
 
-void emit_sparse_softmax_ce(Emit *e, const Graph *g, const Node *n,
-                            const char *const *a)
+void emit_sparse_softmax_ce(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
-    const Node *z = NODE(g, n->in[0]);
-    int c = last_dim(z);
-    emit_line(e, "double s = 0.0;");
-    row_loop(e, z);
-    emit_line(e, "const float *zr = %s + (size_t)r * %d;", a[0], c);
-    emit_line(e, "const float tk = %s[r];", a[1]);
-    emit_line(e, "float mx = zr[0];");
-    emit_line(e, "double se = 0.0;");
-    emit_line(e, "if (!(tk >= 0.0f && tk < %d.0f)) { s = (double)NAN; continue; }", c);
-    emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) se += exp((double)(zr[j] - mx));", c);
-    emit_line(e, "s += (double)mx + log(se) - (double)zr[(int)tk];");
-    e->indent--;
-    emit_line(e, "}");
-    emit_line(e, "%s[0] = (float)(s / (%s / %d));", a[2], emit_numel(z), c);
+    row_loss(e, g, n, a, "sparse_softmax_ce", true);
 }
 
-void emit_sparse_softmax_ce_back(Emit *e, const Graph *g, const Node *n,
-                                 const char *const *a)
+void emit_sparse_softmax_ce_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = last_dim(n);
-    emit_line(e, "const float k = %s / (float)(%s / %d);", a[0], emit_numel(n), c);
-    row_loop(e, n);
-    emit_line(e, "const float *zr = %s + (size_t)r * %d;", a[1], c);
-    emit_line(e, "const float tk = %s[r];", a[2]);
-    emit_line(e, "float *dr = %s + (size_t)r * %d;", a[3], c);
-    emit_line(e, "float mx = zr[0], s = 0.0f;");
-    emit_line(e, "if (!(tk >= 0.0f && tk < %d.0f)) {", c);
-    emit_line(e, "    for (int j = 0; j < %d; j++) dr[j] = 0.0f;", c);
-    emit_line(e, "    continue;");
-    emit_line(e, "}");
-    emit_line(e, "for (int j = 1; j < %d; j++) mx = zr[j] > mx ? zr[j] : mx;", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) { dr[j] = nnc_expf(zr[j] - mx); s += dr[j]; }", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) dr[j] = k * (dr[j] / s);", c);
-    emit_line(e, "dr[(int)tk] -= k;");
-    e->indent--;
-    emit_line(e, "}");
+    row_loss_back(e, n, a, "sparse_softmax_ce", true);
 }

@@ -19,6 +19,8 @@
  *                  running_var  = k running_var + (1 - k) var M / (M - 1)
  *   (torch keeps the unbiased variance; normalizing uses the biased one).
  *   The running statistics are parameters without gradient or update.
+ * The kernels are runtime calls (nnc_batchnorm, _predict, _back in
+ * runtime/nn.c); eval_* here are their double references.
  */
 #include <math.h>
 
@@ -116,71 +118,25 @@ void eval_batchnorm_back(const Graph *g, const Node *n, const double *const *in,
     }
 }
 
-/* Emits per-channel mean and inverse deviation of a[xi] into mu[], inv[]
- * (sums in double), m the row count expression. */
-static void emit_stats(Emit *e, const Node *n, const char *x, const char *m, bool keep_var)
-{
-    int c = chans(n);
-    emit_line(e, "const size_t m = (size_t)(%s) / %d;", m, c);
-    emit_line(e, "float mu[%d], inv[%d];", c, c);
-    if (keep_var)
-        emit_line(e, "double vb[%d];", c);
-    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
-    emit_line(e, "    double s = 0.0, v = 0.0;");
-    emit_line(e, "    for (size_t r = 0; r < m; r++) s += %s[r * %d + j];", x, c);
-    emit_line(e, "    const double mean = s / (double)m;");
-    emit_line(e, "    for (size_t r = 0; r < m; r++) { double d = %s[r * %d + j] - mean; v += d * d; }",
-              x, c);
-    emit_line(e, "    mu[j] = (float)mean;");
-    if (keep_var)
-        emit_line(e, "    vb[j] = v / (double)m;");
-    emit_line(e, "    inv[j] = (float)(1.0 / sqrt(v / (double)m + %.17g));", n->fattr[0]);
-    emit_line(e, "}");
-}
-
 void emit_batchnorm(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
     int c = chans(n);
+    emit_line(e, "/* x, y: (%s, %d); running mean, var: (%d) */", op_rows(n), c, c);
     if (e->predict) {
-        emit_line(e, "float inv[%d];", c);
-        emit_line(e, "for (int j = 0; j < %d; j++) inv[j] = (float)(1.0 / sqrt((double)%s[j] + %.17g));",
-                  c, a[2], n->fattr[0]);
-        emit_line(e, "for (size_t i = 0; i < (size_t)(%s); i++)", emit_numel(n));
-        emit_line(e, "    %s[i] = (%s[i] - %s[i %% %d]) * inv[i %% %d];", a[3], a[0], a[1], c, c);
+        emit_line(e, "nnc_batchnorm_predict(%s, %s, %s, %s, %s, %d, %.17g);", a[0], a[3], a[1],
+                  a[2], op_rows(n), c, n->fattr[0]);
         return;
     }
-    emit_stats(e, n, a[0], emit_numel(n), true);
-    emit_line(e, "for (size_t r = 0; r < m; r++)");
-    emit_line(e, "    for (int j = 0; j < %d; j++)", c);
-    emit_line(e, "        %s[r * %d + j] = (%s[r * %d + j] - mu[j]) * inv[j];", a[3], c, a[0], c);
-    /* running statistics, in place */
-    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
-    emit_line(e, "    const double unb = m > 1 ? vb[j] * (double)m / (double)(m - 1) : vb[j];");
-    emit_line(e, "    ((float *)%s)[j] = (float)(%.17g * %s[j] + %.17g * mu[j]);", a[1],
-              n->fattr[1], a[1], 1 - n->fattr[1]);
-    emit_line(e, "    ((float *)%s)[j] = (float)(%.17g * %s[j] + %.17g * unb);", a[2],
-              n->fattr[1], a[2], 1 - n->fattr[1]);
-    emit_line(e, "}");
+    /* the running statistics are updated in place */
+    emit_line(e, "nnc_batchnorm(%s, %s, (float *)%s, (float *)%s, %s, %d, %.17g, %.17g);", a[0],
+              a[3], a[1], a[2], op_rows(n), c, n->fattr[0], n->fattr[1]);
 }
 
 void emit_batchnorm_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
-    int c = chans(n);
-    emit_stats(e, n, a[1], emit_numel(n), false);
-    emit_line(e, "for (int j = 0; j < %d; j++) {", c);
-    emit_line(e, "    double sg = 0.0, sgx = 0.0;");
-    emit_line(e, "    for (size_t r = 0; r < m; r++) {");
-    emit_line(e, "        sg += %s[r * %d + j];", a[0], c);
-    emit_line(e, "        sgx += %s[r * %d + j] * ((%s[r * %d + j] - mu[j]) * inv[j]);", a[0], c,
-              a[1], c);
-    emit_line(e, "    }");
-    emit_line(e, "    const float k = inv[j] / (float)m, fm = (float)m;");
-    emit_line(e, "    for (size_t r = 0; r < m; r++) {");
-    emit_line(e, "        const float xh = (%s[r * %d + j] - mu[j]) * inv[j];", a[1], c);
-    emit_line(e, "        %s[r * %d + j] = k * (fm * %s[r * %d + j] - (float)sg - xh * (float)sgx);",
-              a[2], c, a[0], c);
-    emit_line(e, "    }");
-    emit_line(e, "}");
+    emit_line(e, "/* dy, x, dx: (%s, %d) */", op_rows(n), chans(n));
+    emit_line(e, "nnc_batchnorm_back(%s, %s, %s, %s, %d, %.17g);", a[0], a[1], a[2], op_rows(n),
+              chans(n), n->fattr[0]);
 }

@@ -10,75 +10,28 @@
 #include "../nnc.h"
 #include "../codegen/emit.h"
 
-#define OP(name, arity, kind, flags, shape, grad, emit, eval)
+/* Every rule named in ops.def is declared from the table itself: a rule
+ * shared by several rows (shape_ewise) is declared once per row, which C
+ * allows, and a 0 in the grad or eval column declares nothing (OPS_IS_0
+ * tells a literal 0 from a name: only OPS_PROBE_ ## 0 is a macro). */
+#define OPS_CAT(a, b) OPS_CAT_(a, b)
+#define OPS_CAT_(a, b) a##b
+#define OPS_SECOND(...) OPS_SECOND_(__VA_ARGS__)
+#define OPS_SECOND_(a, b, ...) b
+#define OPS_PROBE_0 ~, 1
+#define OPS_IS_0(x) OPS_SECOND(OPS_CAT_(OPS_PROBE_, x), 0, 0)
+#define OPS_UNLESS_0(x, ...) OPS_CAT(OPS_WHEN_, OPS_IS_0(x))(__VA_ARGS__)
+#define OPS_WHEN_0(...) __VA_ARGS__
+#define OPS_WHEN_1(...)
+
+#define OP(name, arity, kind, flags, shape, grad, emit, eval) \
+    bool shape(Graph *g, Node *n); \
+    OPS_UNLESS_0(grad, void grad(Graph *g, NodeId y, NodeId dy, NodeId *dx);) \
+    void emit(Emit *e, const Graph *g, const Node *n, const char *const *a); \
+    OPS_UNLESS_0(eval, void eval(const Graph *g, const Node *n, const double *const *in, \
+                             double *out);)
 #include "../ops.def"
 #undef OP
-
-bool shape_source(Graph *g, Node *n);
-bool shape_ewise(Graph *g, Node *n);
-bool shape_sum_to(Graph *g, Node *n);
-bool shape_bcast_to(Graph *g, Node *n);
-bool shape_matmul(Graph *g, Node *n);
-bool shape_rowwise(Graph *g, Node *n);
-bool shape_loss(Graph *g, Node *n);
-bool shape_loss_back(Graph *g, Node *n);
-bool shape_sparse_loss(Graph *g, Node *n);
-bool shape_sparse_loss_back(Graph *g, Node *n);
-bool shape_update(Graph *g, Node *n);
-bool shape_im2col(Graph *g, Node *n);
-bool shape_col2im(Graph *g, Node *n);
-bool shape_pool(Graph *g, Node *n);
-bool shape_pool_back(Graph *g, Node *n);
-bool shape_reshape(Graph *g, Node *n);
-bool shape_concat(Graph *g, Node *n);
-bool shape_slice(Graph *g, Node *n);
-bool shape_embed(Graph *g, Node *n);
-bool shape_embed_back(Graph *g, Node *n);
-bool shape_channel(Graph *g, Node *n);
-
-#define DECL_EWISE(x) \
-    void emit_##x(Emit *e, const Graph *g, const Node *n, const char *const *a); \
-    void eval_##x(const Graph *g, const Node *n, const double *const *in, double *out);
-#define DECL_OP(x) \
-    void grad_##x(Graph *g, NodeId y, NodeId dy, NodeId *dx); \
-    DECL_EWISE(x)
-
-DECL_OP(add) DECL_OP(sub) DECL_OP(mul) DECL_OP(scale)
-DECL_OP(relu) DECL_OP(sigmoid) DECL_OP(tanh)
-DECL_EWISE(relu_back) DECL_EWISE(sigmoid_back) DECL_EWISE(tanh_back)
-DECL_OP(leaky_relu) DECL_OP(elu) DECL_OP(gelu) DECL_OP(gelu_tanh)
-DECL_EWISE(leaky_relu_back) DECL_EWISE(elu_back) DECL_EWISE(gelu_back)
-DECL_EWISE(gelu_tanh_back)
-DECL_OP(sum_to) DECL_OP(bcast_to)
-DECL_OP(matmul)
-DECL_OP(softmax) DECL_EWISE(softmax_back)
-DECL_OP(layernorm) DECL_EWISE(layernorm_back)
-DECL_OP(dropout) DECL_EWISE(dropout_back)
-DECL_OP(im2col) DECL_EWISE(col2im)
-DECL_OP(maxpool) DECL_EWISE(maxpool_back)
-DECL_OP(avgpool) DECL_EWISE(avgpool_back)
-DECL_OP(reshape)
-DECL_OP(concat) DECL_EWISE(slice)
-DECL_OP(embed) DECL_EWISE(embed_back)
-DECL_OP(batchnorm) DECL_EWISE(batchnorm_back)
-DECL_OP(bce) DECL_EWISE(bce_back)
-DECL_OP(mse) DECL_EWISE(mse_back)
-DECL_OP(mae) DECL_EWISE(mae_back)
-DECL_OP(huber) DECL_EWISE(huber_back)
-DECL_OP(cce) DECL_EWISE(cce_back)
-DECL_OP(sparse_cce) DECL_EWISE(sparse_cce_back)
-DECL_OP(sparse_softmax_ce) DECL_EWISE(sparse_softmax_ce_back)
-DECL_OP(softmax_ce) DECL_EWISE(softmax_ce_back)
-DECL_OP(sigmoid_bce) DECL_EWISE(sigmoid_bce_back)
-
-void emit_const(Emit *e, const Graph *g, const Node *n, const char *const *a);
-DECL_EWISE(sgd) DECL_EWISE(adam) DECL_EWISE(rmsprop) DECL_EWISE(adagrad)
-/* update.c: one optimizer step of update node n in double, at step t (from
- * 1) with learning rate lr: p and the iattr[0] state buffers s[] of len
- * elements in place (the reference the updates' eval rules and the op
- * test use). */
-void update_step(const Node *n, size_t len, double *p, const double *g, double *const *s,
-                 double t, double lr);
 
 /* Copies the attribute block of `from` to `to` (gradient ops of F_ATTR
  * ops take their forward op's slope or delta); returns `to`. */
@@ -92,5 +45,17 @@ static inline NodeId with_attrs(Graph *g, NodeId to, NodeId from)
 /* Index into input `in` (shape is) of the element at flat index `i` of an
  * output of shape os that `in` is broadcast to (numpy rules). */
 size_t bcast_index(const Shape *os, const Shape *is, size_t i);
+
+/* update.c: one optimizer step of update node n in double, at step t (from
+ * 1) with learning rate lr: p and the iattr[0] state buffers s[] of len
+ * elements in place (the reference the updates' eval rules and the op
+ * test use). */
+void update_step(const Node *n, size_t len, double *p, const double *g, double *const *s,
+                 double t, double lr);
+
+/* nn.c: node n's row count (all axes but the last) and element count as
+ * size_t expressions of emitted C, for the arguments of runtime kernels. */
+const char *op_rows(const Node *n);
+const char *op_numel(const Node *n);
 
 #endif

@@ -186,9 +186,38 @@ static bool in_place_of(const Plan *p, NodeId b, NodeId a)
     return false;
 }
 
+/* Recomputed from the kernel schedule, not trusted: each kernel writes its
+ * members' buffers at their def and reads its inputs within their
+ * lifetimes; the training step's loss lives to the end. A lifetime cut
+ * short would let the planner hand out memory that is still read. */
+static bool lifetimes_cover_uses(const Graph *g, const Plan *p)
+{
+    for (int k = 0; k < p->nkernels; k++) {
+        const Kernel *kr = &p->kernels[k];
+        for (int m = 0; m < kr->n; m++) {
+            NodeId id = p->members[kr->first + m];
+            const Node *n = NODE(g, id);
+            bool planned = p->region[id] == REG_ARENA || p->region[id] == REG_GRAD;
+            if (planned && p->def[id] != k)
+                return conflict(g, id, id, "is written outside its lifetime");
+            for (int i = 0; i < n->nin; i++) {
+                NodeId x = n->in[i];
+                if ((p->region[x] == REG_ARENA || p->region[x] == REG_GRAD) &&
+                    (k < p->def[x] || k > p->last[x]))
+                    return conflict(g, x, id, "is read by it outside its lifetime");
+            }
+        }
+    }
+    if (!p->predict && p->region[g->loss] == REG_ARENA && p->last[g->loss] != p->nkernels - 1)
+        return conflict(g, g->loss, g->loss, "(the loss) dies before the step returns");
+    return true;
+}
+
 bool plan_check(const Graph *g, const Plan *p)
 {
     int nn = g->nnodes;
+    if (!lifetimes_cover_uses(g, p))
+        return false;
     for (int a = 1; a < nn; a++) {
         Region ra = p->region[a];
         if (ra != REG_ARENA && ra != REG_GRAD)

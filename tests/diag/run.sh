@@ -3,11 +3,7 @@
 # block of lines starting '#| ' that holds the exact diagnostics nnc must
 # print. nnc must exit with status 1 and write no file, except for
 # warn_*.nn: warnings only, exit status 0, the .c and .h written.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-NNC=${NNC:-$srcdir/nnc}
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
+. "$(dirname "$0")/../lib.sh"
 cd "$srcdir/tests/diag" || exit 1
 for f in *.nn; do
     sed -n 's/^#| \{0,1\}//p' "$f" > "$tmp/expected"
@@ -30,5 +26,4 @@ for f in *.nn; do
     fi
     rm -rf "$tmp/out"
 done
-echo "diag: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish diag

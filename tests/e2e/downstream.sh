@@ -12,21 +12,13 @@
 #  - automake: configure.ac with NNC_PROG from the installed nnc.m4;
 #  - cmake:    add_custom_command (DEPFILE) and pkg_check_modules.
 # Also checks what was installed: nnc.m4, nnc.1 and nncrt.pc.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
+. "$(dirname "$0")/../lib.sh"
 # an ASan-instrumented libnncrt needs the ASan runtime linked first into
 # every program; the downstream projects are ordinary builds, so they are
 # checked by the plain run (77: automake's SKIP)
-case ${RT_CFLAGS:-} in *-fsanitize=*)
-    echo "downstream.sh: SKIP: sanitized build (the installed libnncrt needs ASan)"
-    exit 77 ;;
+case $RT_CFLAGS in *-fsanitize=*)
+    skip_script downstream.sh "sanitized build (the installed libnncrt needs ASan)" ;;
 esac
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0 skip=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-show() { sed 's/^/    /' "$1"; }
 MAKE=${MAKE:-make}
 # the outer make's flags (jobserver, variables on its command line) are
 # not for these makes
@@ -105,7 +97,7 @@ if command -v autoreconf > /dev/null && command -v automake > /dev/null; then
     [ $st -ne 0 ] && grep -q "the nnc compiler was not found" "$w/none.log" && ok ||
         { bad "automake: configure without nnc"; show "$w/none.log"; }
 else
-    echo "SKIP: automake project (no autoreconf)"; skip=$((skip + 1))
+    skip "automake project (no autoreconf)"
 fi
 
 # ---- CMake, with add_custom_command and pkg-config ---------------------------------
@@ -122,8 +114,7 @@ if command -v cmake > /dev/null; then
         bad "cmake project:"; show "$w/build.log"
     fi
 else
-    echo "SKIP: cmake project (no cmake)"; skip=$((skip + 1))
+    skip "cmake project (no cmake)"
 fi
 
-echo "downstream: $pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ]
+finish downstream

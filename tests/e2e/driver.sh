@@ -5,20 +5,9 @@
 # the CSV log, --lr, checkpoints and --resume (the resumed run must equal
 # the uninterrupted one bit for bit), early stopping, and bad data files
 # (each must fail with exit status 1 and name the file and line or offset).
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
-RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -lm}
-tmp=$(mktemp -d) || exit 1
-[ -n "$KEEP" ] && echo "kept $tmp" || trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-check() { if eval "$2"; then ok; else bad "$1"; fi; }
-compilers=""
-for cc in gcc clang; do command -v $cc >/dev/null 2>&1 && compilers="$compilers $cc"; done
-[ -n "$compilers" ] || compilers=${CC:-cc}
+# Without python3-numpy, gzip, script or graphviz's dot, their checks are
+# skipped and the script exits 77 (SKIP) if nothing failed.
+. "$(dirname "$0")/../lib.sh"
 cd "$tmp" || exit 1
 
 # ---- build: one self-contained file per model, warning-free ----
@@ -62,6 +51,8 @@ check "plain epoch lines when stderr is not a terminal" 'grep -q "^epoch 40/40: 
 if command -v script > /dev/null 2>&1; then   # a terminal: the progress bar
     script -qec "./cls train --x x.csv --y y.csv --epochs 2 --save t.st" /dev/null > tty.txt 2>&1
     check "progress bar on a terminal" 'grep -q "samples/s ETA" tty.txt && grep -q "epoch 2/2: loss" tty.txt'
+else
+    skip "the progress bar on a terminal (no script(1): apt install bsdutils)"
 fi
 ./cls evaluate --x x.csv --y y.csv --weights w.st > eval.txt
 check "evaluate" '[ $? -eq 0 ] && awk "{ exit !(\$1 == \"loss\" && \$4 > 0.8) }" eval.txt'
@@ -112,11 +103,7 @@ for m in cls sparse reg; do
 done
 
 # ---- .npy (python3-numpy) ----
-py=""
-for p in /usr/bin/python3 python3; do
-    if command -v $p > /dev/null 2>&1 && $p -c "import numpy" 2> /dev/null; then py=$p; break; fi
-done
-if [ -n "$py" ]; then
+if find_python numpy; then
     $py - <<'EOF'
 import numpy as np
 x = np.loadtxt("x.csv", delimiter=",", skiprows=1)
@@ -166,10 +153,10 @@ EOF
         ./cls predict --x cut.idx.gz --weights w.st 2> err.txt > /dev/null
         check "truncated gzip" '[ $? -eq 1 ] && grep -q "cut.idx.gz: byte offset" err.txt'
     else
-        echo "SKIP: gzip not installed (IDX gz checks)"
+        skip "IDX gz checks (gzip not installed)"
     fi
 else
-    echo "SKIP: no python3 with numpy (.npy and IDX checks)"
+    skip ".npy and IDX checks (no python3 with numpy: apt install python3-numpy)"
 fi
 
 # ---- bad CSV files ----
@@ -201,7 +188,8 @@ check "bad target number" '[ $? -eq 1 ] && grep -q "yr2.csv:2: bad number" err.t
 check "dot: forward, backward and update clusters, fused kernels" 'grep -q cluster_forward g.dot && grep -q cluster_backward g.dot && grep -q cluster_update g.dot && grep -q "ops fused" g.dot'
 if command -v dot > /dev/null 2>&1; then
     check "dot renders" 'dot -Tsvg g.dot > g.svg && grep -q "<svg" g.svg'
+else
+    skip "rendering the dot output (no dot: apt install graphviz)"
 fi
 
-echo "driver: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish driver

@@ -27,44 +27,9 @@
 #include <string.h>
 
 #include "m.h"
+#include "../check.h"
 
-static int passed, failed;
-#define CHECK(c, ...)                                                    \
-    do {                                                                 \
-        if (c) {                                                         \
-            passed++;                                                    \
-        } else {                                                         \
-            failed++;                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                  \
-            printf(__VA_ARGS__);                                         \
-            printf("\n");                                                \
-        }                                                                \
-    } while (0)
 
-static unsigned long long lcg = 88172645463325252ULL;
-static float frand(void)
-{
-    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((lcg >> 40) * (1.0 / 16777216.0));
-}
-
-static int same_file(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int same = fa && fb;
-    while (same) {
-        int ca = fgetc(fa), cb = fgetc(fb);
-        if (ca != cb)
-            same = 0;
-        if (ca == EOF || cb == EOF)
-            break;
-    }
-    if (fa)
-        fclose(fa);
-    if (fb)
-        fclose(fb);
-    return same;
-}
 
 /* Writes row r's target for class k (one-hot, index, or 0/1 for a single
  * output). */
@@ -266,6 +231,5 @@ int main(int argc, char **argv)
     remove(p1);
     remove(p2);
     remove(p3);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

@@ -32,19 +32,8 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "../check.h"
 
-static int passed, failed;
-#define CHECK(c, ...)                                                    \
-    do {                                                                 \
-        if (c) {                                                         \
-            passed++;                                                    \
-        } else {                                                         \
-            failed++;                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                  \
-            printf(__VA_ARGS__);                                         \
-            printf("\n");                                                \
-        }                                                                \
-    } while (0)
 
 static char dir[4000];
 
@@ -61,21 +50,12 @@ static const char *in_dir(const char *name)
     return bufs[k++];
 }
 
+/* read_file with the length as a long (the offsets below are longs) */
 static unsigned char *read_all(const char *path, long *size)
 {
-    FILE *f = fopen(path, "rb");
-    unsigned char *b;
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *size = ftell(f);
-    rewind(f);
-    b = malloc((size_t)*size + 1);
-    if (b && fread(b, 1, (size_t)*size, f) != (size_t)*size) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
+    size_t n = 0;
+    unsigned char *b = read_file(path, &n);
+    *size = (long)n;
     return b;
 }
 
@@ -86,16 +66,6 @@ static void write_all(const char *path, const void *b, long size)
         fwrite(b, 1, (size_t)size, f);
         fclose(f);
     }
-}
-
-static int same_file(const char *a, const char *b)
-{
-    long na = -1, nb = -2;
-    unsigned char *x = read_all(a, &na), *y = read_all(b, &nb);
-    int same = x && y && na == nb && memcmp(x, y, (size_t)na) == 0;
-    free(x);
-    free(y);
-    return same;
 }
 
 /* The model's whole state (weights, optimizer state, step) as a file. */
@@ -334,6 +304,5 @@ int main(int argc, char **argv)
     remove(good);
     remove(bad);
     remove(in_dir("limited.safetensors"));
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

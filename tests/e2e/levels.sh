@@ -7,16 +7,7 @@
 # by side from one seed on the same batches and compares per-step losses,
 # the checkpoints float by float and predict on 3*BATCH+1 rows. One test
 # per model; its largest relative differences are printed.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-CC=${CC:-cc}
-RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
-RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -lm}
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
     name=$(basename "$(dirname "$nn")")/$(basename "$nn" .nn)
     d="$tmp/$(echo "$name" | tr / _)"
@@ -24,7 +15,7 @@ for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
     if ! "$NNC" "$nn" -O0 --prefix a -o "$d/a.c"; then bad "$name: nnc -O0 failed"; continue; fi
     if ! "$NNC" "$nn" -O2 --prefix b -o "$d/b.c"; then bad "$name: nnc -O2 failed"; continue; fi
     # shellcheck disable=SC2086 # RT_CFLAGS and RT_LIBS are lists
-    if ! $CC -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" -o "$d/levels" \
+    if ! $CC -std=c99 -O2 $WARN $RT_CFLAGS -I"$d" -o "$d/levels" \
         "$srcdir/tests/e2e/levels_main.c" "$d/a.c" "$d/b.c" $RT_LIBS > "$d/cc.log" 2>&1; then
         bad "$name: build failed:"; cat "$d/cc.log"; continue
     fi
@@ -35,5 +26,4 @@ for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
         bad "$name: -O0 and -O2 disagree:"; sed 's/^/    /' "$d/run.log"
     fi
 done
-echo "levels: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish levels

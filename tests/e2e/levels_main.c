@@ -25,6 +25,7 @@
 
 #include "a.h"
 #include "b.h"
+#include "../check.h"
 
 #if A_BATCH != B_BATCH || A_IN != B_IN || A_OUT != B_OUT || A_PARAMS != B_PARAMS
 #error "a.h and b.h describe different models"
@@ -33,25 +34,7 @@
 enum { STEPS = 20, NPRED = 3 * A_BATCH + 1 };
 static const double TOL = 1e-5;
 
-static int passed, failed;
-#define CHECK(c, ...)                                                    \
-    do {                                                                 \
-        if (c) {                                                         \
-            passed++;                                                    \
-        } else {                                                         \
-            failed++;                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                  \
-            printf(__VA_ARGS__);                                         \
-            printf("\n");                                                \
-        }                                                                \
-    } while (0)
 
-static unsigned long long lcg = 88172645463325252ULL;
-static float frand(void) /* uniform in [0, 1) */
-{
-    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((lcg >> 40) * (1.0 / 16777216.0));
-}
 
 /* |a - b| / max(1, |a|); +inf if either is not finite (NaN never passes) */
 static double reldiff(double a, double b)
@@ -77,34 +60,6 @@ static void worst_add(Worst *w, long at, double a, double b)
         w->a = a;
         w->b = b;
     }
-}
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (!f)
-        return NULL;
-    for (;;) {
-        if (n == cap) {
-            unsigned char *nb = realloc(buf, cap ? 2 * cap : 65536);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-            cap = cap ? 2 * cap : 65536;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
 }
 
 static uint64_t le64(const unsigned char *p)
@@ -224,6 +179,5 @@ int main(int argc, char **argv)
     report("predict", &wpred, "output");
     a_destroy(a);
     b_destroy(b);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

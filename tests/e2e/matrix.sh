@@ -11,21 +11,7 @@
 # tests/torch models' C is also compiled at -O3 -std=c11 with both
 # compilers (e2e/run.sh covers -O2 -std=c99), where the optimizers' flow
 # analysis warns about what -O2 may not see.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
-RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -fopenmp -lm}
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-compilers=""
-for cc in gcc clang; do command -v $cc >/dev/null 2>&1 && compilers="$compilers $cc"; done
-[ -n "$compilers" ] || compilers=${CC:-cc}
-# a sanitized build links the runtime only with the compiler that built it
-case $RT_CFLAGS in *-fsanitize=*) compilers=${CC:-cc} ;; esac
-warn="-Wall -Wextra -Wpedantic -Werror"
+. "$(dirname "$0")/../lib.sh"
 
 # same numbers (one a line) within a relative tolerance
 same() {
@@ -49,7 +35,7 @@ for nn in "$srcdir"/examples/*.nn; do
                 cfg="$cc $o -std=$std"
                 exe="$d/run_${cc}${o}_$std"
                 # shellcheck disable=SC2086 # flag lists
-                if ! $cc -std=$std $o $warn $RT_CFLAGS -I"$d" -o "$exe" \
+                if ! $cc -std=$std $o $WARN $RT_CFLAGS -I"$d" -o "$exe" \
                     "$srcdir/tests/e2e/matrix_main.c" "$d/m.c" $RT_LIBS > "$exe.cc" 2>&1; then
                     bad "$name: $cfg: warnings or errors:"; cat "$exe.cc"; continue
                 fi
@@ -77,7 +63,7 @@ for nn in "$srcdir"/tests/torch/*.nn; do
     if ! "$NNC" "$nn" --prefix m -o "$d/m.c"; then bad "$name: nnc failed"; continue; fi
     for cc in $compilers; do
         # shellcheck disable=SC2086
-        if $cc -std=c11 -O3 $warn $RT_CFLAGS -I"$d" -c -o "$d/m_$cc.o" "$d/m.c" \
+        if $cc -std=c11 -O3 $WARN $RT_CFLAGS -I"$d" -c -o "$d/m_$cc.o" "$d/m.c" \
             > "$d/cc.log" 2>&1; then
             pass=$((pass + 1))
         else
@@ -85,5 +71,4 @@ for nn in "$srcdir"/tests/torch/*.nn; do
         fi
     done
 done
-echo "matrix: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish matrix

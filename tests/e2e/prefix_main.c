@@ -15,26 +15,11 @@
 #include "p1.h"
 #include "p2.h"
 #include "rings.h"
+#include "../check.h"
 
 enum { NPRED = 2 * P1_BATCH + 3, STEPS = 5 };
 
-static int failed;
-#define CHECK(c, ...)                                                    \
-    do {                                                                 \
-        if (!(c)) {                                                      \
-            failed++;                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                  \
-            printf(__VA_ARGS__);                                         \
-            printf("\n");                                                \
-        }                                                                \
-    } while (0)
 
-static unsigned long long lcg = 88172645463325252ULL;
-static float frand(void)
-{
-    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((lcg >> 40) * (1.0 / 16777216.0));
-}
 
 static float x[NPRED * P1_IN], y[P1_BATCH * P1_TARGET];
 static float rx[NPRED * RINGS_IN], ry[RINGS_BATCH * RINGS_TARGET];

@@ -3,22 +3,7 @@
 # by nnc, the C is built warning-free with gcc and clang (-std=c99 -Wall
 # -Wextra -Wpedantic -Werror), compiling twice gives identical files, and
 # tests/e2e/e2e_main.c exercises the API of each model.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
-RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -lm}
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-compilers=""
-for cc in gcc clang; do command -v $cc >/dev/null 2>&1 && compilers="$compilers $cc"; done
-[ -n "$compilers" ] || compilers=${CC:-cc}
-# a sanitized build (--enable-sanitizers) links the runtime only with the
-# compiler that instrumented it
-case $RT_CFLAGS in *-fsanitize=*) compilers=${CC:-cc} ;; esac
+. "$(dirname "$0")/../lib.sh"
 for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
     case $nn in */tests/torch/seed.nn) continue ;; esac  # same as examples/seed.nn
     name=$(basename "$nn" .nn)
@@ -30,7 +15,7 @@ for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
     if cmp -s "$d/m.c" "$d/again/m.c" && cmp -s "$d/m.h" "$d/again/m.h"; then ok; else bad "$name: output not deterministic"; fi
     grep -q "$(basename "$nn"):[0-9]*:[0-9]*" "$d/m.c" && ok || bad "$name: no source locations in comments"
     for cc in $compilers; do
-        if $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" \
+        if $cc -std=c99 -O2 $WARN $RT_CFLAGS -I"$d" \
             -o "$d/e2e_$cc" "$srcdir/tests/e2e/e2e_main.c" "$d/m.c" $RT_LIBS 2> "$d/cc.log"; then
             ok
         else
@@ -44,33 +29,26 @@ for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
         fi
     done
 done
+# program NAME NN C MAIN [LIBS]: nnc tests/e2e/NN -o $tmp/NAME/C, built with
+# tests/e2e/MAIN by each compiler, run with its directory as argument
+program() {
+    name=$1 nn=$2 c=$3 main=$4; shift 4
+    d="$tmp/$name"; mkdir -p "$d"
+    if ! "$NNC" "$srcdir/tests/e2e/$nn" -o "$d/$c"; then bad "$name: nnc failed"; return; fi
+    for cc in $compilers; do
+        # shellcheck disable=SC2086 # flag lists
+        if $cc -std=c99 -O2 $WARN $RT_CFLAGS -I"$d" -o "$d/${name}_$cc" \
+            "$srcdir/tests/e2e/$main" "$d/$c" $RT_LIBS "$@" && "$d/${name}_$cc" "$d"; then ok
+        else bad "$name ($cc)"; fi
+    done
+}
 # several models in one file, in one .c/.h pair
-d="$tmp/multi"; mkdir -p "$d"
-if "$NNC" "$srcdir/tests/e2e/multi.nn" -o "$d/multi.c"; then
-    for cc in $compilers; do
-        if $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" -o "$d/m_$cc" \
-            "$srcdir/tests/e2e/multi_main.c" "$d/multi.c" $RT_LIBS && "$d/m_$cc"; then ok
-        else bad "multi ($cc)"; fi
-    done
-else bad "multi: nnc failed"; fi
+program multi multi.nn multi.c multi_main.c
 # dropout: masks, scaling, predict as identity, reproducibility
-d="$tmp/dropout"; mkdir -p "$d"
-if "$NNC" "$srcdir/tests/e2e/dropout.nn" -o "$d/drop.c"; then
-    for cc in $compilers; do
-        if $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" -o "$d/d_$cc" \
-            "$srcdir/tests/e2e/dropout_main.c" "$d/drop.c" $RT_LIBS && "$d/d_$cc" "$d"; then ok
-        else bad "dropout ($cc)"; fi
-    done
-else bad "dropout: nnc failed"; fi
+program dropout dropout.nn drop.c dropout_main.c
 # failures: refused checkpoints, failed saves, non-finite losses (errors_main.c)
-d="$tmp/errors"; mkdir -p "$d"
-if "$NNC" "$srcdir/tests/e2e/errors.nn" -o "$d/err.c"; then
-    for cc in $compilers; do
-        if $cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" -o "$d/e_$cc" \
-            "$srcdir/tests/e2e/errors_main.c" "$d/err.c" $RT_LIBS -pthread && "$d/e_$cc" "$d"; then ok
-        else bad "errors ($cc)"; fi
-    done
-else bad "errors: nnc failed"; fi
+program errors errors.nn err.c errors_main.c -pthread
+d="$tmp/errors"
 # --model picks one, --prefix renames it, unknown models are errors
 "$NNC" "$srcdir/tests/e2e/multi.nn" --model cls --prefix z -o "$d/z.c" &&
     grep -q 'z_train_step' "$d/z.h" && ! grep -q 'enc_' "$d/z.h" && ok || bad "--model/--prefix"
@@ -97,5 +75,4 @@ if "$NNC" "$srcdir/examples/seed.nn" --emit=bench -o "$d/bench.c" &&
     grep -q "^train_step: 11 kernels" "$d/bench.log" && grep -q "examples/seed.nn:4:27" "$d/bench.log" &&
     [ "$(grep -c '^     total' "$d/bench.log")" -eq 2 ]; then ok
 else bad "--emit=bench"; cat "$d/bench.log" 2>/dev/null; fi
-echo "e2e: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish e2e

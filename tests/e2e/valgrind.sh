@@ -6,21 +6,12 @@
 # destroy). Exits 77 (SKIP) without valgrind or in a sanitized build
 # (ASan and valgrind do not mix). Valgrind does not emulate AVX-512, so the
 # runtime runs its AVX2 kernels (NNC_ISA=avx2), on one thread.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-CC=${CC:-cc}
-RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
-RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -fopenmp -lm}
-if ! command -v valgrind >/dev/null 2>&1; then
-    echo "valgrind.sh: SKIP: no valgrind (apt install valgrind)"; exit 77
-fi
+. "$(dirname "$0")/../lib.sh"
+command -v valgrind >/dev/null 2>&1 ||
+    skip_script valgrind.sh "no valgrind (apt install valgrind)"
 case $RT_CFLAGS in *-fsanitize=*)
-    echo "valgrind.sh: SKIP: sanitized build (ASan and valgrind do not mix)"; exit 77 ;;
+    skip_script valgrind.sh "sanitized build (ASan and valgrind do not mix)" ;;
 esac
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
 vg="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible
     --errors-for-leak-kinds=definite,indirect,possible"
 # run NAME WANT CMD...: memcheck is clean and the exit status is WANT
@@ -72,5 +63,4 @@ d="$tmp/seed"; mkdir -p "$d"
 NNC_ISA=avx2 OMP_NUM_THREADS=1
 export NNC_ISA OMP_NUM_THREADS
 run "emitted seed training program" 0 "$d/run"
-echo "valgrind: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish valgrind

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "n.h"
+#include "../check.h"
 #ifdef STAGE2
 #include "e.h"
 #include "f.h"
@@ -34,23 +35,7 @@
 
 enum { NPRED = 3 * N_BATCH + 1 };
 
-static int failed;
-#define CHECK(c, ...)                                                    \
-    do {                                                                 \
-        if (!(c)) {                                                      \
-            failed++;                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                  \
-            printf(__VA_ARGS__);                                         \
-            printf("\n");                                                \
-        }                                                                \
-    } while (0)
 
-static unsigned long long lcg = 88172645463325252ULL;
-static float frand(void) /* uniform in [0, 1) */
-{
-    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((lcg >> 40) * (1.0 / 16777216.0));
-}
 
 static float x[NPRED * N_IN], y[N_BATCH * N_TARGET];
 

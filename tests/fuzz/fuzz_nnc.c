@@ -82,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Model *models = parse_file(&arena, src);
     if (!diag_errors)
         compile(models, opt);
+    diag_flush(); /* this input's diagnostics, sorted, before the next */
     arena_free(&arena);
     diag_errors = 0;
     return 0;

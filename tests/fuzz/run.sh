@@ -8,12 +8,7 @@
 # this is what catches a regression; in a plain one, crashes.
 # Then the command line: nnc exits 0 (success), 1 (diagnostics, files) or
 # 2 (usage), never anything else.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
+. "$(dirname "$0")/../lib.sh"
 # check NAME WANT CMD...: exit status WANT ("0|1": either), clean stderr
 check() {
     name=$1 want=$2; shift 2
@@ -85,5 +80,4 @@ else
     echo "FAIL: -o FIFO: the pipe was replaced or got nothing"; fail=$((fail + 1))
 fi
 check "--model nope" 1 "$NNC" "$srcdir/tests/e2e/multi.nn" --model nope -o "$tmp/x.c"
-echo "fuzz cases and exit status: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish "fuzz cases and exit status"

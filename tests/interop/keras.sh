@@ -12,19 +12,11 @@
 # edit_*.json are Keras files edited by hand: k2_mlp.json and k3_mlp.json
 # without their InputLayer, for the input shape taken from the first
 # layer's batch_input_shape (Keras 2) or the model's build_input_shape
-# (Keras 3).
+# (Keras 3); edit_k2_swish.json and edit_k3_silu.json are those models with
+# one activation renamed to Keras' swish and silu (nnc's silu).
 # KERAS_UPDATE=1 rewrites the goldens from the current output instead.
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-CC=${CC:-cc}
-RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
-RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -lm}
+. "$(dirname "$0")/../lib.sh"
 kdir=$srcdir/tests/keras
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
 # check NAME GOLDEN ARGS...: import with ARGS (in tests/keras, so messages
 # name the file as given), compare with GOLDEN.nn or GOLDEN.err; NAME's
@@ -48,7 +40,7 @@ check() {
         if ! "$NNC" "$out" --prefix m -o "$d/m.c" 2> "$d/nnc.log"; then
             bad "$golden: nnc cannot compile the import:"; cat "$d/nnc.log"; return
         fi
-        if ! $CC -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -I"$d" -o "$d/keras_main" \
+        if ! $CC -std=c99 -O2 $WARN $RT_CFLAGS -I"$d" -o "$d/keras_main" \
             "$kdir/keras_main.c" "$d/m.c" $RT_LIBS -lm 2> "$d/cc.log"; then
             bad "$golden: build failed:"; cat "$d/cc.log"; return
         fi
@@ -91,5 +83,4 @@ check k3_gap opt_bad_optimizer k3_gap.json --optimizer adamax
 check k3_gap opt_bad_loss k3_gap.json --loss cross_entropy
 check none opt_missing_file no_such_model.json
 
-echo "keras: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish keras

@@ -3,29 +3,14 @@
 # (torch_interop.py) and the Keras importer test (keras.sh).
 #
 # The torch part runs with the first Python that can import torch and
-# numpy (Debian's /usr/bin/python3 first); without one it is skipped, and
-# if the Keras part has nothing to run either, the script exits 77 (SKIP).
+# numpy (Debian's /usr/bin/python3 first); without one it is a skip, and
+# the script exits 77 (SKIP) even when the Keras part passed.
+. "$(dirname "$0")/../lib.sh"
 
-if [ -z "$srcdir" ]; then
-    srcdir=$(cd "$(dirname "$0")/../.." && pwd) || exit 1
-fi
-export srcdir
-
-has_torch() {
-    "$1" -c 'import numpy, torch' >/dev/null 2>&1
-}
-
-status=0
-if [ -x /usr/bin/python3 ] && has_torch /usr/bin/python3; then
-    py=/usr/bin/python3
-elif command -v python3 >/dev/null 2>&1 && has_torch python3; then
-    py=python3
+if find_python "numpy, torch"; then
+    "$py" "$srcdir/tests/interop/torch_interop.py" && ok || bad "torch interop"
 else
-    py=
-    echo "run.sh: no python3 that can import torch and numpy: torch part skipped" >&2
+    skip "torch interop (no python3 that can import torch and numpy: apt install python3-torch)"
 fi
-if [ -n "$py" ]; then
-    "$py" "$srcdir/tests/interop/torch_interop.py" || status=1
-fi
-sh "$srcdir/tests/interop/keras.sh" || status=1
-exit $status
+sh "$srcdir/tests/interop/keras.sh" && ok || bad "keras import"
+finish interop

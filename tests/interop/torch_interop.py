@@ -17,14 +17,11 @@ mirrors it below):
   errors: a state dict with a wrong shape, a missing tensor or an extra
       one is refused (NNC_ERR_MISMATCH) without touching the weights.
 
-Environment as tests/torch/diff.py: srcdir, builddir, NNC, CC, RT_CFLAGS,
-RT_LIBS, HARNESS_CFLAGS. Exit status 0 if all pass, 1 otherwise.
+Environment: srcdir, builddir, NNC, CC, RT_CFLAGS, RT_LIBS and
+HARNESS_CFLAGS, all optional (tests/nnc_test.py says what each means).
+Exit status 0 if all pass, 1 otherwise.
 """
-import json
 import os
-import shlex
-import struct
-import subprocess
 import sys
 import tempfile
 
@@ -33,6 +30,11 @@ import torch
 import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(HERE, ".."))
+from nnc_test import (CheckFailed, Config, build, read_safetensors,  # noqa: E402
+                      run, write_safetensors)
+
 NNC_ERR_MISMATCH = -3
 TOL = 1e-5
 
@@ -83,69 +85,7 @@ MODELS = [
 ]
 
 
-# ---- safetensors by hand ------------------------------------------------------
-
-def write_safetensors(path, tensors, metadata=None):
-    """{name: torch tensor} as safetensors.torch.save_file writes it: F32
-    and I64 (num_batches_tracked), data ordered by dtype then name."""
-    header, blobs, pos = {}, [], 0
-    if metadata is not None:
-        header["__metadata__"] = metadata
-    order = sorted(tensors, key=lambda k: (tensors[k].dtype != torch.int64, k))
-    for name in order:
-        arr = tensors[name].detach().cpu().numpy()
-        i64 = arr.dtype == np.int64
-        raw = np.ascontiguousarray(arr, dtype="<i8" if i64 else "<f4").tobytes()
-        header[name] = {"dtype": "I64" if i64 else "F32",
-                        "shape": list(arr.shape),
-                        "data_offsets": [pos, pos + len(raw)]}
-        blobs.append(raw)
-        pos += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
-def read_safetensors(path):
-    """{name: torch tensor} (F32 and I64), as safetensors.torch.load_file."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = e["data_offsets"]
-        dt = {"F32": "<f4", "I64": "<i8"}[e["dtype"]]
-        arr = np.frombuffer(data[8 + n + begin:8 + n + end], dtype=dt)
-        out[name] = torch.from_numpy(arr.reshape(e["shape"]).copy())
-    return out, header.get("__metadata__")
-
-
-# ---- running things -----------------------------------------------------------
-
-def run(cmd):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True, timeout=600)
-    if p.returncode != 0:
-        raise RuntimeError("%s\n%s" % (" ".join(map(shlex.quote, cmd)),
-                                       p.stdout))
-    return p.stdout
-
-
-def build(cfg, name, work):
-    m_c = os.path.join(work, "m.c")
-    run([cfg["nnc"], os.path.join(HERE, name + ".nn"), "--prefix", "m",
-         "-o", m_c])
-    exe = os.path.join(work, "torch_main")
-    run(cfg["cc"] + ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic",
-                     "-Werror", "-I" + work] + cfg["rt_cflags"] +
-        cfg["harness_cflags"] +
-        ["-o", exe, os.path.join(HERE, "torch_main.c"), m_c] + cfg["rt_libs"])
-    return exe
-
+# ---- the checks ----------------------------------------------------------------
 
 def randomize(model, gen):
     with torch.no_grad():
@@ -168,7 +108,8 @@ def compare(what, got, want):
 
 def check_model(cfg, name, factory, n_in, meta, work):
     gen = torch.Generator().manual_seed(1)
-    exe = build(cfg, name, work)
+    exe = build(cfg, os.path.join(HERE, name + ".nn"),
+                os.path.join(HERE, "torch_main.c"), work)
     n = 9
     x = (torch.rand(n, n_in, generator=gen) * 2 - 1).float()
     xbin = os.path.join(work, "x.bin")
@@ -182,7 +123,7 @@ def check_model(cfg, name, factory, n_in, meta, work):
     ckpt = os.path.join(work, "torch.safetensors")
     state = model.state_dict()
     write_safetensors(ckpt, state, meta)
-    run([exe, "load", ckpt, xbin, str(n), out])
+    run([exe, "load", ckpt, xbin, str(n), out], name + ": load")
     with torch.no_grad():
         want = model(x).numpy()
     got = np.fromfile(out, dtype="<f4").reshape(want.shape)
@@ -190,8 +131,9 @@ def check_model(cfg, name, factory, n_in, meta, work):
 
     # nnc -> torch
     ckpt2 = os.path.join(work, "nnc.safetensors")
-    run([exe, "export", ckpt2, xbin, str(n), out])
+    run([exe, "export", ckpt2, xbin, str(n), out], name + ": export")
     tensors, metadata = read_safetensors(ckpt2)
+    tensors = {k: torch.from_numpy(v) for k, v in tensors.items()}
     model2 = factory().eval()
     if name == "seq":
         # unnamed nnc layers (dense_0, ...) into nn.Sequential ("0", "2",
@@ -216,31 +158,14 @@ def check_model(cfg, name, factory, n_in, meta, work):
     for what, tensors in cases.items():
         path = os.path.join(work, "bad-%s.safetensors" % what)
         write_safetensors(path, tensors, meta)
-        run([exe, "fail", path, str(NNC_ERR_MISMATCH)])
+        run([exe, "fail", path, str(NNC_ERR_MISMATCH)], name + ": " + what)
     report.append("3 bad files refused")
     return ", ".join(report)
 
 
-def config():
-    srcdir = os.path.abspath(os.environ.get("srcdir") or
-                             os.path.join(HERE, "..", ".."))
-    builddir = os.path.abspath(os.environ.get("builddir") or srcdir)
-    return {
-        "nnc": os.path.abspath(os.environ.get("NNC") or
-                               os.path.join(builddir, "nnc")),
-        "cc": shlex.split(os.environ.get("CC") or "cc"),
-        "rt_cflags": shlex.split(os.environ.get("RT_CFLAGS") or
-                                 "-I" + os.path.join(srcdir, "runtime")),
-        "rt_libs": shlex.split(os.environ.get("RT_LIBS") or
-                               os.path.join(builddir, ".libs", "libnncrt.a") +
-                               " -lcjson -lm"),
-        "harness_cflags": shlex.split(os.environ.get("HARNESS_CFLAGS", "")),
-    }
-
-
 def main():
     torch.set_num_threads(1)
-    cfg = config()
+    cfg = Config()
     failed = 0
     with tempfile.TemporaryDirectory(prefix="nnc-interop-") as tmp:
         for name, factory, n_in, meta in MODELS:
@@ -249,7 +174,7 @@ def main():
             try:
                 print("%-4s ok: %s" % (name, check_model(cfg, name, factory,
                                                          n_in, meta, work)))
-            except RuntimeError as e:
+            except (RuntimeError, CheckFailed) as e:
                 print("%-4s FAILED: %s" % (name, e))
                 failed += 1
     return 1 if failed else 0

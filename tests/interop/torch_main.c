@@ -23,18 +23,8 @@
 
 #include "m.h"
 #include "nncrt.h"
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("torch_main: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
+#define CHECK_PROGRAM "torch_main"
+#include "../check.h" /* die */
 
 static float *read_rows(const char *path, size_t n)
 {

@@ -15,17 +15,11 @@
 #     tests/ir/run.sh X.nn ...          run only these
 #     tests/ir/run.sh --update X.nn ... rewrite their '#| ' blocks from the
 #                                       current compiler (review the diff!)
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-builddir=${builddir:-$srcdir}
-NNC=${NNC:-$builddir/nnc}
-case $NNC in /*) ;; */*) NNC=$(pwd)/$NNC ;; esac
+. "$(dirname "$0")/../lib.sh"
 update=0
 if [ "$1" = "--update" ]; then update=1; shift; fi
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
 cd "$srcdir/tests/ir" || exit 1
 [ $# -gt 0 ] || set -- *.nn
-pass=0 fail=0
 for f in "$@"; do
     f=$(basename "$f")
     if [ ! -f "$f" ]; then echo "FAIL: $f: no such test"; fail=$((fail + 1)); continue; fi
@@ -55,5 +49,4 @@ for f in "$@"; do
         fail=$((fail + 1))
     fi
 done
-echo "ir: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish ir

@@ -109,9 +109,11 @@ static const Shape update_shapes[] = {{1, {1}}, {1, {7}}, {2, {17, 33}}, {2, {10
 
 static nnc_rng rng; /* the runtime's generator, seeded in main */
 
+/* Uniform in [lo, hi), with all 53 bits (the float grid of
+ * nnc_rng_uniform would make sums of inputs exact). */
 static double uniform(double lo, double hi)
 {
-    return lo + (hi - lo) * (double)nnc_rng_uniform(&rng);
+    return lo + (hi - lo) * (double)(nnc_rng_next(&rng) >> 11) / 9007199254740992.0;
 }
 
 /* A value for an input of an op with these flags. */

@@ -7,34 +7,22 @@
 # its C library or qemu is missing.
 #
 # Overrides: AARCH64_CC, QEMU_AARCH64, AARCH64_SYSROOT.
+. "$(dirname "$0")/../lib.sh"
 set -u
-
-srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 cc=${AARCH64_CC:-aarch64-linux-gnu-gcc}
 qemu=${QEMU_AARCH64:-qemu-aarch64}
 sysroot=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 
-case ${RT_CFLAGS:-} in *-fsanitize=*)
+case $RT_CFLAGS in *-fsanitize=*)
     # the cross-compiled kernels are not instrumented: the plain build's
     # run covers them, and qemu is slow
-    echo "neon.sh: SKIP: sanitized build"
-    exit 77 ;;
+    skip_script neon.sh "sanitized build" ;;
 esac
-if ! command -v "$cc" >/dev/null 2>&1; then
-    echo "neon.sh: SKIP: no cross compiler $cc (apt install gcc-aarch64-linux-gnu)"
-    exit 77
-fi
-if ! command -v "$qemu" >/dev/null 2>&1; then
-    echo "neon.sh: SKIP: no $qemu (apt install qemu-user)"
-    exit 77
-fi
-if [ ! -d "$sysroot/lib" ]; then
-    echo "neon.sh: SKIP: no aarch64 C library in $sysroot (apt install libc6-dev-arm64-cross)"
-    exit 77
-fi
-
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
+command -v "$cc" >/dev/null 2>&1 ||
+    skip_script neon.sh "no cross compiler $cc (apt install gcc-aarch64-linux-gnu)"
+command -v "$qemu" >/dev/null 2>&1 || skip_script neon.sh "no $qemu (apt install qemu-user)"
+[ -d "$sysroot/lib" ] ||
+    skip_script neon.sh "no aarch64 C library in $sysroot (apt install libc6-dev-arm64-cross)"
 
 rt=$srcdir/runtime
 "$cc" -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \

@@ -29,6 +29,7 @@
 #endif
 
 #include "nncrt.h"
+#include "isa_main.h" /* exits 77 (SKIP) for an ISA this CPU lacks */
 
 typedef void SgemmFn(int, int, int, int, int, float, const float *, int,
                      const float *, int, float, float *, int);

@@ -16,8 +16,11 @@ written by hand from the same description, never derived from nnc's graph):
   4. load INIT into the PyTorch module (safetensors parsed here with
      numpy/struct/json, no safetensors package), train it on the same
      batches with the matching torch.optim optimizer;
-  5. compare per-step losses, final weights and predictions: every max abs
-     difference must be <= TOL. Also checked: parameter names and shapes,
+  5. compare per-step losses, final weights, optimizer state and
+     predictions element by element, as numpy.allclose does:
+     |nnc - torch| <= ATOL + RTOL * |torch|, so that small tensors (Adam's
+     second moments are about 1e-5) are checked as closely as large
+     ones. Also checked: parameter names and shapes,
      the initialization (Glorot uniform bounds, zero biases, embeddings
      uniform in (-0.05, 0.05)) and that a
      second run with the same seed reproduces the first bit for bit; the
@@ -27,30 +30,17 @@ written by hand from the same description, never derived from nnc's graph):
 Prints one table row per model and exits 1 if any check failed (77, the
 automake SKIP status, if torch or numpy is missing).
 
-Environment (all optional):
-  srcdir, builddir  source and build trees (default: two levels above this
-                    script; builddir: the current directory if it holds
-                    nnc, else srcdir)
-  NNC               the compiler (default <builddir>/nnc)
-  CC                C compiler, may include flags (default cc)
-  RT_CFLAGS         default "-I<srcdir>/runtime"
-  RT_LIBS           default "<builddir>/.libs/libnncrt.a -lcjson -lm"
-  HARNESS_CFLAGS    extra flags for building the harness, e.g.
-                    "-fsanitize=address,undefined" to match a sanitized
-                    libnncrt (default: none)
+Environment: srcdir, builddir, NNC, CC, RT_CFLAGS, RT_LIBS and
+HARNESS_CFLAGS, all optional (tests/nnc_test.py says what each means).
 
 Run `diff.py --help` for the options (a single model, more steps, keeping
 the temporary files, printing every step).
 """
 
 import argparse
-import json
 import os
 import re
-import shlex
 import shutil
-import struct
-import subprocess
 import sys
 import tempfile
 
@@ -63,7 +53,18 @@ except ImportError as e:  # automake: 77 means SKIP
     print("diff.py: skipping, cannot import numpy/torch: %s" % e)
     sys.exit(77)
 
-TOL = 1e-4          # max abs difference allowed in losses, weights, preds
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                ".."))
+from nnc_test import (CheckFailed, Config, build, read_safetensors,  # noqa: E402
+                      run, write_safetensors)
+
+# Every compared number must satisfy |nnc - torch| <= ATOL + RTOL * |torch|
+# (numpy.allclose). RTOL is float32 drift over a few dozen steps; ATOL only
+# covers values that cross zero, far below any tensor's typical size (Adam's
+# second moments are ~1e-5, its first moments ~1e-3).
+ATOL = 1e-6
+RTOL = 1e-4
 DEFAULT_STEPS = 25
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -158,7 +159,7 @@ class Drop0(nn.Module):
 
 
 class Acts(nn.Module):
-    """tests/torch/acts.nn: leaky_relu, elu, gelu, multiply."""
+    """tests/torch/acts.nn: leaky_relu, elu, gelu, silu, multiply."""
 
     def __init__(self):
         super().__init__()
@@ -173,8 +174,8 @@ class Acts(nn.Module):
         b = F.elu(self.b(a), alpha=1.0)
         g = F.gelu(self.g(a))                 # exact (erf) form
         m = F.leaky_relu(b * g, negative_slope=0.1)
-        h = F.gelu(F.elu(self.c(m), alpha=0.5))
-        return self.out(h)
+        h = F.gelu(F.elu(F.silu(self.c(m)), alpha=0.5))
+        return self.out(F.silu(h))
 
 
 class Huber(nn.Module):
@@ -538,10 +539,6 @@ MODELS = [
 ]
 
 
-class CheckFailed(Exception):
-    """A step that could not run (compile error, crash, bad file)."""
-
-
 # ---- Data and checkpoints ---------------------------------------------------
 
 def make_batches(spec, steps):
@@ -582,62 +579,9 @@ def write_batches(path, batches):
             f.write(y.astype("<f4").tobytes())
 
 
-def read_safetensors(path):
-    """Returns {name: float32 ndarray} from a safetensors file (F32 only)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 8:
-        raise CheckFailed("%s: shorter than the 8-byte header length" % path)
-    (n,) = struct.unpack("<Q", data[:8])
-    if 8 + n > len(data):
-        raise CheckFailed("%s: header length %d past end of file" % (path, n))
-    try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
-    except ValueError as e:
-        raise CheckFailed("%s: bad JSON header: %s" % (path, e))
-    if not isinstance(header, dict):
-        raise CheckFailed("%s: header is not a JSON object" % path)
-    base = 8 + n
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype = info["dtype"]
-            shape = [int(d) for d in info["shape"]]
-            begin, end = (int(o) for o in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise CheckFailed("%s: %s: bad entry %r" % (path, name, info))
-        if dtype != "F32":
-            raise CheckFailed("%s: %s has dtype %r, want F32"
-                              % (path, name, dtype))
-        count = int(np.prod(shape, dtype=np.int64))
-        if begin < 0 or end - begin != 4 * count or base + end > len(data):
-            raise CheckFailed("%s: %s: bad data_offsets [%d, %d] for shape %r"
-                              % (path, name, begin, end, shape))
-        arr = np.frombuffer(data, dtype="<f4", count=count, offset=base + begin)
-        tensors[name] = arr.reshape(shape).astype(np.float32)
-    return tensors
-
-
-def write_safetensors(path, tensors, fmt="pt"):
-    """Writes {name: ndarray} (float32; int64 as I64, as torch's
-    num_batches_tracked), PyTorch-style: weights only. fmt is the
-    metadata's "format": "nnc" says the tensors are in nnc's layout (NHWC
-    kernels, (h, w, c) flatten order), anything else PyTorch's, which nnc
-    converts when loading."""
-    header, data, pos = {"__metadata__": {"format": fmt}}, b"", 0
-    for name, arr in tensors.items():
-        i64 = np.asarray(arr).dtype == np.int64
-        raw = np.ascontiguousarray(arr, dtype="<i8" if i64 else "<f4").tobytes()
-        header[name] = dict(dtype="I64" if i64 else "F32",
-                            shape=list(np.asarray(arr).shape),
-                            data_offsets=[pos, pos + len(raw)])
-        data += raw
-        pos += len(raw)
-    text = json.dumps(header).encode("utf-8")
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + data)
+def read_nnc(path):
+    """{name: float32 ndarray} of a checkpoint nnc wrote (F32 only)."""
+    return read_safetensors(path, dtypes=("F32",))[0]
 
 
 def split_state(tensors):
@@ -657,23 +601,6 @@ def read_floats(path, count):
 
 # ---- Running nnc and the harness --------------------------------------------
 
-def run(cmd, what, timeout=300, cwd=None):
-    """Runs cmd, returns its stdout; raises CheckFailed with its output."""
-    try:
-        p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=timeout,
-                           universal_newlines=True)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise CheckFailed("%s: %s\n  command: %s"
-                          % (what, e, " ".join(map(shlex.quote, cmd))))
-    if p.returncode != 0:
-        raise CheckFailed("%s failed (exit status %d)\n  command: %s\n%s%s"
-                          % (what, p.returncode,
-                             " ".join(map(shlex.quote, cmd)),
-                             p.stdout, p.stderr))
-    return p.stdout
-
-
 def header_dims(path):
     """M_BATCH, M_IN, M_OUT from the emitted header."""
     with open(path) as f:
@@ -690,20 +617,13 @@ def header_dims(path):
 def build_harness(cfg, spec, work):
     """nnc + cc; returns the harness executable's path."""
     nn_file = os.path.join(HERE, spec.get("file", spec["name"]) + ".nn")
-    m_c = os.path.join(work, "m.c")
-    run([cfg.nnc, nn_file, "--prefix", "m", "-o", m_c] + spec.get("flags", []),
-        "nnc " + nn_file)
+    exe = build(cfg, nn_file, os.path.join(HERE, "harness.c"), work,
+                spec.get("flags", []))
     dims = header_dims(os.path.join(work, "m.h"))
     want = {"BATCH": spec["batch"], "IN": spec["n_in"], "OUT": spec["n_out"]}
     if dims != want:
         raise CheckFailed("m.h says %r but the reference model expects %r"
                           % (dims, want))
-    exe = os.path.join(work, "harness")
-    cmd = (cfg.cc + ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic",
-                     "-Werror", "-I" + work] + cfg.rt_cflags +
-           cfg.harness_cflags +
-           ["-o", exe, os.path.join(HERE, "harness.c"), m_c] + cfg.rt_libs)
-    run(cmd, "building the harness")
     return exe
 
 
@@ -721,8 +641,8 @@ def run_harness(exe, spec, work, data, steps, tag, weights=None):
         raise CheckFailed("harness printed %d losses, want %d"
                           % (len(losses), steps))
     preds = read_floats(final + ".pred", spec["batch"] * spec["n_out"])
-    return (losses, nnc_to_torch(read_safetensors(init)),
-            nnc_to_torch(read_safetensors(final)),
+    return (losses, nnc_to_torch(read_nnc(init)),
+            nnc_to_torch(read_nnc(final)),
             preds.reshape(spec["batch"], spec["n_out"]))
 
 
@@ -815,12 +735,43 @@ def max_abs(a, b):
     return float(np.max(d)) if np.all(np.isfinite(d)) else float("inf")
 
 
+def excess(a, b):
+    """max over elements of |a - b| / (ATOL + RTOL * |b|), b the reference:
+    <= 1 where numpy.allclose(a, b, RTOL, ATOL) holds, inf if not finite."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    r = np.abs(a - b) / (ATOL + RTOL * np.abs(b))
+    return float(np.max(r)) if np.all(np.isfinite(r)) else float("inf")
+
+
+def compare(row, what, got, want):
+    """Appends a problem per tensor of got/want (dicts, or one sequence
+    under the name `what`) that is not close; returns the largest excess."""
+    if not isinstance(want, dict):
+        got, want = {"": got}, {"": want}
+    worst = 0.0
+    for k in sorted(want):
+        name = "%s %s" % (what, k) if k else what
+        e = excess(got[k], want[k])
+        worst = max(worst, e)
+        if not e <= 1:
+            g = np.asarray(got[k], np.float64).ravel()
+            w = np.asarray(want[k], np.float64).ravel()
+            i = int(np.argmax(np.abs(g - w) / (ATOL + RTOL * np.abs(w))))
+            row["problems"].append(
+                "%s not close: at [%d] nnc %.9g, torch %.9g (|d| %.3g > "
+                "%g + %g * |torch|)" % (name, i, g[i], w[i], abs(g[i] - w[i]),
+                                        ATOL, RTOL))
+    return worst
+
+
 # ---- One model, end to end ---------------------------------------------------
 
 def test_model(cfg, spec, steps):
     """Returns a result row: dict with the numbers and a list of problems."""
     row = dict(name=spec["name"], steps=steps, params=None, dloss=None,
-               dw=None, dpred=None, first=None, last=None, problems=[])
+               dw=None, dpred=None, excess=None, first=None, last=None,
+               problems=[])
     work = os.path.join(cfg.tmp, spec["name"])
     os.mkdir(work)
     try:
@@ -850,7 +801,7 @@ def test_model(cfg, spec, steps):
                     if k.endswith(".num_batches_tracked")}
         # (in nnc's layout: the reference models here flatten in NHWC order)
         write_safetensors(weights, dict(torch_to_nnc(t_state), **counters),
-                          fmt="nnc")
+                          {"format": "nnc"})
         again = run_harness(exe, spec, work, data, steps, "again-", weights)
         again = (again[0], split_state(again[1])[0],
                  split_state(again[2])[0], again[3])
@@ -861,21 +812,16 @@ def test_model(cfg, spec, steps):
             row["problems"].append("a second run with the same seed gave "
                                    "different results")
         restart = nnc_to_torch(
-            split_state(read_safetensors(weights + ".restart"))[0])
+            split_state(read_nnc(weights + ".restart"))[0])
         t_restart = torch_train(spec, t_state, batches[:1])[1]
-        d = max(max_abs(restart[k], t_restart[k]) for k in t_restart)
-        if not d <= TOL:
+        if not compare(row, "after restart:", restart, t_restart) <= 1:
             row["problems"].append("after loading PyTorch's weights, a step "
-                                   "differs by %.3g (optimizer not reset?)"
-                                   % d)
+                                   "differs (optimizer not reset?)")
         if set(nnc_ostate) != set(t_ostate):
             row["problems"].append("optimizer state %s, want %s"
                                    % (sorted(nnc_ostate), sorted(t_ostate)))
             return row
-        for k in sorted(t_ostate):
-            d = max_abs(nnc_ostate[k], t_ostate[k])
-            if not d <= TOL:
-                row["problems"].append("%s differs by %.3g" % (k, d))
+        ex = compare(row, "optimizer state", nnc_ostate, t_ostate)
         if set(final) != set(t_state):
             row["problems"].append("FINAL has parameters %s, want %s"
                                    % (sorted(final), sorted(t_state)))
@@ -889,22 +835,9 @@ def test_model(cfg, spec, steps):
             for i, (a, b) in enumerate(zip(losses, t_losses)):
                 print("%s: %4d  %-14.9g  %-14.9g  %.3g"
                       % (spec["name"], i + 1, a, b, abs(a - b)))
-        for what, label in (("dloss", "losses"), ("dw", "final weights"),
-                            ("dpred", "predictions")):
-            if not row[what] <= TOL:
-                row["problems"].append("%s differ by up to %.3g (> %g)"
-                                       % (label, row[what], TOL))
-        if row["dloss"] > TOL:
-            bad = next(i for i, (a, b) in enumerate(zip(losses, t_losses))
-                       if not abs(a - b) <= TOL)
-            row["problems"].append("losses first differ at step %d: "
-                                   "nnc %.9g, torch %.9g"
-                                   % (bad + 1, losses[bad], t_losses[bad]))
-        if row["dw"] > TOL:
-            for k in sorted(final):
-                d = max_abs(final[k], t_state[k])
-                if d > TOL:
-                    row["problems"].append("  %s differs by %.3g" % (k, d))
+        row["excess"] = max(ex, compare(row, "losses", losses, t_losses),
+                            compare(row, "final weights", final, t_state),
+                            compare(row, "predictions", preds, t_preds))
     except CheckFailed as e:
         row["problems"].append(str(e))
     return row
@@ -916,13 +849,14 @@ def fmt(v, spec="%.2e"):
 
 def print_table(rows):
     head = ("model", "params", "steps", "loss first->last", "max|dloss|",
-            "max|dW|", "max|dpred|", "result")
+            "max|dW|", "max|dpred|", "max d/tol", "result")
     lines = []
     for r in rows:
         trend = ("-" if r["first"] is None
                  else "%.4f->%.4f" % (r["first"], r["last"]))
         lines.append((r["name"], fmt(r["params"], "%d"), str(r["steps"]),
                       trend, fmt(r["dloss"]), fmt(r["dw"]), fmt(r["dpred"]),
+                      fmt(r["excess"], "%.2f"),
                       "FAIL" if r["problems"] else "ok"))
     widths = [max(len(x) for x in col) for col in zip(head, *lines)]
     for line in [head] + lines:
@@ -930,38 +864,6 @@ def print_table(rows):
     for r in rows:
         for p in r["problems"]:
             print("%s: %s" % (r["name"], p.rstrip()))
-
-
-# ---- Configuration -----------------------------------------------------------
-
-class Config:
-    def __init__(self, args):
-        self.srcdir = os.path.abspath(os.environ.get("srcdir") or
-                                      os.path.join(HERE, "..", ".."))
-        builddir = os.environ.get("builddir")
-        if not builddir:
-            builddir = (os.getcwd() if os.path.exists("nnc")
-                        else self.srcdir)
-        self.builddir = os.path.abspath(builddir)
-        self.nnc = os.path.abspath(os.environ.get("NNC") or
-                                   os.path.join(self.builddir, "nnc"))
-        self.cc = shlex.split(os.environ.get("CC") or "cc")
-        self.rt_cflags = shlex.split(
-            os.environ.get("RT_CFLAGS") or
-            "-I" + shlex.quote(os.path.join(self.srcdir, "runtime")))
-        self.rt_libs = shlex.split(
-            os.environ.get("RT_LIBS") or
-            shlex.quote(os.path.join(self.builddir, ".libs", "libnncrt.a")) +
-            " -lcjson -lm")
-        self.harness_cflags = shlex.split(os.environ.get("HARNESS_CFLAGS",
-                                                         ""))
-        self.verbose = args.verbose
-        self.tmp = None
-
-    def problems(self):
-        if not os.access(self.nnc, os.X_OK):
-            return ["no nnc at %s (build it, or set NNC)" % self.nnc]
-        return []
 
 
 def main():
@@ -984,7 +886,8 @@ def main():
 
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
-    cfg = Config(args)
+    cfg = Config()
+    cfg.verbose = args.verbose
     problems = cfg.problems()
     if problems:
         for p in problems:
@@ -1001,8 +904,8 @@ def main():
         else:
             shutil.rmtree(cfg.tmp, ignore_errors=True)
 
-    print("nnc vs PyTorch %s (float32, tolerance %g, nnc %s)"
-          % (torch.__version__, TOL, cfg.nnc))
+    print("nnc vs PyTorch %s (float32, |d| <= %g + %g * |torch|, nnc %s)"
+          % (torch.__version__, ATOL, RTOL, cfg.nnc))
     print_table(rows)
     failed = [r["name"] for r in rows if r["problems"]]
     if failed:

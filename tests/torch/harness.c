@@ -37,6 +37,8 @@
 
 #include "m.h"
 #include "nncrt.h"   /* nnc_strerror */
+#define CHECK_PROGRAM "harness"
+#include "../check.h" /* die: "harness: MESSAGE" on stderr, exit 1 */
 
 #define X_FLOATS ((size_t)M_BATCH * (size_t)M_IN)
 #define Y_FLOATS ((size_t)M_BATCH * (size_t)M_TARGET)
@@ -47,19 +49,6 @@ static float x0[X_FLOATS];               /* the first batch's x    */
 static float y0[Y_FLOATS];               /* ... and y              */
 static float pred[P_FLOATS];             /* predict(x0)            */
 static float pred2[P_FLOATS];            /* predict(x0), made another way */
-
-/* Prints "harness: MESSAGE" on stderr and exits 1. */
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("harness: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
 
 /* Reads n little-endian float32 values; returns 0 or -1 on short read. */
 static int read_floats(FILE *f, float *dst, size_t n)

@@ -4,18 +4,7 @@
  */
 #include <string.h>
 
-#include <criterion/criterion.h>
-
-#include "nnc.h"
-
-static Arena arena;
-
-static Model *parse(const char *text)
-{
-    diag_quiet = true;
-    diag_errors = 0;
-    return parse_file(&arena, src_from_string(&arena, "t.nn", text));
-}
+#include "unit.h"
 
 static bool lower(const char *text, Graph *g)
 {
@@ -23,18 +12,6 @@ static bool lower(const char *text, Graph *g)
     cr_assert(m, "parse failed");
     return lower_model(m, g);
 }
-
-static const char seed[] =
-    "# the classic Keras example\n"
-    "model seed {\n"
-    "    input x[10]\n"
-    "    dense(128, activation=relu)\n"
-    "    dense(64, activation=relu)\n"
-    "    dense(1, activation=sigmoid)\n"
-    "    loss binary_crossentropy\n"
-    "    optimizer adam(lr=0.001)\n"
-    "    batch 32\n"
-    "}\n";
 
 Test(lang, sequential_seed_model)
 {

@@ -7,7 +7,8 @@
  *  - the plan checker accepts every plan nnc makes, for every example and
  *    for 300 random models (dense stacks, branches joined by add, every
  *    activation, loss and optimizer, every -O level), and rejects plans
- *    that were broken on purpose;
+ *    that were broken on purpose: overlapping or misaligned offsets, and
+ *    lifetimes that miss a use (the checker recomputes them);
  *  - the plan is close to the lower bound (printed; the worst is asserted
  *    loosely so that a regression shows);
  *  - a sum riding on an F_SUMRIDER op, and the header's count of trained
@@ -16,32 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <criterion/criterion.h>
-
-#include "nnc.h"
-
-static Arena arena;
+#include "unit.h"
 
 static bool compile_text(const char *text, int opt, Compiled *c)
 {
-    diag_quiet = true;
-    diag_errors = 0;
-    Model *m = parse_file(&arena, src_from_string(&arena, "t.nn", text));
+    Model *m = parse(text);
     cr_assert(m, "parse failed:\n%s", text);
     PipelineOptions po = {opt, NULL, true};
     return pipeline_compile(m, &po, c);
 }
-
-static const char seed[] =
-    "model seed {\n"
-    "    input x[10]\n"
-    "    dense(128, activation=relu)\n"
-    "    dense(64, activation=relu)\n"
-    "    dense(1, activation=sigmoid)\n"
-    "    loss binary_crossentropy\n"
-    "    optimizer adam(lr=0.001)\n"
-    "    batch 32\n"
-    "}\n";
 
 /* ---- simplify, cse, dce --------------------------------------------------- */
 
@@ -179,6 +163,51 @@ Test(passes, checker_rejects_overlaps)
     fclose(stderr);
     stderr = old;
     cr_assert(!ok, "misaligned buffer accepted");
+    pipeline_free(&c);
+}
+
+/* plan_check with stderr silenced. */
+static bool check_quietly(const Graph *g, const Plan *p)
+{
+    FILE *old = stderr;
+    stderr = fopen("/dev/null", "w");
+    cr_assert(stderr);
+    bool ok = plan_check(g, p);
+    fclose(stderr);
+    stderr = old;
+    return ok;
+}
+
+/* Lifetimes cut short (the last reader, the loss's end) or defined late,
+ * and then a plan the planner made from the wrong lifetimes: the checker
+ * recomputes every use from the kernels and rejects each. */
+Test(passes, checker_rejects_wrong_lifetimes)
+{
+    Compiled c;
+    cr_assert(compile_text(seed, 2, &c));
+    Plan *p = &c.train;
+    cr_assert(plan_check(&c.g, p));
+    NodeId a = 0;
+    for (int i = 1; i < c.g.nnodes && !a; i++)
+        if (p->region[i] == REG_ARENA && p->last[i] > p->def[i] && (NodeId)i != c.g.loss)
+            a = (NodeId)i;
+    cr_assert(a, "no arena buffer read after its kernel");
+    int last = p->last[a], def = p->def[a];
+    p->last[a] = def;
+    cr_assert(!check_quietly(&c.g, p), "%%%u dying before its last reader accepted", a);
+    /* the planner trusts lifetimes: it may now reuse a's memory early */
+    plan_memory(&c.g, p);
+    cr_assert(!check_quietly(&c.g, p), "plan made from a short lifetime accepted");
+    p->last[a] = last;
+    p->def[a] = def + 1;
+    cr_assert(!check_quietly(&c.g, p), "%%%u defined after its kernel accepted", a);
+    p->def[a] = def;
+    plan_memory(&c.g, p);
+    cr_assert(check_quietly(&c.g, p), "the restored plan is rejected");
+    int end = p->last[c.g.loss];
+    p->last[c.g.loss] = end - 1;
+    cr_assert(!check_quietly(&c.g, p), "a loss freed before the step returns accepted");
+    p->last[c.g.loss] = end;
     pipeline_free(&c);
 }
 

@@ -1,0 +1,136 @@
+"""peer.py - what the Python peers of the benchmarks (seed_torch.py,
+fmnist_torch.py, jax_bench.py) share, so that they time and report
+exactly as seed_bench.c and fmnist_bench.c do:
+
+  per_call_us(f, samples)  a call's time in microseconds: the median of
+                           `samples` blocks of back-to-back calls lasting
+                           about 1 ms each, after a 0.5 s warm-up
+  load_fmnist(dir)         the four gzipped IDX files as uint8 arrays
+                           (images flattened to 784 columns); prints load_s
+  fit(...)                 warm-up steps, the timed epochs (a line each) and
+                           the "key value" summary that report.py reads
+  torch_glorot(model)      nnc's (Keras') initialization of a torch model
+  torch_step(model, crit, compile)
+                           the train step with Adam as nnc's, eager or
+                           under torch.compile; returns the loss as a float
+
+Imported from the directory of the script that runs (Python puts it
+first on sys.path).
+"""
+import gzip
+import os
+import resource
+import struct
+import sys
+import time
+
+import numpy as np
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def per_call_us(f, samples):
+    t0, calls = time.perf_counter(), 0
+    while calls < 10 or time.perf_counter() - t0 < 0.5:
+        f()
+        calls += 1
+    k = max(1, int(1e-3 / ((time.perf_counter() - t0) / calls)))
+    s = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        for _ in range(k):
+            f()
+        s.append((time.perf_counter() - t0) / k * 1e6)
+    return median(s)
+
+
+def idx(path, magic):
+    """One IDX file (magic 2051: images, 2049: labels) as a uint8 array."""
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    m, n = struct.unpack(">II", data[:8])
+    assert m == magic, path
+    if magic == 2051:
+        r, c = struct.unpack(">II", data[8:16])
+        return np.frombuffer(data, np.uint8, offset=16).reshape(n, r * c)
+    return np.frombuffer(data, np.uint8, offset=8)
+
+
+def load_fmnist(data):
+    """(train images, train labels, test images, test labels)."""
+    t0 = time.perf_counter()
+    files = (("train-images-idx3", 2051), ("train-labels-idx1", 2049),
+             ("t10k-images-idx3", 2051), ("t10k-labels-idx1", 2049))
+    sets = [idx(os.path.join(data, f + "-ubyte.gz"), magic) for f, magic in files]
+    print("load_s %.3f" % (time.perf_counter() - t0))
+    return sets
+
+
+def fit(args, n, B, train, mean, evaluate, permutation):
+    """args.warmup steps on the first batches in file order, then
+    args.epochs epochs of the first args.batches batches (0: all) of a
+    fresh permutation(n): train(indices) returns a batch's loss, mean(list)
+    reduces an epoch's (the time includes both), evaluate() gives the test
+    accuracy. Prints a line an epoch, then the summary."""
+    t0 = time.perf_counter()
+    if args.warmup > 0:
+        mean([train(np.arange(b * B, (b + 1) * B)) for b in range(args.warmup)])
+    print("warmup_s %.3f" % (time.perf_counter() - t0))
+    nb = n // B
+    run = min(args.batches, nb) if args.batches > 0 else nb
+    times = []
+    for e in range(args.epochs):
+        order = permutation(n)
+        t0 = time.perf_counter()
+        loss = mean([train(order[b * B:(b + 1) * B]) for b in range(run)])
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        acc = evaluate()
+        print("epoch %d/%d  %d batches  time %.3f s  %.0f samples/s  loss %.4f  "
+              "test_acc %.4f" % (e + 1, args.epochs, run, dt, run * B / dt, loss, acc))
+        sys.stdout.flush()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print("batches %d" % run)
+    print("epoch_batches %d" % nb)
+    print("epoch_s %.4f" % (sum(times) / len(times) * nb / run))
+    print("samples_per_s %.1f" % (run * B * len(times) / sum(times)))
+    print("train_loss %.4f" % loss)
+    print("test_acc %.4f" % acc)
+    print("peak_rss_kb %d" % rss)
+
+
+def torch_glorot(model):
+    """Glorot-uniform weights (a conv's fans count its window, as nnc's)
+    and zero biases, for each Linear and Conv2d of a Sequential."""
+    import torch
+    for layer in model:
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            torch.nn.init.xavier_uniform_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+    return model
+
+
+def torch_step(model, crit, compile):
+    """step(x, y) -> loss (a float, so the step has finished, as nnc's
+    train_step returns it): zero_grad, forward, crit, backward, Adam (lr
+    1e-3, eps 1e-7). compile "step": the whole step under torch.compile
+    (PyTorch 2); "model": the model only (forward and, through AOTAutograd,
+    backward), the optimizer eager; None: eager."""
+    import torch
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    fwd = torch.compile(model) if compile == "model" else model
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        loss = crit(fwd(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if compile == "step":
+        step = torch.compile(step)
+    return lambda x, y: step(x, y).item()

@@ -1,0 +1,555 @@
+/*
+ * lower_layers.c - the layer table and the layer lowerers: each layer
+ * call expands into primitive ops of the graph IR.
+ *
+ *   dense(x, units)      -> matmul(x, W^T) + b, then the activation
+ *   relu(x), silu(x), .. -> the activation op; linear(x) -> x
+ *   add(a, b, ...)       -> add ops; multiply(a, b, ...) -> mul ops
+ *   conv2d(x, f, k)      -> im2col, matmul with W^T, + b, the activation
+ *   layernorm(x)         -> layernorm(x) * gamma + beta (LAYER.weight/.bias)
+ *   dropout(x, rate)     -> dropout op (train_step only; predict copies)
+ *
+ * The table at the end (layer_table) is the one place a layer or an
+ * activation is registered: its arguments with types, defaults, Keras'
+ * spellings and ranges, which sema.c checks before a lowerer runs (so a
+ * lowerer reads them by name and only checks what depends on its input's
+ * shape). Activation rows also serve `activation=NAME` and import-keras.
+ * Parameters are named after the value they produce (`h.weight`) or, for
+ * unnamed layers, `dense_0`, `dense_1`, ... in source order.
+ */
+#include <string.h>
+
+#include "lower.h"
+
+/* ---- activations ---------------------------------------------------------
+ * An activation row's first number argument (leaky_relu's negative_slope,
+ * elu's alpha) is its op's fattr[0]; named by `activation=` it keeps its
+ * default. */
+
+static const Param *attr_param(const LayerInfo *ly)
+{
+    for (int k = 0; k < MAX_PARAMS && ly->params[k].name; k++)
+        if (ly->params[k].type == A_NUM)
+            return &ly->params[k];
+    return NULL;
+}
+
+static NodeId activate_with(Lower *L, Op op, double attr, NodeId x, Loc loc)
+{
+    if (op == OP_INPUT)     /* linear */
+        return x;
+    NodeId y = graph_add1(L->g, op, loc, x);
+    if (y != NODE_NONE)
+        NODE(L->g, y)->fattr[0] = attr;
+    return y;
+}
+
+/* activation=NAME of dense and conv2d (the name was checked by sema) */
+static NodeId activate(Lower *L, const char *name, NodeId x, Loc loc)
+{
+    const LayerInfo *act = activation_find(name, false);
+    NNC_ASSERT(act);
+    const Param *p = attr_param(act);
+    return activate_with(L, act->op, p ? p->def : 0, x, loc);
+}
+
+/* ---- layers --------------------------------------------------------------- */
+
+static const char *layer_name(Lower *L, const Expr *call, const char *kind,
+                              int *counter)
+{
+    if (L->assign && L->assign_call == call)
+        return L->assign;
+    return arena_printf(L->arena, "%s_%d", kind, (*counter)++);
+}
+
+static bool check_param_name(Lower *L, const char *name, Loc loc)
+{
+    for (int i = 0; i < L->g->nparams; i++) {
+        const Node *p = NODE(L->g, L->g->params[i]);
+        size_t n = strlen(name);
+        if (!strncmp(p->name, name, n) && p->name[n] == '.') {
+            diag_error(loc, "a layer named '%s' already exists", name);
+            diag_note(p->loc, "'%s' defined here", name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* If x is a flattened NHWC image, seen through per-element layers
+ * (activations, dropout, batchnorm, ...), with more than one pixel and
+ * channel, stores its (h, w, c) in hwc:
+ * PyTorch flattens NCHW maps in (c, h, w) order, so the parameters along
+ * this axis are permuted when converting checkpoints (runtime/ckpt_torch.c). */
+static bool flat_image(const Graph *g, NodeId id, int hwc[3])
+{
+    for (;;) {
+        const Node *n = NODE(g, id);
+        if (n->nin < 1 || n->shape.rank != 2)
+            return false;
+        const Node *x = NODE(g, n->in[0]);
+        if (n->op == OP_RESHAPE && x->shape.rank == 4 && x->bmask == 1) {
+            const int *d = x->shape.dim;
+            if (d[1] * d[2] == 1 || d[3] == 1)
+                return false;   /* both orders agree (global pooling) */
+            for (int k = 0; k < 3; k++)
+                hwc[k] = d[k + 1];
+            return true;
+        }
+        bool same = shape_eq(&x->shape, &n->shape);
+        if (!same || !(optab[n->op].kind == K_EWISE || n->op == OP_DROPOUT ||
+                       n->op == OP_BATCHNORM || n->op == OP_LAYERNORM))
+            return false;
+        id = n->in[0];
+    }
+}
+
+static void mark_flat_image(Graph *g, NodeId x, NodeId param)
+{
+    if (param != NODE_NONE)
+        flat_image(g, x, NODE(g, param)->hwc);
+}
+
+/* The parameter NAME.SUFFIX of layer `ly` (NAME: this call's layer name),
+ * as graph_param makes it, marked as the layer's. */
+static NodeId layer_param(Lower *L, const LayerInfo *ly, const Expr *call, const char *name,
+                          const char *suffix, const Shape *s, Init init, int fan_in, int fan_out)
+{
+    NodeId p = graph_param(L->g, call->loc, arena_printf(L->arena, "%s.%s", name, suffix), s,
+                           init, fan_in, fan_out);
+    NODE(L->g, p)->what = ly->name;
+    return p;
+}
+
+/* dense and conv2d after their product y: + NAME.bias (units zeros) if
+ * use_bias, then activation= */
+static NodeId bias_activation(Lower *L, const LayerInfo *ly, const Expr *call, const Args *a,
+                              NodeId y, const char *name, int units)
+{
+    if (arg_bool(a, "use_bias")) {
+        Shape bs = {1, {units}};
+        NodeId b = layer_param(L, ly, call, name, "bias", &bs, INIT_ZERO, 0, 0);
+        y = graph_add2(L->g, OP_ADD, call->loc, y, b);
+    }
+    return activate(L, arg_name(a, "activation"), y, arg_loc(a, "activation", call->loc));
+}
+
+/* dense(x, units, activation=linear, use_bias=true):
+ *   y = act(x W^T + b), W: (units, in) Glorot uniform, b: (units) zeros */
+static NodeId lower_dense(Lower *L, const LayerInfo *ly, const Expr *call,
+                          NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    int units = (int)arg_num(a, "units");   /* in range: sema */
+    if (x->shape.rank != 2 || !(x->bmask & 1)) {
+        diag_error(call->loc, "dense expects a (batch, features) input, got %s%s",
+                   shape_str(&x->shape), x->shape.rank > 2 ? "; add 'flatten' before it" : "");
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "dense", &L->ndense);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    int fan_in = x->shape.dim[1];
+    Shape ws = {2, {units, fan_in}};
+    NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, fan_in, units);
+    mark_flat_image(g, in[0], w);
+    NodeId y = graph_matmul(g, call->loc, in[0], w, 0, 1);
+    NODE(g, y)->what = "dense";
+    return bias_activation(L, ly, call, a, y, name, units);
+}
+
+/* relu(x), sigmoid(x), ..., linear(x): the activation's op (none for
+ * linear); leaky_relu(x, negative_slope=0.3), elu(x, alpha=1.0): their
+ * first number argument is the op's fattr[0]; gelu(x, approximate=true):
+ * the approximate form's op */
+static NodeId lower_activation(Lower *L, const LayerInfo *ly, const Expr *call,
+                               NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    const Param *p = attr_param(ly);
+    Op op = ly->op;
+    if (arg_exists(ly->params, "approximate") && arg_bool(a, "approximate"))
+        op = ly->approx_op;
+    return activate_with(L, op, p ? arg_num(a, p->name) : 0, in[0], call->loc);
+}
+
+/* add(a, b, ...), multiply(a, b, ...): elementwise sum or product of
+ * values of one shape */
+static NodeId lower_merge(Lower *L, const LayerInfo *ly, const Expr *call,
+                          NodeId *in, int nin, const Args *a)
+{
+    (void)a;
+    Op op = !strcmp(ly->name, "multiply") ? OP_MUL : OP_ADD;
+    NodeId y = in[0];
+    for (int i = 1; i < nin; i++) {
+        const Shape *s0 = &NODE(L->g, y)->shape, *s1 = &NODE(L->g, in[i])->shape;
+        if (!shape_eq(s0, s1)) {
+            diag_error(call->loc, "%s: shapes %s and %s differ", ly->name, shape_str(s0),
+                       shape_str(s1));
+            note_shape(L, in[0]);
+            note_shape(L, in[i]);
+            return NODE_NONE;
+        }
+        y = graph_add2(L->g, op, call->loc, y, in[i]);
+    }
+    return y;
+}
+
+/* ---- image layers (NHWC: batch, height, width, channels) ------------------ */
+
+static bool image_input(Lower *L, NodeId id, const char *layer, Loc loc)
+{
+    const Node *x = NODE(L->g, id);
+    if (x->shape.rank != 4 || !(x->bmask & 1)) {
+        diag_error(loc, "%s expects a (batch, height, width, channels) input, got %s",
+                   layer, shape_str(&x->shape));
+        note_shape(L, id);
+        return false;
+    }
+    return true;
+}
+
+/* padding=valid|same -> 0|1, or -1 after a diagnostic. */
+static int padding_arg(const LayerInfo *ly, const Args *a, Loc loc, bool same_ok)
+{
+    const char *p = arg_name(a, "padding");
+    if (!strcmp(p, "valid"))
+        return 0;
+    if (!strcmp(p, "same") && same_ok)
+        return 1;
+    diag_error(arg_loc(a, "padding", loc), "%s: padding must be %s, got '%s'", ly->name,
+               same_ok ? "valid or same" : "valid", p);
+    return -1;
+}
+
+/* A sliding-window op over x with square windows and strides. */
+static NodeId window(Lower *L, Op op, Loc loc, NodeId x, int kh, int kw, int sh, int sw,
+                     int same, const char *what)
+{
+    Node proto = {0};
+    proto.op = op;
+    proto.nin = 1;
+    proto.in[0] = x;
+    proto.loc = loc;
+    proto.what = what;
+    proto.iattr[0] = kh;
+    proto.iattr[1] = kw;
+    proto.iattr[2] = sh;
+    proto.iattr[3] = sw;
+    proto.iattr[4] = same;
+    return graph_add_node(L->g, &proto);
+}
+
+/* conv2d(x, filters, kernel_size, strides=1, padding=valid,
+ *        activation=linear, use_bias=true):
+ *   y = act(im2col(x) W^T + b), W: (filters, kh*kw*cin), saved as
+ *   (filters, kh, kw, cin); Glorot uniform with fan_in = kh*kw*cin and
+ *   fan_out = kh*kw*filters (as Keras); b: (filters) zeros */
+static NodeId lower_conv2d(Lower *L, const LayerInfo *ly, const Expr *call,
+                           NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    int filters = (int)arg_num(a, "filters"), k = (int)arg_num(a, "kernel_size");
+    int st = (int)arg_num(a, "strides"), same;
+    if ((same = padding_arg(ly, a, call->loc, true)) < 0 ||
+        !image_input(L, in[0], "conv2d", call->loc))
+        return NODE_NONE;
+    /* the kernel's columns (an int in the im2col shape) */
+    uint64_t cols = mul_sat(mul_sat((uint64_t)k, (uint64_t)k), (uint64_t)x->shape.dim[3]);
+    if (mul_sat(cols, (uint64_t)filters) > MAX_TENSOR_FLOATS) {
+        diag_error(call->loc, "conv2d: a %dx%d kernel over %d channels with %d filters would "
+                   "need %s; a tensor holds at most 2^30 floats (4294967296 bytes)", k, k,
+                   x->shape.dim[3], filters, bytes_str(L, mul_sat(cols, (uint64_t)filters)));
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "conv2d", &L->nconv);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    NodeId col = window(L, OP_IM2COL, call->loc, in[0], k, k, st, st, same, "conv2d");
+    if (col == NODE_NONE) {
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    int cin = x->shape.dim[3];
+    Shape ws = {2, {filters, k * k * cin}};
+    NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, k * k * cin,
+                           k * k * filters);
+    NODE(g, w)->ckpt_shape = (Shape){4, {filters, k, k, cin}};
+    NodeId y = graph_matmul(g, call->loc, col, w, 0, 1);
+    return bias_activation(L, ly, call, a, y, name, filters);
+}
+
+/* maxpool2d(x, pool_size=2, strides=pool_size, padding=valid) and
+ * avgpool2d(...): the max or mean of each window */
+static NodeId lower_pool(Lower *L, const LayerInfo *ly, const Expr *call,
+                         NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    int k = (int)arg_num(a, "pool_size");
+    int st = arg_given(a, "strides") ? (int)arg_num(a, "strides") : k;
+    if (padding_arg(ly, a, call->loc, false) < 0 ||
+        !image_input(L, in[0], ly->name, call->loc))
+        return NODE_NONE;
+    Op op = !strcmp(ly->name, "maxpool2d") ? OP_MAXPOOL : OP_AVGPOOL;
+    NodeId y = window(L, op, call->loc, in[0], k, k, st, st, 0, ly->name);
+    if (y == NODE_NONE)
+        note_shape(L, in[0]);
+    return y;
+}
+
+/* global_avgpool2d(x): the mean over height and width -> (batch, channels) */
+static NodeId lower_global_avgpool(Lower *L, const LayerInfo *ly, const Expr *call,
+                                   NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    (void)a;
+    const Node *x = NODE(L->g, in[0]);
+    if (!image_input(L, in[0], "global_avgpool2d", call->loc))
+        return NODE_NONE;
+    int h = x->shape.dim[1], w = x->shape.dim[2];
+    Shape s = {2, {x->shape.dim[0], x->shape.dim[3]}};
+    NodeId p = window(L, OP_AVGPOOL, call->loc, in[0], h, w, h, w, 0, "global_avgpool2d");
+    return graph_reshape(L->g, call->loc, p, &s, 1);
+}
+
+/* flatten(x): (batch, d1, d2, ...) -> (batch, d1*d2*...), row-major, so an
+ * NHWC image flattens in (h, w, c) order */
+static NodeId lower_flatten(Lower *L, const LayerInfo *ly, const Expr *call,
+                            NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    (void)a;
+    const Node *x = NODE(L->g, in[0]);
+    if (x->shape.rank < 2 || x->bmask != 1) {
+        diag_error(call->loc, "flatten expects a batched input, got %s", shape_str(&x->shape));
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    if (x->shape.rank == 2)
+        return in[0];
+    Shape s = {2, {x->shape.dim[0], (int)(shape_numel(&x->shape) / (size_t)x->shape.dim[0])}};
+    NodeId y = graph_reshape(L->g, call->loc, in[0], &s, 1);
+    if (y)
+        NODE(L->g, y)->what = "flatten";
+    return y;
+}
+
+/* concat(a, b, ..., axis=-1): joins along the last axis (the only axis
+ * supported), other axes equal. */
+static NodeId lower_concat(Lower *L, const LayerInfo *ly, const Expr *call,
+                           NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    double axis = arg_num(a, "axis");
+    if (axis != -1) {
+        diag_error(arg_loc(a, "axis", call->loc), "concat: only axis=-1 is supported, got %.0f",
+                   axis);
+        return NODE_NONE;
+    }
+    NodeId y = in[0];
+    for (int i = 1; i < nin && y; i++) {
+        y = graph_add2(L->g, OP_CONCAT, call->loc, y, in[i]);
+        for (int j = 0; j <= i && y == NODE_NONE; j++)
+            note_shape(L, in[j]);
+    }
+    return y;
+}
+
+/* embedding(vocab, dim) (Keras: input_dim, output_dim): token ids (batch, ...) as floats ->
+ * (batch, ..., output_dim), rows of a [input_dim, output_dim] weight drawn
+ * uniformly from (-0.05, 0.05) as Keras does. An id outside
+ * [0, input_dim) gives a zero row and no gradient. */
+static NodeId lower_embedding(Lower *L, const LayerInfo *ly, const Expr *call,
+                              NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    int vocab = (int)arg_num(a, "vocab"), dim = (int)arg_num(a, "dim");
+    const Node *x = NODE(g, in[0]);
+    if (x->shape.rank < 1 || x->bmask != 1 || x->shape.rank >= NNC_MAX_DIMS) {
+        diag_error(call->loc, "embedding expects a batched input of token ids, got %s",
+                   shape_str(&x->shape));
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "embedding", &L->nembed);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    Shape ws = {2, {vocab, dim}};
+    NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_UNIFORM, 0, 0);
+    NodeId y = graph_add2(g, OP_EMBED, call->loc, w, in[0]);
+    if (y)
+        NODE(g, y)->what = "embedding";
+    return y;
+}
+
+/* layernorm(x, epsilon=1e-3): over the last axis, as Keras'
+ * LayerNormalization(axis=-1):
+ *   y = layernorm(x) * gamma + beta, gamma (LAYER.weight): ones,
+ *   beta (LAYER.bias): zeros, both of the last axis' size (torch's names) */
+static NodeId lower_layernorm(Lower *L, const LayerInfo *ly, const Expr *call,
+                              NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    double eps = arg_num(a, "epsilon");
+    if (x->shape.rank < 2 || !(x->bmask & 1) || (x->bmask >> (x->shape.rank - 1)) & 1) {
+        diag_error(call->loc, "layernorm expects a batched input with features, got %s",
+                   shape_str(&x->shape));
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "layernorm", &L->nnorm);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    Shape ps = {1, {x->shape.dim[x->shape.rank - 1]}};
+    NodeId y = graph_add1(g, OP_LAYERNORM, call->loc, in[0]);
+    if (y == NODE_NONE)
+        return NODE_NONE;
+    NODE(g, y)->fattr[0] = eps;
+    NODE(g, y)->what = "layernorm";
+    NodeId w = layer_param(L, ly, call, name, "weight", &ps, INIT_ONE, 0, 0);
+    NodeId b = layer_param(L, ly, call, name, "bias", &ps, INIT_ZERO, 0, 0);
+    mark_flat_image(g, in[0], w);
+    mark_flat_image(g, in[0], b);
+    y = graph_add2(g, OP_MUL, call->loc, y, w);
+    return graph_add2(g, OP_ADD, call->loc, y, b);
+}
+
+/* dropout(x, rate): Keras' inverted dropout, active in the training step
+ * only (predict is the identity); each dropout op gets its own iattr[0]
+ * so that CSE never merges two of them */
+static NodeId lower_dropout(Lower *L, const LayerInfo *ly, const Expr *call,
+                            NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    double rate = arg_num(a, "rate");
+    Node proto = {0};
+    proto.op = OP_DROPOUT;
+    proto.nin = 1;
+    proto.in[0] = in[0];
+    proto.loc = call->loc;
+    proto.what = "dropout";
+    proto.fattr[0] = rate;
+    proto.iattr[0] = L->ndropout++;
+    return graph_add_node(L->g, &proto);
+}
+
+/* batchnorm(x, momentum=0.99, epsilon=1e-3), Keras' defaults: normalizes
+ * every channel (the last axis) over all other axes, then y = gamma xhat +
+ * beta. Parameters as torch names them: LAYER.weight (gamma, ones),
+ * LAYER.bias (beta, zeros) and the running statistics LAYER.running_mean
+ * (zeros) and LAYER.running_var (ones), which have no gradient: the
+ * training step updates them (ops/norm.c), predict normalizes with them. */
+static NodeId lower_batchnorm(Lower *L, const LayerInfo *ly, const Expr *call,
+                              NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    double momentum = arg_num(a, "momentum"), eps = arg_num(a, "epsilon");
+    if (x->shape.rank < 2 || !(x->bmask & 1)) {
+        diag_error(call->loc, "batchnorm expects a batch of features or images, got %s",
+                   shape_str(&x->shape));
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "batchnorm", &L->nbn);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    Shape cs = {1, {x->shape.dim[x->shape.rank - 1]}};
+    static const char *const suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+    static const Init init[4] = {INIT_ONE, INIT_ZERO, INIT_ZERO, INIT_ONE};
+    NodeId p[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = layer_param(L, ly, call, name, suffix[i], &cs, init[i], 0, 0);
+        mark_flat_image(g, in[0], p[i]);
+    }
+    NodeId y = graph_add3(g, OP_BATCHNORM, call->loc, in[0], p[2], p[3]);
+    if (!y)
+        return NODE_NONE;
+    NODE(g, y)->fattr[0] = eps;
+    NODE(g, y)->fattr[1] = momentum;
+    NODE(g, y)->what = "batchnorm";
+    y = graph_add2(g, OP_MUL, call->loc, y, p[0]);
+    NODE(g, y)->what = "batchnorm";
+    y = graph_add2(g, OP_ADD, call->loc, y, p[1]);
+    NODE(g, y)->what = "batchnorm";
+    return y;
+}
+
+/* ---- the layer table -------------------------------------------------------
+ * One row per layer: name, tensor inputs (min, max), lowerer, arguments.
+ * Activation rows (ACT) list their op; their order is the order of the
+ * "expected ..." lists. Adding an activation: its ops.def rows and rules
+ * (ops/ewise.c), and one ACT row here. */
+
+#define ACT(o) .min_in = 1, .max_in = 1, .lower = lower_activation, .is_activation = true, \
+               .op = (o)
+#define MERGE .min_in = 2, .max_in = NNC_MAX_IN * 4
+#define ONE .min_in = 1, .max_in = 1
+#define ACTIVATION_ARG {.name = "activation", .type = A_ACT, .def_name = "linear"}
+#define USE_BIAS_ARG {.name = "use_bias", .type = A_BOOL, .def = 1}
+#define PADDING_ARG {.name = "padding", .type = A_NAME, .def_name = "valid"}
+#define POOL_ARGS                                                                        \
+    {{.name = "pool_size", .type = A_INT, .def = 2, .range = R_BETWEEN(1, 1 << 10)},      \
+     {.name = "strides", .type = A_INT, .def = -1 /* pool_size */,                        \
+      .range = R_BETWEEN(1, 1 << 10)},                                                    \
+     PADDING_ARG}
+
+const LayerInfo layer_table[] = {
+    {.name = "dense", ONE, .lower = lower_dense,
+     .params = {{.name = "units", .type = A_INT, .required = true, .range = R_POSITIVE_GOT},
+                ACTIVATION_ARG, USE_BIAS_ARG}},
+    {.name = "relu", ACT(OP_RELU)},
+    {.name = "sigmoid", ACT(OP_SIGMOID)},
+    {.name = "tanh", ACT(OP_TANH)},
+    {.name = "softmax", ACT(OP_SOFTMAX)},
+    {.name = "leaky_relu", ACT(OP_LEAKY_RELU), .keras_args = "negative_slope=0.2",
+     .params = {{.name = "negative_slope", .type = A_NUM, .def = 0.3, /* Keras 3's LeakyReLU */
+                 .alias = "alpha", .range = R_NONNEG}}},
+    {.name = "elu", ACT(OP_ELU),
+     .params = {{.name = "alpha", .type = A_NUM, .def = 1.0, .range = R_POSITIVE}}},
+    {.name = "gelu", ACT(OP_GELU), .approx_op = OP_GELU_TANH,   /* exact erf form */
+     .params = {{.name = "approximate", .type = A_BOOL}}},
+    {.name = "silu", ACT(OP_SILU), .keras = "swish"},
+    {.name = "linear", ACT(OP_INPUT)},
+    {.name = "add", MERGE, .lower = lower_merge},
+    {.name = "multiply", MERGE, .lower = lower_merge},
+    {.name = "conv2d", ONE, .lower = lower_conv2d,
+     .params = {{.name = "filters", .type = A_INT, .required = true,
+                 .range = R_BETWEEN(1, 1 << 16)},
+                {.name = "kernel_size", .type = A_INT, .required = true,
+                 .range = R_BETWEEN(1, 1 << 10)},
+                {.name = "strides", .type = A_INT, .def = 1, .range = R_BETWEEN(1, 1 << 10)},
+                PADDING_ARG, ACTIVATION_ARG, USE_BIAS_ARG}},
+    {.name = "maxpool2d", ONE, .lower = lower_pool, .params = POOL_ARGS},
+    {.name = "avgpool2d", ONE, .lower = lower_pool, .params = POOL_ARGS},
+    {.name = "global_avgpool2d", ONE, .lower = lower_global_avgpool},
+    {.name = "flatten", ONE, .lower = lower_flatten},
+    {.name = "concat", MERGE, .lower = lower_concat,
+     .params = {{.name = "axis", .type = A_INT, .def = -1}}},
+    {.name = "embedding", ONE, .lower = lower_embedding,
+     .params = {{.name = "vocab", .type = A_INT, .required = true, .alias = "input_dim",
+                 .range = R_BETWEEN(1, 1 << 24)},
+                {.name = "dim", .type = A_INT, .required = true, .alias = "output_dim",
+                 .range = R_BETWEEN(1, 1 << 24)}}},
+    {.name = "dropout", ONE, .lower = lower_dropout,
+     .params = {{.name = "rate", .type = A_NUM, .required = true, .range = R_UNIT_GOT}}},
+    {.name = "layernorm", ONE, .lower = lower_layernorm,
+     .params = {{.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE}}},
+    {.name = "batchnorm", ONE, .lower = lower_batchnorm,
+     .params = {{.name = "momentum", .type = A_NUM, .def = 0.99, .range = R_UNIT_GOT},
+                {.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE_GOT}}},
+};
+const int nlayer_table = (int)(sizeof layer_table / sizeof layer_table[0]);
