@@ -12,7 +12,7 @@
  *
  * The data are the gzipped IDX files of Debian's dataset-fashion-mnist
  * (/usr/share/datasets/fashion-mnist, or --data DIR, or $FMNIST_DIR),
- * read with zlib by examples/fmnist_data.h. Pixels stay uint8 in memory
+ * read by libnncrt's nnc_idx_load (examples/fmnist_data.h). Pixels stay uint8 in memory
  * (47 MB for the training set instead of 188 MB as floats) and are
  * scaled to [0, 1] when a batch is gathered; labels become one-hot rows.
  * Each epoch visits the 60000 samples in a fresh order from a fixed-seed
@@ -43,24 +43,6 @@
 
 #define B M_BATCH
 #define PRED_CHUNK 1000
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
 
 /* ---- Training ---------------------------------------------------------- */
 
@@ -144,10 +126,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    t0 = now_s();
+    t0 = fmnist_now();
     if (fmnist_load(dir, &d) != 0)
         return 1;
-    printf("load_s %.3f\n", now_s() - t0);
+    printf("load_s %.3f\n", fmnist_now() - t0);
     nb = d.n_train / B;
     if (nb == 0) {
         fprintf(stderr, "fmnist_bench: fewer than %d training samples\n", B);
@@ -164,28 +146,28 @@ int main(int argc, char **argv)
     }
     for (i = 0; i < d.n_train; i++)
         order[i] = i;
-    t0 = now_s();
+    t0 = fmnist_now();
     for (b = 0; b < (size_t)warmup && b < nb; b++) {
         gather(d.train_x, d.train_y, order + b * B);
         m_train_step(ctx, xb, yb);
     }
-    printf("warmup_s %.3f\n", now_s() - t0);
+    printf("warmup_s %.3f\n", fmnist_now() - t0);
 
-    rng_state = seed;
+    uint64_t rng_state = seed;
     for (e = 1; e <= epochs; e++) {
         double sum = 0;
 
         for (i = d.n_train - 1; i > 0; i--) {   /* Fisher-Yates, fixed seed */
-            size_t j = (size_t)((rng_next() >> 32) % (i + 1)), t = order[i];
+            size_t j = (size_t)((fmnist_rng_next(&rng_state) >> 32) % (i + 1)), t = order[i];
             order[i] = order[j];
             order[j] = t;
         }
-        t0 = now_s();
+        t0 = fmnist_now();
         for (b = 0; b < run; b++) {
             gather(d.train_x, d.train_y, order + b * B);
             sum += m_train_step(ctx, xb, yb);
         }
-        dt = now_s() - t0;
+        dt = fmnist_now() - t0;
         total_time += dt;
         loss = sum / (double)run;
         acc = accuracy(ctx, d.test_x, d.test_y, d.n_test);

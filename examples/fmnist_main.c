@@ -12,8 +12,9 @@
  *     ./a.out [--epochs E] [--seed S] [--data DIR]
  *
  * The data are the gzipped IDX files of Debian's dataset-fashion-mnist
- * (/usr/share/datasets/fashion-mnist by default), read with zlib by
- * examples/fmnist_data.h. Each epoch visits the training set in a fresh
+ * (/usr/share/datasets/fashion-mnist by default), read by libnncrt's
+ * nnc_idx_load (examples/fmnist_data.h). Installed, the build is
+ * cc ... examples/fmnist_main.c DIR/m.c $(pkg-config --cflags --libs nncrt). Each epoch visits the training set in a fresh
  * random order and drops the last partial batch. Pixels are
  * standardized: (v / 255 - mean) / std, with the mean and standard
  * deviation of the training set's pixels (about 0.286 and 0.353), which
@@ -37,22 +38,6 @@
 
 #define B M_BATCH
 #define CHUNK 1000
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_state;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
 
 static float pixel[256];    /* uint8 pixel value -> standardized input */
 static float xb[B * 784], yb[B * 10];
@@ -137,18 +122,18 @@ int main(int argc, char **argv)
         return 1;
     for (i = 0; i < ntr; i++)
         order[i] = i;
-    rng_state = seed;
+    uint64_t rng_state = seed;
     printf("epoch   loss    train_acc  test_acc  time_s  samples/s\n");
     for (e = 1; e <= epochs; e++) {
         double loss = 0, t0, t = 0;
         size_t correct = 0, steps = ntr / B;
         for (i = ntr - 1; i > 0; i--) {
-            size_t r = (size_t)(rng_next() % (i + 1)), tmp = order[i];
+            size_t r = (size_t)(fmnist_rng_next(&rng_state) % (i + 1)), tmp = order[i];
             order[i] = order[r];
             order[r] = tmp;
         }
         for (k = 0; k < steps; k++) {
-            t0 = now_s();
+            t0 = fmnist_now();
             memset(yb, 0, sizeof yb);
             for (i = 0; i < B; i++) {
                 const unsigned char *px = xtr + order[k * B + i] * 784;
@@ -157,7 +142,7 @@ int main(int argc, char **argv)
                 yb[i * 10 + ytr[order[k * B + i]]] = 1.0f;
             }
             loss += m_train_step(ctx, xb, yb);
-            t += now_s() - t0;
+            t += fmnist_now() - t0;
             /* training accuracy of this batch just after its step (not
              * timed: it is an extra forward pass) */
             m_predict(ctx, xb, ys, B);

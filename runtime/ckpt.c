@@ -42,9 +42,8 @@
 #include <cjson/cJSON.h>
 
 #include "nncrt.h"
+#include "nncrt_io.h"
 
-#define MAX_HEADER_BYTES UINT64_C(100000000) /* the safetensors limit */
-#define MAX_EXACT_DOUBLE 9007199254740992.0  /* 2^53 */
 #define METADATA_KEY "__metadata__"
 
 const char *nnc_strerror(int err)
@@ -152,16 +151,6 @@ static float get_f32le(const unsigned char *p)
 
     memcpy(&f, &v, sizeof f);
     return f;
-}
-
-static uint64_t get_u64le(const unsigned char *p)
-{
-    uint64_t v = 0;
-    int i;
-
-    for (i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
 }
 
 /* ---- The model's side --------------------------------------------------- */
@@ -471,79 +460,16 @@ typedef struct Entry {
     uint64_t begin, end;  /* byte offsets into the data region */
 } Entry;
 
-static int read_file(const char *path, unsigned char **bytes, size_t *size)
+/* The whole file and its parsed header (io.c), messages naming path. */
+static int read_checkpoint(const char *path, unsigned char **file, size_t *size,
+                           cJSON **root, size_t *hlen)
 {
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    char why[128];
-    int err = NNC_OK;
+    char why[300];
+    int err = nnc_read_file(path, file, size, why, sizeof why);
 
-    if (f == NULL)
-        return fail(NNC_ERR_IO, path, "cannot open: %s", errno_text(errno, why, sizeof why));
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-        err = fail(NNC_ERR_IO, path, "not a regular file");
-    else if (st.st_size < 8)
-        err = fail(NNC_ERR_FORMAT, path, "truncated: %lld bytes, less than the 8 of the "
-                   "header length", (long long)st.st_size);
-    else if ((uint64_t)st.st_size > SIZE_MAX)
-        err = fail(NNC_ERR_NOMEM, path, "too large to load (%lld bytes)",
-                   (long long)st.st_size);
-    else if ((*bytes = malloc(*size = (size_t)st.st_size)) == NULL)
-        err = fail(NNC_ERR_NOMEM, path, "out of memory (%zu bytes)", *size);
-    else if (fread(*bytes, 1, *size, f) != *size)
-        err = fail(NNC_ERR_IO, path, "cannot read: %s",
-                   ferror(f) ? errno_text(errno, why, sizeof why) : "shorter than its size");
-    fclose(f);
-    return err;
-}
-
-/* Parses the header of file into *root (a JSON object) and sets *hlen. */
-static int parse_header(const char *path, const unsigned char *file, size_t size,
-                        cJSON **root, size_t *hlen)
-{
-    uint64_t len = get_u64le(file);
-    const char *end = NULL;
-    char *text;
-
-    if (len > size - 8)
-        return fail(NNC_ERR_FORMAT, path, "header length %" PRIu64 " runs past the end "
-                    "of the file (%zu bytes): truncated, or not a safetensors file", len,
-                    size);
-    if (len > MAX_HEADER_BYTES)
-        return fail(NNC_ERR_FORMAT, path, "header length %" PRIu64 " is over the "
-                    "safetensors limit of %" PRIu64 " bytes", len, MAX_HEADER_BYTES);
-    *hlen = (size_t)len;
-    if (memchr(file + 8, '\0', *hlen) != NULL)
-        return fail(NNC_ERR_FORMAT, path, "NUL byte in the JSON header");
-    if ((text = malloc(*hlen + 1)) == NULL)
-        return fail(NNC_ERR_NOMEM, path, "out of memory for the header");
-    memcpy(text, file + 8, *hlen);
-    text[*hlen] = '\0';
-    *root = cJSON_ParseWithOpts(text, &end, 1);
-    if (*root == NULL) {
-        long at = end != NULL && end >= text ? (long)(end - text) : -1;
-        free(text);
-        return fail(NNC_ERR_FORMAT, path, "malformed JSON header (at byte %ld of %zu)",
-                    at, *hlen);
-    }
-    free(text);
-    return cJSON_IsObject(*root) ? NNC_OK
-                                 : fail(NNC_ERR_FORMAT, path, "the JSON header is not an "
-                                        "object");
-}
-
-/* A JSON integer in [0, 2^53], where doubles represent every integer. */
-static int json_uint(const cJSON *item, uint64_t *v)
-{
-    double d;
-
-    if (!cJSON_IsNumber(item))
-        return 0;
-    d = item->valuedouble;
-    if (!(d >= 0.0 && d <= MAX_EXACT_DOUBLE))
-        return 0;
-    *v = (uint64_t)d;
-    return (double)*v == d;
+    if (err == NNC_OK)
+        err = nnc_st_header(*file, *size, root, hlen, why, sizeof why);
+    return err == NNC_OK ? NNC_OK : fail(err, path, "%s", why);
 }
 
 /* Bytes per element of a safetensors dtype, 0 if unknown. */
@@ -579,7 +505,7 @@ static uint64_t shape_bytes(const cJSON *shape, uint64_t elem, int *ok)
         return 0;
     }
     cJSON_ArrayForEach(dim, shape) {
-        if (!json_uint(dim, &v))
+        if (!nnc_st_uint(dim, &v))
             *ok = 0;
         else if (v == 0)
             zero = 1;
@@ -627,8 +553,8 @@ static const char *parse_entry(const cJSON *item, uint64_t data_size, Entry *e)
         return "has a malformed shape";
     offsets = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
     if (!(cJSON_IsArray(offsets) && cJSON_GetArraySize(offsets) == 2
-          && json_uint(offsets->child, &e->begin)
-          && json_uint(offsets->child->next, &e->end) && e->begin <= e->end))
+          && nnc_st_uint(offsets->child, &e->begin)
+          && nnc_st_uint(offsets->child->next, &e->end) && e->begin <= e->end))
         return "has malformed data_offsets";
     if (e->end > data_size)
         return "has data past the end of the file (truncated?)";
@@ -713,7 +639,7 @@ static int same_shape(const cJSON *shape, const nnc_tensor *t)
     if (cJSON_GetArraySize(shape) != t->rank)
         return 0;
     cJSON_ArrayForEach(dim, shape)
-        if (!json_uint(dim, &v) || v != (uint64_t)t->shape[d++])
+        if (!nnc_st_uint(dim, &v) || v != (uint64_t)t->shape[d++])
             return 0;
     return 1;
 }
@@ -727,16 +653,6 @@ static int lookup(const Entry *ents, size_t nents, const nnc_tensor *t)
     if (e == NULL)
         return 0;
     return strcmp(e->dtype, "F32") == 0 && same_shape(e->shape, t) ? 1 : -1;
-}
-
-/* torch's BatchNorm counter LAYER.num_batches_tracked: nnc keeps no such
- * tensor, so a PyTorch state dict's is accepted and ignored. */
-static int ignorable(const char *name)
-{
-    static const char suffix[] = ".num_batches_tracked";
-    size_t n = strlen(name), k = sizeof suffix - 1;
-
-    return n > k && strcmp(name + n - k, suffix) == 0;
 }
 
 /* t[0 .. nreq) must all be in the file, t[nreq .. n) all or none, and
@@ -771,13 +687,13 @@ static int match(const char *path, const Entry *ents, size_t nents, const nnc_te
                     "tensor '%s'", t[missing].name);
     *nload = nreq + have;
     for (j = 0; j < nents; j++)
-        skip += (size_t)ignorable(ents[j].name);
+        skip += (size_t)nnc_st_ignorable(ents[j].name);
     if (nents == (size_t)*nload + skip)
         return NNC_OK;
     for (j = 0; j < nents; j++) {   /* the one the model does not have */
         for (i = 0; i < *nload && strcmp(t[i].name, ents[j].name) != 0; i++)
             ;
-        if (i == *nload && !ignorable(ents[j].name))
+        if (i == *nload && !nnc_st_ignorable(ents[j].name))
             return fail(NNC_ERR_MISMATCH, path, "tensor '%s' is not in the model",
                         ents[j].name);
     }
@@ -839,9 +755,7 @@ static int load(const char *path, const nnc_tensor *t, int nreq, int n,
                     path == NULL ? "no path" : "no tensors or bad counts");
     if ((err = check_model(path, t, n)) != NNC_OK)
         return err;
-    err = read_file(path, &file, &size);
-    if (err == NNC_OK)
-        err = parse_header(path, file, size, &root, &hlen);
+    err = read_checkpoint(path, &file, &size, &root, &hlen);
     if (err == NNC_OK)
         err = collect_entries(path, root, size - 8 - hlen, &ents, &nents);
     if (err == NNC_OK)

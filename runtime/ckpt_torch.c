@@ -36,45 +36,17 @@
 #include <cjson/cJSON.h>
 
 #include "nncrt.h"
+#include "nncrt_io.h"
 
-#define MAX_HEADER_BYTES UINT64_C(100000000)
-
-/* The parsed JSON header of path into *root. */
+/* The parsed JSON header of path into *root (io.c); a failure leaves
+ * its message. */
 static int read_header(const char *path, cJSON **root)
 {
-    FILE *f = fopen(path, "rb");
-    unsigned char size[8];
-    uint64_t len = 0;
-    char *text = NULL;
-    int i, err = NNC_OK;
+    char why[300];
+    int err = nnc_st_read_header(path, root, why, sizeof why);
 
-    *root = NULL;
-    if (f == NULL)
-        return NNC_ERR_IO;
-    if (fread(size, 1, 8, f) != 8) {
-        fclose(f);
-        return NNC_ERR_FORMAT;
-    }
-    for (i = 7; i >= 0; i--)
-        len = len << 8 | size[i];
-    if (len > MAX_HEADER_BYTES)
-        err = NNC_ERR_FORMAT;
-    else if ((text = malloc((size_t)len + 1)) == NULL)
-        err = NNC_ERR_NOMEM;
-    else if (fread(text, 1, (size_t)len, f) != (size_t)len)
-        err = NNC_ERR_FORMAT;
-    fclose(f);
-    if (err == NNC_OK) {
-        text[len] = '\0';
-        *root = cJSON_ParseWithOpts(text, NULL, 0);
-        if (!cJSON_IsObject(*root))
-            err = NNC_ERR_FORMAT;
-    }
-    free(text);
-    if (err != NNC_OK) {
-        cJSON_Delete(*root);
-        *root = NULL;
-    }
+    if (err != NNC_OK)
+        nnc_set_error("%s: %s", path, why);
     return err;
 }
 
@@ -198,15 +170,21 @@ static nnc_tensor *torch_tensors(const nnc_tensor *t,
     return tt;
 }
 
-static int check_args(const nnc_tensor *t, const nnc_torch_layout *lay, int n)
+/* NNC_ERR_ARG unless path, t and lay are there, every layout fits its
+ * tensor, every tensor has data (and a name, for loading). */
+static int check_args(const char *path, const nnc_tensor *t, const nnc_torch_layout *lay,
+                      int n, int need_names)
 {
     int i, err;
 
-    if (n < 0 || (n > 0 && (t == NULL || lay == NULL)))
+    if (path == NULL || n < 0 || (n > 0 && (t == NULL || lay == NULL)))
         return NNC_ERR_ARG;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if ((err = check_layout(&t[i], &lay[i])) != NNC_OK)
             return err;
+        if ((need_names && t[i].name == NULL) || (t[i].data == NULL && numel(&t[i]) > 0))
+            return NNC_ERR_ARG;
+    }
     return NNC_OK;
 }
 
@@ -220,13 +198,8 @@ int nnc_ckpt_save_torch(const char *path, const nnc_tensor *t,
     float *data;
     int i, err;
 
-    if (path == NULL)
-        return NNC_ERR_ARG;
-    if ((err = check_args(t, lay, n)) != NNC_OK)
+    if ((err = check_args(path, t, lay, n, 0)) != NNC_OK)
         return err;
-    for (i = 0; i < n; i++)
-        if (t[i].data == NULL && numel(&t[i]) > 0)
-            return NNC_ERR_ARG;
     if ((tt = torch_tensors(t, lay, n, &data)) == NULL)
         return NNC_ERR_NOMEM;
     for (i = 0; i < n; i++)
@@ -245,14 +218,6 @@ static size_t prefix_len(const char *name)
     const char *dot = strrchr(name, '.');
 
     return dot == NULL ? 0 : (size_t)(dot - name);
-}
-
-static int ignorable(const char *name)
-{
-    static const char suffix[] = ".num_batches_tracked";
-    size_t n = strlen(name), k = sizeof suffix - 1;
-
-    return n > k && strcmp(name + n - k, suffix) == 0;
 }
 
 /* strcmp of a[0 .. na) and b[0 .. nb), except that runs of digits compare
@@ -342,7 +307,7 @@ static int map_names(const cJSON *root, const nnc_tensor *t, int n,
         return NNC_ERR_NOMEM;
     count = 0;
     cJSON_ArrayForEach(item, root)
-        if (strcmp(item->string, "__metadata__") != 0 && !ignorable(item->string))
+        if (strcmp(item->string, "__metadata__") != 0 && !nnc_st_ignorable(item->string))
             names[count++] = item->string;
     for (j = 0; j < n && exact; j++) {
         exact = 0;
@@ -397,13 +362,8 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
     float *data = NULL;
     int i, err;
 
-    if (path == NULL)
-        return NNC_ERR_ARG;
-    if ((err = check_args(t, lay, n)) != NNC_OK)
+    if ((err = check_args(path, t, lay, n, 1)) != NNC_OK)
         return err;
-    for (i = 0; i < n; i++)
-        if (t[i].name == NULL || (t[i].data == NULL && numel(&t[i]) > 0))
-            return NNC_ERR_ARG;
     if ((err = read_header(path, &root)) != NNC_OK)
         return err;
     map = malloc(((size_t)n + 1) * sizeof *map);

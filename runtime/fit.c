@@ -22,6 +22,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -160,108 +161,114 @@ static int num(const char *opt, const char *s, double lo, double hi, double *v)
     return 1;
 }
 
-static int parse_opts(int argc, char **argv, Opts *o)
+/* The command line, read with getopt_long: options take their value as
+ * --opt V or --opt=V; the command is the first argument. */
+enum {
+    O_X = 256, O_Y, O_WEIGHTS, O_SAVE, O_CHECKPOINT, O_RESUME, O_LOG, O_EPOCHS,
+    O_CKPT_EVERY, O_EARLY_STOP, O_THREADS, O_VAL_SPLIT, O_LR, O_SCALE, O_SEED,
+    O_SHUFFLE, O_NO_SHUFFLE, O_ARGMAX
+};
+
+static const struct option long_opts[] = {
+    {"x", required_argument, NULL, O_X},
+    {"y", required_argument, NULL, O_Y},
+    {"weights", required_argument, NULL, O_WEIGHTS},
+    {"save", required_argument, NULL, O_SAVE},
+    {"checkpoint", required_argument, NULL, O_CHECKPOINT},
+    {"resume", required_argument, NULL, O_RESUME},
+    {"log", required_argument, NULL, O_LOG},
+    {"epochs", required_argument, NULL, O_EPOCHS},
+    {"checkpoint-every", required_argument, NULL, O_CKPT_EVERY},
+    {"early-stop", required_argument, NULL, O_EARLY_STOP},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"val-split", required_argument, NULL, O_VAL_SPLIT},
+    {"lr", required_argument, NULL, O_LR},
+    {"scale", required_argument, NULL, O_SCALE},
+    {"seed", required_argument, NULL, O_SEED},
+    {"shuffle", no_argument, NULL, O_SHUFFLE},
+    {"no-shuffle", no_argument, NULL, O_NO_SHUFFLE},
+    {"argmax", no_argument, NULL, O_ARGMAX},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}
+};
+
+/* "--epochs" for O_EPOCHS, into buf. */
+static const char *opt_name(int c, char *buf, size_t size)
 {
-    int i;
+    const struct option *l;
+    for (l = long_opts; l->name; l++)
+        if (l->val == c)
+            break;
+    snprintf(buf, size, "--%s", l->name ? l->name : "?");
+    return buf;
+}
+
+/* A whole number in [1, 1e9] for --epochs, --checkpoint-every,
+ * --early-stop or --threads. */
+static int set_count(Opts *o, int c, const char *val)
+{
+    char name[32];
+    long *field = c == O_EPOCHS ? &o->epochs : c == O_CKPT_EVERY ? &o->ckpt_every
+                : c == O_EARLY_STOP ? &o->early_stop : &o->threads;
     double v;
-    memset(o, 0, sizeof *o);
-    o->epochs = 10;
-    o->shuffle = 1;
-    o->lr = -1.0;
-    o->scale = 1.0;
-    o->seed = 42;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-        if (i == 1 && a[0] != '-') {
-            if (strcmp(a, "train") && strcmp(a, "evaluate") && strcmp(a, "predict"))
-                return bad_usage("unknown command '%s' (expected train, evaluate or predict)",
-                                 a);
-            o->cmd = a;
-            continue;
-        }
-        if (!strcmp(a, "--shuffle")) {
-            o->shuffle = 1;
-            continue;
-        }
-        if (!strcmp(a, "--no-shuffle")) {
-            o->shuffle = 0;
-            continue;
-        }
-        if (!strcmp(a, "--argmax")) {
-            o->argmax = 1;
-            continue;
-        }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            o->quiet = 1;
-            continue;
-        }
-        if (a[0] != '-' || !a[1])
-            return bad_usage("unexpected argument '%s'", a);
-        {   /* options with a value: --opt V or --opt=V */
-            static const char *const names[] = {
-                "--x", "--y", "--weights", "--save", "-o", "--checkpoint", "--resume",
-                "--log", "--epochs", "--checkpoint-every", "--early-stop", "--threads",
-                "--val-split", "--lr", "--scale", "--seed", NULL};
-            const char *eq = strchr(a, '=');
-            size_t n = eq ? (size_t)(eq - a) : strlen(a);
-            int k;
-            for (k = 0; names[k]; k++)
-                if (strlen(names[k]) == n && !strncmp(a, names[k], n))
-                    break;
-            if (!names[k])
-                return bad_usage("unknown option '%s'", a);
-            if (eq)
-                val = eq + 1;
-            else if (i + 1 < argc)
-                val = argv[++i];
-            else
-                return bad_usage("option '%s' needs a value", a);
-            switch (k) {
-            case 0: o->x = val; break;
-            case 1: o->y = val; break;
-            case 2: o->weights = val; break;
-            case 3: o->save = val; break;
-            case 4: o->out = val; break;
-            case 5: o->checkpoint = val; break;
-            case 6: o->resume = val; break;
-            case 7: o->log = val; break;
-            case 8: case 9: case 10: case 11:
-                if (!num(names[k], val, 1, 1e9, &v))
-                    return 2;
-                if (v != floor(v))
-                    return bad_usage("%s needs a whole number, not '%s'", names[k], val);
-                if (k == 8) o->epochs = (long)v;
-                else if (k == 9) o->ckpt_every = (long)v;
-                else if (k == 10) o->early_stop = (long)v;
-                else o->threads = (long)v;
-                break;
-            case 12:
-                if (!num(names[k], val, 0.0, 0.99, &v))
-                    return 2;
-                o->val_split = v;
-                break;
-            case 13:
-                if (!num(names[k], val, 1e-12, 1e6, &v))
-                    return 2;
-                o->lr = v;
-                break;
-            case 14:
-                if (!num(names[k], val, -1e30, 1e30, &v))
-                    return 2;
-                o->scale = v;
-                break;
-            default:
-                if (!num(names[k], val, 0, 1.8e19, &v) || v != floor(v))
-                    return bad_usage("--seed needs a whole number, not '%s'", val);
-                o->seed = (uint64_t)v;
-                break;
-            }
-        }
+    if (!num(opt_name(c, name, sizeof name), val, 1, 1e9, &v))
+        return 2;
+    if (v != floor(v))
+        return bad_usage("%s needs a whole number, not '%s'", name, val);
+    *field = (long)v;
+    return 0;
+}
+
+/* --val-split, --lr, --scale or --seed. */
+static int set_real(Opts *o, int c, const char *val)
+{
+    char name[32];
+    double v;
+    opt_name(c, name, sizeof name);
+    if (c == O_SEED) {
+        if (!num(name, val, 0, 1.8e19, &v) || v != floor(v))
+            return bad_usage("--seed needs a whole number, not '%s'", val);
+        o->seed = (uint64_t)v;
+    } else if (c == O_VAL_SPLIT) {
+        if (!num(name, val, 0.0, 0.99, &o->val_split))
+            return 2;
+    } else if (c == O_LR) {
+        if (!num(name, val, 1e-12, 1e6, &o->lr))
+            return 2;
+    } else if (!num(name, val, -1e30, 1e30, &o->scale)) {
+        return 2;
     }
+    return 0;
+}
+
+/* One option c (a getopt_long result) with its value, if it takes one. */
+static int set_option(Opts *o, int c, const char *val)
+{
+    switch (c) {
+    case 'h': usage(stdout); exit(0);
+    case 'q': o->quiet = 1; return 0;
+    case 'o': o->out = val; return 0;
+    case O_X: o->x = val; return 0;
+    case O_Y: o->y = val; return 0;
+    case O_WEIGHTS: o->weights = val; return 0;
+    case O_SAVE: o->save = val; return 0;
+    case O_CHECKPOINT: o->checkpoint = val; return 0;
+    case O_RESUME: o->resume = val; return 0;
+    case O_LOG: o->log = val; return 0;
+    case O_SHUFFLE: o->shuffle = 1; return 0;
+    case O_NO_SHUFFLE: o->shuffle = 0; return 0;
+    case O_ARGMAX: o->argmax = 1; return 0;
+    case O_EPOCHS: case O_CKPT_EVERY: case O_EARLY_STOP: case O_THREADS:
+        return set_count(o, c, val);
+    default:
+        return set_real(o, c, val);
+    }
+}
+
+/* What the command needs and what it does not take. */
+static int check_command(const Opts *o)
+{
     if (!o->cmd)
         return bad_usage("no command (train, evaluate or predict)");
     if (!o->x)
@@ -281,6 +288,44 @@ static int parse_opts(int argc, char **argv, Opts *o)
     if (!strcmp(o->cmd, "train") && o->weights)
         return bad_usage("train writes --save PATH (and starts from --resume PATH)");
     return 0;
+}
+
+/* The command: the first argument, train, evaluate or predict. */
+static int set_command(Opts *o, const char *a, int first)
+{
+    if (!first || a[0] == '-')
+        return bad_usage("unexpected argument '%s'", a);
+    if (strcmp(a, "train") && strcmp(a, "evaluate") && strcmp(a, "predict"))
+        return bad_usage("unknown command '%s' (expected train, evaluate or predict)", a);
+    o->cmd = a;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, Opts *o)
+{
+    int c, r = 0;
+    memset(o, 0, sizeof *o);
+    o->epochs = 10;
+    o->shuffle = 1;
+    o->lr = -1.0;
+    o->scale = 1.0;
+    o->seed = 42;
+    optind = 1;
+    opterr = 0;
+    /* '-': arguments come back in order as 1; ':': a missing value is ':' */
+    while (r == 0 && (c = getopt_long(argc, argv, "-:qho:", long_opts, NULL)) != -1) {
+        if (c == 1)
+            r = set_command(o, optarg, optind == 2);
+        else if (c == ':')
+            r = bad_usage("option '%s' needs a value", argv[optind - 1]);
+        else if (c == '?' && optopt > 0 && optopt < 256)
+            r = bad_usage("unknown option '-%c'", optopt);
+        else if (c == '?')
+            r = bad_usage("unknown option '%s'", argv[optind - 1]);
+        else
+            r = set_option(o, c, optarg);
+    }
+    return r ? r : check_command(o);
 }
 
 /* ---- data ------------------------------------------------------------------ */
@@ -551,196 +596,265 @@ static int save_weights(void *ctx, const char *path)
     return err == 0;
 }
 
+/* A training run: the data, the split, the batch buffers, the log. */
+typedef struct Run {
+    const Opts *o;
+    void *ctx;
+    nnc_data x, y;
+    size_t ntrain, nval, steps, *order;
+    float *xb, *yb, *ob, *eb;
+    FILE *log;
+    int tty;
+} Run;
+
+/* Loads the data, splits it and allocates the buffers. */
+static int run_setup(Run *t)
+{
+    const Opts *o = t->o;
+    size_t n, batch = (size_t)M->batch;
+    if (!load_x(o, &t->x))
+        return 0;
+    if (!load_y(o, t->x.rows, &t->y))
+        return 0;
+    n = t->x.rows;
+    t->ntrain = (size_t)((double)n * (1.0 - o->val_split));
+    t->nval = n - t->ntrain;
+    if (t->ntrain == 0) {
+        fprintf(stderr, "%s: error: --val-split %g leaves no training rows of %zu\n", prog,
+                o->val_split, n);
+        return 0;
+    }
+    t->steps = (t->ntrain + batch - 1) / batch;
+    t->order = (size_t *)malloc(t->ntrain * sizeof(size_t));
+    t->xb = (float *)malloc(batch * (size_t)M->in * sizeof(float));
+    t->yb = (float *)malloc(batch * (size_t)M->target * sizeof(float));
+    t->ob = (float *)malloc(batch * (size_t)M->out * sizeof(float));
+    t->eb = (float *)malloc(batch * 8 * (size_t)M->out * sizeof(float));
+    if (!t->order || !t->xb || !t->yb || !t->ob || !t->eb) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        return 0;
+    }
+    return 1;
+}
+
+/* --resume: the checkpoint's weights, and the epoch to continue at. */
+static int resume(const Run *t, long *first)
+{
+    const Opts *o = t->o;
+    uint64_t done_steps;
+    if (!load_weights(t->ctx, o->resume))
+        return 0;
+    /* a checkpoint written after epoch e holds e * steps steps */
+    done_steps = M->steps(t->ctx);
+    *first = (long)(done_steps / t->steps);
+    if (done_steps % t->steps)
+        fprintf(stderr, "%s: warning: %s holds %llu steps, not whole epochs of %zu; "
+                "continuing at epoch %ld\n", prog, o->resume,
+                (unsigned long long)done_steps, t->steps, *first + 1);
+    if (!o->quiet)
+        fprintf(stderr, "%s: resuming after epoch %ld (step %llu)\n", M->name, *first,
+                (unsigned long long)done_steps);
+    return 1;
+}
+
+/* --log: opened for appending when resuming; the header if it is empty. */
+static int open_log(Run *t)
+{
+    const Opts *o = t->o;
+    int append = o->resume != NULL, empty = 1;
+    FILE *probe = append ? fopen(o->log, "r") : NULL;
+    if (probe) {
+        empty = fgetc(probe) == EOF;
+        fclose(probe);
+    }
+    t->log = fopen(o->log, append ? "a" : "w");
+    if (!t->log) {
+        fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, o->log, strerror(errno));
+        return 0;
+    }
+    if (empty)
+        fprintf(t->log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
+    return 1;
+}
+
+/* The epoch's order of the training rows: Fisher-Yates from (seed,
+ * epoch) alone. */
+static void shuffle_rows(const Run *t, long epoch)
+{
+    size_t i, *order = t->order;
+    nnc_rng rng;
+    for (i = 0; i < t->ntrain; i++)
+        order[i] = i;
+    if (!t->o->shuffle)
+        return;
+    nnc_rng_seed(&rng, t->o->seed ^ ((uint64_t)(epoch + 1) * UINT64_C(0xD1B54A32D192ED03)));
+    for (i = t->ntrain - 1; i > 0; i--) {
+        size_t j = (size_t)(nnc_rng_next(&rng) % (uint64_t)(i + 1)), k = order[i];
+        order[i] = order[j];
+        order[j] = k;
+    }
+}
+
+/* Copies batch b of the epoch's order into xb, yb. */
+static void gather_batch(const Run *t, size_t b)
+{
+    int r;
+    for (r = 0; r < M->batch; r++) {
+        size_t row = t->order[(b * (size_t)M->batch + (size_t)r) % t->ntrain];
+        memcpy(t->xb + (size_t)r * (size_t)M->in, t->x.data + row * (size_t)M->in,
+               (size_t)M->in * sizeof(float));
+        memcpy(t->yb + (size_t)r * (size_t)M->target, t->y.data + row * (size_t)M->target,
+               (size_t)M->target * sizeof(float));
+    }
+}
+
+/* One epoch of train_step: *lsum the mean batch loss, *tacc the training
+ * accuracy (NAN if none); 0 if the loss diverged. */
+static int train_epoch(const Run *t, long epoch, double t0, double *lsum, double *tacc)
+{
+    size_t ahits = 0, arows = 0, h, b;
+    double last = 0.0;
+    *lsum = 0.0;
+    *tacc = NAN;
+    for (b = 0; b < t->steps; b++) {
+        float l;
+        gather_batch(t, b);
+        if (is_classification() && b % 4 == 0) {
+            M->predict(t->ctx, t->xb, t->ob, (size_t)M->batch);
+            nnc_loss_sum(M->loss, M->loss_param, t->ob, t->yb, (size_t)M->batch, M->out,
+                         M->target, &h);
+            ahits += h;
+            arows += (size_t)M->batch;
+        }
+        l = M->train_step(t->ctx, t->xb, t->yb);
+        if (!isfinite(l)) {
+            if (t->tty)
+                fputc('\n', stderr);
+            fprintf(stderr, "%s: error: the loss is %g at epoch %ld, step %zu (diverged;"
+                    " try a smaller --lr)\n", prog, (double)l, epoch + 1, b + 1);
+            return 0;
+        }
+        *lsum += l;
+        if (t->tty && (now() - last > 0.1 || b + 1 == t->steps)) {
+            last = now();
+            progress(epoch + 1, t->o->epochs, b + 1 == t->steps ? t->ntrain
+                     : (b + 1) * (size_t)M->batch, t->ntrain, *lsum / (double)(b + 1),
+                     arows ? (double)ahits / (double)arows : -1.0, t0);
+        }
+    }
+    *lsum /= (double)t->steps;
+    if (arows)
+        *tacc = (double)ahits / (double)arows;
+    return 1;
+}
+
+/* The epoch's line on stderr and in the log. */
+static void report_epoch(const Run *t, long epoch, double lsum, double tacc, double vloss,
+                         double vacc, double sec)
+{
+    float lr = M->get_lr(t->ctx);
+    if (t->tty)
+        fprintf(stderr, "\r\033[K");
+    if (!t->o->quiet) {
+        fprintf(stderr, "epoch %ld/%ld: loss %.4f", epoch + 1, t->o->epochs, lsum);
+        if (is_classification())
+            fprintf(stderr, " accuracy %.4f", tacc);
+        if (t->nval) {
+            fprintf(stderr, " val_loss %.4f", vloss);
+            if (is_classification())
+                fprintf(stderr, " val_accuracy %.4f", vacc);
+        }
+        fprintf(stderr, " lr %.3g %.2fs\n", (double)lr, sec);
+    }
+    if (t->log) {
+        fprintf(t->log, "%ld,%.6g,", epoch + 1, lsum);
+        if (is_classification())
+            fprintf(t->log, "%.6g", tacc);
+        fputc(',', t->log);
+        if (t->nval)
+            fprintf(t->log, "%.6g", vloss);
+        fputc(',', t->log);
+        if (t->nval && is_classification())
+            fprintf(t->log, "%.6g", vacc);
+        fprintf(t->log, ",%.6g,%.4g\n", (double)lr, sec);
+        fflush(t->log);
+    }
+}
+
+/* The epochs from first on, with validation, checkpoints and early stopping. */
+static int train_epochs(const Run *t, long first)
+{
+    const Opts *o = t->o;
+    double best = INFINITY;
+    long epoch, since_best = 0;
+    for (epoch = first; epoch < o->epochs; epoch++) {
+        double t0 = now(), lsum, tacc, vloss = NAN, vacc = NAN, mon;
+        shuffle_rows(t, epoch);
+        if (!train_epoch(t, epoch, t0, &lsum, &tacc))
+            return 0;
+        if (t->nval && !evaluate(t->ctx, t->x.data + t->ntrain * (size_t)M->in,
+                                 t->y.data + t->ntrain * (size_t)M->target, t->nval, t->eb,
+                                 &vloss, &vacc))
+            return 0;
+        report_epoch(t, epoch, lsum, tacc, vloss, vacc, now() - t0);
+        if (o->ckpt_every && (epoch + 1) % o->ckpt_every == 0 &&
+            !save_weights(t->ctx, o->checkpoint))
+            return 0;
+        mon = t->nval ? vloss : lsum;
+        if (mon < best) {
+            best = mon;
+            since_best = 0;
+        } else if (o->early_stop && ++since_best >= o->early_stop) {
+            if (!o->quiet)
+                fprintf(stderr, "early stop: %s has not improved for %ld epochs "
+                        "(best %.4f)\n", t->nval ? "val_loss" : "loss", since_best, best);
+            break;
+        }
+    }
+    return 1;
+}
+
 static int cmd_train(const Opts *o, void *ctx)
 {
-    nnc_data x, y;
-    size_t n, ntrain, nval, steps, *order = NULL, b, i;
-    float *xb = NULL, *yb = NULL, *ob = NULL, *eb = NULL;
-    long epoch = 0, first = 0, since_best = 0;
-    double best = INFINITY;
-    FILE *log = NULL;
-    int tty = isatty(2) && !o->quiet, status = 1;
+    Run t;
+    long first = 0;
+    int status = 1;
     char wb[512];
     const char *save = o->save;
     if (!save) {
         snprintf(wb, sizeof wb, "%s.safetensors", M->name);
         save = wb;
     }
-    if (!load_x(o, &x))
-        return 1;
-    if (!load_y(o, x.rows, &y)) {
-        nnc_data_free(&x);
-        return 1;
-    }
-    n = x.rows;
-    ntrain = (size_t)((double)n * (1.0 - o->val_split));
-    nval = n - ntrain;
-    if (ntrain == 0) {
-        fprintf(stderr, "%s: error: --val-split %g leaves no training rows of %zu\n", prog,
-                o->val_split, n);
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    t.ctx = ctx;
+    t.tty = isatty(2) && !o->quiet;
+    if (!run_setup(&t) || (o->resume && !resume(&t, &first)))
         goto done;
-    }
-    steps = (ntrain + (size_t)M->batch - 1) / (size_t)M->batch;
-    order = (size_t *)malloc(ntrain * sizeof(size_t));
-    xb = (float *)malloc((size_t)M->batch * (size_t)M->in * sizeof(float));
-    yb = (float *)malloc((size_t)M->batch * (size_t)M->target * sizeof(float));
-    ob = (float *)malloc((size_t)M->batch * (size_t)M->out * sizeof(float));
-    eb = (float *)malloc((size_t)M->batch * 8 * (size_t)M->out * sizeof(float));
-    if (!order || !xb || !yb || !ob || !eb) {
-        fprintf(stderr, "%s: error: out of memory\n", prog);
-        goto done;
-    }
-    if (o->resume) {
-        uint64_t done_steps;
-        if (!load_weights(ctx, o->resume))
-            goto done;
-        /* a checkpoint written after epoch e holds e * steps steps */
-        done_steps = M->steps(ctx);
-        first = (long)(done_steps / steps);
-        if (done_steps % steps)
-            fprintf(stderr, "%s: warning: %s holds %llu steps, not whole epochs of %zu; "
-                    "continuing at epoch %ld\n", prog, o->resume,
-                    (unsigned long long)done_steps, steps, first + 1);
-        if (!o->quiet)
-            fprintf(stderr, "%s: resuming after epoch %ld (step %llu)\n", M->name, first,
-                    (unsigned long long)done_steps);
-    }
     if (o->lr > 0)
         M->set_lr(ctx, (float)o->lr);
-    if (o->log) {
-        int append = o->resume != NULL;
-        FILE *probe = append ? fopen(o->log, "r") : NULL;
-        int empty = 1;
-        if (probe) {
-            empty = fgetc(probe) == EOF;
-            fclose(probe);
-        }
-        log = fopen(o->log, append ? "a" : "w");
-        if (!log) {
-            fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, o->log,
-                    strerror(errno));
-            goto done;
-        }
-        if (empty)
-            fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
-    }
+    if (o->log && !open_log(&t))
+        goto done;
     if (!o->quiet)
         fprintf(stderr, "%s: %zu training samples, %zu validation, batch %d, %zu steps per "
-                "epoch\n", M->name, ntrain, nval, M->batch, steps);
-    for (epoch = first; epoch < o->epochs; epoch++) {
-        double t0 = now(), lsum = 0.0, last = 0.0, vloss = NAN, vacc = NAN, tacc = NAN;
-        size_t ahits = 0, arows = 0, h;
-        nnc_rng rng;
-        for (i = 0; i < ntrain; i++)
-            order[i] = i;
-        if (o->shuffle) {   /* Fisher-Yates from (seed, epoch) alone */
-            nnc_rng_seed(&rng, o->seed ^ ((uint64_t)(epoch + 1) * UINT64_C(0xD1B54A32D192ED03)));
-            for (i = ntrain - 1; i > 0; i--) {
-                size_t j = (size_t)(nnc_rng_next(&rng) % (uint64_t)(i + 1)), t = order[i];
-                order[i] = order[j];
-                order[j] = t;
-            }
-        }
-        for (b = 0; b < steps; b++) {
-            int r;
-            float l;
-            for (r = 0; r < M->batch; r++) {
-                size_t row = order[(b * (size_t)M->batch + (size_t)r) % ntrain];
-                memcpy(xb + (size_t)r * (size_t)M->in, x.data + row * (size_t)M->in,
-                       (size_t)M->in * sizeof(float));
-                memcpy(yb + (size_t)r * (size_t)M->target, y.data + row * (size_t)M->target,
-                       (size_t)M->target * sizeof(float));
-            }
-            if (is_classification() && b % 4 == 0) {
-                M->predict(ctx, xb, ob, (size_t)M->batch);
-                nnc_loss_sum(M->loss, M->loss_param, ob, yb, (size_t)M->batch, M->out,
-                             M->target, &h);
-                ahits += h;
-                arows += (size_t)M->batch;
-            }
-            l = M->train_step(ctx, xb, yb);
-            if (!isfinite(l)) {
-                if (tty)
-                    fputc('\n', stderr);
-                fprintf(stderr, "%s: error: the loss is %g at epoch %ld, step %zu (diverged;"
-                        " try a smaller --lr)\n", prog, (double)l, epoch + 1, b + 1);
-                goto done;
-            }
-            lsum += l;
-            if (tty && (now() - last > 0.1 || b + 1 == steps)) {
-                last = now();
-                progress(epoch + 1, o->epochs, b + 1 == steps ? ntrain
-                         : (b + 1) * (size_t)M->batch, ntrain, lsum / (double)(b + 1),
-                         arows ? (double)ahits / (double)arows : -1.0, t0);
-            }
-        }
-        lsum /= (double)steps;
-        if (arows)
-            tacc = (double)ahits / (double)arows;
-        if (nval && !evaluate(ctx, x.data + ntrain * (size_t)M->in,
-                              y.data + ntrain * (size_t)M->target, nval, eb, &vloss, &vacc))
-            goto done;
-        {
-            double sec = now() - t0, mon = nval ? vloss : lsum;
-            float lr = M->get_lr(ctx);
-            if (tty)
-                fprintf(stderr, "\r\033[K");
-            if (!o->quiet) {
-                fprintf(stderr, "epoch %ld/%ld: loss %.4f", epoch + 1, o->epochs, lsum);
-                if (is_classification())
-                    fprintf(stderr, " accuracy %.4f", tacc);
-                if (nval) {
-                    fprintf(stderr, " val_loss %.4f", vloss);
-                    if (is_classification())
-                        fprintf(stderr, " val_accuracy %.4f", vacc);
-                }
-                fprintf(stderr, " lr %.3g %.2fs\n", (double)lr, sec);
-            }
-            if (log) {
-                fprintf(log, "%ld,%.6g,", epoch + 1, lsum);
-                if (is_classification())
-                    fprintf(log, "%.6g", tacc);
-                fputc(',', log);
-                if (nval)
-                    fprintf(log, "%.6g", vloss);
-                fputc(',', log);
-                if (nval && is_classification())
-                    fprintf(log, "%.6g", vacc);
-                fprintf(log, ",%.6g,%.4g\n", (double)lr, sec);
-                fflush(log);
-            }
-            if (o->ckpt_every && (epoch + 1) % o->ckpt_every == 0 &&
-                !save_weights(ctx, o->checkpoint))
-                goto done;
-            if (mon < best) {
-                best = mon;
-                since_best = 0;
-            } else if (o->early_stop && ++since_best >= o->early_stop) {
-                if (!o->quiet)
-                    fprintf(stderr, "early stop: %s has not improved for %ld epochs "
-                            "(best %.4f)\n", nval ? "val_loss" : "loss", since_best, best);
-                epoch++;
-                break;
-            }
-        }
-    }
-    if (!save_weights(ctx, save))
+                "epoch\n", M->name, t.ntrain, t.nval, M->batch, t.steps);
+    if (!train_epochs(&t, first) || !save_weights(ctx, save))
         goto done;
     if (!o->quiet)
         fprintf(stderr, "saved %s\n", save);
     status = 0;
 done:
-    if (log && fclose(log) != 0 && status == 0) {
+    if (t.log && fclose(t.log) != 0 && status == 0) {
         fprintf(stderr, "%s: error: cannot write '%s'\n", prog, o->log);
         status = 1;
     }
-    free(order);
-    free(xb);
-    free(yb);
-    free(ob);
-    free(eb);
-    nnc_data_free(&x);
-    nnc_data_free(&y);
+    free(t.order);
+    free(t.xb);
+    free(t.yb);
+    free(t.ob);
+    free(t.eb);
+    nnc_data_free(&t.x);
+    nnc_data_free(&t.y);
     return status;
 }
 

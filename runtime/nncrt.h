@@ -344,7 +344,7 @@ int nnc_ckpt_save_torch(const char *path, const nnc_tensor *t,
 int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
                         const nnc_torch_layout *lay, int n);
 
-/* ---- Data files (data.c, inflate.c) ----------------------------------------
+/* ---- Data files (data.c) ------------------------------------------------
  *
  * nnc_data_load reads a numeric table from CSV text (fields separated by
  * commas, semicolons, tabs or blanks; blank lines skipped; a first line
@@ -373,17 +373,22 @@ int nnc_data_load(const char *path, nnc_data *d, char *err, size_t errsize);
 void nnc_data_free(nnc_data *d);
 int nnc_data_where(const nnc_data *d, size_t row, char *buf, size_t size);
 
-/* Raw DEFLATE (RFC 1951): decompresses in[0..n) into a new malloc'd block
- * *out of *outn bytes (free it); *used (if not NULL) gets the compressed
- * bytes consumed. gzip (RFC 1952): one or more members, CRC-32 and size
- * checked; on a format error *bad_offset (if not NULL) is near the fault.
- * 0, NNC_ERR_FORMAT, NNC_ERR_NOMEM or NNC_ERR_ARG. nnc_crc32 continues
- * a CRC-32 (start with 0). */
-int nnc_inflate(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
-                size_t *used);
-int nnc_gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
-               size_t *bad_offset);
-uint32_t nnc_crc32(uint32_t crc, const unsigned char *p, size_t n);
+/* nnc_idx_load reads an IDX file (optionally gzipped) without converting
+ * its values: x->data points at the count values (big-endian, of the IDX
+ * type code x->type: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D
+ * float32, 0x0E float64) of shape dims[0 .. rank), inside x->bytes, the
+ * whole decompressed file. Errors as nnc_data_load's; x is then empty.
+ * nnc_idx_free frees x->bytes. */
+typedef struct nnc_idx {
+    unsigned char *bytes;
+    const unsigned char *data;
+    int type, rank;
+    size_t dims[8];
+    size_t count;
+} nnc_idx;
+
+int nnc_idx_load(const char *path, nnc_idx *x, char *err, size_t errsize);
+void nnc_idx_free(nnc_idx *x);
 
 /* ---- The training driver (fit.c) ---------------------------------------------
  *

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 
 packages="build-essential autoconf automake libtool pkg-config flex bison \
-libcjson-dev libcriterion-dev clang python3-torch python3-numpy \
+libcjson-dev zlib1g-dev libcriterion-dev clang python3-torch python3-numpy \
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake valgrind libclang-rt-dev"
 # tests/e2e/driver.sh renders --emit=dot (without dot that check is a SKIP)
 packages="$packages graphviz"
@@ -38,7 +38,7 @@ ldconfig
 case "$mode" in
 demo)
     extra=""
-    for p in dataset-fashion-mnist zlib1g-dev graphviz gnuplot-nox; do
+    for p in dataset-fashion-mnist graphviz gnuplot-nox; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             extra="$extra $p"
     done

@@ -166,6 +166,9 @@ void ast_dump(FILE *f, const Model *m);
 Model *parse_file(Arena *a, const SrcFile *src);
 /* Reads a file into an arena; NULL after printing an error on failure. */
 SrcFile *src_read(Arena *a, const char *path);
+/* The whole of path, malloc'd and NUL-terminated, or NULL after
+ * "nnc: error: cannot VERB 'path': why". */
+unsigned char *src_read_bytes(const char *path, size_t *len, const char *verb);
 SrcFile *src_from_string(Arena *a, const char *name, const char *text);
 
 /* ======================================================================
@@ -532,6 +535,18 @@ typedef struct PipelineOptions {
 } PipelineOptions;
 bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c);
 void pipeline_free(Compiled *c);
+/* The stages after parsing, in order, ending with a NULL name; --dump-after,
+ * --help and the man page list them from here. */
+typedef struct PassInfo {
+    const char *name;
+    int level;              /* lowest -O level that runs it */
+    bool (*run)(Graph *g);  /* NULL for lower, which takes the model */
+    bool verify;            /* verify after it even without --verify */
+    bool baseline;          /* after it: the unoptimized training graph */
+    const char *what;       /* for --help */
+} PassInfo;
+extern const PassInfo pipeline_passes[];
+const PassInfo *pipeline_pass(const char *name);  /* NULL if unknown */
 
 /* Appends the header / source of one model. */
 void emit_header(Buf *out, const Compiled *c, const EmitOptions *o);

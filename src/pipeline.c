@@ -1,6 +1,6 @@
 /*
  * pipeline.c - the compiler's pipeline for one model, as a plain list of
- * calls with the IR verifier between stages (QBE's main.c style; there is
+ * stages with the IR verifier between them (QBE's main.c style; there is
  * no pass manager):
  *
  *   lower -> [[losshead -> crop]] -> autodiff -> optim
@@ -8,63 +8,85 @@
  *                                                    ([-O1], [[-O2]])
  *         -> layout -> schedule (train, predict) -> memplan -> plan check
  *
- * The driver and the tests both compile through here, so what the tests
- * check is what nnc emits.
+ * The stages from lower to fuse are rows of one table, pipeline_passes[]:
+ * name, lowest -O level, function. The pipeline runs it in order, and
+ * --dump-after (its names and messages), --help and the man page's list
+ * (tests/e2e/passes.sh compares them) all read it, so a pass is added in
+ * one place. The driver and the tests both compile through here, so what
+ * the tests check is what nnc emits.
  */
 #include <string.h>
 
 #include "nnc.h"
 
-static void dump(const PipelineOptions *o, const char *stage, const Graph *g)
+static bool run_autodiff(Graph *g)
 {
-    if (o->dump_after && (!strcmp(o->dump_after, stage) || !strcmp(o->dump_after, "all"))) {
-        fprintf(stderr, "# after %s\n", stage);
-        ir_print(stderr, g);
-    }
+    ad_build(g);
+    return true;
 }
 
-static bool stage(const PipelineOptions *o, const char *name, const Graph *g, bool always)
+static bool run_optim(Graph *g)
 {
-    dump(o, name, g);
-    return !(always || o->verify_all) || verify(g);
+    optim_build(g);
+    return true;
 }
 
-static bool pass(const PipelineOptions *o, const char *name, bool (*fn)(Graph *), Graph *g)
+static bool run_poolrelu(Graph *g)
 {
-    fn(g);
-    return stage(o, name, g, true);
+    if (!pass_poolrelu(g))
+        return false;
+    pass_dce(g);
+    return true;
+}
+
+/* verify: after this stage even without --verify; baseline: the graph
+ * after it is the unoptimized training graph (nodes_before, naive sizes). */
+const PassInfo pipeline_passes[] = {
+    /* name       -O  run            verify baseline what */
+    {"lower",     0,  NULL,          false, false, "layers as primitive ops, shapes inferred"},
+    {"losshead",  2,  pass_losshead, true,  false, "bce(sigmoid(z)), cce(softmax(z)) fused"},
+    {"crop",      2,  pass_crop,     true,  false, "convolutions compute what pooling reads"},
+    {"autodiff",  0,  run_autodiff,  false, false, "the backward graph"},
+    {"optim",     0,  run_optim,     true,  true,  "the optimizer's updates"},
+    {"simplify",  1,  pass_simplify, true,  false, "constant folding, identities"},
+    {"cse",       1,  pass_cse,      true,  false, "common subexpressions merged"},
+    {"dce",       1,  pass_dce,      true,  false, "dead nodes removed"},
+    {"poolrelu",  2,  run_poolrelu,  true,  false, "relu_back(maxpool_back) as one op"},
+    {"fuse",      2,  pass_fuse,     true,  false, "nodes grouped into kernels"},
+    {NULL, 0, NULL, false, false, NULL},
+};
+
+const PassInfo *pipeline_pass(const char *name)
+{
+    for (const PassInfo *p = pipeline_passes; p->name; p++)
+        if (!strcmp(p->name, name))
+            return p;
+    return NULL;
 }
 
 bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
 {
     Graph *g = &c->g;
     memset(c, 0, sizeof *c);
-    if (!lower_model(m, g) || !stage(o, "lower", g, false))
+    if (!lower_model(m, g))  /* the first row; it takes the model */
         return false;
-    if (o->opt >= 2 && !pass(o, "losshead", pass_losshead, g))
-        return false;
-    if (o->opt >= 2 && !pass(o, "crop", pass_crop, g))
-        return false;
-    ad_build(g);
-    if (!stage(o, "autodiff", g, false))
-        return false;
-    optim_build(g);
-    if (!stage(o, "optim", g, true))
-        return false;
-    c->nodes_before = g->nnodes - 1;
-    c->naive_train = plan_naive_floats(g, false);
-    c->naive_predict = plan_naive_floats(g, true);
-    if (o->opt >= 1 && (!pass(o, "simplify", pass_simplify, g) || !pass(o, "cse", pass_cse, g) ||
-                        !pass(o, "dce", pass_dce, g)))
-        return false;
-    if (o->opt >= 2) {
-        if (pass_poolrelu(g))
-            pass_dce(g);
-        if (!stage(o, "poolrelu", g, true))
+    for (const PassInfo *p = pipeline_passes; p->name; p++) {
+        if (o->opt < p->level)
+            continue;
+        if (p->run)
+            p->run(g);
+        if (o->dump_after && (!strcmp(o->dump_after, p->name) || !strcmp(o->dump_after, "all"))) {
+            fprintf(stderr, "# after %s\n", p->name);
+            ir_print(stderr, g);
+        }
+        if ((p->verify || o->verify_all) && !verify(g))
             return false;
+        if (p->baseline) {
+            c->nodes_before = g->nnodes - 1;
+            c->naive_train = plan_naive_floats(g, false);
+            c->naive_predict = plan_naive_floats(g, true);
+        }
     }
-    if (o->opt >= 2 && !pass(o, "fuse", pass_fuse, g))
-        return false;
     layout_build(g, &c->layout);
     plan_build(g, &c->layout, false, &c->train);
     plan_build(g, &c->layout, true, &c->predict);

@@ -16,10 +16,10 @@
  * name and shape, values as C99 hex float literals (exact: every float is
  * written with all its bits, -0 and subnormals included); tensors that
  * are all +0 get no array, as reset clears the memory first. NaN and
- * infinities have no literal and are rejected.
+ * infinities have no literal and are rejected. The file and its header
+ * are read by the runtime's code (runtime/io.c), as <prefix>_load does.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +28,7 @@
 
 #include "nnc.h"
 #include "../../runtime/nncrt.h"
-
-#define MAX_HEADER_BYTES 100000000u /* the safetensors limit */
+#include "../../runtime/nncrt_io.h"
 
 static Weights *weights_new(const Compiled *c, const char *source)
 {
@@ -109,38 +108,14 @@ static void dims_str(char *b, size_t size, const double *d, int rank)
         snprintf(b + k, size - k, "]");
 }
 
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "nnc: error: cannot read '%s': %s\n", path, strerror(errno));
-        return NULL;
-    }
-    Buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        fprintf(stderr, "nnc: error: cannot read '%s'\n", path);
-        buf_free(&b);
-        return NULL;
-    }
-    *len = b.len;
-    if (!b.data) /* empty file */
-        buf_append(&b, "", 1);
-    return (unsigned char *)b.data;
-}
-
 /* A JSON number that is a non-negative integer below 2^53 (exact). */
 static bool json_size(const cJSON *j, double *v)
 {
-    if (!cJSON_IsNumber(j))
+    uint64_t u;
+    if (!nnc_st_uint(j, &u))
         return false;
-    *v = j->valuedouble;
-    return *v >= 0 && *v <= 9007199254740992.0 && *v == floor(*v);
+    *v = (double)u;
+    return true;
 }
 
 /* Checks one header entry against parameter n and copies its data; false
@@ -212,24 +187,18 @@ static bool take_tensor(const char *path, const char *model, const cJSON *e, con
 Weights *weights_from_file(const Compiled *c, const char *path)
 {
     const Graph *g = &c->g;
-    size_t len = 0;
-    unsigned char *file = read_all(path, &len);
+    size_t len = 0, hl = 0;
+    unsigned char *file = src_read_bytes(path, &len, "read");
     if (!file)
         return NULL;
     Weights *w = NULL;
     cJSON *h = NULL;
-    uint64_t hl = 0;
-    for (int i = 0; i < 8 && len >= 8; i++)
-        hl |= (uint64_t)file[i] << (8 * i);
-    if (len < 8 || hl > MAX_HEADER_BYTES || hl > len - 8) {
-        fprintf(stderr, "nnc: error: %s: not a safetensors file (%s)\n", path,
-                len < 8 ? "shorter than 8 bytes" : "header length beyond the end of the file");
-        goto out;
-    }
-    h = cJSON_ParseWithLength((const char *)file + 8, (size_t)hl);
-    if (!cJSON_IsObject(h)) {
-        fprintf(stderr, "nnc: error: %s: not a safetensors file (the header is not a JSON "
-                "object)\n", path);
+    char why[300];
+    int err = nnc_st_header(file, len, &h, &hl, why, sizeof why);
+    if (err) {
+        fprintf(stderr, "nnc: error: %s: %s%s%s\n", path,
+                err == NNC_ERR_NOMEM ? "" : "not a safetensors file (", why,
+                err == NNC_ERR_NOMEM ? "" : ")");
         goto out;
     }
     char src[512];

@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,7 +35,7 @@ typedef struct Options {
     const char *seed;       /* --seed: of the embedded initial weights */
 } Options;
 
-static const char usage[] =
+static const char usage_head[] =
     "usage: nnc FILE.nn [options]\n"
     "       nnc import-keras MODEL.json -o MODEL.nn   (see nnc import-keras --help)\n"
     "\n"
@@ -50,8 +51,11 @@ static const char usage[] =
     "  --model NAME       compile only model NAME of a multi-model file\n"
     "  --prefix NAME      symbol prefix instead of the model's name\n"
     "  -O0, -O1, -O2      optimization level (-O0: no passes; default -O2)\n"
-    "  --dump-after=PASS  print the IR after PASS (lower, losshead, autodiff,\n"
-    "                     optim, simplify, cse, dce, fuse, or all) to stderr\n"
+    "  --dump-after=PASS  print the IR after PASS, or after every stage with\n"
+    "                     'all', to stderr; the stages in order, with the\n"
+    "                     lowest -O level that runs them:\n";
+
+static const char usage_tail[] =
     "  --verify           verify the IR after every stage (the memory plans are\n"
     "                     always checked)\n"
     "  --weights=embedded\n"
@@ -65,6 +69,14 @@ static const char usage[] =
     "  -MF FILE.d         its name (implies -MD)\n"
     "  --version          print the version\n"
     "  --help             print this help\n";
+
+static void print_help(void)
+{
+    fputs(usage_head, stdout);
+    for (const PassInfo *p = pipeline_passes; p->name; p++)
+        printf("                       %-9s (-O%d)  %s\n", p->name, p->level, p->what);
+    fputs(usage_tail, stdout);
+}
 
 static NNC_NORETURN void bad_usage(const char *fmt, const char *arg)
 {
@@ -84,103 +96,136 @@ static bool is_ident(const char *s)
     return true;
 }
 
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
+/* ---- the command line (getopt_long) -------------------------------------- */
+
+enum { OPT_EMIT = 256, OPT_MODEL, OPT_PREFIX, OPT_WEIGHTS_FROM, OPT_WEIGHTS, OPT_SEED,
+       OPT_DUMP_AFTER, OPT_VERIFY, OPT_VERSION };
+
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"emit", required_argument, NULL, OPT_EMIT},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {"weights-from", required_argument, NULL, OPT_WEIGHTS_FROM},
+    {"weights", required_argument, NULL, OPT_WEIGHTS},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"dump-after", required_argument, NULL, OPT_DUMP_AFTER},
+    {"verify", no_argument, NULL, OPT_VERIFY},
+    {NULL, 0, NULL, 0},
+};
+
+/* "-o", "--emit": the option getopt_long found wanting a value. */
+static const char *opt_name(int c, char *buf, size_t size)
 {
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (a[n] == '=')
-        return a + n + 1;
-    if (*i + 1 >= argc)
-        bad_usage("option '%s' needs a value", name);
-    return argv[++*i];
+    for (const struct option *l = long_opts; l->name; l++)
+        if (l->val == c) {
+            snprintf(buf, size, "--%s", l->name);
+            return buf;
+        }
+    snprintf(buf, size, c == 'M' ? "-MF" : "-%c", c);
+    return buf;
 }
 
-static void parse_args(int argc, char **argv, Options *o)
+static void set_seed(Options *o, const char *v)
 {
-    memset(o, 0, sizeof *o);
-    o->opt = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            exit(0);
-        } else if (!strcmp(a, "--version")) {
-            printf("nnc %s\n", NNC_VERSION);
-            exit(0);
-        } else if (!strcmp(a, "-o")) {
-            if (i + 1 >= argc)
-                bad_usage("option '%s' needs a value", "-o");
-            o->output = argv[++i];
-        } else if (!strncmp(a, "--emit", 6) && (a[6] == '=' || !a[6])) {
-            o->emit = opt_value(argc, argv, &i, "--emit");
-        } else if (!strncmp(a, "--model", 7) && (a[7] == '=' || !a[7])) {
-            o->model = opt_value(argc, argv, &i, "--model");
-        } else if (!strncmp(a, "--prefix", 8) && (a[8] == '=' || !a[8])) {
-            o->prefix = opt_value(argc, argv, &i, "--prefix");
-            if (!is_ident(o->prefix))
-                bad_usage("--prefix '%s' is not a C identifier", o->prefix);
-        } else if (!strncmp(a, "--weights-from", 14) && (a[14] == '=' || !a[14])) {
-            o->weights_from = opt_value(argc, argv, &i, "--weights-from");
-            o->embed = true;
-        } else if (!strncmp(a, "--weights", 9) && (a[9] == '=' || !a[9])) {
-            const char *v = opt_value(argc, argv, &i, "--weights");
-            if (strcmp(v, "embedded") && strcmp(v, "seed"))
-                bad_usage("unknown --weights kind '%s' (expected embedded or seed)", v);
-            o->embed = !strcmp(v, "embedded");
-        } else if (!strncmp(a, "--seed", 6) && (a[6] == '=' || !a[6])) {
-            o->seed = opt_value(argc, argv, &i, "--seed");
-            const char *d = o->seed;
-            while (*d >= '0' && *d <= '9')
-                d++;
-            errno = 0;
-            if (!*o->seed || *d || (strtoull(o->seed, NULL, 10), errno))
-                bad_usage("--seed '%s' is not an unsigned 64-bit integer", o->seed);
-        } else if (!strncmp(a, "--dump-after", 12) && (a[12] == '=' || !a[12])) {
-            o->dump_after = opt_value(argc, argv, &i, "--dump-after");
-        } else if (!strcmp(a, "--verify")) {
-            o->verify_all = true;
-        } else if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2")) {
-            o->opt = a[2] - '0';
-        } else if (!strcmp(a, "-MD")) {
-            o->md = true;
-        } else if (!strcmp(a, "-MF")) {
-            if (i + 1 >= argc)
-                bad_usage("option '%s' needs a value", "-MF");
-            o->depfile = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            bad_usage("unknown option '%s'", a);
-        } else if (o->input) {
-            bad_usage("more than one input file ('%s')", a);
-        } else {
-            o->input = a;
-        }
+    const char *d = v;
+    while (*d >= '0' && *d <= '9')
+        d++;
+    errno = 0;
+    if (!*v || *d || (strtoull(v, NULL, 10), errno))
+        bad_usage("--seed '%s' is not an unsigned 64-bit integer", v);
+    o->seed = v;
+}
+
+/* -MD, or -MF FILE (the file is the next argument). */
+static void set_make_option(Options *o, const char *v, int argc, char **argv)
+{
+    if (!strcmp(v, "D")) {
+        o->md = true;
+    } else if (!strcmp(v, "F")) {
+        if (optind >= argc)
+            bad_usage("option '%s' needs a value", "-MF");
+        o->depfile = argv[optind++];
+    } else {
+        bad_usage("unknown option '%s'", argv[optind - 1]);
     }
+}
+
+/* One option c (a getopt_long result) with its value v. */
+static void set_option(Options *o, int c, const char *v, int argc, char **argv)
+{
+    switch (c) {
+    case 'h': print_help(); exit(0);
+    case OPT_VERSION: printf("nnc %s\n", NNC_VERSION); exit(0);
+    case 'o': o->output = v; break;
+    case OPT_EMIT: o->emit = v; break;
+    case OPT_MODEL: o->model = v; break;
+    case OPT_PREFIX:
+        if (!is_ident(v))
+            bad_usage("--prefix '%s' is not a C identifier", v);
+        o->prefix = v;
+        break;
+    case OPT_WEIGHTS_FROM: o->weights_from = v; o->embed = true; break;
+    case OPT_WEIGHTS:
+        if (strcmp(v, "embedded") && strcmp(v, "seed"))
+            bad_usage("unknown --weights kind '%s' (expected embedded or seed)", v);
+        o->embed = !strcmp(v, "embedded");
+        break;
+    case OPT_SEED: set_seed(o, v); break;
+    case OPT_DUMP_AFTER: o->dump_after = v; break;
+    case OPT_VERIFY: o->verify_all = true; break;
+    case 'O':
+        if (strlen(v) != 1 || v[0] < '0' || v[0] > '2')
+            bad_usage("unknown option '%s'", argv[optind - 1]);
+        o->opt = v[0] - '0';
+        break;
+    case 'M': set_make_option(o, v, argc, argv); break;
+    default: nnc_unreachable();
+    }
+}
+
+/* "lower, losshead, ..., fuse or all" */
+static const char *pass_names(char *buf, size_t size)
+{
+    size_t k = 0;
+    for (const PassInfo *p = pipeline_passes; p->name && k < size; p++)
+        k += (size_t)snprintf(buf + k, size - k, "%s, ", p->name);
+    if (k >= 2 && k < size)
+        snprintf(buf + k - 2, size - k + 2, " or all");
+    return buf;
+}
+
+static void check_dump_after(const Options *o)
+{
+    if (!o->dump_after || !strcmp(o->dump_after, "all"))
+        return;
+    const PassInfo *p = pipeline_pass(o->dump_after);
+    if (!p) {
+        char names[256], msg[400];
+        snprintf(msg, sizeof msg, "unknown pass '%%s' for --dump-after (expected %s)",
+                 pass_names(names, sizeof names));
+        bad_usage(msg, o->dump_after);
+    }
+    if (o->opt < p->level)
+        fprintf(stderr, "nnc: warning: --dump-after=%s prints nothing: the pass runs at -O%d "
+                "and above\n", p->name, p->level);
+}
+
+/* What no single option can check. */
+static void check_opts(Options *o)
+{
+    static const char *const kinds[] = {"c", "h", "graph-json", "ir", "stats", "dot",
+                                        "bench", "main", NULL};
+    bool known = !o->emit;
+    for (int i = 0; kinds[i] && !known; i++)
+        known = !strcmp(o->emit, kinds[i]);
     if (!o->input)
         bad_usage("%s", "no input file");
-    if (o->emit && strcmp(o->emit, "c") && strcmp(o->emit, "h") &&
-        strcmp(o->emit, "graph-json") && strcmp(o->emit, "ir") && strcmp(o->emit, "stats") &&
-        strcmp(o->emit, "dot") && strcmp(o->emit, "bench") && strcmp(o->emit, "main")) {
-        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json, ir, stats, dot, "
-                  "bench or main)",
-                  o->emit);
-    }
-    static const char *const stages[] = {"all", "lower", "losshead", "crop", "autodiff", "optim",
-                                         "simplify", "cse", "dce", "poolrelu", "fuse", NULL};
-    bool known = !o->dump_after;
-    for (int i = 0; stages[i] && !known; i++)
-        known = !strcmp(o->dump_after, stages[i]);
     if (!known)
-        bad_usage("unknown pass '%s' for --dump-after (expected lower, losshead, crop, autodiff, "
-                  "optim, simplify, cse, dce, poolrelu, fuse or all)", o->dump_after);
-    if (o->dump_after) {
-        static const char *const level[] = {"losshead", "2", "crop", "2", "simplify", "1",
-                                            "cse", "1", "dce", "1", "poolrelu", "2",
-                                            "fuse", "2", NULL};
-        for (int i = 0; level[i]; i += 2)
-            if (!strcmp(o->dump_after, level[i]) && o->opt < level[i + 1][0] - '0')
-                fprintf(stderr, "nnc: warning: --dump-after=%s prints nothing: the pass "
-                        "runs at -O%s and above\n", level[i], level[i + 1]);
-    }
+        bad_usage("unknown --emit kind '%s' (expected c, h, graph-json, ir, stats, dot, "
+                  "bench or main)", o->emit);
+    check_dump_after(o);
     if (o->depfile && !o->md)
         o->md = true;
     if (o->md && o->emit && !o->output)
@@ -189,6 +234,31 @@ static void parse_args(int argc, char **argv, Options *o)
         bad_usage("%s", o->weights_from ? "--seed does not apply to --weights-from (the "
                                           "checkpoint has the weights)"
                                         : "--seed needs --weights=embedded");
+}
+
+static void parse_opts(int argc, char **argv, Options *o)
+{
+    char name[64];
+    int c;
+    memset(o, 0, sizeof *o);
+    o->opt = 2;
+    opterr = 0;
+    /* '-': operands come back in order as 1; ':': a missing value is ':' */
+    while ((c = getopt_long(argc, argv, "-:ho:O:M:", long_opts, NULL)) != -1) {
+        if (c == 1 && o->input)
+            bad_usage("more than one input file ('%s')", optarg);
+        else if (c == 1)
+            o->input = optarg;
+        else if (c == ':')
+            bad_usage("option '%s' needs a value", opt_name(optopt, name, sizeof name));
+        else if (c == '?')
+            bad_usage("unknown option '%s'", optopt && optopt < 256
+                                                 ? opt_name(optopt, name, sizeof name)
+                                                 : argv[optind - 1]);
+        else
+            set_option(o, c, optarg, argc, argv);
+    }
+    check_opts(o);
 }
 
 /* A file name in a make rule: blanks, '#' and '\' before them escaped,
@@ -322,12 +392,275 @@ static char *guard_of(const char *header)
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* Checks the models' names (after syntax errors too: the models parsed
+ * with errors are checked, so that all errors are reported) and counts
+ * those --model selects. */
+static int select_models(const Model *models, const Options *o)
+{
+    int nsel = 0;
+    for (const Model *m = models; m; m = m->next) {
+        for (const Model *p = models; p != m; p = p->next)
+            if (!strcmp(p->name, m->name)) {
+                diag_error(m->loc, "model '%s' defined twice", m->name);
+                diag_note(p->loc, "first defined here");
+            }
+        if (!o->model || !strcmp(o->model, m->name))
+            nsel++;
+    }
+    if (!diag_errors && nsel == 0)
+        fprintf(stderr, "nnc: error: no model named '%s' in %s\n", o->model, o->input);
+    return nsel;
+}
+
+/* Compiles the selected models into graphs[]; returns how many. */
+static int compile_models(const Model *models, const Options *o, Compiled *graphs)
+{
+    int ng = 0;
+    for (const Model *m = models; m; m = m->next) {
+        if (o->model && strcmp(o->model, m->name))
+            continue;
+        PipelineOptions po = {o->opt, o->dump_after, o->verify_all};
+        if (diag_errors) {  /* only check the others, to report their errors too */
+            Graph g;
+            lower_model(m, &g);
+            graph_free(&g);
+        } else {
+            pipeline_compile(m, &po, &graphs[ng++]);
+        }
+    }
+    return ng;
+}
+
+/* The embedded weights, one set per model (NULL each without them). */
+static bool make_weights(const Options *o, const Compiled *graphs, int ng, Weights **weights)
+{
+    for (int i = 0; o->embed && i < ng; i++) {
+        if (o->weights_from) {
+            weights[i] = weights_from_file(&graphs[i], o->weights_from);
+        } else {
+            weights[i] = weights_from_seed(&graphs[i], o->seed ? strtoull(o->seed, NULL, 10) : 0);
+            if (!weights[i])
+                fprintf(stderr, "nnc: error: out of memory\n");
+        }
+        if (!weights[i])
+            return false;
+    }
+    return true;
+}
+
+/* The outputs of one compilation. */
+typedef struct Outputs {
+    const Options *o;
+    const Compiled *graphs;
+    Weights **weights;
+    int ng;
+    char *cpath, *hpath, *dpath;
+    Buf cb, hb, db;         /* C, header, dependency file */
+    OutFile files[3];
+    int nfiles;
+} Outputs;
+
+/* --emit=bench or --emit=main: a program of one model. */
+static bool emit_program(Outputs *out, Buf *eb, bool bench)
+{
+    if (out->ng > 1) {
+        fprintf(stderr, "nnc: error: --emit=%s needs one model (use --model)\n",
+                bench ? "bench" : "main");
+        return false;
+    }
+    const Options *o = out->o;
+    EmitOptions eo = {o->prefix ? o->prefix : out->graphs[0].g.name, NULL, bench,
+                      out->weights[0]};
+    if (bench)
+        emit_bench(eb, &out->graphs[0], &eo);
+    else
+        emit_main(eb, &out->graphs[0], &eo);
+    return true;
+}
+
+static void emit_stats(Buf *eb, const Compiled *graphs, int ng)
+{
+    if (ng > 1)
+        buf_puts(eb, "{\"models\": [\n");
+    for (int i = 0; i < ng; i++) {
+        char *j = report_stats(&graphs[i]);
+        buf_printf(eb, "%s%s\n", j, ng > 1 && i + 1 < ng ? "," : "");
+        free(j);
+    }
+    if (ng > 1)
+        buf_puts(eb, "]}\n");
+}
+
+static void emit_ir(Buf *eb, const Compiled *graphs, int ng)
+{
+    for (int i = 0; i < ng; i++) {
+        FILE *mf = tmpfile();
+        NNC_ASSERT(mf);
+        ir_print(mf, &graphs[i].g);
+        rewind(mf);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, mf)) > 0)
+            buf_append(eb, chunk, n);
+        fclose(mf);
+    }
+}
+
+/* The one output of --emit=KIND into eb; what points at it (or at the
+ * C or the header, already built). */
+static bool emit_kind(Outputs *out, Buf *eb, const Buf **what)
+{
+    const char *kind = out->o->emit;
+    *what = eb;
+    if (!strcmp(kind, "c"))
+        *what = &out->cb;
+    else if (!strcmp(kind, "h"))
+        *what = &out->hb;
+    else if (!strcmp(kind, "stats"))
+        emit_stats(eb, out->graphs, out->ng);
+    else if (!strcmp(kind, "bench") || !strcmp(kind, "main"))
+        return emit_program(out, eb, !strcmp(kind, "bench"));
+    else if (!strcmp(kind, "dot"))
+        for (int i = 0; i < out->ng; i++)
+            report_dot(eb, &out->graphs[i]);
+    else if (!strcmp(kind, "graph-json"))
+        for (int i = 0; i < out->ng; i++) {
+            char *j = ir_json(&out->graphs[i].g);
+            buf_printf(eb, "%s\n", j);
+            free(j);
+        }
+    else
+        emit_ir(eb, out->graphs, out->ng);
+    return true;
+}
+
+/* The make rule: targets, what was written; prerequisites, the source
+ * and the checkpoint, each also a target without prerequisites (gcc's
+ * -MP), so deleting one does not break make. */
+static void dep_rules(Outputs *out)
+{
+    const Options *o = out->o;
+    const char *target = o->output ? o->output : out->cpath;
+    Buf *db = &out->db;
+    out->dpath = o->depfile ? strdup(o->depfile) : replace_ext(target, ".d");
+    dep_name(db, target);
+    if (!o->emit) {
+        buf_puts(db, " ");
+        dep_name(db, out->hpath);
+    }
+    buf_puts(db, ": ");
+    dep_name(db, o->input);
+    if (o->weights_from) {
+        buf_puts(db, " ");
+        dep_name(db, o->weights_from);
+    }
+    buf_puts(db, "\n\n");
+    dep_name(db, o->input);
+    buf_puts(db, ":\n");
+    if (o->weights_from) {
+        buf_puts(db, "\n");
+        dep_name(db, o->weights_from);
+        buf_puts(db, ":\n");
+    }
+}
+
+static bool write_out(Outputs *out, const char *path, const Buf *b)
+{
+    out->files[out->nfiles] = (OutFile){path, NULL};
+    return write_tmp(&out->files[out->nfiles++], b);
+}
+
+/* Builds the C and the header, writes what was asked into temporaries. */
+static bool write_outputs(Outputs *out)
+{
+    const Options *o = out->o;
+    char *guard = guard_of(out->hpath);
+    bool ok = true;
+    emit_header_begin(&out->hb, guard);
+    emit_source_begin(&out->cb, base_name(out->hpath));
+    for (int i = 0; i < out->ng; i++) {
+        EmitOptions eo = {o->prefix ? o->prefix : out->graphs[i].g.name, base_name(out->hpath),
+                          false, out->weights[i]};
+        emit_header(&out->hb, &out->graphs[i], &eo);
+        emit_source(&out->cb, &out->graphs[i], &eo);
+    }
+    emit_header_end(&out->hb, guard);
+    free(guard);
+    if (!o->emit) {
+        ok = write_out(out, out->cpath, &out->cb) && write_out(out, out->hpath, &out->hb);
+    } else {
+        Buf eb = {0};
+        const Buf *what;
+        ok = emit_kind(out, &eb, &what) && write_out(out, o->output, what);
+        buf_free(&eb);
+    }
+    if (ok && o->md) {
+        dep_rules(out);
+        ok = write_out(out, out->dpath, &out->db);
+    }
+    return ok;
+}
+
+static void output_paths(Outputs *out)
+{
+    const Options *o = out->o;
+    if (!o->emit) {
+        out->cpath = o->output ? strdup(o->output) : replace_ext(base_name(o->input), ".c");
+        out->hpath = replace_ext(out->cpath, ".h");
+    } else if (o->output) {
+        out->cpath = strdup(o->output);
+        out->hpath = replace_ext(out->cpath, ".h");
+    } else {
+        out->hpath = replace_ext(base_name(o->input), ".h");
+    }
+}
+
+static void outputs_free(Outputs *out)
+{
+    free(out->dpath);
+    buf_free(&out->cb);
+    buf_free(&out->hb);
+    buf_free(&out->db);
+    free(out->cpath);
+    free(out->hpath);
+}
+
+/* Compiles the selected models and writes the outputs: true on success. */
+static bool compile_and_write(const Options *o, Model *models, int nsel, Arena *arena)
+{
+    if (o->prefix && nsel > 1) {
+        arena_free(arena);
+        bad_usage("%s", "--prefix needs --model when the file holds several models");
+    }
+    if (o->weights_from && nsel > 1) {
+        arena_free(arena);
+        bad_usage("%s", "--weights-from needs --model when the file holds several models");
+    }
+    Compiled *graphs = calloc((size_t)nsel, sizeof(Compiled));
+    Weights **weights = calloc((size_t)nsel, sizeof(Weights *));
+    NNC_ASSERT(graphs && weights);
+    int ng = compile_models(models, o, graphs);
+    bool ok = diag_errors == 0 && make_weights(o, graphs, ng, weights);
+    Outputs out = {.o = o, .graphs = graphs, .weights = weights, .ng = ng};
+    output_paths(&out);
+    ok = ok && write_outputs(&out);
+    ok = commit(out.files, out.nfiles, ok);
+    outputs_free(&out);
+    for (int i = 0; i < ng; i++) {
+        weights_free(weights[i]);
+        pipeline_free(&graphs[i]);
+    }
+    free(weights);
+    free(graphs);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "import-keras"))
         return import_keras_main(argc - 1, argv + 1);
     Options o;
-    parse_args(argc, argv, &o);
+    parse_opts(argc, argv, &o);
     Arena arena = {0};
     SrcFile *src = src_read(&arena, o.input);
     if (!src)
@@ -337,205 +670,8 @@ int main(int argc, char **argv)
         Loc l = {src, 1, 1, 1};
         diag_error(l, "no model in file (expected 'model NAME { ... }')");
     }
-    if (!models) {
-        arena_free(&arena);
-        return 1;
-    }
-    /* choose the models, check names (after syntax errors too: the models
-     * parsed with errors are checked, so that all errors are reported) */
-    int nsel = 0;
-    for (Model *m = models; m; m = m->next) {
-        for (Model *p = models; p != m; p = p->next)
-            if (!strcmp(p->name, m->name)) {
-                diag_error(m->loc, "model '%s' defined twice", m->name);
-                diag_note(p->loc, "first defined here");
-            }
-        if (!o.model || !strcmp(o.model, m->name))
-            nsel++;
-    }
-    if (!diag_errors && nsel == 0)
-        fprintf(stderr, "nnc: error: no model named '%s' in %s\n", o.model, o.input);
-    if (nsel == 0) {
-        arena_free(&arena);
-        return 1;
-    }
-    if (o.prefix && nsel > 1) {
-        arena_free(&arena);
-        bad_usage("%s", "--prefix needs --model when the file holds several models");
-    }
-    if (o.weights_from && nsel > 1) {
-        arena_free(&arena);
-        bad_usage("%s", "--weights-from needs --model when the file holds several models");
-    }
-
-    Compiled *graphs = calloc((size_t)nsel, sizeof(Compiled));
-    NNC_ASSERT(graphs);
-    int ng = 0;
-    for (Model *m = models; m; m = m->next) {
-        if (o.model && strcmp(o.model, m->name))
-            continue;
-        PipelineOptions po = {o.opt, o.dump_after, o.verify_all};
-        if (diag_errors) {  /* only check the others, to report their errors too */
-            Graph g;
-            lower_model(m, &g);
-            graph_free(&g);
-        } else {
-            pipeline_compile(m, &po, &graphs[ng++]);
-        }
-    }
-    bool ok = diag_errors == 0;
-
-    /* embedded weights, one set per model */
-    Weights **weights = calloc((size_t)nsel, sizeof(Weights *));
-    NNC_ASSERT(weights);
-    for (int i = 0; ok && o.embed && i < ng; i++) {
-        if (o.weights_from) {
-            weights[i] = weights_from_file(&graphs[i], o.weights_from);
-        } else {
-            weights[i] = weights_from_seed(&graphs[i], o.seed ? strtoull(o.seed, NULL, 10) : 0);
-            if (!weights[i])
-                fprintf(stderr, "nnc: error: out of memory\n");
-        }
-        ok = weights[i] != NULL;
-    }
-
-    /* outputs */
-    char *cpath = NULL, *hpath = NULL;
-    if (!o.emit) {
-        cpath = o.output ? strdup(o.output) : replace_ext(base_name(o.input), ".c");
-        hpath = replace_ext(cpath, ".h");
-    } else if (o.output) {
-        cpath = strdup(o.output);
-        hpath = replace_ext(cpath, ".h");
-    } else {
-        hpath = replace_ext(base_name(o.input), ".h");
-    }
-    OutFile files[3] = {{0}};
-    char *dpath = NULL;
-    int nfiles = 0;
-    Buf cb = {0}, hb = {0}, db = {0};
-    if (ok) {
-        char *guard = guard_of(hpath);
-        emit_header_begin(&hb, guard);
-        emit_source_begin(&cb, base_name(hpath));
-        for (int i = 0; i < ng; i++) {
-            EmitOptions eo = {o.prefix ? o.prefix : graphs[i].g.name, base_name(hpath), false,
-                              weights[i]};
-            emit_header(&hb, &graphs[i], &eo);
-            emit_source(&cb, &graphs[i], &eo);
-        }
-        emit_header_end(&hb, guard);
-        free(guard);
-        if (!o.emit) {
-            files[nfiles] = (OutFile){cpath, NULL};
-            ok = write_tmp(&files[nfiles++], &cb);
-            files[nfiles] = (OutFile){hpath, NULL};
-            ok = ok && write_tmp(&files[nfiles++], &hb);
-        } else {
-            Buf eb = {0};
-            const Buf *what = &eb;
-            if (!strcmp(o.emit, "c")) {
-                what = &cb;
-            } else if (!strcmp(o.emit, "h")) {
-                what = &hb;
-            } else if (!strcmp(o.emit, "stats")) {
-                if (ng > 1)
-                    buf_puts(&eb, "{\"models\": [\n");
-                for (int i = 0; i < ng; i++) {
-                    char *j = report_stats(&graphs[i]);
-                    buf_printf(&eb, "%s%s\n", j, ng > 1 && i + 1 < ng ? "," : "");
-                    free(j);
-                }
-                if (ng > 1)
-                    buf_puts(&eb, "]}\n");
-            } else if (!strcmp(o.emit, "bench")) {
-                if (ng > 1) {
-                    fprintf(stderr, "nnc: error: --emit=bench needs one model (use --model)\n");
-                    ok = false;
-                } else {
-                    EmitOptions eo = {o.prefix ? o.prefix : graphs[0].g.name, NULL, true,
-                                      weights[0]};
-                    emit_bench(&eb, &graphs[0], &eo);
-                }
-            } else if (!strcmp(o.emit, "main")) {
-                if (ng > 1) {
-                    fprintf(stderr, "nnc: error: --emit=main needs one model (use --model)\n");
-                    ok = false;
-                } else {
-                    EmitOptions eo = {o.prefix ? o.prefix : graphs[0].g.name, NULL, false,
-                                      weights[0]};
-                    emit_main(&eb, &graphs[0], &eo);
-                }
-            } else if (!strcmp(o.emit, "dot")) {
-                for (int i = 0; i < ng; i++)
-                    report_dot(&eb, &graphs[i]);
-            } else if (!strcmp(o.emit, "graph-json")) {
-                for (int i = 0; i < ng; i++) {
-                    char *j = ir_json(&graphs[i].g);
-                    buf_printf(&eb, "%s\n", j);
-                    free(j);
-                }
-            } else {
-                for (int i = 0; i < ng; i++) {
-                    FILE *mf = tmpfile();
-                    NNC_ASSERT(mf);
-                    ir_print(mf, &graphs[i].g);
-                    rewind(mf);
-                    char chunk[4096];
-                    size_t n;
-                    while ((n = fread(chunk, 1, sizeof chunk, mf)) > 0)
-                        buf_append(&eb, chunk, n);
-                    fclose(mf);
-                }
-            }
-            if (ok) {
-                files[nfiles] = (OutFile){o.output, NULL};
-                ok = write_tmp(&files[nfiles++], what);
-            }
-            buf_free(&eb);
-        }
-        if (ok && o.md) {
-            /* targets: what was written; prerequisites: the source and
-             * the checkpoint, each also a target without prerequisites
-             * (gcc's -MP), so deleting one does not break make */
-            const char *target = o.output ? o.output : cpath;
-            dpath = o.depfile ? strdup(o.depfile) : replace_ext(target, ".d");
-            dep_name(&db, target);
-            if (!o.emit) {
-                buf_puts(&db, " ");
-                dep_name(&db, hpath);
-            }
-            buf_puts(&db, ": ");
-            dep_name(&db, o.input);
-            if (o.weights_from) {
-                buf_puts(&db, " ");
-                dep_name(&db, o.weights_from);
-            }
-            buf_puts(&db, "\n\n");
-            dep_name(&db, o.input);
-            buf_puts(&db, ":\n");
-            if (o.weights_from) {
-                buf_puts(&db, "\n");
-                dep_name(&db, o.weights_from);
-                buf_puts(&db, ":\n");
-            }
-            files[nfiles] = (OutFile){dpath, NULL};
-            ok = write_tmp(&files[nfiles++], &db);
-        }
-    }
-    ok = commit(files, nfiles, ok);
-    free(dpath);
-    buf_free(&cb);
-    buf_free(&hb);
-    buf_free(&db);
-    free(cpath);
-    free(hpath);
-    for (int i = 0; i < ng; i++) {
-        weights_free(weights[i]);
-        pipeline_free(&graphs[i]);
-    }
-    free(weights);
-    free(graphs);
+    int nsel = models ? select_models(models, &o) : 0;
+    bool ok = nsel > 0 && compile_and_write(&o, models, nsel, &arena);
     arena_free(&arena);
     return ok ? 0 : 1;
 }

@@ -26,6 +26,7 @@
 #include <criterion/criterion.h>
 
 #include "nncrt.h"
+#include "nncrt_io.h"
 
 /* ---- Fixture: a temporary directory ------------------------------------ */
 
@@ -104,20 +105,14 @@ static char *listing(const char *path)
     return out;
 }
 
+/* The whole file, with the runtime's reader (io.c). */
 static unsigned char *read_all(const char *path, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
     unsigned char *buf;
-    long len;
+    char why[200];
 
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)len + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *size = (size_t)len;
+    cr_assert_eq(nnc_read_file(path, &buf, size, why, sizeof why), NNC_OK, "%s: %s", path,
+                 why);
     return buf;
 }
 

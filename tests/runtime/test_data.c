@@ -1,12 +1,13 @@
 /*
- * test_data.c - the data loaders of the training driver: gzip/DEFLATE
- * against files made by the gzip program (stored, fixed and dynamic
- * blocks, long matches, several members, every level), corrupt and
- * truncated streams, and the CSV, IDX and .npy readers with their error
- * messages (file and line, or byte offset).
+ * test_data.c - the data loaders of the training driver: gzipped files
+ * made by the gzip program (stored, fixed and dynamic blocks, long
+ * matches, several members, every level), corrupt and truncated streams,
+ * and the CSV, IDX and .npy readers with their error messages (file and
+ * line, or byte offset).
  *
- * Inputs are generated here with a fixed PRNG and compressed by running
- * `gzip`; a test skips if gzip is not installed.
+ * Inputs are generated here with a fixed PRNG, wrapped as IDX byte
+ * vectors, compressed by running `gzip` and read back with nnc_idx_load;
+ * a test skips if gzip is not installed.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -18,6 +19,7 @@
 #include <criterion/criterion.h>
 
 #include "nncrt.h"
+#include "nncrt_io.h"
 
 static char dir[64];
 
@@ -55,18 +57,9 @@ static void write_file(const char *p, const void *data, size_t n)
 
 static unsigned char *read_file(const char *p, size_t *n)
 {
-    FILE *f = fopen(p, "rb");
     unsigned char *b;
-    long len;
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b = malloc((size_t)len + 1);
-    cr_assert_not_null(b);
-    cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
+    char why[200];
+    cr_assert_eq(nnc_read_file(p, &b, n, why, sizeof why), 0, "%s: %s", p, why);
     return b;
 }
 
@@ -120,24 +113,44 @@ static unsigned char *make_data(int kind, size_t n, uint64_t seed)
     return b;
 }
 
+/* Writes data[0 .. n) as the IDX vector NAME (uint8, shape [total]). */
+static void write_idx(const char *name, const unsigned char *data, size_t n, size_t total)
+{
+    unsigned char *b = malloc(n + 8);
+    cr_assert_not_null(b);
+    memcpy(b, "\0\0\x08\x01", 4);
+    b[4] = (unsigned char)(total >> 24);
+    b[5] = (unsigned char)(total >> 16);
+    b[6] = (unsigned char)(total >> 8);
+    b[7] = (unsigned char)total;
+    if (n)
+        memcpy(b + 8, data, n);
+    write_file(path(name), b, n + 8);
+    free(b);
+}
+
+/* Loads the IDX file NAME, expecting the n bytes `want`. */
+static void expect_idx(const char *name, const unsigned char *want, size_t n)
+{
+    nnc_idx x;
+    char err[512];
+    cr_assert_eq(nnc_idx_load(path(name), &x, err, sizeof err), 0, "%s: %s", name, err);
+    cr_assert(x.type == 0x08 && x.rank == 1 && x.count == n, "%s: %zu values", name, x.count);
+    cr_assert(n == 0 || memcmp(x.data, want, n) == 0, "%s: data differ", name);
+    nnc_idx_free(&x);
+}
+
 static void roundtrip(int kind, size_t n, int level)
 {
-    unsigned char *src = make_data(kind, n, (uint64_t)(kind * 100 + level)), *gz, *out;
-    size_t gzn, outn, bad = 0;
+    unsigned char *src = make_data(kind, n, (uint64_t)(kind * 100 + level));
     char name[64], gzname[80];
     if (!have_gzip())
         cr_skip_test("gzip is not installed");
     snprintf(name, sizeof name, "d%d_%zu_%d", kind, n, level);
     snprintf(gzname, sizeof gzname, "%s.gz", name);
-    write_file(path(name), src, n);
+    write_idx(name, src, n, n);
     gzip_file(path(name), level);
-    gz = read_file(path(gzname), &gzn);
-    cr_assert_eq(nnc_gunzip(gz, gzn, &out, &outn, &bad), 0, "kind %d, n %zu, level %d", kind,
-                 n, level);
-    cr_assert_eq(outn, n);
-    cr_assert(n == 0 || memcmp(out, src, n) == 0, "kind %d level %d: data differ", kind, level);
-    free(out);
-    free(gz);
+    expect_idx(gzname, src, n);
     free(src);
 }
 
@@ -152,25 +165,25 @@ Test(data, gzip_kinds_and_levels)
     roundtrip(3, 0, 6);
 }
 
+/* Two members: the IDX header and a, then b. */
 Test(data, gzip_several_members)
 {
-    unsigned char *a = make_data(1, 70000, 1), *b = make_data(2, 5000, 2), *gz, *out;
-    size_t gzn, outn;
+    unsigned char *a = make_data(1, 70000, 1), *b = make_data(2, 5000, 2);
+    unsigned char *ab = malloc(75000);
     char cmd[600];
     if (!have_gzip())
         cr_skip_test("gzip is not installed");
-    write_file(path("a"), a, 70000);
+    cr_assert_not_null(ab);
+    write_idx("a", a, 70000, 75000);
     write_file(path("b"), b, 5000);
     gzip_file(path("a"), 6);
     gzip_file(path("b"), 6);
     snprintf(cmd, sizeof cmd, "cat '%s.gz' '%s.gz' > '%s'", path("a"), path("b"), path("ab.gz"));
     cr_assert_eq(system(cmd), 0);
-    gz = read_file(path("ab.gz"), &gzn);
-    cr_assert_eq(nnc_gunzip(gz, gzn, &out, &outn, NULL), 0);
-    cr_assert_eq(outn, 75000);
-    cr_assert(memcmp(out, a, 70000) == 0 && memcmp(out + 70000, b, 5000) == 0);
-    free(out);
-    free(gz);
+    memcpy(ab, a, 70000);
+    memcpy(ab + 70000, b, 5000);
+    expect_idx("ab.gz", ab, 75000);
+    free(ab);
     free(a);
     free(b);
 }
@@ -178,52 +191,38 @@ Test(data, gzip_several_members)
 /* Every truncation and a flipped bit in each region is refused, never a crash. */
 Test(data, gzip_corrupt)
 {
-    unsigned char *src = make_data(1, 50000, 7), *gz, *out;
-    size_t gzn, outn, cut, i;
+    unsigned char *src = make_data(1, 50000, 7), *gz;
+    size_t gzn, cut, i;
+    nnc_idx x;
+    char err[512];
     if (!have_gzip())
         cr_skip_test("gzip is not installed");
-    write_file(path("c"), src, 50000);
+    write_idx("c", src, 50000, 50000);
     gzip_file(path("c"), 9);
     gz = read_file(path("c.gz"), &gzn);
-    for (cut = 0; cut < gzn; cut += cut < 64 ? 1 : 997)
-        cr_assert_neq(nnc_gunzip(gz, cut, &out, &outn, NULL), 0, "truncated at %zu", cut);
+    for (cut = 0; cut < gzn; cut += cut < 64 ? 1 : 997) {
+        write_file(path("cut.gz"), gz, cut);
+        cr_assert_neq(nnc_idx_load(path("cut.gz"), &x, err, sizeof err), 0, "truncated at %zu",
+                      cut);
+    }
+    cr_assert(strstr(err, "cut.gz: byte offset") && strstr(err, "gzip"), "%s", err);
     for (i = 0; i < gzn; i += 101) {
-        int err;
         gz[i] ^= 0x10;
-        err = nnc_gunzip(gz, gzn, &out, &outn, NULL);
-        if (err == 0) {   /* the flip may hit a header byte gzip ignores (mtime, OS) */
+        write_file(path("flip.gz"), gz, gzn);
+        if (nnc_idx_load(path("flip.gz"), &x, err, sizeof err) == 0) {
+            /* the flip may hit a header byte gzip ignores (mtime, OS) */
             cr_assert(i >= 4 && i < 10, "flip at %zu accepted", i);
-            cr_assert_eq(outn, 50000);
-            free(out);
+            cr_assert_eq(x.count, 50000);
+            nnc_idx_free(&x);
         }
         gz[i] ^= 0x10;
     }
     /* the trailer's CRC */
     gz[gzn - 8] ^= 1;
-    cr_assert_eq(nnc_gunzip(gz, gzn, &out, &outn, NULL), NNC_ERR_FORMAT);
+    write_file(path("crc.gz"), gz, gzn);
+    cr_assert_eq(nnc_idx_load(path("crc.gz"), &x, err, sizeof err), NNC_ERR_FORMAT);
     free(gz);
     free(src);
-}
-
-/* Hand-made raw DEFLATE: a stored block, and the fixed-Huffman stream of
- * "a" (from RFC 1951's code tables: 'a' = 0x61 -> 8-bit code 0x91). */
-Test(data, inflate_by_hand)
-{
-    static const unsigned char stored[] = {0x01, 0x03, 0x00, 0xfc, 0xff, 'a', 'b', 'c'};
-    static const unsigned char bad_len[] = {0x01, 0x03, 0x00, 0xfc, 0xfe, 'a', 'b', 'c'};
-    static const unsigned char fixed_a[] = {0x4b, 0x04, 0x00};
-    static const unsigned char reserved[] = {0x07};
-    unsigned char *out;
-    size_t n, used;
-    cr_assert_eq(nnc_inflate(stored, sizeof stored, &out, &n, &used), 0);
-    cr_assert(n == 3 && !memcmp(out, "abc", 3) && used == sizeof stored);
-    free(out);
-    cr_assert_eq(nnc_inflate(bad_len, sizeof bad_len, &out, &n, NULL), NNC_ERR_FORMAT);
-    cr_assert_eq(nnc_inflate(fixed_a, sizeof fixed_a, &out, &n, NULL), 0);
-    cr_assert(n == 1 && out[0] == 'a');
-    free(out);
-    cr_assert_eq(nnc_inflate(reserved, sizeof reserved, &out, &n, NULL), NNC_ERR_FORMAT);
-    cr_assert_eq(nnc_crc32(0, (const unsigned char *)"123456789", 9), 0xCBF43926u);
 }
 
 /* ---- tables ---------------------------------------------------------------- */
