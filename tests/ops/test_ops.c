@@ -982,7 +982,7 @@ static bool compile(const char *dir)
     const char *srcdir = getenv("srcdir"), *builddir = getenv("builddir");
     char defc[1024], defl[1024], path[4096], cmd[8192];
     snprintf(defc, sizeof defc, "-I%s/runtime", srcdir ? srcdir : ".");
-    snprintf(defl, sizeof defl, "%s/.libs/libnncrt.a -lcjson -fopenmp -lm",
+    snprintf(defl, sizeof defl, "%s/.libs/libnncrt.a -lcjson -lz -fopenmp -lm",
              builddir ? builddir : ".");
     Buf prog = {0};
     emit_program(&prog);
