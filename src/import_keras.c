@@ -759,36 +759,6 @@ static bool import_model(Imp *im, const cJSON *root, const KerasOptions *o)
 
 /* ---- the command ----------------------------------------------------------- */
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
-    size_t cap = 0;
-    *len = 0;
-    if (!f)
-        return NULL;
-    for (;;) {
-        if (*len + 4096 + 1 > cap) {
-            cap = 2 * cap + 8192;
-            char *t = realloc(text, cap);
-            NNC_ASSERT(t);
-            text = t;
-        }
-        size_t n = fread(text + *len, 1, 4096, f);
-        *len += n;
-        if (n < 4096)
-            break;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(text);
-        return NULL;
-    }
-    text[*len] = '\0';
-    return text;
-}
-
 static bool write_out(const char *path, const Buf *b)
 {
     if (!path)
@@ -905,11 +875,9 @@ int import_keras_main(int argc, char **argv)
         usage_error("%s", "no input file (usage: nnc import-keras MODEL.json -o MODEL.nn)");
 
     size_t len;
-    char *text = read_all(o.input, &len);
-    if (!text) {
-        fprintf(stderr, "nnc: error: cannot read '%s': %s\n", o.input, strerror(errno));
+    char *text = (char *)src_read_bytes(o.input, &len, "read");
+    if (!text)
         return 1;
-    }
     im.file = o.input;
     cJSON *root = cJSON_ParseWithLength(text, len);
     bool ok;

@@ -283,7 +283,7 @@ typedef struct OpInfo {
     ShapeFn shape;
     GradFn grad;        /* NULL: not differentiable */
     EmitFn emit;
-    EvalFn eval;        /* NULL for sources and updates */
+    EvalFn eval;        /* NULL for sources; an update's: its first step */
 } OpInfo;
 
 extern const OpInfo optab[OP_COUNT];

@@ -46,6 +46,13 @@ static inline NodeId with_attrs(Graph *g, NodeId to, NodeId from)
  * output of shape os that `in` is broadcast to (numpy rules). */
 size_t bcast_index(const Shape *os, const Shape *is, size_t i);
 
+/* update.c: one optimizer step of update node n in double, at step t (from
+ * 1) with learning rate lr: p and the iattr[0] state buffers s[] of len
+ * elements in place (the reference the updates' eval rules and the op
+ * test use). */
+void update_step(const Node *n, size_t len, double *p, const double *g, double *const *s,
+                 double t, double lr);
+
 /* nn.c: node n's row count (all axes but the last) and element count as
  * size_t expressions of emitted C, for the arguments of runtime kernels. */
 const char *op_rows(const Node *n);

@@ -29,8 +29,110 @@
  * computes the double `lr` for this step from the context's base rate
  * (codegen/emit_program.c: the .nn file's lr unless set_lr changed it)
  * and the rules use it.
+ *
+ * update_step is these formulas in double; the eval rules are the first
+ * step (t = 1, lr = fattr[0]) from the initial state, and tests/ops
+ * checks the emitted updates against both.
  */
+#include <math.h>
+#include <stdlib.h>
+
 #include "ops.h"
+
+/* ---- reference, in double --------------------------------------------- */
+
+void update_step(const Node *n, size_t len, double *p, const double *g, double *const *s,
+                 double t, double lr)
+{
+    const double *f = n->fattr;
+    for (size_t i = 0; i < len; i++) {
+        double gi = g[i];
+        switch (n->op) {
+        case OP_SGD: { /* f: lr, momentum, wd; iattr[1] nesterov */
+            double d = gi + f[2] * p[i];
+            if (n->iattr[0] > 0) {
+                s[0][i] = f[1] * s[0][i] + d;
+                d = n->iattr[1] ? d + f[1] * s[0][i] : s[0][i];
+            }
+            p[i] -= lr * d;
+            break;
+        }
+        case OP_ADAM: /* f: lr, b1, b2, eps, wd; iattr[1] decoupled (AdamW) */
+            if (n->iattr[1])
+                p[i] *= 1 - lr * f[4];
+            else
+                gi += f[4] * p[i];
+            s[0][i] += (1 - f[1]) * (gi - s[0][i]);
+            s[1][i] = f[2] * s[1][i] + (1 - f[2]) * gi * gi;
+            p[i] -= lr / (1 - pow(f[1], t)) * s[0][i] /
+                    (sqrt(s[1][i]) / sqrt(1 - pow(f[2], t)) + f[3]);
+            break;
+        case OP_RMSPROP: { /* f: lr, rho, momentum, eps; state: square
+                              average, [momentum buffer], [mean gradient] */
+            double *avg = n->iattr[1] ? s[1 + n->iattr[2]] : NULL;
+            s[0][i] = f[1] * s[0][i] + (1 - f[1]) * gi * gi;
+            if (avg)
+                avg[i] += (1 - f[1]) * (gi - avg[i]);
+            double d = sqrt(s[0][i] - (avg ? avg[i] * avg[i] : 0)) + f[3];
+            if (n->iattr[2]) {
+                s[1][i] = f[2] * s[1][i] + gi / d;
+                p[i] -= lr * s[1][i];
+            } else {
+                p[i] -= lr * gi / d;
+            }
+            break;
+        }
+        case OP_ADAGRAD: /* f: lr, eps, initial accumulator */
+            s[0][i] += gi * gi;
+            p[i] -= lr * gi / (sqrt(s[0][i]) + f[1]);
+            break;
+        default:
+            nnc_unreachable();
+        }
+    }
+}
+
+/* The first step (t = 1, the .nn file's lr) from the initial state: zeros,
+ * Adagrad's accumulator at its initial value. */
+static void eval_update(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    size_t len = shape_numel(&n->shape);
+    double *s[3] = {NULL, NULL, NULL};
+    NNC_ASSERT(n->iattr[0] <= 3);
+    for (int k = 0; k < n->iattr[0]; k++) {
+        s[k] = calloc(len ? len : 1, sizeof(double));
+        NNC_ASSERT(s[k]);
+        for (size_t i = 0; n->op == OP_ADAGRAD && i < len; i++)
+            s[k][i] = n->fattr[2];
+    }
+    (void)g;
+    memcpy(out, in[0], len * sizeof(double));
+    update_step(n, len, out, in[1], s, 1, n->fattr[0]);
+    for (int k = 0; k < 3; k++)
+        free(s[k]);
+}
+
+void eval_sgd(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_update(g, n, in, out);
+}
+
+void eval_adam(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_update(g, n, in, out);
+}
+
+void eval_rmsprop(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_update(g, n, in, out);
+}
+
+void eval_adagrad(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    eval_update(g, n, in, out);
+}
+
+/* ---- emitters ------------------------------------------------------------ */
 
 /* The learning rate as a C double expression. */
 static const char *lr_of(const Node *n)
