@@ -58,7 +58,8 @@ static int by_position(const void *pa, const void *pb)
 
 void diag_flush(void)
 {
-    qsort(held, (size_t)nheld, sizeof *held, by_position);
+    if (nheld > 1)  /* qsort must not be given a null array, even for 0 */
+        qsort(held, (size_t)nheld, sizeof *held, by_position);
     for (int i = 0; i < nheld; i++) {
         fwrite(held[i].text.data, 1, held[i].text.len, out());
         buf_free(&held[i].text);
