@@ -585,6 +585,83 @@ static int gemm_vector(const Gemm *g, const GemmKern *kn)
     return 0;
 }
 
+/* ---- Small products against a transposed B ------------------------------ */
+
+/* Dot products pay from this k on (or for one or two rows, where the
+ * tiled kernels waste more): below it much of each vector step is masked
+ * off and the reductions cost as much as the products. */
+#ifndef SMALL_KMIN
+#define SMALL_KMIN 16
+#endif
+
+/* Floats of the transposed copy of B for short k (on the stack). */
+#define SMALL_BT 4096
+
+/* bt[p*ldt + j] = op(B)(p, j) for j < n, zero for n <= j < ldt. */
+static void transpose_b(const Gemm *g, size_t ldt, float *bt)
+{
+    size_t j, p;
+
+    for (p = 0; p < g->k; p++) {
+        for (j = 0; j < g->n; j++)
+            bt[p * ldt + j] = g->b[p * g->rsb + j * g->csb];
+        for (; j < ldt; j++)
+            bt[p * ldt + j] = 0.0f;
+    }
+}
+
+static const GemmSmall *small_for(const GemmKern *kn)
+{
+    if (kn == &nnc_kern_avx512)
+        return &nnc_small_avx512;
+    if (kn == &nnc_kern_avx2)
+        return &nnc_small_avx2;
+    return NULL;
+}
+
+/* C = alpha * A B^T + beta * C (+ bias, ReLU) by gemm_small.c's dot
+ * products, with rows of A and B contiguous and the problem small enough
+ * to stay in L1/L2 (is_direct). C with one column is done transposed,
+ * C^T = x^T A^T, so that its elements fill the tiles' four columns. For
+ * short k, outer products on a transposed copy of B (B^T of a dense
+ * layer's first weights, 10 x 128 in the seed model: 5 KiB) instead.
+ * Returns 0, doing nothing, when the problem or ISA does not fit. */
+static int gemm_small(const Gemm *g, const GemmKern *kn, const float *bias,
+                      int relu)
+{
+    const GemmSmall *sm = small_for(kn);
+    SmallArgs s;
+    FpMode mode;
+
+    int outer = g->k < SMALL_KMIN && g->m > 2 && g->n > 2;
+    size_t ldt = sm != NULL ? round_up(g->n, sm->ldt_unit) : 0;
+
+    if (sm == NULL || sm->dots_nt == NULL || g->csa != 1 || g->rsb != 1 ||
+        !is_direct(g) || (outer && ldt * g->k > SMALL_BT))
+        return 0;
+    s.m = g->m, s.n = g->n, s.k = g->k;
+    s.a = g->a, s.lda = g->rsa, s.b = g->b, s.ldb = g->csb;
+    s.c = g->c, s.ldc = g->ldc, s.csc = 1;
+    s.alpha = g->alpha, s.beta = g->beta;
+    s.bias = bias, s.bs = 1, s.relu = relu;
+    if (g->n == 1) {
+        s.m = 1, s.n = g->m;
+        s.a = g->b, s.lda = 0, s.b = g->a, s.ldb = g->rsa;
+        s.ldc = 0, s.csc = g->ldc, s.bs = 0;
+    }
+    mode = fp_enter();
+    if (outer) {
+        float bt[SMALL_BT];
+        bt[0] = 0.0f;   /* k > 0 writes it; tells gcc it is set */
+        transpose_b(g, ldt, bt);
+        sm->outer_nt(&s, bt, ldt);
+    } else {
+        sm->dots_nt(&s);
+    }
+    fp_leave(mode);
+    return 1;
+}
+
 /* ---- Kernel choice and thread count ------------------------------------- */
 
 /* Kernel sets, best first; the last (scalar) is always supported. */
@@ -759,6 +836,33 @@ void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,
     g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
     g.alpha = alpha, g.beta = beta;
     g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
-    if (!gemm_vector(&g, current_kernel()))
+    if (!gemm_small(&g, current_kernel(), NULL, 0) && !gemm_vector(&g, current_kernel()))
         gemm_run(&g, current_kernel());
+}
+
+void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,
+                    const float *a, int lda, const float *b, int ldb,
+                    const float *bias, int relu, float *c, int ldc)
+{
+    Gemm g;
+    size_t i, j;
+
+    if (m <= 0 || n <= 0 || k < 0)
+        return;
+    g.m = (size_t)m, g.n = (size_t)n, g.k = (size_t)k;
+    g.a = a, g.b = b, g.c = c, g.ldc = (size_t)ldc;
+    g.rsa = trans_a ? 1 : (size_t)lda, g.csa = trans_a ? (size_t)lda : 1;
+    g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
+    g.alpha = 1.0f, g.beta = 0.0f;
+    g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
+    if (k > 0 && gemm_small(&g, current_kernel(), bias, relu))
+        return;
+    nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    for (i = 0; i < g.m; i++) {
+        float *row = c + i * g.ldc;
+        for (j = 0; j < g.n; j++) {
+            float v = row[j] + bias[j];
+            row[j] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+    }
 }

@@ -54,6 +54,30 @@ typedef struct GemmKern {
     GemmPackFn *pack_bt;        /* NULL: gemm.c's scalar transpose        */
 } GemmKern;
 
+/* A small product against a transposed B, by dot products (gemm_small.c):
+ * C[i*ldc + j*csc] = max0?(alpha * dot(a + i*lda, b + j*ldb) + beta * C
+ * + bias[j*bs]) for i < m, j < n, dots of length k over contiguous rows.
+ * bias may be NULL; bs is 1, or 0 for one bias shared by all columns. */
+typedef struct SmallArgs {
+    size_t m, n, k;
+    const float *a, *b;
+    size_t lda, ldb;
+    float *c;
+    size_t ldc, csc;
+    float alpha, beta;
+    const float *bias;
+    size_t bs;
+    int relu;
+} SmallArgs;
+
+typedef struct GemmSmall {
+    void (*dots_nt)(const SmallArgs *s);    /* NULL: not for this ISA */
+    /* the same (csc 1, bs 1) from bt = B^T, k rows of ldt floats (a
+     * multiple of ldt_unit), zero past n: for short k */
+    void (*outer_nt)(const SmallArgs *s, const float *bt, size_t ldt);
+    size_t ldt_unit;
+} GemmSmall;
+
 #if defined(__GNUC__) && !defined(_WIN32)
 #define NNC_HIDDEN __attribute__((visibility("hidden")))
 #else
@@ -64,5 +88,7 @@ NNC_HIDDEN extern const GemmKern nnc_kern_avx512;
 NNC_HIDDEN extern const GemmKern nnc_kern_avx2;
 NNC_HIDDEN extern const GemmKern nnc_kern_neon;
 NNC_HIDDEN extern const GemmKern nnc_kern_scalar;
+NNC_HIDDEN extern const GemmSmall nnc_small_avx2;
+NNC_HIDDEN extern const GemmSmall nnc_small_avx512;
 
 #endif /* NNC_GEMM_KERN_H */

@@ -48,6 +48,11 @@ INLINE void store_row(float *c, __m256 x0, __m256 x1, __m256i m0,
         x0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, m0), x0);
         x1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + 8, m1), x1);
     }
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(m1)) == 0xff) {
+        _mm256_storeu_ps(c, x0);
+        _mm256_storeu_ps(c + 8, x1);
+        return;
+    }
     _mm256_maskstore_ps(c, m0, x0);
     _mm256_maskstore_ps(c + 8, m1, x1);
 }

@@ -70,6 +70,16 @@ void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,
                float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc);
 
+/* A dense layer's forward: C = op(A) op(B) + bias, where bias (n floats)
+ * is added to every row, then C = C > 0 ? C : 0 when relu is nonzero.
+ * The same values as nnc_sgemm with alpha 1 and beta 0 followed by those
+ * two operations per element, but where the kernels allow (A times a
+ * transposed B, small) the bias and ReLU are applied while the results
+ * are in registers. */
+void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,
+                    const float *a, int lda, const float *b, int ldb,
+                    const float *bias, int relu, float *c, int ldc);
+
 /* The plain reference GEMM, always built; nnc_sgemm may dispatch to
  * faster kernels but must agree with this one. */
 void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,

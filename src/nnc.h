@@ -212,9 +212,12 @@ enum {
     F_INDEX = 1 << 5,   /* input 1 holds class indices into input 0's last
                            axis: tests sample integers there */
     F_ROWS = 1 << 6,    /* with F_INDEX: indices into input 0's first axis */
-    F_SUMRIDER = 1 << 7 /* a per-channel sum of the output may ride on the
+    F_SUMRIDER = 1 << 7, /* a per-channel sum of the output may ride on the
                            op (fuse.c): its emit rule writes that sum too,
                            to Emit.sum when not NULL */
+    F_EPIBIAS = 1 << 8, /* x + y: as a GEMM's epilogue, the runtime GEMM
+                           can add a row vector itself (nnc_sgemm_bias) */
+    F_EPIRELU = 1 << 9  /* x > 0 ? x : 0, likewise (nnc_sgemm_bias's relu) */
 };
 
 /* Roles of source nodes, and flags on others. */

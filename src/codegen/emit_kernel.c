@@ -297,6 +297,35 @@ static void lead_expr(char *b, size_t size, const Node *x, int upto)
         at += (size_t)snprintf(b + at, size - at, d ? " * %s" : "%s", emit_dim(x, d));
 }
 
+/* The bias of a dense layer's epilogue that the runtime GEMM applies
+ * itself (nnc_sgemm_bias), or NODE_NONE: the kernel is the product, an
+ * F_EPIBIAS op adding a vector of one value per column, and optionally
+ * an F_EPIRELU op of that sum as the root; nothing else, no riders. */
+static NodeId bias_epilogue(const KCtx *kc, NodeId head, bool *relu)
+{
+    const Graph *g = kc->g;
+    const Node *r = NODE(g, kc->k->root);
+    NodeId sum = kc->k->root;
+    int ncols = r->shape.dim[r->shape.rank - 1];
+    *relu = false;
+    if (r->shape.rank != 2 || kc->k->n != (optab[r->op].flags & F_EPIRELU ? 3 : 2))
+        return NODE_NONE;
+    if (optab[r->op].flags & F_EPIRELU) {
+        sum = r->in[0];
+        *relu = true;
+    }
+    const Node *s = NODE(g, sum);
+    if (!(optab[s->op].flags & F_EPIBIAS) || !is_member(kc, sum) ||
+        (s->in[0] == head) == (s->in[1] == head))
+        return NODE_NONE;
+    NodeId bias = s->in[0] == head ? s->in[1] : s->in[0];
+    const Node *b = NODE(g, bias);
+    if (b->role == R_CONST || is_member(kc, bias) || b->shape.rank != 1 ||
+        b->shape.dim[0] != ncols || !graph_same_layout(s, NODE(g, head)))
+        return NODE_NONE;
+    return bias;
+}
+
 /* A GEMM whose result feeds a loop: row blocks of C are computed, then
  * the loop runs over the block while it is in cache. The result may be
  * an image (a convolution's (N, OH, OW, C), the GEMM's rows being
@@ -332,6 +361,18 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     emit_line(e, "for (int r0 = 0; r0 < %s; r0 += %d) {", m, rb);
     e->indent++;
     emit_line(e, "const int rb = %s - r0 < %d ? %s - r0 : %d;", m, rb, m, rb);
+    bool relu;
+    NodeId bias = bias_epilogue(kc, head, &relu);
+    if (bias) {
+        emit_line(e, "nnc_sgemm_bias(%d, %d, rb, %d, %s, %s + %s, %s, %s, %s, %s, %d, %s + (size_t)r0 * %d, %d);",
+                  ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]),
+                  ta ? "r0" : emit_str("(size_t)r0 * %s", lda), lda,
+                  emit_buf(g, kc->p, h->in[1]), ldb, emit_buf(g, kc->p, bias), relu, c,
+                  ncols, ncols);
+        e->indent--;
+        emit_line(e, "}");
+        return;
+    }
     emit_line(e, "nnc_sgemm(%d, %d, rb, %d, %s, 1.0f, %s + %s, %s, %s, %s, 0.0f, %s + (size_t)r0 * %d, %d);",
               ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]),
               ta ? "r0" : emit_str("(size_t)r0 * %s", lda), lda,

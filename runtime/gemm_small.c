@@ -1,0 +1,353 @@
+/*
+ * gemm_small.c - small products against a transposed B, C = A B^T, as dot
+ * products, with bias and ReLU applied while the results are in
+ * registers. Written once over the vector width and instantiated below
+ * for AVX2 (8 floats) and AVX-512 (16 floats); gemm.c calls them through
+ * a GemmSmall table (gemm_kern.h).
+ *
+ * A dense layer stores its weights [out, in] (PyTorch's layout), so its
+ * forward product is X W^T: both operands have contiguous rows along k.
+ * The tiled kernels need rows of op(B) contiguous along n, which costs a
+ * transposed copy of W per call: as much as a large part of the product
+ * when the batch is small (the seed model's 32x64x128 layer). Here each
+ * element of C is instead the dot product of a row of A and a row of B,
+ * read in place: a tile of R rows of A by 4 rows of B keeps R x 4 vector
+ * sums in registers (R = 3 on AVX2, 6 on AVX-512), one load of each row
+ * per step of k and R x 4 fused multiply-adds; a last partial step of k
+ * loads under a mask (zeros beyond k). At the end each vector sum is
+ * reduced, four at a time, by a fixed tree, and the four results of a
+ * row are scaled, added to beta * C and the bias and clamped at zero
+ * (ReLU), then stored.
+ *
+ * Every element of C is computed the same way wherever it sits (the same
+ * lane partial sums, the same reduction tree): results do not depend on
+ * the tile grid, the number of rows (predict at batch 1 or 32) or
+ * threads. They do differ in rounding from the tiled kernels' single
+ * chain over k, as any two summation orders do; the epilogue is the
+ * emitted loop's operations (c + bias[j], then v > 0 ? v : 0) exactly.
+ *
+ * The file includes itself once per ISA: the part outside SMALL_BODY sets
+ * up the vector macros and includes the part inside it.
+ */
+#ifndef SMALL_BODY
+
+#include "gemm_kern.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#define SMALL_BODY 1
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+/* ---- AVX2+FMA: 8 floats, 3 rows of A per tile ---------------------------- */
+
+#define TARGET __attribute__((target("avx2,fma")))
+#define SFX _avx2
+#define VW 8
+#define RI 3
+#define VT __m256
+#define VMASK __m256i
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VLOADM(p, m) _mm256_maskload_ps(p, m)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VSET1(x) _mm256_set1_ps(x)
+#define VMUL(a, b) _mm256_mul_ps(a, b)
+#define VADD(a, b) _mm256_add_ps(a, b)
+#define VMAX(a, b) _mm256_max_ps(a, b)
+#define VSTORE(p, x) _mm256_storeu_ps(p, x)
+#define VSTOREM(p, m, x) _mm256_maskstore_ps(p, m, x)
+#define RO 6
+
+static inline __attribute__((always_inline)) TARGET __m256i mask_avx2(size_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define VMASKN(n) mask_avx2(n)
+
+/* lanes 0-3: the sums of x0..x3, each by the tree ((l0+l1)+(l2+l3)) +
+ * ((l4+l5)+(l6+l7)) */
+static inline __attribute__((always_inline)) TARGET __m128
+reduce4_avx2(__m256 x0, __m256 x1, __m256 x2, __m256 x3)
+{
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(x0, x1), _mm256_hadd_ps(x2, x3));
+
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+#define VREDUCE4(a, b, c, d) reduce4_avx2(a, b, c, d)
+
+#include "gemm_small.c"
+
+#undef TARGET
+#undef SFX
+#undef VW
+#undef RI
+#undef VT
+#undef VMASK
+#undef VZERO
+#undef VLOAD
+#undef VLOADM
+#undef VFMA
+#undef VMASKN
+#undef VREDUCE4
+#undef VSET1
+#undef VMUL
+#undef VADD
+#undef VMAX
+#undef VSTORE
+#undef VSTOREM
+#undef RO
+
+/* ---- AVX-512: 16 floats, 6 rows of A per tile ---------------------------- */
+
+#define TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+#define SFX _avx512
+#define VW 16
+#define RI 6
+#define VT __m512
+#define VMASK __mmask16
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VLOADM(p, m) _mm512_maskz_loadu_ps(m, p)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VSET1(x) _mm512_set1_ps(x)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VMAX(a, b) _mm512_max_ps(a, b)
+#define VSTORE(p, x) _mm512_storeu_ps(p, x)
+#define VSTOREM(p, m, x) _mm512_mask_storeu_ps(p, m, x)
+#define RO 8
+#define VMASKN(n) ((__mmask16)((1u << (n)) - 1u))
+
+/* lanes i and i + 8 first, then the AVX2 tree */
+static inline __attribute__((always_inline)) TARGET __m256 half_avx512(__m512 x)
+{
+    return _mm256_add_ps(_mm512_castps512_ps256(x),
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+}
+
+static inline __attribute__((always_inline)) TARGET __m128
+reduce4_avx512(__m512 x0, __m512 x1, __m512 x2, __m512 x3)
+{
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(half_avx512(x0), half_avx512(x1)),
+                              _mm256_hadd_ps(half_avx512(x2), half_avx512(x3)));
+
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+#define VREDUCE4(a, b, c, d) reduce4_avx512(a, b, c, d)
+
+#include "gemm_small.c"
+
+const GemmSmall nnc_small_avx2 = {dots_nt_avx2, outer_nt_avx2, 2 * 8};
+const GemmSmall nnc_small_avx512 = {dots_nt_avx512, outer_nt_avx512, 2 * 16};
+
+#else /* not x86 */
+
+const GemmSmall nnc_small_avx2 = {NULL, NULL, 1};
+const GemmSmall nnc_small_avx512 = {NULL, NULL, 1};
+
+#endif
+
+#else /* SMALL_BODY: the template, under the macros above */
+
+#define FN(name) CAT(name, SFX)
+#define SINLINE static inline __attribute__((always_inline)) TARGET
+
+/* Row i of C: four results (cols of them valid, csc apart) scaled, plus
+ * beta * C, plus the bias (bias[j * bs]), clamped at zero under relu. */
+SINLINE void FN(store4)(float *c, size_t csc, size_t cols, __m128 x,
+                        const SmallArgs *s, size_t j0)
+{
+    float t[4];
+    size_t j;
+
+    x = _mm_mul_ps(_mm_set1_ps(s->alpha), x);
+    if (s->beta != 0.0f) {
+        for (j = 0; j < 4; j++)
+            t[j] = j < cols ? c[j * csc] : 0.0f;
+        x = _mm_fmadd_ps(_mm_set1_ps(s->beta), _mm_loadu_ps(t), x);
+    }
+    if (s->bias != NULL) {
+        for (j = 0; j < 4; j++)
+            t[j] = s->bias[(j0 + (j < cols ? j : 0)) * s->bs];
+        x = _mm_add_ps(x, _mm_loadu_ps(t));
+    }
+    if (s->relu)
+        x = _mm_max_ps(x, _mm_setzero_ps());
+    if (cols == 4 && csc == 1) {
+        _mm_storeu_ps(c, x);
+        return;
+    }
+    _mm_storeu_ps(t, x);
+    for (j = 0; j < cols; j++)
+        c[j * csc] = t[j];
+}
+
+#define SROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define SDECL(i) VT s##i##0 = VZERO(), s##i##1 = VZERO(), s##i##2 = VZERO(), \
+                    s##i##3 = VZERO();
+#define SLOADA(i) VT a##i = R > i ? VLOAD(a + (size_t)i * lda + p) : VZERO();
+#define SLOADAM(i) VT a##i = R > i ? VLOADM(a + (size_t)i * lda + p, mk) : VZERO();
+#define SFMA(i, j) if (R > i) s##i##j = VFMA(a##i, bv, s##i##j);
+#define SCOL(j, LD)                                                     \
+    {                                                                   \
+        VT bv = LD;                                                     \
+        SFMA(0, j) SFMA(1, j) SFMA(2, j) SFMA(3, j) SFMA(4, j) SFMA(5, j) \
+    }
+#define SSTORE(i)                                                       \
+    if (R > i)                                                          \
+        FN(store4)(c + (size_t)i * s->ldc, s->csc, cols,               \
+                   VREDUCE4(s##i##0, s##i##1, s##i##2, s##i##3), s, j0);
+
+/* Rows i0..i0+R of C, columns j0..j0+cols (cols <= 4; a missing column
+ * repeats the last row of B and is not stored). */
+SINLINE void FN(dtile)(const int R, const SmallArgs *s, size_t i0, size_t j0,
+                       size_t cols)
+{
+    const float *a = s->a + i0 * s->lda;
+    const float *b0 = s->b + j0 * s->ldb;
+    const float *b1 = b0 + (cols > 1 ? s->ldb : 0);
+    const float *b2 = b0 + (cols > 2 ? 2 * s->ldb : 0);
+    const float *b3 = b0 + (cols > 3 ? 3 * s->ldb : (cols - 1) * s->ldb);
+    float *c = s->c + i0 * s->ldc + j0 * s->csc;
+    size_t lda = s->lda, k = s->k, p;
+    SROWS(SDECL)
+
+    for (p = 0; p + VW <= k; p += VW) {
+        SROWS(SLOADA)
+        SCOL(0, VLOAD(b0 + p)) SCOL(1, VLOAD(b1 + p))
+        SCOL(2, VLOAD(b2 + p)) SCOL(3, VLOAD(b3 + p))
+    }
+    if (p < k) {
+        VMASK mk = VMASKN(k - p);
+        SROWS(SLOADAM)
+        SCOL(0, VLOADM(b0 + p, mk)) SCOL(1, VLOADM(b1 + p, mk))
+        SCOL(2, VLOADM(b2 + p, mk)) SCOL(3, VLOADM(b3 + p, mk))
+    }
+    SROWS(SSTORE)
+}
+
+#define SCASE(i)                                \
+    case i + 1:                                 \
+        if (i < RI)                             \
+            FN(dtile)(i + 1, s, i0, j0, cols);  \
+        break;
+
+static TARGET void FN(dots_nt)(const SmallArgs *s)
+{
+    size_t i0, j0;
+
+    for (i0 = 0; i0 < s->m; i0 += RI) {
+        size_t rows = s->m - i0 < RI ? s->m - i0 : RI;
+        for (j0 = 0; j0 < s->n; j0 += 4) {
+            size_t cols = s->n - j0 < 4 ? s->n - j0 : 4;
+            switch (rows) {
+                SROWS(SCASE)
+            default:
+                break;
+            }
+        }
+    }
+}
+
+/* ---- Short k: outer products on a transposed copy of B ----------------- */
+
+/* Lanes [0, n) of a vector's worth of C's row, n <= VW: alpha * x plus
+ * beta * C, plus the bias, clamped under relu, like store4. */
+SINLINE void FN(ostore)(float *c, size_t n, VT x, const SmallArgs *s,
+                        const float *bias)
+{
+    VMASK mk = VMASKN(n < VW ? n : VW);
+
+    x = VMUL(VSET1(s->alpha), x);
+    if (s->beta != 0.0f)
+        x = VFMA(VSET1(s->beta), n < VW ? VLOADM(c, mk) : VLOAD(c), x);
+    if (bias != NULL)
+        x = VADD(x, n < VW ? VLOADM(bias, mk) : VLOAD(bias));
+    if (s->relu)
+        x = VMAX(x, VZERO());
+    if (n < VW)
+        VSTOREM(c, mk, x);
+    else
+        VSTORE(c, x);
+}
+
+#define ODECL(i) VT o##i##a = VZERO(), o##i##b = VZERO();
+#define OSTEP(i)                                                \
+    if (R > i) {                                                \
+        VT ai = VSET1(a[(size_t)i * lda + p]);                  \
+        o##i##a = VFMA(ai, b0, o##i##a);                        \
+        o##i##b = VFMA(ai, b1, o##i##b);                        \
+    }
+#define OSTORE(i)                                                       \
+    if (R > i) {                                                        \
+        FN(ostore)(c + (size_t)i * s->ldc, cols, o##i##a, s, bias);     \
+        if (cols > VW)                                                  \
+            FN(ostore)(c + (size_t)i * s->ldc + VW, cols - VW, o##i##b, s, \
+                       bias != NULL ? bias + VW : NULL);                \
+    }
+#define OROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* Rows i0..i0+R, columns j0..j0+cols (cols <= 2 VW) of C, from bt (B^T,
+ * k rows of ldt floats, zero past n): one chain of fused multiply-adds
+ * over k per element, as the tiled kernels compute it. */
+SINLINE void FN(otile)(const int R, const SmallArgs *s, const float *bt,
+                       size_t ldt, size_t i0, size_t j0, size_t cols)
+{
+    const float *a = s->a + i0 * s->lda;
+    const float *bias = s->bias != NULL ? s->bias + j0 : NULL;
+    float *c = s->c + i0 * s->ldc + j0;
+    size_t lda = s->lda, p;
+    OROWS(ODECL)
+
+    for (p = 0; p < s->k; p++) {
+        VT b0 = VLOAD(bt + p * ldt + j0), b1 = VLOAD(bt + p * ldt + j0 + VW);
+        OROWS(OSTEP)
+    }
+    OROWS(OSTORE)
+}
+
+#define OCASE(i)                                        \
+    case i + 1:                                         \
+        if (i < RO)                                     \
+            FN(otile)(i + 1, s, bt, ldt, i0, j0, cols); \
+        break;
+
+/* The same problem as dots_nt (csc 1, bias stride 1) for short k, given
+ * bt = B^T zero-padded to ldt (a multiple of 2 VW) columns. */
+static TARGET void FN(outer_nt)(const SmallArgs *s, const float *bt, size_t ldt)
+{
+    size_t i0, j0;
+
+    for (j0 = 0; j0 < s->n; j0 += 2 * VW) {
+        size_t cols = s->n - j0 < 2 * VW ? s->n - j0 : 2 * VW;
+        for (i0 = 0; i0 < s->m; i0 += RO) {
+            switch (s->m - i0 < RO ? s->m - i0 : RO) {
+                OROWS(OCASE)
+            default:
+                break;
+            }
+        }
+    }
+}
+
+#undef ODECL
+#undef OSTEP
+#undef OSTORE
+#undef OROWS
+#undef OCASE
+#undef FN
+#undef SINLINE
+#undef SROWS
+#undef SDECL
+#undef SLOADA
+#undef SLOADAM
+#undef SFMA
+#undef SCOL
+#undef SSTORE
+#undef SCASE
+
+#endif /* SMALL_BODY */

@@ -1,0 +1,179 @@
+/*
+ * test_gemm_small.c - the small-problem paths of nnc_sgemm (gemm_small.c:
+ * dot products against a transposed B, outer products for short k) and
+ * nnc_sgemm_bias, against a GEMM computed in double, on every shape with
+ * m, n in a set of edge sizes up to 40 and k from 1 to 40 (and a few
+ * longer), all four transposes, several alpha and beta, and row strides
+ * above the minimum. Operands sit one float past an allocation, and all
+ * padding holds NaN (A, B, the bias) or a sentinel (C), so a read or
+ * write outside the matrices shows. Each case runs under every kernel set
+ * this CPU supports; the ones it lacks are named and left out (the
+ * AVX-512 instantiation is the same template as the AVX2 one).
+ *
+ * Also: nnc_sgemm_bias gives exactly nnc_sgemm followed by c + bias[j]
+ * and c > 0 ? c : 0, and the dot-product path (AVX2, AVX-512) computes
+ * each element independently of how many rows the call has (predict at
+ * batch 1 or 32).
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "nncrt.h"
+
+static const char *const isas[] = {"avx512", "avx2", "neon", "scalar"};
+#define NISAS (sizeof isas / sizeof isas[0])
+
+static const int mns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17, 31, 32, 33, 40};
+#define NMNS (int)(sizeof mns / sizeof mns[0])
+
+/* len floats at base + 1 (returned), all of base[0..len] set to pad. */
+static float *padded(size_t len, float pad, float **base)
+{
+    *base = malloc((len + 1) * sizeof **base);
+    cr_assert_not_null(*base);
+    for (size_t i = 0; i <= len; i++)
+        (*base)[i] = pad;
+    return *base + 1;
+}
+
+static float uniform(nnc_rng *r)
+{
+    return 2.0f * nnc_rng_uniform(r) - 1.0f;
+}
+
+/* One shape under the current ISA: nnc_sgemm with alpha, beta, and
+ * nnc_sgemm_bias with relu on and off, each against double. */
+static void check_shape(int ta, int tb, int m, int n, int k, float alpha,
+                        float beta, int pad, nnc_rng *r)
+{
+    int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    int lda = ac + pad, ldb = bc + pad, ldc = n + pad;
+    float *ab, *bb, *cb, *c0b, *biasb;
+    float *a = padded((size_t)ar * (size_t)lda, NAN, &ab);
+    float *b = padded((size_t)br * (size_t)ldb, NAN, &bb);
+    float *bias = padded((size_t)n + 4, NAN, &biasb);
+    size_t clen = (size_t)m * (size_t)ldc;
+    float *c = padded(clen, -777.0f, &cb);
+    float *c0 = padded(clen, -777.0f, &c0b);
+
+    for (int i = 0; i < ar; i++)
+        for (int j = 0; j < ac; j++)
+            a[i * lda + j] = uniform(r);
+    for (int i = 0; i < br; i++)
+        for (int j = 0; j < bc; j++)
+            b[i * ldb + j] = uniform(r);
+    for (int j = 0; j < n; j++)
+        bias[j] = uniform(r);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            c0[i * ldc + j] = uniform(r);
+
+    for (int mode = 0; mode < 3; mode++) {     /* sgemm, bias, bias+relu */
+        memcpy(cb, c0b, (clen + 1) * sizeof *cb);
+        if (mode == 0)
+            nnc_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            nnc_sgemm_bias(ta, tb, m, n, k, a, lda, b, ldb, bias, mode == 2, c, ldc);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double sum = 0.0, mag = 0.0;
+                for (int p = 0; p < k; p++) {
+                    double x = ta ? a[p * lda + i] : a[i * lda + p];
+                    double y = tb ? b[j * ldb + p] : b[p * ldb + j];
+                    sum += x * y;
+                    mag += fabs(x * y);
+                }
+                if (mode == 0) {
+                    sum *= alpha, mag *= fabs(alpha);
+                    if (beta != 0.0f) {
+                        sum += (double)beta * c0[i * ldc + j];
+                        mag += fabs((double)beta * c0[i * ldc + j]);
+                    }
+                } else {
+                    sum += bias[j], mag += fabs(bias[j]);
+                    if (mode == 2 && !(sum > 0.0))
+                        sum = 0.0;
+                }
+                double got = c[i * ldc + j];
+                cr_assert(fabs(got - sum) <= (k + 3) * FLT_EPSILON * mag + 1e-30,
+                          "%s mode %d ta=%d tb=%d m=%d n=%d k=%d alpha=%g "
+                          "beta=%g pad=%d: C[%d,%d] = %.9g, want %.9g",
+                          nnc_isa(), mode, ta, tb, m, n, k, (double)alpha,
+                          (double)beta, pad, i, j, got, sum);
+            }
+            for (int j = n; j < ldc; j++)
+                cr_assert_eq(c[i * ldc + j], -777.0f, "%s wrote C[%d,%d]", nnc_isa(), i, j);
+        }
+        cr_assert_eq(cb[0], -777.0f, "%s wrote before C", nnc_isa());
+    }
+    free(ab), free(bb), free(cb), free(c0b), free(biasb);
+}
+
+Test(gemm_small, edge_shapes_every_transpose)
+{
+    static const float ab[][2] = {{1, 0}, {0.5f, 1}, {-1.5f, 0.25f}};
+    static const int ks[] = {41, 64, 100, 128, 257};
+    nnc_rng r;
+    int count = 0;
+
+    nnc_rng_seed(&r, 12);
+    for (size_t f = 0; f < NISAS; f++) {
+        if (nnc_set_isa(isas[f]) != NNC_OK) {
+            printf("gemm_small: %s not supported here, left out\n", isas[f]);
+            continue;
+        }
+        for (int t = 0; t < 4; t++)
+            for (int mi = 0; mi < NMNS; mi++)
+                for (int ni = 0; ni < NMNS; ni++)
+                    for (int k = 1; k <= 40 + (int)(sizeof ks / sizeof ks[0]); k++) {
+                        int kk = k <= 40 ? k : ks[k - 41];
+                        int v = count++;
+                        if (kk > 40 && (mi + ni) % 3 != 0)
+                            continue;   /* long k: a third of the shapes */
+                        check_shape(t >> 1, t & 1, mns[mi], mns[ni], kk, ab[v % 3][0],
+                                    ab[v % 3][1], v % 5 == 0 ? 3 : 0, &r);
+                    }
+    }
+}
+
+/* nnc_sgemm_bias is nnc_sgemm then the emitted loop's operations, bit for
+ * bit, and a row of A gives the same row of C in a call of any height. */
+Test(gemm_small, bias_exact_and_rows_independent)
+{
+    enum { M = 32, N = 64, K = 128 };
+    static float a[M * K], b[N * K], bias[N], c1[M * N], c2[M * N], c3[N];
+    nnc_rng r;
+
+    nnc_rng_seed(&r, 7);
+    for (int i = 0; i < M * K; i++)
+        a[i] = uniform(&r);
+    for (int i = 0; i < N * K; i++)
+        b[i] = uniform(&r);
+    for (int i = 0; i < N; i++)
+        bias[i] = uniform(&r);
+    for (size_t f = 0; f < NISAS; f++) {
+        if (nnc_set_isa(isas[f]) != NNC_OK)
+            continue;
+        for (int relu = 0; relu < 2; relu++) {
+            nnc_sgemm_bias(0, 1, M, N, K, a, K, b, K, bias, relu, c1, N);
+            nnc_sgemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c2, N);
+            for (int i = 0; i < M * N; i++) {
+                float v = c2[i] + bias[i % N];
+                c2[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            }
+            cr_assert_eq(memcmp(c1, c2, sizeof c1), 0, "%s relu=%d", nnc_isa(), relu);
+        }
+        if (strcmp(isas[f], "avx2") != 0 && strcmp(isas[f], "avx512") != 0)
+            continue;   /* the tiled kernels differ from one-row dots */
+        nnc_sgemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c1, N);
+        for (int i = 0; i < M; i++) {
+            nnc_sgemm(0, 1, 1, N, K, 1.0f, a + i * K, K, b, K, 0.0f, c3, N);
+            cr_assert_eq(memcmp(c3, c1 + i * N, sizeof c3), 0, "%s row %d", nnc_isa(), i);
+        }
+    }
+}
