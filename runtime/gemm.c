@@ -619,43 +619,57 @@ static const GemmSmall *small_for(const GemmKern *kn)
     return NULL;
 }
 
-/* C = alpha * A B^T + beta * C (+ bias, ReLU) by gemm_small.c's dot
- * products, with rows of A and B contiguous and the problem small enough
- * to stay in L1/L2 (is_direct). C with one column is done transposed,
- * C^T = x^T A^T, so that its elements fill the tiles' four columns. For
- * short k, outer products on a transposed copy of B (B^T of a dense
- * layer's first weights, 10 x 128 in the seed model: 5 KiB) instead.
- * Returns 0, doing nothing, when the problem or ISA does not fit. */
-static int gemm_small(const Gemm *g, const GemmKern *kn, const float *bias,
-                      int relu)
+/* C = alpha * op(A) op(B) + beta * C and the epilogue in epi (bias, ReLU,
+ * ReLU's gradient, column sums: SmallArgs; NULL for none) by
+ * gemm_small.c's kernels, when A's rows are contiguous and the problem is
+ * small enough to stay in L1/L2 (is_direct). B with rows along n is read
+ * in place by outer products, one chain of fused multiply-adds per
+ * element as the tiled kernels do (so the same results); a transposed B
+ * (a dense layer's weights) by dot products, or for short k by outer
+ * products on a transposed copy (the seed model's first weights, 10 x 128:
+ * 5 KiB). A C with one column is done transposed, C^T = x^T A^T, so that
+ * its elements fill the dot tiles' four columns. Returns 0, doing
+ * nothing, when the problem or the ISA does not fit. */
+static int gemm_small(const Gemm *g, const GemmKern *kn, const SmallArgs *epi)
 {
     const GemmSmall *sm = small_for(kn);
     SmallArgs s;
     FpMode mode;
-
     int outer = g->k < SMALL_KMIN && g->m > 2 && g->n > 2;
     size_t ldt = sm != NULL ? round_up(g->n, sm->ldt_unit) : 0;
 
-    if (sm == NULL || sm->dots_nt == NULL || g->csa != 1 || g->rsb != 1 ||
-        !is_direct(g) || (outer && ldt * g->k > SMALL_BT))
+    if (sm == NULL || sm->dots_nt == NULL || g->csa != 1 || !is_direct(g))
         return 0;
+    if (epi != NULL)
+        s = *epi;
+    else
+        memset(&s, 0, sizeof s);
     s.m = g->m, s.n = g->n, s.k = g->k;
-    s.a = g->a, s.lda = g->rsa, s.b = g->b, s.ldb = g->csb;
+    s.a = g->a, s.lda = g->rsa, s.b = g->b;
     s.c = g->c, s.ldc = g->ldc, s.csc = 1;
-    s.alpha = g->alpha, s.beta = g->beta;
-    s.bias = bias, s.bs = 1, s.relu = relu;
-    if (g->n == 1) {
-        s.m = 1, s.n = g->m;
-        s.a = g->b, s.lda = 0, s.b = g->a, s.ldb = g->rsa;
-        s.ldc = 0, s.csc = g->ldc, s.bs = 0;
+    s.alpha = g->alpha, s.beta = g->beta, s.bs = 1;
+    if (g->csb == 1) {                      /* B's rows along n */
+        mode = fp_enter();
+        sm->outer(&s, g->b, g->rsb, 0);
+        fp_leave(mode);
+        return 1;
     }
+    if (g->rsb != 1 || s.mask != NULL || s.sum != NULL ||
+        (outer && ldt * g->k > SMALL_BT))
+        return 0;
     mode = fp_enter();
     if (outer) {
         float bt[SMALL_BT];
         bt[0] = 0.0f;   /* k > 0 writes it; tells gcc it is set */
         transpose_b(g, ldt, bt);
-        sm->outer_nt(&s, bt, ldt);
+        sm->outer(&s, bt, ldt, 1);
     } else {
+        s.ldb = g->csb;
+        if (g->n == 1) {
+            s.m = 1, s.n = g->m;
+            s.a = g->b, s.lda = 0, s.b = g->a, s.ldb = g->rsa;
+            s.ldc = 0, s.csc = g->ldc, s.bs = 0;
+        }
         sm->dots_nt(&s);
     }
     fp_leave(mode);
@@ -836,8 +850,21 @@ void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,
     g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
     g.alpha = alpha, g.beta = beta;
     g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
-    if (!gemm_small(&g, current_kernel(), NULL, 0) && !gemm_vector(&g, current_kernel()))
+    if (!gemm_small(&g, current_kernel(), NULL) && !gemm_vector(&g, current_kernel()))
         gemm_run(&g, current_kernel());
+}
+
+/* g for nnc_sgemm's arguments with alpha 1, beta 0. */
+static void gemm_init(Gemm *g, int trans_a, int trans_b, int m, int n, int k,
+                      const float *a, int lda, const float *b, int ldb,
+                      float *c, int ldc)
+{
+    g->m = (size_t)m, g->n = (size_t)n, g->k = (size_t)k;
+    g->a = a, g->b = b, g->c = c, g->ldc = (size_t)ldc;
+    g->rsa = trans_a ? 1 : (size_t)lda, g->csa = trans_a ? (size_t)lda : 1;
+    g->rsb = trans_b ? 1 : (size_t)ldb, g->csb = trans_b ? (size_t)ldb : 1;
+    g->alpha = 1.0f, g->beta = 0.0f;
+    g->ta = trans_a, g->tb = trans_b, g->lda = lda, g->ldb = ldb;
 }
 
 void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,
@@ -845,24 +872,57 @@ void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,
                     const float *bias, int relu, float *c, int ldc)
 {
     Gemm g;
+    SmallArgs epi;
     size_t i, j;
 
-    if (m <= 0 || n <= 0 || k < 0)
+    if (m <= 0 || n <= 0)
         return;
-    g.m = (size_t)m, g.n = (size_t)n, g.k = (size_t)k;
-    g.a = a, g.b = b, g.c = c, g.ldc = (size_t)ldc;
-    g.rsa = trans_a ? 1 : (size_t)lda, g.csa = trans_a ? (size_t)lda : 1;
-    g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
-    g.alpha = 1.0f, g.beta = 0.0f;
-    g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
-    if (k > 0 && gemm_small(&g, current_kernel(), bias, relu))
-        return;
-    nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    for (i = 0; i < g.m; i++) {
-        float *row = c + i * g.ldc;
-        for (j = 0; j < g.n; j++) {
+    if (k <= 0) {
+        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    } else {
+        gemm_init(&g, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+        memset(&epi, 0, sizeof epi);
+        epi.bias = bias, epi.relu = relu;
+        if (gemm_small(&g, current_kernel(), &epi))
+            return;
+        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    }
+    for (i = 0; i < (size_t)m; i++) {
+        float *row = c + i * (size_t)ldc;
+        for (j = 0; j < (size_t)n; j++) {
             float v = row[j] + bias[j];
             row[j] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+    }
+}
+
+void nnc_sgemm_relu_back(int trans_a, int trans_b, int m, int n, int k,
+                         const float *a, int lda, const float *b, int ldb,
+                         const float *y, int ldy, float *sum, float *c, int ldc)
+{
+    Gemm g;
+    SmallArgs epi;
+    size_t i, j;
+
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    } else {
+        gemm_init(&g, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+        memset(&epi, 0, sizeof epi);
+        epi.mask = y, epi.ldm = (size_t)ldy, epi.sum = sum;
+        if (gemm_small(&g, current_kernel(), &epi))
+            return;
+        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    }
+    for (i = 0; i < (size_t)m; i++) {
+        float *row = c + i * (size_t)ldc;
+        const float *yr = y + i * (size_t)ldy;
+        for (j = 0; j < (size_t)n; j++) {
+            row[j] = yr[j] > 0.0f ? row[j] : 0.0f;
+            if (sum != NULL)
+                sum[j] += row[j];
         }
     }
 }

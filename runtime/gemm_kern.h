@@ -54,10 +54,18 @@ typedef struct GemmKern {
     GemmPackFn *pack_bt;        /* NULL: gemm.c's scalar transpose        */
 } GemmKern;
 
-/* A small product against a transposed B, by dot products (gemm_small.c):
- * C[i*ldc + j*csc] = max0?(alpha * dot(a + i*lda, b + j*ldb) + beta * C
- * + bias[j*bs]) for i < m, j < n, dots of length k over contiguous rows.
- * bias may be NULL; bs is 1, or 0 for one bias shared by all columns. */
+/* A small product with an epilogue (gemm_small.c), A's rows contiguous:
+ *
+ *     v = alpha * sum_p A(i,p) B(p,j) + beta * C[i*ldc + j*csc]
+ *     v = v + bias[j*bs]               (bias not NULL)
+ *     v = v > 0 ? v : 0                (relu)
+ *     v = mask[i*ldm + j] > 0 ? v : 0  (mask not NULL: ReLU's gradient)
+ *     C[i*ldc + j*csc] = v, sum[j] += v, rows in order (sum not NULL)
+ *
+ * for i < m, j < n, A(i,p) = a[i*lda + p]. dots_nt takes B transposed,
+ * B(p,j) = b[j*ldb + p], and only alpha, beta, bias (bs 1, or 0 for one
+ * bias shared by all columns) and relu; outer takes B(p,j) = b[p*ldb + j],
+ * csc 1 and bs 1. */
 typedef struct SmallArgs {
     size_t m, n, k;
     const float *a, *b;
@@ -68,13 +76,16 @@ typedef struct SmallArgs {
     const float *bias;
     size_t bs;
     int relu;
+    const float *mask;
+    size_t ldm;
+    float *sum;
 } SmallArgs;
 
 typedef struct GemmSmall {
     void (*dots_nt)(const SmallArgs *s);    /* NULL: not for this ISA */
-    /* the same (csc 1, bs 1) from bt = B^T, k rows of ldt floats (a
-     * multiple of ldt_unit), zero past n: for short k */
-    void (*outer_nt)(const SmallArgs *s, const float *bt, size_t ldt);
+    /* B from b (ldb apart; s->b is ignored), readable to column n, or
+     * when padded to a multiple of ldt_unit (a transposed copy of B) */
+    void (*outer)(const SmallArgs *s, const float *b, size_t ldb, int padded);
     size_t ldt_unit;
 } GemmSmall;
 

@@ -59,6 +59,7 @@
 #define VMAX(a, b) _mm256_max_ps(a, b)
 #define VSTORE(p, x) _mm256_storeu_ps(p, x)
 #define VSTOREM(p, m, x) _mm256_maskstore_ps(p, m, x)
+#define VPOSITIVE(x, y) _mm256_and_ps(x, _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ))
 #define RO 6
 
 static inline __attribute__((always_inline)) TARGET __m256i mask_avx2(size_t n)
@@ -99,6 +100,7 @@ reduce4_avx2(__m256 x0, __m256 x1, __m256 x2, __m256 x3)
 #undef VMAX
 #undef VSTORE
 #undef VSTOREM
+#undef VPOSITIVE
 #undef RO
 
 /* ---- AVX-512: 16 floats, 6 rows of A per tile ---------------------------- */
@@ -119,6 +121,8 @@ reduce4_avx2(__m256 x0, __m256 x1, __m256 x2, __m256 x3)
 #define VMAX(a, b) _mm512_max_ps(a, b)
 #define VSTORE(p, x) _mm512_storeu_ps(p, x)
 #define VSTOREM(p, m, x) _mm512_mask_storeu_ps(p, m, x)
+#define VPOSITIVE(x, y) \
+    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), x)
 #define RO 8
 #define VMASKN(n) ((__mmask16)((1u << (n)) - 1u))
 
@@ -141,8 +145,8 @@ reduce4_avx512(__m512 x0, __m512 x1, __m512 x2, __m512 x3)
 
 #include "gemm_small.c"
 
-const GemmSmall nnc_small_avx2 = {dots_nt_avx2, outer_nt_avx2, 2 * 8};
-const GemmSmall nnc_small_avx512 = {dots_nt_avx512, outer_nt_avx512, 2 * 16};
+const GemmSmall nnc_small_avx2 = {dots_nt_avx2, outer_avx2, 2 * 8};
+const GemmSmall nnc_small_avx512 = {dots_nt_avx512, outer_avx512, 2 * 16};
 
 #else /* not x86 */
 
@@ -170,7 +174,9 @@ SINLINE void FN(store4)(float *c, size_t csc, size_t cols, __m128 x,
             t[j] = j < cols ? c[j * csc] : 0.0f;
         x = _mm_fmadd_ps(_mm_set1_ps(s->beta), _mm_loadu_ps(t), x);
     }
-    if (s->bias != NULL) {
+    if (s->bias != NULL && cols == 4 && s->bs == 1) {
+        x = _mm_add_ps(x, _mm_loadu_ps(s->bias + j0));
+    } else if (s->bias != NULL) {
         for (j = 0; j < 4; j++)
             t[j] = s->bias[(j0 + (j < cols ? j : 0)) * s->bs];
         x = _mm_add_ps(x, _mm_loadu_ps(t));
@@ -253,26 +259,41 @@ static TARGET void FN(dots_nt)(const SmallArgs *s)
     }
 }
 
-/* ---- Short k: outer products on a transposed copy of B ----------------- */
+/* ---- Outer products: B with rows along n --------------------------------- */
 
-/* Lanes [0, n) of a vector's worth of C's row, n <= VW: alpha * x plus
- * beta * C, plus the bias, clamped under relu, like store4. */
+/* Lanes [0, n) (n <= VW) of row i of a tile, at c, for columns from j:
+ * alpha * x plus beta * C, plus the bias, clamped under relu, zeroed
+ * where the mask row is not positive (ReLU's gradient), then stored and
+ * added to the column sums. The operations of the emitted loops, in
+ * their order, so results are theirs bit for bit. */
 SINLINE void FN(ostore)(float *c, size_t n, VT x, const SmallArgs *s,
-                        const float *bias)
+                        size_t i, size_t j)
 {
     VMASK mk = VMASKN(n < VW ? n : VW);
+    int part = n < VW;
 
     x = VMUL(VSET1(s->alpha), x);
     if (s->beta != 0.0f)
-        x = VFMA(VSET1(s->beta), n < VW ? VLOADM(c, mk) : VLOAD(c), x);
-    if (bias != NULL)
-        x = VADD(x, n < VW ? VLOADM(bias, mk) : VLOAD(bias));
+        x = VFMA(VSET1(s->beta), part ? VLOADM(c, mk) : VLOAD(c), x);
+    if (s->bias != NULL)
+        x = VADD(x, part ? VLOADM(s->bias + j, mk) : VLOAD(s->bias + j));
     if (s->relu)
         x = VMAX(x, VZERO());
-    if (n < VW)
+    if (s->mask != NULL) {
+        const float *y = s->mask + i * s->ldm + j;
+        x = VPOSITIVE(x, part ? VLOADM(y, mk) : VLOAD(y));
+    }
+    if (part)
         VSTOREM(c, mk, x);
     else
         VSTORE(c, x);
+    if (s->sum != NULL) {
+        float *t = s->sum + j;
+        if (part)
+            VSTOREM(t, mk, VADD(VLOADM(t, mk), x));
+        else
+            VSTORE(t, VADD(VLOAD(t), x));
+    }
 }
 
 #define ODECL(i) VT o##i##a = VZERO(), o##i##b = VZERO();
@@ -284,46 +305,59 @@ SINLINE void FN(ostore)(float *c, size_t n, VT x, const SmallArgs *s,
     }
 #define OSTORE(i)                                                       \
     if (R > i) {                                                        \
-        FN(ostore)(c + (size_t)i * s->ldc, cols, o##i##a, s, bias);     \
+        FN(ostore)(c + (size_t)i * s->ldc, cols, o##i##a, s, i0 + i, j0); \
         if (cols > VW)                                                  \
             FN(ostore)(c + (size_t)i * s->ldc + VW, cols - VW, o##i##b, s, \
-                       bias != NULL ? bias + VW : NULL);                \
+                       i0 + i, j0 + VW);                                \
     }
 #define OROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-/* Rows i0..i0+R, columns j0..j0+cols (cols <= 2 VW) of C, from bt (B^T,
- * k rows of ldt floats, zero past n): one chain of fused multiply-adds
- * over k per element, as the tiled kernels compute it. */
-SINLINE void FN(otile)(const int R, const SmallArgs *s, const float *bt,
-                       size_t ldt, size_t i0, size_t j0, size_t cols)
+/* Rows i0..i0+R, columns j0..j0+cols (cols <= 2 VW) of C, B's row p at
+ * b + p * ldb: one chain of fused multiply-adds over k per element, as
+ * the tiled kernels compute it. masked: B has only cols readable
+ * columns there. */
+SINLINE void FN(otile)(const int R, const int masked, const SmallArgs *s,
+                       const float *b, size_t ldb, size_t i0, size_t j0,
+                       size_t cols)
 {
     const float *a = s->a + i0 * s->lda;
-    const float *bias = s->bias != NULL ? s->bias + j0 : NULL;
     float *c = s->c + i0 * s->ldc + j0;
+    VMASK m0 = VMASKN(cols < VW ? cols : VW);
+    VMASK m1 = VMASKN(cols > VW ? cols - VW : 0);
     size_t lda = s->lda, p;
     OROWS(ODECL)
 
-    for (p = 0; p < s->k; p++) {
-        VT b0 = VLOAD(bt + p * ldt + j0), b1 = VLOAD(bt + p * ldt + j0 + VW);
+    b += j0;
+    for (p = 0; p < s->k; p++, b += ldb) {
+        VT b0 = masked ? VLOADM(b, m0) : VLOAD(b);
+        VT b1 = masked ? VLOADM(b + VW, m1) : VLOAD(b + VW);
         OROWS(OSTEP)
     }
     OROWS(OSTORE)
 }
 
-#define OCASE(i)                                        \
-    case i + 1:                                         \
-        if (i < RO)                                     \
-            FN(otile)(i + 1, s, bt, ldt, i0, j0, cols); \
+#define OCASE(i)                                                        \
+    case i + 1:                                                         \
+        if (i < RO) {                                                   \
+            if (masked)                                                 \
+                FN(otile)(i + 1, 1, s, b, ldb, i0, j0, cols);           \
+            else                                                        \
+                FN(otile)(i + 1, 0, s, b, ldb, i0, j0, cols);           \
+        }                                                               \
         break;
 
-/* The same problem as dots_nt (csc 1, bias stride 1) for short k, given
- * bt = B^T zero-padded to ldt (a multiple of 2 VW) columns. */
-static TARGET void FN(outer_nt)(const SmallArgs *s, const float *bt, size_t ldt)
+/* C = op(A) B (csc 1, bias stride 1) with A's rows contiguous and B's row
+ * p at b + p * ldb, readable to column n, or to a multiple of 2 VW when
+ * padded (a transposed copy). Column panels outermost, row strips in
+ * order within each: every column sum adds its rows in order. */
+static TARGET void FN(outer)(const SmallArgs *s, const float *b, size_t ldb,
+                             int padded)
 {
     size_t i0, j0;
 
     for (j0 = 0; j0 < s->n; j0 += 2 * VW) {
         size_t cols = s->n - j0 < 2 * VW ? s->n - j0 : 2 * VW;
+        int masked = !padded && cols < 2 * VW;
         for (i0 = 0; i0 < s->m; i0 += RO) {
             switch (s->m - i0 < RO ? s->m - i0 : RO) {
                 OROWS(OCASE)

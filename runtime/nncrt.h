@@ -80,6 +80,16 @@ void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,
                     const float *a, int lda, const float *b, int ldb,
                     const float *bias, int relu, float *c, int ldc);
 
+/* A dense layer's gradient through ReLU: C = op(A) op(B) where y > 0,
+ * else 0 (y: m x n, row stride ldy: the layer's output), and, when sum is
+ * not NULL, sum[j] += C[i,j] for every row in order (the bias gradient;
+ * the caller zeroes it). The same values as nnc_sgemm with alpha 1 and
+ * beta 0 followed by those operations, applied in registers where the
+ * kernels allow (small products with B not transposed). */
+void nnc_sgemm_relu_back(int trans_a, int trans_b, int m, int n, int k,
+                         const float *a, int lda, const float *b, int ldb,
+                         const float *y, int ldy, float *sum, float *c, int ldc);
+
 /* The plain reference GEMM, always built; nnc_sgemm may dispatch to
  * faster kernels but must agree with this one. */
 void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,

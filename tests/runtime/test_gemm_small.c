@@ -7,10 +7,12 @@
  * above the minimum. Operands sit one float past an allocation, and all
  * padding holds NaN (A, B, the bias) or a sentinel (C), so a read or
  * write outside the matrices shows. Each case runs under every kernel set
- * this CPU supports; the ones it lacks are named and left out (the
+ * this CPU supports (with nnc_sgemm_relu_back, where y is NaN in its
+ * padding); the ones it lacks are named and left out (the
  * AVX-512 instantiation is the same template as the AVX2 one).
  *
- * Also: nnc_sgemm_bias gives exactly nnc_sgemm followed by c + bias[j]
+ * nnc_sgemm_relu_back's column sums must equal the rows of its C added in
+ * order, exactly. Also: nnc_sgemm_bias gives exactly nnc_sgemm followed by c + bias[j]
  * and c > 0 ? c : 0, and the dot-product path (AVX2, AVX-512) computes
  * each element independently of how many rows the call has (predict at
  * batch 1 or 32).
@@ -60,6 +62,9 @@ static void check_shape(int ta, int tb, int m, int n, int k, float alpha,
     size_t clen = (size_t)m * (size_t)ldc;
     float *c = padded(clen, -777.0f, &cb);
     float *c0 = padded(clen, -777.0f, &c0b);
+    float *sumb, *yb;
+    float *sum = padded((size_t)n + 4, NAN, &sumb);
+    float *y = padded(clen, NAN, &yb);
 
     for (int i = 0; i < ar; i++)
         for (int j = 0; j < ac; j++)
@@ -70,48 +75,64 @@ static void check_shape(int ta, int tb, int m, int n, int k, float alpha,
     for (int j = 0; j < n; j++)
         bias[j] = uniform(r);
     for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++)
+        for (int j = 0; j < n; j++) {
             c0[i * ldc + j] = uniform(r);
+            y[i * ldc + j] = (i + j) % 5 == 0 ? 0.0f : uniform(r);
+        }
 
-    for (int mode = 0; mode < 3; mode++) {     /* sgemm, bias, bias+relu */
+    for (int mode = 0; mode < 4; mode++) {  /* sgemm, bias, +relu, relu_back */
         memcpy(cb, c0b, (clen + 1) * sizeof *cb);
+        for (int j = 0; j < n; j++)
+            sum[j] = 0.0f;
         if (mode == 0)
             nnc_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        else
+        else if (mode < 3)
             nnc_sgemm_bias(ta, tb, m, n, k, a, lda, b, ldb, bias, mode == 2, c, ldc);
+        else
+            nnc_sgemm_relu_back(ta, tb, m, n, k, a, lda, b, ldb, y, ldc, sum, c, ldc);
         for (int i = 0; i < m; i++) {
             for (int j = 0; j < n; j++) {
-                double sum = 0.0, mag = 0.0;
+                double want = 0.0, mag = 0.0;
                 for (int p = 0; p < k; p++) {
                     double x = ta ? a[p * lda + i] : a[i * lda + p];
-                    double y = tb ? b[j * ldb + p] : b[p * ldb + j];
-                    sum += x * y;
-                    mag += fabs(x * y);
+                    double z = tb ? b[j * ldb + p] : b[p * ldb + j];
+                    want += x * z;
+                    mag += fabs(x * z);
                 }
                 if (mode == 0) {
-                    sum *= alpha, mag *= fabs(alpha);
+                    want *= alpha, mag *= fabs(alpha);
                     if (beta != 0.0f) {
-                        sum += (double)beta * c0[i * ldc + j];
+                        want += (double)beta * c0[i * ldc + j];
                         mag += fabs((double)beta * c0[i * ldc + j]);
                     }
-                } else {
-                    sum += bias[j], mag += fabs(bias[j]);
-                    if (mode == 2 && !(sum > 0.0))
-                        sum = 0.0;
+                } else if (mode < 3) {
+                    want += bias[j], mag += fabs(bias[j]);
+                    if (mode == 2 && !(want > 0.0))
+                        want = 0.0;
+                } else if (!(y[i * ldc + j] > 0.0f)) {
+                    want = 0.0;
                 }
                 double got = c[i * ldc + j];
-                cr_assert(fabs(got - sum) <= (k + 3) * FLT_EPSILON * mag + 1e-30,
+                cr_assert(fabs(got - want) <= (k + 3) * FLT_EPSILON * mag + 1e-30,
                           "%s mode %d ta=%d tb=%d m=%d n=%d k=%d alpha=%g "
                           "beta=%g pad=%d: C[%d,%d] = %.9g, want %.9g",
                           nnc_isa(), mode, ta, tb, m, n, k, (double)alpha,
-                          (double)beta, pad, i, j, got, sum);
+                          (double)beta, pad, i, j, got, want);
             }
             for (int j = n; j < ldc; j++)
                 cr_assert_eq(c[i * ldc + j], -777.0f, "%s wrote C[%d,%d]", nnc_isa(), i, j);
         }
         cr_assert_eq(cb[0], -777.0f, "%s wrote before C", nnc_isa());
+        for (int j = 0; mode == 3 && j < n; j++) {  /* the rows' sums, in order */
+            float total = 0.0f;
+            for (int i = 0; i < m; i++)
+                total += c[i * ldc + j];
+            cr_assert_eq(sum[j], total, "%s m=%d n=%d k=%d: sum[%d] = %.9g, want %.9g",
+                         nnc_isa(), m, n, k, j, (double)sum[j], (double)total);
+        }
+        cr_assert(isnan(sumb[0]) && isnan(sum[n]), "%s wrote outside sum", nnc_isa());
     }
-    free(ab), free(bb), free(cb), free(c0b), free(biasb);
+    free(ab), free(bb), free(cb), free(c0b), free(biasb), free(sumb), free(yb);
 }
 
 Test(gemm_small, edge_shapes_every_transpose)
