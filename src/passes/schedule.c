@@ -9,7 +9,12 @@
  * update for training, the output for predict. Kernels run in the order
  * of their roots' ids, which is topological: a kernel's members have
  * smaller ids than its root, and the reductions that ride on a loop only
- * read that loop's result. Constants are inlined into their users, so
+ * read that loop's result. An update of one parameter (fuse.c leaves
+ * them apart for large models) moves up to right after the last kernel
+ * that reads its parameter or computes its gradient, and after the loss
+ * (whose check precedes every update), so it reads the gradient while
+ * that is in cache; nothing reads what an update writes in the step.
+ * Under global gradient clipping every update waits for all gradients. Constants are inlined into their users, so
  * they have neither kernel nor buffer. A node's lifetime is [the kernel
  * that writes it, the last kernel that reads it], in kernel indices.
  */
@@ -146,6 +151,60 @@ static void find_in_place(const Graph *g, Plan *p, const Kernel *k, const int *k
     }
 }
 
+/* The kernel index an update kernel (root u, alone in its kernel) must
+ * follow: its gradient's kernel, every other kernel reading its
+ * parameter, and the loss. */
+static int update_after(const Graph *g, const Plan *p, const int *kidx, NodeId u)
+{
+    const Node *un = NODE(g, u);
+    int after = kidx[g->loss];
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = &g->nodes[id];
+        if (!p->in_prog[id] || optab[n->op].kind == K_UPDATE)
+            continue;
+        int k = kidx[n->kernel ? n->kernel : (NodeId)id];
+        bool reads = (NodeId)id == un->in[1];
+        for (int i = 0; i < n->nin; i++)
+            reads |= n->in[i] == un->in[0];
+        if (reads && k > after)
+            after = k;
+    }
+    return after;
+}
+
+/* Moves each update kernel (roots only, before members are listed) right
+ * after the kernel update_after names, unless fuse.c made them one. */
+static void schedule_updates(const Graph *g, Plan *p, int *kidx)
+{
+    int nk = p->nkernels, at = 0;
+    for (int id = 1; id < g->nnodes; id++)
+        if (optab[g->nodes[id].op].kind == K_UPDATE && g->nodes[id].kernel)
+            return; /* fused into one update over every parameter */
+    Kernel *order = calloc((size_t)nk, sizeof *order);
+    int *after = malloc((size_t)nk * sizeof *after);
+    NNC_ASSERT(order && after);
+    for (int k = 0; k < nk; k++) {
+        NodeId r = p->kernels[k].root;
+        after[k] = optab[NODE(g, r)->op].kind == K_UPDATE ? update_after(g, p, kidx, r) : -2;
+    }
+    for (int k = -1; k < nk; k++) {
+        if (k >= 0 && after[k] != -2)
+            continue;
+        if (k >= 0)
+            order[at++] = p->kernels[k];
+        for (int u = 0; u < nk; u++)
+            if (after[u] == k)
+                order[at++] = p->kernels[u];
+    }
+    NNC_ASSERT(at == nk);
+    for (int k = 0; k < nk; k++) {
+        p->kernels[k] = order[k];
+        kidx[order[k].root] = k;
+    }
+    free(order);
+    free(after);
+}
+
 void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
 {
     int nn = g->nnodes;
@@ -179,6 +238,8 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
         kidx[id] = p->nkernels;
         p->kernels[p->nkernels++].root = (NodeId)id;
     }
+    if (!predict && g->opt.clipnorm <= 0)
+        schedule_updates(g, p, kidx);
     for (int k = 0; k < p->nkernels; k++) {
         Kernel *kr = &p->kernels[k];
         kr->first = p->nmembers;
