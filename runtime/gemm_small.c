@@ -1,47 +1,51 @@
 /*
- * gemm_small.c - small products against a transposed B, C = A B^T, as dot
- * products, with bias and ReLU applied while the results are in
- * registers. Written once over the vector width and instantiated below
- * for AVX2 (8 floats) and AVX-512 (16 floats); gemm.c calls them through
- * a GemmSmall table (gemm_kern.h).
+ * gemm_small.c - small GEMMs kept in registers and L1, with a dense
+ * layer's epilogue applied to the results while they are in registers.
+ * Written once over the vector width: kern_avx2.c (8 floats) and
+ * kern_avx512.c (16 floats) include this file at their end with
+ * SMALL_AVX2 or SMALL_AVX512 defined, which instantiates it and defines
+ * their GemmSmall table (gemm_kern.h); it is never compiled on its own.
+ * gemm.c's gemm_small() picks the kernel; no operand is packed.
  *
- * A dense layer stores its weights [out, in] (PyTorch's layout), so its
- * forward product is X W^T: both operands have contiguous rows along k.
- * The tiled kernels need rows of op(B) contiguous along n, which costs a
- * transposed copy of W per call: as much as a large part of the product
- * when the batch is small (the seed model's 32x64x128 layer). Here each
- * element of C is instead the dot product of a row of A and a row of B,
- * read in place: a tile of R rows of A by 4 rows of B keeps R x 4 vector
- * sums in registers (R = 3 on AVX2, 6 on AVX-512), one load of each row
- * per step of k and R x 4 fused multiply-adds; a last partial step of k
- * loads under a mask (zeros beyond k). At the end each vector sum is
- * reduced, four at a time, by a fixed tree, and the four results of a
- * row are scaled, added to beta * C and the bias and clamped at zero
- * (ReLU), then stored.
+ * dots_nt: C = A B^T with both operands' rows along k (a dense layer's
+ * forward X W^T: weights are stored [out, in], PyTorch's layout). Each
+ * element of C is the dot product of a row of A and a row of B, read in
+ * place: a tile of R rows of A by 4 rows of B keeps R x 4 vector sums in
+ * registers (R = 3 on AVX2, 6 on AVX-512), one load of each row per step
+ * of k and R x 4 fused multiply-adds; a last partial step of k loads
+ * under a mask. Each vector sum is then reduced, four at a time, by a
+ * fixed tree. Every element is computed the same way wherever it sits,
+ * so results do not depend on the tile grid or on how many rows a call
+ * has (predict at batch 1 or 32); they differ in rounding from a single
+ * chain over k, as any two summation orders do.
  *
- * Every element of C is computed the same way wherever it sits (the same
- * lane partial sums, the same reduction tree): results do not depend on
- * the tile grid, the number of rows (predict at batch 1 or 32) or
- * threads. They do differ in rounding from the tiled kernels' single
- * chain over k, as any two summation orders do; the epilogue is the
- * emitted loop's operations (c + bias[j], then v > 0 ? v : 0) exactly.
+ * outer: C = op(A) B with B's rows along n, read in place (a layer's
+ * input gradient dY W, a weight gradient dY^T X), or for short k a
+ * transposed copy of a B^T (the seed model's first layer, k = 10): tiles
+ * of RO rows by two vectors (6 x 16 on AVX2, 8 x 32 on AVX-512), one
+ * broadcast of A per row and step, one chain of fused multiply-adds over
+ * k per element: the tiled kernels' arithmetic, so the same results.
  *
- * The file includes itself once per ISA: the part outside SMALL_BODY sets
- * up the vector macros and includes the part inside it.
+ * Epilogues (SmallArgs): alpha and beta as in BLAS, then + bias, ReLU,
+ * ReLU's gradient (zero where the layer's output is not positive) and
+ * the per-column sum of the result (the bias gradient, rows added in
+ * order): the operations of the loops nnc would otherwise emit, in their
+ * order, so fusing them changes no result.
  */
 #ifndef SMALL_BODY
 
-#include "gemm_kern.h"
-
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-
 #include <immintrin.h>
+
+#include "gemm_kern.h"
 
 #define SMALL_BODY 1
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
+#undef TARGET
 
-/* ---- AVX2+FMA: 8 floats, 3 rows of A per tile ---------------------------- */
+#if defined(SMALL_AVX2)
+
+/* ---- AVX2+FMA: 8 floats, dot tiles of 3 rows, outer tiles 6 x 16 -------- */
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define SFX _avx2
@@ -82,28 +86,11 @@ reduce4_avx2(__m256 x0, __m256 x1, __m256 x2, __m256 x3)
 
 #include "gemm_small.c"
 
-#undef TARGET
-#undef SFX
-#undef VW
-#undef RI
-#undef VT
-#undef VMASK
-#undef VZERO
-#undef VLOAD
-#undef VLOADM
-#undef VFMA
-#undef VMASKN
-#undef VREDUCE4
-#undef VSET1
-#undef VMUL
-#undef VADD
-#undef VMAX
-#undef VSTORE
-#undef VSTOREM
-#undef VPOSITIVE
-#undef RO
+const GemmSmall nnc_small_avx2 = {dots_nt_avx2, outer_avx2, 2 * 8};
 
-/* ---- AVX-512: 16 floats, 6 rows of A per tile ---------------------------- */
+#elif defined(SMALL_AVX512)
+
+/* ---- AVX-512: 16 floats, dot tiles of 6 rows, outer tiles 8 x 32 -------- */
 
 #define TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 #define SFX _avx512
@@ -145,14 +132,10 @@ reduce4_avx512(__m512 x0, __m512 x1, __m512 x2, __m512 x3)
 
 #include "gemm_small.c"
 
-const GemmSmall nnc_small_avx2 = {dots_nt_avx2, outer_avx2, 2 * 8};
 const GemmSmall nnc_small_avx512 = {dots_nt_avx512, outer_avx512, 2 * 16};
 
-#else /* not x86 */
-
-const GemmSmall nnc_small_avx2 = {NULL, NULL, 1};
-const GemmSmall nnc_small_avx512 = {NULL, NULL, 1};
-
+#else
+#error "gemm_small.c is included by kern_avx2.c or kern_avx512.c"
 #endif
 
 #else /* SMALL_BODY: the template, under the macros above */

@@ -141,6 +141,10 @@ const GemmKern nnc_kern_avx2 = {
     "avx2", supported, MR, NR, 6 * 24, 256, 2048, 1, packed, strided, NULL, NULL,
 };
 
+/* the small-GEMM kernels, one template for AVX2 and AVX-512 */
+#define SMALL_AVX2 1
+#include "gemm_small.c"
+
 #else /* not x86 */
 
 static int supported(void)
@@ -151,5 +155,7 @@ static int supported(void)
 const GemmKern nnc_kern_avx2 = {
     "avx2", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL,
 };
+
+const GemmSmall nnc_small_avx2 = {NULL, NULL, 1};
 
 #endif

@@ -251,6 +251,10 @@ const GemmKern nnc_kern_avx512 = {
     dots, pack_bt,
 };
 
+/* the small-GEMM kernels, one template for AVX2 and AVX-512 */
+#define SMALL_AVX512 1
+#include "gemm_small.c"
+
 #else /* not x86 */
 
 static int supported(void)
@@ -261,5 +265,7 @@ static int supported(void)
 const GemmKern nnc_kern_avx512 = {
     "avx512", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL,
 };
+
+const GemmSmall nnc_small_avx512 = {NULL, NULL, 1};
 
 #endif
