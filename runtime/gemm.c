@@ -621,10 +621,9 @@ static const GemmSmall *small_for(const GemmKern *kn)
 
 /* C = alpha * op(A) op(B) + beta * C and the epilogue in epi (bias, ReLU,
  * ReLU's gradient, column sums: SmallArgs; NULL for none) by
- * gemm_small.c's kernels, when the problem is small enough to stay in
- * L1/L2 (is_direct). B with rows along n is read in place by outer
- * products (A in place too, either way round: a weight gradient's A is
- * transposed), one chain of fused multiply-adds per
+ * gemm_small.c's kernels, when A's rows are contiguous and the problem is
+ * small enough to stay in L1/L2 (is_direct). B with rows along n is read
+ * in place by outer products, one chain of fused multiply-adds per
  * element as the tiled kernels do (so the same results); a transposed B
  * (a dense layer's weights) by dot products, or for short k by outer
  * products on a transposed copy (the seed model's first weights, 10 x 128:
@@ -639,15 +638,14 @@ static int gemm_small(const Gemm *g, const GemmKern *kn, const SmallArgs *epi)
     int outer = g->k < SMALL_KMIN && g->m > 2 && g->n > 2;
     size_t ldt = sm != NULL ? round_up(g->n, sm->ldt_unit) : 0;
 
-    if (sm == NULL || sm->dots_nt == NULL || (g->csa != 1 && g->rsa != 1) ||
-        !is_direct(g))
+    if (sm == NULL || sm->dots_nt == NULL || g->csa != 1 || !is_direct(g))
         return 0;
     if (epi != NULL)
         s = *epi;
     else
         memset(&s, 0, sizeof s);
     s.m = g->m, s.n = g->n, s.k = g->k;
-    s.a = g->a, s.lda = g->rsa, s.csa = g->csa, s.b = g->b;
+    s.a = g->a, s.lda = g->rsa, s.b = g->b;
     s.c = g->c, s.ldc = g->ldc, s.csc = 1;
     s.alpha = g->alpha, s.beta = g->beta, s.bs = 1;
     if (g->csb == 1) {                      /* B's rows along n */
@@ -656,7 +654,7 @@ static int gemm_small(const Gemm *g, const GemmKern *kn, const SmallArgs *epi)
         fp_leave(mode);
         return 1;
     }
-    if (g->rsb != 1 || g->csa != 1 || s.mask != NULL || s.sum != NULL ||
+    if (g->rsb != 1 || s.mask != NULL || s.sum != NULL ||
         (outer && ldt * g->k > SMALL_BT))
         return 0;
     mode = fp_enter();
@@ -669,7 +667,7 @@ static int gemm_small(const Gemm *g, const GemmKern *kn, const SmallArgs *epi)
         s.ldb = g->csb;
         if (g->n == 1) {
             s.m = 1, s.n = g->m;
-            s.a = g->b, s.lda = 0, s.csa = 1, s.b = g->a, s.ldb = g->rsa;
+            s.a = g->b, s.lda = 0, s.b = g->a, s.ldb = g->rsa;
             s.ldc = 0, s.csc = g->ldc, s.bs = 0;
         }
         sm->dots_nt(&s);

@@ -62,15 +62,14 @@ typedef struct GemmKern {
  *     v = mask[i*ldm + j] > 0 ? v : 0  (mask not NULL: ReLU's gradient)
  *     C[i*ldc + j*csc] = v, sum[j] += v, rows in order (sum not NULL)
  *
- * for i < m, j < n, A(i,p) = a[i*lda + p*csa]. dots_nt takes csa 1 and
- * B transposed,
+ * for i < m, j < n, A(i,p) = a[i*lda + p]. dots_nt takes B transposed,
  * B(p,j) = b[j*ldb + p], and only alpha, beta, bias (bs 1, or 0 for one
  * bias shared by all columns) and relu; outer takes B(p,j) = b[p*ldb + j],
  * csc 1 and bs 1. */
 typedef struct SmallArgs {
     size_t m, n, k;
     const float *a, *b;
-    size_t lda, csa, ldb;
+    size_t lda, ldb;
     float *c;
     size_t ldc, csc;
     float alpha, beta;

@@ -282,10 +282,9 @@ SINLINE void FN(ostore)(float *c, size_t n, VT x, const SmallArgs *s,
 #define ODECL(i) VT o##i##a = VZERO(), o##i##b = VZERO();
 #define OSTEP(i)                                                \
     if (R > i) {                                                \
-        VT ai = VSET1(ap[(size_t)i * lda]);                     \
+        VT ai = VSET1(a[(size_t)i * lda + p]);                  \
         o##i##a = VFMA(ai, b0, o##i##a);                        \
-        if (two)                                                \
-            o##i##b = VFMA(ai, b1, o##i##b);                    \
+        o##i##b = VFMA(ai, b1, o##i##b);                        \
     }
 #define OSTORE(i)                                                       \
     if (R > i) {                                                        \
@@ -296,25 +295,25 @@ SINLINE void FN(ostore)(float *c, size_t n, VT x, const SmallArgs *s,
     }
 #define OROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-/* Rows i0..i0+R, columns j0..j0+cols (cols <= 2 VW; two: cols > VW) of
- * C, B's row p at b + p * ldb: one chain of fused multiply-adds over k
- * per element, as the tiled kernels compute it. masked: B has only cols
- * readable columns there. */
-SINLINE void FN(otile)(const int R, const int masked, const int two,
-                       const SmallArgs *s, const float *b, size_t ldb,
-                       size_t i0, size_t j0, size_t cols)
+/* Rows i0..i0+R, columns j0..j0+cols (cols <= 2 VW) of C, B's row p at
+ * b + p * ldb: one chain of fused multiply-adds over k per element, as
+ * the tiled kernels compute it. masked: B has only cols readable
+ * columns there. */
+SINLINE void FN(otile)(const int R, const int masked, const SmallArgs *s,
+                       const float *b, size_t ldb, size_t i0, size_t j0,
+                       size_t cols)
 {
-    const float *ap = s->a + i0 * s->lda;
+    const float *a = s->a + i0 * s->lda;
     float *c = s->c + i0 * s->ldc + j0;
     VMASK m0 = VMASKN(cols < VW ? cols : VW);
     VMASK m1 = VMASKN(cols > VW ? cols - VW : 0);
-    size_t lda = s->lda, csa = s->csa, p;
+    size_t lda = s->lda, p;
     OROWS(ODECL)
 
     b += j0;
-    for (p = 0; p < s->k; p++, b += ldb, ap += csa) {
+    for (p = 0; p < s->k; p++, b += ldb) {
         VT b0 = masked ? VLOADM(b, m0) : VLOAD(b);
-        VT b1 = !two ? VZERO() : masked ? VLOADM(b + VW, m1) : VLOAD(b + VW);
+        VT b1 = masked ? VLOADM(b + VW, m1) : VLOAD(b + VW);
         OROWS(OSTEP)
     }
     OROWS(OSTORE)
@@ -323,16 +322,14 @@ SINLINE void FN(otile)(const int R, const int masked, const int two,
 #define OCASE(i)                                                        \
     case i + 1:                                                         \
         if (i < RO) {                                                   \
-            if (cols <= VW)                                             \
-                FN(otile)(i + 1, cols < VW && !padded, 0, s, b, ldb, i0, j0, cols); \
-            else if (masked)                                            \
-                FN(otile)(i + 1, 1, 1, s, b, ldb, i0, j0, cols);        \
+            if (masked)                                                 \
+                FN(otile)(i + 1, 1, s, b, ldb, i0, j0, cols);           \
             else                                                        \
-                FN(otile)(i + 1, 0, 1, s, b, ldb, i0, j0, cols);        \
+                FN(otile)(i + 1, 0, s, b, ldb, i0, j0, cols);           \
         }                                                               \
         break;
 
-/* C = op(A) B (csc 1, bias stride 1), A(i,p) at a[i*lda + p*csa], B's row
+/* C = op(A) B (csc 1, bias stride 1) with A's rows contiguous and B's row
  * p at b + p * ldb, readable to column n, or to a multiple of 2 VW when
  * padded (a transposed copy). Column panels outermost, row strips in
  * order within each: every column sum adds its rows in order. */
