@@ -19,8 +19,8 @@
  * has (predict at batch 1 or 32); they differ in rounding from a single
  * chain over k, as any two summation orders do.
  *
- * outer: C = op(A) B with B's rows along n, read in place (a layer's
- * input gradient dY W, a weight gradient dY^T X), or for short k a
+ * outer: C = A B with B's rows along n, read in place (a layer's input
+ * gradient dY W, with ReLU's gradient and the bias gradient), or for short k a
  * transposed copy of a B^T (the seed model's first layer, k = 10): tiles
  * of RO rows by two vectors (6 x 16 on AVX2, 8 x 32 on AVX-512), one
  * broadcast of A per row and step, one chain of fused multiply-adds over
