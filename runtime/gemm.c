@@ -857,39 +857,42 @@ void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,
         gemm_run(&g, current_kernel());
 }
 
-/* g for nnc_sgemm's arguments with alpha 1, beta 0. */
-static void gemm_init(Gemm *g, int trans_a, int trans_b, int m, int n, int k,
-                      const float *a, int lda, const float *b, int ldb,
-                      float *c, int ldc)
+/* C = op(A) op(B) (alpha 1, beta 0) with epi applied by the small
+ * kernels where they fit: 1. Else 0, C holding the plain product, for
+ * the caller to apply epi over. */
+static int gemm_epi(int trans_a, int trans_b, int m, int n, int k,
+                    const float *a, int lda, const float *b, int ldb,
+                    float *c, int ldc, const SmallArgs *epi)
 {
-    g->m = (size_t)m, g->n = (size_t)n, g->k = (size_t)k;
-    g->a = a, g->b = b, g->c = c, g->ldc = (size_t)ldc;
-    g->rsa = trans_a ? 1 : (size_t)lda, g->csa = trans_a ? (size_t)lda : 1;
-    g->rsb = trans_b ? 1 : (size_t)ldb, g->csb = trans_b ? (size_t)ldb : 1;
-    g->alpha = 1.0f, g->beta = 0.0f;
-    g->ta = trans_a, g->tb = trans_b, g->lda = lda, g->ldb = ldb;
+    Gemm g;
+
+    if (k > 0) {
+        g.m = (size_t)m, g.n = (size_t)n, g.k = (size_t)k;
+        g.a = a, g.b = b, g.c = c, g.ldc = (size_t)ldc;
+        g.rsa = trans_a ? 1 : (size_t)lda, g.csa = trans_a ? (size_t)lda : 1;
+        g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
+        g.alpha = 1.0f, g.beta = 0.0f;
+        g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
+        if (gemm_small(&g, current_kernel(), epi))
+            return 1;
+    }
+    nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    return 0;
 }
 
 void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,
                     const float *a, int lda, const float *b, int ldb,
                     const float *bias, int relu, float *c, int ldc)
 {
-    Gemm g;
     SmallArgs epi;
     size_t i, j;
 
     if (m <= 0 || n <= 0)
         return;
-    if (k <= 0) {
-        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    } else {
-        gemm_init(&g, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
-        memset(&epi, 0, sizeof epi);
-        epi.bias = bias, epi.relu = relu;
-        if (gemm_small(&g, current_kernel(), &epi))
-            return;
-        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    }
+    memset(&epi, 0, sizeof epi);
+    epi.bias = bias, epi.relu = relu;
+    if (gemm_epi(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, &epi))
+        return;
     for (i = 0; i < (size_t)m; i++) {
         float *row = c + i * (size_t)ldc;
         for (j = 0; j < (size_t)n; j++) {
@@ -903,22 +906,15 @@ void nnc_sgemm_relu_back(int trans_a, int trans_b, int m, int n, int k,
                          const float *a, int lda, const float *b, int ldb,
                          const float *y, int ldy, float *sum, float *c, int ldc)
 {
-    Gemm g;
     SmallArgs epi;
     size_t i, j;
 
     if (m <= 0 || n <= 0)
         return;
-    if (k <= 0) {
-        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    } else {
-        gemm_init(&g, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
-        memset(&epi, 0, sizeof epi);
-        epi.mask = y, epi.ldm = (size_t)ldy, epi.sum = sum;
-        if (gemm_small(&g, current_kernel(), &epi))
-            return;
-        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    }
+    memset(&epi, 0, sizeof epi);
+    epi.mask = y, epi.ldm = (size_t)ldy, epi.sum = sum;
+    if (gemm_epi(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, &epi))
+        return;
     for (i = 0; i < (size_t)m; i++) {
         float *row = c + i * (size_t)ldc;
         const float *yr = y + i * (size_t)ldy;
