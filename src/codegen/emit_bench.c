@@ -1,12 +1,20 @@
 /*
  * emit_bench.c - --emit=bench: one C file with the model, compiled with a
  * timer around every kernel (emit_program.c's profile mode), and a main()
- * that runs train_step and predict on random data and prints each
- * kernel's time, FLOP rate and bytes moved against the measured peak.
+ * that times train_step and predict and prints each kernel's time, FLOP
+ * rate and bytes moved against the measured peak.
  *
  *     nnc model.nn --emit=bench -o bench.c
  *     cc -O3 -march=native bench.c $(pkg-config --cflags --libs nncrt) -lm
- *     ./a.out 0.5
+ *     ./a.out 0.5 [--steps N] [--flops]
+ *
+ * The figures are the steady state: the program first trains the model
+ * (BENCH_STEPS_SMALL steps, or for a step over BENCH_BIG_FLOPS one epoch
+ * of a BENCH_EPOCH_SAMPLES-sample data set; --steps N or NNC_BENCH_STEPS)
+ * on data it makes: a pool of batches of random inputs whose targets come
+ * from a teacher, the same model with other initial weights, by a rule
+ * that fits the loss (target_rule). The times on the initial weights are
+ * shown beside (the state is put back after every 10 steps).
  *
  * A kernel's FLOPs come from node_flops (schedule.c) and its bytes from
  * the buffers it touches, each counted once: figures to compare kernels
@@ -100,7 +108,11 @@ typedef enum { T_INDEX, T_ONEHOT, T_BINARY, T_COPY } TargetRule;
 
 static TargetRule target_rule(const Graph *g)
 {
-    Op op = NODE(g, g->loss)->op;
+    Op op = NODE(g, g->loss)->op;   /* the loss that reads the target */
+    for (int id = 1; id < g->nnodes; id++)
+        if (optab[g->nodes[id].op].kind == K_LOSS && g->nodes[id].nin > 1 &&
+            g->nodes[id].in[1] == g->target)
+            op = g->nodes[id].op;
     if (optab[op].flags & F_INDEX)
         return T_INDEX;
     if (op == OP_CCE || op == OP_SOFTMAX_CE)
