@@ -192,8 +192,8 @@ static TARGET void dots(size_t m, size_t k, const float *a, size_t lda,
     }
 }
 
-/* A 16x16 transpose in registers: rows of src (stride lds) become rows
- * of dst (stride ldd) as columns. Pairs, then quads, then 128-bit lanes
+/* GemmTransFn: a 16x16 transpose in registers: rows of src (stride lds)
+ * become columns of dst (stride ldd). Pairs, then quads, then 128-bit lanes
  * twice: 64 shuffles for 256 floats. */
 static TARGET void tr16(const float *src, size_t lds, float *dst, size_t ldd)
 {
@@ -226,29 +226,9 @@ static TARGET void tr16(const float *src, size_t lds, float *dst, size_t ldd)
         _mm512_storeu_ps(dst + (size_t)i * ldd, r[i]);
 }
 
-/* GemmPackFn: full 16x16 tiles in registers, the edges in scalar code. */
-static TARGET void pack_bt(const float *b, size_t ldb, size_t kc, size_t cols,
-                           size_t nr, float *dst)
-{
-    size_t j0, p, j, full = cols / 16 * 16;
-    for (j0 = 0; j0 < full; j0 += 16) {
-        for (p = 0; p + 16 <= kc; p += 16)
-            tr16(b + j0 * ldb + p, ldb, dst + p * nr + j0, nr);
-        for (; p < kc; p++)
-            for (j = j0; j < j0 + 16; j++)
-                dst[p * nr + j] = b[j * ldb + p];
-    }
-    for (p = 0; p < kc; p++) {
-        for (j = full; j < cols; j++)
-            dst[p * nr + j] = b[j * ldb + p];
-        for (j = cols; j < nr; j++)
-            dst[p * nr + j] = 0.0f;
-    }
-}
-
 const GemmKern nnc_kern_avx512 = {
     "avx512", supported, MR, NR, K512_MC, K512_KC, K512_NC, 1, packed, strided,
-    dots, pack_bt,
+    dots, 16, tr16,
 };
 
 #else /* not x86 */
@@ -259,7 +239,7 @@ static int supported(void)
 }
 
 const GemmKern nnc_kern_avx512 = {
-    "avx512", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL,
+    "avx512", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, 0, NULL,
 };
 
 #endif

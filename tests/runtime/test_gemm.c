@@ -431,3 +431,78 @@ Test(gemm, denormals_flushed_inside_caller_mode_kept)
     }
 }
 #endif
+
+/* The training GEMMs of examples/fmnist_mlp.nn and fmnist_cnn.nn (batch
+ * 64; forward, input and weight gradients), and edges around them. */
+static const int train_shapes[][5] = {    /* m, n, k, ta, tb */
+    {64, 256, 784, 0, 1}, {64, 128, 256, 0, 1}, {64, 10, 128, 0, 1},
+    {64, 128, 10, 0, 0}, {64, 256, 128, 0, 0}, {10, 128, 64, 1, 0},
+    {128, 256, 64, 1, 0}, {256, 784, 64, 1, 0},
+    {2048, 32, 9, 0, 1}, {1024, 64, 288, 0, 1}, {64, 128, 1600, 0, 1},
+    {64, 1600, 128, 0, 0}, {128, 1600, 64, 1, 0}, {6400, 288, 64, 0, 0},
+    {64, 288, 6400, 1, 0}, {32, 9, 43264, 1, 0},
+    {63, 257, 785, 0, 1}, {65, 255, 783, 0, 1}, {17, 300, 1000, 0, 1},
+    {50, 70, 300, 1, 1}, {100, 20, 700, 0, 1}, {9, 513, 257, 0, 1},
+};
+
+Test(gemm, training_shapes)
+{
+    for (size_t s = 0; s < sizeof train_shapes / sizeof train_shapes[0]; s++) {
+        const int *t = train_shapes[s];
+        check_case(t[3], t[4], t[0], t[1], t[2], 1.0f, 0.0f, 0, NAN,
+                   (uint64_t)s);
+        check_case(t[3], t[4], t[0], t[1], t[2], 0.5f, 0.75f, 3, 0.0f,
+                   (uint64_t)(100 + s));
+    }
+}
+
+/* C = op(A) op(B) and C^T = op(B)^T op(A)^T, computed by nnc_sgemm as two
+ * problems (which may take different paths: packed or read in place,
+ * flipped or not), must agree bit for bit: every path computes each
+ * element the same way. */
+static void check_flip(int ta, int tb, int m, int n, int k, float beta)
+{
+    int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 1;
+    size_t la = (size_t)(ta ? k : m) * (size_t)lda;
+    size_t lb = (size_t)(tb ? n : k) * (size_t)ldb, mn = (size_t)m * (size_t)n;
+    float *a = malloc(la * sizeof *a), *b = malloc(lb * sizeof *b);
+    float *c = malloc(mn * sizeof *c), *ct = malloc(mn * sizeof *ct);
+    nnc_rng r;
+
+    cr_assert(a && b && c && ct);
+    nnc_rng_seed(&r, (uint64_t)(m + 3 * n + 7 * k));
+    nnc_fill_uniform(a, la, -1, 1, &r);
+    nnc_fill_uniform(b, lb, -1, 1, &r);
+    nnc_fill_uniform(c, mn, -1, 1, &r);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            ct[(size_t)j * (size_t)m + (size_t)i] = c[(size_t)i * (size_t)n + (size_t)j];
+    nnc_sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, c, n);
+    nnc_sgemm(!tb, !ta, n, m, k, 0.75f, b, ldb, a, lda, beta, ct, m);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float x = c[(size_t)i * (size_t)n + (size_t)j];
+            float y = ct[(size_t)j * (size_t)m + (size_t)i];
+            cr_assert(memcmp(&x, &y, sizeof x) == 0,
+                      "%s: C and (C^T)^T differ at [%d,%d] (%.9g, %.9g), "
+                      "ta=%d tb=%d %dx%dx%d", nnc_isa(), i, j, (double)x,
+                      (double)y, ta, tb, m, n, k);
+        }
+    free(a);
+    free(b);
+    free(c);
+    free(ct);
+}
+
+Test(gemm, flipped_problem_gives_identical_bits)
+{
+    for (size_t f = 0; f < NIMPLS; f++) {
+        if (impls[f].isa == NULL || !use_impl(f))
+            continue;
+        for (size_t s = 0; s < sizeof train_shapes / sizeof train_shapes[0]; s++) {
+            const int *t = train_shapes[s];
+            if (t[0] > 9 && t[1] > 9)     /* not the matrix-vector path */
+                check_flip(t[3], t[4], t[0], t[1], t[2], s % 2 ? 0.0f : 0.5f);
+        }
+    }
+}
