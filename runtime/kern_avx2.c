@@ -42,10 +42,13 @@ INLINE __m256i lane_mask(size_t n)
  * slow on AMD cores: about 10 cycles a store on Zen 3, which made a GEMM
  * with k = 9 store-bound at a quarter of the FMA rate). */
 INLINE void store_row(float *c, __m256 x0, __m256 x1, __m256i m0,
-                      __m256i m1, __m256 alpha, float beta, int full)
+                      __m256i m1, __m256 alpha, int scale, float beta,
+                      int full)
 {
-    x0 = _mm256_mul_ps(alpha, x0);
-    x1 = _mm256_mul_ps(alpha, x1);
+    if (scale) {               /* alpha == 1: x as is, the same bits */
+        x0 = _mm256_mul_ps(alpha, x0);
+        x1 = _mm256_mul_ps(alpha, x1);
+    }
     if (full) {
         if (beta != 0.0f) {
             __m256 vb = _mm256_set1_ps(beta);
@@ -77,7 +80,7 @@ INLINE void store_row(float *c, __m256 x0, __m256 x1, __m256i m0,
 #define STORE(i)                                                 \
     if (R > i)                                                   \
         store_row(c + (size_t)i * ldc, r##i##a, r##i##b, m0, m1, \
-                  valpha, beta, full);
+                  valpha, scale, beta, full);
 
 INLINE void tile(const size_t R, const int masked, size_t cols, size_t k,
                  const float *a, size_t rsa, size_t csa, const float *b,
@@ -86,7 +89,7 @@ INLINE void tile(const size_t R, const int masked, size_t cols, size_t k,
     __m256i m0 = lane_mask(cols), m1 = lane_mask(cols > 8 ? cols - 8 : 0);
     __m256 valpha = _mm256_set1_ps(alpha);
     const float *ap = a, *bp = b;
-    const int full = cols >= NR;
+    const int full = cols >= NR, scale = alpha != 1.0f;
     size_t p;
     ROWS(DECL)
 
