@@ -15,7 +15,9 @@
  * layers of a small MLP at batch 32) take the direct path: no packing,
  * the kernel reads A and B in place through strides, except that a
  * transposed B is copied one panel at a time, since the kernel needs rows
- * of B contiguous.
+ * of B contiguous. Either path may run a problem as its transpose, C^T =
+ * op(B)^T op(A)^T, when that packs fewer floats (see flip_pays), and
+ * transposes with the kernel set's register blocks (see transpose).
  *
  * Threads (OpenMP, optional) each take a rectangle of C whose edges lie on
  * the mr x nr tile grid, and run the same sequential algorithm on it with
