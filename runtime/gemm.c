@@ -551,7 +551,7 @@ static int path_of(const Gemm *g, const GemmKern *kn)
 {
     int tall;
 
-    if (is_direct(g))
+    if (is_direct(g) && g->k <= kn->kc)
         return 1;
     tall = tall_kind(g, kn);
     return tall ? 1 + tall : 0;
