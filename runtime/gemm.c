@@ -522,12 +522,14 @@ static Gemm flipped(const Gemm *g)
 
 /* A dense layer's forward product X W^T, with W stored (out, in), has to
  * transpose W into panels on every call: n*k floats moved for m*n*k
- * multiply-adds, a copy that costs a fifth of the product at batch 64 and
- * twice that where the multiply-adds are twice as fast (AVX-512). Its
- * transpose W X^T reads W's rows in place and packs X instead, m*k floats,
- * for one transpose of C (m*n floats, twice when beta != 0 as C is read).
- * Flip when that moves fewer floats, for a C small enough to stay in
- * cache between the product and the transpose. */
+ * multiply-adds, only m of them per float moved (64 at batch 64), and the
+ * copy weighs twice as much where the multiply-adds are twice as fast
+ * (AVX-512). Its transpose W X^T reads W's rows in place and packs X
+ * instead, m*k floats, for one transpose of C (m*n floats, twice when
+ * beta != 0 as C is read). Flip when that moves fewer floats, for a C
+ * small enough to stay in cache between the product and the transpose.
+ * (Measured on a Zen 3 core, AVX2, one thread: the MLP's 64x256x784 went
+ * from 64 to 89 GFLOP/s, the CNN's 64x128x1600 from 65 to 85.) */
 #define FLIP_MAX_MN ((size_t)1 << 16)
 
 static int flip_pays(const Gemm *g, const GemmKern *kn, int direct, size_t m,
