@@ -364,6 +364,29 @@ static int b_in_place(const Gemm *g, const GemmKern *kn)
     return g->csb == 1 && kn->masked_b && g->m <= INPLACE_MAX && g->rsb % 512 != 0;
 }
 
+/* The rows x cols tile of C at c toward L1 before a kernel spends k steps
+ * on it, so that its stores do not wait for memory when C is much larger
+ * than the caches (a convolution's 6400x288 input gradient, 7.4 MB, went
+ * from 77 to 88 GFLOP/s on AVX2). Done here, not in the kernels, so a
+ * kernel with a short k (k = 9: store-bound) keeps its code. */
+static void prefetch_c(const float *c, size_t ldc, size_t rows, size_t cols,
+                       size_t k)
+{
+#if defined(__GNUC__)
+    size_t i, j;
+
+    if (k < 32)
+        return;
+    for (i = 0; i < rows; i++) {
+        for (j = 0; j < cols; j += 16)
+            __builtin_prefetch(c + i * ldc + j, 1);
+        __builtin_prefetch(c + i * ldc + cols - 1, 1);
+    }
+#else
+    (void)c, (void)ldc, (void)rows, (void)cols, (void)k;
+#endif
+}
+
 /* C[m0:m1, n0:n1] with packing; buf holds mc*kc + kc*nc floats. */
 static void gemm_packed(const Gemm *g, const GemmKern *kn, size_t m0,
                         size_t m1, size_t n0, size_t n1, float *buf)
@@ -391,11 +414,13 @@ static void gemm_packed(const Gemm *g, const GemmKern *kn, size_t m0,
                 if (ain) {
                     const float *ap = g->a + ic * g->rsa + pc;
                     for (jr = 0; jr < nc; jr += nr)
-                        for (ir = 0; ir < mc; ir += mr)
-                            kn->strided(min_sz(mr, mc - ir), min_sz(nr, nc - jr), kc,
-                                        ap + ir * g->rsa, g->rsa, 1, bp + jr * bstep, ldb,
-                                        g->c + (ic + ir) * g->ldc + jc + jr, g->ldc,
-                                        g->alpha, beta);
+                        for (ir = 0; ir < mc; ir += mr) {
+                            float *c = g->c + (ic + ir) * g->ldc + jc + jr;
+                            size_t rows = min_sz(mr, mc - ir), cols = min_sz(nr, nc - jr);
+                            prefetch_c(c, g->ldc, rows, cols, kc);
+                            kn->strided(rows, cols, kc, ap + ir * g->rsa, g->rsa, 1,
+                                        bp + jr * bstep, ldb, c, g->ldc, g->alpha, beta);
+                        }
                     continue;
                 }
                 pack_a(g, mr, ic, mc, pc, kc, ab);
@@ -403,11 +428,13 @@ static void gemm_packed(const Gemm *g, const GemmKern *kn, size_t m0,
                     /* B read in place: a last panel narrower than the tile
                      * takes the masked loads, not reads past B's end */
                     GemmTileFn *tile = bin && nc - jr < nr ? kn->strided : kn->packed;
-                    for (ir = 0; ir < mc; ir += mr)
-                        tile(min_sz(mr, mc - ir), min_sz(nr, nc - jr),
-                             kc, ab + ir * kc, 1, mr, bp + jr * bstep, ldb,
-                             g->c + (ic + ir) * g->ldc + jc + jr,
-                             g->ldc, g->alpha, beta);
+                    for (ir = 0; ir < mc; ir += mr) {
+                        float *c = g->c + (ic + ir) * g->ldc + jc + jr;
+                        size_t rows = min_sz(mr, mc - ir), cols = min_sz(nr, nc - jr);
+                        prefetch_c(c, g->ldc, rows, cols, kc);
+                        tile(rows, cols, kc, ab + ir * kc, 1, mr, bp + jr * bstep, ldb,
+                             c, g->ldc, g->alpha, beta);
+                    }
                 }
             }
         }
@@ -486,10 +513,12 @@ static void gemm_direct(const Gemm *g, const GemmKern *kn, size_t m0,
             pack_b(g, kn, nr, 0, g->k, jr, cols, buf);
             bp = buf, ldb = nr;
         }
-        for (ir = m0; ir < m1; ir += mr)
-            kn->strided(min_sz(mr, m1 - ir), cols, g->k, g->a + ir * g->rsa,
-                        g->rsa, g->csa, bp, ldb, g->c + ir * g->ldc + jr,
-                        g->ldc, g->alpha, g->beta);
+        for (ir = m0; ir < m1; ir += mr) {
+            size_t rows = min_sz(mr, m1 - ir);
+            prefetch_c(g->c + ir * g->ldc + jr, g->ldc, rows, cols, g->k);
+            kn->strided(rows, cols, g->k, g->a + ir * g->rsa, g->rsa, g->csa, bp, ldb,
+                        g->c + ir * g->ldc + jr, g->ldc, g->alpha, g->beta);
+        }
     }
 }
 
