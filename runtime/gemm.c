@@ -366,9 +366,10 @@ static int b_in_place(const Gemm *g, const GemmKern *kn)
 
 /* The rows x cols tile of C at c toward L1 before a kernel spends k steps
  * on it, so that its stores do not wait for memory when C is much larger
- * than the caches (a convolution's 6400x288 input gradient, 7.4 MB, went
- * from 77 to 88 GFLOP/s on AVX2). Done here, not in the kernels, so a
- * kernel with a short k (k = 9: store-bound) keeps its code. */
+ * than the caches (a convolution's 6400x288 input gradient, 7.4 MB: 87-92
+ * -> 89-94 GFLOP/s on AVX2, on a machine busy with other processes). Done
+ * here, not in the kernels: inside them it slowed the store-bound k = 9
+ * tiles by 4% even when skipped. */
 static void prefetch_c(const float *c, size_t ldc, size_t rows, size_t cols,
                        size_t k)
 {
