@@ -725,29 +725,6 @@ static int gemm_vector(const Gemm *g, const GemmKern *kn)
 
 /* ---- Small products against a transposed B ------------------------------ */
 
-/* Dot products pay from this k on (or for one or two rows, where the
- * tiled kernels waste more): below it much of each vector step is masked
- * off and the reductions cost as much as the products. */
-#ifndef SMALL_KMIN
-#define SMALL_KMIN 16
-#endif
-
-/* Floats of the transposed copy of B for short k (on the stack). */
-#define SMALL_BT 4096
-
-/* bt[p*ldt + j] = op(B)(p, j) for j < n, zero for n <= j < ldt. */
-static void transpose_b(const Gemm *g, size_t ldt, float *bt)
-{
-    size_t j, p;
-
-    for (p = 0; p < g->k; p++) {
-        for (j = 0; j < g->n; j++)
-            bt[p * ldt + j] = g->b[p * g->rsb + j * g->csb];
-        for (; j < ldt; j++)
-            bt[p * ldt + j] = 0.0f;
-    }
-}
-
 static const GemmSmall *small_for(const GemmKern *kn)
 {
     if (kn == &nnc_kern_avx512)
@@ -757,15 +734,12 @@ static const GemmSmall *small_for(const GemmKern *kn)
     return NULL;
 }
 
-/* C = alpha * op(A) op(B) + beta * C and the epilogue in epi (bias, ReLU,
- * ReLU's gradient, column sums: SmallArgs; NULL for none) by
- * gemm_small.c's kernels, when A's rows are contiguous and the problem is
- * small enough to stay in L1/L2 (is_direct). B with rows along n is read
- * in place by outer products when there is an epilogue, one chain of
- * fused multiply-adds per element as the tiled kernels do (so the same
- * results); a transposed B (a dense layer's weights) by dot products, or
- * for short k by outer products on a transposed copy (the seed model's
- * first weights, 10 x 128: 5 KiB). A C with one column is done
+/* C = alpha * A B^T + beta * C and the epilogue in epi (bias, ReLU:
+ * SmallArgs; NULL for none) by gemm_small.c's dot products, when the
+ * rows of A and B are contiguous along k (a dense layer's forward), C has
+ * at most two rows or columns (predict at batch 1, a layer of one output:
+ * with more, the tiled kernels were measured as fast or faster) and the
+ * problem is small enough to stay in L1/L2 (is_direct). A C with one column is done
  * transposed, C^T = x^T A^T, so that its elements fill the dot tiles'
  * four columns. Returns 0, doing nothing, when the problem or the ISA
  * does not fit. */
@@ -774,45 +748,26 @@ static int gemm_small(const Gemm *g, const GemmKern *kn, const SmallArgs *epi)
     const GemmSmall *sm = small_for(kn);
     SmallArgs s;
     FpMode mode;
-    int outer = g->k < SMALL_KMIN && g->m > 2 && g->n > 2;
-    size_t ldt = sm != NULL ? round_up(g->n, sm->ldt_unit) : 0;
 
-    if (sm == NULL || sm->dots_nt == NULL || g->csa != 1 || !is_direct(g))
+    if (sm == NULL || sm->dots_nt == NULL || g->csa != 1 || g->rsb != 1 ||
+        (g->m > 2 && g->n > 2) || !is_direct(g) ||
+        (epi != NULL && (epi->mask != NULL || epi->sum != NULL)))
         return 0;
     if (epi != NULL)
         s = *epi;
     else
         memset(&s, 0, sizeof s);
     s.m = g->m, s.n = g->n, s.k = g->k;
-    s.a = g->a, s.lda = g->rsa, s.b = g->b;
+    s.a = g->a, s.lda = g->rsa, s.b = g->b, s.ldb = g->csb;
     s.c = g->c, s.ldc = g->ldc, s.csc = 1;
     s.alpha = g->alpha, s.beta = g->beta, s.bs = 1;
-    if (g->csb == 1 && (s.bias != NULL || s.relu || s.mask != NULL || s.sum != NULL)) {
-        /* B's rows along n, with an epilogue (else the tiled kernels,
-         * which compute the same and were measured about 10% faster) */
-        mode = fp_enter();
-        sm->outer(&s, g->b, g->rsb, 0);
-        fp_leave(mode);
-        return 1;
+    if (g->n == 1) {
+        s.m = 1, s.n = g->m;
+        s.a = g->b, s.lda = 0, s.b = g->a, s.ldb = g->rsa;
+        s.ldc = 0, s.csc = g->ldc, s.bs = 0;
     }
-    if (g->rsb != 1 || s.mask != NULL || s.sum != NULL ||
-        (outer && ldt * g->k > SMALL_BT))
-        return 0;
     mode = fp_enter();
-    if (outer) {
-        float bt[SMALL_BT];
-        bt[0] = 0.0f;   /* k > 0 writes it; tells gcc it is set */
-        transpose_b(g, ldt, bt);
-        sm->outer(&s, bt, ldt, 1);
-    } else {
-        s.ldb = g->csb;
-        if (g->n == 1) {
-            s.m = 1, s.n = g->m;
-            s.a = g->b, s.lda = 0, s.b = g->a, s.ldb = g->rsa;
-            s.ldc = 0, s.csc = g->ldc, s.bs = 0;
-        }
-        sm->dots_nt(&s);
-    }
+    sm->dots_nt(&s);
     fp_leave(mode);
     return 1;
 }
@@ -995,13 +950,16 @@ void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,
         gemm_run(&g, current_kernel());
 }
 
-/* C = op(A) op(B) (alpha 1, beta 0) with epi applied by the small
- * kernels where they fit: 1. Else 0, C holding the plain product, for
- * the caller to apply epi over. */
+/* C = op(A) op(B) (alpha 1, beta 0) with epi applied: in registers by
+ * the dot products where they fit, else by a vector pass over C after
+ * the product: 1. Else (no vector kernels) 0, C holding the plain
+ * product, for the caller to apply epi over. */
 static int gemm_epi(int trans_a, int trans_b, int m, int n, int k,
                     const float *a, int lda, const float *b, int ldb,
                     float *c, int ldc, const SmallArgs *epi)
 {
+    const GemmSmall *sm;
+    SmallArgs s;
     Gemm g;
 
     if (k > 0) {
@@ -1015,7 +973,13 @@ static int gemm_epi(int trans_a, int trans_b, int m, int n, int k,
             return 1;
     }
     nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    return 0;
+    sm = small_for(current_kernel());
+    if (sm == NULL || sm->epilogue == NULL)
+        return 0;
+    s = *epi;
+    s.m = (size_t)m, s.n = (size_t)n, s.c = c, s.ldc = (size_t)ldc;
+    sm->epilogue(&s);
+    return 1;
 }
 
 void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,

@@ -67,8 +67,7 @@ typedef struct GemmKern {
  *
  * for i < m, j < n, A(i,p) = a[i*lda + p]. dots_nt takes B transposed,
  * B(p,j) = b[j*ldb + p], and only alpha, beta, bias (bs 1, or 0 for one
- * bias shared by all columns) and relu; outer takes B(p,j) = b[p*ldb + j],
- * csc 1 and bs 1. */
+ * bias shared by all columns) and relu. */
 typedef struct SmallArgs {
     size_t m, n, k;
     const float *a, *b;
@@ -86,10 +85,9 @@ typedef struct SmallArgs {
 
 typedef struct GemmSmall {
     void (*dots_nt)(const SmallArgs *s);    /* NULL: not for this ISA */
-    /* B from b (ldb apart; s->b is ignored), readable to column n, or
-     * when padded to a multiple of ldt_unit (a transposed copy of B) */
-    void (*outer)(const SmallArgs *s, const float *b, size_t ldb, int padded);
-    size_t ldt_unit;
+    /* the epilogue alone (alpha 1, beta 0, csc 1, bs 1) over C = op(A)
+     * op(B) computed already */
+    void (*epilogue)(const SmallArgs *s);
 } GemmSmall;
 
 #if defined(__GNUC__) && !defined(_WIN32)

@@ -19,12 +19,10 @@
  * has (predict at batch 1 or 32); they differ in rounding from a single
  * chain over k, as any two summation orders do.
  *
- * outer: C = A B with B's rows along n, read in place (a layer's input
- * gradient dY W, with ReLU's gradient and the bias gradient), or for short k a
- * transposed copy of a B^T (the seed model's first layer, k = 10): tiles
- * of RO rows by two vectors (6 x 16 on AVX2, 8 x 32 on AVX-512), one
- * broadcast of A per row and step, one chain of fused multiply-adds over
- * k per element: the tiled kernels' arithmetic, so the same results.
+ * epilogue: the same epilogue as a vector pass over a C that the tiled
+ * kernels computed (a layer's input gradient dY W, or a short k where dot
+ * products would mostly be masked off): measured faster here than
+ * applying it in outer-product tiles of the product itself.
  *
  * Epilogues (SmallArgs): alpha and beta as in BLAS, then + bias, ReLU,
  * ReLU's gradient (zero where the layer's output is not positive) and
@@ -45,7 +43,7 @@
 
 #if defined(SMALL_AVX2)
 
-/* ---- AVX2+FMA: 8 floats, dot tiles of 3 rows, outer tiles 6 x 16 -------- */
+/* ---- AVX2+FMA: 8 floats, dot tiles of 3 rows ---------------------------- */
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define SFX _avx2
@@ -64,7 +62,6 @@
 #define VSTORE(p, x) _mm256_storeu_ps(p, x)
 #define VSTOREM(p, m, x) _mm256_maskstore_ps(p, m, x)
 #define VPOSITIVE(x, y) _mm256_and_ps(x, _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ))
-#define RO 6
 
 static inline __attribute__((always_inline)) TARGET __m256i mask_avx2(size_t n)
 {
@@ -86,11 +83,11 @@ reduce4_avx2(__m256 x0, __m256 x1, __m256 x2, __m256 x3)
 
 #include "gemm_small.c"
 
-const GemmSmall nnc_small_avx2 = {dots_nt_avx2, outer_avx2, 2 * 8};
+const GemmSmall nnc_small_avx2 = {dots_nt_avx2, epilogue_avx2};
 
 #elif defined(SMALL_AVX512)
 
-/* ---- AVX-512: 16 floats, dot tiles of 6 rows, outer tiles 8 x 32 -------- */
+/* ---- AVX-512: 16 floats, dot tiles of 6 rows --------------------------- */
 
 #define TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 #define SFX _avx512
@@ -110,7 +107,6 @@ const GemmSmall nnc_small_avx2 = {dots_nt_avx2, outer_avx2, 2 * 8};
 #define VSTOREM(p, m, x) _mm512_mask_storeu_ps(p, m, x)
 #define VPOSITIVE(x, y) \
     _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), x)
-#define RO 8
 #define VMASKN(n) ((__mmask16)((1u << (n)) - 1u))
 
 /* lanes i and i + 8 first, then the AVX2 tree */
@@ -132,7 +128,7 @@ reduce4_avx512(__m512 x0, __m512 x1, __m512 x2, __m512 x3)
 
 #include "gemm_small.c"
 
-const GemmSmall nnc_small_avx512 = {dots_nt_avx512, outer_avx512, 2 * 16};
+const GemmSmall nnc_small_avx512 = {dots_nt_avx512, epilogue_avx512};
 
 #else
 #error "gemm_small.c is included by kern_avx2.c or kern_avx512.c"
@@ -242,9 +238,9 @@ static TARGET void FN(dots_nt)(const SmallArgs *s)
     }
 }
 
-/* ---- Outer products: B with rows along n --------------------------------- */
+/* ---- Epilogue pass ------------------------------------------------------- */
 
-/* Lanes [0, n) (n <= VW) of row i of a tile, at c, for columns from j:
+/* Lanes [0, n) (n <= VW) of row i of C, at c, for columns from j:
  * alpha * x plus beta * C, plus the bias, clamped under relu, zeroed
  * where the mask row is not positive (ReLU's gradient), then stored and
  * added to the column sums. The operations of the emitted loops, in
@@ -279,83 +275,25 @@ SINLINE void FN(ostore)(float *c, size_t n, VT x, const SmallArgs *s,
     }
 }
 
-#define ODECL(i) VT o##i##a = VZERO(), o##i##b = VZERO();
-#define OSTEP(i)                                                \
-    if (R > i) {                                                \
-        VT ai = VSET1(a[(size_t)i * lda + p]);                  \
-        o##i##a = VFMA(ai, b0, o##i##a);                        \
-        o##i##b = VFMA(ai, b1, o##i##b);                        \
-    }
-#define OSTORE(i)                                                       \
-    if (R > i) {                                                        \
-        FN(ostore)(c + (size_t)i * s->ldc, cols, o##i##a, s, i0 + i, j0); \
-        if (cols > VW)                                                  \
-            FN(ostore)(c + (size_t)i * s->ldc + VW, cols - VW, o##i##b, s, \
-                       i0 + i, j0 + VW);                                \
-    }
-#define OROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-
-/* Rows i0..i0+R, columns j0..j0+cols (cols <= 2 VW) of C, B's row p at
- * b + p * ldb: one chain of fused multiply-adds over k per element, as
- * the tiled kernels compute it. masked: B has only cols readable
- * columns there. */
-SINLINE void FN(otile)(const int R, const int masked, const SmallArgs *s,
-                       const float *b, size_t ldb, size_t i0, size_t j0,
-                       size_t cols)
+/* The epilogue alone over a C that holds alpha op(A) op(B) + beta C
+ * already (computed by the tiled kernels): rows in order, so column sums
+ * add them in order. */
+static TARGET void FN(epilogue)(const SmallArgs *s)
 {
-    const float *a = s->a + i0 * s->lda;
-    float *c = s->c + i0 * s->ldc + j0;
-    VMASK m0 = VMASKN(cols < VW ? cols : VW);
-    VMASK m1 = VMASKN(cols > VW ? cols - VW : 0);
-    size_t lda = s->lda, p;
-    OROWS(ODECL)
+    SmallArgs t = *s;
+    size_t i, j;
 
-    b += j0;
-    for (p = 0; p < s->k; p++, b += ldb) {
-        VT b0 = masked ? VLOADM(b, m0) : VLOAD(b);
-        VT b1 = masked ? VLOADM(b + VW, m1) : VLOAD(b + VW);
-        OROWS(OSTEP)
-    }
-    OROWS(OSTORE)
-}
-
-#define OCASE(i)                                                        \
-    case i + 1:                                                         \
-        if (i < RO) {                                                   \
-            if (masked)                                                 \
-                FN(otile)(i + 1, 1, s, b, ldb, i0, j0, cols);           \
-            else                                                        \
-                FN(otile)(i + 1, 0, s, b, ldb, i0, j0, cols);           \
-        }                                                               \
-        break;
-
-/* C = op(A) B (csc 1, bias stride 1) with A's rows contiguous and B's row
- * p at b + p * ldb, readable to column n, or to a multiple of 2 VW when
- * padded (a transposed copy). Column panels outermost, row strips in
- * order within each: every column sum adds its rows in order. */
-static TARGET void FN(outer)(const SmallArgs *s, const float *b, size_t ldb,
-                             int padded)
-{
-    size_t i0, j0;
-
-    for (j0 = 0; j0 < s->n; j0 += 2 * VW) {
-        size_t cols = s->n - j0 < 2 * VW ? s->n - j0 : 2 * VW;
-        int masked = !padded && cols < 2 * VW;
-        for (i0 = 0; i0 < s->m; i0 += RO) {
-            switch (s->m - i0 < RO ? s->m - i0 : RO) {
-                OROWS(OCASE)
-            default:
-                break;
-            }
+    t.alpha = 1.0f, t.beta = 0.0f;
+    for (i = 0; i < s->m; i++) {
+        float *c = s->c + i * s->ldc;
+        for (j = 0; j < s->n; j += VW) {
+            size_t n = s->n - j < VW ? s->n - j : VW;
+            VT x = n < VW ? VLOADM(c + j, VMASKN(n)) : VLOAD(c + j);
+            FN(ostore)(c + j, n, x, &t, i, j);
         }
     }
 }
 
-#undef ODECL
-#undef OSTEP
-#undef OSTORE
-#undef OROWS
-#undef OCASE
 #undef FN
 #undef SINLINE
 #undef SROWS

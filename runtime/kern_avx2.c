@@ -201,6 +201,6 @@ const GemmKern nnc_kern_avx2 = {
     "avx2", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, 0, NULL,
 };
 
-const GemmSmall nnc_small_avx2 = {NULL, NULL, 1};
+const GemmSmall nnc_small_avx2 = {NULL, NULL};
 
 #endif

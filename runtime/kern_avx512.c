@@ -254,6 +254,6 @@ const GemmKern nnc_kern_avx512 = {
     "avx512", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, 0, NULL,
 };
 
-const GemmSmall nnc_small_avx512 = {NULL, NULL, 1};
+const GemmSmall nnc_small_avx512 = {NULL, NULL};
 
 #endif

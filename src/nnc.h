@@ -217,9 +217,7 @@ enum {
                            to Emit.sum when not NULL */
     F_EPIBIAS = 1 << 8, /* x + y: as a GEMM's epilogue, the runtime GEMM
                            can add a row vector itself (nnc_sgemm_bias) */
-    F_EPIRELU = 1 << 9, /* x > 0 ? x : 0, likewise (nnc_sgemm_bias's relu) */
-    F_EPIMASK = 1 << 10 /* y > 0 ? dx : 0 (inputs dx, y), likewise, with a
-                           bias gradient riding (nnc_sgemm_relu_back) */
+    F_EPIRELU = 1 << 9  /* x > 0 ? x : 0, likewise (nnc_sgemm_bias's relu) */
 };
 
 /* Roles of source nodes, and flags on others. */

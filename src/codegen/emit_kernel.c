@@ -326,43 +326,6 @@ static NodeId bias_epilogue(const KCtx *kc, NodeId head, bool *relu)
     return bias;
 }
 
-/* The runtime GEMM applies an epilogue in registers for small products
- * (gemm.c's gemm_small: k <= 256 and m n k <= 128^3, and for a transposed
- * B with k < 16 a copy of B^T of at most 4096 floats); larger ones keep
- * the generated loop, which the caller's compiler vectorizes. */
-static bool small_gemm(long rows, int ncols, long k, int tb)
-{
-    long padded = (ncols + 31L) / 32 * 32;
-    return k <= 256 && rows * ncols * k <= 128L * 128 * 128 &&
-           (!tb || k >= 16 || padded * k <= 4096);
-}
-
-/* The kernel is the product and an F_EPIMASK op of it (ReLU's gradient:
- * its mask, the layer's output, is returned), with optionally the
- * per-column sum of the result riding (the bias gradient, in *sum). */
-static NodeId mask_epilogue(const KCtx *kc, NodeId head, NodeId *sum)
-{
-    const Graph *g = kc->g;
-    const Node *r = NODE(g, kc->k->root);
-    int ncols = r->shape.dim[r->shape.rank - 1];
-    *sum = NODE_NONE;
-    if (r->shape.rank != 2 || !(optab[r->op].flags & F_EPIMASK) || r->in[0] != head ||
-        r->in[1] == head || is_member(kc, r->in[1]) ||
-        !graph_same_layout(r, NODE(g, r->in[1])) || !graph_same_layout(r, NODE(g, head)))
-        return NODE_NONE;
-    for (int m = 0; m < kc->k->n; m++) {
-        NodeId id = kc->p->members[kc->k->first + m];
-        const Node *n = NODE(g, id);
-        if (id == head || id == kc->k->root)
-            continue;
-        if (*sum || !is_rider(g, id) || n->in[0] != kc->k->root || n->shape.rank != 1 ||
-            n->shape.dim[0] != ncols)
-            return NODE_NONE;
-        *sum = id;
-    }
-    return r->in[1];
-}
-
 /* A GEMM whose result feeds a loop: row blocks of C are computed, then
  * the loop runs over the block while it is in cache. The result may be
  * an image (a convolution's (N, OH, OW, C), the GEMM's rows being
@@ -398,29 +361,21 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     emit_line(e, "for (int r0 = 0; r0 < %s; r0 += %d) {", m, rb);
     e->indent++;
     emit_line(e, "const int rb = %s - r0 < %d ? %s - r0 : %d;", m, rb, m, rb);
-    bool relu, small = small_gemm(rb, ncols, ta ? (long)(shape_numel(&a->shape) /
-                                  (size_t)a->shape.dim[ar - 1]) : a->shape.dim[ar - 1], tb);
-    NodeId bias = small ? bias_epilogue(kc, head, &relu) : NODE_NONE, sum;
-    NodeId mask = small && !bias ? mask_epilogue(kc, head, &sum) : NODE_NONE;
-    if (mask) {
-        emit_line(e, "nnc_sgemm_relu_back(%d, %d, rb, %d, %s, %s + %s, %s, %s, %s, %s + (size_t)r0 * %d, %d, %s, %s + (size_t)r0 * %d, %d);",
-                  ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]),
-                  ta ? "r0" : emit_str("(size_t)r0 * %s", lda), lda,
-                  emit_buf(g, kc->p, h->in[1]), ldb, emit_buf(g, kc->p, mask), ncols, ncols,
-                  sum ? emit_buf(g, kc->p, sum) : "NULL", c, ncols, ncols);
-        e->indent--;
-        emit_line(e, "}");
-        return;
-    }
+    bool relu;
+    NodeId bias = bias_epilogue(kc, head, &relu);
     if (bias) {
+        /* a block of one or two rows (predict at batch 1): the runtime's
+         * dot products, with the bias and ReLU applied in registers */
+        emit_line(e, "if (rb <= 2) {");
+        e->indent++;
         emit_line(e, "nnc_sgemm_bias(%d, %d, rb, %d, %s, %s + %s, %s, %s, %s, %s, %d, %s + (size_t)r0 * %d, %d);",
                   ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]),
                   ta ? "r0" : emit_str("(size_t)r0 * %s", lda), lda,
                   emit_buf(g, kc->p, h->in[1]), ldb, emit_buf(g, kc->p, bias), relu, c,
                   ncols, ncols);
+        emit_line(e, "continue;");
         e->indent--;
         emit_line(e, "}");
-        return;
     }
     emit_line(e, "nnc_sgemm(%d, %d, rb, %d, %s, 1.0f, %s + %s, %s, %s, %s, 0.0f, %s + (size_t)r0 * %d, %d);",
               ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]),

@@ -1,21 +1,21 @@
 /*
  * test_gemm_small.c - the small-problem paths of nnc_sgemm (gemm_small.c:
- * dot products against a transposed B, outer products for short k) and
- * nnc_sgemm_bias, against a GEMM computed in double, on every shape with
- * m, n in a set of edge sizes up to 40 and k from 1 to 40 (and a few
- * longer), all four transposes, several alpha and beta, and row strides
- * above the minimum. Operands sit one float past an allocation, and all
- * padding holds NaN (A, B, the bias) or a sentinel (C), so a read or
- * write outside the matrices shows. Each case runs under every kernel set
- * this CPU supports (with nnc_sgemm_relu_back, where y is NaN in its
- * padding); the ones it lacks are named and left out (the
- * AVX-512 instantiation is the same template as the AVX2 one).
+ * dot products against a transposed B for C of one or two rows or
+ * columns), nnc_sgemm_bias and nnc_sgemm_relu_back (their epilogues in
+ * registers or in a vector pass), against a GEMM computed in double, on
+ * every shape with m, n in a set of edge sizes up to 40 and k from 1 to
+ * 40 (and a few longer), all four transposes, several alpha and beta, and
+ * row strides above the minimum. Operands sit one float past an
+ * allocation, and all padding holds NaN (A, B, the bias, ReLU's mask y)
+ * or a sentinel (C), so a read or write outside the matrices shows. Each
+ * case runs under every kernel set this CPU supports; the ones it lacks
+ * are named and left out (the AVX-512 instantiation is the same template
+ * as the AVX2 one).
  *
- * nnc_sgemm_relu_back's column sums must equal the rows of its C added in
- * order, exactly. Also: nnc_sgemm_bias gives exactly nnc_sgemm followed by c + bias[j]
- * and c > 0 ? c : 0, and the dot-product path (AVX2, AVX-512) computes
- * each element independently of how many rows the call has (predict at
- * batch 1 or 32).
+ * nnc_sgemm_relu_back's column sums must equal the rows of its C added
+ * in order, exactly. nnc_sgemm_bias gives exactly nnc_sgemm followed by
+ * c + bias[j] and c > 0 ? c : 0, and the dot-product path (AVX2,
+ * AVX-512) computes each element the same in a call of one row or two.
  */
 #include <float.h>
 #include <math.h>
@@ -163,7 +163,8 @@ Test(gemm_small, edge_shapes_every_transpose)
 }
 
 /* nnc_sgemm_bias is nnc_sgemm then the emitted loop's operations, bit for
- * bit, and a row of A gives the same row of C in a call of any height. */
+ * bit, and a row of A gives the same row of C in a call of one or two
+ * rows (the dot products). */
 Test(gemm_small, bias_exact_and_rows_independent)
 {
     enum { M = 32, N = 64, K = 128 };
@@ -191,7 +192,8 @@ Test(gemm_small, bias_exact_and_rows_independent)
         }
         if (strcmp(isas[f], "avx2") != 0 && strcmp(isas[f], "avx512") != 0)
             continue;   /* the tiled kernels differ from one-row dots */
-        nnc_sgemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c1, N);
+        for (int i = 0; i < M; i += 2)     /* two rows at a time */
+            nnc_sgemm(0, 1, 2, N, K, 1.0f, a + i * K, K, b, K, 0.0f, c1 + i * N, N);
         for (int i = 0; i < M; i++) {
             nnc_sgemm(0, 1, 1, N, K, 1.0f, a + i * K, K, b, K, 0.0f, c3, N);
             cr_assert_eq(memcmp(c3, c1 + i * N, sizeof c3), 0, "%s row %d", nnc_isa(), i);
