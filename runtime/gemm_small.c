@@ -1,28 +1,29 @@
 /*
- * gemm_small.c - small GEMMs kept in registers and L1, with a dense
- * layer's epilogue applied to the results while they are in registers.
+ * gemm_small.c - matrix-vector-like products kept in registers, with a
+ * dense layer's epilogue applied to the results while they are there.
  * Written once over the vector width: kern_avx2.c (8 floats) and
  * kern_avx512.c (16 floats) include this file at their end with
  * SMALL_AVX2 or SMALL_AVX512 defined, which instantiates it and defines
  * their GemmSmall table (gemm_kern.h); it is never compiled on its own.
- * gemm.c's gemm_small() picks the kernel; no operand is packed.
+ * gemm.c's gemm_small() decides when it applies; no operand is packed.
  *
  * dots_nt: C = A B^T with both operands' rows along k (a dense layer's
- * forward X W^T: weights are stored [out, in], PyTorch's layout). Each
- * element of C is the dot product of a row of A and a row of B, read in
- * place: a tile of R rows of A by 4 rows of B keeps R x 4 vector sums in
- * registers (R = 3 on AVX2, 6 on AVX-512), one load of each row per step
- * of k and R x 4 fused multiply-adds; a last partial step of k loads
- * under a mask. Each vector sum is then reduced, four at a time, by a
- * fixed tree. Every element is computed the same way wherever it sits,
- * so results do not depend on the tile grid or on how many rows a call
- * has (predict at batch 1 or 32); they differ in rounding from a single
- * chain over k, as any two summation orders do.
+ * forward X W^T: weights are stored [out, in], PyTorch's layout), used
+ * where C has one or two rows or columns (predict at batch 1, a layer
+ * with one output), where the tiled kernels would waste most of a tile
+ * and need a transposed copy of W. Each element of C is the dot product
+ * of a row of A and a row of B, read in place: a tile of R rows of A by
+ * 4 rows of B keeps R x 4 vector sums in registers (R = 3 on AVX2, 6 on
+ * AVX-512), one load of each row per step of k and R x 4 fused
+ * multiply-adds; a last partial step of k loads under a mask. Each vector
+ * sum is then reduced, four at a time, by a fixed tree. Every element is
+ * computed the same way wherever it sits, so results do not depend on the
+ * tile grid or the number of rows; they differ in rounding from a single
+ * chain over k, as any two summation orders do. (With 32 rows the tiled
+ * kernels were measured as fast: seed model, AVX2.)
  *
- * epilogue: the same epilogue as a vector pass over a C that the tiled
- * kernels computed (a layer's input gradient dY W, or a short k where dot
- * products would mostly be masked off): measured faster here than
- * applying it in outer-product tiles of the product itself.
+ * epilogue: the same epilogue as one vector pass over a C that the tiled
+ * kernels computed (nnc_sgemm_bias and nnc_sgemm_relu_back elsewhere).
  *
  * Epilogues (SmallArgs): alpha and beta as in BLAS, then + bias, ReLU,
  * ReLU's gradient (zero where the layer's output is not positive) and
