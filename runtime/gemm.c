@@ -653,7 +653,7 @@ static void grid_range(void *arg, size_t lo, size_t hi)
 static void gemm_run(const Gemm *g, const GemmKern *kn)
 {
     size_t mnk = g->m * g->n * g->k, tasks;
-    int nt = nnc_num_threads();
+    int nt = mnk < THREAD_MNK ? 1 : nnc_parallel_threads();
     Grid r;
 
     if (nt <= 1 || mnk < THREAD_MNK) {

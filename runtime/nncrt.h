@@ -144,11 +144,15 @@ int nnc_set_isa(const char *name);
  * threads at once and in any order, or once with [0, n) when it runs on
  * the caller alone; fn must give the same results either way. It returns
  * when all are done. Tasks run in the caller's floating-point mode.
+ * nnc_parallel_threads() is the number of threads it would use now: 1
+ * while the pool runs on the caller alone, else nnc_num_threads() (for
+ * callers that split work differently for one thread).
  */
 void nnc_set_num_threads(int n);
 int nnc_num_threads(void);
 typedef void (*nnc_range_fn)(void *arg, size_t lo, size_t hi);
 void nnc_parallel_for(size_t n, size_t chunk, nnc_range_fn fn, void *arg);
+int nnc_parallel_threads(void);
 
 /* ---- Denormals (thread.c) -------------------------------------------------
  *
@@ -478,9 +482,12 @@ double nnc_loss_sum(int loss, double param, const float *out, const float *y, si
 /* ---- Threads in generated loops ------------------------------------------
  *
  * NNC_PARALLEL_FOR(n) precedes a generated elementwise loop of n
- * iterations: with OpenMP (-fopenmp) large loops run on nnc_num_threads()
- * threads; each iteration writes its own element, so results do not
- * depend on the thread count. Without OpenMP it expands to nothing.
+ * iterations (only loops that are not fused into a GEMM's row blocks, of
+ * at least 65536 elements): when the generated C is compiled with OpenMP
+ * (-fopenmp), large loops run on nnc_num_threads() OpenMP threads, a team
+ * of their own beside the runtime's pool; each iteration writes its own
+ * element, so results do not depend on the thread count. Without OpenMP
+ * (the default) it expands to nothing.
  */
 #if defined(_OPENMP)
 #define NNC_PRAGMA_(x) _Pragma(#x)

@@ -403,14 +403,31 @@ static int start_workers(int want)
 
 /* After a threaded loop: was the caller kept waiting by a preempted
  * worker? Then one thread for a while. */
+#ifdef NNC_POOL_DEBUG
+static long long dbg_chunks, dbg_mine, dbg_jobs, dbg_solo, dbg_strag, dbg_wait, dbg_own, dbg_maxwait;
+static void dbg_print(void)
+{
+    fprintf(stderr, "pool: chunks %lld, by the caller %lld\n", dbg_chunks, dbg_mine);
+    fprintf(stderr, "pool: %lld threaded, %lld solo, %lld stragglers, wait %.3f ms (max %.3f), own %.3f ms\n",
+            dbg_jobs, dbg_solo, dbg_strag, dbg_wait / 1e6, dbg_maxwait / 1e6, dbg_own / 1e6);
+}
+#endif
+
 static void note_wait(long long t0, long long t_own, long long t_end)
 {
     long long wait = t_end - t_own, own = t_own - t0;
+#ifdef NNC_POOL_DEBUG
+    if (dbg_jobs++ == 0)
+        atexit(dbg_print);
+    dbg_wait += wait, dbg_own += own;
+    dbg_maxwait = wait > dbg_maxwait ? wait : dbg_maxwait;
+    dbg_strag += wait > STRAGGLE_MIN_NS && wait > own / 2;
+#endif
 
     if (wait > STRAGGLE_MIN_NS && wait > own / 2) {
         if (pool.backoff < SOLO_MIN_NS)
             pool.backoff = SOLO_MIN_NS;
-        pool.solo_until = t_end + pool.backoff;
+        __atomic_store_n(&pool.solo_until, t_end + pool.backoff, __ATOMIC_RELAXED);
         pool.probe_from = pool.solo_until;
         pool.backoff = pool.backoff * 2 > SOLO_MAX_NS ? SOLO_MAX_NS : pool.backoff * 2;
     } else if (pool.backoff > SOLO_MIN_NS && t_end - pool.probe_from > pool.backoff) {
@@ -429,6 +446,9 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
         return 0;
     t0 = now_ns();
     if (t0 < pool.solo_until) {
+#ifdef NNC_POOL_DEBUG
+        dbg_solo++;
+#endif
         STORE(&pool.busy, 0);
         return 0;
     }
@@ -452,7 +472,12 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
         pthread_cond_broadcast(&pool.work);
         pthread_mutex_unlock(&pool.mu);
     }
+#ifdef NNC_POOL_DEBUG
+    dbg_mine += run_chunks(gen);
+    dbg_chunks += nchunks;
+#else
     run_chunks(gen);
+#endif
     t_own = now_ns();
     if (LOAD(&pool.done) != nchunks) {
         int k = 0;
@@ -476,6 +501,16 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
     return 1;
 }
 #endif /* HAVE_POOL */
+
+int nnc_parallel_threads(void)
+{
+    int nt = nnc_num_threads();
+#if defined(HAVE_POOL)
+    if (nt > 1 && now_ns() < __atomic_load_n(&pool.solo_until, __ATOMIC_RELAXED))
+        return 1;
+#endif
+    return nt;
+}
 
 void nnc_parallel_for(size_t n, size_t chunk, nnc_range_fn fn, void *arg)
 {
