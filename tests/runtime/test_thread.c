@@ -6,9 +6,11 @@
  * nnc_set_flush_denormals(0) keeps subnormals in GEMM and workers too;
  * GEMMs of training shapes and Adam give the same bits on 1 to 4 threads.
  */
+#define _GNU_SOURCE 1   /* sched_setaffinity */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +151,31 @@ Test(pool, thread_count)
     nnc_set_num_threads(-1);
     cr_assert_geq(nnc_num_threads(), 1);
 }
+
+#ifdef __linux__
+/* The default is the CPUs the process may run on: one after pinning. */
+Test(pool, default_follows_affinity)
+{
+    cpu_set_t all, one;
+    nnc_set_num_threads(2);
+    if (nnc_num_threads() == 1)
+        cr_skip_test("built without threads");
+    unsetenv("NNC_NUM_THREADS");
+    cr_assert_eq(sched_getaffinity(0, sizeof all, &all), 0);
+    nnc_set_num_threads(0);
+    cr_assert_leq(nnc_num_threads(), CPU_COUNT(&all));
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &all)) {
+            CPU_SET(c, &one);
+            break;
+        }
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    nnc_set_num_threads(0);
+    cr_assert_eq(nnc_num_threads(), 1);
+    sched_setaffinity(0, sizeof all, &all);
+}
+#endif
 
 /* ---- Denormals ------------------------------------------------------------ */
 
