@@ -459,16 +459,16 @@ static void conv_range(void *arg, size_t lo, size_t hi)
     }
 }
 
-/* Runs k over n images on the pool if the call is large enough (floats
- * touched) and returns 1, else returns 0. */
-static int images_threaded(Conv *k, int n, size_t floats)
+/* Runs k over its n images: on the pool if the call touches enough
+ * floats, else on the caller. */
+static void run_images(Conv *k, size_t floats)
 {
-    size_t per = floats / (size_t)(n > 0 ? n : 1);
+    size_t n = (size_t)k->n, per = floats / (n > 0 ? n : 1);
     if (floats < THREAD_FLOATS || n < 2 || nnc_num_threads() < 2)
-        return 0;
-    nnc_parallel_for((size_t)n, per >= CHUNK_FLOATS ? 1 : CHUNK_FLOATS / (per + 1) + 1,
-                     conv_range, k);
-    return 1;
+        conv_range(k, 0, n);
+    else
+        nnc_parallel_for(n, per >= CHUNK_FLOATS ? 1 : CHUNK_FLOATS / (per + 1) + 1, conv_range,
+                         k);
 }
 
 static int channels_threaded(int n, int h, int w, int c, int oh, int ow, const float *dy,
@@ -486,26 +486,21 @@ void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                 int pt, int pl, int oh, int ow, const float *x, float *col)
 {
     Conv k = {IM2COL, n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, 0, x, NULL, col, NULL};
-    if (!images_threaded(&k, n, (size_t)n * (size_t)oh * (size_t)ow * (size_t)kh *
-                                    (size_t)kw * (size_t)c))
-        im2col_seq(n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, x, col);
+    run_images(&k, (size_t)n * (size_t)oh * (size_t)ow * (size_t)kh * (size_t)kw * (size_t)c);
 }
 
 void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                 int pt, int pl, int oh, int ow, const float *col, float *x)
 {
     Conv k = {COL2IM, n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, 0, col, NULL, x, NULL};
-    if (!images_threaded(&k, n, (size_t)n * (size_t)oh * (size_t)ow * (size_t)kh *
-                                    (size_t)kw * (size_t)c))
-        col2im_seq(n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, col, x);
+    run_images(&k, (size_t)n * (size_t)oh * (size_t)ow * (size_t)kh * (size_t)kw * (size_t)c);
 }
 
 void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                  int oh, int ow, const float *x, float *y)
 {
     Conv k = {MAXPOOL, n, h, w, c, kh, kw, sh, sw, 0, 0, oh, ow, 0, x, NULL, y, NULL};
-    if (!images_threaded(&k, n, (size_t)n * (size_t)h * (size_t)w * (size_t)c))
-        maxpool_seq(n, h, w, c, kh, kw, sh, sw, oh, ow, x, y);
+    run_images(&k, (size_t)n * (size_t)h * (size_t)w * (size_t)c);
 }
 
 void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
@@ -513,9 +508,10 @@ void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, in
                           int relu, float *sum)
 {
     Conv k = {MAXPOOL_BACK, n, h, w, c, kh, kw, sh, sw, 0, 0, oh, ow, relu, dy, x, dx, NULL};
-    if (sum != NULL ||
-        !images_threaded(&k, n, (size_t)n * (size_t)h * (size_t)w * (size_t)c))
+    if (sum != NULL)   /* threaded by channels inside (channels_threaded) */
         back_sum(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, relu, sum, 1);
+    else
+        run_images(&k, (size_t)n * (size_t)h * (size_t)w * (size_t)c);
 }
 
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
