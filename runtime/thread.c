@@ -36,7 +36,9 @@
  * on the caller and nnc_num_threads() is 1.
  *
  * A call made while the pool is busy (from a task, or from a second
- * application thread) runs on its caller alone.
+ * application thread) runs on its caller alone. Built with
+ * -DNNC_POOL_DEBUG, the pool prints at exit what it did (loops threaded
+ * and not, chunks run by the caller, stragglers, time waited).
  */
 #if !defined(NNC_NO_THREADS) && (defined(__linux__) || defined(__APPLE__) || \
                                  defined(__unix__)) && defined(__GNUC__)
@@ -404,12 +406,14 @@ static int start_workers(int want)
 /* After a threaded loop: was the caller kept waiting by a preempted
  * worker? Then one thread for a while. */
 #ifdef NNC_POOL_DEBUG
-static long long dbg_chunks, dbg_mine, dbg_jobs, dbg_solo, dbg_strag, dbg_wait, dbg_own, dbg_maxwait;
+/* Built with -DNNC_POOL_DEBUG: what the pool did, printed at exit. */
+static long long dbg_chunks, dbg_mine, dbg_jobs, dbg_solo, dbg_strag, dbg_wait, dbg_maxwait;
 static void dbg_print(void)
 {
-    fprintf(stderr, "pool: chunks %lld, by the caller %lld\n", dbg_chunks, dbg_mine);
-    fprintf(stderr, "pool: %lld threaded, %lld solo, %lld stragglers, wait %.3f ms (max %.3f), own %.3f ms\n",
-            dbg_jobs, dbg_solo, dbg_strag, dbg_wait / 1e6, dbg_maxwait / 1e6, dbg_own / 1e6);
+    fprintf(stderr, "pool: %lld loops threaded (%lld chunks, %lld by the caller), %lld on "
+                    "the caller alone; %lld stragglers; waited %.3f ms (at most %.3f)\n",
+            dbg_jobs, dbg_chunks, dbg_mine, dbg_solo, dbg_strag, (double)dbg_wait / 1e6,
+            (double)dbg_maxwait / 1e6);
 }
 #endif
 
@@ -419,7 +423,7 @@ static void note_wait(long long t0, long long t_own, long long t_end)
 #ifdef NNC_POOL_DEBUG
     if (dbg_jobs++ == 0)
         atexit(dbg_print);
-    dbg_wait += wait, dbg_own += own;
+    dbg_wait += wait;
     dbg_maxwait = wait > dbg_maxwait ? wait : dbg_maxwait;
     dbg_strag += wait > STRAGGLE_MIN_NS && wait > own / 2;
 #endif
