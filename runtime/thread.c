@@ -403,8 +403,6 @@ static int start_workers(int want)
     return pool.started;
 }
 
-/* After a threaded loop: was the caller kept waiting by a preempted
- * worker? Then one thread for a while. */
 #ifdef NNC_POOL_DEBUG
 /* Built with -DNNC_POOL_DEBUG: what the pool did, printed at exit. */
 static long long dbg_chunks, dbg_mine, dbg_jobs, dbg_solo, dbg_strag, dbg_wait, dbg_maxwait;
@@ -417,6 +415,9 @@ static void dbg_print(void)
 }
 #endif
 
+/* After a threaded loop that started at t0, whose caller ran out of
+ * chunks at t_own and saw the last one finish at t_end: was the caller
+ * kept waiting by a preempted worker? Then one thread for a while. */
 static void note_wait(long long t0, long long t_own, long long t_end)
 {
     long long wait = t_end - t_own, own = t_own - t0;
@@ -463,7 +464,7 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
         STORE(&pool.busy, 0);
         return 0;
     }
-    gen = (pool.state >> 32) + 1;
+    gen = (LOAD(&pool.state) >> 32) + 1;
     __atomic_store_n(&pool.state, gen << 32 | CLOSED, __ATOMIC_SEQ_CST);
     STORE(&pool.fn, fn), STORE(&pool.arg, arg);
     STORE(&pool.n, n), STORE(&pool.chunk, chunk), STORE(&pool.nchunks, nchunks);
