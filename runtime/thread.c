@@ -21,10 +21,12 @@
  * another process wants.
  *
  * Stragglers. A worker preempted in the middle of a chunk makes the
- * caller wait for it, up to a scheduler time slice. The caller measures
- * that wait; when it is long against the caller's own work, the pool
- * runs every loop on the caller alone for a while (SOLO_MIN_NS, doubling
- * up to SOLO_MAX_NS while the machine stays busy) and then tries threads
+ * caller wait for it, up to a scheduler time slice; a caller preempted
+ * while the workers run slows everything it does alone as well. The
+ * caller measures both (its wait for the last chunks, its chunks' time
+ * against the workers'); when either is large, the pool runs every loop
+ * on the caller alone for a while (SOLO_MIN_NS, doubling up to
+ * SOLO_MAX_NS while the machine stays busy) and then tries threads
  * again, so a busy machine costs little and a quiet one keeps its
  * threads.
  *
@@ -286,12 +288,14 @@ static struct {
     int helpers;                  /* workers 0 .. helpers-1 may join */
     nnc_fpmode mode;
     unsigned done;                /* chunks finished */
+    long long worker_ns;          /* time the workers spent in chunks */
+    unsigned worker_chunks;       /* chunks they ran */
     int sleepers;                 /* workers waiting on work */
     int caller_sleeps;
     /* stragglers */
     long long solo_until, backoff, probe_from;
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+          0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 static long long now_ns(void)
 {
@@ -310,8 +314,8 @@ static void cpu_relax(void)
 }
 
 /* Claims and runs chunks of generation gen until none is left; returns
- * how many it ran. */
-static unsigned run_chunks(unsigned long long gen)
+ * how many it ran. A worker adds its chunks' time to worker_ns. */
+static unsigned run_chunks(unsigned long long gen, int is_worker)
 {
     unsigned ran = 0;
     unsigned long long s = LOAD(&pool.state);
@@ -332,7 +336,14 @@ static unsigned run_chunks(unsigned long long gen)
             continue;
         lo = (size_t)i * chunk;
         hi = n - lo < chunk ? n : lo + chunk;
-        fn(arg, lo, hi);
+        if (is_worker) {
+            long long t = now_ns();
+            fn(arg, lo, hi);
+            __atomic_add_fetch(&pool.worker_ns, now_ns() - t, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&pool.worker_chunks, 1u, __ATOMIC_RELAXED);
+        } else {
+            fn(arg, lo, hi);
+        }
         ran++;
         if (__atomic_add_fetch(&pool.done, 1, __ATOMIC_SEQ_CST) == LOAD(&pool.nchunks) &&
             __atomic_load_n(&pool.caller_sleeps, __ATOMIC_SEQ_CST)) {
@@ -376,7 +387,7 @@ static void *worker(void *p)
         if (self < LOAD(&pool.helpers)) {
             nnc_fpmode mine = fp_get();
             fp_set(LOAD(&pool.mode));
-            run_chunks(seen);
+            run_chunks(seen, 1);
             fp_set(mine);
         }
     }
@@ -405,31 +416,42 @@ static int start_workers(int want)
 
 #ifdef NNC_POOL_DEBUG
 /* Built with -DNNC_POOL_DEBUG: what the pool did, printed at exit. */
-static long long dbg_chunks, dbg_mine, dbg_jobs, dbg_solo, dbg_strag, dbg_wait, dbg_maxwait;
+static long long dbg_chunks, dbg_mine, dbg_jobs, dbg_solo, dbg_strag, dbg_slow, dbg_wait,
+    dbg_maxwait;
 static void dbg_print(void)
 {
     fprintf(stderr, "pool: %lld loops threaded (%lld chunks, %lld by the caller), %lld on "
-                    "the caller alone; %lld stragglers; waited %.3f ms (at most %.3f)\n",
-            dbg_jobs, dbg_chunks, dbg_mine, dbg_solo, dbg_strag, (double)dbg_wait / 1e6,
-            (double)dbg_maxwait / 1e6);
+                    "the caller alone; %lld stragglers, %lld slow callers; waited %.3f ms "
+                    "(at most %.3f)\n",
+            dbg_jobs, dbg_chunks, dbg_mine, dbg_solo, dbg_strag, dbg_slow,
+            (double)dbg_wait / 1e6, (double)dbg_maxwait / 1e6);
 }
 #endif
 
-/* After a threaded loop that started at t0, whose caller ran out of
- * chunks at t_own and saw the last one finish at t_end: was the caller
- * kept waiting by a preempted worker? Then one thread for a while. */
-static void note_wait(long long t0, long long t_own, long long t_end)
+/* After a threaded loop that started at t0, whose caller ran `mine`
+ * chunks, ran out of them at t_own and saw the last one finish at t_end:
+ * was the caller kept waiting by a preempted worker, or was the caller
+ * itself preempted (its chunks took more than twice as long as the
+ * workers')? Either means a thread shares its core with another busy
+ * process: then one thread for a while (on its own, the caller can move
+ * to a free core). */
+static void note_wait(long long t0, long long t_own, long long t_end, unsigned mine)
 {
     long long wait = t_end - t_own, own = t_own - t0;
+    long long wns = LOAD(&pool.worker_ns);
+    unsigned wchunks = LOAD(&pool.worker_chunks);
+    int slow_caller = mine > 0 && wchunks > 0 &&
+                      own > STRAGGLE_MIN_NS + 2 * (long long)mine * (wns / (long long)wchunks);
 #ifdef NNC_POOL_DEBUG
     if (dbg_jobs++ == 0)
         atexit(dbg_print);
     dbg_wait += wait;
     dbg_maxwait = wait > dbg_maxwait ? wait : dbg_maxwait;
     dbg_strag += wait > STRAGGLE_MIN_NS && wait > own / 2;
+    dbg_slow += slow_caller;
 #endif
 
-    if (wait > STRAGGLE_MIN_NS && wait > own / 2) {
+    if ((wait > STRAGGLE_MIN_NS && wait > own / 2) || slow_caller) {
         if (pool.backoff < SOLO_MIN_NS)
             pool.backoff = SOLO_MIN_NS;
         __atomic_store_n(&pool.solo_until, t_end + pool.backoff, __ATOMIC_RELAXED);
@@ -445,6 +467,7 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
     unsigned long long gen;
     unsigned nchunks = (unsigned)((n + chunk - 1) / chunk);
     long long t0, t_own, t_end;
+    unsigned mine;
     int helpers;
 
     if (__atomic_exchange_n(&pool.busy, 1, __ATOMIC_ACQUIRE))
@@ -471,17 +494,17 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
     STORE(&pool.helpers, helpers);
     STORE(&pool.mode, fp_get());
     STORE(&pool.done, 0u);
+    STORE(&pool.worker_ns, 0LL), STORE(&pool.worker_chunks, 0u);
     __atomic_store_n(&pool.state, gen << 32, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&pool.sleepers, __ATOMIC_SEQ_CST) > 0) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_broadcast(&pool.work);
         pthread_mutex_unlock(&pool.mu);
     }
+    mine = run_chunks(gen, 0);
 #ifdef NNC_POOL_DEBUG
-    dbg_mine += run_chunks(gen);
+    dbg_mine += mine;
     dbg_chunks += nchunks;
-#else
-    run_chunks(gen);
 #endif
     t_own = now_ns();
     if (LOAD(&pool.done) != nchunks) {
@@ -501,7 +524,7 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
         }
     }
     t_end = now_ns();
-    note_wait(t0, t_own, t_end);
+    note_wait(t0, t_own, t_end, mine);
     STORE(&pool.busy, 0);
     return 1;
 }
