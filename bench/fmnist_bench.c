@@ -8,7 +8,8 @@
  *     nnc bench/fmnist_mlp.nn --prefix m -o DIR/m.c
  *     cc -std=c99 -O3 -march=native -IDIR -I<nnc>/runtime bench/fmnist_bench.c \
  *        DIR/m.c <nnc>/.libs/libnncrt.a -lcjson -lz -lm
- *     ./a.out [--epochs E] [--batches N] [--warmup W] [--seed S] [--data DIR]
+ *     ./a.out [--epochs E] [--batches N] [--warmup W] [--warmup-epochs E]
+ *             [--warmup-batches N] [--seed S] [--data DIR]
  *
  * The data are the gzipped IDX files of Debian's dataset-fashion-mnist
  * (/usr/share/datasets/fashion-mnist, or --data DIR, or $FMNIST_DIR),
@@ -20,9 +21,13 @@
  * trains only the first N batches of each epoch (a shorter run) and
  * extrapolates the epoch time from them. Before the timed epochs, W
  * warm-up steps (default 10) train on the first batches in file order,
- * as the Python peers do (there they trigger compilation). An epoch's
+ * as the Python peers do (there they trigger compilation), then
+ * --warmup-epochs (default 1) untimed epochs of --warmup-batches batches
+ * (default all): the timed epochs run in the steady state, after
+ * training. The first warm-up epoch's time is printed as first_epoch_s
+ * (extrapolated to a full epoch): the figure on fresh weights. An epoch's
  * time covers gathering the batches and train_step; the test accuracy
- * after each epoch (predict on the 10000 test images, argmax of the
+ * after the timed epochs (predict on the 10000 test images, argmax of the
  * logits) is measured outside it. The last lines are "key value" pairs
  * for bench/run.sh.
  */
@@ -92,8 +97,8 @@ static double accuracy(m_ctx *ctx, const unsigned char *x,
 int main(int argc, char **argv)
 {
     const char *dir = getenv("FMNIST_DIR");
-    int epochs = 1, warmup = 10, a, e;
-    long batches = 0;
+    int epochs = 1, warmup = 10, wepochs = 1, a, e;
+    long batches = 0, wbatches = 0;
     uint64_t seed = 42;
     fmnist_data d;
     size_t nb, run, b, i, *order;
@@ -108,6 +113,10 @@ int main(int argc, char **argv)
             epochs = atoi(argv[++a]);
         else if (strcmp(argv[a], "--warmup") == 0 && a + 1 < argc)
             warmup = atoi(argv[++a]);
+        else if (strcmp(argv[a], "--warmup-epochs") == 0 && a + 1 < argc)
+            wepochs = atoi(argv[++a]);
+        else if (strcmp(argv[a], "--warmup-batches") == 0 && a + 1 < argc)
+            wbatches = atol(argv[++a]);
         else if (strcmp(argv[a], "--batches") == 0 && a + 1 < argc)
             batches = atol(argv[++a]);
         else if (strcmp(argv[a], "--seed") == 0 && a + 1 < argc)
@@ -116,13 +125,13 @@ int main(int argc, char **argv)
             dir = argv[++a];
         else {
             fprintf(stderr, "usage: %s [--epochs E] [--batches N] [--warmup W] "
-                    "[--seed S] [--data DIR]\n", argv[0]);
+                    "[--warmup-epochs E] [--warmup-batches N] [--seed S] [--data DIR]\n", argv[0]);
             return 2;
         }
     }
-    if (epochs < 1 || warmup < 0 || batches < 0) {
-        fprintf(stderr, "fmnist_bench: --epochs must be >= 1, --warmup and "
-                "--batches >= 0\n");
+    if (epochs < 1 || warmup < 0 || batches < 0 || wepochs < 0 || wbatches < 0) {
+        fprintf(stderr, "fmnist_bench: --epochs must be >= 1, --warmup, "
+                "--warmup-epochs, --warmup-batches and --batches >= 0\n");
         return 2;
     }
 
@@ -153,9 +162,13 @@ int main(int argc, char **argv)
     }
     printf("warmup_s %.3f\n", fmnist_now() - t0);
 
+    printf("peak_gflops %.1f\n", nnc_peak_gflops());
+    printf("threads %d\n", nnc_num_threads());
     uint64_t rng_state = seed;
-    for (e = 1; e <= epochs; e++) {
+    size_t wrun = wbatches > 0 && (size_t)wbatches < nb ? (size_t)wbatches : nb;
+    for (e = 1 - wepochs; e <= epochs; e++) {
         double sum = 0;
+        size_t n = e < 1 ? wrun : run;
 
         for (i = d.n_train - 1; i > 0; i--) {   /* Fisher-Yates, fixed seed */
             size_t j = (size_t)((fmnist_rng_next(&rng_state) >> 32) % (i + 1)), t = order[i];
@@ -163,19 +176,28 @@ int main(int argc, char **argv)
             order[j] = t;
         }
         t0 = fmnist_now();
-        for (b = 0; b < run; b++) {
+        for (b = 0; b < n; b++) {
             gather(d.train_x, d.train_y, order + b * B);
             sum += m_train_step(ctx, xb, yb);
         }
         dt = fmnist_now() - t0;
+        loss = sum / (double)n;
+        if (e < 1) {
+            printf("warm-up epoch %d/%d  %lu batches  time %.3f s  loss %.4f (untimed)\n",
+                   e + wepochs, wepochs, (unsigned long)n, dt, loss);
+            if (e == 1 - wepochs)
+                printf("first_epoch_s %.4f\n", dt * (double)nb / (double)n);
+            fflush(stdout);
+            continue;
+        }
         total_time += dt;
-        loss = sum / (double)run;
-        acc = accuracy(ctx, d.test_x, d.test_y, d.n_test);
         printf("epoch %d/%d  %lu batches  time %.3f s  %.0f samples/s  "
-               "loss %.4f  test_acc %.4f\n", e, epochs, (unsigned long)run, dt,
-               (double)(run * B) / dt, loss, acc);
+               "loss %.4f\n", e, epochs, (unsigned long)run, dt,
+               (double)(run * B) / dt, loss);
         fflush(stdout);
     }
+    printf("warmup_epoch_steps %lu\n", (unsigned long)(wrun * (size_t)wepochs));
+    acc = accuracy(ctx, d.test_x, d.test_y, d.n_test);
     getrusage(RUSAGE_SELF, &ru);
     /* an epoch is nb batches; with --batches, extrapolated from run */
     printf("batches %lu\n", (unsigned long)run);

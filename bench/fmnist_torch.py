@@ -3,6 +3,7 @@
 
     python3 bench/fmnist_torch.py [--model mlp|cnn] [--threads T] [--epochs E]
                                   [--batches N] [--warmup W]
+                                  [--warmup-epochs E] [--warmup-batches N]
                                   [--compile step|model] [--data DIR]
 
 Same models as nnc's: mlp is bench/fmnist_mlp.nn (784 -> 256 relu -> 128
@@ -15,9 +16,11 @@ logits: torch.nn.CrossEntropyLoss on one-hot targets), same optimizer
 (Adam lr 1e-3, eps 1e-7), same batch (64), same data handling: uint8
 pixels kept in memory and scaled to [0, 1] per batch, one-hot labels, a
 fixed-seed shuffle each epoch, last partial batch dropped, W warm-up steps
-(default 10) on the first batches in file order before the timed epochs.
---batches N trains only the first N batches of each epoch and
-extrapolates the epoch time from them.
+(default 10) on the first batches in file order, then one untimed epoch
+(--warmup-epochs, --warmup-batches: the steady state; its time is printed
+as first_epoch_s) before the timed epochs. --batches N trains only the
+first N batches of each timed epoch and extrapolates the epoch time from
+them. Every step ends with loss.item().
 --compile step wraps the whole train step in torch.compile (PyTorch 2),
 --compile model only the model (forward and backward; eager Adam); the
 warm-up then includes the compilation. Prints the same lines as
@@ -33,9 +36,7 @@ import peer
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
 p.add_argument("--threads", type=int, default=1)
-p.add_argument("--epochs", type=int, default=1)
-p.add_argument("--warmup", type=int, default=10)
-p.add_argument("--batches", type=int, default=0)
+peer.fit_args(p)
 p.add_argument("--compile", default=None, choices=["step", "model"])
 p.add_argument("--data", default=os.environ.get(
     "FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """jax_bench.py - the JAX peer: the whole train step under jax.jit.
 
-    python bench/jax_bench.py seed  [--samples R]
+    python bench/jax_bench.py seed  [--samples R] [--steps N]
     python bench/jax_bench.py fmnist [--model mlp|cnn] [--epochs E]
                                      [--batches N] [--data DIR] [--warmup W]
+                                     [--warmup-epochs E] [--warmup-batches N]
 
 seed: examples/seed.nn (10 -> 128 relu -> 64 relu -> 1 sigmoid, binary
-cross-entropy with logs clamped at -100 like torch's BCELoss, Adam lr 1e-3
-eps 1e-7 from optax), train step at batch 32 timed like seed_bench.c
-(median of R blocks of ~1 ms, per call, microseconds). One step is the
-jitted update plus fetching the loss as a Python float.
+cross-entropy computed from the logits, softplus(z) - y z, as nnc fuses
+it; Adam lr 1e-3 eps 1e-7 from optax), train step at batch 32 timed like seed_bench.c
+(median of R blocks of ~1 ms, per call, microseconds) after N training
+steps (--steps, default $NNC_BENCH_STEPS or 10000) on seed_bench.c's data
+(peer.seed_data). One step is the jitted update plus waiting for the
+loss (block_until_ready) and fetching it as a Python float.
 
 fmnist: --model mlp (default) is bench/fmnist_mlp.nn (784 -> 256 relu ->
 128 relu -> 10), --model cnn is bench/fmnist_cnn.nn (the network of
@@ -19,8 +22,10 @@ dense 10); softmax cross-entropy on logits, Adam lr 1e-3, batch 64, same
 data handling as fmnist_torch.py: uint8 pixels kept in memory and scaled
 to [0, 1] per batch, one-hot labels, fixed-seed shuffle each epoch, last
 partial batch dropped, W warm-up steps (default 10, these compile) on the
-first batches before the timed epochs; --batches N trains only the first
-N batches of each epoch and extrapolates the epoch time. Prints the same
+first batches, then one untimed epoch (the steady state) before the
+timed epochs; --batches N trains only the first N batches of each epoch
+and extrapolates the epoch time. Every step waits for its loss
+(block_until_ready) and fetches it as a float. Prints the same
 "key value" summary as fmnist_bench.c.
 
 Threads: XLA's CPU backend sizes its pools from the CPUs it may run on;
@@ -41,9 +46,8 @@ import peer
 p = argparse.ArgumentParser()
 p.add_argument("what", choices=["seed", "fmnist"])
 p.add_argument("--samples", type=int, default=301)
-p.add_argument("--epochs", type=int, default=1)
-p.add_argument("--warmup", type=int, default=10)
-p.add_argument("--batches", type=int, default=0)
+p.add_argument("--steps", type=int, default=None)
+peer.fit_args(p)
 p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
 p.add_argument("--data", default=os.environ.get(
     "FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
@@ -80,27 +84,28 @@ def make_step(loss_fn, opt):
 
 if args.what == "seed":
     def bce(params, x, y):
-        p = jax.nn.sigmoid(mlp(params, x))
-        lp = jnp.maximum(jnp.log(p), -100.0)
-        lq = jnp.maximum(jnp.log(1.0 - p), -100.0)
-        return -jnp.mean(y * lp + (1.0 - y) * lq)
+        # from the logits, as nnc fuses bce(sigmoid(z)) (src/passes/
+        # losshead.c): the probability form's gradient turns to NaN once
+        # sigmoid saturates at 1.0, which training to the steady state does
+        z = mlp(params, x)
+        return jnp.mean(jax.nn.softplus(z) - y * z)
 
     opt = optax.adam(1e-3, eps=1e-7)
     st = {"params": init([10, 128, 64, 1], 1234)}
     st["state"] = opt.init(st["params"])
     step = make_step(bce, opt)
-    rng = np.random.default_rng(42)
-    x = jnp.asarray(rng.random((32, 10), dtype=np.float32))
-    y = jnp.asarray(rng.integers(0, 2, (32, 1)).astype(np.float32))
+    xs, ys = peer.seed_data(32)
+    xs, ys = [jnp.asarray(x) for x in xs], [jnp.asarray(y) for y in ys]
 
-    def f():
+    def f(x, y):
         st["params"], st["state"], loss = step(st["params"], st["state"], x, y)
-        return float(loss)
+        return float(jax.block_until_ready(loss))
 
     t0 = time.perf_counter()
-    f()
+    f(xs[0], ys[0])
     print("first_step_b32_us %.1f" % ((time.perf_counter() - t0) * 1e6))
-    print("train_b32_us %.4f" % peer.per_call_us(f, args.samples))
+    nxt = peer.steady(f, xs, ys, peer.warmup_steps() if args.steps is None else args.steps)
+    print("train_b32_us %.4f" % peer.per_call_us(nxt, args.samples))
     sys.exit(0)
 
 # ---- Fashion-MNIST MLP ------------------------------------------------------
@@ -154,7 +159,7 @@ def train(ix):
     global params, state
     x, y = Xtr[ix].astype(np.float32) * (1.0 / 255.0), eye[Ytr[ix]]
     params, state, loss = step(params, state, x, y)
-    return loss
+    return float(jax.block_until_ready(loss))
 
 
 def evaluate():
@@ -167,5 +172,5 @@ def evaluate():
 
 rng = np.random.default_rng(42)
 peer.fit(args, Xtr.shape[0], B, train,
-         lambda losses: float(jnp.mean(jnp.stack(losses))), evaluate,
+         lambda losses: sum(losses) / len(losses), evaluate,
          rng.permutation)

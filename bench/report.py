@@ -32,13 +32,16 @@ for g, impl, t, k, v in rows:
         versions[impl] = v
     fig.setdefault((g, impl, t), {})[k] = v
 
-IMPLS = ["nnc", "torch", "torch2", "tcompile", "tcompile_model", "jax"]
+IMPLS = ["nnc", "nnc_keep", "torch", "torch2", "tcompile", "tcompile_model", "jax"]
+OPTIONAL = {"nnc_keep"}     # rows shown only when they ran
 
 
 def label(impl):
     v = versions.get(impl, "")
     return {
         "nnc": "nnc",
+        "nnc_keep": "nnc, NNC_DENORMALS=keep",
+        "nnc_busy": "nnc, busy loop on CPU 1",
         "torch": "PyTorch eager %s (Debian)" % v,
         "torch2": "PyTorch eager %s (venv)" % v,
         "tcompile": "torch.compile, whole step %s" % v,
@@ -47,7 +50,8 @@ def label(impl):
     }[impl].replace("  ", " ").strip()
 
 
-SHORT = {"nnc": "nnc", "torch": "PyTorch eager", "torch2": "PyTorch 2 eager",
+SHORT = {"nnc": "nnc", "nnc_keep": "nnc (subnormals kept)", "nnc_busy": "nnc under load",
+         "torch": "PyTorch eager", "torch2": "PyTorch 2 eager",
          "tcompile": "torch.compile", "tcompile_model": "torch.compile (model)",
          "jax": "JAX jit"}
 threads = sorted({t for (_, _, t) in fig if t != "-"}, key=int)
@@ -111,6 +115,35 @@ def cell(g, impl, t, k, scale=1.0):
     return num(v) + (" (%s)" % rtxt(r) if r is not None else "")
 
 
+def flops(g, k):
+    """FLOPs of a model's step (nnc --emit=bench --flops), or None."""
+    return get(g, "model", "-", k)
+
+
+def peak():
+    """The one-core peak in GFLOP/s measured by nnc's runtime: the highest
+    over the nnc runs (other work on the CPU only lowers it), or None."""
+    v = [float(d["peak_gflops"]) for (g, i, t), d in fig.items()
+         if i.startswith("nnc") and "peak_gflops" in d]
+    return max(v) if v else None
+
+
+def rate(g, impl, t, key, fkey, per=1.0):
+    """`GFLOP/s (N%)` of a step: FLOPs per step / its time (key, in
+    seconds x per); N = percent of threads x the one-core peak."""
+    f, v, pk = flops(g, fkey), get(g, impl, t, key), peak()
+    if f is None or v is None or v <= 0:
+        return "—"
+    gf = f / (v * per) / 1e9
+    if pk is None:
+        return "%.1f" % gf
+    return "%.1f (%.0f%%)" % (gf, 100.0 * gf / (pk * int(t)))
+
+
+def shown(g, impl):
+    return impl not in OPTIONAL or any(k[0] == g and k[1] == impl for k in fig)
+
+
 def absent(g, impl, t):
     """Reason a row is missing, or None when it has figures."""
     if (g, impl) in why:
@@ -132,6 +165,15 @@ try:
 except OSError:
     pass
 w("")
+pk = peak()
+w("**Steady state**: every time is taken after training (the seed model "
+  "after NNC_BENCH_STEPS train steps, default 10,000, on a teacher's labels; "
+  "Fashion-MNIST after one untimed epoch); the figure on fresh weights is "
+  "shown beside it. GFLOP/s = FLOPs of the model's train step (counted by "
+  "`nnc --emit=bench --flops`) / its time; the percentage is of the "
+  "measured peak of one core (%s GFLOP/s, runtime/peak.c) times the "
+  "thread count. The machine may be shared: see the load notes.\n"
+  % ("—" if pk is None else "%.1f" % pk))
 w("Times are medians of many repetitions after a warm-up. In the seed "
   "table a peer's cell reads `time (N×)`, N = peer time / nnc time at "
   "the same thread count, i.e. **how many times faster nnc is** (N < 1: "
@@ -160,7 +202,10 @@ def seed_table():
       "samples; fit = 10 epochs over 1000 random samples at batch 32 "
       "(shuffle and batch gathering included), in ms.\n")
     cols = [("train b32 (µs)", "train_b32_us", 1.0),
+            ("GFLOP/s (% peak) b32", "rate:train_b32_us:train_b32_flops", 1.0),
+            ("fresh b32 (µs)", "train_b32_fresh_us", 1.0),
             ("train b256 (µs)", "train_b256_us", 1.0),
+            ("GFLOP/s (% peak) b256", "rate:train_b256_us:train_b256_flops", 1.0),
             ("predict b1 (µs)", "predict_b1_us", 1.0),
             ("predict b100 (µs)", "predict_b100_us", 1.0),
             ("fit 10 epochs (ms)", "fit_us", 1e-3),
@@ -168,7 +213,11 @@ def seed_table():
     w("| implementation | threads | " + " | ".join(c[0] for c in cols) + " |")
     w("|---|---:|" + "---:|" * len(cols))
     for impl in IMPLS:
+        if not shown("seed", impl):
+            continue
         for t in threads:
+            if impl in OPTIONAL and ("seed", impl, t) not in fig:
+                continue
             r = absent("seed", impl, t)
             if r is not None:
                 if impl != "nnc" and (("seed", impl) in why) and t != threads[0]:
@@ -178,16 +227,22 @@ def seed_table():
                 continue
             cells = []
             for _, k, sc in cols:
-                if k == "first_step_b32_us":
+                if k.startswith("rate:"):
+                    _, key, fk = k.split(":")
+                    cells.append(rate("seed", impl, t, key, fk, 1e-6))
+                elif k in ("first_step_b32_us", "train_b32_fresh_us"):
                     v = get("seed", impl, t, k)
                     cells.append("—" if v is None else num(v * sc))
                 else:
                     cells.append(cell("seed", impl, t, k, sc))
             w("| %s | %s | %s |" % (label(impl), t, " | ".join(cells)))
     w("")
-    w("First step: the first train step of a fresh model, which includes "
-      "jit/torch.compile compilation for the compiled peers (nnc compiles "
-      "ahead of time).\n")
+    w("train: after the warm-up training (NNC_BENCH_STEPS steps at batch 32, "
+      "the same samples at batch 256); fresh: nnc's step on the initial "
+      "weights (the context put back every 10 steps). First step: the "
+      "first train step of a fresh model, which includes jit/torch.compile "
+      "compilation for the compiled peers (nnc compiles ahead of time). "
+      "predict uses the trained weights; fit trains fresh models.\n")
 
 
 if ran("seed"):
@@ -199,7 +254,10 @@ if ran("seed"):
 def fmnist_table(g, title, what):
     w("## %s\n" % title)
     w("Epoch = 937 train steps on shuffled batches of 64 (uint8 pixels scaled "
-      "per batch; 10 warm-up steps first, which compile the jit peers); test "
+      "per batch; 10 warm-up steps first, which compile the jit peers, then "
+      "one untimed epoch: the timed epoch is the second; `first epoch, fresh` "
+      "is the untimed one, from the initial weights); every step waits for "
+      "its loss as a float; test "
       "accuracy on the 10000 test images after the epoch(s); peak RSS of the "
       "whole process (getrusage). %s `nnc speedup` = peer epoch time / nnc "
       "epoch time; `RSS / nnc` = peer peak RSS / nnc peak RSS.\n" % what)
@@ -211,16 +269,21 @@ def fmnist_table(g, title, what):
           "(NNC_BENCH_BATCHES / NNC_BENCH_CNN_BATCHES); the epoch time is "
           "extrapolated to 937 batches and the test accuracy is the one "
           "reached after those batches.\n" % "/".join(str(n) for n in short))
-    w("| implementation | threads | epoch (s) | nnc speedup | samples/s | "
+    w("| implementation | threads | epoch (s) | nnc speedup | GFLOP/s (% peak) | "
+      "first epoch, fresh (s) | samples/s | "
       "train loss | test acc | peak RSS (MB) | RSS / nnc | warm-up (s) |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for impl in IMPLS:
+        if not shown(g, impl):
+            continue
         for t in threads:
+            if impl in OPTIONAL and (g, impl, t) not in fig:
+                continue
             r = why.get((g, "all")) or absent(g, impl, t)
             if r is not None:
                 if ((g, impl) in why or (g, "all") in why) and t != threads[0]:
                     continue
-                w("| %s | %s | %s |" % (label(impl), t, r) + " |" * 7)
+                w("| %s | %s | %s |" % (label(impl), t, r) + " |" * 9)
                 continue
             e = get(g, impl, t, "epoch_s")
             en = get(g, "nnc", t, "epoch_s")
@@ -230,9 +293,12 @@ def fmnist_table(g, title, what):
             loss = get(g, impl, t, "train_loss")
             sps = get(g, impl, t, "samples_per_s")
             wu = get(g, impl, t, "warmup_s")
-            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            nb = get(g, impl, t, "epoch_batches")
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 label(impl), t, num(e),
                 "—" if impl == "nnc" else rtxt(ratio(e, en)),
+                rate(g, impl, t, "epoch_s", "step_flops", 1.0 / nb) if nb else "—",
+                num(get(g, impl, t, "first_epoch_s")),
                 "—" if sps is None else "%.0f" % sps,
                 "—" if loss is None else "%.4f" % loss,
                 "—" if acc is None else "%.2f%%" % (100 * acc),
@@ -249,6 +315,48 @@ if ran("cnn"):
     fmnist_table("cnn", "Fashion-MNIST CNN (bench/fmnist_cnn.nn: 28x28x1, conv 3x3 32 relu, maxpool 2, conv 3x3 64 relu, maxpool 2, dense 128 relu, dense 10, Adam, batch 64)",
                  "The network of examples/fmnist_cnn.nn, same layers in every "
                  "framework (PyTorch in NCHW, nnc and JAX in NHWC).")
+
+# ---- Threads under load ------------------------------------------------------
+
+
+def load_table():
+    rows = [(g, name, key) for g, name, key in
+            (("seed", "seed train step b32 (µs)", "train_b32_us"),
+             ("fmnist", "MLP epoch (s)", "epoch_s"),
+             ("cnn", "CNN epoch (s)", "epoch_s")) if ran(g)]
+    if not rows or len(threads) < 2:
+        return
+    a, b = threads[0], threads[-1]
+    w("## Threads, quiet and under load (nnc)\n")
+    comp = "a busy loop on CPU 1"
+    try:
+        with open(os.path.join(out, "machine.txt")) as fh:
+            for line in fh:
+                if line.startswith("under load: "):
+                    comp = "`%s`" % line[len("under load: "):].split(" (")[0]
+    except OSError:
+        pass
+    w("Quiet: the rows above. Under load: the same nnc program with %s "
+      "running, started before and killed after; the %s-thread run is "
+      "pinned to CPU 0 as always, the %s-thread run may use both CPUs. "
+      "ratio = %s-thread time / %s-thread time (< 1: the threads pay).\n"
+      % (comp, a, b, b, a))
+    w("| model | load | %s thread (%s) | %s threads | ratio %s/%s |" % (a, "time", b, b, a))
+    w("|---|---|---:|---:|---:|")
+    for g, name, key in rows:
+        for impl, what in (("nnc", "quiet"), ("nnc_busy", "busy loop on CPU 1")):
+            x, y = get(g, impl, a, key), get(g, impl, b, key)
+            if x is None and y is None:
+                r = why.get((g, impl)) or "not run"
+                w("| %s | %s | %s | | |" % (name, what, r))
+                continue
+            w("| %s | %s | %s | %s | %s |" % (
+                name, what, num(x), num(y),
+                "—" if x is None or y is None or x <= 0 else "%.2f" % (y / x)))
+    w("")
+
+
+load_table()
 
 # ---- Targets -------------------------------------------------------------------
 w("## Targets (docs: DESIGN.md, Targets)\n")
@@ -294,6 +402,29 @@ p1 = get("seed", "nnc", t1, "predict_b1_us")
 if ran("seed"):
     target("seed predict at batch 1 under 1 µs", num(p1, " µs"),
            None if p1 is None else p1 < 1, "the seed model")
+    target("seed predict at batch 1 under 0.5 µs (issue 12)", num(p1, " µs"),
+           None if p1 is None else p1 < 0.5, "the seed model")
+    r = ratio(get("seed", "jax", t1, "train_b32_us"), get("seed", "nnc", t1, "train_b32_us"))
+    target("seed train step b32 ≥ 5× faster than JAX jit, 1 thread (issue 12)", rtxt(r),
+           None if r is None else r >= 5, "the seed model")
+t2 = threads[-1] if threads else "2"
+for g, name, part, quiet in (("fmnist", "MLP", "Fashion-MNIST mlp", 1.4),
+                             ("cnn", "CNN", "Fashion-MNIST cnn", 1.6)):
+    if not ran(g) or t2 == t1:
+        continue
+    x, y = get(g, "nnc", t1, "epoch_s"), get(g, "nnc", t2, "epoch_s")
+    r = ratio(x, y)
+    target("%s epoch: %s threads ≥ %.1f× faster than %s, quiet (issue 12)" % (name, t2, quiet, t1),
+           rtxt(r), None if r is None else r >= quiet, part)
+    x, y = get(g, "nnc_busy", t1, "epoch_s"), get(g, "nnc_busy", t2, "epoch_s")
+    r = None if x is None or y is None or x <= 0 else y / x
+    target("%s epoch under load: %s threads ≤ 1.1× the %s-thread time (issue 12)" % (name, t2, t1),
+           "—" if r is None else "%.2f×" % r, None if r is None else r <= 1.1)
+    f, e, pk = flops(g, "step_flops"), get(g, "nnc", t1, "epoch_s"), peak()
+    nb = get(g, "nnc", t1, "epoch_batches")
+    pct = None if None in (f, e, pk, nb) or e <= 0 else 100.0 * f * nb / e / 1e9 / pk
+    target("%s epoch, 1 thread, ≥ 75%% of the measured peak (issue 12)" % name,
+           "—" if pct is None else "%.0f%%" % pct, None if pct is None else pct >= 75, part)
 for g, name, part in (("fmnist", "MLP", "Fashion-MNIST mlp"),
                       ("cnn", "CNN", "Fashion-MNIST cnn")):
     if not ran(g):

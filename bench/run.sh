@@ -14,7 +14,14 @@
 # JAX jit and PyTorch 2 torch.compile from a virtual environment (created
 # on first use by bench/venv.sh from PyPI; PyTorch 2 eager is shown too,
 # as the baseline of torch.compile), at 1 and 2 threads. One-thread runs
-# are pinned to CPU 0 with taskset.
+# are pinned to CPU 0 with taskset. Every timed figure is in the steady
+# state: the seed model after 10,000 training steps (NNC_BENCH_STEPS),
+# Fashion-MNIST after one untimed epoch; the fresh-weights figure beside.
+# Each model's train step is also reported in GFLOP/s and % of the
+# measured one-core peak (FLOPs counted by nnc --emit=bench --flops, the
+# peak by the runtime's nnc_peak_gflops), and nnc runs once more at 1 and
+# 2 threads with a competing busy loop pinned to CPU 1 (the "under load"
+# rows; see bench/README.md).
 #
 # Writes bench/out/results.md (the tables, also printed), raw.tsv (every
 # figure), logs/ (every program's output) and bench.png (gnuplot).
@@ -33,6 +40,13 @@
 #                        epoch and extrapolate the epoch time (all 937)
 #   NNC_BENCH_CNN_BATCHES  the same for the CNN only (NNC_BENCH_BATCHES;
 #                        with NNC_BENCH_QUICK=1, 50)
+#   NNC_BENCH_STEPS      seed training steps before timing (10000; 1000 with
+#                        NNC_BENCH_QUICK=1), at batch 32 (x 32/B at batch B)
+#   NNC_BENCH_WARMUP_BATCHES  batches of the untimed Fashion-MNIST epoch
+#                        before the timed one (all 937; 50 with NNC_BENCH_QUICK=1)
+#   NNC_BENCH_LOAD=0     no rows under load (busy loop on CPU 1)
+#   NNC_BENCH_DENORMALS=1  also nnc with NNC_DENORMALS=keep (subnormals kept:
+#                        shows the stall that flushing avoids), 1 thread
 #   NNC_BENCH_QUICK=1    fewer repetitions (a smoke test, not a benchmark)
 #   NNC_BENCH_TIMEOUT    seconds allowed to each program (900)
 #   FMNIST_DIR           the gzipped IDX files (/usr/share/datasets/fashion-mnist)
@@ -64,14 +78,17 @@ limit=${NNC_BENCH_TIMEOUT:-900}
 FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 export FMNIST_DIR JAX_PLATFORMS=cpu
 if [ "${NNC_BENCH_QUICK:-0}" = 1 ]; then
-    samples=31 fitruns=3 cnn_default=50
+    samples=31 fitruns=3 cnn_default=50 steps_default=1000 wb_default=50
 else
-    samples=301 fitruns=21 cnn_default=0
+    samples=301 fitruns=21 cnn_default=0 steps_default=10000 wb_default=0
 fi
+NNC_BENCH_STEPS=${NNC_BENCH_STEPS:-$steps_default}
+export NNC_BENCH_STEPS
+warm_batches=${NNC_BENCH_WARMUP_BATCHES:-$wb_default}
 mlp_batches=${NNC_BENCH_BATCHES:-0}
 cnn_batches=${NNC_BENCH_CNN_BATCHES:-${NNC_BENCH_BATCHES:-$cnn_default}}
-for v in "$mlp_batches" "$cnn_batches" "$epochs"; do
-    case $v in ''|*[!0-9]*) echo "bench: NNC_BENCH_EPOCHS and NNC_BENCH_*BATCHES take a number, not '$v'" >&2; exit 2 ;; esac
+for v in "$mlp_batches" "$cnn_batches" "$epochs" "$NNC_BENCH_STEPS" "$warm_batches"; do
+    case $v in ''|*[!0-9]*) echo "bench: NNC_BENCH_EPOCHS, NNC_BENCH_STEPS and NNC_BENCH_*BATCHES take a number, not '$v'" >&2; exit 2 ;; esac
 done
 
 mkdir -p "$out/logs" || exit 1
@@ -80,7 +97,9 @@ rm -f "$out"/logs/* "$out/raw.tsv" "$out/results.md" "$out/gemm_table.md" \
 raw=$out/raw.tsv
 : > "$raw"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nnc-bench.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
+busy_pid=
+trap 'stop_load; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 start=$(date +%s)
 
 say() { echo "bench: $*" >&2; }
@@ -103,7 +122,7 @@ run() {
         pin="taskset -c 0"
     fi
     say "$g / $impl / $t thread(s): $*"
-    NNC_NUM_THREADS=$t OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t \
+    NNC_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t \
         MKL_NUM_THREADS=$t timeout "$limit" $pin "$@" >"$log.out" 2>"$log.err"
     rc=$?
     grep -E '^[a-z][a-z0-9_]* [^ ]+$' "$log.out" | while read -r k v; do
@@ -134,6 +153,47 @@ busy() {
     [ "$pct" -lt 15 ] || note "the CPUs were ${pct}% busy with other work before $1: its figures are disturbed (2-thread ones most)"
 }
 
+# ---- Under load ----------------------------------------------------------------
+# A competing process: a shell busy loop pinned to CPU 1, started before
+# and killed after the runs under load (the one-thread run stays on CPU 0).
+load_cmd="taskset -c 1 sh -c 'while :; do :; done'"
+start_load() {
+    taskset -c 1 sh -c 'while :; do :; done' &
+    busy_pid=$!
+}
+stop_load() {
+    if [ -n "$busy_pid" ]; then
+        kill "$busy_pid" 2>/dev/null
+        wait "$busy_pid" 2>/dev/null
+        busy_pid=
+    fi
+}
+# loaded GROUP CMD...: nnc at every thread count with the busy loop running
+loaded() {
+    lg=$1
+    shift
+    if [ "${NNC_BENCH_LOAD:-1}" = 0 ]; then
+        return 0
+    elif ! command -v taskset >/dev/null 2>&1 || [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then
+        skip "$lg" nnc_busy "needs taskset and 2 CPUs"
+        return 0
+    fi
+    start_load
+    for t in $threads; do
+        run "$lg" nnc_busy "$t" "$@"
+    done
+    stop_load
+}
+# keep GROUP CMD...: nnc at 1 thread with NNC_DENORMALS=keep (optional)
+keep() {
+    [ "${NNC_BENCH_DENORMALS:-0}" = 1 ] || return 0
+    old_dn=${NNC_DENORMALS-}
+    NNC_DENORMALS=keep
+    export NNC_DENORMALS
+    run "$@"
+    if [ -n "$old_dn" ]; then NNC_DENORMALS=$old_dn; else unset NNC_DENORMALS; fi
+}
+
 # ---- Machine ---------------------------------------------------------------
 {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -141,6 +201,9 @@ busy() {
     echo "cc: $($CC --version 2>/dev/null | head -n 1)"
     echo "nnc: $("$NNC" --version 2>/dev/null | head -n 1) (git $(git -C "$srcdir" rev-parse --short HEAD 2>/dev/null || echo '?'))"
     echo "parts:$parts"
+    echo "steady state: seed after $NNC_BENCH_STEPS train steps (x 32/B at batch B), Fashion-MNIST after an untimed epoch of $( [ "$warm_batches" = 0 ] && echo all || echo "$warm_batches") batches"
+    echo "under load: $load_cmd (competitor on CPU 1; one-thread runs on CPU 0)"
+    echo "denormals: NNC_DENORMALS=${NNC_DENORMALS:-(unset)}$( [ "${NNC_BENCH_DENORMALS:-0}" = 1 ] && echo '; rows with NNC_DENORMALS=keep too')"
 } >"$out/machine.txt"
 cat "$out/machine.txt" >&2
 
@@ -190,6 +253,35 @@ elif [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
     have_fmnist=0
     note "Fashion-MNIST: no data in $FMNIST_DIR (apt-get install dataset-fashion-mnist)"
 fi
+
+# ---- FLOPs per step and per-kernel tables (nnc --emit=bench) -------------------
+# kernels NAME NN-FILE GROUP STEP-KEY [--steps N]: the model's FLOPs per train
+# step (recorded as GROUP model - STEP-KEY) and per predicted sample, and its
+# per-kernel table after the warm-up at one thread (logs/kernels-NAME.txt).
+kernels() {
+    kd=$tmp/kernels-$1
+    mkdir -p "$kd" &&
+    "$NNC" "$2" --emit=bench --prefix m -o "$kd/bench.c" &&
+    $CC -std=c99 $NNC_BENCH_CFLAGS $RT_CFLAGS $extra -o "$kd/bin" "$kd/bench.c" $RT_LIBS -lm || {
+        note "$1: cannot build nnc --emit=bench (no FLOP counts: no GFLOP/s)"; return 0; }
+    kg=$3 kk=$4
+    shift 4
+    "$kd/bin" --flops | while read -r k v; do
+        case $k in
+        train_step_flops) record "$kg" model - "$kk" "$v" ;;
+        predict_flops_per_sample) record "$kg" model - predict_flops_per_sample "$v" ;;
+        esac
+    done
+    NNC_NUM_THREADS=1 timeout "$limit" taskset -c 0 "$kd/bin" 0.2 "$@" \
+        >"$out/logs/kernels-$(basename "$kd" | sed 's/^kernels-//').txt" 2>&1 ||
+        say "kernel table of $kg failed; see logs/"
+}
+qsteps=
+[ "${NNC_BENCH_QUICK:-0}" = 1 ] && qsteps="--steps 50"
+want seed && kernels seed32 "$srcdir/examples/seed.nn" seed train_b32_flops --steps "$NNC_BENCH_STEPS"
+want seed && kernels seed256 "$tmp/seed256.nn" seed train_b256_flops --steps $((NNC_BENCH_STEPS / 8))
+want mlp && kernels mlp "$here/fmnist_mlp.nn" fmnist step_flops $qsteps
+want cnn && kernels cnn "$here/fmnist_cnn.nn" cnn step_flops $qsteps
 
 # ---- GEMM ------------------------------------------------------------------
 # gemm.sh keeps its own files in bench/out; its table (stdout) is copied
@@ -252,6 +344,8 @@ want seed && for t in $threads; do
     fi
 done
 if want seed; then
+    loaded seed "$tmp/seed32/bin" train --samples $samples
+    keep seed nnc_keep 1 "$tmp/seed32/bin" train predict --samples $samples
     [ $have_torch = 1 ] || skip seed torch "no torch for $PYTHON (apt-get install python3-torch)"
     peer_ok torch || { skip seed torch2 "$why"; skip seed tcompile "$why"; skip seed tcompile_model "$why"; }
     peer_ok jax || skip seed jax "$why"
@@ -263,24 +357,30 @@ fmnist() {
     g=$1 m=$2 nb=$3
     busy "Fashion-MNIST $m"
     for t in $threads; do
-        run "$g" nnc "$t" "$tmp/$g/bin" --epochs "$epochs" --batches "$nb"
+        run "$g" nnc "$t" "$tmp/$g/bin" --epochs "$epochs" --batches "$nb" \
+            --warmup-batches "$warm_batches"
         if [ $have_torch = 1 ]; then
             run "$g" torch "$t" "$PYTHON" "$here/fmnist_torch.py" --model "$m" \
-                --threads "$t" --epochs "$epochs" --batches "$nb"
+                --threads "$t" --epochs "$epochs" --batches "$nb" --warmup-batches "$warm_batches"
         fi
         if peer_ok torch; then
             run "$g" torch2 "$t" "$vpy" "$here/fmnist_torch.py" --model "$m" \
-                --threads "$t" --epochs "$epochs" --batches "$nb"
+                --threads "$t" --epochs "$epochs" --batches "$nb" --warmup-batches "$warm_batches"
             run "$g" tcompile "$t" "$vpy" "$here/fmnist_torch.py" --model "$m" \
-                --threads "$t" --epochs "$epochs" --batches "$nb" --compile step
+                --threads "$t" --epochs "$epochs" --batches "$nb" --warmup-batches "$warm_batches" \
+                --compile step
             run "$g" tcompile_model "$t" "$vpy" "$here/fmnist_torch.py" --model "$m" \
-                --threads "$t" --epochs "$epochs" --batches "$nb" --compile model
+                --threads "$t" --epochs "$epochs" --batches "$nb" --warmup-batches "$warm_batches" \
+                --compile model
         fi
         if peer_ok jax; then
             run "$g" jax "$t" "$vpy" "$here/jax_bench.py" fmnist --model "$m" \
-                --epochs "$epochs" --batches "$nb"
+                --epochs "$epochs" --batches "$nb" --warmup-batches "$warm_batches"
         fi
     done
+    loaded "$g" "$tmp/$g/bin" --epochs "$epochs" --batches "$nb" --warmup-batches "$warm_batches"
+    keep "$g" nnc_keep 1 "$tmp/$g/bin" --epochs "$epochs" --batches "$nb" \
+        --warmup-batches "$warm_batches"
     [ $have_torch = 1 ] || skip "$g" torch "no torch for $PYTHON (apt-get install python3-torch)"
     peer_ok torch || { skip "$g" torch2 "$why"; skip "$g" tcompile "$why"; skip "$g" tcompile_model "$why"; }
     peer_ok jax || skip "$g" jax "$why"

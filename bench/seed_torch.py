@@ -10,9 +10,14 @@ BCELoss, torch.optim.Adam(lr=1e-3, eps=1e-7), float32. One train step is
 zero_grad, forward, loss, backward, step and loss.item() (nnc's train_step
 returns the loss as a float too). --compile step wraps the whole train step
 in torch.compile (PyTorch 2); --compile model compiles only the model (its
-forward and, through AOTAutograd, backward) and keeps the eager optimizer. Prints "key value" lines, times in microseconds,
-each the median of R samples after a warm-up, a sample being a block of K
-back-to-back calls lasting about 1 ms, divided by K (as seed_bench.c).
+forward and, through AOTAutograd, backward) and keeps the eager optimizer.
+Steady state: train and predict are timed after N training steps
+(--steps, default $NNC_BENCH_STEPS or 10000, at batch 32; at another batch
+B, N x 32 / B steps: the same samples) on seed_bench.c's synthetic
+data (peer.seed_data), the timed steps cycling through it too. Prints
+"key value" lines, times in microseconds, each the median of R samples
+after a warm-up, a sample being a block of K back-to-back calls lasting
+about 1 ms, divided by K (as seed_bench.c).
 """
 import argparse
 import os
@@ -30,6 +35,7 @@ p.add_argument("--compile", default=None, choices=["step", "model"])
 p.add_argument("--batches", default="32,256")
 p.add_argument("--samples", type=int, default=301)
 p.add_argument("--fit-runs", type=int, default=11)
+p.add_argument("--steps", type=int, default=None)
 args = p.parse_args()
 what = set(args.what) or {"train", "predict", "fit"}
 
@@ -49,20 +55,36 @@ def make_step(model):
     return peer.torch_step(model, torch.nn.BCELoss(), args.compile)
 
 
+
+
+def trained(b, timed):
+    """A model after `steps` training steps at batch b; times the step
+    after them when timed."""
+    model = make_model()
+    step = make_step(model)
+    xs, ys = peer.seed_data(b)
+    xs, ys = [torch.from_numpy(x) for x in xs], [torch.from_numpy(y) for y in ys]
+    t0 = time.perf_counter()
+    step(xs[0], ys[0])      # first call: compiles under --compile
+    if timed:
+        print("first_step_b%d_us %.1f" % (b, (time.perf_counter() - t0) * 1e6))
+    nxt = peer.steady(step, xs, ys, peer.warmup_steps(b) if args.steps is None
+                      else args.steps * 32 // b)
+    if timed:
+        print("train_b%d_us %.4f" % (b, peer.per_call_us(nxt, args.samples)))
+    sys.stdout.flush()
+    return model
+
+
+model32 = None
 if "train" in what:
     for b in [int(v) for v in args.batches.split(",") if v]:
-        model = make_model()
-        step = make_step(model)
-        x = torch.rand(b, 10)
-        y = torch.randint(0, 2, (b, 1)).float()
-        t0 = time.perf_counter()
-        step(x, y)          # first call: compiles under --compile
-        print("first_step_b%d_us %.1f" % (b, (time.perf_counter() - t0) * 1e6))
-        print("train_b%d_us %.4f" % (b, peer.per_call_us(lambda: step(x, y), args.samples)))
-        sys.stdout.flush()
+        m = trained(b, True)
+        if b == 32:
+            model32 = m
 
 if "predict" in what:
-    model = make_model().eval()
+    model = (model32 or trained(32, False)).eval()
     for n in (1, 100):
         x = torch.rand(n, 10)
 

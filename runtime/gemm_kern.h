@@ -37,10 +37,12 @@ typedef void GemmDotsFn(size_t m, size_t k, const float *a, size_t lda,
                         const float *x, float *c, size_t ldc, float alpha,
                         float beta);
 
-/* dst[p*nr + j] = b[j*ldb + p] for p < kc, j < cols; zero for cols <= j
- * < nr: the panel of a transposed B (kernels may supply a SIMD one). */
-typedef void GemmPackFn(const float *b, size_t ldb, size_t kc, size_t cols,
-                        size_t nr, float *dst);
+/* dst[j*ldd + i] = src[i*lds + j] for i, j < tw: one tw x tw block of a
+ * transpose, in registers (tw = 8 for AVX2, 16 for AVX-512). gemm.c
+ * transposes whole matrices (a transposed B into panels, a flipped C
+ * back) with these blocks and scalar edges. */
+typedef void GemmTransFn(const float *src, size_t lds, float *dst,
+                         size_t ldd);
 
 typedef struct GemmKern {
     const char *name;           /* NNC_ISA value                          */
@@ -51,7 +53,8 @@ typedef struct GemmKern {
     GemmTileFn *packed;         /* tile on packed panels (rsa 1, csa mr)  */
     GemmTileFn *strided;        /* tile on any strides                    */
     GemmDotsFn *dots;           /* n == 1; NULL: gemm.c's portable one    */
-    GemmPackFn *pack_bt;        /* NULL: gemm.c's scalar transpose        */
+    size_t tw;                  /* tr's block size                        */
+    GemmTransFn *tr;            /* NULL: gemm.c's scalar transpose        */
 } GemmKern;
 
 #if defined(__GNUC__) && !defined(_WIN32)

@@ -6,8 +6,13 @@
  * broadcast, and does 1.75 FMAs per load, the best ratio of the shapes
  * tried (6x32, 8x32 and 12x32 measured within noise of it on a Zen-class
  * EPYC; K512_MR and K512_MC/KC/NC override the shape and blocks for such
- * experiments). kc = 384 keeps a B micro-panel near L1 size, mc = 336
- * rows of packed A about half of a 1 MiB L2.
+ * experiments). kc = 256 keeps a B micro-panel (kc x 32 floats, 32 KiB)
+ * in two thirds of a 48 KiB L1d (Intel since Ice Lake), leaving room for
+ * the A micro-panel streamed beside it (14 x kc, 14 KiB); at kc = 384 the
+ * two came to 69 KiB, so B panels were evicted and refetched from L2
+ * within each tile. Smaller kc costs only more passes over C (once per kc
+ * slice: 28 loads and 28 stores per 3,584 FMA instructions). mc = 336 rows of
+ * packed A take 336 KiB, a third of a 1 MiB L2 (2 MiB on Emerald Rapids).
  *
  * The functions carry target attributes instead of the file needing
  * -mavx512f, so the build uses one set of flags and gemm.c only calls
@@ -34,7 +39,7 @@
 #define K512_MC (MR * 24)
 #endif
 #ifndef K512_KC
-#define K512_KC 384
+#define K512_KC 256
 #endif
 #ifndef K512_NC
 #define K512_NC 2048
@@ -62,10 +67,12 @@ INLINE __mmask16 lane_mask(size_t n)
 /* Row i of C: c = alpha * x + beta * c, under masks m0 (lanes 0-15) and
  * m1 (lanes 16-31). */
 INLINE void store_row(float *c, __m512 x0, __m512 x1, __mmask16 m0,
-                      __mmask16 m1, __m512 alpha, float beta)
+                      __mmask16 m1, __m512 alpha, int scale, float beta)
 {
-    x0 = _mm512_mul_ps(alpha, x0);
-    x1 = _mm512_mul_ps(alpha, x1);
+    if (scale) {               /* alpha == 1: x as is, the same bits */
+        x0 = _mm512_mul_ps(alpha, x0);
+        x1 = _mm512_mul_ps(alpha, x1);
+    }
     if (beta != 0.0f) {
         __m512 vb = _mm512_set1_ps(beta);
         x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), x0);
@@ -88,7 +95,7 @@ INLINE void store_row(float *c, __m512 x0, __m512 x1, __mmask16 m0,
 #define STORE(i)                                                 \
     if (R > i)                                                   \
         store_row(c + (size_t)i * ldc, r##i##a, r##i##b, m0, m1, \
-                  valpha, beta);
+                  valpha, scale, beta);
 
 /* The tile body; R (rows) and, on the packed path, rsa and csa are
  * constants after inlining. masked: load B under the column masks. */
@@ -99,6 +106,7 @@ INLINE void tile(const size_t R, const int masked, size_t cols, size_t k,
     __mmask16 m0 = lane_mask(cols), m1 = lane_mask(cols > 16 ? cols - 16 : 0);
     __m512 valpha = _mm512_set1_ps(alpha);
     const float *ap = a, *bp = b;
+    const int scale = alpha != 1.0f;
     size_t p;
     ROWS(DECL)
 
@@ -192,8 +200,8 @@ static TARGET void dots(size_t m, size_t k, const float *a, size_t lda,
     }
 }
 
-/* A 16x16 transpose in registers: rows of src (stride lds) become rows
- * of dst (stride ldd) as columns. Pairs, then quads, then 128-bit lanes
+/* GemmTransFn: a 16x16 transpose in registers: rows of src (stride lds)
+ * become columns of dst (stride ldd). Pairs, then quads, then 128-bit lanes
  * twice: 64 shuffles for 256 floats. */
 static TARGET void tr16(const float *src, size_t lds, float *dst, size_t ldd)
 {
@@ -226,29 +234,9 @@ static TARGET void tr16(const float *src, size_t lds, float *dst, size_t ldd)
         _mm512_storeu_ps(dst + (size_t)i * ldd, r[i]);
 }
 
-/* GemmPackFn: full 16x16 tiles in registers, the edges in scalar code. */
-static TARGET void pack_bt(const float *b, size_t ldb, size_t kc, size_t cols,
-                           size_t nr, float *dst)
-{
-    size_t j0, p, j, full = cols / 16 * 16;
-    for (j0 = 0; j0 < full; j0 += 16) {
-        for (p = 0; p + 16 <= kc; p += 16)
-            tr16(b + j0 * ldb + p, ldb, dst + p * nr + j0, nr);
-        for (; p < kc; p++)
-            for (j = j0; j < j0 + 16; j++)
-                dst[p * nr + j] = b[j * ldb + p];
-    }
-    for (p = 0; p < kc; p++) {
-        for (j = full; j < cols; j++)
-            dst[p * nr + j] = b[j * ldb + p];
-        for (j = cols; j < nr; j++)
-            dst[p * nr + j] = 0.0f;
-    }
-}
-
 const GemmKern nnc_kern_avx512 = {
     "avx512", supported, MR, NR, K512_MC, K512_KC, K512_NC, 1, packed, strided,
-    dots, pack_bt,
+    dots, 16, tr16,
 };
 
 #else /* not x86 */
@@ -259,7 +247,7 @@ static int supported(void)
 }
 
 const GemmKern nnc_kern_avx512 = {
-    "avx512", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL,
+    "avx512", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, 0, NULL,
 };
 
 #endif

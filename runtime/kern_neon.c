@@ -142,7 +142,7 @@ static void strided(size_t rows, size_t cols, size_t k, const float *a,
 }
 
 const GemmKern nnc_kern_neon = {
-    "neon", supported, MR, NR, 8 * 12, 256, 2040, 0, packed, strided, NULL, NULL,
+    "neon", supported, MR, NR, 8 * 12, 256, 2040, 0, packed, strided, NULL, 0, NULL,
 };
 
 #else /* not aarch64 */
@@ -153,7 +153,7 @@ static int supported(void)
 }
 
 const GemmKern nnc_kern_neon = {
-    "neon", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL,
+    "neon", supported, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, 0, NULL,
 };
 
 #endif

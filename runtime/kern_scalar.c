@@ -61,5 +61,5 @@ static void tile(size_t rows, size_t cols, size_t k, const float *a,
 }
 
 const GemmKern nnc_kern_scalar = {
-    "scalar", supported, MR, NR, 64, 256, 1024, 1, tile, tile, NULL, NULL,
+    "scalar", supported, MR, NR, 64, 256, 1024, 1, tile, tile, NULL, 0, NULL,
 };

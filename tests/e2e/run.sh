@@ -72,7 +72,12 @@ py=/usr/bin/python3; [ -x $py ] || py=python3
 if "$NNC" "$srcdir/examples/seed.nn" --emit=bench -o "$d/bench.c" &&
     ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -o "$d/bench" "$d/bench.c" \
         $RT_LIBS && "$d/bench" 0.01 > "$d/bench.log" &&
-    grep -q "^train_step: 11 kernels" "$d/bench.log" && grep -q "examples/seed.nn:4:27" "$d/bench.log" &&
-    [ "$(grep -c '^     total' "$d/bench.log")" -eq 2 ]; then ok
+    grep -q "^train_step: 11 kernels, [0-9]* runs after 10000 training steps" "$d/bench.log" &&
+    grep -q "examples/seed.nn:4:27" "$d/bench.log" &&
+    grep -q "^warm-up: 10000 train steps before timing" "$d/bench.log" &&
+    [ "$(grep -c '^     total' "$d/bench.log")" -eq 2 ] &&
+    NNC_BENCH_STEPS=7 "$d/bench" 0.001 | grep -q "^warm-up: 7 train steps" &&
+    "$d/bench" --steps 3 0 | grep -q "^predict: .* after 3 training steps" &&
+    "$d/bench" --flops | grep -q "^train_step_flops [1-9][0-9]*$"; then ok
 else bad "--emit=bench"; cat "$d/bench.log" 2>/dev/null; fi
 finish e2e

@@ -353,7 +353,11 @@ Test(gemm, small_c_over_long_k)
                        t == 1 ? 0.0f : -0.75f, (int)s % 2, 0.0f, (uint64_t)(10 * t + s));
 }
 
-/* nnc_sgemm's result for 1 and 2 threads must be the same bits. */
+/* nnc_sgemm's result for 1 and 2 threads must be the same bits, and so
+ * must C^T = op(B)^T op(A)^T computed as a problem of its own (which may
+ * take another path: packed or read in place, flipped or not), since
+ * every path computes each element the same way. Not for the
+ * matrix-vector path (few rows or columns), which sums differently. */
 static void check_threads(int ta, int tb, int m, int n, int k, float beta)
 {
     int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 1, ldc = n + 3;
@@ -361,14 +365,18 @@ static void check_threads(int ta, int tb, int m, int n, int k, float beta)
     size_t lb = (size_t)(tb ? n : k) * (size_t)ldb, lc = (size_t)m * (size_t)ldc;
     float *a = malloc(la * sizeof *a), *b = malloc(lb * sizeof *b);
     float *c1 = malloc(lc * sizeof *c1), *c2 = malloc(lc * sizeof *c2);
+    float *ct = malloc((size_t)n * (size_t)m * sizeof *ct);
     nnc_rng r;
 
-    cr_assert(a && b && c1 && c2);
+    cr_assert(a && b && c1 && c2 && ct);
     nnc_rng_seed(&r, (uint64_t)(m + n + k));
     nnc_fill_uniform(a, la, -1, 1, &r);
     nnc_fill_uniform(b, lb, -1, 1, &r);
     nnc_fill_uniform(c1, lc, -1, 1, &r);
     memcpy(c2, c1, lc * sizeof *c1);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            ct[(size_t)j * (size_t)m + (size_t)i] = c1[(size_t)i * (size_t)ldc + (size_t)j];
     nnc_set_num_threads(1);
     nnc_sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, c1, ldc);
     nnc_set_num_threads(2);
@@ -376,10 +384,23 @@ static void check_threads(int ta, int tb, int m, int n, int k, float beta)
     cr_assert_eq(memcmp(c1, c2, lc * sizeof *c1), 0,
                  "%s: 1 and 2 threads differ, ta=%d tb=%d %dx%dx%d",
                  nnc_isa(), ta, tb, m, n, k);
+    if (m > 8 && n > 8) {
+        nnc_sgemm(!tb, !ta, n, m, k, 0.75f, b, ldb, a, lda, beta, ct, m);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                float x = c1[(size_t)i * (size_t)ldc + (size_t)j];
+                float y = ct[(size_t)j * (size_t)m + (size_t)i];
+                cr_assert(memcmp(&x, &y, sizeof x) == 0,
+                          "%s: C and (C^T)^T differ at [%d,%d] (%.9g, %.9g), "
+                          "ta=%d tb=%d %dx%dx%d", nnc_isa(), i, j, (double)x,
+                          (double)y, ta, tb, m, n, k);
+            }
+    }
     free(a);
     free(b);
     free(c1);
     free(c2);
+    free(ct);
 }
 
 Test(gemm, threads_give_identical_bits)
@@ -431,3 +452,40 @@ Test(gemm, denormals_flushed_inside_caller_mode_kept)
     }
 }
 #endif
+
+/* The training GEMMs of examples/fmnist_mlp.nn and fmnist_cnn.nn (batch
+ * 64; forward, input and weight gradients), and edges around them. */
+static const int train_shapes[][5] = {    /* m, n, k, ta, tb */
+    {64, 256, 784, 0, 1}, {64, 128, 256, 0, 1}, {64, 10, 128, 0, 1},
+    {64, 128, 10, 0, 0}, {64, 256, 128, 0, 0}, {10, 128, 64, 1, 0},
+    {128, 256, 64, 1, 0}, {256, 784, 64, 1, 0},
+    {2048, 32, 9, 0, 1}, {1024, 64, 288, 0, 1}, {64, 128, 1600, 0, 1},
+    {64, 1600, 128, 0, 0}, {128, 1600, 64, 1, 0}, {6400, 288, 64, 0, 0},
+    {64, 288, 6400, 1, 0}, {32, 9, 43264, 1, 0},
+    {63, 257, 785, 0, 1}, {65, 255, 783, 0, 1}, {17, 300, 1000, 0, 1},
+    {50, 70, 300, 1, 1}, {100, 20, 700, 0, 1}, {9, 513, 257, 0, 1},
+};
+
+Test(gemm, training_shapes)
+{
+    for (size_t s = 0; s < sizeof train_shapes / sizeof train_shapes[0]; s++) {
+        const int *t = train_shapes[s];
+        check_case(t[3], t[4], t[0], t[1], t[2], 1.0f, 0.0f, 0, NAN,
+                   (uint64_t)s);
+        check_case(t[3], t[4], t[0], t[1], t[2], 0.5f, 0.75f, 3, 0.0f,
+                   (uint64_t)(100 + s));
+    }
+}
+
+Test(gemm, training_shapes_threads_and_flips_give_identical_bits)
+{
+    for (size_t f = 0; f < NIMPLS; f++) {
+        if (impls[f].isa == NULL || !use_impl(f))
+            continue;
+        for (size_t s = 0; s < sizeof train_shapes / sizeof train_shapes[0]; s++) {
+            const int *t = train_shapes[s];
+            check_threads(t[3], t[4], t[0], t[1], t[2], s % 2 ? 0.0f : 0.5f);
+        }
+    }
+    nnc_set_num_threads(0);
+}
