@@ -58,8 +58,8 @@ static void copy_run(float *restrict d, const float *restrict s, size_t n)
     }
 }
 
-void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                int pt, int pl, int oh, int ow, const float *x, float *col)
+static void im2col_seq(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int pt,
+                       int pl, int oh, int ow, const float *x, float *col)
 {
     size_t C = (size_t)c, run = (size_t)kw * C, row = (size_t)kh * run;
     for (int b = 0; b < n; b++)
@@ -144,8 +144,8 @@ static int wide(void)
 }
 #endif
 
-void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                int pt, int pl, int oh, int ow, const float *col, float *x)
+static void col2im_seq(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int pt,
+                       int pl, int oh, int ow, const float *col, float *x)
 {
 #ifdef POOL_AVX2
     if (wide()) {
@@ -209,8 +209,8 @@ static AVX2 void maxpool2x2_avx2(int n, int h, int w, int c, int oh, int ow, con
 
 #endif
 
-void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                 int oh, int ow, const float *x, float *y)
+static void maxpool_seq(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int oh,
+                        int ow, const float *x, float *y)
 {
     size_t rs = (size_t)w * (size_t)c;
     if (pool2x2(kh, kw, sh, sw)) {
@@ -312,50 +312,56 @@ BODY void back2x2_run(size_t C, const float *restrict x0, const float *restrict 
     }
 }
 
+/* Channels [c0, c1) of every pixel: each channel is summed into sum in
+ * the same order whichever range it is in. */
 BODY void back2x2_body(int n, int h, int w, int c, int oh, int ow, const float *dy,
-                       const float *x, float *dx, int relu, float *sum)
+                       const float *x, float *dx, int relu, float *sum, size_t c0, size_t c1)
 {
-    size_t C = (size_t)c, rs = (size_t)w * C;
+    size_t C = (size_t)c, rs = (size_t)w * C, CB = c1 - c0;
     for (int b = 0; b < n; b++)
         for (int oy = 0; oy < oh; oy++) {
             size_t r0 = ((size_t)b * (size_t)h + (size_t)(2 * oy)) * rs;
-            const float *g = dy + ((size_t)b * (size_t)oh + (size_t)oy) * (size_t)ow * C;
+            const float *g = dy + ((size_t)b * (size_t)oh + (size_t)oy) * (size_t)ow * C + c0;
             for (int ox = 0; ox < ow; ox++, g += C) {
-                size_t at = r0 + (size_t)(2 * ox) * C;
+                size_t at = r0 + (size_t)(2 * ox) * C + c0;
                 const float *x0 = x + at, *x2 = x0 + rs;
                 float *d0 = dx + at, *d2 = d0 + rs;
                 /* constant flags: four loops without branches */
                 if (relu && sum)
-                    back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 1, 1);
+                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum ? sum + c0 : NULL, 1, 1);
                 else if (relu)
-                    back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 1, 0);
+                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum ? sum + c0 : NULL, 1, 0);
                 else if (sum)
-                    back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 0, 1);
+                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum ? sum + c0 : NULL, 0, 1);
                 else
-                    back2x2_run(C, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum, 0, 0);
+                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum ? sum + c0 : NULL, 0, 0);
             }
         }
 }
 
 #ifdef POOL_AVX2
 static AVX2 void back2x2_avx2(int n, int h, int w, int c, int oh, int ow, const float *dy,
-                              const float *x, float *dx, int relu, float *sum)
+                              const float *x, float *dx, int relu, float *sum, size_t c0,
+                              size_t c1)
 {
-    back2x2_body(n, h, w, c, oh, ow, dy, x, dx, relu, sum);
+    back2x2_body(n, h, w, c, oh, ow, dy, x, dx, relu, sum, c0, c1);
 }
 #endif
 
 static void back2x2(int n, int h, int w, int c, int oh, int ow, const float *dy,
-                    const float *x, float *dx, int relu, float *sum)
+                    const float *x, float *dx, int relu, float *sum, size_t c0, size_t c1)
 {
 #ifdef POOL_AVX2
     if (wide()) {
-        back2x2_avx2(n, h, w, c, oh, ow, dy, x, dx, relu, sum);
+        back2x2_avx2(n, h, w, c, oh, ow, dy, x, dx, relu, sum, c0, c1);
         return;
     }
 #endif
-    back2x2_body(n, h, w, c, oh, ow, dy, x, dx, relu, sum);
+    back2x2_body(n, h, w, c, oh, ow, dy, x, dx, relu, sum, c0, c1);
 }
+
+static int channels_threaded(int n, int h, int w, int c, int oh, int ow, const float *dy,
+                             const float *x, float *dx, int relu, float *sum);
 
 static void back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int oh,
                      int ow, const float *dy, const float *x, float *dx, int relu, float *sum,
@@ -380,7 +386,8 @@ static void back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
         memset(sum, 0, sizeof(float) * (size_t)c);
     if (pool2x2(kh, kw, sh, sw)) {
         /* each window's gradient lands once: sum what the windows pass */
-        back2x2(n, h, w, c, oh, ow, dy, x, dx, relu, sum);
+        if (!sum || !channels_threaded(n, h, w, c, oh, ow, dy, x, dx, relu, sum))
+            back2x2(n, h, w, c, oh, ow, dy, x, dx, relu, sum, 0, (size_t)c);
         return;
     }
     for (int b = 0; b < n; b++)
@@ -400,11 +407,111 @@ static void back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                 sum[ci] += dx[i * (size_t)c + (size_t)ci];
 }
 
+/* ---- Threads ------------------------------------------------------------
+ *
+ * Large calls run on the thread pool (nncrt.h): im2col, col2im, pooling
+ * and the pooling gradient by whole images, which are independent; the
+ * pooling gradient that also sums the bias gradient by blocks of
+ * channels, so that each channel's sum adds the same terms in the same
+ * order. Every element sees the same operations for any thread count. */
+
+/* Threads only for calls that touch at least this many floats. */
+#define THREAD_FLOATS ((size_t)1 << 16)
+/* Chunks of about this many floats (whole images, or 16 channels). */
+#define CHUNK_FLOATS ((size_t)1 << 14)
+
+enum { IM2COL, COL2IM, MAXPOOL, MAXPOOL_BACK, BACK2X2_SUM };
+
+typedef struct Conv {
+    int kind, n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, relu;
+    const float *in, *in2;
+    float *out, *sum;
+} Conv;
+
+static void conv_range(void *arg, size_t lo, size_t hi)
+{
+    const Conv *k = arg;
+    size_t img = (size_t)k->h * (size_t)k->w * (size_t)k->c;
+    size_t outs = (size_t)k->oh * (size_t)k->ow * (size_t)k->c;
+    size_t cols = outs * (size_t)k->kh * (size_t)k->kw;
+    int nb = (int)(hi - lo);
+
+    switch (k->kind) {
+    case IM2COL:
+        im2col_seq(nb, k->h, k->w, k->c, k->kh, k->kw, k->sh, k->sw, k->pt, k->pl, k->oh,
+                   k->ow, k->in + lo * img, k->out + lo * cols);
+        break;
+    case COL2IM:
+        col2im_seq(nb, k->h, k->w, k->c, k->kh, k->kw, k->sh, k->sw, k->pt, k->pl, k->oh,
+                   k->ow, k->in + lo * cols, k->out + lo * img);
+        break;
+    case MAXPOOL:
+        maxpool_seq(nb, k->h, k->w, k->c, k->kh, k->kw, k->sh, k->sw, k->oh, k->ow,
+                    k->in + lo * img, k->out + lo * outs);
+        break;
+    case MAXPOOL_BACK:
+        back_sum(nb, k->h, k->w, k->c, k->kh, k->kw, k->sh, k->sw, k->oh, k->ow,
+                 k->in + lo * outs, k->in2 + lo * img, k->out + lo * img, k->relu, NULL, 0);
+        break;
+    default:   /* BACK2X2_SUM: channels [lo, hi) of every image */
+        back2x2(k->n, k->h, k->w, k->c, k->oh, k->ow, k->in, k->in2, k->out, k->relu,
+                k->sum, lo, hi);
+    }
+}
+
+/* Runs k over its n images: on the pool if the call touches enough
+ * floats, else on the caller. */
+static void run_images(Conv *k, size_t floats)
+{
+    size_t n = (size_t)k->n, per = floats / (n > 0 ? n : 1);
+    if (floats < THREAD_FLOATS || n < 2 || nnc_num_threads() < 2)
+        conv_range(k, 0, n);
+    else
+        nnc_parallel_for(n, per >= CHUNK_FLOATS ? 1 : CHUNK_FLOATS / (per + 1) + 1, conv_range,
+                         k);
+}
+
+static int channels_threaded(int n, int h, int w, int c, int oh, int ow, const float *dy,
+                             const float *x, float *dx, int relu, float *sum)
+{
+    Conv k = {BACK2X2_SUM, n, h, w, c, 2, 2, 2, 2, 0, 0, oh, ow, relu, dy, x, dx, sum};
+    if ((size_t)n * (size_t)h * (size_t)w * (size_t)c < THREAD_FLOATS || c < 32 ||
+        nnc_num_threads() < 2)
+        return 0;
+    nnc_parallel_for((size_t)c, 16, conv_range, &k);
+    return 1;
+}
+
+void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                int pt, int pl, int oh, int ow, const float *x, float *col)
+{
+    Conv k = {IM2COL, n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, 0, x, NULL, col, NULL};
+    run_images(&k, (size_t)n * (size_t)oh * (size_t)ow * (size_t)kh * (size_t)kw * (size_t)c);
+}
+
+void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                int pt, int pl, int oh, int ow, const float *col, float *x)
+{
+    Conv k = {COL2IM, n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, 0, col, NULL, x, NULL};
+    run_images(&k, (size_t)n * (size_t)oh * (size_t)ow * (size_t)kh * (size_t)kw * (size_t)c);
+}
+
+void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                 int oh, int ow, const float *x, float *y)
+{
+    Conv k = {MAXPOOL, n, h, w, c, kh, kw, sh, sw, 0, 0, oh, ow, 0, x, NULL, y, NULL};
+    run_images(&k, (size_t)n * (size_t)h * (size_t)w * (size_t)c);
+}
+
 void nnc_maxpool_back_sum(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                           int oh, int ow, const float *dy, const float *x, float *dx,
                           int relu, float *sum)
 {
-    back_sum(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, relu, sum, 1);
+    Conv k = {MAXPOOL_BACK, n, h, w, c, kh, kw, sh, sw, 0, 0, oh, ow, relu, dy, x, dx, NULL};
+    if (sum != NULL)   /* threaded by channels inside (channels_threaded) */
+        back_sum(n, h, w, c, kh, kw, sh, sw, oh, ow, dy, x, dx, relu, sum, 1);
+    else
+        run_images(&k, (size_t)n * (size_t)h * (size_t)w * (size_t)c);
 }
 
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

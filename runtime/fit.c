@@ -88,7 +88,7 @@ typedef struct Opts {
     const char *cmd, *x, *y, *weights, *save, *out, *checkpoint, *resume, *log;
     long epochs, ckpt_every, early_stop, threads;
     double val_split, lr, scale;
-    int shuffle, argmax, quiet;
+    int shuffle, argmax, quiet, keep_denormals;
     uint64_t seed;
 } Opts;
 
@@ -121,7 +121,10 @@ static void usage(FILE *f)
 "common options:\n"
 "  --weights PATH         weights to evaluate or predict with (default %s.safetensors)\n"
 "  --scale F              multiply every input value by F, e.g. 1/255 for bytes\n"
-"  --threads N            threads for large kernels (with OpenMP)\n"
+"  --threads N            threads for large kernels (default: the CPUs this process\n"
+"                         may use, or NNC_NUM_THREADS)\n"
+"  --keep-denormals       compute with IEEE subnormals instead of flushing them to\n"
+"                         zero (slower; as NNC_DENORMALS=keep)\n"
 "  -q, --quiet            no progress output\n"
 "  --help                 this help\n",
             prog, M->name, prog, prog, M->in,
@@ -166,7 +169,7 @@ static int num(const char *opt, const char *s, double lo, double hi, double *v)
 enum {
     O_X = 256, O_Y, O_WEIGHTS, O_SAVE, O_CHECKPOINT, O_RESUME, O_LOG, O_EPOCHS,
     O_CKPT_EVERY, O_EARLY_STOP, O_THREADS, O_VAL_SPLIT, O_LR, O_SCALE, O_SEED,
-    O_SHUFFLE, O_NO_SHUFFLE, O_ARGMAX
+    O_SHUFFLE, O_NO_SHUFFLE, O_ARGMAX, O_KEEP_DENORMALS
 };
 
 static const struct option long_opts[] = {
@@ -188,6 +191,7 @@ static const struct option long_opts[] = {
     {"shuffle", no_argument, NULL, O_SHUFFLE},
     {"no-shuffle", no_argument, NULL, O_NO_SHUFFLE},
     {"argmax", no_argument, NULL, O_ARGMAX},
+    {"keep-denormals", no_argument, NULL, O_KEEP_DENORMALS},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}
@@ -259,6 +263,7 @@ static int set_option(Opts *o, int c, const char *val)
     case O_SHUFFLE: o->shuffle = 1; return 0;
     case O_NO_SHUFFLE: o->shuffle = 0; return 0;
     case O_ARGMAX: o->argmax = 1; return 0;
+    case O_KEEP_DENORMALS: o->keep_denormals = 1; return 0;
     case O_EPOCHS: case O_CKPT_EVERY: case O_EARLY_STOP: case O_THREADS:
         return set_count(o, c, val);
     default:
@@ -876,6 +881,8 @@ int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m)
         return r;
     if (o.threads > 0)
         nnc_set_num_threads((int)o.threads);
+    if (o.keep_denormals)
+        nnc_set_flush_denormals(0);
     ctx = M->create(o.seed);
     if (!ctx) {
         fprintf(stderr, "%s: error: out of memory\n", prog);

@@ -19,36 +19,25 @@
  * op(B)^T op(A)^T, when that packs fewer floats (see flip_pays), and
  * transposes with the kernel set's register blocks (see transpose).
  *
- * Threads (OpenMP, optional) each take a rectangle of C whose edges lie on
- * the mr x nr tile grid, and run the same sequential algorithm on it with
- * their own buffers. k is never split between threads and its blocking
+ * Threads (thread.c's pool) claim rectangles of C whose edges lie on the
+ * mr x nr tile grid, a few per thread, and run the same sequential
+ * algorithm on each with their own buffers. k is never split between threads and its blocking
  * depends only on k, so every element of C sees the same operations in
  * the same order for any thread count: results are bit-identical.
  *
  * Matrix-vector products (n == 1) skip tiles: one dot product per row, or
  * for a transposed A a one-row GEMM on the transposed problem.
  *
- * Threads wait for work the OpenMP way; on a machine shared with other
- * busy processes, OMP_WAIT_POLICY=passive avoids losing time slices to
- * spinning.
- *
  * Packing buffers come from a small pool of slots allocated on first use
  * and kept, so after warm-up no call allocates. Denormals are flushed to
- * zero during the call (MXCSR FTZ|DAZ on x86, FPCR.FZ on aarch64) and the
- * caller's mode is restored before returning, in every thread that worked
+ * zero during the call (nnc_fp_enter: MXCSR FTZ|DAZ on x86, FPCR.FZ on
+ * aarch64; not with nnc_set_flush_denormals(0)) and the caller's mode is
+ * restored before returning, in every thread that worked
  * (exception flags raised meanwhile stay raised, as for any arithmetic).
  * When beta == 0, C is only written, never read (as in BLAS).
  */
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))
-#include <xmmintrin.h>
-#define HAVE_MXCSR 1
-#endif
 
 #include "gemm_kern.h"
 #include "nncrt.h"
@@ -107,8 +96,8 @@ typedef struct Gemm {
 #ifndef DIRECT_MNK
 #define DIRECT_MNK ((size_t)128 * 128 * 128)
 #endif
-/* Threads only above this many multiply-adds (m*n*k): below it the
- * fork/join of a parallel region costs more than the second core gains. */
+/* Threads only above this many multiply-adds (m*n*k): below it waking
+ * a worker costs more than the second core gains. */
 #define THREAD_MNK ((size_t)96 * 96 * 96)
 
 static size_t min_sz(size_t x, size_t y)
@@ -297,43 +286,6 @@ static void buf_put(Buf buf)
     }
 #endif
     free(buf.raw);
-}
-
-/* ---- Denormals ---------------------------------------------------------- */
-
-typedef unsigned long FpMode;
-
-/* Sets flush-to-zero (and denormals-are-zero on x86) for this thread and
- * returns the mode to restore. */
-static FpMode fp_enter(void)
-{
-#if defined(HAVE_MXCSR)
-    unsigned int csr = _mm_getcsr();
-    if ((csr & 0x8040u) != 0x8040u)
-        _mm_setcsr(csr | 0x8040u);
-    return csr;
-#elif defined(__aarch64__) && defined(__GNUC__)
-    unsigned long fpcr;
-    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
-    if (!(fpcr & (1ul << 24)))
-        __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr | (1ul << 24)));
-    return fpcr;
-#else
-    return 0;
-#endif
-}
-
-static void fp_leave(FpMode mode)
-{
-#if defined(HAVE_MXCSR)
-    if ((mode & 0x8040u) != 0x8040u)   /* keep flags raised meanwhile */
-        _mm_setcsr(((unsigned int)mode & ~0x3fu) | (_mm_getcsr() & 0x3fu));
-#elif defined(__aarch64__) && defined(__GNUC__)
-    if (!(mode & (1ul << 24)))
-        __asm__ __volatile__("msr fpcr, %0" : : "r"(mode));
-#else
-    (void)mode;
-#endif
 }
 
 /* ---- Sequential paths over one rectangle of C --------------------------- */
@@ -619,7 +571,7 @@ static void gemm_part(const Gemm *g, const GemmKern *kn, size_t m0,
     size_t mm = m1 - m0, nn = n1 - n0, tn = 0;
     int path = path_of(g, kn), flip;
     Gemm f;
-    FpMode mode;
+    nnc_fpmode mode;
     Buf buf;
 
     if (m0 >= m1 || n0 >= n1)
@@ -633,7 +585,7 @@ static void gemm_part(const Gemm *g, const GemmKern *kn, size_t m0,
         tn = round_up(mm * nn, ALIGN / sizeof(float));
     }
     buf = buf_get(tn + path_floats(flip ? &f : g, kn, path));
-    mode = fp_enter();
+    mode = nnc_fp_enter();
     if (buf.p == NULL) {
         nnc_sgemm_ref(g->ta, g->tb, (int)mm, (int)nn, (int)g->k, g->alpha,
                       g->a + m0 * g->rsa, g->lda, g->b + n0 * g->csb, g->ldb,
@@ -648,7 +600,7 @@ static void gemm_part(const Gemm *g, const GemmKern *kn, size_t m0,
     } else {
         gemm_path(g, kn, path, m0, m1, n0, n1, buf.p);
     }
-    fp_leave(mode);
+    nnc_fp_leave(mode);
     if (buf.p != NULL)
         buf_put(buf);
 }
@@ -693,21 +645,21 @@ static int gemm_vector(const Gemm *g, const GemmKern *kn)
      * on the seed model: predict at batch 1 went from 2.7 to 0.9 us) */
     if (g->n > 1 && g->csa == 1 && g->rsb == 1 &&
         (g->m <= 2 || (g->m <= 8 && g->k >= 64))) {
-        FpMode mode = fp_enter();
+        nnc_fpmode mode = nnc_fp_enter();
         for (size_t i = 0; i < g->m; i++)
             (kn->dots != NULL ? kn->dots : dots_portable)(
                 g->n, g->k, g->b, g->csb, g->a + i * g->rsa, g->c + i * g->ldc, 1,
                 g->alpha, g->beta);
-        fp_leave(mode);
+        nnc_fp_leave(mode);
         return 1;
     }
     if (g->n != 1)
         return 0;
     if (g->csa == 1 && g->rsb == 1) {
-        FpMode mode = fp_enter();
+        nnc_fpmode mode = nnc_fp_enter();
         (kn->dots != NULL ? kn->dots : dots_portable)(
             g->m, g->k, g->a, g->rsa, g->b, g->c, g->ldc, g->alpha, g->beta);
-        fp_leave(mode);
+        nnc_fp_leave(mode);
         return 1;
     }
     if (g->rsa == 1 && g->ldc == 1) {
@@ -747,7 +699,7 @@ static int gemm_small(const Gemm *g, const GemmKern *kn, const SmallArgs *epi)
 {
     const GemmSmall *sm = small_for(kn);
     SmallArgs s;
-    FpMode mode;
+    nnc_fpmode mode;
 
     if (sm == NULL || sm->dots_nt == NULL || g->csa != 1 || g->rsb != 1 ||
         (g->m > 2 && g->n > 2) || !is_direct(g) ||
@@ -766,13 +718,13 @@ static int gemm_small(const Gemm *g, const GemmKern *kn, const SmallArgs *epi)
         s.a = g->b, s.lda = 0, s.b = g->a, s.ldb = g->rsa;
         s.ldc = 0, s.csc = g->ldc, s.bs = 0;
     }
-    mode = fp_enter();
+    mode = nnc_fp_enter();
     sm->dots_nt(&s);
-    fp_leave(mode);
+    nnc_fp_leave(mode);
     return 1;
 }
 
-/* ---- Kernel choice and thread count ------------------------------------- */
+/* ---- Kernel choice ------------------------------------------------------ */
 
 /* Kernel sets, best first; the last (scalar) is always supported. */
 static const GemmKern *const kernels[] = {
@@ -784,7 +736,6 @@ static const GemmKern *const kernels[] = {
 /* The lazy choices below are benign races: every thread that makes one
  * computes and stores the same value. */
 static const GemmKern *kern;
-static int num_threads;
 
 static const GemmKern *find_kernel(const char *name)
 {
@@ -831,99 +782,80 @@ int nnc_set_isa(const char *name)
     return NNC_OK;
 }
 
-static int default_threads(void)
-{
-    const char *env = getenv("NNC_NUM_THREADS");
-    long n = env != NULL ? strtol(env, NULL, 10) : 0;
-
-    if (n > 0)
-        return n > 1024 ? 1024 : (int)n;
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-void nnc_set_num_threads(int n)
-{
-    num_threads = n > 0 ? n : default_threads();
-}
-
-int nnc_num_threads(void)
-{
-#ifdef _OPENMP
-    if (num_threads == 0)
-        num_threads = default_threads();
-    return num_threads;
-#else
-    return 1;
-#endif
-}
-
 /* ---- Entry point -------------------------------------------------------- */
 
-#ifdef _OPENMP
-/* Thread t of nt's rectangle: a pm x pn grid of C (pm * pn == nt) in whole
- * tiles, the split that packs the least per thread. */
-static void split(const Gemm *g, const GemmKern *kn, int t, int nt,
-                  size_t r[4])
-{
-    size_t mt = (g->m + kn->mr - 1) / kn->mr, nt_ = (g->n + kn->nr - 1) / kn->nr;
-    size_t best = (size_t)-1, pm = 1, pn = 1, d, tm, tn;
+/* Threads (thread.c): C is cut into a pm x pn grid of rectangles in whole
+ * tiles, about TASKS_PER_THREAD per thread so that a late thread does
+ * not hold the others, claimed dynamically. Each rectangle runs the
+ * sequential algorithm. */
+#define TASKS_PER_THREAD 4
+/* ... but no rectangle below this many multiply-adds */
+#define TASK_MNK ((size_t)48 * 48 * 48)
 
-    for (d = 1; d <= (size_t)nt; d++) {
-        size_t e = (size_t)nt / d, cost;
-        if (d * e != (size_t)nt || d > mt || e > nt_)
-            continue;
-        cost = (mt + d - 1) / d * kn->mr * g->k + (nt_ + e - 1) / e * kn->nr
-               * g->k + (mt + d - 1) / d * kn->mr * ((nt_ + e - 1) / e * kn->nr)
-               * g->k / 64;
-        if (cost < best)
-            best = cost, pm = d, pn = e;
+typedef struct Grid {
+    const Gemm *g;
+    const GemmKern *kn;
+    size_t mt, nt, pm, pn;   /* tiles of C; rectangles */
+} Grid;
+
+/* The pm x pn grid of at most tasks rectangles that should finish first
+ * on nt threads: the total work over nt plus one rectangle (the last one
+ * claimed), where a rectangle packs its rows of op(A) and its columns of
+ * op(B), each float costing about as much as 16 multiply-adds. */
+static void grid_for(Grid *r, size_t tasks, size_t nt)
+{
+    const Gemm *g = r->g;
+    size_t best = (size_t)-1, d;
+
+    r->pm = r->pn = 1;
+    for (d = 1; d <= tasks && d <= r->mt; d++) {
+        size_t e = min_sz(tasks / d, r->nt), rows, cols, pack, cost;
+        if (e < 1)
+            break;
+        rows = (r->mt + d - 1) / d * r->kn->mr;
+        cols = (r->nt + e - 1) / e * r->kn->nr;
+        pack = (rows + cols) * g->k * 16;
+        cost = (d * e * pack + g->m * g->n * g->k) / nt + pack + rows * cols * g->k;
+        if (d * e >= 2 && cost < best)
+            best = cost, r->pm = d, r->pn = e;
     }
-    if (best == (size_t)-1)         /* nt prime and larger than both */
-        pm = 1, pn = 1;
-    tm = (size_t)t / pn, tn = (size_t)t % pn;
-    r[0] = min_sz(g->m, tm * mt / pm * kn->mr);
-    r[1] = min_sz(g->m, (tm + 1) * mt / pm * kn->mr);
-    r[2] = min_sz(g->n, tn * nt_ / pn * kn->nr);
-    r[3] = min_sz(g->n, (tn + 1) * nt_ / pn * kn->nr);
-    if (tm >= pm)
-        r[0] = r[1] = 0;
 }
-#endif
 
-#ifdef _OPENMP
-/* Threads worth using: 1 for small problems, never more than tiles. */
-static int threads_for(const Gemm *g, const GemmKern *kn)
+/* Rectangles [lo, hi) of the grid. */
+static void grid_range(void *arg, size_t lo, size_t hi)
 {
-    size_t tiles = ((g->m + kn->mr - 1) / kn->mr) * ((g->n + kn->nr - 1)
-                                                      / kn->nr);
-    int nt = nnc_num_threads();
+    const Grid *r = arg;
+    const Gemm *g = r->g;
+    size_t mr = r->kn->mr, nr = r->kn->nr, t;
 
-    if (nt <= 1 || g->m * g->n * g->k < THREAD_MNK)
-        return 1;
-    return (size_t)nt > tiles ? (int)tiles : nt;
+    for (t = lo; t < hi; t++) {
+        size_t tm = t / r->pn, tn = t % r->pn;
+        gemm_part(g, r->kn, min_sz(g->m, tm * r->mt / r->pm * mr),
+                  min_sz(g->m, (tm + 1) * r->mt / r->pm * mr),
+                  min_sz(g->n, tn * r->nt / r->pn * nr),
+                  min_sz(g->n, (tn + 1) * r->nt / r->pn * nr));
+    }
 }
-#endif
 
 static void gemm_run(const Gemm *g, const GemmKern *kn)
 {
-#ifdef _OPENMP
-    int nt = threads_for(g, kn);
+    size_t mnk = g->m * g->n * g->k, tasks;
+    int nt = mnk < THREAD_MNK ? 1 : nnc_parallel_threads();
+    Grid r;
 
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            size_t r[4];
-            split(g, kn, omp_get_thread_num(), omp_get_num_threads(), r);
-            gemm_part(g, kn, r[0], r[1], r[2], r[3]);
-        }
+    if (nt <= 1 || mnk < THREAD_MNK) {
+        gemm_part(g, kn, 0, g->m, 0, g->n);
         return;
     }
-#endif
-    gemm_part(g, kn, 0, g->m, 0, g->n);
+    r.g = g, r.kn = kn;
+    r.mt = (g->m + kn->mr - 1) / kn->mr, r.nt = (g->n + kn->nr - 1) / kn->nr;
+    tasks = min_sz((size_t)nt * TASKS_PER_THREAD, mnk / TASK_MNK);
+    grid_for(&r, tasks < 2 ? 2 : tasks, (size_t)nt);
+    if (r.pm * r.pn < 2) {
+        gemm_part(g, kn, 0, g->m, 0, g->n);
+        return;
+    }
+    nnc_parallel_for(r.pm * r.pn, 1, grid_range, &r);
 }
 
 void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,

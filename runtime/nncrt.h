@@ -134,23 +134,69 @@ void nnc_avgpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
  * throughput at the widest vector width), measured once (~20 ms). */
 double nnc_peak_gflops(void);
 
-/* ---- GEMM kernels and threads ---------------------------------------------
+/* ---- GEMM kernels ----------------------------------------------------------
  *
  * nnc_sgemm picks the best kernel set this CPU supports ("avx512", "avx2",
  * "neon", "scalar"); the environment variable NNC_ISA forces one if it is
  * supported. nnc_isa names the set in use; nnc_set_isa switches to another
  * and returns 0, or NNC_ERR_ARG (leaving the choice unchanged) if the name
  * is unknown or this CPU cannot run it.
- *
- * With OpenMP, large GEMMs split C between threads: NNC_NUM_THREADS, else
- * omp_get_max_threads(). nnc_set_num_threads(n) overrides that for later
- * calls (n <= 0 restores the default). Results are bit-identical for every
- * thread count. Without OpenMP, nnc_num_threads() is 1.
  */
 const char *nnc_isa(void);
 int nnc_set_isa(const char *name);
+
+/* ---- Threads (thread.c) -------------------------------------------------
+ *
+ * Large GEMMs, optimizer updates and convolution helpers run on a pool of
+ * POSIX threads: nnc_num_threads() in all, the caller included. The
+ * default is the number of CPUs the process may run on (its affinity
+ * mask), capped by its cgroup CPU quota; NNC_NUM_THREADS=N in the
+ * environment overrides it, and nnc_set_num_threads(n) overrides both for
+ * later calls (n <= 0 restores the default). Work is cut into more chunks
+ * than threads and claimed dynamically; small work stays on the caller;
+ * when another process keeps preempting a worker, the pool runs on the
+ * caller alone for a while and then tries again. Results are bit-identical
+ * for every thread count. Built without threads (configure
+ * --disable-threads), nnc_num_threads() is 1.
+ *
+ * nnc_parallel_for calls fn(arg, lo, hi) for consecutive chunks [lo, hi)
+ * of [0, n), chunk long (the last may be shorter), possibly on several
+ * threads at once and in any order, or once with [0, n) when it runs on
+ * the caller alone; fn must give the same results either way. It returns
+ * when all are done. Tasks run in the caller's floating-point mode.
+ * nnc_parallel_threads() is the number of threads it would use now: 1
+ * while the pool runs on the caller alone, else nnc_num_threads() (for
+ * callers that split work differently for one thread).
+ */
 void nnc_set_num_threads(int n);
 int nnc_num_threads(void);
+typedef void (*nnc_range_fn)(void *arg, size_t lo, size_t hi);
+void nnc_parallel_for(size_t n, size_t chunk, nnc_range_fn fn, void *arg);
+int nnc_parallel_threads(void);
+
+/* ---- Denormals (thread.c) -------------------------------------------------
+ *
+ * The emitted train_step, predict and accuracy, nnc_sgemm and the pool's
+ * tasks run with subnormal floats flushed to zero (x86: MXCSR FTZ and
+ * DAZ; AArch64: FPCR.FZ; elsewhere nothing changes): subnormal operands
+ * read as zero and subnormal results become zero, which avoids the
+ * microcode assists that make arithmetic on them up to 100x slower (Adam's
+ * second moments become subnormal in ordinary training). They restore the
+ * caller's mode before returning; exception flags raised meanwhile stay
+ * raised.
+ *
+ * nnc_fp_enter sets that mode for the calling thread and returns the mode
+ * to restore with nnc_fp_leave. nnc_set_flush_denormals(0) keeps IEEE
+ * subnormals everywhere from then on (nnc_fp_enter changes nothing),
+ * nnc_set_flush_denormals(1) flushes again; the environment variable
+ * NNC_DENORMALS=keep, read on first use, makes 0 the default.
+ * nnc_flush_denormals() tells which is in force.
+ */
+typedef unsigned long nnc_fpmode;
+nnc_fpmode nnc_fp_enter(void);
+void nnc_fp_leave(nnc_fpmode mode);
+void nnc_set_flush_denormals(int on);
+int nnc_flush_denormals(void);
 
 /* ---- Optimizer updates ------------------------------------------------------
  *
@@ -456,9 +502,12 @@ double nnc_loss_sum(int loss, double param, const float *out, const float *y, si
 /* ---- Threads in generated loops ------------------------------------------
  *
  * NNC_PARALLEL_FOR(n) precedes a generated elementwise loop of n
- * iterations: with OpenMP (-fopenmp) large loops run on nnc_num_threads()
- * threads; each iteration writes its own element, so results do not
- * depend on the thread count. Without OpenMP it expands to nothing.
+ * iterations (only loops that are not fused into a GEMM's row blocks, of
+ * at least 65536 elements): when the generated C is compiled with OpenMP
+ * (-fopenmp), large loops run on nnc_num_threads() OpenMP threads, a team
+ * of their own beside the runtime's pool; each iteration writes its own
+ * element, so results do not depend on the thread count. Without OpenMP
+ * (the default) it expands to nothing.
  */
 #if defined(_OPENMP)
 #define NNC_PRAGMA_(x) _Pragma(#x)

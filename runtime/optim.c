@@ -164,21 +164,26 @@ DEFINE_RANGE(sgd, SgdArgs)
 DEFINE_RANGE(rms, RmsArgs)
 DEFINE_RANGE(adagrad, AdagradArgs)
 
-/* range() over [0, n), split between threads in fixed chunks for large n
- * (elementwise, so any split gives the same bits). */
+/* range() over [0, n), on the thread pool in chunks of 4096 elements for
+ * large n (elementwise, so any split gives the same bits). */
+typedef struct Ranges {
+    void (*range)(const void *, size_t, size_t);
+    const void *a;
+} Ranges;
+
+static void ranges_part(void *arg, size_t lo, size_t hi)
+{
+    const Ranges *r = arg;
+    r->range(r->a, lo, hi);
+}
+
 static void run_ranges(void (*range)(const void *, size_t, size_t), const void *a, size_t n)
 {
-#ifdef _OPENMP
     if (n >= (1u << 16) && nnc_num_threads() > 1) {
-        long chunks = (long)((n + 4095) / 4096);
-#pragma omp parallel for schedule(static) num_threads(nnc_num_threads())
-        for (long c = 0; c < chunks; c++) {
-            size_t lo = (size_t)c * 4096, hi = lo + 4096 < n ? lo + 4096 : n;
-            range(a, lo, hi);
-        }
+        Ranges r = {range, a};
+        nnc_parallel_for(n, 4096, ranges_part, &r);
         return;
     }
-#endif
     range(a, 0, n);
 }
 

@@ -3,7 +3,7 @@
 # nnc, build them against the runtime, train and predict.
 #   usage: demo.sh SRCDIR BUILDDIR [CC] [CJSON_LIBS]
 set -e
-srcdir=$1 builddir=$2 cc=${3:-cc} cjson=${4:--lcjson}
+srcdir=$1 builddir=$2 cc=${3:-cc} cjson=${4:--lcjson -lz -pthread}
 out="$builddir/demo-out"
 mkdir -p "$out"
 for ex in seed rings; do

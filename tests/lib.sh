@@ -18,7 +18,7 @@ NNC=${NNC:-$builddir/nnc}
 case $NNC in /*) ;; */*) NNC=$(pwd)/$NNC ;; esac
 CC=${CC:-cc}
 RT_CFLAGS=${RT_CFLAGS:--I$srcdir/runtime}
-RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -fopenmp -lm}
+RT_LIBS=${RT_LIBS:-$builddir/.libs/libnncrt.a -lcjson -lz -pthread -lm}
 export srcdir builddir NNC CC RT_CFLAGS RT_LIBS
 WARN="-Wall -Wextra -Wpedantic -Werror"
 

@@ -176,8 +176,9 @@ static void emit_accuracy(Buf *out, const Compiled *c, const char *p)
     buf_printf(out, "\nint %s_accuracy(%s_ctx *ctx, const float *x, const float *y, size_t n,\n"
                     "    double *acc)\n{\n", p, p);
     buf_printf(out, "    float out[%d * %s_OUT];\n", chunk, P);
-    buf_puts(out, "    size_t i, hits = 0;\n    int r;\n");
+    buf_puts(out, "    size_t i, hits = 0;\n    int r;\n    nnc_fpmode mode;\n");
     buf_puts(out, "    if (!ctx || !acc || ((!x || !y) && n > 0))\n        return NNC_ERR_ARG;\n");
+    buf_puts(out, "    mode = nnc_fp_enter();  /* denormals flushed */\n");
     buf_printf(out, "    for (i = 0; i < n; i += %d) {\n", chunk);
     buf_printf(out, "        int nb = (int)(n - i < %d ? n - i : %d);\n", chunk, chunk);
     buf_printf(out, "        %s_predict_rows(ctx, x + i * %s_IN, out, nb);\n", p, P);
@@ -199,6 +200,7 @@ static void emit_accuracy(Buf *out, const Compiled *c, const char *p)
         buf_puts(out, "            hits += k == t;\n");
     }
     buf_puts(out, "        }\n    }\n");
+    buf_puts(out, "    nnc_fp_leave(mode);\n");
     buf_puts(out, "    *acc = n > 0 ? (double)hits / (double)n : 0.0;\n    return 0;\n}\n");
 }
 
@@ -274,13 +276,14 @@ void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w)
 
     buf_printf(out, "\nint %s_predict(%s_ctx *ctx, const float *x, float *y, size_t n)\n{\n",
                p, p);
-    buf_puts(out, "    size_t i;\n");
+    buf_puts(out, "    size_t i;\n    nnc_fpmode mode;\n");
     buf_puts(out, "    if (!ctx || ((!x || !y) && n > 0))\n        return NNC_ERR_ARG;\n");
+    buf_puts(out, "    mode = nnc_fp_enter();  /* denormals flushed */\n");
     buf_printf(out, "    for (i = 0; i < n; i += %s_BATCH) {\n", P);
     buf_printf(out, "        int nb = (int)(n - i < %s_BATCH ? n - i : %s_BATCH);\n", P, P);
     buf_printf(out, "        %s_predict_rows(ctx, x + i * %s_IN, y + i * %s_OUT, nb);\n", p, P,
                P);
-    buf_puts(out, "    }\n    return 0;\n}\n");
+    buf_puts(out, "    }\n    nnc_fp_leave(mode);\n    return 0;\n}\n");
 
     emit_accuracy(out, c, p);
     emit_checkpoints(e, c, p);

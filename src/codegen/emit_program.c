@@ -258,7 +258,7 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
     Buf *out = e->out;
     buf_printf(out, "\n/* The training step's plan: %d kernels, %zu arena floats. */\n",
                c->train.nkernels, c->train.arena_floats);
-    buf_printf(out, "float %s_train_step(%s_ctx *ctx, const float *x, const float *y)\n{\n",
+    buf_printf(out, "static float %s_train_body(%s_ctx *ctx, const float *x, const float *y)\n{\n",
                p, p);
     buf_printf(out, "    const int nb = %s_BATCH;\n", emit_upper(p));
     buf_puts(out, "    float loss;\n");
@@ -276,6 +276,12 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
     emit_program(e, c, &c->train, p);
     e->indent = 0;
     buf_puts(out, "    return loss;\n}\n");
+    /* the whole step with denormals flushed, the caller's mode restored
+     * after every return of the body */
+    buf_printf(out, "\nfloat %s_train_step(%s_ctx *ctx, const float *x, const float *y)\n{\n"
+                    "    nnc_fpmode mode = nnc_fp_enter();\n"
+                    "    float loss = %s_train_body(ctx, x, y);\n"
+                    "    nnc_fp_leave(mode);\n    return loss;\n}\n", p, p, p);
 }
 
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)

@@ -28,13 +28,13 @@ rt=$srcdir/runtime
 "$cc" -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
     -Wmissing-prototypes -Wconversion -Werror -I"$rt" \
     "$rt/gemm.c" "$rt/kern_scalar.c" "$rt/kern_neon.c" "$rt/kern_avx2.c" \
-    "$rt/kern_avx512.c" "$rt/rng.c" "$srcdir/tests/runtime/gemm_check.c" \
-    -lm -o "$tmp/gemm_check" || exit 1
+    "$rt/kern_avx512.c" "$rt/rng.c" "$rt/thread.c" "$srcdir/tests/runtime/gemm_check.c" \
+    -pthread -lm -o "$tmp/gemm_check" || exit 1
 "$cc" -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
     -Wmissing-prototypes -Wconversion -Werror -I"$rt" \
     "$rt/optim.c" "$rt/gemm.c" "$rt/kern_scalar.c" "$rt/kern_neon.c" "$rt/kern_avx2.c" \
-    "$rt/kern_avx512.c" "$rt/rng.c" "$srcdir/tests/runtime/optim_check.c" \
-    -lm -o "$tmp/optim_check" || exit 1
+    "$rt/kern_avx512.c" "$rt/rng.c" "$rt/thread.c" "$srcdir/tests/runtime/optim_check.c" \
+    -pthread -lm -o "$tmp/optim_check" || exit 1
 
 # --quick: the emulator is slow, so the block-crossing case stays narrower.
 "$qemu" -L "$sysroot" "$tmp/gemm_check" --quick > "$tmp/out"
