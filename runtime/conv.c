@@ -318,6 +318,7 @@ BODY void back2x2_body(int n, int h, int w, int c, int oh, int ow, const float *
                        const float *x, float *dx, int relu, float *sum, size_t c0, size_t c1)
 {
     size_t C = (size_t)c, rs = (size_t)w * C, CB = c1 - c0;
+    float *s = sum ? sum + c0 : NULL;
     for (int b = 0; b < n; b++)
         for (int oy = 0; oy < oh; oy++) {
             size_t r0 = ((size_t)b * (size_t)h + (size_t)(2 * oy)) * rs;
@@ -328,13 +329,13 @@ BODY void back2x2_body(int n, int h, int w, int c, int oh, int ow, const float *
                 float *d0 = dx + at, *d2 = d0 + rs;
                 /* constant flags: four loops without branches */
                 if (relu && sum)
-                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum ? sum + c0 : NULL, 1, 1);
+                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, s, 1, 1);
                 else if (relu)
-                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum ? sum + c0 : NULL, 1, 0);
+                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, s, 1, 0);
                 else if (sum)
-                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum ? sum + c0 : NULL, 0, 1);
+                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, s, 0, 1);
                 else
-                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, sum ? sum + c0 : NULL, 0, 0);
+                    back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, s, 0, 0);
             }
         }
 }

@@ -151,58 +151,81 @@ static void find_in_place(const Graph *g, Plan *p, const Kernel *k, const int *k
     }
 }
 
-/* The kernel index an update kernel (root u, alone in its kernel) must
- * follow: its gradient's kernel, every other kernel reading its
- * parameter, and the loss. */
-static int update_after(const Graph *g, const Plan *p, const int *kidx, NodeId u)
+/* Moves each update kernel (roots only, before members are listed) right
+ * after the last of: its gradient's kernel, every other kernel reading its
+ * parameter, and the loss; updates that follow the same kernel keep their
+ * order. Unless fuse.c made them one. One pass over the nodes and one over
+ * the kernels (a counting sort by the kernel to follow). */
+static void schedule_updates(const Graph *g, Plan *p, int *kidx)
 {
-    const Node *un = NODE(g, u);
-    int after = kidx[g->loss];
-    for (int id = 1; id < g->nnodes; id++) {
+    int nk = p->nkernels, nn = g->nnodes;
+    for (int id = 1; id < nn; id++)
+        if (optab[g->nodes[id].op].kind == K_UPDATE && g->nodes[id].kernel)
+            return; /* fused into one update over every parameter */
+    /* reader[id]: the last non-update kernel that reads node id */
+    int *reader = malloc((size_t)nn * sizeof *reader);
+    int *after = malloc((size_t)nk * sizeof *after);
+    int *start = calloc((size_t)nk + 2, sizeof *start);
+    Kernel *order = malloc((size_t)nk * sizeof *order);
+    NNC_ASSERT(reader && after && start && order);
+    for (int id = 0; id < nn; id++)
+        reader[id] = -1;
+    for (int id = 1; id < nn; id++) {
         const Node *n = &g->nodes[id];
         if (!p->in_prog[id] || optab[n->op].kind == K_UPDATE)
             continue;
         int k = kidx[n->kernel ? n->kernel : (NodeId)id];
-        bool reads = (NodeId)id == un->in[1];
         for (int i = 0; i < n->nin; i++)
-            reads |= n->in[i] == un->in[0];
-        if (reads && k > after)
-            after = k;
+            if (k > reader[n->in[i]])
+                reader[n->in[i]] = k;
     }
-    return after;
-}
-
-/* Moves each update kernel (roots only, before members are listed) right
- * after the kernel update_after names, unless fuse.c made them one. */
-static void schedule_updates(const Graph *g, Plan *p, int *kidx)
-{
-    int nk = p->nkernels, at = 0;
-    for (int id = 1; id < g->nnodes; id++)
-        if (optab[g->nodes[id].op].kind == K_UPDATE && g->nodes[id].kernel)
-            return; /* fused into one update over every parameter */
-    Kernel *order = calloc((size_t)nk, sizeof *order);
-    int *after = malloc((size_t)nk * sizeof *after);
-    NNC_ASSERT(order && after);
+    /* after[k]: the kernel update k follows, or -2 for other kernels;
+     * start[]: bucket offsets, bucket 0 before every kernel (after -1) */
     for (int k = 0; k < nk; k++) {
-        NodeId r = p->kernels[k].root;
-        after[k] = optab[NODE(g, r)->op].kind == K_UPDATE ? update_after(g, p, kidx, r) : -2;
+        const Node *u = NODE(g, p->kernels[k].root);
+        after[k] = -2;
+        if (optab[u->op].kind != K_UPDATE)
+            continue;
+        NodeId grad = u->in[1];
+        int kg = kidx[NODE(g, grad)->kernel ? NODE(g, grad)->kernel : grad];
+        after[k] = kidx[g->loss];
+        if (kg > after[k])
+            after[k] = kg;
+        if (reader[u->in[0]] > after[k])
+            after[k] = reader[u->in[0]];
+        start[after[k] + 2]++;
     }
+    /* start[b]: where bucket b (the updates with after == b - 1) begins */
+    for (int b = 1; b <= nk + 1; b++)
+        start[b] += start[b - 1];
+    int *updates = malloc((size_t)(start[nk + 1] > 0 ? start[nk + 1] : 1) * sizeof *updates);
+    int *next = malloc((size_t)(nk + 1) * sizeof *next);
+    NNC_ASSERT(updates && next);
+    memcpy(next, start, (size_t)(nk + 1) * sizeof *next);
+    for (int k = 0; k < nk; k++)
+        if (after[k] != -2)
+            updates[next[after[k] + 1]++] = k;
+    /* kernels in order, each followed by the updates that follow it */
+    int out = 0;
     for (int k = -1; k < nk; k++) {
         if (k >= 0 && after[k] != -2)
             continue;
         if (k >= 0)
-            order[at++] = p->kernels[k];
-        for (int u = 0; u < nk; u++)
-            if (after[u] == k)
-                order[at++] = p->kernels[u];
+            order[out++] = p->kernels[k];
+        for (int i = start[k + 1]; i < start[k + 2]; i++)
+            order[out++] = p->kernels[updates[i]];
     }
-    NNC_ASSERT(at == nk);
+    NNC_ASSERT(out == nk);
     for (int k = 0; k < nk; k++) {
         p->kernels[k] = order[k];
         kidx[order[k].root] = k;
     }
-    free(order);
+    free(reader);
     free(after);
+    free(start);
+    free(order);
+    free(updates);
+    free(next);
 }
 
 void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
