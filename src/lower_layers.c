@@ -136,7 +136,9 @@ static NodeId bias_activation(Lower *L, const LayerInfo *ly, const Expr *call, c
 }
 
 /* dense(x, units, activation=linear, use_bias=true):
- *   y = act(x W^T + b), W: (units, in) Glorot uniform, b: (units) zeros */
+ *   y = act(x W^T + b), W: (units, in) Glorot uniform, b: (units) zeros,
+ *   over the last axis as Keras' Dense and torch's Linear: (batch, T, C)
+ *   gives (batch, T, units), one GEMM over the batch x T rows */
 static NodeId lower_dense(Lower *L, const LayerInfo *ly, const Expr *call,
                           NodeId *in, int nin, const Args *a)
 {
@@ -144,16 +146,16 @@ static NodeId lower_dense(Lower *L, const LayerInfo *ly, const Expr *call,
     Graph *g = L->g;
     const Node *x = NODE(g, in[0]);
     int units = (int)arg_num(a, "units");   /* in range: sema */
-    if (x->shape.rank != 2 || !(x->bmask & 1)) {
-        diag_error(call->loc, "dense expects a (batch, features) input, got %s%s",
-                   shape_str(&x->shape), x->shape.rank > 2 ? "; add 'flatten' before it" : "");
+    if (x->shape.rank < 2 || !(x->bmask & 1) || (x->bmask >> (x->shape.rank - 1)) & 1) {
+        diag_error(call->loc, "dense expects a (batch, ..., features) input, got %s",
+                   shape_str(&x->shape));
         note_shape(L, in[0]);
         return NODE_NONE;
     }
     const char *name = layer_name(L, call, "dense", &L->ndense);
     if (!check_param_name(L, name, call->loc))
         return NODE_NONE;
-    int fan_in = x->shape.dim[1];
+    int fan_in = x->shape.dim[x->shape.rank - 1];
     Shape ws = {2, {units, fan_in}};
     NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, fan_in, units);
     mark_flat_image(g, in[0], w);
