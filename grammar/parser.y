@@ -12,6 +12,7 @@
  *          | 'batch' NUMBER
  *          (';' between statements is optional)
  *   expr  := call | NAME | NUMBER | '-' NUMBER
+ *          | '[' number (',' number)* ']'   a list (shape=[4, -1])
  *   call  := NAME '(' [arg (',' arg)* [',']] ')'
  *   arg   := expr | NAME '=' expr
  *
@@ -156,6 +157,9 @@ expr:
     call
   | IDENT               { $$ = ast_name(pc->arena, L(@1), $1); }
   | number
+  | '[' dims ']'        { Loc l = L(@1); if (@3.last_line == @1.first_line)
+                              l.len = @3.last_column - @1.first_column;
+                          $$ = ast_list(pc->arena, l, ast_arg_list_end($2)); }
   ;
 
 number:

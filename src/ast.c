@@ -38,6 +38,13 @@ Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args)
     return e;
 }
 
+Expr *ast_list(Arena *a, Loc loc, Arg *items)
+{
+    Expr *e = expr(a, EX_LIST, loc);
+    e->args = items;
+    return e;
+}
+
 Arg *ast_arg(Arena *a, const char *key, Loc key_loc, Expr *val)
 {
     Arg *g = arena_alloc(a, sizeof *g);
@@ -86,6 +93,12 @@ AST_LIST(Stmt, ast_stmt)
 static void dump_expr(FILE *f, const Expr *e)
 {
     switch (e->kind) {
+    case EX_LIST:
+        fprintf(f, "[");
+        for (const Arg *a = e->args; a; a = a->next)
+            fprintf(f, "%.17g%s", a->val->num, a->next ? ", " : "");
+        fprintf(f, "]");
+        break;
     case EX_NUM:
         fprintf(f, "%.17g", e->num);
         break;

@@ -25,8 +25,13 @@ void ir_print(FILE *f, const Graph *g)
         fprintf(f, "  %%%d = %s", id, op_name(n->op));
         for (int k = 0; k < n->nin; k++)
             fprintf(f, "%s%%%u", k ? ", " : " ", (unsigned)n->in[k]);
-        if (n->op == OP_MATMUL)
+        if (n->op == OP_MATMUL || n->op == OP_BMATMUL)
             fprintf(f, " ta=%d tb=%d", n->iattr[0], n->iattr[1]);
+        if (n->op == OP_TRANSPOSE)
+            for (int d = 0; d < n->shape.rank; d++)
+                fprintf(f, "%s%d", d ? "," : " perm=", n->iattr[d]);
+        if (n->op == OP_NARROW || n->op == OP_NARROW_BACK)
+            fprintf(f, " axis=%d start=%d len=%d", n->iattr[0], n->iattr[1], n->iattr[2]);
         if (optab[n->op].kind == K_WINDOW)
             fprintf(f, " k=%dx%d s=%dx%d%s", n->iattr[0], n->iattr[1], n->iattr[2],
                     n->iattr[3], n->iattr[4] ? " same" : "");
@@ -102,7 +107,7 @@ static cJSON *node_json(const Graph *g, int id)
     cJSON_AddBoolToObject(o, "grad", n->is_grad);
     if (n->kernel)
         cJSON_AddNumberToObject(o, "kernel", n->kernel);
-    if (n->op == OP_MATMUL) {
+    if (n->op == OP_MATMUL || n->op == OP_BMATMUL) {
         cJSON_AddNumberToObject(o, "trans_a", n->iattr[0]);
         cJSON_AddNumberToObject(o, "trans_b", n->iattr[1]);
     }

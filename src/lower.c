@@ -239,6 +239,9 @@ NodeId lower_expr(Lower *L, const Expr *e)
     case EX_NUM:
         diag_error(e->loc, "expected a value or a layer, got a number");
         return NODE_NONE;
+    case EX_LIST:
+        diag_error(e->loc, "expected a value or a layer, got a list");
+        return NODE_NONE;
     }
     return NODE_NONE;
 }

@@ -41,6 +41,7 @@ typedef struct Lower {
     int nnorm;              /* unnamed layernorm layers so far */
     int ndropout;           /* dropout layers so far */
     int nembed;             /* unnamed embedding layers so far */
+    int npos;               /* unnamed position_embedding layers so far */
 } Lower;
 
 /* Emitted loops index with int: a tensor holds at most 2^30 floats. */

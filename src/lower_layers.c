@@ -8,6 +8,11 @@
  *   conv2d(x, f, k)      -> im2col, matmul with W^T, + b, the activation
  *   layernorm(x)         -> layernorm(x) * gamma + beta (LAYER.weight/.bias)
  *   dropout(x, rate)     -> dropout op (train_step only; predict copies)
+ *   matmul(a, b)         -> bmatmul over the leading axes; reshape(x, shape)
+ *                           -> reshape; transpose(x, perm) -> transpose;
+ *                           slice(x, axis, start, stop), split(x, n,
+ *                           index) -> narrow
+ *   position_embedding(x, max_len) -> x + narrow(NAME.weight, rows 0..T)
  *
  * The table at the end (layer_table) is the one place a layer or an
  * activation is registered: its arguments with types, defaults, Keras'
@@ -89,6 +94,8 @@ static bool flat_image(const Graph *g, NodeId id, int hwc[3])
         if (n->nin < 1 || n->shape.rank != 2)
             return false;
         const Node *x = NODE(g, n->in[0]);
+        if (n->op == OP_RESHAPE && n->what && !strcmp(n->what, "reshape"))
+            return false;   /* reshape(x, shape=...): not a flattened image */
         if (n->op == OP_RESHAPE && x->shape.rank == 4 && x->bmask == 1) {
             const int *d = x->shape.dim;
             if (d[1] * d[2] == 1 || d[3] == 1)
@@ -135,10 +142,36 @@ static NodeId bias_activation(Lower *L, const LayerInfo *ly, const Expr *call, c
     return activate(L, arg_name(a, "activation"), y, arg_loc(a, "activation", call->loc));
 }
 
-/* dense(x, units, activation=linear, use_bias=true):
+/* The weight of the embedding layer NAME (tied=NAME of dense), or
+ * NODE_NONE after a diagnostic at the argument. */
+static NodeId tied_weight(Lower *L, const Args *a, Loc loc)
+{
+    const char *name = arg_name(a, "tied");
+    Loc tloc = arg_loc(a, "tied", loc);
+    const char *want = arena_printf(L->arena, "%s.weight", name);
+    for (int i = 0; i < L->g->nparams; i++) {
+        const Node *p = NODE(L->g, L->g->params[i]);
+        if (strcmp(p->name, want))
+            continue;
+        if (p->what && !strcmp(p->what, "embedding"))
+            return L->g->params[i];
+        diag_error(tloc, "dense: tied=%s names a %s layer, not an embedding", name,
+                   p->what ? p->what : "");
+        diag_note(p->loc, "'%s' defined here", name);
+        return NODE_NONE;
+    }
+    diag_error(tloc, "dense: tied=%s: no embedding layer named '%s' (tie the head to an "
+               "embedding defined before it)", name, name);
+    return NODE_NONE;
+}
+
+/* dense(x, units, activation=linear, use_bias=true, tied=NAME):
  *   y = act(x W^T + b), W: (units, in) Glorot uniform, b: (units) zeros,
  *   over the last axis as Keras' Dense and torch's Linear: (batch, T, C)
- *   gives (batch, T, units), one GEMM over the batch x T rows */
+ *   gives (batch, T, units), one GEMM over the batch x T rows.
+ *   tied=NAME: W is the embedding NAME's weight [vocab, dim] (GPT-2's and
+ *   nanoGPT's tied LM head): no weight of its own, units must be vocab and
+ *   the input's last axis dim; autodiff sums the gradients of both uses */
 static NodeId lower_dense(Lower *L, const LayerInfo *ly, const Expr *call,
                           NodeId *in, int nin, const Args *a)
 {
@@ -156,9 +189,24 @@ static NodeId lower_dense(Lower *L, const LayerInfo *ly, const Expr *call,
     if (!check_param_name(L, name, call->loc))
         return NODE_NONE;
     int fan_in = x->shape.dim[x->shape.rank - 1];
-    Shape ws = {2, {units, fan_in}};
-    NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, fan_in, units);
-    mark_flat_image(g, in[0], w);
+    NodeId w;
+    if (arg_given(a, "tied")) {
+        if ((w = tied_weight(L, a, call->loc)) == NODE_NONE)
+            return NODE_NONE;
+        const Shape *ws = &NODE(g, w)->shape;
+        if (ws->dim[0] != units || ws->dim[1] != fan_in) {
+            diag_error(call->loc, "dense: tied=%s uses a [%d, %d] weight: units must be %d "
+                       "and the input's last axis %d, got units %d and an input of shape %s",
+                       arg_name(a, "tied"), ws->dim[0], ws->dim[1], ws->dim[0], ws->dim[1],
+                       units, shape_str(&x->shape));
+            note_shape(L, in[0]);
+            return NODE_NONE;
+        }
+    } else {
+        Shape ws = {2, {units, fan_in}};
+        w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, fan_in, units);
+        mark_flat_image(g, in[0], w);
+    }
     NodeId y = graph_matmul(g, call->loc, in[0], w, 0, 1);
     NODE(g, y)->what = "dense";
     return bias_activation(L, ly, call, a, y, name, units);
@@ -174,6 +222,15 @@ static NodeId lower_activation(Lower *L, const LayerInfo *ly, const Expr *call,
     (void)nin;
     const Param *p = attr_param(ly);
     Op op = ly->op;
+    if (arg_exists(ly->params, "axis")) {   /* softmax: over the last axis */
+        int r = NODE(L->g, in[0])->shape.rank, axis = (int)arg_num(a, "axis");
+        if (axis != -1 && axis != r - 1) {
+            diag_error(arg_loc(a, "axis", call->loc), "%s: only the last axis (axis=-1) is "
+                       "supported, got axis=%d for a value of rank %d", ly->name, axis, r);
+            note_shape(L, in[0]);
+            return NODE_NONE;
+        }
+    }
     if (arg_exists(ly->params, "approximate") && arg_bool(a, "approximate"))
         op = ly->approx_op;
     return activate_with(L, op, p ? arg_num(a, p->name) : 0, in[0], call->loc);
@@ -400,6 +457,251 @@ static NodeId lower_embedding(Lower *L, const LayerInfo *ly, const Expr *call,
     return y;
 }
 
+/* ---- sequences: positions and the functional form's primitives ----------
+ * Axes are counted as torch and Keras count them, the batch axis being 0
+ * (axis=-1 is the last); per-sample shapes and permutations (reshape's
+ * shape, transpose's perm) leave the batch axis out, as `input` does. */
+
+/* position_embedding(x, max_len): x + W[0:T] for x (batch, T, C), W
+ * (NAME.weight) a [max_len, C] table of learned positions (nanoGPT's wpe,
+ * KerasHub's PositionEmbedding, whose glorot_uniform initialization it
+ * takes: fan_in max_len, fan_out C); a shorter sequence uses the first T
+ * rows. */
+static NodeId lower_position_embedding(Lower *L, const LayerInfo *ly, const Expr *call,
+                                       NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    Graph *g = L->g;
+    const Node *x = NODE(g, in[0]);
+    int max_len = (int)arg_num(a, "max_len");
+    if (x->shape.rank != 3 || x->bmask != 1) {
+        diag_error(call->loc, "position_embedding expects a (batch, T, features) input, got %s",
+                   shape_str(&x->shape));
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    int t = x->shape.dim[1], c = x->shape.dim[2];
+    if (t > max_len) {
+        diag_error(call->loc, "position_embedding: the sequence has %d positions, more than "
+                   "max_len=%d", t, max_len);
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    const char *name = layer_name(L, call, "position_embedding", &L->npos);
+    if (!check_param_name(L, name, call->loc))
+        return NODE_NONE;
+    Shape ws = {2, {max_len, c}};
+    NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, max_len, c);
+    if (t < max_len) {
+        Node proto = unary_proto(OP_NARROW, w, call->loc, "position_embedding");
+        proto.iattr[0] = 0;
+        proto.iattr[1] = 0;
+        proto.iattr[2] = t;
+        w = graph_add_node(g, &proto);
+    }
+    NodeId y = graph_add2(g, OP_ADD, call->loc, in[0], w);
+    if (y)
+        NODE(g, y)->what = "position_embedding";
+    return y;
+}
+
+/* The axis argument `name` of x as an index into x's shape (negative:
+ * from the end); -1 after a diagnostic (out of range, or the batch). */
+static int axis_arg(Lower *L, const LayerInfo *ly, const Args *a, const char *name,
+                    NodeId xid, Loc loc)
+{
+    const Node *x = NODE(L->g, xid);
+    int r = x->shape.rank, axis = (int)arg_num(a, name);
+    int d = axis < 0 ? axis + r : axis;
+    if (d < 0 || d >= r) {
+        diag_error(arg_loc(a, name, loc), "%s: %s=%d is out of range for a value of shape %s "
+                   "(axes -%d to %d, the batch being 0)", ly->name, name, axis,
+                   shape_str(&x->shape), r, r - 1);
+        note_shape(L, xid);
+        return -1;
+    }
+    if ((x->bmask >> d) & 1u) {
+        diag_error(arg_loc(a, name, loc), "%s: %s=%d is the batch axis", ly->name, name, axis);
+        return -1;
+    }
+    return d;
+}
+
+static NodeId narrow(Lower *L, const char *what, Loc loc, NodeId x, int axis, int start,
+                     int len)
+{
+    Node proto = unary_proto(OP_NARROW, x, loc, what);
+    proto.iattr[0] = axis;
+    proto.iattr[1] = start;
+    proto.iattr[2] = len;
+    return graph_add_node(L->g, &proto);
+}
+
+/* slice(x, axis=-1, start=0, stop=end): x[..., start:stop, ...] along
+ * axis, Python's negative indices counting from the end (x[:, :, 0:128]
+ * is slice(x, axis=2, start=0, stop=128)); the slice must not be empty
+ * nor reach outside the axis */
+static NodeId lower_slice(Lower *L, const LayerInfo *ly, const Expr *call,
+                          NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    int d = axis_arg(L, ly, a, "axis", in[0], call->loc);
+    if (d < 0)
+        return NODE_NONE;
+    int size = NODE(L->g, in[0])->shape.dim[d];
+    long start = (long)arg_num(a, "start");
+    long stop = arg_given(a, "stop") ? (long)arg_num(a, "stop") : size;
+    long s0 = start < 0 ? start + size : start, s1 = stop < 0 ? stop + size : stop;
+    if (s0 < 0 || s1 > size || s0 >= s1) {
+        diag_error(call->loc, "slice: [%ld:%ld] is %s axis %d of size %d", start, stop,
+                   s0 >= 0 && s1 <= size ? "empty along" : "outside", d, size);
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    return narrow(L, "slice", call->loc, in[0], d, (int)s0, (int)(s1 - s0));
+}
+
+/* split(x, n, index, axis=-1): part `index` (from 0) of x cut into n equal
+ * parts along axis, as torch.chunk(x, n, axis)[index] when n divides the
+ * axis (qkv = dense(x, 3C); q = split(qkv, 3, index=0)) */
+static NodeId lower_split(Lower *L, const LayerInfo *ly, const Expr *call,
+                          NodeId *in, int nin, const Args *a)
+{
+    (void)nin;
+    int d = axis_arg(L, ly, a, "axis", in[0], call->loc);
+    if (d < 0)
+        return NODE_NONE;
+    int size = NODE(L->g, in[0])->shape.dim[d], n = (int)arg_num(a, "n");
+    int index = (int)arg_num(a, "index");
+    if (size % n) {
+        diag_error(arg_loc(a, "n", call->loc), "split: %d parts do not divide axis %d of size "
+                   "%d", n, d, size);
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    if (index >= n) {
+        diag_error(arg_loc(a, "index", call->loc), "split: index must be below n=%d, got %d",
+                   n, index);
+        return NODE_NONE;
+    }
+    return narrow(L, "split", call->loc, in[0], d, index * (size / n), size / n);
+}
+
+/* reshape(x, shape=[...]): the same floats under another per-sample shape
+ * (the batch axis stays first and is not listed), one entry of which may
+ * be -1: whatever makes the count match (torch's view, Keras' Reshape) */
+static NodeId lower_reshape(Lower *L, const LayerInfo *ly, const Expr *call,
+                            NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    const Node *x = NODE(L->g, in[0]);
+    int want[NNC_MAX_DIMS], n = arg_ints(a, "shape", want, NNC_MAX_DIMS), infer = -1;
+    Loc sloc = arg_loc(a, "shape", call->loc);
+    if (x->bmask != 1) {
+        diag_error(call->loc, "reshape expects a batched value, got %s", shape_str(&x->shape));
+        return NODE_NONE;
+    }
+    if (n < 1 || n > NNC_MAX_DIMS - 1) {
+        diag_error(sloc, "reshape: shape needs 1 to %d dimensions (the batch is not listed), "
+                   "got %d", NNC_MAX_DIMS - 1, n);
+        return NODE_NONE;
+    }
+    size_t have = shape_numel(&x->shape) / (size_t)x->shape.dim[0], known = 1;
+    for (int i = 0; i < n; i++) {
+        if (want[i] == -1 && infer < 0) {
+            infer = i;
+        } else if (want[i] < 1) {
+            diag_error(sloc, "reshape: dimensions must be positive, with at most one -1, "
+                       "got %d", want[i]);
+            return NODE_NONE;
+        } else {
+            known *= (size_t)want[i];
+        }
+    }
+    if (infer >= 0 && known <= have && have % known == 0)
+        want[infer] = (int)(have / known);
+    Shape s = {n + 1, {x->shape.dim[0]}};
+    memcpy(s.dim + 1, want, sizeof(int) * (size_t)n);
+    if ((infer >= 0 && want[infer] == -1) || shape_numel(&s) != shape_numel(&x->shape)) {
+        char b[96];
+        size_t at = 0;
+        for (int i = 0; i < n; i++)
+            at += (size_t)snprintf(b + at, sizeof b - at, i ? ", %d" : "%d",
+                                   infer == i ? -1 : want[i]);
+        diag_error(sloc, "reshape: [%s] does not fit %zu floats per sample (shape %s)", b,
+                   have, shape_str(&x->shape));
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    NodeId y = graph_reshape(L->g, call->loc, in[0], &s, 1);
+    if (y)
+        NODE(L->g, y)->what = "reshape";
+    return y;
+}
+
+/* transpose(x, perm=[...]): y's axis i is x's axis perm[i], as torch's
+ * x.permute(perm); perm lists the per-sample axes ([1, 0, 2] turns (batch,
+ * T, H, D) into (batch, H, T, D)) or, as torch writes it, every axis with
+ * the batch first ([0, 2, 1, 3]) */
+static NodeId lower_transpose(Lower *L, const LayerInfo *ly, const Expr *call,
+                              NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    const Node *x = NODE(L->g, in[0]);
+    int r = x->shape.rank, p[NNC_MAX_DIMS + 1];
+    int n = arg_ints(a, "perm", p, NNC_MAX_DIMS + 1);
+    Loc ploc = arg_loc(a, "perm", call->loc);
+    Node proto = unary_proto(OP_TRANSPOSE, in[0], call->loc, "transpose");
+    bool ok = x->bmask == 1 && (n == r - 1 || (n == r && p[0] == 0));
+    unsigned seen = 0;
+    for (int i = 0; ok && i < r - 1; i++) {
+        int v = n == r ? p[i + 1] - 1 : p[i];   /* per-sample */
+        ok = v >= 0 && v < r - 1 && !((seen >> v) & 1u);
+        seen |= ok ? 1u << v : 0;
+        proto.iattr[i + 1] = v + 1;
+    }
+    if (!ok) {
+        diag_error(ploc, "transpose: perm must order the %d per-sample axes of %s (0 to %d), "
+                   "or all %d axes with the batch (0) first", r - 1, shape_str(&x->shape),
+                   r - 2, r);
+        note_shape(L, in[0]);
+        return NODE_NONE;
+    }
+    return graph_add_node(L->g, &proto);
+}
+
+/* matmul(a, b, transpose_b=false): a @ b (a @ b^T) over the last two
+ * axes, for each index of the leading ones, which must be equal (torch's
+ * matmul without broadcasting): (batch, H, T, D) @ (batch, H, D, T) ->
+ * (batch, H, T, T); both operands are activations, and both get
+ * gradients */
+static NodeId lower_matmul(Lower *L, const LayerInfo *ly, const Expr *call,
+                           NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    const Node *x = NODE(L->g, in[0]), *w = NODE(L->g, in[1]);
+    if (x->shape.rank < 3 || w->shape.rank < 3 || x->bmask != 1 || w->bmask != 1) {
+        diag_error(call->loc, "matmul expects two batched values of shape (batch, ..., rows, "
+                   "cols), got %s and %s", shape_str(&x->shape), shape_str(&w->shape));
+        note_shape(L, in[0]);
+        note_shape(L, in[1]);
+        return NODE_NONE;
+    }
+    Node proto = unary_proto(OP_BMATMUL, in[0], call->loc, "matmul");
+    proto.nin = 2;
+    proto.in[1] = in[1];
+    proto.iattr[1] = arg_bool(a, "transpose_b");
+    NodeId y = graph_add_node(L->g, &proto);
+    if (y == NODE_NONE) {
+        note_shape(L, in[0]);
+        note_shape(L, in[1]);
+    }
+    return y;
+}
+
 /* layernorm(x, epsilon=1e-3): over the last axis, as Keras'
  * LayerNormalization(axis=-1):
  *   y = layernorm(x) * gamma + beta, gamma (LAYER.weight): ones,
@@ -513,11 +815,12 @@ static NodeId lower_batchnorm(Lower *L, const LayerInfo *ly, const Expr *call,
 const LayerInfo layer_table[] = {
     {.name = "dense", ONE, .lower = lower_dense,
      .params = {{.name = "units", .type = A_INT, .required = true, .range = R_POSITIVE_GOT},
-                ACTIVATION_ARG, USE_BIAS_ARG}},
+                ACTIVATION_ARG, USE_BIAS_ARG, {.name = "tied", .type = A_NAME}}},
     {.name = "relu", ACT(OP_RELU)},
     {.name = "sigmoid", ACT(OP_SIGMOID)},
     {.name = "tanh", ACT(OP_TANH)},
-    {.name = "softmax", ACT(OP_SOFTMAX)},
+    {.name = "softmax", ACT(OP_SOFTMAX),
+     .params = {{.name = "axis", .type = A_INT, .def = -1}}},
     {.name = "leaky_relu", ACT(OP_LEAKY_RELU), .keras_args = "negative_slope=0.2",
      .params = {{.name = "negative_slope", .type = A_NUM, .def = 0.3, /* Keras 3's LeakyReLU */
                  .alias = "alpha", .range = R_NONNEG}}},
@@ -551,6 +854,24 @@ const LayerInfo layer_table[] = {
      .params = {{.name = "rate", .type = A_NUM, .required = true, .range = R_UNIT_GOT}}},
     {.name = "layernorm", ONE, .lower = lower_layernorm,
      .params = {{.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE}}},
+    {.name = "position_embedding", ONE, .lower = lower_position_embedding,
+     .params = {{.name = "max_len", .type = A_INT, .required = true,
+                 .alias = "sequence_length", .range = R_BETWEEN(1, 1 << 24)}}},
+    {.name = "matmul", .min_in = 2, .max_in = 2, .lower = lower_matmul,
+     .params = {{.name = "transpose_b", .type = A_BOOL}}},
+    {.name = "reshape", ONE, .lower = lower_reshape,
+     .params = {{.name = "shape", .type = A_INTS, .required = true}}},
+    {.name = "transpose", ONE, .lower = lower_transpose,
+     .params = {{.name = "perm", .type = A_INTS, .required = true}}},
+    {.name = "slice", ONE, .lower = lower_slice,
+     .params = {{.name = "axis", .type = A_INT, .def = -1},
+                {.name = "start", .type = A_INT},
+                {.name = "stop", .type = A_INT}}},
+    {.name = "split", ONE, .lower = lower_split,
+     .params = {{.name = "n", .type = A_INT, .required = true, .range = R_BETWEEN(1, 1 << 24)},
+                {.name = "index", .type = A_INT, .required = true,
+                 .range = R_BETWEEN(0, 1 << 24)},
+                {.name = "axis", .type = A_INT, .def = -1}}},
     {.name = "batchnorm", ONE, .lower = lower_batchnorm,
      .params = {{.name = "momentum", .type = A_NUM, .def = 0.99, .range = R_UNIT_GOT},
                 {.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE_GOT}}},

@@ -18,8 +18,11 @@
 /* ---- losses ----------------------------------------------------------------
  * A loss's op takes (output, target); its one numeric argument, if any,
  * becomes the op's fattr[0]. The target has the output's shape, or for a
- * sparse loss one float per row (the class index). is_logits: the loss
- * applies its own softmax. The order is that of the "expected" list. */
+ * sparse loss one float per row (the class index): (batch, T, 1) for
+ * logits (batch, T, V), and the loss is the mean over all batch x T
+ * positions. is_logits: the loss applies its own softmax, as the
+ * categorical losses do with from_logits=true (Keras' spelling). The order
+ * is that of the "expected" list. */
 typedef struct LossInfo {
     const char *name;
     Op op;
@@ -28,15 +31,18 @@ typedef struct LossInfo {
     Param params[MAX_PARAMS];
 } LossInfo;
 
+#define FROM_LOGITS {.name = "from_logits", .type = A_BOOL}
+
 static const LossInfo losses[] = {
     {"binary_crossentropy", OP_BCE, false, false, {{0}}},
-    {"categorical_crossentropy", OP_CCE, false, false, {{0}}},
-    {"sparse_categorical_crossentropy", OP_SPARSE_CCE, true, false, {{0}}},
+    {"categorical_crossentropy", OP_CCE, false, false, {FROM_LOGITS}},
+    {"sparse_categorical_crossentropy", OP_SPARSE_CCE, true, false, {FROM_LOGITS}},
     {"mse", OP_MSE, false, false, {{0}}},
     {"mae", OP_MAE, false, false, {{0}}},
     {"huber", OP_HUBER, false, false,
      {{.name = "delta", .type = A_NUM, .def = 1.0, .range = R_POSITIVE}}},
     {"softmax_cross_entropy", OP_SOFTMAX_CE, false, true, {{0}}},
+    {"sparse_softmax_cross_entropy", OP_SPARSE_SOFTMAX_CE, true, true, {{0}}},
 };
 #define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
 
@@ -69,10 +75,11 @@ const char *const *loss_names(void)
 /* softmax_cross_entropy(softmax(...)) trains, but on a softmax of
  * probabilities: the gradients are flattened and the model learns slowly,
  * as import-keras explains when it refuses the same. */
-static void warn_double_softmax(Lower *L, const LossInfo *li, const Expr *call, NodeId p)
+static void warn_double_softmax(Lower *L, const LossInfo *li, bool is_logits,
+                                const Expr *call, NodeId p)
 {
     const Node *pn = NODE(L->g, p);
-    if (!li->is_logits || pn->op != OP_SOFTMAX)
+    if (!is_logits || pn->op != OP_SOFTMAX)
         return;
     diag_warning(call->loc, "%s takes logits, but its input is already a softmax (softmax "
                  "is applied twice); use categorical_crossentropy, which nnc fuses with "
@@ -119,7 +126,11 @@ void lower_loss(Lower *L, const Stmt *s)
     if (!sema_bind(li->name, call->loc, li->params, a, &args) ||
         !sema_check_ranges(li->name, &args, 0, sema_nparams(li->params), false))
         return;
-    double attr = li->params[0].name ? arg_num(&args, li->params[0].name) : 0;
+    bool from_logits = arg_exists(li->params, "from_logits") && arg_bool(&args, "from_logits");
+    bool is_logits = li->is_logits || from_logits;
+    Op op = !from_logits ? li->op : li->is_sparse ? OP_SPARSE_SOFTMAX_CE : OP_SOFTMAX_CE;
+    bool has_attr = li->params[0].name && li->params[0].type == A_NUM;
+    double attr = has_attr ? arg_num(&args, li->params[0].name) : 0;
     if (p == NODE_NONE)
         return;
     const Node *pn = NODE(L->g, p);
@@ -128,7 +139,14 @@ void lower_loss(Lower *L, const Stmt *s)
                    pn->op == OP_INPUT ? "the input" : "this value");
         return;
     }
-    warn_double_softmax(L, li, call, p);
+    if (li->is_sparse && (pn->shape.rank < 2 || pn->shape.dim[pn->shape.rank - 1] < 2 ||
+                          (pn->bmask >> (pn->shape.rank - 1)) & 1)) {
+        diag_error(call->loc, "%s needs class scores on the last axis, (batch, classes) or "
+                   "(batch, T, classes), got %s", li->name, shape_str(&pn->shape));
+        note_shape(L, p);
+        return;
+    }
+    warn_double_softmax(L, li, is_logits, call, p);
     Shape ts = {pn->shape.rank - 1, {0}};
     memcpy(ts.dim, pn->shape.dim + 1, sizeof(int) * (size_t)ts.rank);
     if (li->is_sparse && ts.rank > 0)
@@ -138,7 +156,7 @@ void lower_loss(Lower *L, const Stmt *s)
     NODE(L->g, t)->name = "y";
     L->g->target = t;
     L->g->output = p;
-    L->g->loss = graph_add2(L->g, li->op, call->loc, p, t);
+    L->g->loss = graph_add2(L->g, op, call->loc, p, t);
     if (L->g->loss) {
         NODE(L->g, L->g->loss)->what = li->name;
         NODE(L->g, L->g->loss)->fattr[0] = attr;
@@ -154,13 +172,14 @@ void lower_loss(Lower *L, const Stmt *s)
 #define EPS {.name = "eps", .type = A_NUM, .def = 1e-7, .alias = "epsilon", .range = R_POSITIVE}
 #define BETAS {.name = "beta1", .type = A_NUM, .def = 0.9, .alias = "beta_1", .range = R_UNIT}, \
               {.name = "beta2", .type = A_NUM, .def = 0.999, .alias = "beta_2", .range = R_UNIT}
-#define DECAY(d) {.name = "weight_decay", .type = A_NUM, .def = (d), .range = R_NONNEG}
+#define DECAY(d) {.name = "weight_decay", .type = A_NUM, .def = (d), .range = R_NONNEG}, \
+                 {.name = "decay", .type = A_NAME, .def_name = "all"}
 #define MOMENTUM {.name = "momentum", .type = A_NUM, .range = R_UNIT}
 
 typedef struct OptInfo {
     const char *name;
     OptKind kind;
-    Param params[6];
+    Param params[8];
 } OptInfo;
 
 static const OptInfo optimizers[] = {
@@ -300,6 +319,14 @@ void lower_optimizer(Lower *L, const Stmt *s)
     o->rho = opt_num(&a, "rho");
     o->init = opt_num(&a, "initial_accumulator_value");
     o->nesterov = opt_bool(&a, "nesterov");
+    if (arg_exists(a.spec, "decay")) {     /* which parameters weight_decay applies to */
+        static const char *const groups[] = {"all", "matrices", NULL};
+        const char *d = arg_name(&a, "decay");
+        o->decay_matrices = !strcmp(d, "matrices");
+        if (!o->decay_matrices && strcmp(d, "all"))
+            sema_unknown(arg_loc(&a, "decay", call->loc), "decay group", d, groups,
+                         name_list(L->arena, groups, " or "));
+    }
     o->centered = opt_bool(&a, "centered");
     sema_check_ranges(call->name, &a, 0, n, true);
     if (o->nesterov && !(o->momentum > 0))

@@ -104,7 +104,7 @@ const char *diag_suggest(const char *name, const char *const *cands);
  * ast.c - the syntax tree built by the parser (nothing rewrites it)
  * ====================================================================== */
 
-typedef enum { EX_CALL, EX_NAME, EX_NUM } ExprKind;
+typedef enum { EX_CALL, EX_NAME, EX_NUM, EX_LIST } ExprKind;
 
 typedef struct Arg Arg;
 typedef struct Expr {
@@ -113,7 +113,9 @@ typedef struct Expr {
     const char *name;   /* EX_CALL: callee; EX_NAME: identifier */
     double num;         /* EX_NUM */
     bool is_int;        /* EX_NUM written without '.' or exponent */
-    Arg *args;          /* EX_CALL: arguments in order */
+    Arg *args;          /* EX_CALL: arguments in order; EX_LIST: the
+                           numbers of [a, b, ...] (keyword arguments'
+                           values only: shape=[2, -1]) */
 } Expr;
 
 struct Arg {
@@ -151,6 +153,7 @@ typedef struct Model {
 Expr *ast_num(Arena *a, Loc loc, double v, bool is_int);
 Expr *ast_name(Arena *a, Loc loc, const char *name);
 Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args);
+Expr *ast_list(Arena *a, Loc loc, Arg *items);
 Arg *ast_arg(Arena *a, const char *key, Loc key_loc, Expr *val);
 Arg *ast_arg_append(Arg *list, Arg *a);   /* circular while built: */
 Arg *ast_arg_list_end(Arg *list);          /* cut, first element */
@@ -302,6 +305,8 @@ typedef struct Optimizer {
     double lr, momentum;             /* sgd, rmsprop */
     double beta1, beta2, eps;        /* adam, adamw; eps: rmsprop, adagrad */
     double weight_decay;             /* sgd, adam: L2; adamw: decoupled */
+    bool decay_matrices;             /* decay=matrices: weight_decay only on
+                                        parameters of rank >= 2 (nanoGPT) */
     double rho, init;                /* rmsprop; adagrad's initial accumulator */
     bool nesterov, centered;
     LrSchedule schedule;

@@ -6,7 +6,10 @@
  * RMSprop's square average, momentum buffer and mean gradient, Adagrad's
  * sum of squares). AdamW is ADAM with decoupled weight decay. The
  * attributes are the same for every parameter, so fuse.c can make one
- * loop of all updates.
+ * loop of all updates, except with decay=matrices: as nanoGPT's parameter
+ * groups, weight_decay applies to parameters of rank >= 2 only (dense,
+ * conv and embedding weights, position tables), not to biases and norm
+ * weights, whose updates get a weight decay of 0 (and loops of their own).
  */
 #include "nnc.h"
 
@@ -60,6 +63,8 @@ void optim_build(Graph *g)
         n->what = "optimizer";
         n->name = NODE(g, p)->name;
         set_attrs(o, n);
+        if (o->decay_matrices && NODE(g, p)->shape.rank < 2)
+            n->fattr[o->kind == OPT_SGD ? 2 : 4] = 0;
     }
 }
 

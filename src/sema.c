@@ -123,6 +123,7 @@ static bool check_type(const Param *p, const Expr *v, const char *callee)
     static const char *const must[] = {
         [A_INT] = "an integer", [A_NUM] = "a number", [A_NAME] = "a name",
         [A_BOOL] = "true or false", [A_ACT] = "a name",
+        [A_INTS] = "a list of integers, as in [2, -1]",
     };
     bool ok = false;
     switch (p->type) {
@@ -130,6 +131,11 @@ static bool check_type(const Param *p, const Expr *v, const char *callee)
     case A_NUM: ok = v->kind == EX_NUM; break;
     case A_BOOL: ok = is_bool_name(v); break;
     case A_NAME: case A_ACT: ok = v->kind == EX_NAME; break;
+    case A_INTS:
+        ok = v->kind == EX_LIST;
+        for (const Arg *x = v->args; ok && x; x = x->next)
+            ok = x->val->is_int && fabs(x->val->num) < 1e9;
+        break;
     }
     if (!ok)
         diag_error(v->loc, "%s: '%s' must be %s", callee, p->name, must[p->type]);
@@ -301,6 +307,16 @@ bool arg_bool(const Args *a, const char *name)
 {
     int k = arg_index(a, name);
     return a->val[k] ? !strcmp(a->val[k]->name, "true") : a->spec[k].def != 0;
+}
+
+int arg_ints(const Args *a, const char *name, int *out, int max)
+{
+    int k = arg_index(a, name), n = 0;
+    NNC_ASSERT(a->spec[k].type == A_INTS);
+    for (const Arg *x = a->val[k] ? a->val[k]->args : NULL; x; x = x->next, n++)
+        if (n < max)
+            out[n] = (int)x->val->num;
+    return n;
 }
 
 Loc arg_loc(const Args *a, const char *name, Loc fallback)

@@ -25,6 +25,7 @@ typedef enum {
     A_NAME,     /* a name (padding=same) */
     A_BOOL,     /* true or false */
     A_ACT,      /* the name of an activation (a layer table row) */
+    A_INTS,     /* a list of integers, [2, -1] (arg_ints reads it) */
 } ArgType;
 
 /* The values an argument may take, checked when it is given (defaults
@@ -127,6 +128,9 @@ bool arg_given(const Args *a, const char *name);
 double arg_num(const Args *a, const char *name);
 const char *arg_name(const Args *a, const char *name);
 bool arg_bool(const Args *a, const char *name);
+/* A list argument (A_INTS): its integers into out[0 .. max-1]; returns
+ * how many it has (0 when not given; more than max: only max stored). */
+int arg_ints(const Args *a, const char *name, int *out, int max);
 /* The argument's location, or `fallback` when it was not given. */
 Loc arg_loc(const Args *a, const char *name, Loc fallback);
 /* Whether the spec has an argument `name`. */

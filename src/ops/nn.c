@@ -72,7 +72,7 @@ static int last_dim(const Node *n)
 /* The product of n's first `upto` axes as a size_t expression of emitted
  * C ("(size_t)nb * 4" with a batch axis, else "40"): the row count of a
  * row kernel (upto = rank - 1) or the element count (upto = rank). */
-static const char *count(const Node *n, int upto)
+const char *op_count(const Node *n, int upto)
 {
     static char buf[8][64];
     static int next;
@@ -96,12 +96,12 @@ static const char *count(const Node *n, int upto)
 
 const char *op_rows(const Node *n)
 {
-    return count(n, n->shape.rank - 1);
+    return op_count(n, n->shape.rank - 1);
 }
 
 const char *op_numel(const Node *n)
 {
-    return count(n, n->shape.rank);
+    return op_count(n, n->shape.rank);
 }
 
 /* The loss emitters: out[0] = (float)nnc_FN(p, t, ...), and the gradient

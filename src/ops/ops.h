@@ -57,5 +57,7 @@ void update_step(const Node *n, size_t len, double *p, const double *g, double *
  * size_t expressions of emitted C, for the arguments of runtime kernels. */
 const char *op_rows(const Node *n);
 const char *op_numel(const Node *n);
+/* The product of n's first `upto` axes, likewise ("(size_t)nb * 4"). */
+const char *op_count(const Node *n, int upto);
 
 #endif

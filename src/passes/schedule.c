@@ -69,6 +69,11 @@ void layout_free(ModelLayout *l)
 double node_flops(const Graph *g, NodeId id)
 {
     const Node *n = NODE(g, id);
+    if (n->op == OP_BMATMUL) {  /* batched products: 2mnk per matrix */
+        const Node *a = NODE(g, n->in[0]);
+        return 2.0 * (double)shape_numel(&n->shape) *
+               a->shape.dim[a->shape.rank - (n->iattr[0] ? 2 : 1)];
+    }
     switch (optab[n->op].kind) {
     case K_SOURCE:
         return 0;

@@ -23,6 +23,10 @@ static const Shape shapes[] = {
     {2, {4, 2}}, {3, {2, 3, 4}}, {0, {0}}, {2, {2, 3}},
     /* NHWC images for the window ops (and reshapes of 2 x 24 floats) */
     {4, {2, 5, 5, 2}}, {4, {1, 4, 6, 3}}, {2, {2, 24}},
+    /* sequences (batch, T, C) and heads (batch, H, T, D) for batched
+     * products, transposes and slices: T = 1, T = 9 (not a multiple of
+     * the vector width), head size 1 */
+    {3, {2, 1, 4}}, {3, {2, 9, 3}}, {3, {2, 3, 9}}, {4, {2, 2, 3, 1}}, {4, {2, 2, 1, 3}},
 };
 /* Window attributes (kh, kw, sh, sw, same) tried for K_WINDOW ops. */
 static const int windows[4][5] = {
@@ -57,6 +61,37 @@ typedef struct Case {
     double *src[64];
 } Case;
 
+/* Attributes that are not two flags, from the case's two flags (ta, tb)
+ * and its first input's shape s:
+ *   transpose: swap the last two axes, reverse all, rotate left, or swap
+ *     the first two;
+ *   narrow: along the first, a middle or the last axis, from 0 or 1, to
+ *     one before the end or to the end. */
+static void structured_attrs(Node *proto, Op op, int ta, int tb, const Shape *s)
+{
+    int r = s->rank;
+    if (op == OP_TRANSPOSE && r >= 1) {
+        for (int d = 0; d < r; d++) {
+            int p = d;
+            if (!ta && !tb)
+                p = d >= r - 2 && r >= 2 ? (d == r - 1 ? r - 2 : r - 1) : d;
+            else if (ta && !tb)
+                p = r - 1 - d;
+            else if (!ta && tb)
+                p = (d + 1) % r;
+            else
+                p = d <= 1 && r >= 2 ? 1 - d : d;
+            proto->iattr[d] = p;
+        }
+    }
+    if (op == OP_NARROW && r >= 1) {
+        int axis = ta ? r - 1 : r > 2 ? 1 : 0, n = s->dim[axis];
+        proto->iattr[0] = axis;
+        proto->iattr[1] = tb && n > 1 ? 1 : 0;
+        proto->iattr[2] = n - proto->iattr[1] - (n - proto->iattr[1] > 1 ? 1 : 0);
+    }
+}
+
 /* Builds the case; false if the shape rule rejects it. */
 static bool build(Case *c, Op op, const int *si, int ta, int tb, int preset)
 {
@@ -72,6 +107,8 @@ static bool build(Case *c, Op op, const int *si, int ta, int tb, int preset)
     proto.iattr[1] = tb;
     if (oi->kind == K_WINDOW)
         memcpy(proto.iattr, windows[ta + 2 * tb], sizeof windows[0]);
+    if (oi->arity >= 1)
+        structured_attrs(&proto, op, ta, tb, &shapes[si[0]]);
     proto.fattr[0] = 0.7;
     proto.shape = shapes[preset];
     bool quiet = diag_quiet;
@@ -182,8 +219,11 @@ static void signature(const Case *c, Op op, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, "%s", shape_str(&NODE(&c->g, c->in[k])->shape));
     const Node *y = NODE(&c->g, c->y);
     at += (size_t)snprintf(buf + at, len - at, "->%s", shape_str(&y->shape));
-    if (optab[op].kind == K_CONTRACT || optab[op].kind == K_WINDOW)
+    if (optab[op].kind == K_CONTRACT || optab[op].kind == K_WINDOW || op == OP_BMATMUL)
         snprintf(buf + at, len - at, " %d%d", y->iattr[0], y->iattr[1]);
+    if (op == OP_TRANSPOSE || op == OP_NARROW)
+        snprintf(buf + at, len - at, " %d%d%d%d", y->iattr[0], y->iattr[1], y->iattr[2],
+                 y->iattr[3]);
 }
 
 Test(grad, every_op_matches_finite_differences)
@@ -276,4 +316,33 @@ Test(grad, embed_out_of_range_ids)
         cr_expect_eq(v[dx[0]][i], want_dw[i], "dw[%d] = %g", i, v[dx[0]][i]);
     eval_free(&g, v);
     graph_free(&g);
+}
+
+/* The sequence ops on sequences and heads only (the general test above
+ * fills its cases with matrices first): every pair of inputs of rank >= 3
+ * and every attribute combination, so that batched products of (2, 9, 3)
+ * sequences, T = 1 and head size 1 are covered. */
+Test(grad, sequence_ops_on_sequences_and_heads)
+{
+    static const Op ops[] = {OP_BMATMUL, OP_TRANSPOSE, OP_NARROW};
+    for (int o = 0; o < 3; o++) {
+        Op op = ops[o];
+        int cases = 0, checked = 0, ns = optab[op].arity == 2 ? NSHAPES : 1;
+        for (int a = 0; a < NSHAPES; a++)
+            for (int b = 0; b < ns; b++)
+                for (int attrs = 0; attrs < 4; attrs++) {
+                    int si[NNC_MAX_IN] = {a, b};
+                    Case c;
+                    if (shapes[a].rank < 3 || (optab[op].arity == 2 && shapes[b].rank < 3))
+                        continue;
+                    if (build(&c, op, si, attrs & 1, attrs >> 1, 0)) {
+                        check_case(&c, op, &checked);
+                        cases++;
+                    }
+                    graph_free(&c.g);
+                }
+        cr_assert(cases >= 8, "%s: only %d cases on sequences", optab[op].name, cases);
+        cr_log_info("%-12s %2d sequence cases, %2d gradients checked", optab[op].name, cases,
+                    checked);
+    }
 }

@@ -618,7 +618,8 @@ static void emit_program(Buf *out)
 
 static int variants_of(const OpInfo *oi)
 {
-    if (oi->kind == K_CONTRACT)
+    Op op = (Op)(oi - optab);
+    if (oi->kind == K_CONTRACT || op == OP_BMATMUL || op == OP_TRANSPOSE || op == OP_NARROW)
         return 4;
     if (oi->kind == K_WINDOW)
         return NWINDOWS;
@@ -654,9 +655,22 @@ static Graph *build(Op op, const int *si, int v, bool batched, int preset, NodeI
         if (batched && s->rank >= 2 && s->dim[0] == b && !(k == 0 && lead))
             NODE(g, proto.in[k])->bmask = 1;
     }
-    if (oi->kind == K_CONTRACT) {
+    int r = shapes[si[0]].rank;
+    if (oi->kind == K_CONTRACT || op == OP_BMATMUL) {
         proto.iattr[0] = v & 1;
         proto.iattr[1] = v >> 1;
+    } else if (op == OP_TRANSPOSE) {
+        /* v: reverse the axes, swap the last two, rotate left or right */
+        for (int d = 0; d < r; d++)
+            proto.iattr[d] = v == 0 ? r - 1 - d
+                             : v == 1 ? (d < r - 2 ? d : 2 * r - 3 - d)
+                             : v == 2 ? (d + 1) % r : (d + r - 1) % r;
+    } else if (op == OP_NARROW && r > 0) {
+        /* v: along the last or the first axis; the tail or the middle */
+        int axis = v & 1 ? 0 : r - 1, n = shapes[si[0]].dim[axis];
+        proto.iattr[0] = axis;
+        proto.iattr[1] = v & 2 ? n / 3 : n / 2;
+        proto.iattr[2] = v & 2 ? (n + 2) / 3 : n - n / 2;
     } else if (oi->kind == K_WINDOW) {
         memcpy(proto.iattr, windows[v], sizeof windows[v]);
     } else if (oi->flags & F_ATTR) {
