@@ -31,7 +31,7 @@ typedef struct LossInfo {
     Param params[MAX_PARAMS];
 } LossInfo;
 
-#define FROM_LOGITS {.name = "from_logits", .type = A_BOOL}
+#define FROM_LOGITS {.name = "from_logits", .type = A_BOOL, .keyword_only = true}
 
 static const LossInfo losses[] = {
     {"binary_crossentropy", OP_BCE, false, false, {{0}}},
@@ -119,7 +119,8 @@ void lower_loss(Lower *L, const Stmt *s)
     const Arg *a;
     NodeId p = loss_input(L, call, &a);
     Args args;
-    if (!li->params[0].name && a) {
+    bool positional = li->params[0].name && !li->params[0].keyword_only;
+    if (a && !positional && (!a->key || !li->params[0].name)) {
         diag_error(a->val->loc, "%s takes one argument, the model's output", li->name);
         return;
     }
@@ -173,7 +174,7 @@ void lower_loss(Lower *L, const Stmt *s)
 #define BETAS {.name = "beta1", .type = A_NUM, .def = 0.9, .alias = "beta_1", .range = R_UNIT}, \
               {.name = "beta2", .type = A_NUM, .def = 0.999, .alias = "beta_2", .range = R_UNIT}
 #define DECAY(d) {.name = "weight_decay", .type = A_NUM, .def = (d), .range = R_NONNEG}, \
-                 {.name = "decay", .type = A_NAME, .def_name = "all"}
+                 {.name = "decay", .type = A_NAME, .def_name = "all", .keyword_only = true}
 #define MOMENTUM {.name = "momentum", .type = A_NUM, .range = R_UNIT}
 
 typedef struct OptInfo {

@@ -165,8 +165,10 @@ static int keyword_index(const char *callee, const Param *spec, int np, const Ar
 bool sema_bind(const char *callee, Loc callee_loc, const Param *spec, const Arg *args,
                Args *out)
 {
-    int np = sema_nparams(spec), pos = 0;
+    int np = sema_nparams(spec), pos = 0, npos = 0;
     bool ok = true, seen_kw = false;
+    for (int i = 0; i < np; i++)
+        npos += !spec[i].keyword_only;
     memset(out, 0, sizeof *out);
     out->spec = spec;
     for (const Arg *a = args; a; a = a->next) {
@@ -176,10 +178,14 @@ bool sema_bind(const char *callee, Loc callee_loc, const Param *spec, const Arg 
             k = keyword_index(callee, spec, np, a);
         } else if (seen_kw) {
             diag_error(a->val->loc, "%s: positional argument after keyword argument", callee);
-        } else if (pos >= np) {
-            diag_error(a->val->loc, "%s: too many arguments (takes at most %d)", callee, np);
         } else {
-            k = pos++;
+            while (pos < np && spec[pos].keyword_only)
+                pos++;
+            if (pos >= np)
+                diag_error(a->val->loc, "%s: too many arguments (takes at most %d)", callee,
+                           npos);
+            else
+                k = pos++;
         }
         if (k >= 0 && out->val[k]) {
             diag_error(a->key ? a->key_loc : a->val->loc, "%s: argument '%s' given twice",

@@ -57,6 +57,9 @@ typedef struct Param {
     const char *def_name;   /* A_NAME, A_ACT default */
     const char *alias;      /* Keras' spelling, also accepted */
     Range range;
+    bool keyword_only;      /* never bound by position (arguments added
+                               after others, so that positions keep their
+                               meaning: dense's tied=, adamw's decay=) */
 } Param;
 
 /* A call's arguments bound to a spec (sema_bind). */
