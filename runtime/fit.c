@@ -56,6 +56,7 @@ static double loss_mean(int loss, double param, const float *out, const float *y
     case NNC_LOSS_BCE: return nnc_bce(out, y, n);
     case NNC_LOSS_CCE: return nnc_cce(out, y, rows, c);
     case NNC_LOSS_SPARSE_CCE: return nnc_sparse_cce(out, y, rows, c);
+    case NNC_LOSS_SPARSE_SOFTMAX_CE: return nnc_sparse_softmax_ce(out, y, rows, c);
     default: return nnc_softmax_ce(out, y, rows, c);   /* on logits */
     }
 }
@@ -129,7 +130,7 @@ static void usage(FILE *f)
 "  --help                 this help\n",
             prog, M->name, prog, prog, M->in,
             M->loss == NNC_LOSS_SPARSE_CCE || M->loss == NNC_LOSS_CCE ||
-                    M->loss == NNC_LOSS_SOFTMAX_CE
+                    M->loss == NNC_LOSS_SOFTMAX_CE || M->loss == NNC_LOSS_SPARSE_SOFTMAX_CE
                 ? "one class index per sample (or one-hot rows if the loss takes them)"
                 : M->loss == NNC_LOSS_BCE ? "labels in [0, 1], one per output"
                                           : "the target values, one per output",
@@ -338,7 +339,7 @@ static int parse_opts(int argc, char **argv, Opts *o)
 static int is_classes(void)
 {
     return M->loss == NNC_LOSS_CCE || M->loss == NNC_LOSS_SPARSE_CCE ||
-           M->loss == NNC_LOSS_SOFTMAX_CE;
+           M->loss == NNC_LOSS_SOFTMAX_CE || M->loss == NNC_LOSS_SPARSE_SOFTMAX_CE;
 }
 
 static int is_classification(void)

@@ -469,7 +469,8 @@ enum {
     NNC_LOSS_BCE,                                    /* probabilities, 0/1 labels */
     NNC_LOSS_CCE,                                    /* probabilities, one-hot   */
     NNC_LOSS_SPARSE_CCE,                             /* probabilities, indices   */
-    NNC_LOSS_SOFTMAX_CE                              /* logits, one-hot          */
+    NNC_LOSS_SOFTMAX_CE,                             /* logits, one-hot          */
+    NNC_LOSS_SPARSE_SOFTMAX_CE                       /* logits, indices          */
 };
 
 typedef struct nnc_fit_model {

@@ -346,3 +346,51 @@ Test(grad, sequence_ops_on_sequences_and_heads)
                     checked);
     }
 }
+
+/* A tied LM head: W [V, D] both embeds the ids and, transposed, maps the
+ * embeddings back to V logits, y = embed(W, k) W^T. autodiff must sum the
+ * gradients of both uses; checked against finite differences of
+ * L = sum(dy * y). */
+Test(grad, tied_weight_sums_both_uses)
+{
+    Graph g;
+    graph_init(&g, "tied", 2);
+    Shape ws = {2, {5, 3}}, ks = {2, {2, 4}};
+    NodeId w = graph_param(&g, (Loc){0}, "w", &ws, INIT_ZERO, 0, 0);
+    NodeId k = graph_param(&g, (Loc){0}, "k", &ks, INIT_ZERO, 0, 0);
+    NodeId e = graph_add2(&g, OP_EMBED, (Loc){0}, w, k);
+    NodeId y = graph_matmul(&g, (Loc){0}, e, w, 0, 1);
+    cr_assert(y && NODE(&g, y)->shape.rank == 3 && NODE(&g, y)->shape.dim[2] == 5);
+    NodeId dy = graph_param(&g, (Loc){0}, "dy", &NODE(&g, y)->shape, INIT_ZERO, 0, 0);
+    NodeId dw;
+    ad_backward(&g, y, dy, &w, 1, &dw);
+    cr_assert(dw && verify(&g));
+    double wv[15], kv[8], dyv[40], *src[64] = {0};
+    for (int i = 0; i < 15; i++)
+        wv[i] = 2 * urand() - 1;
+    for (int i = 0; i < 8; i++)
+        kv[i] = (double)(i * 3 % 5);
+    for (int i = 0; i < 40; i++)
+        dyv[i] = 2 * urand() - 1;
+    src[w] = wv;
+    src[k] = kv;
+    src[dy] = dyv;
+    double **v = eval_graph(&g, src), worst = 0;
+    for (int i = 0; i < 15; i++) {
+        double x0 = wv[i], l[2];
+        for (int s = 0; s < 2; s++) {
+            wv[i] = x0 + (s ? -1e-6 : 1e-6);
+            double **u = eval_graph(&g, src);
+            l[s] = 0;
+            for (int j = 0; j < 40; j++)
+                l[s] += dyv[j] * u[y][j];
+            eval_free(&g, u);
+        }
+        wv[i] = x0;
+        double fd = (l[0] - l[1]) / 2e-6;
+        worst = fmax(worst, fabs(fd - v[dw][i]) / (1e-6 + 1e-5 * fabs(fd)));
+    }
+    cr_expect(worst <= 1, "tied weight's gradient off by %g of the tolerance", worst);
+    eval_free(&g, v);
+    graph_free(&g);
+}
