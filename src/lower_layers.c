@@ -13,6 +13,7 @@
  *                           slice(x, axis, start, stop), split(x, n,
  *                           index) -> narrow
  *   position_embedding(x, max_len) -> x + narrow(NAME.weight, rows 0..T)
+ *   rescaling(x, scale, offset) -> scale (+ a constant)
  *
  * The table at the end (layer_table) is the one place a layer or an
  * activation is registered: its arguments with types, defaults, Keras'
@@ -672,6 +673,24 @@ static NodeId lower_transpose(Lower *L, const LayerInfo *ly, const Expr *call,
     return graph_add_node(L->g, &proto);
 }
 
+/* rescaling(x, scale, offset=0): x * scale + offset, Keras' Rescaling
+ * (attention scores times 1/sqrt(head size) in the functional form) */
+static NodeId lower_rescaling(Lower *L, const LayerInfo *ly, const Expr *call,
+                              NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    NodeId y = graph_scale(L->g, call->loc, in[0], arg_num(a, "scale"));
+    if (y && arg_num(a, "offset") != 0) {
+        Shape s0 = {0, {0}};
+        NodeId c = graph_const(L->g, call->loc, &s0, arg_num(a, "offset"));
+        y = graph_add2(L->g, OP_ADD, call->loc, y, c);
+    }
+    if (y)
+        NODE(L->g, y)->what = "rescaling";
+    return y;
+}
+
 /* matmul(a, b, transpose_b=false): a @ b (a @ b^T) over the last two
  * axes, for each index of the leading ones, which must be equal (torch's
  * matmul without broadcasting): (batch, H, T, D) @ (batch, H, D, T) ->
@@ -858,6 +877,9 @@ const LayerInfo layer_table[] = {
     {.name = "position_embedding", ONE, .lower = lower_position_embedding,
      .params = {{.name = "max_len", .type = A_INT, .required = true,
                  .alias = "sequence_length", .range = R_BETWEEN(1, 1 << 24)}}},
+    {.name = "rescaling", ONE, .lower = lower_rescaling,
+     .params = {{.name = "scale", .type = A_NUM, .required = true},
+                {.name = "offset", .type = A_NUM}}},
     {.name = "matmul", .min_in = 2, .max_in = 2, .lower = lower_matmul,
      .params = {{.name = "transpose_b", .type = A_BOOL}}},
     {.name = "reshape", ONE, .lower = lower_reshape,
