@@ -463,6 +463,17 @@ static NodeId lower_embedding(Lower *L, const LayerInfo *ly, const Expr *call,
  * (axis=-1 is the last); per-sample shapes and permutations (reshape's
  * shape, transpose's perm) leave the batch axis out, as `input` does. */
 
+/* x[..., start:start+len, ...] along axis */
+static NodeId narrow(Lower *L, const char *what, Loc loc, NodeId x, int axis, int start,
+                     int len)
+{
+    Node proto = unary_proto(OP_NARROW, x, loc, what);
+    proto.iattr[0] = axis;
+    proto.iattr[1] = start;
+    proto.iattr[2] = len;
+    return graph_add_node(L->g, &proto);
+}
+
 /* position_embedding(x, max_len): x + W[0:T] for x (batch, T, C), W
  * (NAME.weight) a [max_len, C] table of learned positions (nanoGPT's wpe,
  * KerasHub's PositionEmbedding, whose glorot_uniform initialization it
@@ -493,13 +504,8 @@ static NodeId lower_position_embedding(Lower *L, const LayerInfo *ly, const Expr
         return NODE_NONE;
     Shape ws = {2, {max_len, c}};
     NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, max_len, c);
-    if (t < max_len) {
-        Node proto = unary_proto(OP_NARROW, w, call->loc, "position_embedding");
-        proto.iattr[0] = 0;
-        proto.iattr[1] = 0;
-        proto.iattr[2] = t;
-        w = graph_add_node(g, &proto);
-    }
+    if (t < max_len)
+        w = narrow(L, "position_embedding", call->loc, w, 0, 0, t);
     NodeId y = graph_add2(g, OP_ADD, call->loc, in[0], w);
     if (y)
         NODE(g, y)->what = "position_embedding";
@@ -526,16 +532,6 @@ static int axis_arg(Lower *L, const LayerInfo *ly, const Args *a, const char *na
         return -1;
     }
     return d;
-}
-
-static NodeId narrow(Lower *L, const char *what, Loc loc, NodeId x, int axis, int start,
-                     int len)
-{
-    Node proto = unary_proto(OP_NARROW, x, loc, what);
-    proto.iattr[0] = axis;
-    proto.iattr[1] = start;
-    proto.iattr[2] = len;
-    return graph_add_node(L->g, &proto);
 }
 
 /* slice(x, axis=-1, start=0, stop=end): x[..., start:stop, ...] along

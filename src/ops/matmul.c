@@ -73,25 +73,33 @@ bool shape_matmul(Graph *g, Node *n)
     return true;
 }
 
-void grad_matmul(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+/* The gradients of a product y = op(a) op(b) by the table above, made
+ * with `product` (graph_matmul, or bmatmul for batched products). */
+typedef NodeId (*ProductFn)(Graph *g, Loc loc, NodeId a, NodeId b, int ta, int tb);
+static void grad_product(Graph *g, NodeId y, NodeId dy, NodeId *dx, ProductFn product)
 {
     Node *n = NODE(g, y);
     NodeId a = n->in[0], b = n->in[1];
     int ta = n->iattr[0], tb = n->iattr[1];
     Loc l = n->loc;
     if (!ta && !tb) {
-        dx[0] = graph_matmul(g, l, dy, b, 0, 1);
-        dx[1] = graph_matmul(g, l, a, dy, 1, 0);
+        dx[0] = product(g, l, dy, b, 0, 1);
+        dx[1] = product(g, l, a, dy, 1, 0);
     } else if (!ta && tb) {
-        dx[0] = graph_matmul(g, l, dy, b, 0, 0);
-        dx[1] = graph_matmul(g, l, dy, a, 1, 0);
+        dx[0] = product(g, l, dy, b, 0, 0);
+        dx[1] = product(g, l, dy, a, 1, 0);
     } else if (ta && !tb) {
-        dx[0] = graph_matmul(g, l, b, dy, 0, 1);
-        dx[1] = graph_matmul(g, l, a, dy, 0, 0);
+        dx[0] = product(g, l, b, dy, 0, 1);
+        dx[1] = product(g, l, a, dy, 0, 0);
     } else {
-        dx[0] = graph_matmul(g, l, b, dy, 1, 1);
-        dx[1] = graph_matmul(g, l, dy, a, 1, 1);
+        dx[0] = product(g, l, b, dy, 1, 1);
+        dx[1] = product(g, l, dy, a, 1, 1);
     }
+}
+
+void grad_matmul(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    grad_product(g, y, dy, dx, graph_matmul);
 }
 
 void eval_matmul(const Graph *g, const Node *n, const double *const *in,
@@ -181,23 +189,7 @@ bool shape_bmatmul(Graph *g, Node *n)
 
 void grad_bmatmul(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    NodeId a = n->in[0], b = n->in[1];
-    int ta = n->iattr[0], tb = n->iattr[1];
-    Loc l = n->loc;
-    if (!ta && !tb) {
-        dx[0] = bmatmul(g, l, dy, b, 0, 1);
-        dx[1] = bmatmul(g, l, a, dy, 1, 0);
-    } else if (!ta && tb) {
-        dx[0] = bmatmul(g, l, dy, b, 0, 0);
-        dx[1] = bmatmul(g, l, dy, a, 1, 0);
-    } else if (ta && !tb) {
-        dx[0] = bmatmul(g, l, b, dy, 0, 1);
-        dx[1] = bmatmul(g, l, a, dy, 0, 0);
-    } else {
-        dx[0] = bmatmul(g, l, b, dy, 1, 1);
-        dx[1] = bmatmul(g, l, dy, a, 1, 1);
-    }
+    grad_product(g, y, dy, dx, bmatmul);
 }
 
 /* Matrices: count, and floats per matrix of a, b and y. */

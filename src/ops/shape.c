@@ -61,15 +61,22 @@ bool shape_transpose(Graph *g, Node *n)
     return true;
 }
 
-void grad_transpose(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+/* op(dy) where n was computed, to give attributes before graph_add_node. */
+static Node grad_proto(Op op, const Node *n, NodeId dy)
 {
-    const Node *n = NODE(g, y);
     Node proto = {0};
-    proto.op = OP_TRANSPOSE;
+    proto.op = op;
     proto.nin = 1;
     proto.in[0] = dy;
     proto.loc = n->loc;
     proto.what = n->what;
+    return proto;
+}
+
+void grad_transpose(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    const Node *n = NODE(g, y);
+    Node proto = grad_proto(OP_TRANSPOSE, n, dy);
     for (int d = 0; d < n->shape.rank; d++)
         proto.iattr[n->iattr[d]] = d;
     dx[0] = graph_add_node(g, &proto);
@@ -170,12 +177,7 @@ bool shape_narrow(Graph *g, Node *n)
 void grad_narrow(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
     const Node *n = NODE(g, y);
-    Node proto = {0};
-    proto.op = OP_NARROW_BACK;
-    proto.nin = 1;
-    proto.in[0] = dy;
-    proto.loc = n->loc;
-    proto.what = n->what;
+    Node proto = grad_proto(OP_NARROW_BACK, n, dy);
     memcpy(proto.iattr, n->iattr, 3 * sizeof(int));
     proto.iattr[3] = NODE(g, n->in[0])->shape.dim[n->iattr[0]];
     dx[0] = graph_add_node(g, &proto);
