@@ -7,12 +7,15 @@
  * b`, linked together. It learns a fixed successor table of token ids
  * (targets (batch, T, 1): the next token of each position), and:
  *
+ *  0. the first loss is the mean over all batch x T positions of the
+ *     cross-entropy of predict's logits (dropout is 0 in seq.nn);
  *  1. -O0 and -O2 agree on every step's loss (1e-5 relative);
  *  2. the loss falls: the last steps' mean is below half the first loss;
  *  3. both checkpoints hold the same floats, and the tied head has no
  *     tensor of its own: 'logits.weight' is absent, 'wte.weight' present;
  *  4. predict agrees on 2 * BATCH + 1 rows, and the predicted next token
- *     of most positions is the table's.
+ *     of most positions is the table's; a context loading the checkpoint
+ *     predicts the same.
  *
  * Usage: seq DIR (checkpoints are written there).
  */
@@ -93,11 +96,29 @@ int main(int argc, char **argv)
         die("create failed");
     for (int s = 0; s < STEPS; s++) {
         batch(x, y, A_BATCH);
+        if (s == 0) {   /* the loss over every position, from the logits */
+            static float z[A_BATCH * A_OUT];
+            double want = 0;
+            CHECK(a_predict(a, x, z, A_BATCH) == 0, "predict");
+            for (int i = 0; i < A_BATCH * T; i++) {
+                double m = z[i * V], sum = 0;
+                for (int v = 1; v < V; v++)
+                    m = fmax(m, z[i * V + v]);
+                for (int v = 0; v < V; v++)
+                    sum += exp(z[i * V + v] - m);
+                want += (m + log(sum) - z[i * V + (int)y[i]]) / (A_BATCH * T);
+            }
+            float got = a_train_step(a, x, y), lb = b_train_step(b, x, y);
+            printf("first loss %.7f, mean cross-entropy of the %d positions %.7f\n", got,
+                   A_BATCH * T, want);
+            CHECK(reldiff(got, want) <= 1e-5 && reldiff(lb, want) <= 1e-5,
+                  "first loss %.9g (-O2 %.9g), mean over all positions %.9g", got, lb, want);
+            first = got;
+            continue;
+        }
         float la = a_train_step(a, x, y), lb = b_train_step(b, x, y);
         CHECK(reldiff(la, lb) <= 1e-5, "step %d: loss %.9g at -O0, %.9g at -O2", s, la, lb);
         worst = fmax(worst, reldiff(la, lb));
-        if (s == 0)
-            first = la;
         if (s >= STEPS - 5)
             last += la / 5.0;
     }
@@ -147,6 +168,11 @@ int main(int argc, char **argv)
     }
     printf("predict: max rel diff %.3g, next token right at %d of %d positions\n", wp, right,
            NPRED * T);
+    b_ctx *c = b_create(99);
+    static float yc[NPRED * A_OUT];
+    CHECK(c && b_load(c, pb) == 0 && b_predict(c, px, yc, NPRED) == 0, "load and predict");
+    CHECK(c && !memcmp(yc, yb, sizeof yc), "a context loading the checkpoint predicts otherwise");
+    b_destroy(c);
     CHECK(wp <= 1e-5, "predict differs by %.3g", wp);
     CHECK(right > NPRED * T / 2, "next token right at only %d of %d positions", right,
           NPRED * T);
