@@ -108,32 +108,60 @@ void eval_transpose(const Graph *g, const Node *n, const double *const *in, doub
     }
 }
 
-/* One loop per output axis, innermost last, reading x with its strides
- * (constants: only x's first axis may be the batch, and no stride
- * includes it). */
+/* x's stride along axis d as a C expression: a number, or "nb * 33"
+ * when a later axis is the batch (a gradient of a transpose that moved
+ * it; the layers keep it first). */
+static const char *stride_expr(const Node *x, int d)
+{
+    size_t k = 1;
+    bool batch = false;
+    for (int i = d + 1; i < x->shape.rank; i++) {
+        if ((x->bmask >> i) & 1u)
+            batch = true;
+        else
+            k *= (size_t)x->shape.dim[i];
+    }
+    return batch ? emit_str("(size_t)nb * %zu", k) : emit_str("%zu", k);
+}
+
+/* One loop per output axis, innermost last, reading x with its strides.
+ * When the last axis stays last ((B, T, H, D) -> (B, H, T, D)), its rows
+ * are copied whole. */
 void emit_transpose(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     const Node *x = NODE(g, n->in[0]);
-    size_t st[NNC_MAX_DIMS];
     int r = n->shape.rank;
-    strides(&x->shape, st);
+    bool rows = r >= 2 && n->iattr[r - 1] == r - 1;
+    int loops = rows ? r - 1 : r;
     Buf perm = {0}, idx = {0};
-    for (int d = 0; d < r; d++) {
+    for (int d = 0; d < r; d++)
         buf_printf(&perm, d ? ", %d" : "%d", n->iattr[d]);
+    for (int d = 0; d < loops; d++) {
+        const char *sd = stride_expr(x, n->iattr[d]);
         buf_printf(&idx, d ? " + " : "");
-        if (st[n->iattr[d]] == 1)
+        if (!strcmp(sd, "1"))
             buf_printf(&idx, "(size_t)i%d", d);
         else
-            buf_printf(&idx, "(size_t)i%d * %zu", d, st[n->iattr[d]]);
+            buf_printf(&idx, "(size_t)i%d * %s", d, sd);
     }
     emit_line(e, "/* y = x.permute(%s): x %s, y %s */", perm.data, dims(x), dims(n));
     emit_line(e, "size_t i = 0;");
-    for (int d = 0; d < r; d++) {
-        emit_line(e, "for (int i%d = 0; i%d < %s; i%d++)", d, d, emit_dim(n, d), d);
+    for (int d = 0; d < loops; d++) {
+        emit_line(e, "for (int i%d = 0; i%d < %s; i%d++)%s", d, d, emit_dim(n, d), d,
+                  rows && d == loops - 1 ? " {" : "");
         e->indent++;
     }
-    emit_line(e, "%s[i++] = %s[%s];", a[1], a[0], idx.data);
-    e->indent -= r;
+    if (rows) {
+        int c = n->shape.dim[r - 1];
+        emit_line(e, "memcpy(%s + i, %s + %s, sizeof(float) * %d);", a[1], a[0], idx.data, c);
+        emit_line(e, "i += %d;", c);
+        e->indent--;
+        emit_line(e, "}");
+        e->indent -= loops - 1;
+    } else {
+        emit_line(e, "%s[i++] = %s[%s];", a[1], a[0], idx.data);
+        e->indent -= loops;
+    }
     buf_free(&perm);
     buf_free(&idx);
 }

@@ -660,10 +660,11 @@ static Graph *build(Op op, const int *si, int v, bool batched, int preset, NodeI
         proto.iattr[0] = v & 1;
         proto.iattr[1] = v >> 1;
     } else if (op == OP_TRANSPOSE) {
-        /* v: reverse the axes, swap the last two, rotate left or right */
+        /* v: reverse the axes, swap the first two (the last stays: rows
+         * are copied whole), rotate left or right */
         for (int d = 0; d < r; d++)
             proto.iattr[d] = v == 0 ? r - 1 - d
-                             : v == 1 ? (d < r - 2 ? d : 2 * r - 3 - d)
+                             : v == 1 ? (d < 2 && r >= 2 ? 1 - d : d)
                              : v == 2 ? (d + 1) % r : (d + r - 1) % r;
     } else if (op == OP_NARROW && r > 0) {
         /* v: along the last or the first axis; the tail or the middle */
