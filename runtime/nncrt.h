@@ -517,7 +517,8 @@ enum {
     NNC_LOSS_BCE,                                    /* probabilities, 0/1 labels */
     NNC_LOSS_CCE,                                    /* probabilities, one-hot   */
     NNC_LOSS_SPARSE_CCE,                             /* probabilities, indices   */
-    NNC_LOSS_SOFTMAX_CE                              /* logits, one-hot          */
+    NNC_LOSS_SOFTMAX_CE,                             /* logits, one-hot          */
+    NNC_LOSS_SPARSE_SOFTMAX_CE                       /* logits, indices          */
 };
 
 typedef struct nnc_fit_model {
@@ -534,6 +535,13 @@ typedef struct nnc_fit_model {
     void (*set_lr)(void *ctx, float lr);
     float (*get_lr)(void *ctx);
     uint64_t (*steps)(void *ctx);  /* optimizer steps taken */
+    /* Sequence language models (train --text, generate); 0 for others:
+     * T ids in, T class indices as targets, T x (out / T) outputs, the
+     * ids into a table of vocab_rows rows (the embedding). */
+    int seq_len, vocab_rows;
+    /* save with more metadata: a NULL-terminated list of key, value
+     * pairs (at most 16) after format, model and step */
+    int (*save_meta)(void *ctx, const char *path, const char *const *more);
 } nnc_fit_model;
 
 int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m);
