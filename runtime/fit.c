@@ -338,6 +338,8 @@ static int set_option(Opts *o, int c, const char *val)
 static int check_text_command(const Opts *o)
 {
     int gen = !strcmp(o->cmd, "generate");
+    if (!gen && strcmp(o->cmd, "train"))
+        return bad_usage("--text is train's (%s takes --x and --y)", o->cmd);
     if (M->seq_len <= 0)
         return bad_usage("%s is for sequence language models (token ids in, a loss over "
                          "the positions); '%s' is not one", gen ? "generate" : "--text",
