@@ -779,6 +779,16 @@ static int open_log_as(const Opts *o, FILE **log, const char *header)
     return 1;
 }
 
+/* Closes the log (if any): status, or 1 if it could not be written. */
+static int close_log(const Opts *o, FILE *log, int status)
+{
+    if (log && fclose(log) != 0 && status == 0) {
+        fprintf(stderr, "%s: error: cannot write '%s'\n", prog, o->log);
+        return 1;
+    }
+    return status;
+}
+
 static int open_log(Run *t)
 {
     return open_log_as(t->o, &t->log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds");
@@ -951,10 +961,7 @@ static int cmd_train(const Opts *o, void *ctx)
         fprintf(stderr, "saved %s\n", save);
     status = 0;
 done:
-    if (t.log && fclose(t.log) != 0 && status == 0) {
-        fprintf(stderr, "%s: error: cannot write '%s'\n", prog, o->log);
-        status = 1;
-    }
+    status = close_log(o, t.log, status);
     free(t.order);
     free(t.xb);
     free(t.yb);
@@ -1216,11 +1223,7 @@ static int cmd_train_text(const Opts *o, void *ctx)
     TextRun t;
     int status = 1;
     char wb[512];
-    const char *save = o->save;
-    if (!save) {
-        snprintf(wb, sizeof wb, "%s.safetensors", M->name);
-        save = wb;
-    }
+    const char *save = weights_path(o, wb, sizeof wb);
     memset(&t, 0, sizeof t);
     t.o = o;
     t.ctx = ctx;
@@ -1241,10 +1244,7 @@ static int cmd_train_text(const Opts *o, void *ctx)
         fprintf(stderr, "saved %s\n", save);
     status = 0;
 done:
-    if (t.log && fclose(t.log) != 0 && status == 0) {
-        fprintf(stderr, "%s: error: cannot write '%s'\n", prog, o->log);
-        status = 1;
-    }
+    status = close_log(o, t.log, status);
     free(t.xb);
     free(t.yb);
     free(t.ob);

@@ -18,24 +18,12 @@
  * draws the windows the uninterrupted one would have drawn.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nncrt.h"
 #include "nncrt_io.h"
-
-static int fail(char *err, size_t size, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && size) {
-        va_start(ap, fmt);
-        vsnprintf(err, size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- vocabulary ------------------------------------------------------------ */
 
@@ -104,20 +92,42 @@ int nnc_vocab_encode(const nnc_vocab *v, const unsigned char *s, size_t n, unsig
 
 /* ---- the file ---------------------------------------------------------------- */
 
+/* Each part of the split that holds anything must hold a window of T + 1
+ * tokens: 0, or NNC_ERR_FORMAT with the message in err. */
+static int check_split(const char *path, size_t n, size_t ntrain, double f, int T, char *err,
+                       size_t es)
+{
+    size_t w = (size_t)T + 1;
+    if (ntrain < w)
+        snprintf(err, es, "%s: %zu training tokens%s, fewer than a window of the model's %d + 1",
+                 path, ntrain, f > 0 ? " before the validation tail" : "", T);
+    else if (n > ntrain && n - ntrain < w)
+        snprintf(err, es, "%s: the validation tail (%g of %zu tokens) has %zu tokens, fewer "
+                 "than a window of %d + 1", path, f, n, n - ntrain, T);
+    else
+        return 0;
+    return NNC_ERR_FORMAT;
+}
+
 int nnc_text_load(const char *path, int all_bytes, double val_fraction, int T, nnc_text *t,
                   char *err, size_t errsize)
 {
     unsigned char seen[256], *bytes;
-    size_t n, i, bad;
+    size_t n, i, bad, ntrain;
     int r, gz;
     memset(t, 0, sizeof *t);
-    if (T < 1 || !(val_fraction >= 0.0 && val_fraction < 1.0))
-        return fail(err, errsize, NNC_ERR_ARG, "%s: bad window or validation fraction", path);
+    if (T < 1 || !(val_fraction >= 0.0 && val_fraction < 1.0)) {
+        snprintf(err, errsize, "%s: bad window or validation fraction", path);
+        return NNC_ERR_ARG;
+    }
     if ((r = nnc_read_data(path, &bytes, &n, &gz, err, errsize)) != 0)
         return r;
-    if (n == 0) {
+    ntrain = n - (size_t)floor((double)n * val_fraction);
+    if (n == 0)
+        snprintf(err, errsize, "%s: the text is empty", path);
+    if (n == 0 || check_split(path, n, ntrain, val_fraction, T, err, errsize) != 0) {
         free(bytes);
-        return fail(err, errsize, NNC_ERR_FORMAT, "%s: the text is empty", path);
+        return NNC_ERR_FORMAT;
     }
     memset(seen, 0, sizeof seen);
     for (i = 0; i < n; i++)
@@ -126,21 +136,7 @@ int nnc_text_load(const char *path, int all_bytes, double val_fraction, int T, n
     nnc_vocab_encode(&t->vocab, bytes, n, bytes, &bad);   /* in place: every byte is in */
     t->tok = bytes;
     t->n = n;
-    t->ntrain = n - (size_t)floor((double)n * val_fraction);
-    if (t->ntrain < (size_t)T + 1) {
-        size_t ntrain = t->ntrain;
-        nnc_text_free(t);
-        return fail(err, errsize, NNC_ERR_FORMAT, "%s: %zu training tokens%s, fewer than a "
-                    "window of the model's %d + 1", path, ntrain,
-                    val_fraction > 0 ? " before the validation tail" : "", T);
-    }
-    if (t->n > t->ntrain && t->n - t->ntrain < (size_t)T + 1) {
-        size_t nval = t->n - t->ntrain;
-        nnc_text_free(t);
-        return fail(err, errsize, NNC_ERR_FORMAT, "%s: the validation tail (%g of %zu tokens) "
-                    "has %zu tokens, fewer than a window of %d + 1", path, val_fraction, n,
-                    nval, T);
-    }
+    t->ntrain = ntrain;
     return 0;
 }
 
