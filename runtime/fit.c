@@ -124,7 +124,8 @@ static const char text_usage[] =
 "  --byte-vocab           all 256 bytes as the vocabulary (default: the text's bytes)\n"
 "  --checkpoint-every N   checkpoints every N steps; --log CSV: step,loss,val_loss,lr,seconds\n"
 "  generate --prompt TEXT sample text after TEXT from --weights (default NAME.safetensors)\n"
-"  --tokens N             tokens to sample (default 200)\n"
+"  --tokens N             tokens to sample (default 200), printed after TEXT and a\n"
+"                         newline; the speed on stderr (not with -q)\n"
 "  --temperature F        divide the logits by F (default 1; 0: always the likeliest)\n"
 "  --top-k K              sample from the K likeliest tokens only (default: all)\n"
 "  --seed S               the sampler's seed (default 42)\n";
@@ -1322,7 +1323,8 @@ static int cmd_generate(const Opts *o, void *ctx)
     float logits[256];
     unsigned char *tok;
     size_t n, i, len = o->prompt ? strlen(o->prompt) : 0, ntok = (size_t)o->tokens;
-    int ok = 0;
+    int ok = 0, tty = isatty(1);
+    double t0;
     if (!load_weights(ctx, path) || !ckpt_vocab(path, &v) || !check_vocab(&v, path))
         return 1;
     memset(&g, 0, sizeof g);
@@ -1341,6 +1343,7 @@ static int cmd_generate(const Opts *o, void *ctx)
         goto done;
     nnc_rng_seed(&rng, o->seed);
     fputs(o->prompt ? o->prompt : "", stdout);
+    t0 = now();
     for (i = 0; i < ntok; i++, n++) {
         int id;
         if (!g.next_logits(&g, tok, n, logits))
@@ -1348,11 +1351,18 @@ static int cmd_generate(const Opts *o, void *ctx)
         id = nnc_sample(logits, v.n, o->temperature, (int)o->top_k, &rng);
         tok[n] = (unsigned char)id;
         putchar(v.byte[id]);
+        if (tty)   /* as they come */
+            fflush(stdout);
     }
+    t0 = now() - t0;
     putchar('\n');
     ok = fflush(stdout) == 0 && !ferror(stdout);
     if (!ok)
         fprintf(stderr, "%s: error: cannot write stdout\n", prog);
+    else if (!o->quiet)
+        fprintf(stderr, "%s: %zu tokens in %.3fs, %.0f tokens/s (a full forward of %d "
+                "positions per token)\n", M->name, ntok, t0, t0 > 0 ? (double)ntok / t0 : 0.0,
+                g.T);
 done:
     free(g.x);
     free(g.out);

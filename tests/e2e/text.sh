@@ -143,21 +143,22 @@ else
 fi
 
 # ---- generate ----
-./lm generate --weights w.st --prompt "the cat" --tokens 200 --seed 7 > g1.txt
+./lm generate --weights w.st --prompt "the cat" --tokens 200 --seed 7 > g1.txt 2> gen.err
 check "generate" '[ $? -eq 0 ] && [ $(wc -c < g1.txt) -eq 208 ] && [ "$(head -c 7 g1.txt)" = "the cat" ]'
-./lm generate --weights w.st --prompt "the cat" --tokens 200 --seed 7 > g2.txt
+check "generate: the speed on stderr" 'grep -q "^lm: 200 tokens in [0-9.]*s, [0-9]* tokens/s" gen.err'
+./lm generate --weights w.st --prompt "the cat" --tokens 200 --seed 7 -q > g2.txt
 check "generate: the same seed, the same text" 'cmp -s g1.txt g2.txt'
-./lm generate --weights w.st --prompt "the cat" --tokens 200 --seed 8 > g3.txt
+./lm generate --weights w.st --prompt "the cat" --tokens 200 --seed 8 -q > g3.txt
 check "generate: another seed, another text" '! cmp -s g1.txt g3.txt'
 check "generate: only the vocabulary's characters" '[ -z "$(tr -d "\n .acdeghmnorstu" < g1.txt)" ]'
-./lm generate --weights w.st --prompt "the cat" --tokens 50 --temperature 0 --seed 1 > t1.txt &&
-./lm generate --weights w.st --prompt "the cat" --tokens 50 --temperature 0 --seed 2 > t2.txt
+./lm generate --weights w.st --prompt "the cat" --tokens 50 --temperature 0 --seed 1 -q > t1.txt &&
+./lm generate --weights w.st --prompt "the cat" --tokens 50 --temperature 0 --seed 2 -q > t2.txt
 check "temperature 0: the likeliest, whatever the seed" 'cmp -s t1.txt t2.txt'
-./lm generate --weights w.st --tokens 40 --top-k 1 --seed 3 > k1.txt
+./lm generate --weights w.st --tokens 40 --top-k 1 --seed 3 -q > k1.txt
 check "top-k 1 = temperature 0; no prompt starts at a newline" \
-    '[ "$(./lm generate --weights w.st --tokens 40 --temperature 0)" = "$(cat k1.txt)" ] && [ $(wc -c < k1.txt) -eq 41 ]'
+    '[ "$(./lm generate --weights w.st --tokens 40 --temperature 0 -q)" = "$(cat k1.txt)" ] && [ $(wc -c < k1.txt) -eq 41 ]'
 ./lm generate --weights w.st --prompt "the dog ran to the sun and the cat sat on a mat" \
-    --tokens 30 --top-k 5 > long.txt
+    --tokens 30 --top-k 5 -q > long.txt
 check "a prompt longer than the context" '[ $? -eq 0 ] && [ $(wc -c < long.txt) -eq 78 ]'
 
 # ---- bad inputs: clear messages, exit 1 ----
