@@ -31,7 +31,7 @@
 static void vocab_of(nnc_vocab *v, const unsigned char *seen, int all)
 {
     int b;
-    v->n = 0;
+    memset(v, 0, sizeof *v);
     for (b = 0; b < 256; b++) {
         v->id[b] = -1;
         if (all || seen[b]) {
