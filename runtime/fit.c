@@ -1063,25 +1063,25 @@ static int save_text(const TextRun *t, const char *path)
 static int resume_text(TextRun *t)
 {
     const char *path = t->o->resume;
-    char hex[520], mine[520];
+    char hex[520], mine[520], rng[520];
     int i;
     if (!load_weights(t->ctx, path) || !ckpt_meta(path, "vocab", hex, sizeof hex) ||
-        !ckpt_meta(path, "text_rng", mine, sizeof mine))
+        !ckpt_meta(path, "text_rng", rng, sizeof rng))
         return 0;
     for (i = 0; i < 4; i++) {
         char word[17], *end;
-        memcpy(word, mine + 16 * i, 16);
+        memcpy(word, rng + 16 * i, 16);
         word[16] = 0;
         t->rng.s[i] = (uint64_t)strtoull(word, &end, 16);
-        if (strlen(mine) != 64 || *end) {
+        if (strlen(rng) != 64 || *end) {
             fprintf(stderr, "%s: error: %s: a malformed text_rng in the metadata\n", prog, path);
             return 0;
         }
     }
     nnc_vocab_hex(&t->text.vocab, mine);
     if (strcmp(hex, mine)) {
-        fprintf(stderr, "%s: error: %s: the vocabulary of %s (%d bytes) is not the one %s was "
-                "trained with (%zu bytes)\n", prog, path, t->o->text, t->text.vocab.n, path,
+        fprintf(stderr, "%s: error: the vocabulary of %s (%d bytes) is not the one %s was "
+                "trained with (%zu bytes)\n", prog, t->o->text, t->text.vocab.n, path,
                 strlen(hex) / 2);
         return 0;
     }
@@ -1091,7 +1091,8 @@ static int resume_text(TextRun *t)
     return 1;
 }
 
-/* Reads the text, draws nothing yet; the fixed validation windows. */
+/* Reads the text, seeds the window sampler (--seed; --resume then
+ * restores its state) and makes the fixed validation windows. */
 static int text_setup(TextRun *t)
 {
     const Opts *o = t->o;
