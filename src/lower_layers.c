@@ -14,6 +14,7 @@
  *                           index) -> narrow
  *   position_embedding(x, max_len) -> x + narrow(NAME.weight, rows 0..T)
  *   rescaling(x, scale, offset) -> scale (+ a constant)
+ *   causal_mask(x)       -> causal_mask (later positions' scores -1e30)
  *
  * The table at the end (layer_table) is the one place a layer or an
  * activation is registered: its arguments with types, defaults, Keras'
@@ -687,6 +688,23 @@ static NodeId lower_rescaling(Lower *L, const LayerInfo *ly, const Expr *call,
     return y;
 }
 
+/* causal_mask(x): attention scores (batch, ..., T, T) with the scores of
+ * later keys (column j > row i) replaced by -1e30, so that a softmax gives
+ * them no weight (torch's masked_fill(mask, -inf) before F.softmax) */
+static NodeId lower_causal_mask(Lower *L, const LayerInfo *ly, const Expr *call,
+                                NodeId *in, int nin, const Args *a)
+{
+    (void)ly;
+    (void)nin;
+    (void)a;
+    Node proto = unary_proto(OP_CAUSAL_MASK, in[0], call->loc, "causal_mask");
+    proto.fattr[0] = -1e30;
+    NodeId y = graph_add_node(L->g, &proto);
+    if (y == NODE_NONE)
+        note_shape(L, in[0]);
+    return y;
+}
+
 /* matmul(a, b, transpose_b=false): a @ b (a @ b^T) over the last two
  * axes, for each index of the leading ones, which must be equal (torch's
  * matmul without broadcasting): (batch, H, T, D) @ (batch, H, D, T) ->
@@ -876,6 +894,7 @@ const LayerInfo layer_table[] = {
     {.name = "rescaling", ONE, .lower = lower_rescaling,
      .params = {{.name = "scale", .type = A_NUM, .required = true},
                 {.name = "offset", .type = A_NUM}}},
+    {.name = "causal_mask", ONE, .lower = lower_causal_mask},
     {.name = "matmul", .min_in = 2, .max_in = 2, .lower = lower_matmul,
      .params = {{.name = "transpose_b", .type = A_BOOL}}},
     {.name = "reshape", ONE, .lower = lower_reshape,

@@ -1,7 +1,7 @@
 /*
  * shape.c - moving data between axes: transposes and slices along any
  * axis (the functional form's transpose, slice, split and the position
- * table's first T rows).
+ * table's first T rows), and causal masks.
  *
  * transpose(x) (iattr[0 .. rank-1] = perm): y's axis d is x's axis
  *   perm[d], as torch's x.permute(perm) made contiguous;
@@ -11,10 +11,12 @@
  *   dx = narrow_back(dy) (iattr[3] = x's size along the axis): dy in
  *   the slice's place, zeros elsewhere. Only a gradient op.
  *
- * Both view a tensor as (outer, size along the axis, inner) or, for
- * transposes, as nested loops over the output with the input's strides:
- * the emitted code is plain loops and memcpy, no runtime kernel. The batch
- * axis (the first) may move in a transpose; slices never cut it.
+ * causal_mask(x): attention scores of later positions replaced (below).
+ *
+ * Slices view a tensor as (outer, size along the axis, inner), transposes
+ * as nested loops over the output with the input's strides: the emitted
+ * code is plain loops and memcpy, no runtime kernel. The batch axis (the
+ * first) may move in a transpose; slices never cut it.
  */
 #include "ops.h"
 
@@ -279,4 +281,54 @@ void emit_narrow_back(Emit *e, const Graph *g, const Node *n, const char *const 
     emit_line(e, "for (size_t o = 0; o < %s; o++)", op_count(n, axis));
     emit_line(e, "    memcpy(%s + o * %zu + %zu, %s + o * %zu, sizeof(float) * %zu);", a[1],
               (size_t)full * k, (size_t)start * k, a[0], (size_t)len * k, (size_t)len * k);
+}
+
+/* ---- causal masks -----------------------------------------------------------
+ * causal_mask(x) (fattr[0] = fill): over the last two axes, square (T, T)
+ * attention scores, y[..., i, j] = x[..., i, j] for j <= i and fill for
+ * j > i, so that a softmax over j gives the later positions no weight
+ * (the layer's fill is -1e30: exp underflows to 0 as for -inf, and a row
+ * always keeps its diagonal); dx = causal_mask(dy) with fill 0. */
+
+bool shape_causal_mask(Graph *g, Node *n)
+{
+    const Node *x = NODE(g, n->in[0]);
+    int r = x->shape.rank;
+    if (r < 2 || x->shape.dim[r - 1] != x->shape.dim[r - 2] || ((x->bmask >> (r - 2)) & 3u)) {
+        diag_error(n->loc, "causal_mask needs square (T, T) scores on the last two axes, "
+                   "got %s", shape_str(&x->shape));
+        return false;
+    }
+    n->shape = x->shape;
+    n->bmask = x->bmask;
+    return true;
+}
+
+void grad_causal_mask(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    Node proto = grad_proto(OP_CAUSAL_MASK, NODE(g, y), dy);
+    proto.fattr[0] = 0;
+    dx[0] = graph_add_node(g, &proto);
+}
+
+void eval_causal_mask(const Graph *g, const Node *n, const double *const *in, double *out)
+{
+    (void)g;
+    size_t t = (size_t)n->shape.dim[n->shape.rank - 1], len = shape_numel(&n->shape);
+    for (size_t i = 0; i < len; i++)
+        out[i] = i % t > i / t % t ? n->fattr[0] : in[0][i];
+}
+
+void emit_causal_mask(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    int r = n->shape.rank, t = n->shape.dim[r - 1];
+    emit_line(e, "/* y = x, %s above the diagonal: (%s) matrices of %dx%d */",
+              emit_float(n->fattr[0]), op_count(n, r - 2), t, t);
+    emit_line(e, "for (size_t l = 0; l < %s; l++)", op_count(n, r - 2));
+    emit_line(e, "    for (int i = 0; i < %d; i++)", t);
+    emit_line(e, "        for (int j = 0; j < %d; j++) {", t);
+    emit_line(e, "            const size_t k = (l * %d + (size_t)i) * %d + (size_t)j;", t, t);
+    emit_line(e, "            %s[k] = j > i ? %s : %s[k];", a[1], emit_float(n->fattr[0]), a[0]);
+    emit_line(e, "        }");
 }
