@@ -22,7 +22,6 @@ it with taskset for one-thread rows.
 """
 import argparse
 import math
-import resource
 import time
 
 import numpy as np
@@ -30,16 +29,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+import peer
+
 p = argparse.ArgumentParser()
-p.add_argument("--batch", type=int, default=12)
-p.add_argument("--block", type=int, default=64)
-p.add_argument("--layers", type=int, default=4)
-p.add_argument("--heads", type=int, default=4)
-p.add_argument("--width", type=int, default=128)
-p.add_argument("--vocab", type=int, default=65)
-p.add_argument("--warmup", type=int, default=20)
-p.add_argument("--steps", type=int, default=50)
-p.add_argument("--seed", type=int, default=1337)
+peer.gpt_args(p)
 args = p.parse_args()
 print("jax_version %s" % jax.__version__)
 print("jax_devices %s" % ",".join(str(d) for d in jax.devices()))
@@ -137,10 +130,5 @@ for i in range(args.warmup, args.warmup + args.steps):
     params, state, loss = step(params, state, *data[i % 16])
     last = float(jax.block_until_ready(loss))
     times.append(time.perf_counter() - t0)
-times.sort()
 print("warmup_steps %d" % args.warmup)
-print("timed_steps %d" % len(times))
-print("step_ms %.3f" % (1e3 * times[len(times) // 2]))
-print("step_min_ms %.3f" % (1e3 * times[0]))
-print("last_loss %.4f" % last)
-print("peak_rss_kb %d" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+peer.gpt_timing(times, last)

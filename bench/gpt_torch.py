@@ -55,22 +55,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import peer
+
 p = argparse.ArgumentParser()
 p.add_argument("mode", choices=["time", "train"])
 p.add_argument("--threads", type=int, default=1)
-p.add_argument("--batch", type=int, default=12)
-p.add_argument("--block", type=int, default=64)
-p.add_argument("--layers", type=int, default=4)
-p.add_argument("--heads", type=int, default=4)
-p.add_argument("--width", type=int, default=128)
-p.add_argument("--vocab", type=int, default=65)
-p.add_argument("--warmup", type=int, default=20)
-p.add_argument("--steps", type=int, default=None)
+peer.gpt_args(p, steps=None)
 p.add_argument("--compile", action="store_true")
 p.add_argument("--text", default=None)
 p.add_argument("--eval-every", type=int, default=250)
 p.add_argument("--eval-iters", type=int, default=200)
-p.add_argument("--seed", type=int, default=1337)
 p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--min-lr", type=float, default=1e-4)
 p.add_argument("--warmup-iters", type=int, default=100)
@@ -202,12 +196,7 @@ def time_mode():
         t0 = time.perf_counter()
         loss = step(d[:, :-1], d[:, 1:]).item()
         times.append(time.perf_counter() - t0)
-    times.sort()
-    print("timed_steps %d" % len(times))
-    print("step_ms %.3f" % (1e3 * times[len(times) // 2]))
-    print("step_min_ms %.3f" % (1e3 * times[0]))
-    print("last_loss %.4f" % loss)
-    print("peak_rss_kb %d" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    peer.gpt_timing(times, loss)
 
 
 def train_mode():
