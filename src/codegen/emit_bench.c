@@ -122,6 +122,19 @@ static TargetRule target_rule(const Graph *g)
     return T_COPY;
 }
 
+/* Rows of the table whose rows the input's values index (token ids read
+ * by an embedding), or 0: such an input gets ids, not random floats. */
+static int input_rows(const Graph *g)
+{
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = &g->nodes[id];
+        unsigned f = optab[n->op].flags;
+        if ((f & F_INDEX) && (f & F_ROWS) && n->nin > 1 && n->in[1] == g->input)
+            return NODE(g, n->in[0])->shape.dim[0];
+    }
+    return 0;
+}
+
 static const char *const rule_text[] = {
     "the class of the teacher's largest output",
     "one-hot rows of the teacher's largest output",
@@ -195,8 +208,8 @@ static const char bench_data[] =
 "    by = calloc(rows * @P_TARGET, sizeof *by);\n"
 "    if (!t || !teacher || !bx || !by)\n"
 "        return -1;\n"
-"    for (i = 0; i < rows * @P_IN; i++)\n"
-"        bx[i] = bench_uniform();\n"
+"    for (i = 0; i < rows * @P_IN; i++)  /* token ids for an embedding, else [-1, 1) */\n"
+"        bx[i] = BENCH_IDS ? (float)(int)((bench_uniform() + 1.0f) * 0.5f * BENCH_IDS) : bench_uniform();\n"
 "    for (i = 0; i < BENCH_POOL; i++)\n"
 "        if (@p_predict(teacher, bx + i * @P_BATCH * @P_IN, t + i * @P_BATCH * @P_OUT, @P_BATCH))\n"
 "            return -1;\n"
@@ -206,11 +219,19 @@ static const char bench_data[] =
 "    for (i = 0; i < rows; i++) {\n"
 "        const float *o = t + i * @P_OUT;\n"
 "        float *y = by + i * @P_TARGET;\n"
-"        size_t best = 0;\n"
+"        size_t best = 0, k;\n"
 "        for (j = 1; j < @P_OUT; j++)\n"
 "            best = o[j] > o[best] ? j : best;\n"
 "        switch (BENCH_RULE) {\n"
-"        case 0: y[0] = (float)best; break;\n"
+"        case 0:  /* one class per target: of each group of OUT / TARGET outputs */\n"
+"            for (k = 0; k < @P_TARGET; k++) {\n"
+"                const size_t nc = @P_OUT / @P_TARGET;\n"
+"                best = 0;\n"
+"                for (j = 1; j < nc; j++)\n"
+"                    best = o[k * nc + j] > o[k * nc + best] ? j : best;\n"
+"                y[k] = (float)best;\n"
+"            }\n"
+"            break;\n"
 "        case 1: y[best] = 1.0f; break;\n"
 "        case 2:\n"
 "            for (j = 0; j < @P_OUT && j < @P_TARGET; j++)\n"
@@ -327,8 +348,9 @@ static const char bench_main[] =
 "    peak = nnc_peak_gflops();\n"
 "    printf(\"model @p: batch %d, %d -> %d, ISA %s, %d thread(s), peak %.1f GFLOP/s (measured, one core)\\n\",\n"
 "           @P_BATCH, @P_IN, @P_OUT, nnc_isa(), nnc_num_threads(), peak);\n"
-"    printf(\"data: %d batches of random inputs in [-1, 1), targets: %s, from a teacher \"\n"
-"           \"(the same model, other initial weights)\\n\", BENCH_POOL, BENCH_RULE_TEXT);\n"
+"    printf(\"data: %d batches of random %s, targets: %s, from a teacher \"\n"
+"           \"(the same model, other initial weights)\\n\", BENCH_POOL,\n"
+"           BENCH_IDS ? \"token ids\" : \"inputs in [-1, 1)\", BENCH_RULE_TEXT);\n"
 "    printf(\"denormals: NNC_DENORMALS=%s\\n\", dn ? dn : \"(unset)\");\n"
 "    /* fresh weights: predict, then train_step with the state put back */\n"
 "    for (i = 0; i < 20; i++)\n"
@@ -417,9 +439,10 @@ void emit_bench(Buf *out, const Compiled *c, const EmitOptions *o)
                     "#define BENCH_TRAIN_FLOPS %.1f\n#define BENCH_PREDICT_FLOPS %.1f\n"
                     "#define BENCH_STEPS %ldL  /* default warm-up */\n"
                     "#define BENCH_POOL %ld  /* batches of data */\n"
-                    "#define BENCH_RULE %d\n#define BENCH_RULE_TEXT \"%s\"\n",
+                    "#define BENCH_RULE %d\n#define BENCH_RULE_TEXT \"%s\"\n"
+                    "#define BENCH_IDS %d  /* the input holds ids of this many rows, or 0 */\n",
                nk, c->train.nkernels, c->predict.nkernels, tf, plan_flops(c, &c->predict), steps,
-               pool, (int)rule, rule_text[rule]);
+               pool, (int)rule, rule_text[rule], input_rows(&c->g));
     put_template(out, bench_report, p, P);
     put_template(out, bench_data, p, P);
     put_template(out, bench_main, p, P);

@@ -80,4 +80,13 @@ if "$NNC" "$srcdir/examples/seed.nn" --emit=bench -o "$d/bench.c" &&
     "$d/bench" --steps 3 0 | grep -q "^predict: .* after 3 training steps" &&
     "$d/bench" --flops | grep -q "^train_step_flops [1-9][0-9]*$"; then ok
 else bad "--emit=bench"; cat "$d/bench.log" 2>/dev/null; fi
+# ... on a language model: token ids in, one class per position as target,
+# so the warm-up's losses are finite
+if "$NNC" "$srcdir/tests/e2e/seq.nn" --emit=bench -o "$d/seqbench.c" &&
+    ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror $RT_CFLAGS -o "$d/seqbench" \
+        "$d/seqbench.c" $RT_LIBS && "$d/seqbench" --steps 20 0 > "$d/seqbench.log" &&
+    grep -q "^data: .* random token ids" "$d/seqbench.log" &&
+    grep "^warm-up: 20 train steps" "$d/seqbench.log" | grep -q "of the last [0-9]* [0-9]" &&
+    ! grep -qi "nan" "$d/seqbench.log"; then ok
+else bad "--emit=bench on a sequence model"; cat "$d/seqbench.log" 2>/dev/null; fi
 finish e2e
