@@ -292,26 +292,61 @@ static inline ALWAYS void bwd_head(const AttnArgs *a, int b, int h)
 
 typedef void (*HeadFn)(const AttnArgs *a, int b, int h);
 typedef struct AttnKern {
-    HeadFn fwd, bwd;
+    HeadFn fwd, bwd;        /* D <= DMAX: the blocked vector bodies */
+    HeadFn fwd_any, bwd_any; /* any D: the plain loops above */
 } AttnKern;
 
-#define DEFINE_SET(SUF, ATTR)                                       \
-    static ATTR void fwd_##SUF(const AttnArgs *a, int b, int h)     \
+#if defined(__GNUC__)
+
+#define BK 32       /* queries and keys of a block: the micro-kernel's width */
+#define DMAX 64     /* the vector bodies' largest head size (stack: 76 KB) */
+#define QCHUNK 1024 /* query rows whose lse the backward holds at once */
+#define ALIGNED __attribute__((aligned(64)))
+/* the micro-kernel's loops over rows and vectors, fully, so that its
+ * accumulators live in registers (gcc -O2 does not unroll them itself) */
+#define UNROLL _Pragma("GCC unroll 16")
+#define HAVE_VEC 1
+
+#define VW 4
+#define VR 2
+#define VSUF base
+#define VATTR
+#include "attention_vec.h"
+
+#endif
+
+#define DEFINE_SET(SUF, ATTR, FWD, BWD)                              \
+    static ATTR void fwd_any_##SUF(const AttnArgs *a, int b, int h) \
     {                                                               \
         fwd_head(a, b, h);                                          \
     }                                                               \
-    static ATTR void bwd_##SUF(const AttnArgs *a, int b, int h)     \
+    static ATTR void bwd_any_##SUF(const AttnArgs *a, int b, int h) \
     {                                                               \
         bwd_head(a, b, h);                                          \
     }                                                               \
-    static const AttnKern attn_##SUF = {fwd_##SUF, bwd_##SUF};
+    static const AttnKern attn_##SUF = {FWD, BWD, fwd_any_##SUF, bwd_any_##SUF};
 
-DEFINE_SET(base, )
+#if defined(HAVE_VEC)
+DEFINE_SET(base, , fwd_base, bwd_base)
+#else
+DEFINE_SET(base, , fwd_any_base, bwd_any_base)
+#endif
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
-DEFINE_SET(avx2, __attribute__((target("avx2,fma"))))
-DEFINE_SET(avx512, __attribute__((target("avx512f,fma"))))
+#define VW 8
+#define VR 3
+#define VSUF avx2
+#define VATTR __attribute__((target("avx2,fma")))
+#include "attention_vec.h"
+DEFINE_SET(avx2, __attribute__((target("avx2,fma"))), fwd_avx2, bwd_avx2)
+
+#define VW 16
+#define VR 8
+#define VSUF avx512
+#define VATTR __attribute__((target("avx512f,fma")))
+#include "attention_vec.h"
+DEFINE_SET(avx512, __attribute__((target("avx512f,fma"))), fwd_avx512, bwd_avx512)
 
 static const AttnKern *kern(void)
 {
@@ -334,6 +369,12 @@ static const AttnKern *kern(void)
 #endif
 
 /* ---- Entry points ---------------------------------------------------------- */
+
+#if defined(HAVE_VEC)
+#define DMAX_ANY DMAX
+#else
+#define DMAX_ANY 0
+#endif
 
 typedef struct Task {
     const AttnArgs *a;
@@ -373,7 +414,7 @@ void nnc_attention_fwd(const nnc_attn_shape *s, const float *q, const float *k,
 
     memset(&a, 0, sizeof a);
     a.s = s, a.q = q, a.k = k, a.v = v, a.out = o, a.lse = lse;
-    run(&a, kern()->fwd);
+    run(&a, s->D <= DMAX_ANY ? kern()->fwd : kern()->fwd_any);
 }
 
 void nnc_attention_bwd(const nnc_attn_shape *s, const float *q, const float *k,
@@ -385,5 +426,5 @@ void nnc_attention_bwd(const nnc_attn_shape *s, const float *q, const float *k,
     memset(&a, 0, sizeof a);
     a.s = s, a.q = q, a.k = k, a.v = v, a.o = o, a.lse_in = lse, a.dout = dout;
     a.dq = dq, a.dk = dk, a.dv = dv;
-    run(&a, kern()->bwd);
+    run(&a, s->D <= DMAX_ANY ? kern()->bwd : kern()->bwd_any);
 }
