@@ -18,9 +18,10 @@
  *   ds_ij = p_ij (z_ij dy_i . v_j - D_i)
  *   dq_i += scale ds_ij k_j,  dk_j += scale ds_ij q_i
  * The p_ij are recomputed from the scores and lse (the caller's lse from
- * the forward, or, when it passes NULL, recomputed by the forward's online
- * pass over the keys, which gives the same bits); five products of
- * T x T x D per head (s, dy.v, dq, dk, dv), never a T^3 loop.
+ * the forward; when it passes NULL, a short head's (T <= 64) whole
+ * probability matrix is computed first and held on the stack, a longer
+ * head's lse recomputed by the forward's online pass over the keys); five
+ * products of T x T x D per head (s, dy.v, dq, dk, dv), never a T^3 loop.
  *
  * Vectors. Each key block is transposed once into kT[d][j] (and, in the
  * backward, vT), so the scores of a query row against a key block are a
@@ -299,8 +300,9 @@ typedef struct AttnKern {
 #if defined(__GNUC__)
 
 #define BK 32       /* queries and keys of a block: the micro-kernel's width */
-#define DMAX 64     /* the vector bodies' largest head size (stack: 76 KB) */
+#define DMAX 64     /* the vector bodies' largest head size (stack: 92 KB) */
 #define QCHUNK 1024 /* query rows whose lse the backward holds at once */
+#define PMAX 4096   /* without lse, T x T probabilities held up to T = 64 */
 #define ALIGNED __attribute__((aligned(64)))
 /* the micro-kernel's loops over rows and vectors, fully, so that its
  * accumulators live in registers (gcc -O2 does not unroll them itself) */

@@ -11,7 +11,7 @@
  * A(r, x) B[x][0:32] for r < VR, A read as scalars with strides (so a
  * transposed A costs nothing) and B rows of 32 floats in a local, aligned,
  * zero-padded block. Per block of 32 queries and 32 keys:
- *   S  = Q kT                 (kT: the key block transposed, D x 32)
+ *   S  = Q kT                 (kT: the key block transposed and scaled, D x 32)
  *   O += P V                  (V: the value block, 32 x Dp, Dp = D rounded
  *                              up to 32, zero-padded)
  * and in the backward, with the key block outer (dK, dV of a key block
@@ -87,15 +87,20 @@ static inline ALWAYS VATTR void VN(mk_wide)(int nr, int nx, const float *a, long
         VN(mk)(nr, nx, a, ra, xa, b + ch * BK, ldb, c + ch * BK, ldc, add);
 }
 
-/* kT[d*32 + j] = x[j*st + d] (j < nk, d < D; other columns 0). */
-static inline ALWAYS VATTR void VN(pack_t)(float *kT, const float *x, long st, int nk, int D)
+/* kT[d*32 + j] = m x[j*st + d] (j < nk, d < D; other columns 0): the
+ * scores' scale rides on the keys' transposition. */
+static inline ALWAYS VATTR void VN(pack_t)(float *kT, const float *x, long st, int nk, int D,
+                                           float m)
 {
     int j, d;
 
-    memset(kT, 0, (size_t)D * BK * sizeof *kT);
+    if (nk < BK)
+        for (d = 0; d < D; d++)
+            for (j = nk; j < BK; j++)
+                kT[d * BK + j] = 0.0f;
     for (j = 0; j < nk; j++)
         for (d = 0; d < D; d++)
-            kT[d * BK + j] = x[j * st + d];
+            kT[d * BK + j] = m * x[j * st + d];
 }
 
 /* p[j*Dp + d] = x[j*st + d] (j < n, d < D; columns D..Dp 0). */
@@ -112,13 +117,13 @@ static inline ALWAYS VATTR void VN(pack_rows)(float *p, int Dp, const float *x, 
     }
 }
 
-/* s[j] for j >= nj to -inf (masked), the others times scale. */
-static inline ALWAYS VATTR void VN(mask_scale)(float *s, int nj, float scale)
+/* s[j] for j >= nj to -inf (masked). */
+static inline ALWAYS VATTR void VN(mask)(float *s, int nj)
 {
     int j;
 
-    for (j = 0; j < BK; j++)
-        s[j] = j < nj ? s[j] * scale : -INFINITY;
+    for (j = nj; j < BK; j++)
+        s[j] = -INFINITY;
 }
 
 /* The row's maximum, in 8 lanes (the order cannot change a maximum). */
@@ -160,14 +165,14 @@ static inline ALWAYS VATTR void VN(exp32)(float *s, float m)
         s[j] = nnc_expf(s[j] - m);
 }
 
-/* One key block of the online softmax of a row of raw scores s (nj
+/* One key block of the online softmax of a row of scores s (nj
  * visible): s becomes the block's exp(s - m'), *m and *l are updated;
  * returns exp(m - m') for the row's accumulator. */
-static inline ALWAYS VATTR float VN(online)(float *s, int nj, float scale, float *m, float *l)
+static inline ALWAYS VATTR float VN(online)(float *s, int nj, float *m, float *l)
 {
     float mx, corr;
 
-    VN(mask_scale)(s, nj, scale);
+    VN(mask)(s, nj);
     mx = VN(max32)(s);
     mx = mx > *m ? mx : *m;
     corr = *m == -INFINITY ? 0.0f : nnc_expf(*m - mx);
@@ -201,10 +206,10 @@ static inline ALWAYS VATTR void VN(rows_lse)(const nnc_attn_shape *s, const floa
         m[r] = -INFINITY, l[r] = 0.0f;
     for (j0 = 0; j0 < jend; j0 += BK) {
         const int nk = jend - j0 < BK ? jend - j0 : BK;
-        VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D);
+        VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
         VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0);
         for (r = 0; r < nq; r++)
-            (void)VN(online)(S + r * BK, visible(s, i0 + r, j0, nk), s->scale, &m[r], &l[r]);
+            (void)VN(online)(S + r * BK, visible(s, i0 + r, j0, nk), &m[r], &l[r]);
     }
     for (r = 0; r < nq; r++)
         lse[r] = m[r] + logf(l[r]);
@@ -228,13 +233,13 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
         memset(acc, 0, (size_t)(nq * Dp) * sizeof *acc);
         for (j0 = 0; j0 < jend; j0 += BK) {
             const int nk = jend - j0 < BK ? jend - j0 : BK;
-            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D);
+            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
             VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
             VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0);
             for (r = 0; r < nq; r++) {
                 const int i = i0 + r, nj = visible(s, i, j0, nk);
                 float *sr = S + r * BK, *ar = acc + r * Dp;
-                const float corr = VN(online)(sr, nj, s->scale, &m[r], &l[r]);
+                const float corr = VN(online)(sr, nj, &m[r], &l[r]);
                 if (s->dropout > 0.0f) {
                     VN(drop_factors)(z, s, b, h, i, j0, nj);
                     for (j = 0; j < BK; j++)
@@ -257,6 +262,46 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
     }
 }
 
+/* The probabilities of a whole head, P[i*Tp + j] (Tp = T rounded up to
+ * 32; 0 where masked), for a backward without the forward's lse and a
+ * short sequence: the scores of each query block, its rows' softmax in
+ * blocks of 32 (so that each exp is computed once). */
+static inline ALWAYS VATTR void VN(head_probs)(const nnc_attn_shape *s, const float *q,
+                                               const float *k, int Tp, float *kT, float *P)
+{
+    const int T = s->T, D = s->D;
+    int i0, j0, r, jb;
+
+    for (i0 = 0; i0 < T; i0 += BK) {
+        const int nq = T - i0 < BK ? T - i0 : BK, jend = s->causal ? i0 + nq : T;
+        for (j0 = 0; j0 < jend; j0 += BK) {
+            const int nk = jend - j0 < BK ? jend - j0 : BK;
+            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, P + i0 * Tp + j0, Tp, 0);
+        }
+        for (r = 0; r < nq; r++) {
+            const int n = s->causal ? i0 + r + 1 : T;
+            float *row = P + (i0 + r) * Tp, mx = -INFINITY, l = 0.0f, inv;
+            for (jb = 0; jb < n; jb += BK) {
+                float m1;
+                VN(mask)(row + jb, n - jb);
+                m1 = VN(max32)(row + jb);
+                mx = m1 > mx ? m1 : mx;
+            }
+            for (jb = 0; jb < n; jb += BK) {
+                VN(exp32)(row + jb, mx);
+                l += VN(sum32)(row + jb);
+            }
+            inv = 1.0f / l;
+            for (jb = 0; jb < n; jb += BK) {
+                int j;
+                for (j = 0; j < BK; j++)
+                    row[jb + j] *= inv;
+            }
+        }
+    }
+}
+
 static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
 {
     const nnc_attn_shape *s = a->s;
@@ -268,7 +313,9 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
     ALIGNED float kT[BK * DMAX], vT[BK * DMAX], kp[BK * DMAX], qp[BK * DMAX],
         dyp[BK * DMAX], dka[BK * DMAX], dva[BK * DMAX], dqt[BK * DMAX];
     ALIGNED float S[BK * BK], dP[BK * BK], pz[BK * BK];
+    ALIGNED float P[PMAX];
     float lse[QCHUNK], di[BK], z[BK];
+    const int Tp = (T + BK - 1) / BK * BK, stored = !a->lse_in && T * Tp <= PMAX;
     int c0, i0, j0, r, d, j, t;
 
     for (t = 0; t < T; t++)
@@ -277,7 +324,9 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
     for (c0 = 0; c0 < T; c0 += QCHUNK) {
         const int cend = T - c0 < QCHUNK ? T : c0 + QCHUNK;
         const int kend = s->causal ? cend : T;
-        for (i0 = c0; i0 < cend; i0 += BK) {
+        if (stored)
+            VN(head_probs)(s, q, k, Tp, kT, P);
+        for (i0 = c0; i0 < cend && !stored; i0 += BK) {
             const int nq = cend - i0 < BK ? cend - i0 : BK;
             if (a->lse_in)
                 for (r = 0; r < nq; r++)
@@ -287,8 +336,8 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
         }
         for (j0 = 0; j0 < kend; j0 += BK) {
             const int nk = kend - j0 < BK ? kend - j0 : BK;
-            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D);
-            VN(pack_t)(vT, v + j0 * s->st, s->st, nk, D);
+            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+            VN(pack_t)(vT, v + j0 * s->st, s->st, nk, D, 1.0f);
             VN(pack_rows)(kp, Dp, k + j0 * s->st, s->st, nk, D);
             memset(dka, 0, (size_t)(nk * Dp) * sizeof *dka);
             memset(dva, 0, (size_t)(nk * Dp) * sizeof *dva);
@@ -304,14 +353,18 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                         acc += yr[d] * orow[d];
                     di[r] = acc;
                 }
-                VN(mk)(nq, D, qp, Dp, 1, kT, BK, S, BK, 0);
+                if (!stored)
+                    VN(mk)(nq, D, qp, Dp, 1, kT, BK, S, BK, 0);
                 VN(mk)(nq, D, dyp, Dp, 1, vT, BK, dP, BK, 0);
                 for (r = 0; r < nq; r++) {
                     const int i = i0 + r, nj = visible(s, i, j0, nk);
-                    float *sr = S + r * BK, *pr = dP + r * BK, *zr = pz + r * BK;
-                    const float li = lse[i - c0], dr = di[r];
-                    VN(mask_scale)(sr, nj, s->scale);
-                    VN(exp32)(sr, li);
+                    float *sr = stored ? P + i * Tp + j0 : S + r * BK, *pr = dP + r * BK,
+                          *zr = pz + r * BK;
+                    const float dr = di[r];
+                    if (!stored) {
+                        VN(mask)(sr, nj);
+                        VN(exp32)(sr, lse[i - c0]);
+                    }
                     if (s->dropout > 0.0f) {
                         VN(drop_factors)(z, s, b, h, i, j0, nj);
                         for (j = 0; j < BK; j++)

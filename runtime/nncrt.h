@@ -511,7 +511,8 @@ double nnc_loss_sum(int loss, double param, const float *out, const float *y, si
  * multihead_attention (q = qkv, k = qkv + C, v = qkv + 2C, sb = 3TC,
  * st = 3C, sh = D) and torch's (B, H, T, D) both work. lse, if not NULL,
  * gets each row's log-sum-exp at [(b*H + h)*T + t]; the backward takes it
- * back, or NULL to recompute it (same bits). The backward overwrites dq,
+ * back, or NULL to recompute it (for T <= 64 from the head's whole
+ * probability matrix, held on the stack: no more work than with lse). The backward overwrites dq,
  * dk and dv (they must not overlap q, k, v). dropout (the rate, 0 in
  * predict) drops probabilities as torch does, kept ones scaled by
  * 1/(1 - dropout); the mask is nnc_attention_keep's hash of (seed, b, h,
