@@ -70,6 +70,7 @@ typedef struct AttnArgs {
     const nnc_attn_shape *s;
     const float *q, *k, *v, *o, *dout, *lse_in;
     float *out, *lse, *dq, *dk, *dv;
+    int pos;                /* nnc_attention_decode: the query's position */
 } AttnArgs;
 
 /* kT[d * ld + j] = k[j * st + d] for j < nk, d < D. */
@@ -289,12 +290,43 @@ static inline ALWAYS void bwd_head(const AttnArgs *a, int b, int h)
     }
 }
 
+/* Row pos of fwd_head (causal): query pos against keys 0..pos. */
+static inline ALWAYS void decode_head(const AttnArgs *a, int b, int h)
+{
+    const nnc_attn_shape *s = a->s;
+    const int D = s->D, bs = block_of(D), pos = a->pos;
+    const long qo = b * s->sb + h * s->sh;
+    const float *q = a->q + qo + (long)pos * s->st, *k = a->k + qo, *v = a->v + qo;
+    float *o = a->out + b * s->ob + h * s->oh + (long)pos * s->ot;
+    float kT[SCRATCH], acc[SCRATCH], sc[BMAX], m = -INFINITY, l = 0.0f;
+    int j0, j, d;
+
+    for (d = 0; d < D; d++)
+        acc[d] = 0.0f;
+    for (j0 = 0; j0 <= pos; j0 += bs) {
+        const int nk = pos + 1 - j0 < bs ? pos + 1 - j0 : bs;
+        float corr;
+        transpose(kT, bs, k + (long)j0 * s->st, s->st, nk, D);
+        scores(sc, q, kT, bs, nk, D, s->scale);
+        corr = online(sc, nk, &m, &l);
+        for (d = 0; d < D; d++)
+            acc[d] *= corr;
+        for (j = 0; j < nk; j++) {
+            const float p = sc[j], *vj = v + (long)(j0 + j) * s->st;
+            for (d = 0; d < D; d++)
+                acc[d] += p * vj[d];
+        }
+    }
+    for (d = 0; d < D; d++)
+        o[d] = acc[d] * (1.0f / l);
+}
+
 /* ---- Per-ISA sets and the choice ----------------------------------------- */
 
 typedef void (*HeadFn)(const AttnArgs *a, int b, int h);
 typedef struct AttnKern {
-    HeadFn fwd, bwd;        /* D <= DMAX: the blocked vector bodies */
-    HeadFn fwd_any, bwd_any; /* any D: the plain loops above */
+    HeadFn fwd, bwd, decode;  /* D <= DMAX: the blocked vector bodies */
+    HeadFn fwd_any, bwd_any, decode_any; /* any D: the plain loops above */
 } AttnKern;
 
 #if defined(__GNUC__)
@@ -317,21 +349,26 @@ typedef struct AttnKern {
 
 #endif
 
-#define DEFINE_SET(SUF, ATTR, FWD, BWD)                              \
-    static ATTR void fwd_any_##SUF(const AttnArgs *a, int b, int h) \
-    {                                                               \
-        fwd_head(a, b, h);                                          \
-    }                                                               \
-    static ATTR void bwd_any_##SUF(const AttnArgs *a, int b, int h) \
-    {                                                               \
-        bwd_head(a, b, h);                                          \
-    }                                                               \
-    static const AttnKern attn_##SUF = {FWD, BWD, fwd_any_##SUF, bwd_any_##SUF};
+#define DEFINE_SET(SUF, ATTR, FWD, BWD, DEC)                            \
+    static ATTR void fwd_any_##SUF(const AttnArgs *a, int b, int h)    \
+    {                                                                  \
+        fwd_head(a, b, h);                                             \
+    }                                                                  \
+    static ATTR void bwd_any_##SUF(const AttnArgs *a, int b, int h)    \
+    {                                                                  \
+        bwd_head(a, b, h);                                             \
+    }                                                                  \
+    static ATTR void decode_any_##SUF(const AttnArgs *a, int b, int h) \
+    {                                                                  \
+        decode_head(a, b, h);                                          \
+    }                                                                  \
+    static const AttnKern attn_##SUF = {FWD, BWD, DEC, fwd_any_##SUF, bwd_any_##SUF, \
+                                        decode_any_##SUF};
 
 #if defined(HAVE_VEC)
-DEFINE_SET(base, , fwd_base, bwd_base)
+DEFINE_SET(base, , fwd_base, bwd_base, decode_base)
 #else
-DEFINE_SET(base, , fwd_any_base, bwd_any_base)
+DEFINE_SET(base, , fwd_any_base, bwd_any_base, decode_any_base)
 #endif
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
@@ -341,14 +378,14 @@ DEFINE_SET(base, , fwd_any_base, bwd_any_base)
 #define VSUF avx2
 #define VATTR __attribute__((target("avx2,fma")))
 #include "attention_vec.h"
-DEFINE_SET(avx2, __attribute__((target("avx2,fma"))), fwd_avx2, bwd_avx2)
+DEFINE_SET(avx2, __attribute__((target("avx2,fma"))), fwd_avx2, bwd_avx2, decode_avx2)
 
 #define VW 16
 #define VR 8
 #define VSUF avx512
 #define VATTR __attribute__((target("avx512f,fma")))
 #include "attention_vec.h"
-DEFINE_SET(avx512, __attribute__((target("avx512f,fma"))), fwd_avx512, bwd_avx512)
+DEFINE_SET(avx512, __attribute__((target("avx512f,fma"))), fwd_avx512, bwd_avx512, decode_avx512)
 
 static const AttnKern *kern(void)
 {
@@ -429,4 +466,23 @@ void nnc_attention_bwd(const nnc_attn_shape *s, const float *q, const float *k,
     a.s = s, a.q = q, a.k = k, a.v = v, a.o = o, a.lse_in = lse, a.dout = dout;
     a.dq = dq, a.dk = dk, a.dv = dv;
     run(&a, s->D <= DMAX_ANY ? kern()->bwd : kern()->bwd_any);
+}
+
+void nnc_attention_decode(const nnc_attn_shape *s, int pos, const float *q, const float *k,
+                          const float *v, float *o)
+{
+    AttnArgs a;
+    Task t;
+    size_t heads = (size_t)s->B * (size_t)s->H;
+
+    memset(&a, 0, sizeof a);
+    a.s = s, a.q = q, a.k = k, a.v = v, a.out = o, a.pos = pos;
+    t.a = &a;
+    t.fn = s->D <= DMAX_ANY ? kern()->decode : kern()->decode_any;
+    if (heads == 0 || pos < 0 || pos >= s->T || s->D <= 0)
+        return;
+    if ((double)(pos + 1) * s->D * (double)heads < 65536.0)
+        run_heads(&t, 0, heads);
+    else
+        nnc_parallel_for(heads, 1, run_heads, &t);
 }

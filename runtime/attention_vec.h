@@ -28,6 +28,46 @@
 #define VNV (BK / VW)   /* vectors per row of 32 */
 
 typedef float VN(vf) __attribute__((vector_size(VW * 4), may_alias));
+typedef float VN(uf) __attribute__((vector_size(VW * 4), may_alias, aligned(4)));
+
+/* y[d] += x[d] for d < D (y unaligned, x aligned). */
+static inline ALWAYS VATTR void VN(add_row)(float *y, const float *x, int D)
+{
+    int d = 0;
+
+    for (; d + VW <= D; d += VW)
+        *(VN(uf) *)(y + d) += *(const VN(vf) *)(x + d);
+    for (; d < D; d++)
+        y[d] += x[d];
+}
+
+/* y[d] = m x[d] for d < D (y unaligned, x aligned). */
+static inline ALWAYS VATTR void VN(scale_row)(float *y, const float *x, float m, int D)
+{
+    int d = 0;
+
+    for (; d + VW <= D; d += VW)
+        *(VN(uf) *)(y + d) = m * *(const VN(vf) *)(x + d);
+    for (; d < D; d++)
+        y[d] = m * x[d];
+}
+
+/* x . y over d < D (x unaligned, y aligned), in VW lanes. */
+static inline ALWAYS VATTR float VN(dot_row)(const float *x, const float *y, int D)
+{
+    VN(vf) acc = {0};
+    float lanes[VW], sum = 0.0f;
+    int d = 0, l;
+
+    for (; d + VW <= D; d += VW)
+        acc += *(const VN(uf) *)(x + d) * *(const VN(vf) *)(y + d);
+    memcpy(lanes, &acc, sizeof lanes);
+    for (l = 0; l < VW; l++)
+        sum += lanes[l];
+    for (; d < D; d++)
+        sum += x[d] * y[d];
+    return sum;
+}
 
 /* C[r*ldc + 0:32) (+)= sum_{x < nx} a[r*ra + x*xa] b[x*ldb + 0:32) for the
  * R rows (a compile-time constant after inlining); b and c aligned. */
@@ -252,10 +292,7 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
             VN(mk_wide)(nq, nk, S, BK, 1, vp, Dp, acc, Dp, nc, 1);
         }
         for (r = 0; r < nq; r++) {
-            const float inv = 1.0f / l[r], *ar = acc + r * Dp;
-            float *orow = o + (i0 + r) * s->ot;
-            for (d = 0; d < D; d++)
-                orow[d] = ar[d] * inv;
+            VN(scale_row)(o + (i0 + r) * s->ot, acc + r * Dp, 1.0f / l[r], D);
             if (a->lse)
                 a->lse[((long)b * s->H + h) * T + i0 + r] = m[r] + logf(l[r]);
         }
@@ -336,7 +373,8 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
         }
         for (j0 = 0; j0 < kend; j0 += BK) {
             const int nk = kend - j0 < BK ? kend - j0 : BK;
-            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+            if (!stored)
+                VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
             VN(pack_t)(vT, v + j0 * s->st, s->st, nk, D, 1.0f);
             VN(pack_rows)(kp, Dp, k + j0 * s->st, s->st, nk, D);
             memset(dka, 0, (size_t)(nk * Dp) * sizeof *dka);
@@ -346,13 +384,8 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                 const int nq = cend - i0 < BK ? cend - i0 : BK;
                 VN(pack_rows)(qp, Dp, q + i0 * s->st, s->st, nq, D);
                 VN(pack_rows)(dyp, Dp, dy + i0 * s->ot, s->ot, nq, D);
-                for (r = 0; r < nq; r++) {
-                    const float *orow = o + (i0 + r) * s->ot, *yr = dyp + r * Dp;
-                    float acc = 0.0f;
-                    for (d = 0; d < D; d++)
-                        acc += yr[d] * orow[d];
-                    di[r] = acc;
-                }
+                for (r = 0; r < nq; r++)
+                    di[r] = VN(dot_row)(o + (i0 + r) * s->ot, dyp + r * Dp, D);
                 if (!stored)
                     VN(mk)(nq, D, qp, Dp, 1, kT, BK, S, BK, 0);
                 VN(mk)(nq, D, dyp, Dp, 1, vT, BK, dP, BK, 0);
@@ -381,20 +414,43 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                 VN(mk_wide)(nk, nq, pz, 1, BK, dyp, Dp, dva, Dp, nc, 1);
                 VN(mk_wide)(nk, nq, dP, 1, BK, qp, Dp, dka, Dp, nc, 1);
                 VN(mk_wide)(nq, nk, dP, BK, 1, kp, Dp, dqt, Dp, nc, 0);
-                for (r = 0; r < nq; r++) {
-                    float *qr = dq + (i0 + r) * s->st;
-                    const float *tr = dqt + r * Dp;
-                    for (d = 0; d < D; d++)
-                        qr[d] += tr[d];
-                }
+                for (r = 0; r < nq; r++)
+                    VN(add_row)(dq + (i0 + r) * s->st, dqt + r * Dp, D);
             }
             for (j = 0; j < nk; j++) {
-                float *kr = dk + (j0 + j) * s->st, *vr = dv + (j0 + j) * s->st;
-                for (d = 0; d < D; d++)
-                    kr[d] += dka[j * Dp + d], vr[d] += dva[j * Dp + d];
+                VN(add_row)(dk + (j0 + j) * s->st, dka + j * Dp, D);
+                VN(add_row)(dv + (j0 + j) * s->st, dva + j * Dp, D);
             }
         }
     }
+}
+
+/* Row pos of the forward (causal): query pos against keys 0..pos, the
+ * forward's operations for that row in its order, so the same bits. */
+static VATTR void VN(decode)(const AttnArgs *a, int b, int h)
+{
+    const nnc_attn_shape *s = a->s;
+    const int D = s->D, Dp = (D + BK - 1) / BK * BK, nc = Dp / BK, pos = a->pos;
+    const long qo = b * s->sb + h * s->sh;
+    const float *q = a->q + qo + pos * s->st, *k = a->k + qo, *v = a->v + qo;
+    ALIGNED float kT[BK * DMAX], vp[BK * DMAX], acc[DMAX], S[BK];
+    float m = -INFINITY, l = 0.0f;
+    int j0, d;
+
+    memset(acc, 0, (size_t)Dp * sizeof *acc);
+    for (j0 = 0; j0 <= pos; j0 += BK) {
+        const int nk = pos + 1 - j0 < BK ? pos + 1 - j0 : BK;
+        float corr;
+        VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+        VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
+        VN(mk)(1, D, q, s->st, 1, kT, BK, S, BK, 0);
+        corr = VN(online)(S, nk, &m, &l);
+        if (corr != 1.0f)
+            for (d = 0; d < Dp; d += VW)
+                *(VN(vf) *)(acc + d) *= corr;
+        VN(mk_wide)(1, nk, S, BK, 1, vp, Dp, acc, Dp, nc, 1);
+    }
+    VN(scale_row)(a->out + b * s->ob + h * s->oh + pos * s->ot, acc, 1.0f / l, D);
 }
 
 #undef VW

@@ -534,6 +534,14 @@ void nnc_attention_bwd(const nnc_attn_shape *s, const float *q, const float *k,
                        const float *v, const float *o, const float *lse, const float *dout,
                        float *dq, float *dk, float *dv);
 
+/* Generation with a cache of keys and values: row pos of
+ * nnc_attention_fwd's causal output, computed alone (query pos against
+ * keys and values 0..pos, with s's strides and layout; s->T is the
+ * cache's length, pos < T; no dropout), with the forward's operations for
+ * that row in its order: the same bits as the forward's row pos. */
+void nnc_attention_decode(const nnc_attn_shape *s, int pos, const float *q, const float *k,
+                          const float *v, float *o);
+
 /* Is probability (b, h, i, j) kept by attention dropout? A splitmix64 hash
  * of seed and the index ((b*H + h)*T + i)*T + j; its top 24 bits u are
  * kept if u >= dropout * 2^24. */

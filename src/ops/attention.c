@@ -124,6 +124,15 @@ void grad_attention(Graph *g, NodeId y, NodeId dy, NodeId *dx)
     dx[0] = graph_add_node(g, &proto);
 }
 
+/* Two multiply-adds per (query, key, d) for the forward (q.k and p v),
+ * five for the backward (q.k, dy.v, dq, dk, dv); causal: half the pairs. */
+double attention_flops(const Graph *g, const Node *n)
+{
+    Geo q = geo_of(g, n);
+    double pairs = (double)q.T * q.T * (n->iattr[1] ? 0.5 : 1);
+    return 2.0 * (n->op == OP_ATTENTION ? 2 : 5) * q.B * q.H * pairs * q.D;
+}
+
 /* ---- emitted calls ---------------------------------------------------------- */
 
 /* Declares s_, the kernel's nnc_attn_shape, for node n (its own geometry

@@ -69,6 +69,8 @@ void layout_free(ModelLayout *l)
 double node_flops(const Graph *g, NodeId id)
 {
     const Node *n = NODE(g, id);
+    if (n->op == OP_ATTENTION || n->op == OP_ATTENTION_BACK)
+        return attention_flops(g, n);
     switch (optab[n->op].kind) {
     case K_SOURCE:
         return 0;

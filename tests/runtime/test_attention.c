@@ -316,3 +316,34 @@ Test(attention, finite_differences)
             prob_free(&p);
         }
 }
+
+/* nnc_attention_decode(pos): row pos of the causal forward, the same
+ * bits, for every position (a KV cache filled up to pos). */
+Test(attention, decode_is_forward_row)
+{
+    static const int Ts[] = {1, 5, 40, 70}, Ds[] = {1, 7, 32, 100};
+    const char *saved = nnc_isa();
+    for (int k = 0; k < NISAS; k++) {
+        if (nnc_set_isa(isas[k]) != NNC_OK)
+            continue;
+        for (size_t t = 0; t < sizeof Ts / sizeof Ts[0]; t++)
+            for (size_t d = 0; d < sizeof Ds / sizeof Ds[0]; d++)
+                for (int packed = 0; packed < 2; packed++) {
+                    Prob p;
+                    prob_init(&p, 2, Ts[t], 2, Ds[d], 1, packed, 0.0f, 2.0f);
+                    float *o = malloc(p.nout * sizeof(float));
+                    memset(o, 0, p.nout * sizeof(float));
+                    nnc_attention_fwd(&p.s, p.q, p.k, p.v, p.o, NULL);
+                    for (int pos = 0; pos < Ts[t]; pos++)
+                        nnc_attention_decode(&p.s, pos, p.q, p.k, p.v, o);
+                    for (size_t i = 0; i < p.nout; i++)
+                        cr_assert(o[i] == p.o[i],
+                                  "decode [%s, T %d D %d packed %d] element %zu: %.9g, "
+                                  "forward %.9g", nnc_isa(), Ts[t], Ds[d], packed, i,
+                                  (double)o[i], (double)p.o[i]);
+                    free(o);
+                    prob_free(&p);
+                }
+    }
+    nnc_set_isa(saved);
+}
