@@ -6,32 +6,41 @@
  *   p_ij = exp(s_ij - lse_i),  lse_i = log sum_j exp(s_ij)
  *   o_i  = sum_j p_ij z_ij v_j,  z_ij = keep(b, h, i, j) / (1 - dropout)
  *
- * Forward. Queries go in blocks of QB rows, keys in blocks of KB; for each
- * query row a running maximum m and sum l are kept (the online softmax):
- * a key block's scores raise m to m', the row's accumulator and l are
- * scaled by exp(m - m'), and the block's exp(s - m') are added (into l
- * before dropout, into the accumulator after it). At the end o = acc / l
- * and lse = m + log l. Nothing but a key block's scores is ever held.
+ * Forward. Queries go in blocks of 32 rows, keys in blocks of 32; for
+ * each query row a running maximum m and sum l are kept (the online
+ * softmax): a key block's scores raise m to m', the row's accumulator and
+ * l are scaled by exp(m - m'), and the block's exp(s - m') are added
+ * (into l before dropout, into the accumulator after it). At the end
+ * o = acc / l and lse = m + log l. Nothing but one block of 32 x 32
+ * scores is ever held.
  *
  * Backward (dy = dL/do), per query row i with D_i = dy_i . o_i:
  *   dv_j += p_ij z_ij dy_i
  *   ds_ij = p_ij (z_ij dy_i . v_j - D_i)
  *   dq_i += scale ds_ij k_j,  dk_j += scale ds_ij q_i
- * The p_ij are recomputed from the scores and lse (the caller's lse from
- * the forward; when it passes NULL, a short head's (T <= 64) whole
- * probability matrix is computed first and held on the stack, a longer
- * head's lse recomputed by the forward's online pass over the keys); five
- * products of T x T x D per head (s, dy.v, dq, dk, dv), never a T^3 loop.
+ * Key blocks are the outer loop (a block's dk and dv stay local while
+ * every query block passes). The p_ij are recomputed from the scores and
+ * lse: the caller's lse from the forward, or, when it passes NULL, a
+ * short head's (T <= 64) whole probability matrix is computed first and
+ * held on the stack (no more work than with lse), a longer head's lse
+ * recomputed by the forward's online pass over the keys. Five products
+ * of T x T x D per head (s, dy.v, dq, dk, dv), never a T^3 loop.
  *
- * Vectors. Each key block is transposed once into kT[d][j] (and, in the
- * backward, vT), so the scores of a query row against a key block are a
- * loop over j that the compiler vectorizes, as are the loops over d of
- * the accumulations; the bodies are compiled three times on x86
- * (baseline, AVX2+FMA, AVX-512, by target attributes, as nn.c does) and
- * each call takes the set nnc_isa() names (NNC_ISA=scalar: the baseline).
- * Block sizes depend only on D (32 x 32 up to D = 128, smaller blocks
- * beyond, so the stack scratch stays under 64 KB): results depend on the
- * shapes and the kernel set, not on the thread count.
+ * Decode (generation with a KV cache): row pos of the causal forward
+ * alone, by the forward's operations for that row in its order, so it
+ * gives the forward's bits.
+ *
+ * Vectors (attention_vec.h, D <= 64). Everything is one micro-kernel,
+ * C[r][0:32] += sum_x A(r, x) B[x][0:32], with B a local, aligned block:
+ * the key block transposed (and scaled), or the value/key/query rows
+ * padded to a multiple of 32; written once with GCC vector extensions and
+ * compiled three times on x86 (baseline, AVX2+FMA, AVX-512, by target
+ * attributes, as nn.c does); each call takes the set nnc_isa() names
+ * (NNC_ISA=scalar: the baseline). Larger heads (and compilers without
+ * vector extensions) take the plain loops below, with blocks that keep
+ * the stack scratch small. The backward's scratch is about 100 KB of
+ * stack. Block sizes depend only on D: results depend on the shapes and
+ * the kernel set, not on the thread count.
  *
  * Threads. The B x H heads are independent: nnc_parallel_for hands whole
  * heads to threads, and each head's outputs (o, lse, and dq, dk, dv, which
