@@ -218,3 +218,22 @@ def torch_step(model, crit, compile):
     if compile == "step":
         step = torch.compile(step)
     return lambda x, y: step(x, y).item()
+
+
+def gpt_args(p, steps=50):
+    """The GPT peers' shape and timing options (bench/gpt_torch.py,
+    bench/gpt_jax.py): examples/gpt_char.nn's shape by default."""
+    for name, v in (("batch", 12), ("block", 64), ("layers", 4), ("heads", 4),
+                    ("width", 128), ("vocab", 65), ("warmup", 20),
+                    ("steps", steps), ("seed", 1337)):
+        p.add_argument("--" + name, type=int, default=v)
+
+
+def gpt_timing(times, last_loss):
+    """The GPT peers' summary of their timed steps (seconds each)."""
+    times = sorted(times)
+    print("timed_steps %d" % len(times))
+    print("step_ms %.3f" % (1e3 * times[len(times) // 2]))
+    print("step_min_ms %.3f" % (1e3 * times[0]))
+    print("last_loss %.4f" % last_loss)
+    print("peak_rss_kb %d" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

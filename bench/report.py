@@ -47,13 +47,14 @@ def label(impl):
         "tcompile": "torch.compile, whole step %s" % v,
         "tcompile_model": "torch.compile, model only %s" % v,
         "jax": "JAX jit %s (optax Adam)" % v,
+        "llmc": "llm.c train_gpt2.c",
     }[impl].replace("  ", " ").strip()
 
 
 SHORT = {"nnc": "nnc", "nnc_keep": "nnc (subnormals kept)", "nnc_busy": "nnc under load",
          "torch": "PyTorch eager", "torch2": "PyTorch 2 eager",
          "tcompile": "torch.compile", "tcompile_model": "torch.compile (model)",
-         "jax": "JAX jit"}
+         "jax": "JAX jit", "llmc": "llm.c"}
 threads = sorted({t for (_, _, t) in fig if t != "-"}, key=int)
 
 
@@ -316,6 +317,84 @@ if ran("cnn"):
                  "The network of examples/fmnist_cnn.nn, same layers in every "
                  "framework (PyTorch in NCHW, nnc and JAX in NHWC).")
 
+# ---- GPT (issue 13) ---------------------------------------------------------------
+
+
+def gpt_why(g, impl):
+    return why.get((g, impl)) or why.get((g, impl, "1")) or "not run"
+
+
+def gpt_table(g, title, text, impls, fkey):
+    w("## %s\n" % title)
+    w(text + "\n")
+    w("| implementation | step (ms) | fastest step (ms) | nnc speedup | "
+      "GFLOP/s (% peak) | peak RSS (MB) | RSS / nnc |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    en, mn = get(g, "nnc", "1", "step_ms"), get(g, "nnc", "1", "peak_rss_kb")
+    for impl in impls:
+        e = get(g, impl, "1", "step_ms")
+        if e is None:
+            w("| %s | %s | | | | | |" % (label(impl), gpt_why(g, impl)))
+            continue
+        m = get(g, impl, "1", "peak_rss_kb")
+        w("| %s | %s | %s | %s | %s | %s | %s |" % (
+            label(impl), num(e), num(get(g, impl, "1", "step_min_ms")),
+            "—" if impl == "nnc" else rtxt(ratio(e, en)),
+            rate(g, impl, "1", "step_ms", fkey, 1e-3),
+            "—" if m is None else "%.0f" % (m / 1024),
+            "—" if impl == "nnc" else rtxt(ratio(m, mn))))
+    f = flops(g, fkey)
+    w("")
+    w("FLOPs per step: %s (%s); the same count for every implementation. "
+      "One thread, pinned to CPU 0; `nnc speedup` = peer step / nnc step."
+      "\n" % ("—" if f is None else "%.3g" % f,
+               "nnc --emit=bench --flops" if f is not None else "no count"))
+
+
+if ran("gpt"):
+    gpt_table("gpt", "GPT (examples/gpt_char.nn: 4 layers, 4 heads, width 128, "
+              "context 64, batch 12, AdamW, clipping)",
+              "One train step (forward, backward, clipping, AdamW, the loss as "
+              "a float) in the steady state: nnc's --emit=bench program after "
+              "NNC_BENCH_GPT_STEPS training steps (its per-kernel table is in "
+              "logs/), the peers (bench/gpt_torch.py, bench/gpt_jax.py) after "
+              "20 warm-up steps; step = median of the timed steps.",
+              ["nnc", "torch", "tcompile", "jax"], "b12_flops")
+if ran("gptllmc"):
+    c = fig.get(("gptllmc", "llmc", "1"), {}).get("llmc_commit")
+    gpt_table("gptllmc", "GPT at llm.c's shape (batch 4 x 64 tokens, vocabulary "
+              "256): nnc vs llm.c's CPU trainer",
+              "llm.c: train_gpt2.c%s built with its own flags (-Ofast "
+              "-march=native -fopenmp), OMP_NUM_THREADS=1, from a random "
+              "initialization in its checkpoint format (bench/llmc.sh); its "
+              "step is its own per-step timer (data loader, forward, backward, "
+              "AdamW), the median of steps 3-40 of the fastest of 3 runs. nnc: "
+              "the example with batch 4 and vocabulary 256."
+              % (" at commit %s" % c if c else ""),
+              ["nnc", "llmc"], "b4_flops")
+if ran("gpttrain"):
+    w("## GPT training run (validation loss and wall time)\n")
+    w("The example's configuration trained on the same text (bench/gpt_torch.py "
+      "train: nanoGPT's loop, byte characters, 90/10 split, get_batch at random "
+      "offsets, the validation loss the mean of 200 random batches).\n")
+    w("Wall time: the whole run (nnc: the program, timed by bench/gpt_nnc.sh; "
+      "PyTorch: its training steps plus its evaluations).\n")
+    w("| implementation | steps | final validation loss | wall time (s) |")
+    w("|---|---:|---:|---:|")
+    for impl in ("nnc", "torch"):
+        v = get("gpttrain", impl, "1", "final_val_loss")
+        if v is None:
+            w("| %s | %s | | |" % (label(impl), gpt_why("gpttrain", impl)))
+            continue
+        wall = get("gpttrain", impl, "1", "train_wall_s")
+        if impl == "torch":
+            ev = get("gpttrain", impl, "1", "eval_wall_s")
+            wall = None if wall is None else wall + (ev or 0.0)
+        st = get("gpttrain", impl, "1", "train_steps") or get("gpttrain", "torch", "1", "train_steps")
+        w("| %s | %s | %.4f | %s |" % (label(impl), "—" if st is None else "%d" % st,
+                                       v, num(wall)))
+    w("")
+
 # ---- Threads under load ------------------------------------------------------
 
 
@@ -444,6 +523,40 @@ for g, name, part in (("fmnist", "MLP", "Fashion-MNIST mlp"),
                rtxt(r), mb(get(g, "nnc", t1, "peak_rss_kb")),
                mb(get(g, "torch", t1, "peak_rss_kb"))),
            None if r is None else r >= 3, part)
+if ran("gpt"):
+    en = get("gpt", "nnc", "1", "step_ms")
+    r = ratio(get("gpt", "torch", "1", "step_ms"), en)
+    target("GPT step b12x64 ≥ 2× faster than PyTorch eager, 1 thread (issue 13)",
+           "%s (nnc %s ms, PyTorch %s ms)" % (rtxt(r), num(en), num(get("gpt", "torch", "1", "step_ms"))),
+           None if r is None else r >= 2, "the GPT")
+    for impl in ("tcompile", "jax"):
+        r = ratio(get("gpt", impl, "1", "step_ms"), en)
+        target("GPT step faster than %s, 1 thread (issue 13)" % SHORT[impl],
+               rtxt(r) if r is not None else gpt_why("gpt", impl),
+               None if r is None else r > 1, "the GPT")
+    f, pk = flops("gpt", "b12_flops"), peak()
+    pct = None if None in (f, en, pk) or en <= 0 else 100.0 * f / (en * 1e-3) / 1e9 / pk
+    target("GPT step ≥ 70% of the measured peak, 1 thread (issue 13)",
+           "—" if pct is None else "%.0f%%" % pct, None if pct is None else pct >= 70, "the GPT")
+    r = ratio(get("gpt", "torch", "1", "peak_rss_kb"), get("gpt", "nnc", "1", "peak_rss_kb"))
+    target("GPT: at most a third of PyTorch's peak memory (issue 13)",
+           "PyTorch/nnc = %s" % rtxt(r), None if r is None else r >= 3)
+if ran("gptllmc"):
+    r = ratio(get("gptllmc", "llmc", "1", "step_ms"), get("gptllmc", "nnc", "1", "step_ms"))
+    target("GPT at batch 4, vocabulary 256: ≥ 5× faster than llm.c, 1 thread (issue 13)",
+           "%s (nnc %s ms, llm.c %s ms)" % (rtxt(r), num(get("gptllmc", "nnc", "1", "step_ms")),
+                                           num(get("gptllmc", "llmc", "1", "step_ms"))),
+           None if r is None else r >= 5, "the GPT")
+if ran("gpttrain"):
+    a, b = get("gpttrain", "nnc", "1", "final_val_loss"), get("gpttrain", "torch", "1", "final_val_loss")
+    ta = get("gpttrain", "nnc", "1", "train_wall_s")
+    tb = get("gpttrain", "torch", "1", "train_wall_s")
+    if tb is not None:
+        tb += get("gpttrain", "torch", "1", "eval_wall_s") or 0.0
+    ok = None if None in (a, b, ta, tb) else (a <= b + 0.03 and ta < tb)
+    target("GPT training: validation loss within 0.03 of PyTorch's, in less wall time (issue 13)",
+           "—" if a is None or b is None else "nnc %.4f in %s s, PyTorch %.4f in %s s"
+           % (a, num(ta), b, num(tb)), ok)
 w("")
 
 try:

@@ -10,6 +10,12 @@
 #   - the Fashion-MNIST MLP (bench/fmnist_mlp.nn) and CNN
 #     (bench/fmnist_cnn.nn, the network of examples/fmnist_cnn.nn): epoch
 #     time, test accuracy, peak RSS;
+#   - the GPT of examples/gpt_char.nn (part "gpt", issue 13): train step at
+#     batch 12 x 64 (nnc --emit=bench, PyTorch eager bench/gpt_torch.py, JAX
+#     jit bench/gpt_jax.py, torch.compile when the venv has PyTorch 2), the
+#     same model at llm.c's shape against llm.c's train_gpt2.c
+#     (bench/llmc.sh, when LLMC_DIR names an llm.c tree), and the 2,000-step
+#     training run's validation loss and wall time against PyTorch;
 # for nnc, PyTorch eager (Debian's python3-torch), and the compiled peers
 # JAX jit and PyTorch 2 torch.compile from a virtual environment (created
 # on first use by bench/venv.sh from PyPI; PyTorch 2 eager is shown too,
@@ -34,7 +40,7 @@
 #   NNC_BENCH_VENV       the peers' venv (bench/.venv next to this script)
 #   NNC_BENCH_NO_VENV=1  skip the compiled peers (no PyPI access)
 #   NNC_BENCH_THREADS    thread counts ("1 2")
-#   NNC_BENCH_PARTS      what to run, any of "gemm seed mlp cnn" (all four)
+#   NNC_BENCH_PARTS      what to run, any of "gemm seed mlp cnn gpt" (all five)
 #   NNC_BENCH_EPOCHS     Fashion-MNIST epochs per run (1)
 #   NNC_BENCH_BATCHES    train only the first N batches of each Fashion-MNIST
 #                        epoch and extrapolate the epoch time (all 937)
@@ -50,6 +56,14 @@
 #   NNC_BENCH_QUICK=1    fewer repetitions (a smoke test, not a benchmark)
 #   NNC_BENCH_TIMEOUT    seconds allowed to each program (900)
 #   FMNIST_DIR           the gzipped IDX files (/usr/share/datasets/fashion-mnist)
+#   LLMC_DIR             an llm.c source tree (git clone of karpathy/llm.c) for
+#                        the gpt part's llm.c rows; unset: skipped, with a note
+#   NNC_BENCH_GPT_NN     the GPT model (examples/gpt_char.nn)
+#   NNC_BENCH_GPT_TEXT   its training text (the fortunes package's English
+#                        fortunes, concatenated)
+#   NNC_BENCH_GPT_STEPS  train steps before timing a GPT step (50)
+#   NNC_BENCH_GPT_TRAIN  steps of the training comparison (2000; 200 with
+#                        NNC_BENCH_QUICK=1; 0 skips it)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,11 +81,11 @@ out=${NNC_BENCH_OUT:-$builddir/bench/out}
 venv=${NNC_BENCH_VENV:-$here/.venv}
 threads=${NNC_BENCH_THREADS:-1 2}
 epochs=${NNC_BENCH_EPOCHS:-1}
-parts=" ${NNC_BENCH_PARTS:-gemm seed mlp cnn} "
+parts=" ${NNC_BENCH_PARTS:-gemm seed mlp cnn gpt} "
 want() { case $parts in *" $1 "*) return 0 ;; esac; return 1; }
 for p in $parts; do
-    case $p in gemm|seed|mlp|cnn) ;;
-    *) echo "bench: NNC_BENCH_PARTS: unknown part '$p' (gemm seed mlp cnn)" >&2; exit 2 ;;
+    case $p in gemm|seed|mlp|cnn|gpt) ;;
+    *) echo "bench: NNC_BENCH_PARTS: unknown part '$p' (gemm seed mlp cnn gpt)" >&2; exit 2 ;;
     esac
 done
 limit=${NNC_BENCH_TIMEOUT:-900}
@@ -395,6 +409,140 @@ for part in mlp cnn; do
         skip $g all "Fashion-MNIST unavailable (see notes)"
     fi
 done
+
+# ---- GPT (issue 13) -------------------------------------------------------------
+# Groups: gpt (the example at batch 12 x 64, one thread), gptllmc (the same
+# model at llm.c's shape: batch 4, vocabulary 256; nnc and llm.c), gpttrain
+# (the training run: validation loss and wall time, nnc and PyTorch).
+gpt_part() {
+    gpt_nn=${NNC_BENCH_GPT_NN:-$srcdir/examples/gpt_char.nn}
+    gsteps=${NNC_BENCH_GPT_STEPS:-50}
+    gtrain=${NNC_BENCH_GPT_TRAIN:-2000}
+    gsecs=0.5
+    if [ "${NNC_BENCH_QUICK:-0}" = 1 ]; then
+        gsecs=0.2
+        gtrain=${NNC_BENCH_GPT_TRAIN:-200}
+    fi
+    # PyTorch's matrix products go to the BLAS that libblas.so.3 is; Debian's
+    # reference BLAS makes it ~10x slower. Use OpenBLAS when installed.
+    gpt_env=
+    ma=$($CC -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+    ob=/usr/lib/$ma/openblas-pthread
+    case $(readlink -f "/usr/lib/$ma/libblas.so.3" 2>/dev/null) in
+    */openblas*) echo "PyTorch's BLAS: OpenBLAS (libblas.so.3)" >>"$out/machine.txt" ;;
+    *) if [ -f "$ob/libblas.so.3" ]; then
+           gpt_env="LD_LIBRARY_PATH=$ob${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+           echo "PyTorch's BLAS: OpenBLAS from $ob (LD_LIBRARY_PATH; libblas.so.3 is the reference BLAS)" >>"$out/machine.txt"
+       else
+           note "gpt: PyTorch uses the reference BLAS (libblas.so.3): its GPT figures are ~10x too slow; apt-get install libopenblas0-pthread"
+       fi ;;
+    esac
+    # The text (training comparison, llm.c's token files).
+    gtext=${NNC_BENCH_GPT_TEXT:-}
+    if [ -z "$gtext" ]; then
+        gtext=$tmp/gpt_text.txt
+        for f in /usr/share/games/fortunes/*; do
+            case $f in *.dat|*.u8) continue ;; esac
+            [ -f "$f" ] && cat "$f"
+        done >"$gtext" 2>/dev/null
+        if [ ! -s "$gtext" ]; then
+            cat "$srcdir/README.md" >"$gtext"
+            note "gpt: no fortunes (apt-get install fortunes): training text is README.md"
+        fi
+    fi
+    echo "gpt text: $gtext ($(wc -c <"$gtext") bytes)" >>"$out/machine.txt"
+    gvocab=$(sed -n 's/.*vocab *= *\([0-9][0-9]*\).*/\1/p' "$gpt_nn" 2>/dev/null | head -n 1)
+    gvocab=${gvocab:-65}
+    # nnc: --emit=bench of the example, and of its llm.c-shaped copy
+    # (batch 4, vocabulary 256)
+    sed -e 's/^\( *batch \)[0-9][0-9]*/\14/' -e "/vocab\|tied/s/\([^0-9.]\)$gvocab\([^0-9]\)/\1256\2/g" \
+        "$gpt_nn" >"$tmp/gpt_llmc.nn" 2>/dev/null
+    have_gpt=0 have_gpt4=0
+    if [ ! -f "$gpt_nn" ]; then
+        skip gpt nnc "no $gpt_nn"
+    elif gbench gpt "$gpt_nn" gpt b12_flops; then
+        have_gpt=1
+    fi
+    if [ $have_gpt = 1 ] && gbench gpt4 "$tmp/gpt_llmc.nn" gptllmc b4_flops; then
+        have_gpt4=1
+    fi
+    busy "the GPT"
+    # the train step at batch 12 x 64, one thread
+    if [ $have_gpt = 1 ]; then
+        run gpt nnc 1 sh "$here/gpt_nnc.sh" "$tmp/gbench-gpt/bin" "$gsteps" "$gsecs"
+    fi
+    if [ $have_torch = 1 ]; then
+        run gpt torch 1 env $gpt_env "$PYTHON" "$here/gpt_torch.py" time --threads 1 \
+            --vocab "$gvocab" --warmup 20 --steps 50
+        # the hand count of FLOPs when nnc has none
+        if [ -z "$(get_raw gpt model b12_flops)" ]; then
+            f=$(get_raw gpt torch train_step_flops_est)
+            [ -n "$f" ] && record gpt model - b12_flops "$f" &&
+                note "gpt: FLOPs per step from gpt_torch.py's hand count (nnc --emit=bench --flops unavailable)"
+        fi
+    else
+        skip gpt torch "no torch for $PYTHON (apt-get install python3-torch)"
+    fi
+    if peer_ok torch; then
+        run gpt tcompile 1 "$vpy" "$here/gpt_torch.py" time --compile --threads 1 \
+            --vocab "$gvocab" --warmup 20 --steps 50
+    else
+        skip gpt tcompile "$why"
+    fi
+    if peer_ok jax; then
+        run gpt jax 1 "$vpy" "$here/gpt_jax.py" --vocab "$gvocab" --warmup 20 --steps 50
+    else
+        skip gpt jax "$why"
+    fi
+    # llm.c's shape: batch 4 x 64, vocabulary 256
+    if [ $have_gpt4 = 1 ]; then
+        run gptllmc nnc 1 sh "$here/gpt_nnc.sh" "$tmp/gbench-gpt4/bin" "$gsteps" "$gsecs"
+    fi
+    if [ -n "${LLMC_DIR:-}" ]; then
+        run gptllmc llmc 1 env LLMC_TEXT="$gtext" PYTHON="$PYTHON" sh "$here/llmc.sh"
+    else
+        skip gptllmc llmc "set LLMC_DIR to an llm.c source tree (bench/README.md names the tested commit)"
+    fi
+    # the training comparison
+    if [ "$gtrain" -gt 0 ]; then
+        if [ $have_torch = 1 ]; then
+            run gpttrain torch 1 env $gpt_env "$PYTHON" "$here/gpt_torch.py" train \
+                --threads 1 --text "$gtext" --steps "$gtrain"
+        fi
+        mkdir -p "$tmp/gmain"
+        if "$NNC" "$gpt_nn" --emit=main --prefix m -o "$tmp/gmain/main.c" 2>"$out/logs/gpt-main-nnc.err" &&
+           $CC -std=c99 $NNC_BENCH_CFLAGS $RT_CFLAGS $extra -o "$tmp/gmain/bin" "$tmp/gmain/main.c" \
+               $RT_LIBS -lz -lm 2>>"$out/logs/gpt-main-nnc.err"; then
+            run gpttrain nnc 1 sh "$here/gpt_nnc.sh" train "$tmp/gmain/bin" "$gtext" "$gtrain"
+        else
+            skip gpttrain nnc "nnc cannot build $(basename "$gpt_nn") with --emit=main yet: $(head -n 1 "$out/logs/gpt-main-nnc.err" | cut -c1-120)"
+        fi
+    fi
+}
+# get_raw GROUP IMPL KEY: a recorded value (any thread count), or nothing
+get_raw() { awk -F '\t' -v g="$1" -v i="$2" -v k="$3" '$1 == g && $2 == i && $4 == k { v = $5 } END { if (v != "") print v }' "$raw"; }
+# gbench NAME NN-FILE GROUP FLOPS-KEY: nnc --emit=bench of NN-FILE into
+# $tmp/gbench-NAME/bin, its FLOPs per train step recorded as GROUP model -
+# FLOPS-KEY; on failure, the group's nnc row says why.
+gbench() {
+    gd=$tmp/gbench-$1
+    mkdir -p "$gd"
+    if ! "$NNC" "$2" --emit=bench --prefix m -o "$gd/bench.c" 2>"$gd/nnc.err"; then
+        cp "$gd/nnc.err" "$out/logs/gbench-$1-nnc.err"
+        skip "$3" nnc "nnc cannot compile $(basename "$2") yet: $(grep -m1 error "$gd/nnc.err" | cut -c1-140)"
+        return 1
+    fi
+    if ! $CC -std=c99 $NNC_BENCH_CFLAGS $RT_CFLAGS $extra -o "$gd/bin" "$gd/bench.c" $RT_LIBS -lm \
+            2>"$out/logs/gbench-$1-cc.err"; then
+        skip "$3" nnc "cannot build its --emit=bench program (logs/gbench-$1-cc.err)"
+        return 1
+    fi
+    "$gd/bin" --flops | while read -r k v; do
+        [ "$k" = train_step_flops ] && record "$3" model - "$4" "$v"
+    done
+    return 0
+}
+want gpt && gpt_part
 
 # ---- Report ------------------------------------------------------------------
 echo "elapsed: $(( $(date +%s) - start )) s" >>"$out/machine.txt"

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "nncrt.h"
+#include "pool.h"
 
 /* On x86 col2im and the 2x2 pooling loops also get an AVX2 build (target attribute,
  * as the GEMM kernels), used when nnc_isa() is avx2 or avx512: twice as
@@ -460,6 +461,20 @@ static void conv_range(void *arg, size_t lo, size_t hi)
     }
 }
 
+/* The whole call on the caller: every image, or every channel block. */
+static void conv_whole(void *arg)
+{
+    Conv *k = arg;
+    conv_range(k, 0, (size_t)(k->kind == BACK2X2_SUM ? k->c : k->n));
+}
+
+/* The pool's name for this call site (pool.h): its kind and sizes. */
+static uint64_t site_key(const Conv *k, size_t floats)
+{
+    return nnc_site_key((uint64_t)k->kind << 32 | (uint64_t)(unsigned)k->c, (uint64_t)k->n,
+                        (uint64_t)k->h << 32 | (uint64_t)(unsigned)k->w, floats);
+}
+
 /* Runs k over its n images: on the pool if the call touches enough
  * floats, else on the caller. */
 static void run_images(Conv *k, size_t floats)
@@ -468,8 +483,9 @@ static void run_images(Conv *k, size_t floats)
     if (floats < THREAD_FLOATS || n < 2 || nnc_num_threads() < 2)
         conv_range(k, 0, n);
     else
-        nnc_parallel_for(n, per >= CHUNK_FLOATS ? 1 : CHUNK_FLOATS / (per + 1) + 1, conv_range,
-                         k);
+        nnc_parallel_site(site_key(k, floats), n,
+                          per >= CHUNK_FLOATS ? 1 : CHUNK_FLOATS / (per + 1) + 1, conv_range, k,
+                          conv_whole, k);
 }
 
 static int channels_threaded(int n, int h, int w, int c, int oh, int ow, const float *dy,
@@ -479,7 +495,8 @@ static int channels_threaded(int n, int h, int w, int c, int oh, int ow, const f
     if ((size_t)n * (size_t)h * (size_t)w * (size_t)c < THREAD_FLOATS || c < 32 ||
         nnc_num_threads() < 2)
         return 0;
-    nnc_parallel_for((size_t)c, 16, conv_range, &k);
+    nnc_parallel_site(site_key(&k, (size_t)n * (size_t)h * (size_t)w * (size_t)c), (size_t)c,
+                      16, conv_range, &k, conv_whole, &k);
     return 1;
 }
 

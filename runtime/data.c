@@ -133,6 +133,12 @@ static int read_data(const char *path, unsigned char **out, size_t *n, int *gzip
     return r ? fail(err, es, r, "%s: %s", path, why) : 0;
 }
 
+int nnc_read_data(const char *path, unsigned char **bytes, size_t *size, int *gzipped,
+                  char *err, size_t errsize)
+{
+    return read_data(path, bytes, size, gzipped, err, errsize);
+}
+
 static int alloc_table(nnc_data *d, size_t rows, size_t cols, char *err, size_t es)
 {
     if (cols && rows > ((size_t)-1 / sizeof(float)) / cols)

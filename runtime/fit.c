@@ -5,6 +5,8 @@
  *   PROG train    --x X --y Y [options]   train, log, checkpoint, save
  *   PROG evaluate --x X --y Y [--weights PATH]
  *   PROG predict  --x X [--weights PATH] [-o out.csv]
+ *   PROG train    --text FILE [options]  a sequence language model on text
+ *   PROG generate --prompt TEXT [--weights PATH] [--tokens N] ...
  *
  * The emitted program describes its model in an nnc_fit_model (sizes, the
  * loss, the API as function pointers) and calls nnc_fit_main. Data come
@@ -19,6 +21,14 @@
  * rows from the start of the epoch's order. The reported training loss
  * is the mean of the batch losses; the training accuracy is measured
  * like Keras' (before each step, on the batch), on every fourth batch.
+ *
+ * A sequence language model (seq_len > 0: T ids in, an index loss over T
+ * positions) also trains on text, by steps rather than epochs: windows of
+ * T + 1 tokens at random offsets (text.c), the validation loss on fixed
+ * windows of the held-out tail every --eval-every steps, and checkpoints
+ * that keep the vocabulary and the window sampler's state in their
+ * metadata, so that --resume draws the windows the uninterrupted run
+ * would have drawn and generate encodes with the training vocabulary.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -32,6 +42,7 @@
 #include <unistd.h>
 
 #include "nncrt.h"
+#include "nncrt_io.h"
 
 /* ---- losses and accuracy from outputs ------------------------------------ */
 
@@ -56,6 +67,7 @@ static double loss_mean(int loss, double param, const float *out, const float *y
     case NNC_LOSS_BCE: return nnc_bce(out, y, n);
     case NNC_LOSS_CCE: return nnc_cce(out, y, rows, c);
     case NNC_LOSS_SPARSE_CCE: return nnc_sparse_cce(out, y, rows, c);
+    case NNC_LOSS_SPARSE_SOFTMAX_CE: return nnc_sparse_softmax_ce(out, y, rows, c);
     default: return nnc_softmax_ce(out, y, rows, c);   /* on logits */
     }
 }
@@ -90,10 +102,33 @@ typedef struct Opts {
     double val_split, lr, scale;
     int shuffle, argmax, quiet, keep_denormals;
     uint64_t seed;
+    /* text (train --text, generate); *_set: given on the command line */
+    const char *text, *prompt;
+    long steps, eval_every, eval_batches, tokens, top_k;
+    double val_fraction, temperature;
+    int byte_vocab, epochs_set, text_set;
 } Opts;
 
 static const nnc_fit_model *M;
 static const char *prog = "train";
+
+/* The commands and options of a sequence language model. */
+static const char text_usage[] =
+"\n"
+"text (a sequence language model: bytes as tokens):\n"
+"  train --text FILE      train on a text file (gzipped or not) by steps:\n"
+"  --steps N              steps in all (default 1000; a resumed run continues up to N)\n"
+"  --val-fraction F       hold out the last fraction F of the text (default 0.1)\n"
+"  --eval-every N         the validation loss every N steps (default 100) and at the end\n"
+"  --eval-batches K       ... on K batches of fixed windows of the held-out text (default 10)\n"
+"  --byte-vocab           all 256 bytes as the vocabulary (default: the text's bytes)\n"
+"  --checkpoint-every N   checkpoints every N steps; --log CSV: step,loss,val_loss,lr,seconds\n"
+"  generate --prompt TEXT sample text after TEXT from --weights (default NAME.safetensors)\n"
+"  --tokens N             tokens to sample (default 200), printed after TEXT and a\n"
+"                         newline; the speed on stderr (not with -q)\n"
+"  --temperature F        divide the logits by F (default 1; 0: always the likeliest)\n"
+"  --top-k K              sample from the K likeliest tokens only (default: all)\n"
+"  --seed S               the sampler's seed (default 42)\n";
 
 static void usage(FILE *f)
 {
@@ -126,14 +161,16 @@ static void usage(FILE *f)
 "  --keep-denormals       compute with IEEE subnormals instead of flushing them to\n"
 "                         zero (slower; as NNC_DENORMALS=keep)\n"
 "  -q, --quiet            no progress output\n"
-"  --help                 this help\n",
+"  --help                 this help\n"
+"%s",
             prog, M->name, prog, prog, M->in,
             M->loss == NNC_LOSS_SPARSE_CCE || M->loss == NNC_LOSS_CCE ||
                     M->loss == NNC_LOSS_SOFTMAX_CE
                 ? "one class index per sample (or one-hot rows if the loss takes them)"
                 : M->loss == NNC_LOSS_BCE ? "labels in [0, 1], one per output"
                                           : "the target values, one per output",
-            "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds", M->name, M->name);
+            "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds", M->name, M->name,
+            M->seq_len > 0 ? text_usage : "");
 }
 
 static int bad_usage(const char *fmt, ...)
@@ -169,7 +206,9 @@ static int num(const char *opt, const char *s, double lo, double hi, double *v)
 enum {
     O_X = 256, O_Y, O_WEIGHTS, O_SAVE, O_CHECKPOINT, O_RESUME, O_LOG, O_EPOCHS,
     O_CKPT_EVERY, O_EARLY_STOP, O_THREADS, O_VAL_SPLIT, O_LR, O_SCALE, O_SEED,
-    O_SHUFFLE, O_NO_SHUFFLE, O_ARGMAX, O_KEEP_DENORMALS
+    O_SHUFFLE, O_NO_SHUFFLE, O_ARGMAX, O_KEEP_DENORMALS,
+    O_TEXT, O_PROMPT, O_STEPS, O_EVAL_EVERY, O_EVAL_BATCHES, O_TOKENS, O_TOP_K,
+    O_VAL_FRACTION, O_TEMPERATURE, O_BYTE_VOCAB
 };
 
 static const struct option long_opts[] = {
@@ -192,6 +231,16 @@ static const struct option long_opts[] = {
     {"no-shuffle", no_argument, NULL, O_NO_SHUFFLE},
     {"argmax", no_argument, NULL, O_ARGMAX},
     {"keep-denormals", no_argument, NULL, O_KEEP_DENORMALS},
+    {"text", required_argument, NULL, O_TEXT},
+    {"prompt", required_argument, NULL, O_PROMPT},
+    {"steps", required_argument, NULL, O_STEPS},
+    {"eval-every", required_argument, NULL, O_EVAL_EVERY},
+    {"eval-batches", required_argument, NULL, O_EVAL_BATCHES},
+    {"tokens", required_argument, NULL, O_TOKENS},
+    {"top-k", required_argument, NULL, O_TOP_K},
+    {"val-fraction", required_argument, NULL, O_VAL_FRACTION},
+    {"temperature", required_argument, NULL, O_TEMPERATURE},
+    {"byte-vocab", no_argument, NULL, O_BYTE_VOCAB},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}
@@ -209,12 +258,16 @@ static const char *opt_name(int c, char *buf, size_t size)
 }
 
 /* A whole number in [1, 1e9] for --epochs, --checkpoint-every,
- * --early-stop or --threads. */
+ * --early-stop, --threads or the text options' counts. */
 static int set_count(Opts *o, int c, const char *val)
 {
     char name[32];
     long *field = c == O_EPOCHS ? &o->epochs : c == O_CKPT_EVERY ? &o->ckpt_every
-                : c == O_EARLY_STOP ? &o->early_stop : &o->threads;
+                : c == O_EARLY_STOP ? &o->early_stop : c == O_STEPS ? &o->steps
+                : c == O_EVAL_EVERY ? &o->eval_every : c == O_EVAL_BATCHES ? &o->eval_batches
+                : c == O_TOKENS ? &o->tokens : c == O_TOP_K ? &o->top_k : &o->threads;
+    o->epochs_set |= c == O_EPOCHS;
+    o->text_set |= c == O_STEPS || c == O_EVAL_EVERY || c == O_EVAL_BATCHES;
     double v;
     if (!num(opt_name(c, name, sizeof name), val, 1, 1e9, &v))
         return 2;
@@ -236,6 +289,13 @@ static int set_real(Opts *o, int c, const char *val)
         o->seed = (uint64_t)v;
     } else if (c == O_VAL_SPLIT) {
         if (!num(name, val, 0.0, 0.99, &o->val_split))
+            return 2;
+    } else if (c == O_VAL_FRACTION) {
+        o->text_set = 1;
+        if (!num(name, val, 0.0, 0.99, &o->val_fraction))
+            return 2;
+    } else if (c == O_TEMPERATURE) {
+        if (!num(name, val, 0.0, 1e3, &o->temperature))
             return 2;
     } else if (c == O_LR) {
         if (!num(name, val, 1e-12, 1e6, &o->lr))
@@ -264,18 +324,53 @@ static int set_option(Opts *o, int c, const char *val)
     case O_NO_SHUFFLE: o->shuffle = 0; return 0;
     case O_ARGMAX: o->argmax = 1; return 0;
     case O_KEEP_DENORMALS: o->keep_denormals = 1; return 0;
-    case O_EPOCHS: case O_CKPT_EVERY: case O_EARLY_STOP: case O_THREADS:
+    case O_TEXT: o->text = val; return 0;
+    case O_PROMPT: o->prompt = val; return 0;
+    case O_BYTE_VOCAB: o->byte_vocab = o->text_set = 1; return 0;
+    case O_EPOCHS: case O_CKPT_EVERY: case O_EARLY_STOP: case O_THREADS: case O_STEPS:
+    case O_EVAL_EVERY: case O_EVAL_BATCHES: case O_TOKENS: case O_TOP_K:
         return set_count(o, c, val);
     default:
         return set_real(o, c, val);
     }
 }
 
+/* What train --text and generate need and do not take. */
+static int check_text_command(const Opts *o)
+{
+    int gen = !strcmp(o->cmd, "generate");
+    if (!gen && strcmp(o->cmd, "train"))
+        return bad_usage("--text is train's (%s takes --x and --y)", o->cmd);
+    if (M->seq_len <= 0)
+        return bad_usage("%s is for sequence language models (token ids in, a loss over "
+                         "the positions); '%s' is not one", gen ? "generate" : "--text",
+                         M->name);
+    if (o->x || o->y)
+        return bad_usage("%s takes no --x or --y", gen ? "generate" : "train --text");
+    if (gen && (o->text || o->resume || o->checkpoint || o->log || o->save || o->lr > 0 ||
+                o->text_set))
+        return bad_usage("generate takes no training options");
+    if (!gen && (o->prompt || o->tokens || o->top_k || o->temperature >= 0))
+        return bad_usage("--prompt, --tokens, --temperature and --top-k are generate's");
+    if (o->epochs_set || o->val_split > 0 || o->early_stop || o->out || o->argmax)
+        return bad_usage("%s takes no --epochs, --val-split, --early-stop, -o or --argmax "
+                         "(text trains --steps)", gen ? "generate" : "train --text");
+    if ((o->ckpt_every > 0) != (o->checkpoint != NULL))
+        return bad_usage("--checkpoint-every and --checkpoint go together");
+    if (!gen && o->weights)
+        return bad_usage("train writes --save PATH (and starts from --resume PATH)");
+    return 0;
+}
+
 /* What the command needs and what it does not take. */
 static int check_command(const Opts *o)
 {
     if (!o->cmd)
-        return bad_usage("no command (train, evaluate or predict)");
+        return bad_usage("no command (train, evaluate, predict or generate)");
+    if (!strcmp(o->cmd, "generate") || o->text)
+        return check_text_command(o);
+    if (o->text_set || o->prompt || o->tokens || o->top_k || o->temperature >= 0)
+        return bad_usage("the text options go with train --text or generate");
     if (!o->x)
         return bad_usage("%s needs --x FILE", o->cmd);
     if (strcmp(o->cmd, "predict") && !o->y)
@@ -300,8 +395,10 @@ static int set_command(Opts *o, const char *a, int first)
 {
     if (!first || a[0] == '-')
         return bad_usage("unexpected argument '%s'", a);
-    if (strcmp(a, "train") && strcmp(a, "evaluate") && strcmp(a, "predict"))
-        return bad_usage("unknown command '%s' (expected train, evaluate or predict)", a);
+    if (strcmp(a, "train") && strcmp(a, "evaluate") && strcmp(a, "predict") &&
+        strcmp(a, "generate"))
+        return bad_usage("unknown command '%s' (expected train, evaluate, predict or "
+                         "generate)", a);
     o->cmd = a;
     return 0;
 }
@@ -315,6 +412,8 @@ static int parse_opts(int argc, char **argv, Opts *o)
     o->lr = -1.0;
     o->scale = 1.0;
     o->seed = 42;
+    o->temperature = -1.0;   /* not given: 1 */
+    o->val_fraction = 0.1;
     optind = 1;
     opterr = 0;
     /* '-': arguments come back in order as 1; ':': a missing value is ':' */
@@ -338,7 +437,7 @@ static int parse_opts(int argc, char **argv, Opts *o)
 static int is_classes(void)
 {
     return M->loss == NNC_LOSS_CCE || M->loss == NNC_LOSS_SPARSE_CCE ||
-           M->loss == NNC_LOSS_SOFTMAX_CE;
+           M->loss == NNC_LOSS_SOFTMAX_CE || M->loss == NNC_LOSS_SPARSE_SOFTMAX_CE;
 }
 
 static int is_classification(void)
@@ -663,23 +762,37 @@ static int resume(const Run *t, long *first)
 }
 
 /* --log: opened for appending when resuming; the header if it is empty. */
-static int open_log(Run *t)
+static int open_log_as(const Opts *o, FILE **log, const char *header)
 {
-    const Opts *o = t->o;
     int append = o->resume != NULL, empty = 1;
     FILE *probe = append ? fopen(o->log, "r") : NULL;
     if (probe) {
         empty = fgetc(probe) == EOF;
         fclose(probe);
     }
-    t->log = fopen(o->log, append ? "a" : "w");
-    if (!t->log) {
+    *log = fopen(o->log, append ? "a" : "w");
+    if (!*log) {
         fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, o->log, strerror(errno));
         return 0;
     }
     if (empty)
-        fprintf(t->log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
+        fprintf(*log, "%s\n", header);
     return 1;
+}
+
+/* Closes the log (if any): status, or 1 if it could not be written. */
+static int close_log(const Opts *o, FILE *log, int status)
+{
+    if (log && fclose(log) != 0 && status == 0) {
+        fprintf(stderr, "%s: error: cannot write '%s'\n", prog, o->log);
+        return 1;
+    }
+    return status;
+}
+
+static int open_log(Run *t)
+{
+    return open_log_as(t->o, &t->log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds");
 }
 
 /* The epoch's order of the training rows: Fisher-Yates from (seed,
@@ -849,10 +962,7 @@ static int cmd_train(const Opts *o, void *ctx)
         fprintf(stderr, "saved %s\n", save);
     status = 0;
 done:
-    if (t.log && fclose(t.log) != 0 && status == 0) {
-        fprintf(stderr, "%s: error: cannot write '%s'\n", prog, o->log);
-        status = 1;
-    }
+    status = close_log(o, t.log, status);
     free(t.order);
     free(t.xb);
     free(t.yb);
@@ -861,6 +971,404 @@ done:
     nnc_data_free(&t.x);
     nnc_data_free(&t.y);
     return status;
+}
+
+/* ---- text: train --text and generate --------------------------------------------- */
+
+/* A training run on text: the tokens, the window sampler, the fixed
+ * validation windows (vx, vy: nwin x T), the buffers, the log. */
+typedef struct TextRun {
+    const Opts *o;
+    void *ctx;
+    nnc_text text;
+    nnc_rng rng;
+    int T, V;
+    size_t nwin;
+    float *xb, *yb, *vx, *vy, *ob;
+    FILE *log;
+    int tty;
+} TextRun;
+
+/* The model's classes per position (V): the vocabulary must fit them and
+ * the embedding's rows. */
+static int check_vocab(const nnc_vocab *v, const char *what)
+{
+    int V = M->out / M->seq_len;
+    if (v->n > V || v->n > M->vocab_rows) {
+        fprintf(stderr, "%s: error: %s has a vocabulary of %d bytes, more than the model's "
+                "%d %s\n", prog, what, v->n, v->n > M->vocab_rows ? M->vocab_rows : V,
+                v->n > M->vocab_rows ? "embedding rows" : "output classes");
+        return 0;
+    }
+    return 1;
+}
+
+/* The metadata value key of checkpoint path into buf (size bytes); 0
+ * with a message if it cannot be read or is not there. */
+static int ckpt_meta(const char *path, const char *key, char *buf, size_t size)
+{
+    char why[256];
+    cJSON *root = NULL;
+    const cJSON *v;
+    if (nnc_st_read_header(path, &root, why, sizeof why) != 0) {
+        fprintf(stderr, "%s: error: cannot read '%s': %s\n", prog, path, why);
+        return 0;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "__metadata__"),
+                                         key);
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= size) {
+        fprintf(stderr, "%s: error: %s has no %s (it was not written by %s train --text)\n",
+                prog, path, !strcmp(key, "vocab") ? "vocabulary" : "text sampler state",
+                prog);
+        cJSON_Delete(root);
+        return 0;
+    }
+    snprintf(buf, size, "%s", v->valuestring);
+    cJSON_Delete(root);
+    return 1;
+}
+
+/* The checkpoint's vocabulary. */
+static int ckpt_vocab(const char *path, nnc_vocab *v)
+{
+    char hex[520];
+    if (!ckpt_meta(path, "vocab", hex, sizeof hex))
+        return 0;
+    if (nnc_vocab_from_hex(hex, v) != 0) {
+        fprintf(stderr, "%s: error: %s: a malformed vocabulary in the metadata\n", prog, path);
+        return 0;
+    }
+    return 1;
+}
+
+/* Writes the weights with the vocabulary and the sampler's state:
+ * "vocab" (nnc_vocab_hex), "text_rng" (the four xoshiro words, 16 hex
+ * digits each). */
+static int save_text(const TextRun *t, const char *path)
+{
+    char vocab[520], rng[4 * 16 + 1];
+    const char *more[] = {"vocab", vocab, "text_rng", rng, NULL};
+    int i, err;
+    nnc_vocab_hex(&t->text.vocab, vocab);
+    for (i = 0; i < 4; i++)
+        snprintf(rng + 16 * i, 17, "%016llx", (unsigned long long)t->rng.s[i]);
+    err = M->save_meta(t->ctx, path, more);
+    if (err)
+        fprintf(stderr, "%s: error: cannot save '%s': %s\n", prog, path, nnc_strerror(err));
+    return err == 0;
+}
+
+/* --resume on text: the weights, and the sampler's state; the text's
+ * vocabulary must be the checkpoint's. */
+static int resume_text(TextRun *t)
+{
+    const char *path = t->o->resume;
+    char hex[520], mine[520], rng[520];
+    int i;
+    if (!load_weights(t->ctx, path) || !ckpt_meta(path, "vocab", hex, sizeof hex) ||
+        !ckpt_meta(path, "text_rng", rng, sizeof rng))
+        return 0;
+    for (i = 0; i < 4; i++) {
+        char word[17], *end;
+        memcpy(word, rng + 16 * i, 16);
+        word[16] = 0;
+        t->rng.s[i] = (uint64_t)strtoull(word, &end, 16);
+        if (strlen(rng) != 64 || *end) {
+            fprintf(stderr, "%s: error: %s: a malformed text_rng in the metadata\n", prog, path);
+            return 0;
+        }
+    }
+    nnc_vocab_hex(&t->text.vocab, mine);
+    if (strcmp(hex, mine)) {
+        fprintf(stderr, "%s: error: the vocabulary of %s (%d bytes) is not the one %s was "
+                "trained with (%zu bytes)\n", prog, t->o->text, t->text.vocab.n, path,
+                strlen(hex) / 2);
+        return 0;
+    }
+    if (!t->o->quiet)
+        fprintf(stderr, "%s: resuming at step %llu\n", M->name,
+                (unsigned long long)M->steps(t->ctx));
+    return 1;
+}
+
+/* Reads the text, seeds the window sampler (--seed; --resume then
+ * restores its state) and makes the fixed validation windows. */
+static int text_setup(TextRun *t)
+{
+    const Opts *o = t->o;
+    char err[600];
+    size_t k, batch = (size_t)M->batch, T;
+    t->T = M->seq_len;
+    t->V = M->out / M->seq_len;
+    T = (size_t)t->T;
+    if (nnc_text_load(o->text, o->byte_vocab, o->val_fraction, t->T, &t->text, err,
+                      sizeof err) != 0) {
+        fprintf(stderr, "%s: error: %s\n", prog, err);
+        return 0;
+    }
+    if (!check_vocab(&t->text.vocab, o->text))
+        return 0;
+    nnc_rng_seed(&t->rng, o->seed ^ UINT64_C(0x7E47C0DE5A3B1E5D));
+    t->nwin = t->text.n > t->text.ntrain ? (size_t)o->eval_batches * batch : 0;
+    t->xb = (float *)malloc(batch * T * sizeof(float));
+    t->yb = (float *)malloc(batch * T * sizeof(float));
+    t->ob = (float *)malloc(batch * 8 * (size_t)M->out * sizeof(float));
+    t->vx = (float *)malloc((t->nwin + 1) * T * sizeof(float));
+    t->vy = (float *)malloc((t->nwin + 1) * T * sizeof(float));
+    if (!t->xb || !t->yb || !t->ob || !t->vx || !t->vy) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        return 0;
+    }
+    for (k = 0; k < t->nwin; k++)
+        nnc_text_window(t->text.tok, nnc_text_val_offset(&t->text, t->T, k, t->nwin), t->T,
+                        t->vx + k * T, t->vy + k * T);
+    return 1;
+}
+
+/* The mean loss per position over the validation windows. */
+static int text_val_loss(const TextRun *t, double *loss)
+{
+    size_t i, chunk = (size_t)M->batch * 8, T = (size_t)t->T;
+    double s = 0.0;
+    for (i = 0; i < t->nwin; i += chunk) {
+        size_t k = t->nwin - i < chunk ? t->nwin - i : chunk;
+        if (M->predict(t->ctx, t->vx + i * T, t->ob, k) != 0)
+            return 0;
+        s += nnc_loss_sum(M->loss, M->loss_param, t->ob, t->vy + i * T, k * T, t->V, 1, NULL);
+    }
+    *loss = t->nwin ? s / (double)(t->nwin * T) : NAN;
+    return 1;
+}
+
+static void text_progress(const TextRun *t, uint64_t step, uint64_t first, double loss,
+                          double t0)
+{
+    char bar[31], eta[32];
+    uint64_t steps = (uint64_t)t->o->steps, done = step - first;
+    double el = now() - t0, rate = el > 0 ? (double)done / el : 0;
+    size_t k, fill = (size_t)(step * 30 / steps);
+    for (k = 0; k < 30; k++)
+        bar[k] = k < fill ? '=' : k == fill ? '>' : '.';
+    bar[30] = 0;
+    fmt_time(eta, sizeof eta, rate > 0 ? (double)(steps - step) / rate : 0);
+    fprintf(stderr, "\r\033[Kstep %llu/%llu [%s] loss %.4f %.0f tokens/s ETA %s",
+            (unsigned long long)step, (unsigned long long)steps, bar, loss,
+            rate * (double)M->batch * (double)t->T, eta);
+    fflush(stderr);
+}
+
+/* The line of an evaluation on stderr and in the log. */
+static void text_report(const TextRun *t, uint64_t step, double loss, double vloss, double sec)
+{
+    float lr = M->get_lr(t->ctx);
+    if (t->tty)
+        fprintf(stderr, "\r\033[K");
+    if (!t->o->quiet) {
+        fprintf(stderr, "step %llu/%ld: loss %.4f", (unsigned long long)step, t->o->steps, loss);
+        if (t->nwin)
+            fprintf(stderr, " val_loss %.4f", vloss);
+        fprintf(stderr, " lr %.3g %.2fs\n", (double)lr, sec);
+    }
+    if (t->log) {
+        fprintf(t->log, "%llu,%.6g,", (unsigned long long)step, loss);
+        if (t->nwin)
+            fprintf(t->log, "%.6g", vloss);
+        fprintf(t->log, ",%.6g,%.4g\n", (double)lr, sec);
+        fflush(t->log);
+    }
+}
+
+/* Steps from the model's step count up to --steps: a batch of random
+ * windows each; every --eval-every steps (and at the last) the mean
+ * training loss since the last report and the validation loss. */
+static int text_steps(TextRun *t)
+{
+    const Opts *o = t->o;
+    uint64_t first = M->steps(t->ctx), step, steps = (uint64_t)o->steps;
+    double t0 = now(), tl = t0, last = 0.0, lsum = 0.0, vloss = NAN;
+    long n = 0;
+    for (step = first; step < steps;) {
+        float l;
+        nnc_text_batch(&t->text, &t->rng, M->batch, t->T, t->xb, t->yb);
+        l = M->train_step(t->ctx, t->xb, t->yb);
+        if (!isfinite(l)) {
+            if (t->tty)
+                fputc('\n', stderr);
+            fprintf(stderr, "%s: error: the loss is %g at step %llu (diverged; try a smaller"
+                    " --lr)\n", prog, (double)l, (unsigned long long)step + 1);
+            return 0;
+        }
+        lsum += l;
+        n++;
+        step++;
+        if (t->tty && (now() - last > 0.1 || step == steps)) {
+            last = now();
+            text_progress(t, step, first, lsum / (double)n, t0);
+        }
+        if (step % (uint64_t)o->eval_every == 0 || step == steps) {
+            if (t->nwin && !text_val_loss(t, &vloss))
+                return 0;
+            text_report(t, step, lsum / (double)n, vloss, now() - tl);
+            tl = now();
+            lsum = 0.0;
+            n = 0;
+        }
+        if (o->ckpt_every && step % (uint64_t)o->ckpt_every == 0 &&
+            !save_text(t, o->checkpoint))
+            return 0;
+    }
+    return 1;
+}
+
+static int cmd_train_text(const Opts *o, void *ctx)
+{
+    TextRun t;
+    int status = 1;
+    char wb[512];
+    const char *save = weights_path(o, wb, sizeof wb);
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    t.ctx = ctx;
+    t.tty = isatty(2) && !o->quiet;
+    if (!text_setup(&t) || (o->resume && !resume_text(&t)))
+        goto done;
+    if (o->lr > 0)
+        M->set_lr(ctx, (float)o->lr);
+    if (o->log && !open_log_as(o, &t.log, "step,loss,val_loss,lr,seconds"))
+        goto done;
+    if (!o->quiet)
+        fprintf(stderr, "%s: %s: %zu tokens (%zu training, %zu validation), a vocabulary of "
+                "%d, batch %d x %d\n", M->name, o->text, t.text.n, t.text.ntrain,
+                t.text.n - t.text.ntrain, t.text.vocab.n, M->batch, t.T);
+    if (!text_steps(&t) || !save_text(&t, save))
+        goto done;
+    if (!o->quiet)
+        fprintf(stderr, "saved %s\n", save);
+    status = 0;
+done:
+    status = close_log(o, t.log, status);
+    free(t.xb);
+    free(t.yb);
+    free(t.ob);
+    free(t.vx);
+    free(t.vy);
+    nnc_text_free(&t.text);
+    return status;
+}
+
+/* Generation. Each new token's logits come from next_logits: today a
+ * full forward of the last T tokens (gen_full_forward); a per-token decode
+ * that keeps the earlier tokens' keys and values (a KV cache emitted by
+ * the compiler) takes its place through this one pointer. */
+typedef struct Gen Gen;
+typedef int (*NextLogits)(Gen *g, const unsigned char *tok, size_t n, float *logits);
+struct Gen {
+    void *ctx;
+    int T, V;
+    float *x, *out;   /* one window of T ids; its T x V outputs */
+    NextLogits next_logits;
+};
+
+/* The logits of the token after tok[0 .. n): the model on the last
+ * min(n, T) tokens at positions 0, 1, ... (as nanoGPT crops to its
+ * block size), padded after them with id 0, read at the last real
+ * position. In a causal model no position sees the ones after it, so
+ * the padding changes nothing, while padding before the tokens would
+ * move them to other positions and show them the pad. Outputs that are
+ * probabilities (a softmax head) become logits as their logarithms. */
+static int gen_full_forward(Gen *g, const unsigned char *tok, size_t n, float *logits)
+{
+    size_t w = n < (size_t)g->T ? n : (size_t)g->T, j;
+    const float *row;
+    int i;
+    for (j = 0; j < (size_t)g->T; j++)
+        g->x[j] = j < w ? (float)tok[n - w + j] : 0.0f;
+    if (M->predict(g->ctx, g->x, g->out, 1) != 0)
+        return 0;
+    row = g->out + (w - 1) * (size_t)g->V;
+    for (i = 0; i < g->V; i++)
+        logits[i] = M->loss == NNC_LOSS_SPARSE_CCE ? logf(row[i]) : row[i];
+    return 1;
+}
+
+/* The prompt as ids (an empty one: a newline, nanoGPT's start, or id 0). */
+static int encode_prompt(const Opts *o, const nnc_vocab *v, unsigned char *tok, size_t *n)
+{
+    const unsigned char *s = (const unsigned char *)(o->prompt ? o->prompt : "");
+    size_t len = strlen((const char *)s), bad;
+    if (len == 0) {
+        tok[0] = (unsigned char)(v->id['\n'] >= 0 ? v->id['\n'] : 0);
+        *n = 1;
+        return 1;
+    }
+    if (nnc_vocab_encode(v, s, len, tok, &bad) != 0) {
+        if (s[bad] >= 32 && s[bad] < 127)
+            fprintf(stderr, "%s: error: --prompt: character '%c' (byte %u, offset %zu) is not"
+                    " in the model's vocabulary\n", prog, s[bad], s[bad], bad);
+        else
+            fprintf(stderr, "%s: error: --prompt: byte %u (offset %zu) is not in the model's"
+                    " vocabulary\n", prog, s[bad], bad);
+        return 0;
+    }
+    *n = len;
+    return 1;
+}
+
+static int cmd_generate(const Opts *o, void *ctx)
+{
+    char wb[512];
+    const char *path = weights_path(o, wb, sizeof wb);
+    nnc_vocab v;
+    nnc_rng rng;
+    Gen g;
+    float logits[256];
+    unsigned char *tok;
+    size_t n, i, len = o->prompt ? strlen(o->prompt) : 0, ntok = (size_t)o->tokens;
+    int ok = 0, tty = isatty(1);
+    double t0;
+    if (!load_weights(ctx, path) || !ckpt_vocab(path, &v) || !check_vocab(&v, path))
+        return 1;
+    memset(&g, 0, sizeof g);
+    g.ctx = ctx;
+    g.T = M->seq_len;
+    g.V = M->out / M->seq_len;
+    g.next_logits = gen_full_forward;
+    g.x = (float *)malloc((size_t)g.T * sizeof(float));
+    g.out = (float *)malloc((size_t)M->out * sizeof(float));
+    tok = (unsigned char *)malloc(len + ntok + 1);
+    if (!g.x || !g.out || !tok) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        goto done;
+    }
+    if (!encode_prompt(o, &v, tok, &n))
+        goto done;
+    nnc_rng_seed(&rng, o->seed);
+    fputs(o->prompt ? o->prompt : "", stdout);
+    t0 = now();
+    for (i = 0; i < ntok; i++, n++) {
+        int id;
+        if (!g.next_logits(&g, tok, n, logits))
+            goto done;
+        id = nnc_sample(logits, v.n, o->temperature, (int)o->top_k, &rng);
+        tok[n] = (unsigned char)id;
+        putchar(v.byte[id]);
+        if (tty)   /* as they come */
+            fflush(stdout);
+    }
+    t0 = now() - t0;
+    putchar('\n');
+    ok = fflush(stdout) == 0 && !ferror(stdout);
+    if (!ok)
+        fprintf(stderr, "%s: error: cannot write stdout\n", prog);
+    else if (!o->quiet)
+        fprintf(stderr, "%s: %zu tokens in %.3fs, %.0f tokens/s (a full forward of %d "
+                "positions per token)\n", M->name, ntok, t0, t0 > 0 ? (double)ntok / t0 : 0.0,
+                g.T);
+done:
+    free(g.x);
+    free(g.out);
+    free(tok);
+    return ok ? 0 : 1;
 }
 
 int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m)
@@ -888,7 +1396,21 @@ int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m)
         fprintf(stderr, "%s: error: out of memory\n", prog);
         return 1;
     }
-    if (!strcmp(o.cmd, "train"))
+    if (o.steps == 0)
+        o.steps = 1000;
+    if (o.eval_every == 0)
+        o.eval_every = 100;
+    if (o.eval_batches == 0)
+        o.eval_batches = 10;
+    if (o.tokens == 0)
+        o.tokens = 200;
+    if (o.temperature < 0)
+        o.temperature = 1.0;
+    if (!strcmp(o.cmd, "generate"))
+        r = cmd_generate(&o, ctx);
+    else if (!strcmp(o.cmd, "train") && o.text)
+        r = cmd_train_text(&o, ctx);
+    else if (!strcmp(o.cmd, "train"))
         r = cmd_train(&o, ctx);
     else if (!strcmp(o.cmd, "evaluate"))
         r = cmd_evaluate(&o, ctx);

@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "gemm_kern.h"
+#include "pool.h"
 #include "nncrt.h"
 
 /* ---- Reference ---------------------------------------------------------- */
@@ -837,6 +838,13 @@ static void grid_range(void *arg, size_t lo, size_t hi)
     }
 }
 
+/* The whole product on the caller (when threads do not pay here). */
+static void grid_whole(void *arg)
+{
+    const Grid *r = arg;
+    gemm_part(r->g, r->kn, 0, r->g->m, 0, r->g->n);
+}
+
 static void gemm_run(const Gemm *g, const GemmKern *kn)
 {
     size_t mnk = g->m * g->n * g->k, tasks;
@@ -855,7 +863,9 @@ static void gemm_run(const Gemm *g, const GemmKern *kn)
         gemm_part(g, kn, 0, g->m, 0, g->n);
         return;
     }
-    nnc_parallel_for(r.pm * r.pn, 1, grid_range, &r);
+    nnc_parallel_site(nnc_site_key((uint64_t)(g->rsa == 1) << 1 | (uint64_t)(g->rsb == 1),
+                                   g->m, g->n, g->k),
+                      r.pm * r.pn, 1, grid_range, &r, grid_whole, &r);
 }
 
 void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,

@@ -222,13 +222,51 @@ SINLINE void FN(dtile)(const int R, const SmallArgs *s, size_t i0, size_t j0,
             FN(dtile)(i + 1, s, i0, j0, cols);  \
         break;
 
+/* Row i0 of C, columns j0..j0+8 (all present): as two dtiles of one row
+ * (the same fused multiply-adds in the same order and the same reduction
+ * tree, so the same bits), with one load of A's row per step for eight
+ * rows of B: a row of C alone (predict at batch 1) is load- and
+ * loop-bound, not FMA-bound. */
+SINLINE void FN(row8)(const SmallArgs *s, size_t i0, size_t j0)
+{
+    const float *a = s->a + i0 * s->lda, *b = s->b + j0 * s->ldb;
+    float *c = s->c + i0 * s->ldc + j0 * s->csc;
+    size_t ldb = s->ldb, k = s->k, p;
+    VT c0 = VZERO(), c1 = VZERO(), c2 = VZERO(), c3 = VZERO();
+    VT c4 = VZERO(), c5 = VZERO(), c6 = VZERO(), c7 = VZERO();
+
+#define ROW8_STEP(LD, LDA)                                                              \
+    {                                                                                   \
+        VT av = LDA;                                                                    \
+        c0 = VFMA(av, LD(b + p), c0), c1 = VFMA(av, LD(b + ldb + p), c1);               \
+        c2 = VFMA(av, LD(b + 2 * ldb + p), c2), c3 = VFMA(av, LD(b + 3 * ldb + p), c3); \
+        c4 = VFMA(av, LD(b + 4 * ldb + p), c4), c5 = VFMA(av, LD(b + 5 * ldb + p), c5); \
+        c6 = VFMA(av, LD(b + 6 * ldb + p), c6), c7 = VFMA(av, LD(b + 7 * ldb + p), c7); \
+    }
+    for (p = 0; p + VW <= k; p += VW)
+        ROW8_STEP(VLOAD, VLOAD(a + p))
+    if (p < k) {
+        VMASK mk = VMASKN(k - p);
+#define ROW8_LOADM(q) VLOADM(q, mk)
+        ROW8_STEP(ROW8_LOADM, VLOADM(a + p, mk))
+#undef ROW8_LOADM
+    }
+#undef ROW8_STEP
+    FN(store4)(c, s->csc, 4, VREDUCE4(c0, c1, c2, c3), s, j0);
+    FN(store4)(c + 4 * s->csc, s->csc, 4, VREDUCE4(c4, c5, c6, c7), s, j0 + 4);
+}
+
 static TARGET void FN(dots_nt)(const SmallArgs *s)
 {
     size_t i0, j0;
 
     for (i0 = 0; i0 < s->m; i0 += RI) {
         size_t rows = s->m - i0 < RI ? s->m - i0 : RI;
-        for (j0 = 0; j0 < s->n; j0 += 4) {
+        j0 = 0;
+        if (rows == 1)
+            for (; j0 + 8 <= s->n; j0 += 8)
+                FN(row8)(s, i0, j0);
+        for (; j0 < s->n; j0 += 4) {
             size_t cols = s->n - j0 < 4 ? s->n - j0 : 4;
             switch (rows) {
                 SROWS(SCASE)

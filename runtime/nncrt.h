@@ -456,6 +456,54 @@ typedef struct nnc_idx {
 int nnc_idx_load(const char *path, nnc_idx *x, char *err, size_t errsize);
 void nnc_idx_free(nnc_idx *x);
 
+/* ---- Text for language models (text.c) -----------------------------------
+ *
+ * Tokens are bytes; a vocabulary maps the bytes it holds to ids 0 .. n-1 in
+ * byte order. nnc_text_load reads a text file (gzipped or not): the
+ * vocabulary is the file's distinct bytes (all 256 if all_bytes), the
+ * tokens are the file's bytes as ids, the last floor(n * val_fraction) of
+ * them validate. Errors (a negative NNC_ERR_*, the message in err naming
+ * the file): unreadable, empty, fewer than T + 1 training tokens, a
+ * nonempty validation tail of fewer than T + 1 tokens.
+ */
+typedef struct nnc_vocab {
+    int n;                    /* ids 0 .. n-1 */
+    unsigned char byte[256];  /* id -> byte */
+    short id[256];            /* byte -> id, -1 if the byte is not in it */
+} nnc_vocab;
+
+typedef struct nnc_text {
+    unsigned char *tok;       /* n token ids */
+    size_t n, ntrain;         /* [0, ntrain) trains, [ntrain, n) validates */
+    nnc_vocab vocab;
+} nnc_text;
+
+int nnc_text_load(const char *path, int all_bytes, double val_fraction, int T, nnc_text *t,
+                  char *err, size_t errsize);
+void nnc_text_free(nnc_text *t);
+/* The vocabulary as checkpoint metadata: two lower-case hex digits per
+ * byte in id order (2 * n + 1 bytes with the NUL), and back
+ * (NNC_ERR_FORMAT unless nonempty, hex and strictly increasing). */
+void nnc_vocab_hex(const nnc_vocab *v, char *buf);
+int nnc_vocab_from_hex(const char *s, nnc_vocab *v);
+/* ids[i] = the id of s[i] for i < n (ids may be s); NNC_ERR_FORMAT at
+ * the first byte not in v, its index in *bad. */
+int nnc_vocab_encode(const nnc_vocab *v, const unsigned char *s, size_t n, unsigned char *ids,
+                     size_t *bad);
+/* One window at off: x[j] = tok[off + j], y[j] = tok[off + j + 1], j < T
+ * (nanoGPT's get_batch), as floats. */
+void nnc_text_window(const unsigned char *tok, size_t off, int T, float *x, float *y);
+/* batch training windows (x, y: batch x T) at offsets drawn uniformly
+ * from [0, ntrain - T) with rng. */
+void nnc_text_batch(const nnc_text *t, nnc_rng *rng, int batch, int T, float *x, float *y);
+/* The k-th of nwin validation windows' offsets, evenly spread over the
+ * tail (the same windows at every evaluation). */
+size_t nnc_text_val_offset(const nnc_text *t, int T, size_t k, size_t nwin);
+/* A token drawn from softmax(logits[0 .. n) / temperature) restricted to
+ * the top_k largest logits (and ties; 0: all), in double, with 53 bits of
+ * rng; temperature <= 0 picks the largest. n <= 256; -1 otherwise. */
+int nnc_sample(const float *logits, int n, double temperature, int top_k, nnc_rng *rng);
+
 /* ---- The training driver (fit.c) ---------------------------------------------
  *
  * `nnc FILE.nn --emit=main` writes a program whose main() describes the
@@ -469,7 +517,8 @@ enum {
     NNC_LOSS_BCE,                                    /* probabilities, 0/1 labels */
     NNC_LOSS_CCE,                                    /* probabilities, one-hot   */
     NNC_LOSS_SPARSE_CCE,                             /* probabilities, indices   */
-    NNC_LOSS_SOFTMAX_CE                              /* logits, one-hot          */
+    NNC_LOSS_SOFTMAX_CE,                             /* logits, one-hot          */
+    NNC_LOSS_SPARSE_SOFTMAX_CE                       /* logits, indices          */
 };
 
 typedef struct nnc_fit_model {
@@ -486,6 +535,13 @@ typedef struct nnc_fit_model {
     void (*set_lr)(void *ctx, float lr);
     float (*get_lr)(void *ctx);
     uint64_t (*steps)(void *ctx);  /* optimizer steps taken */
+    /* Sequence language models (train --text, generate); 0 for others:
+     * T ids in, T class indices as targets, T x (out / T) outputs, the
+     * ids into a table of vocab_rows rows (the embedding). */
+    int seq_len, vocab_rows;
+    /* save with more metadata: a NULL-terminated list of key, value
+     * pairs (at most 16) after format, model and step */
+    int (*save_meta)(void *ctx, const char *path, const char *const *more);
 } nnc_fit_model;
 
 int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m);
@@ -563,15 +619,31 @@ static inline int nnc_attention_keep(const nnc_attn_shape *s, int b, int h, int 
  * at least 65536 elements): when the generated C is compiled with OpenMP
  * (-fopenmp), large loops run on nnc_num_threads() OpenMP threads, a team
  * of their own beside the runtime's pool; each iteration writes its own
- * element, so results do not depend on the thread count. Without OpenMP
- * (the default) it expands to nothing.
+ * element, so results do not depend on the thread count (and, like
+ * NNC_IVDEP below, it lets the loop be vectorized). Without OpenMP (the
+ * default) it is NNC_IVDEP.
  */
+/*
+ * NNC_IVDEP precedes a generated loop whose iterations touch disjoint
+ * elements (each writes its own; sums ride into per-column totals), so
+ * that GCC vectorizes it at -O2: its buffers are restrict-qualified
+ * locals, which GCC's vectorizer does not trust, and -O2's cost model
+ * does not version loops for aliasing. Clang vectorizes them as they are.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER) && \
+    (__GNUC__ > 4 || (__GNUC__ == 4 && __GNUC_MINOR__ >= 9))
+#define NNC_IVDEP _Pragma("GCC ivdep")
+#else
+#define NNC_IVDEP
+#endif
+
 #if defined(_OPENMP)
 #define NNC_PRAGMA_(x) _Pragma(#x)
-#define NNC_PARALLEL_FOR(n) \
-    NNC_PRAGMA_(omp parallel for schedule(static) if ((n) >= 65536) num_threads(nnc_num_threads()))
+#define NNC_PARALLEL_FOR(n)                                                  \
+    NNC_PRAGMA_(omp parallel for simd schedule(static) if ((n) >= 65536) \
+                num_threads(nnc_num_threads()))
 #else
-#define NNC_PARALLEL_FOR(n)
+#define NNC_PARALLEL_FOR(n) NNC_IVDEP
 #endif
 
 #include "nncrt_math.h"

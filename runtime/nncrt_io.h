@@ -27,6 +27,12 @@
 int nnc_read_file(const char *path, unsigned char **bytes, size_t *size, char *why,
                   size_t whysize);
 
+/* The bytes of path as nnc_read_file reads them, decompressed if they
+ * are gzipped (*gzipped set); err gets a message naming the file
+ * (data.c). */
+int nnc_read_data(const char *path, unsigned char **bytes, size_t *size, int *gzipped,
+                  char *err, size_t errsize);
+
 /* Parses the header of the safetensors file file[0 .. size) into *root (a
  * JSON object: free it with cJSON_Delete) and sets *hlen to its length in
  * bytes; the data region then starts at file + 8 + *hlen. NNC_ERR_FORMAT

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "nncrt.h"
+#include "pool.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -169,6 +170,7 @@ DEFINE_RANGE(adagrad, AdagradArgs)
 typedef struct Ranges {
     void (*range)(const void *, size_t, size_t);
     const void *a;
+    size_t n;
 } Ranges;
 
 static void ranges_part(void *arg, size_t lo, size_t hi)
@@ -177,11 +179,19 @@ static void ranges_part(void *arg, size_t lo, size_t hi)
     r->range(r->a, lo, hi);
 }
 
+static void ranges_whole(void *arg)
+{
+    const Ranges *r = arg;
+    r->range(r->a, 0, r->n);
+}
+
 static void run_ranges(void (*range)(const void *, size_t, size_t), const void *a, size_t n)
 {
     if (n >= (1u << 16) && nnc_num_threads() > 1) {
-        Ranges r = {range, a};
-        nnc_parallel_for(n, 4096, ranges_part, &r);
+        Ranges r = {range, a, n};
+        uint64_t id = 0;
+        memcpy(&id, &range, sizeof range < sizeof id ? sizeof range : sizeof id);
+        nnc_parallel_site(nnc_site_key(id, n, 0, 0), n, 4096, ranges_part, &r, ranges_whole, &r);
         return;
     }
     range(a, 0, n);

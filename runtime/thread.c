@@ -30,6 +30,17 @@
  * again, so a busy machine costs little and a quiet one keeps its
  * threads.
  *
+ * Sites. Whether threads pay depends on the machine more than on the
+ * loop's size: on some virtual machines two vCPUs give one core's worth of
+ * arithmetic plus the cost of waking the other. So every repeating loop
+ * (a call site: nnc_parallel_site's key, or nnc_parallel_for's function,
+ * count and chunk) keeps the time it took on the pool and on the caller
+ * alone, as a moving average, tries both at first and then runs the faster;
+ * the slower way is timed again now and then (after SITE_PROBE_MIN calls,
+ * the interval doubling up to SITE_PROBE_MAX while it stays slower), and a
+ * loop that grows slow (another process arrived) switches at once. Both
+ * ways give the same bits, so timing changes only speed.
+ *
  * The default thread count is the number of CPUs the process may run on
  * (sched_getaffinity), capped by the cgroup CPU quota (v2 cpu.max, v1
  * cpu.cfs_quota_us / cpu.cfs_period_us); NNC_NUM_THREADS overrides it,
@@ -64,6 +75,7 @@
 #endif
 
 #include "nncrt.h"
+#include "pool.h"
 
 /* ---- Denormals ---------------------------------------------------------- */
 
@@ -462,6 +474,76 @@ static void note_wait(long long t0, long long t_own, long long t_end, unsigned m
     }
 }
 
+/* ---- Sites: threads or not, by measurement ---- */
+
+#define NSITES 256                /* direct-mapped by key */
+#define SITE_PROBE_MIN 8u
+#define SITE_PROBE_MAX 1024u
+
+typedef struct Site {
+    uint64_t key;
+    double ns[2];                 /* moving average: [0] caller alone, [1] pool */
+    unsigned runs[2];
+    unsigned calls, next_probe, interval;
+    int choice, probing;
+} Site;
+
+/* Touched only by the caller that owns the pool (pool.busy). */
+static Site sites[NSITES];
+
+static Site *site_get(uint64_t key)
+{
+    Site *s = &sites[(key ^ key >> 29) % NSITES];
+    if (s->key != key || (s->runs[0] | s->runs[1]) == 0) {
+        memset(s, 0, sizeof *s);
+        s->key = key;
+        s->interval = SITE_PROBE_MIN;
+    }
+    return s;
+}
+
+/* 1: run this call on the pool, 0: on the caller alone. */
+static int site_choose(Site *s)
+{
+    if (s->runs[1] < 2)
+        return 1;
+    if (s->runs[0] < 2)
+        return 0;
+    if (++s->calls >= s->next_probe) {
+        s->probing = 1;
+        return !s->choice;
+    }
+    return s->choice;
+}
+
+static void site_record(Site *s, int way, long long ns)
+{
+    double t = (double)ns;
+    if (s->runs[way] == 0 || s->probing)
+        s->ns[way] = t;                           /* a fresh estimate */
+    else if (s->runs[way] == 1)
+        s->ns[way] = t < s->ns[way] ? t : s->ns[way];   /* the first may be cold */
+    else
+        s->ns[way] += 0.25 * (t - s->ns[way]);
+    s->runs[way]++;
+    if (s->runs[0] < 2 || s->runs[1] < 2)
+        return;
+    if (s->probing) {
+        int other = !s->choice;
+        if (s->ns[other] > 1.1 * s->ns[s->choice])
+            s->interval = s->interval * 2 > SITE_PROBE_MAX ? SITE_PROBE_MAX : s->interval * 2;
+        else
+            s->interval = SITE_PROBE_MIN;
+        s->probing = 0;
+        s->next_probe = s->calls + s->interval;
+    } else if (s->next_probe == 0) {
+        s->next_probe = s->calls + s->interval;
+    }
+    s->choice = s->ns[1] < s->ns[0];
+}
+
+/* Runs a job on the pool, which the caller owns (pool.busy); returns 0
+ * (nothing run) when the pool should not be used now. */
 static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
 {
     unsigned long long gen;
@@ -470,23 +552,18 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
     unsigned mine;
     int helpers;
 
-    if (__atomic_exchange_n(&pool.busy, 1, __ATOMIC_ACQUIRE))
-        return 0;
     t0 = now_ns();
     if (t0 < pool.solo_until) {
 #ifdef NNC_POOL_DEBUG
         dbg_solo++;
 #endif
-        STORE(&pool.busy, 0);
         return 0;
     }
     helpers = start_workers(nt - 1);
     if (helpers > nt - 1)
         helpers = nt - 1;
-    if (helpers < 1) {
-        STORE(&pool.busy, 0);
+    if (helpers < 1)
         return 0;
-    }
     gen = (LOAD(&pool.state) >> 32) + 1;
     __atomic_store_n(&pool.state, gen << 32 | CLOSED, __ATOMIC_SEQ_CST);
     STORE(&pool.fn, fn), STORE(&pool.arg, arg);
@@ -525,7 +602,6 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
     }
     t_end = now_ns();
     note_wait(t0, t_own, t_end, mine);
-    STORE(&pool.busy, 0);
     return 1;
 }
 #endif /* HAVE_POOL */
@@ -540,7 +616,8 @@ int nnc_parallel_threads(void)
     return nt;
 }
 
-void nnc_parallel_for(size_t n, size_t chunk, nnc_range_fn fn, void *arg)
+void nnc_parallel_site(uint64_t key, size_t n, size_t chunk, nnc_range_fn fn, void *arg,
+                       void (*solo)(void *), void *solo_arg)
 {
     if (n == 0)
         return;
@@ -550,9 +627,62 @@ void nnc_parallel_for(size_t n, size_t chunk, nnc_range_fn fn, void *arg)
     {
         int nt = nnc_num_threads();
         if (nt > 1 && n > chunk && (n - 1) / chunk < CLOSED - 1 &&
-            pool_run(n, chunk, fn, arg, nt))
+            !__atomic_exchange_n(&pool.busy, 1, __ATOMIC_ACQUIRE)) {
+            Site *s = site_get(key);
+            int way = site_choose(s);
+            long long t0 = now_ns();
+            if (way && !pool_run(n, chunk, fn, arg, nt))
+                way = -1;   /* the pool runs solo for a while: not this site's choice */
+            if (way <= 0)
+                solo(solo_arg);
+            if (way >= 0)
+                site_record(s, way, now_ns() - t0);
+            STORE(&pool.busy, 0);
             return;
+        }
     }
+#else
+    (void)key, (void)fn, (void)arg;
 #endif
-    fn(arg, 0, n);
+    solo(solo_arg);
+}
+
+int nnc_site_choice(uint64_t key)
+{
+#if defined(HAVE_POOL)
+    int way = -1;
+    if (!__atomic_exchange_n(&pool.busy, 1, __ATOMIC_ACQUIRE)) {
+        const Site *s = &sites[(key ^ key >> 29) % NSITES];
+        if (s->key == key && s->runs[0] >= 2 && s->runs[1] >= 2)
+            way = s->choice;
+        STORE(&pool.busy, 0);
+    }
+    return way;
+#else
+    (void)key;
+    return -1;
+#endif
+}
+
+typedef struct Whole {
+    nnc_range_fn fn;
+    void *arg;
+    size_t n;
+} Whole;
+
+static void run_whole(void *p)
+{
+    const Whole *w = p;
+    w->fn(w->arg, 0, w->n);
+}
+
+void nnc_parallel_for(size_t n, size_t chunk, nnc_range_fn fn, void *arg)
+{
+    Whole w;
+    uint64_t id = 0;
+    if (n == 0)
+        return;
+    w.fn = fn, w.arg = arg, w.n = n;
+    memcpy(&id, &fn, sizeof fn < sizeof id ? sizeof fn : sizeof id);
+    nnc_parallel_site(nnc_site_key(id, n, chunk, 0), n, chunk, fn, arg, run_whole, &w);
 }

@@ -15,6 +15,9 @@ libcjson-dev zlib1g-dev libcriterion-dev clang python3-torch python3-numpy \
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake valgrind libclang-rt-dev"
 # tests/e2e/driver.sh renders --emit=dot (without dot that check is a SKIP)
 packages="$packages graphviz"
+# English text for the language model example (examples/gpt_char.nn): the
+# files of /usr/share/games/fortunes, 2.5 MB, '%' lines between fortunes
+packages="$packages fortunes"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

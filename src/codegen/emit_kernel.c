@@ -241,6 +241,25 @@ static void zero_riders(Emit *e, const KCtx *kc)
     }
 }
 
+/* May the kernel's innermost loop (over the root's last axis) run its
+ * iterations as SIMD lanes (NNC_IVDEP)? Each writes the root's element of
+ * its own; a rider adds into an element of its own only if it keeps the
+ * root's last axis (a sum over the rows), not if it sums that axis away. */
+static bool inner_independent(const KCtx *kc)
+{
+    const Node *r = NODE(kc->g, kc->k->root);
+    int last = r->shape.rank > 0 ? r->shape.dim[r->shape.rank - 1] : 1;
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        const Node *n = NODE(kc->g, id);
+        if (id == kc->k->root || !is_rider(kc->g, id) || last == 1)
+            continue;
+        if (n->shape.rank < 1 || n->shape.dim[n->shape.rank - 1] != last)
+            return false;
+    }
+    return true;
+}
+
 /* A loop kernel: elementwise members (and riders), no GEMM. */
 static void emit_loop(Emit *e, KCtx *kc)
 {
@@ -271,10 +290,14 @@ static void emit_loop(Emit *e, KCtx *kc)
         /* only loops that can be large enough to gain from threads */
         if (shape_numel(&r->shape) >= 65536)
             emit_line(e, "NNC_PARALLEL_FOR(%s)", emit_numel(r));
+        else
+            emit_line(e, "NNC_IVDEP");
         emit_line(e, "for (int i = 0; i < %s; i++) {", emit_numel(r));
         e->indent++;
     }
     for (int d = 0; !kc->flat && d < r->shape.rank; d++) {
+        if (d == r->shape.rank - 1 && inner_independent(kc))
+            emit_line(e, "NNC_IVDEP");
         emit_line(e, "for (int i%d = 0; i%d < %s; i%d++)%s", d, d, emit_dim(r, d), d,
                   d == r->shape.rank - 1 ? " {" : "");
         e->indent++;
@@ -406,6 +429,8 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     }
     /* the rank-2 row loop has no braces: its body is one level deeper */
     const char *in = rank == 2 ? "    " : "";
+    if (inner_independent(kc))
+        emit_line(e, "%sNNC_IVDEP", in);
     emit_line(e, "%sfor (int i%d = 0; i%d < %d; i%d++) {", in, rank - 1, rank - 1, ncols,
               rank - 1);
     e->indent += rank == 2 ? 2 : 1;

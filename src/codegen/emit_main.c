@@ -7,6 +7,12 @@
  *     cc -O3 train.c $(pkg-config --cflags --libs nncrt) -lm -o train
  *     ./train train --x X --y Y --epochs 5 --val-split 0.1 --log log.csv
  *
+ * A sequence language model (T token ids in, an index loss over T
+ * positions, the ids into a table of rows: an embedding) also trains on
+ * text and samples from it: `./train train --text FILE`, `./train
+ * generate --prompt TEXT`. Its checkpoints then keep the vocabulary and
+ * the window sampler's state in their metadata, written by fit_save_meta.
+ *
  * The driver's logic (options, data files, progress, checkpoints) is
  * plain runtime code, tested once; the emitted part only describes the
  * model: its sizes, how to read its output (the loss), and its API
@@ -23,6 +29,54 @@ static const char *loss_kind(const Graph *g)
     const Node *l = NODE(g, g->loss);
     Op op = l->in[0] == g->output ? l->op : losshead_unfused(l->op);
     return emit_str("NNC_LOSS_%s", emit_upper(op_name(op)));
+}
+
+/* A sequence language model: per sample T ids in, T class indices as
+ * targets (an index loss), T x V outputs, the ids read by an op that
+ * indexes a table's rows (embedding). Its seq_len (T) and the table's
+ * rows, or 0, 0. */
+static void seq_model(const Graph *g, int *seq_len, int *rows)
+{
+    int in = emit_per_sample(NODE(g, g->input));
+    int tgt = emit_per_sample(NODE(g, g->target));
+    int out = emit_per_sample(NODE(g, g->output));
+    *seq_len = *rows = 0;
+    if (!(optab[NODE(g, g->loss)->op].flags & F_INDEX) || in != tgt || in < 2 ||
+        out % in != 0 || out == in)
+        return;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        unsigned f = optab[n->op].flags;
+        if ((f & F_INDEX) && (f & F_ROWS) && n->in[1] == g->input) {
+            *seq_len = in;
+            *rows = NODE(g, n->in[0])->shape.dim[0];
+            return;
+        }
+    }
+}
+
+/* fit_save_meta: <p>_save with more metadata (the text's vocabulary and
+ * the window sampler's state). The tensors as <p>_save writes them: the
+ * table <p>_tensors fills (its entries counted by their names). */
+static void emit_save_meta(Buf *out, const Compiled *c, const char *p)
+{
+    const Graph *g = &c->g;
+    int cap = g->nparams * (1 + c->layout.nstate);
+    cap = cap > 0 ? cap : 1;
+    buf_puts(out, "static int fit_save_meta(void *ctx, const char *path, "
+                  "const char *const *more)\n{\n");
+    buf_printf(out, "    nnc_tensor t[%d];\n    char step[32];\n", cap);
+    buf_printf(out, "    const char *meta[2 * 16 + 7] = {\"format\", \"nnc\", \"model\", \"%s\", "
+                    "\"step\", step};\n", g->name);
+    buf_puts(out, "    int n = 0, k = 6;\n");
+    buf_puts(out, "    while (more && more[k - 6] && k < 2 * 16 + 6) {\n"
+                  "        meta[k] = more[k - 6];\n        k++;\n    }\n    meta[k] = NULL;\n");
+    buf_printf(out, "    snprintf(step, sizeof step, \"%%lu\", "
+                    "(unsigned long)((const %s_ctx *)ctx)->step);\n", p);
+    buf_puts(out, "    memset(t, 0, sizeof t);\n");
+    buf_printf(out, "    %s_tensors((const %s_ctx *)ctx, t);\n", p, p);
+    buf_printf(out, "    while (n < %d && t[n].name)\n        n++;\n", cap);
+    buf_puts(out, "    return nnc_ckpt_save(path, t, n, meta);\n}\n");
 }
 
 void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
@@ -64,8 +118,12 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
                     "lr); }\n", p, p);
     buf_printf(out, "static float fit_get_lr(void *ctx) { return %s_get_lr((const %s_ctx *)"
                     "ctx); }\n", p, p);
-    buf_printf(out, "static uint64_t fit_steps(void *ctx) { return ((%s_ctx *)ctx)->step; }\n\n",
+    buf_printf(out, "static uint64_t fit_steps(void *ctx) { return ((%s_ctx *)ctx)->step; }\n",
                p);
+    emit_save_meta(out, c, p);
+    int seq_len, rows;
+    seq_model(g, &seq_len, &rows);
+    buf_puts(out, "\n");
     buf_puts(out, "int main(int argc, char **argv)\n{\n");
     buf_puts(out, "    static const nnc_fit_model model = {\n");
     buf_printf(out, "        \"%s\", %s_BATCH, %s_IN, %s_OUT, %s_TARGET,\n", g->name, P, P, P,
@@ -75,6 +133,8 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
     buf_printf(out, "        %s, %.17g,\n", loss_kind(g),
                (optab[l->op].flags & F_ATTR) ? l->fattr[0] : 0.0);
     buf_puts(out, "        fit_create, fit_destroy, fit_train_step, fit_predict, fit_save,\n"
-                  "        fit_load, fit_set_lr, fit_get_lr, fit_steps};\n");
+                  "        fit_load, fit_set_lr, fit_get_lr, fit_steps,\n");
+    buf_printf(out, "        %d, %d, fit_save_meta};  /* sequence models: T, the table's rows */\n",
+               seq_len, rows);
     buf_puts(out, "    return nnc_fit_main(argc, argv, &model);\n}\n");
 }

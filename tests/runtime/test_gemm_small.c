@@ -192,11 +192,18 @@ Test(gemm_small, bias_exact_and_rows_independent)
         }
         if (strcmp(isas[f], "avx2") != 0 && strcmp(isas[f], "avx512") != 0)
             continue;   /* the tiled kernels differ from one-row dots */
-        for (int i = 0; i < M; i += 2)     /* two rows at a time */
-            nnc_sgemm(0, 1, 2, N, K, 1.0f, a + i * K, K, b, K, 0.0f, c1 + i * N, N);
-        for (int i = 0; i < M; i++) {
-            nnc_sgemm(0, 1, 1, N, K, 1.0f, a + i * K, K, b, K, 0.0f, c3, N);
-            cr_assert_eq(memcmp(c3, c1 + i * N, sizeof c3), 0, "%s row %d", nnc_isa(), i);
+        /* (n, k): whole steps of k, then a masked tail of k with columns
+         * in eights and fours (one row) or fours (two rows) */
+        static const int nk[][2] = {{N, K}, {13, 10}, {21, 37}};
+        for (size_t t = 0; t < sizeof nk / sizeof nk[0]; t++) {
+            int n = nk[t][0], k = nk[t][1];
+            for (int i = 0; i < M; i += 2)     /* two rows at a time */
+                nnc_sgemm(0, 1, 2, n, k, 1.0f, a + i * k, k, b, k, 0.0f, c1 + i * n, n);
+            for (int i = 0; i < M; i++) {
+                nnc_sgemm(0, 1, 1, n, k, 1.0f, a + i * k, k, b, k, 0.0f, c3, n);
+                cr_assert_eq(memcmp(c3, c1 + i * n, (size_t)n * sizeof(float)), 0,
+                             "%s row %d, n=%d k=%d", nnc_isa(), i, n, k);
+            }
         }
     }
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "nncrt.h"
+#include "pool.h"
 
 #if defined(__x86_64__) || (defined(__i386__) && defined(__SSE__)) || \
     (defined(__aarch64__) && defined(__GNUC__))
@@ -92,6 +93,61 @@ static void nested_range(void *arg, size_t lo, size_t hi)
                 __atomic_store_n(&outer->bad, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&outer->hits[i], 1, __ATOMIC_RELAXED);
     }
+}
+
+/* ---- Sites: threads only where they pay ---------------------------------- */
+
+typedef struct Timed {
+    long chunk_us, solo_us;
+    int pooled, solo;   /* calls run each way */
+} Timed;
+
+static void timed_range(void *arg, size_t lo, size_t hi)
+{
+    Timed *t = arg;
+    if (lo == 0)
+        __atomic_add_fetch(&t->pooled, 1, __ATOMIC_RELAXED);
+    busy_us(t->chunk_us * (long)(hi - lo));
+}
+
+static void timed_solo(void *arg)
+{
+    Timed *t = arg;
+    t->solo++;
+    busy_us(t->solo_us);
+}
+
+static void run_site(uint64_t key, Timed *t, int calls)
+{
+    for (int i = 0; i < calls; i++)
+        nnc_parallel_site(key, 4, 1, timed_range, t, timed_solo, t);
+}
+
+Test(pool, site_runs_alone_where_threads_lose)
+{
+    /* four chunks of 400 us on two threads (>= 800 us) against 100 us alone */
+    Timed t = {400, 100, 0, 0};
+    uint64_t key = nnc_site_key(1, 2, 3, 4);
+    nnc_set_num_threads(2);
+    run_site(key, &t, 200);
+    cr_assert_eq(t.pooled + t.solo, 200);
+    cr_assert_eq(nnc_site_choice(key), 0, "threads chosen, though slower");
+    nnc_set_num_threads(0);
+    /* two tries each, then probes of the slower way at growing intervals */
+    cr_assert(t.pooled <= 12, "threads ran %d of 200 calls, though slower", t.pooled);
+}
+
+Test(pool, site_threads_where_they_pay)
+{
+    /* four chunks of 50 us (at most 200 us) against 3 ms alone */
+    Timed t = {50, 3000, 0, 0};
+    uint64_t key = nnc_site_key(5, 6, 7, 8);
+    nnc_set_num_threads(2);
+    run_site(key, &t, 100);
+    cr_assert_eq(t.pooled + t.solo, 100);
+    /* (a loaded machine may also make the pool run solo for a while) */
+    cr_assert_eq(nnc_site_choice(key), 1, "threads not chosen, though faster");
+    nnc_set_num_threads(0);
 }
 
 Test(pool, nested_calls)

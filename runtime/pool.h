@@ -1,0 +1,37 @@
+/*
+ * pool.h - libnncrt's internal entry to the thread pool (not installed).
+ *
+ * nnc_parallel_site runs one parallel loop of a call site that repeats
+ * (the same GEMM shape, the same update, every training step): on the
+ * pool, fn(arg, lo, hi) over chunks of [0, n), or on the caller alone,
+ * solo(arg), whichever the site's recent timings say is faster (see
+ * thread.c, "Sites"). key names the site: equal keys must mean the same
+ * amount of work. Both ways must give the same bits.
+ */
+#ifndef NNC_POOL_H
+#define NNC_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nncrt.h"
+
+void nnc_parallel_site(uint64_t key, size_t n, size_t chunk, nnc_range_fn fn, void *arg,
+                       void (*solo)(void *), void *solo_arg);
+
+/* For tests: the way a site runs now, 1 on the pool, 0 on the caller
+ * alone, -1 not known yet (or no pool). */
+int nnc_site_choice(uint64_t key);
+
+/* A key from a few sizes (FNV-1a over their bytes). */
+static inline uint64_t nnc_site_key(uint64_t tag, uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t v[4] = {tag, a, b, c}, h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)v;
+    size_t i;
+    for (i = 0; i < sizeof v; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+#endif
