@@ -555,6 +555,63 @@ int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m);
 double nnc_loss_sum(int loss, double param, const float *out, const float *y, size_t rows,
                     int nout, int ntarget, size_t *hits);
 
+/* ---- Attention (attention.c) ----------------------------------------------
+ *
+ * Softmax attention per (batch, head), streaming over keys with an online
+ * softmax (no T x T matrix): for query i,
+ *     o_i = sum_j softmax_j(scale q_i . k_j) z_ij v_j,  j < T (j <= i if causal)
+ * with z_ij the dropout factor (1 without dropout). Layout by strides:
+ * element (b, t, h, d) of q, k, v (and of dq, dk, dv) is at
+ * base + b*sb + t*st + h*sh + d, of o and dout at base + b*ob + t*ot +
+ * h*oh + d (unit stride over d), so the packed (B, T, 3C) qkv of
+ * multihead_attention (q = qkv, k = qkv + C, v = qkv + 2C, sb = 3TC,
+ * st = 3C, sh = D) and torch's (B, H, T, D) both work. lse, if not NULL,
+ * gets each row's log-sum-exp at [(b*H + h)*T + t]; the backward takes it
+ * back, or NULL to recompute it (for T <= 64 from the head's whole
+ * probability matrix, held on the stack: no more work than with lse). The backward overwrites dq,
+ * dk and dv (they must not overlap q, k, v). dropout (the rate, 0 in
+ * predict) drops probabilities as torch does, kept ones scaled by
+ * 1/(1 - dropout); the mask is nnc_attention_keep's hash of (seed, b, h,
+ * i, j), so the backward regenerates it. Heads run on the thread pool;
+ * results do not depend on the thread count. No allocation.
+ */
+typedef struct nnc_attn_shape {
+    int B, T, H, D;
+    long sb, st, sh;        /* q, k, v, dq, dk, dv */
+    long ob, ot, oh;        /* o, dout */
+    int causal;
+    float scale;            /* usually 1/sqrt(D) */
+    float dropout;          /* rate in [0, 1); 0: none */
+    uint64_t seed;          /* dropout mask */
+} nnc_attn_shape;
+void nnc_attention_fwd(const nnc_attn_shape *s, const float *q, const float *k,
+                       const float *v, float *o, float *lse);
+void nnc_attention_bwd(const nnc_attn_shape *s, const float *q, const float *k,
+                       const float *v, const float *o, const float *lse, const float *dout,
+                       float *dq, float *dk, float *dv);
+
+/* Generation with a cache of keys and values: row pos of
+ * nnc_attention_fwd's causal output, computed alone (query pos against
+ * keys and values 0..pos, with s's strides and layout; s->T is the
+ * cache's length, pos < T; no dropout), with the forward's operations for
+ * that row in its order: the same bits as the forward's row pos. */
+void nnc_attention_decode(const nnc_attn_shape *s, int pos, const float *q, const float *k,
+                          const float *v, float *o);
+
+/* Is probability (b, h, i, j) kept by attention dropout? A splitmix64 hash
+ * of seed and the index ((b*H + h)*T + i)*T + j; its top 24 bits u are
+ * kept if u >= dropout * 2^24. */
+static inline int nnc_attention_keep(const nnc_attn_shape *s, int b, int h, int i, int j)
+{
+    uint64_t idx = (((uint64_t)b * (uint64_t)s->H + (uint64_t)h) * (uint64_t)s->T +
+                    (uint64_t)i) * (uint64_t)s->T + (uint64_t)j;
+    uint64_t z = s->seed + (idx + 1u) * UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    z ^= z >> 31;
+    return (float)(uint32_t)(z >> 40) >= s->dropout * 16777216.0f;
+}
+
 /* ---- Threads in generated loops ------------------------------------------
  *
  * NNC_PARALLEL_FOR(n) precedes a generated elementwise loop of n

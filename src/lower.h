@@ -42,6 +42,7 @@ typedef struct Lower {
     int ndropout;           /* dropout layers so far */
     int nembed;             /* unnamed embedding layers so far */
     int npos;               /* unnamed position_embedding layers so far */
+    int nmha;               /* unnamed multihead_attention layers so far */
 } Lower;
 
 /* Emitted loops index with int: a tensor holds at most 2^30 floats. */
@@ -58,6 +59,20 @@ const char *bytes_str(Lower *L, uint64_t floats);
 /* After a shape error: a note showing where value `id` and its shape
  * come from. */
 void note_shape(Lower *L, NodeId id);
+
+/* lower_layers.c: the name of this call's layer (the assigned value's,
+ * or KIND_N by *counter); false after an error if a layer of that name
+ * exists; the parameter NAME.SUFFIX of layer ly, marked as the layer's. */
+const char *layer_name(Lower *L, const Expr *call, const char *kind, int *counter);
+bool check_param_name(Lower *L, const char *name, Loc loc);
+NodeId layer_param(Lower *L, const LayerInfo *ly, const Expr *call, const char *name,
+                   const char *suffix, const Shape *s, Init init, int fan_in, int fan_out);
+
+/* lower_attention.c: the attention layers' lowerers (layer_table rows) */
+NodeId lower_multihead_attention(Lower *L, const LayerInfo *ly, const Expr *call, NodeId *in,
+                                 int nin, const Args *a);
+NodeId lower_scaled_dot_product_attention(Lower *L, const LayerInfo *ly, const Expr *call,
+                                          NodeId *in, int nin, const Args *a);
 
 /* lower_train.c */
 void lower_loss(Lower *L, const Stmt *s);

@@ -62,15 +62,14 @@ static NodeId activate(Lower *L, const char *name, NodeId x, Loc loc)
 
 /* ---- layers --------------------------------------------------------------- */
 
-static const char *layer_name(Lower *L, const Expr *call, const char *kind,
-                              int *counter)
+const char *layer_name(Lower *L, const Expr *call, const char *kind, int *counter)
 {
     if (L->assign && L->assign_call == call)
         return L->assign;
     return arena_printf(L->arena, "%s_%d", kind, (*counter)++);
 }
 
-static bool check_param_name(Lower *L, const char *name, Loc loc)
+bool check_param_name(Lower *L, const char *name, Loc loc)
 {
     for (int i = 0; i < L->g->nparams; i++) {
         const Node *p = NODE(L->g, L->g->params[i]);
@@ -122,8 +121,8 @@ static void mark_flat_image(Graph *g, NodeId x, NodeId param)
 
 /* The parameter NAME.SUFFIX of layer `ly` (NAME: this call's layer name),
  * as graph_param makes it, marked as the layer's. */
-static NodeId layer_param(Lower *L, const LayerInfo *ly, const Expr *call, const char *name,
-                          const char *suffix, const Shape *s, Init init, int fan_in, int fan_out)
+NodeId layer_param(Lower *L, const LayerInfo *ly, const Expr *call, const char *name,
+                   const char *suffix, const Shape *s, Init init, int fan_in, int fan_out)
 {
     NodeId p = graph_param(L->g, call->loc, arena_printf(L->arena, "%s.%s", name, suffix), s,
                            init, fan_in, fan_out);
@@ -913,5 +912,16 @@ const LayerInfo layer_table[] = {
     {.name = "batchnorm", ONE, .lower = lower_batchnorm,
      .params = {{.name = "momentum", .type = A_NUM, .def = 0.99, .range = R_UNIT_GOT},
                 {.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE_GOT}}},
+    /* attention (lower_attention.c) */
+    {.name = "multihead_attention", ONE, .lower = lower_multihead_attention,
+     .params = {{.name = "heads", .type = A_INT, .required = true, .alias = "num_heads",
+                 .range = R_BETWEEN(1, 1 << 16)},
+                {.name = "causal", .type = A_BOOL},
+                {.name = "dropout", .type = A_NUM, .range = R_UNIT_GOT},
+                USE_BIAS_ARG}},
+    {.name = "scaled_dot_product_attention", .min_in = 3, .max_in = 3,
+     .lower = lower_scaled_dot_product_attention,
+     .params = {{.name = "causal", .type = A_BOOL, .alias = "is_causal"},
+                {.name = "dropout", .type = A_NUM, .alias = "dropout_p", .range = R_UNIT_GOT}}},
 };
 const int nlayer_table = (int)(sizeof layer_table / sizeof layer_table[0]);

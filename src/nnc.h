@@ -508,6 +508,9 @@ void plan_free(Plan *p);
 size_t plan_naive_floats(const Graph *g, bool predict);
 /* FLOPs of one node (2mnk for matrix products, else one per element). */
 double node_flops(const Graph *g, NodeId id);
+/* ops/attention.c: those of an attention node (its T x T x D products,
+ * halved when causal). */
+double attention_flops(const Graph *g, const Node *n);
 /* ALIGN_FLOATS: every buffer starts on a 64-byte boundary. */
 #define ALIGN_FLOATS 16
 size_t align_floats(size_t n);

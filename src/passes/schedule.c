@@ -74,6 +74,8 @@ double node_flops(const Graph *g, NodeId id)
         return 2.0 * (double)shape_numel(&n->shape) *
                a->shape.dim[a->shape.rank - (n->iattr[0] ? 2 : 1)];
     }
+    if (n->op == OP_ATTENTION || n->op == OP_ATTENTION_BACK)
+        return attention_flops(g, n);
     switch (optab[n->op].kind) {
     case K_SOURCE:
         return 0;

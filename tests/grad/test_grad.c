@@ -29,6 +29,9 @@ static const Shape shapes[] = {
     {3, {2, 1, 4}}, {3, {2, 9, 3}}, {3, {2, 3, 9}}, {4, {2, 2, 3, 1}}, {4, {2, 2, 1, 3}},
     /* square attention scores (causal masks), T = 9 */
     {3, {2, 9, 9}},
+    /* packed attention inputs (batch, T, 3 x heads x D): T = 1; T = 5 with
+     * head size 1 ((1, 4, 6, 3) above: 4 heads of size 1, T = 6) */
+    {3, {2, 1, 6}}, {3, {1, 5, 3}},
 };
 /* Window attributes (kh, kw, sh, sw, same) tried for K_WINDOW ops. */
 static const int windows[4][5] = {
@@ -221,7 +224,9 @@ static void signature(const Case *c, Op op, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, "%s", shape_str(&NODE(&c->g, c->in[k])->shape));
     const Node *y = NODE(&c->g, c->y);
     at += (size_t)snprintf(buf + at, len - at, "->%s", shape_str(&y->shape));
-    if (optab[op].kind == K_CONTRACT || optab[op].kind == K_WINDOW || op == OP_BMATMUL)
+    /* attention: iattr[1] is causal */
+    if (optab[op].kind == K_CONTRACT || optab[op].kind == K_WINDOW || op == OP_BMATMUL ||
+        op == OP_ATTENTION)
         snprintf(buf + at, len - at, " %d%d", y->iattr[0], y->iattr[1]);
     if (op == OP_TRANSPOSE || op == OP_NARROW)
         snprintf(buf + at, len - at, " %d%d%d%d", y->iattr[0], y->iattr[1], y->iattr[2],

@@ -1,0 +1,497 @@
+/*
+ * attention.c - softmax attention, forward and backward, per (batch, head),
+ * without a T x T matrix (flash-attention style):
+ *
+ *   s_ij = scale q_i . k_j,  j < T (j <= i if causal)
+ *   p_ij = exp(s_ij - lse_i),  lse_i = log sum_j exp(s_ij)
+ *   o_i  = sum_j p_ij z_ij v_j,  z_ij = keep(b, h, i, j) / (1 - dropout)
+ *
+ * Forward. Queries go in blocks of 32 rows, keys in blocks of 32; for
+ * each query row a running maximum m and sum l are kept (the online
+ * softmax): a key block's scores raise m to m', the row's accumulator and
+ * l are scaled by exp(m - m'), and the block's exp(s - m') are added
+ * (into l before dropout, into the accumulator after it). At the end
+ * o = acc / l and lse = m + log l. Nothing but one block of 32 x 32
+ * scores is ever held.
+ *
+ * Backward (dy = dL/do), per query row i with D_i = dy_i . o_i:
+ *   dv_j += p_ij z_ij dy_i
+ *   ds_ij = p_ij (z_ij dy_i . v_j - D_i)
+ *   dq_i += scale ds_ij k_j,  dk_j += scale ds_ij q_i
+ * Key blocks are the outer loop (a block's dk and dv stay local while
+ * every query block passes). The p_ij are recomputed from the scores and
+ * lse: the caller's lse from the forward, or, when it passes NULL, a
+ * short head's (T <= 64) whole probability matrix is computed first and
+ * held on the stack (no more work than with lse), a longer head's lse
+ * recomputed by the forward's online pass over the keys. Five products
+ * of T x T x D per head (s, dy.v, dq, dk, dv), never a T^3 loop.
+ *
+ * Decode (generation with a KV cache): row pos of the causal forward
+ * alone, by the forward's operations for that row in its order, so it
+ * gives the forward's bits.
+ *
+ * Vectors (attention_vec.h, D <= 64). Everything is one micro-kernel,
+ * C[r][0:32] += sum_x A(r, x) B[x][0:32], with B a local, aligned block:
+ * the key block transposed (and scaled), or the value/key/query rows
+ * padded to a multiple of 32; written once with GCC vector extensions and
+ * compiled three times on x86 (baseline, AVX2+FMA, AVX-512, by target
+ * attributes, as nn.c does); each call takes the set nnc_isa() names
+ * (NNC_ISA=scalar: the baseline). Larger heads (and compilers without
+ * vector extensions) take the plain loops below, with blocks that keep
+ * the stack scratch small. The backward's scratch is about 100 KB of
+ * stack. Block sizes depend only on D: results depend on the shapes and
+ * the kernel set, not on the thread count.
+ *
+ * Threads. The B x H heads are independent: nnc_parallel_for hands whole
+ * heads to threads, and each head's outputs (o, lse, and dq, dk, dv, which
+ * the backward zeroes first and then accumulates in a fixed order) are
+ * written by one task only, so results are bit-identical for any thread
+ * count. Nothing allocates.
+ *
+ * Dropout (rate p, in training only) applies to the probabilities, as
+ * torch's does: kept with probability 1 - p and scaled by 1 / (1 - p).
+ * Its mask is a counter-based hash of (seed, b, h, i, j)
+ * (nnc_attention_keep in nncrt.h), so the backward regenerates it.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "nncrt.h"
+
+#if defined(__GNUC__)
+#define ALWAYS __attribute__((always_inline))
+#else
+#define ALWAYS
+#endif
+
+#define BMAX 32         /* rows of a query block, keys of a key block */
+#define SCRATCH 4096    /* floats of one transposed block (kT, vT) or accumulator */
+
+/* The block size (query rows and keys) for head size d. */
+static int block_of(int d)
+{
+    int b = SCRATCH / d;
+
+    return b >= BMAX ? BMAX : b < 1 ? 1 : b;
+}
+
+typedef struct AttnArgs {
+    const nnc_attn_shape *s;
+    const float *q, *k, *v, *o, *dout, *lse_in;
+    float *out, *lse, *dq, *dk, *dv;
+    int pos;                /* nnc_attention_decode: the query's position */
+} AttnArgs;
+
+/* kT[d * ld + j] = k[j * st + d] for j < nk, d < D. */
+static inline ALWAYS void transpose(float *kT, int ld, const float *k, long st, int nk, int D)
+{
+    int j, d;
+
+    for (j = 0; j < nk; j++)
+        for (d = 0; d < D; d++)
+            kT[d * ld + j] = k[(long)j * st + d];
+}
+
+/* sc[j] = scale q . k_j for j < nk, from the transposed block kT. */
+static inline ALWAYS void scores(float *sc, const float *q, const float *kT, int ld, int nk,
+                                 int D, float scale)
+{
+    int j, d;
+
+    for (j = 0; j < nk; j++)
+        sc[j] = 0.0f;
+    for (d = 0; d < D; d++) {
+        const float qd = q[d], *kd = kT + d * ld;
+        for (j = 0; j < nk; j++)
+            sc[j] += qd * kd[j];
+    }
+    for (j = 0; j < nk; j++)
+        sc[j] *= scale;
+}
+
+/* One key block of the online softmax of a row: raises *m to the block's
+ * maximum, sets sc[j] = exp(sc[j] - m) for j < nj, rescales *l and adds
+ * the block's sum; returns the factor exp(m_old - m) for the row's
+ * accumulator. */
+static inline ALWAYS float online(float *sc, int nj, float *m, float *l)
+{
+    float mx = *m, corr, sum = 0.0f;
+    int j;
+
+    for (j = 0; j < nj; j++)
+        mx = sc[j] > mx ? sc[j] : mx;
+    corr = *m == -INFINITY ? 0.0f : nnc_expf(*m - mx);
+    for (j = 0; j < nj; j++)
+        sc[j] = nnc_expf(sc[j] - mx);
+    for (j = 0; j < nj; j++)
+        sum += sc[j];
+    *l = *l * corr + sum;
+    *m = mx;
+    return corr;
+}
+
+/* x[j] *= z_j (the dropout factor: 0 or 1 / (1 - p)) for keys j0 + j. */
+static inline ALWAYS void drop(float *x, int nj, const nnc_attn_shape *s, int b, int h, int i,
+                               int j0)
+{
+    const float inv = 1.0f / (1.0f - s->dropout);
+    int j;
+
+    for (j = 0; j < nj; j++)
+        x[j] *= nnc_attention_keep(s, b, h, i, j0 + j) ? inv : 0.0f;
+}
+
+/* The keys query row i sees of the block [j0, j0 + nk). */
+static int visible(const nnc_attn_shape *s, int i, int j0, int nk)
+{
+    int n = s->causal ? i - j0 + 1 : nk;
+
+    return n < nk ? n : nk;
+}
+
+/* The log-sum-exp of query rows [i0, i0 + nq) of head (b, h), by the
+ * forward's online pass (the same operations, so the same bits). */
+static inline ALWAYS void head_lse(const nnc_attn_shape *s, const float *q, const float *k,
+                                   int i0, int nq, int bs, float *kT, float *lse)
+{
+    const int T = s->T, D = s->D, jend = s->causal ? i0 + nq : T;
+    float m[BMAX], l[BMAX], sc[BMAX];
+    int r, j0;
+
+    for (r = 0; r < nq; r++)
+        m[r] = -INFINITY, l[r] = 0.0f;
+    for (j0 = 0; j0 < jend; j0 += bs) {
+        int nk = jend - j0 < bs ? jend - j0 : bs;
+        transpose(kT, bs, k + (long)j0 * s->st, s->st, nk, D);
+        for (r = 0; r < nq; r++) {
+            int nj = visible(s, i0 + r, j0, nk);
+            if (nj <= 0)
+                continue;
+            scores(sc, q + (long)(i0 + r) * s->st, kT, bs, nk, D, s->scale);
+            (void)online(sc, nj, &m[r], &l[r]);
+        }
+    }
+    for (r = 0; r < nq; r++)
+        lse[r] = m[r] + logf(l[r]);
+}
+
+static inline ALWAYS void fwd_head(const AttnArgs *a, int b, int h)
+{
+    const nnc_attn_shape *s = a->s;
+    const int T = s->T, D = s->D, bs = block_of(D);
+    const long qo = b * s->sb + h * s->sh;
+    const float *q = a->q + qo, *k = a->k + qo, *v = a->v + qo;
+    float *o = a->out + b * s->ob + h * s->oh;
+    float kT[SCRATCH], acc[SCRATCH], sc[BMAX], m[BMAX], l[BMAX];
+    int i0, j0, r, j, d;
+
+    for (i0 = 0; i0 < T; i0 += bs) {
+        const int nq = T - i0 < bs ? T - i0 : bs, jend = s->causal ? i0 + nq : T;
+        for (r = 0; r < nq; r++)
+            m[r] = -INFINITY, l[r] = 0.0f;
+        memset(acc, 0, (size_t)(nq * D) * sizeof *acc);
+        for (j0 = 0; j0 < jend; j0 += bs) {
+            const int nk = jend - j0 < bs ? jend - j0 : bs;
+            transpose(kT, bs, k + (long)j0 * s->st, s->st, nk, D);
+            for (r = 0; r < nq; r++) {
+                const int i = i0 + r, nj = visible(s, i, j0, nk);
+                float *ar = acc + r * D, corr;
+                if (nj <= 0)
+                    continue;
+                scores(sc, q + (long)i * s->st, kT, bs, nk, D, s->scale);
+                corr = online(sc, nj, &m[r], &l[r]);
+                if (s->dropout > 0.0f)
+                    drop(sc, nj, s, b, h, i, j0);
+                for (d = 0; d < D; d++)
+                    ar[d] *= corr;
+                for (j = 0; j < nj; j++) {
+                    const float p = sc[j], *vj = v + (long)(j0 + j) * s->st;
+                    for (d = 0; d < D; d++)
+                        ar[d] += p * vj[d];
+                }
+            }
+        }
+        for (r = 0; r < nq; r++) {
+            const float inv = 1.0f / l[r], *ar = acc + r * D;
+            float *orow = o + (long)(i0 + r) * s->ot;
+            for (d = 0; d < D; d++)
+                orow[d] = ar[d] * inv;
+            if (a->lse)
+                a->lse[((long)b * s->H + h) * T + i0 + r] = m[r] + logf(l[r]);
+        }
+    }
+}
+
+static inline ALWAYS void bwd_head(const AttnArgs *a, int b, int h)
+{
+    const nnc_attn_shape *s = a->s;
+    const int T = s->T, D = s->D, bs = block_of(D);
+    const long qo = b * s->sb + h * s->sh, oo = b * s->ob + h * s->oh;
+    const float *q = a->q + qo, *k = a->k + qo, *v = a->v + qo;
+    const float *o = a->o + oo, *dy = a->dout + oo;
+    float *dq = a->dq + qo, *dk = a->dk + qo, *dv = a->dv + qo;
+    float kT[SCRATCH], vT[SCRATCH], dqa[SCRATCH];
+    float sc[BMAX], dp[BMAX], pz[BMAX], z[BMAX], lse[BMAX], di[BMAX];
+    int i0, j0, r, j, d, t;
+
+    for (t = 0; t < T; t++)
+        for (d = 0; d < D; d++)
+            dk[(long)t * s->st + d] = 0.0f, dv[(long)t * s->st + d] = 0.0f;
+    for (i0 = 0; i0 < T; i0 += bs) {
+        const int nq = T - i0 < bs ? T - i0 : bs, jend = s->causal ? i0 + nq : T;
+        if (a->lse_in)
+            for (r = 0; r < nq; r++)
+                lse[r] = a->lse_in[((long)b * s->H + h) * T + i0 + r];
+        else
+            head_lse(s, q, k, i0, nq, bs, kT, lse);
+        for (r = 0; r < nq; r++) {
+            const float *dyr = dy + (long)(i0 + r) * s->ot, *orow = o + (long)(i0 + r) * s->ot;
+            float acc = 0.0f;
+            for (d = 0; d < D; d++)
+                acc += dyr[d] * orow[d];
+            di[r] = acc;
+        }
+        memset(dqa, 0, (size_t)(nq * D) * sizeof *dqa);
+        for (j0 = 0; j0 < jend; j0 += bs) {
+            const int nk = jend - j0 < bs ? jend - j0 : bs;
+            transpose(kT, bs, k + (long)j0 * s->st, s->st, nk, D);
+            transpose(vT, bs, v + (long)j0 * s->st, s->st, nk, D);
+            for (r = 0; r < nq; r++) {
+                const int i = i0 + r, nj = visible(s, i, j0, nk);
+                const float *qi = q + (long)i * s->st, *dyi = dy + (long)i * s->ot;
+                float *dqr = dqa + r * D;
+                if (nj <= 0)
+                    continue;
+                scores(sc, qi, kT, bs, nk, D, s->scale);
+                scores(dp, dyi, vT, bs, nk, D, 1.0f);
+                for (j = 0; j < nj; j++)
+                    sc[j] = nnc_expf(sc[j] - lse[r]);
+                if (s->dropout > 0.0f) {
+                    for (j = 0; j < nj; j++)
+                        z[j] = 1.0f;
+                    drop(z, nj, s, b, h, i, j0);
+                    for (j = 0; j < nj; j++)
+                        pz[j] = sc[j] * z[j], dp[j] *= z[j];
+                } else {
+                    for (j = 0; j < nj; j++)
+                        pz[j] = sc[j];
+                }
+                /* sc becomes scale * ds */
+                for (j = 0; j < nj; j++)
+                    sc[j] = s->scale * (sc[j] * (dp[j] - di[r]));
+                for (j = 0; j < nj; j++) {
+                    const float g = sc[j], pj = pz[j];
+                    const long jo = (long)(j0 + j) * s->st;
+                    const float *kj = k + jo;
+                    float *dkj = dk + jo, *dvj = dv + jo;
+                    for (d = 0; d < D; d++)
+                        dvj[d] += pj * dyi[d];
+                    for (d = 0; d < D; d++)
+                        dkj[d] += g * qi[d];
+                    for (d = 0; d < D; d++)
+                        dqr[d] += g * kj[d];
+                }
+            }
+        }
+        for (r = 0; r < nq; r++)
+            for (d = 0; d < D; d++)
+                dq[(long)(i0 + r) * s->st + d] = dqa[r * D + d];
+    }
+}
+
+/* Row pos of fwd_head (causal): query pos against keys 0..pos. */
+static inline ALWAYS void decode_head(const AttnArgs *a, int b, int h)
+{
+    const nnc_attn_shape *s = a->s;
+    const int D = s->D, bs = block_of(D), pos = a->pos;
+    const long qo = b * s->sb + h * s->sh;
+    const float *q = a->q + qo + (long)pos * s->st, *k = a->k + qo, *v = a->v + qo;
+    float *o = a->out + b * s->ob + h * s->oh + (long)pos * s->ot;
+    float kT[SCRATCH], acc[SCRATCH], sc[BMAX], m = -INFINITY, l = 0.0f;
+    int j0, j, d;
+
+    for (d = 0; d < D; d++)
+        acc[d] = 0.0f;
+    for (j0 = 0; j0 <= pos; j0 += bs) {
+        const int nk = pos + 1 - j0 < bs ? pos + 1 - j0 : bs;
+        float corr;
+        transpose(kT, bs, k + (long)j0 * s->st, s->st, nk, D);
+        scores(sc, q, kT, bs, nk, D, s->scale);
+        corr = online(sc, nk, &m, &l);
+        for (d = 0; d < D; d++)
+            acc[d] *= corr;
+        for (j = 0; j < nk; j++) {
+            const float p = sc[j], *vj = v + (long)(j0 + j) * s->st;
+            for (d = 0; d < D; d++)
+                acc[d] += p * vj[d];
+        }
+    }
+    for (d = 0; d < D; d++)
+        o[d] = acc[d] * (1.0f / l);
+}
+
+/* ---- Per-ISA sets and the choice ----------------------------------------- */
+
+typedef void (*HeadFn)(const AttnArgs *a, int b, int h);
+typedef struct AttnKern {
+    HeadFn fwd, bwd, decode;  /* D <= DMAX: the blocked vector bodies */
+    HeadFn fwd_any, bwd_any, decode_any; /* any D: the plain loops above */
+} AttnKern;
+
+#if defined(__GNUC__)
+
+#define BK 32       /* queries and keys of a block: the micro-kernel's width */
+#define DMAX 64     /* the vector bodies' largest head size (stack: 92 KB) */
+#define QCHUNK 1024 /* query rows whose lse the backward holds at once */
+#define PMAX 4096   /* without lse, T x T probabilities held up to T = 64 */
+#define ALIGNED __attribute__((aligned(64)))
+/* the micro-kernel's loops over rows and vectors, fully, so that its
+ * accumulators live in registers (gcc -O2 does not unroll them itself) */
+#define UNROLL _Pragma("GCC unroll 16")
+#define HAVE_VEC 1
+
+#define VW 4
+#define VR 2
+#define VSUF base
+#define VATTR
+#include "attention_vec.h"
+
+#endif
+
+#define DEFINE_SET(SUF, ATTR, FWD, BWD, DEC)                            \
+    static ATTR void fwd_any_##SUF(const AttnArgs *a, int b, int h)    \
+    {                                                                  \
+        fwd_head(a, b, h);                                             \
+    }                                                                  \
+    static ATTR void bwd_any_##SUF(const AttnArgs *a, int b, int h)    \
+    {                                                                  \
+        bwd_head(a, b, h);                                             \
+    }                                                                  \
+    static ATTR void decode_any_##SUF(const AttnArgs *a, int b, int h) \
+    {                                                                  \
+        decode_head(a, b, h);                                          \
+    }                                                                  \
+    static const AttnKern attn_##SUF = {FWD, BWD, DEC, fwd_any_##SUF, bwd_any_##SUF, \
+                                        decode_any_##SUF};
+
+#if defined(HAVE_VEC)
+DEFINE_SET(base, , fwd_base, bwd_base, decode_base)
+#else
+DEFINE_SET(base, , fwd_any_base, bwd_any_base, decode_any_base)
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+#define VW 8
+#define VR 3
+#define VSUF avx2
+#define VATTR __attribute__((target("avx2,fma")))
+#include "attention_vec.h"
+DEFINE_SET(avx2, __attribute__((target("avx2,fma"))), fwd_avx2, bwd_avx2, decode_avx2)
+
+#define VW 16
+#define VR 8
+#define VSUF avx512
+#define VATTR __attribute__((target("avx512f,fma")))
+#include "attention_vec.h"
+DEFINE_SET(avx512, __attribute__((target("avx512f,fma"))), fwd_avx512, bwd_avx512, decode_avx512)
+
+static const AttnKern *kern(void)
+{
+    const char *isa = nnc_isa();
+
+    if (strcmp(isa, "avx512") == 0)
+        return &attn_avx512;
+    if (strcmp(isa, "avx2") == 0)
+        return &attn_avx2;
+    return &attn_base;
+}
+
+#else
+
+static const AttnKern *kern(void)
+{
+    return &attn_base;
+}
+
+#endif
+
+/* ---- Entry points ---------------------------------------------------------- */
+
+#if defined(HAVE_VEC)
+#define DMAX_ANY DMAX
+#else
+#define DMAX_ANY 0
+#endif
+
+typedef struct Task {
+    const AttnArgs *a;
+    HeadFn fn;
+} Task;
+
+static void run_heads(void *arg, size_t lo, size_t hi)
+{
+    const Task *t = (const Task *)arg;
+    const int H = t->a->s->H;
+    size_t i;
+
+    for (i = lo; i < hi; i++)
+        t->fn(t->a, (int)(i / (size_t)H), (int)(i % (size_t)H));
+}
+
+static void run(const AttnArgs *a, HeadFn fn)
+{
+    Task t;
+    size_t heads = (size_t)a->s->B * (size_t)a->s->H;
+
+    t.a = a;
+    t.fn = fn;
+    if (heads == 0 || a->s->T <= 0 || a->s->D <= 0)
+        return;
+    /* a head of T x T x D multiply-adds is worth a task from about 32^3 */
+    if ((double)a->s->T * a->s->T * a->s->D * (double)heads < 65536.0)
+        run_heads(&t, 0, heads);
+    else
+        nnc_parallel_for(heads, 1, run_heads, &t);
+}
+
+void nnc_attention_fwd(const nnc_attn_shape *s, const float *q, const float *k,
+                       const float *v, float *o, float *lse)
+{
+    AttnArgs a;
+
+    memset(&a, 0, sizeof a);
+    a.s = s, a.q = q, a.k = k, a.v = v, a.out = o, a.lse = lse;
+    run(&a, s->D <= DMAX_ANY ? kern()->fwd : kern()->fwd_any);
+}
+
+void nnc_attention_bwd(const nnc_attn_shape *s, const float *q, const float *k,
+                       const float *v, const float *o, const float *lse, const float *dout,
+                       float *dq, float *dk, float *dv)
+{
+    AttnArgs a;
+
+    memset(&a, 0, sizeof a);
+    a.s = s, a.q = q, a.k = k, a.v = v, a.o = o, a.lse_in = lse, a.dout = dout;
+    a.dq = dq, a.dk = dk, a.dv = dv;
+    run(&a, s->D <= DMAX_ANY ? kern()->bwd : kern()->bwd_any);
+}
+
+void nnc_attention_decode(const nnc_attn_shape *s, int pos, const float *q, const float *k,
+                          const float *v, float *o)
+{
+    AttnArgs a;
+    Task t;
+    size_t heads = (size_t)s->B * (size_t)s->H;
+
+    memset(&a, 0, sizeof a);
+    a.s = s, a.q = q, a.k = k, a.v = v, a.out = o, a.pos = pos;
+    t.a = &a;
+    t.fn = s->D <= DMAX_ANY ? kern()->decode : kern()->decode_any;
+    if (heads == 0 || pos < 0 || pos >= s->T || s->D <= 0)
+        return;
+    if ((double)(pos + 1) * s->D * (double)heads < 65536.0)
+        run_heads(&t, 0, heads);
+    else
+        nnc_parallel_for(heads, 1, run_heads, &t);
+}

@@ -1,0 +1,459 @@
+/*
+ * attention_vec.h - the vector bodies of attention.c, written once and
+ * included by it once per kernel set, with
+ *     VW    floats per vector (4 baseline, 8 AVX2, 16 AVX-512)
+ *     VR    rows of the micro-kernel (its accumulators: VR x 32 / VW vectors)
+ *     VSUF  name suffix (base, avx2, avx512)
+ *     VATTR target attribute (empty for the baseline)
+ * as GCC vector extensions, so one text serves every width.
+ *
+ * Everything is made of one micro-kernel: C[r][0:32] (+)= sum_x
+ * A(r, x) B[x][0:32] for r < VR, A read as scalars with strides (so a
+ * transposed A costs nothing) and B rows of 32 floats in a local, aligned,
+ * zero-padded block. Per block of 32 queries and 32 keys:
+ *   S  = Q kT                 (kT: the key block transposed and scaled, D x 32)
+ *   O += P V                  (V: the value block, 32 x Dp, Dp = D rounded
+ *                              up to 32, zero-padded)
+ * and in the backward, with the key block outer (dK, dV of a key block
+ * stay in a local block while every query block passes):
+ *   S = Q kT, dP = dY vT, dS = P (z dP - D_i) scale
+ *   dV += (P z)^T dY,  dK += dS^T Q,  dQ += dS K
+ * Each element of a product is the same chain of multiply-adds whatever
+ * the row grouping, so the backward's recomputed log-sum-exp equals the
+ * forward's.
+ */
+#define V_CAT(a, b) V_CAT_(a, b)
+#define V_CAT_(a, b) a##_##b
+#define VN(name) V_CAT(name, VSUF)
+#define VNV (BK / VW)   /* vectors per row of 32 */
+
+typedef float VN(vf) __attribute__((vector_size(VW * 4), may_alias));
+typedef float VN(uf) __attribute__((vector_size(VW * 4), may_alias, aligned(4)));
+
+/* y[d] += x[d] for d < D (y unaligned, x aligned). */
+static inline ALWAYS VATTR void VN(add_row)(float *y, const float *x, int D)
+{
+    int d = 0;
+
+    for (; d + VW <= D; d += VW)
+        *(VN(uf) *)(y + d) += *(const VN(vf) *)(x + d);
+    for (; d < D; d++)
+        y[d] += x[d];
+}
+
+/* y[d] = m x[d] for d < D (y unaligned, x aligned). */
+static inline ALWAYS VATTR void VN(scale_row)(float *y, const float *x, float m, int D)
+{
+    int d = 0;
+
+    for (; d + VW <= D; d += VW)
+        *(VN(uf) *)(y + d) = m * *(const VN(vf) *)(x + d);
+    for (; d < D; d++)
+        y[d] = m * x[d];
+}
+
+/* x . y over d < D (x unaligned, y aligned), in VW lanes. */
+static inline ALWAYS VATTR float VN(dot_row)(const float *x, const float *y, int D)
+{
+    VN(vf) acc = {0};
+    float lanes[VW], sum = 0.0f;
+    int d = 0, l;
+
+    for (; d + VW <= D; d += VW)
+        acc += *(const VN(uf) *)(x + d) * *(const VN(vf) *)(y + d);
+    memcpy(lanes, &acc, sizeof lanes);
+    for (l = 0; l < VW; l++)
+        sum += lanes[l];
+    for (; d < D; d++)
+        sum += x[d] * y[d];
+    return sum;
+}
+
+/* C[r*ldc + 0:32) (+)= sum_{x < nx} a[r*ra + x*xa] b[x*ldb + 0:32) for the
+ * R rows (a compile-time constant after inlining); b and c aligned. */
+static inline ALWAYS VATTR void VN(mk_rows)(const int R, int nx, const float *a, long ra,
+                                            long xa, const float *b, long ldb, float *c,
+                                            long ldc, int add)
+{
+    VN(vf) acc[VR][VNV];
+    int r, v, x;
+
+    UNROLL
+    for (r = 0; r < R; r++)
+        UNROLL
+        for (v = 0; v < VNV; v++)
+            acc[r][v] = add ? *(const VN(vf) *)(c + r * ldc + v * VW) : (VN(vf)){0};
+    for (x = 0; x < nx; x++) {
+        const float *bx = b + x * ldb;
+        VN(vf) bv[VNV];
+        UNROLL
+        for (v = 0; v < VNV; v++)
+            bv[v] = *(const VN(vf) *)(bx + v * VW);
+        UNROLL
+        for (r = 0; r < R; r++) {
+            const float s = a[r * ra + x * xa];
+            UNROLL
+            for (v = 0; v < VNV; v++)
+                acc[r][v] += s * bv[v];
+        }
+    }
+    UNROLL
+    for (r = 0; r < R; r++)
+        UNROLL
+        for (v = 0; v < VNV; v++)
+            *(VN(vf) *)(c + r * ldc + v * VW) = acc[r][v];
+}
+
+/* The same over nr rows: groups of VR, then single rows. */
+static inline ALWAYS VATTR void VN(mk)(int nr, int nx, const float *a, long ra, long xa,
+                                       const float *b, long ldb, float *c, long ldc, int add)
+{
+    int r = 0;
+
+    for (; r + VR <= nr; r += VR)
+        VN(mk_rows)(VR, nx, a + r * ra, ra, xa, b, ldb, c + r * ldc, ldc, add);
+    for (; r < nr; r++)
+        VN(mk_rows)(1, nx, a + r * ra, ra, xa, b, ldb, c + r * ldc, ldc, add);
+}
+
+/* The same for Dp = 32 nc columns of B and C, in chunks of 32. */
+static inline ALWAYS VATTR void VN(mk_wide)(int nr, int nx, const float *a, long ra, long xa,
+                                            const float *b, long ldb, float *c, long ldc,
+                                            int nc, int add)
+{
+    int ch;
+
+    for (ch = 0; ch < nc; ch++)
+        VN(mk)(nr, nx, a, ra, xa, b + ch * BK, ldb, c + ch * BK, ldc, add);
+}
+
+/* kT[d*32 + j] = m x[j*st + d] (j < nk, d < D; other columns 0): the
+ * scores' scale rides on the keys' transposition. */
+static inline ALWAYS VATTR void VN(pack_t)(float *kT, const float *x, long st, int nk, int D,
+                                           float m)
+{
+    int j, d;
+
+    if (nk < BK)
+        for (d = 0; d < D; d++)
+            for (j = nk; j < BK; j++)
+                kT[d * BK + j] = 0.0f;
+    for (j = 0; j < nk; j++)
+        for (d = 0; d < D; d++)
+            kT[d * BK + j] = m * x[j * st + d];
+}
+
+/* p[j*Dp + d] = x[j*st + d] (j < n, d < D; columns D..Dp 0). */
+static inline ALWAYS VATTR void VN(pack_rows)(float *p, int Dp, const float *x, long st, int n,
+                                              int D)
+{
+    int j, d;
+
+    for (j = 0; j < n; j++) {
+        for (d = 0; d < D; d++)
+            p[j * Dp + d] = x[j * st + d];
+        for (; d < Dp; d++)
+            p[j * Dp + d] = 0.0f;
+    }
+}
+
+/* s[j] for j >= nj to -inf (masked). */
+static inline ALWAYS VATTR void VN(mask)(float *s, int nj)
+{
+    int j;
+
+    for (j = nj; j < BK; j++)
+        s[j] = -INFINITY;
+}
+
+/* The row's maximum, in 8 lanes (the order cannot change a maximum). */
+static inline ALWAYS VATTR float VN(max32)(const float *s)
+{
+    float m[8];
+    int i, l;
+
+    for (l = 0; l < 8; l++)
+        m[l] = s[l];
+    for (i = 8; i < BK; i += 8)
+        for (l = 0; l < 8; l++)
+            m[l] = s[i + l] > m[l] ? s[i + l] : m[l];
+    for (l = 1; l < 8; l++)
+        m[0] = m[l] > m[0] ? m[l] : m[0];
+    return m[0];
+}
+
+/* The row's sum, in 8 lanes added in a fixed order. */
+static inline ALWAYS VATTR float VN(sum32)(const float *s)
+{
+    float a[8];
+    int i, l;
+
+    for (l = 0; l < 8; l++)
+        a[l] = s[l];
+    for (i = 8; i < BK; i += 8)
+        for (l = 0; l < 8; l++)
+            a[l] += s[i + l];
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+/* s[j] = exp(s[j] - m) for the whole row (masked -inf gives 0). */
+static inline ALWAYS VATTR void VN(exp32)(float *s, float m)
+{
+    int j;
+
+    for (j = 0; j < BK; j++)
+        s[j] = nnc_expf(s[j] - m);
+}
+
+/* One key block of the online softmax of a row of scores s (nj
+ * visible): s becomes the block's exp(s - m'), *m and *l are updated;
+ * returns exp(m - m') for the row's accumulator. */
+static inline ALWAYS VATTR float VN(online)(float *s, int nj, float *m, float *l)
+{
+    float mx, corr;
+
+    VN(mask)(s, nj);
+    mx = VN(max32)(s);
+    mx = mx > *m ? mx : *m;
+    corr = *m == -INFINITY ? 0.0f : nnc_expf(*m - mx);
+    VN(exp32)(s, mx);
+    *l = *l * corr + VN(sum32)(s);
+    *m = mx;
+    return corr;
+}
+
+/* z[j] = the dropout factor of key j0 + j for query i (j < 32). */
+static inline ALWAYS VATTR void VN(drop_factors)(float *z, const nnc_attn_shape *s, int b,
+                                                 int h, int i, int j0, int nj)
+{
+    const float inv = 1.0f / (1.0f - s->dropout);
+    int j;
+
+    for (j = 0; j < BK; j++)
+        z[j] = j < nj && nnc_attention_keep(s, b, h, i, j0 + j) ? inv : 0.0f;
+}
+
+/* The log-sum-exp of query rows [i0, i0 + nq) of a head. */
+static inline ALWAYS VATTR void VN(rows_lse)(const nnc_attn_shape *s, const float *q,
+                                             const float *k, int i0, int nq, float *kT,
+                                             float *S, float *lse)
+{
+    const int T = s->T, D = s->D, jend = s->causal ? i0 + nq : T;
+    float m[BK], l[BK];
+    int r, j0;
+
+    for (r = 0; r < nq; r++)
+        m[r] = -INFINITY, l[r] = 0.0f;
+    for (j0 = 0; j0 < jend; j0 += BK) {
+        const int nk = jend - j0 < BK ? jend - j0 : BK;
+        VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+        VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0);
+        for (r = 0; r < nq; r++)
+            (void)VN(online)(S + r * BK, visible(s, i0 + r, j0, nk), &m[r], &l[r]);
+    }
+    for (r = 0; r < nq; r++)
+        lse[r] = m[r] + logf(l[r]);
+}
+
+static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
+{
+    const nnc_attn_shape *s = a->s;
+    const int T = s->T, D = s->D, Dp = (D + BK - 1) / BK * BK, nc = Dp / BK;
+    const long qo = b * s->sb + h * s->sh;
+    const float *q = a->q + qo, *k = a->k + qo, *v = a->v + qo;
+    float *o = a->out + b * s->ob + h * s->oh;
+    ALIGNED float kT[BK * DMAX], vp[BK * DMAX], acc[BK * DMAX], S[BK * BK];
+    float m[BK], l[BK], z[BK];
+    int i0, j0, r, d, j;
+
+    for (i0 = 0; i0 < T; i0 += BK) {
+        const int nq = T - i0 < BK ? T - i0 : BK, jend = s->causal ? i0 + nq : T;
+        for (r = 0; r < nq; r++)
+            m[r] = -INFINITY, l[r] = 0.0f;
+        memset(acc, 0, (size_t)(nq * Dp) * sizeof *acc);
+        for (j0 = 0; j0 < jend; j0 += BK) {
+            const int nk = jend - j0 < BK ? jend - j0 : BK;
+            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+            VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
+            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0);
+            for (r = 0; r < nq; r++) {
+                const int i = i0 + r, nj = visible(s, i, j0, nk);
+                float *sr = S + r * BK, *ar = acc + r * Dp;
+                const float corr = VN(online)(sr, nj, &m[r], &l[r]);
+                if (s->dropout > 0.0f) {
+                    VN(drop_factors)(z, s, b, h, i, j0, nj);
+                    for (j = 0; j < BK; j++)
+                        sr[j] *= z[j];
+                }
+                if (corr != 1.0f)
+                    for (d = 0; d < Dp; d += VW)
+                        *(VN(vf) *)(ar + d) *= corr;
+            }
+            VN(mk_wide)(nq, nk, S, BK, 1, vp, Dp, acc, Dp, nc, 1);
+        }
+        for (r = 0; r < nq; r++) {
+            VN(scale_row)(o + (i0 + r) * s->ot, acc + r * Dp, 1.0f / l[r], D);
+            if (a->lse)
+                a->lse[((long)b * s->H + h) * T + i0 + r] = m[r] + logf(l[r]);
+        }
+    }
+}
+
+/* The probabilities of a whole head, P[i*Tp + j] (Tp = T rounded up to
+ * 32; 0 where masked), for a backward without the forward's lse and a
+ * short sequence: the scores of each query block, its rows' softmax in
+ * blocks of 32 (so that each exp is computed once). */
+static inline ALWAYS VATTR void VN(head_probs)(const nnc_attn_shape *s, const float *q,
+                                               const float *k, int Tp, float *kT, float *P)
+{
+    const int T = s->T, D = s->D;
+    int i0, j0, r, jb;
+
+    for (i0 = 0; i0 < T; i0 += BK) {
+        const int nq = T - i0 < BK ? T - i0 : BK, jend = s->causal ? i0 + nq : T;
+        for (j0 = 0; j0 < jend; j0 += BK) {
+            const int nk = jend - j0 < BK ? jend - j0 : BK;
+            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, P + i0 * Tp + j0, Tp, 0);
+        }
+        for (r = 0; r < nq; r++) {
+            const int n = s->causal ? i0 + r + 1 : T;
+            float *row = P + (i0 + r) * Tp, mx = -INFINITY, l = 0.0f, inv;
+            for (jb = 0; jb < n; jb += BK) {
+                float m1;
+                VN(mask)(row + jb, n - jb);
+                m1 = VN(max32)(row + jb);
+                mx = m1 > mx ? m1 : mx;
+            }
+            for (jb = 0; jb < n; jb += BK) {
+                VN(exp32)(row + jb, mx);
+                l += VN(sum32)(row + jb);
+            }
+            inv = 1.0f / l;
+            for (jb = 0; jb < n; jb += BK) {
+                int j;
+                for (j = 0; j < BK; j++)
+                    row[jb + j] *= inv;
+            }
+        }
+    }
+}
+
+static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
+{
+    const nnc_attn_shape *s = a->s;
+    const int T = s->T, D = s->D, Dp = (D + BK - 1) / BK * BK, nc = Dp / BK;
+    const long qo = b * s->sb + h * s->sh, oo = b * s->ob + h * s->oh;
+    const float *q = a->q + qo, *k = a->k + qo, *v = a->v + qo;
+    const float *o = a->o + oo, *dy = a->dout + oo;
+    float *dq = a->dq + qo, *dk = a->dk + qo, *dv = a->dv + qo;
+    ALIGNED float kT[BK * DMAX], vT[BK * DMAX], kp[BK * DMAX], qp[BK * DMAX],
+        dyp[BK * DMAX], dka[BK * DMAX], dva[BK * DMAX], dqt[BK * DMAX];
+    ALIGNED float S[BK * BK], dP[BK * BK], pz[BK * BK];
+    ALIGNED float P[PMAX];
+    float lse[QCHUNK], di[BK], z[BK];
+    const int Tp = (T + BK - 1) / BK * BK, stored = !a->lse_in && T * Tp <= PMAX;
+    int c0, i0, j0, r, d, j, t;
+
+    for (t = 0; t < T; t++)
+        for (d = 0; d < D; d++)
+            dq[t * s->st + d] = 0.0f, dk[t * s->st + d] = 0.0f, dv[t * s->st + d] = 0.0f;
+    for (c0 = 0; c0 < T; c0 += QCHUNK) {
+        const int cend = T - c0 < QCHUNK ? T : c0 + QCHUNK;
+        const int kend = s->causal ? cend : T;
+        if (stored)
+            VN(head_probs)(s, q, k, Tp, kT, P);
+        for (i0 = c0; i0 < cend && !stored; i0 += BK) {
+            const int nq = cend - i0 < BK ? cend - i0 : BK;
+            if (a->lse_in)
+                for (r = 0; r < nq; r++)
+                    lse[i0 - c0 + r] = a->lse_in[((long)b * s->H + h) * T + i0 + r];
+            else
+                VN(rows_lse)(s, q, k, i0, nq, kT, S, lse + (i0 - c0));
+        }
+        for (j0 = 0; j0 < kend; j0 += BK) {
+            const int nk = kend - j0 < BK ? kend - j0 : BK;
+            if (!stored)
+                VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+            VN(pack_t)(vT, v + j0 * s->st, s->st, nk, D, 1.0f);
+            VN(pack_rows)(kp, Dp, k + j0 * s->st, s->st, nk, D);
+            memset(dka, 0, (size_t)(nk * Dp) * sizeof *dka);
+            memset(dva, 0, (size_t)(nk * Dp) * sizeof *dva);
+            /* causal: query blocks from the key block's own */
+            for (i0 = s->causal && j0 > c0 ? j0 : c0; i0 < cend; i0 += BK) {
+                const int nq = cend - i0 < BK ? cend - i0 : BK;
+                VN(pack_rows)(qp, Dp, q + i0 * s->st, s->st, nq, D);
+                VN(pack_rows)(dyp, Dp, dy + i0 * s->ot, s->ot, nq, D);
+                for (r = 0; r < nq; r++)
+                    di[r] = VN(dot_row)(o + (i0 + r) * s->ot, dyp + r * Dp, D);
+                if (!stored)
+                    VN(mk)(nq, D, qp, Dp, 1, kT, BK, S, BK, 0);
+                VN(mk)(nq, D, dyp, Dp, 1, vT, BK, dP, BK, 0);
+                for (r = 0; r < nq; r++) {
+                    const int i = i0 + r, nj = visible(s, i, j0, nk);
+                    float *sr = stored ? P + i * Tp + j0 : S + r * BK, *pr = dP + r * BK,
+                          *zr = pz + r * BK;
+                    const float dr = di[r];
+                    if (!stored) {
+                        VN(mask)(sr, nj);
+                        VN(exp32)(sr, lse[i - c0]);
+                    }
+                    if (s->dropout > 0.0f) {
+                        VN(drop_factors)(z, s, b, h, i, j0, nj);
+                        for (j = 0; j < BK; j++)
+                            zr[j] = sr[j] * z[j], pr[j] *= z[j];
+                    } else {
+                        for (j = 0; j < BK; j++)
+                            zr[j] = sr[j];
+                    }
+                    /* dP becomes scale * dS */
+                    for (j = 0; j < BK; j++)
+                        pr[j] = s->scale * (sr[j] * (pr[j] - dr));
+                }
+                /* rows: the keys; reduction over the queries */
+                VN(mk_wide)(nk, nq, pz, 1, BK, dyp, Dp, dva, Dp, nc, 1);
+                VN(mk_wide)(nk, nq, dP, 1, BK, qp, Dp, dka, Dp, nc, 1);
+                VN(mk_wide)(nq, nk, dP, BK, 1, kp, Dp, dqt, Dp, nc, 0);
+                for (r = 0; r < nq; r++)
+                    VN(add_row)(dq + (i0 + r) * s->st, dqt + r * Dp, D);
+            }
+            for (j = 0; j < nk; j++) {
+                VN(add_row)(dk + (j0 + j) * s->st, dka + j * Dp, D);
+                VN(add_row)(dv + (j0 + j) * s->st, dva + j * Dp, D);
+            }
+        }
+    }
+}
+
+/* Row pos of the forward (causal): query pos against keys 0..pos, the
+ * forward's operations for that row in its order, so the same bits. */
+static VATTR void VN(decode)(const AttnArgs *a, int b, int h)
+{
+    const nnc_attn_shape *s = a->s;
+    const int D = s->D, Dp = (D + BK - 1) / BK * BK, nc = Dp / BK, pos = a->pos;
+    const long qo = b * s->sb + h * s->sh;
+    const float *q = a->q + qo + pos * s->st, *k = a->k + qo, *v = a->v + qo;
+    ALIGNED float kT[BK * DMAX], vp[BK * DMAX], acc[DMAX], S[BK];
+    float m = -INFINITY, l = 0.0f;
+    int j0, d;
+
+    memset(acc, 0, (size_t)Dp * sizeof *acc);
+    for (j0 = 0; j0 <= pos; j0 += BK) {
+        const int nk = pos + 1 - j0 < BK ? pos + 1 - j0 : BK;
+        float corr;
+        VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+        VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
+        VN(mk)(1, D, q, s->st, 1, kT, BK, S, BK, 0);
+        corr = VN(online)(S, nk, &m, &l);
+        if (corr != 1.0f)
+            for (d = 0; d < Dp; d += VW)
+                *(VN(vf) *)(acc + d) *= corr;
+        VN(mk_wide)(1, nk, S, BK, 1, vp, Dp, acc, Dp, nc, 1);
+    }
+    VN(scale_row)(a->out + b * s->ob + h * s->oh + pos * s->ot, acc, 1.0f / l, D);
+}
+
+#undef VW
+#undef VR
+#undef VSUF
+#undef VATTR
