@@ -63,7 +63,7 @@ class Gpt2(nn.Module):
         for i in range(2):
             setattr(self, "a%d" % i, nn.LayerNorm(C, eps=1e-5))
             setattr(self, "m%d" % i, nn.MultiheadAttention(
-                C, H, dropout=0.0, bias=True, batch_first=True))
+                C, H, dropout=0.0, bias=False, batch_first=True))
             setattr(self, "b%d" % i, nn.LayerNorm(C, eps=1e-5))
             setattr(self, "f%d" % i, nn.Linear(C, 4 * C))
             setattr(self, "p%d" % i, nn.Linear(4 * C, C))
