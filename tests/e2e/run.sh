@@ -5,7 +5,10 @@
 # tests/e2e/e2e_main.c exercises the API of each model.
 . "$(dirname "$0")/../lib.sh"
 for nn in "$srcdir"/examples/*.nn "$srcdir"/tests/torch/*.nn; do
-    case $nn in */tests/torch/seed.nn) continue ;; esac  # same as examples/seed.nn
+    case $nn in
+    */tests/torch/seed.nn) continue ;;  # same as examples/seed.nn
+    */examples/gpt_char.nn) continue ;; # a language model: tests/e2e/gpt.sh
+    esac
     name=$(basename "$nn" .nn)
     d="$tmp/$name"
     mkdir -p "$d"
