@@ -106,7 +106,7 @@ typedef struct Opts {
     const char *text, *prompt;
     long steps, eval_every, eval_batches, tokens, top_k;
     double val_fraction, temperature;
-    int byte_vocab, epochs_set, text_set;
+    int byte_vocab, epochs_set, text_set, no_cache;
 } Opts;
 
 static const nnc_fit_model *M;
@@ -128,6 +128,8 @@ static const char text_usage[] =
 "                         newline; the speed on stderr (not with -q)\n"
 "  --temperature F        divide the logits by F (default 1; 0: always the likeliest)\n"
 "  --top-k K              sample from the K likeliest tokens only (default: all)\n"
+"  --no-cache             a full forward of the last T tokens for every token, instead\n"
+"                         of one position against the cached keys and values\n"
 "  --seed S               the sampler's seed (default 42)\n";
 
 static void usage(FILE *f)
@@ -208,7 +210,7 @@ enum {
     O_CKPT_EVERY, O_EARLY_STOP, O_THREADS, O_VAL_SPLIT, O_LR, O_SCALE, O_SEED,
     O_SHUFFLE, O_NO_SHUFFLE, O_ARGMAX, O_KEEP_DENORMALS,
     O_TEXT, O_PROMPT, O_STEPS, O_EVAL_EVERY, O_EVAL_BATCHES, O_TOKENS, O_TOP_K,
-    O_VAL_FRACTION, O_TEMPERATURE, O_BYTE_VOCAB
+    O_VAL_FRACTION, O_TEMPERATURE, O_BYTE_VOCAB, O_NO_CACHE
 };
 
 static const struct option long_opts[] = {
@@ -241,6 +243,7 @@ static const struct option long_opts[] = {
     {"val-fraction", required_argument, NULL, O_VAL_FRACTION},
     {"temperature", required_argument, NULL, O_TEMPERATURE},
     {"byte-vocab", no_argument, NULL, O_BYTE_VOCAB},
+    {"no-cache", no_argument, NULL, O_NO_CACHE},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}
@@ -327,6 +330,7 @@ static int set_option(Opts *o, int c, const char *val)
     case O_TEXT: o->text = val; return 0;
     case O_PROMPT: o->prompt = val; return 0;
     case O_BYTE_VOCAB: o->byte_vocab = o->text_set = 1; return 0;
+    case O_NO_CACHE: o->no_cache = 1; return 0;
     case O_EPOCHS: case O_CKPT_EVERY: case O_EARLY_STOP: case O_THREADS: case O_STEPS:
     case O_EVAL_EVERY: case O_EVAL_BATCHES: case O_TOKENS: case O_TOP_K:
         return set_count(o, c, val);
@@ -350,8 +354,9 @@ static int check_text_command(const Opts *o)
     if (gen && (o->text || o->resume || o->checkpoint || o->log || o->save || o->lr > 0 ||
                 o->text_set))
         return bad_usage("generate takes no training options");
-    if (!gen && (o->prompt || o->tokens || o->top_k || o->temperature >= 0))
-        return bad_usage("--prompt, --tokens, --temperature and --top-k are generate's");
+    if (!gen && (o->prompt || o->tokens || o->top_k || o->temperature >= 0 || o->no_cache))
+        return bad_usage("--prompt, --tokens, --temperature, --top-k and --no-cache are "
+                         "generate's");
     if (o->epochs_set || o->val_split > 0 || o->early_stop || o->out || o->argmax)
         return bad_usage("%s takes no --epochs, --val-split, --early-stop, -o or --argmax "
                          "(text trains --steps)", gen ? "generate" : "train --text");
@@ -369,7 +374,7 @@ static int check_command(const Opts *o)
         return bad_usage("no command (train, evaluate, predict or generate)");
     if (!strcmp(o->cmd, "generate") || o->text)
         return check_text_command(o);
-    if (o->text_set || o->prompt || o->tokens || o->top_k || o->temperature >= 0)
+    if (o->text_set || o->prompt || o->tokens || o->top_k || o->temperature >= 0 || o->no_cache)
         return bad_usage("the text options go with train --text or generate");
     if (!o->x)
         return bad_usage("%s needs --x FILE", o->cmd);
@@ -1267,7 +1272,37 @@ struct Gen {
     int T, V;
     float *x, *out;   /* one window of T ids; its T x V outputs */
     NextLogits next_logits;
+    size_t start, cached;   /* decode: the window's first token, tokens in the cache */
 };
+
+/* The row as logits: the logarithms of a softmax head's probabilities. */
+static void gen_logits(const float *row, int V, float *logits)
+{
+    int i;
+    for (i = 0; i < V; i++)
+        logits[i] = M->loss == NNC_LOSS_SPARSE_CCE ? logf(row[i]) : row[i];
+}
+
+/* With the model's decode (a cache of the keys and values of the
+ * window's tokens): each token not yet in the cache costs one position.
+ * When the window would pass T tokens it restarts from the last T/2
+ * (their positions move, so the cache is refilled: T/2 positions once
+ * every T/2 tokens), where a full forward slides by one and recomputes
+ * all T. */
+static int gen_decode(Gen *g, const unsigned char *tok, size_t n, float *logits)
+{
+    if (n - g->start > (size_t)g->T) {
+        g->start = n - ((size_t)g->T + 1) / 2;
+        g->cached = 0;
+    }
+    while (g->start + g->cached < n) {
+        if (M->decode(g->ctx, tok[g->start + g->cached], (int)g->cached, g->out) != 0)
+            return 0;
+        g->cached++;
+    }
+    gen_logits(g->out, g->V, logits);
+    return 1;
+}
 
 /* The logits of the token after tok[0 .. n): the model on the last
  * min(n, T) tokens at positions 0, 1, ... (as nanoGPT crops to its
@@ -1280,14 +1315,12 @@ static int gen_full_forward(Gen *g, const unsigned char *tok, size_t n, float *l
 {
     size_t w = n < (size_t)g->T ? n : (size_t)g->T, j;
     const float *row;
-    int i;
     for (j = 0; j < (size_t)g->T; j++)
         g->x[j] = j < w ? (float)tok[n - w + j] : 0.0f;
     if (M->predict(g->ctx, g->x, g->out, 1) != 0)
         return 0;
     row = g->out + (w - 1) * (size_t)g->V;
-    for (i = 0; i < g->V; i++)
-        logits[i] = M->loss == NNC_LOSS_SPARSE_CCE ? logf(row[i]) : row[i];
+    gen_logits(row, g->V, logits);
     return 1;
 }
 
@@ -1332,7 +1365,7 @@ static int cmd_generate(const Opts *o, void *ctx)
     g.ctx = ctx;
     g.T = M->seq_len;
     g.V = M->out / M->seq_len;
-    g.next_logits = gen_full_forward;
+    g.next_logits = M->decode && !o->no_cache ? gen_decode : gen_full_forward;
     g.x = (float *)malloc((size_t)g.T * sizeof(float));
     g.out = (float *)malloc((size_t)M->out * sizeof(float));
     tok = (unsigned char *)malloc(len + ntok + 1);
@@ -1361,9 +1394,10 @@ static int cmd_generate(const Opts *o, void *ctx)
     if (!ok)
         fprintf(stderr, "%s: error: cannot write stdout\n", prog);
     else if (!o->quiet)
-        fprintf(stderr, "%s: %zu tokens in %.3fs, %.0f tokens/s (a full forward of %d "
-                "positions per token)\n", M->name, ntok, t0, t0 > 0 ? (double)ntok / t0 : 0.0,
-                g.T);
+        fprintf(stderr, "%s: %zu tokens in %.3fs, %.0f tokens/s (%s)\n", M->name, ntok, t0,
+                t0 > 0 ? (double)ntok / t0 : 0.0,
+                g.next_logits == gen_decode ? "one position per token, the keys and values "
+                "of the others cached" : "a full forward of the last T positions per token");
 done:
     free(g.x);
     free(g.out);

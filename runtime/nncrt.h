@@ -542,6 +542,9 @@ typedef struct nnc_fit_model {
     /* save with more metadata: a NULL-terminated list of key, value
      * pairs (at most 16) after format, model and step */
     int (*save_meta)(void *ctx, const char *path, const char *const *more);
+    /* generation with a cache (PREFIX_decode), or NULL: the output row of
+     * position pos for token, positions 0 .. pos-1 decoded before */
+    int (*decode)(void *ctx, int token, int pos, float *out);
 } nnc_fit_model;
 
 int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m);

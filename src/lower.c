@@ -292,11 +292,31 @@ static void lower_input(Lower *L, const Stmt *s)
         L->prev_failed = true;
         return;
     }
+    if (L->decode) {
+        /* [token, position] per row: the name is the token, (1, 1) */
+        if (sh.rank != 1)
+            L->no_decode = true;
+        L->g->decode_T = sh.dim[0];
+        sh.rank = 1;
+        sh.dim[0] = 2;
+    }
     NodeId x = graph_source(L->g, R_INPUT, s->name_loc, &sh);
     NODE(L->g, x)->name = s->name;
     NODE(L->g, x)->what = "input";
     set_origin(L, x, s->name_loc, s->name, "input");
     L->g->input = x;
+    if (L->decode) {
+        Node col = {0};
+        col.op = OP_NARROW;
+        col.nin = 1;
+        col.in[0] = x;
+        col.loc = s->name_loc;
+        col.what = "input";
+        col.iattr[0] = 1, col.iattr[1] = 1, col.iattr[2] = 1;
+        L->decode_pos = graph_add_node(L->g, &col);
+        col.iattr[1] = 0;
+        x = graph_add_node(L->g, &col);
+    }
     bind_name(L, s->name, s->name_loc, x);
     L->prev = x;
 }
@@ -418,11 +438,12 @@ static void warn_unused(Lower *L)
     free(covered);
 }
 
-bool lower_model(const Model *m, Graph *g)
+static bool lower_as(const Model *m, Graph *g, bool decode)
 {
     int errors = diag_errors;
     Lower L = {0};
-    graph_init(g, m->name, model_batch(m));
+    graph_init(g, m->name, decode ? 1 : model_batch(m));
+    L.decode = g->decode = decode;
     L.arena = &g->arena;
     g->loc = m->loc;
     L.g = g;
@@ -458,9 +479,27 @@ bool lower_model(const Model *m, Graph *g)
                        "holds at most 2^30 floats (4294967296 bytes)",
                        shape_str(&g->nodes[id].shape),
                        bytes_str(&L, shape_floats(&g->nodes[id].shape)));
-    if (diag_errors == errors && !m->broken)
+    if (diag_errors == errors && !m->broken && !decode)
         warn_unused(&L);
     free(L.env);
     free(L.origin);
-    return diag_errors == errors;
+    return diag_errors == errors && !(decode && L.no_decode);
+}
+
+bool lower_model(const Model *m, Graph *g)
+{
+    return lower_as(m, g, false);
+}
+
+/* The model lowered again for one position, quietly: the model itself
+ * compiled, so an error here only means it has no decode form. */
+bool lower_decode(const Model *m, Graph *g)
+{
+    int errors = diag_errors;
+    bool quiet = diag_quiet, ok;
+    diag_quiet = true;
+    ok = lower_as(m, g, true);
+    diag_quiet = quiet;
+    diag_errors = errors;
+    return ok;
 }

@@ -43,6 +43,10 @@ typedef struct Lower {
     int nembed;             /* unnamed embedding layers so far */
     int npos;               /* unnamed position_embedding layers so far */
     int nmha;               /* unnamed multihead_attention layers so far */
+    /* lowering a decode graph (lower_decode) */
+    bool decode;
+    bool no_decode;         /* a layer that cannot decode one position */
+    NodeId decode_pos;      /* (1, 1): the position, input column 1 */
 } Lower;
 
 /* Emitted loops index with int: a tensor holds at most 2^30 floats. */

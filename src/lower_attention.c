@@ -25,9 +25,37 @@
  */
 #include "lower.h"
 
+/* In a decode graph: causal self-attention of one new position, its
+ * packed q, k, v appended to this layer's part of the cache (after the
+ * layers before it) and attending to the positions 0 .. pos there. */
+static NodeId attention_decode(Lower *L, const Expr *call, NodeId qkv, int heads)
+{
+    Graph *g = L->g;
+    Node proto = {0};
+    proto.op = OP_ATTENTION_DECODE;
+    proto.nin = 2;
+    proto.in[0] = qkv;
+    proto.in[1] = L->decode_pos;
+    proto.loc = call->loc;
+    proto.what = "attention";
+    proto.iattr[0] = heads;
+    proto.iattr[1] = g->decode_T;
+    proto.iattr[2] = (int)g->kv_floats;
+    NodeId id = graph_add_node(g, &proto);
+    if (id)
+        g->kv_floats += (size_t)g->decode_T * (size_t)NODE(g, qkv)->shape.dim[2];
+    return id;
+}
+
 static NodeId attention(Lower *L, const Expr *call, const Args *a, NodeId qkv, int heads)
 {
     Node proto = {0};
+    if (L->decode) {
+        if (heads > 0 && arg_bool(a, "causal") && arg_num(a, "dropout") >= 0 && L->decode_pos &&
+            NODE(L->g, qkv)->shape.rank == 3 && NODE(L->g, qkv)->shape.dim[1] == 1)
+            return attention_decode(L, call, qkv, heads);
+        L->no_decode = true;   /* full attention needs the later positions */
+    }
     proto.op = OP_ATTENTION;
     proto.nin = 1;
     proto.in[0] = qkv;

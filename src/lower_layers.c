@@ -504,6 +504,13 @@ static NodeId lower_position_embedding(Lower *L, const LayerInfo *ly, const Expr
         return NODE_NONE;
     Shape ws = {2, {max_len, c}};
     NodeId w = layer_param(L, ly, call, name, "weight", &ws, INIT_GLOROT, max_len, c);
+    if (L->decode && L->decode_pos && t == 1) {
+        /* one position: the table's row of the input's position */
+        NodeId row = graph_add2(g, OP_EMBED, call->loc, w, L->decode_pos);
+        return row ? graph_add2(g, OP_ADD, call->loc, in[0], row) : NODE_NONE;
+    }
+    if (L->decode)
+        L->no_decode = true;
     if (t < max_len)
         w = narrow(L, "position_embedding", call->loc, w, 0, 0, t);
     NodeId y = graph_add2(g, OP_ADD, call->loc, in[0], w);

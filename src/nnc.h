@@ -329,6 +329,12 @@ struct Graph {
     const char *name;   /* the model's name */
     Loc loc;
     Arena arena;        /* names made while building (freed with it) */
+    /* a decode graph (lower_decode): one new position of a sequence
+     * model, its attention layers reading a cache of the packed queries,
+     * keys and values of the positions before it */
+    bool decode;
+    int decode_T;       /* the sequence model's T: positions 0 .. T-1 */
+    size_t kv_floats;   /* the cache: every attention layer's T x 3C */
 };
 
 #define NODE(g, id) (&(g)->nodes[(id)])
@@ -533,6 +539,10 @@ typedef struct Compiled {
     Graph g;
     ModelLayout layout;
     Plan train, predict;
+    /* generation's decode program (its graph's predict plan), or NULL;
+     * owner: the model whose context it runs in (set on the decode one) */
+    struct Compiled *decode;
+    const struct Compiled *owner;
     int nodes_before;           /* training graph nodes before passes */
     size_t naive_train;         /* floats, one buffer per value (before passes) */
     size_t naive_predict;
@@ -546,6 +556,11 @@ typedef struct PipelineOptions {
 } PipelineOptions;
 bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c);
 void pipeline_free(Compiled *c);
+/* lower.c: the decode graph of a sequence model (input (batch, T) token
+ * ids into an embedding, attention only in causal multihead_attention
+ * layers): input (1, 2) = [token, position], output one position's row.
+ * false (and no diagnostics) when the model has no such form. */
+bool lower_decode(const Model *m, Graph *g);
 /* The stages after parsing, in order, ending with a NULL name; --dump-after,
  * --help and the man page list them from here. */
 typedef struct PassInfo {

@@ -15,6 +15,7 @@
  * one place. The driver and the tests both compile through here, so what
  * the tests check is what nnc emits.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "nnc.h"
@@ -64,6 +65,79 @@ const PassInfo *pipeline_pass(const char *name)
     return NULL;
 }
 
+/* Ops that a decode graph may run: each computes a position's row from
+ * that row alone (elementwise ops, products over the last axis, per-row
+ * normalization and softmax, table lookups), or is the cached attention;
+ * the input's two columns are its only slices. Anything else (reshapes,
+ * transposes, batched products, masks, images) mixes positions. */
+static bool decodable(const Graph *g, const Plan *p)
+{
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = NODE(g, id);
+        if (!p->in_prog[id])
+            continue;
+        switch (optab[n->op].kind) {
+        case K_SOURCE:
+        case K_EWISE:
+        case K_CONTRACT:
+            continue;
+        case K_ROWWISE:
+            if (n->op == OP_SOFTMAX || n->op == OP_LAYERNORM || n->op == OP_DROPOUT ||
+                n->op == OP_EMBED || n->op == OP_CONCAT || n->op == OP_ATTENTION_DECODE ||
+                (n->op == OP_NARROW && n->in[0] == g->input))
+                continue;
+            return false;
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Floats per row (batch element) of node id. */
+static size_t row_floats(const Graph *g, NodeId id)
+{
+    const Node *n = NODE(g, id);
+    return n->shape.rank > 0 && n->shape.dim[0] > 0 ? shape_numel(&n->shape) /
+                                                      (size_t)n->shape.dim[0] : 0;
+}
+
+/* The decode program of a sequence model, in c->decode (NULL if it has
+ * none): the model lowered again for one position, through the same
+ * passes as predict (no autodiff), planned as a predict program. */
+static void compile_decode(const Model *m, const PipelineOptions *o, Compiled *c)
+{
+    Compiled *d = calloc(1, sizeof *d);
+    bool ok;
+    if (!d)
+        return;
+    ok = lower_decode(m, &d->g);
+    for (const PassInfo *p = pipeline_passes; ok && p->name; p++)
+        if (o->opt >= p->level && p->run && p->run != run_autodiff && p->run != run_optim)
+            p->run(&d->g);
+    if (ok) {
+        int errors = diag_errors;
+        bool quiet = diag_quiet;
+        diag_quiet = true;
+        layout_build(&d->g, &d->layout);
+        plan_build(&d->g, &d->layout, true, &d->predict);
+        plan_memory(&d->g, &d->predict);
+        ok = plan_check(&d->g, &d->predict) && diag_errors == errors &&
+             decodable(&d->g, &d->predict) && d->g.kv_floats > 0 &&
+             row_floats(&d->g, d->g.output) * (size_t)d->g.decode_T ==
+                 row_floats(&c->g, c->g.output);
+        diag_quiet = quiet;
+        diag_errors = errors;
+    }
+    if (!ok) {
+        pipeline_free(d);
+        free(d);
+        return;
+    }
+    d->owner = c;
+    c->decode = d;
+}
+
 bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
 {
     Graph *g = &c->g;
@@ -94,11 +168,18 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
     plan_memory(g, &c->predict);
     if (!plan_check(g, &c->train) || !plan_check(g, &c->predict))
         return false;
+    if (diag_errors == 0)
+        compile_decode(m, o, c);
     return diag_errors == 0;
 }
 
 void pipeline_free(Compiled *c)
 {
+    if (c->decode) {
+        pipeline_free(c->decode);
+        free(c->decode);
+        c->decode = NULL;
+    }
     plan_free(&c->train);
     plan_free(&c->predict);
     layout_free(&c->layout);

@@ -20,7 +20,7 @@
 
 /* Float offsets of the regions in ctx->mem (parameters start at 0). */
 typedef struct Regions {
-    size_t grads, state, scratch, total;
+    size_t grads, state, scratch, kv, total;   /* kv: generation's cache */
 } Regions;
 Regions emit_offsets(const Compiled *c);
 

@@ -161,6 +161,25 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
     snprintf(P, sizeof P, "%s", emit_upper(o->prefix));
     header_sizes(out, c, o, P);
     header_api(out, o, P);
+    if (c->decode) {
+        const char *p = o->prefix;
+        int T = c->decode->g.decode_T;
+        buf_printf(out,
+            "\n/* Generation with a cache (a sequence model whose attention is causal\n"
+            " * multihead_attention): the output row of position pos (%s_OUT / %d\n"
+            " * floats into out) for `token` at pos, 0 <= pos < %d, given that the\n"
+            " * tokens at positions 0 .. pos-1 of the same sequence were decoded\n"
+            " * before: their queries, keys and values wait in the context's cache\n"
+            " * (%s_KV_BYTES; train_step, predict and load leave it alone, and a new\n"
+            " * sequence starts again at 0). The same as predict's row pos for the\n"
+            " * sequence's first pos + 1 tokens, at the cost of one position.\n"
+            " * Allocation-free. 0, or NNC_ERR_ARG on a NULL argument or a position\n"
+            " * out of range. */\n"
+            "#define %s_DECODE 1\n"
+            "#define %s_KV_BYTES ((size_t)%zu)\n"
+            "int %s_decode(%s_ctx *ctx, int token, int pos, float *out);\n",
+            P, T, T, P, P, P, c->decode->g.kv_floats * 4, p, p);
+    }
 }
 
 /* p_accuracy: predict in chunks of up to 4096 floats of output, then
@@ -285,6 +304,19 @@ void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w)
                P);
     buf_puts(out, "    }\n    nnc_fp_leave(mode);\n    return 0;\n}\n");
 
+    if (c->decode) {
+        buf_printf(out, "\nint %s_decode(%s_ctx *ctx, int token, int pos, float *out)\n{\n", p, p);
+        buf_puts(out, "    float x[2];\n    nnc_fpmode mode;\n");
+        buf_printf(out, "    if (!ctx || !out) {\n        nnc_set_error(\"%s_decode: a NULL "
+                        "argument\");\n        return NNC_ERR_ARG;\n    }\n", p);
+        buf_printf(out, "    if (pos < 0 || pos >= %d) {\n        nnc_set_error(\"%s_decode: "
+                        "position %%d is outside 0 .. %d\", pos);\n        return NNC_ERR_ARG;\n"
+                        "    }\n", c->decode->g.decode_T, p, c->decode->g.decode_T - 1);
+        buf_puts(out, "    x[0] = (float)token;\n    x[1] = (float)pos;\n");
+        buf_puts(out, "    mode = nnc_fp_enter();  /* denormals flushed */\n");
+        buf_printf(out, "    %s_decode_rows(ctx, x, out, 1);\n", p);
+        buf_puts(out, "    nnc_fp_leave(mode);\n    return 0;\n}\n");
+    }
     emit_accuracy(out, c, p);
     emit_checkpoints(e, c, p);
 

@@ -420,7 +420,10 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
             buf_puts(&ix, "q");
             for (int j = d + 1; j < rank - 1; j++)
                 buf_printf(&ix, " / %s", emit_dim(r, j));
-            if (d > 0)
+            if (d > 0 && r->shape.dim[d] == 1)   /* a broadcast index: unused */
+                emit_line(e, "const int i%d = %s %% %s;  (void)i%d;", d, ix.data,
+                          emit_dim(r, d), d);
+            else if (d > 0)
                 emit_line(e, "const int i%d = %s %% %s;", d, ix.data, emit_dim(r, d));
             else
                 emit_line(e, "const int i0 = %s;", ix.data);

@@ -118,6 +118,9 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
                     "lr); }\n", p, p);
     buf_printf(out, "static float fit_get_lr(void *ctx) { return %s_get_lr((const %s_ctx *)"
                     "ctx); }\n", p, p);
+    if (c->decode)
+        buf_printf(out, "static int fit_decode(void *ctx, int token, int pos, float *out)\n"
+                        "{\n    return %s_decode((%s_ctx *)ctx, token, pos, out);\n}\n", p, p);
     buf_printf(out, "static uint64_t fit_steps(void *ctx) { return ((%s_ctx *)ctx)->step; }\n",
                p);
     emit_save_meta(out, c, p);
@@ -134,7 +137,9 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
                (optab[l->op].flags & F_ATTR) ? l->fattr[0] : 0.0);
     buf_puts(out, "        fit_create, fit_destroy, fit_train_step, fit_predict, fit_save,\n"
                   "        fit_load, fit_set_lr, fit_get_lr, fit_steps,\n");
-    buf_printf(out, "        %d, %d, fit_save_meta};  /* sequence models: T, the table's rows */\n",
+    buf_printf(out, "        %d, %d, fit_save_meta,  /* sequence models: T, the table's rows */\n",
                seq_len, rows);
+    buf_printf(out, "        %s};  /* generation with a cache of keys and values */\n",
+               c->decode && seq_len ? "fit_decode" : "NULL");
     buf_puts(out, "    return nnc_fit_main(argc, argv, &model);\n}\n");
 }

@@ -23,18 +23,25 @@
 void emit_regions(const Compiled *c, size_t *params, size_t *grads, size_t *state,
                   size_t *scratch)
 {
+    if (c->owner)   /* a decode program runs in its model's context */
+        c = c->owner;
     *params = c->layout.param_floats;
     *grads = c->layout.grads_exclusive ? c->layout.param_floats : 0;
     *state = (size_t)c->layout.nstate * c->layout.param_floats;
     *scratch = c->train.arena_floats > c->predict.arena_floats ? c->train.arena_floats
                                                                 : c->predict.arena_floats;
+    if (c->decode && c->decode->predict.arena_floats > *scratch)
+        *scratch = c->decode->predict.arena_floats;
 }
 
 Regions emit_offsets(const Compiled *c)
 {
     size_t p, g, s, a;
     emit_regions(c, &p, &g, &s, &a);
-    return (Regions){p, p + g, p + g + s, p + g + s + a};
+    if (c->owner)
+        c = c->owner;
+    size_t kv = c->decode ? (c->decode->g.kv_floats + 15) / 16 * 16 : 0;
+    return (Regions){p, p + g, p + g + s, p + g + s + a, p + g + s + a + kv};
 }
 
 void emit_source_begin(Buf *out, const char *header)
@@ -208,6 +215,26 @@ static void emit_predict_rows(Emit *e, const Compiled *c, const char *p)
     buf_puts(e->out, "}\n");
 }
 
+/* Generation's program: one new position of a sequence (x = [token,
+ * position]), its attention layers appending to and reading the cache. */
+static void emit_decode_rows(Emit *e, const Compiled *c, const char *p)
+{
+    const Compiled *d = c->decode;
+    Regions rg = emit_offsets(c);
+    buf_printf(e->out, "\n/* decode's plan (generation, one position): %d kernels, %zu arena "
+                       "floats;\n * the cache of packed queries, keys and values of positions "
+                       "0 .. %d of\n * every attention layer, %zu floats. */\n",
+               d->predict.nkernels, d->predict.arena_floats, d->g.decode_T - 1, d->g.kv_floats);
+    buf_printf(e->out, "#define KV_CACHE (ctx->mem + %zu)\n", rg.kv);
+    buf_printf(e->out, "static void %s_decode_rows(%s_ctx *ctx, const float *x, float *out, "
+                       "int nb)\n{\n", p, p);
+    e->indent = 1;
+    emit_buffers(e, d, &d->predict);
+    emit_program(e, d, &d->predict, NULL);
+    e->indent = 0;
+    buf_puts(e->out, "}\n#undef KV_CACHE\n");
+}
+
 static bool has_updates(const Graph *g)
 {
     for (int id = 1; id < g->nnodes; id++)
@@ -290,6 +317,8 @@ void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)
     Emit e = {out, &c->g, 0, false, NULL};
     emit_layout(&e, c, o->prefix);
     emit_predict_rows(&e, c, o->prefix);
+    if (c->decode)
+        emit_decode_rows(&e, c, o->prefix);
     emit_train_step(&e, c, o->prefix);
     emit_api(&e, c, o->prefix, o->weights);
     emit_undefs(out, c);

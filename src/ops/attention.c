@@ -184,6 +184,51 @@ void emit_attention_back(Emit *e, const Graph *g, const Node *n, const char *con
     emit_line(e, "}");
 }
 
+/* ---- generation: one position against the cache ---------------------------- */
+
+bool shape_attention_decode(Graph *g, Node *n)
+{
+    const Node *x = NODE(g, n->in[0]), *pos = NODE(g, n->in[1]);
+    Geo geo;
+    if (x->shape.rank != 3 || x->shape.dim[1] != 1 || !geometry(&x->shape, n->iattr[0], &geo) ||
+        shape_numel(&pos->shape) != (size_t)x->shape.dim[0] || n->iattr[1] < 1) {
+        diag_error(n->loc, "attention_decode expects one position's packed (batch, 1, 3C) "
+                   "queries, keys and values and its position, got %s and %s",
+                   shape_str(&x->shape), shape_str(&pos->shape));
+        return false;
+    }
+    n->shape = x->shape;
+    n->shape.dim[2] /= 3;
+    n->bmask = x->bmask;
+    return true;
+}
+
+/* The cache holds, for positions 0 .. T-1, the packed q, k, v rows as the
+ * training step's (1, T, 3C) projection would: the layout of the forward,
+ * so nnc_attention_decode gives the forward's row pos bit for bit. */
+void emit_attention_decode(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    const Node *x = NODE(g, n->in[0]);
+    int T = n->iattr[1], C3 = x->shape.dim[2], H = n->iattr[0], D = C3 / 3 / H;
+    emit_line(e, "{");
+    e->indent++;
+    emit_line(e, "/* %d heads of %d, causal, position pos_ of %d; this layer's cache at %d */",
+              H, D, T, n->iattr[2]);
+    emit_line(e, "float *const kv_ = KV_CACHE + %d;", n->iattr[2]);
+    emit_line(e, "const int pos_ = (int)%s[0];", a[1]);
+    emit_line(e, "nnc_attn_shape s_;");
+    emit_line(e, "s_.B = 1; s_.T = %d; s_.H = %d; s_.D = %d;", T, H, D);
+    emit_line(e, "s_.sb = %ld; s_.st = %d; s_.sh = %d;", (long)T * C3, C3, D);
+    emit_line(e, "s_.ob = 0; s_.ot = 0; s_.oh = %d;", D);
+    emit_line(e, "s_.causal = 1; s_.scale = %s; s_.dropout = 0.0f; s_.seed = 0;",
+              emit_float(1 / sqrt(D)));
+    emit_line(e, "memcpy(kv_ + (size_t)pos_ * %d, %s, sizeof(float) * %d);", C3, a[0], C3);
+    emit_line(e, "nnc_attention_decode(&s_, pos_, kv_, kv_ + %d, kv_ + %d, %s);", C3 / 3,
+              2 * C3 / 3, a[2]);
+    e->indent--;
+    emit_line(e, "}");
+}
+
 /* ---- the double references ------------------------------------------------ */
 
 /* The probabilities p[i*T + j] of head (b, h) and the dropout factors
