@@ -220,7 +220,10 @@ enum {
                            to Emit.sum when not NULL */
     F_EPIBIAS = 1 << 8, /* x + y: as a GEMM's epilogue, the runtime GEMM
                            can add a row vector itself (nnc_sgemm_bias) */
-    F_EPIRELU = 1 << 9  /* x > 0 ? x : 0, likewise (nnc_sgemm_bias's relu) */
+    F_EPIRELU = 1 << 9, /* x > 0 ? x : 0, likewise (nnc_sgemm_bias's relu) */
+    F_STATE = 1 << 10   /* reads and writes state kept in the context across
+                         * calls (generation's cache): no reference of its
+                         * own; tested end to end against predict */
 };
 
 /* Roles of source nodes, and flags on others. */

@@ -41,6 +41,13 @@ static cJSON *model_stats(const Compiled *c)
     cJSON_AddNumberToObject(o, "predict_arena_bytes", (double)c->predict.arena_floats * 4);
     cJSON_AddNumberToObject(o, "predict_naive_bytes", (double)c->naive_predict * 4);
     cJSON_AddNumberToObject(o, "predict_lower_bound_bytes", (double)c->predict.lower_floats * 4);
+    if (c->decode) {   /* generation with a cache (PREFIX_decode) */
+        cJSON_AddNumberToObject(o, "decode_kernels", c->decode->predict.nkernels);
+        cJSON_AddNumberToObject(o, "decode_flops", c->decode->predict.flops);
+        cJSON_AddNumberToObject(o, "decode_arena_bytes",
+                                (double)c->decode->predict.arena_floats * 4);
+        cJSON_AddNumberToObject(o, "kv_cache_bytes", (double)c->decode->g.kv_floats * 4);
+    }
     cJSON_AddNumberToObject(o, "param_bytes", (double)rp * 4);
     cJSON_AddNumberToObject(o, "grad_bytes", (double)rg * 4);
     cJSON_AddNumberToObject(o, "opt_state_bytes", (double)rs * 4);
