@@ -45,8 +45,8 @@ for m in lm cls; do
     cp "${m}_$(echo $compilers | cut -d' ' -f1)" $m
 done
 [ -x lm ] && [ -x cls ] || { echo "programs not built"; exit 1; }
-check "lm is a sequence model (T 16, 32 rows)" 'grep -q "16, 32, fit_save_meta}" lm.c'
-check "cls is not" 'grep -q "0, 0, fit_save_meta}" cls.c'
+check "lm is a sequence model (T 16, 32 rows)" 'grep -q "16, 32, fit_save_meta," lm.c'
+check "cls is not" 'grep -q "0, 0, fit_save_meta," cls.c'
 
 # ---- text: random words of 16 distinct characters, 11 KB ----
 awk 'BEGIN { srand(3); n = split("the cat sat on a mat and dog ran to sun hat", w, " ");
