@@ -454,7 +454,9 @@ gpt_part() {
     gvocab=${gvocab:-65}
     # nnc: --emit=bench of the example, and of its llm.c-shaped copy
     # (batch 4, vocabulary 256)
-    sed -e 's/^\( *batch \)[0-9][0-9]*/\14/' -e "/vocab\|tied/s/\([^0-9.]\)$gvocab\([^0-9]\)/\1256\2/g" \
+    # (batch, the embedding's vocab=, the tied head's units; not its width)
+    sed -e 's/^\( *batch \)[0-9][0-9]*/\14/' -e "s/vocab *= *$gvocab\([^0-9]\)/vocab=256\1/" \
+        -e "/tied *=/s/\([(,] *\)$gvocab\( *[,)]\)/\1256\2/" \
         "$gpt_nn" >"$tmp/gpt_llmc.nn" 2>/dev/null
     have_gpt=0 have_gpt4=0
     if [ ! -f "$gpt_nn" ]; then
@@ -506,7 +508,8 @@ gpt_part() {
     if [ "$gtrain" -gt 0 ]; then
         if [ $have_torch = 1 ]; then
             run gpttrain torch 1 env $gpt_env "$PYTHON" "$here/gpt_torch.py" train \
-                --threads 1 --text "$gtext" --steps "$gtrain"
+                --threads 1 --text "$gtext" --steps "$gtrain" \
+                --eval-every "${NNC_BENCH_GPT_EVAL_EVERY:-250}" --eval-iters "${NNC_BENCH_GPT_EVAL_BATCHES:-200}"
         fi
         mkdir -p "$tmp/gmain"
         if "$NNC" "$gpt_nn" --emit=main --prefix m -o "$tmp/gmain/main.c" 2>"$out/logs/gpt-main-nnc.err" &&
