@@ -23,8 +23,9 @@
 #                --eval-batches K --threads 1
 # (EVERY: NNC_BENCH_GPT_EVAL_EVERY, default 250, gpt_torch.py's; K:
 # NNC_BENCH_GPT_EVAL_BATCHES, default 200, gpt_torch.py's --eval-iters)
-# unless NNC_BENCH_GPT_TRAIN_CMD gives another (a shell command; $1 is the
-# program, $2 the text, $3 the steps). Prints train_wall_s (the whole run
+# (its weights to a temporary file) unless NNC_BENCH_GPT_TRAIN_CMD gives
+# another (a shell command; $1 is the program, $2 the text, $3 the steps,
+# $4 a temporary path). Prints train_wall_s (the whole run
 # including its evaluations, timed here), tokens_per_s (STEPS x the batch's
 # tokens / train_wall_s, when the program names its "batch B x T"),
 # final_val_loss (the last number after "val loss", "val_loss" or
@@ -34,11 +35,11 @@ set -u
 if [ "${1:-}" = train ]; then
     bin=$2 text=$3 steps=$4
     out=$(mktemp "${TMPDIR:-/tmp}/nnc-gpt.XXXXXX") || exit 1
-    trap 'rm -f "$out"' EXIT
+    trap 'rm -f "$out" "$out.safetensors"' EXIT
     every=${NNC_BENCH_GPT_EVAL_EVERY:-250} evalb=${NNC_BENCH_GPT_EVAL_BATCHES:-200}
-    cmd=${NNC_BENCH_GPT_TRAIN_CMD:-'"$1" train --text "$2" --steps "$3" --eval-every '$every' --eval-batches '$evalb' --threads 1'}
+    cmd=${NNC_BENCH_GPT_TRAIN_CMD:-'"$1" train --text "$2" --steps "$3" --eval-every '$every' --eval-batches '$evalb' --threads 1 --save "$4.safetensors"'}
     t0=$(date +%s.%N)
-    sh -c "$cmd" sh "$bin" "$text" "$steps" >"$out" 2>&1
+    sh -c "$cmd" sh "$bin" "$text" "$steps" "$out" >"$out" 2>&1
     rc=$?
     t1=$(date +%s.%N)
     cat "$out" >&2
