@@ -19,25 +19,35 @@
 # train: the 2,000-step run of the example on a text, for the comparison
 # of validation losses with bench/gpt_torch.py train. MAIN-PROGRAM is the
 # example built with `nnc --emit=main`; the command is
-#   MAIN-PROGRAM train TEXT --steps STEPS
-# unless NNC_BENCH_GPT_TRAIN_CMD gives another (a shell command; $1 is the
-# program, $2 the text, $3 the steps). Prints train_wall_s (the whole run,
-# timed here) and final_val_loss (the last number after "val loss",
-# "val_loss" or "val_loss=" in its output), val_loss_at_N for lines that
-# also name the step ("step N ... val loss L").
+#   MAIN-PROGRAM train --text TEXT --steps STEPS --eval-every EVERY
+#                --eval-batches K --threads 1
+# (EVERY: NNC_BENCH_GPT_EVAL_EVERY, default 250, gpt_torch.py's; K:
+# NNC_BENCH_GPT_EVAL_BATCHES, default 200, gpt_torch.py's --eval-iters)
+# (its weights to a temporary file) unless NNC_BENCH_GPT_TRAIN_CMD gives
+# another (a shell command; $1 is the program, $2 the text, $3 the steps,
+# $4 a temporary path). Prints train_wall_s (the whole run
+# including its evaluations, timed here), tokens_per_s (STEPS x the batch's
+# tokens / train_wall_s, when the program names its "batch B x T"),
+# final_val_loss (the last number after "val loss", "val_loss" or
+# "val_loss=" in its output), val_loss_at_N for lines that also name the
+# step ("step N ... val loss L").
 set -u
 if [ "${1:-}" = train ]; then
     bin=$2 text=$3 steps=$4
     out=$(mktemp "${TMPDIR:-/tmp}/nnc-gpt.XXXXXX") || exit 1
-    trap 'rm -f "$out"' EXIT
-    cmd=${NNC_BENCH_GPT_TRAIN_CMD:-'"$1" train "$2" --steps "$3"'}
+    trap 'rm -f "$out" "$out.safetensors"' EXIT
+    every=${NNC_BENCH_GPT_EVAL_EVERY:-250} evalb=${NNC_BENCH_GPT_EVAL_BATCHES:-200}
+    cmd=${NNC_BENCH_GPT_TRAIN_CMD:-'"$1" train --text "$2" --steps "$3" --eval-every '$every' --eval-batches '$evalb' --threads 1 --save "$4.safetensors"'}
     t0=$(date +%s.%N)
-    sh -c "$cmd" sh "$bin" "$text" "$steps" >"$out" 2>&1
+    sh -c "$cmd" sh "$bin" "$text" "$steps" "$out" >"$out" 2>&1
     rc=$?
     t1=$(date +%s.%N)
     cat "$out" >&2
     [ $rc -eq 0 ] || { echo "gpt_nnc.sh: the training run failed (exit $rc): $cmd" >&2; exit $rc; }
     echo "$t0 $t1" | awk '{ printf "train_wall_s %.2f\n", $2 - $1 }'
+    bt=$(sed -n 's/.*, batch \([0-9][0-9]*\) x \([0-9][0-9]*\).*/\1 \2/p' "$out" | head -n 1)
+    [ -n "$bt" ] && echo "$bt $steps $t0 $t1" |
+        awk '{ printf "tokens_per_s %.0f\n", $1 * $2 * $3 / ($5 - $4) }'
     tr '\r' '\n' <"$out" | sed -n 's/^.*[Ss]tep \([0-9][0-9]*\).*val[ _]loss[ =:]*\([0-9][0-9.]*\).*/val_loss_at_\1 \2/p'
     v=$(tr '\r' '\n' <"$out" | sed -n 's/^.*val[ _]loss[ =:]*\([0-9][0-9.]*\).*/\1/p' | tail -n 1)
     [ -n "$v" ] || { echo "gpt_nnc.sh: no validation loss in the output" >&2; exit 1; }

@@ -374,25 +374,34 @@ if ran("gptllmc"):
               ["nnc", "llmc"], "b4_flops")
 if ran("gpttrain"):
     w("## GPT training run (validation loss and wall time)\n")
-    w("The example's configuration trained on the same text (bench/gpt_torch.py "
-      "train: nanoGPT's loop, byte characters, 90/10 split, get_batch at random "
-      "offsets, the validation loss the mean of 200 random batches).\n")
+    w("The example's configuration trained on the same text (the fortunes, "
+      "shuffled by scripts/fortunes.sh, unless NNC_BENCH_GPT_TEXT): nnc's "
+      "--emit=main program (`train --text`) and bench/gpt_torch.py train "
+      "(nanoGPT's loop); both byte characters, the last 10% held out, windows "
+      "at random offsets. Validation loss: nnc the mean over 200 batches of "
+      "windows evenly spaced over the held-out tail (the same every time), "
+      "PyTorch the mean of 200 random batches of it.\n")
     w("Wall time: the whole run (nnc: the program, timed by bench/gpt_nnc.sh; "
       "PyTorch: its training steps plus its evaluations).\n")
-    w("| implementation | steps | final validation loss | wall time (s) |")
-    w("|---|---:|---:|---:|")
+    w("| implementation | steps | final validation loss | wall time (s) | tokens/s |")
+    w("|---|---:|---:|---:|---:|")
     for impl in ("nnc", "torch"):
         v = get("gpttrain", impl, "1", "final_val_loss")
         if v is None:
-            w("| %s | %s | | |" % (label(impl), gpt_why("gpttrain", impl)))
+            w("| %s | %s | | | |" % (label(impl), gpt_why("gpttrain", impl)))
             continue
         wall = get("gpttrain", impl, "1", "train_wall_s")
         if impl == "torch":
             ev = get("gpttrain", impl, "1", "eval_wall_s")
             wall = None if wall is None else wall + (ev or 0.0)
-        st = get("gpttrain", impl, "1", "train_steps") or get("gpttrain", "torch", "1", "train_steps")
-        w("| %s | %s | %.4f | %s |" % (label(impl), "—" if st is None else "%d" % st,
-                                       v, num(wall)))
+        st = get("gpttrain", impl, "1", "train_steps")
+        if st is None and impl == "nnc":
+            st = get("gpttrain", "torch", "1", "train_steps")
+        tps = get("gpttrain", impl, "1", "tokens_per_s")
+        if tps is None and wall and st:
+            tps = st * 12 * 64 / wall
+        w("| %s | %s | %.4f | %s | %s |" % (label(impl), "—" if st is None else "%d" % st,
+                                            v, num(wall), "—" if tps is None else "%.0f" % tps))
     w("")
 
 # ---- Threads under load ------------------------------------------------------

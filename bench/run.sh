@@ -60,8 +60,9 @@
 #                        the gpt part's llm.c rows; unset: skipped, with a note
 #   NNC_BENCH_GPT_NN     the GPT model (examples/gpt_char.nn)
 #   NNC_BENCH_GPT_TEXT   its training text (the fortunes package's English
-#                        fortunes, concatenated)
-#   NNC_BENCH_GPT_STEPS  train steps before timing a GPT step (50)
+#                        fortunes, shuffled by scripts/fortunes.sh)
+#   NNC_BENCH_GPT_STEPS  train steps before timing a GPT step (200: --emit=bench's
+#                        own default warm-up, 5000 steps, is far longer)
 #   NNC_BENCH_GPT_TRAIN  steps of the training comparison (2000; 200 with
 #                        NNC_BENCH_QUICK=1; 0 skips it)
 set -u
@@ -416,7 +417,7 @@ done
 # (the training run: validation loss and wall time, nnc and PyTorch).
 gpt_part() {
     gpt_nn=${NNC_BENCH_GPT_NN:-$srcdir/examples/gpt_char.nn}
-    gsteps=${NNC_BENCH_GPT_STEPS:-50}
+    gsteps=${NNC_BENCH_GPT_STEPS:-200}
     gtrain=${NNC_BENCH_GPT_TRAIN:-2000}
     gsecs=0.5
     if [ "${NNC_BENCH_QUICK:-0}" = 1 ]; then
@@ -441,10 +442,8 @@ gpt_part() {
     gtext=${NNC_BENCH_GPT_TEXT:-}
     if [ -z "$gtext" ]; then
         gtext=$tmp/gpt_text.txt
-        for f in /usr/share/games/fortunes/*; do
-            case $f in *.dat|*.u8) continue ;; esac
-            [ -f "$f" ] && cat "$f"
-        done >"$gtext" 2>/dev/null
+        # the fortunes, shuffled deterministically (the demo's and README's text)
+        sh "$srcdir/scripts/fortunes.sh" >"$gtext" 2>/dev/null
         if [ ! -s "$gtext" ]; then
             cat "$srcdir/README.md" >"$gtext"
             note "gpt: no fortunes (apt-get install fortunes): training text is README.md"
@@ -455,7 +454,9 @@ gpt_part() {
     gvocab=${gvocab:-65}
     # nnc: --emit=bench of the example, and of its llm.c-shaped copy
     # (batch 4, vocabulary 256)
-    sed -e 's/^\( *batch \)[0-9][0-9]*/\14/' -e "/vocab\|tied/s/\([^0-9.]\)$gvocab\([^0-9]\)/\1256\2/g" \
+    # (batch, the embedding's vocab=, the tied head's units; not its width)
+    sed -e 's/^\( *batch \)[0-9][0-9]*/\14/' -e "s/vocab *= *$gvocab\([^0-9]\)/vocab=256\1/" \
+        -e "/tied *=/s/\([(,] *\)$gvocab\( *[,)]\)/\1256\2/" \
         "$gpt_nn" >"$tmp/gpt_llmc.nn" 2>/dev/null
     have_gpt=0 have_gpt4=0
     if [ ! -f "$gpt_nn" ]; then
@@ -507,7 +508,8 @@ gpt_part() {
     if [ "$gtrain" -gt 0 ]; then
         if [ $have_torch = 1 ]; then
             run gpttrain torch 1 env $gpt_env "$PYTHON" "$here/gpt_torch.py" train \
-                --threads 1 --text "$gtext" --steps "$gtrain"
+                --threads 1 --text "$gtext" --steps "$gtrain" \
+                --eval-every "${NNC_BENCH_GPT_EVAL_EVERY:-250}" --eval-iters "${NNC_BENCH_GPT_EVAL_BATCHES:-200}"
         fi
         mkdir -p "$tmp/gmain"
         if "$NNC" "$gpt_nn" --emit=main --prefix m -o "$tmp/gmain/main.c" 2>"$out/logs/gpt-main-nnc.err" &&

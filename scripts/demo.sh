@@ -57,4 +57,29 @@ else
     echo "(Fashion-MNIST demo skipped: install dataset-fashion-mnist)"
 fi
 echo
+# A GPT (issue 13): examples/gpt_char.nn trained on the fortunes package's
+# text with the emitted training program, then a sample.
+fortunes=/usr/share/games/fortunes
+gsteps=${NNC_DEMO_GPT_STEPS:-300}
+if [ "${NNC_DEMO_GPT:-1}" = 0 ]; then
+    echo "(GPT demo skipped: NNC_DEMO_GPT=0)"
+elif [ ! -d "$fortunes" ]; then
+    echo "(GPT demo skipped: install fortunes for its training text)"
+else
+    echo "== A GPT: examples/gpt_char.nn (4 layers, 4 heads, 128 wide, context 64), $gsteps steps on the fortunes (NNC_DEMO_GPT=0 skips it)"
+    d="$out/gpt"
+    mkdir -p "$d"
+    "$builddir/nnc" "$srcdir/examples/gpt_char.nn" --emit=main -o "$d/gpt.c"
+    $cc -std=c99 -O3 -march=native -I"$srcdir/runtime" -o "$d/gpt" "$d/gpt.c" \
+        "$builddir/.libs/libnncrt.a" $cjson -lm
+    # The text: every fortune, shuffled deterministically (so that the
+    # held-out tail samples every file), ~2.5 MB, 114 distinct bytes
+    sh "$srcdir/scripts/fortunes.sh" "$fortunes" >"$d/fortunes.txt"
+    (cd "$d" && ./gpt train --text fortunes.txt --steps "$gsteps" --eval-every 100 \
+        --log log.csv --save gpt.safetensors &&
+     echo "== 300 characters sampled from it (temperature 0.8, top-k 20)" &&
+     ./gpt generate --weights gpt.safetensors --prompt "The " --tokens 300 \
+        --temperature 0.8 --top-k 20 --seed 1 2>gen.err && cat gen.err)
+fi
+echo
 echo "Generated code and binaries are in $out"
