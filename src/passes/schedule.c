@@ -76,6 +76,8 @@ double node_flops(const Graph *g, NodeId id)
     }
     if (n->op == OP_ATTENTION || n->op == OP_ATTENTION_BACK)
         return attention_flops(g, n);
+    if (n->op == OP_ATTENTION_DECODE)   /* q.k and p v over (T + 1) / 2 positions on average */
+        return 4.0 * (double)shape_numel(&n->shape) * (n->iattr[1] + 1) / 2.0;
     switch (optab[n->op].kind) {
     case K_SOURCE:
         return 0;
