@@ -305,17 +305,9 @@ static void lower_input(Lower *L, const Stmt *s)
     NODE(L->g, x)->what = "input";
     set_origin(L, x, s->name_loc, s->name, "input");
     L->g->input = x;
-    if (L->decode) {
-        Node col = {0};
-        col.op = OP_NARROW;
-        col.nin = 1;
-        col.in[0] = x;
-        col.loc = s->name_loc;
-        col.what = "input";
-        col.iattr[0] = 1, col.iattr[1] = 1, col.iattr[2] = 1;
-        L->decode_pos = graph_add_node(L->g, &col);
-        col.iattr[1] = 0;
-        x = graph_add_node(L->g, &col);
+    if (L->decode) {   /* columns 1 (the position) and 0 (the token) */
+        L->decode_pos = narrow(L, "input", s->name_loc, x, 1, 1, 1);
+        x = narrow(L, "input", s->name_loc, x, 1, 0, 1);
     }
     bind_name(L, s->name, s->name_loc, x);
     L->prev = x;

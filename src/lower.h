@@ -64,6 +64,8 @@ const char *bytes_str(Lower *L, uint64_t floats);
  * come from. */
 void note_shape(Lower *L, NodeId id);
 
+/* lower_layers.c: x[..., start:start+len, ...] along axis (NARROW) */
+NodeId narrow(Lower *L, const char *what, Loc loc, NodeId x, int axis, int start, int len);
 /* lower_layers.c: the name of this call's layer (the assigned value's,
  * or KIND_N by *counter); false after an error if a layer of that name
  * exists; the parameter NAME.SUFFIX of layer ly, marked as the layer's. */

@@ -464,8 +464,7 @@ static NodeId lower_embedding(Lower *L, const LayerInfo *ly, const Expr *call,
  * shape, transpose's perm) leave the batch axis out, as `input` does. */
 
 /* x[..., start:start+len, ...] along axis */
-static NodeId narrow(Lower *L, const char *what, Loc loc, NodeId x, int axis, int start,
-                     int len)
+NodeId narrow(Lower *L, const char *what, Loc loc, NodeId x, int axis, int start, int len)
 {
     Node proto = unary_proto(OP_NARROW, x, loc, what);
     proto.iattr[0] = axis;

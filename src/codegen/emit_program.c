@@ -201,18 +201,24 @@ static void emit_program(Emit *e, const Compiled *c, const Plan *p, const char *
     }
 }
 
-static void emit_predict_rows(Emit *e, const Compiled *c, const char *p)
+/* static void P_WHAT_rows(ctx, x, out, nb): c's predict plan. */
+static void emit_rows_fn(Emit *e, const Compiled *c, const char *p, const char *what)
 {
-    buf_printf(e->out, "\n/* predict's plan: %d kernels, %zu arena floats. Output rows go\n"
-                       " * straight to `out`; nb <= %d rows. */\n",
-               c->predict.nkernels, c->predict.arena_floats, c->g.batch);
-    buf_printf(e->out, "static void %s_predict_rows(%s_ctx *ctx, const float *x, float *out, "
-                       "int nb)\n{\n", p, p);
+    buf_printf(e->out, "static void %s_%s_rows(%s_ctx *ctx, const float *x, float *out, "
+                       "int nb)\n{\n", p, what, p);
     e->indent = 1;
     emit_buffers(e, c, &c->predict);
     emit_program(e, c, &c->predict, NULL);
     e->indent = 0;
     buf_puts(e->out, "}\n");
+}
+
+static void emit_predict_rows(Emit *e, const Compiled *c, const char *p)
+{
+    buf_printf(e->out, "\n/* predict's plan: %d kernels, %zu arena floats. Output rows go\n"
+                       " * straight to `out`; nb <= %d rows. */\n",
+               c->predict.nkernels, c->predict.arena_floats, c->g.batch);
+    emit_rows_fn(e, c, p, "predict");
 }
 
 /* Generation's program: one new position of a sequence (x = [token,
@@ -226,13 +232,8 @@ static void emit_decode_rows(Emit *e, const Compiled *c, const char *p)
                        "0 .. %d of\n * every attention layer, %zu floats. */\n",
                d->predict.nkernels, d->predict.arena_floats, d->g.decode_T - 1, d->g.kv_floats);
     buf_printf(e->out, "#define KV_CACHE (ctx->mem + %zu)\n", rg.kv);
-    buf_printf(e->out, "static void %s_decode_rows(%s_ctx *ctx, const float *x, float *out, "
-                       "int nb)\n{\n", p, p);
-    e->indent = 1;
-    emit_buffers(e, d, &d->predict);
-    emit_program(e, d, &d->predict, NULL);
-    e->indent = 0;
-    buf_puts(e->out, "}\n#undef KV_CACHE\n");
+    emit_rows_fn(e, d, p, "decode");
+    buf_puts(e->out, "#undef KV_CACHE\n");
 }
 
 static bool has_updates(const Graph *g)
