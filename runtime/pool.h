@@ -23,6 +23,14 @@ void nnc_parallel_site(uint64_t key, size_t n, size_t chunk, nnc_range_fn fn, vo
  * alone, -1 not known yet (or no pool). */
 int nnc_site_choice(uint64_t key);
 
+/* For tests: the site policy without a clock. nnc_site_next says how the
+ * next call of key would run (1 pool, 0 alone) and counts it as a call;
+ * nnc_site_note records that the call took ns that way. A test can feed
+ * timings of its own and check the choices, the same on any machine.
+ * Both return -1 (and do nothing) without a pool. */
+int nnc_site_next(uint64_t key);
+int nnc_site_note(uint64_t key, int way, long long ns);
+
 /* A key from a few sizes (FNV-1a over their bytes). */
 static inline uint64_t nnc_site_key(uint64_t tag, uint64_t a, uint64_t b, uint64_t c)
 {

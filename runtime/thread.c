@@ -664,6 +664,37 @@ int nnc_site_choice(uint64_t key)
 #endif
 }
 
+int nnc_site_next(uint64_t key)
+{
+#if defined(HAVE_POOL)
+    int way = -1;
+    if (!__atomic_exchange_n(&pool.busy, 1, __ATOMIC_ACQUIRE)) {
+        way = site_choose(site_get(key));
+        STORE(&pool.busy, 0);
+    }
+    return way;
+#else
+    (void)key;
+    return -1;
+#endif
+}
+
+int nnc_site_note(uint64_t key, int way, long long ns)
+{
+#if defined(HAVE_POOL)
+    if (way != 0 && way != 1)
+        return -1;
+    if (__atomic_exchange_n(&pool.busy, 1, __ATOMIC_ACQUIRE))
+        return -1;
+    site_record(site_get(key), way, ns);
+    STORE(&pool.busy, 0);
+    return 0;
+#else
+    (void)key, (void)way, (void)ns;
+    return -1;
+#endif
+}
+
 typedef struct Whole {
     nnc_range_fn fn;
     void *arg;
