@@ -6,6 +6,7 @@ PyTorch peer of issue 13's targets.
                                      [--warmup 20] [--steps 50] [--compile]
     python3 bench/gpt_torch.py train --text FILE [--steps 2000] [--eval-every 250]
                                      [--eval-iters 200] [--seed 1337]
+                                     [--init NNC.safetensors] [--eval-windows even]
 
 Model (nanoGPT's CPU configuration, as examples/gpt_char.nn): 4 layers, 4
 heads, width 128, context 64, learned positions (wpe [64, 128]), tied LM
@@ -42,6 +43,20 @@ the end. Prints "val_loss_at_STEP L" lines, then final_val_loss,
 train_wall_s (the training steps only, evaluations excluded) and
 eval_wall_s.
 
+--init NNC.safetensors starts from the weights of an nnc checkpoint of
+the same model (examples/gpt_char.nn's, e.g. after one step at lr 1e-12:
+`train --text FILE --steps 1 --lr 1e-12 --save init.safetensors`) instead
+of nanoGPT's initialization: the tensors in checkpoint order onto
+named_parameters() (the same order, shapes checked), and the checkpoint's
+vocabulary (its __metadata__ "vocab", the byte of each id, hex) with as
+many rows as its embedding has. --eval-windows even evaluates on the
+windows nnc's driver uses (--eval-iters batches of windows at offsets
+evenly spaced over the validation tail, runtime/text.c's
+nnc_text_val_offset) instead of random ones; the training estimate stays
+random. With both, the two runs differ only in their random training
+windows (and nnc's warm-up, (it+1)/warmup as llm.c's, against nanoGPT's
+(it+1)/(warmup+1)).
+
 Threads: --threads (torch.set_num_threads; run.sh pins one-thread runs
 with taskset).
 """
@@ -69,6 +84,8 @@ p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--min-lr", type=float, default=1e-4)
 p.add_argument("--warmup-iters", type=int, default=100)
 p.add_argument("--lr-decay-iters", type=int, default=2000)
+p.add_argument("--init", default=None)
+p.add_argument("--eval-windows", choices=["random", "even"], default="random")
 args = p.parse_args()
 if args.steps is None:
     args.steps = 50 if args.mode == "time" else 2000
@@ -199,37 +216,100 @@ def time_mode():
     peer.gpt_timing(times, loss)
 
 
+def read_nnc(path):
+    """An nnc checkpoint: (the float32 tensors in file order, metadata)."""
+    import json
+    import struct
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    meta = head.pop("__metadata__", {})
+    body = raw[8 + n:]
+    tensors = []
+    for name, t in sorted(head.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        if name.startswith("optimizer."):
+            continue
+        if t["dtype"] != "F32":
+            sys.exit("gpt_torch.py: %s: %s is %s, not F32" % (path, name, t["dtype"]))
+        a, b = t["data_offsets"]
+        v = torch.frombuffer(bytearray(body[a:b]), dtype=torch.float32)
+        tensors.append((name, v.reshape(t["shape"])))
+    return tensors, meta
+
+
+def load_nnc(model, tensors, path):
+    params = list(model.named_parameters())
+    if len(params) != len(tensors):
+        sys.exit("gpt_torch.py: %s has %d tensors, the model %d parameters"
+                 % (path, len(tensors), len(params)))
+    with torch.no_grad():
+        for (pname, prm), (tname, t) in zip(params, tensors):
+            if tuple(prm.shape) != tuple(t.shape):
+                sys.exit("gpt_torch.py: %s: %s %s does not fit %s %s"
+                         % (path, tname, tuple(t.shape), pname, tuple(prm.shape)))
+            prm.copy_(t)
+
+
 def train_mode():
     if not args.text:
         sys.exit("gpt_torch.py train: --text FILE is required")
     with open(args.text, "rb") as fh:
         raw = fh.read()
-    chars = sorted(set(raw))
+    init = None
+    if args.init:
+        init, meta = read_nnc(args.init)
+        chars = list(bytes.fromhex(meta.get("vocab", "")))
+        rows = init[0][1].shape[0]     # the token embedding's rows
+        if not chars or rows < len(chars):
+            sys.exit("gpt_torch.py: %s: no vocabulary that fits its embedding" % args.init)
+    else:
+        chars = sorted(set(raw))
+        rows = len(chars)
     stoi = {c: i for i, c in enumerate(chars)}
+    if any(c not in stoi for c in set(raw)):
+        sys.exit("gpt_torch.py: %s has bytes outside the vocabulary" % args.text)
     data = torch.tensor([stoi[c] for c in raw], dtype=torch.long)
     n = int(0.9 * len(data))
+    if args.eval_windows == "even":     # nnc's split: the tail is floor(n / 10) tokens
+        n = len(data) - int(math.floor(len(data) * 0.1))
     train_data, val_data = data[:n], data[n:]
-    V, B, T = len(chars), args.batch, args.block
+    V, B, T = rows, args.batch, args.block
     print("text_bytes %d" % len(raw))
     print("vocab %d" % V)
     print("train_tokens %d" % len(train_data))
     print("val_tokens %d" % len(val_data))
     model = GPT(V, T, args.layers, args.heads, args.width)
+    if init is not None:
+        load_nnc(model, init, args.init)
+        print("init %s" % args.init)
     opt = make_opt(model)
     step = make_step(model, opt)
     gen = torch.Generator().manual_seed(args.seed)
     egen = torch.Generator()
+    even = iter(())
+
+    def even_windows():
+        """nnc_text_val_offset: window k of nwin at floor(span k / (nwin-1))."""
+        nwin, span = args.eval_iters * B, len(val_data) - T - 1
+        for k in range(0, nwin, B):
+            yield [int(span * (k + j) / (nwin - 1)) if nwin > 1 else 0 for j in range(B)]
 
     def get_batch(split, g):
         d = train_data if split == "train" else val_data
-        ix = torch.randint(len(d) - T, (B,), generator=g)
+        if split == "val" and args.eval_windows == "even":
+            ix = next(even)
+        else:
+            ix = torch.randint(len(d) - T, (B,), generator=g)
         x = torch.stack([d[i:i + T] for i in ix])
         y = torch.stack([d[i + 1:i + 1 + T] for i in ix])
         return x, y
 
     @torch.no_grad()
     def estimate(split):
+        nonlocal even
         egen.manual_seed(args.seed + 1)     # the same batches at every evaluation
+        even = even_windows()
         model.eval()
         s = sum(model(*get_batch(split, egen)).item() for _ in range(args.eval_iters))
         model.train()
