@@ -504,6 +504,11 @@ size_t nnc_text_val_offset(const nnc_text *t, int T, size_t k, size_t nwin);
  * rng; temperature <= 0 picks the largest. n <= 256; -1 otherwise. */
 int nnc_sample(const float *logits, int n, double temperature, int top_k, nnc_rng *rng);
 
+/* ---- Split training step (PREFIX_grad_step_notify) ---------------------------
+ * Called by grad_step as soon as the gradients from float `from` to the
+ * end of the gradient region are final (from decreasing to 0). */
+typedef void (*nnc_grad_ready)(void *arg, size_t from);
+
 /* ---- The training driver (fit.c) ---------------------------------------------
  *
  * `nnc FILE.nn --emit=main` writes a program whose main() describes the
