@@ -16,7 +16,7 @@
  *
  * Same bits on every rank, and run after run: the bucket boundaries are
  * fixed (a size from the end of the region, NNC_MPI_BUCKET_KB, default
- * 1024), the buckets start in the same order everywhere (the notices are
+ * 256), the buckets start in the same order everywhere (the notices are
  * fixed at compile time) and only their start time depends on timing.
  * What we rely on from MPI: a reduction of a given count on a given
  * communicator uses an algorithm chosen from the count and the number of
@@ -55,18 +55,19 @@ static struct {
     Bucket *b;              /* b[0] at the region's end, b[nb - 1] at 0 */
     MPI_Request *req;
     int nb, next;           /* next: the first bucket not started */
+    int overlap;            /* NNC_MPI_OVERLAP=0: one blocking allreduce */
     long steps;
-    double step_s, wait_s;
+    double step_s, grad_s, wait_s;
 } S;
 
 static nnc_fit_dist dist;
 
-/* Buckets of NNC_MPI_BUCKET_KB (default 1 MB) from the end of the region. */
+/* Buckets of NNC_MPI_BUCKET_KB (default 256) from the end of the region. */
 static int set_buckets(float *g, size_t n)
 {
     const char *env = getenv("NNC_MPI_BUCKET_KB");
-    long kb = env ? strtol(env, NULL, 10) : 1024;
-    size_t size = (size_t)(kb > 0 ? kb : 1024) * 256, hi = n;
+    long kb = env ? strtol(env, NULL, 10) : 256;
+    size_t size = (size_t)(kb > 0 ? kb : 256) * 256, hi = n;
     int i;
     if (size > MAX_COUNT)
         size = MAX_COUNT;
@@ -94,7 +95,7 @@ static void ready(void *arg, size_t from)
 {
     int flag;
     (void)arg;
-    while (S.next < S.nb && S.b[S.next].lo >= from) {
+    while (S.overlap && S.next < S.nb && S.b[S.next].lo >= from) {
         const Bucket *b = &S.b[S.next];
         MPI_Iallreduce(MPI_IN_PLACE, S.g + b->lo, (int)(b->hi - b->lo), MPI_FLOAT, MPI_SUM,
                        S.comm, &S.req[S.next]);
@@ -115,8 +116,15 @@ static float mpi_train_step(const nnc_fit_model *m, void *ctx, const float *x, c
     }
     S.next = 0;
     loss = (double)m->grad_step(ctx, x, y, ready, NULL);
-    ready(NULL, 0);
     t1 = MPI_Wtime();
+    S.grad_s += t1 - t0;
+    if (S.overlap) {
+        ready(NULL, 0);
+    } else {
+        for (i = 0; i < n; i += MAX_COUNT)
+            MPI_Allreduce(MPI_IN_PLACE, g + i, (int)(n - i < MAX_COUNT ? n - i : MAX_COUNT),
+                          MPI_FLOAT, MPI_SUM, S.comm);
+    }
     MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, S.comm);
     MPI_Waitall(S.nb, S.req, MPI_STATUSES_IGNORE);
     S.wait_s += MPI_Wtime() - t1;
@@ -169,6 +177,8 @@ static void mpi_bcast_params(const nnc_fit_model *m, void *ctx)
 const nnc_fit_dist *nnc_mpi_dist(void)
 {
     if (!dist.train_step) {
+        const char *ov = getenv("NNC_MPI_OVERLAP");
+        S.overlap = !ov || strcmp(ov, "0") != 0;
         MPI_Comm_dup(MPI_COMM_WORLD, &S.comm);
         MPI_Comm_rank(S.comm, &S.rank);
         MPI_Comm_size(S.comm, &S.size);
@@ -194,6 +204,7 @@ void nnc_mpi_get_stats(nnc_mpi_stats *s)
     s->buckets = S.nb;
     if (S.steps) {
         s->step_s = S.step_s / (double)S.steps;
+        s->grad_s = S.grad_s / (double)S.steps;
         s->wait_s = S.wait_s / (double)S.steps;
     }
     /* every rank has reduced the same region, or none has */
@@ -222,11 +233,11 @@ int nnc_mpi_fit_main(int argc, char **argv, const nnc_fit_model *m)
     if (getenv("NNC_MPI_STATS")) {
         nnc_mpi_stats st;
         nnc_mpi_get_stats(&st);
-        if (S.rank == 0 && st.steps)
-            fprintf(stderr, "nncrt-mpi: %d ranks, %ld steps: %.3f ms per step, %.3f ms waiting "
+        if (st.steps)
+            fprintf(stderr, "nncrt-mpi: rank %d of %d, %ld steps: %.3f ms per step (%.3f ms grad_step), %.3f ms waiting "
                     "for the allreduce after the backward; a blocking allreduce of the %zu "
                     "gradient floats (%d buckets) takes %.3f ms, %.0f%% of it hidden\n",
-                    S.size, st.steps, 1e3 * st.step_s, 1e3 * st.wait_s, st.floats, st.buckets,
+                    S.rank, S.size, st.steps, 1e3 * st.step_s, 1e3 * st.grad_s, 1e3 * st.wait_s, st.floats, st.buckets,
                     1e3 * st.allreduce_s, st.allreduce_s > 0 ? 100.0 * (1.0 - (st.wait_s <
                     st.allreduce_s ? st.wait_s / st.allreduce_s : 1.0)) : 0.0);
     }

@@ -39,7 +39,7 @@ const nnc_fit_dist *nnc_mpi_dist(void);
  * the spot: collective, every rank must call it). */
 typedef struct nnc_mpi_stats {
     long steps;
-    double step_s, wait_s, allreduce_s;
+    double step_s, grad_s, wait_s, allreduce_s;   /* grad_s: in grad_step */
     size_t floats;     /* gradient floats reduced per step */
     int buckets;       /* started as the backward produces them */
 } nnc_mpi_stats;
