@@ -57,7 +57,8 @@ static struct {
     int nb, next;           /* next: the first bucket not started */
     int overlap;            /* NNC_MPI_OVERLAP=0: one blocking allreduce */
     long steps;
-    double step_s, grad_s, wait_s;
+    double step_s, grad_s, wait_s, window_s;
+    double first;           /* when this step's first bucket started */
 } S;
 
 static nnc_fit_dist dist;
@@ -97,6 +98,8 @@ static void ready(void *arg, size_t from)
     (void)arg;
     while (S.overlap && S.next < S.nb && S.b[S.next].lo >= from) {
         const Bucket *b = &S.b[S.next];
+        if (S.next == 0)
+            S.first = MPI_Wtime();
         MPI_Iallreduce(MPI_IN_PLACE, S.g + b->lo, (int)(b->hi - b->lo), MPI_FLOAT, MPI_SUM,
                        S.comm, &S.req[S.next]);
         S.next++;
@@ -118,6 +121,8 @@ static float mpi_train_step(const nnc_fit_model *m, void *ctx, const float *x, c
     loss = (double)m->grad_step(ctx, x, y, ready, NULL);
     t1 = MPI_Wtime();
     S.grad_s += t1 - t0;
+    if (S.overlap && S.next > 0)   /* the backward left after the first start */
+        S.window_s += t1 - S.first;
     if (S.overlap) {
         ready(NULL, 0);
     } else {
@@ -205,6 +210,7 @@ void nnc_mpi_get_stats(nnc_mpi_stats *s)
     if (S.steps) {
         s->step_s = S.step_s / (double)S.steps;
         s->grad_s = S.grad_s / (double)S.steps;
+        s->window_s = S.window_s / (double)S.steps;
         s->wait_s = S.wait_s / (double)S.steps;
     }
     /* every rank has reduced the same region, or none has */
@@ -222,6 +228,41 @@ void nnc_mpi_get_stats(nnc_mpi_stats *s)
     s->allreduce_s = t;
 }
 
+/* NNC_MPI_STATS: a line per rank. "Hidden" is the part of a blocking
+ * allreduce's time the step did not wait for (waits include the other
+ * ranks' lateness, so on a loaded machine it reads low). */
+static void print_stats(void)
+{
+    nnc_mpi_stats st;
+    double hidden;
+    nnc_mpi_get_stats(&st);
+    if (!st.steps)
+        return;
+    hidden = st.allreduce_s > st.wait_s ? 1.0 - st.wait_s / st.allreduce_s : 0.0;
+    fprintf(stderr, "nncrt-mpi: rank %d of %d, %ld steps: %.3f ms a step (grad_step %.3f ms, "
+            "then %.3f ms waiting for the sums); a blocking allreduce of the %zu gradient "
+            "floats (%d buckets) takes %.3f ms: %.0f%% hidden; %.3f ms of backward after "
+            "the first bucket\n", S.rank, S.size, st.steps, 1e3 * st.step_s, 1e3 * st.grad_s,
+            1e3 * st.wait_s, st.floats, st.buckets, 1e3 * st.allreduce_s, 100.0 * hidden,
+            1e3 * st.window_s);
+}
+
+/* Without NNC_NUM_THREADS, the ranks on one machine share its CPUs
+ * (mpirun binds 2 ranks to a core each; without binding each would take
+ * them all). --threads still decides. */
+static void share_cpus(void)
+{
+    MPI_Comm node;
+    int local, n;
+    if (getenv("NNC_NUM_THREADS"))
+        return;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    n = nnc_num_threads() / local;
+    nnc_set_num_threads(n > 1 ? n : 1);
+}
+
 int nnc_mpi_fit_main(int argc, char **argv, const nnc_fit_model *m)
 {
     int r, provided;
@@ -229,18 +270,10 @@ int nnc_mpi_fit_main(int argc, char **argv, const nnc_fit_model *m)
         fprintf(stderr, "%s: error: cannot start MPI\n", argc > 0 ? argv[0] : "train");
         return 1;
     }
+    share_cpus();
     r = nnc_fit_main_dist(argc, argv, m, nnc_mpi_dist());
-    if (getenv("NNC_MPI_STATS")) {
-        nnc_mpi_stats st;
-        nnc_mpi_get_stats(&st);
-        if (st.steps)
-            fprintf(stderr, "nncrt-mpi: rank %d of %d, %ld steps: %.3f ms per step (%.3f ms grad_step), %.3f ms waiting "
-                    "for the allreduce after the backward; a blocking allreduce of the %zu "
-                    "gradient floats (%d buckets) takes %.3f ms, %.0f%% of it hidden\n",
-                    S.rank, S.size, st.steps, 1e3 * st.step_s, 1e3 * st.grad_s, 1e3 * st.wait_s, st.floats, st.buckets,
-                    1e3 * st.allreduce_s, st.allreduce_s > 0 ? 100.0 * (1.0 - (st.wait_s <
-                    st.allreduce_s ? st.wait_s / st.allreduce_s : 1.0)) : 0.0);
-    }
+    if (getenv("NNC_MPI_STATS"))
+        print_stats();
     MPI_Comm_free(&S.comm);
     MPI_Finalize();
     return r;

@@ -40,6 +40,7 @@ const nnc_fit_dist *nnc_mpi_dist(void);
 typedef struct nnc_mpi_stats {
     long steps;
     double step_s, grad_s, wait_s, allreduce_s;   /* grad_s: in grad_step */
+    double window_s;   /* of grad_step, the part after the first bucket started */
     size_t floats;     /* gradient floats reduced per step */
     int buckets;       /* started as the backward produces them */
 } nnc_mpi_stats;
