@@ -506,7 +506,9 @@ int nnc_sample(const float *logits, int n, double temperature, int top_k, nnc_rn
 
 /* ---- Split training step (PREFIX_grad_step_notify) ---------------------------
  * Called by grad_step as soon as the gradients from float `from` to the
- * end of the gradient region are final (from decreasing to 0). */
+ * end of the gradient region are final, and again after every later
+ * kernel (so that communication can progress): from never goes up, and
+ * the last call has 0. */
 typedef void (*nnc_grad_ready)(void *arg, size_t from);
 
 /* ---- The training driver (fit.c) ---------------------------------------------

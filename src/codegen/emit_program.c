@@ -177,7 +177,9 @@ typedef enum { PART_ALL, PART_GRADS, PART_UPDATE } Part;
 
 /* grad_step's notices: after the kernel that completes a parameter's
  * gradient, the lowest offset `from` such that every gradient from it to
- * the end of the gradient region is final, when it moved down. */
+ * the end of the gradient region is final; after every later kernel the
+ * same again, so that communication started on the first can progress
+ * (an MPI library without a progress thread moves only when called). */
 static void emit_ready(Emit *e, const Compiled *c, const Plan *p, int k, bool *done,
                        size_t *from)
 {
@@ -196,6 +198,9 @@ static void emit_ready(Emit *e, const Compiled *c, const Plan *p, int k, bool *d
         emit_line(e, "    ready(arg, %zu);  /* gradients [%zu, %zu) final */", lo, lo,
                   c->layout.param_floats);
         *from = lo;
+    } else if (*from < c->layout.param_floats) {
+        emit_line(e, "if (ready)");
+        emit_line(e, "    ready(arg, %zu);", *from);
     }
 }
 
