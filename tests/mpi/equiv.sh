@@ -4,8 +4,9 @@
 # and weights within atol 1e-6 + rtol 1e-5 after 50 steps, for a dense
 # model, a CNN and the GPT example (text: its random windows drawn for
 # the global batch); the same run twice gives the same bits; rank 0 alone
-# logs and saves; a checkpoint of 2 ranks resumes on 1 process and one of
-# 1 process on 2 ranks. SKIP without MPI (configure found none).
+# logs and saves; evaluate and predict on 2 ranks print what one process
+# does; a checkpoint of 2 ranks resumes on 1 process and one of 1 process
+# on 2 ranks. SKIP without MPI (configure found none).
 . "$(dirname "$0")/../lib.sh"
 [ -n "${MPIRUN:-}" ] && [ -f "${MPI_RT_LIBS:-}" ] ||
     skip_script equiv "no MPI (install openmpi-bin and libopenmpi-dev, rerun configure)"
@@ -52,6 +53,13 @@ then
     check "dense: rank 0 alone logs and prints" \
         '[ $(wc -l < d2.csv) -eq 6 ] && [ $(grep -c "^saved" d2.out) -eq 1 ]' || show d2.out
     check "dense: the global batch is reported" 'grep -q "batch 16, 10 steps per epoch" d2.out'
+    $mpirun ./d8 evaluate --x x.csv --y y.csv --weights d2.st > ev2.txt 2>&1
+    ./d16 evaluate --x x.csv --y y.csv --weights d2.st > ev1.txt
+    check "dense: evaluate on 2 ranks prints what one process does" 'cmp -s ev1.txt ev2.txt' ||
+        show ev2.txt
+    $mpirun ./d8 predict --x x.csv --weights d2.st -o p2.csv &&
+        ./d16 predict --x x.csv --weights d2.st -o p1.csv
+    check "dense: predict on 2 ranks writes once" 'cmp -s p1.csv p2.csv'
     $mpirun ./d8 $args --epochs 5 --save d3.st -q
     check "dense: the same run twice gives the same bits" 'cmp -s d2.st d3.st'
     # 2 ranks for 2 epochs, then 1 process (batch 16) for the other 3, and back
