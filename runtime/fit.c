@@ -112,6 +112,67 @@ typedef struct Opts {
 static const nnc_fit_model *M;
 static const char *prog = "train";
 
+/* ---- data parallelism (nnc_fit_dist; NULL for one process) ----------------
+ * The hooks of nnc_fit_main_dist, used in a few places below: the step,
+ * the global batch's slice (gather_batch, text_steps), the sums of the
+ * evaluations, the checks at start-up; rank 0 alone writes (its quiet
+ * and log options are cleared on the other ranks). */
+static const nnc_fit_dist *D;
+static char prog_buf[96];
+
+static int rank_of(void) { return D ? D->rank : 0; }
+static int nranks(void) { return D ? D->size : 1; }
+
+static float fit_step(void *ctx, const float *x, const float *y)
+{
+    return D ? D->train_step(M, ctx, x, y) : M->train_step(ctx, x, y);
+}
+
+static void sum_ranks(double *v, int n)
+{
+    if (D)
+        D->sum(v, n);
+}
+
+/* This rank's part [*lo, *hi) of n items split evenly over the ranks. */
+static void my_part(size_t n, size_t *lo, size_t *hi)
+{
+    *lo = n * (size_t)rank_of() / (size_t)nranks();
+    *hi = n * (size_t)(rank_of() + 1) / (size_t)nranks();
+}
+
+/* FNV-1a over n bytes, from h. */
+static uint64_t hash_bytes(const void *v, size_t n, uint64_t h)
+{
+    const unsigned char *b = (const unsigned char *)v;
+    size_t i;
+    for (i = 0; i < n; i++)
+        h = (h ^ b[i]) * UINT64_C(0x100000001B3);
+    return h;
+}
+
+/* After each rank's set-up (ok: its own went well): all ranks go on only
+ * if all succeeded and read the same data (data_hash); then rank 0's
+ * parameters everywhere. */
+static int dist_start(void *ctx, int ok, uint64_t data_hash)
+{
+    if (!D)
+        return ok;
+    if (!D->all_ok(ok)) {
+        if (ok)
+            fprintf(stderr, "%s: error: another rank failed to start; stopping\n", prog);
+        return 0;
+    }
+    if (!D->same(data_hash)) {
+        if (D->rank == 0)
+            fprintf(stderr, "%s: error: the ranks read different data (the files must hold the"
+                    " same rows on every host)\n", prog);
+        return 0;
+    }
+    D->bcast_params(M, ctx);
+    return 1;
+}
+
 /* The commands and options of a sequence language model. */
 static const char text_usage[] =
 "\n"
@@ -552,19 +613,23 @@ bad:
 static int evaluate(void *ctx, const float *x, const float *y, size_t n, float *buf,
                     double *loss, double *acc)
 {
-    size_t i, hits = 0, h;
-    double s = 0.0;
+    size_t i, hits = 0, h, lo, hi;
+    double s = 0.0, sums[2];
     size_t chunk = (size_t)M->batch * 8;
-    for (i = 0; i < n; i += chunk) {
-        size_t k = n - i < chunk ? n - i : chunk;
+    my_part(n, &lo, &hi);   /* with several ranks, each takes its part */
+    for (i = lo; i < hi; i += chunk) {
+        size_t k = hi - i < chunk ? hi - i : chunk;
         if (M->predict(ctx, x + i * (size_t)M->in, buf, k) != 0)
             return 0;
         s += nnc_loss_sum(M->loss, M->loss_param, buf, y + i * (size_t)M->target, k, M->out,
                           M->target, &h);
         hits += h;
     }
-    *loss = n ? s / (double)n : NAN;
-    *acc = n ? (double)hits / (double)n : NAN;
+    sums[0] = s;
+    sums[1] = (double)hits;
+    sum_ranks(sums, 2);
+    *loss = n ? sums[0] / (double)n : NAN;
+    *acc = n ? sums[1] / (double)n : NAN;
     return 1;
 }
 
@@ -601,19 +666,23 @@ static int cmd_evaluate(const Opts *o, void *ctx)
     char wb[512];
     double loss, acc;
     float *buf;
-    int ok = 0;
-    if (!load_weights(ctx, weights_path(o, wb, sizeof wb)) || !load_x(o, &x))
-        return 1;
-    if (!load_y(o, x.rows, &y)) {
+    int ok = 0, in;
+    memset(&x, 0, sizeof x);
+    memset(&y, 0, sizeof y);
+    in = load_weights(ctx, weights_path(o, wb, sizeof wb)) && load_x(o, &x);
+    if (!dist_start(ctx, in && load_y(o, x.rows, &y), 0)) {
         nnc_data_free(&x);
+        nnc_data_free(&y);
         return 1;
     }
     buf = (float *)malloc((size_t)M->batch * 8 * (size_t)M->out * sizeof(float));
-    if (buf && evaluate(ctx, x.data, y.data, x.rows, buf, &loss, &acc)) {
+    if (buf && evaluate(ctx, x.data, y.data, x.rows, buf, &loss, &acc) && rank_of() == 0) {
         printf("loss %.6f", loss);
         if (is_classification())
             printf("  accuracy %.4f", acc);
         printf("  (%zu samples)\n", x.rows);
+        ok = 1;
+    } else if (rank_of() != 0) {
         ok = 1;
     } else {
         fprintf(stderr, "%s: error: out of memory\n", prog);
@@ -697,12 +766,43 @@ static void progress(long epoch, long epochs, size_t done, size_t total, double 
     fflush(stderr);
 }
 
+/* A checkpoint of several ranks keeps their global batch (rows per step)
+ * in its metadata, so that a run on any number of ranks resumes at the
+ * right epoch (resume). */
+static int save_global_batch(void *ctx, const char *path)
+{
+    char gb[32];
+    const char *more[] = {"global_batch", gb, NULL};
+    snprintf(gb, sizeof gb, "%d", M->batch * nranks());
+    return M->save_meta(ctx, path, more);
+}
+
+/* The global batch of the run that wrote checkpoint path: its metadata's,
+ * or one process's batch. */
+static size_t ckpt_global_batch(const char *path)
+{
+    cJSON *root = NULL;
+    const cJSON *v;
+    char why[256];
+    long b = 0;
+    if (nnc_st_read_header(path, &root, why, sizeof why) == 0) {
+        v = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(root, "__metadata__"), "global_batch");
+        if (cJSON_IsString(v))
+            b = strtol(v->valuestring, NULL, 10);
+        cJSON_Delete(root);
+    }
+    return b > 0 ? (size_t)b : (size_t)M->batch;
+}
+
 static int save_weights(void *ctx, const char *path)
 {
-    int err = M->save(ctx, path);
+    int err = 0;
+    if (rank_of() == 0)
+        err = D && M->save_meta ? save_global_batch(ctx, path) : M->save(ctx, path);
     if (err)
         fprintf(stderr, "%s: error: cannot save '%s': %s\n", prog, path, nnc_strerror(err));
-    return err == 0;
+    return D ? D->all_ok(err == 0) : err == 0;   /* all ranks stop if rank 0 failed */
 }
 
 /* A training run: the data, the split, the batch buffers, the log. */
@@ -733,7 +833,14 @@ static int run_setup(Run *t)
                 o->val_split, n);
         return 0;
     }
+    if (D && t->ntrain < batch * (size_t)D->size) {
+        fprintf(stderr, "%s: error: %zu training rows are fewer than the global batch of %d "
+                "ranks x %zu\n", prog, t->ntrain, D->size, batch);
+        return 0;
+    }
+    batch *= (size_t)nranks();   /* a step takes the global batch */
     t->steps = (t->ntrain + batch - 1) / batch;
+    batch = (size_t)M->batch;
     t->order = (size_t *)malloc(t->ntrain * sizeof(size_t));
     t->xb = (float *)malloc(batch * (size_t)M->in * sizeof(float));
     t->yb = (float *)malloc(batch * (size_t)M->target * sizeof(float));
@@ -753,13 +860,15 @@ static int resume(const Run *t, long *first)
     uint64_t done_steps;
     if (!load_weights(t->ctx, o->resume))
         return 0;
-    /* a checkpoint written after epoch e holds e * steps steps */
+    /* a checkpoint written after epoch e holds e * steps steps of the
+     * global batch it was written with */
+    size_t gb = ckpt_global_batch(o->resume), steps = (t->ntrain + gb - 1) / gb;
     done_steps = M->steps(t->ctx);
-    *first = (long)(done_steps / t->steps);
-    if (done_steps % t->steps)
+    *first = (long)(done_steps / steps);
+    if (done_steps % steps)
         fprintf(stderr, "%s: warning: %s holds %llu steps, not whole epochs of %zu; "
                 "continuing at epoch %ld\n", prog, o->resume,
-                (unsigned long long)done_steps, t->steps, *first + 1);
+                (unsigned long long)done_steps, steps, *first + 1);
     if (!o->quiet)
         fprintf(stderr, "%s: resuming after epoch %ld (step %llu)\n", M->name, *first,
                 (unsigned long long)done_steps);
@@ -822,8 +931,10 @@ static void shuffle_rows(const Run *t, long epoch)
 static void gather_batch(const Run *t, size_t b)
 {
     int r;
+    /* this rank's rows of the global batch */
+    size_t first = (b * (size_t)nranks() + (size_t)rank_of()) * (size_t)M->batch;
     for (r = 0; r < M->batch; r++) {
-        size_t row = t->order[(b * (size_t)M->batch + (size_t)r) % t->ntrain];
+        size_t row = t->order[(first + (size_t)r) % t->ntrain];
         memcpy(t->xb + (size_t)r * (size_t)M->in, t->x.data + row * (size_t)M->in,
                (size_t)M->in * sizeof(float));
         memcpy(t->yb + (size_t)r * (size_t)M->target, t->y.data + row * (size_t)M->target,
@@ -849,11 +960,12 @@ static int train_epoch(const Run *t, long epoch, double t0, double *lsum, double
             ahits += h;
             arows += (size_t)M->batch;
         }
-        l = M->train_step(t->ctx, t->xb, t->yb);
+        l = fit_step(t->ctx, t->xb, t->yb);
         if (!isfinite(l)) {
             if (t->tty)
                 fputc('\n', stderr);
-            fprintf(stderr, "%s: error: the loss is %g at epoch %ld, step %zu (diverged;"
+            if (rank_of() == 0)
+                fprintf(stderr, "%s: error: the loss is %g at epoch %ld, step %zu (diverged;"
                     " try a smaller --lr)\n", prog, (double)l, epoch + 1, b + 1);
             return 0;
         }
@@ -861,11 +973,17 @@ static int train_epoch(const Run *t, long epoch, double t0, double *lsum, double
         if (t->tty && (now() - last > 0.1 || b + 1 == t->steps)) {
             last = now();
             progress(epoch + 1, t->o->epochs, b + 1 == t->steps ? t->ntrain
-                     : (b + 1) * (size_t)M->batch, t->ntrain, *lsum / (double)(b + 1),
+                     : (b + 1) * (size_t)(M->batch * nranks()), t->ntrain, *lsum / (double)(b + 1),
                      arows ? (double)ahits / (double)arows : -1.0, t0);
         }
     }
     *lsum /= (double)t->steps;
+    if (D) {   /* the accuracy over all ranks' batches */
+        double v[2] = {(double)ahits, (double)arows};
+        D->sum(v, 2);
+        ahits = (size_t)v[0];
+        arows = (size_t)v[1];
+    }
     if (arows)
         *tacc = (double)ahits / (double)arows;
     return 1;
@@ -941,7 +1059,7 @@ static int cmd_train(const Opts *o, void *ctx)
 {
     Run t;
     long first = 0;
-    int status = 1;
+    int status = 1, ok;
     char wb[512];
     const char *save = o->save;
     if (!save) {
@@ -952,7 +1070,9 @@ static int cmd_train(const Opts *o, void *ctx)
     t.o = o;
     t.ctx = ctx;
     t.tty = isatty(2) && !o->quiet;
-    if (!run_setup(&t) || (o->resume && !resume(&t, &first)))
+    ok = run_setup(&t) && (!o->resume || resume(&t, &first));
+    if (!dist_start(ctx, ok, ok && D ? hash_bytes(t.x.data, t.x.rows * (size_t)M->in * 4,
+                    hash_bytes(t.y.data, t.x.rows * (size_t)M->target * 4, 0)) : 0))
         goto done;
     if (o->lr > 0)
         M->set_lr(ctx, (float)o->lr);
@@ -960,7 +1080,7 @@ static int cmd_train(const Opts *o, void *ctx)
         goto done;
     if (!o->quiet)
         fprintf(stderr, "%s: %zu training samples, %zu validation, batch %d, %zu steps per "
-                "epoch\n", M->name, t.ntrain, t.nval, M->batch, t.steps);
+                "epoch\n", M->name, t.ntrain, t.nval, M->batch * nranks(), t.steps);
     if (!train_epochs(&t, first) || !save_weights(ctx, save))
         goto done;
     if (!o->quiet)
@@ -1053,14 +1173,15 @@ static int save_text(const TextRun *t, const char *path)
 {
     char vocab[520], rng[4 * 16 + 1];
     const char *more[] = {"vocab", vocab, "text_rng", rng, NULL};
-    int i, err;
+    int i, err = 0;
     nnc_vocab_hex(&t->text.vocab, vocab);
     for (i = 0; i < 4; i++)
         snprintf(rng + 16 * i, 17, "%016llx", (unsigned long long)t->rng.s[i]);
-    err = M->save_meta(t->ctx, path, more);
+    if (rank_of() == 0)
+        err = M->save_meta(t->ctx, path, more);
     if (err)
         fprintf(stderr, "%s: error: cannot save '%s': %s\n", prog, path, nnc_strerror(err));
-    return err == 0;
+    return D ? D->all_ok(err == 0) : err == 0;   /* all ranks stop if rank 0 failed */
 }
 
 /* --resume on text: the weights, and the sampler's state; the text's
@@ -1114,7 +1235,8 @@ static int text_setup(TextRun *t)
     if (!check_vocab(&t->text.vocab, o->text))
         return 0;
     nnc_rng_seed(&t->rng, o->seed ^ UINT64_C(0x7E47C0DE5A3B1E5D));
-    t->nwin = t->text.n > t->text.ntrain ? (size_t)o->eval_batches * batch : 0;
+    t->nwin = t->text.n > t->text.ntrain ? (size_t)o->eval_batches * batch * (size_t)nranks()
+                                         : 0;   /* global batches */
     t->xb = (float *)malloc(batch * T * sizeof(float));
     t->yb = (float *)malloc(batch * T * sizeof(float));
     t->ob = (float *)malloc(batch * 8 * (size_t)M->out * sizeof(float));
@@ -1133,14 +1255,16 @@ static int text_setup(TextRun *t)
 /* The mean loss per position over the validation windows. */
 static int text_val_loss(const TextRun *t, double *loss)
 {
-    size_t i, chunk = (size_t)M->batch * 8, T = (size_t)t->T;
+    size_t i, chunk = (size_t)M->batch * 8, T = (size_t)t->T, lo, hi;
     double s = 0.0;
-    for (i = 0; i < t->nwin; i += chunk) {
-        size_t k = t->nwin - i < chunk ? t->nwin - i : chunk;
+    my_part(t->nwin, &lo, &hi);   /* with several ranks, each takes its part */
+    for (i = lo; i < hi; i += chunk) {
+        size_t k = hi - i < chunk ? hi - i : chunk;
         if (M->predict(t->ctx, t->vx + i * T, t->ob, k) != 0)
             return 0;
         s += nnc_loss_sum(M->loss, M->loss_param, t->ob, t->vy + i * T, k * T, t->V, 1, NULL);
     }
+    sum_ranks(&s, 1);
     *loss = t->nwin ? s / (double)(t->nwin * T) : NAN;
     return 1;
 }
@@ -1194,12 +1318,19 @@ static int text_steps(TextRun *t)
     long n = 0;
     for (step = first; step < steps;) {
         float l;
-        nnc_text_batch(&t->text, &t->rng, M->batch, t->T, t->xb, t->yb);
-        l = M->train_step(t->ctx, t->xb, t->yb);
+        int r;
+        /* the global batch's windows in order; this rank keeps its own
+         * (the others' go to ob, which is larger) */
+        for (r = 0; r < nranks(); r++)
+            nnc_text_batch(&t->text, &t->rng, M->batch, t->T,
+                           r == rank_of() ? t->xb : t->ob,
+                           r == rank_of() ? t->yb : t->ob + (size_t)M->batch * (size_t)t->T);
+        l = fit_step(t->ctx, t->xb, t->yb);
         if (!isfinite(l)) {
             if (t->tty)
                 fputc('\n', stderr);
-            fprintf(stderr, "%s: error: the loss is %g at step %llu (diverged; try a smaller"
+            if (rank_of() == 0)
+                fprintf(stderr, "%s: error: the loss is %g at step %llu (diverged; try a smaller"
                     " --lr)\n", prog, (double)l, (unsigned long long)step + 1);
             return 0;
         }
@@ -1228,14 +1359,15 @@ static int text_steps(TextRun *t)
 static int cmd_train_text(const Opts *o, void *ctx)
 {
     TextRun t;
-    int status = 1;
+    int status = 1, ok;
     char wb[512];
     const char *save = weights_path(o, wb, sizeof wb);
     memset(&t, 0, sizeof t);
     t.o = o;
     t.ctx = ctx;
     t.tty = isatty(2) && !o->quiet;
-    if (!text_setup(&t) || (o->resume && !resume_text(&t)))
+    ok = text_setup(&t) && (!o->resume || resume_text(&t));
+    if (!dist_start(ctx, ok, ok && D ? hash_bytes(t.text.tok, t.text.n, t.text.ntrain) : 0))
         goto done;
     if (o->lr > 0)
         M->set_lr(ctx, (float)o->lr);
@@ -1244,7 +1376,7 @@ static int cmd_train_text(const Opts *o, void *ctx)
     if (!o->quiet)
         fprintf(stderr, "%s: %s: %zu tokens (%zu training, %zu validation), a vocabulary of "
                 "%d, batch %d x %d\n", M->name, o->text, t.text.n, t.text.ntrain,
-                t.text.n - t.text.ntrain, t.text.vocab.n, M->batch, t.T);
+                t.text.n - t.text.ntrain, t.text.vocab.n, M->batch * nranks(), t.T);
     if (!text_steps(&t) || !save_text(&t, save))
         goto done;
     if (!o->quiet)
@@ -1407,25 +1539,64 @@ done:
 
 int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m)
 {
+    return nnc_fit_main_dist(argc, argv, m, NULL);
+}
+
+/* Several ranks: the same model on every one, the options (checked on
+ * each) fine everywhere; the others neither print nor write. */
+static int dist_setup(Opts *o, int r)
+{
+    if (!D)
+        return r;
+    snprintf(prog_buf, sizeof prog_buf, "%s[rank %d]", prog, D->rank);
+    prog = prog_buf;
+    if (!D->all_ok(r == 0))
+        return r ? r : 2;
+    if (!M->grad_step || !M->apply_update || !M->grads || !M->params) {
+        if (D->rank == 0)
+            fprintf(stderr, "%s: error: model '%s' cannot train on several ranks (its step "
+                    "has no split: recompile it with this nnc)\n", prog, M->name);
+        return 1;
+    }
+    if (!D->same(M->hash)) {
+        if (D->rank == 0)
+            fprintf(stderr, "%s: error: the ranks run different models (build the program "
+                    "from the same .nn file and nnc on every host)\n", prog);
+        return 1;
+    }
+    if (D->rank != 0) {
+        o->quiet = 1;
+        o->log = NULL;
+    }
+    return 0;
+}
+
+int nnc_fit_main_dist(int argc, char **argv, const nnc_fit_model *m, const nnc_fit_dist *d)
+{
     Opts o;
     void *ctx;
     int r;
     M = m;
+    D = d && d->size > 1 ? d : NULL;
     if (argc > 0 && argv[0]) {
         const char *s = strrchr(argv[0], '/');
         prog = s ? s + 1 : argv[0];
     }
-    if (argc < 2) {
+    if (argc < 2 && !D) {
         usage(stderr);
         return 2;
     }
-    if ((r = parse_opts(argc, argv, &o)) != 0)
+    r = argc < 2 ? 2 : parse_opts(argc, argv, &o);
+    if (argc < 2 && D->rank == 0)
+        usage(stderr);
+    if ((r = dist_setup(&o, r)) != 0)
         return r;
     if (o.threads > 0)
         nnc_set_num_threads((int)o.threads);
     if (o.keep_denormals)
         nnc_set_flush_denormals(0);
-    ctx = M->create(o.seed);
+    /* other ranks: their own dropout streams (the weights come from rank 0) */
+    ctx = M->create(o.seed ^ ((uint64_t)rank_of() * UINT64_C(0xA0761D6478BD642F)));
     if (!ctx) {
         fprintf(stderr, "%s: error: out of memory\n", prog);
         return 1;
@@ -1440,7 +1611,9 @@ int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m)
         o.tokens = 200;
     if (o.temperature < 0)
         o.temperature = 1.0;
-    if (!strcmp(o.cmd, "generate"))
+    if (rank_of() != 0 && (!strcmp(o.cmd, "generate") || !strcmp(o.cmd, "predict")))
+        r = 0;   /* one rank writes the output */
+    else if (!strcmp(o.cmd, "generate"))
         r = cmd_generate(&o, ctx);
     else if (!strcmp(o.cmd, "train") && o.text)
         r = cmd_train_text(&o, ctx);

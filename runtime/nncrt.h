@@ -504,6 +504,13 @@ size_t nnc_text_val_offset(const nnc_text *t, int T, size_t k, size_t nwin);
  * rng; temperature <= 0 picks the largest. n <= 256; -1 otherwise. */
 int nnc_sample(const float *logits, int n, double temperature, int top_k, nnc_rng *rng);
 
+/* ---- Split training step (PREFIX_grad_step_notify) ---------------------------
+ * Called by grad_step as soon as the gradients from float `from` to the
+ * end of the gradient region are final, and again after every later
+ * kernel (so that communication can progress): from never goes up, and
+ * the last call has 0. */
+typedef void (*nnc_grad_ready)(void *arg, size_t from);
+
 /* ---- The training driver (fit.c) ---------------------------------------------
  *
  * `nnc FILE.nn --emit=main` writes a program whose main() describes the
@@ -545,9 +552,44 @@ typedef struct nnc_fit_model {
     /* generation with a cache (PREFIX_decode), or NULL: the output row of
      * position pos for token, positions 0 .. pos-1 decoded before */
     int (*decode)(void *ctx, int token, int pos, float *out);
+    /* Data parallelism (nncrt_mpi.h), NULL where the model has no split
+     * step: PREFIX_grad_step_notify, _apply_update, _grads, _params; and
+     * a hash of the model's code that every process must agree on. */
+    float (*grad_step)(void *ctx, const float *x, const float *y, nnc_grad_ready ready,
+                       void *arg);
+    int (*apply_update)(void *ctx);
+    float *(*grads)(void *ctx, size_t *n);
+    float *(*params)(void *ctx, size_t *n);
+    uint64_t hash;
 } nnc_fit_model;
 
 int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m);
+
+/* Data-parallel training: nnc_fit_main as one of `size` processes (ranks)
+ * that train together, through these hooks (libnncrt-mpi fills them with
+ * MPI; libnncrt itself knows no transport). Each step, rank r trains on
+ * rows [r B, (r + 1) B) of a global batch of size x B rows taken as one
+ * process with batch size x B would take them; rank 0 alone prints,
+ * logs and saves. Every hook is collective: all ranks call it, in the
+ * same order. */
+typedef struct nnc_fit_dist {
+    int rank, size;
+    /* One optimizer step on this rank's rows x, y (m->batch of them):
+     * the gradients averaged over the ranks, the same update everywhere.
+     * Returns the global batch's mean loss; the update is skipped on
+     * every rank when that is not finite. */
+    float (*train_step)(const nnc_fit_model *m, void *ctx, const float *x, const float *y);
+    /* v[0 .. n) summed over the ranks, in place. */
+    void (*sum)(double *v, int n);
+    /* 1 if every rank passes the same v, else 0 (on every rank). */
+    int (*same)(uint64_t v);
+    /* 1 if every rank passes ok != 0, else 0 (on every rank). */
+    int (*all_ok)(int ok);
+    /* Rank 0's parameters (m->params) to every rank. */
+    void (*bcast_params)(const nnc_fit_model *m, void *ctx);
+} nnc_fit_dist;
+
+int nnc_fit_main_dist(int argc, char **argv, const nnc_fit_model *m, const nnc_fit_dist *d);
 
 /* The sum over rows of each row's loss (the mean over the row's values for
  * mse, mae, huber and bce), from model outputs `out` (rows x nout) and

@@ -18,6 +18,8 @@ packages="$packages graphviz"
 # English text for the language model example (examples/gpt_char.nn): the
 # files of /usr/share/games/fortunes, 2.5 MB, '%' lines between fortunes
 packages="$packages fortunes"
+# data-parallel training (issue 14): libnncrt-mpi and tests/mpi need MPI
+packages="$packages openmpi-bin libopenmpi-dev"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -23,6 +23,8 @@ typedef struct Regions {
     size_t grads, state, scratch, kv, total;   /* kv: generation's cache */
 } Regions;
 Regions emit_offsets(const Compiled *c);
+/* emit_program.c: can train_step be emitted as grad_step + apply_update? */
+bool emit_splittable(const Compiled *c);
 
 /* emit_kernel.c: the buffer (a pointer expression) of a node in a
  * program, and the statements of kernel k (numbered `index` in its

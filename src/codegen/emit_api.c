@@ -155,12 +155,40 @@ static void header_api(Buf *out, const EmitOptions *o, const char *P)
         "float %s_get_lr(const %s_ctx *ctx);\n", p, p, p, p);
 }
 
+/* The split training step (data parallelism), when the model has one. */
+static void header_split(Buf *out, const char *p, const char *P)
+{
+    buf_printf(out,
+        "\n/* train_step in two halves, for data parallelism (nncrt_mpi.h averages\n"
+        " * the gradients of several processes in between):\n"
+        " *   grad_step: the batch's gradients into the gradient region (the mean\n"
+        " *     over the batch, as train_step computes them) and its mean loss;\n"
+        " *     no update, the step count stays. The _notify form calls\n"
+        " *     ready(arg, from) (if not NULL) as soon as the gradients from float\n"
+        " *     `from` to the end of the region are final, then after every later\n"
+        " *     kernel, `from` never going up and ending at 0.\n"
+        " *   apply_update: one optimizer step from the gradient region (the step\n"
+        " *     count, learning-rate schedule and clipping as train_step), 0.\n"
+        " *   grads, params: the gradient region and the parameters (trained ones\n"
+        " *     and buffers, in checkpoint order) as contiguous floats, *n of them.\n"
+        " * grad_step then apply_update gives train_step's bits. Allocation-free. */\n"
+        "#define %s_SPLIT_STEP 1\n"
+        "float %s_grad_step(%s_ctx *ctx, const float *x, const float *y);\n"
+        "float %s_grad_step_notify(%s_ctx *ctx, const float *x, const float *y,\n"
+        "    nnc_grad_ready ready, void *arg);\n"
+        "int %s_apply_update(%s_ctx *ctx);\n"
+        "float *%s_grads(%s_ctx *ctx, size_t *n);\n"
+        "float *%s_params(%s_ctx *ctx, size_t *n);\n", P, p, p, p, p, p, p, p, p, p, p);
+}
+
 void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
 {
     char P[128];
     snprintf(P, sizeof P, "%s", emit_upper(o->prefix));
     header_sizes(out, c, o, P);
     header_api(out, o, P);
+    if (emit_splittable(c))
+        header_split(out, o->prefix, P);
     if (c->decode) {
         const char *p = o->prefix;
         int T = c->decode->g.decode_T;

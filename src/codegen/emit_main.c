@@ -79,6 +79,31 @@ static void emit_save_meta(Buf *out, const Compiled *c, const char *p)
     buf_puts(out, "    return nnc_ckpt_save(path, t, n, meta);\n}\n");
 }
 
+/* Data parallelism's calls into the model (nnc_fit_model's last fields). */
+static void emit_dist_wrappers(Buf *out, const char *p)
+{
+    buf_printf(out, "static float fit_grad_step(void *ctx, const float *x, const float *y,\n"
+                    "    nnc_grad_ready ready, void *arg)\n"
+                    "{\n    return %s_grad_step_notify((%s_ctx *)ctx, x, y, ready, arg);\n}\n",
+               p, p);
+    buf_printf(out, "static int fit_apply_update(void *ctx) { return %s_apply_update((%s_ctx *)"
+                    "ctx); }\n", p, p);
+    buf_printf(out, "static float *fit_grads(void *ctx, size_t *n) { return %s_grads((%s_ctx *)"
+                    "ctx, n); }\n", p, p);
+    buf_printf(out, "static float *fit_params(void *ctx, size_t *n) { return %s_params((%s_ctx *)"
+                    "ctx, n); }\n", p, p);
+}
+
+/* FNV-1a of the program so far (the model's code, byte-deterministic):
+ * processes that train together must agree on it. */
+static uint64_t model_hash(const Buf *b)
+{
+    uint64_t h = UINT64_C(0xCBF29CE484222325);
+    for (size_t i = 0; i < b->len; i++)
+        h = (h ^ (unsigned char)b->data[i]) * UINT64_C(0x100000001B3);
+    return h;
+}
+
 void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
 {
     const Graph *g = &c->g;
@@ -90,6 +115,8 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
         " * Do not edit: edit the .nn source. Build and run:\n"
         " *     cc -O3 THIS.c $(pkg-config --cflags --libs nncrt) -lm -o train\n"
         " *     ./train --help\n"
+        " * Data-parallel over MPI (mpirun -np N ./train train ...):\n"
+        " *     mpicc -O3 THIS.c $(pkg-config --cflags --libs nncrt-mpi) -lm -o train\n"
         " * The model's header and source come first, as `nnc -o` writes them;\n"
         " * main() at the end runs the driver of libnncrt (nnc_fit_main). */\n\n",
         NNC_VERSION, g->name);
@@ -101,6 +128,8 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
     buf_free(&hb);
     buf_puts(out, "\n#include <math.h>\n#include <stdint.h>\n#include <stdlib.h>\n"
                   "#include <stdio.h>\n#include <string.h>\n");
+    buf_puts(out, "#ifdef NNC_MPI  /* pkg-config --cflags nncrt-mpi */\n"
+                  "#include \"nncrt_mpi.h\"\n#endif\n");
     emit_source(out, c, o);
 
     buf_printf(out, "\n/* ======== the training driver ======== */\n\n");
@@ -124,6 +153,9 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
     buf_printf(out, "static uint64_t fit_steps(void *ctx) { return ((%s_ctx *)ctx)->step; }\n",
                p);
     emit_save_meta(out, c, p);
+    bool split = emit_splittable(c);
+    if (split)
+        emit_dist_wrappers(out, p);
     int seq_len, rows;
     seq_model(g, &seq_len, &rows);
     buf_puts(out, "\n");
@@ -139,7 +171,15 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
                   "        fit_load, fit_set_lr, fit_get_lr, fit_steps,\n");
     buf_printf(out, "        %d, %d, fit_save_meta,  /* sequence models: T, the table's rows */\n",
                seq_len, rows);
-    buf_printf(out, "        %s};  /* generation with a cache of keys and values */\n",
+    buf_printf(out, "        %s,  /* generation with a cache of keys and values */\n",
                c->decode && seq_len ? "fit_decode" : "NULL");
-    buf_puts(out, "    return nnc_fit_main(argc, argv, &model);\n}\n");
+    buf_printf(out, "        %s,\n        UINT64_C(0x%016llx)};  /* the model's hash */\n",
+               split ? "fit_grad_step, fit_apply_update, fit_grads, fit_params"
+                     : "NULL, NULL, NULL, NULL",
+               (unsigned long long)model_hash(out));
+    buf_puts(out, "#ifdef NNC_MPI\n"
+                  "    return nnc_mpi_fit_main(argc, argv, &model);\n"
+                  "#else\n"
+                  "    return nnc_fit_main(argc, argv, &model);\n"
+                  "#endif\n}\n");
 }

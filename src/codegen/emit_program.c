@@ -18,6 +18,8 @@
  * learning-rate schedule, gradient clipping and the check that skips the
  * update on a loss that is not finite.
  */
+#include <stdlib.h>
+
 #include "codegen.h"
 
 void emit_regions(const Compiled *c, size_t *params, size_t *grads, size_t *state,
@@ -168,12 +170,52 @@ static void emit_loss_check(Emit *e, const char *p)
     emit_line(e, "}");
 }
 
-static void emit_program(Emit *e, const Compiled *c, const Plan *p, const char *prefix)
+/* Which kernels of the training plan a function runs: all of them
+ * (train_step), all but the updates (grad_step), only the updates with
+ * the clipping before them (apply_update). */
+typedef enum { PART_ALL, PART_GRADS, PART_UPDATE } Part;
+
+/* grad_step's notices: after the kernel that completes a parameter's
+ * gradient, the lowest offset `from` such that every gradient from it to
+ * the end of the gradient region is final; after every later kernel the
+ * same again, so that communication started on the first can progress
+ * (an MPI library without a progress thread moves only when called). */
+static void emit_ready(Emit *e, const Compiled *c, const Plan *p, int k, bool *done,
+                       size_t *from)
 {
-    bool clipped = false, loss_done = false, checked = false;
+    const Graph *g = &c->g;
+    int i = g->nparams;
+    for (int j = 0; j < g->nparams; j++)
+        if (g->grads[j] && p->def[g->grads[j]] == k)
+            done[j] = true;
+    while (i > 0 && (done[i - 1] || !g->grads[i - 1] || !p->in_prog[g->grads[i - 1]]))
+        i--;
+    size_t lo = i < g->nparams ? c->layout.param_off[g->params[i]] : c->layout.param_floats;
+    if (i == 0)
+        lo = 0;
+    if (lo < *from) {
+        emit_line(e, "if (ready)");
+        emit_line(e, "    ready(arg, %zu);  /* gradients [%zu, %zu) final */", lo, lo,
+                  c->layout.param_floats);
+        *from = lo;
+    } else if (*from < c->layout.param_floats) {
+        emit_line(e, "if (ready)");
+        emit_line(e, "    ready(arg, %zu);", *from);
+    }
+}
+
+static void emit_program_part(Emit *e, const Compiled *c, const Plan *p, const char *prefix,
+                              Part part)
+{
+    bool clipped = false, loss_done = false, checked = part != PART_ALL;
+    bool *done = calloc((size_t)c->g.nparams + 1, sizeof(bool));
+    size_t from = c->layout.param_floats;
+    NNC_ASSERT(done);
     e->predict = p->predict;
     for (int k = 0; k < p->nkernels; k++) {
         bool update = optab[NODE(&c->g, p->kernels[k].root)->op].kind == K_UPDATE;
+        if (part != PART_ALL && update != (part == PART_UPDATE))
+            continue;
         if (!p->predict && update && loss_done && !checked) {
             emit_loss_check(e, prefix);
             checked = true;
@@ -191,7 +233,14 @@ static void emit_program(Emit *e, const Compiled *c, const Plan *p, const char *
             emit_line(e, "loss = %s[0];", emit_buf(&c->g, p, c->g.loss));
             loss_done = true;
         }
+        if (part == PART_GRADS)
+            emit_ready(e, c, p, k, done, &from);
     }
+    if (part == PART_GRADS && from > 0) {
+        emit_line(e, "if (ready)");
+        emit_line(e, "    ready(arg, 0);");
+    }
+    free(done);
     if (!p->predict && !checked) { /* the loss came last: report it at least */
         emit_line(e, "if (!isfinite(loss))");
         e->indent++;
@@ -199,6 +248,11 @@ static void emit_program(Emit *e, const Compiled *c, const Plan *p, const char *
                      "\"NaN\" : \"infinite\");", prefix);
         e->indent--;
     }
+}
+
+static void emit_program(Emit *e, const Compiled *c, const Plan *p, const char *prefix)
+{
+    emit_program_part(e, c, p, prefix, PART_ALL);
 }
 
 /* static void P_WHAT_rows(ctx, x, out, nb): c's predict plan. */
@@ -312,6 +366,80 @@ static void emit_train_step(Emit *e, const Compiled *c, const char *p)
                     "    nnc_fp_leave(mode);\n    return loss;\n}\n", p, p, p);
 }
 
+/* Can the training step run in two halves? Its gradients must live in
+ * the gradient region (not in the arena, which the next kernels reuse),
+ * and its updates read nothing but parameters, gradients and state. */
+bool emit_splittable(const Compiled *c)
+{
+    const Graph *g = &c->g;
+    const Plan *p = &c->train;
+    if (c->owner || !c->layout.grads_exclusive || !has_updates(g))
+        return false;
+    for (int k = 0; k < p->nkernels; k++) {
+        const Kernel *kr = &p->kernels[k];
+        if (optab[NODE(g, kr->root)->op].kind != K_UPDATE)
+            continue;
+        for (int m = kr->first; m < kr->first + kr->n; m++) {
+            const Node *n = NODE(g, p->members[m]);
+            for (int j = 0; j < n->nin; j++) {
+                Region r = p->region[n->in[j]];
+                if (r != REG_PARAM && r != REG_GRAD && r != REG_NONE)
+                    return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* The two halves of train_step, for data parallelism (nncrt_mpi.h):
+ * grad_step runs every kernel but the updates, so the gradients of the
+ * batch wait in the gradient region (to be averaged across processes),
+ * and apply_update runs the updates from there, with the step count,
+ * the learning rate and the clipping as train_step has them. The same
+ * kernels in the same order as train_step, so the two halves give its
+ * bits; train_step itself is untouched. */
+static void emit_split_step(Emit *e, const Compiled *c, const char *p)
+{
+    Buf *out = e->out;
+    Regions rg = emit_offsets(c);
+    buf_printf(out, "\nfloat %s_grad_step_notify(%s_ctx *ctx, const float *x, const float *y,\n"
+                    "    nnc_grad_ready ready, void *arg)\n{\n", p, p);
+    buf_printf(out, "    const int nb = %s_BATCH;\n    float loss;\n    nnc_fpmode mode;\n",
+               emit_upper(p));
+    buf_printf(out, "    if (!ctx || !x || !y) {\n        nnc_set_error(\"%s_grad_step: a NULL "
+                    "argument\");\n        return NAN;\n    }\n    mode = nnc_fp_enter();\n",
+               p);
+    buf_puts(out, "    {\n");
+    e->indent = 2;
+    emit_buffers(e, c, &c->train);
+    emit_line(e, "nnc_rng_seed(&ctx->rng, ctx->seed ^ ((ctx->step + 1) * "
+                 "UINT64_C(0x9E3779B97F4A7C15)));");
+    emit_program_part(e, c, &c->train, p, PART_GRADS);
+    e->indent = 0;
+    buf_puts(out, "    }\n    nnc_fp_leave(mode);\n    return loss;\n}\n");
+
+    buf_printf(out, "\nfloat %s_grad_step(%s_ctx *ctx, const float *x, const float *y)\n{\n"
+                    "    return %s_grad_step_notify(ctx, x, y, NULL, NULL);\n}\n", p, p, p);
+
+    buf_printf(out, "\nint %s_apply_update(%s_ctx *ctx)\n{\n    nnc_fpmode mode;\n", p, p);
+    buf_printf(out, "    if (!ctx) {\n        nnc_set_error(\"%s_apply_update: a NULL "
+                    "argument\");\n        return NNC_ERR_ARG;\n    }\n", p);
+    buf_puts(out, "    mode = nnc_fp_enter();\n    ctx->step++;\n    {\n");
+    e->indent = 2;
+    emit_lr(e, &c->g.opt);
+    emit_program_part(e, c, &c->train, p, PART_UPDATE);
+    e->indent = 0;
+    buf_puts(out, "    }\n    nnc_fp_leave(mode);\n    return 0;\n}\n");
+
+    buf_printf(out, "\nfloat *%s_grads(%s_ctx *ctx, size_t *n)\n{\n"
+                    "    if (n)\n        *n = ctx ? %zu : 0;\n"
+                    "    return ctx ? ctx->mem + %zu : NULL;\n}\n",
+               p, p, rg.state - rg.grads, rg.grads);
+    buf_printf(out, "\nfloat *%s_params(%s_ctx *ctx, size_t *n)\n{\n"
+                    "    if (n)\n        *n = ctx ? %zu : 0;\n"
+                    "    return ctx ? ctx->mem : NULL;\n}\n", p, p, c->layout.param_floats);
+}
+
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)
 {
     profile = o->profile;
@@ -321,6 +449,8 @@ void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)
     if (c->decode)
         emit_decode_rows(&e, c, o->prefix);
     emit_train_step(&e, c, o->prefix);
+    if (emit_splittable(c))
+        emit_split_step(&e, c, o->prefix);
     emit_api(&e, c, o->prefix, o->weights);
     emit_undefs(out, c);
 }

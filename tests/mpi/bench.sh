@@ -1,0 +1,46 @@
+#!/bin/sh
+# bench.sh - data-parallel figures, not part of make check (make
+# bench-mpi [EPOCHS=N]): the Fashion-MNIST MLP and CNN (examples/) trained
+# by their --emit=main programs on 1 process and on 2 ranks, one thread
+# each, side by side: seconds per epoch (the log's, median over epochs),
+# rank 0's step, grad_step and wait times, a blocking allreduce of the
+# gradients, the part of it hidden and the backward left after the first
+# bucket started (the overlap available) from NNC_MPI_STATS, and the
+# test accuracy after the epochs.
+# Needs MPI and Debian's dataset-fashion-mnist.
+. "$(dirname "$0")/../lib.sh"
+[ -n "${MPIRUN:-}" ] && [ -f "${MPI_RT_LIBS:-}" ] || skip_script bench-mpi "no MPI"
+D=/usr/share/datasets/fashion-mnist
+[ -r $D/train-images-idx3-ubyte.gz ] || skip_script bench-mpi "no $D"
+cd "$tmp" || exit 1
+epochs=${EPOCHS:-1}
+mpirun="$MPIRUN --oversubscribe"
+[ "$(id -u)" = 0 ] && mpirun="$mpirun --allow-run-as-root"
+train="train --x $D/train-images-idx3-ubyte.gz --y $D/train-labels-idx1-ubyte.gz --scale 1/255"
+train="$train --val-split 0.1 --threads 1 --epochs $epochs -q"
+test="evaluate --x $D/t10k-images-idx3-ubyte.gz --y $D/t10k-labels-idx1-ubyte.gz --scale 1/255"
+median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'; }
+
+echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs," \
+    "load $(cut -d' ' -f1-3 /proc/loadavg); $epochs epoch(s), one thread a rank"
+printf '%-11s %5s %8s %8s %8s %8s %10s %7s %10s %8s\n' model ranks epoch_s step_ms grad_ms \
+    wait_ms allred_ms hidden window_ms test_acc
+for m in fmnist_mlp fmnist_cnn; do
+    "$NNC" "$srcdir/examples/$m.nn" --emit=main -o $m.c &&
+        $CC -std=c99 -O3 -DNNC_MPI=1 $MPI_CFLAGS $RT_CFLAGS $m.c -o $m "$MPI_RT_LIBS" $RT_LIBS \
+            $MPI_LIBS || { echo "$m: build failed"; continue; }
+    for n in 1 2; do
+        NNC_MPI_STATS=1 $mpirun -x NNC_MPI_STATS -np $n ./$m $train --log $m$n.csv \
+            --save $m$n.st 2> $m$n.err || { cat $m$n.err; continue; }
+        e=$(tail -n +2 $m$n.csv | cut -d, -f7 | median)
+        acc=$(./$m $test --weights $m$n.st | awk '{ print $4 }')
+        # rank 0's line: ms a step, grad_step, waiting, allreduce, hidden
+        set -- $(grep "rank 0 of" $m$n.err | sed 's/[^0-9. ]//g' | awk '{ print $4, $5, $6, $9, $10, $11 }')
+        if [ $n = 1 ]; then
+            printf '%-11s %5s %8.2f %8s %8s %8s %10s %7s %10s %8s\n' $m 1 $e - - - - - - $acc
+        else
+            printf '%-11s %5s %8.2f %8s %8s %8s %10s %6s%% %10s %8s\n' $m 2 $e $1 $2 $3 $4 $5 $6 \
+                $acc
+        fi
+    done
+done
