@@ -1,0 +1,150 @@
+/*
+ * kern_avx2_i8.c - AVX2 int8 micro-kernel (qgemm.c has the scheme): a
+ * 4 x 16 tile of int32 accumulators in 8 ymm (two per row), updated per
+ * group of 4 k by two loads of the packed panel, one broadcast of 4 bytes
+ * of A per row, and per row two vpmaddubsw (u8 x s8 -> pairs summed in
+ * int16) and two vpmaddwd by ones (-> 4 products summed in int32). A non-
+ * negative A ([0, 127]) goes in as it is; otherwise |a| times w with a's
+ * sign (vpsignb), which is exact as |a|, |w| <= 127 keep the int16 pair
+ * sums below 32767. The epilogue converts, multiplies, adds, clamps and
+ * rounds (cvtps: nearest even) as qgemm_kern.h's nnc_q_epi does.
+ */
+#include <string.h>
+
+#include "qgemm_kern.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#define TARGET __attribute__((target("avx2")))
+#define INLINE static inline __attribute__((always_inline)) TARGET
+#define MR 4
+
+static int supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
+/* 4 bytes of a row at kk (fewer past k, the rest zero), in every lane */
+INLINE __m256i bcast(const int8_t *a, int kk, int k)
+{
+    int32_t v = 0;
+    memcpy(&v, a + kk, kk + 4 <= k ? 4 : (size_t)(k - kk));
+    return _mm256_set1_epi32(v);
+}
+
+INLINE void step(__m256i *acc, __m256i av, __m256i b0, __m256i b1, int nonneg)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i p0, p1;
+    if (nonneg) {
+        p0 = _mm256_maddubs_epi16(av, b0);
+        p1 = _mm256_maddubs_epi16(av, b1);
+    } else {
+        __m256i ua = _mm256_abs_epi8(av);
+        p0 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(b0, av));
+        p1 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(b1, av));
+    }
+    acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(p0, ones));
+    acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(p1, ones));
+}
+
+INLINE void epilogue(const QTile *t, const __m256i *acc, int r)
+{
+    __m256 lo = _mm256_set1_ps(t->lo), hi = _mm256_set1_ps(t->hi), f[2];
+    int h;
+    for (h = 0; h < 2; h++) {
+        f[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[h]), _mm256_loadu_ps(t->mult + 8 * h));
+        f[h] = _mm256_add_ps(f[h], _mm256_loadu_ps(t->bias + 8 * h));
+        f[h] = _mm256_min_ps(_mm256_max_ps(f[h], lo), hi);
+    }
+    if (t->c == NULL) {
+        float *d = t->cf + (size_t)r * t->ldc, tmp[16];
+        if (t->ncols == 16) {
+            _mm256_storeu_ps(d, f[0]);
+            _mm256_storeu_ps(d + 8, f[1]);
+        } else {
+            _mm256_storeu_ps(tmp, f[0]);
+            _mm256_storeu_ps(tmp + 8, f[1]);
+            memcpy(d, tmp, sizeof(float) * (size_t)t->ncols);
+        }
+    } else {
+        int8_t *d = t->c + (size_t)r * t->ldc;
+        __m256i w16 = _mm256_packs_epi32(_mm256_cvtps_epi32(f[0]), _mm256_cvtps_epi32(f[1]));
+        __m128i b8;
+        w16 = _mm256_permute4x64_epi64(w16, 0xD8);
+        b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+        if (t->ncols == 16) {
+            _mm_storeu_si128((__m128i *)(void *)d, b8);
+        } else {
+            int8_t tmp[16];
+            _mm_storeu_si128((__m128i *)(void *)tmp, b8);
+            memcpy(d, tmp, (size_t)t->ncols);
+        }
+    }
+}
+
+/* rows and nonneg are constants in each instantiation */
+INLINE void tile_body(const QTile *t, const int rows, const int nonneg)
+{
+    __m256i acc[MR][2];
+    const int8_t *w = t->w;
+    int r, kk, k = t->k;
+    for (r = 0; r < rows; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (kk = 0; kk + 4 <= k; kk += 4, w += 64) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)w);
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(w + 32));
+        for (r = 0; r < rows; r++) {
+            int32_t v;
+            memcpy(&v, t->a + (size_t)r * t->lda + kk, 4);
+            step(acc[r], _mm256_set1_epi32(v), b0, b1, nonneg);
+        }
+    }
+    if (kk < k) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)w);
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(w + 32));
+        for (r = 0; r < rows; r++)
+            step(acc[r], bcast(t->a + (size_t)r * t->lda, kk, k), b0, b1, nonneg);
+    }
+    for (r = 0; r < rows; r++)
+        epilogue(t, acc[r], r);
+}
+
+TARGET static void tile(const QTile *t, int rows, int nonneg)
+{
+    QTile one;
+    int r;
+    if (rows == MR) {
+        if (nonneg)
+            tile_body(t, MR, 1);
+        else
+            tile_body(t, MR, 0);
+        return;
+    }
+    for (r = 0; r < rows; r++) {
+        one = *t;
+        one.a = t->a + (size_t)r * t->lda;
+        one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
+        one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
+        if (nonneg)
+            tile_body(&one, 1, 1);
+        else
+            tile_body(&one, 1, 0);
+    }
+}
+
+const QKern nnc_qkern_avx2 = {"avx2", supported, MR, tile};
+
+#else
+
+static int unsupported(void)
+{
+    return 0;
+}
+
+const QKern nnc_qkern_avx2 = {"avx2", unsupported, 1, NULL};
+
+#endif

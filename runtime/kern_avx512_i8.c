@@ -1,0 +1,119 @@
+/*
+ * kern_avx512_i8.c - AVX-512 VNNI int8 micro-kernel (qgemm.c has the
+ * scheme), the same template as kern_avx2_i8.c: an 8 x 16 tile of int32
+ * accumulators in 8 zmm (one per row), updated per group of 4 k by one
+ * load of the packed panel (64 bytes: 16 columns x 4 k), one broadcast
+ * of 4 bytes of A per row and one vpdpbusd per row (u8 x s8, the 4
+ * products summed into each int32 lane without intermediate saturation).
+ * A non-negative A ([0, 127]) is already u8; otherwise 128 is added to
+ * each byte (xor 0x80) and 128 * wsum[j] subtracted from the sums at the
+ * end, which gives the same exact int32. The epilogue (masked stores for
+ * a short panel) is nnc_q_epi's: multiply, add, clamp, round (cvtps:
+ * nearest even), narrow (vpmovdb: the values are already in range).
+ *
+ * Needs AVX-512 F, BW, VL and VNNI (Ice Lake, Cascade Lake and later
+ * Xeons; Zen 4); the functions carry target attributes, as
+ * kern_avx512.c's do. On non-x86 targets only an "unsupported" stub.
+ */
+#include <string.h>
+
+#include "qgemm_kern.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define INLINE static inline __attribute__((always_inline)) TARGET
+#define MR 8
+
+static int supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+/* 4 bytes of a row at kk (fewer past k, the rest zero) as u8 in every
+ * lane: as they are when non-negative, else plus 128 (the zero padding
+ * then meets zero weights) */
+INLINE __m512i bcast(const int8_t *a, int kk, int k, int nonneg)
+{
+    uint32_t v = 0;
+    memcpy(&v, a + kk, kk + 4 <= k ? 4 : (size_t)(k - kk));
+    if (!nonneg)
+        v ^= 0x80808080u;
+    return _mm512_set1_epi32((int)v);
+}
+
+INLINE void epilogue(const QTile *t, __m512i acc, int r)
+{
+    __mmask16 mask = (__mmask16)((1u << t->ncols) - 1u);
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(t->mult));
+    f = _mm512_add_ps(f, _mm512_loadu_ps(t->bias));
+    f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(t->lo)), _mm512_set1_ps(t->hi));
+    if (t->c == NULL)
+        _mm512_mask_storeu_ps(t->cf + (size_t)r * t->ldc, mask, f);
+    else
+        _mm512_mask_cvtepi32_storeu_epi8(t->c + (size_t)r * t->ldc, mask,
+                                         _mm512_cvtps_epi32(f));
+}
+
+/* rows and nonneg are constants in each instantiation */
+INLINE void tile_body(const QTile *t, const int rows, const int nonneg)
+{
+    __m512i acc[MR];
+    const int8_t *w = t->w;
+    int r, kk, k = t->k;
+    for (r = 0; r < rows; r++)
+        acc[r] = _mm512_setzero_si512();
+    for (kk = 0; kk < k; kk += 4, w += 64) {
+        __m512i b = _mm512_loadu_si512((const void *)w);
+        for (r = 0; r < rows; r++)
+            acc[r] = _mm512_dpbusd_epi32(acc[r], bcast(t->a + (size_t)r * t->lda, kk, k, nonneg),
+                                         b);
+    }
+    if (!nonneg) {
+        __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)t->wsum), 7);
+        for (r = 0; r < rows; r++)
+            acc[r] = _mm512_sub_epi32(acc[r], corr);
+    }
+    for (r = 0; r < rows; r++)
+        epilogue(t, acc[r], r);
+}
+
+TARGET static void tile(const QTile *t, int rows, int nonneg)
+{
+    QTile one;
+    int r;
+    if (rows == MR) {
+        if (nonneg)
+            tile_body(t, MR, 1);
+        else
+            tile_body(t, MR, 0);
+        return;
+    }
+    for (r = 0; r < rows; r++) {
+        one = *t;
+        one.a = t->a + (size_t)r * t->lda;
+        one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
+        one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
+        if (nonneg)
+            tile_body(&one, 1, 1);
+        else
+            tile_body(&one, 1, 0);
+    }
+}
+
+const QKern nnc_qkern_avx512 = {"avx512", supported, MR, tile};
+
+#else
+
+static int unsupported(void)
+{
+    return 0;
+}
+
+const QKern nnc_qkern_avx512 = {"avx512", unsupported, 1, NULL};
+
+#endif

@@ -1,0 +1,224 @@
+/*
+ * qgemm.c - int8 inference: the int8 GEMM with its fused requantization,
+ * and the int8 helpers around it (quantizing the input, im2col, max
+ * pooling), for the models `nnc --quantize=int8` emits.
+ *
+ * Numbers. A tensor x is held as q = round(x / s), clamped to
+ * [-127, 127] (symmetric, no zero point: 0 is exact, so zero padding and
+ * ReLU stay exact, and max pooling commutes with quantizing). A layer
+ * y = act(x W^T + b) with W quantized per output column j at scale sw[j]
+ * computes acc = sum_k qx qw in int32 (exact), then in float
+ *   y_q = clamp(acc * mult[j] + bias[j], lo, hi), rounded to nearest even
+ * with mult[j] = sx sw[j] / sy and bias[j] = b[j] / sy: the scale, bias,
+ * ReLU (lo = 0) and rounding to the next layer's int8 in one pass over
+ * the accumulators (the epilogue). A float output (the last layer) has
+ * mult[j] = sx sw[j], bias[j] = b[j] and no clamp. The epilogue is a
+ * multiply, then an add (never fused), a clamp and one rounding, so every
+ * kernel gives the same bits (tests/runtime/test_qgemm.c checks it).
+ *
+ * Layout. W is packed once, by the compiler (nnc_qpack), in panels of 16
+ * columns; a panel holds k in groups of 4: group g is 64 bytes, column c's
+ * k = 4g .. 4g+3 at bytes 4c .. 4c+3 (zeros past k and past n). That is
+ * the operand of one AVX-512 VNNI vpdpbusd (16 int32 lanes, each the dot
+ * product of 4 bytes), of two AVX2 vpmaddubsw/vpmaddwd pairs (8 lanes
+ * each) and of four NEON sdot (4 lanes each), so one packed array serves
+ * every ISA. A row of A (k bytes, any stride, no padding needed: the
+ * last short group is read byte by byte) is broadcast 4 bytes at a time.
+ *
+ * Signs. vpmaddubsw and vpdpbusd multiply unsigned by signed bytes. When
+ * A is known non-negative (a ReLU's output: [0, 127]) its bytes are
+ * used as they are (vpmaddubsw's int16 pair sums stay below
+ * 2 * 127 * 127 < 32767: no saturation). Otherwise AVX2 multiplies |a| by
+ * w carrying a's sign (vpsignb; |a| <= 127), and VNNI adds 128 to a
+ * (u8 = a xor 0x80) and subtracts 128 * sum_k w[j] (wsum) at the end.
+ * NEON's sdot is signed by signed and needs neither.
+ *
+ * Driver. Rows in blocks of QMC (a block of A, QMC x k bytes, stays in L2
+ * while every panel passes over it), panels inside, then the kernel's
+ * tiles of mr rows. One thread: predict at small batch is latency-bound
+ * and the float model's threads are the user's choice.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgemm_kern.h"
+
+#define QMC 96
+
+/* ---- Scalar reference kernel ------------------------------------------ */
+
+static int scalar_supported(void)
+{
+    return 1;
+}
+
+static void scalar_tile(const QTile *t, int rows, int nonneg)
+{
+    int r, j, kk;
+    (void)nonneg;
+    for (r = 0; r < rows; r++) {
+        const int8_t *a = t->a + (size_t)r * t->lda;
+        for (j = 0; j < t->ncols; j++) {
+            int32_t acc = 0;
+            for (kk = 0; kk < t->k; kk++)
+                acc += (int32_t)a[kk] * (int32_t)t->w[(kk / 4) * 64 + j * 4 + kk % 4];
+            float f = nnc_q_epi(acc, t->mult[j], t->bias[j], t->lo, t->hi);
+            if (t->c != NULL)
+                t->c[(size_t)r * t->ldc + (size_t)j] = (int8_t)lrintf(f);
+            else
+                t->cf[(size_t)r * t->ldc + (size_t)j] = f;
+        }
+    }
+}
+
+const QKern nnc_qkern_scalar = {"scalar", scalar_supported, 4, scalar_tile};
+
+/* ---- Kernel choice ------------------------------------------------------ */
+
+static const QKern *const qkernels[] = {
+    &nnc_qkern_avx512, &nnc_qkern_avx2, &nnc_qkern_neon, &nnc_qkern_scalar,
+};
+
+#define NQKERNELS (sizeof qkernels / sizeof qkernels[0])
+
+static const QKern *qkern;  /* a benign race, as gemm.c's choice */
+
+static const QKern *find_qkernel(const char *name)
+{
+    size_t i;
+    for (i = 0; name != NULL && i < NQKERNELS; i++)
+        if (strcmp(name, qkernels[i]->name) == 0 && qkernels[i]->supported())
+            return qkernels[i];
+    return NULL;
+}
+
+static const QKern *current_qkernel(void)
+{
+    size_t i;
+    if (qkern == NULL) {
+        const QKern *kn = find_qkernel(getenv("NNC_ISA"));
+        for (i = 0; kn == NULL && i < NQKERNELS; i++)
+            if (qkernels[i]->supported())
+                kn = qkernels[i];
+        qkern = kn;
+    }
+    return qkern;
+}
+
+const char *nnc_qisa(void)
+{
+    return current_qkernel()->name;
+}
+
+int nnc_set_qisa(const char *name)
+{
+    const QKern *kn = find_qkernel(name);
+    if (kn == NULL)
+        return NNC_ERR_ARG;
+    qkern = kn;
+    return NNC_OK;
+}
+
+/* ---- Entry points ------------------------------------------------------- */
+
+size_t nnc_qpack_bytes(int n, int k)
+{
+    return (size_t)((n + 15) / 16) * 16 * (size_t)((k + 3) / 4) * 4;
+}
+
+void nnc_qpack(int n, int k, const int8_t *w, int8_t *packed, int32_t *wsum)
+{
+    size_t groups = (size_t)((k + 3) / 4);
+    int j, kk;
+    memset(packed, 0, nnc_qpack_bytes(n, k));
+    for (j = 0; j < (n + 15) / 16 * 16; j++)
+        wsum[j] = 0;
+    for (j = 0; j < n; j++)
+        for (kk = 0; kk < k; kk++) {
+            int8_t v = w[(size_t)j * (size_t)k + (size_t)kk];
+            packed[(size_t)(j / 16) * groups * 64 + (size_t)(kk / 4) * 64 +
+                   (size_t)(j % 16) * 4 + (size_t)(kk % 4)] = v;
+            wsum[j] += v;
+        }
+}
+
+void nnc_qgemm(const nnc_qlayer *l, int m, const int8_t *a, size_t lda, int a_nonneg,
+               int8_t *c, float *cf, size_t ldc)
+{
+    const QKern *kn = current_qkernel();
+    size_t panel = (size_t)((l->k + 3) / 4) * 64;
+    int i0, i, p, npanels = (l->n + 15) / 16;
+    QTile t;
+
+    t.lda = lda, t.k = l->k, t.ldc = ldc;
+    t.lo = cf != NULL ? (l->relu ? 0.0f : -HUGE_VALF) : (l->relu ? 0.0f : -127.0f);
+    t.hi = cf != NULL ? HUGE_VALF : 127.0f;
+    for (i0 = 0; i0 < m; i0 += QMC) {
+        int i1 = m - i0 < QMC ? m : i0 + QMC;
+        for (p = 0; p < npanels; p++) {
+            t.w = l->w + (size_t)p * panel;
+            t.wsum = l->wsum + p * 16;
+            t.mult = l->mult + p * 16;
+            t.bias = l->bias + p * 16;
+            t.ncols = l->n - p * 16 < 16 ? l->n - p * 16 : 16;
+            for (i = i0; i < i1; i += kn->mr) {
+                int rows = i1 - i < kn->mr ? i1 - i : kn->mr;
+                t.a = a + (size_t)i * lda;
+                t.c = c != NULL ? c + (size_t)i * ldc + (size_t)p * 16 : NULL;
+                t.cf = cf != NULL ? cf + (size_t)i * ldc + (size_t)p * 16 : NULL;
+                kn->tile(&t, rows, a_nonneg);
+            }
+        }
+    }
+}
+
+void nnc_quantize(const float *x, size_t count, float inv_scale, int8_t *q)
+{
+    size_t i;
+    for (i = 0; i < count; i++) {
+        float f = x[i] * inv_scale;
+        f = f < -127.0f ? -127.0f : f > 127.0f ? 127.0f : f;
+        q[i] = (int8_t)lrintf(f);
+    }
+}
+
+void nnc_im2col_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                   int pt, int pl, int oh, int ow, const int8_t *x, int8_t *col)
+{
+    int b, oy, ox, ky, kx;
+    for (b = 0; b < n; b++)
+        for (oy = 0; oy < oh; oy++)
+            for (ox = 0; ox < ow; ox++)
+                for (ky = 0; ky < kh; ky++)
+                    for (kx = 0; kx < kw; kx++) {
+                        int y = oy * sh + ky - pt, xx = ox * sw + kx - pl;
+                        if (y < 0 || y >= h || xx < 0 || xx >= w)
+                            memset(col, 0, (size_t)c);
+                        else
+                            memcpy(col, x + (((size_t)b * (size_t)h + (size_t)y) * (size_t)w +
+                                             (size_t)xx) * (size_t)c, (size_t)c);
+                        col += c;
+                    }
+}
+
+void nnc_maxpool_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                    int oh, int ow, const int8_t *x, int8_t *y)
+{
+    int b, oy, ox, ky, kx, ci;
+    for (b = 0; b < n; b++)
+        for (oy = 0; oy < oh; oy++)
+            for (ox = 0; ox < ow; ox++) {
+                for (ci = 0; ci < c; ci++)
+                    y[ci] = -128;
+                for (ky = 0; ky < kh; ky++)
+                    for (kx = 0; kx < kw; kx++) {
+                        const int8_t *s = x + (((size_t)b * (size_t)h +
+                                                (size_t)(oy * sh + ky)) * (size_t)w +
+                                               (size_t)(ox * sw + kx)) * (size_t)c;
+                        for (ci = 0; ci < c; ci++)
+                            y[ci] = s[ci] > y[ci] ? s[ci] : y[ci];
+                    }
+                y += c;
+            }
+}

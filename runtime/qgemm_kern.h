@@ -1,0 +1,51 @@
+/*
+ * qgemm_kern.h - what qgemm.c (the int8 GEMM's driver) and the per-ISA
+ * int8 micro-kernels (kern_*_i8.c) share: one tile of work and the table
+ * of a kernel set. Not installed; the emitted code sees only nncrt.h.
+ */
+#ifndef NNC_QGEMM_KERN_H
+#define NNC_QGEMM_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nncrt.h"
+
+/* One call of a micro-kernel: rows (<= the kernel's mr) rows of A times
+ * one packed 16-column panel of W, then the epilogue. */
+typedef struct QTile {
+    const int8_t *a;        /* rows x k, row stride lda */
+    size_t lda;
+    int k;
+    const int8_t *w;        /* the panel: ceil(k/4) groups of 16 x 4 bytes */
+    const int32_t *wsum;    /* 16: each column's sum of weights */
+    const float *mult, *bias; /* 16 each */
+    float lo, hi;           /* the clamp before rounding (or -inf, inf) */
+    int ncols;              /* valid columns, 1 .. 16 */
+    int8_t *c;              /* int8 output, or NULL: float output in cf */
+    float *cf;
+    size_t ldc;
+} QTile;
+
+typedef struct QKern {
+    const char *name;                   /* as NNC_ISA names it */
+    int (*supported)(void);
+    int mr;                             /* rows per full tile */
+    /* nonneg: every value of A is in [0, 127] */
+    void (*tile)(const QTile *t, int rows, int nonneg);
+} QKern;
+
+extern const QKern nnc_qkern_scalar, nnc_qkern_avx2, nnc_qkern_avx512, nnc_qkern_neon;
+
+/* The scalar epilogue every kernel matches bit for bit: a float multiply,
+ * a float add (two roundings, never a fused multiply-add), the clamp,
+ * round to nearest even. */
+static inline float nnc_q_epi(int32_t acc, float mult, float bias, float lo, float hi)
+{
+    float f = (float)acc * mult;
+    f = f + bias;
+    f = f < lo ? lo : f;
+    return f > hi ? hi : f;
+}
+
+#endif
