@@ -22,7 +22,7 @@
  * the operand of one AVX-512 VNNI vpdpbusd (16 int32 lanes, each the dot
  * product of 4 bytes), of two AVX2 vpmaddubsw/vpmaddwd pairs (8 lanes
  * each) and of four NEON sdot (4 lanes each), so one packed array serves
- * every ISA. A row of A (k bytes, any stride, no padding needed: the
+ * every ISA (qpack.c, linked into the compiler as well). A row of A (k bytes, any stride, no padding needed: the
  * last short group is read byte by byte) is broadcast 4 bytes at a time.
  *
  * Signs. vpmaddubsw and vpdpbusd multiply unsigned by signed bytes. When
@@ -121,27 +121,6 @@ int nnc_set_qisa(const char *name)
 }
 
 /* ---- Entry points ------------------------------------------------------- */
-
-size_t nnc_qpack_bytes(int n, int k)
-{
-    return (size_t)((n + 15) / 16) * 16 * (size_t)((k + 3) / 4) * 4;
-}
-
-void nnc_qpack(int n, int k, const int8_t *w, int8_t *packed, int32_t *wsum)
-{
-    size_t groups = (size_t)((k + 3) / 4);
-    int j, kk;
-    memset(packed, 0, nnc_qpack_bytes(n, k));
-    for (j = 0; j < (n + 15) / 16 * 16; j++)
-        wsum[j] = 0;
-    for (j = 0; j < n; j++)
-        for (kk = 0; kk < k; kk++) {
-            int8_t v = w[(size_t)j * (size_t)k + (size_t)kk];
-            packed[(size_t)(j / 16) * groups * 64 + (size_t)(kk / 4) * 64 +
-                   (size_t)(j % 16) * 4 + (size_t)(kk % 4)] = v;
-            wsum[j] += v;
-        }
-}
 
 void nnc_qgemm(const nnc_qlayer *l, int m, const int8_t *a, size_t lda, int a_nonneg,
                int8_t *c, float *cf, size_t ldc)

@@ -57,7 +57,7 @@ fi
 # the int8 GEMM (issue 16): the sdot kernels; qemu's default CPU has DotProd
 "$cc" -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
     -Wmissing-prototypes -Wconversion -Werror -I"$rt" \
-    "$rt/qgemm.c" "$rt/kern_avx2_i8.c" "$rt/kern_avx512_i8.c" "$rt/kern_neon_i8.c" \
+    "$rt/qgemm.c" "$rt/qpack.c" "$rt/kern_avx2_i8.c" "$rt/kern_avx512_i8.c" "$rt/kern_neon_i8.c" \
     "$srcdir/tests/runtime/qgemm_check.c" -lm -o "$tmp/qgemm_check" || exit 1
 "$qemu" -L "$sysroot" "$tmp/qgemm_check" > "$tmp/out"
 rc=$?
