@@ -27,14 +27,6 @@ static int supported(void)
     return __builtin_cpu_supports("avx2");
 }
 
-/* 4 bytes of a row at kk (fewer past k, the rest zero), in every lane */
-INLINE __m256i bcast(const int8_t *a, int kk, int k)
-{
-    int32_t v = 0;
-    memcpy(&v, a + kk, kk + 4 <= k ? 4 : (size_t)(k - kk));
-    return _mm256_set1_epi32(v);
-}
-
 INLINE void step(__m256i *acc, __m256i av, __m256i b0, __m256i b1, int nonneg)
 {
     const __m256i ones = _mm256_set1_epi16(1);
@@ -86,31 +78,72 @@ INLINE void epilogue(const QTile *t, const __m256i *acc, int r)
     }
 }
 
-/* rows and nonneg are constants in each instantiation */
-INLINE void tile_body(const QTile *t, const int rows, const int nonneg)
+/* The accumulators are named variables, not an array: gcc kept an
+ * array indexed by row in memory (a load and a store per update). */
+#define LOAD_B()                                                               \
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)w);         \
+    __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(w + 32))
+#define ROW_A(r) a4(t->a + (size_t)(r) * t->lda, kk)
+#define ROW_T(r) a4_tail(t->a + (size_t)(r) * t->lda, kk, k - kk)
+
+/* 4 bytes of a row at kk, in every lane; a4_tail: the n < 4 left past
+ * the last full group, the rest zero (once per row, outside the loop) */
+INLINE __m256i a4(const int8_t *a, int kk)
 {
-    __m256i acc[MR][2];
+    int32_t v;
+    memcpy(&v, a + kk, 4);
+    return _mm256_set1_epi32(v);
+}
+
+INLINE __m256i a4_tail(const int8_t *a, int kk, int n)
+{
+    int32_t v = 0;
+    memcpy(&v, a + kk, (size_t)n);
+    return _mm256_set1_epi32(v);
+}
+
+INLINE void tile4(const QTile *t, const int nonneg)
+{
+    __m256i c0[2], c1[2], c2[2], c3[2];
     const int8_t *w = t->w;
-    int r, kk, k = t->k;
-    for (r = 0; r < rows; r++)
-        acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    int kk, k = t->k;
+    c0[0] = c0[1] = c1[0] = c1[1] = _mm256_setzero_si256();
+    c2[0] = c2[1] = c3[0] = c3[1] = _mm256_setzero_si256();
     for (kk = 0; kk + 4 <= k; kk += 4, w += 64) {
-        __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)w);
-        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(w + 32));
-        for (r = 0; r < rows; r++) {
-            int32_t v;
-            memcpy(&v, t->a + (size_t)r * t->lda + kk, 4);
-            step(acc[r], _mm256_set1_epi32(v), b0, b1, nonneg);
-        }
+        LOAD_B();
+        step(c0, ROW_A(0), b0, b1, nonneg);
+        step(c1, ROW_A(1), b0, b1, nonneg);
+        step(c2, ROW_A(2), b0, b1, nonneg);
+        step(c3, ROW_A(3), b0, b1, nonneg);
     }
     if (kk < k) {
-        __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)w);
-        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(w + 32));
-        for (r = 0; r < rows; r++)
-            step(acc[r], bcast(t->a + (size_t)r * t->lda, kk, k), b0, b1, nonneg);
+        LOAD_B();
+        step(c0, ROW_T(0), b0, b1, nonneg);
+        step(c1, ROW_T(1), b0, b1, nonneg);
+        step(c2, ROW_T(2), b0, b1, nonneg);
+        step(c3, ROW_T(3), b0, b1, nonneg);
     }
-    for (r = 0; r < rows; r++)
-        epilogue(t, acc[r], r);
+    epilogue(t, c0, 0);
+    epilogue(t, c1, 1);
+    epilogue(t, c2, 2);
+    epilogue(t, c3, 3);
+}
+
+INLINE void tile1(const QTile *t, const int nonneg)
+{
+    __m256i c0[2];
+    const int8_t *w = t->w;
+    int kk, k = t->k;
+    c0[0] = c0[1] = _mm256_setzero_si256();
+    for (kk = 0; kk + 4 <= k; kk += 4, w += 64) {
+        LOAD_B();
+        step(c0, ROW_A(0), b0, b1, nonneg);
+    }
+    if (kk < k) {
+        LOAD_B();
+        step(c0, ROW_T(0), b0, b1, nonneg);
+    }
+    epilogue(t, c0, 0);
 }
 
 TARGET static void tile(const QTile *t, int rows, int nonneg)
@@ -119,9 +152,9 @@ TARGET static void tile(const QTile *t, int rows, int nonneg)
     int r;
     if (rows == MR) {
         if (nonneg)
-            tile_body(t, MR, 1);
+            tile4(t, 1);
         else
-            tile_body(t, MR, 0);
+            tile4(t, 0);
         return;
     }
     for (r = 0; r < rows; r++) {
@@ -130,9 +163,9 @@ TARGET static void tile(const QTile *t, int rows, int nonneg)
         one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
         one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
         if (nonneg)
-            tile_body(&one, 1, 1);
+            tile1(&one, 1);
         else
-            tile_body(&one, 1, 0);
+            tile1(&one, 0);
     }
 }
 

@@ -144,7 +144,9 @@ void nnc_avgpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
  * (AVX-512 VNNI, AVX2, NEON dot product, scalar) is chosen at run time;
  * NNC_ISA=scalar|avx2|avx512|neon or nnc_set_qisa forces a supported one.
  * Every kernel gives the same bits. nnc_quantize rounds x * inv_scale to
- * int8; im2col and maxpool are conv.c's, on int8.
+ * int8; im2col and maxpool are conv.c's, on int8; im2col's rows are
+ * ldcol >= kh*kw*c bytes apart, zero past kh*kw*c (so a GEMM can take k
+ * rounded up to 4, no short last group).
  */
 typedef struct nnc_qlayer {
     int n, k;               /* output columns, inputs per row */
@@ -162,7 +164,7 @@ const char *nnc_qisa(void);
 int nnc_set_qisa(const char *name);
 void nnc_quantize(const float *x, size_t count, float inv_scale, int8_t *q);
 void nnc_im2col_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                   int pt, int pl, int oh, int ow, const int8_t *x, int8_t *col);
+                   int pt, int pl, int oh, int ow, const int8_t *x, int8_t *col, size_t ldcol);
 void nnc_maxpool_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                     int oh, int ow, const int8_t *x, int8_t *y);
 

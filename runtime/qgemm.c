@@ -44,6 +44,12 @@
 
 #include "qgemm_kern.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
 #define QMC 96
 
 /* ---- Scalar reference kernel ------------------------------------------ */
@@ -162,42 +168,92 @@ void nnc_quantize(const float *x, size_t count, float inv_scale, int8_t *q)
     }
 }
 
-void nnc_im2col_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
-                   int pt, int pl, int oh, int ow, const int8_t *x, int8_t *col)
+/* d[0..n) = s[0..n): 16-byte pieces (memcpy of a constant size is one
+ * vector move; gcc -O2 left a plain byte loop unvectorized), then bytes */
+static void copy_bytes(int8_t *d, const int8_t *s, size_t n)
 {
-    int b, oy, ox, ky, kx;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        memcpy(d + i, s + i, 16);
+    for (; i + 4 <= n; i += 4)
+        memcpy(d + i, s + i, 4);
+    for (; i < n; i++)
+        d[i] = s[i];
+}
+
+/* One window row (ky) of an output position: kw * c bytes, zeros where
+ * the window leaves the image. */
+static void window_row(int8_t *col, const int8_t *row, int w, int c, int kw, int x0)
+{
+    int kx;
+    if (row == NULL) {
+        memset(col, 0, (size_t)kw * (size_t)c);
+    } else if (x0 >= 0 && x0 + kw <= w) {
+        copy_bytes(col, row + (size_t)x0 * (size_t)c, (size_t)kw * (size_t)c);
+    } else {
+        for (kx = 0; kx < kw; kx++, col += c) {
+            if (x0 + kx < 0 || x0 + kx >= w)
+                memset(col, 0, (size_t)c);
+            else
+                copy_bytes(col, row + (size_t)(x0 + kx) * (size_t)c, (size_t)c);
+        }
+    }
+}
+
+void nnc_im2col_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                   int pt, int pl, int oh, int ow, const int8_t *x, int8_t *col, size_t ldcol)
+{
+    size_t k = (size_t)kh * (size_t)kw * (size_t)c, img = (size_t)h * (size_t)w * (size_t)c;
+    int b, oy, ox, ky;
     for (b = 0; b < n; b++)
         for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++)
-                for (ky = 0; ky < kh; ky++)
-                    for (kx = 0; kx < kw; kx++) {
-                        int y = oy * sh + ky - pt, xx = ox * sw + kx - pl;
-                        if (y < 0 || y >= h || xx < 0 || xx >= w)
-                            memset(col, 0, (size_t)c);
-                        else
-                            memcpy(col, x + (((size_t)b * (size_t)h + (size_t)y) * (size_t)w +
-                                             (size_t)xx) * (size_t)c, (size_t)c);
-                        col += c;
-                    }
+            for (ox = 0; ox < ow; ox++, col += ldcol) {
+                for (ky = 0; ky < kh; ky++) {
+                    int y = oy * sh + ky - pt;
+                    const int8_t *row = y < 0 || y >= h ? NULL
+                        : x + (size_t)b * img + (size_t)y * (size_t)w * (size_t)c;
+                    window_row(col + (size_t)ky * (size_t)kw * (size_t)c, row, w, c, kw,
+                               ox * sw - pl);
+                }
+                memset(col + k, 0, ldcol - k);
+            }
+}
+
+/* d[i] = max(d[i], s[i]) over n bytes: SSE2 has no signed byte max, so
+ * both go to unsigned order (xor 0x80), take pmaxub and come back */
+static void max_bytes(int8_t *d, const int8_t *s, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (; i + 16 <= n; i += 16) {
+        __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(d + i)), flip);
+        __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(s + i)), flip);
+        _mm_storeu_si128((__m128i *)(void *)(d + i), _mm_xor_si128(_mm_max_epu8(a, b), flip));
+    }
+#elif defined(__ARM_NEON)
+    for (; i + 16 <= n; i += 16)
+        vst1q_s8(d + i, vmaxq_s8(vld1q_s8(d + i), vld1q_s8(s + i)));
+#endif
+    for (; i < n; i++)
+        d[i] = s[i] > d[i] ? s[i] : d[i];
 }
 
 void nnc_maxpool_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                     int oh, int ow, const int8_t *x, int8_t *y)
 {
-    int b, oy, ox, ky, kx, ci;
+    int b, oy, ox, ky, kx;
     for (b = 0; b < n; b++)
         for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++) {
-                for (ci = 0; ci < c; ci++)
-                    y[ci] = -128;
+            for (ox = 0; ox < ow; ox++, y += c)
                 for (ky = 0; ky < kh; ky++)
                     for (kx = 0; kx < kw; kx++) {
                         const int8_t *s = x + (((size_t)b * (size_t)h +
                                                 (size_t)(oy * sh + ky)) * (size_t)w +
                                                (size_t)(ox * sw + kx)) * (size_t)c;
-                        for (ci = 0; ci < c; ci++)
-                            y[ci] = s[ci] > y[ci] ? s[ci] : y[ci];
+                        if (ky == 0 && kx == 0)
+                            copy_bytes(y, s, (size_t)c);
+                        else
+                            max_bytes(y, s, (size_t)c);
                     }
-                y += c;
-            }
 }

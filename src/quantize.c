@@ -177,6 +177,7 @@ static void window_step(Walk *k, NodeId id)
     int pl = n->op == OP_IM2COL && a[4] ? pad_before(w, ow, a[1], a[3]) : 0;
     int geo[11] = {h, w, x->shape.dim[3], a[0], a[1], a[2], a[3], pt, pl, oh, ow};
     memcpy(s->geo, geo, sizeof geo);
+    s->ldcol = n->shape.dim[3];
     k->scale[id] = k->scale[n->in[0]];
     k->nonneg[id] = k->nonneg[n->in[0]];
 }
@@ -200,6 +201,25 @@ static int8_t *quantize_weights(const float *W, int n, int kk, double *sw, doubl
         }
     }
     return qw;
+}
+
+/* A GEMM on im2col's patches takes k rounded up to 4 (no short last
+ * group in the kernels): the patches' rows get zero padding (ldcol), the
+ * weights zero columns. Returns the padded weights (qw freed). */
+static int8_t *pad_im2col(QModel *q, QStep *s, int8_t *qw)
+{
+    QStep *im = s - 1;      /* the patches are the step before */
+    int k4 = (s->k + 3) / 4 * 4;
+    int8_t *p = calloc((size_t)s->n * (size_t)k4, 1);
+    NNC_ASSERT(p && im->kind == QS_IM2COL);
+    for (int j = 0; j < s->n; j++)
+        memcpy(p + (size_t)j * (size_t)k4, qw + (size_t)j * (size_t)s->k, (size_t)s->k);
+    im->ldcol = k4;
+    im->out_bytes = (size_t)s->rows * (size_t)k4;
+    q->buf_bytes = im->out_bytes > q->buf_bytes ? im->out_bytes : q->buf_bytes;
+    s->k = k4;
+    free(qw);
+    return p;
 }
 
 /* The group matmul [+ bias] [relu] at mm: returns its last node. */
@@ -261,6 +281,8 @@ static bool gemm_step(Walk *k, NodeId mm)
     double *sw = calloc((size_t)s->n, sizeof *sw);
     NNC_ASSERT(sw);
     int8_t *qw = quantize_weights(wd, s->n, s->k, sw, &s->max_err);
+    if (x->op == OP_IM2COL && s->k % 4)
+        qw = pad_im2col(k->q, s, qw);
     s->packed_bytes = nnc_qpack_bytes(s->n, s->k);
     s->packed = malloc(s->packed_bytes);
     s->wsum = calloc((size_t)n16, sizeof(int32_t));

@@ -25,6 +25,7 @@ typedef struct QStep {
     /* QS_IM2COL: h w c kh kw sh sw pt pl oh ow; QS_MAXPOOL: the same
      * without pt, pl (zeros) */
     int geo[11];
+    int ldcol;              /* QS_IM2COL: bytes per row (the GEMM's k) */
     size_t out_bytes;       /* per sample (QS_GEMM float output: floats) */
     /* QS_QUANTIZE: floats per sample and the scale */
     int count;

@@ -109,8 +109,8 @@ static void step_call(Buf *out, const QStep *s, const char *p, int i, int from)
         break;
     case QS_IM2COL:
         buf_printf(out, "    nnc_im2col_i8(nb, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, "
-                        "ctx->buf[%d], ctx->buf[%d]);\n", G[0], G[1], G[2], G[3], G[4], G[5],
-                   G[6], G[7], G[8], G[9], G[10], from, to);
+                        "ctx->buf[%d], ctx->buf[%d], %d);\n", G[0], G[1], G[2], G[3], G[4],
+                   G[5], G[6], G[7], G[8], G[9], G[10], from, to, s->ldcol);
         break;
     case QS_MAXPOOL:
         buf_printf(out, "    nnc_maxpool_i8(nb, %d, %d, %d, %d, %d, %d, %d, %d, %d, "

@@ -67,14 +67,18 @@ Test(qgemm, quantize_rounds_to_nearest_even_and_clamps)
 Test(qgemm, im2col_and_maxpool_match_float)
 {
     enum { N = 2, H = 5, W = 6, C = 3, OH = 5, OW = 6, K = 3 };
-    int8_t x[N * H * W * C], col[N * OH * OW * K * K * C], y[N * 2 * 3 * C];
+    int8_t x[N * H * W * C], col[N * OH * OW * (K * K * C + 1)], y[N * 2 * 3 * C];
     float xf[N * H * W * C], colf[N * OH * OW * K * K * C], yf[N * 2 * 3 * C];
     for (int i = 0; i < N * H * W * C; i++)
         x[i] = (int8_t)(i * 37 % 255 - 127), xf[i] = x[i];
-    nnc_im2col_i8(N, H, W, C, K, K, 1, 1, 1, 1, OH, OW, x, col);
+    nnc_im2col_i8(N, H, W, C, K, K, 1, 1, 1, 1, OH, OW, x, col, K * K * C + 1);
     nnc_im2col(N, H, W, C, K, K, 1, 1, 1, 1, OH, OW, xf, colf);
-    for (int i = 0; i < N * OH * OW * K * K * C; i++)
-        cr_assert_eq((float)col[i], colf[i], "im2col element %d", i);
+    for (int r = 0; r < N * OH * OW; r++) {   /* rows padded by one zero */
+        for (int i = 0; i < K * K * C; i++)
+            cr_assert_eq((float)col[r * (K * K * C + 1) + i], colf[r * K * K * C + i],
+                         "im2col row %d element %d", r, i);
+        cr_assert_eq(col[r * (K * K * C + 1) + K * K * C], 0, "im2col row %d padding", r);
+    }
     nnc_maxpool_i8(N, H, W, C, 2, 2, 2, 2, 2, 3, x, y);
     nnc_maxpool(N, H, W, C, 2, 2, 2, 2, 2, 3, xf, yf);
     for (int i = 0; i < N * 2 * 3 * C; i++)
