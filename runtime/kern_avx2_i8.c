@@ -78,16 +78,8 @@ INLINE void epilogue(const QTile *t, const __m256i *acc, int r)
     }
 }
 
-/* The accumulators are named variables, not an array: gcc kept an
- * array indexed by row in memory (a load and a store per update). */
-#define LOAD_B()                                                               \
-    __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)w);         \
-    __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(w + 32))
-#define ROW_A(r) a4(t->a + (size_t)(r) * t->lda, kk)
-#define ROW_T(r) a4_tail(t->a + (size_t)(r) * t->lda, kk, k - kk)
-
 /* 4 bytes of a row at kk, in every lane; a4_tail: the n < 4 left past
- * the last full group, the rest zero (once per row, outside the loop) */
+ * the last full group, the rest zero */
 INLINE __m256i a4(const int8_t *a, int kk)
 {
     int32_t v;
@@ -102,26 +94,38 @@ INLINE __m256i a4_tail(const int8_t *a, int kk, int n)
     return _mm256_set1_epi32(v);
 }
 
+/* The accumulators are named variables, not an array indexed by row: gcc
+ * kept such an array in memory (a load and a store per update). */
+#define LOAD_B()                                                               \
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)w);         \
+    __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(w + 32))
+
 INLINE void tile4(const QTile *t, const int nonneg)
 {
     __m256i c0[2], c1[2], c2[2], c3[2];
     const int8_t *w = t->w;
-    int kk, k = t->k;
+    int sg, kk, n = t->seglen;
     c0[0] = c0[1] = c1[0] = c1[1] = _mm256_setzero_si256();
     c2[0] = c2[1] = c3[0] = c3[1] = _mm256_setzero_si256();
-    for (kk = 0; kk + 4 <= k; kk += 4, w += 64) {
-        LOAD_B();
-        step(c0, ROW_A(0), b0, b1, nonneg);
-        step(c1, ROW_A(1), b0, b1, nonneg);
-        step(c2, ROW_A(2), b0, b1, nonneg);
-        step(c3, ROW_A(3), b0, b1, nonneg);
-    }
-    if (kk < k) {
-        LOAD_B();
-        step(c0, ROW_T(0), b0, b1, nonneg);
-        step(c1, ROW_T(1), b0, b1, nonneg);
-        step(c2, ROW_T(2), b0, b1, nonneg);
-        step(c3, ROW_T(3), b0, b1, nonneg);
+    for (sg = 0; sg < t->nseg; sg++) {
+        size_t off = (size_t)sg * t->segstride;
+        const int8_t *a0 = t->a[0] + off, *a1 = t->a[1] + off;
+        const int8_t *a2 = t->a[2] + off, *a3 = t->a[3] + off;
+        for (kk = 0; kk + 4 <= n; kk += 4, w += 64) {
+            LOAD_B();
+            step(c0, a4(a0, kk), b0, b1, nonneg);
+            step(c1, a4(a1, kk), b0, b1, nonneg);
+            step(c2, a4(a2, kk), b0, b1, nonneg);
+            step(c3, a4(a3, kk), b0, b1, nonneg);
+        }
+        if (kk < n) {
+            LOAD_B();
+            step(c0, a4_tail(a0, kk, n - kk), b0, b1, nonneg);
+            step(c1, a4_tail(a1, kk, n - kk), b0, b1, nonneg);
+            step(c2, a4_tail(a2, kk, n - kk), b0, b1, nonneg);
+            step(c3, a4_tail(a3, kk, n - kk), b0, b1, nonneg);
+            w += 64;
+        }
     }
     epilogue(t, c0, 0);
     epilogue(t, c1, 1);
@@ -133,15 +137,19 @@ INLINE void tile1(const QTile *t, const int nonneg)
 {
     __m256i c0[2];
     const int8_t *w = t->w;
-    int kk, k = t->k;
+    int sg, kk, n = t->seglen;
     c0[0] = c0[1] = _mm256_setzero_si256();
-    for (kk = 0; kk + 4 <= k; kk += 4, w += 64) {
-        LOAD_B();
-        step(c0, ROW_A(0), b0, b1, nonneg);
-    }
-    if (kk < k) {
-        LOAD_B();
-        step(c0, ROW_T(0), b0, b1, nonneg);
+    for (sg = 0; sg < t->nseg; sg++) {
+        const int8_t *a0 = t->a[0] + (size_t)sg * t->segstride;
+        for (kk = 0; kk + 4 <= n; kk += 4, w += 64) {
+            LOAD_B();
+            step(c0, a4(a0, kk), b0, b1, nonneg);
+        }
+        if (kk < n) {
+            LOAD_B();
+            step(c0, a4_tail(a0, kk, n - kk), b0, b1, nonneg);
+            w += 64;
+        }
     }
     epilogue(t, c0, 0);
 }
@@ -159,7 +167,7 @@ TARGET static void tile(const QTile *t, int rows, int nonneg)
     }
     for (r = 0; r < rows; r++) {
         one = *t;
-        one.a = t->a + (size_t)r * t->lda;
+        one.a = t->a + r;
         one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
         one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
         if (nonneg)

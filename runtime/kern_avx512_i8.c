@@ -34,16 +34,21 @@ static int supported(void)
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
-/* 4 bytes of a row at kk (fewer past k, the rest zero) as u8 in every
- * lane: as they are when non-negative, else plus 128 (the zero padding
- * then meets zero weights) */
-INLINE __m512i bcast(const int8_t *a, int kk, int k, int nonneg)
+/* 4 bytes of a row at kk (a4_tail: the n < 4 left, the rest zero) as
+ * u8 in every lane: as they are when non-negative, else plus 128 (the
+ * zero padding then meets zero weights) */
+INLINE __m512i a4(const int8_t *a, int kk, int nonneg)
+{
+    uint32_t v;
+    memcpy(&v, a + kk, 4);
+    return _mm512_set1_epi32((int)(nonneg ? v : v ^ 0x80808080u));
+}
+
+INLINE __m512i a4_tail(const int8_t *a, int kk, int n, int nonneg)
 {
     uint32_t v = 0;
-    memcpy(&v, a + kk, kk + 4 <= k ? 4 : (size_t)(k - kk));
-    if (!nonneg)
-        v ^= 0x80808080u;
-    return _mm512_set1_epi32((int)v);
+    memcpy(&v, a + kk, (size_t)n);
+    return _mm512_set1_epi32((int)(nonneg ? v : v ^ 0x80808080u));
 }
 
 INLINE void epilogue(const QTile *t, __m512i acc, int r)
@@ -59,27 +64,51 @@ INLINE void epilogue(const QTile *t, __m512i acc, int r)
                                          _mm512_cvtps_epi32(f));
 }
 
-/* rows and nonneg are constants in each instantiation */
-INLINE void tile_body(const QTile *t, const int rows, const int nonneg)
+/* The accumulators are named variables (an array indexed by row was
+ * kept in memory by gcc, see kern_avx2_i8.c); ROWS(X) repeats X for the
+ * rows of the tile. */
+#define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define ROWS1(X) X(0)
+#define DECL(r) __m512i c##r = _mm512_setzero_si512(); const int8_t *row##r;
+#define SEG(r) row##r = t->a[r] + off;
+#define DOT(r) c##r = _mm512_dpbusd_epi32(c##r, a4(row##r, kk, nonneg), b);
+#define DOT_TAIL(r) c##r = _mm512_dpbusd_epi32(c##r, a4_tail(row##r, kk, n - kk, nonneg), b);
+#define FIX(r) c##r = _mm512_sub_epi32(c##r, corr);
+#define STORE(r) epilogue(t, c##r, r);
+
+/* The tile body for the rows ROWS names; nonneg is a constant */
+#define TILE_BODY(ROWS)                                                        \
+    const int8_t *w = t->w;                                                    \
+    int sg, kk, n = t->seglen;                                                 \
+    ROWS(DECL)                                                                 \
+    for (sg = 0; sg < t->nseg; sg++) {                                         \
+        size_t off = (size_t)sg * t->segstride;                                \
+        ROWS(SEG)                                                              \
+        for (kk = 0; kk + 4 <= n; kk += 4, w += 64) {                          \
+            __m512i b = _mm512_loadu_si512((const void *)w);                   \
+            ROWS(DOT)                                                          \
+        }                                                                      \
+        if (kk < n) {                                                          \
+            __m512i b = _mm512_loadu_si512((const void *)w);                   \
+            ROWS(DOT_TAIL)                                                     \
+            w += 64;                                                           \
+        }                                                                      \
+    }                                                                          \
+    if (!nonneg) {                                                             \
+        __m512i corr = _mm512_slli_epi32(                                      \
+            _mm512_loadu_si512((const void *)t->wsum), 7);                     \
+        ROWS(FIX)                                                              \
+    }                                                                          \
+    ROWS(STORE)
+
+INLINE void tile8(const QTile *t, const int nonneg)
 {
-    __m512i acc[MR];
-    const int8_t *w = t->w;
-    int r, kk, k = t->k;
-    for (r = 0; r < rows; r++)
-        acc[r] = _mm512_setzero_si512();
-    for (kk = 0; kk < k; kk += 4, w += 64) {
-        __m512i b = _mm512_loadu_si512((const void *)w);
-        for (r = 0; r < rows; r++)
-            acc[r] = _mm512_dpbusd_epi32(acc[r], bcast(t->a + (size_t)r * t->lda, kk, k, nonneg),
-                                         b);
-    }
-    if (!nonneg) {
-        __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)t->wsum), 7);
-        for (r = 0; r < rows; r++)
-            acc[r] = _mm512_sub_epi32(acc[r], corr);
-    }
-    for (r = 0; r < rows; r++)
-        epilogue(t, acc[r], r);
+    TILE_BODY(ROWS8)
+}
+
+INLINE void tile1(const QTile *t, const int nonneg)
+{
+    TILE_BODY(ROWS1)
 }
 
 TARGET static void tile(const QTile *t, int rows, int nonneg)
@@ -88,20 +117,20 @@ TARGET static void tile(const QTile *t, int rows, int nonneg)
     int r;
     if (rows == MR) {
         if (nonneg)
-            tile_body(t, MR, 1);
+            tile8(t, 1);
         else
-            tile_body(t, MR, 0);
+            tile8(t, 0);
         return;
     }
     for (r = 0; r < rows; r++) {
         one = *t;
-        one.a = t->a + (size_t)r * t->lda;
+        one.a = t->a + r;
         one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
         one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
         if (nonneg)
-            tile_body(&one, 1, 1);
+            tile1(&one, 1);
         else
-            tile_body(&one, 1, 0);
+            tile1(&one, 0);
     }
 }
 

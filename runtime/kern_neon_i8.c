@@ -32,11 +32,19 @@ static int supported(void)
     return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 }
 
-/* 4 bytes of a row at kk (fewer past k, the rest zero), in every lane */
-INLINE int8x16_t bcast(const int8_t *a, int kk, int k)
+/* 4 bytes of a row at kk (a4_tail: the n < 4 left, the rest zero), in
+ * every lane */
+INLINE int8x16_t a4(const int8_t *a, int kk)
+{
+    int32_t v;
+    memcpy(&v, a + kk, 4);
+    return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+INLINE int8x16_t a4_tail(const int8_t *a, int kk, int n)
 {
     int32_t v = 0;
-    memcpy(&v, a + kk, kk + 4 <= k ? 4 : (size_t)(k - kk));
+    memcpy(&v, a + kk, (size_t)n);
     return vreinterpretq_s8_s32(vdupq_n_s32(v));
 }
 
@@ -65,28 +73,56 @@ INLINE void epilogue(const QTile *t, const int32x4_t *acc, int r)
     }
 }
 
-/* rows is a constant in each instantiation */
-INLINE void tile_body(const QTile *t, const int rows)
-{
-    int32x4_t acc[MR][4];
-    const int8_t *w = t->w;
-    int r, h, kk, k = t->k;
-    for (r = 0; r < rows; r++)
-        for (h = 0; h < 4; h++)
-            acc[r][h] = vdupq_n_s32(0);
-    for (kk = 0; kk < k; kk += 4, w += 64) {
-        int8x16_t b0 = vld1q_s8(w), b1 = vld1q_s8(w + 16);
-        int8x16_t b2 = vld1q_s8(w + 32), b3 = vld1q_s8(w + 48);
-        for (r = 0; r < rows; r++) {
-            int8x16_t av = bcast(t->a + (size_t)r * t->lda, kk, k);
-            acc[r][0] = vdotq_s32(acc[r][0], av, b0);
-            acc[r][1] = vdotq_s32(acc[r][1], av, b1);
-            acc[r][2] = vdotq_s32(acc[r][2], av, b2);
-            acc[r][3] = vdotq_s32(acc[r][3], av, b3);
-        }
+/* Named accumulators (see kern_avx2_i8.c); ROWS(X) repeats X per row. */
+#define ROWS4(X) X(0) X(1) X(2) X(3)
+#define ROWS1(X) X(0)
+#define DECL(r)                                                                \
+    int32x4_t c##r[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0),       \
+                         vdupq_n_s32(0)};                                      \
+    const int8_t *row##r;
+#define SEG(r) row##r = t->a[r] + off;
+#define DOT4(r, av)                                                            \
+    {                                                                          \
+        int8x16_t v##r = (av);                                                 \
+        c##r[0] = vdotq_s32(c##r[0], v##r, b0);                                \
+        c##r[1] = vdotq_s32(c##r[1], v##r, b1);                                \
+        c##r[2] = vdotq_s32(c##r[2], v##r, b2);                                \
+        c##r[3] = vdotq_s32(c##r[3], v##r, b3);                                \
     }
-    for (r = 0; r < rows; r++)
-        epilogue(t, acc[r], r);
+#define DOT(r) DOT4(r, a4(row##r, kk))
+#define DOT_TAIL(r) DOT4(r, a4_tail(row##r, kk, n - kk))
+#define STORE(r) epilogue(t, c##r, r);
+#define LOAD_B()                                                               \
+    int8x16_t b0 = vld1q_s8(w), b1 = vld1q_s8(w + 16);                         \
+    int8x16_t b2 = vld1q_s8(w + 32), b3 = vld1q_s8(w + 48)
+
+#define TILE_BODY(ROWS)                                                        \
+    const int8_t *w = t->w;                                                    \
+    int sg, kk, n = t->seglen;                                                 \
+    ROWS(DECL)                                                                 \
+    for (sg = 0; sg < t->nseg; sg++) {                                         \
+        size_t off = (size_t)sg * t->segstride;                                \
+        ROWS(SEG)                                                              \
+        for (kk = 0; kk + 4 <= n; kk += 4, w += 64) {                          \
+            LOAD_B();                                                          \
+            ROWS(DOT)                                                          \
+        }                                                                      \
+        if (kk < n) {                                                          \
+            LOAD_B();                                                          \
+            ROWS(DOT_TAIL)                                                     \
+            w += 64;                                                           \
+        }                                                                      \
+    }                                                                          \
+    ROWS(STORE)
+
+INLINE void tile4(const QTile *t)
+{
+    TILE_BODY(ROWS4)
+}
+
+INLINE void tile1(const QTile *t)
+{
+    TILE_BODY(ROWS1)
 }
 
 TARGET static void tile(const QTile *t, int rows, int nonneg)
@@ -95,15 +131,15 @@ TARGET static void tile(const QTile *t, int rows, int nonneg)
     int r;
     (void)nonneg;
     if (rows == MR) {
-        tile_body(t, MR);
+        tile4(t);
         return;
     }
     for (r = 0; r < rows; r++) {
         one = *t;
-        one.a = t->a + (size_t)r * t->lda;
+        one.a = t->a + r;
         one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
         one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
-        tile_body(&one, 1);
+        tile1(&one);
     }
 }
 

@@ -160,6 +160,16 @@ size_t nnc_qpack_bytes(int n, int k);
 void nnc_qpack(int n, int k, const int8_t *w, int8_t *packed, int32_t *wsum);
 void nnc_qgemm(const nnc_qlayer *l, int m, const int8_t *a, size_t lda, int a_nonneg,
                int8_t *c, float *cf, size_t ldc);
+/* A valid (unpadded) convolution over int8 NHWC images x (n, h, w, c):
+ * nnc_qgemm on the windows at stride (sh, sw) of the first oh x ow output
+ * positions, read in place (no im2col copy); y (or yf): (n, oh, ow,
+ * l->n). W's columns are the window rows (ky) of kw * c values each,
+ * every one padded with zero weights to a multiple of 4 when kh > 1
+ * (l->k == kh * seg, seg = kw * c rounded up to 4; else NNC_ERR_ARG,
+ * nothing done): a window row is then read as whole groups of 4 bytes,
+ * up to 3 past its end, so x needs 3 readable bytes after its last. */
+int nnc_qconv(const nnc_qlayer *l, int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+              int oh, int ow, const int8_t *x, int x_nonneg, int8_t *y, float *yf);
 const char *nnc_qisa(void);
 int nnc_set_qisa(const char *name);
 void nnc_quantize(const float *x, size_t count, float inv_scale, int8_t *q);

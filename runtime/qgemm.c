@@ -61,21 +61,23 @@ static int scalar_supported(void)
 
 static void scalar_tile(const QTile *t, int rows, int nonneg)
 {
-    int r, j, kk;
+    int r, j, sg, kk, kw;
     (void)nonneg;
-    for (r = 0; r < rows; r++) {
-        const int8_t *a = t->a + (size_t)r * t->lda;
+    for (r = 0; r < rows; r++)
         for (j = 0; j < t->ncols; j++) {
             int32_t acc = 0;
-            for (kk = 0; kk < t->k; kk++)
-                acc += (int32_t)a[kk] * (int32_t)t->w[(kk / 4) * 64 + j * 4 + kk % 4];
+            for (sg = 0; sg < t->nseg; sg++)
+                for (kk = 0; kk < t->seglen; kk++) {
+                    kw = sg * t->seglen + kk;
+                    acc += (int32_t)t->a[r][(size_t)sg * t->segstride + (size_t)kk] *
+                           (int32_t)t->w[(kw / 4) * 64 + j * 4 + kw % 4];
+                }
             float f = nnc_q_epi(acc, t->mult[j], t->bias[j], t->lo, t->hi);
             if (t->c != NULL)
                 t->c[(size_t)r * t->ldc + (size_t)j] = (int8_t)lrintf(f);
             else
                 t->cf[(size_t)r * t->ldc + (size_t)j] = f;
         }
-    }
 }
 
 const QKern nnc_qkern_scalar = {"scalar", scalar_supported, 4, scalar_tile};
@@ -128,34 +130,85 @@ int nnc_set_qisa(const char *name)
 
 /* ---- Entry points ------------------------------------------------------- */
 
-void nnc_qgemm(const nnc_qlayer *l, int m, const int8_t *a, size_t lda, int a_nonneg,
-               int8_t *c, float *cf, size_t ldc)
+/* Where the rows of A start: a + i * lda, or a convolution's window at
+ * output position i (image b, row oy, column ox) for implicit im2col. */
+typedef struct QRows {
+    const int8_t *a;
+    size_t lda;
+    int conv, oh, ow;
+    size_t img, rowb, colb;     /* bytes per image, per output row, column */
+} QRows;
+
+static const int8_t *row_at(const QRows *q, int i)
+{
+    int b, p;
+    if (!q->conv)
+        return q->a + (size_t)i * q->lda;
+    b = i / (q->oh * q->ow), p = i % (q->oh * q->ow);
+    return q->a + (size_t)b * q->img + (size_t)(p / q->ow) * q->rowb +
+           (size_t)(p % q->ow) * q->colb;
+}
+
+/* Rows in blocks of QMC, their start pointers computed once per block;
+ * panels inside; tiles of mr rows inside. */
+static void run(const nnc_qlayer *l, int m, const QRows *rows, QTile *t, int a_nonneg,
+                int8_t *c, float *cf)
 {
     const QKern *kn = current_qkernel();
+    const int8_t *ptr[QMC];
     size_t panel = (size_t)((l->k + 3) / 4) * 64;
     int i0, i, p, npanels = (l->n + 15) / 16;
-    QTile t;
 
-    t.lda = lda, t.k = l->k, t.ldc = ldc;
-    t.lo = cf != NULL ? (l->relu ? 0.0f : -HUGE_VALF) : (l->relu ? 0.0f : -127.0f);
-    t.hi = cf != NULL ? HUGE_VALF : 127.0f;
+    t->lo = cf != NULL ? (l->relu ? 0.0f : -HUGE_VALF) : (l->relu ? 0.0f : -127.0f);
+    t->hi = cf != NULL ? HUGE_VALF : 127.0f;
     for (i0 = 0; i0 < m; i0 += QMC) {
         int i1 = m - i0 < QMC ? m : i0 + QMC;
+        for (i = i0; i < i1; i++)
+            ptr[i - i0] = row_at(rows, i);
         for (p = 0; p < npanels; p++) {
-            t.w = l->w + (size_t)p * panel;
-            t.wsum = l->wsum + p * 16;
-            t.mult = l->mult + p * 16;
-            t.bias = l->bias + p * 16;
-            t.ncols = l->n - p * 16 < 16 ? l->n - p * 16 : 16;
+            t->w = l->w + (size_t)p * panel;
+            t->wsum = l->wsum + p * 16;
+            t->mult = l->mult + p * 16;
+            t->bias = l->bias + p * 16;
+            t->ncols = l->n - p * 16 < 16 ? l->n - p * 16 : 16;
             for (i = i0; i < i1; i += kn->mr) {
-                int rows = i1 - i < kn->mr ? i1 - i : kn->mr;
-                t.a = a + (size_t)i * lda;
-                t.c = c != NULL ? c + (size_t)i * ldc + (size_t)p * 16 : NULL;
-                t.cf = cf != NULL ? cf + (size_t)i * ldc + (size_t)p * 16 : NULL;
-                kn->tile(&t, rows, a_nonneg);
+                int nr = i1 - i < kn->mr ? i1 - i : kn->mr;
+                t->a = ptr + (i - i0);
+                t->c = c != NULL ? c + (size_t)i * t->ldc + (size_t)p * 16 : NULL;
+                t->cf = cf != NULL ? cf + (size_t)i * t->ldc + (size_t)p * 16 : NULL;
+                kn->tile(t, nr, a_nonneg);
             }
         }
     }
+}
+
+void nnc_qgemm(const nnc_qlayer *l, int m, const int8_t *a, size_t lda, int a_nonneg,
+               int8_t *c, float *cf, size_t ldc)
+{
+    QRows rows;
+    QTile t;
+    memset(&rows, 0, sizeof rows);
+    rows.a = a, rows.lda = lda;
+    t.nseg = 1, t.seglen = l->k, t.segstride = 0, t.ldc = ldc;
+    run(l, m, &rows, &t, a_nonneg, c, cf);
+}
+
+int nnc_qconv(const nnc_qlayer *l, int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+              int oh, int ow, const int8_t *x, int x_nonneg, int8_t *y, float *yf)
+{
+    QRows rows;
+    QTile t;
+    int seg = kh > 1 ? (kw * c + 3) / 4 * 4 : kw * c;
+    if (l->k != kh * seg || (oh - 1) * sh + kh > h ||
+        (ow - 1) * sw + kw > w || n < 0 || oh < 1 || ow < 1)
+        return NNC_ERR_ARG;
+    rows.a = x, rows.lda = 0, rows.conv = 1, rows.oh = oh, rows.ow = ow;
+    rows.img = (size_t)h * (size_t)w * (size_t)c;
+    rows.rowb = (size_t)sh * (size_t)w * (size_t)c;
+    rows.colb = (size_t)sw * (size_t)c;
+    t.nseg = kh, t.seglen = seg, t.segstride = (size_t)w * (size_t)c, t.ldc = (size_t)l->n;
+    run(l, n * oh * ow, &rows, &t, x_nonneg, y, yf);
+    return NNC_OK;
 }
 
 void nnc_quantize(const float *x, size_t count, float inv_scale, int8_t *q)

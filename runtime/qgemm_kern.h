@@ -12,11 +12,15 @@
 #include "nncrt.h"
 
 /* One call of a micro-kernel: rows (<= the kernel's mr) rows of A times
- * one packed 16-column panel of W, then the epilogue. */
+ * one packed 16-column panel of W, then the epilogue. Row r's k values
+ * lie in nseg segments of seglen bytes, segment s at a[r] + s *
+ * segstride: one segment for a plain matrix, a convolution's kh window
+ * rows in its image for nnc_qconv (implicit im2col). seglen is a
+ * multiple of 4 when nseg > 1, so no group of 4 straddles two. */
 typedef struct QTile {
-    const int8_t *a;        /* rows x k, row stride lda */
-    size_t lda;
-    int k;
+    const int8_t *const *a; /* rows pointers */
+    int nseg, seglen;
+    size_t segstride;
     const int8_t *w;        /* the panel: ceil(k/4) groups of 16 x 4 bytes */
     const int32_t *wsum;    /* 16: each column's sum of weights */
     const float *mult, *bias; /* 16 each */
@@ -26,6 +30,9 @@ typedef struct QTile {
     float *cf;
     size_t ldc;
 } QTile;
+
+/* The largest mr of any kernel */
+#define QMR_MAX 8
 
 typedef struct QKern {
     const char *name;                   /* as NNC_ISA names it */

@@ -39,9 +39,12 @@ typedef struct Walk {
     double *maxabs;         /* by node: over the calibration rows */
     double *scale;          /* by node: its int8 scale (0: none) */
     bool *nonneg, *done;
+    int *crop_h, *crop_w;   /* by node: image rows, columns computed (0: all) */
     const Compiled *c;
     const Weights *w;
     QModel *q;
+    NodeId implicit;        /* an im2col the next GEMM reads in place ... */
+    int implicit_geo[11];   /* ... with this geometry */
 } Walk;
 
 static void mark_live(Walk *k)
@@ -166,20 +169,34 @@ static int pad_before(int in, int out, int k, int s)
     return p > 0 ? p / 2 : 0;
 }
 
+/* An im2col or a max pooling. An im2col without padding gets no step:
+ * its GEMM reads the windows in the image (nnc_qconv). */
 static void window_step(Walk *k, NodeId id)
 {
     const Node *n = NODE(k->g, id), *x = NODE(k->g, n->in[0]);
     const int *a = n->iattr;
-    QStep *s = add_step(k->q, n->op == OP_IM2COL ? QS_IM2COL : QS_MAXPOOL, n,
-                        shape_numel(&n->shape) / (size_t)k->g->batch);
     int h = x->shape.dim[1], w = x->shape.dim[2], oh = n->shape.dim[1], ow = n->shape.dim[2];
+    if (k->crop_h[n->in[0]])    /* pooling a cropped convolution */
+        h = k->crop_h[n->in[0]], w = k->crop_w[n->in[0]];
+    if (k->crop_h[id])          /* im2col of a convolution whose pooling reads less */
+        oh = k->crop_h[id], ow = k->crop_w[id];
     int pt = n->op == OP_IM2COL && a[4] ? pad_before(h, oh, a[0], a[2]) : 0;
     int pl = n->op == OP_IM2COL && a[4] ? pad_before(w, ow, a[1], a[3]) : 0;
     int geo[11] = {h, w, x->shape.dim[3], a[0], a[1], a[2], a[3], pt, pl, oh, ow};
-    memcpy(s->geo, geo, sizeof geo);
-    s->ldcol = n->shape.dim[3];
     k->scale[id] = k->scale[n->in[0]];
     k->nonneg[id] = k->nonneg[n->in[0]];
+    if (n->op == OP_IM2COL && pt == 0 && pl == 0 && (oh - 1) * a[2] + a[0] <= h &&
+        (ow - 1) * a[3] + a[1] <= w) {
+        k->implicit = id;
+        memcpy(k->implicit_geo, geo, sizeof geo);
+        return;
+    }
+    QStep *s = add_step(k->q, n->op == OP_IM2COL ? QS_IM2COL : QS_MAXPOOL, n,
+                        shape_numel(&n->shape) / (size_t)k->g->batch);
+    memcpy(s->geo, geo, sizeof geo);
+    s->ldcol = n->shape.dim[3];
+    s->out_bytes = n->op == OP_IM2COL ? (size_t)oh * (size_t)ow * (size_t)s->ldcol
+                                      : s->out_bytes;
 }
 
 /* W (n x k) per row: sw[j] = max |W[j]| / 127, q = round(W / sw). */
@@ -222,6 +239,23 @@ static int8_t *pad_im2col(QModel *q, QStep *s, int8_t *qw)
     return p;
 }
 
+/* nnc_qconv reads a window row (kw * c bytes) as groups of 4: each row's
+ * weights get zero columns up to a multiple of 4. Returns them (qw
+ * freed). */
+static int8_t *pad_window_rows(QStep *s, int8_t *qw)
+{
+    int kh = s->geo[3], row = s->geo[4] * s->geo[2], seg = (row + 3) / 4 * 4;
+    int8_t *p = calloc((size_t)s->n * (size_t)(kh * seg), 1);
+    NNC_ASSERT(p);
+    for (int j = 0; j < s->n; j++)
+        for (int ky = 0; ky < kh; ky++)
+            memcpy(p + (size_t)j * (size_t)(kh * seg) + (size_t)(ky * seg),
+                   qw + (size_t)j * (size_t)s->k + (size_t)(ky * row), (size_t)row);
+    s->k = kh * seg;
+    free(qw);
+    return p;
+}
+
 /* The group matmul [+ bias] [relu] at mm: returns its last node. */
 static NodeId group_end(Walk *k, NodeId mm, NodeId *bias, bool *relu)
 {
@@ -245,6 +279,30 @@ static NodeId group_end(Walk *k, NodeId mm, NodeId *bias, bool *relu)
     return end;
 }
 
+/* Pass crop's idea (ops/conv.c): a convolution whose only reader is a
+ * max pooling computes just the rows and columns the windows read
+ * (11 x 11 -> 10 x 10 under a 2 x 2 pooling): marked on the nodes from
+ * im2col to the pooling's input. */
+static void plan_crop(Walk *k, NodeId im)
+{
+    NodeId mm = k->uses[im] == 1 ? consumer(k, im) : 0, bias, end, pool;
+    bool relu;
+    if (!mm || NODE(k->g, mm)->op != OP_MATMUL)
+        return;
+    end = group_end(k, mm, &bias, &relu);
+    pool = k->uses[end] == 1 ? consumer(k, end) : 0;
+    if (!pool || NODE(k->g, pool)->op != OP_MAXPOOL)
+        return;
+    const Node *p = NODE(k->g, pool), *i = NODE(k->g, im);
+    int h = (p->shape.dim[1] - 1) * p->iattr[2] + p->iattr[0];
+    int w = (p->shape.dim[2] - 1) * p->iattr[3] + p->iattr[1];
+    if (h >= i->shape.dim[1] && w >= i->shape.dim[2])
+        return;
+    for (NodeId id = im; id <= end; id++)
+        if (k->live[id] && NODE(k->g, id)->role != R_PARAM)
+            k->crop_h[id] = h, k->crop_w[id] = w;
+}
+
 static bool gemm_step(Walk *k, NodeId mm)
 {
     const Graph *g = k->g;
@@ -265,9 +323,17 @@ static bool gemm_step(Walk *k, NodeId mm)
     s->n = W->shape.dim[0];
     s->k = W->shape.dim[1];
     s->rows = (int)(shape_numel(&x->shape) / (size_t)g->batch / (size_t)s->k);
+    if (k->crop_h[mm]) {
+        s->rows = k->crop_h[mm] * k->crop_w[mm];
+        s->out_bytes = (size_t)s->rows * (size_t)s->n;
+    }
     s->relu = relu;
     s->nonneg_in = k->nonneg[n->in[0]];
     s->float_out = end == g->output;
+    if (n->in[0] == k->implicit) {
+        s->conv = true;
+        memcpy(s->geo, k->implicit_geo, sizeof s->geo);
+    }
     s->in_scale = k->scale[n->in[0]];
     s->scale = s->float_out ? 1.0 : scale_of(k->maxabs[end]);
     k->scale[end] = s->float_out ? 0 : s->scale;
@@ -281,8 +347,10 @@ static bool gemm_step(Walk *k, NodeId mm)
     double *sw = calloc((size_t)s->n, sizeof *sw);
     NNC_ASSERT(sw);
     int8_t *qw = quantize_weights(wd, s->n, s->k, sw, &s->max_err);
-    if (x->op == OP_IM2COL && s->k % 4)
+    if (x->op == OP_IM2COL && !s->conv && s->k % 4)
         qw = pad_im2col(k->q, s, qw);
+    if (s->conv && s->geo[3] > 1 && s->geo[4] * s->geo[2] % 4)
+        qw = pad_window_rows(s, qw);
     s->packed_bytes = nnc_qpack_bytes(s->n, s->k);
     s->packed = malloc(s->packed_bytes);
     s->wsum = calloc((size_t)n16, sizeof(int32_t));
@@ -321,6 +389,8 @@ static bool walk_node(Walk *k, NodeId id)
         return true;
     }
     if ((n->op == OP_IM2COL || n->op == OP_MAXPOOL) && k->scale[n->in[0]]) {
+        if (n->op == OP_IM2COL)
+            plan_crop(k, id);
         window_step(k, id);
         return true;
     }
@@ -348,10 +418,13 @@ bool quant_build(const Model *m, const Compiled *c, const Weights *w, const char
         return false;
     }
     size_t nn = (size_t)g.nnodes;
-    Walk k = {&g, calloc(nn, sizeof(bool)), calloc(nn, sizeof(int)), calloc(nn, sizeof(double)),
-              calloc(nn, sizeof(double)), calloc(nn, sizeof(bool)), calloc(nn, sizeof(bool)),
-              c, w, q};
-    NNC_ASSERT(k.live && k.uses && k.maxabs && k.scale && k.nonneg && k.done);
+    Walk k = {.g = &g, .live = calloc(nn, sizeof(bool)), .uses = calloc(nn, sizeof(int)),
+              .maxabs = calloc(nn, sizeof(double)), .scale = calloc(nn, sizeof(double)),
+              .nonneg = calloc(nn, sizeof(bool)), .done = calloc(nn, sizeof(bool)),
+              .crop_h = calloc(nn, sizeof(int)), .crop_w = calloc(nn, sizeof(int)),
+              .c = c, .w = w, .q = q};
+    NNC_ASSERT(k.live && k.uses && k.maxabs && k.scale && k.nonneg && k.done && k.crop_h &&
+               k.crop_w);
     q->batch = g.batch;
     q->calib = calib;
     mark_live(&k);
@@ -363,9 +436,11 @@ bool quant_build(const Model *m, const Compiled *c, const Weights *w, const char
                    "conv2d layer's");
         ok = false;
     }
-    q->buf_stride = ((size_t)q->batch * q->buf_bytes + 63) / 64 * 64;
+    /* + 64: nnc_qconv reads up to 3 bytes past an image */
+    q->buf_stride = ((size_t)q->batch * q->buf_bytes + 63) / 64 * 64 + 64;
     q->mem_bytes = 63 + 64 + 2 * q->buf_stride;
     free(k.live), free(k.uses), free(k.maxabs), free(k.scale), free(k.nonneg), free(k.done);
+    free(k.crop_h), free(k.crop_w);
     graph_free(&g);
     if (!ok)
         quant_free(q);

@@ -33,6 +33,7 @@ typedef struct QStep {
     /* QS_GEMM */
     int rows, n, k;         /* rows per sample; outputs, inputs per row */
     bool relu, nonneg_in, float_out;
+    bool conv;              /* on the image in place (nnc_qconv; geo as im2col's) */
     double in_scale;
     int8_t *packed;         /* nnc_qpack's layout */
     size_t packed_bytes;

@@ -118,7 +118,15 @@ static void step_call(Buf *out, const QStep *s, const char *p, int i, int from)
                    G[6], G[9], G[10], from, to);
         break;
     case QS_GEMM:
-        if (s->float_out)
+        if (s->conv) {
+            buf_printf(out, "    nnc_qconv(&%s_q%d, nb, %d, %d, %d, %d, %d, %d, %d, %d, %d, "
+                            "ctx->buf[%d], %d, ", p, i, G[0], G[1], G[2], G[3], G[4], G[5], G[6],
+                       G[9], G[10], from, s->nonneg_in);
+            if (s->float_out)
+                buf_puts(out, "NULL, y);\n");
+            else
+                buf_printf(out, "ctx->buf[%d], NULL);  /* out scale %.9g */\n", to, s->scale);
+        } else if (s->float_out)
             buf_printf(out, "    nnc_qgemm(&%s_q%d, nb * %d, ctx->buf[%d], %d, %d, NULL, y, %d);\n",
                        p, i, s->rows, from, s->k, s->nonneg_in, s->n);
         else

@@ -50,6 +50,20 @@ Test(qgemm, hand_computed)
     cr_assert_eq(c[1], 0);
 }
 
+Test(qgemm, qconv_rejects_what_it_cannot_read_in_place)
+{
+    int8_t pw[64] = {0}, x[64] = {0}, y[64];
+    int32_t wsum[16] = {0};
+    float m[16] = {0}, b[16] = {0};
+    nnc_qlayer l = {1, 9, pw, wsum, m, b, 0};   /* 3x3x1: rows of 3 padded to 4 */
+    cr_assert_eq(nnc_qconv(&l, 1, 4, 4, 1, 3, 3, 1, 1, 2, 2, x, 0, y, NULL), NNC_ERR_ARG);
+    l.k = 12;
+    cr_assert_eq(nnc_qconv(&l, 1, 4, 4, 1, 3, 3, 1, 1, 2, 2, x, 0, y, NULL), NNC_OK);
+    l.k = 4;                                    /* 1x4x1 */
+    cr_assert_eq(nnc_qconv(&l, 1, 4, 4, 1, 1, 4, 1, 1, 4, 1, x, 0, y, NULL), NNC_OK);
+    cr_assert_eq(nnc_qconv(&l, 1, 4, 4, 1, 1, 4, 1, 1, 5, 1, x, 0, y, NULL), NNC_ERR_ARG);
+}
+
 Test(qgemm, quantize_rounds_to_nearest_even_and_clamps)
 {
     float x[6] = {0.5f, 1.5f, -2.5f, 300.0f, -300.0f, 12.3f};
