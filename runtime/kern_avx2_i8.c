@@ -63,11 +63,13 @@ INLINE void epilogue(const QTile *t, const __m256i *acc, int r)
             memcpy(d, tmp, sizeof(float) * (size_t)t->ncols);
         }
     } else {
+        /* packs work per 128-bit lane: the 16 bytes come out as dwords
+         * 0, 4, 1, 5 of the twice-packed vector (3 shuffles in all) */
         int8_t *d = t->c + (size_t)r * t->ldc;
         __m256i w16 = _mm256_packs_epi32(_mm256_cvtps_epi32(f[0]), _mm256_cvtps_epi32(f[1]));
-        __m128i b8;
-        w16 = _mm256_permute4x64_epi64(w16, 0xD8);
-        b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+        __m256i w8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w16, w16),
+                                                 _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
+        __m128i b8 = _mm256_castsi256_si128(w8);
         if (t->ncols == 16) {
             _mm_storeu_si128((__m128i *)(void *)d, b8);
         } else {
@@ -154,26 +156,34 @@ INLINE void tile1(const QTile *t, const int nonneg)
     epilogue(t, c0, 0);
 }
 
+/* Row r of t's rows as a tile of its own */
+INLINE void tile_at(QTile *s, const QTile *t, int r)
+{
+    s->a = t->a + r;
+    s->c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
+    s->cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
+}
+
+/* All the rows of a block in one call (a call per tile of 4 rows cost
+ * as much as the arithmetic when k is small): full tiles, then rows
+ * one by one. */
 TARGET static void tile(const QTile *t, int rows, int nonneg)
 {
-    QTile one;
-    int r;
-    if (rows == MR) {
+    QTile s = *t;
+    int r = 0;
+    for (; r + MR <= rows; r += MR) {
+        tile_at(&s, t, r);
         if (nonneg)
-            tile4(t, 1);
+            tile4(&s, 1);
         else
-            tile4(t, 0);
-        return;
+            tile4(&s, 0);
     }
-    for (r = 0; r < rows; r++) {
-        one = *t;
-        one.a = t->a + r;
-        one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
-        one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
+    for (; r < rows; r++) {
+        tile_at(&s, t, r);
         if (nonneg)
-            tile1(&one, 1);
+            tile1(&s, 1);
         else
-            tile1(&one, 0);
+            tile1(&s, 0);
     }
 }
 

@@ -111,26 +111,34 @@ INLINE void tile1(const QTile *t, const int nonneg)
     TILE_BODY(ROWS1)
 }
 
+/* Row r of t's rows as a tile of its own */
+INLINE void tile_at(QTile *s, const QTile *t, int r)
+{
+    s->a = t->a + r;
+    s->c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
+    s->cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
+}
+
+/* All the rows of a block in one call (a call per tile of 4 rows cost
+ * as much as the arithmetic when k is small): full tiles, then rows
+ * one by one. */
 TARGET static void tile(const QTile *t, int rows, int nonneg)
 {
-    QTile one;
-    int r;
-    if (rows == MR) {
+    QTile s = *t;
+    int r = 0;
+    for (; r + MR <= rows; r += MR) {
+        tile_at(&s, t, r);
         if (nonneg)
-            tile8(t, 1);
+            tile8(&s, 1);
         else
-            tile8(t, 0);
-        return;
+            tile8(&s, 0);
     }
-    for (r = 0; r < rows; r++) {
-        one = *t;
-        one.a = t->a + r;
-        one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
-        one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
+    for (; r < rows; r++) {
+        tile_at(&s, t, r);
         if (nonneg)
-            tile1(&one, 1);
+            tile1(&s, 1);
         else
-            tile1(&one, 0);
+            tile1(&s, 0);
     }
 }
 

@@ -125,21 +125,27 @@ INLINE void tile1(const QTile *t)
     TILE_BODY(ROWS1)
 }
 
+/* Row r of t's rows as a tile of its own */
+INLINE void tile_at(QTile *s, const QTile *t, int r)
+{
+    s->a = t->a + r;
+    s->c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
+    s->cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
+}
+
+/* All the rows of a block in one call (see kern_avx2_i8.c) */
 TARGET static void tile(const QTile *t, int rows, int nonneg)
 {
-    QTile one;
-    int r;
+    QTile s = *t;
+    int r = 0;
     (void)nonneg;
-    if (rows == MR) {
-        tile4(t);
-        return;
+    for (; r + MR <= rows; r += MR) {
+        tile_at(&s, t, r);
+        tile4(&s);
     }
-    for (r = 0; r < rows; r++) {
-        one = *t;
-        one.a = t->a + r;
-        one.c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
-        one.cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
-        tile1(&one);
+    for (; r < rows; r++) {
+        tile_at(&s, t, r);
+        tile1(&s);
     }
 }
 

@@ -139,45 +139,52 @@ typedef struct QRows {
     size_t img, rowb, colb;     /* bytes per image, per output row, column */
 } QRows;
 
-static const int8_t *row_at(const QRows *q, int i)
+/* The start of rows i0 .. i1 - 1 into ptr (a convolution's positions
+ * stepped along, no division per row) */
+static void rows_at(const QRows *q, int i0, int i1, const int8_t **ptr)
 {
-    int b, p;
-    if (!q->conv)
-        return q->a + (size_t)i * q->lda;
-    b = i / (q->oh * q->ow), p = i % (q->oh * q->ow);
-    return q->a + (size_t)b * q->img + (size_t)(p / q->ow) * q->rowb +
-           (size_t)(p % q->ow) * q->colb;
+    int i, b, oy, ox;
+    if (!q->conv) {
+        for (i = i0; i < i1; i++)
+            ptr[i - i0] = q->a + (size_t)i * q->lda;
+        return;
+    }
+    b = i0 / (q->oh * q->ow), oy = i0 % (q->oh * q->ow) / q->ow, ox = i0 % q->ow;
+    for (i = i0; i < i1; i++) {
+        ptr[i - i0] = q->a + (size_t)b * q->img + (size_t)oy * q->rowb + (size_t)ox * q->colb;
+        if (++ox == q->ow) {
+            ox = 0;
+            if (++oy == q->oh)
+                oy = 0, b++;
+        }
+    }
 }
 
 /* Rows in blocks of QMC, their start pointers computed once per block;
- * panels inside; tiles of mr rows inside. */
+ * panels inside, each one kernel call over the block's rows. */
 static void run(const nnc_qlayer *l, int m, const QRows *rows, QTile *t, int a_nonneg,
                 int8_t *c, float *cf)
 {
     const QKern *kn = current_qkernel();
     const int8_t *ptr[QMC];
     size_t panel = (size_t)((l->k + 3) / 4) * 64;
-    int i0, i, p, npanels = (l->n + 15) / 16;
+    int i0, p, npanels = (l->n + 15) / 16;
 
     t->lo = cf != NULL ? (l->relu ? 0.0f : -HUGE_VALF) : (l->relu ? 0.0f : -127.0f);
     t->hi = cf != NULL ? HUGE_VALF : 127.0f;
     for (i0 = 0; i0 < m; i0 += QMC) {
         int i1 = m - i0 < QMC ? m : i0 + QMC;
-        for (i = i0; i < i1; i++)
-            ptr[i - i0] = row_at(rows, i);
+        rows_at(rows, i0, i1, ptr);
         for (p = 0; p < npanels; p++) {
             t->w = l->w + (size_t)p * panel;
             t->wsum = l->wsum + p * 16;
             t->mult = l->mult + p * 16;
             t->bias = l->bias + p * 16;
             t->ncols = l->n - p * 16 < 16 ? l->n - p * 16 : 16;
-            for (i = i0; i < i1; i += kn->mr) {
-                int nr = i1 - i < kn->mr ? i1 - i : kn->mr;
-                t->a = ptr + (i - i0);
-                t->c = c != NULL ? c + (size_t)i * t->ldc + (size_t)p * 16 : NULL;
-                t->cf = cf != NULL ? cf + (size_t)i * t->ldc + (size_t)p * 16 : NULL;
-                kn->tile(t, nr, a_nonneg);
-            }
+            t->a = ptr;
+            t->c = c != NULL ? c + (size_t)i0 * t->ldc + (size_t)p * 16 : NULL;
+            t->cf = cf != NULL ? cf + (size_t)i0 * t->ldc + (size_t)p * 16 : NULL;
+            kn->tile(t, i1 - i0, a_nonneg);
         }
     }
 }
@@ -213,8 +220,23 @@ int nnc_qconv(const nnc_qlayer *l, int n, int h, int w, int c, int kh, int kw, i
 
 void nnc_quantize(const float *x, size_t count, float inv_scale, int8_t *q)
 {
-    size_t i;
-    for (i = 0; i < count; i++) {
+    size_t i = 0;
+#if defined(__SSE2__)
+    /* the same operations 16 at a time: multiply, clamp, round to nearest
+     * even (cvtps2dq in the default rounding mode, as lrintf), narrow */
+    const __m128 s = _mm_set1_ps(inv_scale), lo = _mm_set1_ps(-127.0f), hi = _mm_set1_ps(127.0f);
+    for (; i + 16 <= count; i += 16) {
+        __m128i v[4];
+        int j;
+        for (j = 0; j < 4; j++) {
+            __m128 f = _mm_mul_ps(_mm_loadu_ps(x + i + 4 * (size_t)j), s);
+            v[j] = _mm_cvtps_epi32(_mm_min_ps(_mm_max_ps(f, lo), hi));
+        }
+        _mm_storeu_si128((__m128i *)(void *)(q + i),
+                         _mm_packs_epi16(_mm_packs_epi32(v[0], v[1]), _mm_packs_epi32(v[2], v[3])));
+    }
+#endif
+    for (; i < count; i++) {
         float f = x[i] * inv_scale;
         f = f < -127.0f ? -127.0f : f > 127.0f ? 127.0f : f;
         q[i] = (int8_t)lrintf(f);

@@ -11,8 +11,8 @@
 
 #include "nncrt.h"
 
-/* One call of a micro-kernel: rows (<= the kernel's mr) rows of A times
- * one packed 16-column panel of W, then the epilogue. Row r's k values
+/* One call of a kernel: rows rows of A (tiles of the kernel's mr, then
+ * single rows) times one packed 16-column panel of W, then the epilogue. Row r's k values
  * lie in nseg segments of seglen bytes, segment s at a[r] + s *
  * segstride: one segment for a plain matrix, a convolution's kh window
  * rows in its image for nnc_qconv (implicit im2col). seglen is a
@@ -31,13 +31,10 @@ typedef struct QTile {
     size_t ldc;
 } QTile;
 
-/* The largest mr of any kernel */
-#define QMR_MAX 8
-
 typedef struct QKern {
     const char *name;                   /* as NNC_ISA names it */
     int (*supported)(void);
-    int mr;                             /* rows per full tile */
+    int mr;                             /* rows per full tile (for reports) */
     /* nonneg: every value of A is in [0, 127] */
     void (*tile)(const QTile *t, int rows, int nonneg);
 } QKern;

@@ -77,6 +77,20 @@ Test(qgemm, quantize_rounds_to_nearest_even_and_clamps)
     cr_assert_eq(q[5], 12);
 }
 
+Test(qgemm, quantize_vector_path_matches_the_scalar_formula)
+{
+    float x[203];
+    int8_t q[203];
+    for (int i = 0; i < 203; i++)   /* halves (ties), out of range, negatives */
+        x[i] = (float)(i - 101) * (i % 3 ? 0.5f : 1.37f);
+    nnc_quantize(x + 1, 202, 1.25f, q + 1);
+    for (int i = 1; i < 203; i++) {
+        float f = x[i] * 1.25f;
+        f = f < -127.0f ? -127.0f : f > 127.0f ? 127.0f : f;
+        cr_assert_eq(q[i], (int8_t)lrintf(f), "element %d: %g", i, (double)x[i]);
+    }
+}
+
 /* im2col and maxpool on int8 against conv.c's float ones on the same values */
 Test(qgemm, im2col_and_maxpool_match_float)
 {
