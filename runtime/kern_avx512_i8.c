@@ -14,18 +14,29 @@
  * Needs AVX-512 F, BW, VL and VNNI (Ice Lake, Cascade Lake and later
  * Xeons; Zen 4); the functions carry target attributes, as
  * kern_avx512.c's do. On non-x86 targets only an "unsupported" stub.
+ * -DNNC_AVX512_EMULATE builds it on plain C intrinsics, for a test on
+ * CPUs without VNNI (tests/runtime/vnni_emu.sh).
  */
 #include <string.h>
 
 #include "qgemm_kern.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if defined(NNC_AVX512_EMULATE)
+/* a test build: the intrinsics in plain C (tests/runtime/avx512_emu.h) */
+#include "avx512_emu.h"
+#define TARGET
+#define INLINE static inline
+#define HAVE_KERNEL 1
 
+static int supported(void)
+{
+    return 1;
+}
+#elif (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
-
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define INLINE static inline __attribute__((always_inline)) TARGET
-#define MR 8
+#define HAVE_KERNEL 1
 
 static int supported(void)
 {
@@ -33,6 +44,11 @@ static int supported(void)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
+#endif
+
+#ifdef HAVE_KERNEL
+
+#define MR 8
 
 /* 4 bytes of a row at kk (a4_tail: the n < 4 left, the rest zero) as
  * u8 in every lane: as they are when non-negative, else plus 128 (the
