@@ -156,36 +156,7 @@ INLINE void tile1(const QTile *t, const int nonneg)
     epilogue(t, c0, 0);
 }
 
-/* Row r of t's rows as a tile of its own */
-INLINE void tile_at(QTile *s, const QTile *t, int r)
-{
-    s->a = t->a + r;
-    s->c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
-    s->cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
-}
-
-/* All the rows of a block in one call (a call per tile of 4 rows cost
- * as much as the arithmetic when k is small): full tiles, then rows
- * one by one. */
-TARGET static void tile(const QTile *t, int rows, int nonneg)
-{
-    QTile s = *t;
-    int r = 0;
-    for (; r + MR <= rows; r += MR) {
-        tile_at(&s, t, r);
-        if (nonneg)
-            tile4(&s, 1);
-        else
-            tile4(&s, 0);
-    }
-    for (; r < rows; r++) {
-        tile_at(&s, t, r);
-        if (nonneg)
-            tile1(&s, 1);
-        else
-            tile1(&s, 0);
-    }
-}
+NNC_QKERN_TILE(TARGET, MR, tile4, tile1)
 
 const QKern nnc_qkern_avx2 = {"avx2", supported, MR, tile};
 

@@ -115,39 +115,20 @@ INLINE void epilogue(const QTile *t, const int32x4_t *acc, int r)
     }                                                                          \
     ROWS(STORE)
 
-INLINE void tile4(const QTile *t)
+/* nonneg: unused, sdot multiplies signed by signed */
+INLINE void tile4(const QTile *t, const int nonneg)
 {
+    (void)nonneg;
     TILE_BODY(ROWS4)
 }
 
-INLINE void tile1(const QTile *t)
+INLINE void tile1(const QTile *t, const int nonneg)
 {
+    (void)nonneg;
     TILE_BODY(ROWS1)
 }
 
-/* Row r of t's rows as a tile of its own */
-INLINE void tile_at(QTile *s, const QTile *t, int r)
-{
-    s->a = t->a + r;
-    s->c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
-    s->cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
-}
-
-/* All the rows of a block in one call (see kern_avx2_i8.c) */
-TARGET static void tile(const QTile *t, int rows, int nonneg)
-{
-    QTile s = *t;
-    int r = 0;
-    (void)nonneg;
-    for (; r + MR <= rows; r += MR) {
-        tile_at(&s, t, r);
-        tile4(&s);
-    }
-    for (; r < rows; r++) {
-        tile_at(&s, t, r);
-        tile1(&s);
-    }
-}
+NNC_QKERN_TILE(TARGET, MR, tile4, tile1)
 
 const QKern nnc_qkern_neon = {"neon", supported, MR, tile};
 

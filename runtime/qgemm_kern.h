@@ -39,6 +39,40 @@ typedef struct QKern {
     void (*tile)(const QTile *t, int rows, int nonneg);
 } QKern;
 
+/* Row r of t's rows as a tile of its own */
+static inline void nnc_qtile_at(QTile *s, const QTile *t, int r)
+{
+    s->a = t->a + r;
+    s->c = t->c != NULL ? t->c + (size_t)r * t->ldc : NULL;
+    s->cf = t->cf != NULL ? t->cf + (size_t)r * t->ldc : NULL;
+}
+
+/* The entry point every SIMD kernel file defines alike: all the rows of
+ * a block in one call (a call per tile cost as much as the arithmetic
+ * when k is small), FULL(tile, nonneg) on whole tiles of MR rows, then
+ * ONE(tile, nonneg) row by row; nonneg is a constant in each call, so
+ * each instantiation drops the other path. */
+#define NNC_QKERN_TILE(TARGET, MR, FULL, ONE)                                  \
+    TARGET static void tile(const QTile *t, int rows, int nonneg)              \
+    {                                                                          \
+        QTile s = *t;                                                          \
+        int r = 0;                                                             \
+        for (; r + (MR) <= rows; r += (MR)) {                                  \
+            nnc_qtile_at(&s, t, r);                                            \
+            if (nonneg)                                                        \
+                FULL(&s, 1);                                                   \
+            else                                                               \
+                FULL(&s, 0);                                                   \
+        }                                                                      \
+        for (; r < rows; r++) {                                                \
+            nnc_qtile_at(&s, t, r);                                            \
+            if (nonneg)                                                        \
+                ONE(&s, 1);                                                    \
+            else                                                               \
+                ONE(&s, 0);                                                    \
+        }                                                                      \
+    }
+
 extern const QKern nnc_qkern_scalar, nnc_qkern_avx2, nnc_qkern_avx512, nnc_qkern_neon;
 
 /* The scalar epilogue every kernel matches bit for bit: a float multiply,

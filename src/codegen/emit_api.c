@@ -268,11 +268,20 @@ static void emit_reset(Buf *out, const Compiled *c, const char *p, const Weights
     buf_printf(out, "    ctx->lr = %.17g;\n    ctx->lr_step = ctx->lr;\n}\n", g->opt.lr);
 }
 
-/* p_predict: p_predict_rows over chunks of up to P_BATCH rows. */
-void emit_predict_fn(Buf *out, const char *p)
+/* p_create (malloc and p_init), p_destroy, and p_predict: p_predict_rows
+ * over chunks of up to P_BATCH rows. */
+void emit_create_predict(Buf *out, const char *p)
 {
     char P[128];
     snprintf(P, sizeof P, "%s", emit_upper(p));
+    buf_printf(out, "\n%s_ctx *%s_create(uint64_t seed)\n{\n", p, p);
+    buf_printf(out, "    void *mem = malloc(%s_MEM_BYTES);\n    %s_ctx *ctx;\n", P, p);
+    buf_puts(out, "    if (!mem)\n        return NULL;\n");
+    buf_printf(out, "    ctx = %s_init(mem, %s_MEM_BYTES, seed);\n", p, P);
+    buf_puts(out, "    ctx->owned = mem;\n    return ctx;\n}\n");
+
+    buf_printf(out, "\nvoid %s_destroy(%s_ctx *ctx)\n{\n", p, p);
+    buf_puts(out, "    if (ctx)\n        free(ctx->owned);\n}\n");
     buf_printf(out, "\nint %s_predict(%s_ctx *ctx, const float *x, float *y, size_t n)\n{\n",
                p, p);
     buf_puts(out, "    size_t i;\n    nnc_fpmode mode;\n");
@@ -301,16 +310,7 @@ void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w)
     buf_puts(out, "    ctx->owned = NULL;\n");
     buf_printf(out, "    %s_reset(ctx, seed);\n    return ctx;\n}\n", p);
 
-    buf_printf(out, "\n%s_ctx *%s_create(uint64_t seed)\n{\n", p, p);
-    buf_printf(out, "    void *mem = malloc(%s_MEM_BYTES);\n    %s_ctx *ctx;\n", P, p);
-    buf_puts(out, "    if (!mem)\n        return NULL;\n");
-    buf_printf(out, "    ctx = %s_init(mem, %s_MEM_BYTES, seed);\n", p, P);
-    buf_puts(out, "    ctx->owned = mem;\n    return ctx;\n}\n");
-
-    buf_printf(out, "\nvoid %s_destroy(%s_ctx *ctx)\n{\n", p, p);
-    buf_puts(out, "    if (ctx)\n        free(ctx->owned);\n}\n");
-
-    emit_predict_fn(out, p);
+    emit_create_predict(out, p);
 
     if (c->decode) {
         buf_printf(out, "\nint %s_decode(%s_ctx *ctx, int token, int pos, float *out)\n{\n", p, p);

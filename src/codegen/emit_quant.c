@@ -169,13 +169,6 @@ void emit_quant_source(Buf *out, const Compiled *c, const QModel *q, const char 
     buf_printf(out, "    ctx->buf[0] = (int8_t *)(a + %d);\n", QCTX_BYTES);
     buf_printf(out, "    ctx->buf[1] = ctx->buf[0] + %zu;\n", q->buf_stride);
     buf_puts(out, "    ctx->owned = NULL;\n    return ctx;\n}\n");
-    buf_printf(out, "\n%s_ctx *%s_create(uint64_t seed)\n{\n", p, p);
-    buf_printf(out, "    void *mem = malloc(%s_MEM_BYTES);\n    %s_ctx *ctx;\n", P, p);
-    buf_puts(out, "    if (!mem)\n        return NULL;\n");
-    buf_printf(out, "    ctx = %s_init(mem, %s_MEM_BYTES, seed);\n", p, P);
-    buf_puts(out, "    ctx->owned = mem;\n    return ctx;\n}\n");
-    buf_printf(out, "\nvoid %s_destroy(%s_ctx *ctx)\n{\n", p, p);
-    buf_puts(out, "    if (ctx)\n        free(ctx->owned);\n}\n");
-    emit_predict_fn(out, p);
+    emit_create_predict(out, p);
     emit_accuracy(out, c, p);
 }

@@ -9,6 +9,8 @@
 #include <criterion/criterion.h>
 
 #include "qgemm_check.h"
+#define ISA_MAIN_SET nnc_set_qisa
+#include "isa_main.h"   /* exits 77 (SKIP) for an int8 kernel set this CPU lacks */
 
 static void all_under(const char *isa)
 {
@@ -111,28 +113,4 @@ Test(qgemm, im2col_and_maxpool_match_float)
     nnc_maxpool(N, H, W, C, 2, 2, 2, 2, 2, 3, xf, yf);
     for (int i = 0; i < N * 2 * 3 * C; i++)
         cr_assert_eq((float)y[i], yf[i], "maxpool element %d", i);
-}
-
-int main(int argc, char *argv[])
-{
-    static const char *const isas[] = {
-#if defined(__x86_64__) || defined(__i386__)
-        "avx2", "avx512",
-#elif defined(__aarch64__)
-        "neon",
-#endif
-        NULL};
-    struct criterion_test_set *tests = criterion_initialize();
-    int go = criterion_handle_args(argc, argv, true);
-    int ok = go ? criterion_run_all_tests(tests) : 1;
-    criterion_finalize(tests);
-    if (!ok)
-        return 1;
-    for (int i = 0; go && isas[i]; i++)
-        if (nnc_set_qisa(isas[i]) != NNC_OK) {
-            printf("test_qgemm: SKIP: this CPU lacks the %s int8 kernels, which were not run "
-                   "(every other ISA passed)\n", isas[i]);
-            return 77;
-        }
-    return 0;
 }
