@@ -9,7 +9,8 @@
  *         -> ... -> the last matmul [+ bias] [relu] = the output
  *
  * which is what dense, conv2d (valid or same padding, any stride),
- * maxpool2d and flatten lower to. Each matmul group becomes one int8 GEMM
+ * maxpool2d and flatten lower to (dropout is the identity in predict; a
+ * softmax may follow the last layer). Each matmul group becomes one int8 GEMM
  * with its bias, ReLU and requantization fused (runtime/qgemm.c); im2col
  * and max pooling run on int8; reshapes are free. Anything else (other
  * activations, normalization, attention, a branch) is refused with the
@@ -22,8 +23,9 @@
  * (eval.c, the reference interpreter) with the checkpoint's weights. The
  * input and every GEMM's output get a scale; im2col, pooling and reshape
  * keep their input's. What stays float: the last layer's output (the
- * logits: the last GEMM dequantizes instead of requantizing) and
- * whatever the loss applies after it (softmax, which predict never ran).
+ * logits: the last GEMM dequantizes instead of requantizing) and a
+ * softmax on them (runtime nnc_softmax); a loss's own softmax is not
+ * part of predict.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -329,7 +331,9 @@ static bool gemm_step(Walk *k, NodeId mm)
     }
     s->relu = relu;
     s->nonneg_in = k->nonneg[n->in[0]];
-    s->float_out = end == g->output;
+    NodeId u = k->uses[end] == 1 ? consumer(k, end) : 0;
+    s->float_out = end == g->output ||
+                   (u == g->output && NODE(g, u)->op == OP_SOFTMAX);
     if (n->in[0] == k->implicit) {
         s->conv = true;
         memcpy(s->geo, k->implicit_geo, sizeof s->geo);
@@ -394,7 +398,17 @@ static bool walk_node(Walk *k, NodeId id)
         window_step(k, id);
         return true;
     }
-    if (n->op == OP_RESHAPE && k->scale[n->in[0]]) {
+    if (n->op == OP_SOFTMAX && id == g->output && k->q->nsteps > 0 &&
+        k->q->steps[k->q->nsteps - 1].float_out) {
+        const QStep *last = &k->q->steps[k->q->nsteps - 1];
+        QStep *s = add_step(k->q, QS_SOFTMAX, n, 0);
+        snprintf(s->layer, sizeof s->layer, "softmax");
+        s->rows = last->rows;
+        s->n = last->n;
+        k->q->logits_bytes = (size_t)s->rows * (size_t)s->n * sizeof(float);
+        return true;
+    }
+    if ((n->op == OP_RESHAPE || n->op == OP_DROPOUT) && k->scale[n->in[0]]) {
         k->scale[id] = k->scale[n->in[0]];
         k->nonneg[id] = k->nonneg[n->in[0]];
         return true;
@@ -428,17 +442,22 @@ bool quant_build(const Model *m, const Compiled *c, const Weights *w, const char
     q->batch = g.batch;
     q->calib = calib;
     mark_live(&k);
+    for (int id = 1; id < g.nnodes; id++)   /* predict's dropout: none */
+        if (g.nodes[id].op == OP_DROPOUT)
+            g.nodes[id].fattr[0] = 0;
     bool ok = calibrate(&k, calib, scale, max_rows);
     for (int id = 1; ok && id < g.nnodes; id++)
         ok = walk_node(&k, (NodeId)id);
-    if (ok && (q->nsteps == 0 || !q->steps[q->nsteps - 1].float_out)) {
+    if (ok && (q->nsteps == 0 || (!q->steps[q->nsteps - 1].float_out &&
+                                  q->steps[q->nsteps - 1].kind != QS_SOFTMAX))) {
         diag_error(NODE(&g, g.output)->loc, "--quantize=int8: the output must be a dense or "
                    "conv2d layer's");
         ok = false;
     }
     /* + 64: nnc_qconv reads up to 3 bytes past an image */
     q->buf_stride = ((size_t)q->batch * q->buf_bytes + 63) / 64 * 64 + 64;
-    q->mem_bytes = 63 + 64 + 2 * q->buf_stride;
+    q->mem_bytes = 63 + 64 + 2 * q->buf_stride +
+                   ((size_t)q->batch * q->logits_bytes + 63) / 64 * 64;
     free(k.live), free(k.uses), free(k.maxabs), free(k.scale), free(k.nonneg), free(k.done);
     free(k.crop_h), free(k.crop_w);
     graph_free(&g);

@@ -16,6 +16,7 @@ typedef enum {
     QS_IM2COL,      /* int8 image -> int8 patches */
     QS_GEMM,        /* int8 x int8 weights, fused requantization */
     QS_MAXPOOL,     /* int8 -> int8 */
+    QS_SOFTMAX,     /* float logits -> float probabilities (the output) */
 } QStepKind;
 
 typedef struct QStep {
@@ -48,7 +49,9 @@ typedef struct QModel {
     int batch;              /* rows per predict_rows call */
     size_t buf_bytes;       /* per sample: the largest int8 step output */
     size_t buf_stride;      /* bytes of each of the two buffers, 64-aligned */
-    size_t mem_bytes;       /* P_MEM_BYTES: 63 + context (64) + buffers */
+    size_t logits_bytes;    /* per sample: the float logits under a softmax */
+    size_t mem_bytes;       /* P_MEM_BYTES: 63 + context (64) + buffers
+                               (+ the logits at P_BATCH rows, 64-aligned) */
     const char *calib;      /* the calibration file */
     int calib_rows;         /* rows the scales come from */
     size_t float_weight_bytes, int8_weight_bytes;  /* parameters, as floats;

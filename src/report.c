@@ -235,7 +235,7 @@ void report_dot(Buf *out, const Compiled *c)
 
 /* ---- int8 models (nnc --quantize=int8, issue 16) ------------------------- */
 
-static const char *const qstep_kind[] = {"quantize", "im2col", "gemm", "maxpool"};
+static const char *const qstep_kind[] = {"quantize", "im2col", "gemm", "maxpool", "softmax"};
 
 /* The float model's figures, then "int8": the scheme, the bytes, what
  * stays float, and each step with its scales. */
@@ -264,8 +264,9 @@ char *report_stats_quant(const Compiled *c, const QModel *q)
         }
         if (s->kind == QS_QUANTIZE || (s->kind == QS_GEMM && !s->float_out))
             cJSON_AddNumberToObject(so, "scale", s->scale);
-        cJSON_AddStringToObject(so, "output", s->float_out ? "float" : "int8");
-        if (s->float_out)
+        cJSON_AddStringToObject(so, "output", s->float_out || s->kind == QS_SOFTMAX ? "float"
+                                                                                 : "int8");
+        if (s->float_out || s->kind == QS_SOFTMAX)
             cJSON_AddItemToArray(fl, cJSON_CreateString(s->layer));
         cJSON_AddItemToArray(steps, so);
     }

@@ -96,11 +96,13 @@ static void layer_data(Buf *out, const QStep *s, const char *p, int i)
                i, s->relu);
 }
 
-/* The call of step i, reading buffer `from` (-1: the caller's x). */
-static void step_call(Buf *out, const QStep *s, const char *p, int i, int from)
+/* The call of step i, reading buffer `from` (-1: the caller's x); a
+ * float output goes to y, or to the logits when a softmax follows. */
+static void step_call(Buf *out, const QStep *s, const char *p, int i, int from, bool logits)
 {
     const int *G = s->geo;
     int to = 1 - from;
+    const char *y = logits ? "ctx->logits" : "y";
     buf_printf(out, "    /* %s: %s */\n", emit_loc(s->loc), s->layer);
     switch (s->kind) {
     case QS_QUANTIZE:
@@ -123,16 +125,19 @@ static void step_call(Buf *out, const QStep *s, const char *p, int i, int from)
                             "ctx->buf[%d], %d, ", p, i, G[0], G[1], G[2], G[3], G[4], G[5], G[6],
                        G[9], G[10], from, s->nonneg_in);
             if (s->float_out)
-                buf_puts(out, "NULL, y);\n");
+                buf_printf(out, "NULL, %s);\n", y);
             else
                 buf_printf(out, "ctx->buf[%d], NULL);  /* out scale %.9g */\n", to, s->scale);
         } else if (s->float_out)
-            buf_printf(out, "    nnc_qgemm(&%s_q%d, nb * %d, ctx->buf[%d], %d, %d, NULL, y, %d);\n",
-                       p, i, s->rows, from, s->k, s->nonneg_in, s->n);
+            buf_printf(out, "    nnc_qgemm(&%s_q%d, nb * %d, ctx->buf[%d], %d, %d, NULL, %s, %d);\n",
+                       p, i, s->rows, from, s->k, s->nonneg_in, y, s->n);
         else
             buf_printf(out, "    nnc_qgemm(&%s_q%d, nb * %d, ctx->buf[%d], %d, %d, ctx->buf[%d], "
                             "NULL, %d);  /* out scale %.9g */\n", p, i, s->rows, from, s->k,
                        s->nonneg_in, to, s->n, s->scale);
+        break;
+    case QS_SOFTMAX:
+        buf_printf(out, "    nnc_softmax(ctx->logits, y, (size_t)nb * %d, %d);\n", s->rows, s->n);
         break;
     }
 }
@@ -144,7 +149,8 @@ static void predict_rows(Buf *out, const QModel *q, const char *p)
                     "static void %s_predict_rows(%s_ctx *ctx, const float *x, float *y, int nb)\n"
                     "{\n", q->batch, p, p);
     for (int i = 0; i < q->nsteps; i++) {
-        step_call(out, &q->steps[i], p, i, i == 0 ? -1 : from);
+        step_call(out, &q->steps[i], p, i, i == 0 ? -1 : from,
+                  i + 1 < q->nsteps && q->steps[i + 1].kind == QS_SOFTMAX);
         from = i == 0 ? 0 : 1 - from;
     }
     buf_puts(out, "}\n");
@@ -156,7 +162,8 @@ void emit_quant_source(Buf *out, const Compiled *c, const QModel *q, const char 
     snprintf(P, sizeof P, "%s", emit_upper(p));
     buf_printf(out, "\n/* ======== model '%s', int8 (--quantize=int8) ======== */\n\n",
                c->g.name);
-    buf_printf(out, "struct %s_ctx {\n    int8_t *buf[2];\n    void *owned;\n};\n", p);
+    buf_printf(out, "struct %s_ctx {\n    int8_t *buf[2];\n    float *logits;\n    void *owned;\n};\n",
+               p);
     for (int i = 0; i < q->nsteps; i++)
         if (q->steps[i].kind == QS_GEMM)
             layer_data(out, &q->steps[i], p, i);
@@ -168,6 +175,10 @@ void emit_quant_source(Buf *out, const Compiled *c, const QModel *q, const char 
     buf_printf(out, "    ctx = (%s_ctx *)a;\n", p);
     buf_printf(out, "    ctx->buf[0] = (int8_t *)(a + %d);\n", QCTX_BYTES);
     buf_printf(out, "    ctx->buf[1] = ctx->buf[0] + %zu;\n", q->buf_stride);
+    if (q->logits_bytes)
+        buf_printf(out, "    ctx->logits = (float *)(void *)(ctx->buf[1] + %zu);\n", q->buf_stride);
+    else
+        buf_puts(out, "    ctx->logits = NULL;\n");
     buf_puts(out, "    ctx->owned = NULL;\n    return ctx;\n}\n");
     emit_create_predict(out, p);
     emit_accuracy(out, c, p);

@@ -612,12 +612,21 @@ static void dep_rules(Outputs *out)
         buf_puts(db, " ");
         dep_name(db, o->weights_from);
     }
+    if (o->calibrate) {     /* --quantize=int8's scales come from it */
+        buf_puts(db, " ");
+        dep_name(db, o->calibrate);
+    }
     buf_puts(db, "\n\n");
     dep_name(db, o->input);
     buf_puts(db, ":\n");
     if (o->weights_from) {
         buf_puts(db, "\n");
         dep_name(db, o->weights_from);
+        buf_puts(db, ":\n");
+    }
+    if (o->calibrate) {
+        buf_puts(db, "\n");
+        dep_name(db, o->calibrate);
         buf_puts(db, ":\n");
     }
 }

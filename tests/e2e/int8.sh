@@ -67,6 +67,27 @@ check "stats: the int8 block, dense_1 stays float" \
     'grep -q "\"int8\":" stats.json && grep -A1 "\"float\":" stats.json | grep -q "dense_1" &&
      grep -q "max-abs calibration" stats.json && grep -q "\"calibration_rows\":.*512" stats.json'
 
+# ---- a softmax output stays float, dropout is the identity ----
+cat > sm.nn <<'NN'
+model sm {
+    input x[64]
+    dense(16, activation=relu)
+    dropout(0.2)
+    dense(3, activation=softmax)
+    loss categorical_crossentropy
+    optimizer adam(lr=0.01)
+    batch 16
+}
+NN
+"$NNC" sm.nn --emit=main -o smt.c && $CC -std=c99 -O2 $RT_CFLAGS -o smt smt.c $RT_LIBS \
+    $HARNESS_CFLAGS && ./smt train --x x.csv --y y.csv --epochs 4 --save sm.st -q &&
+    "$NNC" sm.nn --weights-from=sm.st --prefix f -o f.c &&
+    "$NNC" sm.nn --weights-from=sm.st --quantize=int8 --calibrate=x.csv --prefix q -o q.c &&
+    $CC -std=c99 -O2 $WARN $RT_CFLAGS -I. -o smc "$srcdir/tests/e2e/int8_main.c" f.c q.c \
+        $RT_LIBS $HARNESS_CFLAGS && ./smc xt.csv yt.csv 1 0.98 0.05 > sm.txt
+check "softmax model: int8 within tolerance" '[ $? -eq 0 ] && grep -q "nnc_softmax(ctx->logits" q.c'
+show sm.txt
+
 # ---- bad uses ----
 "$NNC" "$m" --quantize=int8 --calibrate=x.csv 2> err.txt
 check "--quantize without --weights-from: exit 2" '[ $? -eq 2 ] && grep -q "weights-from" err.txt'
