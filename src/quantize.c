@@ -86,14 +86,15 @@ static NodeId consumer(const Walk *k, NodeId id)
     return 0;
 }
 
-/* One batch of calibration rows through the float model in double. */
-static void calibrate_batch(Walk *k, double **src, const nnc_data *d, size_t first,
-                            double scale)
+/* One batch of calibration rows (of the first `rows`) through the float
+ * model in double. */
+static void calibrate_batch(Walk *k, double **src, const nnc_data *d, size_t rows,
+                            size_t first, double scale)
 {
     const Graph *g = k->g;
     size_t in = d->cols;
     for (int r = 0; r < g->batch; r++) {
-        size_t row = (first + (size_t)r) % d->rows;   /* repeats change no max */
+        size_t row = (first + (size_t)r) % rows;   /* repeats change no max */
         for (size_t i = 0; i < in; i++)
             src[g->input][(size_t)r * in + i] = (double)d->data[row * in + i] * scale;
     }
@@ -134,7 +135,7 @@ static bool calibrate(Walk *k, const char *path, double scale, int max_rows)
     }
     size_t rows = d.rows < (size_t)max_rows ? d.rows : (size_t)max_rows;
     for (size_t first = 0; first < rows; first += (size_t)g->batch)
-        calibrate_batch(k, src, &d, first, scale);
+        calibrate_batch(k, src, &d, rows, first, scale);
     k->q->calib_rows = (int)rows;
     for (int id = 0; id < g->nnodes; id++)
         free(src[id]);
