@@ -250,7 +250,9 @@ char *report_stats_quant(const Compiled *c, const QModel *q)
     cJSON_AddNumberToObject(qo, "weight_bytes", (double)q->int8_weight_bytes);
     cJSON_AddNumberToObject(qo, "float_weight_bytes", (double)q->float_weight_bytes);
     cJSON_AddNumberToObject(qo, "mem_bytes", (double)q->mem_bytes);
-    cJSON *fl = cJSON_AddArrayToObject(qo, "float");
+    /* the outputs that stay float: the last layer's (its GEMM is int8,
+     * dequantized instead of requantized) and a softmax after it */
+    cJSON *fl = cJSON_AddArrayToObject(qo, "float_outputs");
     cJSON *steps = cJSON_AddArrayToObject(qo, "steps");
     for (int i = 0; i < q->nsteps; i++) {
         const QStep *s = &q->steps[i];
