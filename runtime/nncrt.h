@@ -130,6 +130,54 @@ void nnc_avgpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
 void nnc_avgpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                       int oh, int ow, const float *dy, float *dx);
 
+/* ---- int8 inference (qgemm.c; models of nnc --quantize=int8) ----------
+ *
+ * A tensor is int8 q = round(x / s) in [-127, 127], one scale s per
+ * tensor (weights: per output column). nnc_qgemm computes, for the m
+ * rows of a (m x l->k, stride lda; a_nonneg: all values in [0, 127]),
+ *   c[i][j] = clamp(round(acc * mult[j] + bias[j]))   (int8, c != NULL)
+ *   cf[i][j] = acc * mult[j] + bias[j]                (float, c == NULL)
+ * with acc = sum_k a[i][k] w[j][k] in int32, clamped below at 0 when
+ * relu, in [-127, 127] for int8. w is packed by nnc_qpack (panels of 16
+ * columns, k in groups of 4; nnc_qpack_bytes bytes; wsum: the column
+ * sums, padded to a multiple of 16 like mult and bias). The kernel
+ * (AVX-512 VNNI, AVX2, NEON dot product, scalar) is chosen at run time;
+ * NNC_ISA=scalar|avx2|avx512|neon or nnc_set_qisa forces a supported one.
+ * Every kernel gives the same bits. nnc_quantize rounds x * inv_scale to
+ * int8; im2col and maxpool are conv.c's, on int8; im2col's rows are
+ * ldcol >= kh*kw*c bytes apart, zero past kh*kw*c (so a GEMM can take k
+ * rounded up to 4, no short last group).
+ */
+typedef struct nnc_qlayer {
+    int n, k;               /* output columns, inputs per row */
+    const int8_t *w;        /* nnc_qpack's layout */
+    const int32_t *wsum;    /* (n + 15) / 16 * 16 */
+    const float *mult, *bias; /* as many */
+    int relu;
+} nnc_qlayer;
+
+size_t nnc_qpack_bytes(int n, int k);
+void nnc_qpack(int n, int k, const int8_t *w, int8_t *packed, int32_t *wsum);
+void nnc_qgemm(const nnc_qlayer *l, int m, const int8_t *a, size_t lda, int a_nonneg,
+               int8_t *c, float *cf, size_t ldc);
+/* A valid (unpadded) convolution over int8 NHWC images x (n, h, w, c):
+ * nnc_qgemm on the windows at stride (sh, sw) of the first oh x ow output
+ * positions, read in place (no im2col copy); y (or yf): (n, oh, ow,
+ * l->n). W's columns are the window rows (ky) of kw * c values each,
+ * every one padded with zero weights to a multiple of 4 when kh > 1
+ * (l->k == kh * seg, seg = kw * c rounded up to 4; else NNC_ERR_ARG,
+ * nothing done): a window row is then read as whole groups of 4 bytes,
+ * up to 3 past its end, so x needs 3 readable bytes after its last. */
+int nnc_qconv(const nnc_qlayer *l, int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+              int oh, int ow, const int8_t *x, int x_nonneg, int8_t *y, float *yf);
+const char *nnc_qisa(void);
+int nnc_set_qisa(const char *name);
+void nnc_quantize(const float *x, size_t count, float inv_scale, int8_t *q);
+void nnc_im2col_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                   int pt, int pl, int oh, int ow, const int8_t *x, int8_t *col, size_t ldcol);
+void nnc_maxpool_i8(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+                    int oh, int ow, const int8_t *x, int8_t *y);
+
 /* The measured single-core fp32 peak of this machine in GFLOP/s (FMA
  * throughput at the widest vector width), measured once (~20 ms). */
 double nnc_peak_gflops(void);

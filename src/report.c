@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "nnc.h"
+#include "quantize.h"
 
 static cJSON *model_stats(const Compiled *c)
 {
@@ -230,4 +231,49 @@ void report_dot(Buf *out, const Compiled *c)
     buf_puts(out, "}\n");
     free(in);
     free(kern);
+}
+
+/* ---- int8 models (nnc --quantize=int8, issue 16) ------------------------- */
+
+static const char *const qstep_kind[] = {"quantize", "im2col", "gemm", "maxpool", "softmax"};
+
+/* The float model's figures, then "int8": the scheme, the bytes, what
+ * stays float, and each step with its scales. */
+char *report_stats_quant(const Compiled *c, const QModel *q)
+{
+    cJSON *o = model_stats(c), *qo = cJSON_AddObjectToObject(o, "int8");
+    cJSON_AddStringToObject(qo, "weights", "int8, symmetric, per output channel");
+    cJSON_AddStringToObject(qo, "activations", "int8, symmetric, per tensor, max-abs "
+                                               "calibration");
+    cJSON_AddStringToObject(qo, "calibration_file", q->calib);
+    cJSON_AddNumberToObject(qo, "calibration_rows", q->calib_rows);
+    cJSON_AddNumberToObject(qo, "weight_bytes", (double)q->int8_weight_bytes);
+    cJSON_AddNumberToObject(qo, "float_weight_bytes", (double)q->float_weight_bytes);
+    cJSON_AddNumberToObject(qo, "mem_bytes", (double)q->mem_bytes);
+    /* the outputs that stay float: the last layer's (its GEMM is int8,
+     * dequantized instead of requantized) and a softmax after it */
+    cJSON *fl = cJSON_AddArrayToObject(qo, "float_outputs");
+    cJSON *steps = cJSON_AddArrayToObject(qo, "steps");
+    for (int i = 0; i < q->nsteps; i++) {
+        const QStep *s = &q->steps[i];
+        cJSON *so = cJSON_CreateObject();
+        cJSON_AddStringToObject(so, "layer", s->layer);
+        cJSON_AddStringToObject(so, "kind", qstep_kind[s->kind]);
+        if (s->kind == QS_GEMM) {
+            cJSON_AddNumberToObject(so, "in_scale", s->in_scale);
+            cJSON_AddBoolToObject(so, "relu", s->relu);
+            cJSON_AddNumberToObject(so, "max_weight_error", s->max_err);
+        }
+        if (s->kind == QS_QUANTIZE || (s->kind == QS_GEMM && !s->float_out))
+            cJSON_AddNumberToObject(so, "scale", s->scale);
+        cJSON_AddStringToObject(so, "output", s->float_out || s->kind == QS_SOFTMAX ? "float"
+                                                                                 : "int8");
+        if (s->float_out || s->kind == QS_SOFTMAX)
+            cJSON_AddItemToArray(fl, cJSON_CreateString(s->layer));
+        cJSON_AddItemToArray(steps, so);
+    }
+    char *j = cJSON_Print(o);
+    cJSON_Delete(o);
+    NNC_ASSERT(j);
+    return j;
 }

@@ -39,6 +39,11 @@ int emit_per_sample(const Node *n);
 void emit_state_init(Buf *out, const Compiled *c);
 /* The API's functions (create, init, reset, predict, accuracy, lr, ...). */
 void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w);
+/* p_create, p_destroy, p_predict and p_accuracy, around p_init and a
+ * static p_predict_rows(ctx, x, y, nb) for nb <= P_BATCH rows (also the
+ * int8 models', emit_quant.c). */
+void emit_create_predict(Buf *out, const char *p);
+void emit_accuracy(Buf *out, const Compiled *c, const char *p);
 
 /* emit_ckpt.c: <p>_save, <p>_load and <p>_export. */
 void emit_checkpoints(Emit *e, const Compiled *c, const char *p);

@@ -212,7 +212,7 @@ void emit_header(Buf *out, const Compiled *c, const EmitOptions *o)
 
 /* p_accuracy: predict in chunks of up to 4096 floats of output, then
  * compare each row with its target by the rule the shapes call for. */
-static void emit_accuracy(Buf *out, const Compiled *c, const char *p)
+void emit_accuracy(Buf *out, const Compiled *c, const char *p)
 {
     const Graph *g = &c->g;
     int nout = emit_per_sample(NODE(g, g->output)), ntgt = emit_per_sample(NODE(g, g->target));
@@ -296,6 +296,32 @@ static void emit_reset(Buf *out, const Compiled *c, const char *p, const Weights
     buf_printf(out, "    ctx->lr = %.17g;\n    ctx->lr_step = ctx->lr;\n}\n", g->opt.lr);
 }
 
+/* p_create (malloc and p_init), p_destroy, and p_predict: p_predict_rows
+ * over chunks of up to P_BATCH rows. */
+void emit_create_predict(Buf *out, const char *p)
+{
+    char P[128];
+    snprintf(P, sizeof P, "%s", emit_upper(p));
+    buf_printf(out, "\n%s_ctx *%s_create(uint64_t seed)\n{\n", p, p);
+    buf_printf(out, "    void *mem = malloc(%s_MEM_BYTES);\n    %s_ctx *ctx;\n", P, p);
+    buf_puts(out, "    if (!mem)\n        return NULL;\n");
+    buf_printf(out, "    ctx = %s_init(mem, %s_MEM_BYTES, seed);\n", p, P);
+    buf_puts(out, "    ctx->owned = mem;\n    return ctx;\n}\n");
+
+    buf_printf(out, "\nvoid %s_destroy(%s_ctx *ctx)\n{\n", p, p);
+    buf_puts(out, "    if (ctx)\n        free(ctx->owned);\n}\n");
+    buf_printf(out, "\nint %s_predict(%s_ctx *ctx, const float *x, float *y, size_t n)\n{\n",
+               p, p);
+    buf_puts(out, "    size_t i;\n    nnc_fpmode mode;\n");
+    buf_puts(out, "    if (!ctx || ((!x || !y) && n > 0))\n        return NNC_ERR_ARG;\n");
+    buf_puts(out, "    mode = nnc_fp_enter();  /* denormals flushed */\n");
+    buf_printf(out, "    for (i = 0; i < n; i += %s_BATCH) {\n", P);
+    buf_printf(out, "        int nb = (int)(n - i < %s_BATCH ? n - i : %s_BATCH);\n", P, P);
+    buf_printf(out, "        %s_predict_rows(ctx, x + i * %s_IN, y + i * %s_OUT, nb);\n", p, P,
+               P);
+    buf_puts(out, "    }\n    nnc_fp_leave(mode);\n    return 0;\n}\n");
+}
+
 void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w)
 {
     Buf *out = e->out;
@@ -312,25 +338,7 @@ void emit_api(Emit *e, const Compiled *c, const char *p, const Weights *w)
     buf_puts(out, "    ctx->owned = NULL;\n");
     buf_printf(out, "    %s_reset(ctx, seed);\n    return ctx;\n}\n", p);
 
-    buf_printf(out, "\n%s_ctx *%s_create(uint64_t seed)\n{\n", p, p);
-    buf_printf(out, "    void *mem = malloc(%s_MEM_BYTES);\n    %s_ctx *ctx;\n", P, p);
-    buf_puts(out, "    if (!mem)\n        return NULL;\n");
-    buf_printf(out, "    ctx = %s_init(mem, %s_MEM_BYTES, seed);\n", p, P);
-    buf_puts(out, "    ctx->owned = mem;\n    return ctx;\n}\n");
-
-    buf_printf(out, "\nvoid %s_destroy(%s_ctx *ctx)\n{\n", p, p);
-    buf_puts(out, "    if (ctx)\n        free(ctx->owned);\n}\n");
-
-    buf_printf(out, "\nint %s_predict(%s_ctx *ctx, const float *x, float *y, size_t n)\n{\n",
-               p, p);
-    buf_puts(out, "    size_t i;\n    nnc_fpmode mode;\n");
-    buf_puts(out, "    if (!ctx || ((!x || !y) && n > 0))\n        return NNC_ERR_ARG;\n");
-    buf_puts(out, "    mode = nnc_fp_enter();  /* denormals flushed */\n");
-    buf_printf(out, "    for (i = 0; i < n; i += %s_BATCH) {\n", P);
-    buf_printf(out, "        int nb = (int)(n - i < %s_BATCH ? n - i : %s_BATCH);\n", P, P);
-    buf_printf(out, "        %s_predict_rows(ctx, x + i * %s_IN, y + i * %s_OUT, nb);\n", p, P,
-               P);
-    buf_puts(out, "    }\n    nnc_fp_leave(mode);\n    return 0;\n}\n");
+    emit_create_predict(out, p);
 
     if (c->decode) {
         buf_printf(out, "\nint %s_decode(%s_ctx *ctx, int token, int pos, float *out)\n{\n", p, p);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../nnc.h"
+#include "../quantize.h"
 
 typedef struct Options {
     const char *input;
@@ -33,6 +34,11 @@ typedef struct Options {
     bool embed;             /* --weights=embedded (or --weights-from) */
     const char *weights_from; /* --weights-from */
     const char *seed;       /* --seed: of the embedded initial weights */
+    /* int8 inference (issue 16) */
+    const char *quantize;   /* --quantize=int8 */
+    const char *calibrate;  /* --calibrate=DATA */
+    double calib_scale;     /* --calibrate-scale (default 1) */
+    int calib_rows;         /* --calibrate-rows (default 512) */
 } Options;
 
 static const char usage_head[] =
@@ -65,6 +71,13 @@ static const char usage_tail[] =
     "                     embed the weights of a safetensors checkpoint (names,\n"
     "                     shapes and dtypes checked against the model)\n"
     "  --seed=N           seed of the --weights=embedded weights (default 0)\n"
+    "  --quantize=int8    a predict-only int8 model of the --weights-from\n"
+    "                     checkpoint: int8 weights per output channel, int8\n"
+    "                     activations, the same predict and accuracy API\n"
+    "  --calibrate=DATA   the activations' scales from the float model on these\n"
+    "                     samples (CSV, IDX or .npy, gzipped or not; max-abs)\n"
+    "  --calibrate-scale=F  multiply the DATA values by F (1/255 for bytes)\n"
+    "  --calibrate-rows=N use the first N rows of DATA (default 512)\n"
     "  -MD                write a make dependency file (OUT.d beside -o OUT)\n"
     "  -MF FILE.d         its name (implies -MD)\n"
     "  --version          print the version\n"
@@ -99,7 +112,8 @@ static bool is_ident(const char *s)
 /* ---- the command line (getopt_long) -------------------------------------- */
 
 enum { OPT_EMIT = 256, OPT_MODEL, OPT_PREFIX, OPT_WEIGHTS_FROM, OPT_WEIGHTS, OPT_SEED,
-       OPT_DUMP_AFTER, OPT_VERIFY, OPT_VERSION };
+       OPT_DUMP_AFTER, OPT_VERIFY, OPT_VERSION,
+       OPT_QUANTIZE, OPT_CALIBRATE, OPT_CALIB_SCALE, OPT_CALIB_ROWS };
 
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
@@ -112,6 +126,10 @@ static const struct option long_opts[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"dump-after", required_argument, NULL, OPT_DUMP_AFTER},
     {"verify", no_argument, NULL, OPT_VERIFY},
+    {"quantize", required_argument, NULL, OPT_QUANTIZE},
+    {"calibrate", required_argument, NULL, OPT_CALIBRATE},
+    {"calibrate-scale", required_argument, NULL, OPT_CALIB_SCALE},
+    {"calibrate-rows", required_argument, NULL, OPT_CALIB_ROWS},
     {NULL, 0, NULL, 0},
 };
 
@@ -152,6 +170,28 @@ static void set_make_option(Options *o, const char *v, int argc, char **argv)
     }
 }
 
+/* --quantize, --calibrate* (int8 inference, issue 16). */
+static void set_quant_option(Options *o, int c, const char *v)
+{
+    char *end;
+    if (c == OPT_QUANTIZE) {
+        if (strcmp(v, "int8"))
+            bad_usage("unknown --quantize kind '%s' (expected int8)", v);
+        o->quantize = v;
+    } else if (c == OPT_CALIBRATE) {
+        o->calibrate = v;
+    } else if (c == OPT_CALIB_SCALE) {
+        o->calib_scale = strtod(v, &end);
+        if (!*v || *end || !(o->calib_scale > 0) || o->calib_scale > 1e30)
+            bad_usage("--calibrate-scale '%s' is not a positive number", v);
+    } else {
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 1000000)
+            bad_usage("--calibrate-rows '%s' is not a count from 1 to 1000000", v);
+        o->calib_rows = (int)n;
+    }
+}
+
 /* One option c (a getopt_long result) with its value v. */
 static void set_option(Options *o, int c, const char *v, int argc, char **argv)
 {
@@ -181,6 +221,9 @@ static void set_option(Options *o, int c, const char *v, int argc, char **argv)
         o->opt = v[0] - '0';
         break;
     case 'M': set_make_option(o, v, argc, argv); break;
+    case OPT_QUANTIZE: case OPT_CALIBRATE: case OPT_CALIB_SCALE: case OPT_CALIB_ROWS:
+        set_quant_option(o, c, v);
+        break;
     default: nnc_unreachable();
     }
 }
@@ -234,6 +277,14 @@ static void check_opts(Options *o)
         bad_usage("%s", o->weights_from ? "--seed does not apply to --weights-from (the "
                                           "checkpoint has the weights)"
                                         : "--seed needs --weights=embedded");
+    if (o->quantize && (!o->weights_from || !o->calibrate))
+        bad_usage("%s", "--quantize=int8 needs --weights-from=CKPT (the trained weights) and "
+                        "--calibrate=DATA (samples for the activations' scales)");
+    if (!o->quantize && (o->calibrate || o->calib_rows || o->calib_scale))
+        bad_usage("%s", "--calibrate goes with --quantize=int8");
+    if (o->quantize && o->emit && strcmp(o->emit, "c") && strcmp(o->emit, "h") &&
+        strcmp(o->emit, "stats"))
+        bad_usage("--emit=%s does not apply to --quantize=int8 (c, h or stats)", o->emit);
 }
 
 static void parse_opts(int argc, char **argv, Options *o)
@@ -454,6 +505,7 @@ typedef struct Outputs {
     const Compiled *graphs;
     Weights **weights;
     int ng;
+    const QModel *quant;    /* --quantize=int8: the int8 model (one) */
     char *cpath, *hpath, *dpath;
     Buf cb, hb, db;         /* C, header, dependency file */
     OutFile files[3];
@@ -478,8 +530,14 @@ static bool emit_program(Outputs *out, Buf *eb, bool bench)
     return true;
 }
 
-static void emit_stats(Buf *eb, const Compiled *graphs, int ng)
+static void emit_stats(Buf *eb, const Compiled *graphs, int ng, const QModel *quant)
 {
+    if (quant) {
+        char *j = report_stats_quant(&graphs[0], quant);
+        buf_printf(eb, "%s\n", j);
+        free(j);
+        return;
+    }
     if (ng > 1)
         buf_puts(eb, "{\"models\": [\n");
     for (int i = 0; i < ng; i++) {
@@ -517,7 +575,7 @@ static bool emit_kind(Outputs *out, Buf *eb, const Buf **what)
     else if (!strcmp(kind, "h"))
         *what = &out->hb;
     else if (!strcmp(kind, "stats"))
-        emit_stats(eb, out->graphs, out->ng);
+        emit_stats(eb, out->graphs, out->ng, out->quant);
     else if (!strcmp(kind, "bench") || !strcmp(kind, "main"))
         return emit_program(out, eb, !strcmp(kind, "bench"));
     else if (!strcmp(kind, "dot"))
@@ -554,12 +612,21 @@ static void dep_rules(Outputs *out)
         buf_puts(db, " ");
         dep_name(db, o->weights_from);
     }
+    if (o->calibrate) {     /* --quantize=int8's scales come from it */
+        buf_puts(db, " ");
+        dep_name(db, o->calibrate);
+    }
     buf_puts(db, "\n\n");
     dep_name(db, o->input);
     buf_puts(db, ":\n");
     if (o->weights_from) {
         buf_puts(db, "\n");
         dep_name(db, o->weights_from);
+        buf_puts(db, ":\n");
+    }
+    if (o->calibrate) {
+        buf_puts(db, "\n");
+        dep_name(db, o->calibrate);
         buf_puts(db, ":\n");
     }
 }
@@ -581,6 +648,11 @@ static bool write_outputs(Outputs *out)
     for (int i = 0; i < out->ng; i++) {
         EmitOptions eo = {o->prefix ? o->prefix : out->graphs[i].g.name, base_name(out->hpath),
                           false, out->weights[i]};
+        if (out->quant) {   /* --quantize=int8 */
+            emit_quant_header(&out->hb, &out->graphs[i], out->quant, eo.prefix);
+            emit_quant_source(&out->cb, &out->graphs[i], out->quant, eo.prefix);
+            continue;
+        }
         emit_header(&out->hb, &out->graphs[i], &eo);
         emit_source(&out->cb, &out->graphs[i], &eo);
     }
@@ -642,10 +714,21 @@ static bool compile_and_write(const Options *o, Model *models, int nsel, Arena *
     int ng = compile_models(models, o, graphs);
     bool ok = diag_errors == 0 && make_weights(o, graphs, ng, weights);
     Outputs out = {.o = o, .graphs = graphs, .weights = weights, .ng = ng};
+    QModel quant = {0};     /* --quantize=int8 (issue 16) */
+    if (ok && o->quantize) {
+        const Model *m = models;
+        while (m && o->model && strcmp(m->name, o->model))
+            m = m->next;
+        ok = quant_build(m, &graphs[0], weights[0], o->calibrate,
+                         o->calib_scale > 0 ? o->calib_scale : 1.0,
+                         o->calib_rows > 0 ? o->calib_rows : 512, &quant);
+        out.quant = ok ? &quant : NULL;
+    }
     output_paths(&out);
     ok = ok && write_outputs(&out);
     ok = commit(out.files, out.nfiles, ok);
     outputs_free(&out);
+    quant_free(&quant);
     for (int i = 0; i < ng; i++) {
         weights_free(weights[i]);
         pipeline_free(&graphs[i]);

@@ -15,6 +15,11 @@
 
 #include "nncrt.h"
 
+/* the setter that refuses an ISA this CPU lacks (test_qgemm: nnc_set_qisa) */
+#ifndef ISA_MAIN_SET
+#define ISA_MAIN_SET nnc_set_isa
+#endif
+
 static const char *const isa_main_isas[] = {
 #if defined(__x86_64__) || defined(__i386__)
     "avx2", "avx512",
@@ -36,7 +41,7 @@ int main(int argc, char *argv[])
         return 0;
     char missing[64] = "";
     for (int i = 0; isa_main_isas[i]; i++)
-        if (nnc_set_isa(isa_main_isas[i]) != NNC_OK) {
+        if (ISA_MAIN_SET(isa_main_isas[i]) != NNC_OK) {
             strcat(missing, " ");
             strcat(missing, isa_main_isas[i]);
         }

@@ -52,4 +52,18 @@ if ! grep -q '^optim_check: isas:.* neon' "$tmp/out"; then
     echo "neon.sh: FAIL: the neon optimizer kernels did not run"
     exit 1
 fi
+[ $rc -eq 0 ] || exit $rc
+
+# the int8 GEMM (issue 16): the sdot kernels; qemu's default CPU has DotProd
+"$cc" -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+    -Wmissing-prototypes -Wconversion -Werror -I"$rt" \
+    "$rt/qgemm.c" "$rt/qpack.c" "$rt/kern_avx2_i8.c" "$rt/kern_avx512_i8.c" "$rt/kern_neon_i8.c" \
+    "$srcdir/tests/runtime/qgemm_check.c" -lm -o "$tmp/qgemm_check" || exit 1
+"$qemu" -L "$sysroot" "$tmp/qgemm_check" > "$tmp/out"
+rc=$?
+cat "$tmp/out"
+if ! grep -q '^qgemm_check: isas:.* neon' "$tmp/out"; then
+    echo "neon.sh: FAIL: the neon int8 kernels did not run"
+    exit 1
+fi
 exit $rc
