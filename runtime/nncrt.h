@@ -545,6 +545,9 @@ typedef struct nnc_fit_model {
     /* generation with a cache (PREFIX_decode), or NULL: the output row of
      * position pos for token, positions 0 .. pos-1 decoded before */
     int (*decode)(void *ctx, int token, int pos, float *out);
+    /* train --init-from: MODEL_load_weights (the parameters alone; fresh
+     * optimizer state, step 0), or NULL */
+    int (*load_weights)(void *ctx, const char *path);
 } nnc_fit_model;
 
 int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m);

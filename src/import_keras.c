@@ -172,7 +172,8 @@ static bool get_bool(const cJSON *cfg, const char *key, bool def)
 
 static bool used(const Imp *im, const char *s)
 {
-    static const char *const reserved[] = {"model", "input", "loss", "optimizer", "batch"};
+    static const char *const reserved[] = {"model", "input", "loss", "optimizer", "batch",
+                                             "freeze"};
     for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
         if (!strcmp(s, reserved[i]))
             return true;

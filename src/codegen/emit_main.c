@@ -114,6 +114,8 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
                     "{\n    return %s_save((const %s_ctx *)ctx, path);\n}\n", p, p);
     buf_printf(out, "static int fit_load(void *ctx, const char *path)\n"
                     "{\n    return %s_load((%s_ctx *)ctx, path);\n}\n", p, p);
+    buf_printf(out, "static int fit_load_weights(void *ctx, const char *path)\n"
+                    "{\n    return %s_load_weights((%s_ctx *)ctx, path);\n}\n", p, p);
     buf_printf(out, "static void fit_set_lr(void *ctx, float lr) { %s_set_lr((%s_ctx *)ctx, "
                     "lr); }\n", p, p);
     buf_printf(out, "static float fit_get_lr(void *ctx) { return %s_get_lr((const %s_ctx *)"
@@ -139,7 +141,8 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
                   "        fit_load, fit_set_lr, fit_get_lr, fit_steps,\n");
     buf_printf(out, "        %d, %d, fit_save_meta,  /* sequence models: T, the table's rows */\n",
                seq_len, rows);
-    buf_printf(out, "        %s};  /* generation with a cache of keys and values */\n",
+    buf_printf(out, "        %s,  /* generation with a cache of keys and values */\n",
                c->decode && seq_len ? "fit_decode" : "NULL");
+    buf_puts(out, "        fit_load_weights};  /* train --init-from */\n");
     buf_puts(out, "    return nnc_fit_main(argc, argv, &model);\n}\n");
 }
