@@ -582,8 +582,8 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c);
  * pass so that the whole context fits `budget` bytes, at little extra
  * work (a greedy search, measured by planning trial graphs); false after
  * an error naming the smallest budget found. Runs on a compiled model and
- * rebuilds its plans. */
-bool recompute_fit(Compiled *c, size_t budget);
+ * rebuilds its plans (fusing again when `fuse`: the -O level runs fuse). */
+bool recompute_fit(Compiled *c, size_t budget, bool fuse);
 /* Copies every node s with S[s] (by id) for its backward readers, right
  * before the first of them; renumbers; returns the number of copies. */
 int recompute_apply(Graph *g, const bool *S);

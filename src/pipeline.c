@@ -179,7 +179,8 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
     if (diag_errors == 0)
         compile_decode(m, o, c);
     /* --max-ram: recomputation in the backward pass (issue 16) */
-    if (diag_errors == 0 && o->max_ram > 0 && !recompute_fit(c, o->max_ram))
+    if (diag_errors == 0 && o->max_ram > 0 &&
+        !recompute_fit(c, o->max_ram, o->opt >= pipeline_pass("fuse")->level))
         return false;
     return diag_errors == 0;
 }

@@ -39,8 +39,6 @@
 
 #include "nnc.h"
 
-#define NEVER 0x7fffffff
-
 /* Is node n something a copy can recompute with the same result? */
 static bool copyable(const Node *n)
 {
@@ -58,60 +56,135 @@ static bool is_back(const Node *n)
     return n->is_grad || optab[n->op].kind == K_UPDATE;
 }
 
+/* Where a node goes in the new order: after node `slot` of the old one
+ * (phase 1: in its own place; 2: hoisted after it), before or as
+ * `reader`; copies (order 0) come before the reader they serve, by id. */
+typedef struct Item {
+    int slot, phase, reader, order, id;
+} Item;
+
+static int item_cmp(const Item *a, const Item *b)
+{
+    int x[5] = {a->slot, a->phase, a->reader, a->order, a->id};
+    int y[5] = {b->slot, b->phase, b->reader, b->order, b->id};
+    for (int i = 0; i < 5; i++)
+        if (x[i] != y[i])
+            return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+
+static int item_qsort(const void *a, const void *b)
+{
+    return item_cmp(a, b);
+}
+
+/* Is u the gradient of a parameter (it lives in the gradient region)? */
+static bool is_param_grad(const Graph *g, int u)
+{
+    for (int i = 0; i < g->nparams && g->grads; i++)
+        if (g->grads[i] == (NodeId)u)
+            return true;
+    return false;
+}
+
 int recompute_apply(Graph *g, const bool *S)
 {
     int n = g->nnodes;
-    int *pos = malloc((size_t)n * sizeof *pos);
+    Item *key = calloc((size_t)n, sizeof *key);      /* by id: the node's place */
+    Item *ckey = calloc((size_t)n, sizeof *ckey);    /* by id: its copy's place */
+    Item *items = calloc((size_t)2 * (size_t)n, sizeof *items);
+    int *dep = calloc((size_t)n, sizeof *dep);       /* copies: latest old input */
+    bool *copied = calloc((size_t)n, sizeof(bool)), *reads = calloc((size_t)n, sizeof(bool));
     NodeId *map = calloc((size_t)n, sizeof *map), *cmap = calloc((size_t)n, sizeof *cmap);
-    NNC_ASSERT(pos && map && cmap);
-    for (int id = 0; id < n; id++)
-        pos[id] = NEVER;
-    /* pos[s]: the first backward reader of s, or of a copy that reads s */
-    for (int u = 1; u < n; u++)
-        for (int k = 0; k < g->nodes[u].nin; k++) {
-            NodeId x = g->nodes[u].in[k];
-            if (S[x] && is_back(&g->nodes[u]) && u < pos[x])
-                pos[x] = u;
-        }
-    int ncopies = 0;
-    for (int s = n - 1; s >= 1; s--) {
-        if (!S[s] || pos[s] == NEVER)
+    NNC_ASSERT(key && ckey && items && dep && copied && reads && map && cmap);
+    /* the copies: values in S that a backward node or another copy reads */
+    for (int u = n - 1; u >= 1; u--) {
+        const Node *d = &g->nodes[u];
+        if (!is_back(d) && !copied[u])
             continue;
-        ncopies++;
-        for (int k = 0; k < g->nodes[s].nin; k++) {
+        for (int k = 0; k < d->nin; k++)
+            if (S[d->in[k]]) {
+                copied[d->in[k]] = true;
+                reads[u] = is_back(d);
+            }
+    }
+    for (int s = 1; s < n; s++)
+        for (int k = 0; k < g->nodes[s].nin && copied[s]; k++) {
             NodeId x = g->nodes[s].in[k];
-            if (S[x] && pos[s] < pos[x])
-                pos[x] = pos[s];
+            int d = copied[x] ? dep[x] : (int)x;
+            dep[s] = d > dep[s] ? d : dep[s];
         }
-    }
-    int cap = n + ncopies;
-    Node *nodes = calloc((size_t)cap, sizeof(Node));
-    NNC_ASSERT(nodes);
-    int next = 1;
+    /* places: a parameter's gradient that reads copies (a recomputed
+     * layer's weight gradient) moves up to right after its other inputs,
+     * so that its copies are made, read and dropped before the larger
+     * buffers of the input gradient exist; the rest stays in place */
     for (int u = 1; u < n; u++) {
-        for (int s = 1; s < n; s++) {       /* the copies that go before u */
-            if (!S[s] || pos[s] != u)
-                continue;
-            Node c = g->nodes[s];
-            for (int k = 0; k < c.nin; k++)
-                c.in[k] = cmap[c.in[k]] ? cmap[c.in[k]] : map[c.in[k]];
-            c.is_grad = true;
-            c.name = NULL;
-            c.kernel = NODE_NONE;
-            cmap[s] = (NodeId)next;
-            nodes[next++] = c;
+        const Node *d = &g->nodes[u];
+        key[u] = (Item){u, 1, u, 1, u};
+        if (!reads[u] || !is_param_grad(g, u))
+            continue;
+        int t = 0;
+        bool hoisted_input = false;
+        for (int k = 0; k < d->nin; k++) {
+            NodeId x = d->in[k];
+            int after = copied[x] ? dep[x] : (int)x;
+            t = after > t ? after : t;
+            hoisted_input |= !copied[x] && key[x].phase == 2;
         }
-        Node d = g->nodes[u];
-        for (int k = 0; k < d.nin; k++)
-            d.in[k] = is_back(&d) && cmap[d.in[k]] ? cmap[d.in[k]] : map[d.in[k]];
-        d.kernel = NODE_NONE;
-        map[u] = (NodeId)next;
-        nodes[next++] = d;
+        if (!hoisted_input && t < u)
+            key[u] = (Item){t, 2, u, 1, u};
     }
-    NNC_ASSERT(next == cap);
+    /* a copy goes right before its earliest reader: a backward node, or
+     * the copy of a node that reads it (larger ids: walk down) */
+    for (int s = n - 1; s >= 1; s--) {
+        if (!copied[s])
+            continue;
+        Item best = {0x7fffffff, 0, 0, 0, 0};
+        for (int u = s + 1; u < n; u++) {
+            const Node *d = &g->nodes[u];
+            bool back = is_back(d);
+            if (!back && !copied[u])
+                continue;
+            for (int k = 0; k < d->nin; k++)
+                if (d->in[k] == (NodeId)s) {
+                    Item r = back ? key[u] : ckey[u];
+                    if (item_cmp(&r, &best) < 0)
+                        best = r;
+                }
+        }
+        ckey[s] = (Item){best.slot, best.phase, best.reader, 0, s};
+    }
+    int ni = 0;
+    for (int u = 1; u < n; u++)
+        items[ni++] = key[u];
+    for (int s = 1; s < n; s++)
+        if (copied[s])
+            items[ni++] = ckey[s];
+    qsort(items, (size_t)ni, sizeof *items, item_qsort);
+    Node *nodes = calloc((size_t)ni + 1, sizeof(Node));
+    NNC_ASSERT(nodes);
+    for (int i = 0; i < ni; i++) {
+        const Item *it = &items[i];
+        Node d = g->nodes[it->id];
+        bool copy = it->order == 0, back = copy || is_back(&d);
+        for (int k = 0; k < d.nin; k++) {
+            NodeId x = d.in[k];
+            d.in[k] = back && copied[x] ? cmap[x] : map[x];
+            NNC_ASSERT(d.in[k] != NODE_NONE);
+        }
+        d.kernel = NODE_NONE;
+        if (copy) {
+            d.is_grad = true;   /* runs in the backward pass */
+            d.name = NULL;
+            cmap[it->id] = (NodeId)(i + 1);
+        } else {
+            map[it->id] = (NodeId)(i + 1);
+        }
+        nodes[i + 1] = d;
+    }
     free(g->nodes);
     g->nodes = nodes;
-    g->nnodes = g->cap = cap;
+    g->nnodes = g->cap = ni + 1;
     g->input = map[g->input];
     g->target = map[g->target];
     g->output = map[g->output];
@@ -121,7 +194,13 @@ int recompute_apply(Graph *g, const bool *S)
         if (g->grads && g->grads[i])
             g->grads[i] = map[g->grads[i]];
     }
-    free(pos);
+    int ncopies = ni - (n - 1);
+    free(key);
+    free(ckey);
+    free(items);
+    free(dep);
+    free(copied);
+    free(reads);
     free(map);
     free(cmap);
     return ncopies;
@@ -143,7 +222,7 @@ typedef struct Score {
     double integral, flops;
 } Score;
 
-static Score trial(const Graph *g0, const bool *S)
+static Score trial(const Graph *g0, const bool *S, bool fuse)
 {
     Graph t = *g0;
     t.nodes = malloc((size_t)g0->nnodes * sizeof(Node));
@@ -155,7 +234,8 @@ static Score trial(const Graph *g0, const bool *S)
     memcpy(t.grads, g0->grads, (size_t)g0->nparams * sizeof(NodeId));
     t.cap = t.nnodes;
     recompute_apply(&t, S);
-    pass_fuse(&t);
+    if (fuse)
+        pass_fuse(&t);
     ModelLayout l;
     Plan p;
     layout_build(&t, &l);
@@ -258,13 +338,14 @@ static size_t mem_with(const Compiled *c, size_t arena)
 }
 
 /* Rebuilds the plans of c after its graph changed. */
-static bool replan(Compiled *c)
+static bool replan(Compiled *c, bool fuse)
 {
     Graph *g = &c->g;
     plan_free(&c->train);
     plan_free(&c->predict);
     layout_free(&c->layout);
-    pass_fuse(g);
+    if (fuse)
+        pass_fuse(g);
     layout_build(g, &c->layout);
     plan_build(g, &c->layout, false, &c->train);
     plan_build(g, &c->layout, true, &c->predict);
@@ -273,7 +354,7 @@ static bool replan(Compiled *c)
     return verify(g) && plan_check(g, &c->train) && plan_check(g, &c->predict);
 }
 
-bool recompute_fit(Compiled *c, size_t budget)
+bool recompute_fit(Compiled *c, size_t budget, bool fuse)
 {
     Graph *g = &c->g;
     int n = g->nnodes;
@@ -285,7 +366,7 @@ bool recompute_fit(Compiled *c, size_t budget)
     int nc = candidates(g, &c->train, &cand);
     bool *S = calloc((size_t)n, sizeof(bool)), *in = calloc((size_t)nc + 1, sizeof(bool));
     NNC_ASSERT(S && in);
-    Score cur = trial(g, S);
+    Score cur = trial(g, S, fuse);
     bool fits = mem_with(c, cur.arena) <= budget, any = true;
     while (!fits && any) {
         any = false;
@@ -293,7 +374,7 @@ bool recompute_fit(Compiled *c, size_t budget)
             if (in[i])
                 continue;
             set_nodes(S, &cand[i], n, true);
-            Score t = trial(g, S);
+            Score t = trial(g, S, fuse);
             if (better(t, cur)) {
                 in[i] = any = true;
                 cur = t;
@@ -308,7 +389,7 @@ bool recompute_fit(Compiled *c, size_t budget)
         if (!in[i])
             continue;
         set_nodes(S, &cand[i], n, false);
-        Score t = trial(g, S);
+        Score t = trial(g, S, fuse);
         if (mem_with(c, t.arena) <= budget && t.flops <= cur.flops) {
             in[i] = false;
             cur = t;
@@ -328,7 +409,7 @@ bool recompute_fit(Compiled *c, size_t budget)
     bool ok = fits;
     if (fits) {
         c->recomputed = recompute_apply(g, S);
-        ok = replan(c);
+        ok = replan(c, fuse);
     }
     for (int i = 0; i < nc; i++)
         free(cand[i].nodes);
