@@ -10,6 +10,7 @@
  *          | 'loss' NAME | 'loss' call
  *          | 'optimizer' NAME | 'optimizer' call
  *          | 'batch' NUMBER
+ *          | 'freeze' NAME              NAME and what it depends on: frozen
  *          (';' between statements is optional)
  *   expr  := call | NAME | NUMBER | '-' NUMBER
  *          | '[' number (',' number)* ']'   a list (shape=[4, -1])
@@ -77,7 +78,7 @@ static void yyerror(YYLTYPE *l, yyscan_t scanner, struct ParseCtx *pc,
 }
 
 %token MODEL "'model'" INPUT "'input'" LOSS "'loss'"
-%token OPTIMIZER "'optimizer'" BATCH "'batch'"
+%token OPTIMIZER "'optimizer'" BATCH "'batch'" FREEZE "'freeze'"
 %token <str> IDENT "name"
 %token <num> NUMBER "number"
 
@@ -138,6 +139,9 @@ stmt:
         { $$ = ast_stmt(pc->arena, ST_OPTIMIZER, L(@1)); $$->expr = $2; }
   | BATCH number
         { $$ = ast_stmt(pc->arena, ST_BATCH, L(@1)); $$->expr = $2; }
+  | FREEZE IDENT
+        { $$ = ast_stmt(pc->arena, ST_FREEZE, L(@1));
+          $$->expr = ast_name(pc->arena, L(@2), $2); }
   | INPUT IDENT error
         { $$ = ast_stmt(pc->arena, ST_ERROR, L(@1));
           $$->name = $2; $$->name_loc = L(@2); $$->error_input = true; SKIP_LINE(); }
@@ -247,17 +251,18 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
     yysymbol_kind_t tok = yypcontext_token(ctx);
     const YYLTYPE *l = yypcontext_location(ctx);
     static const yysymbol_kind_t starts[] = {YYSYMBOL_INPUT, YYSYMBOL_IDENT, YYSYMBOL_LOSS,
-                                             YYSYMBOL_OPTIMIZER, YYSYMBOL_BATCH};
+                                             YYSYMBOL_OPTIMIZER, YYSYMBOL_BATCH,
+                                             YYSYMBOL_FREEZE};
     bool stmt = n > 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         stmt = stmt && has(exp, n, starts[i]);
     for (int i = 0; i < n; i++) {
         bool start = false;
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < 6; k++)
             start = start || exp[i] == starts[k];
         if (stmt && start)
             continue;
-        if (exp[i] == YYSYMBOL_12_ || (exp[i] == YYSYMBOL_YYEOF && has(exp, n, YYSYMBOL_MODEL)))
+        if (exp[i] == YYSYMBOL_13_ || (exp[i] == YYSYMBOL_YYEOF && has(exp, n, YYSYMBOL_MODEL)))
             continue;
         shown[ns++] = exp[i];
     }
@@ -265,7 +270,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
      * a statement): recovery skips the rest of the line */
     bool can_start = tok == YYSYMBOL_IDENT || tok == YYSYMBOL_INPUT || tok == YYSYMBOL_LOSS ||
                   tok == YYSYMBOL_OPTIMIZER || tok == YYSYMBOL_BATCH ||
-                  tok == YYSYMBOL_MODEL || tok == YYSYMBOL_11_;
+                  tok == YYSYMBOL_FREEZE || tok == YYSYMBOL_MODEL || tok == YYSYMBOL_12_;
     if (tok != YYSYMBOL_YYEOF && (l->first_line == pc->prev_line || !can_start))
         pc->skip_line = l->first_line;
     /* one error per line: this one may come from a bad character there */
@@ -291,8 +296,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
     /* the innermost open bracket, if its closer is what is missing */
     if (pc->depth > 0 && pc->depth <= PARSE_MAX_DEPTH) {
         const struct OpenBracket *o = &pc->open[pc->depth - 1];
-        yysymbol_kind_t closer = o->c == '(' ? YYSYMBOL_19_
-                                 : o->c == '[' ? YYSYMBOL_14_ : YYSYMBOL_11_;
+        yysymbol_kind_t closer = o->c == '(' ? YYSYMBOL_20_
+                                 : o->c == '[' ? YYSYMBOL_15_ : YYSYMBOL_12_;
         if (tok == YYSYMBOL_YYEOF || (!stmt && total <= 4 && has(exp, n, closer)))
             diag_note(o->loc, "to match this '%c'", o->c);
     }

@@ -655,9 +655,36 @@ static int lookup(const Entry *ents, size_t nents, const nnc_tensor *t)
     return strcmp(e->dtype, "F32") == 0 && same_shape(e->shape, t) ? 1 : -1;
 }
 
+/* Is `name` the optimizer state "optimizer.PARAM.SLOT" of a parameter
+ * PARAM among t[0 .. nreq) that has no state among t[nreq .. n)? Such a
+ * parameter is not trained here (frozen, or loaded as weights only), so
+ * the state a file holds for it (a checkpoint of the model trained
+ * whole) is skipped. */
+static int untrained_state(const char *name, const nnc_tensor *t, int nreq, int n)
+{
+    static const char pre[] = "optimizer.";
+    const size_t lp = sizeof pre - 1;
+    int i, k;
+
+    if (strncmp(name, pre, lp) != 0)
+        return 0;
+    for (i = 0; i < nreq; i++) {
+        size_t ln = strlen(t[i].name);
+        if (strncmp(name + lp, t[i].name, ln) != 0 || name[lp + ln] != '.' ||
+            strchr(name + lp + ln + 1, '.') != NULL)
+            continue;
+        for (k = nreq; k < n; k++)
+            if (strncmp(t[k].name, name, lp + ln + 1) == 0)
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
 /* t[0 .. nreq) must all be in the file, t[nreq .. n) all or none, and
- * nothing else (but torch's num_batches_tracked); *nload is how many to
- * copy (nreq or n). */
+ * nothing else (but torch's num_batches_tracked, and the optimizer state
+ * of parameters without state here: untrained_state); *nload is how many
+ * to copy (nreq or n). */
 static int match(const char *path, const Entry *ents, size_t nents, const nnc_tensor *t,
                  int nreq, int n, int *nload)
 {
@@ -687,13 +714,15 @@ static int match(const char *path, const Entry *ents, size_t nents, const nnc_te
                     "tensor '%s'", t[missing].name);
     *nload = nreq + have;
     for (j = 0; j < nents; j++)
-        skip += (size_t)nnc_st_ignorable(ents[j].name);
+        skip += (size_t)(nnc_st_ignorable(ents[j].name) ||
+                         untrained_state(ents[j].name, t, nreq, n));
     if (nents == (size_t)*nload + skip)
         return NNC_OK;
     for (j = 0; j < nents; j++) {   /* the one the model does not have */
         for (i = 0; i < *nload && strcmp(t[i].name, ents[j].name) != 0; i++)
             ;
-        if (i == *nload && !nnc_st_ignorable(ents[j].name))
+        if (i == *nload && !nnc_st_ignorable(ents[j].name) &&
+            !untrained_state(ents[j].name, t, nreq, n))
             return fail(NNC_ERR_MISMATCH, path, "tensor '%s' is not in the model",
                         ents[j].name);
     }

@@ -107,6 +107,7 @@ typedef struct Opts {
     long steps, eval_every, eval_batches, tokens, top_k;
     double val_fraction, temperature;
     int byte_vocab, epochs_set, text_set, no_cache;
+    const char *init_from;  /* train --init-from: initial weights only */
 } Opts;
 
 static const nnc_fit_model *M;
@@ -211,6 +212,8 @@ static void usage(FILE *f)
 "  --checkpoint PATH      checkpoint file (weights, optimizer state, step) ...\n"
 "  --checkpoint-every N   ... written every N epochs\n"
 "  --resume PATH          continue from a checkpoint\n"
+"  --init-from PATH       start from a checkpoint's weights (fresh optimizer, step 0;\n"
+"                         e.g. to fine-tune a model whose other layers are frozen)\n"
 "  --early-stop N         stop when val_loss (loss without validation) has not\n"
 "                         improved for N epochs\n"
 "  --log CSV              one line per epoch: %s\n"
@@ -271,7 +274,8 @@ enum {
     O_CKPT_EVERY, O_EARLY_STOP, O_THREADS, O_VAL_SPLIT, O_LR, O_SCALE, O_SEED,
     O_SHUFFLE, O_NO_SHUFFLE, O_ARGMAX, O_KEEP_DENORMALS,
     O_TEXT, O_PROMPT, O_STEPS, O_EVAL_EVERY, O_EVAL_BATCHES, O_TOKENS, O_TOP_K,
-    O_VAL_FRACTION, O_TEMPERATURE, O_BYTE_VOCAB, O_NO_CACHE
+    O_VAL_FRACTION, O_TEMPERATURE, O_BYTE_VOCAB, O_NO_CACHE,
+    O_INIT_FROM
 };
 
 static const struct option long_opts[] = {
@@ -281,6 +285,7 @@ static const struct option long_opts[] = {
     {"save", required_argument, NULL, O_SAVE},
     {"checkpoint", required_argument, NULL, O_CHECKPOINT},
     {"resume", required_argument, NULL, O_RESUME},
+    {"init-from", required_argument, NULL, O_INIT_FROM},
     {"log", required_argument, NULL, O_LOG},
     {"epochs", required_argument, NULL, O_EPOCHS},
     {"checkpoint-every", required_argument, NULL, O_CKPT_EVERY},
@@ -383,6 +388,7 @@ static int set_option(Opts *o, int c, const char *val)
     case O_SAVE: o->save = val; return 0;
     case O_CHECKPOINT: o->checkpoint = val; return 0;
     case O_RESUME: o->resume = val; return 0;
+    case O_INIT_FROM: o->init_from = val; return 0;
     case O_LOG: o->log = val; return 0;
     case O_SHUFFLE: o->shuffle = 1; return 0;
     case O_NO_SHUFFLE: o->shuffle = 0; return 0;
@@ -447,8 +453,13 @@ static int check_command(const Opts *o)
         return bad_usage("--checkpoint-every and --checkpoint go together");
     if (strcmp(o->cmd, "train") &&
         (o->resume || o->checkpoint || o->log || o->save || o->early_stop || o->lr > 0 ||
-         o->val_split > 0))
+         o->val_split > 0 || o->init_from))
         return bad_usage("%s takes no training options", o->cmd);
+    if (o->init_from && o->resume)
+        return bad_usage("--init-from and --resume exclude each other (--resume continues "
+                         "a run with its optimizer state)");
+    if (o->init_from && !M->load_weights)
+        return bad_usage("--init-from needs a program from a newer nnc");
     if (strcmp(o->cmd, "predict") && (o->out || o->argmax))
         return bad_usage("-o and --argmax are predict's");
     if (!strcmp(o->cmd, "train") && o->weights)
@@ -660,6 +671,18 @@ static int load_weights(void *ctx, const char *path)
     return 1;
 }
 
+/* evaluate, predict: the parameters alone (any optimizer state in the
+ * file, say of a model with other layers frozen, is not needed). */
+static int load_params(void *ctx, const char *path)
+{
+    int err = M->load_weights ? M->load_weights(ctx, path) : M->load(ctx, path);
+    if (err) {
+        fprintf(stderr, "%s: error: cannot load '%s': %s\n", prog, path, nnc_strerror(err));
+        return 0;
+    }
+    return 1;
+}
+
 static int cmd_evaluate(const Opts *o, void *ctx)
 {
     nnc_data x, y;
@@ -669,7 +692,7 @@ static int cmd_evaluate(const Opts *o, void *ctx)
     int ok = 0, in;
     memset(&x, 0, sizeof x);
     memset(&y, 0, sizeof y);
-    in = load_weights(ctx, weights_path(o, wb, sizeof wb)) && load_x(o, &x);
+    in = load_params(ctx, weights_path(o, wb, sizeof wb)) && load_x(o, &x);
     if (!dist_start(ctx, in && load_y(o, x.rows, &y), 0)) {
         nnc_data_free(&x);
         nnc_data_free(&y);
@@ -701,7 +724,7 @@ static int cmd_predict(const Opts *o, void *ctx)
     float *buf;
     size_t i, chunk = (size_t)M->batch * 8;
     int ok = 1, j;
-    if (!load_weights(ctx, weights_path(o, wb, sizeof wb)) || !load_x(o, &x))
+    if (!load_params(ctx, weights_path(o, wb, sizeof wb)) || !load_x(o, &x))
         return 1;
     if (o->out && !(f = fopen(o->out, "w"))) {
         fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, o->out, strerror(errno));
@@ -850,6 +873,21 @@ static int run_setup(Run *t)
         fprintf(stderr, "%s: error: out of memory\n", prog);
         return 0;
     }
+    return 1;
+}
+
+/* --init-from: a checkpoint's weights as the starting point (its
+ * optimizer state, if any, ignored: fresh state, step 0). */
+static int init_from(void *ctx, const Opts *o)
+{
+    int err = M->load_weights(ctx, o->init_from);
+    if (err) {
+        fprintf(stderr, "%s: error: cannot load '%s': %s\n", prog, o->init_from,
+                nnc_strerror(err));
+        return 0;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "%s: starting from the weights of %s\n", M->name, o->init_from);
     return 1;
 }
 
@@ -1073,6 +1111,8 @@ static int cmd_train(const Opts *o, void *ctx)
     ok = run_setup(&t) && (!o->resume || resume(&t, &first));
     if (!dist_start(ctx, ok, ok && D ? hash_bytes(t.x.data, t.x.rows * (size_t)M->in * 4,
                     hash_bytes(t.y.data, t.x.rows * (size_t)M->target * 4, 0)) : 0))
+        goto done;
+    if (o->init_from && !init_from(ctx, o))
         goto done;
     if (o->lr > 0)
         M->set_lr(ctx, (float)o->lr);

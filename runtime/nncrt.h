@@ -609,6 +609,9 @@ typedef struct nnc_fit_model {
     float *(*grads)(void *ctx, size_t *n);
     float *(*params)(void *ctx, size_t *n);
     uint64_t hash;
+    /* train --init-from: MODEL_load_weights (the parameters alone; fresh
+     * optimizer state, step 0), or NULL */
+    int (*load_weights)(void *ctx, const char *path);
 } nnc_fit_model;
 
 int nnc_fit_main(int argc, char **argv, const nnc_fit_model *m);

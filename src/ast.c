@@ -122,7 +122,8 @@ static void dump_expr(FILE *f, const Expr *e)
 void ast_dump(FILE *f, const Model *m)
 {
     static const char *kinds[] = {"input", "assign", "layer", "loss",
-                                  "optimizer", "batch"};
+                                  "optimizer", "batch", "error",
+                                  "freeze"};
     for (; m; m = m->next) {
         fprintf(f, "model %s\n", m->name);
         for (const Stmt *s = m->stmts; s; s = s->next) {

@@ -8,6 +8,13 @@
  * ordinary forward ops appended to the same graph, so everything after
  * this (passes, planning, emission) treats forward and backward alike.
  *
+ * Frozen parameters (trainable=false, `freeze`) are not differentiated:
+ * ad_build leaves them out of the wanted inputs, so no node that depends
+ * on frozen parameters alone is marked, and the backward pass stops
+ * below the lowest trainable layer (nothing computes a gradient that no
+ * update reads; the frozen ones keep grads[i] = NODE_NONE, as batchnorm's
+ * running statistics do, and so get no update and no optimizer state).
+ *
  * Two rules live here and nowhere else: a second gradient reaching the
  * same node is accumulated with ADD, and a gradient with the output's
  * shape is summed back to a broadcast input's shape with SUM_TO.
@@ -72,6 +79,25 @@ void ad_build(Graph *g)
     NodeId one = graph_const(g, NODE(g, g->loss)->loc, &scalar, 1.0);
     NODE(g, one)->what = "d(loss)/d(loss)";
     g->grads = calloc((size_t)g->nparams + 1, sizeof(NodeId));
-    NNC_ASSERT(g->grads);
-    ad_backward(g, g->loss, one, g->params, g->nparams, g->grads);
+    NodeId *wrt = calloc((size_t)g->nparams + 1, sizeof(NodeId));
+    NodeId *dw = calloc((size_t)g->nparams + 1, sizeof(NodeId));
+    NNC_ASSERT(g->grads && wrt && dw);
+    int n = 0;
+    for (int i = 0; i < g->nparams; i++)
+        if (!NODE(g, g->params[i])->is_frozen)
+            wrt[n++] = g->params[i];
+    ad_backward(g, g->loss, one, wrt, n, dw);
+    for (int i = 0, k = 0; i < g->nparams; i++)
+        if (!NODE(g, g->params[i])->is_frozen)
+            g->grads[i] = dw[k++];
+    free(wrt);
+    free(dw);
+}
+
+bool ad_any_frozen(const Graph *g)
+{
+    for (int i = 0; i < g->nparams; i++)
+        if (NODE(g, g->params[i])->is_frozen)
+            return true;
+    return false;
 }

@@ -247,7 +247,16 @@ size_t graph_param_floats(const Graph *g, bool trained)
 {
     size_t n = 0;
     for (int i = 0; i < g->nparams; i++)
-        if (graph_is_trained(g, i) == trained)
+        if (graph_is_trained(g, i) == trained && !NODE(g, g->params[i])->is_frozen)
+            n += shape_numel(&NODE(g, g->params[i])->shape);
+    return n;
+}
+
+size_t graph_frozen_floats(const Graph *g)
+{
+    size_t n = 0;
+    for (int i = 0; i < g->nparams; i++)
+        if (NODE(g, g->params[i])->is_frozen)
             n += shape_numel(&NODE(g, g->params[i])->shape);
     return n;
 }

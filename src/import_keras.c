@@ -172,7 +172,8 @@ static bool get_bool(const cJSON *cfg, const char *key, bool def)
 
 static bool used(const Imp *im, const char *s)
 {
-    static const char *const reserved[] = {"model", "input", "loss", "optimizer", "batch"};
+    static const char *const reserved[] = {"model", "input", "loss", "optimizer", "batch",
+                                             "freeze"};
     for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
         if (!strcmp(s, reserved[i]))
             return true;
@@ -321,6 +322,8 @@ static bool layer_dense(Imp *im, const cJSON *cfg, const char *name)
     const char *head = arena_printf(&im->arena, "dense(%s, %d", im->cur, (int)units->valuedouble);
     if (!get_bool(cfg, "use_bias", true))
         head = arena_printf(&im->arena, "%s, use_bias=false", head);
+    if (!get_bool(cfg, "trainable", true))  /* a frozen Keras layer */
+        head = arena_printf(&im->arena, "%s, trainable=false", head);
     im->dim[0] = (int)units->valuedouble;
     return emit_with_activation(im, name, head, get(cfg, "activation"));
 }
@@ -356,6 +359,8 @@ static bool layer_conv(Imp *im, const cJSON *cfg, const char *name)
         head = arena_printf(&im->arena, "%s, padding=same", head);
     if (!get_bool(cfg, "use_bias", true))
         head = arena_printf(&im->arena, "%s, use_bias=false", head);
+    if (!get_bool(cfg, "trainable", true))  /* a frozen Keras layer */
+        head = arena_printf(&im->arena, "%s, trainable=false", head);
     im->dim[0] = oh;
     im->dim[1] = ow;
     im->dim[2] = (int)filters->valuedouble;

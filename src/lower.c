@@ -217,6 +217,10 @@ static NodeId lower_call(Lower *L, const Expr *call)
     NodeId y = ly->lower(L, ly, call, in, nin, &args);
     if (y == NODE_NONE || !check_sizes(L, first, ly->name, cloc))
         return NODE_NONE;
+    if (arg_exists(ly->params, "trainable") && !arg_bool(&args, "trainable"))
+        for (int id = (int)first; id < L->g->nnodes; id++)  /* this layer's parameters */
+            if (L->g->nodes[id].role == R_PARAM)
+                L->g->nodes[id].is_frozen = true;
     set_origin(L, y, cloc, NULL, ly->name);
     return y;
 }
@@ -313,6 +317,8 @@ static void lower_input(Lower *L, const Stmt *s)
     L->prev = x;
 }
 
+static void lower_freeze(Lower *L, const Stmt *s);
+
 static void lower_stmt(Lower *L, const Stmt *s)
 {
     NodeId v;
@@ -361,6 +367,9 @@ static void lower_stmt(Lower *L, const Stmt *s)
             diag_error(s->expr->loc, "batch must be an integer between 1 and 65536, got %g",
                        s->expr->num);
         break;
+    case ST_FREEZE:
+        lower_freeze(L, s);
+        break;
     case ST_ERROR:
         /* a syntax error, reported: its name is known, without a value */
         if (s->name && !lookup(L, s->name))
@@ -398,6 +407,31 @@ static void mark_inputs(const Graph *g, NodeId id, bool *mark)
         if (mark[i])
             for (int k = 0; k < g->nodes[i].nin; k++)
                 mark[g->nodes[i].in[k]] = true;
+}
+
+/* freeze NAME: every parameter that the value NAME depends on (the
+ * layers up to and including the one that made it) is frozen, as
+ * trainable=false on each of them would: a feature extractor kept as
+ * loaded while the layers after it are fine-tuned. */
+static void lower_freeze(Lower *L, const Stmt *s)
+{
+    Graph *g = L->g;
+    NodeId v = lower_expr(L, s->expr);  /* an undefined name is reported */
+    if (v == NODE_NONE)
+        return;
+    bool *mark = calloc((size_t)g->nnodes, sizeof(bool));
+    NNC_ASSERT(mark);
+    mark_inputs(g, v, mark);
+    int n = 0;
+    for (int i = 0; i < g->nparams; i++)
+        if (mark[g->params[i]]) {
+            NODE(g, g->params[i])->is_frozen = true;
+            n++;
+        }
+    free(mark);
+    if (n == 0)
+        diag_warning(s->expr->loc, "'%s' depends on no parameters: freeze has no effect",
+                     s->expr->name);
 }
 
 /* Warns once about each named value, and otherwise each layer, that does

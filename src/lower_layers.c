@@ -843,6 +843,8 @@ static NodeId lower_batchnorm(Lower *L, const LayerInfo *ly, const Expr *call,
 #define ONE .min_in = 1, .max_in = 1
 #define ACTIVATION_ARG {.name = "activation", .type = A_ACT, .def_name = "linear"}
 #define USE_BIAS_ARG {.name = "use_bias", .type = A_BOOL, .def = 1}
+/* every layer with parameters: false freezes them (lower.c) */
+#define TRAINABLE_ARG {.name = "trainable", .type = A_BOOL, .def = 1, .keyword_only = true}
 #define PADDING_ARG {.name = "padding", .type = A_NAME, .def_name = "valid"}
 #define POOL_ARGS                                                                        \
     {{.name = "pool_size", .type = A_INT, .def = 2, .range = R_BETWEEN(1, 1 << 10)},      \
@@ -854,7 +856,7 @@ const LayerInfo layer_table[] = {
     {.name = "dense", ONE, .lower = lower_dense,
      .params = {{.name = "units", .type = A_INT, .required = true, .range = R_POSITIVE_GOT},
                 ACTIVATION_ARG, USE_BIAS_ARG,
-                {.name = "tied", .type = A_NAME, .keyword_only = true}}},
+                {.name = "tied", .type = A_NAME, .keyword_only = true}, TRAINABLE_ARG}},
     {.name = "relu", ACT(OP_RELU)},
     {.name = "sigmoid", ACT(OP_SIGMOID)},
     {.name = "tanh", ACT(OP_TANH)},
@@ -877,7 +879,7 @@ const LayerInfo layer_table[] = {
                 {.name = "kernel_size", .type = A_INT, .required = true,
                  .range = R_BETWEEN(1, 1 << 10)},
                 {.name = "strides", .type = A_INT, .def = 1, .range = R_BETWEEN(1, 1 << 10)},
-                PADDING_ARG, ACTIVATION_ARG, USE_BIAS_ARG}},
+                PADDING_ARG, ACTIVATION_ARG, USE_BIAS_ARG, TRAINABLE_ARG}},
     {.name = "maxpool2d", ONE, .lower = lower_pool, .params = POOL_ARGS},
     {.name = "avgpool2d", ONE, .lower = lower_pool, .params = POOL_ARGS},
     {.name = "global_avgpool2d", ONE, .lower = lower_global_avgpool},
@@ -888,14 +890,16 @@ const LayerInfo layer_table[] = {
      .params = {{.name = "vocab", .type = A_INT, .required = true, .alias = "input_dim",
                  .range = R_BETWEEN(1, 1 << 24)},
                 {.name = "dim", .type = A_INT, .required = true, .alias = "output_dim",
-                 .range = R_BETWEEN(1, 1 << 24)}}},
+                 .range = R_BETWEEN(1, 1 << 24)}, TRAINABLE_ARG}},
     {.name = "dropout", ONE, .lower = lower_dropout,
      .params = {{.name = "rate", .type = A_NUM, .required = true, .range = R_UNIT_GOT}}},
     {.name = "layernorm", ONE, .lower = lower_layernorm,
-     .params = {{.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE}}},
+     .params = {{.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE},
+                TRAINABLE_ARG}},
     {.name = "position_embedding", ONE, .lower = lower_position_embedding,
      .params = {{.name = "max_len", .type = A_INT, .required = true,
-                 .alias = "sequence_length", .range = R_BETWEEN(1, 1 << 24)}}},
+                 .alias = "sequence_length", .range = R_BETWEEN(1, 1 << 24)},
+                TRAINABLE_ARG}},
     {.name = "rescaling", ONE, .lower = lower_rescaling,
      .params = {{.name = "scale", .type = A_NUM, .required = true},
                 {.name = "offset", .type = A_NUM}}},
@@ -917,14 +921,15 @@ const LayerInfo layer_table[] = {
                 {.name = "axis", .type = A_INT, .def = -1}}},
     {.name = "batchnorm", ONE, .lower = lower_batchnorm,
      .params = {{.name = "momentum", .type = A_NUM, .def = 0.99, .range = R_UNIT_GOT},
-                {.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE_GOT}}},
+                {.name = "epsilon", .type = A_NUM, .def = 1e-3, .range = R_POSITIVE_GOT},
+                TRAINABLE_ARG}},
     /* attention (lower_attention.c) */
     {.name = "multihead_attention", ONE, .lower = lower_multihead_attention,
      .params = {{.name = "heads", .type = A_INT, .required = true, .alias = "num_heads",
                  .range = R_BETWEEN(1, 1 << 16)},
                 {.name = "causal", .type = A_BOOL},
                 {.name = "dropout", .type = A_NUM, .range = R_UNIT_GOT},
-                USE_BIAS_ARG}},
+                USE_BIAS_ARG, TRAINABLE_ARG}},
     {.name = "scaled_dot_product_attention", .min_in = 3, .max_in = 3,
      .lower = lower_scaled_dot_product_attention,
      .params = {{.name = "causal", .type = A_BOOL, .alias = "is_causal"},

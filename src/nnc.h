@@ -126,7 +126,7 @@ struct Arg {
 };
 
 typedef enum { ST_INPUT, ST_ASSIGN, ST_LAYER, ST_LOSS, ST_OPTIMIZER,
-               ST_BATCH, ST_ERROR } StmtKind;
+               ST_BATCH, ST_ERROR, ST_FREEZE } StmtKind;
 
 typedef struct Stmt {
     StmtKind kind;
@@ -135,7 +135,7 @@ typedef struct Stmt {
     Loc name_loc;
     Arg *dims;          /* ST_INPUT: dimensions (numbers) */
     Expr *expr;         /* ST_ASSIGN, ST_LAYER, ST_LOSS, ST_OPTIMIZER,
-                           ST_BATCH (the number) */
+                           ST_BATCH (the number), ST_FREEZE (the name) */
     bool error_input;   /* ST_ERROR (a syntax error): in an input
                            statement; `name` is what it declares or
                            assigns, if the error came after it */
@@ -259,6 +259,8 @@ typedef struct Node {
     Loc loc;                /* the DSL text this node derives from */
     const char *what;       /* short description for comments ("dense") */
     bool is_grad;           /* made by autodiff */
+    bool is_frozen;         /* R_PARAM: trainable=false or under `freeze`:
+                               saved and loaded, never differentiated */
     NodeId kernel;          /* fuse: the root of the kernel that computes
                                this node; NODE_NONE: a kernel of its own */
 } Node;
@@ -380,8 +382,11 @@ bool graph_rewrite(Graph *g, RewriteFn rule);
 /* Is parameter i trained (it has a gradient, after autodiff)? Batchnorm's
  * running statistics are not: PyTorch calls them buffers. */
 bool graph_is_trained(const Graph *g, int i);
-/* Floats of the parameters that are trained (trained = true) or not. */
+/* Floats of the parameters that are trained (trained = true) or not
+ * (batchnorm's running statistics; frozen parameters count in neither). */
 size_t graph_param_floats(const Graph *g, bool trained);
+/* Floats of the frozen parameters (trainable=false, freeze). */
+size_t graph_frozen_floats(const Graph *g);
 size_t shape_numel(const Shape *s);
 bool shape_eq(const Shape *a, const Shape *b);
 /* "(32, 128)" into a static rotating buffer, for messages. */
@@ -421,8 +426,11 @@ bool lower_model(const Model *m, Graph *g);
  * the gradient of wrt[i] (NODE_NONE if y does not depend on it). */
 void ad_backward(Graph *g, NodeId y, NodeId dy, const NodeId *wrt, int n,
                  NodeId *dx);
-/* Differentiates the loss with respect to every parameter (g->grads). */
+/* Differentiates the loss with respect to every parameter that is not
+ * frozen (g->grads; NODE_NONE for the frozen ones). */
 void ad_build(Graph *g);
+/* Has the model frozen parameters (trainable=false, freeze)? */
+bool ad_any_frozen(const Graph *g);
 /* Appends one UPDATE node per parameter. */
 void optim_build(Graph *g);
 /* The name of state buffer s in checkpoints, after torch.optim's state
@@ -475,6 +483,12 @@ typedef enum {
 typedef struct ModelLayout {
     size_t *param_off;      /* by node id (params only) */
     size_t param_floats;    /* size of the parameter region */
+    size_t *grad_off;       /* by node id (trained params only): offset of
+                               the gradient and each optimizer state buffer
+                               in their regions; frozen parameters and
+                               batchnorm's statistics have neither */
+    size_t grad_floats;     /* size of the gradient region (and of each
+                               optimizer state buffer) */
     int nstate;             /* optimizer state buffers per parameter */
     bool grads_exclusive;   /* every parameter gradient can live in the
                                gradient region */
@@ -547,6 +561,11 @@ typedef struct Compiled {
     struct Compiled *decode;
     const struct Compiled *owner;
     int nodes_before;           /* training graph nodes before passes */
+    /* --max-ram (recompute.c): the budget (0: none), the forward nodes
+     * recomputed in the backward pass, the step's FLOPs without them */
+    size_t max_ram;
+    int recomputed;
+    double recompute_base_flops;
     size_t naive_train;         /* floats, one buffer per value (before passes) */
     size_t naive_predict;
 } Compiled;
@@ -556,8 +575,18 @@ typedef struct PipelineOptions {
     int opt;                /* -O level */
     const char *dump_after; /* stage name, "all" or NULL */
     bool verify_all;        /* verify after every stage, not only passes */
+    size_t max_ram;         /* --max-ram: bytes for the whole context, 0: none */
 } PipelineOptions;
 bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c);
+/* recompute.c (--max-ram): recomputes forward values in the backward
+ * pass so that the whole context fits `budget` bytes, at little extra
+ * work (a greedy search, measured by planning trial graphs); false after
+ * an error naming the smallest budget found. Runs on a compiled model and
+ * rebuilds its plans (fusing again when `fuse`: the -O level runs fuse). */
+bool recompute_fit(Compiled *c, size_t budget, bool fuse);
+/* Copies every node s with S[s] (by id) for its backward readers, right
+ * before the first of them; renumbers; returns the number of copies. */
+int recompute_apply(Graph *g, const bool *S);
 void pipeline_free(Compiled *c);
 /* lower.c: the decode graph of a sequence model (input (batch, T) token
  * ids into an embedding, attention only in causal multihead_attention

@@ -23,6 +23,12 @@
 static bool run_autodiff(Graph *g)
 {
     ad_build(g);
+    bool any = false;
+    for (int i = 0; i < g->nparams; i++)
+        any = any || g->grads[i] != NODE_NONE;
+    if (!any && ad_any_frozen(g))
+        diag_error(g->loc, "every parameter of model '%s' is frozen: nothing to train",
+                   g->name);
     return true;
 }
 
@@ -149,6 +155,8 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
             continue;
         if (p->run)
             p->run(g);
+        if (diag_errors > 0)    /* a stage's error (all frozen) */
+            return false;
         if (o->dump_after && (!strcmp(o->dump_after, p->name) || !strcmp(o->dump_after, "all"))) {
             fprintf(stderr, "# after %s\n", p->name);
             ir_print(stderr, g);
@@ -170,6 +178,10 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
         return false;
     if (diag_errors == 0)
         compile_decode(m, o, c);
+    /* --max-ram: recomputation in the backward pass (issue 16) */
+    if (diag_errors == 0 && o->max_ram > 0 &&
+        !recompute_fit(c, o->max_ram, o->opt >= pipeline_pass("fuse")->level))
+        return false;
     return diag_errors == 0;
 }
 

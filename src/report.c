@@ -30,6 +30,8 @@ static cJSON *model_stats(const Compiled *c)
      * statistics), as <PREFIX>_PARAMS and <PREFIX>_BUFFERS count them */
     cJSON_AddNumberToObject(o, "params", (double)graph_param_floats(g, true));
     cJSON_AddNumberToObject(o, "buffers", (double)graph_param_floats(g, false));
+    /* frozen parameters (trainable=false, freeze): saved, not trained */
+    cJSON_AddNumberToObject(o, "frozen_params", (double)graph_frozen_floats(g));
     cJSON_AddNumberToObject(o, "flops_train_step", c->train.flops);
     cJSON_AddNumberToObject(o, "flops_predict", c->predict.flops);
     cJSON_AddNumberToObject(o, "nodes_before_passes", c->nodes_before);
@@ -53,6 +55,12 @@ static cJSON *model_stats(const Compiled *c)
     cJSON_AddNumberToObject(o, "grad_bytes", (double)rg * 4);
     cJSON_AddNumberToObject(o, "opt_state_bytes", (double)rs * 4);
     cJSON_AddNumberToObject(o, "mem_bytes", (double)emit_mem_bytes(c));
+    if (c->max_ram > 0) {   /* --max-ram: what recomputation costs */
+        cJSON_AddNumberToObject(o, "max_ram", (double)c->max_ram);
+        cJSON_AddNumberToObject(o, "recomputed_nodes", c->recomputed);
+        cJSON_AddNumberToObject(o, "recompute_flops",
+                                c->train.flops - c->recompute_base_flops);
+    }
     return o;
 }
 

@@ -63,6 +63,10 @@ static void header_sizes(Buf *out, const Compiled *c, const EmitOptions *o, cons
     buf_printf(out, "#define %s_BUFFERS %zu  /* parameters not trained: batchnorm's running\n"
                     " * statistics (PyTorch's buffers), updated by train_step */\n", P,
                graph_param_floats(g, false));
+    if (graph_frozen_floats(g) > 0)
+        buf_printf(out, "#define %s_FROZEN %zu  /* frozen parameters (trainable=false, freeze):\n"
+                        " * saved and loaded, not trained: no gradient, no optimizer state */\n",
+                   P, graph_frozen_floats(g));
     if (o->weights)
         buf_printf(out, "#define %s_WEIGHTS_EMBEDDED 1  /* create/init copy weights from %s */\n",
                    P, o->weights->source);
@@ -138,6 +142,11 @@ static void header_api(Buf *out, const EmitOptions *o, const char *P)
         " * is wrong (with the file). */\n"
         "int %s_save(const %s_ctx *ctx, const char *path);\n"
         "int %s_load(%s_ctx *ctx, const char *path);\n", p, p, p, p);
+    buf_printf(out,
+        "/* The parameters alone, ignoring any optimizer state in the file; the\n"
+        " * state is reset and the step set to 0 (fine-tuning from a checkpoint\n"
+        " * of the model trained whole, e.g. with some layers now frozen). */\n"
+        "int %s_load_weights(%s_ctx *ctx, const char *path);\n", p, p);
     buf_printf(out,
         "/* PyTorch interop: load also takes a state dict in PyTorch's layout\n"
         " * (any file whose metadata lacks \"format\": \"nnc\"): conv kernels\n"

@@ -82,7 +82,7 @@ static void kernel_table(Buf *out, const Compiled *c, const Plan *p, const char 
                 buf_printf(&ops, "%s%s", m ? "+" : "", op_name(NODE(g, id)->op));
         }
         if (optab[r->op].kind == K_UPDATE && kr->n > 1) {
-            size_t pf = c->layout.param_floats;
+            size_t pf = c->layout.grad_floats;
             bytes = 4.0 * (double)pf * (2.0 + 2.0 * c->layout.nstate + 1.0);
         }
         buf_printf(out, "    {\"%s\", \"%s%s\", %.0f, %.0f},\n", emit_loc(r->loc), ops.data,

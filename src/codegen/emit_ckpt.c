@@ -74,12 +74,49 @@ static int emit_tensors(Buf *out, const Compiled *c, const char *p)
     return nt;
 }
 
+/* <p>_load: the parameters, and the optimizer state and step when the
+ * file has them (else fresh state, step 0). With weights_only,
+ * <p>_load_weights: the parameters alone, whatever else the file holds
+ * (a checkpoint of a model trained whole, loaded to fine-tune part of it:
+ * fresh optimizer state and step 0, so the schedule starts over). */
+static void emit_load(Buf *out, const Compiled *c, const char *p, int nt, bool weights_only)
+{
+    const Graph *g = &c->g;
+    const char *fn = weights_only ? "load_weights" : "load";
+    Regions rg = emit_offsets(c);
+    buf_printf(out, "\nint %s_%s(%s_ctx *ctx, const char *path)\n{\n", p, fn, p);
+    buf_printf(out, "    nnc_tensor t[%d];\n", nt);
+    buf_puts(out, "    int found = 0, err;\n    uint64_t step = 0;\n");
+    buf_printf(out, "    if (!ctx || !path) {\n        nnc_set_error(\"%s_%s: a NULL argument\");"
+                    "\n        return NNC_ERR_ARG;\n    }\n", p, fn);
+    buf_printf(out, "    %s_tensors(ctx, t);\n", p);
+    /* an unreadable header goes to nnc_ckpt_load_opt, which refuses it with
+     * the detailed message */
+    buf_printf(out, "    if (nnc_ckpt_is_nnc(path) == 0)  /* PyTorch's layout: weights only */\n"
+                    "        err = nnc_ckpt_load_torch(path, t, %s_torch_layout, %d);\n",
+               p, g->nparams);
+    buf_printf(out, "    else\n        err = nnc_ckpt_load_opt(path, t, %d, %d, &found, &step);\n",
+               g->nparams, weights_only ? g->nparams : nt);
+    buf_puts(out, "    if (err)\n        return err;\n");
+    if (c->layout.nstate > 0) {
+        buf_printf(out, "    if (!found) {  /* weights only: fresh optimizer state */\n");
+        buf_printf(out, "        memset(ctx->mem + %zu, 0, sizeof(float) * %zu);\n", rg.state,
+                   rg.scratch - rg.state);
+        emit_state_init(out, c);
+        buf_puts(out, "        step = 0;\n    }\n");
+    } else {
+        buf_puts(out, "    (void)found;\n");
+    }
+    if (weights_only)
+        buf_puts(out, "    step = 0;\n");
+    buf_puts(out, "    ctx->step = step;\n    return 0;\n}\n");
+}
+
 void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
 {
     const Graph *g = &c->g;
     Buf *out = e->out;
-    int ns = c->layout.nstate, nt = emit_tensors(out, c, p);
-    Regions rg = emit_offsets(c);
+    int nt = emit_tensors(out, c, p);
     emit_torch_layout(out, g, p);
     buf_printf(out, "\nint %s_save(const %s_ctx *ctx, const char *path)\n{\n", p, p);
     buf_printf(out, "    nnc_tensor t[%d];\n", nt);
@@ -91,30 +128,8 @@ void emit_checkpoints(Emit *e, const Compiled *c, const char *p)
     buf_puts(out, "    snprintf(step, sizeof step, \"%lu\", (unsigned long)ctx->step);\n");
     buf_printf(out, "    %s_tensors(ctx, t);\n", p);
     buf_printf(out, "    return nnc_ckpt_save(path, t, %d, meta);\n}\n", nt);
-    buf_printf(out, "\nint %s_load(%s_ctx *ctx, const char *path)\n{\n", p, p);
-    buf_printf(out, "    nnc_tensor t[%d];\n", nt);
-    buf_puts(out, "    int found = 0, err;\n    uint64_t step = 0;\n");
-    buf_printf(out, "    if (!ctx || !path) {\n        nnc_set_error(\"%s_load: a NULL argument\");"
-                    "\n        return NNC_ERR_ARG;\n    }\n", p);
-    buf_printf(out, "    %s_tensors(ctx, t);\n", p);
-    /* an unreadable header goes to nnc_ckpt_load_opt, which refuses it with
-     * the detailed message */
-    buf_printf(out, "    if (nnc_ckpt_is_nnc(path) == 0)  /* PyTorch's layout: weights only */\n"
-                    "        err = nnc_ckpt_load_torch(path, t, %s_torch_layout, %d);\n",
-               p, g->nparams);
-    buf_printf(out, "    else\n        err = nnc_ckpt_load_opt(path, t, %d, %d, &found, &step);\n",
-               g->nparams, nt);
-    buf_puts(out, "    if (err)\n        return err;\n");
-    if (ns > 0) {
-        buf_puts(out, "    if (!found) {  /* weights only: fresh optimizer state */\n");
-        buf_printf(out, "        memset(ctx->mem + %zu, 0, sizeof(float) * %zu);\n", rg.state,
-                   rg.scratch - rg.state);
-        emit_state_init(out, c);
-        buf_puts(out, "        step = 0;\n    }\n");
-    } else {
-        buf_puts(out, "    (void)found;\n");
-    }
-    buf_puts(out, "    ctx->step = step;\n    return 0;\n}\n");
+    emit_load(out, c, p, nt, false);
+    emit_load(out, c, p, nt, true);
     buf_printf(out, "\nint %s_export(const %s_ctx *ctx, const char *path)\n{\n", p, p);
     buf_printf(out, "    nnc_tensor t[%d];\n", nt);
     buf_printf(out, "    const char *meta[] = {\"format\", \"pt\", \"model\", \"%s\", NULL};\n",

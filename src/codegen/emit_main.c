@@ -143,6 +143,8 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
                     "{\n    return %s_save((const %s_ctx *)ctx, path);\n}\n", p, p);
     buf_printf(out, "static int fit_load(void *ctx, const char *path)\n"
                     "{\n    return %s_load((%s_ctx *)ctx, path);\n}\n", p, p);
+    buf_printf(out, "static int fit_load_weights(void *ctx, const char *path)\n"
+                    "{\n    return %s_load_weights((%s_ctx *)ctx, path);\n}\n", p, p);
     buf_printf(out, "static void fit_set_lr(void *ctx, float lr) { %s_set_lr((%s_ctx *)ctx, "
                     "lr); }\n", p, p);
     buf_printf(out, "static float fit_get_lr(void *ctx) { return %s_get_lr((const %s_ctx *)"
@@ -173,10 +175,11 @@ void emit_main(Buf *out, const Compiled *c, const EmitOptions *o)
                seq_len, rows);
     buf_printf(out, "        %s,  /* generation with a cache of keys and values */\n",
                c->decode && seq_len ? "fit_decode" : "NULL");
-    buf_printf(out, "        %s,\n        UINT64_C(0x%016llx)};  /* the model's hash */\n",
+    buf_printf(out, "        %s,\n        UINT64_C(0x%016llx),  /* the model's hash */\n",
                split ? "fit_grad_step, fit_apply_update, fit_grads, fit_params"
                      : "NULL, NULL, NULL, NULL",
                (unsigned long long)model_hash(out));
+    buf_puts(out, "        fit_load_weights};  /* train --init-from */\n");
     buf_puts(out, "#ifdef NNC_MPI\n"
                   "    return nnc_mpi_fit_main(argc, argv, &model);\n"
                   "#else\n"

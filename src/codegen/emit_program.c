@@ -28,8 +28,8 @@ void emit_regions(const Compiled *c, size_t *params, size_t *grads, size_t *stat
     if (c->owner)   /* a decode program runs in its model's context */
         c = c->owner;
     *params = c->layout.param_floats;
-    *grads = c->layout.grads_exclusive ? c->layout.param_floats : 0;
-    *state = (size_t)c->layout.nstate * c->layout.param_floats;
+    *grads = c->layout.grads_exclusive ? c->layout.grad_floats : 0;
+    *state = (size_t)c->layout.nstate * c->layout.grad_floats;
     *scratch = c->train.arena_floats > c->predict.arena_floats ? c->train.arena_floats
                                                                 : c->predict.arena_floats;
     if (c->decode && c->decode->predict.arena_floats > *scratch)
@@ -53,6 +53,13 @@ void emit_source_begin(Buf *out, const char *header)
     buf_puts(out, "#include <math.h>\n#include <stdint.h>\n#include <stdlib.h>\n"
                   "#include <stdio.h>\n#include <string.h>\n\n#include \"nncrt.h\"\n");
     buf_printf(out, "#include \"%s\"\n", header);
+}
+
+/* Has parameter i a gradient and optimizer state (G_, S_ macros)? Only
+ * the trained ones; all of them in a graph without a backward pass. */
+static bool trained(const Graph *g, int i)
+{
+    return !g->grads || g->grads[i] != NODE_NONE;
 }
 
 static void emit_layout(Emit *e, const Compiled *c, const char *p)
@@ -79,15 +86,18 @@ static void emit_layout(Emit *e, const Compiled *c, const char *p)
     for (int i = 0; i < g->nparams; i++) {
         NodeId pid = g->params[i];
         const Node *n = NODE(g, pid);
-        size_t off = c->layout.param_off[pid];
-        buf_printf(out, "#define W_%s (ctx->mem + %zu)  /* %s %s */\n", emit_ident(n->name), off,
-                   n->name, shape_str(&n->shape));
+        size_t off = c->layout.grad_off[pid];
+        buf_printf(out, "#define W_%s (ctx->mem + %zu)  /* %s %s%s */\n", emit_ident(n->name),
+                   c->layout.param_off[pid], n->name, shape_str(&n->shape),
+                   n->is_frozen ? ", frozen" : "");
+        if (!trained(g, i))
+            continue;
         if (rg.state > rg.grads)
             buf_printf(out, "#define G_%s (ctx->mem + %zu)  /* gradient */\n",
                        emit_ident(n->name), rg.grads + off);
         for (int s = 0; s < c->layout.nstate; s++)
             buf_printf(out, "#define S%d_%s (ctx->mem + %zu)  /* optimizer state %d */\n", s,
-                       emit_ident(n->name), rg.state + (size_t)s * c->layout.param_floats + off, s);
+                       emit_ident(n->name), rg.state + (size_t)s * c->layout.grad_floats + off, s);
     }
 }
 
@@ -99,6 +109,8 @@ static void emit_undefs(Buf *out, const Compiled *c)
     for (int i = 0; i < g->nparams; i++) {
         const char *n = emit_ident(NODE(g, g->params[i])->name);
         buf_printf(out, "#undef W_%s\n", n);
+        if (!trained(g, i))
+            continue;
         if (rg.state > rg.grads)
             buf_printf(out, "#undef G_%s\n", n);
         for (int s = 0; s < c->layout.nstate; s++)

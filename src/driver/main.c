@@ -39,6 +39,7 @@ typedef struct Options {
     const char *calibrate;  /* --calibrate=DATA */
     double calib_scale;     /* --calibrate-scale (default 1) */
     int calib_rows;         /* --calibrate-rows (default 512) */
+    size_t max_ram;         /* --max-ram: bytes for the context, 0: none */
 } Options;
 
 static const char usage_head[] =
@@ -78,6 +79,10 @@ static const char usage_tail[] =
     "                     samples (CSV, IDX or .npy, gzipped or not; max-abs)\n"
     "  --calibrate-scale=F  multiply the DATA values by F (1/255 for bytes)\n"
     "  --calibrate-rows=N use the first N rows of DATA (default 512)\n"
+    "  --max-ram=BYTES    make the whole context (PREFIX_MEM_BYTES) fit BYTES\n"
+    "                     (suffix K, M or G: 1024-based) by recomputing forward\n"
+    "                     values in the backward pass; an error names the\n"
+    "                     smallest budget found when BYTES is too small\n"
     "  -MD                write a make dependency file (OUT.d beside -o OUT)\n"
     "  -MF FILE.d         its name (implies -MD)\n"
     "  --version          print the version\n"
@@ -112,7 +117,7 @@ static bool is_ident(const char *s)
 /* ---- the command line (getopt_long) -------------------------------------- */
 
 enum { OPT_EMIT = 256, OPT_MODEL, OPT_PREFIX, OPT_WEIGHTS_FROM, OPT_WEIGHTS, OPT_SEED,
-       OPT_DUMP_AFTER, OPT_VERIFY, OPT_VERSION,
+       OPT_DUMP_AFTER, OPT_VERIFY, OPT_VERSION, OPT_MAX_RAM,
        OPT_QUANTIZE, OPT_CALIBRATE, OPT_CALIB_SCALE, OPT_CALIB_ROWS };
 
 static const struct option long_opts[] = {
@@ -130,6 +135,7 @@ static const struct option long_opts[] = {
     {"calibrate", required_argument, NULL, OPT_CALIBRATE},
     {"calibrate-scale", required_argument, NULL, OPT_CALIB_SCALE},
     {"calibrate-rows", required_argument, NULL, OPT_CALIB_ROWS},
+    {"max-ram", required_argument, NULL, OPT_MAX_RAM},
     {NULL, 0, NULL, 0},
 };
 
@@ -154,6 +160,20 @@ static void set_seed(Options *o, const char *v)
     if (!*v || *d || (strtoull(v, NULL, 10), errno))
         bad_usage("--seed '%s' is not an unsigned 64-bit integer", v);
     o->seed = v;
+}
+
+/* --max-ram=BYTES: a positive integer, optionally K, M or G (x 1024^k). */
+static void set_max_ram(Options *o, const char *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (shift)
+        end++;
+    if (*v < '0' || *v > '9' || *end || errno || n == 0 || n > (SIZE_MAX >> 31))
+        bad_usage("--max-ram '%s' is not a number of bytes (e.g. 20000000 or 20M)", v);
+    o->max_ram = (size_t)n << shift;
 }
 
 /* -MD, or -MF FILE (the file is the next argument). */
@@ -215,6 +235,7 @@ static void set_option(Options *o, int c, const char *v, int argc, char **argv)
     case OPT_SEED: set_seed(o, v); break;
     case OPT_DUMP_AFTER: o->dump_after = v; break;
     case OPT_VERIFY: o->verify_all = true; break;
+    case OPT_MAX_RAM: set_max_ram(o, v); break;
     case 'O':
         if (strlen(v) != 1 || v[0] < '0' || v[0] > '2')
             bad_usage("unknown option '%s'", argv[optind - 1]);
@@ -470,7 +491,7 @@ static int compile_models(const Model *models, const Options *o, Compiled *graph
     for (const Model *m = models; m; m = m->next) {
         if (o->model && strcmp(o->model, m->name))
             continue;
-        PipelineOptions po = {o->opt, o->dump_after, o->verify_all};
+        PipelineOptions po = {o->opt, o->dump_after, o->verify_all, o->max_ram};
         if (diag_errors) {  /* only check the others, to report their errors too */
             Graph g;
             lower_model(m, &g);

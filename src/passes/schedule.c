@@ -40,10 +40,16 @@ void layout_build(const Graph *g, ModelLayout *l)
 {
     memset(l, 0, sizeof *l);
     l->param_off = calloc((size_t)g->nnodes, sizeof(size_t));
-    NNC_ASSERT(l->param_off);
+    l->grad_off = calloc((size_t)g->nnodes, sizeof(size_t));
+    NNC_ASSERT(l->param_off && l->grad_off);
     for (int i = 0; i < g->nparams; i++) {
+        size_t n = align_floats(shape_numel(&NODE(g, g->params[i])->shape));
         l->param_off[g->params[i]] = l->param_floats;
-        l->param_floats += align_floats(shape_numel(&NODE(g, g->params[i])->shape));
+        l->param_floats += n;
+        if (g->grads && g->grads[i] == NODE_NONE)
+            continue;   /* not trained: no gradient, no optimizer state */
+        l->grad_off[g->params[i]] = l->grad_floats;
+        l->grad_floats += n;
     }
     for (int id = 1; id < g->nnodes; id++)
         if (optab[g->nodes[id].op].kind == K_UPDATE)
@@ -63,6 +69,7 @@ void layout_build(const Graph *g, ModelLayout *l)
 void layout_free(ModelLayout *l)
 {
     free(l->param_off);
+    free(l->grad_off);
     memset(l, 0, sizeof *l);
 }
 
@@ -310,7 +317,7 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
         if (r == REG_PARAM)
             p->offset[id] = l->param_off[id];
         if (r == REG_GRAD)
-            p->offset[id] = l->param_off[g->params[param_index(g, (NodeId)id)]];
+            p->offset[id] = l->grad_off[g->params[param_index(g, (NodeId)id)]];
         if (r != REG_NONE && kidx[id] >= 0)
             p->def[id] = p->last[id] = kidx[id];
         if (p->in_prog[id] && optab[n->op].kind != K_SOURCE)

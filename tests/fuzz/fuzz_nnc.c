@@ -25,7 +25,7 @@ static void compile(const Model *models, int opt)
 {
     for (const Model *m = models; m; m = m->next) {
         Compiled c;
-        PipelineOptions po = {opt, NULL, opt == 1};
+        PipelineOptions po = {opt, NULL, opt == 1, 0};
         int before = diag_errors;
         bool ok = pipeline_compile(m, &po, &c);
         if (ok && diag_errors == before) {

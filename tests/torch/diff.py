@@ -509,6 +509,19 @@ MODELS = [
          targets="onehot", loss=softmax_ce,
          optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
          seed=5),
+    # frozen parameters (freeze, trainable=false): requires_grad=False in
+    # torch, and an optimizer over the others
+    dict(name="cnn_head", module=Cnn, batch=4, n_in=64, n_out=3,
+         targets="onehot", loss=softmax_ce,
+         frozen=["conv2d_0.weight", "conv2d_0.bias", "conv2d_1.weight",
+                 "conv2d_1.bias"],
+         optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+         seed=5),
+    dict(name="cnn_mid", module=Cnn, batch=4, n_in=64, n_out=3,
+         targets="onehot", loss=softmax_ce,
+         frozen=["conv2d_1.weight", "conv2d_1.bias"],
+         optim=lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-7),
+         seed=24),
     dict(name="cnn_bn", module=CnnBN, batch=4, n_in=72, n_out=3,
          targets="onehot", loss=softmax_ce,
          optim=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
@@ -704,7 +717,9 @@ def torch_train(spec, init, batches):
     for k, v in model.state_dict().items():  # num_batches_tracked
         full.setdefault(k, v)
     model.load_state_dict(full, strict=True)
-    opt = spec["optim"](model.parameters())
+    for name, p in model.named_parameters():
+        p.requires_grad_(name not in spec.get("frozen", ()))
+    opt = spec["optim"]([p for p in model.parameters() if p.requires_grad])
     sched = spec["sched"](opt) if "sched" in spec else None
     losses = []
     for x, y in batches:
@@ -713,7 +728,8 @@ def torch_train(spec, init, batches):
         losses.append(loss.item())
         loss.backward()
         if "clip" in spec:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec["clip"])
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.requires_grad], spec["clip"])
         opt.step()
         if sched:
             sched.step()
@@ -724,7 +740,7 @@ def torch_train(spec, init, batches):
              for k, v in drop_counters(model.state_dict()).items()}
     ostate = {}
     for name, p in model.named_parameters():
-        for slot, v in opt.state[p].items():
+        for slot, v in opt.state[p].items() if p in opt.state else ():
             if slot != "step" and isinstance(v, torch.Tensor):
                 ostate["optimizer.%s.%s" % (name, slot)] = v.numpy().copy()
     return losses, state, preds, ostate

@@ -23,7 +23,7 @@ static bool compile_text(const char *text, int opt, Compiled *c)
 {
     Model *m = parse(text);
     cr_assert(m, "parse failed:\n%s", text);
-    PipelineOptions po = {opt, NULL, true};
+    PipelineOptions po = {opt, NULL, true, 0};
     return pipeline_compile(m, &po, c);
 }
 
@@ -351,5 +351,64 @@ Test(passes, running_statistics_are_buffers)
     cr_assert(strstr(h.data, "#define BN_PARAMS 134 "), "%s", h.data);
     cr_assert(strstr(h.data, "#define BN_BUFFERS 20 "), "%s", h.data);
     buf_free(&h);
+    pipeline_free(&c);
+}
+
+/* ---- issue 16: frozen parameters, recomputation under --max-ram ------------- */
+
+static const char small_cnn[] =
+    "model c { input img[10, 10, 1]\n"
+    "  conv2d(4, 3, activation=relu)\n  f = maxpool2d(2)\n  flatten\n"
+    "  dense(8, activation=relu)\n  dense(3)\n"
+    "  loss softmax_cross_entropy\n  optimizer adam\n  batch 8 }\n";
+
+/* freeze f: the conv has no gradient, no state, and the gradient and
+ * state regions hold the dense layers only. */
+Test(passes, frozen_parameters_get_no_gradient)
+{
+    Compiled a, b;
+    char text[sizeof small_cnn + 16];
+    cr_assert(compile_text(small_cnn, 2, &a));
+    snprintf(text, sizeof text, "%s", small_cnn);
+    char *at = strstr(text, "  flatten");
+    memmove(at + 11, at, strlen(at) + 1);
+    memcpy(at, "  freeze f\n", 11);
+    cr_assert(compile_text(text, 2, &b), "%s", text);
+    for (int i = 0; i < b.g.nparams; i++) {
+        const Node *p = NODE(&b.g, b.g.params[i]);
+        bool conv = !strncmp(p->name, "conv2d_0.", 9);
+        cr_assert_eq(p->is_frozen, conv, "%s", p->name);
+        cr_assert_eq(b.g.grads[i] == NODE_NONE, conv, "%s", p->name);
+    }
+    cr_assert_eq(graph_frozen_floats(&b.g), 40);
+    cr_assert_eq(b.layout.grad_floats + align_floats(36) + align_floats(4),
+                 a.layout.grad_floats);
+    cr_assert_lt(b.train.flops, a.train.flops);
+    pipeline_free(&a);
+    pipeline_free(&b);
+}
+
+/* A budget between the smallest found and the plan without recomputation
+ * compiles to a checked plan that fits; one far below is refused. */
+Test(passes, recomputation_fits_the_budget)
+{
+    Compiled a, b, c;
+    cr_assert(compile_text(small_cnn, 2, &a));
+    size_t full = emit_mem_bytes(&a);
+    Model *m = parse(small_cnn);
+    PipelineOptions po = {2, NULL, true, full - full / 8};
+    cr_assert(pipeline_compile(m, &po, &b));
+    cr_assert_leq(emit_mem_bytes(&b), po.max_ram);
+    cr_assert_gt(b.recomputed, 0);
+    cr_assert_geq(b.train.flops, a.train.flops);
+    cr_assert(check_quietly(&b.g, &b.train) && check_quietly(&b.g, &b.predict));
+    po.max_ram = 1000;
+    diag_quiet = true;
+    int errors = diag_errors;
+    cr_assert(!pipeline_compile(parse(small_cnn), &po, &c));
+    cr_assert_eq(diag_errors, errors + 1);
+    diag_quiet = false;
+    pipeline_free(&a);
+    pipeline_free(&b);
     pipeline_free(&c);
 }
