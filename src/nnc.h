@@ -87,6 +87,7 @@ typedef struct Loc {
 } Loc;
 
 extern int diag_errors;         /* errors reported so far */
+#define DIAG_MAX_ERRORS 20      /* errors printed; past them nnc stops reading */
 extern bool diag_quiet;         /* tests: count errors, print nothing */
 extern FILE *diag_out;          /* default stderr */
 
