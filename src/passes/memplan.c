@@ -16,6 +16,7 @@
  * kernel (--emit=stats reports both).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "nnc.h"
 
@@ -70,39 +71,45 @@ static int by_last(const void *a, const void *b)
     return x->last != y->last ? (x->last > y->last ? -1 : 1) : tie(x, y);
 }
 
-static int by_off(const void *a, const void *b)
-{
-    const Slot *x = *(const Slot *const *)a, *y = *(const Slot *const *)b;
-    return x->off < y->off ? -1 : x->off > y->off;
-}
-
 static bool live_together(int d1, int l1, int d2, int l2)
 {
     return d1 <= l2 && d2 <= l1;
 }
 
+/* A placed slot, in the offset-sorted array that place() keeps. */
+typedef struct Placed {
+    size_t off, end;
+    int def, last;
+} Placed;
+
 /* Places slots in the given order, each at the lowest offset that is
- * free for its whole lifetime; returns the arena size. */
-static size_t place(Slot *s, int ns, const Slot **placed)
+ * free for its whole lifetime; returns the arena size. The slots placed
+ * so far are kept sorted by offset (pl, room for ns), so each placement
+ * is one scan over them, stopping at the first gap that fits, and one
+ * insertion; slots at the same offset may come in any order, which does
+ * not change where the gap is. */
+static size_t place(Slot *s, int ns, Placed *pl)
 {
     size_t top = 0;
     for (int i = 0; i < ns; i++) {
-        int nc = 0;
-        for (int j = 0; j < i; j++)
-            if (live_together(s[i].def, s[i].last, s[j].def, s[j].last))
-                placed[nc++] = &s[j];
-        qsort(placed, (size_t)nc, sizeof(Slot *), by_off);
         size_t off = 0;
-        for (int j = 0; j < nc; j++) {
-            if (placed[j]->off >= off + s[i].size)
+        int j, at;
+        for (j = 0; j < i; j++) {
+            if (!live_together(s[i].def, s[i].last, pl[j].def, pl[j].last))
+                continue;
+            if (pl[j].off >= off + s[i].size)
                 break;
-            size_t end = placed[j]->off + placed[j]->size;
-            if (end > off)
-                off = end;
+            if (pl[j].end > off)
+                off = pl[j].end;
         }
         s[i].off = off;
         if (off + s[i].size > top)
             top = off + s[i].size;
+        /* insert after the last slot at or below off */
+        for (at = j < i ? j : i; at > 0 && pl[at - 1].off > off; at--)
+            ;
+        memmove(&pl[at + 1], &pl[at], (size_t)(i - at) * sizeof *pl);
+        pl[at] = (Placed){off, off + s[i].size, s[i].def, s[i].last};
     }
     return top;
 }
@@ -112,7 +119,7 @@ void plan_memory(const Graph *g, Plan *p)
     int nn = g->nnodes;
     int *slot_of = malloc((size_t)nn * sizeof(int));
     Slot *slots = calloc((size_t)nn, sizeof(Slot));
-    const Slot **placed = calloc((size_t)nn, sizeof(Slot *));
+    Placed *placed = calloc((size_t)nn, sizeof(Placed));
     NNC_ASSERT(slot_of && slots && placed);
     int ns = 0;
     for (int id = 1; id < nn; id++) {
@@ -213,40 +220,72 @@ static bool lifetimes_cover_uses(const Graph *g, const Plan *p)
     return true;
 }
 
+/* Buffers of the arena or gradient region, sorted by offset (plan_check). */
+typedef struct Buf_ {
+    NodeId id;
+    size_t off, end;
+} Buf_;
+
+static int by_start(const void *a, const void *b)
+{
+    const Buf_ *x = a, *y = b;
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Every pair of buffers of one region that overlap in memory: sorted by
+ * offset, each buffer is compared with those that start before it ends
+ * (in a plan that reuses memory few do, so the check is about linear in
+ * the buffers rather than quadratic). */
 bool plan_check(const Graph *g, const Plan *p)
 {
-    int nn = g->nnodes;
+    int nn = g->nnodes, nb = 0;
     if (!lifetimes_cover_uses(g, p))
         return false;
+    Buf_ *bufs = malloc((size_t)nn * sizeof *bufs);
+    NNC_ASSERT(bufs);
     for (int a = 1; a < nn; a++) {
         Region ra = p->region[a];
         if (ra != REG_ARENA && ra != REG_GRAD)
             continue;
         size_t sa = shape_numel(&g->nodes[a].shape);
+        bool ok = true;
         if (p->offset[a] % ALIGN_FLOATS)
-            return conflict(g, (NodeId)a, (NodeId)a, "is not 64-byte aligned");
-        if (ra == REG_ARENA && p->offset[a] + sa > p->arena_floats)
-            return conflict(g, (NodeId)a, (NodeId)a, "lies outside the arena");
-        if (p->def[a] < 0 || p->last[a] < p->def[a])
-            return conflict(g, (NodeId)a, (NodeId)a, "has no lifetime");
-        for (int b = a + 1; b < nn; b++) {
-            if (p->region[b] != ra)
-                continue;
-            size_t sb = shape_numel(&g->nodes[b].shape);
-            bool overlap = p->offset[a] < p->offset[b] + sb && p->offset[b] < p->offset[a] + sa;
-            if (!overlap)
-                continue;
-            if (ra == REG_GRAD)
-                return conflict(g, (NodeId)a, (NodeId)b, "share gradient memory");
+            ok = conflict(g, (NodeId)a, (NodeId)a, "is not 64-byte aligned");
+        else if (ra == REG_ARENA && p->offset[a] + sa > p->arena_floats)
+            ok = conflict(g, (NodeId)a, (NodeId)a, "lies outside the arena");
+        else if (p->def[a] < 0 || p->last[a] < p->def[a])
+            ok = conflict(g, (NodeId)a, (NodeId)a, "has no lifetime");
+        if (!ok) {
+            free(bufs);
+            return false;
+        }
+        bufs[nb++] = (Buf_){(NodeId)a, p->offset[a], p->offset[a] + sa};
+    }
+    qsort(bufs, (size_t)nb, sizeof *bufs, by_start);
+    bool ok = true;
+    for (int i = 0; i < nb && ok; i++) {
+        for (int j = i + 1; j < nb && bufs[j].off < bufs[i].end && ok; j++) {
+            NodeId a = bufs[i].id < bufs[j].id ? bufs[i].id : bufs[j].id;
+            NodeId b = bufs[i].id < bufs[j].id ? bufs[j].id : bufs[i].id;
+            Region ra = p->region[a];
+            if (p->region[b] != ra || !(bufs[i].off < bufs[j].end))
+                continue;   /* (bufs[j] empty, at bufs[i]'s start) */
+            if (ra == REG_GRAD) {
+                ok = conflict(g, a, b, "share gradient memory");
+                break;
+            }
             if (!live_together(p->def[a], p->last[a], p->def[b], p->last[b]))
                 continue;
             /* allowed only for an elementwise result written over an input
              * that dies in the same kernel, element for element */
-            if (in_place_of(p, (NodeId)b, (NodeId)a) && p->offset[a] == p->offset[b] &&
+            if (in_place_of(p, b, a) && p->offset[a] == p->offset[b] &&
                 p->last[a] == p->def[b])
                 continue;
-            return conflict(g, (NodeId)a, (NodeId)b, "overlap while both are live");
+            ok = conflict(g, a, b, "overlap while both are live");
         }
     }
-    return true;
+    free(bufs);
+    return ok;
 }
