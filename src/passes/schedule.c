@@ -259,7 +259,7 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
     p->kernels = calloc((size_t)nn, sizeof(Kernel));
     p->members = calloc((size_t)nn, sizeof(NodeId));
     int *kidx = malloc((size_t)nn * sizeof(int));
-    int *of_grad = grad_index(g);
+    int *of_grad = p->grad_of = grad_index(g);
     NNC_ASSERT(p->in_prog && p->region && p->offset && p->def && p->last && p->shares &&
                p->kernels && p->members && kidx);
     mark_program(g, predict, p->in_prog);
@@ -350,7 +350,6 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
     for (int k = 0; k < p->nkernels; k++)
         find_in_place(g, p, &p->kernels[k], kidx);
     free(kidx);
-    free(of_grad);
 }
 
 void plan_free(Plan *p)
@@ -361,6 +360,7 @@ void plan_free(Plan *p)
     free(p->def);
     free(p->last);
     free(p->shares);
+    free(p->grad_of);
     free(p->kernels);
     free(p->members);
     memset(p, 0, sizeof *p);
