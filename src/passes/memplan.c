@@ -331,9 +331,11 @@ static bool lifetimes_cover_uses(const Graph *g, const Plan *p)
     return true;
 }
 
-/* Buffers of the arena or gradient region, sorted by offset (plan_check). */
+/* Buffers of the arena or gradient region (plan_check), in the order the
+ * check visits them. */
 typedef struct Buf_ {
     NodeId id;
+    int def;
     size_t off, end;
 } Buf_;
 
@@ -345,58 +347,93 @@ static int by_start(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Every pair of buffers of one region that overlap in memory: sorted by
- * offset, each buffer is compared with those that start before it ends
- * (in a plan that reuses memory few do, so the check is about linear in
- * the buffers rather than quadratic). */
+static int by_def_id(const void *a, const void *b)
+{
+    const Buf_ *x = a, *y = b;
+    if (x->def != y->def)
+        return x->def < y->def ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* May a and b (a < b) share memory? Only when they are never live at
+ * once, or for an elementwise result written over an input that dies in
+ * the same kernel, element for element. */
+static bool may_share(const Plan *p, NodeId a, NodeId b)
+{
+    if (!live_together(p->def[a], p->last[a], p->def[b], p->last[b]))
+        return true;
+    return in_place_of(p, b, a) && p->offset[a] == p->offset[b] && p->last[a] == p->def[b];
+}
+
+/* Gradients never share memory: sorted by offset, each starts at or after
+ * the end of all before it. */
+static bool check_grads(const Graph *g, Buf_ *gr, int n)
+{
+    qsort(gr, (size_t)n, sizeof *gr, by_start);
+    for (int i = 1, top = 0; i < n; i++) {
+        if (gr[i].off < gr[top].end && gr[i].off < gr[i].end) {
+            NodeId a = gr[top].id < gr[i].id ? gr[top].id : gr[i].id;
+            return conflict(g, a, gr[top].id ^ gr[i].id ^ a, "share gradient memory");
+        }
+        if (gr[i].end > gr[top].end)
+            top = i;
+    }
+    return true;
+}
+
+/* Arena buffers in the order of their defs (ties by id), each compared
+ * with the one that last held each 64-byte unit of its memory: if any
+ * two buffers may not share memory, some buffer and the last holder of
+ * a unit it covers may not either, so this finds a conflict if there is
+ * one, in time proportional to the buffers' sizes (a quadratic check
+ * over pairs took seconds on deep models). */
+static bool check_arena(const Graph *g, const Plan *p, Buf_ *ar, int n)
+{
+    size_t units = p->arena_floats / ALIGN_FLOATS + 1;
+    NodeId *holder = calloc(units, sizeof *holder);
+    NNC_ASSERT(holder);
+    qsort(ar, (size_t)n, sizeof *ar, by_def_id);
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        size_t end = (ar[i].end + ALIGN_FLOATS - 1) / ALIGN_FLOATS;
+        for (size_t u = ar[i].off / ALIGN_FLOATS; u < end && ok; u++) {
+            NodeId h = holder[u], b = ar[i].id;
+            if (h && h != b && !may_share(p, h < b ? h : b, h < b ? b : h))
+                ok = conflict(g, h < b ? h : b, h < b ? b : h, "overlap while both are live");
+            holder[u] = b;
+        }
+    }
+    free(holder);
+    return ok;
+}
+
 bool plan_check(const Graph *g, const Plan *p)
 {
-    int nn = g->nnodes, nb = 0;
+    int nn = g->nnodes, nar = 0, ngr = 0;
     if (!lifetimes_cover_uses(g, p))
         return false;
-    Buf_ *bufs = malloc((size_t)nn * sizeof *bufs);
-    NNC_ASSERT(bufs);
-    for (int a = 1; a < nn; a++) {
+    Buf_ *ar = malloc((size_t)nn * sizeof *ar), *gr = malloc((size_t)nn * sizeof *gr);
+    NNC_ASSERT(ar && gr);
+    bool ok = true;
+    for (int a = 1; a < nn && ok; a++) {
         Region ra = p->region[a];
         if (ra != REG_ARENA && ra != REG_GRAD)
             continue;
         size_t sa = shape_numel(&g->nodes[a].shape);
-        bool ok = true;
         if (p->offset[a] % ALIGN_FLOATS)
             ok = conflict(g, (NodeId)a, (NodeId)a, "is not 64-byte aligned");
         else if (ra == REG_ARENA && p->offset[a] + sa > p->arena_floats)
             ok = conflict(g, (NodeId)a, (NodeId)a, "lies outside the arena");
         else if (p->def[a] < 0 || p->last[a] < p->def[a])
             ok = conflict(g, (NodeId)a, (NodeId)a, "has no lifetime");
-        if (!ok) {
-            free(bufs);
-            return false;
-        }
-        bufs[nb++] = (Buf_){(NodeId)a, p->offset[a], p->offset[a] + sa};
+        Buf_ b = {(NodeId)a, p->def[a], p->offset[a], p->offset[a] + sa};
+        if (ra == REG_ARENA)
+            ar[nar++] = b;
+        else
+            gr[ngr++] = b;
     }
-    qsort(bufs, (size_t)nb, sizeof *bufs, by_start);
-    bool ok = true;
-    for (int i = 0; i < nb && ok; i++) {
-        for (int j = i + 1; j < nb && bufs[j].off < bufs[i].end && ok; j++) {
-            NodeId a = bufs[i].id < bufs[j].id ? bufs[i].id : bufs[j].id;
-            NodeId b = bufs[i].id < bufs[j].id ? bufs[j].id : bufs[i].id;
-            Region ra = p->region[a];
-            if (p->region[b] != ra || !(bufs[i].off < bufs[j].end))
-                continue;   /* (bufs[j] empty, at bufs[i]'s start) */
-            if (ra == REG_GRAD) {
-                ok = conflict(g, a, b, "share gradient memory");
-                break;
-            }
-            if (!live_together(p->def[a], p->last[a], p->def[b], p->last[b]))
-                continue;
-            /* allowed only for an elementwise result written over an input
-             * that dies in the same kernel, element for element */
-            if (in_place_of(p, b, a) && p->offset[a] == p->offset[b] &&
-                p->last[a] == p->def[b])
-                continue;
-            ok = conflict(g, a, b, "overlap while both are live");
-        }
-    }
-    free(bufs);
+    ok = ok && check_grads(g, gr, ngr) && check_arena(g, p, ar, nar);
+    free(ar);
+    free(gr);
     return ok;
 }
