@@ -339,8 +339,10 @@ static int convert(nnc_data *d, const unsigned char *p, size_t count, int t, int
         }
         if (!isfinite(x) || fabs(x) > 3.4028234663852886e38)
             return fail(err, es, NNC_ERR_FORMAT,
-                        "%s: value %zu (byte offset %zu) is not a finite float", d->path, i,
-                        d->offset + i * (size_t)sz);
+                        "%s: row %zu, column %zu (value %zu, byte offset %zu) is not a finite "
+                        "float: %s", d->path, i / (d->cols ? d->cols : 1) + 1,
+                        i % (d->cols ? d->cols : 1) + 1, i, d->offset + i * (size_t)sz,
+                        x != x ? "NaN" : isinf(x) ? "infinity" : "out of float range");
         d->data[i] = (float)x;
     }
     return 0;

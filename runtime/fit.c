@@ -31,6 +31,7 @@
  * would have drawn and generate encodes with the training vocabulary.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -891,6 +892,39 @@ static int init_from(void *ctx, const Opts *o)
     return 1;
 }
 
+/* ---- checkpoints: stale temporary files ----
+ *
+ * nnc_ckpt_save writes "<path>.tmp.XXXXXX" beside the checkpoint and
+ * renames it over the checkpoint, so a kill leaves the checkpoint whole
+ * (the old one or the new one) but may leave the temporary file behind.
+ * A run that checkpoints to path removes those of an earlier run: the
+ * path is this run's to write. */
+static void remove_stale_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0, blen = strlen(base);
+    char *dir = malloc(dlen + 2), *name;
+    DIR *d;
+    struct dirent *e;
+    if (dir == NULL)
+        return;
+    memcpy(dir, path, dlen);
+    strcpy(dir + dlen, dlen ? "" : ".");
+    d = opendir(dir);
+    while (d && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, base, blen) != 0 || strncmp(e->d_name + blen, ".tmp.", 5) != 0 ||
+            strlen(e->d_name) != blen + 11 || (name = malloc(dlen + blen + 12)) == NULL)
+            continue;
+        memcpy(name, path, dlen);
+        strcpy(name + dlen, e->d_name);
+        unlink(name);
+        free(name);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
 /* --resume: the checkpoint's weights, and the epoch to continue at. */
 static int resume(const Run *t, long *first)
 {
@@ -1114,6 +1148,8 @@ static int cmd_train(const Opts *o, void *ctx)
         goto done;
     if (o->init_from && !init_from(ctx, o))
         goto done;
+    if (o->checkpoint && rank_of() == 0)   /* the writer's to clean */
+        remove_stale_temps(o->checkpoint);
     if (o->lr > 0)
         M->set_lr(ctx, (float)o->lr);
     if (o->log && !open_log(&t))
@@ -1409,6 +1445,8 @@ static int cmd_train_text(const Opts *o, void *ctx)
     ok = text_setup(&t) && (!o->resume || resume_text(&t));
     if (!dist_start(ctx, ok, ok && D ? hash_bytes(t.text.tok, t.text.n, t.text.ntrain) : 0))
         goto done;
+    if (o->checkpoint && rank_of() == 0)   /* the writer's to clean */
+        remove_stale_temps(o->checkpoint);
     if (o->lr > 0)
         M->set_lr(ctx, (float)o->lr);
     if (o->log && !open_log_as(o, &t.log, "step,loss,val_loss,lr,seconds"))

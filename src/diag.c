@@ -23,7 +23,7 @@
 
 #include "nnc.h"
 
-#define MAX_ERRORS 20
+#define MAX_ERRORS DIAG_MAX_ERRORS
 
 int diag_errors;
 bool diag_quiet;
@@ -72,23 +72,51 @@ void diag_flush(void)
     fflush(out());
 }
 
+/* Of a line longer than this, only this many bytes around the column are
+ * shown (a file without newlines is one line). */
+#define SHOW_MAX 512
+
 static void show_line(Buf *b, Loc loc)
 {
     const char *p = loc.src->text;
-    for (int l = 1; l < loc.line && *p; p++)
-        if (*p == '\n')
-            l++;
-    const char *end = p;
-    while (*end && *end != '\n' && *end != '\r')
+    for (int l = 1; l < loc.line && p; l++)
+        if ((p = strchr(p, '\n')) != NULL)
+            p++;
+    if (!p)
+        p = loc.src->text + strlen(loc.src->text);
+    const char *line = p, *end = p;
+    const char *at = line + loc.col - 1;  /* the column, if on the line */
+    const char *stop = at + SHOW_MAX;     /* the line is not read past it */
+    while (end < stop && *end && *end != '\n' && *end != '\r')
         end++;
-    buf_printf(b, "%.*s\n", (int)(end - p), p);
+    bool cut_left = false, cut_right = end == stop && *end && *end != '\n' && *end != '\r';
+    if (end - line > SHOW_MAX || cut_right) {
+        if (at > end)
+            at = end;
+        if (at - line > SHOW_MAX / 2) {
+            p = at - SHOW_MAX / 2;
+            while (p < at && (*p & 0xc0) == 0x80)  /* not inside a character */
+                p++;
+            cut_left = true;
+        }
+        if (end - p > SHOW_MAX) {
+            end = p + SHOW_MAX;
+            cut_right = true;
+        }
+        while (cut_right && end > p && (*end & 0xc0) == 0x80)
+            end--;
+    }
+    buf_printf(b, "%s%.*s%s\n", cut_left ? "..." : "", (int)(end - p), p,
+               cut_right ? "..." : "");
     /* caret: keep tabs so that it lines up under the column; one space
      * per UTF-8 character (columns count bytes) */
-    for (int c = 1; c < loc.col && p + c - 1 < end; c++)
-        if ((p[c - 1] & 0xc0) != 0x80)
-            buf_puts(b, p[c - 1] == '\t' ? "\t" : " ");
+    if (cut_left)
+        buf_puts(b, "   ");
+    for (const char *c = p; c < at && c < end; c++)
+        if ((*c & 0xc0) != 0x80)
+            buf_puts(b, *c == '\t' ? "\t" : " ");
     buf_puts(b, "^");
-    for (int i = 1; i < loc.len && p + loc.col - 1 + i < end; i++)
+    for (int i = 1; i < loc.len && at + i < end; i++)
         buf_puts(b, "~");
     buf_puts(b, "\n");
 }

@@ -47,6 +47,11 @@ typedef struct Lower {
     bool decode;
     bool no_decode;         /* a layer that cannot decode one position */
     NodeId decode_pos;      /* (1, 1): the position, input column 1 */
+    /* check_param_name: the layer names of params[0 .. nindexed), open
+     * addressing (entries: param index + 1, 0 empty), in L->arena */
+    int *layer_index;
+    size_t layer_cap;
+    int nindexed;
 } Lower;
 
 /* Emitted loops index with int: a tensor holds at most 2^30 floats. */

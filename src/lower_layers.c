@@ -69,16 +69,63 @@ const char *layer_name(Lower *L, const Expr *call, const char *kind, int *counte
     return arena_printf(L->arena, "%s_%d", kind, (*counter)++);
 }
 
+/* A parameter's layer: its name up to the first '.' ("dense_0.weight"). */
+static size_t layer_len(const char *name)
+{
+    return strcspn(name, ".");
+}
+
+static size_t layer_hash(const char *name, size_t len)
+{
+    size_t h = 5381;
+    for (size_t i = 0; i < len; i++)
+        h = h * 33 + (unsigned char)name[i];
+    return h;
+}
+
+/* The slot of layer name[0 .. len) in L's index: its entry or an empty one. */
+static size_t layer_slot(const Lower *L, const char *name, size_t len)
+{
+    size_t i = layer_hash(name, len) & (L->layer_cap - 1);
+    for (; L->layer_index[i]; i = (i + 1) & (L->layer_cap - 1)) {
+        const char *p = NODE(L->g, L->g->params[L->layer_index[i] - 1])->name;
+        if (layer_len(p) == len && !strncmp(p, name, len))
+            break;
+    }
+    return i;
+}
+
+/* Adds the parameters made since the last call to the index (the first
+ * parameter of each layer stays), growing it to twice the parameters. */
+static void index_layers(Lower *L)
+{
+    const Graph *g = L->g;
+    if ((size_t)g->nparams * 2 >= L->layer_cap) {
+        size_t cap = 64;
+        while (cap <= (size_t)g->nparams * 4)
+            cap *= 2;
+        L->layer_index = arena_alloc(L->arena, cap * sizeof *L->layer_index);
+        L->layer_cap = cap;
+        L->nindexed = 0;
+    }
+    for (; L->nindexed < g->nparams; L->nindexed++) {
+        const char *p = NODE(g, g->params[L->nindexed])->name;
+        size_t i = layer_slot(L, p, layer_len(p));
+        if (!L->layer_index[i])
+            L->layer_index[i] = L->nindexed + 1;
+    }
+}
+
 bool check_param_name(Lower *L, const char *name, Loc loc)
 {
-    for (int i = 0; i < L->g->nparams; i++) {
-        const Node *p = NODE(L->g, L->g->params[i]);
-        size_t n = strlen(name);
-        if (!strncmp(p->name, name, n) && p->name[n] == '.') {
-            diag_error(loc, "a layer named '%s' already exists", name);
-            diag_note(p->loc, "'%s' defined here", name);
-            return false;
-        }
+    NNC_ASSERT(!strchr(name, '.'));   /* a name in the source, or kind_N */
+    index_layers(L);
+    int i = L->layer_index[layer_slot(L, name, strlen(name))];
+    if (i) {
+        const Node *p = NODE(L->g, L->g->params[i - 1]);
+        diag_error(loc, "a layer named '%s' already exists", name);
+        diag_note(p->loc, "'%s' defined here", name);
+        return false;
     }
     return true;
 }

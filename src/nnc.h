@@ -87,6 +87,7 @@ typedef struct Loc {
 } Loc;
 
 extern int diag_errors;         /* errors reported so far */
+#define DIAG_MAX_ERRORS 20      /* errors printed; past them nnc stops reading */
 extern bool diag_quiet;         /* tests: count errors, print nothing */
 extern FILE *diag_out;          /* default stderr */
 
@@ -510,6 +511,7 @@ typedef struct Plan {
     size_t *offset;         /* by id: floats into the region */
     int *def, *last;        /* by id: first and last kernel using it */
     NodeId *shares;         /* by id: computed in place of this input */
+    int *grad_of;           /* by id: the parameter whose gradient it is, or -1 */
     size_t arena_floats;    /* planned arena size */
     size_t naive_floats;    /* one buffer per value of this plan */
     size_t lower_floats;    /* most floats live at once */

@@ -21,13 +21,12 @@
 
 #include "codegen.h"
 
-/* The parameter whose gradient `id` is. */
-static const char *grad_name(const Graph *g, NodeId id)
+/* The parameter whose gradient `id` is (the plan's table: a scan over
+ * the parameters per use made emitting quadratic in the model). */
+static const char *grad_name(const Graph *g, const Plan *p, NodeId id)
 {
-    for (int i = 0; i < g->nparams; i++)
-        if (g->grads[i] == id)
-            return NODE(g, g->params[i])->name;
-    nnc_unreachable();
+    NNC_ASSERT(p->grad_of[id] >= 0);
+    return NODE(g, g->params[p->grad_of[id]])->name;
 }
 
 const char *emit_buf(const Graph *g, const Plan *p, NodeId id)
@@ -45,7 +44,7 @@ const char *emit_buf(const Graph *g, const Plan *p, NodeId id)
     case REG_PARAM:
         return emit_str("W_%s", emit_ident(n->name));
     case REG_GRAD:
-        return emit_str("G_%s", emit_ident(grad_name(g, id)));
+        return emit_str("G_%s", emit_ident(grad_name(g, p, id)));
     case REG_ARENA:
     case REG_NONE:
         break;

@@ -16,6 +16,7 @@
  * kernel (--emit=stats reports both).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "nnc.h"
 
@@ -70,40 +71,149 @@ static int by_last(const void *a, const void *b)
     return x->last != y->last ? (x->last > y->last ? -1 : 1) : tie(x, y);
 }
 
-static int by_off(const void *a, const void *b)
-{
-    const Slot *x = *(const Slot *const *)a, *y = *(const Slot *const *)b;
-    return x->off < y->off ? -1 : x->off > y->off;
-}
-
 static bool live_together(int d1, int l1, int d2, int l2)
 {
     return d1 <= l2 && d2 <= l1;
 }
 
+/* ---- placement -------------------------------------------------------------
+ *
+ * Each slot goes at the lowest offset where it overlaps no placed slot
+ * whose lifetime meets its own: a scan over the placed slots in offset
+ * order that skips those not live with it, moves past each one that is,
+ * and stops at the first that starts a gap large enough. Slots at the
+ * same offset may be visited in any order: that does not move the gap.
+ *
+ * Done naively that is quadratic (a deep model keeps thousands of
+ * activations live across its backward pass), so the placed slots are
+ * kept in blocks of consecutive offsets with a summary each: a block
+ * with no slot live with the one being placed is skipped; one whose
+ * slots are all live with it and leave no gap as large is passed in one
+ * step (to its largest end); only the others are scanned slot by slot.
+ * The result is exactly the naive scan's. */
+
+typedef struct Placed {
+    size_t off, end;
+    int def, last;
+} Placed;
+
+#define BLOCK 64    /* slots per block after a split; at most 2 * BLOCK */
+
+typedef struct Block {
+    int n;
+    int min_def, max_def, min_last, max_last;
+    size_t max_end;     /* the largest end */
+    size_t max_gap;     /* the largest e[j].off - max(e[0 .. j).end), j >= 1 */
+    Placed e[2 * BLOCK];
+} Block;
+
+typedef struct Placement {
+    Block **b;
+    int nb, cap;
+} Placement;
+
+static void summarize(Block *b)
+{
+    const Placed *e = b->e;
+    b->min_def = b->max_def = e[0].def;
+    b->min_last = b->max_last = e[0].last;
+    b->max_end = e[0].end;
+    b->max_gap = 0;
+    for (int j = 1; j < b->n; j++) {
+        if (e[j].off > b->max_end && e[j].off - b->max_end > b->max_gap)
+            b->max_gap = e[j].off - b->max_end;
+        if (e[j].end > b->max_end)
+            b->max_end = e[j].end;
+        b->min_def = e[j].def < b->min_def ? e[j].def : b->min_def;
+        b->max_def = e[j].def > b->max_def ? e[j].def : b->max_def;
+        b->min_last = e[j].last < b->min_last ? e[j].last : b->min_last;
+        b->max_last = e[j].last > b->max_last ? e[j].last : b->max_last;
+    }
+}
+
+/* One step of the scan over e: false when e starts the gap for s at
+ * *off; else moves *off past e if it is live with s. */
+static bool pass(const Slot *s, const Placed *e, size_t *off)
+{
+    if (!live_together(s->def, s->last, e->def, e->last))
+        return true;
+    if (e->off >= *off + s->size)
+        return false;
+    if (e->end > *off)
+        *off = e->end;
+    return true;
+}
+
+/* The lowest offset free for s among the placed slots. */
+static size_t lowest_free(const Placement *pl, const Slot *s)
+{
+    size_t off = 0;
+    for (int i = 0; i < pl->nb; i++) {
+        const Block *b = pl->b[i];
+        if (b->min_def > s->last || b->max_last < s->def)
+            continue;   /* none live with s */
+        bool all_live = b->max_def <= s->last && b->min_last >= s->def;
+        if (all_live && b->e[0].off < off + s->size && off <= b->e[0].end &&
+            b->max_gap < s->size) {
+            off = b->max_end > off ? b->max_end : off;
+            continue;   /* passed in one step, as the scan would */
+        }
+        for (int j = 0; j < b->n; j++)
+            if (!pass(s, &b->e[j], &off))
+                return off;
+    }
+    return off;
+}
+
+/* Inserts e after the slots at offsets up to e.off. */
+static void insert(Placement *pl, Placed e)
+{
+    int i = pl->nb - 1;
+    while (i > 0 && pl->b[i]->e[0].off > e.off)
+        i--;
+    if (pl->nb == 0) {
+        pl->b = nnc_grow(pl->b, &pl->cap, 1, sizeof *pl->b);
+        pl->b[0] = calloc(1, sizeof(Block));
+        NNC_ASSERT(pl->b[0]);
+        pl->nb = 1;
+        i = 0;
+    }
+    Block *b = pl->b[i];
+    int j = b->n;
+    while (j > 0 && b->e[j - 1].off > e.off)
+        j--;
+    memmove(&b->e[j + 1], &b->e[j], (size_t)(b->n - j) * sizeof e);
+    b->e[j] = e;
+    b->n++;
+    if (b->n == 2 * BLOCK) {    /* split in two */
+        Block *c = calloc(1, sizeof(Block));
+        NNC_ASSERT(c);
+        memcpy(c->e, &b->e[BLOCK], BLOCK * sizeof e);
+        c->n = b->n = BLOCK;
+        summarize(c);
+        pl->b = nnc_grow(pl->b, &pl->cap, pl->nb + 1, sizeof *pl->b);
+        memmove(&pl->b[i + 2], &pl->b[i + 1], (size_t)(pl->nb - i - 1) * sizeof *pl->b);
+        pl->b[i + 1] = c;
+        pl->nb++;
+    }
+    summarize(b);
+}
+
 /* Places slots in the given order, each at the lowest offset that is
  * free for its whole lifetime; returns the arena size. */
-static size_t place(Slot *s, int ns, const Slot **placed)
+static size_t place(Slot *s, int ns)
 {
+    Placement pl = {0};
     size_t top = 0;
     for (int i = 0; i < ns; i++) {
-        int nc = 0;
-        for (int j = 0; j < i; j++)
-            if (live_together(s[i].def, s[i].last, s[j].def, s[j].last))
-                placed[nc++] = &s[j];
-        qsort(placed, (size_t)nc, sizeof(Slot *), by_off);
-        size_t off = 0;
-        for (int j = 0; j < nc; j++) {
-            if (placed[j]->off >= off + s[i].size)
-                break;
-            size_t end = placed[j]->off + placed[j]->size;
-            if (end > off)
-                off = end;
-        }
-        s[i].off = off;
-        if (off + s[i].size > top)
-            top = off + s[i].size;
+        s[i].off = lowest_free(&pl, &s[i]);
+        if (s[i].off + s[i].size > top)
+            top = s[i].off + s[i].size;
+        insert(&pl, (Placed){s[i].off, s[i].off + s[i].size, s[i].def, s[i].last});
     }
+    for (int i = 0; i < pl.nb; i++)
+        free(pl.b[i]);
+    free(pl.b);
     return top;
 }
 
@@ -112,8 +222,7 @@ void plan_memory(const Graph *g, Plan *p)
     int nn = g->nnodes;
     int *slot_of = malloc((size_t)nn * sizeof(int));
     Slot *slots = calloc((size_t)nn, sizeof(Slot));
-    const Slot **placed = calloc((size_t)nn, sizeof(Slot *));
-    NNC_ASSERT(slot_of && slots && placed);
+    NNC_ASSERT(slot_of && slots);
     int ns = 0;
     for (int id = 1; id < nn; id++) {
         slot_of[id] = -1;
@@ -132,16 +241,26 @@ void plan_memory(const Graph *g, Plan *p)
         slots[ns] = (Slot){(NodeId)id, ns, size, p->def[id], p->last[id], 0};
         ns++;
     }
-    /* lower bound: the most floats live at one kernel */
+    /* lower bound: the most floats live at one kernel (a sweep: each slot
+     * adds its size at its def and takes it back after its last) */
+    size_t *delta = calloc((size_t)p->nkernels + 1, sizeof *delta);
+    NNC_ASSERT(delta);
+    for (int i = 0; i < ns; i++) {
+        int lo = slots[i].def > 0 ? slots[i].def : 0;
+        int hi = slots[i].last < p->nkernels - 1 ? slots[i].last : p->nkernels - 1;
+        if (lo <= hi) {
+            delta[lo] += slots[i].size;
+            delta[hi + 1] -= slots[i].size;
+        }
+    }
     p->lower_floats = 0;
+    size_t live = 0;
     for (int k = 0; k < p->nkernels; k++) {
-        size_t live = 0;
-        for (int i = 0; i < ns; i++)
-            if (slots[i].def <= k && k <= slots[i].last)
-                live += slots[i].size;
+        live += delta[k];   /* unsigned wrap-around cancels out */
         if (live > p->lower_floats)
             p->lower_floats = live;
     }
+    free(delta);
     /* greedy placement under several orders; keep the smallest arena */
     static int (*const orders[])(const void *, const void *) = {
         by_size, by_area, by_length, by_def, by_last};
@@ -152,7 +271,7 @@ void plan_memory(const Graph *g, Plan *p)
         for (int i = 0; i < ns; i++)
             try[i] = slots[i];
         qsort(try, (size_t)ns, sizeof(Slot), orders[o]);
-        size_t size = place(try, ns, placed);
+        size_t size = place(try, ns);
         if (size < p->arena_floats) {
             p->arena_floats = size;
             for (int i = 0; i < ns; i++)
@@ -167,7 +286,6 @@ void plan_memory(const Graph *g, Plan *p)
             p->offset[id] = slots[slot_of[id]].off;
     free(slot_of);
     free(slots);
-    free(placed);
 }
 
 static bool conflict(const Graph *g, NodeId a, NodeId b, const char *why)
@@ -213,40 +331,109 @@ static bool lifetimes_cover_uses(const Graph *g, const Plan *p)
     return true;
 }
 
+/* Buffers of the arena or gradient region (plan_check), in the order the
+ * check visits them. */
+typedef struct Buf_ {
+    NodeId id;
+    int def;
+    size_t off, end;
+} Buf_;
+
+static int by_start(const void *a, const void *b)
+{
+    const Buf_ *x = a, *y = b;
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int by_def_id(const void *a, const void *b)
+{
+    const Buf_ *x = a, *y = b;
+    if (x->def != y->def)
+        return x->def < y->def ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* May a and b (a < b) share memory? Only when they are never live at
+ * once, or for an elementwise result written over an input that dies in
+ * the same kernel, element for element. */
+static bool may_share(const Plan *p, NodeId a, NodeId b)
+{
+    if (!live_together(p->def[a], p->last[a], p->def[b], p->last[b]))
+        return true;
+    return in_place_of(p, b, a) && p->offset[a] == p->offset[b] && p->last[a] == p->def[b];
+}
+
+/* Gradients never share memory: sorted by offset, each starts at or after
+ * the end of all before it. */
+static bool check_grads(const Graph *g, Buf_ *gr, int n)
+{
+    qsort(gr, (size_t)n, sizeof *gr, by_start);
+    for (int i = 1, top = 0; i < n; i++) {
+        if (gr[i].off < gr[top].end && gr[i].off < gr[i].end) {
+            NodeId a = gr[top].id < gr[i].id ? gr[top].id : gr[i].id;
+            return conflict(g, a, gr[top].id ^ gr[i].id ^ a, "share gradient memory");
+        }
+        if (gr[i].end > gr[top].end)
+            top = i;
+    }
+    return true;
+}
+
+/* Arena buffers in the order of their defs (ties by id), each compared
+ * with the one that last held each 64-byte unit of its memory: if any
+ * two buffers may not share memory, some buffer and the last holder of
+ * a unit it covers may not either, so this finds a conflict if there is
+ * one, in time proportional to the buffers' sizes (a quadratic check
+ * over pairs took seconds on deep models). */
+static bool check_arena(const Graph *g, const Plan *p, Buf_ *ar, int n)
+{
+    size_t units = p->arena_floats / ALIGN_FLOATS + 1;
+    NodeId *holder = calloc(units, sizeof *holder);
+    NNC_ASSERT(holder);
+    qsort(ar, (size_t)n, sizeof *ar, by_def_id);
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        size_t end = (ar[i].end + ALIGN_FLOATS - 1) / ALIGN_FLOATS;
+        for (size_t u = ar[i].off / ALIGN_FLOATS; u < end && ok; u++) {
+            NodeId h = holder[u], b = ar[i].id;
+            if (h && h != b && !may_share(p, h < b ? h : b, h < b ? b : h))
+                ok = conflict(g, h < b ? h : b, h < b ? b : h, "overlap while both are live");
+            holder[u] = b;
+        }
+    }
+    free(holder);
+    return ok;
+}
+
 bool plan_check(const Graph *g, const Plan *p)
 {
-    int nn = g->nnodes;
+    int nn = g->nnodes, nar = 0, ngr = 0;
     if (!lifetimes_cover_uses(g, p))
         return false;
-    for (int a = 1; a < nn; a++) {
+    Buf_ *ar = malloc((size_t)nn * sizeof *ar), *gr = malloc((size_t)nn * sizeof *gr);
+    NNC_ASSERT(ar && gr);
+    bool ok = true;
+    for (int a = 1; a < nn && ok; a++) {
         Region ra = p->region[a];
         if (ra != REG_ARENA && ra != REG_GRAD)
             continue;
         size_t sa = shape_numel(&g->nodes[a].shape);
         if (p->offset[a] % ALIGN_FLOATS)
-            return conflict(g, (NodeId)a, (NodeId)a, "is not 64-byte aligned");
-        if (ra == REG_ARENA && p->offset[a] + sa > p->arena_floats)
-            return conflict(g, (NodeId)a, (NodeId)a, "lies outside the arena");
-        if (p->def[a] < 0 || p->last[a] < p->def[a])
-            return conflict(g, (NodeId)a, (NodeId)a, "has no lifetime");
-        for (int b = a + 1; b < nn; b++) {
-            if (p->region[b] != ra)
-                continue;
-            size_t sb = shape_numel(&g->nodes[b].shape);
-            bool overlap = p->offset[a] < p->offset[b] + sb && p->offset[b] < p->offset[a] + sa;
-            if (!overlap)
-                continue;
-            if (ra == REG_GRAD)
-                return conflict(g, (NodeId)a, (NodeId)b, "share gradient memory");
-            if (!live_together(p->def[a], p->last[a], p->def[b], p->last[b]))
-                continue;
-            /* allowed only for an elementwise result written over an input
-             * that dies in the same kernel, element for element */
-            if (in_place_of(p, (NodeId)b, (NodeId)a) && p->offset[a] == p->offset[b] &&
-                p->last[a] == p->def[b])
-                continue;
-            return conflict(g, (NodeId)a, (NodeId)b, "overlap while both are live");
-        }
+            ok = conflict(g, (NodeId)a, (NodeId)a, "is not 64-byte aligned");
+        else if (ra == REG_ARENA && p->offset[a] + sa > p->arena_floats)
+            ok = conflict(g, (NodeId)a, (NodeId)a, "lies outside the arena");
+        else if (p->def[a] < 0 || p->last[a] < p->def[a])
+            ok = conflict(g, (NodeId)a, (NodeId)a, "has no lifetime");
+        Buf_ b = {(NodeId)a, p->def[a], p->offset[a], p->offset[a] + sa};
+        if (ra == REG_ARENA)
+            ar[nar++] = b;
+        else
+            gr[ngr++] = b;
     }
-    return true;
+    ok = ok && check_grads(g, gr, ngr) && check_arena(g, p, ar, nar);
+    free(ar);
+    free(gr);
+    return ok;
 }

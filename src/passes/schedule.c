@@ -28,12 +28,18 @@ size_t align_floats(size_t n)
     return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 }
 
-static int param_index(const Graph *g, NodeId id)
+/* of_grad[id]: the first parameter whose gradient node is id, or -1 (a
+ * table, so that looking up every node is linear in the graph). */
+static int *grad_index(const Graph *g)
 {
-    for (int i = 0; i < g->nparams && g->grads; i++)
-        if (g->grads[i] == id)
-            return i;
-    return -1;
+    int *of_grad = malloc((size_t)g->nnodes * sizeof *of_grad);
+    NNC_ASSERT(of_grad);
+    for (int id = 0; id < g->nnodes; id++)
+        of_grad[id] = -1;
+    for (int i = g->nparams - 1; i >= 0 && g->grads; i--)
+        if (g->grads[i] != NODE_NONE)
+            of_grad[g->grads[i]] = i;
+    return of_grad;
 }
 
 void layout_build(const Graph *g, ModelLayout *l)
@@ -57,13 +63,15 @@ void layout_build(const Graph *g, ModelLayout *l)
     /* gradients can sit at their parameter's place if each is a computed
      * node of its own */
     l->grads_exclusive = g->grads != NULL;
+    int *of_grad = grad_index(g);
     for (int i = 0; i < g->nparams && l->grads_exclusive; i++) {
         NodeId d = g->grads[i];
         if (d == NODE_NONE)
             continue;
-        if (optab[NODE(g, d)->op].kind == K_SOURCE || param_index(g, d) != i)
+        if (optab[NODE(g, d)->op].kind == K_SOURCE || of_grad[d] != i)
             l->grads_exclusive = false;
     }
+    free(of_grad);
 }
 
 void layout_free(ModelLayout *l)
@@ -258,6 +266,7 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
     p->kernels = calloc((size_t)nn, sizeof(Kernel));
     p->members = calloc((size_t)nn, sizeof(NodeId));
     int *kidx = malloc((size_t)nn * sizeof(int));
+    int *of_grad = p->grad_of = grad_index(g);
     NNC_ASSERT(p->in_prog && p->region && p->offset && p->def && p->last && p->shares &&
                p->kernels && p->members && kidx);
     mark_program(g, predict, p->in_prog);
@@ -279,17 +288,26 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
     }
     if (!predict && g->opt.clipnorm <= 0)
         schedule_updates(g, p, kidx);
+    /* members: a counting sort of the nodes by kernel, in id order */
+    for (int id = 1; id < nn; id++) {
+        const Node *n = &g->nodes[id];
+        NodeId root = n->kernel ? n->kernel : (NodeId)id;
+        if (p->in_prog[id] && kidx[root] >= 0)
+            p->kernels[kidx[root]].n++;
+    }
     for (int k = 0; k < p->nkernels; k++) {
-        Kernel *kr = &p->kernels[k];
-        kr->first = p->nmembers;
-        for (int id = 1; id < nn; id++) {
-            const Node *n = &g->nodes[id];
-            if (p->in_prog[id] && ((NodeId)id == kr->root || n->kernel == kr->root)) {
-                p->members[p->nmembers++] = (NodeId)id;
-                kidx[id] = k;
-            }
-        }
-        kr->n = p->nmembers - kr->first;
+        p->kernels[k].first = p->nmembers;
+        p->nmembers += p->kernels[k].n;
+        p->kernels[k].n = 0;
+    }
+    for (int id = 1; id < nn; id++) {
+        const Node *n = &g->nodes[id];
+        NodeId root = n->kernel ? n->kernel : (NodeId)id;
+        if (!p->in_prog[id] || kidx[root] < 0)
+            continue;
+        Kernel *kr = &p->kernels[kidx[root]];
+        p->members[kr->first + kr->n++] = (NodeId)id;
+        kidx[id] = kidx[root];
     }
     /* regions */
     for (int id = 1; id < nn; id++) {
@@ -309,7 +327,7 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
             r = REG_NONE; /* computed inside its kernel's loop */
         else if (predict && (NodeId)id == g->output)
             r = REG_OUTPUT;
-        else if (!predict && l->grads_exclusive && param_index(g, (NodeId)id) >= 0)
+        else if (!predict && l->grads_exclusive && of_grad[id] >= 0)
             r = REG_GRAD;
         else
             r = REG_ARENA;
@@ -317,7 +335,7 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
         if (r == REG_PARAM)
             p->offset[id] = l->param_off[id];
         if (r == REG_GRAD)
-            p->offset[id] = l->grad_off[g->params[param_index(g, (NodeId)id)]];
+            p->offset[id] = l->grad_off[g->params[of_grad[id]]];
         if (r != REG_NONE && kidx[id] >= 0)
             p->def[id] = p->last[id] = kidx[id];
         if (p->in_prog[id] && optab[n->op].kind != K_SOURCE)
@@ -349,6 +367,7 @@ void plan_free(Plan *p)
     free(p->def);
     free(p->last);
     free(p->shares);
+    free(p->grad_of);
     free(p->kernels);
     free(p->members);
     memset(p, 0, sizeof *p);
