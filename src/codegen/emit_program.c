@@ -202,15 +202,19 @@ static void emit_ready(Emit *e, const Compiled *c, const Plan *p, int k, bool *d
             done[j] = true;
     while (i > 0 && (done[i - 1] || !g->grads[i - 1] || !p->in_prog[g->grads[i - 1]]))
         i--;
-    size_t lo = i < g->nparams ? c->layout.param_off[g->params[i]] : c->layout.param_floats;
+    /* (the gradient region holds the trained parameters' gradients in
+     * parameter order: frozen ones and batchnorm's statistics have none) */
+    while (i < g->nparams && !g->grads[i])
+        i++;    /* the first gradient of the final tail */
+    size_t lo = i < g->nparams ? c->layout.grad_off[g->params[i]] : c->layout.grad_floats;
     if (i == 0)
         lo = 0;
     if (lo < *from) {
         emit_line(e, "if (ready)");
         emit_line(e, "    ready(arg, %zu);  /* gradients [%zu, %zu) final */", lo, lo,
-                  c->layout.param_floats);
+                  c->layout.grad_floats);
         *from = lo;
-    } else if (*from < c->layout.param_floats) {
+    } else if (*from < c->layout.grad_floats) {
         emit_line(e, "if (ready)");
         emit_line(e, "    ready(arg, %zu);", *from);
     }
@@ -221,7 +225,7 @@ static void emit_program_part(Emit *e, const Compiled *c, const Plan *p, const c
 {
     bool clipped = false, loss_done = false, checked = part != PART_ALL;
     bool *done = calloc((size_t)c->g.nparams + 1, sizeof(bool));
-    size_t from = c->layout.param_floats;
+    size_t from = c->layout.grad_floats;
     NNC_ASSERT(done);
     e->predict = p->predict;
     for (int k = 0; k < p->nkernels; k++) {
