@@ -200,8 +200,10 @@ int nnc_ckpt_save_torch(const char *path, const nnc_tensor *t,
 
     if ((err = check_args(path, t, lay, n, 0)) != NNC_OK)
         return err;
-    if ((tt = torch_tensors(t, lay, n, &data)) == NULL)
+    if ((tt = torch_tensors(t, lay, n, &data)) == NULL) {
+        nnc_set_error("%s: out of memory for the tensors in PyTorch's layout", path);
         return NNC_ERR_NOMEM;
+    }
     for (i = 0; i < n; i++)
         permute(&lay[i], t[i].data, tt[i].data, numel(&t[i]), 1);
     err = nnc_ckpt_save(path, tt, n, metadata);
@@ -410,6 +412,8 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
     if (err == NNC_OK)
         for (i = 0; i < n; i++)
             permute(&lay[i], tt[i].data, t[i].data, numel(&t[i]), 0);
+    if (err == NNC_ERR_NOMEM && (map == NULL || tt == NULL))  /* ours, not ckpt.c's */
+        nnc_set_error("%s: out of memory for the tensors in PyTorch's layout", path);
     err = damaged_header(path, root, err);
     free(data);
     free(tt);

@@ -117,6 +117,8 @@ static int read_data(const char *path, unsigned char **out, size_t *n, int *gzip
     int c0, c1, r;
 
     *gzipped = 0;
+    if (f == NULL && errno == ENOMEM)   /* not a reason to read it again as plain */
+        return fail(err, es, NNC_ERR_NOMEM, "%s: out of memory", path);
     if (f != NULL) {
         c0 = getc(f);
         c1 = getc(f);

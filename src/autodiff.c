@@ -21,10 +21,9 @@ void ad_backward(Graph *g, NodeId y, NodeId dy, const NodeId *wrt, int n,
                  NodeId *dx)
 {
     int nn = g->nnodes;
-    bool *from = calloc((size_t)nn, sizeof(bool));  /* depends on a wrt */
-    bool *to = calloc((size_t)nn, sizeof(bool));    /* y depends on it */
-    NodeId *grad = calloc((size_t)nn, sizeof(NodeId));
-    NNC_ASSERT(from && to && grad);
+    bool *from = xcalloc((size_t)nn, sizeof(bool));  /* depends on a wrt */
+    bool *to = xcalloc((size_t)nn, sizeof(bool));    /* y depends on it */
+    NodeId *grad = xcalloc((size_t)nn, sizeof(NodeId));
     for (int i = 0; i < n; i++)
         from[wrt[i]] = true;
     for (int id = 1; id < nn; id++)
@@ -71,7 +70,6 @@ void ad_build(Graph *g)
     Shape scalar = {0, {0}};
     NodeId one = graph_const(g, NODE(g, g->loss)->loc, &scalar, 1.0);
     NODE(g, one)->what = "d(loss)/d(loss)";
-    g->grads = calloc((size_t)g->nparams + 1, sizeof(NodeId));
-    NNC_ASSERT(g->grads);
+    g->grads = xcalloc((size_t)g->nparams + 1, sizeof(NodeId));
     ad_backward(g, g->loss, one, g->params, g->nparams, g->grads);
 }

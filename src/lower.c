@@ -71,8 +71,7 @@ static Origin *origin_of(Lower *L, NodeId id)
         return NULL;
     if ((int)id >= L->norigin) {
         int n = L->g->nnodes > (int)id ? L->g->nnodes : (int)id + 1;
-        L->origin = realloc(L->origin, sizeof(Origin) * (size_t)n);
-        NNC_ASSERT(L->origin);
+        L->origin = xrealloc(L->origin, sizeof(Origin) * (size_t)n);
         memset(L->origin + L->norigin, 0, sizeof(Origin) * (size_t)(n - L->norigin));
         L->norigin = n;
     }
@@ -405,9 +404,8 @@ static void mark_inputs(const Graph *g, NodeId id, bool *mark)
 static void warn_unused(Lower *L)
 {
     Graph *g = L->g;
-    bool *reach = calloc((size_t)g->nnodes, sizeof(bool));
-    bool *covered = calloc((size_t)g->nnodes, sizeof(bool));
-    NNC_ASSERT(reach && covered);
+    bool *reach = xcalloc((size_t)g->nnodes, sizeof(bool));
+    bool *covered = xcalloc((size_t)g->nnodes, sizeof(bool));
     mark_inputs(g, g->loss, reach);
     for (int i = 0; i < L->nenv; i++) {
         NodeId id = L->env[i].id;

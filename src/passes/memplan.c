@@ -110,10 +110,9 @@ static size_t place(Slot *s, int ns, const Slot **placed)
 void plan_memory(const Graph *g, Plan *p)
 {
     int nn = g->nnodes;
-    int *slot_of = malloc((size_t)nn * sizeof(int));
-    Slot *slots = calloc((size_t)nn, sizeof(Slot));
-    const Slot **placed = calloc((size_t)nn, sizeof(Slot *));
-    NNC_ASSERT(slot_of && slots && placed);
+    int *slot_of = xmalloc((size_t)nn * sizeof(int));
+    Slot *slots = xcalloc((size_t)nn, sizeof(Slot));
+    const Slot **placed = xcalloc((size_t)nn, sizeof(Slot *));
     int ns = 0;
     for (int id = 1; id < nn; id++) {
         slot_of[id] = -1;
@@ -145,8 +144,7 @@ void plan_memory(const Graph *g, Plan *p)
     /* greedy placement under several orders; keep the smallest arena */
     static int (*const orders[])(const void *, const void *) = {
         by_size, by_area, by_length, by_def, by_last};
-    Slot *try = malloc((size_t)(ns ? ns : 1) * sizeof(Slot));
-    NNC_ASSERT(try);
+    Slot *try = xmalloc((size_t)(ns ? ns : 1) * sizeof(Slot));
     p->arena_floats = (size_t)-1;
     for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
         for (int i = 0; i < ns; i++)
