@@ -348,7 +348,9 @@ static int convert(nnc_data *d, const unsigned char *p, size_t count, int t, int
     return 0;
 }
 
-/* Shape dims[0..rank) into rows and cols; 0 dims are allowed for cols only. */
+/* Shape dims[0..rank) into rows and cols; 0 dims are allowed for cols only.
+ * The table is allocated (alloc_table) only once check_size has found
+ * its data in the file, so that a header cannot ask for gigabytes. */
 static int shape_table(nnc_data *d, const uint64_t *dims, int rank, char *err, size_t es)
 {
     uint64_t cols = 1;
@@ -365,7 +367,9 @@ static int shape_table(nnc_data *d, const uint64_t *dims, int rank, char *err, s
     if (dims[0] > (uint64_t)((size_t)-1 / 16) || cols > (uint64_t)((size_t)-1 / 16) ||
         dims[0] * cols > (uint64_t)((size_t)-1 / 16))
         return fail(err, es, NNC_ERR_FORMAT, "%s: shape too large", d->path);
-    return alloc_table(d, (size_t)dims[0], (size_t)cols, err, es);
+    d->rows = (size_t)dims[0];
+    d->cols = (size_t)cols;
+    return 0;
 }
 
 static int check_size(nnc_data *d, size_t have, int t, char *err, size_t es)
@@ -424,7 +428,7 @@ static int idx_header(const char *path, const unsigned char *p, size_t n, uint64
 static int parse_idx(nnc_data *d, const unsigned char *p, size_t n, char *err, size_t es)
 {
     uint64_t dims[8];
-    int t = idx_type(p[2]), rank;
+    int t = idx_type(p[2]), rank, r;
     if (idx_header(d->path, p, n, dims, &rank, &d->offset, err, es))
         return NNC_ERR_FORMAT;
     d->elsize = (size_t)type_size[t];
@@ -432,6 +436,8 @@ static int parse_idx(nnc_data *d, const unsigned char *p, size_t n, char *err, s
         return NNC_ERR_FORMAT;
     if (check_size(d, n - d->offset, t, err, es))
         return NNC_ERR_FORMAT;
+    if ((r = alloc_table(d, d->rows, d->cols, err, es)) != 0)
+        return r;
     return convert(d, p + d->offset, d->rows * d->cols, t, 1, err, es);
 }
 
@@ -614,6 +620,8 @@ static int parse_npy(nnc_data *d, const unsigned char *p, size_t n, char *err, s
         goto done;
     d->elsize = (size_t)type_size[t];
     if (shape_table(d, dims, rank, err, es) || check_size(d, n - d->offset, t, err, es))
+        goto done;
+    if ((r = alloc_table(d, d->rows, d->cols, err, es)) != 0)
         goto done;
     r = convert(d, p + d->offset, d->rows * d->cols, t, 0, err, es);
 done:

@@ -6,7 +6,10 @@
  *
  * Oracles besides the sanitizers: a failure returns a documented code
  * with a message and leaves the table empty; a success gives rows x cols
- * values, and where() a location for each row.
+ * values, and where() a location for each row. Never NNC_ERR_NOMEM: the
+ * inputs are a few KB (a gzip bomb a few MB), so running out means that
+ * a reader sized a buffer by a header's claim before checking the file
+ * (replay.c caps memory at 1 GB so that replays catch it too).
  */
 #include "fuzz_file.h" /* first: it defines _GNU_SOURCE */
 
@@ -25,7 +28,7 @@ static void load_data(const char *path)
     err[0] = '\0';
     rc = nnc_data_load(path, &d, err, sizeof err);
     if (rc != 0) {
-        if ((rc != NNC_ERR_FORMAT && rc != NNC_ERR_NOMEM) || err[0] == '\0'
+        if (rc != NNC_ERR_FORMAT || err[0] == '\0' || strstr(err, "out of memory")
             || d.data != NULL || d.rows != 0)
             __builtin_trap();
     } else {
@@ -40,7 +43,7 @@ static void load_data(const char *path)
     err[0] = '\0';
     rc = nnc_idx_load(path, &x, err, sizeof err);
     if (rc != 0) {
-        if ((rc != NNC_ERR_FORMAT && rc != NNC_ERR_NOMEM) || err[0] == '\0'
+        if (rc != NNC_ERR_FORMAT || err[0] == '\0' || strstr(err, "out of memory")
             || x.bytes != NULL)
             __builtin_trap();
     } else if (x.count > 0) {

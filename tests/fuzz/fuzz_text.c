@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int T = 1 + (data[0] & 15), all = data[0] >> 6 & 1;
     double f = fractions[data[0] >> 4 & 3];
     err[0] = '\0';
-    if (nnc_text_load(fuzz_path(data + 1, size - 1), all, f, T, &t, err, sizeof err) == 0) {
+    int rc = nnc_text_load(fuzz_path(data + 1, size - 1), all, f, T, &t, err, sizeof err);
+    if (rc == 0) {
         for (size_t i = 0; i < t.n; i++)
             if (t.tok[i] >= t.vocab.n)
                 __builtin_trap();
@@ -54,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             || memcmp(back.byte, t.vocab.byte, (size_t)back.n) != 0)
             __builtin_trap();
         nnc_text_free(&t);
-    } else if (err[0] == '\0') {
+    } else if (err[0] == '\0' || rc == NNC_ERR_NOMEM) {   /* see fuzz_data.c */
         __builtin_trap();
     }
     if ((s = malloc(size)) == NULL)

@@ -92,6 +92,34 @@ static long run_path(const char *path)
     return count;
 }
 
+/* At most 1 GB of memory, so that an allocation sized by a header's
+ * claim fails (NNC_ERR_NOMEM, which the targets refuse) as libFuzzer's
+ * -malloc_limit_mb would report it: ASan's own limit in a sanitized
+ * build (its shadow memory does not fit under an rlimit), else
+ * RLIMIT_DATA. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REPLAY_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(REPLAY_ASAN)
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "max_allocation_size_mb=1024:allocator_may_return_null=1";
+}
+static void cap_memory(void)
+{
+}
+#else
+#include <sys/resource.h>
+static void cap_memory(void)
+{
+    struct rlimit r = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+    setrlimit(RLIMIT_DATA, &r);
+}
+#endif
+
 int main(int argc, char **argv)
 {
     char dflt[4096];
@@ -99,6 +127,7 @@ int main(int argc, char **argv)
     long total = 0, c;
     int i;
 
+    cap_memory();
     name = name ? name + 1 : argv[0];
     if (strncmp(name, "lt-", 3) == 0)   /* libtool's wrapper */
         name += 3;
