@@ -364,8 +364,10 @@ static int shape_table(nnc_data *d, const uint64_t *dims, int rank, char *err, s
     }
     if (dims[0] == 0 || cols == 0)
         return fail(err, es, NNC_ERR_FORMAT, "%s: no data (a dimension is 0)", d->path);
+    /* dims[0] * cols is not computed before it is known to fit: the
+     * product of header dims could wrap around to match the file */
     if (dims[0] > (uint64_t)((size_t)-1 / 16) || cols > (uint64_t)((size_t)-1 / 16) ||
-        dims[0] * cols > (uint64_t)((size_t)-1 / 16))
+        dims[0] > (uint64_t)((size_t)-1 / 16) / cols)
         return fail(err, es, NNC_ERR_FORMAT, "%s: shape too large", d->path);
     d->rows = (size_t)dims[0];
     d->cols = (size_t)cols;
