@@ -769,6 +769,33 @@ static int read_step(const char *path, const cJSON *root, int needed, uint64_t *
     return NNC_OK;
 }
 
+/* The format phase: the whole file, its header and its entries (sorted
+ * by name), or an error with its message (*file, *root and *ents are then
+ * still the caller's to free). */
+static int parse_checkpoint(const char *path, unsigned char **file, size_t *size,
+                            cJSON **root, size_t *hlen, Entry **ents, size_t *nents)
+{
+    int err = read_checkpoint(path, file, size, root, hlen);
+
+    if (err == NNC_OK)
+        err = collect_entries(path, *root, *size - 8 - *hlen, ents, nents);
+    return err;
+}
+
+int nnc_ckpt_check(const char *path)
+{
+    unsigned char *file = NULL;
+    cJSON *root = NULL;
+    Entry *ents = NULL;
+    size_t size = 0, hlen = 0, nents = 0;
+    int err = parse_checkpoint(path, &file, &size, &root, &hlen, &ents, &nents);
+
+    free(ents);
+    cJSON_Delete(root);
+    free(file);
+    return err;
+}
+
 static int load(const char *path, const nnc_tensor *t, int nreq, int n,
                 int *found, uint64_t *step)
 {
@@ -784,9 +811,7 @@ static int load(const char *path, const nnc_tensor *t, int nreq, int n,
                     path == NULL ? "no path" : "no tensors or bad counts");
     if ((err = check_model(path, t, n)) != NNC_OK)
         return err;
-    err = read_checkpoint(path, &file, &size, &root, &hlen);
-    if (err == NNC_OK)
-        err = collect_entries(path, root, size - 8 - hlen, &ents, &nents);
+    err = parse_checkpoint(path, &file, &size, &root, &hlen, &ents, &nents);
     if (err == NNC_OK)
         err = match(path, ents, nents, t, nreq, n, &nload);
     if (err == NNC_OK && step != NULL)

@@ -200,8 +200,10 @@ int nnc_ckpt_save_torch(const char *path, const nnc_tensor *t,
 
     if ((err = check_args(path, t, lay, n, 0)) != NNC_OK)
         return err;
-    if ((tt = torch_tensors(t, lay, n, &data)) == NULL)
+    if ((tt = torch_tensors(t, lay, n, &data)) == NULL) {
+        nnc_set_error("%s: out of memory for the tensors in PyTorch's layout", path);
         return NNC_ERR_NOMEM;
+    }
     for (i = 0; i < n; i++)
         permute(&lay[i], t[i].data, tt[i].data, numel(&t[i]), 1);
     err = nnc_ckpt_save(path, tt, n, metadata);
@@ -353,6 +355,33 @@ static int map_names(const cJSON *root, const nnc_tensor *t, int n,
 
 /* ---- Loading ------------------------------------------------------------ */
 
+/* A file that the torch path could not match (err NNC_ERR_MISMATCH) is
+ * often not a PyTorch file at all but an nnc checkpoint with a damaged
+ * header: then say so, NNC_ERR_FORMAT with a message about the header,
+ * rather than blame the names. Either the file is malformed (the message
+ * of ckpt.c's format phase), or its metadata has the "step" that only
+ * nnc's <prefix>_save writes but not its "format": "nnc" (a damaged
+ * marker sent the file here). Runs only after a failure, so loading a
+ * good file reads it no more often. */
+static int damaged_header(const char *path, const cJSON *root, int err)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(meta, "format");
+    int check;
+
+    if (err != NNC_ERR_MISMATCH)
+        return err;
+    if ((check = nnc_ckpt_check(path)) != NNC_OK)
+        return check;
+    if (cJSON_GetObjectItemCaseSensitive(meta, "step") == NULL
+        || (cJSON_IsString(format) && strcmp(format->valuestring, "pt") == 0))
+        return err;
+    nnc_set_error("%s: a damaged header: its __metadata__ has the \"step\" of an nnc "
+                  "checkpoint but not \"format\": \"nnc\" (read as PyTorch's layout, its "
+                  "tensors do not match the model)", path);
+    return NNC_ERR_FORMAT;
+}
+
 int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
                         const nnc_torch_layout *lay, int n)
 {
@@ -383,6 +412,9 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
     if (err == NNC_OK)
         for (i = 0; i < n; i++)
             permute(&lay[i], tt[i].data, t[i].data, numel(&t[i]), 0);
+    if (err == NNC_ERR_NOMEM && (map == NULL || tt == NULL))  /* ours, not ckpt.c's */
+        nnc_set_error("%s: out of memory for the tensors in PyTorch's layout", path);
+    err = damaged_header(path, root, err);
     free(data);
     free(tt);
     free(map);

@@ -117,6 +117,8 @@ static int read_data(const char *path, unsigned char **out, size_t *n, int *gzip
     int c0, c1, r;
 
     *gzipped = 0;
+    if (f == NULL && errno == ENOMEM)   /* not a reason to read it again as plain */
+        return fail(err, es, NNC_ERR_NOMEM, "%s: out of memory", path);
     if (f != NULL) {
         c0 = getc(f);
         c1 = getc(f);
@@ -348,7 +350,9 @@ static int convert(nnc_data *d, const unsigned char *p, size_t count, int t, int
     return 0;
 }
 
-/* Shape dims[0..rank) into rows and cols; 0 dims are allowed for cols only. */
+/* Shape dims[0..rank) into rows and cols; 0 dims are allowed for cols only.
+ * The table is allocated (alloc_table) only once check_size has found
+ * its data in the file, so that a header cannot ask for gigabytes. */
 static int shape_table(nnc_data *d, const uint64_t *dims, int rank, char *err, size_t es)
 {
     uint64_t cols = 1;
@@ -362,10 +366,14 @@ static int shape_table(nnc_data *d, const uint64_t *dims, int rank, char *err, s
     }
     if (dims[0] == 0 || cols == 0)
         return fail(err, es, NNC_ERR_FORMAT, "%s: no data (a dimension is 0)", d->path);
+    /* dims[0] * cols is not computed before it is known to fit: the
+     * product of header dims could wrap around to match the file */
     if (dims[0] > (uint64_t)((size_t)-1 / 16) || cols > (uint64_t)((size_t)-1 / 16) ||
-        dims[0] * cols > (uint64_t)((size_t)-1 / 16))
+        dims[0] > (uint64_t)((size_t)-1 / 16) / cols)
         return fail(err, es, NNC_ERR_FORMAT, "%s: shape too large", d->path);
-    return alloc_table(d, (size_t)dims[0], (size_t)cols, err, es);
+    d->rows = (size_t)dims[0];
+    d->cols = (size_t)cols;
+    return 0;
 }
 
 static int check_size(nnc_data *d, size_t have, int t, char *err, size_t es)
@@ -424,7 +432,7 @@ static int idx_header(const char *path, const unsigned char *p, size_t n, uint64
 static int parse_idx(nnc_data *d, const unsigned char *p, size_t n, char *err, size_t es)
 {
     uint64_t dims[8];
-    int t = idx_type(p[2]), rank;
+    int t = idx_type(p[2]), rank, r;
     if (idx_header(d->path, p, n, dims, &rank, &d->offset, err, es))
         return NNC_ERR_FORMAT;
     d->elsize = (size_t)type_size[t];
@@ -432,6 +440,8 @@ static int parse_idx(nnc_data *d, const unsigned char *p, size_t n, char *err, s
         return NNC_ERR_FORMAT;
     if (check_size(d, n - d->offset, t, err, es))
         return NNC_ERR_FORMAT;
+    if ((r = alloc_table(d, d->rows, d->cols, err, es)) != 0)
+        return r;
     return convert(d, p + d->offset, d->rows * d->cols, t, 1, err, es);
 }
 
@@ -614,6 +624,8 @@ static int parse_npy(nnc_data *d, const unsigned char *p, size_t n, char *err, s
         goto done;
     d->elsize = (size_t)type_size[t];
     if (shape_table(d, dims, rank, err, es) || check_size(d, n - d->offset, t, err, es))
+        goto done;
+    if ((r = alloc_table(d, d->rows, d->cols, err, es)) != 0)
         goto done;
     r = convert(d, p + d->offset, d->rows * d->cols, t, 0, err, es);
 done:

@@ -662,11 +662,24 @@ static const char *weights_path(const Opts *o, char *buf, size_t n)
     return buf;
 }
 
+/* "PROG: error: cannot load w.st: <what the runtime said>" (issue 15: the
+ * message of the failing call, which names the file, not only the
+ * code's generic text); the calls clear the message first. */
+static void ckpt_error(const char *verb, const char *path, int err)
+{
+    const char *why = nnc_last_error();
+    if (why[0])
+        fprintf(stderr, "%s: error: cannot %s %s\n", prog, verb, why);
+    else
+        fprintf(stderr, "%s: error: cannot %s '%s': %s\n", prog, verb, path, nnc_strerror(err));
+}
+
 static int load_weights(void *ctx, const char *path)
 {
-    int err = M->load(ctx, path);
-    if (err) {
-        fprintf(stderr, "%s: error: cannot load '%s': %s\n", prog, path, nnc_strerror(err));
+    int err;
+    nnc_set_error(NULL);
+    if ((err = M->load(ctx, path)) != 0) {
+        ckpt_error("load", path, err);
         return 0;
     }
     return 1;
@@ -822,10 +835,11 @@ static size_t ckpt_global_batch(const char *path)
 static int save_weights(void *ctx, const char *path)
 {
     int err = 0;
+    nnc_set_error(NULL);
     if (rank_of() == 0)
         err = D && M->save_meta ? save_global_batch(ctx, path) : M->save(ctx, path);
     if (err)
-        fprintf(stderr, "%s: error: cannot save '%s': %s\n", prog, path, nnc_strerror(err));
+        ckpt_error("save", path, err);
     return D ? D->all_ok(err == 0) : err == 0;   /* all ranks stop if rank 0 failed */
 }
 
@@ -1253,10 +1267,11 @@ static int save_text(const TextRun *t, const char *path)
     nnc_vocab_hex(&t->text.vocab, vocab);
     for (i = 0; i < 4; i++)
         snprintf(rng + 16 * i, 17, "%016llx", (unsigned long long)t->rng.s[i]);
+    nnc_set_error(NULL);
     if (rank_of() == 0)
         err = M->save_meta(t->ctx, path, more);
     if (err)
-        fprintf(stderr, "%s: error: cannot save '%s': %s\n", prog, path, nnc_strerror(err));
+        ckpt_error("save", path, err);
     return D ? D->all_ok(err == 0) : err == 0;   /* all ranks stop if rank 0 failed */
 }
 

@@ -93,6 +93,155 @@ int nnc_read_file(const char *path, unsigned char **bytes, size_t *size, char *w
     return NNC_OK;
 }
 
+/* ---- JSON syntax, without allocating ---------------------------------------
+ *
+ * cJSON returns NULL both for malformed text and when it runs out of
+ * memory. To tell the two apart (NNC_ERR_FORMAT or NNC_ERR_NOMEM), a
+ * failed parse is checked again by this recognizer, which allocates
+ * nothing and accepts what cJSON 1.7 accepts, or less: whitespace is any
+ * byte up to 32, a UTF-8 byte-order mark may lead, numbers are RFC 8259's
+ * of at most 63 characters, strings may hold raw control bytes but only
+ * JSON's escapes, \u surrogates only in pairs, nesting at most
+ * CJSON_NESTING_LIMIT deep. Text it accepts that cJSON refused means
+ * cJSON ran out of memory. */
+
+static const char *json_value(const char *p, int depth);
+
+static const char *json_ws(const char *p)
+{
+    while (*p != '\0' && (unsigned char)*p <= 32)
+        p++;
+    return p;
+}
+
+static int hex4(const char *p, unsigned *v)
+{
+    int i;
+
+    *v = 0;
+    for (i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return 0;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return 1;
+}
+
+/* p at the opening quote; past the closing one, or NULL. */
+static const char *json_string(const char *p)
+{
+    unsigned u, lo;
+
+    for (p++; *p != '"'; p++) {
+        if (*p == '\0')
+            return NULL;
+        if (*p != '\\')
+            continue;
+        p++;
+        if (*p == 'u') {
+            if (!hex4(p + 1, &u) || (u >= 0xDC00 && u <= 0xDFFF))
+                return NULL;
+            p += 4;
+            if (u >= 0xD800 && u <= 0xDBFF) {   /* a pair: \uD8xx\uDCxx */
+                if (p[1] != '\\' || p[2] != 'u' || !hex4(p + 3, &lo) || lo < 0xDC00
+                    || lo > 0xDFFF)
+                    return NULL;
+                p += 6;
+            }
+        } else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
+            return NULL;
+        }
+    }
+    return p + 1;
+}
+
+static const char *json_number(const char *p)
+{
+    const char *start = p;
+
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
+        return NULL;
+    if (*p == '.') {
+        if (!(*++p >= '0' && *p <= '9'))
+            return NULL;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return NULL;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return p - start <= 63 ? p : NULL;
+}
+
+/* [ values ] or { "key": values }: p at the bracket. */
+static const char *json_container(const char *p, int depth)
+{
+    char close = *p == '[' ? ']' : '}';
+
+    if (depth >= CJSON_NESTING_LIMIT)
+        return NULL;
+    p = json_ws(p + 1);
+    if (*p == close)
+        return p + 1;
+    for (;;) {
+        if (close == '}') {
+            if (*p != '"' || (p = json_string(p)) == NULL)
+                return NULL;
+            p = json_ws(p);
+            if (*p++ != ':')
+                return NULL;
+        }
+        if ((p = json_value(p, depth + 1)) == NULL)
+            return NULL;
+        if (*p == close)
+            return p + 1;
+        if (*p != ',')
+            return NULL;
+        p = json_ws(p + 1);
+    }
+}
+
+/* A value with the whitespace around it; past it, or NULL. */
+static const char *json_value(const char *p, int depth)
+{
+    p = json_ws(p);
+    if (strncmp(p, "null", 4) == 0 || strncmp(p, "true", 4) == 0)
+        p += 4;
+    else if (strncmp(p, "false", 5) == 0)
+        p += 5;
+    else if (*p == '"')
+        p = json_string(p);
+    else if (*p == '[' || *p == '{')
+        p = json_container(p, depth);
+    else
+        p = json_number(p);
+    return p == NULL ? NULL : json_ws(p);
+}
+
+int nnc_json_valid(const char *text)
+{
+    const char *p = strncmp(text, "\xEF\xBB\xBF", 3) == 0 ? text + 3 : text;
+
+    p = json_value(p, 0);
+    return p != NULL && *p == '\0';
+}
+
 /* Parses the JSON text[0 .. len) into *root. */
 static int parse_json(const char *text, size_t len, cJSON **root, char *why, size_t whysize)
 {
@@ -108,7 +257,11 @@ static int parse_json(const char *text, size_t len, cJSON **root, char *why, siz
     *root = cJSON_ParseWithOpts(copy, &end, 1);
     if (*root == NULL) {
         long at = end != NULL && end >= copy ? (long)(end - copy) : -1;
+        int nomem = nnc_json_valid(copy);
         free(copy);
+        if (nomem)
+            return fail(NNC_ERR_NOMEM, why, whysize, "out of memory for the JSON header "
+                        "(%zu bytes)", len);
         return fail(NNC_ERR_FORMAT, why, whysize, "malformed JSON header (at byte %ld of %zu)",
                     at, len);
     }

@@ -45,6 +45,16 @@ int nnc_st_header(const unsigned char *file, size_t size, cJSON **root, size_t *
  * header of path, not the data. */
 int nnc_st_read_header(const char *path, cJSON **root, char *why, size_t whysize);
 
+/* Whether path is a well-formed safetensors file (ckpt.c's format phase
+ * of loading, with no model to match): NNC_OK, or the code and the
+ * message (nnc_last_error) that nnc_ckpt_load would give for it. */
+int nnc_ckpt_check(const char *path);
+
+/* Whether the NUL-terminated text is one JSON value and nothing else, as
+ * cJSON 1.7 parses it (or stricter), without allocating: when cJSON
+ * returns NULL for text this accepts, cJSON ran out of memory. */
+int nnc_json_valid(const char *text);
+
 /* A JSON number that is an integer in [0, 2^53], where doubles are exact. */
 int nnc_st_uint(const cJSON *item, uint64_t *v);
 

@@ -24,14 +24,33 @@ struct ArenaBlock {
     _Alignas(16) unsigned char data[];
 };
 
-static void *xmalloc(size_t n)
+static void *checked(void *p)
 {
-    void *p = malloc(n ? n : 1);
     if (!p) {
         fprintf(stderr, "nnc: out of memory\n");
         exit(1);
     }
     return p;
+}
+
+void *xmalloc(size_t n)
+{
+    return checked(malloc(n ? n : 1));
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    return checked(calloc(n ? n : 1, size ? size : 1));
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    return checked(realloc(p, n ? n : 1));
+}
+
+char *xstrdup(const char *s)
+{
+    return strcpy(xmalloc(strlen(s) + 1), s);
 }
 
 void *arena_alloc(Arena *a, size_t bytes)

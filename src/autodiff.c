@@ -28,10 +28,9 @@ void ad_backward(Graph *g, NodeId y, NodeId dy, const NodeId *wrt, int n,
                  NodeId *dx)
 {
     int nn = g->nnodes;
-    bool *from = calloc((size_t)nn, sizeof(bool));  /* depends on a wrt */
-    bool *to = calloc((size_t)nn, sizeof(bool));    /* y depends on it */
-    NodeId *grad = calloc((size_t)nn, sizeof(NodeId));
-    NNC_ASSERT(from && to && grad);
+    bool *from = xcalloc((size_t)nn, sizeof(bool));  /* depends on a wrt */
+    bool *to = xcalloc((size_t)nn, sizeof(bool));    /* y depends on it */
+    NodeId *grad = xcalloc((size_t)nn, sizeof(NodeId));
     for (int i = 0; i < n; i++)
         from[wrt[i]] = true;
     for (int id = 1; id < nn; id++)
@@ -78,10 +77,9 @@ void ad_build(Graph *g)
     Shape scalar = {0, {0}};
     NodeId one = graph_const(g, NODE(g, g->loss)->loc, &scalar, 1.0);
     NODE(g, one)->what = "d(loss)/d(loss)";
-    g->grads = calloc((size_t)g->nparams + 1, sizeof(NodeId));
-    NodeId *wrt = calloc((size_t)g->nparams + 1, sizeof(NodeId));
-    NodeId *dw = calloc((size_t)g->nparams + 1, sizeof(NodeId));
-    NNC_ASSERT(g->grads && wrt && dw);
+    g->grads = xcalloc((size_t)g->nparams + 1, sizeof(NodeId));
+    NodeId *wrt = xcalloc((size_t)g->nparams + 1, sizeof(NodeId));
+    NodeId *dw = xcalloc((size_t)g->nparams + 1, sizeof(NodeId));
     int n = 0;
     for (int i = 0; i < g->nparams; i++)
         if (!NODE(g, g->params[i])->is_frozen)

@@ -13,13 +13,11 @@
 
 double **eval_graph(const Graph *g, double *const *src)
 {
-    double **v = calloc((size_t)g->nnodes, sizeof(double *));
-    NNC_ASSERT(v);
+    double **v = xcalloc((size_t)g->nnodes, sizeof(double *));
     for (int id = 1; id < g->nnodes; id++) {
         const Node *n = &g->nodes[id];
         size_t len = shape_numel(&n->shape);
-        v[id] = calloc(len ? len : 1, sizeof(double));
-        NNC_ASSERT(v[id]);
+        v[id] = xcalloc(len ? len : 1, sizeof(double));
         if (n->op == OP_CONST) {
             for (size_t i = 0; i < len; i++)
                 v[id][i] = n->fattr[0];

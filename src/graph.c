@@ -205,8 +205,7 @@ void graph_follow(Graph *g, const NodeId *repl)
 
 int *graph_uses(const Graph *g)
 {
-    int *uses = calloc((size_t)g->nnodes, sizeof(int));
-    NNC_ASSERT(uses);
+    int *uses = xcalloc((size_t)g->nnodes, sizeof(int));
     for (int id = 1; id < g->nnodes; id++)
         for (int k = 0; k < g->nodes[id].nin; k++)
             uses[g->nodes[id].in[k]]++;
@@ -219,8 +218,7 @@ int *graph_uses(const Graph *g)
 
 bool graph_rewrite(Graph *g, RewriteFn rule)
 {
-    NodeId *repl = calloc((size_t)g->nnodes, sizeof(NodeId));
-    NNC_ASSERT(repl);
+    NodeId *repl = xcalloc((size_t)g->nnodes, sizeof(NodeId));
     bool changed = false;
     for (int id = 1; id < g->nnodes; id++) {
         Node *n = &g->nodes[id];

@@ -32,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "sema.h"
+#include "../runtime/nncrt_io.h"   /* nnc_json_valid */
 
 typedef struct Imp {
     const char *file;       /* the JSON file, for messages */
@@ -769,8 +770,7 @@ static bool write_out(const char *path, const Buf *b)
     if (!path)
         return fwrite(b->data, 1, b->len, stdout) == b->len && fflush(stdout) == 0;
     size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    NNC_ASSERT(tmp);
+    char *tmp = xmalloc(n);
     snprintf(tmp, n, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
@@ -886,7 +886,10 @@ int import_keras_main(int argc, char **argv)
     im.file = o.input;
     cJSON *root = cJSON_ParseWithLength(text, len);
     bool ok;
-    if (!root) {
+    if (!root && len == strlen(text) && nnc_json_valid(text)) {
+        fprintf(stderr, "nnc: out of memory parsing '%s'\n", o.input);
+        ok = false;
+    } else if (!root) {
         const char *at = cJSON_GetErrorPtr();
         int line = 1;
         for (const char *p = text; at && p < at && *p; p++)

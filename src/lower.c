@@ -71,8 +71,7 @@ static Origin *origin_of(Lower *L, NodeId id)
         return NULL;
     if ((int)id >= L->norigin) {
         int n = L->g->nnodes > (int)id ? L->g->nnodes : (int)id + 1;
-        L->origin = realloc(L->origin, sizeof(Origin) * (size_t)n);
-        NNC_ASSERT(L->origin);
+        L->origin = xrealloc(L->origin, sizeof(Origin) * (size_t)n);
         memset(L->origin + L->norigin, 0, sizeof(Origin) * (size_t)(n - L->norigin));
         L->norigin = n;
     }
@@ -419,7 +418,7 @@ static void lower_freeze(Lower *L, const Stmt *s)
     NodeId v = lower_expr(L, s->expr);  /* an undefined name is reported */
     if (v == NODE_NONE)
         return;
-    bool *mark = calloc((size_t)g->nnodes, sizeof(bool));
+    bool *mark = xcalloc((size_t)g->nnodes, sizeof(bool));
     NNC_ASSERT(mark);
     mark_inputs(g, v, mark);
     int n = 0;
@@ -439,9 +438,8 @@ static void lower_freeze(Lower *L, const Stmt *s)
 static void warn_unused(Lower *L)
 {
     Graph *g = L->g;
-    bool *reach = calloc((size_t)g->nnodes, sizeof(bool));
-    bool *covered = calloc((size_t)g->nnodes, sizeof(bool));
-    NNC_ASSERT(reach && covered);
+    bool *reach = xcalloc((size_t)g->nnodes, sizeof(bool));
+    bool *covered = xcalloc((size_t)g->nnodes, sizeof(bool));
     mark_inputs(g, g->loss, reach);
     for (int i = 0; i < L->nenv; i++) {
         NodeId id = L->env[i].id;

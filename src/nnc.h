@@ -52,6 +52,14 @@ void arena_free(Arena *a);                          /* releases all blocks */
  * (used for the few arrays that outlive no arena, like Graph.nodes). */
 void *nnc_grow(void *p, int *cap, int need, size_t elem);
 
+/* malloc, calloc, realloc and strdup that print "nnc: out of memory" and
+ * exit 1 when the allocation fails, as an arena does: for the side
+ * tables of passes, which then never check for NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
 /* Growable text buffer; the emitter writes everything through one. */
 typedef struct Buf {
     char *data;

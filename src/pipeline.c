@@ -113,11 +113,8 @@ static size_t row_floats(const Graph *g, NodeId id)
  * passes as predict (no autodiff), planned as a predict program. */
 static void compile_decode(const Model *m, const PipelineOptions *o, Compiled *c)
 {
-    Compiled *d = calloc(1, sizeof *d);
-    bool ok;
-    if (!d)
-        return;
-    ok = lower_decode(m, &d->g);
+    Compiled *d = xcalloc(1, sizeof *d);
+    bool ok = lower_decode(m, &d->g);
     for (const PassInfo *p = pipeline_passes; ok && p->name; p++)
         if (o->opt >= p->level && p->run && p->run != run_autodiff && p->run != run_optim)
             p->run(&d->g);

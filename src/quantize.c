@@ -121,13 +121,13 @@ static bool calibrate(Walk *k, const char *path, double scale, int max_rows)
         nnc_data_free(&d);
         return false;
     }
-    double **src = calloc((size_t)g->nnodes, sizeof *src);
+    double **src = xcalloc((size_t)g->nnodes, sizeof *src);
     NNC_ASSERT(src);
     for (int id = 1; id < g->nnodes; id++) {
         const Node *n = NODE(g, id);
         const float *p = n->role == R_PARAM ? param_data(k, (NodeId)id) : NULL;
         if (id == (int)g->input || p) {
-            src[id] = calloc(shape_numel(&n->shape), sizeof(double));
+            src[id] = xcalloc(shape_numel(&n->shape), sizeof(double));
             NNC_ASSERT(src[id]);
         }
         for (size_t i = 0; p && i < shape_numel(&n->shape); i++)
@@ -146,7 +146,7 @@ static bool calibrate(Walk *k, const char *path, double scale, int max_rows)
 
 static QStep *add_step(QModel *q, QStepKind kind, const Node *n, size_t out_bytes)
 {
-    q->steps = realloc(q->steps, (size_t)(q->nsteps + 1) * sizeof *q->steps);
+    q->steps = xrealloc(q->steps, (size_t)(q->nsteps + 1) * sizeof *q->steps);
     NNC_ASSERT(q->steps);
     QStep *s = &q->steps[q->nsteps++];
     memset(s, 0, sizeof *s);
@@ -205,7 +205,7 @@ static void window_step(Walk *k, NodeId id)
 /* W (n x k) per row: sw[j] = max |W[j]| / 127, q = round(W / sw). */
 static int8_t *quantize_weights(const float *W, int n, int kk, double *sw, double *max_err)
 {
-    int8_t *qw = malloc((size_t)n * (size_t)kk);
+    int8_t *qw = xmalloc((size_t)n * (size_t)kk);
     NNC_ASSERT(qw);
     for (int j = 0; j < n; j++) {
         double m = 0;
@@ -230,7 +230,7 @@ static int8_t *pad_im2col(QModel *q, QStep *s, int8_t *qw)
 {
     QStep *im = s - 1;      /* the patches are the step before */
     int k4 = (s->k + 3) / 4 * 4;
-    int8_t *p = calloc((size_t)s->n * (size_t)k4, 1);
+    int8_t *p = xcalloc((size_t)s->n * (size_t)k4, 1);
     NNC_ASSERT(p && im->kind == QS_IM2COL);
     for (int j = 0; j < s->n; j++)
         memcpy(p + (size_t)j * (size_t)k4, qw + (size_t)j * (size_t)s->k, (size_t)s->k);
@@ -248,7 +248,7 @@ static int8_t *pad_im2col(QModel *q, QStep *s, int8_t *qw)
 static int8_t *pad_window_rows(QStep *s, int8_t *qw)
 {
     int kh = s->geo[3], row = s->geo[4] * s->geo[2], seg = (row + 3) / 4 * 4;
-    int8_t *p = calloc((size_t)s->n * (size_t)(kh * seg), 1);
+    int8_t *p = xcalloc((size_t)s->n * (size_t)(kh * seg), 1);
     NNC_ASSERT(p);
     for (int j = 0; j < s->n; j++)
         for (int ky = 0; ky < kh; ky++)
@@ -349,7 +349,7 @@ static bool gemm_step(Walk *k, NodeId mm)
     const float *wd = param_data(k, n->in[1]), *bd = bias ? param_data(k, bias) : NULL;
     NNC_ASSERT(wd && (!bias || bd));
     int n16 = (s->n + 15) / 16 * 16;
-    double *sw = calloc((size_t)s->n, sizeof *sw);
+    double *sw = xcalloc((size_t)s->n, sizeof *sw);
     NNC_ASSERT(sw);
     int8_t *qw = quantize_weights(wd, s->n, s->k, sw, &s->max_err);
     if (x->op == OP_IM2COL && !s->conv && s->k % 4)
@@ -357,10 +357,10 @@ static bool gemm_step(Walk *k, NodeId mm)
     if (s->conv && s->geo[3] > 1 && s->geo[4] * s->geo[2] % 4)
         qw = pad_window_rows(s, qw);
     s->packed_bytes = nnc_qpack_bytes(s->n, s->k);
-    s->packed = malloc(s->packed_bytes);
-    s->wsum = calloc((size_t)n16, sizeof(int32_t));
-    s->mult = calloc((size_t)n16, sizeof(float));
-    s->bias = calloc((size_t)n16, sizeof(float));
+    s->packed = xmalloc(s->packed_bytes);
+    s->wsum = xcalloc((size_t)n16, sizeof(int32_t));
+    s->mult = xcalloc((size_t)n16, sizeof(float));
+    s->bias = xcalloc((size_t)n16, sizeof(float));
     NNC_ASSERT(s->packed && s->wsum && s->mult && s->bias);
     nnc_qpack(s->n, s->k, qw, s->packed, s->wsum);
     for (int j = 0; j < s->n; j++) {
@@ -433,10 +433,10 @@ bool quant_build(const Model *m, const Compiled *c, const Weights *w, const char
         return false;
     }
     size_t nn = (size_t)g.nnodes;
-    Walk k = {.g = &g, .live = calloc(nn, sizeof(bool)), .uses = calloc(nn, sizeof(int)),
-              .maxabs = calloc(nn, sizeof(double)), .scale = calloc(nn, sizeof(double)),
-              .nonneg = calloc(nn, sizeof(bool)), .done = calloc(nn, sizeof(bool)),
-              .crop_h = calloc(nn, sizeof(int)), .crop_w = calloc(nn, sizeof(int)),
+    Walk k = {.g = &g, .live = xcalloc(nn, sizeof(bool)), .uses = xcalloc(nn, sizeof(int)),
+              .maxabs = xcalloc(nn, sizeof(double)), .scale = xcalloc(nn, sizeof(double)),
+              .nonneg = xcalloc(nn, sizeof(bool)), .done = xcalloc(nn, sizeof(bool)),
+              .crop_h = xcalloc(nn, sizeof(int)), .crop_w = xcalloc(nn, sizeof(int)),
               .c = c, .w = w, .q = q};
     NNC_ASSERT(k.live && k.uses && k.maxabs && k.scale && k.nonneg && k.done && k.crop_h &&
                k.crop_w);

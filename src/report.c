@@ -153,9 +153,8 @@ void report_dot(Buf *out, const Compiled *c)
     int fused = 0;
     for (int k = 0; k < p->nkernels; k++)
         fused += p->kernels[k].n > 1;
-    bool *in = calloc((size_t)g->nnodes, sizeof(bool));
-    int *kern = calloc((size_t)g->nnodes, sizeof(int));   /* kernel index + 1 */
-    NNC_ASSERT(in && kern);
+    bool *in = xcalloc((size_t)g->nnodes, sizeof(bool));
+    int *kern = xcalloc((size_t)g->nnodes, sizeof(int));   /* kernel index + 1 */
     for (int id = 1; id < g->nnodes; id++)
         in[id] = (c->train.in_prog[id] || c->predict.in_prog[id]) && g->nodes[id].op != OP_CONST;
     for (int k = 0; k < p->nkernels; k++)

@@ -224,7 +224,7 @@ static void emit_program_part(Emit *e, const Compiled *c, const Plan *p, const c
                               Part part)
 {
     bool clipped = false, loss_done = false, checked = part != PART_ALL;
-    bool *done = calloc((size_t)c->g.nparams + 1, sizeof(bool));
+    bool *done = xcalloc((size_t)c->g.nparams + 1, sizeof(bool));
     size_t from = c->layout.grad_floats;
     NNC_ASSERT(done);
     e->predict = p->predict;

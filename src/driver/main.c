@@ -374,8 +374,7 @@ static bool write_tmp(OutFile *f, const Buf *b)
         return ok;
     }
     size_t n = strlen(f->path);
-    f->tmp = malloc(n + 16);
-    NNC_ASSERT(f->tmp);
+    f->tmp = xmalloc(n + 16);
     snprintf(f->tmp, n + 16, "%s.tmp.XXXXXX", f->path);
     int fd = mkstemp(f->tmp);
     /* mkstemp's 0600 would survive the rename: the mode a plain
@@ -429,8 +428,7 @@ static char *replace_ext(const char *path, const char *ext)
     const char *dot = strrchr(path, '.');
     if (dot && (!slash || dot > slash) && dot != path && dot[-1] != '/')
         n = (size_t)(dot - path);
-    char *s = malloc(n + strlen(ext) + 1);
-    NNC_ASSERT(s);
+    char *s = xmalloc(n + strlen(ext) + 1);
     memcpy(s, path, n);
     strcpy(s + n, ext);
     return s;
@@ -446,8 +444,7 @@ static char *guard_of(const char *header)
 {
     const char *b = base_name(header);
     size_t n = strlen(b);
-    char *g = malloc(n + 16);
-    NNC_ASSERT(g);
+    char *g = xmalloc(n + 16);
     size_t k = 0;
     g[k++] = 'N';
     g[k++] = 'N';
@@ -574,7 +571,10 @@ static void emit_ir(Buf *eb, const Compiled *graphs, int ng)
 {
     for (int i = 0; i < ng; i++) {
         FILE *mf = tmpfile();
-        NNC_ASSERT(mf);
+        if (!mf) {
+            fprintf(stderr, "nnc: error: cannot create a temporary file: %s\n", strerror(errno));
+            exit(1);
+        }
         ir_print(mf, &graphs[i].g);
         rewind(mf);
         char chunk[4096];
@@ -621,7 +621,7 @@ static void dep_rules(Outputs *out)
     const Options *o = out->o;
     const char *target = o->output ? o->output : out->cpath;
     Buf *db = &out->db;
-    out->dpath = o->depfile ? strdup(o->depfile) : replace_ext(target, ".d");
+    out->dpath = o->depfile ? xstrdup(o->depfile) : replace_ext(target, ".d");
     dep_name(db, target);
     if (!o->emit) {
         buf_puts(db, " ");
@@ -698,10 +698,10 @@ static void output_paths(Outputs *out)
 {
     const Options *o = out->o;
     if (!o->emit) {
-        out->cpath = o->output ? strdup(o->output) : replace_ext(base_name(o->input), ".c");
+        out->cpath = o->output ? xstrdup(o->output) : replace_ext(base_name(o->input), ".c");
         out->hpath = replace_ext(out->cpath, ".h");
     } else if (o->output) {
-        out->cpath = strdup(o->output);
+        out->cpath = xstrdup(o->output);
         out->hpath = replace_ext(out->cpath, ".h");
     } else {
         out->hpath = replace_ext(base_name(o->input), ".h");
@@ -729,9 +729,8 @@ static bool compile_and_write(const Options *o, Model *models, int nsel, Arena *
         arena_free(arena);
         bad_usage("%s", "--weights-from needs --model when the file holds several models");
     }
-    Compiled *graphs = calloc((size_t)nsel, sizeof(Compiled));
-    Weights **weights = calloc((size_t)nsel, sizeof(Weights *));
-    NNC_ASSERT(graphs && weights);
+    Compiled *graphs = xcalloc((size_t)nsel, sizeof(Compiled));
+    Weights **weights = xcalloc((size_t)nsel, sizeof(Weights *));
     int ng = compile_models(models, o, graphs);
     bool ok = diag_errors == 0 && make_weights(o, graphs, ng, weights);
     Outputs out = {.o = o, .graphs = graphs, .weights = weights, .ng = ng};

@@ -264,8 +264,7 @@ void eval_attention(const Graph *g, const Node *n, const double *const *in, doub
 {
     Geo q = geo_of(g, n);
     size_t tt = (size_t)q.T * (size_t)q.T;
-    double *p = malloc(2 * tt * sizeof(double)), *z = p + tt;
-    NNC_ASSERT(p);
+    double *p = xmalloc(2 * tt * sizeof(double)), *z = p + tt;
     for (int b = 0; b < q.B; b++)
         for (int h = 0; h < q.H; h++) {
             const double *vb = in[0] + b * q.sb + h * q.sh + 2 * q.koff;
@@ -286,8 +285,7 @@ void eval_attention_back(const Graph *g, const Node *n, const double *const *in,
     Geo q = geo_of(g, n);
     size_t tt = (size_t)q.T * (size_t)q.T;
     const double *dy = in[0], *x = in[1];
-    double *p = malloc(3 * tt * sizeof(double)), *z = p + tt, *ds = p + 2 * tt;
-    NNC_ASSERT(p);
+    double *p = xmalloc(3 * tt * sizeof(double)), *z = p + tt, *ds = p + 2 * tt;
     double scale = 1 / sqrt(q.D);
     for (int b = 0; b < q.B; b++)
         for (int h = 0; h < q.H; h++) {

@@ -281,10 +281,11 @@ void emit_softmax_back(Emit *e, const Graph *g, const Node *n,
 /* ---- layer normalization ----------------------------------------------- */
 void grad_layernorm(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add2(g, OP_LAYERNORM_BACK, n->loc, dy, n->in[0]);
+    /* eps, not a Node pointer: graph_add may move g->nodes */
+    double eps = NODE(g, y)->fattr[0];
+    dx[0] = graph_add2(g, OP_LAYERNORM_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
     if (dx[0] != NODE_NONE)
-        NODE(g, dx[0])->fattr[0] = n->fattr[0];
+        NODE(g, dx[0])->fattr[0] = eps;
 }
 
 /* y = normalized row x; returns s = 1/sqrt(var + eps). */
@@ -354,10 +355,11 @@ void emit_layernorm_back(Emit *e, const Graph *g, const Node *n,
 /* ---- dropout ------------------------------------------------------------ */
 void grad_dropout(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    Node *n = NODE(g, y);
-    dx[0] = graph_add2(g, OP_DROPOUT_BACK, n->loc, dy, y);
+    /* the rate, not a Node pointer: graph_add may move g->nodes */
+    double rate = NODE(g, y)->fattr[0];
+    dx[0] = graph_add2(g, OP_DROPOUT_BACK, NODE(g, y)->loc, dy, y);
     if (dx[0] != NODE_NONE)
-        NODE(g, dx[0])->fattr[0] = n->fattr[0];
+        NODE(g, dx[0])->fattr[0] = rate;
 }
 
 void eval_dropout(const Graph *g, const Node *n, const double *const *in,

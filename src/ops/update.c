@@ -100,8 +100,7 @@ static void eval_update(const Graph *g, const Node *n, const double *const *in, 
     double *s[3] = {NULL, NULL, NULL};
     NNC_ASSERT(n->iattr[0] <= 3);
     for (int k = 0; k < n->iattr[0]; k++) {
-        s[k] = calloc(len ? len : 1, sizeof(double));
-        NNC_ASSERT(s[k]);
+        s[k] = xcalloc(len ? len : 1, sizeof(double));
         for (size_t i = 0; n->op == OP_ADAGRAD && i < len; i++)
             s[k][i] = n->fattr[2];
     }

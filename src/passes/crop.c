@@ -35,8 +35,7 @@ bool pass_crop(Graph *g)
 {
     int nn = g->nnodes;
     int *uses = graph_uses(g);
-    NodeId *chain = calloc((size_t)nn, sizeof(NodeId));
-    NNC_ASSERT(chain);
+    NodeId *chain = xcalloc((size_t)nn, sizeof(NodeId));
     bool changed = false;
     for (int id = 1; id < nn; id++) {
         const Node *p = &g->nodes[id];

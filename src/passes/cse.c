@@ -94,7 +94,7 @@ bool pass_cse(Graph *g)
     size_t cap = 16;
     while (cap < 2 * (size_t)g->nnodes)
         cap *= 2;
-    table = calloc(cap, sizeof *table);
+    table = xcalloc(cap, sizeof *table);
     NNC_ASSERT(table);
     mask = cap - 1;
     bool changed = graph_rewrite(g, earlier_twin);

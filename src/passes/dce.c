@@ -21,9 +21,8 @@ static NodeId remap(const NodeId *map, NodeId id)
 bool pass_dce(Graph *g)
 {
     int n = g->nnodes;
-    bool *live = calloc((size_t)n, sizeof(bool));
-    NodeId *map = calloc((size_t)n, sizeof(NodeId));
-    NNC_ASSERT(live && map);
+    bool *live = xcalloc((size_t)n, sizeof(bool));
+    NodeId *map = xcalloc((size_t)n, sizeof(NodeId));
     live[g->loss] = live[g->output] = true;
     live[g->input] = live[g->target] = true;
     for (int i = 0; i < g->nparams; i++)

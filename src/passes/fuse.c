@@ -80,10 +80,9 @@ static bool fuse_updates(Graph *g)
 bool pass_fuse(Graph *g)
 {
     int nn = g->nnodes;
-    int *uses = calloc((size_t)nn, sizeof(int));
-    bool *keep = calloc((size_t)nn, sizeof(bool));
-    bool *has_gemm = calloc((size_t)nn, sizeof(bool));
-    NNC_ASSERT(uses && keep && has_gemm);
+    int *uses = xcalloc((size_t)nn, sizeof(int));
+    bool *keep = xcalloc((size_t)nn, sizeof(bool));
+    bool *has_gemm = xcalloc((size_t)nn, sizeof(bool));
     bool changed = false;
     for (int id = 1; id < nn; id++) {
         Node *n = &g->nodes[id];

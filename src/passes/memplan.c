@@ -173,7 +173,7 @@ static void insert(Placement *pl, Placed e)
         i--;
     if (pl->nb == 0) {
         pl->b = nnc_grow(pl->b, &pl->cap, 1, sizeof *pl->b);
-        pl->b[0] = calloc(1, sizeof(Block));
+        pl->b[0] = xcalloc(1, sizeof(Block));
         NNC_ASSERT(pl->b[0]);
         pl->nb = 1;
         i = 0;
@@ -186,7 +186,7 @@ static void insert(Placement *pl, Placed e)
     b->e[j] = e;
     b->n++;
     if (b->n == 2 * BLOCK) {    /* split in two */
-        Block *c = calloc(1, sizeof(Block));
+        Block *c = xcalloc(1, sizeof(Block));
         NNC_ASSERT(c);
         memcpy(c->e, &b->e[BLOCK], BLOCK * sizeof e);
         c->n = b->n = BLOCK;
@@ -220,9 +220,8 @@ static size_t place(Slot *s, int ns)
 void plan_memory(const Graph *g, Plan *p)
 {
     int nn = g->nnodes;
-    int *slot_of = malloc((size_t)nn * sizeof(int));
-    Slot *slots = calloc((size_t)nn, sizeof(Slot));
-    NNC_ASSERT(slot_of && slots);
+    int *slot_of = xmalloc((size_t)nn * sizeof(int));
+    Slot *slots = xcalloc((size_t)nn, sizeof(Slot));
     int ns = 0;
     for (int id = 1; id < nn; id++) {
         slot_of[id] = -1;
@@ -243,7 +242,7 @@ void plan_memory(const Graph *g, Plan *p)
     }
     /* lower bound: the most floats live at one kernel (a sweep: each slot
      * adds its size at its def and takes it back after its last) */
-    size_t *delta = calloc((size_t)p->nkernels + 1, sizeof *delta);
+    size_t *delta = xcalloc((size_t)p->nkernels + 1, sizeof *delta);
     NNC_ASSERT(delta);
     for (int i = 0; i < ns; i++) {
         int lo = slots[i].def > 0 ? slots[i].def : 0;
@@ -264,8 +263,7 @@ void plan_memory(const Graph *g, Plan *p)
     /* greedy placement under several orders; keep the smallest arena */
     static int (*const orders[])(const void *, const void *) = {
         by_size, by_area, by_length, by_def, by_last};
-    Slot *try = malloc((size_t)(ns ? ns : 1) * sizeof(Slot));
-    NNC_ASSERT(try);
+    Slot *try = xmalloc((size_t)(ns ? ns : 1) * sizeof(Slot));
     p->arena_floats = (size_t)-1;
     for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
         for (int i = 0; i < ns; i++)
@@ -390,7 +388,7 @@ static bool check_grads(const Graph *g, Buf_ *gr, int n)
 static bool check_arena(const Graph *g, const Plan *p, Buf_ *ar, int n)
 {
     size_t units = p->arena_floats / ALIGN_FLOATS + 1;
-    NodeId *holder = calloc(units, sizeof *holder);
+    NodeId *holder = xcalloc(units, sizeof *holder);
     NNC_ASSERT(holder);
     qsort(ar, (size_t)n, sizeof *ar, by_def_id);
     bool ok = true;
@@ -412,7 +410,7 @@ bool plan_check(const Graph *g, const Plan *p)
     int nn = g->nnodes, nar = 0, ngr = 0;
     if (!lifetimes_cover_uses(g, p))
         return false;
-    Buf_ *ar = malloc((size_t)nn * sizeof *ar), *gr = malloc((size_t)nn * sizeof *gr);
+    Buf_ *ar = xmalloc((size_t)nn * sizeof *ar), *gr = xmalloc((size_t)nn * sizeof *gr);
     NNC_ASSERT(ar && gr);
     bool ok = true;
     for (int a = 1; a < nn && ok; a++) {

@@ -90,12 +90,12 @@ static bool is_param_grad(const Graph *g, int u)
 int recompute_apply(Graph *g, const bool *S)
 {
     int n = g->nnodes;
-    Item *key = calloc((size_t)n, sizeof *key);      /* by id: the node's place */
-    Item *ckey = calloc((size_t)n, sizeof *ckey);    /* by id: its copy's place */
-    Item *items = calloc((size_t)2 * (size_t)n, sizeof *items);
-    int *dep = calloc((size_t)n, sizeof *dep);       /* copies: latest old input */
-    bool *copied = calloc((size_t)n, sizeof(bool)), *reads = calloc((size_t)n, sizeof(bool));
-    NodeId *map = calloc((size_t)n, sizeof *map), *cmap = calloc((size_t)n, sizeof *cmap);
+    Item *key = xcalloc((size_t)n, sizeof *key);      /* by id: the node's place */
+    Item *ckey = xcalloc((size_t)n, sizeof *ckey);    /* by id: its copy's place */
+    Item *items = xcalloc((size_t)2 * (size_t)n, sizeof *items);
+    int *dep = xcalloc((size_t)n, sizeof *dep);       /* copies: latest old input */
+    bool *copied = xcalloc((size_t)n, sizeof(bool)), *reads = xcalloc((size_t)n, sizeof(bool));
+    NodeId *map = xcalloc((size_t)n, sizeof *map), *cmap = xcalloc((size_t)n, sizeof *cmap);
     NNC_ASSERT(key && ckey && items && dep && copied && reads && map && cmap);
     /* the copies: values in S that a backward node or another copy reads */
     for (int u = n - 1; u >= 1; u--) {
@@ -161,7 +161,7 @@ int recompute_apply(Graph *g, const bool *S)
         if (copied[s])
             items[ni++] = ckey[s];
     qsort(items, (size_t)ni, sizeof *items, item_qsort);
-    Node *nodes = calloc((size_t)ni + 1, sizeof(Node));
+    Node *nodes = xcalloc((size_t)ni + 1, sizeof(Node));
     NNC_ASSERT(nodes);
     for (int i = 0; i < ni; i++) {
         const Item *it = &items[i];
@@ -225,9 +225,9 @@ typedef struct Score {
 static Score trial(const Graph *g0, const bool *S, bool fuse)
 {
     Graph t = *g0;
-    t.nodes = malloc((size_t)g0->nnodes * sizeof(Node));
-    t.params = malloc(((size_t)g0->nparams + 1) * sizeof(NodeId));
-    t.grads = malloc(((size_t)g0->nparams + 1) * sizeof(NodeId));
+    t.nodes = xmalloc((size_t)g0->nnodes * sizeof(Node));
+    t.params = xmalloc(((size_t)g0->nparams + 1) * sizeof(NodeId));
+    t.grads = xmalloc(((size_t)g0->nparams + 1) * sizeof(NodeId));
     NNC_ASSERT(t.nodes && t.params && t.grads);
     memcpy(t.nodes, g0->nodes, (size_t)g0->nnodes * sizeof(Node));
     memcpy(t.params, g0->params, (size_t)g0->nparams * sizeof(NodeId));
@@ -286,8 +286,8 @@ static int by_ratio(const void *a, const void *b)
 static int candidates(const Graph *g, const Plan *p, Cand **out)
 {
     int n = g->nnodes, nc = 0;
-    bool *read_back = calloc((size_t)n, sizeof(bool));
-    Cand *c = calloc((size_t)n, sizeof *c);
+    bool *read_back = xcalloc((size_t)n, sizeof(bool));
+    Cand *c = xcalloc((size_t)n, sizeof *c);
     NNC_ASSERT(read_back && c);
     for (int u = 1; u < n; u++)
         if (p->in_prog[u] && is_back(&g->nodes[u]))
@@ -299,7 +299,7 @@ static int candidates(const Graph *g, const Plan *p, Cand **out)
         if (rn->is_grad || !read_back[r] || p->region[r] != REG_ARENA ||
             (optab[rn->op].kind == K_MOVE && p->shares[r]) || r == g->loss)
             continue;
-        Cand cd = {r, calloc((size_t)n, sizeof(bool)), 0, 0};
+        Cand cd = {r, xcalloc((size_t)n, sizeof(bool)), 0, 0};
         NNC_ASSERT(cd.nodes);
         if (!kernel_nodes(g, r, r, cd.nodes)) {
             free(cd.nodes);
@@ -364,7 +364,7 @@ bool recompute_fit(Compiled *c, size_t budget, bool fuse)
         return true;
     Cand *cand;
     int nc = candidates(g, &c->train, &cand);
-    bool *S = calloc((size_t)n, sizeof(bool)), *in = calloc((size_t)nc + 1, sizeof(bool));
+    bool *S = xcalloc((size_t)n, sizeof(bool)), *in = xcalloc((size_t)nc + 1, sizeof(bool));
     NNC_ASSERT(S && in);
     Score cur = trial(g, S, fuse);
     bool fits = mem_with(c, cur.arena) <= budget, any = true;

@@ -32,7 +32,7 @@ size_t align_floats(size_t n)
  * table, so that looking up every node is linear in the graph). */
 static int *grad_index(const Graph *g)
 {
-    int *of_grad = malloc((size_t)g->nnodes * sizeof *of_grad);
+    int *of_grad = xmalloc((size_t)g->nnodes * sizeof *of_grad);
     NNC_ASSERT(of_grad);
     for (int id = 0; id < g->nnodes; id++)
         of_grad[id] = -1;
@@ -45,9 +45,8 @@ static int *grad_index(const Graph *g)
 void layout_build(const Graph *g, ModelLayout *l)
 {
     memset(l, 0, sizeof *l);
-    l->param_off = calloc((size_t)g->nnodes, sizeof(size_t));
-    l->grad_off = calloc((size_t)g->nnodes, sizeof(size_t));
-    NNC_ASSERT(l->param_off && l->grad_off);
+    l->param_off = xcalloc((size_t)g->nnodes, sizeof(size_t));
+    l->grad_off = xcalloc((size_t)g->nnodes, sizeof(size_t));
     for (int i = 0; i < g->nparams; i++) {
         size_t n = align_floats(shape_numel(&NODE(g, g->params[i])->shape));
         l->param_off[g->params[i]] = l->param_floats;
@@ -129,8 +128,7 @@ static void mark_program(const Graph *g, bool predict, bool *in)
 
 size_t plan_naive_floats(const Graph *g, bool predict)
 {
-    bool *in = calloc((size_t)g->nnodes, sizeof(bool));
-    NNC_ASSERT(in);
+    bool *in = xcalloc((size_t)g->nnodes, sizeof(bool));
     mark_program(g, predict, in);
     size_t total = 0;
     for (int id = 1; id < g->nnodes; id++) {
@@ -187,11 +185,10 @@ static void schedule_updates(const Graph *g, Plan *p, int *kidx)
         if (optab[g->nodes[id].op].kind == K_UPDATE && g->nodes[id].kernel)
             return; /* fused into one update over every parameter */
     /* reader[id]: the last non-update kernel that reads node id */
-    int *reader = malloc((size_t)nn * sizeof *reader);
-    int *after = malloc((size_t)nk * sizeof *after);
-    int *start = calloc((size_t)nk + 2, sizeof *start);
-    Kernel *order = malloc((size_t)nk * sizeof *order);
-    NNC_ASSERT(reader && after && start && order);
+    int *reader = xmalloc((size_t)nn * sizeof *reader);
+    int *after = xmalloc((size_t)nk * sizeof *after);
+    int *start = xcalloc((size_t)nk + 2, sizeof *start);
+    Kernel *order = xmalloc((size_t)nk * sizeof *order);
     for (int id = 0; id < nn; id++)
         reader[id] = -1;
     for (int id = 1; id < nn; id++) {
@@ -222,9 +219,8 @@ static void schedule_updates(const Graph *g, Plan *p, int *kidx)
     /* start[b]: where bucket b (the updates with after == b - 1) begins */
     for (int b = 1; b <= nk + 1; b++)
         start[b] += start[b - 1];
-    int *updates = malloc((size_t)(start[nk + 1] > 0 ? start[nk + 1] : 1) * sizeof *updates);
-    int *next = malloc((size_t)(nk + 1) * sizeof *next);
-    NNC_ASSERT(updates && next);
+    int *updates = xmalloc((size_t)(start[nk + 1] > 0 ? start[nk + 1] : 1) * sizeof *updates);
+    int *next = xmalloc((size_t)(nk + 1) * sizeof *next);
     memcpy(next, start, (size_t)(nk + 1) * sizeof *next);
     for (int k = 0; k < nk; k++)
         if (after[k] != -2)
@@ -257,18 +253,16 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
     int nn = g->nnodes;
     memset(p, 0, sizeof *p);
     p->predict = predict;
-    p->in_prog = calloc((size_t)nn, sizeof(bool));
-    p->region = calloc((size_t)nn, sizeof(Region));
-    p->offset = calloc((size_t)nn, sizeof(size_t));
-    p->def = malloc((size_t)nn * sizeof(int));
-    p->last = malloc((size_t)nn * sizeof(int));
-    p->shares = calloc((size_t)nn, sizeof(NodeId));
-    p->kernels = calloc((size_t)nn, sizeof(Kernel));
-    p->members = calloc((size_t)nn, sizeof(NodeId));
-    int *kidx = malloc((size_t)nn * sizeof(int));
+    p->in_prog = xcalloc((size_t)nn, sizeof(bool));
+    p->region = xcalloc((size_t)nn, sizeof(Region));
+    p->offset = xcalloc((size_t)nn, sizeof(size_t));
+    p->def = xmalloc((size_t)nn * sizeof(int));
+    p->last = xmalloc((size_t)nn * sizeof(int));
+    p->shares = xcalloc((size_t)nn, sizeof(NodeId));
+    p->kernels = xcalloc((size_t)nn, sizeof(Kernel));
+    p->members = xcalloc((size_t)nn, sizeof(NodeId));
+    int *kidx = xmalloc((size_t)nn * sizeof(int));
     int *of_grad = p->grad_of = grad_index(g);
-    NNC_ASSERT(p->in_prog && p->region && p->offset && p->def && p->last && p->shares &&
-               p->kernels && p->members && kidx);
     mark_program(g, predict, p->in_prog);
     for (int id = 1; id < nn; id++) {
         /* a fused node's kernel is in every program the node is in; riders

@@ -43,13 +43,11 @@ static bool fold(Graph *g, Node *n)
     double *in[NNC_MAX_IN];
     for (int k = 0; k < n->nin; k++) {
         size_t len = shape_numel(&NODE(g, n->in[k])->shape);
-        in[k] = malloc(len * sizeof(double));
-        NNC_ASSERT(in[k]);
+        in[k] = xmalloc(len * sizeof(double));
         for (size_t i = 0; i < len; i++)
             in[k][i] = vals[k];
     }
-    double *out = malloc(shape_numel(&n->shape) * sizeof(double));
-    NNC_ASSERT(out);
+    double *out = xmalloc(shape_numel(&n->shape) * sizeof(double));
     optab[n->op].eval(g, n, (const double *const *)in, out);
     for (int k = 0; k < n->nin; k++)
         free(in[k]);

@@ -200,3 +200,190 @@ Test(torch, single_module_without_prefix)
     cr_assert_eq(wv[5], 6.0f);
     cr_assert_eq(bv[1], 8.0f);
 }
+
+/* ---- A damaged header says so (issue 15) --------------------------------- */
+
+/* What a model's generated <prefix>_load does: the layout from the
+ * metadata, then nnc's loader (with the optimizer state) or torch's. */
+static int load_as_generated(const char *path, const nnc_tensor *t, int nreq, int n)
+{
+    static const nnc_torch_layout same[4] = {{NNC_TORCH_SAME, 0, 0, 0}};
+    uint64_t step;
+    int found;
+
+    if (nnc_ckpt_is_nnc(path) == 0)
+        return nnc_ckpt_load_torch(path, t, same, nreq);
+    return nnc_ckpt_load_opt(path, t, nreq, n, &found, &step);
+}
+
+/* A small nnc checkpoint as <prefix>_save writes it: two parameters, their
+ * optimizer state, the metadata; its bytes, and its header length. */
+static float dw[6], db[2], sw[6], sb[2];
+
+static void small_model(nnc_tensor *t, float base)
+{
+    static const int64_t ws[2] = {2, 3}, bs[1] = {2};
+    t[0] = tensor("d.weight", 2, ws, dw);
+    t[1] = tensor("d.bias", 1, bs, db);
+    t[2] = tensor("optimizer.d.weight.exp_avg", 2, ws, sw);
+    t[3] = tensor("optimizer.d.bias.exp_avg", 1, bs, sb);
+    for (int i = 0; i < 6; i++)
+        dw[i] = base + (float)i, sw[i] = base - (float)i;
+    db[0] = db[1] = sb[0] = sb[1] = base;
+}
+
+static unsigned char *small_checkpoint(size_t *size, size_t *hlen)
+{
+    static const char *const meta[] = {"format", "nnc", "model", "m", "step", "5", NULL};
+    const char *good = in_dir("good.safetensors");
+    nnc_tensor t[4];
+    unsigned char *bytes;
+
+    small_model(t, 1.0f);
+    cr_assert_eq(nnc_ckpt_save(good, t, 4, meta), NNC_OK);
+    bytes = read_all(good, size);
+    *hlen = (size_t)bytes[0] | (size_t)bytes[1] << 8;
+    return bytes;
+}
+
+/* Whether header byte i (of the whole file) is inside a tensor's name or
+ * shape: a change there can leave a well-formed header that names a
+ * tensor or a shape the model does not have, NNC_ERR_MISMATCH. */
+static int in_name_or_shape(const unsigned char *bytes, size_t hlen, size_t i)
+{
+    static const char *const names[] = {"\"d.weight\"", "\"d.bias\"",
+                                        "\"optimizer.d.weight.exp_avg\"",
+                                        "\"optimizer.d.bias.exp_avg\""};
+    char *h = strndup((const char *)bytes + 8, hlen), *p;
+    int inside = 0;
+
+    for (size_t j = 0; j < 4; j++) {
+        p = strstr(h, names[j]);
+        cr_assert_not_null(p);
+        inside |= i >= 8 + (size_t)(p - h) && i < 8 + (size_t)(p - h) + strlen(names[j]);
+    }
+    for (p = h; (p = strstr(p, "\"shape\":[")) != NULL; p++)
+        inside |= i >= 8 + (size_t)(p - h) + 8 && i <= 8 + (size_t)(strchr(p, ']') - h);
+    free(h);
+    return inside;
+}
+
+/* A FORMAT message names the file and speaks of its header. */
+static int about_header(const char *path, const char *msg)
+{
+    static const char *const words[] = {"header", "tensor '", "__metadata__", "truncated"};
+
+    if (strncmp(msg, path, strlen(path)) != 0)
+        return 0;
+    for (size_t j = 0; j < 4; j++)
+        if (strstr(msg, words[j]) != NULL)
+            return 1;
+    return 0;
+}
+
+Test(torch, every_damaged_header_byte_is_a_format_error)
+{
+    /* every byte of the length and the header set to a few values: a
+     * malformed header is NNC_ERR_FORMAT with a message about it; only a
+     * changed tensor name or shape can give a well-formed header that does
+     * not match (NNC_ERR_MISMATCH, naming the tensor); a change that still
+     * loads (a digit of "step", a space) loads the same weights */
+    const char *bad = in_dir("bad.safetensors");
+    size_t size, hlen, nformat = 0, nmismatch = 0;
+    unsigned char *bytes = small_checkpoint(&size, &hlen), *orig = malloc(size);
+    nnc_tensor t[4];
+
+    memcpy(orig, bytes, size);
+    for (size_t i = 0; i < 8 + hlen; i++) {
+        unsigned char keep = bytes[i];
+        const unsigned char values[] = {keep ^ 0x01, keep ^ 0x20, '}', '"', ' ', 0};
+        for (size_t v = 0; v < sizeof values; v++) {
+            int rc;
+            if (values[v] == keep)
+                continue;
+            bytes[i] = values[v];
+            write_all(bad, bytes, size);
+            small_model(t, -9.0f);
+            nnc_set_error(NULL);
+            rc = load_as_generated(bad, t, 2, 4);
+            if (rc == NNC_ERR_FORMAT) {
+                nformat++;
+                cr_assert(about_header(bad, nnc_last_error()), "byte %zu = %#x: '%s'", i,
+                          values[v], nnc_last_error());
+            } else if (rc == NNC_ERR_MISMATCH) {
+                nmismatch++;
+                cr_assert(in_name_or_shape(orig, hlen, i)
+                              && strstr(nnc_last_error(), "tensor '") != NULL,
+                          "byte %zu = %#x (%c): mismatch '%s'", i, values[v], keep,
+                          nnc_last_error());
+            } else {
+                cr_assert_eq(rc, NNC_OK, "byte %zu = %#x: %d '%s'", i, values[v], rc,
+                             nnc_last_error());
+                cr_assert(dw[5] == 6.0f && db[1] == 1.0f, "byte %zu = %#x: loaded others", i,
+                          values[v]);
+            }
+        }
+        bytes[i] = keep;
+    }
+    cr_assert_gt(nformat, 4 * hlen, "%zu format errors", nformat);
+    cr_assert_gt(nmismatch, 0);
+    free(orig);
+    free(bytes);
+}
+
+Test(torch, truncated_header_is_a_format_error)
+{
+    const char *cut = in_dir("cut.safetensors");
+    size_t size, hlen;
+    unsigned char *bytes = small_checkpoint(&size, &hlen);
+    nnc_tensor t[4];
+
+    for (size_t len = 0; len < size; len++) {
+        write_all(cut, bytes, len);
+        small_model(t, -9.0f);
+        cr_assert_eq(load_as_generated(cut, t, 2, 4), NNC_ERR_FORMAT, "length %zu", len);
+        cr_assert(about_header(cut, nnc_last_error()) || len > 8 + hlen, "length %zu: '%s'",
+                  len, nnc_last_error());
+    }
+    free(bytes);
+}
+
+Test(torch, damaged_format_marker_is_a_format_error)
+{
+    /* "format": "nnc" damaged sends the file to the torch path, whose
+     * names then do not match: the header is to blame, not the model */
+    static const char *const keys[][6] = {
+        {"formaX", "nnc", "model", "m", "step", "5"},
+        {"format", "nnX", "model", "m", "step", "5"},
+    };
+    const char *path = in_dir("marker.safetensors");
+    nnc_tensor t[4];
+
+    for (size_t j = 0; j < 2; j++) {
+        const char *meta[7] = {keys[j][0], keys[j][1], keys[j][2], keys[j][3], keys[j][4],
+                               keys[j][5], NULL};
+        small_model(t, 1.0f);
+        cr_assert_eq(nnc_ckpt_save(path, t, 4, meta), NNC_OK);
+        cr_assert_eq(load_as_generated(path, t, 2, 4), NNC_ERR_FORMAT, "%s", keys[j][0]);
+        cr_assert_not_null(strstr(nnc_last_error(), "damaged header"), "%s",
+                           nnc_last_error());
+    }
+}
+
+Test(torch, issue_15_empty_object_then_metadata)
+{
+    /* the issue's case: a header starting {}__metadata__": ... */
+    static const char header[] = "{}__metadata__\":{\"format\":\"nnc\"},\"d.bias\":"
+                                 "{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} ";
+    const char *path = in_dir("issue.safetensors");
+    unsigned char buf[8 + sizeof header + 8] = {0};
+    nnc_tensor t[4];
+
+    buf[0] = (unsigned char)(sizeof header - 1);
+    memcpy(buf + 8, header, sizeof header - 1);
+    write_all(path, buf, 8 + sizeof header - 1 + 8);
+    small_model(t, -9.0f);
+    cr_assert_eq(load_as_generated(path, t, 2, 4), NNC_ERR_FORMAT);
+    cr_assert(about_header(path, nnc_last_error()), "'%s'", nnc_last_error());
+    cr_assert_eq(nnc_ckpt_load_torch(path, t, lay, 0), NNC_ERR_FORMAT);
+}
