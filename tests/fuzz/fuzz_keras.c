@@ -78,7 +78,7 @@ static void compile(const char *text, size_t len)
     Model *models = parse_file(&arena, src);
     for (const Model *m = diag_errors ? NULL : models; m; m = m->next) {
         Compiled c;
-        PipelineOptions po = {2, NULL, true};
+        PipelineOptions po = {2, NULL, true, 0};
         if (pipeline_compile(m, &po, &c)) {
             Buf b = {0};
             EmitOptions eo = {.prefix = m->name, .header = "imported.h"};
