@@ -355,31 +355,38 @@ static int map_names(const cJSON *root, const nnc_tensor *t, int n,
 
 /* ---- Loading ------------------------------------------------------------ */
 
-/* A file that the torch path could not match (err NNC_ERR_MISMATCH) is
- * often not a PyTorch file at all but an nnc checkpoint with a damaged
- * header: then say so, NNC_ERR_FORMAT with a message about the header,
- * rather than blame the names. Either the file is malformed (the message
- * of ckpt.c's format phase), or its metadata has the "step" that only
- * nnc's <prefix>_save writes but not its "format": "nnc" (a damaged
- * marker sent the file here). Runs only after a failure, so loading a
- * good file reads it no more often. */
-static int damaged_header(const char *path, const cJSON *root, int err)
+/* A file that comes to the torch path is sometimes not a PyTorch file at
+ * all but an nnc checkpoint with a damaged header: then say so,
+ * NNC_ERR_FORMAT with a message about the header, rather than blame the
+ * names or load part of it. damaged_marker, before anything is loaded:
+ * its metadata has the "step" that only nnc's <prefix>_save writes but
+ * not its "format": "nnc" (a damaged marker sent the file here).
+ * damaged_header, after a mismatch: the file is malformed (the message of
+ * ckpt.c's format phase); it runs only after a failure, so loading a good
+ * file reads it no more often. */
+static int damaged_marker(const char *path, const cJSON *root)
 {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
     const cJSON *format = cJSON_GetObjectItemCaseSensitive(meta, "format");
+
+    if (cJSON_GetObjectItemCaseSensitive(meta, "step") == NULL
+        || (cJSON_IsString(format) && strcmp(format->valuestring, "pt") == 0))
+        return 0;
+    nnc_set_error("%s: a damaged header: its __metadata__ has the \"step\" of an nnc "
+                  "checkpoint but not \"format\": \"nnc\" (read as PyTorch's layout, its "
+                  "tensors do not match the model)", path);
+    return 1;
+}
+
+static int damaged_header(const char *path, int err)
+{
     int check;
 
     if (err != NNC_ERR_MISMATCH)
         return err;
     if ((check = nnc_ckpt_check(path)) != NNC_OK)
         return check;
-    if (cJSON_GetObjectItemCaseSensitive(meta, "step") == NULL
-        || (cJSON_IsString(format) && strcmp(format->valuestring, "pt") == 0))
-        return err;
-    nnc_set_error("%s: a damaged header: its __metadata__ has the \"step\" of an nnc "
-                  "checkpoint but not \"format\": \"nnc\" (read as PyTorch's layout, its "
-                  "tensors do not match the model)", path);
-    return NNC_ERR_FORMAT;
+    return err;
 }
 
 int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
@@ -395,8 +402,13 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
         return err;
     if ((err = read_header(path, &root)) != NNC_OK)
         return err;
-    map = malloc(((size_t)n + 1) * sizeof *map);
-    if (map == NULL)
+    /* checked first: a checkpoint of the whole model also matches a
+     * model that loads its weights alone (frozen layers), but its
+     * optimizer state would then be lost without a word */
+    if (damaged_marker(path, root))
+        err = NNC_ERR_FORMAT;
+    map = err == NNC_OK ? malloc(((size_t)n + 1) * sizeof *map) : NULL;
+    if (err == NNC_OK && map == NULL)
         err = NNC_ERR_NOMEM;
     if (err == NNC_OK && (err = map_names(root, t, n, map)) == NNC_ERR_MISMATCH)
         nnc_set_error("%s: a checkpoint in PyTorch's layout (no \"format\": \"nnc\" in "
@@ -414,7 +426,7 @@ int nnc_ckpt_load_torch(const char *path, const nnc_tensor *t,
             permute(&lay[i], tt[i].data, t[i].data, numel(&t[i]), 0);
     if (err == NNC_ERR_NOMEM && (map == NULL || tt == NULL))  /* ours, not ckpt.c's */
         nnc_set_error("%s: out of memory for the tensors in PyTorch's layout", path);
-    err = damaged_header(path, root, err);
+    err = damaged_header(path, err);
     free(data);
     free(tt);
     free(map);
