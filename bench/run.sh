@@ -16,6 +16,9 @@
 #     same model at llm.c's shape against llm.c's train_gpt2.c
 #     (bench/llmc.sh, when LLMC_DIR names an llm.c tree), and the 2,000-step
 #     training run's validation loss and wall time against PyTorch;
+#   - data parallelism (part "mpi", issue 14): the MLP and CNN epochs on 1
+#     process and on 2 MPI ranks side by side (tests/mpi/bench.sh; skipped
+#     without MPI)
 # for nnc, PyTorch eager (Debian's python3-torch), and the compiled peers
 # JAX jit and PyTorch 2 torch.compile from a virtual environment (created
 # on first use by bench/venv.sh from PyPI; PyTorch 2 eager is shown too,
@@ -82,11 +85,11 @@ out=${NNC_BENCH_OUT:-$builddir/bench/out}
 venv=${NNC_BENCH_VENV:-$here/.venv}
 threads=${NNC_BENCH_THREADS:-1 2}
 epochs=${NNC_BENCH_EPOCHS:-1}
-parts=" ${NNC_BENCH_PARTS:-gemm seed mlp cnn gpt} "
+parts=" ${NNC_BENCH_PARTS:-gemm seed mlp cnn gpt mpi} "
 want() { case $parts in *" $1 "*) return 0 ;; esac; return 1; }
 for p in $parts; do
-    case $p in gemm|seed|mlp|cnn|gpt) ;;
-    *) echo "bench: NNC_BENCH_PARTS: unknown part '$p' (gemm seed mlp cnn gpt)" >&2; exit 2 ;;
+    case $p in gemm|seed|mlp|cnn|gpt|mpi) ;;
+    *) echo "bench: NNC_BENCH_PARTS: unknown part '$p' (gemm seed mlp cnn gpt mpi)" >&2; exit 2 ;;
     esac
 done
 limit=${NNC_BENCH_TIMEOUT:-900}
@@ -545,6 +548,21 @@ gbench() {
     return 0
 }
 want gpt && gpt_part
+
+# ---- Data parallelism (part "mpi", issue 14) -----------------------------------
+# The Fashion-MNIST MLP and CNN on 1 process and on 2 ranks of one thread
+# each, side by side (tests/mpi/bench.sh, also `make bench-mpi`): seconds
+# per epoch, rank 0's step, its wait for the sums, a blocking allreduce
+# of the gradients and the part of it hidden behind the backward pass.
+if want mpi; then
+    echo "== mpi: 1 and 2 ranks, $epochs epoch(s)"
+    EPOCHS=$epochs $SHELL "$srcdir/tests/mpi/bench.sh" > "$out/mpi.txt" 2>&1
+    case $? in
+    0) cat "$out/mpi.txt" ;;
+    77) echo "mpi: skipped: $(tail -n 1 "$out/mpi.txt")" | tee -a "$out/mpi.txt" ;;
+    *) echo "mpi: failed:"; cat "$out/mpi.txt" ;;
+    esac
+fi
 
 # ---- Report ------------------------------------------------------------------
 echo "elapsed: $(( $(date +%s) - start )) s" >>"$out/machine.txt"
