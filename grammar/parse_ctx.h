@@ -19,7 +19,7 @@ struct ParseCtx {
     int skip_line;      /* after a syntax error: skip this line's tokens */
     int bad_line;       /* the line of the last lexical error */
     int depth;          /* brackets open (the lexer's count) */
-    Loc comment;        /* the open comment: its "/*" */
+    Loc comment;        /* where the open comment starts */
     int comment_len;    /* bytes of the open comment so far */
     struct OpenBracket {
         char c;         /* '(', '[' or '{' */
