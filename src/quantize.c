@@ -401,11 +401,11 @@ static bool walk_node(Walk *k, NodeId id)
     }
     if (n->op == OP_SOFTMAX && id == g->output && k->q->nsteps > 0 &&
         k->q->steps[k->q->nsteps - 1].float_out) {
-        const QStep *last = &k->q->steps[k->q->nsteps - 1];
-        QStep *s = add_step(k->q, QS_SOFTMAX, n, 0);
+        int rows = k->q->steps[k->q->nsteps - 1].rows, cols = k->q->steps[k->q->nsteps - 1].n;
+        QStep *s = add_step(k->q, QS_SOFTMAX, n, 0);   /* (may move the steps) */
         snprintf(s->layer, sizeof s->layer, "softmax");
-        s->rows = last->rows;
-        s->n = last->n;
+        s->rows = rows;
+        s->n = cols;
         k->q->logits_bytes = (size_t)s->rows * (size_t)s->n * sizeof(float);
         return true;
     }

@@ -54,7 +54,7 @@ Test(qgemm, hand_computed)
 
 Test(qgemm, qconv_rejects_what_it_cannot_read_in_place)
 {
-    int8_t pw[64] = {0}, x[64] = {0}, y[64];
+    int8_t pw[16 * 16] = {0}, x[64] = {0}, y[64];   /* packed: 16 columns x k (<= 16) */
     int32_t wsum[16] = {0};
     float m[16] = {0}, b[16] = {0};
     nnc_qlayer l = {1, 9, pw, wsum, m, b, 0};   /* 3x3x1: rows of 3 padded to 4 */
