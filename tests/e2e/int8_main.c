@@ -90,14 +90,23 @@ int main(int argc, char **argv)
         else
             t[i] = dy.data[i];
     }
-    if (argc > 5 && !strcmp(argv[4], "--bench")) {
-        bench(f, q, dx.data, n, atoi(argv[5]));
-        return 0;
-    }
-    if (argc > 5 && !strcmp(argv[4], "--dump")) {
-        FILE *o = fopen(argv[5], "wb");
-        q_predict(q, dx.data, yq, n);
-        return !o || fwrite(yq, sizeof(float), n * F_OUT, o) != n * F_OUT || fclose(o) != 0;
+    if (argc > 5 && (!strcmp(argv[4], "--bench") || !strcmp(argv[4], "--dump"))) {
+        int rc = 0;
+        if (!strcmp(argv[4], "--bench")) {
+            bench(f, q, dx.data, n, atoi(argv[5]));
+        } else {
+            FILE *o = fopen(argv[5], "wb");
+            q_predict(q, dx.data, yq, n);
+            rc = !o || fwrite(yq, sizeof(float), n * F_OUT, o) != n * F_OUT;
+            if (o && fclose(o) != 0)
+                rc = 1;
+        }
+        f_destroy(f);
+        q_destroy(q);
+        free(yf), free(yq), free(t);
+        nnc_data_free(&dx);
+        nnc_data_free(&dy);
+        return rc;
     }
     f_predict(f, dx.data, yf, n);
     q_predict(q, dx.data, yq, n);
