@@ -111,6 +111,12 @@ test)
     # this CPU lacks): counted apart, never as passed
     skip=$(grep -h '^# SKIP:' test-suite.log 2>/dev/null | awk '{s+=$3} END {print s+0}')
     echo "test suites: $pass passed, $fail failed, $skip skipped"
+    # the logs of failed suites once more, whole, where a reader of the
+    # output's end finds them
+    for trs in $(find tests -name '*.trs' 2>/dev/null | sort); do
+        grep -q -E '^:test-result: (FAIL|ERROR)' "$trs" || continue
+        echo "==== failed: ${trs%.trs}.log"; tail -n 200 "${trs%.trs}.log"
+    done
     exit $status
     ;;
 *)

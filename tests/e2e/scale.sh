@@ -36,9 +36,12 @@ linear() {
     check "$1 grows about linearly" "awk -v a=$a -v b=$b 'BEGIN { exit !(b < 8 * a) }'"
 }
 
+# 8 wide: 500 layers hold 36,000 parameters, under the 65,536 from which
+# the optimizer's updates are emitted one per parameter (passes/fuse.c), so
+# both models take the same path.
 deep() {
-    awk -v n="$1" 'BEGIN { print "model deep {\n    input x[16]";
-        for (i = 0; i < n; i++) print "    dense(16, activation=relu)";
+    awk -v n="$1" 'BEGIN { print "model deep {\n    input x[8]";
+        for (i = 0; i < n; i++) print "    dense(8, activation=relu)";
         print "    dense(1)\n    loss mse\n    optimizer adam(lr=0.001)\n    batch 8\n}" }'
 }
 deep 100 > deep100.nn
@@ -51,14 +54,18 @@ linear "compile, 100 -> 500 layers" deep100.nn deep500.nn
 bytes() {
     head -c $(($1 * 1024)) /dev/urandom | tr -d '\n"*/' | tr '\001' '\000'
 }
+# A string ends at a NUL (the lexer's rule excludes it), and what follows
+# random bytes lexes for a random length before the 20th error: the work
+# would be random. The string's bytes are random but hold no NUL, so the
+# token is the whole file.
 for k in 100 500; do
     { printf '/*'; bytes $k; } > comment$k.nn
     { printf '#'; bytes $k; } > line$k.nn
-    { printf '"'; bytes $k; } > string$k.nn
+    { printf '"'; bytes $k | tr -d '\000'; } > string$k.nn
 done
 linear "unterminated comment with NULs, 100 -> 500 KB" comment100.nn comment500.nn
 linear "line comment with NULs, 100 -> 500 KB" line100.nn line500.nn
-linear "unterminated string with NULs, 100 -> 500 KB" string100.nn string500.nn
+linear "unterminated string, 100 -> 500 KB" string100.nn string500.nn
 
 # a binary file: rejected, with a bounded report
 head -c 2000000 /dev/urandom > binary.nn
