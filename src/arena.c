@@ -141,14 +141,21 @@ static void buf_reserve(Buf *b, size_t n)
     }
 }
 
+/* One formatting pass when the text fits the room left (the usual case:
+ * the buffer doubles), a second after growing it when it does not. */
 void buf_vprintf(Buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
-    buf_reserve(b, (size_t)n);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    if (n < 0)
+        nnc_fatal(__FILE__, __LINE__, "vsnprintf failed on '%s'", fmt);
+    if ((size_t)n >= room) {
+        buf_reserve(b, (size_t)n);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    }
     b->len += (size_t)n;
 }
 
@@ -170,7 +177,7 @@ void buf_append(Buf *b, const void *p, size_t n)
 
 void buf_puts(Buf *b, const char *s)
 {
-    buf_printf(b, "%s", s);
+    buf_append(b, s, strlen(s));
 }
 
 void buf_free(Buf *b)

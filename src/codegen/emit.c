@@ -37,12 +37,13 @@ const char *emit_str(const char *fmt, ...)
 void emit_line(Emit *e, const char *fmt, ...)
 {
     va_list ap;
-    for (int i = 0; i < e->indent; i++)
-        buf_puts(e->out, "    ");
+    static const char spaces[] = "                                        ";
+    for (int i = e->indent * 4; i > 0; i -= (int)sizeof spaces - 1)
+        buf_append(e->out, spaces, i < (int)sizeof spaces - 1 ? (size_t)i : sizeof spaces - 1);
     va_start(ap, fmt);
     buf_vprintf(e->out, fmt, ap);
     va_end(ap);
-    buf_puts(e->out, "\n");
+    buf_append(e->out, "\n", 1);
 }
 
 const char *emit_dim(const Node *n, int d)

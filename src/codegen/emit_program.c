@@ -191,32 +191,80 @@ typedef enum { PART_ALL, PART_GRADS, PART_UPDATE } Part;
  * gradient, the lowest offset `from` such that every gradient from it to
  * the end of the gradient region is final; after every later kernel the
  * same again, so that communication started on the first can progress
- * (an MPI library without a progress thread moves only when called). */
-static void emit_ready(Emit *e, const Compiled *c, const Plan *p, int k, bool *done,
-                       size_t *from)
+ * (an MPI library without a progress thread moves only when called).
+ * Linear in the model: the kernels' gradients are bucketed once, and the
+ * final tail [tail, nparams) only grows. */
+typedef struct {
+    bool *done;     /* [nparams] gradient final (or none to wait for) */
+    int *start;     /* [nkernels + 1] into params: the gradients kernel k completes */
+    int *params;    /* [nparams] parameter indices, by kernel */
+    int *next;      /* [nparams + 1] first index >= i with a gradient, or nparams */
+    int tail;       /* every parameter from it on is done */
+    size_t from;    /* the last offset announced */
+} Ready;
+
+static void ready_init(Ready *r, const Compiled *c, const Plan *p)
 {
     const Graph *g = &c->g;
-    int i = g->nparams;
-    for (int j = 0; j < g->nparams; j++)
-        if (g->grads[j] && p->def[g->grads[j]] == k)
-            done[j] = true;
-    while (i > 0 && (done[i - 1] || !g->grads[i - 1] || !p->in_prog[g->grads[i - 1]]))
-        i--;
+    int np = g->nparams, nk = p->nkernels;
+    r->done = xcalloc((size_t)np + 1, sizeof(bool));
+    r->start = xcalloc((size_t)nk + 2, sizeof(int));
+    r->params = xcalloc((size_t)np + 1, sizeof(int));
+    r->next = xcalloc((size_t)np + 1, sizeof(int));
+    for (int j = 0; j < np; j++) {
+        NodeId gr = g->grads[j];
+        if (!gr || !p->in_prog[gr]) /* nothing to wait for */
+            r->done[j] = true;
+        else if (p->def[gr] >= 0 && p->def[gr] < nk)
+            r->start[p->def[gr] + 1]++;
+    }
+    for (int k = 0; k < nk; k++)
+        r->start[k + 1] += r->start[k];
+    int *fill = xcalloc((size_t)nk + 1, sizeof(int));
+    for (int j = 0; j < np; j++) {
+        NodeId gr = g->grads[j];
+        if (gr && p->in_prog[gr] && p->def[gr] >= 0 && p->def[gr] < nk) {
+            int k = p->def[gr];
+            r->params[r->start[k] + fill[k]++] = j;
+        }
+    }
+    free(fill);
+    r->next[np] = np;
+    for (int j = np - 1; j >= 0; j--)
+        r->next[j] = g->grads[j] ? j : r->next[j + 1];
+    r->tail = np;
+    r->from = c->layout.grad_floats;
+}
+
+static void ready_free(Ready *r)
+{
+    free(r->done);
+    free(r->start);
+    free(r->params);
+    free(r->next);
+}
+
+static void emit_ready(Emit *e, const Compiled *c, int k, Ready *r)
+{
+    const Graph *g = &c->g;
+    for (int q = r->start[k]; q < r->start[k + 1]; q++)
+        r->done[r->params[q]] = true;
+    while (r->tail > 0 && r->done[r->tail - 1])
+        r->tail--;
     /* (the gradient region holds the trained parameters' gradients in
      * parameter order: frozen ones and batchnorm's statistics have none) */
-    while (i < g->nparams && !g->grads[i])
-        i++;    /* the first gradient of the final tail */
+    int i = r->next[r->tail];   /* the first gradient of the final tail */
     size_t lo = i < g->nparams ? c->layout.grad_off[g->params[i]] : c->layout.grad_floats;
-    if (i == 0)
+    if (r->tail == 0)
         lo = 0;
-    if (lo < *from) {
+    if (lo < r->from) {
         emit_line(e, "if (ready)");
         emit_line(e, "    ready(arg, %zu);  /* gradients [%zu, %zu) final */", lo, lo,
                   c->layout.grad_floats);
-        *from = lo;
-    } else if (*from < c->layout.grad_floats) {
+        r->from = lo;
+    } else if (r->from < c->layout.grad_floats) {
         emit_line(e, "if (ready)");
-        emit_line(e, "    ready(arg, %zu);", *from);
+        emit_line(e, "    ready(arg, %zu);", r->from);
     }
 }
 
@@ -224,9 +272,9 @@ static void emit_program_part(Emit *e, const Compiled *c, const Plan *p, const c
                               Part part)
 {
     bool clipped = false, loss_done = false, checked = part != PART_ALL;
-    bool *done = xcalloc((size_t)c->g.nparams + 1, sizeof(bool));
-    size_t from = c->layout.grad_floats;
-    NNC_ASSERT(done);
+    Ready r = {0};
+    if (part == PART_GRADS)
+        ready_init(&r, c, p);
     e->predict = p->predict;
     for (int k = 0; k < p->nkernels; k++) {
         bool update = optab[NODE(&c->g, p->kernels[k].root)->op].kind == K_UPDATE;
@@ -250,13 +298,14 @@ static void emit_program_part(Emit *e, const Compiled *c, const Plan *p, const c
             loss_done = true;
         }
         if (part == PART_GRADS)
-            emit_ready(e, c, p, k, done, &from);
+            emit_ready(e, c, k, &r);
     }
-    if (part == PART_GRADS && from > 0) {
+    if (part == PART_GRADS && r.from > 0) {
         emit_line(e, "if (ready)");
         emit_line(e, "    ready(arg, 0);");
     }
-    free(done);
+    if (part == PART_GRADS)
+        ready_free(&r);
     if (!p->predict && !checked) { /* the loss came last: report it at least */
         emit_line(e, "if (!isfinite(loss))");
         e->indent++;

@@ -97,7 +97,7 @@ typedef struct Placed {
     int def, last;
 } Placed;
 
-#define BLOCK 64    /* slots per block after a split; at most 2 * BLOCK */
+#define BLOCK 256    /* slots per block after a split; at most 2 * BLOCK */
 
 typedef struct Block {
     int n;
@@ -107,9 +107,23 @@ typedef struct Block {
     Placed e[2 * BLOCK];
 } Block;
 
+/* A summary of SUPER consecutive blocks, as a block's of its slots, so
+ * that a scan skips or passes them in one step as well (a 20,000-layer
+ * model has thousands of blocks). Its gap is an upper bound (each block's
+ * own gaps, and the gap before each block's first slot): an overestimate
+ * only sends the scan into the blocks. */
+#define SUPER 32
+
+typedef struct Super {
+    int min_def, max_def, min_last, max_last;
+    size_t first_off, first_end, max_end, max_gap;
+} Super;
+
 typedef struct Placement {
     Block **b;
     int nb, cap;
+    Super *sup;
+    int nsup, supcap;
 } Placement;
 
 static void summarize(Block *b)
@@ -131,6 +145,37 @@ static void summarize(Block *b)
     }
 }
 
+/* Recomputes the summary of the super holding block i, and of every one
+ * after it when rest (a split moved the blocks after i). */
+static void summarize_supers(Placement *pl, int i, bool rest)
+{
+    int nsup = (pl->nb + SUPER - 1) / SUPER;
+    pl->sup = nnc_grow(pl->sup, &pl->supcap, nsup, sizeof *pl->sup);
+    pl->nsup = nsup;
+    for (int si = i / SUPER; si < nsup; si++) {
+        Super *u = &pl->sup[si];
+        const Block *b = pl->b[si * SUPER];
+        u->min_def = b->min_def, u->max_def = b->max_def;
+        u->min_last = b->min_last, u->max_last = b->max_last;
+        u->first_off = b->e[0].off, u->first_end = b->e[0].end;
+        u->max_end = b->max_end, u->max_gap = b->max_gap;
+        int hi = (si + 1) * SUPER < pl->nb ? (si + 1) * SUPER : pl->nb;
+        for (int k = si * SUPER + 1; k < hi; k++) {
+            b = pl->b[k];
+            if (b->e[0].off > u->max_end && b->e[0].off - u->max_end > u->max_gap)
+                u->max_gap = b->e[0].off - u->max_end;
+            u->max_gap = b->max_gap > u->max_gap ? b->max_gap : u->max_gap;
+            u->max_end = b->max_end > u->max_end ? b->max_end : u->max_end;
+            u->min_def = b->min_def < u->min_def ? b->min_def : u->min_def;
+            u->max_def = b->max_def > u->max_def ? b->max_def : u->max_def;
+            u->min_last = b->min_last < u->min_last ? b->min_last : u->min_last;
+            u->max_last = b->max_last > u->max_last ? b->max_last : u->max_last;
+        }
+        if (!rest)
+            break;
+    }
+}
+
 /* One step of the scan over e: false when e starts the gap for s at
  * *off; else moves *off past e if it is live with s. */
 static bool pass(const Slot *s, const Placed *e, size_t *off)
@@ -144,23 +189,42 @@ static bool pass(const Slot *s, const Placed *e, size_t *off)
     return true;
 }
 
+/* The scan over a run of slots summarized by these bounds: skipped (none
+ * live with s), passed in one step (all live with s, the first in the
+ * way, no gap as large as s), or not (false: scan inside). */
+static bool summary_pass(const Slot *s, int min_def, int max_def, int min_last, int max_last,
+                         size_t first_off, size_t first_end, size_t max_end, size_t max_gap,
+                         size_t *off)
+{
+    if (min_def > s->last || max_last < s->def)
+        return true;    /* none live with s */
+    bool all_live = max_def <= s->last && min_last >= s->def;
+    if (all_live && first_off < *off + s->size && *off <= first_end && max_gap < s->size) {
+        *off = max_end > *off ? max_end : *off;
+        return true;    /* passed in one step, as the scan would */
+    }
+    return false;
+}
+
 /* The lowest offset free for s among the placed slots. */
 static size_t lowest_free(const Placement *pl, const Slot *s)
 {
     size_t off = 0;
-    for (int i = 0; i < pl->nb; i++) {
-        const Block *b = pl->b[i];
-        if (b->min_def > s->last || b->max_last < s->def)
-            continue;   /* none live with s */
-        bool all_live = b->max_def <= s->last && b->min_last >= s->def;
-        if (all_live && b->e[0].off < off + s->size && off <= b->e[0].end &&
-            b->max_gap < s->size) {
-            off = b->max_end > off ? b->max_end : off;
-            continue;   /* passed in one step, as the scan would */
+    for (int si = 0; si < pl->nsup; si++) {
+        const Super *u = &pl->sup[si];
+        if (summary_pass(s, u->min_def, u->max_def, u->min_last, u->max_last, u->first_off,
+                         u->first_end, u->max_end, u->max_gap, &off))
+            continue;
+        int hi = (si + 1) * SUPER < pl->nb ? (si + 1) * SUPER : pl->nb;
+        for (int i = si * SUPER; i < hi; i++) {
+            const Block *b = pl->b[i];
+            if (summary_pass(s, b->min_def, b->max_def, b->min_last, b->max_last, b->e[0].off,
+                             b->e[0].end, b->max_end, b->max_gap, &off))
+                continue;
+            for (int j = 0; j < b->n; j++)
+                if (!pass(s, &b->e[j], &off))
+                    return off;
         }
-        for (int j = 0; j < b->n; j++)
-            if (!pass(s, &b->e[j], &off))
-                return off;
     }
     return off;
 }
@@ -168,16 +232,22 @@ static size_t lowest_free(const Placement *pl, const Slot *s)
 /* Inserts e after the slots at offsets up to e.off. */
 static void insert(Placement *pl, Placed e)
 {
-    int i = pl->nb - 1;
-    while (i > 0 && pl->b[i]->e[0].off > e.off)
-        i--;
     if (pl->nb == 0) {
         pl->b = nnc_grow(pl->b, &pl->cap, 1, sizeof *pl->b);
         pl->b[0] = xcalloc(1, sizeof(Block));
         NNC_ASSERT(pl->b[0]);
         pl->nb = 1;
-        i = 0;
     }
+    /* the last block whose first offset is at most e.off (else the first) */
+    int lo = 0, hi = pl->nb - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (pl->b[mid]->e[0].off > e.off)
+            hi = mid - 1;
+        else
+            lo = mid;
+    }
+    int i = lo;
     Block *b = pl->b[i];
     int j = b->n;
     while (j > 0 && b->e[j - 1].off > e.off)
@@ -185,7 +255,8 @@ static void insert(Placement *pl, Placed e)
     memmove(&b->e[j + 1], &b->e[j], (size_t)(b->n - j) * sizeof e);
     b->e[j] = e;
     b->n++;
-    if (b->n == 2 * BLOCK) {    /* split in two */
+    bool split = b->n == 2 * BLOCK;
+    if (split) {    /* split in two */
         Block *c = xcalloc(1, sizeof(Block));
         NNC_ASSERT(c);
         memcpy(c->e, &b->e[BLOCK], BLOCK * sizeof e);
@@ -197,6 +268,7 @@ static void insert(Placement *pl, Placed e)
         pl->nb++;
     }
     summarize(b);
+    summarize_supers(pl, i, split);
 }
 
 /* Places slots in the given order, each at the lowest offset that is
@@ -214,6 +286,7 @@ static size_t place(Slot *s, int ns)
     for (int i = 0; i < pl.nb; i++)
         free(pl.b[i]);
     free(pl.b);
+    free(pl.sup);
     return top;
 }
 
