@@ -97,7 +97,7 @@ typedef struct Placed {
     int def, last;
 } Placed;
 
-#define BLOCK 256    /* slots per block after a split; at most 2 * BLOCK */
+#define BLOCK 64    /* slots per block after a split; at most 2 * BLOCK */
 
 typedef struct Block {
     int n;
