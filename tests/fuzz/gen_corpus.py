@@ -51,6 +51,20 @@ put("ckpt", "wrong_dtype", safetensors(P, {"format": "nnc"}, dtype="F16"))
 put("ckpt", "empty_header", struct.pack("<Q", 2) + b"{}")
 put("ckpt", "short", b"\x08\x00\x00")
 
+# ---- fuzz_weights: nnc --weights-from, the model of fuzz_weights.c ----
+W = [("conv2d_0.weight", [4, 3, 3, 1]), ("conv2d_0.bias", [4]), ("layernorm_0.weight", [64]),
+     ("layernorm_0.bias", [64]), ("dense_0.weight", [5, 64]), ("dense_0.bias", [5]),
+     ("dense_1.weight", [3, 5]), ("dense_1.bias", [3])]
+WS = [("optimizer.%s.%s" % (n, m), s) for m in ("exp_avg", "exp_avg_sq") for n, s in W]
+put("weights", "nnc_with_state", safetensors(W + WS, {"format": "nnc", "model": "fw", "step": "3"}))
+put("weights", "nnc_weights_only", safetensors(W, {"format": "nnc", "model": "fw", "step": "0"}))
+put("weights", "no_metadata", safetensors(W))
+put("weights", "torch_conv_layout", safetensors([("conv2d_0.weight", [4, 1, 3, 3])] + W[1:], {"format": "pt"}))
+put("weights", "missing_tensor", safetensors(W[:-1], {"format": "nnc"}))
+put("weights", "extra_tensor", safetensors(W + [("extra.weight", [2])], {"format": "nnc"}))
+put("weights", "wrong_dtype", safetensors(W, {"format": "nnc"}, dtype="F16"))
+put("weights", "truncated", safetensors(W, {"format": "nnc"})[:-7])
+
 # ---- fuzz_data: CSV, IDX, .npy ----
 put("data", "csv_header", "a,b,label\n1,2.5,0\n-3e2,4,1\n\n5;6;1\n")
 put("data", "csv_tabs", "0.5\t1\t2\n3\t4\t5\n")
