@@ -474,6 +474,13 @@ bool pass_poolrelu(Graph *g);
 /* fuse.c: groups nodes into kernels (Node.kernel): elementwise chains,
  * GEMM epilogues, reductions riding on a loop, one optimizer update. */
 bool pass_fuse(Graph *g);
+/* A convolution's input gradient dC W, computed a chunk of images at a
+ * time inside the kernel of the col2im that reads it (fuse.c): is node n
+ * one, how many images make a chunk, and the floats its buffer holds
+ * (a chunk's for those, the shape's for every other node). */
+bool node_chunked(const Graph *g, const Node *n);
+int chunk_images(const Node *n);
+size_t node_floats(const Graph *g, NodeId id);
 
 /* ---- schedule.c, memplan.c: kernels, lifetimes and the memory plan ---- */
 

@@ -46,10 +46,19 @@ void emit_line(Emit *e, const char *fmt, ...)
     buf_append(e->out, "\n", 1);
 }
 
+static const char *batch_name = "nb";
+
+const char *emit_batch_as(const char *name)
+{
+    const char *old = batch_name;
+    batch_name = name;
+    return old;
+}
+
 const char *emit_dim(const Node *n, int d)
 {
     if (n->bmask & (1u << d))
-        return "nb";
+        return batch_name;
     return emit_str("%d", n->shape.dim[d]);
 }
 
@@ -64,7 +73,7 @@ const char *emit_numel(const Node *n)
             k *= n->shape.dim[d];
     }
     NNC_ASSERT(nbatch <= 1);
-    return nbatch ? emit_str("(nb * %ld)", k) : emit_str("%ld", k);
+    return nbatch ? emit_str("(%s * %ld)", batch_name, k) : emit_str("%ld", k);
 }
 
 const char *emit_float(double v)

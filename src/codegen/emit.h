@@ -28,6 +28,9 @@ struct Emit {
 void emit_line(Emit *e, const char *fmt, ...) NNC_PRINTF(2, 3);
 /* The C expression of dimension d of node n ("nb" for the batch dim). */
 const char *emit_dim(const Node *n, int d);
+/* Names the batch dim's expression in emit_dim and emit_numel from now on
+ * ("cn" in a loop over chunks of images); returns the previous name. */
+const char *emit_batch_as(const char *name);
 /* The C expression of the element count of node n. */
 const char *emit_numel(const Node *n);
 /* A float literal that round-trips ("0.001f"). */

@@ -522,6 +522,37 @@ static void kernel_comment(Emit *e, const Graph *g, const Plan *p, const Kernel 
     buf_free(&c);
 }
 
+/* col2im(dC W) a chunk of images at a time (fuse.c, node_chunked): the
+ * product of each chunk into its chunk-sized buffer, then its col2im,
+ * both under the chunk's image count cn in place of nb. */
+static void emit_chunked_col2im(Emit *e, const KCtx *kc)
+{
+    const Graph *g = kc->g;
+    const Plan *p = kc->p;
+    const Node *c = NODE(g, kc->k->root), *m = NODE(g, c->in[0]);
+    const Node *dy = NODE(g, m->in[0]);
+    int ch = chunk_images(m);
+    size_t dy_img = shape_numel(&dy->shape) / (size_t)dy->shape.dim[0];
+    size_t dx_img = shape_numel(&c->shape) / (size_t)c->shape.dim[0];
+    char dyb[96], wb[96], mb[96], dxb[96];
+    snprintf(dyb, sizeof dyb, "(%s + (size_t)c0 * %zu)", emit_buf(g, p, m->in[0]), dy_img);
+    snprintf(wb, sizeof wb, "%s", emit_buf(g, p, m->in[1]));
+    snprintf(mb, sizeof mb, "%s", emit_buf(g, p, c->in[0]));
+    snprintf(dxb, sizeof dxb, "(%s + (size_t)c0 * %zu)", emit_buf(g, p, kc->k->root), dx_img);
+    emit_line(e, "/* %d image%s at a time: each chunk's product is read from cache */", ch,
+              ch > 1 ? "s" : "");
+    emit_line(e, "for (int c0 = 0; c0 < nb; c0 += %d) {", ch);
+    e->indent++;
+    emit_line(e, "const int cn = nb - c0 < %d ? nb - c0 : %d;", ch, ch);
+    const char *was = emit_batch_as("cn");
+    const char *ma[3] = {dyb, wb, mb}, *ca[2] = {mb, dxb};
+    optab[m->op].emit(e, g, m, ma);
+    optab[c->op].emit(e, g, c, ca);
+    emit_batch_as(was);
+    e->indent--;
+    emit_line(e, "}");
+}
+
 void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel *k, int index)
 {
     const Graph *g = &cc->g;
@@ -537,7 +568,9 @@ void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel *k, in
     kc.flat = true;
     NodeId head = gemm_head(&kc);
     OpKind kind = optab[NODE(g, k->root)->op].kind;
-    if (kind == K_EWISE && head)
+    if (NODE(g, k->root)->op == OP_COL2IM && k->n == 2)
+        emit_chunked_col2im(e, &kc);
+    else if (kind == K_EWISE && head)
         emit_gemm_epilogue(e, &kc, head);
     else if (kind == K_EWISE)
         emit_loop(e, &kc);
@@ -564,6 +597,8 @@ void emit_buffers(Emit *e, const Compiled *c, const Plan *p)
         char at[64] = "";
         if (p->shares[id])
             snprintf(at, sizeof at, ", in place of t%u", (unsigned)p->shares[id]);
+        if (node_chunked(g, n))
+            snprintf(at, sizeof at, ", %d images at a time", chunk_images(n));
         emit_line(e, "float *const t%d = a + %zu;  /* %s%s %s, kernels %d-%d%s */", id,
                   p->offset[id], op_name(n->op), n->is_grad ? " (backward)" : "",
                   shape_str(&n->shape), p->def[id] + 1, p->last[id] + 1, at);

@@ -77,6 +77,61 @@ static bool fuse_updates(Graph *g)
     return true;
 }
 
+/* ---- a convolution's input gradient in chunks of images ------------------
+ * dx = col2im(dC W): the product (batch x OH x OW rows of kh kw cin) is as
+ * large as the im2col matrix (the CNN example's conv2: 7.4 MB at batch
+ * 64) and is read once, by col2im. Computed a few images at a time inside
+ * col2im's kernel, the chunk stays in cache and its buffer is a chunk's:
+ * each image's rows and its col2im are the same operations as before, so
+ * results do not change. */
+#define CHUNK_FLOATS 65536  /* a chunk's product: 256 KB, within an L2 */
+
+bool node_chunked(const Graph *g, const Node *n)
+{
+    return n->op == OP_MATMUL && n->kernel && NODE(g, n->kernel)->op == OP_COL2IM;
+}
+
+int chunk_images(const Node *n)
+{
+    size_t per = shape_numel(&n->shape) / (size_t)n->shape.dim[0];
+    size_t c = per ? CHUNK_FLOATS / per : 1;
+    if (c < 1)
+        c = 1;
+    return c < (size_t)n->shape.dim[0] ? (int)c : n->shape.dim[0];
+}
+
+size_t node_floats(const Graph *g, NodeId id)
+{
+    const Node *n = NODE(g, id);
+    size_t k = shape_numel(&n->shape);
+    if (node_chunked(g, n))
+        k = k / (size_t)n->shape.dim[0] * (size_t)chunk_images(n);
+    return k;
+}
+
+/* Claims col2im's input product (once its only reader, never kept,
+ * computed from a batch-leading gradient and an unbatched weight). */
+static bool fuse_col2im(Graph *g, const int *uses, const bool *keep)
+{
+    bool changed = false;
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *c = &g->nodes[id];
+        if (c->op != OP_COL2IM || c->kernel)
+            continue;
+        NodeId m = c->in[0];
+        Node *mn = NODE(g, m);
+        if (mn->op != OP_MATMUL || uses[m] != 1 || keep[m] || mn->kernel || mn->iattr[0] ||
+            mn->shape.rank < 3 || mn->bmask != 1u || mn->shape.dim[0] < 2)
+            continue;
+        const Node *a = NODE(g, mn->in[0]), *w = NODE(g, mn->in[1]);
+        if (a->bmask != 1u || a->shape.rank < 3 || w->bmask)
+            continue;
+        mn->kernel = (NodeId)id;
+        changed = true;
+    }
+    return changed;
+}
+
 bool pass_fuse(Graph *g)
 {
     int nn = g->nnodes;
@@ -137,6 +192,7 @@ bool pass_fuse(Graph *g)
             changed = true;
         }
     }
+    changed |= fuse_col2im(g, uses, keep);
     changed |= fuse_updates(g);
     free(uses);
     free(keep);

@@ -300,7 +300,7 @@ void plan_memory(const Graph *g, Plan *p)
         slot_of[id] = -1;
         if (p->region[id] != REG_ARENA)
             continue;
-        size_t size = align_floats(shape_numel(&g->nodes[id].shape));
+        size_t size = align_floats(node_floats(g, (NodeId)id));
         NodeId x = p->shares[id];
         if (x && slot_of[x] >= 0) {
             Slot *s = &slots[slot_of[x]];
@@ -490,7 +490,7 @@ bool plan_check(const Graph *g, const Plan *p)
         Region ra = p->region[a];
         if (ra != REG_ARENA && ra != REG_GRAD)
             continue;
-        size_t sa = shape_numel(&g->nodes[a].shape);
+        size_t sa = node_floats(g, (NodeId)a);
         if (p->offset[a] % ALIGN_FLOATS)
             ok = conflict(g, (NodeId)a, (NodeId)a, "is not 64-byte aligned");
         else if (ra == REG_ARENA && p->offset[a] + sa > p->arena_floats)

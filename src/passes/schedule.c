@@ -134,7 +134,7 @@ size_t plan_naive_floats(const Graph *g, bool predict)
     for (int id = 1; id < g->nnodes; id++) {
         OpKind k = optab[g->nodes[id].op].kind;
         if (in[id] && k != K_SOURCE && k != K_UPDATE)
-            total += align_floats(shape_numel(&g->nodes[id].shape));
+            total += align_floats(node_floats(g, (NodeId)id));
     }
     free(in);
     return total;
@@ -317,7 +317,7 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
             r = REG_PARAM;
         else if (n->role == R_CONST || optab[n->op].kind == K_UPDATE)
             r = REG_NONE;
-        else if (n->kernel && optab[n->op].kind != K_REDUCE)
+        else if (n->kernel && optab[n->op].kind != K_REDUCE && !node_chunked(g, n))
             r = REG_NONE; /* computed inside its kernel's loop */
         else if (predict && (NodeId)id == g->output)
             r = REG_OUTPUT;
