@@ -313,8 +313,30 @@ BODY void back2x2_run(size_t C, const float *restrict x0, const float *restrict 
     }
 }
 
+/* back2x2_run in place: the gradient written over the window's x (dx ==
+ * x), each element read before it is written (the same results). */
+BODY void back2x2_inplace_run(size_t C, float *restrict p0, float *restrict p1,
+                              float *restrict p2, float *restrict p3, const float *restrict g,
+                              float *restrict sum, const int relu, const int summing)
+{
+    for (size_t i = 0; i < C; i++) {
+        float e0 = p0[i], e1 = p1[i], e2 = p2[i], e3 = p3[i], m = e0, l = g[i];
+        m = e1 > m ? e1 : m;
+        m = e2 > m ? e2 : m;
+        m = e3 > m ? e3 : m;
+        int h0 = e0 == m, h1 = (e1 == m) & !h0, h2 = (e2 == m) & !(h0 | h1);
+        int h3 = (e3 == m) & !(h0 | h1 | h2), pass = !relu | (m > 0.0f);
+        p0[i] = h0 & pass ? l : 0.0f;
+        p1[i] = h1 & pass ? l : 0.0f;
+        p2[i] = h2 & pass ? l : 0.0f;
+        p3[i] = h3 & pass ? l : 0.0f;
+        if (summing)
+            sum[i] += (h0 | h1 | h2 | h3) & pass ? l : 0.0f;
+    }
+}
+
 /* Channels [c0, c1) of every pixel: each channel is summed into sum in
- * the same order whichever range it is in. */
+ * the same order whichever range it is in. dx may be x (in place). */
 BODY void back2x2_body(int n, int h, int w, int c, int oh, int ow, const float *dy,
                        const float *x, float *dx, int relu, float *sum, size_t c0, size_t c1)
 {
@@ -329,7 +351,15 @@ BODY void back2x2_body(int n, int h, int w, int c, int oh, int ow, const float *
                 const float *x0 = x + at, *x2 = x0 + rs;
                 float *d0 = dx + at, *d2 = d0 + rs;
                 /* constant flags: four loops without branches */
-                if (relu && sum)
+                if (dx == x && relu && sum)
+                    back2x2_inplace_run(CB, d0, d0 + C, d2, d2 + C, g, s, 1, 1);
+                else if (dx == x && relu)
+                    back2x2_inplace_run(CB, d0, d0 + C, d2, d2 + C, g, s, 1, 0);
+                else if (dx == x && sum)
+                    back2x2_inplace_run(CB, d0, d0 + C, d2, d2 + C, g, s, 0, 1);
+                else if (dx == x)
+                    back2x2_inplace_run(CB, d0, d0 + C, d2, d2 + C, g, s, 0, 0);
+                else if (relu && sum)
                     back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, s, 1, 1);
                 else if (relu)
                     back2x2_run(CB, x0, x0 + C, x2, x2 + C, g, d0, d0 + C, d2, d2 + C, s, 1, 0);
@@ -505,6 +535,43 @@ void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
 {
     Conv k = {IM2COL, n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, 0, x, NULL, col, NULL};
     run_images(&k, (size_t)n * (size_t)oh * (size_t)ow * (size_t)kh * (size_t)kw * (size_t)c);
+}
+
+/* Rows [r0, r0 + nr) of im2col's matrix, row q being output position
+ * (b, oy, ox) = (q / (oh ow), q / ow % oh, q % ow): the same values as
+ * those rows of nnc_im2col's, in one thread (the caller's GEMM on them
+ * takes the threads). */
+void nnc_im2col_rows(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl,
+                     int oh, int ow, const float *x, size_t r0, size_t nr, float *col)
+{
+    size_t C = (size_t)c, run = (size_t)kw * C, row = (size_t)kh * run;
+    size_t per = (size_t)oh * (size_t)ow;
+    for (size_t q = r0; q < r0 + nr; q++) {
+        size_t b = q / per;
+        int oy = (int)(q % per / (size_t)ow), ox = (int)(q % (size_t)ow);
+        float *r = col + (q - r0) * row;
+        int ix0 = ox * sw - pl;
+        for (int ky = 0; ky < kh; ky++) {
+            int iy = oy * sh + ky - pt;
+            float *d = r + (size_t)ky * run;
+            if (iy < 0 || iy >= h) {
+                memset(d, 0, sizeof(float) * run);
+                continue;
+            }
+            const float *xr = x + (b * (size_t)h + (size_t)iy) * (size_t)w * C;
+            if (ix0 >= 0 && ix0 + kw <= w) {
+                copy_run(d, xr + (size_t)ix0 * C, run);
+                continue;
+            }
+            for (int kx = 0; kx < kw; kx++) {
+                int ix = ix0 + kx;
+                if (ix < 0 || ix >= w)
+                    memset(d + (size_t)kx * C, 0, sizeof(float) * C);
+                else
+                    copy_run(d + (size_t)kx * C, xr + (size_t)ix * C, C);
+            }
+        }
+    }
 }
 
 void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

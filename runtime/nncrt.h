@@ -105,7 +105,9 @@ void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,
  * col2im is its adjoint (sums overlapping windows; overwrites x).
  * Pooling windows lie inside the image; maxpool_back routes each output
  * gradient to the first maximum of its window (as PyTorch); the _back
- * kernels overwrite dx. maxpool_relu_back is relu_back(maxpool_back(dy,
+ * kernels overwrite dx (which may be x itself for 2 x 2 windows at
+ * stride 2: each window is read before its gradient is written over it;
+ * not for other windows). maxpool_relu_back is relu_back(maxpool_back(dy,
  * x), x) for x = relu(z): it also drops the gradient of windows whose
  * maximum is not positive, giving dz in one pass.
  */
@@ -113,6 +115,11 @@ void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                 int pt, int pl, int oh, int ow, const float *x, float *col);
 void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                 int pt, int pl, int oh, int ow, const float *col, float *x);
+/* Rows [r0, r0 + nr) of im2col's col (over any number of images), into
+ * col[0 .. nr * kh*kw*c): for a convolution's product computed a block
+ * of rows at a time (nnc --max-ram). One thread. */
+void nnc_im2col_rows(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl,
+                     int oh, int ow, const float *x, size_t r0, size_t nr, float *col);
 void nnc_maxpool(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
                  int oh, int ow, const float *x, float *y);
 void nnc_maxpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

@@ -474,13 +474,22 @@ bool pass_poolrelu(Graph *g);
 /* fuse.c: groups nodes into kernels (Node.kernel): elementwise chains,
  * GEMM epilogues, reductions riding on a loop, one optimizer update. */
 bool pass_fuse(Graph *g);
-/* A convolution's input gradient dC W, computed a chunk of images at a
- * time inside the kernel of the col2im that reads it (fuse.c): is node n
- * one, how many images make a chunk, and the floats its buffer holds
- * (a chunk's for those, the shape's for every other node). */
+/* Convolutions in chunks (fuse.c): a product or im2col computed a block
+ * at a time inside the kernel of the op that reads it (node_chunked); a
+ * convolution's weight gradient, summed in blocks of rows (node_wgrad);
+ * the images of a chunk of col2im's product; the rows of a block of an
+ * im2col or of a weight gradient's sum; and the floats a node's buffer
+ * holds (a chunk's or block's for chunked nodes, its shape's otherwise).
+ * GEMM_BLOCK_FLOATS: the floats of C a GEMM with an epilogue computes per
+ * block (emit_kernel.c). */
+#define GEMM_BLOCK_FLOATS 65536
 bool node_chunked(const Graph *g, const Node *n);
+bool node_wgrad(const Graph *g, const Node *n);
 int chunk_images(const Node *n);
+long block_rows(const Graph *g, const Node *n);
 size_t node_floats(const Graph *g, NodeId id);
+/* ops/conv.c: the call building rows [r0, r0 + rb) of im2col n into col. */
+void emit_im2col_rows(Emit *e, const Graph *g, const Node *n, const char *x, const char *col);
 
 /* ---- schedule.c, memplan.c: kernels, lifetimes and the memory plan ---- */
 

@@ -365,11 +365,15 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
      * epilogue. Not smaller: each call packs B again, which for a
      * transposed B (dense weights) costs as much as a large part of the
      * product (measured on the Fashion-MNIST MLP's 64x256x784 layer). */
-    int rb = 65536 / (ncols > 0 ? ncols : 1);
+    int rb = GEMM_BLOCK_FLOATS / (ncols > 0 ? ncols : 1);
     rb = rb < 1 ? 1 : rb;
     if (rb >= rows)
         rb = (int)rows;
-    char m[96], k[96], lda[32], ldb[32];
+    /* an im2col built a block of rows at a time in this kernel (fuse.c) */
+    bool pro = !ta && a->op == OP_IM2COL && a->kernel == kc->k->root;
+    if (pro)
+        rb = (int)block_rows(g, a);
+    char m[96], k[96], lda[32], ldb[32], aoff[64];
     lead_expr(m, sizeof m, r, rank - 1);
     if (ta)
         lead_expr(k, sizeof k, a, ar - 1);
@@ -383,6 +387,12 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     emit_line(e, "for (int r0 = 0; r0 < %s; r0 += %d) {", m, rb);
     e->indent++;
     emit_line(e, "const int rb = %s - r0 < %d ? %s - r0 : %d;", m, rb, m, rb);
+    if (pro) {
+        emit_im2col_rows(e, g, a, emit_buf(g, kc->p, a->in[0]), emit_buf(g, kc->p, h->in[0]));
+        snprintf(aoff, sizeof aoff, "0");
+    } else {
+        snprintf(aoff, sizeof aoff, "%s", ta ? "r0" : emit_str("(size_t)r0 * %s", lda));
+    }
     bool relu;
     NodeId bias = bias_epilogue(kc, head, &relu);
     if (bias) {
@@ -391,8 +401,7 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
         emit_line(e, "if (rb <= 2) {");
         e->indent++;
         emit_line(e, "nnc_sgemm_bias(%d, %d, rb, %d, %s, %s + %s, %s, %s, %s, %s, %d, %s + (size_t)r0 * %d, %d);",
-                  ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]),
-                  ta ? "r0" : emit_str("(size_t)r0 * %s", lda), lda,
+                  ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]), aoff, lda,
                   emit_buf(g, kc->p, h->in[1]), ldb, emit_buf(g, kc->p, bias), relu, c,
                   ncols, ncols);
         emit_line(e, "continue;");
@@ -400,8 +409,7 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
         emit_line(e, "}");
     }
     emit_line(e, "nnc_sgemm(%d, %d, rb, %d, %s, 1.0f, %s + %s, %s, %s, %s, 0.0f, %s + (size_t)r0 * %d, %d);",
-              ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]),
-              ta ? "r0" : emit_str("(size_t)r0 * %s", lda), lda,
+              ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]), aoff, lda,
               emit_buf(g, kc->p, h->in[1]), ldb, c, ncols, ncols);
     emit_line(e, "{");
     e->indent++;
@@ -553,6 +561,38 @@ static void emit_chunked_col2im(Emit *e, const KCtx *kc)
     emit_line(e, "}");
 }
 
+/* A convolution's weight gradient dW = dC^T col (node_wgrad), summed over
+ * blocks of col's rows (block_rows): from the saved im2col, or from one
+ * built a block at a time into its block-sized buffer when the im2col is
+ * this kernel's (fuse.c). The same blocks either way, so the same bits. */
+static void emit_chunked_wgrad(Emit *e, const KCtx *kc)
+{
+    const Graph *g = kc->g;
+    const Plan *p = kc->p;
+    const Node *w = NODE(g, kc->k->root), *dc = NODE(g, w->in[0]), *col = NODE(g, w->in[1]);
+    bool built = col->kernel == kc->k->root;
+    int f = dc->shape.dim[dc->shape.rank - 1], kk = col->shape.dim[col->shape.rank - 1];
+    long rb = block_rows(g, col);
+    char rows[96], colb[96];
+    snprintf(rows, sizeof rows, "%s", emit_numel(col));
+    snprintf(rows + strlen(rows), sizeof rows - strlen(rows), " / %d", kk);
+    snprintf(colb, sizeof colb, "%s", emit_buf(g, p, w->in[1]));
+    emit_line(e, "/* summed over blocks of %ld rows of the im2col%s */", rb,
+              built ? ", each built here" : "");
+    emit_line(e, "for (size_t r0 = 0; r0 < (size_t)%s; r0 += %ld) {", rows, rb);
+    e->indent++;
+    emit_line(e, "const int rb = (size_t)%s - r0 < %ld ? (int)((size_t)%s - r0) : %ld;", rows,
+              rb, rows, rb);
+    if (built)
+        emit_im2col_rows(e, g, col, emit_buf(g, p, col->in[0]), colb);
+    emit_line(e, "nnc_sgemm(1, 0, %d, %d, rb, 1.0f, %s + r0 * %d, %d, %s%s, %d, "
+                 "r0 ? 1.0f : 0.0f, %s, %d);",
+              f, kk, emit_buf(g, p, w->in[0]), f, f, colb,
+              built ? "" : emit_str(" + r0 * %d", kk), kk, emit_buf(g, p, kc->k->root), kk);
+    e->indent--;
+    emit_line(e, "}");
+}
+
 void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel *k, int index)
 {
     const Graph *g = &cc->g;
@@ -570,6 +610,8 @@ void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel *k, in
     OpKind kind = optab[NODE(g, k->root)->op].kind;
     if (NODE(g, k->root)->op == OP_COL2IM && k->n == 2)
         emit_chunked_col2im(e, &kc);
+    else if (node_wgrad(g, NODE(g, k->root)))
+        emit_chunked_wgrad(e, &kc);
     else if (kind == K_EWISE && head)
         emit_gemm_epilogue(e, &kc, head);
     else if (kind == K_EWISE)
@@ -597,7 +639,9 @@ void emit_buffers(Emit *e, const Compiled *c, const Plan *p)
         char at[64] = "";
         if (p->shares[id])
             snprintf(at, sizeof at, ", in place of t%u", (unsigned)p->shares[id]);
-        if (node_chunked(g, n))
+        if (node_chunked(g, n) && n->op == OP_IM2COL)
+            snprintf(at, sizeof at, ", %ld rows at a time", block_rows(g, n));
+        else if (node_chunked(g, n))
             snprintf(at, sizeof at, ", %d images at a time", chunk_images(n));
         emit_line(e, "float *const t%d = a + %zu;  /* %s%s %s, kernels %d-%d%s */", id,
                   p->offset[id], op_name(n->op), n->is_grad ? " (backward)" : "",

@@ -77,18 +77,44 @@ static bool fuse_updates(Graph *g)
     return true;
 }
 
-/* ---- a convolution's input gradient in chunks of images ------------------
- * dx = col2im(dC W): the product (batch x OH x OW rows of kh kw cin) is as
- * large as the im2col matrix (the CNN example's conv2: 7.4 MB at batch
- * 64) and is read once, by col2im. Computed a few images at a time inside
- * col2im's kernel, the chunk stays in cache and its buffer is a chunk's:
- * each image's rows and its col2im are the same operations as before, so
- * results do not change. */
+/* ---- convolutions in chunks ------------------------------------------------
+ * A convolution is im2col, then products with its matrix (batch x OH x OW
+ * rows of kh kw cin): the forward's col W^T, the weight gradient's
+ * dC^T col and the input gradient's col2im(dC W). These matrices are the
+ * largest buffers of a CNN (the example's conv2: 7.4 MB at batch 64).
+ * Computed a block of rows at a time inside the kernel of the op that
+ * reads them, a block stays in cache and its buffer is a block's:
+ *  - col2im(dC W): the product, a chunk of images at a time (col2im's
+ *    images are independent), inside col2im's kernel;
+ *  - im2col read only by a GEMM with an epilogue (as A) or by a weight
+ *    gradient (as B): built a block of rows at a time by the runtime's
+ *    nnc_im2col_rows inside that kernel. Only a training plan that
+ *    recomputes the im2col for the backward (--max-ram) has such an
+ *    im2col in training; otherwise the weight gradient reads the saved
+ *    one.
+ * Row blocks of a forward product and chunks of col2im do the same
+ * operations per row as one call. A weight gradient sums over the rows:
+ * it always runs in blocks of WGRAD_FLOATS / (kh kw cin) rows, adding
+ * each block's product (beta 1), whether it reads a saved im2col or
+ * builds the blocks itself, so that recomputation changes no bit. */
 #define CHUNK_FLOATS 65536  /* a chunk's product: 256 KB, within an L2 */
+#define WGRAD_FLOATS 65536  /* a weight gradient's block of im2col rows */
+
+/* The weight gradient of a convolution, dC^T col: summed in row blocks. */
+bool node_wgrad(const Graph *g, const Node *n)
+{
+    if (n->op != OP_MATMUL || !n->iattr[0] || n->iattr[1])
+        return false;
+    const Node *a = NODE(g, n->in[0]), *b = NODE(g, n->in[1]);
+    return b->op == OP_IM2COL && a->bmask == 1u && b->bmask == 1u && a->shape.rank >= 3 &&
+           b->shape.rank >= 3 && !n->bmask;
+}
 
 bool node_chunked(const Graph *g, const Node *n)
 {
-    return n->op == OP_MATMUL && n->kernel && NODE(g, n->kernel)->op == OP_COL2IM;
+    if (!n->kernel)
+        return false;
+    return (n->op == OP_MATMUL && NODE(g, n->kernel)->op == OP_COL2IM) || n->op == OP_IM2COL;
 }
 
 int chunk_images(const Node *n)
@@ -100,22 +126,67 @@ int chunk_images(const Node *n)
     return c < (size_t)n->shape.dim[0] ? (int)c : n->shape.dim[0];
 }
 
+/* Rows of the matrix view of x (all but the last dim). */
+static long view_rows(const Node *x)
+{
+    int last = x->shape.dim[x->shape.rank - 1];
+    return (long)(shape_numel(&x->shape) / (size_t)(last > 0 ? last : 1));
+}
+
+long block_rows(const Graph *g, const Node *n)
+{
+    long rows = view_rows(n);
+    int k = n->shape.dim[n->shape.rank - 1];
+    long rb = WGRAD_FLOATS / (k > 0 ? k : 1);
+    if (n->op == OP_IM2COL && n->kernel && !node_wgrad(g, NODE(g, n->kernel))) {
+        /* the A of a GEMM with an epilogue: its C's block (emit_kernel.c)
+         * and the im2col's block both in L2 */
+        const Node *r = NODE(g, n->kernel);
+        int ncols = r->shape.dim[r->shape.rank - 1];
+        long rc = GEMM_BLOCK_FLOATS / (ncols > 0 ? ncols : 1);
+        long rk = CHUNK_FLOATS / (k > 0 ? k : 1);
+        rb = rc < rk ? rc : rk;
+    }
+    if (rb < 1)
+        rb = 1;
+    return rb < rows ? rb : rows;
+}
+
 size_t node_floats(const Graph *g, NodeId id)
 {
     const Node *n = NODE(g, id);
     size_t k = shape_numel(&n->shape);
-    if (node_chunked(g, n))
-        k = k / (size_t)n->shape.dim[0] * (size_t)chunk_images(n);
-    return k;
+    if (!node_chunked(g, n))
+        return k;
+    if (n->op == OP_IM2COL)
+        return (size_t)block_rows(g, n) * (size_t)n->shape.dim[n->shape.rank - 1];
+    return k / (size_t)n->shape.dim[0] * (size_t)chunk_images(n);
 }
 
 /* Claims col2im's input product (once its only reader, never kept,
- * computed from a batch-leading gradient and an unbatched weight). */
-static bool fuse_col2im(Graph *g, const int *uses, const bool *keep)
+ * computed from a batch-leading gradient and an unbatched weight), and an
+ * im2col read once, by a GEMM with an epilogue or a weight gradient. */
+static bool fuse_conv(Graph *g, const int *uses, const bool *keep)
 {
     bool changed = false;
     for (int id = 1; id < g->nnodes; id++) {
         const Node *c = &g->nodes[id];
+        if (c->op == OP_MATMUL) {
+            NodeId x = c->in[c->iattr[0] ? 1 : 0];
+            Node *xn = NODE(g, x);
+            if (xn->op != OP_IM2COL || uses[x] != 1 || keep[x] || xn->kernel ||
+                xn->bmask != 1u)
+                continue;
+            if (!c->iattr[0] && c->kernel && optab[NODE(g, c->kernel)->op].kind == K_EWISE &&
+                !NODE(g, c->in[1])->bmask) {
+                xn->kernel = c->kernel;     /* the forward's A */
+                changed = true;
+            } else if (node_wgrad(g, c) && !c->kernel) {
+                xn->kernel = (NodeId)id;    /* the weight gradient's B */
+                changed = true;
+            }
+            continue;
+        }
         if (c->op != OP_COL2IM || c->kernel)
             continue;
         NodeId m = c->in[0];
@@ -192,7 +263,7 @@ bool pass_fuse(Graph *g)
             changed = true;
         }
     }
-    changed |= fuse_col2im(g, uses, keep);
+    changed |= fuse_conv(g, uses, keep);
     changed |= fuse_updates(g);
     free(uses);
     free(keep);

@@ -153,6 +153,17 @@ static void find_in_place(const Graph *g, Plan *p, const Kernel *k, const int *k
             p->shares[r] = x;
         return;
     }
+    if (p->region[r] == REG_ARENA && NODE(g, r)->op == OP_MAXPOOL_BACK) {
+        /* the runtime writes a 2x2 stride-2 window's gradient over the
+         * window's x (nnc_maxpool_back_sum, dx == x): x may die here */
+        const Node *n = NODE(g, r);
+        NodeId x = n->in[1];
+        if (n->iattr[0] == 2 && n->iattr[1] == 2 && n->iattr[2] == 2 && n->iattr[3] == 2 &&
+            p->region[x] == REG_ARENA && p->last[x] == kidx[r] && p->def[x] < kidx[r] &&
+            graph_same_layout(NODE(g, x), n))
+            p->shares[r] = x;
+        return;
+    }
     if (p->region[r] != REG_ARENA || optab[NODE(g, r)->op].kind != K_EWISE)
         return;
     for (int m = 0; m < k->n; m++)
