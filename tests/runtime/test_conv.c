@@ -168,3 +168,68 @@ Test(conv, avgpool_and_its_gradient)
         cr_assert_float_eq(y[AT(1, 1, 1, ci, oh, ow, c)], m, 1e-6);
     }
 }
+
+/* A 2x2 stride-2 pooling gradient written over its input (dx == x, as
+ * the memory plan does when x dies there): the out-of-place results, for
+ * plain, relu and bias-summing kernels, threaded (many channels) or not. */
+Test(conv, maxpool_back_2x2_in_place)
+{
+    static const int cfg[][4] = {{2, 6, 6, 3}, {3, 8, 10, 70}, {2, 7, 5, 40}}; /* n, h, w, c */
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        int n = cfg[t][0], h = cfg[t][1], w = cfg[t][2], c = cfg[t][3], oh = h / 2, ow = w / 2;
+        size_t nx = (size_t)n * h * w * c, ny = (size_t)n * oh * ow * c;
+        float *x = malloc(4 * nx), *in = malloc(4 * nx), *want = malloc(4 * nx);
+        float *dy = malloc(4 * ny), *sw = malloc(4 * (size_t)c), *si = malloc(4 * (size_t)c);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = (float)(rand() % 5) - 1.0f;  /* ties, and maxima not positive */
+        for (size_t i = 0; i < ny; i++)
+            dy[i] = frand();
+        for (int relu = 0; relu < 2; relu++)
+            for (int summing = 0; summing < 2; summing++) {
+                memcpy(in, x, 4 * nx);
+                nnc_maxpool_back_sum(n, h, w, c, 2, 2, 2, 2, oh, ow, dy, x, want, relu,
+                                     summing ? sw : NULL);
+                nnc_maxpool_back_sum(n, h, w, c, 2, 2, 2, 2, oh, ow, dy, in, in, relu,
+                                     summing ? si : NULL);
+                for (size_t i = 0; i < nx; i++)
+                    cr_assert_eq(in[i], want[i], "case %zu relu %d sum %d element %zu: %g, "
+                                 "want %g", t, relu, summing, i, in[i], want[i]);
+                for (int ci = 0; summing && ci < c; ci++)
+                    cr_assert_eq(si[ci], sw[ci], "case %zu relu %d channel %d", t, relu, ci);
+            }
+        free(x), free(in), free(want), free(dy), free(sw), free(si);
+    }
+}
+
+/* Any block of im2col's rows, across image boundaries, with padding and
+ * strides: those rows of nnc_im2col's matrix. */
+Test(conv, im2col_rows_are_rows_of_im2col)
+{
+    static const int cfg[][10] = {  /* n, h, w, c, kh, kw, sh, sw, pt, pl */
+        {3, 5, 6, 3, 3, 3, 1, 1, 1, 1}, {2, 7, 5, 2, 3, 3, 2, 2, 1, 1}, {2, 13, 13, 32, 3, 3, 1, 1, 0, 0},
+        {4, 6, 6, 1, 2, 3, 2, 1, 0, 0},
+    };
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        const int *g = cfg[t];
+        int n = g[0], h = g[1], w = g[2], c = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7];
+        int pt = g[8], pl = g[9];
+        int oh = (h + 2 * pt - kh) / sh + 1, ow = (w + 2 * pl - kw) / sw + 1;
+        size_t nx = (size_t)n * h * w * c, k = (size_t)kh * kw * c;
+        size_t rows = (size_t)n * oh * ow;
+        float *x = malloc(4 * nx), *col = malloc(4 * rows * k), *blk = malloc(4 * rows * k);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = frand();
+        nnc_im2col(n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, x, col);
+        size_t sizes[] = {1, 7, (size_t)oh * ow + 3, rows};
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            for (size_t r0 = 0; r0 < rows; r0 += sizes[s]) {
+                size_t nr = rows - r0 < sizes[s] ? rows - r0 : sizes[s];
+                for (size_t i = 0; i < nr * k; i++)
+                    blk[i] = NAN;
+                nnc_im2col_rows(h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, x, r0, nr, blk);
+                cr_assert(memcmp(blk, col + r0 * k, 4 * nr * k) == 0,
+                          "case %zu: rows [%zu, %zu) differ", t, r0, r0 + nr);
+            }
+        free(x), free(col), free(blk);
+    }
+}

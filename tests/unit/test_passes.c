@@ -396,7 +396,8 @@ Test(passes, recomputation_fits_the_budget)
     cr_assert(compile_text(small_cnn, 2, &a));
     size_t full = emit_mem_bytes(&a);
     Model *m = parse(small_cnn);
-    PipelineOptions po = {2, NULL, true, full - full / 8};
+    /* (this model: 41,471 bytes without recomputation, 37,119 at the least) */
+    PipelineOptions po = {2, NULL, true, full - full / 16};
     cr_assert(pipeline_compile(m, &po, &b));
     cr_assert_leq(emit_mem_bytes(&b), po.max_ram);
     cr_assert_gt(b.recomputed, 0);
