@@ -22,6 +22,10 @@
 
 #ifdef WITH_OPENBLAS
 #include <cblas.h>
+/* OpenBLAS extensions: declared by OpenBLAS's own cblas.h, not by the
+ * reference cblas.h that Debian's alternatives may select */
+void openblas_set_num_threads(int num_threads);
+char *openblas_get_corename(void);
 #endif
 
 #include "nncrt.h"

@@ -270,7 +270,7 @@ int nnc_num_threads(void)
 /* Spin this long before sleeping (a worker between loops, the caller
  * waiting for the last chunks). */
 #ifndef SPIN_NS
-#define SPIN_NS 20000
+#define SPIN_NS 200000
 #endif
 /* Threads again after a straggler: first after SOLO_MIN_NS on one thread,
  * doubling while stragglers keep coming, at most SOLO_MAX_NS. */
@@ -446,12 +446,22 @@ static void dbg_print(void)
  * itself preempted (its chunks took more than twice as long as the
  * workers')? Either means a thread shares its core with another busy
  * process: then one thread for a while (on its own, the caller can move
- * to a free core). */
+ * to a free core).
+ *
+ * Waiting for the last chunk is normal up to about one chunk's time: a
+ * worker that woke late (a sleeping vCPU takes 0.1 ms or more to wake on
+ * some virtual machines) or took the last chunk just before the caller
+ * ran out. A straggler keeps the caller waiting for more than two chunks'
+ * time (the caller's own chunks give the time: the straggler's own chunk
+ * would inflate the workers' average). */
 static void note_wait(long long t0, long long t_own, long long t_end, unsigned mine)
 {
     long long wait = t_end - t_own, own = t_own - t0;
     long long wns = LOAD(&pool.worker_ns);
     unsigned wchunks = LOAD(&pool.worker_chunks);
+    long long chunk_ns = mine > 0 ? own / (long long)mine
+                         : wchunks > 0 ? wns / (long long)wchunks : 0;
+    int straggler = wait > STRAGGLE_MIN_NS && wait > 2 * chunk_ns;
     int slow_caller = mine > 0 && wchunks > 0 &&
                       own > STRAGGLE_MIN_NS + 2 * (long long)mine * (wns / (long long)wchunks);
 #ifdef NNC_POOL_DEBUG
@@ -459,11 +469,11 @@ static void note_wait(long long t0, long long t_own, long long t_end, unsigned m
         atexit(dbg_print);
     dbg_wait += wait;
     dbg_maxwait = wait > dbg_maxwait ? wait : dbg_maxwait;
-    dbg_strag += wait > STRAGGLE_MIN_NS && wait > own / 2;
+    dbg_strag += straggler;
     dbg_slow += slow_caller;
 #endif
 
-    if ((wait > STRAGGLE_MIN_NS && wait > own / 2) || slow_caller) {
+    if (straggler || slow_caller) {
         if (pool.backoff < SOLO_MIN_NS)
             pool.backoff = SOLO_MIN_NS;
         __atomic_store_n(&pool.solo_until, t_end + pool.backoff, __ATOMIC_RELAXED);
