@@ -935,6 +935,22 @@ void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,
         return;
     memset(&epi, 0, sizeof epi);
     epi.bias = bias, epi.relu = relu;
+    if (!trans_a && trans_b && m <= 2 && n > 1 && k > 0 && (size_t)k <= DIRECT_K &&
+        (size_t)m * (size_t)n * (size_t)k <= DIRECT_MNK) {
+        /* a dense layer at batch 1 or 2 (predict): the case gemm_small
+         * takes, without building a Gemm first */
+        const GemmSmall *sm = small_for(current_kernel());
+        if (sm != NULL && sm->dots_nt != NULL) {
+            nnc_fpmode mode = nnc_fp_enter();
+            epi.m = (size_t)m, epi.n = (size_t)n, epi.k = (size_t)k;
+            epi.a = a, epi.lda = (size_t)lda, epi.b = b, epi.ldb = (size_t)ldb;
+            epi.c = c, epi.ldc = (size_t)ldc, epi.csc = 1, epi.bs = 1;
+            epi.alpha = 1.0f;
+            sm->dots_nt(&epi);
+            nnc_fp_leave(mode);
+            return;
+        }
+    }
     if (gemm_epi(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, &epi))
         return;
     for (i = 0; i < (size_t)m; i++) {

@@ -256,14 +256,73 @@ SINLINE void FN(row8)(const SmallArgs *s, size_t i0, size_t j0)
     FN(store4)(c + 4 * s->csc, s->csc, 4, VREDUCE4(c4, c5, c6, c7), s, j0 + 4);
 }
 
+/* A dense layer's forward for one row of C (alpha 1, beta 0, contiguous
+ * C and bias: predict at batch 1), eight columns from c: row8's
+ * multiply-adds and reduction tree, then only the epilogue the layer has
+ * (HB: + bias, RELU: clamp), with no test per block: the same bits as
+ * row8, whose alpha of 1 multiplies exactly. */
+SINLINE void FN(row8_dense)(const float *a, const float *b, size_t ldb, size_t k,
+                            float *c, const float *bias, const int HB, const int RELU)
+{
+    VT c0 = VZERO(), c1 = VZERO(), c2 = VZERO(), c3 = VZERO();
+    VT c4 = VZERO(), c5 = VZERO(), c6 = VZERO(), c7 = VZERO();
+    __m128 x, y;
+    size_t p;
+
+#define ROW8_STEP(LD, LDA)                                                              \
+    {                                                                                   \
+        VT av = LDA;                                                                    \
+        c0 = VFMA(av, LD(b + p), c0), c1 = VFMA(av, LD(b + ldb + p), c1);               \
+        c2 = VFMA(av, LD(b + 2 * ldb + p), c2), c3 = VFMA(av, LD(b + 3 * ldb + p), c3); \
+        c4 = VFMA(av, LD(b + 4 * ldb + p), c4), c5 = VFMA(av, LD(b + 5 * ldb + p), c5); \
+        c6 = VFMA(av, LD(b + 6 * ldb + p), c6), c7 = VFMA(av, LD(b + 7 * ldb + p), c7); \
+    }
+    for (p = 0; p + VW <= k; p += VW)
+        ROW8_STEP(VLOAD, VLOAD(a + p))
+    if (p < k) {
+        VMASK mk = VMASKN(k - p);
+#define ROW8_LOADM(q) VLOADM(q, mk)
+        ROW8_STEP(ROW8_LOADM, VLOADM(a + p, mk))
+#undef ROW8_LOADM
+    }
+#undef ROW8_STEP
+    x = VREDUCE4(c0, c1, c2, c3), y = VREDUCE4(c4, c5, c6, c7);
+    if (HB)
+        x = _mm_add_ps(x, _mm_loadu_ps(bias)), y = _mm_add_ps(y, _mm_loadu_ps(bias + 4));
+    if (RELU)
+        x = _mm_max_ps(x, _mm_setzero_ps()), y = _mm_max_ps(y, _mm_setzero_ps());
+    _mm_storeu_ps(c, x);
+    _mm_storeu_ps(c + 4, y);
+}
+
+/* Row i0 of C by row8_dense, eight columns at a time; returns the first
+ * column left (fewer than eight). */
+SINLINE size_t FN(row_dense)(const SmallArgs *s, size_t i0, const int HB, const int RELU)
+{
+    const float *a = s->a + i0 * s->lda, *b = s->b;
+    float *c = s->c + i0 * s->ldc;
+    size_t j0;
+
+    for (j0 = 0; j0 + 8 <= s->n; j0 += 8, b += 8 * s->ldb)
+        FN(row8_dense)(a, b, s->ldb, s->k, c + j0, s->bias + j0, HB, RELU);
+    return j0;
+}
+
 static TARGET void FN(dots_nt)(const SmallArgs *s)
 {
     size_t i0, j0;
+    int dense = s->alpha == 1.0f && s->beta == 0.0f && s->csc == 1 &&
+                (s->bias == NULL || s->bs == 1);
 
     for (i0 = 0; i0 < s->m; i0 += RI) {
         size_t rows = s->m - i0 < RI ? s->m - i0 : RI;
         j0 = 0;
-        if (rows == 1)
+        if (rows == 1 && dense)   /* the layer's epilogue chosen once */
+            j0 = s->bias != NULL ? (s->relu ? FN(row_dense)(s, i0, 1, 1)
+                                            : FN(row_dense)(s, i0, 1, 0))
+                                 : (s->relu ? FN(row_dense)(s, i0, 0, 1)
+                                            : FN(row_dense)(s, i0, 0, 0));
+        else if (rows == 1)
             for (; j0 + 8 <= s->n; j0 += 8)
                 FN(row8)(s, i0, j0);
         for (; j0 < s->n; j0 += 4) {

@@ -164,7 +164,7 @@ Test(gemm_small, edge_shapes_every_transpose)
 
 /* nnc_sgemm_bias is nnc_sgemm then the emitted loop's operations, bit for
  * bit, and a row of A gives the same row of C in a call of one or two
- * rows (the dot products). */
+ * rows (the dot products), with or without the bias and ReLU. */
 Test(gemm_small, bias_exact_and_rows_independent)
 {
     enum { M = 32, N = 64, K = 128 };
@@ -203,6 +203,17 @@ Test(gemm_small, bias_exact_and_rows_independent)
                 nnc_sgemm(0, 1, 1, n, k, 1.0f, a + i * k, k, b, k, 0.0f, c3, n);
                 cr_assert_eq(memcmp(c3, c1 + i * n, (size_t)n * sizeof(float)), 0,
                              "%s row %d, n=%d k=%d", nnc_isa(), i, n, k);
+            }
+            /* a dense layer's forward: one row (predict at batch 1: the
+             * bias and ReLU chosen once per call) gives the bits of two */
+            for (int relu = 0; relu < 2; relu++) {
+                for (int i = 0; i < M; i += 2)
+                    nnc_sgemm_bias(0, 1, 2, n, k, a + i * k, k, b, k, bias, relu, c1 + i * n, n);
+                for (int i = 0; i < M; i++) {
+                    nnc_sgemm_bias(0, 1, 1, n, k, a + i * k, k, b, k, bias, relu, c3, n);
+                    cr_assert_eq(memcmp(c3, c1 + i * n, (size_t)n * sizeof(float)), 0,
+                                 "%s bias relu=%d row %d, n=%d k=%d", nnc_isa(), relu, i, n, k);
+                }
             }
         }
     }
