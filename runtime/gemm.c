@@ -935,7 +935,7 @@ void nnc_sgemm_bias(int trans_a, int trans_b, int m, int n, int k,
         return;
     memset(&epi, 0, sizeof epi);
     epi.bias = bias, epi.relu = relu;
-    if (!trans_a && trans_b && m <= 2 && n > 1 && k > 0 && (size_t)k <= DIRECT_K &&
+    if (!trans_a && trans_b && m <= 2 && (n > 1 || m == 1) && k > 0 && (size_t)k <= DIRECT_K &&
         (size_t)m * (size_t)n * (size_t)k <= DIRECT_MNK) {
         /* a dense layer at batch 1 or 2 (predict): the case gemm_small
          * takes, without building a Gemm first */

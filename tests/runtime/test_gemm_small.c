@@ -194,7 +194,7 @@ Test(gemm_small, bias_exact_and_rows_independent)
             continue;   /* the tiled kernels differ from one-row dots */
         /* (n, k): whole steps of k, then a masked tail of k with columns
          * in eights and fours (one row) or fours (two rows) */
-        static const int nk[][2] = {{N, K}, {13, 10}, {21, 37}};
+        static const int nk[][2] = {{N, K}, {13, 10}, {21, 37}, {1, 37}};
         for (size_t t = 0; t < sizeof nk / sizeof nk[0]; t++) {
             int n = nk[t][0], k = nk[t][1];
             for (int i = 0; i < M; i += 2)     /* two rows at a time */
