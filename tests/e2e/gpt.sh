@@ -16,6 +16,17 @@ for cc in $compilers; do
 done
 cp "gpt_$(echo $compilers | cut -d' ' -f1)" gpt || finish gpt
 
+# the elementwise loops keep the vector math inline at -O2, so that they
+# vectorize: no out-of-line nnc_expf, nnc_erff, ... (gcc once kept a
+# copy of nnc_erff for the eight GELU loops: one call per element)
+for cc in $compilers; do
+    $cc -std=c99 -O2 -march=x86-64-v3 $RT_CFLAGS -S -o "gpt_$cc.s" gpt.c 2> /dev/null ||
+        $cc -std=c99 -O2 $RT_CFLAGS -S -o "gpt_$cc.s" gpt.c 2> /dev/null || continue
+    check "$cc -O2: the vector math is inlined in the generated loops" \
+        '! grep -qE "(call|bl)[[:space:]]+_?nnc_(exp|log|tanh|sigmoid|log1p|softplus|erf)f" "gpt_$cc.s"' ||
+        grep -E "(call|bl)[[:space:]]+_?nnc_[a-z0-9]+f" "gpt_$cc.s" | sort | uniq -c
+done
+
 # English-like text: random words, 40 KB
 awk 'BEGIN { srand(5); n = split("the quick brown fox jumps over a lazy dog while cats sleep", w, " ");
     for (i = 0; i < 8000; i++) printf "%s%s", w[int(rand() * n) + 1], i % 11 == 10 ? ".\n" : " " }' \
