@@ -68,6 +68,14 @@ static const Shape shapes[] = {
     {"seed fwd 32x64 -> 1", 32, 1, 64, 0, 1},
     {"seed dW1 128x10 (k=32)", 128, 10, 32, 1, 0},
     {"seed dX2 32x64 W2", 32, 128, 64, 0, 0},
+    /* the GPT example (12 x 64 tokens, 128 wide, MLP 512) */
+    {"gpt qkv 768x128 -> 384", 768, 384, 128, 0, 1},
+    {"gpt mlp up 768x128 -> 512", 768, 512, 128, 0, 1},
+    {"gpt mlp down 768x512 -> 128", 768, 128, 512, 0, 1},
+    {"gpt mlp down dX 768x128 W", 768, 512, 128, 0, 0},
+    {"gpt mlp up dX 768x512 W", 768, 128, 512, 0, 0},
+    {"gpt mlp up dW 512x128 (k=768)", 512, 128, 768, 1, 0},
+    {"gpt mlp down dW 128x512 (k=768)", 128, 512, 768, 1, 0},
 };
 
 static int use_blas;

@@ -287,51 +287,55 @@ static void back_block(int cb, const float *s0, float *d0, const float *restrict
         }
 }
 
+/* One channel of a 2x2 window (e0..e3 in window order) and its output
+ * gradient l: l goes to the first element equal to the maximum (with
+ * relu, only if that maximum is positive), 0 to the others (integer
+ * flags: compilers vectorize these). Returns what reached the window,
+ * for the bias gradient's sum. */
+BODY float win2x2(float e0, float e1, float e2, float e3, float l, const int relu,
+                  float *g0, float *g1, float *g2, float *g3)
+{
+    float m = e0;
+    m = e1 > m ? e1 : m;
+    m = e2 > m ? e2 : m;
+    m = e3 > m ? e3 : m;
+    int h0 = e0 == m, h1 = (e1 == m) & !h0, h2 = (e2 == m) & !(h0 | h1);
+    int h3 = (e3 == m) & !(h0 | h1 | h2), pass = !relu | (m > 0.0f);
+    *g0 = h0 & pass ? l : 0.0f;
+    *g1 = h1 & pass ? l : 0.0f;
+    *g2 = h2 & pass ? l : 0.0f;
+    *g3 = h3 & pass ? l : 0.0f;
+    return (h0 | h1 | h2 | h3) & pass ? l : 0.0f;
+}
+
 /* The 2x2 stride-2 case in one pass per pixel pair: the maximum, then
  * what is left of the gradient handed along the window in order. */
 BODY void back2x2_run(size_t C, const float *restrict x0, const float *restrict x1,
-                               const float *restrict x2, const float *restrict x3,
-                               const float *restrict g, float *restrict d0,
-                               float *restrict d1, float *restrict d2, float *restrict d3,
-                               float *restrict sum, const int relu, const int summing)
+                      const float *restrict x2, const float *restrict x3,
+                      const float *restrict g, float *restrict d0, float *restrict d1,
+                      float *restrict d2, float *restrict d3, float *restrict sum,
+                      const int relu, const int summing)
 {
     for (size_t i = 0; i < C; i++) {
-        float e0 = x0[i], e1 = x1[i], e2 = x2[i], e3 = x3[i], m = e0, l = g[i];
-        m = e1 > m ? e1 : m;
-        m = e2 > m ? e2 : m;
-        m = e3 > m ? e3 : m;
-        /* the first element equal to the maximum; with relu, only a
-         * positive one (integer flags: compilers vectorize these) */
-        int h0 = e0 == m, h1 = (e1 == m) & !h0, h2 = (e2 == m) & !(h0 | h1);
-        int h3 = (e3 == m) & !(h0 | h1 | h2), pass = !relu | (m > 0.0f);
-        d0[i] = h0 & pass ? l : 0.0f;
-        d1[i] = h1 & pass ? l : 0.0f;
-        d2[i] = h2 & pass ? l : 0.0f;
-        d3[i] = h3 & pass ? l : 0.0f;
+        float s = win2x2(x0[i], x1[i], x2[i], x3[i], g[i], relu, &d0[i], &d1[i], &d2[i],
+                         &d3[i]);
         if (summing)
-            sum[i] += (h0 | h1 | h2 | h3) & pass ? l : 0.0f;
+            sum[i] += s;
     }
 }
 
 /* back2x2_run in place: the gradient written over the window's x (dx ==
- * x), each element read before it is written (the same results). */
+ * x), each element read before it is written (the same results); its
+ * own loop because back2x2_run's pointers are restrict. */
 BODY void back2x2_inplace_run(size_t C, float *restrict p0, float *restrict p1,
                               float *restrict p2, float *restrict p3, const float *restrict g,
                               float *restrict sum, const int relu, const int summing)
 {
     for (size_t i = 0; i < C; i++) {
-        float e0 = p0[i], e1 = p1[i], e2 = p2[i], e3 = p3[i], m = e0, l = g[i];
-        m = e1 > m ? e1 : m;
-        m = e2 > m ? e2 : m;
-        m = e3 > m ? e3 : m;
-        int h0 = e0 == m, h1 = (e1 == m) & !h0, h2 = (e2 == m) & !(h0 | h1);
-        int h3 = (e3 == m) & !(h0 | h1 | h2), pass = !relu | (m > 0.0f);
-        p0[i] = h0 & pass ? l : 0.0f;
-        p1[i] = h1 & pass ? l : 0.0f;
-        p2[i] = h2 & pass ? l : 0.0f;
-        p3[i] = h3 & pass ? l : 0.0f;
+        float s = win2x2(p0[i], p1[i], p2[i], p3[i], g[i], relu, &p0[i], &p1[i], &p2[i],
+                         &p3[i]);
         if (summing)
-            sum[i] += (h0 | h1 | h2 | h3) & pass ? l : 0.0f;
+            sum[i] += s;
     }
 }
 
