@@ -58,6 +58,11 @@
 
 #include "nncrt.h"
 
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#define ATTN_X86 1
+#endif
+
 #if defined(__GNUC__)
 #define ALWAYS __attribute__((always_inline))
 #else
