@@ -222,51 +222,17 @@ SINLINE void FN(dtile)(const int R, const SmallArgs *s, size_t i0, size_t j0,
             FN(dtile)(i + 1, s, i0, j0, cols);  \
         break;
 
-/* Row i0 of C, columns j0..j0+8 (all present): as two dtiles of one row
+/* The dot products of row a with rows b .. b + 7 (ldb apart) of B over
+ * k, reduced: columns 0-3 in *x, 4-7 in *y. As two dtiles of one row
  * (the same fused multiply-adds in the same order and the same reduction
  * tree, so the same bits), with one load of A's row per step for eight
  * rows of B: a row of C alone (predict at batch 1) is load- and
  * loop-bound, not FMA-bound. */
-SINLINE void FN(row8)(const SmallArgs *s, size_t i0, size_t j0)
-{
-    const float *a = s->a + i0 * s->lda, *b = s->b + j0 * s->ldb;
-    float *c = s->c + i0 * s->ldc + j0 * s->csc;
-    size_t ldb = s->ldb, k = s->k, p;
-    VT c0 = VZERO(), c1 = VZERO(), c2 = VZERO(), c3 = VZERO();
-    VT c4 = VZERO(), c5 = VZERO(), c6 = VZERO(), c7 = VZERO();
-
-#define ROW8_STEP(LD, LDA)                                                              \
-    {                                                                                   \
-        VT av = LDA;                                                                    \
-        c0 = VFMA(av, LD(b + p), c0), c1 = VFMA(av, LD(b + ldb + p), c1);               \
-        c2 = VFMA(av, LD(b + 2 * ldb + p), c2), c3 = VFMA(av, LD(b + 3 * ldb + p), c3); \
-        c4 = VFMA(av, LD(b + 4 * ldb + p), c4), c5 = VFMA(av, LD(b + 5 * ldb + p), c5); \
-        c6 = VFMA(av, LD(b + 6 * ldb + p), c6), c7 = VFMA(av, LD(b + 7 * ldb + p), c7); \
-    }
-    for (p = 0; p + VW <= k; p += VW)
-        ROW8_STEP(VLOAD, VLOAD(a + p))
-    if (p < k) {
-        VMASK mk = VMASKN(k - p);
-#define ROW8_LOADM(q) VLOADM(q, mk)
-        ROW8_STEP(ROW8_LOADM, VLOADM(a + p, mk))
-#undef ROW8_LOADM
-    }
-#undef ROW8_STEP
-    FN(store4)(c, s->csc, 4, VREDUCE4(c0, c1, c2, c3), s, j0);
-    FN(store4)(c + 4 * s->csc, s->csc, 4, VREDUCE4(c4, c5, c6, c7), s, j0 + 4);
-}
-
-/* A dense layer's forward for one row of C (alpha 1, beta 0, contiguous
- * C and bias: predict at batch 1), eight columns from c: row8's
- * multiply-adds and reduction tree, then only the epilogue the layer has
- * (HB: + bias, RELU: clamp), with no test per block: the same bits as
- * row8, whose alpha of 1 multiplies exactly. */
-SINLINE void FN(row8_dense)(const float *a, const float *b, size_t ldb, size_t k,
-                            float *c, const float *bias, const int HB, const int RELU)
+SINLINE void FN(dots8)(const float *a, const float *b, size_t ldb, size_t k, __m128 *x,
+                       __m128 *y)
 {
     VT c0 = VZERO(), c1 = VZERO(), c2 = VZERO(), c3 = VZERO();
     VT c4 = VZERO(), c5 = VZERO(), c6 = VZERO(), c7 = VZERO();
-    __m128 x, y;
     size_t p;
 
 #define ROW8_STEP(LD, LDA)                                                              \
@@ -286,7 +252,30 @@ SINLINE void FN(row8_dense)(const float *a, const float *b, size_t ldb, size_t k
 #undef ROW8_LOADM
     }
 #undef ROW8_STEP
-    x = VREDUCE4(c0, c1, c2, c3), y = VREDUCE4(c4, c5, c6, c7);
+    *x = VREDUCE4(c0, c1, c2, c3), *y = VREDUCE4(c4, c5, c6, c7);
+}
+
+/* Row i0 of C, columns j0..j0+8 (all present), with s's epilogue. */
+SINLINE void FN(row8)(const SmallArgs *s, size_t i0, size_t j0)
+{
+    float *c = s->c + i0 * s->ldc + j0 * s->csc;
+    __m128 x, y;
+
+    FN(dots8)(s->a + i0 * s->lda, s->b + j0 * s->ldb, s->ldb, s->k, &x, &y);
+    FN(store4)(c, s->csc, 4, x, s, j0);
+    FN(store4)(c + 4 * s->csc, s->csc, 4, y, s, j0 + 4);
+}
+
+/* A dense layer's forward for one row of C (alpha 1, beta 0, contiguous
+ * C and bias: predict at batch 1), eight columns from c: dots8, then only
+ * the epilogue the layer has (HB: + bias, RELU: clamp), with no test per
+ * block: the same bits as row8, whose alpha of 1 multiplies exactly. */
+SINLINE void FN(row8_dense)(const float *a, const float *b, size_t ldb, size_t k,
+                            float *c, const float *bias, const int HB, const int RELU)
+{
+    __m128 x, y;
+
+    FN(dots8)(a, b, ldb, k, &x, &y);
     if (HB)
         x = _mm_add_ps(x, _mm_loadu_ps(bias)), y = _mm_add_ps(y, _mm_loadu_ps(bias + 4));
     if (RELU)
