@@ -11,7 +11,8 @@
 #
 # Usage: bench/gemm.sh [FILTER]   (FILTER: substring of shape names)
 # Overrides: CC, CFLAGS (default -O2), BLAS_LIBS (default -lopenblas),
-# RT_LIB (the built runtime, default .libs/libnncrt.a).
+# RT_LIB (the built runtime, default $builddir/.libs/libnncrt.a, builddir
+# defaulting to the source tree).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +26,7 @@ mkdir -p "$out"
 rt=$top/runtime
 # the runtime as built (make), so that the GEMM measured is the one the
 # generated code links; only the benchmark's own file is compiled here
-rtlib=${RT_LIB:-$top/.libs/libnncrt.a}
+rtlib=${RT_LIB:-${builddir:-$top}/.libs/libnncrt.a}
 if [ ! -f "$rtlib" ]; then
     echo "gemm.sh: $rtlib not found: run make first (or set RT_LIB)" >&2
     exit 1
