@@ -38,7 +38,7 @@
  * attributes, as nn.c does); each call takes the set nnc_isa() names
  * (NNC_ISA=scalar: the baseline). Larger heads (and compilers without
  * vector extensions) take the plain loops below, with blocks that keep
- * the stack scratch small. The backward's scratch is about 100 KB of
+ * the stack scratch small. The backward's scratch is about 125 KB of
  * stack. Block sizes depend only on D: results depend on the shapes and
  * the kernel set, not on the thread count.
  *
@@ -346,9 +346,11 @@ typedef struct AttnKern {
 #if defined(__GNUC__)
 
 #define BK 32       /* queries and keys of a block: the micro-kernel's width */
-#define DMAX 64     /* the vector bodies' largest head size (stack: 92 KB) */
+#define DMAX 64     /* the vector bodies' largest head size (stack: 125 KB) */
 #define QCHUNK 1024 /* query rows whose lse the backward holds at once */
 #define PMAX 4096   /* without lse, T x T probabilities held up to T = 64 */
+#define HT 64       /* a head this short has its keys (and in the backward
+                     * its queries) packed once, not once per block pair */
 #define ALIGNED __attribute__((aligned(64)))
 /* the micro-kernel's loops over rows and vectors, fully, so that its
  * accumulators live in registers (gcc -O2 does not unroll them itself) */
@@ -386,6 +388,40 @@ DEFINE_SET(base, , fwd_any_base, bwd_any_base, decode_any_base)
 #endif
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+/* dst[c*ld + r] = m x[r*st + c] for r, c < 8: an 8 x 8 block through
+ * registers (unpack, shuffle, lane permute) instead of 64 scalar moves,
+ * for the AVX2 and AVX-512 sets' key transpositions (the same products
+ * m x, so the same bits as the scalar loop) */
+static inline ALWAYS __attribute__((target("avx"))) void tr8x8(float *dst, int ld,
+                                                                const float *x, long st,
+                                                                float m)
+{
+    const __m256 r0 = _mm256_loadu_ps(x), r1 = _mm256_loadu_ps(x + st),
+                 r2 = _mm256_loadu_ps(x + 2 * st), r3 = _mm256_loadu_ps(x + 3 * st),
+                 r4 = _mm256_loadu_ps(x + 4 * st), r5 = _mm256_loadu_ps(x + 5 * st),
+                 r6 = _mm256_loadu_ps(x + 6 * st), r7 = _mm256_loadu_ps(x + 7 * st);
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+                 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+                 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    /* u0: column 0 of rows 0-3 | column 4; u1: 1 | 5; u2: 2 | 6; u3: 3 | 7
+     * (u4-u7 the same for rows 4-7) */
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee),
+                 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee),
+                 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee),
+                 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    const __m256 vm = _mm256_set1_ps(m);
+
+    _mm256_storeu_ps(dst, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u0, u4, 0x20)));
+    _mm256_storeu_ps(dst + ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u1, u5, 0x20)));
+    _mm256_storeu_ps(dst + 2 * ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u2, u6, 0x20)));
+    _mm256_storeu_ps(dst + 3 * ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u3, u7, 0x20)));
+    _mm256_storeu_ps(dst + 4 * ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u0, u4, 0x31)));
+    _mm256_storeu_ps(dst + 5 * ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u1, u5, 0x31)));
+    _mm256_storeu_ps(dst + 6 * ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u2, u6, 0x31)));
+    _mm256_storeu_ps(dst + 7 * ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u3, u7, 0x31)));
+}
 
 #define VW 8
 #define VR 3

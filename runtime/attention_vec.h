@@ -123,6 +123,10 @@ static inline ALWAYS VATTR void VN(mk)(int nr, int nx, const float *a, long ra, 
 
     for (; r + VR <= nr; r += VR)
         VN(mk_rows)(VR, nx, a + r * ra, ra, xa, b, ldb, c + r * ldc, ldc, add);
+    if (VR > 2 && r + 2 <= nr) {
+        VN(mk_rows)(2, nx, a + r * ra, ra, xa, b, ldb, c + r * ldc, ldc, add);
+        r += 2;
+    }
     for (; r < nr; r++)
         VN(mk_rows)(1, nx, a + r * ra, ra, xa, b, ldb, c + r * ldc, ldc, add);
 }
@@ -143,14 +147,20 @@ static inline ALWAYS VATTR void VN(mk_wide)(int nr, int nx, const float *a, long
 static inline ALWAYS VATTR void VN(pack_t)(float *kT, const float *x, long st, int nk, int D,
                                            float m)
 {
-    int j, d;
+    int j, d, j8 = 0, d8 = 0;
 
     if (nk < BK)
         for (d = 0; d < D; d++)
             for (j = nk; j < BK; j++)
                 kT[d * BK + j] = 0.0f;
+#if defined(ATTN_X86) && VW >= 8
+    j8 = nk / 8 * 8, d8 = D / 8 * 8;
+    for (j = 0; j < j8; j += 8)
+        for (d = 0; d < d8; d += 8)
+            tr8x8(kT + d * BK + j, BK, x + j * st + d, st, m);
+#endif
     for (j = 0; j < nk; j++)
-        for (d = 0; d < D; d++)
+        for (d = j < j8 ? d8 : 0; d < D; d++)
             kT[d * BK + j] = m * x[j * st + d];
 }
 
@@ -161,7 +171,9 @@ static inline ALWAYS VATTR void VN(pack_rows)(float *p, int Dp, const float *x, 
     int j, d;
 
     for (j = 0; j < n; j++) {
-        for (d = 0; d < D; d++)
+        for (d = 0; d + VW <= D; d += VW)
+            *(VN(vf) *)(p + j * Dp + d) = *(const VN(uf) *)(x + j * st + d);
+        for (; d < D; d++)
             p[j * Dp + d] = x[j * st + d];
         for (; d < Dp; d++)
             p[j * Dp + d] = 0.0f;
@@ -273,10 +285,16 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
     const long qo = b * s->sb + h * s->sh;
     const float *q = a->q + qo, *k = a->k + qo, *v = a->v + qo;
     float *o = a->out + b * s->ob + h * s->oh;
-    ALIGNED float kT[BK * DMAX], vp[BK * DMAX], acc[BK * DMAX], S[BK * BK];
+    ALIGNED float kT[HT * DMAX], vp[HT * DMAX], acc[BK * DMAX], S[BK * BK];
     float m[BK], l[BK], z[BK];
+    const int hoist = T <= HT;  /* every key block packed once, up front */
     int i0, j0, r, d, j;
 
+    for (j0 = 0; hoist && j0 < T; j0 += BK) {
+        const int nk = T - j0 < BK ? T - j0 : BK;
+        VN(pack_t)(kT + j0 * D, k + j0 * s->st, s->st, nk, D, s->scale);
+        VN(pack_rows)(vp + j0 * Dp, Dp, v + j0 * s->st, s->st, nk, D);
+    }
     for (i0 = 0; i0 < T; i0 += BK) {
         const int nq = T - i0 < BK ? T - i0 : BK, jend = s->causal ? i0 + nq : T;
         for (r = 0; r < nq; r++)
@@ -284,9 +302,12 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
         memset(acc, 0, (size_t)(nq * Dp) * sizeof *acc);
         for (j0 = 0; j0 < jend; j0 += BK) {
             const int nk = jend - j0 < BK ? jend - j0 : BK;
-            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
-            VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
-            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0);
+            const float *kb = hoist ? kT + j0 * D : kT, *vb = hoist ? vp + j0 * Dp : vp;
+            if (!hoist) {
+                VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+                VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
+            }
+            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kb, BK, S, BK, 0);
             for (r = 0; r < nq; r++) {
                 const int i = i0 + r, nj = visible(s, i, j0, nk);
                 float *sr = S + r * BK, *ar = acc + r * Dp;
@@ -300,7 +321,7 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
                     for (d = 0; d < Dp; d += VW)
                         *(VN(vf) *)(ar + d) *= corr;
             }
-            VN(mk_wide)(nq, nk, S, BK, 1, vp, Dp, acc, Dp, nc, 1);
+            VN(mk_wide)(nq, nk, S, BK, 1, vb, Dp, acc, Dp, nc, 1);
         }
         for (r = 0; r < nq; r++) {
             VN(scale_row)(o + (i0 + r) * s->ot, acc + r * Dp, 1.0f / l[r], D);
@@ -312,21 +333,21 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
 
 /* The probabilities of a whole head, P[i*Tp + j] (Tp = T rounded up to
  * 32; 0 where masked), for a backward without the forward's lse and a
- * short sequence: the scores of each query block, its rows' softmax in
- * blocks of 32 (so that each exp is computed once). */
+ * short sequence (T <= HT): every key block transposed once into kT, the
+ * scores of each query block, its rows' softmax in blocks of 32 (so that
+ * each exp is computed once). */
 static inline ALWAYS VATTR void VN(head_probs)(const nnc_attn_shape *s, const float *q,
                                                const float *k, int Tp, float *kT, float *P)
 {
     const int T = s->T, D = s->D;
     int i0, j0, r, jb;
 
+    for (j0 = 0; j0 < T; j0 += BK)
+        VN(pack_t)(kT + j0 * D, k + j0 * s->st, s->st, T - j0 < BK ? T - j0 : BK, D, s->scale);
     for (i0 = 0; i0 < T; i0 += BK) {
         const int nq = T - i0 < BK ? T - i0 : BK, jend = s->causal ? i0 + nq : T;
-        for (j0 = 0; j0 < jend; j0 += BK) {
-            const int nk = jend - j0 < BK ? jend - j0 : BK;
-            VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
-            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, P + i0 * Tp + j0, Tp, 0);
-        }
+        for (j0 = 0; j0 < jend; j0 += BK)
+            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT + j0 * D, BK, P + i0 * Tp + j0, Tp, 0);
         for (r = 0; r < nq; r++) {
             const int n = s->causal ? i0 + r + 1 : T;
             float *row = P + (i0 + r) * Tp, mx = -INFINITY, l = 0.0f, inv;
@@ -358,17 +379,25 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
     const float *q = a->q + qo, *k = a->k + qo, *v = a->v + qo;
     const float *o = a->o + oo, *dy = a->dout + oo;
     float *dq = a->dq + qo, *dk = a->dk + qo, *dv = a->dv + qo;
-    ALIGNED float kT[BK * DMAX], vT[BK * DMAX], kp[BK * DMAX], qp[BK * DMAX],
-        dyp[BK * DMAX], dka[BK * DMAX], dva[BK * DMAX], dqt[BK * DMAX];
+    ALIGNED float kT[HT * DMAX], vT[BK * DMAX], kp[BK * DMAX], qp[HT * DMAX],
+        dyp[HT * DMAX], dka[BK * DMAX], dva[BK * DMAX], dqt[BK * DMAX];
     ALIGNED float S[BK * BK], dP[BK * BK], pz[BK * BK];
     ALIGNED float P[PMAX];
-    float lse[QCHUNK], di[BK], z[BK];
-    const int Tp = (T + BK - 1) / BK * BK, stored = !a->lse_in && T * Tp <= PMAX;
+    float lse[QCHUNK], di[HT], z[BK];
+    const int Tp = (T + BK - 1) / BK * BK, stored = !a->lse_in && T <= HT && T * Tp <= PMAX;
+    const int hoist = T <= HT;  /* every query block packed once, up front */
     int c0, i0, j0, r, d, j, t;
 
     for (t = 0; t < T; t++)
         for (d = 0; d < D; d++)
             dq[t * s->st + d] = 0.0f, dk[t * s->st + d] = 0.0f, dv[t * s->st + d] = 0.0f;
+    for (i0 = 0; hoist && i0 < T; i0 += BK) {
+        const int nq = T - i0 < BK ? T - i0 : BK;
+        VN(pack_rows)(qp + i0 * Dp, Dp, q + i0 * s->st, s->st, nq, D);
+        VN(pack_rows)(dyp + i0 * Dp, Dp, dy + i0 * s->ot, s->ot, nq, D);
+        for (r = 0; r < nq; r++)
+            di[i0 + r] = VN(dot_row)(o + (i0 + r) * s->ot, dyp + (i0 + r) * Dp, D);
+    }
     for (c0 = 0; c0 < T; c0 += QCHUNK) {
         const int cend = T - c0 < QCHUNK ? T : c0 + QCHUNK;
         const int kend = s->causal ? cend : T;
@@ -393,18 +422,22 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
             /* causal: query blocks from the key block's own */
             for (i0 = s->causal && j0 > c0 ? j0 : c0; i0 < cend; i0 += BK) {
                 const int nq = cend - i0 < BK ? cend - i0 : BK;
-                VN(pack_rows)(qp, Dp, q + i0 * s->st, s->st, nq, D);
-                VN(pack_rows)(dyp, Dp, dy + i0 * s->ot, s->ot, nq, D);
-                for (r = 0; r < nq; r++)
-                    di[r] = VN(dot_row)(o + (i0 + r) * s->ot, dyp + r * Dp, D);
+                const float *qb = hoist ? qp + i0 * Dp : qp, *dyb = hoist ? dyp + i0 * Dp : dyp;
+                const float *dib = hoist ? di + i0 : di;
+                if (!hoist) {
+                    VN(pack_rows)(qp, Dp, q + i0 * s->st, s->st, nq, D);
+                    VN(pack_rows)(dyp, Dp, dy + i0 * s->ot, s->ot, nq, D);
+                    for (r = 0; r < nq; r++)
+                        di[r] = VN(dot_row)(o + (i0 + r) * s->ot, dyp + r * Dp, D);
+                }
                 if (!stored)
-                    VN(mk)(nq, D, qp, Dp, 1, kT, BK, S, BK, 0);
-                VN(mk)(nq, D, dyp, Dp, 1, vT, BK, dP, BK, 0);
+                    VN(mk)(nq, D, qb, Dp, 1, kT, BK, S, BK, 0);
+                VN(mk)(nq, D, dyb, Dp, 1, vT, BK, dP, BK, 0);
                 for (r = 0; r < nq; r++) {
                     const int i = i0 + r, nj = visible(s, i, j0, nk);
                     float *sr = stored ? P + i * Tp + j0 : S + r * BK, *pr = dP + r * BK,
                           *zr = pz + r * BK;
-                    const float dr = di[r];
+                    const float dr = dib[r];
                     if (!stored) {
                         VN(mask)(sr, nj);
                         VN(exp32)(sr, lse[i - c0]);
@@ -422,8 +455,8 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                         pr[j] = s->scale * (sr[j] * (pr[j] - dr));
                 }
                 /* rows: the keys; reduction over the queries */
-                VN(mk_wide)(nk, nq, pz, 1, BK, dyp, Dp, dva, Dp, nc, 1);
-                VN(mk_wide)(nk, nq, dP, 1, BK, qp, Dp, dka, Dp, nc, 1);
+                VN(mk_wide)(nk, nq, pz, 1, BK, dyb, Dp, dva, Dp, nc, 1);
+                VN(mk_wide)(nk, nq, dP, 1, BK, qb, Dp, dka, Dp, nc, 1);
                 VN(mk_wide)(nq, nk, dP, BK, 1, kp, Dp, dqt, Dp, nc, 0);
                 for (r = 0; r < nq; r++)
                     VN(add_row)(dq + (i0 + r) * s->st, dqt + r * Dp, D);

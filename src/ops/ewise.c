@@ -228,7 +228,9 @@ EWISE_EVAL(elu_back, a1 > 0 ? a0 : a0 * (a1 + n->fattr[0]))
 /* ---- gelu, exact form (Keras' default approximate=False):
  *      y = x Phi(x) = x/2 (1 + erf(x / sqrt 2)),
  *      dx = dy (Phi(x) + x phi(x)),  phi(x) = exp(-x^2/2) / sqrt(2 pi) ------
- * The gradient needs x, not y: GELU_BACK(dy, x). */
+ * The gradient needs x, not y: GELU_BACK(dy, x). Emitted as the runtime's
+ * nnc_geluf and nnc_gelu_gradf (nncrt_math.h), which share one exp
+ * between Phi and phi. */
 void grad_gelu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
     dx[0] = graph_add2(g, OP_GELU_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
@@ -238,7 +240,7 @@ void emit_gelu(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
     (void)n;
-    buf_printf(e->out, "0.5f * %s * (1.0f + nnc_erff(%s * 0.707106781f))", a[0], a[0]);
+    buf_printf(e->out, "nnc_geluf(%s)", a[0]);
 }
 
 void emit_gelu_back(Emit *e, const Graph *g, const Node *n,
@@ -246,9 +248,7 @@ void emit_gelu_back(Emit *e, const Graph *g, const Node *n,
 {
     (void)g;
     (void)n;
-    buf_printf(e->out, "%s * (0.5f * (1.0f + nnc_erff(%s * 0.707106781f)) + "
-               "%s * 0.398942280f * nnc_expf(-0.5f * %s * %s))",
-               a[0], a[1], a[1], a[1], a[1]);
+    buf_printf(e->out, "%s * nnc_gelu_gradf(%s)", a[0], a[1]);
 }
 
 EWISE_EVAL(gelu, 0.5 * a0 * (1 + erf(a0 / sqrt(2.0))))

@@ -216,6 +216,57 @@ Test(vmath, erff_accuracy)
     cr_expect(isnan(nnc_erff(NAN)));
 }
 
+/* nnc_normcdff, nnc_geluf, nnc_gelu_gradf: absolute errors (Phi needs no
+ * relative accuracy; see nncrt_math.h), on a fine grid over [-14, 14],
+ * where Phi goes from 0 to 1 in float, and at the ends of the line. */
+static double ref_phi(double x)
+{
+    return 0.5 * erfc(-x / sqrt(2.0));
+}
+
+Test(vmath, gelu_accuracy)
+{
+    double ephi = 0, egelu = 0, egrad = 0, rel = 0;
+    float at_phi = 0, at_gelu = 0, at_grad = 0, at_rel = 0;
+    int i;
+
+    for (i = -1400000; i <= 1400000; i++) {
+        float x = (float)i * 1e-5f;
+        double X = x, phi = ref_phi(X);
+        double gelu = X * phi, grad = phi + X * exp(-0.5 * X * X) * 0.3989422804014327;
+        double e1 = fabs(nnc_normcdff(x) - phi), e2 = fabs(nnc_geluf(x) - gelu);
+        double e3 = fabs(nnc_gelu_gradf(x) - grad);
+        if (e1 > ephi)
+            ephi = e1, at_phi = x;
+        if (e2 > egelu * (fabs(X) > 1 ? fabs(X) : 1))
+            egelu = e2 / (fabs(X) > 1 ? fabs(X) : 1), at_gelu = x;
+        if (e3 > egrad)
+            egrad = e3, at_grad = x;
+        if (x >= 0.0f && gelu != 0 && ulp_error(nnc_geluf(x), gelu) > rel)
+            rel = ulp_error(nnc_geluf(x), gelu), at_rel = x;
+    }
+    cr_log_info("nnc_normcdff  max abs error %.3g at %g; nnc_geluf %.3g max(1, |x|) at %g "
+                "(%.2f ulp for x >= 0, at %g); nnc_gelu_gradf %.3g at %g",
+                ephi, (double)at_phi, egelu, (double)at_gelu, rel, (double)at_rel, egrad,
+                (double)at_grad);
+    cr_expect(ephi <= 4e-7, "nnc_normcdff: %.3g at %g", ephi, (double)at_phi);
+    cr_expect(egelu <= 4e-7, "nnc_geluf: %.3g max(1, |x|) at %g", egelu, (double)at_gelu);
+    cr_expect(rel <= 8.0, "nnc_geluf: %.2f ulp at %g", rel, (double)at_rel);
+    cr_expect(egrad <= 4e-7, "nnc_gelu_gradf: %.3g at %g", egrad, (double)at_grad);
+
+    cr_expect_eq(to_bits(nnc_geluf(0.0f)), 0u);
+    cr_expect_eq(nnc_normcdff(0.0f), 0.5f);
+    cr_expect_eq(nnc_geluf(30.0f), 30.0f);
+    cr_expect_eq(nnc_geluf(-30.0f), 0.0f);
+    cr_expect_eq(nnc_geluf(FLT_MAX), FLT_MAX);
+    cr_expect_eq(nnc_geluf(INFINITY), INFINITY);
+    cr_expect_eq(nnc_gelu_gradf(30.0f), 1.0f);
+    cr_expect_eq(nnc_gelu_gradf(-30.0f), 0.0f);
+    cr_expect_eq(nnc_normcdff(-INFINITY), 0.0f);
+    cr_expect(isnan(nnc_geluf(NAN)));
+    cr_expect(isnan(nnc_gelu_gradf(NAN)));
+}
+
 Test(vmath, tanhf_accuracy)
 {
     MaxErr m = { 0, 0 };
