@@ -31,7 +31,7 @@
  * stay about the same (exp 1.01 and log 0.83 over all floats with clang
  * -march=native on this AVX-512 machine).
  *
- *     nnc_expf      0.99 ulp [1.5]  inf from 88.72284, 0 up to -103.97208
+ *     nnc_expf      0.97 ulp [1.5]  inf from 88.72284, 0 up to -103.97208
  *     nnc_logf      0.83 ulp [2]    log(+-0) = -inf, log(x < 0) = NaN
  *     nnc_tanhf     1.33 ulp [2]    odd; exactly +-1 for |x| >= 9.0109
  *     nnc_sigmoidf  2.40 ulp [3]    in [0, 1]; 1 for x >= 16.636, a
@@ -116,41 +116,45 @@ NNC_MATH_INLINE float nnc_absf(float x)
 
 /* ---- exp -----------------------------------------------------------------
  *
- * n = round(x / ln2), clamped to [-150, 128]; r = x - n*ln2 in two parts
- * (ln2_hi has 9 significant bits, so n*ln2_hi is exact); exp(r) by a
- * degree-6 polynomial; then two multiplications by 2^(n/2) and
- * 2^(n - n/2), each a normal float even when 2^n is not, so that
- * subnormal results round once. Above 88.72 the clamped n leaves r > 0
- * and the product overflows to inf; below -104 the polynomial is
- * meaningless and 0 is selected. NaN gives n = 128 and r = NaN.
+ * n = round(x / ln2); r = x - n*ln2 in two parts (ln2_hi has 9
+ * significant bits, so n*ln2_hi is exact); exp(r) by a degree-6
+ * polynomial; then two multiplications by 2^(n/2) and 2^(n - n/2), each
+ * a normal float even when 2^n is not, so that subnormal results round
+ * once. Between 88.72 and 100 the product overflows to inf by itself;
+ * above 100 (where n would no longer fit the exponent field) inf is
+ * selected, below -104 (where the polynomial is meaningless) 0. NaN
+ * propagates through r.
  *
  * round(k) comes from adding 1.5*2^23 and reading the integer from the
  * low mantissa bits, not from (k + t) - t, so -ffast-math cannot fold it
  * away, and there is no float-to-int conversion of an out-of-range value.
+ * The range is handled by selects on x at the end, not by clamping n
+ * first, and the polynomial is evaluated in Estrin's scheme (three
+ * independent multiply-adds in r, combined with r^2 and r^4), not
+ * Horner's: in a vectorized loop the out-of-order core overlaps
+ * iterations only as far as its schedulers hold their dependent chains,
+ * and the shorter chain made a loop of exps 20% faster on a Zen 3 core.
  */
 NNC_MATH_INLINE float nnc_expf(float x)
 {
-    float k, n, r, p, y;
+    float k, n, r, r2, p, y;
     uint32_t m;
 
     k = x * 1.44269504088896341f;                    /* x / ln2            */
-    k = nnc_selectf(k < 128.0f, k, 128.0f);          /* NaN -> 128         */
-    k = nnc_selectf(k > -150.0f, k, -150.0f);
     m = nnc_f32_bits(k + 12582912.0f) - 0x4b400000u + 150u; /* n + 150    */
     n = (float)(int32_t)m - 150.0f;
     r = x - n * 0.693359375f;                        /* ln2_hi             */
     r = r - n * -2.12194440e-4f;                     /* ln2_lo             */
 
-    p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
+    r2 = r * r;
+    p = (1.9875691500e-4f * r + 1.3981999507e-3f) * (r2 * r2)
+        + (8.3334519073e-3f * r + 4.1665795894e-2f) * r2
+        + (1.6666665459e-1f * r + 5.0000001201e-1f);
+    p = p * r2 + r + 1.0f;
 
     y = p * nnc_f32_from_bits(((m >> 1) + 52u) << 23);
     y = y * nnc_f32_from_bits(((m - (m >> 1)) + 52u) << 23);
+    y = nnc_selectf(x > 100.0f, nnc_f32_from_bits(0x7f800000u), y);
     return nnc_selectf(x < -104.0f, 0.0f, y);
 }
 
