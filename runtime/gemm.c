@@ -154,6 +154,34 @@ static void transpose(const GemmKern *kn, const float *src, size_t lds,
     }
 }
 
+/* dst[p*mr + 0:mr] = src[p*lds + 0:mr] for p < kc: a transposed A's
+ * columns, mr contiguous floats each, into a panel. With mr a constant
+ * in each case the copies are a few vector moves, not mr scalar ones (the
+ * GPT's weight gradients dY^T X spent a fifth of their time in the
+ * scalar loop). */
+#define PACK_COLS(MR)                                                  \
+    case MR:                                                           \
+        for (p = 0; p < kc; p++)                                       \
+            memcpy(dst + p * (MR), src + p * lds, (MR) * sizeof *dst); \
+        return
+static void pack_cols(float *dst, const float *src, size_t lds, size_t kc, size_t mr)
+{
+    size_t p, i;
+
+    switch (mr) {
+    PACK_COLS(4);
+    PACK_COLS(6);
+    PACK_COLS(8);
+    PACK_COLS(14);
+    PACK_COLS(16);
+    default:
+        for (p = 0; p < kc; p++)
+            for (i = 0; i < mr; i++)
+                dst[p * mr + i] = src[p * lds + i];
+    }
+}
+#undef PACK_COLS
+
 /* op(A)[i0:i0+mc, p0:p0+kc] as mr-high panels, each kc columns of mr
  * floats, rows past mc zero. */
 static void pack_a(const Gemm *g, size_t mr, size_t i0, size_t mc,
@@ -165,7 +193,9 @@ static void pack_a(const Gemm *g, size_t mr, size_t i0, size_t mc,
         size_t rows = min_sz(mr, mc - ir);
         const float *src = g->a + (i0 + ir) * g->rsa + p0 * g->csa;
 
-        if (g->rsa == 1) {      /* A transposed: columns of op(A) in rows */
+        if (g->rsa == 1 && rows == mr) {  /* A transposed, a whole panel */
+            pack_cols(dst, src, g->csa, kc, mr);
+        } else if (g->rsa == 1) {  /* A transposed: columns of op(A) in rows */
             for (p = 0; p < kc; p++) {
                 const float *s = src + p * g->csa;
                 for (i = 0; i < rows; i++)
