@@ -192,6 +192,15 @@ static inline ALWAYS VATTR void VN(mask)(float *s, int nj)
 /* The row's maximum, in 8 lanes (the order cannot change a maximum). */
 static inline ALWAYS VATTR float VN(max32)(const float *s)
 {
+#if defined(ATTN_X86) && VW >= 8
+    /* the lanes' maxima reduced in registers: the scalar chain of seven
+     * compares was a latency on every row of every block */
+    __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_load_ps(s), _mm256_load_ps(s + 8)),
+                             _mm256_max_ps(_mm256_load_ps(s + 16), _mm256_load_ps(s + 24)));
+    __m128 t = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+    return _mm_cvtss_f32(_mm_max_ss(t, _mm_shuffle_ps(t, t, 1)));
+#else
     float m[8];
     int i, l;
 
@@ -203,11 +212,22 @@ static inline ALWAYS VATTR float VN(max32)(const float *s)
     for (l = 1; l < 8; l++)
         m[0] = m[l] > m[0] ? m[l] : m[0];
     return m[0];
+#endif
 }
 
 /* The row's sum, in 8 lanes added in a fixed order. */
 static inline ALWAYS VATTR float VN(sum32)(const float *s)
 {
+#if defined(ATTN_X86) && VW >= 8
+    /* the same additions in the same order, reduced in registers */
+    __m256 a = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_load_ps(s),
+                                                         _mm256_load_ps(s + 8)),
+                                           _mm256_load_ps(s + 16)),
+                             _mm256_load_ps(s + 24));
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));  /* (a0+a4)+(a2+a6), (a1+a5)+(a3+a7) */
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+#else
     float a[8];
     int i, l;
 
@@ -217,6 +237,7 @@ static inline ALWAYS VATTR float VN(sum32)(const float *s)
         for (l = 0; l < 8; l++)
             a[l] += s[i + l];
     return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+#endif
 }
 
 /* s[j] = exp(s[j] - m) for the whole row (masked -inf gives 0). */
@@ -228,21 +249,32 @@ static inline ALWAYS VATTR void VN(exp32)(float *s, float m)
         s[j] = nnc_expf(s[j] - m);
 }
 
-/* One key block of the online softmax of a row of scores s (nj
- * visible): s becomes the block's exp(s - m'), *m and *l are updated;
- * returns exp(m - m') for the row's accumulator. */
-static inline ALWAYS VATTR float VN(online)(float *s, int nj, float *m, float *l)
+/* One key block [j0, j0 + nk) of the online softmax of query rows
+ * [i0, i0 + nq), their scores in S (rows of 32): each row becomes the
+ * block's exp(s - m'), m[r] and l[r] are updated, and corr[r] =
+ * exp(m - m') is the factor for the row's accumulator. Row by row the
+ * operations of a one-row softmax step; the rows' corrections are
+ * computed together, as one vector loop (a scalar exp per row was a
+ * long dependent chain). */
+static inline ALWAYS VATTR void VN(online)(const nnc_attn_shape *s, float *S, int i0, int nq,
+                                           int j0, int nk, float *m, float *l, float *corr)
 {
-    float mx, corr;
+    float mn[BK];
+    int r;
 
-    VN(mask)(s, nj);
-    mx = VN(max32)(s);
-    mx = mx > *m ? mx : *m;
-    corr = *m == -INFINITY ? 0.0f : nnc_expf(*m - mx);
-    VN(exp32)(s, mx);
-    *l = *l * corr + VN(sum32)(s);
-    *m = mx;
-    return corr;
+    for (r = 0; r < nq; r++) {
+        float mx;
+        VN(mask)(S + r * BK, visible(s, i0 + r, j0, nk));
+        mx = VN(max32)(S + r * BK);
+        mn[r] = mx > m[r] ? mx : m[r];
+    }
+    for (r = 0; r < nq; r++)
+        corr[r] = nnc_selectf(m[r] == -INFINITY, 0.0f, nnc_expf(m[r] - mn[r]));
+    for (r = 0; r < nq; r++) {
+        VN(exp32)(S + r * BK, mn[r]);
+        l[r] = l[r] * corr[r] + VN(sum32)(S + r * BK);
+        m[r] = mn[r];
+    }
 }
 
 /* z[j] = the dropout factor of key j0 + j for query i (j < 32). */
@@ -262,7 +294,7 @@ static inline ALWAYS VATTR void VN(rows_lse)(const nnc_attn_shape *s, const floa
                                              float *S, float *lse)
 {
     const int T = s->T, D = s->D, jend = s->causal ? i0 + nq : T;
-    float m[BK], l[BK];
+    float m[BK], l[BK], corr[BK];
     int r, j0;
 
     for (r = 0; r < nq; r++)
@@ -271,8 +303,7 @@ static inline ALWAYS VATTR void VN(rows_lse)(const nnc_attn_shape *s, const floa
         const int nk = jend - j0 < BK ? jend - j0 : BK;
         VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
         VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0);
-        for (r = 0; r < nq; r++)
-            (void)VN(online)(S + r * BK, visible(s, i0 + r, j0, nk), &m[r], &l[r]);
+        VN(online)(s, S, i0, nq, j0, nk, m, l, corr);
     }
     for (r = 0; r < nq; r++)
         lse[r] = m[r] + logf(l[r]);
@@ -286,7 +317,7 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
     const float *q = a->q + qo, *k = a->k + qo, *v = a->v + qo;
     float *o = a->out + b * s->ob + h * s->oh;
     ALIGNED float kT[HT * DMAX], vp[HT * DMAX], acc[BK * DMAX], S[BK * BK];
-    float m[BK], l[BK], z[BK];
+    float m[BK], l[BK], z[BK], corr[BK];
     const int hoist = T <= HT;  /* every key block packed once, up front */
     int i0, j0, r, d, j;
 
@@ -308,18 +339,18 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
                 VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
             }
             VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kb, BK, S, BK, 0);
+            VN(online)(s, S, i0, nq, j0, nk, m, l, corr);
             for (r = 0; r < nq; r++) {
                 const int i = i0 + r, nj = visible(s, i, j0, nk);
                 float *sr = S + r * BK, *ar = acc + r * Dp;
-                const float corr = VN(online)(sr, nj, &m[r], &l[r]);
                 if (s->dropout > 0.0f) {
                     VN(drop_factors)(z, s, b, h, i, j0, nj);
                     for (j = 0; j < BK; j++)
                         sr[j] *= z[j];
                 }
-                if (corr != 1.0f)
+                if (corr[r] != 1.0f)
                     for (d = 0; d < Dp; d += VW)
-                        *(VN(vf) *)(ar + d) *= corr;
+                        *(VN(vf) *)(ar + d) *= corr[r];
             }
             VN(mk_wide)(nq, nk, S, BK, 1, vb, Dp, acc, Dp, nc, 1);
         }
@@ -488,7 +519,7 @@ static VATTR void VN(decode)(const AttnArgs *a, int b, int h)
         VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
         VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
         VN(mk)(1, D, q, s->st, 1, kT, BK, S, BK, 0);
-        corr = VN(online)(S, nk, &m, &l);
+        VN(online)(s, S, pos, 1, j0, nk, &m, &l, &corr);
         if (corr != 1.0f)
             for (d = 0; d < Dp; d += VW)
                 *(VN(vf) *)(acc + d) *= corr;
