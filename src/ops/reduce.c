@@ -41,6 +41,11 @@ void emit_sum_to(Emit *e, const Graph *g, const Node *n, const char *const *a)
     emit_line(e, "for (int i = 0; i < %s; i++) %s[i] = 0.0f;", emit_numel(n), a[1]);
     Buf oidx = {0}, iidx = {0};
     for (int d = 0; d < is->rank; d++) {
+        /* gcc -O2 does not vectorize the innermost loop on block-scope
+         * restrict pointers alone (the GPT's bias gradients, 768 x 384,
+         * took 0.2 ms); the input and output never overlap */
+        if (d == is->rank - 1)
+            emit_line(e, "NNC_IVDEP");
         emit_line(e, "for (int i%d = 0; i%d < %s; i%d++)", d, d, emit_dim(x, d), d);
         e->indent++;
         buf_printf(&iidx, d ? " + i%d" : "i%d", d);
