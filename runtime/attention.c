@@ -58,9 +58,20 @@
 
 #include "nncrt.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+/* NNC_ATTN_WIDE_GENERIC (tests only): the AVX-512 set's vector code
+ * built as plain 16-lane GCC vectors, without its target attribute or
+ * intrinsics, and chosen by NNC_ATTN_SET=wide, so that its blocking runs
+ * on any CPU (tests/runtime/test_attn_wide.c); no intrinsics anywhere. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && \
+    !defined(NNC_ATTN_WIDE_GENERIC)
 #include <immintrin.h>
 #define ATTN_X86 1
+#endif
+#if defined(NNC_ATTN_WIDE_GENERIC)
+#include <stdlib.h>
+#define ATTR_AVX512
+#else
+#define ATTR_AVX512 __attribute__((target("avx512f,fma")))
 #endif
 
 #if defined(__GNUC__)
@@ -389,6 +400,7 @@ DEFINE_SET(base, , fwd_any_base, bwd_any_base, decode_any_base)
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
+#if defined(ATTN_X86)
 /* dst[c*ld + r] = m x[r*st + c] for r, c < 8: an 8 x 8 block through
  * registers (unpack, shuffle, lane permute) instead of 64 scalar moves,
  * for the AVX2 and AVX-512 sets' key transpositions (the same products
@@ -422,6 +434,7 @@ static inline ALWAYS __attribute__((target("avx"))) void tr8x8(float *dst, int l
     _mm256_storeu_ps(dst + 6 * ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u2, u6, 0x31)));
     _mm256_storeu_ps(dst + 7 * ld, _mm256_mul_ps(vm, _mm256_permute2f128_ps(u3, u7, 0x31)));
 }
+#endif
 
 #define VW 8
 #define VR 3
@@ -433,14 +446,18 @@ DEFINE_SET(avx2, __attribute__((target("avx2,fma"))), fwd_avx2, bwd_avx2, decode
 #define VW 16
 #define VR 8
 #define VSUF avx512
-#define VATTR __attribute__((target("avx512f,fma")))
+#define VATTR ATTR_AVX512
 #include "attention_vec.h"
-DEFINE_SET(avx512, __attribute__((target("avx512f,fma"))), fwd_avx512, bwd_avx512, decode_avx512)
+DEFINE_SET(avx512, ATTR_AVX512, fwd_avx512, bwd_avx512, decode_avx512)
 
 static const AttnKern *kern(void)
 {
     const char *isa = nnc_isa();
 
+#if defined(NNC_ATTN_WIDE_GENERIC)
+    if (getenv("NNC_ATTN_SET") && strcmp(getenv("NNC_ATTN_SET"), "wide") == 0)
+        return &attn_avx512;
+#endif
     if (strcmp(isa, "avx512") == 0)
         return &attn_avx512;
     if (strcmp(isa, "avx2") == 0)
