@@ -143,12 +143,39 @@ static void my_part(size_t n, size_t *lo, size_t *hi)
     *hi = n * (size_t)(rank_of() + 1) / (size_t)nranks();
 }
 
-/* FNV-1a over n bytes, from h. */
+/* A 64-bit hash of n bytes, from h: four lanes of 8-byte little-endian
+ * words (the same value on any host), each (lane ^ w) * an odd constant
+ * rotated, then the lanes and the tail folded in by FNV-1a. Independent
+ * lanes keep four multiplies in flight: the training set of a
+ * Fashion-MNIST run (169 MB of floats) hashes in tens of milliseconds,
+ * where byte-wise FNV-1a took a fifth of a second on every rank. Used to
+ * compare data and models across ranks, not as a checksum on disk. */
+static uint64_t word_le(const unsigned char *b)
+{
+    return (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 | (uint64_t)b[3] << 24 |
+           (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 | (uint64_t)b[6] << 48 |
+           (uint64_t)b[7] << 56;
+}
+
+static uint64_t mix(uint64_t lane, uint64_t w)
+{
+    lane = (lane ^ w) * UINT64_C(0x9E3779B97F4A7C15);
+    return lane << 31 | lane >> 33;
+}
+
 static uint64_t hash_bytes(const void *v, size_t n, uint64_t h)
 {
     const unsigned char *b = (const unsigned char *)v;
-    size_t i;
-    for (i = 0; i < n; i++)
+    uint64_t l0 = h, l1 = h + 1, l2 = h + 2, l3 = h + 3;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        l0 = mix(l0, word_le(b + i)), l1 = mix(l1, word_le(b + i + 8));
+        l2 = mix(l2, word_le(b + i + 16)), l3 = mix(l3, word_le(b + i + 24));
+    }
+    h ^= (uint64_t)n;
+    h = (h ^ l0) * UINT64_C(0x100000001B3), h = (h ^ l1) * UINT64_C(0x100000001B3);
+    h = (h ^ l2) * UINT64_C(0x100000001B3), h = (h ^ l3) * UINT64_C(0x100000001B3);
+    for (; i < n; i++)
         h = (h ^ b[i]) * UINT64_C(0x100000001B3);
     return h;
 }

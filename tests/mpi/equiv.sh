@@ -62,6 +62,11 @@ then
     check "dense: predict on 2 ranks writes once" 'cmp -s p1.csv p2.csv'
     $mpirun ./d8 $args --epochs 5 --save d3.st -q
     check "dense: the same run twice gives the same bits" 'cmp -s d2.st d3.st'
+    # buckets of 1 KB started during the backward, against the blocking
+    # allreduce one machine uses by default: 2 ranks' sums are one addition
+    NNC_MPI_OVERLAP=1 NNC_MPI_BUCKET_KB=1 $mpirun -x NNC_MPI_OVERLAP -x NNC_MPI_BUCKET_KB \
+        ./d8 $args --epochs 5 --save d4.st -q
+    check "dense: overlapped buckets give the blocking allreduce's bits" 'cmp -s d2.st d4.st'
     # 2 ranks for 2 epochs, then 1 process (batch 16) for the other 3, and back
     $mpirun ./d8 $args --epochs 2 --checkpoint c2.st --checkpoint-every 1 --save c2.st -q &&
         ./d16 $args --epochs 5 --resume c2.st --save r1.st -q
