@@ -430,6 +430,7 @@ static int start_workers(int want)
 /* Built with -DNNC_POOL_DEBUG: what the pool did, printed at exit. */
 static long long dbg_chunks, dbg_mine, dbg_jobs, dbg_solo, dbg_strag, dbg_slow, dbg_wait,
     dbg_maxwait;
+static void dbg_sites(void);
 static void dbg_print(void)
 {
     fprintf(stderr, "pool: %lld loops threaded (%lld chunks, %lld by the caller), %lld on "
@@ -437,6 +438,7 @@ static void dbg_print(void)
                     "(at most %.3f)\n",
             dbg_jobs, dbg_chunks, dbg_mine, dbg_solo, dbg_strag, dbg_slow,
             (double)dbg_wait / 1e6, (double)dbg_maxwait / 1e6);
+    dbg_sites();
 }
 #endif
 
@@ -500,6 +502,20 @@ typedef struct Site {
 
 /* Touched only by the caller that owns the pool (pool.busy). */
 static Site sites[NSITES];
+
+#ifdef NNC_POOL_DEBUG
+static void dbg_sites(void)
+{
+    int i;
+    for (i = 0; i < NSITES; i++)
+        if (sites[i].runs[0] | sites[i].runs[1])
+            fprintf(stderr, "site %016llx: alone %.1f us (%u runs), pool %.1f us (%u runs), "
+                            "%s, %u calls\n",
+                    (unsigned long long)sites[i].key, sites[i].ns[0] / 1e3, sites[i].runs[0],
+                    sites[i].ns[1] / 1e3, sites[i].runs[1],
+                    sites[i].choice ? "pool" : "alone", sites[i].calls);
+}
+#endif
 
 static Site *site_get(uint64_t key)
 {

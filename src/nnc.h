@@ -481,8 +481,10 @@ bool pass_fuse(Graph *g);
  * im2col or of a weight gradient's sum; and the floats a node's buffer
  * holds (a chunk's or block's for chunked nodes, its shape's otherwise).
  * GEMM_BLOCK_FLOATS: the floats of C a GEMM with an epilogue computes per
- * block (emit_kernel.c). */
+ * block when an im2col builds its A a block at a time (fuse.c);
+ * GEMM_EPI_FLOATS: per block otherwise (emit_kernel.c). */
 #define GEMM_BLOCK_FLOATS 65536
+#define GEMM_EPI_FLOATS 262144
 bool node_chunked(const Graph *g, const Node *n);
 bool node_wgrad(const Graph *g, const Node *n);
 int chunk_images(const Node *n);
