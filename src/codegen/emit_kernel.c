@@ -212,13 +212,24 @@ static void loop_body(Emit *e, KCtx *kc)
             buf_free(&args[k]);
         buf_free(&expr);
     }
-    Buf idx = {0};
-    if (kc->flat)
-        buf_puts(&idx, "i");
-    else
-        bcast_expr(&idx, NODE(g, r), NODE(g, r));
-    emit_line(e, "%s[%s] = v%u;", alias(kc, r, true), idx.data, (unsigned)r);
-    buf_free(&idx);
+    /* The root's store, unless only its riders read it: a plain loop
+     * whose root no later kernel uses (a layernorm's dy * xhat, wanted
+     * only for the sum that is gamma's gradient) computes the value for
+     * them and writes nothing else. */
+    int at = (int)(kc->k - kc->p->kernels);
+    bool dead = gemm_head(kc) == NODE_NONE && kc->p->region[r] == REG_ARENA &&
+                kc->p->def[r] == at && kc->p->last[r] == at, riders = false;
+    for (int m = 0; m < kc->k->n; m++)
+        riders |= is_rider(g, kc->p->members[kc->k->first + m]);
+    if (!dead || !riders) {
+        Buf idx = {0};
+        if (kc->flat)
+            buf_puts(&idx, "i");
+        else
+            bcast_expr(&idx, NODE(g, r), NODE(g, r));
+        emit_line(e, "%s[%s] = v%u;", alias(kc, r, true), idx.data, (unsigned)r);
+        buf_free(&idx);
+    }
     for (int m = 0; m < kc->k->n; m++) {
         NodeId id = kc->p->members[kc->k->first + m];
         if (!is_rider(g, id))
