@@ -9,7 +9,11 @@
  * each step a global batch of N x BATCH rows, rank r computing rows
  * [r BATCH, (r + 1) BATCH), the gradients averaged with MPI_Allreduce,
  * the same update on every rank. libnncrt itself stays free of MPI: this
- * library fills its nnc_fit_dist hooks (nncrt.h).
+ * library fills its nnc_fit_dist hooks (nncrt.h). Across machines the
+ * sums run in buckets during the backward (DDP-style); when every rank
+ * shares one machine, as one blocking MPI_Allreduce after it, which
+ * measured faster there. NNC_MPI_OVERLAP=1 or 0 in the environment
+ * chooses either way; NNC_MPI_BUCKET_KB sets the bucket size (256).
  */
 #ifndef NNCRT_MPI_H
 #define NNCRT_MPI_H
