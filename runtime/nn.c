@@ -148,54 +148,14 @@ static inline ALWAYS float row_sum(const float *x, size_t c)
     return s;
 }
 
-/* sum_j x[j] in LANES partial sums (lane j % LANES), added pairwise in a
- * fixed order: the same bits on every ISA, and vectorizable. */
-static inline ALWAYS float lane_sum(const float *x, size_t c)
-{
-    float acc[LANES] = {0};
-    size_t i = 0, l;
-
-    for (; c - i >= LANES; i += LANES)
-        for (l = 0; l < LANES; l++)
-            acc[l] += x[i + l];
-    for (l = 0; i < c; i++, l++)
-        acc[l] += x[i];
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
-/* sum_j (x[j] - m)^2 in lanes, as lane_sum. */
-static inline ALWAYS float lane_sqdev(const float *x, float m, size_t c)
-{
-    float acc[LANES] = {0};
-    size_t i = 0, l;
-
-    for (; c - i >= LANES; i += LANES)
-        for (l = 0; l < LANES; l++)
-            acc[l] += (x[i + l] - m) * (x[i + l] - m);
-    for (l = 0; i < c; i++, l++)
-        acc[l] += (x[i] - m) * (x[i] - m);
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
-/* sum_j dy[j] (x[j] - m) in lanes, as lane_sum. */
-static inline ALWAYS float lane_dot_dev(const float *dy, const float *x, float m, size_t c)
-{
-    float acc[LANES] = {0};
-    size_t i = 0, l;
-
-    for (; c - i >= LANES; i += LANES)
-        for (l = 0; l < LANES; l++)
-            acc[l] += dy[i + l] * (x[i + l] - m);
-    for (l = 0; i < c; i++, l++)
-        acc[l] += dy[i] * (x[i] - m);
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
-/* The three sums above for two rows at once, each row's in the same
- * order as alone (so the same bits): two independent chains of additions
- * in flight instead of one. A 128-wide layernorm row is a chain of 16
- * dependent vector additions per sum, so one row at a time ran at a
- * third of the core's rate (the GPT's 768 x 128 layernorm: 49 us). */
+/* Sums over a row in LANES partial sums (lane j % LANES), added pairwise
+ * in a fixed order: the same bits on every ISA, and vectorizable. Each
+ * takes two rows (x1 may be x0) and returns both sums: two independent
+ * chains of additions in flight instead of one. A 128-wide layernorm row
+ * is a chain of 16 dependent vector additions per sum, so one row at a
+ * time ran at a third of the core's rate (the GPT's 768 x 128 layernorm:
+ * 49 us; 44 in pairs). lane_sum2: sum_j x[j]; lane_sqdev2: sum_j (x[j] -
+ * m)^2; lane_dot_dev2: sum_j dy[j] (x[j] - m). */
 #define LANE_PAIR(NAME, T0, T1, ARGS)                                            \
     static inline ALWAYS void NAME ARGS                                          \
     {                                                                            \
@@ -248,17 +208,8 @@ static inline ALWAYS void softmax_back_body(const float *dy, const float *y, flo
     }
 }
 
-/* The row's mean *m and 1/sqrt(var + eps), all in float. */
-static inline ALWAYS float ln_stats(const float *x, size_t c, float eps, float *m)
-{
-    float fc = (float)c, v;
-
-    *m = lane_sum(x, c) / fc;
-    v = lane_sqdev(x, *m, c);
-    return 1.0f / sqrtf(v / fc + eps);
-}
-
-/* ln_stats of rows x0 and x1 together (lane_sum2, lane_sqdev2). */
+/* Rows x0 and x1 (x1 may be x0): their means and 1/sqrt(var + eps), all
+ * in float. */
 static inline ALWAYS void ln_stats2(const float *x0, const float *x1, size_t c, float eps,
                                     float *m0, float *m1, float *s0, float *s1)
 {
@@ -271,48 +222,55 @@ static inline ALWAYS void ln_stats2(const float *x0, const float *x1, size_t c, 
     *s1 = 1.0f / sqrtf(v1 / fc + eps);
 }
 
+/* Rows x0 and x1; with both == 0 (a constant) x1 is x0 and only y0 is
+ * stored: an odd last row, with the same bits as in a pair. */
+static inline ALWAYS void layernorm_rows(const float *x0, const float *x1, float *y0, float *y1,
+                                         size_t c, float eps, const int both)
+{
+    float m0, m1, s0, s1;
+
+    ln_stats2(x0, x1, c, eps, &m0, &m1, &s0, &s1);
+    MAP(c, y0, (x0[J] - m0) * s0);
+    if (both)
+        MAP(c, y1, (x1[J] - m1) * s1);
+}
+
 static inline ALWAYS void layernorm_body(const float *x, float *y, size_t rows, size_t c,
                                          float eps)
 {
     size_t r;
 
-    for (r = 0; r + 2 <= rows; r += 2, x += 2 * c, y += 2 * c) {
-        const float *x1 = x + c;
-        float *y1 = y + c;
-        float m0, m1, s0, s1;
-        ln_stats2(x, x1, c, eps, &m0, &m1, &s0, &s1);
-        MAP(c, y, (x[J] - m0) * s0);
-        MAP(c, y1, (x1[J] - m1) * s1);
-    }
-    if (r < rows) {
-        float m, s = ln_stats(x, c, eps, &m);
-        MAP(c, y, (x[J] - m) * s);
-    }
+    for (r = 0; r + 2 <= rows; r += 2, x += 2 * c, y += 2 * c)
+        layernorm_rows(x, x + c, y, y + c, c, eps, 1);
+    if (r < rows)
+        layernorm_rows(x, x, y, y, c, eps, 0);
+}
+
+static inline ALWAYS void layernorm_back_rows(const float *dy0, const float *dy1,
+                                              const float *x0, const float *x1, float *dx0,
+                                              float *dx1, size_t c, float eps, const int both)
+{
+    float fc = (float)c, m0, m1, s0, s1, ma0, ma1, mb0, mb1;
+
+    ln_stats2(x0, x1, c, eps, &m0, &m1, &s0, &s1);
+    lane_sum2(dy0, dy1, c, &ma0, &ma1);
+    lane_dot_dev2(dy0, x0, m0, dy1, x1, m1, c, &mb0, &mb1);
+    ma0 /= fc, ma1 /= fc;
+    mb0 = mb0 * s0 / fc, mb1 = mb1 * s1 / fc;
+    MAP(c, dx0, s0 * (dy0[J] - ma0 - (x0[J] - m0) * s0 * mb0));
+    if (both)
+        MAP(c, dx1, s1 * (dy1[J] - ma1 - (x1[J] - m1) * s1 * mb1));
 }
 
 static inline ALWAYS void layernorm_back_body(const float *dy, const float *x, float *dx,
                                               size_t rows, size_t c, float eps)
 {
-    float fc = (float)c;
     size_t r;
 
-    for (r = 0; r + 2 <= rows; r += 2, dy += 2 * c, x += 2 * c, dx += 2 * c) {
-        const float *dy1 = dy + c, *x1 = x + c;
-        float *dx1 = dx + c;
-        float m0, m1, s0, s1, ma0, ma1, mb0, mb1;
-        ln_stats2(x, x1, c, eps, &m0, &m1, &s0, &s1);
-        lane_sum2(dy, dy1, c, &ma0, &ma1);
-        lane_dot_dev2(dy, x, m0, dy1, x1, m1, c, &mb0, &mb1);
-        ma0 /= fc, ma1 /= fc;
-        mb0 = mb0 * s0 / fc, mb1 = mb1 * s1 / fc;
-        MAP(c, dx, s0 * (dy[J] - ma0 - (x[J] - m0) * s0 * mb0));
-        MAP(c, dx1, s1 * (dy1[J] - ma1 - (x1[J] - m1) * s1 * mb1));
-    }
-    if (r < rows) {
-        float m, s = ln_stats(x, c, eps, &m);
-        float ma = lane_sum(dy, c) / fc, mb = lane_dot_dev(dy, x, m, c) * s / fc;
-        MAP(c, dx, s * (dy[J] - ma - (x[J] - m) * s * mb));
-    }
+    for (r = 0; r + 2 <= rows; r += 2, dy += 2 * c, x += 2 * c, dx += 2 * c)
+        layernorm_back_rows(dy, dy + c, x, x + c, dx, dx + c, c, eps, 1);
+    if (r < rows)
+        layernorm_back_rows(dy, dy, x, x, dx, dx, c, eps, 0);
 }
 
 static inline ALWAYS void softmax_ce_back_body(float dl, const float *z, const float *t,

@@ -216,12 +216,11 @@ static void loop_body(Emit *e, KCtx *kc)
      * whose root no later kernel uses (a layernorm's dy * xhat, wanted
      * only for the sum that is gamma's gradient) computes the value for
      * them and writes nothing else. */
-    int at = (int)(kc->k - kc->p->kernels);
-    bool dead = gemm_head(kc) == NODE_NONE && kc->p->region[r] == REG_ARENA &&
-                kc->p->def[r] == at && kc->p->last[r] == at, riders = false;
+    bool riders = false;
     for (int m = 0; m < kc->k->n; m++)
         riders |= is_rider(g, kc->p->members[kc->k->first + m]);
-    if (!dead || !riders) {
+    if (!riders || gemm_head(kc) != NODE_NONE || kc->p->region[r] != REG_ARENA ||
+        kc->p->last[r] != (int)(kc->k - kc->p->kernels)) {
         Buf idx = {0};
         if (kc->flat)
             buf_puts(&idx, "i");
