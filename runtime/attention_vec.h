@@ -41,15 +41,22 @@ typedef float VN(vf) __attribute__((vector_size(VW * 4), may_alias));
 #endif
 typedef float VN(uf) __attribute__((vector_size(VW * 4), may_alias, aligned(4)));
 
-/* y[d] += x[d] for d < D (y unaligned, x aligned). */
-static inline ALWAYS VATTR void VN(add_row)(float *y, const float *x, int D)
+/* y[d] += x[d] (add) or y[d] = x[d] for d < D (y unaligned, x aligned). */
+static inline ALWAYS VATTR void VN(put_row)(float *y, const float *x, int D, int add)
 {
     int d = 0;
 
-    for (; d + VW <= D; d += VW)
-        *(VN(uf) *)(y + d) += *(const VN(vf) *)(x + d);
-    for (; d < D; d++)
-        y[d] += x[d];
+    if (add) {
+        for (; d + VW <= D; d += VW)
+            *(VN(uf) *)(y + d) += *(const VN(vf) *)(x + d);
+        for (; d < D; d++)
+            y[d] += x[d];
+    } else {
+        for (; d + VW <= D; d += VW)
+            *(VN(uf) *)(y + d) = *(const VN(vf) *)(x + d);
+        for (; d < D; d++)
+            y[d] = x[d];
+    }
 }
 
 /* y[d] = m x[d] for d < D (y unaligned, x aligned). */
@@ -63,7 +70,7 @@ static inline ALWAYS VATTR void VN(scale_row)(float *y, const float *x, float m,
         y[d] = m * x[d];
 }
 
-/* x . y over d < D (x unaligned, y aligned), in VW lanes. */
+/* x . y over d < D (both may be unaligned), in VW lanes. */
 static inline ALWAYS VATTR float VN(dot_row)(const float *x, const float *y, int D)
 {
     VN(vf) acc = {0};
@@ -71,7 +78,7 @@ static inline ALWAYS VATTR float VN(dot_row)(const float *x, const float *y, int
     int d = 0, l;
 
     for (; d + VW <= D; d += VW)
-        acc += *(const VN(uf) *)(x + d) * *(const VN(vf) *)(y + d);
+        acc += *(const VN(uf) *)(x + d) * *(const VN(uf) *)(y + d);
     memcpy(lanes, &acc, sizeof lanes);
     for (l = 0; l < VW; l++)
         sum += lanes[l];
@@ -81,7 +88,10 @@ static inline ALWAYS VATTR float VN(dot_row)(const float *x, const float *y, int
 }
 
 /* C[r*ldc + 0:32) (+)= sum_{x < nx} a[r*ra + x*xa] b[x*ldb + 0:32) for the
- * R rows (a compile-time constant after inlining); b and c aligned. */
+ * R rows (a compile-time constant after inlining). add 0: C = the sum;
+ * 1: the sum continues C's chain (C is its first term); 2: C += the sum
+ * (a separate addition, as a local block added to C would give). b and c
+ * may be unaligned (a head's rows read in place, D a multiple of 32). */
 static inline ALWAYS VATTR void VN(mk_rows)(const int R, int nx, const float *a, long ra,
                                             long xa, const float *b, long ldb, float *c,
                                             long ldc, int add)
@@ -93,13 +103,13 @@ static inline ALWAYS VATTR void VN(mk_rows)(const int R, int nx, const float *a,
     for (r = 0; r < R; r++)
         UNROLL
         for (v = 0; v < VNV; v++)
-            acc[r][v] = add ? *(const VN(vf) *)(c + r * ldc + v * VW) : (VN(vf)){0};
+            acc[r][v] = add == 1 ? *(const VN(uf) *)(c + r * ldc + v * VW) : (VN(vf)){0};
     for (x = 0; x < nx; x++) {
         const float *bx = b + x * ldb;
         VN(vf) bv[VNV];
         UNROLL
         for (v = 0; v < VNV; v++)
-            bv[v] = *(const VN(vf) *)(bx + v * VW);
+            bv[v] = *(const VN(uf) *)(bx + v * VW);
         UNROLL
         for (r = 0; r < R; r++) {
             const float s = a[r * ra + x * xa];
@@ -111,8 +121,13 @@ static inline ALWAYS VATTR void VN(mk_rows)(const int R, int nx, const float *a,
     UNROLL
     for (r = 0; r < R; r++)
         UNROLL
-        for (v = 0; v < VNV; v++)
-            *(VN(vf) *)(c + r * ldc + v * VW) = acc[r][v];
+        for (v = 0; v < VNV; v++) {
+            VN(uf) *cv = (VN(uf) *)(c + r * ldc + v * VW);
+            if (add == 2)
+                *cv += acc[r][v];
+            else
+                *cv = acc[r][v];
+        }
 }
 
 /* The same over nr rows: groups of VR, then single rows. */
@@ -319,25 +334,28 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
     ALIGNED float kT[HT * DMAX], vp[HT * DMAX], acc[BK * DMAX], S[BK * BK];
     float m[BK], l[BK], z[BK], corr[BK];
     const int hoist = T <= HT;  /* every key block packed once, up front */
+    const int direct = D == Dp; /* the value rows read in place, not copied */
+    const long vs = direct ? s->st : Dp;
     int i0, j0, r, d, j;
 
     for (j0 = 0; hoist && j0 < T; j0 += BK) {
         const int nk = T - j0 < BK ? T - j0 : BK;
         VN(pack_t)(kT + j0 * D, k + j0 * s->st, s->st, nk, D, s->scale);
-        VN(pack_rows)(vp + j0 * Dp, Dp, v + j0 * s->st, s->st, nk, D);
+        if (!direct)
+            VN(pack_rows)(vp + j0 * Dp, Dp, v + j0 * s->st, s->st, nk, D);
     }
     for (i0 = 0; i0 < T; i0 += BK) {
         const int nq = T - i0 < BK ? T - i0 : BK, jend = s->causal ? i0 + nq : T;
         for (r = 0; r < nq; r++)
             m[r] = -INFINITY, l[r] = 0.0f;
-        memset(acc, 0, (size_t)(nq * Dp) * sizeof *acc);
         for (j0 = 0; j0 < jend; j0 += BK) {
             const int nk = jend - j0 < BK ? jend - j0 : BK;
-            const float *kb = hoist ? kT + j0 * D : kT, *vb = hoist ? vp + j0 * Dp : vp;
-            if (!hoist) {
+            const float *kb = hoist ? kT + j0 * D : kT;
+            const float *vb = direct ? v + j0 * s->st : hoist ? vp + j0 * Dp : vp;
+            if (!hoist)
                 VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
+            if (!hoist && !direct)
                 VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
-            }
             VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kb, BK, S, BK, 0);
             VN(online)(s, S, i0, nq, j0, nk, m, l, corr);
             for (r = 0; r < nq; r++) {
@@ -348,11 +366,13 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
                     for (j = 0; j < BK; j++)
                         sr[j] *= z[j];
                 }
-                if (corr[r] != 1.0f)
+                if (j0 > 0 && corr[r] != 1.0f)
                     for (d = 0; d < Dp; d += VW)
                         *(VN(vf) *)(ar + d) *= corr[r];
             }
-            VN(mk_wide)(nq, nk, S, BK, 1, vb, Dp, acc, Dp, nc, 1);
+            /* the first key block starts the accumulators (as zeros that
+             * its correction, 0, would scale would) */
+            VN(mk_wide)(nq, nk, S, BK, 1, vb, vs, acc, Dp, nc, j0 > 0);
         }
         for (r = 0; r < nq; r++) {
             VN(scale_row)(o + (i0 + r) * s->ot, acc + r * Dp, 1.0f / l[r], D);
@@ -417,17 +437,19 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
     float lse[QCHUNK], di[HT], z[BK];
     const int Tp = (T + BK - 1) / BK * BK, stored = !a->lse_in && T <= HT && T * Tp <= PMAX;
     const int hoist = T <= HT;  /* every query block packed once, up front */
-    int c0, i0, j0, r, d, j, t;
+    /* D a multiple of 32: the rows of q, k and dy read in place */
+    const int direct = D == Dp;
+    const long qs = direct ? s->st : Dp, dys = direct ? s->ot : Dp;
+    int c0, i0, j0, r, j;
 
-    for (t = 0; t < T; t++)
-        for (d = 0; d < D; d++)
-            dq[t * s->st + d] = 0.0f, dk[t * s->st + d] = 0.0f, dv[t * s->st + d] = 0.0f;
     for (i0 = 0; hoist && i0 < T; i0 += BK) {
         const int nq = T - i0 < BK ? T - i0 : BK;
-        VN(pack_rows)(qp + i0 * Dp, Dp, q + i0 * s->st, s->st, nq, D);
-        VN(pack_rows)(dyp + i0 * Dp, Dp, dy + i0 * s->ot, s->ot, nq, D);
+        if (!direct) {
+            VN(pack_rows)(qp + i0 * Dp, Dp, q + i0 * s->st, s->st, nq, D);
+            VN(pack_rows)(dyp + i0 * Dp, Dp, dy + i0 * s->ot, s->ot, nq, D);
+        }
         for (r = 0; r < nq; r++)
-            di[i0 + r] = VN(dot_row)(o + (i0 + r) * s->ot, dyp + (i0 + r) * Dp, D);
+            di[i0 + r] = VN(dot_row)(o + (i0 + r) * s->ot, dy + (i0 + r) * s->ot, D);
     }
     for (c0 = 0; c0 < T; c0 += QCHUNK) {
         const int cend = T - c0 < QCHUNK ? T : c0 + QCHUNK;
@@ -444,26 +466,31 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
         }
         for (j0 = 0; j0 < kend; j0 += BK) {
             const int nk = kend - j0 < BK ? kend - j0 : BK;
+            /* causal: query blocks from the key block's own */
+            const int ifirst = s->causal && j0 > c0 ? j0 : c0;
+            /* the key block's first chunk: no dk, dv written before */
+            const int first = c0 == 0 || (s->causal && j0 >= c0);
+            const float *kb = direct ? k + j0 * s->st : kp;
             if (!stored)
                 VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
             VN(pack_t)(vT, v + j0 * s->st, s->st, nk, D, 1.0f);
-            VN(pack_rows)(kp, Dp, k + j0 * s->st, s->st, nk, D);
-            memset(dka, 0, (size_t)(nk * Dp) * sizeof *dka);
-            memset(dva, 0, (size_t)(nk * Dp) * sizeof *dva);
-            /* causal: query blocks from the key block's own */
-            for (i0 = s->causal && j0 > c0 ? j0 : c0; i0 < cend; i0 += BK) {
+            if (!direct)
+                VN(pack_rows)(kp, Dp, k + j0 * s->st, s->st, nk, D);
+            for (i0 = ifirst; i0 < cend; i0 += BK) {
                 const int nq = cend - i0 < BK ? cend - i0 : BK;
-                const float *qb = hoist ? qp + i0 * Dp : qp, *dyb = hoist ? dyp + i0 * Dp : dyp;
+                const float *qb = direct ? q + i0 * s->st : hoist ? qp + i0 * Dp : qp;
+                const float *dyb = direct ? dy + i0 * s->ot : hoist ? dyp + i0 * Dp : dyp;
                 const float *dib = hoist ? di + i0 : di;
-                if (!hoist) {
+                if (!hoist && !direct) {
                     VN(pack_rows)(qp, Dp, q + i0 * s->st, s->st, nq, D);
                     VN(pack_rows)(dyp, Dp, dy + i0 * s->ot, s->ot, nq, D);
-                    for (r = 0; r < nq; r++)
-                        di[r] = VN(dot_row)(o + (i0 + r) * s->ot, dyp + r * Dp, D);
                 }
+                if (!hoist)
+                    for (r = 0; r < nq; r++)
+                        di[r] = VN(dot_row)(o + (i0 + r) * s->ot, dy + (i0 + r) * s->ot, D);
                 if (!stored)
-                    VN(mk)(nq, D, qb, Dp, 1, kT, BK, S, BK, 0);
-                VN(mk)(nq, D, dyb, Dp, 1, vT, BK, dP, BK, 0);
+                    VN(mk)(nq, D, qb, qs, 1, kT, BK, S, BK, 0);
+                VN(mk)(nq, D, dyb, dys, 1, vT, BK, dP, BK, 0);
                 for (r = 0; r < nq; r++) {
                     const int i = i0 + r, nj = visible(s, i, j0, nk);
                     float *sr = stored ? P + i * Tp + j0 : S + r * BK, *pr = dP + r * BK,
@@ -485,16 +512,25 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                     for (j = 0; j < BK; j++)
                         pr[j] = s->scale * (sr[j] * (pr[j] - dr));
                 }
-                /* rows: the keys; reduction over the queries */
-                VN(mk_wide)(nk, nq, pz, 1, BK, dyb, Dp, dva, Dp, nc, 1);
-                VN(mk_wide)(nk, nq, dP, 1, BK, qb, Dp, dka, Dp, nc, 1);
-                VN(mk_wide)(nq, nk, dP, BK, 1, kp, Dp, dqt, Dp, nc, 0);
-                for (r = 0; r < nq; r++)
-                    VN(add_row)(dq + (i0 + r) * s->st, dqt + r * Dp, D);
+                /* rows: the keys; reduction over the queries (the key
+                 * block's first query block starts the sums) */
+                VN(mk_wide)(nk, nq, pz, 1, BK, dyb, dys, dva, Dp, nc, i0 > ifirst);
+                VN(mk_wide)(nk, nq, dP, 1, BK, qb, qs, dka, Dp, nc, i0 > ifirst);
+                /* dq: the first key block writes it, the others add their
+                 * block's sum to it */
+                if (direct) {
+                    VN(mk_wide)(nq, nk, dP, BK, 1, kb, s->st, dq + i0 * s->st, s->st, nc,
+                                j0 > 0 ? 2 : 0);
+                } else {
+                    VN(mk_wide)(nq, nk, dP, BK, 1, kb, Dp, dqt, Dp, nc, 0);
+                    for (r = 0; r < nq; r++)
+                        VN(put_row)(dq + (i0 + r) * s->st, dqt + r * Dp, D, j0 > 0);
+                }
             }
+            /* a key row's first chunk writes it, a later one adds */
             for (j = 0; j < nk; j++) {
-                VN(add_row)(dk + (j0 + j) * s->st, dka + j * Dp, D);
-                VN(add_row)(dv + (j0 + j) * s->st, dva + j * Dp, D);
+                VN(put_row)(dk + (j0 + j) * s->st, dka + j * Dp, D, !first);
+                VN(put_row)(dv + (j0 + j) * s->st, dva + j * Dp, D, !first);
             }
         }
     }
