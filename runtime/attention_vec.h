@@ -9,8 +9,9 @@
  *
  * Everything is made of one micro-kernel: C[r][0:32] (+)= sum_x
  * A(r, x) B[x][0:32] for r < VR, A read as scalars with strides (so a
- * transposed A costs nothing) and B rows of 32 floats in a local, aligned,
- * zero-padded block. Per block of 32 queries and 32 keys:
+ * transposed A costs nothing) and B rows of 32 floats: the head's own rows
+ * read in place when D is a multiple of 32 (q, k, v, dy: no copies), else
+ * a local, zero-padded block. Per block of 32 queries and 32 keys:
  *   S  = Q kT                 (kT: the key block transposed and scaled, D x 32)
  *   O += P V                  (V: the value block, 32 x Dp, Dp = D rounded
  *                              up to 32, zero-padded)

@@ -230,9 +230,11 @@ enum {
     F_EPIBIAS = 1 << 8, /* x + y: as a GEMM's epilogue, the runtime GEMM
                            can add a row vector itself (nnc_sgemm_bias) */
     F_EPIRELU = 1 << 9, /* x > 0 ? x : 0, likewise (nnc_sgemm_bias's relu) */
-    F_STATE = 1 << 10   /* reads and writes state kept in the context across
+    F_STATE = 1 << 10,  /* reads and writes state kept in the context across
                          * calls (generation's cache): no reference of its
                          * own; tested end to end against predict */
+    F_FWDSIDE = 1 << 11 /* f'(x) of an activation: joins the forward's loop
+                         * over x as a second output (fuse.c) */
 };
 
 /* Roles of source nodes, and flags on others. */
@@ -272,6 +274,8 @@ typedef struct Node {
                                saved and loaded, never differentiated */
     NodeId kernel;          /* fuse: the root of the kernel that computes
                                this node; NODE_NONE: a kernel of its own */
+    bool sibling;           /* fuse: a member that its kernel also stores,
+                               for later kernels (an F_FWDSIDE node) */
 } Node;
 
 typedef struct Graph Graph;

@@ -229,6 +229,19 @@ static void loop_body(Emit *e, KCtx *kc)
         emit_line(e, "%s[%s] = v%u;", alias(kc, r, true), idx.data, (unsigned)r);
         buf_free(&idx);
     }
+    /* second outputs (an activation's derivative for the backward) */
+    for (int m = 0; m < kc->k->n; m++) {
+        NodeId id = kc->p->members[kc->k->first + m];
+        if (!NODE(g, id)->sibling)
+            continue;
+        Buf idx = {0};
+        if (kc->flat)
+            buf_puts(&idx, "i");
+        else
+            bcast_expr(&idx, NODE(g, r), NODE(g, id));
+        emit_line(e, "%s[%s] = v%u;", alias(kc, id, true), idx.data, (unsigned)id);
+        buf_free(&idx);
+    }
     for (int m = 0; m < kc->k->n; m++) {
         NodeId id = kc->p->members[kc->k->first + m];
         if (!is_rider(g, id))

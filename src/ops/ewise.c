@@ -228,12 +228,15 @@ EWISE_EVAL(elu_back, a1 > 0 ? a0 : a0 * (a1 + n->fattr[0]))
 /* ---- gelu, exact form (Keras' default approximate=False):
  *      y = x Phi(x) = x/2 (1 + erf(x / sqrt 2)),
  *      dx = dy (Phi(x) + x phi(x)),  phi(x) = exp(-x^2/2) / sqrt(2 pi) ------
- * The gradient needs x, not y: GELU_BACK(dy, x). Emitted as the runtime's
- * nnc_geluf and nnc_gelu_gradf (nncrt_math.h), which share one exp
- * between Phi and phi. */
+ * The gradient needs x, not y: dx = dy * GELU_GRAD(x), where GELU_GRAD
+ * (F_FWDSIDE) is computed beside y in the forward's loop over x when the
+ * fusion finds it (nnc_geluf and nnc_gelu_gradf of nncrt_math.h share one
+ * exp between Phi and phi, which the compiler computes once), so that the
+ * backward only multiplies. */
 void grad_gelu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    dx[0] = graph_add2(g, OP_GELU_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
+    const Loc loc = NODE(g, y)->loc;
+    dx[0] = graph_add2(g, OP_MUL, loc, dy, graph_add1(g, OP_GELU_GRAD, loc, NODE(g, y)->in[0]));
 }
 
 void emit_gelu(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -243,26 +246,29 @@ void emit_gelu(Emit *e, const Graph *g, const Node *n, const char *const *a)
     buf_printf(e->out, "nnc_geluf(%s)", a[0]);
 }
 
-void emit_gelu_back(Emit *e, const Graph *g, const Node *n,
+void emit_gelu_grad(Emit *e, const Graph *g, const Node *n,
                     const char *const *a)
 {
     (void)g;
     (void)n;
-    buf_printf(e->out, "%s * nnc_gelu_gradf(%s)", a[0], a[1]);
+    buf_printf(e->out, "nnc_gelu_gradf(%s)", a[0]);
 }
 
 EWISE_EVAL(gelu, 0.5 * a0 * (1 + erf(a0 / sqrt(2.0))))
-EWISE_EVAL(gelu_back, a0 * (0.5 * (1 + erf(a1 / sqrt(2.0))) +
-                            a1 * exp(-0.5 * a1 * a1) * 0.3989422804014327))
+EWISE_EVAL(gelu_grad, 0.5 * (1 + erf(a0 / sqrt(2.0))) +
+                            a0 * exp(-0.5 * a0 * a0) * 0.3989422804014327)
 
 /* ---- gelu, tanh approximation (Keras' approximate=True, torch's
  *      approximate='tanh'), with c = sqrt(2/pi), u = c (x + 0.044715 x^3):
  *      y = x/2 (1 + tanh u),
  *      dx = dy (1/2 (1 + tanh u) + x/2 (1 - tanh^2 u) c (1 + 3 0.044715 x^2))
+ * as dy * GELU_TANH_GRAD(x), computed beside y in the forward like gelu's.
  */
 void grad_gelu_tanh(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    dx[0] = graph_add2(g, OP_GELU_TANH_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
+    const Loc loc = NODE(g, y)->loc;
+    dx[0] = graph_add2(g, OP_MUL, loc, dy,
+                       graph_add1(g, OP_GELU_TANH_GRAD, loc, NODE(g, y)->in[0]));
 }
 
 void emit_gelu_tanh(Emit *e, const Graph *g, const Node *n,
@@ -274,17 +280,17 @@ void emit_gelu_tanh(Emit *e, const Graph *g, const Node *n,
                a[0], a[0], a[0], a[0], a[0]);
 }
 
-void emit_gelu_tanh_back(Emit *e, const Graph *g, const Node *n,
+void emit_gelu_tanh_grad(Emit *e, const Graph *g, const Node *n,
                          const char *const *a)
 {
     (void)g;
     (void)n;
-    const char *x = a[1];
-    buf_printf(e->out, "%s * (0.5f * (1.0f + nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s))) + "
+    const char *x = a[0];
+    buf_printf(e->out, "(0.5f * (1.0f + nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s))) + "
                "0.5f * %s * (1.0f - nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s)) * "
                "nnc_tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s))) * "
                "0.797884561f * (1.0f + 0.134145f * %s * %s))",
-               a[0], x, x, x, x, x, x, x, x, x, x, x, x, x, x, x);
+               x, x, x, x, x, x, x, x, x, x, x, x, x, x, x);
 }
 
 static double gelu_tanh_u(double x)
@@ -293,16 +299,18 @@ static double gelu_tanh_u(double x)
 }
 
 EWISE_EVAL(gelu_tanh, 0.5 * a0 * (1 + tanh(gelu_tanh_u(a0))))
-EWISE_EVAL(gelu_tanh_back, a0 * (0.5 * (1 + tanh(gelu_tanh_u(a1))) +
-                                 0.5 * a1 * (1 - tanh(gelu_tanh_u(a1)) * tanh(gelu_tanh_u(a1))) *
-                                 0.7978845608028654 * (1 + 0.134145 * a1 * a1)))
+EWISE_EVAL(gelu_tanh_grad, 0.5 * (1 + tanh(gelu_tanh_u(a0))) +
+                                 0.5 * a0 * (1 - tanh(gelu_tanh_u(a0)) * tanh(gelu_tanh_u(a0))) *
+                                 0.7978845608028654 * (1 + 0.134145 * a0 * a0))
 
 /* ---- silu (Keras' swish, torch.nn.SiLU), with s = sigmoid(x):
  *      y = x s,  dx = dy s (1 + x (1 - s)) ----------------------------------
- * The gradient needs x, not y: SILU_BACK(dy, x). */
+ * The gradient needs x, not y: dx = dy * SILU_GRAD(x), computed beside y
+ * in the forward like gelu's. */
 void grad_silu(Graph *g, NodeId y, NodeId dy, NodeId *dx)
 {
-    dx[0] = graph_add2(g, OP_SILU_BACK, NODE(g, y)->loc, dy, NODE(g, y)->in[0]);
+    const Loc loc = NODE(g, y)->loc;
+    dx[0] = graph_add2(g, OP_MUL, loc, dy, graph_add1(g, OP_SILU_GRAD, loc, NODE(g, y)->in[0]));
 }
 
 void emit_silu(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -312,16 +320,16 @@ void emit_silu(Emit *e, const Graph *g, const Node *n, const char *const *a)
     buf_printf(e->out, "%s * nnc_sigmoidf(%s)", a[0], a[0]);
 }
 
-void emit_silu_back(Emit *e, const Graph *g, const Node *n, const char *const *a)
+void emit_silu_grad(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     (void)g;
     (void)n;
-    buf_printf(e->out, "%s * nnc_sigmoidf(%s) * (1.0f + %s * (1.0f - nnc_sigmoidf(%s)))",
-               a[0], a[1], a[1], a[1]);
+    buf_printf(e->out, "nnc_sigmoidf(%s) * (1.0f + %s * (1.0f - nnc_sigmoidf(%s)))",
+               a[0], a[0], a[0]);
 }
 
 EWISE_EVAL(silu, a0 / (1.0 + exp(-a0)))
-EWISE_EVAL(silu_back, a0 / (1.0 + exp(-a1)) * (1.0 + a1 * (1.0 - 1.0 / (1.0 + exp(-a1)))))
+EWISE_EVAL(silu_grad, 1.0 / (1.0 + exp(-a0)) * (1.0 + a0 * (1.0 - 1.0 / (1.0 + exp(-a0)))))
 
 /* ---- broadcast_to: y = x repeated along broadcast dims;
  *      dx = sum of dy over them ------------------------------------------- */

@@ -14,6 +14,11 @@
  *    activation's derivative), applied to row blocks while they are hot;
  *    that includes a convolution's product, whose result is an image
  *    (rank 4, rows N*OH*OW);
+ *  - an activation's derivative f'(x) (F_FWDSIDE, dx = dy * f'(x)) joins
+ *    a forward loop that reads x, as a second output that the loop also
+ *    stores: f(x) and f'(x) share their work (gelu's exp), the backward
+ *    only multiplies, and x need not be kept for it (without such a loop,
+ *    or with x computed in the backward, it stays in its user's loop);
  *  - a sum over axes of a loop's result rides along in that loop (the bias
  *    gradient is summed while dZ is computed), and so does a per-channel
  *    sum of the output of an op flagged F_SUMRIDER (max pooling's gradient,
@@ -203,6 +208,61 @@ static bool fuse_conv(Graph *g, const int *uses, const bool *keep)
     return changed;
 }
 
+/* The loop kernel (its root) that an F_FWDSIDE node s can join as a
+ * second output: an elementwise loop without a GEMM over s's shape, one
+ * of whose members reads s's input, and that runs before s's users (it
+ * does: s's users follow s, which follows its input's readers in the
+ * forward). NODE_NONE if none. */
+static NodeId fwdside_host(const Graph *g, const Node *s, const bool *has_gemm)
+{
+    NodeId x = s->in[0];
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *m = &g->nodes[id];
+        if (m == s || optab[m->op].kind != K_EWISE || (optab[m->op].flags & F_FWDSIDE))
+            continue;
+        bool reads = false;
+        for (int k = 0; k < m->nin; k++)
+            reads |= m->in[k] == x;
+        if (!reads)
+            continue;
+        NodeId root = m->kernel ? m->kernel : (NodeId)id;
+        const Node *r = NODE(g, root);
+        if (optab[r->op].kind == K_EWISE && !has_gemm[root] && !node_chunked(g, r) &&
+            graph_same_layout(r, s) && root < (NodeId)(s - g->nodes))
+            return root;
+    }
+    return NODE_NONE;
+}
+
+/* Moves each F_FWDSIDE node that the chains put into its user's kernel,
+ * reading inputs from memory (none computed in that kernel), into a
+ * forward loop over its input as a stored second output (Node.sibling).
+ * Otherwise (no such loop, or its input computed in the user's kernel, as
+ * in a recomputed forward) it stays where it is. */
+static bool fuse_fwdside(Graph *g, const bool *has_gemm)
+{
+    bool changed = false;
+    for (int id = 1; id < g->nnodes; id++) {
+        Node *s = &g->nodes[id];
+        if (!(optab[s->op].flags & F_FWDSIDE) || s->nin != 1)
+            continue;
+        bool alone = true;
+        for (int m = 1; m < g->nnodes && alone; m++)
+            alone = g->nodes[m].kernel != (NodeId)id;
+        const Node *x = NODE(g, s->in[0]);
+        if (!alone || (s->kernel && x->kernel == s->kernel))
+            continue;
+        NodeId host = fwdside_host(g, s, has_gemm);
+        /* x stored, or computed in the host's loop */
+        if (host && (!x->kernel || x->sibling || x->kernel == host)) {
+            s->kernel = host;
+            s->sibling = true;
+            changed = true;
+        }
+    }
+    return changed;
+}
+
 bool pass_fuse(Graph *g)
 {
     int nn = g->nnodes;
@@ -213,6 +273,7 @@ bool pass_fuse(Graph *g)
     for (int id = 1; id < nn; id++) {
         Node *n = &g->nodes[id];
         n->kernel = NODE_NONE;
+        n->sibling = false;
         for (int k = 0; k < n->nin; k++)
             uses[n->in[k]]++;
     }
@@ -242,6 +303,7 @@ bool pass_fuse(Graph *g)
             }
         }
     }
+    changed |= fuse_fwdside(g, has_gemm);
     /* reductions riding on the loop that computes their input */
     for (int id = 1; id < nn; id++) {
         Node *s = &g->nodes[id];

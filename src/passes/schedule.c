@@ -328,7 +328,8 @@ void plan_build(const Graph *g, const ModelLayout *l, bool predict, Plan *p)
             r = REG_PARAM;
         else if (n->role == R_CONST || optab[n->op].kind == K_UPDATE)
             r = REG_NONE;
-        else if (n->kernel && optab[n->op].kind != K_REDUCE && !node_chunked(g, n))
+        else if (n->kernel && optab[n->op].kind != K_REDUCE && !node_chunked(g, n) &&
+                 !n->sibling)
             r = REG_NONE; /* computed inside its kernel's loop */
         else if (predict && (NodeId)id == g->output)
             r = REG_OUTPUT;

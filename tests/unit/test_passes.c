@@ -221,7 +221,8 @@ static int rnd(int n)
 /* A random model in the functional form. */
 static void random_model(char *buf, size_t len)
 {
-    static const char *acts[] = {"relu", "sigmoid", "tanh", "linear", "softmax"};
+    static const char *acts[] = {"relu", "sigmoid", "tanh", "linear", "softmax", "gelu", "silu"};
+    const int nacts = (int)(sizeof acts / sizeof acts[0]);
     static const char *losses[] = {"mse", "binary_crossentropy", "softmax_cross_entropy"};
     size_t at = 0;
     int width = 1 + rnd(40), depth = 1 + rnd(5), nv = 1;
@@ -237,13 +238,13 @@ static void random_model(char *buf, size_t len)
                                    " v%d = dense(v%d, %d, activation=%s)\n"
                                    " v%d = dense(v%d, %d)\n"
                                    " v%d = add(v%d, v%d)\n",
-                                   nv, src, w, acts[rnd(5)], nv + 1, rnd(nv), w, nv + 2, nv, nv + 1);
+                                   nv, src, w, acts[rnd(nacts)], nv + 1, rnd(nv), w, nv + 2, nv, nv + 1);
             widths[nv] = widths[nv + 1] = widths[nv + 2] = w;
             nv += 3;
         } else {
             int w = 1 + rnd(width);
             at += (size_t)snprintf(buf + at, len - at, " v%d = dense(v%d, %d, activation=%s)\n",
-                                   nv, src, w, acts[rnd(5)]);
+                                   nv, src, w, acts[rnd(nacts)]);
             widths[nv++] = w;
         }
     }
@@ -322,6 +323,56 @@ Test(passes, sum_rides_on_pooling_gradient)
     EmitOptions eo = {"cnn", "cnn.h", false, NULL};
     emit_source(&src, &c, &eo);
     cr_assert(strstr(src.data, "nnc_maxpool_back_sum("));
+    buf_free(&src);
+    pipeline_free(&c);
+}
+
+/* An activation whose derivative needs its input (gelu, silu): f'(x) is
+ * a second output of the forward's loop over x (a sibling, stored for the
+ * backward, left out of predict), and the backward only multiplies. */
+Test(passes, activation_derivative_is_a_forward_sibling)
+{
+    static const char mlp[] =
+        "model m {\n"
+        "    input x[16]\n"
+        "    h = dense(x, 32, activation=gelu)\n"
+        "    s = dense(h, 32, activation=silu)\n"
+        "    dense(s, 4)\n"
+        "    loss mse\n"
+        "    optimizer adam\n"
+        "    batch 8\n"
+        "}\n";
+    Compiled c;
+    cr_assert(compile_text(mlp, 2, &c));
+    int siblings = 0;
+    for (int k = 0; k < c.train.nkernels; k++) {
+        const Kernel *kr = &c.train.kernels[k];
+        for (int m = 0; m < kr->n; m++) {
+            NodeId id = c.train.members[kr->first + m];
+            const Node *n = NODE(&c.g, id);
+            if (!(optab[n->op].flags & F_FWDSIDE))
+                continue;
+            cr_assert(n->sibling, "%s not a sibling", optab[n->op].name);
+            cr_assert(c.train.region[id] == REG_ARENA);
+            /* the loop computes the activation of the same input */
+            const Node *r = NODE(&c.g, kr->root);
+            cr_assert(r->op == (n->op == OP_GELU_GRAD ? OP_GELU : OP_SILU));
+            cr_assert_eq(r->in[0], n->in[0]);
+            cr_assert(!c.predict.in_prog[id]);
+            siblings++;
+        }
+    }
+    cr_assert_eq(siblings, 2);
+    Buf src = {0};
+    EmitOptions eo = {"m", "m.h", false, NULL};
+    emit_source(&src, &c, &eo);
+    /* computed in the forward only: once in train_body's loop (and once
+     * in the split step's grad_step) */
+    const char *at = src.data;
+    int calls = 0;
+    while ((at = strstr(at, "nnc_gelu_gradf(")) != NULL)
+        calls++, at++;
+    cr_assert(calls >= 1 && calls <= 2, "%d calls", calls);
     buf_free(&src);
     pipeline_free(&c);
 }
