@@ -19,6 +19,8 @@
  *    stores: f(x) and f'(x) share their work (gelu's exp), the backward
  *    only multiplies, and x need not be kept for it (without such a loop,
  *    or with x computed in the backward, it stays in its user's loop);
+ *    when that loop then holds every reader of x, x's own kernel (a
+ *    dense layer's product and bias) joins it as its GEMM head;
  *  - a sum over axes of a loop's result rides along in that loop (the bias
  *    gradient is summed while dZ is computed), and so does a per-channel
  *    sum of the output of an op flagged F_SUMRIDER (max pooling's gradient,
@@ -234,12 +236,49 @@ static NodeId fwdside_host(const Graph *g, const Node *s, const bool *has_gemm)
     return NODE_NONE;
 }
 
+/* Once f'(x) has joined the loop over f(x), every reader of x may be in
+ * that loop: then x's own kernel (its product and epilogue, say a dense
+ * layer's x W^T + b) joins it too, as the head of one GEMM epilogue that
+ * computes f(x) and f'(x) while the rows are in cache and never stores x.
+ * Not when x is kept, carries sums, or the loop has a product already. */
+static bool merge_producer(Graph *g, NodeId host, NodeId x, const int *uses, const bool *keep,
+                           bool *has_gemm)
+{
+    const Node *xn = NODE(g, x);
+    if (xn->kernel || keep[x] || optab[xn->op].kind != K_EWISE || has_gemm[host] ||
+        !graph_same_layout(xn, NODE(g, host)) || node_chunked(g, xn))
+        return false;
+    int reads = 0;
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *n = &g->nodes[id];
+        if ((NodeId)id == x || n->kernel == x) {
+            if (optab[n->op].kind == K_REDUCE || node_chunked(g, n))
+                return false;
+            continue;
+        }
+        if ((NodeId)id != host && n->kernel != host)
+            continue;
+        for (int k = 0; k < n->nin; k++)
+            reads += n->in[k] == x;
+    }
+    if (reads != uses[x])
+        return false;
+    for (int id = 1; id < g->nnodes; id++) {
+        Node *n = &g->nodes[id];
+        if (n->kernel == x)
+            n->kernel = host;
+    }
+    g->nodes[x].kernel = host;
+    has_gemm[host] |= has_gemm[x];
+    return true;
+}
+
 /* Moves each F_FWDSIDE node that the chains put into its user's kernel,
  * reading inputs from memory (none computed in that kernel), into a
  * forward loop over its input as a stored second output (Node.sibling).
  * Otherwise (no such loop, or its input computed in the user's kernel, as
  * in a recomputed forward) it stays where it is. */
-static bool fuse_fwdside(Graph *g, const bool *has_gemm)
+static bool fuse_fwdside(Graph *g, const int *uses, const bool *keep, bool *has_gemm)
 {
     bool changed = false;
     for (int id = 1; id < g->nnodes; id++) {
@@ -257,6 +296,7 @@ static bool fuse_fwdside(Graph *g, const bool *has_gemm)
         if (host && (!x->kernel || x->sibling || x->kernel == host)) {
             s->kernel = host;
             s->sibling = true;
+            merge_producer(g, host, s->in[0], uses, keep, has_gemm);
             changed = true;
         }
     }
@@ -303,7 +343,7 @@ bool pass_fuse(Graph *g)
             }
         }
     }
-    changed |= fuse_fwdside(g, has_gemm);
+    changed |= fuse_fwdside(g, uses, keep, has_gemm);
     /* reductions riding on the loop that computes their input */
     for (int id = 1; id < nn; id++) {
         Node *s = &g->nodes[id];

@@ -329,7 +329,8 @@ Test(passes, sum_rides_on_pooling_gradient)
 
 /* An activation whose derivative needs its input (gelu, silu): f'(x) is
  * a second output of the forward's loop over x (a sibling, stored for the
- * backward, left out of predict), and the backward only multiplies. */
+ * backward, left out of predict), that loop is the epilogue of the dense
+ * layer's product, and the backward only multiplies. */
 Test(passes, activation_derivative_is_a_forward_sibling)
 {
     static const char mlp[] =
@@ -359,6 +360,13 @@ Test(passes, activation_derivative_is_a_forward_sibling)
             cr_assert(r->op == (n->op == OP_GELU_GRAD ? OP_GELU : OP_SILU));
             cr_assert_eq(r->in[0], n->in[0]);
             cr_assert(!c.predict.in_prog[id]);
+            /* and the dense layer's product and bias are its head: the
+             * pre-activation x is never stored */
+            bool product = false;
+            for (int j = 0; j < kr->n; j++)
+                product |= optab[NODE(&c.g, c.train.members[kr->first + j])->op].kind == K_CONTRACT;
+            cr_assert(product);
+            cr_assert(c.train.region[n->in[0]] == REG_NONE);
             siblings++;
         }
     }
