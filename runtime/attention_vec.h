@@ -196,6 +196,19 @@ static inline ALWAYS VATTR void VN(pack_rows)(float *p, int Dp, const float *x, 
     }
 }
 
+/* pr[j] = scale (sr[j] (pr[j] - dr)) for the 32 keys of a row (dP to
+ * scale dS), in vectors: a scalar loop through pointers that may alias,
+ * with scale read through the shape each time, was not vectorized. */
+static inline ALWAYS VATTR void VN(ds_row)(float *pr, const float *sr, float dr, float scale)
+{
+    int v;
+
+    for (v = 0; v < VNV; v++) {
+        VN(vf) p = *(const VN(uf) *)(sr + v * VW), d = *(const VN(vf) *)(pr + v * VW);
+        *(VN(vf) *)(pr + v * VW) = scale * (p * (d - dr));
+    }
+}
+
 /* s[j] for j >= nj to -inf (masked). */
 static inline ALWAYS VATTR void VN(mask)(float *s, int nj)
 {
@@ -441,6 +454,7 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
     /* D a multiple of 32: the rows of q, k and dy read in place */
     const int direct = D == Dp;
     const long qs = direct ? s->st : Dp, dys = direct ? s->ot : Dp;
+    const float scale = s->scale;
     int c0, i0, j0, r, j;
 
     for (i0 = 0; hoist && i0 < T; i0 += BK) {
@@ -505,17 +519,18 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                         VN(drop_factors)(z, s, b, h, i, j0, nj);
                         for (j = 0; j < BK; j++)
                             zr[j] = sr[j] * z[j], pr[j] *= z[j];
-                    } else {
-                        for (j = 0; j < BK; j++)
-                            zr[j] = sr[j];
                     }
                     /* dP becomes scale * dS */
-                    for (j = 0; j < BK; j++)
-                        pr[j] = s->scale * (sr[j] * (pr[j] - dr));
+                    VN(ds_row)(pr, sr, dr, scale);
                 }
                 /* rows: the keys; reduction over the queries (the key
-                 * block's first query block starts the sums) */
-                VN(mk_wide)(nk, nq, pz, 1, BK, dyb, dys, dva, Dp, nc, i0 > ifirst);
+                 * block's first query block starts the sums); without
+                 * dropout P z is P, read where it is */
+                if (s->dropout > 0.0f)
+                    VN(mk_wide)(nk, nq, pz, 1, BK, dyb, dys, dva, Dp, nc, i0 > ifirst);
+                else
+                    VN(mk_wide)(nk, nq, stored ? P + i0 * Tp + j0 : S, 1, stored ? Tp : BK,
+                                dyb, dys, dva, Dp, nc, i0 > ifirst);
                 VN(mk_wide)(nk, nq, dP, 1, BK, qb, qs, dka, Dp, nc, i0 > ifirst);
                 /* dq: the first key block writes it, the others add their
                  * block's sum to it */
