@@ -70,7 +70,7 @@ void ir_print(FILE *f, const Graph *g)
         if (n->is_grad)
             fprintf(f, " grad");
         if (n->kernel)
-            fprintf(f, " in-kernel=%%%u", (unsigned)n->kernel);
+            fprintf(f, " in-kernel=%%%u%s", (unsigned)n->kernel, n->sibling ? " stored" : "");
         print_loc(f, n->loc);
         fputc('\n', f);
     }
@@ -107,6 +107,8 @@ static cJSON *node_json(const Graph *g, int id)
     cJSON_AddBoolToObject(o, "grad", n->is_grad);
     if (n->kernel)
         cJSON_AddNumberToObject(o, "kernel", n->kernel);
+    if (n->sibling)
+        cJSON_AddBoolToObject(o, "stored", true);
     if (n->op == OP_MATMUL || n->op == OP_BMATMUL) {
         cJSON_AddNumberToObject(o, "trans_a", n->iattr[0]);
         cJSON_AddNumberToObject(o, "trans_b", n->iattr[1]);
