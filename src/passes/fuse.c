@@ -214,13 +214,23 @@ static bool fuse_conv(Graph *g, const int *uses, const bool *keep)
  * second output: an elementwise loop without a GEMM over s's shape, one
  * of whose members reads s's input, and that runs before s's users (it
  * does: s's users follow s, which follows its input's readers in the
- * forward). NODE_NONE if none. */
-static NodeId fwdside_host(const Graph *g, const Node *s, const bool *has_gemm)
+ * forward). The loop of the activation s is the derivative of (the same
+ * source location) comes first: they share their work. NODE_NONE if
+ * none. */
+static bool same_loc(Loc a, Loc b)
 {
-    NodeId x = s->in[0];
+    return a.src && a.src == b.src && a.line == b.line && a.col == b.col;
+}
+
+/* The first suitable loop with a member reading x (only the members
+ * from s's source location when `paired`). */
+static NodeId fwdside_reader(const Graph *g, const Node *s, NodeId x, const bool *has_gemm,
+                             bool paired)
+{
     for (int id = 1; id < g->nnodes; id++) {
         const Node *m = &g->nodes[id];
-        if (m == s || optab[m->op].kind != K_EWISE || (optab[m->op].flags & F_FWDSIDE))
+        if (m == s || optab[m->op].kind != K_EWISE || (optab[m->op].flags & F_FWDSIDE) ||
+            (paired && !same_loc(m->loc, s->loc)))
             continue;
         bool reads = false;
         for (int k = 0; k < m->nin; k++)
@@ -236,6 +246,16 @@ static NodeId fwdside_host(const Graph *g, const Node *s, const bool *has_gemm)
     return NODE_NONE;
 }
 
+static NodeId fwdside_host(const Graph *g, const Node *s, const bool *has_gemm)
+{
+    NodeId x = s->in[0];
+    for (int pass = 0; pass < 2; pass++) {
+        NodeId root = fwdside_reader(g, s, x, has_gemm, pass == 0);
+        if (root)
+            return root;
+    }
+    return NODE_NONE;
+}
 /* Once f'(x) has joined the loop over f(x), every reader of x may be in
  * that loop: then x's own kernel (its product and epilogue, say a dense
  * layer's x W^T + b) joins it too, as the head of one GEMM epilogue that
