@@ -29,6 +29,7 @@
 #define VNV (BK / VW)   /* vectors per row of 32 */
 
 typedef float VN(vf) __attribute__((vector_size(VW * 4), may_alias));
+typedef int VN(vi) __attribute__((vector_size(VW * 4)));
 
 /* acc + s b in one rounding where the ISA has fused multiply-adds (the
  * runtime is ISO C, where gcc does not contract a*b + c by itself): half
@@ -269,13 +270,32 @@ static inline ALWAYS VATTR float VN(sum32)(const float *s)
 #endif
 }
 
-/* s[j] = exp(s[j] - m) for the whole row (masked -inf gives 0). */
+/* s[j] = exp(s[j] - m) for the whole row (masked -inf gives 0), for
+ * s[j] <= m (a softmax's): nnc_expf's operations in vectors, with 2^n
+ * applied by one multiplication (nnc_expf's two, which only matter for
+ * results that overflow or are subnormal) and 0 for n < -126: the same
+ * bits wherever the result is normal, 0 where nnc_expf's is subnormal
+ * (as under the step's flush-to-zero anyway). */
 static inline ALWAYS VATTR void VN(exp32)(float *s, float m)
 {
-    int j;
+    int v;
 
-    for (j = 0; j < BK; j++)
-        s[j] = nnc_expf(s[j] - m);
+    for (v = 0; v < VNV; v++) {
+        const VN(vf) x = *(const VN(vf) *)(s + v * VW) - m;
+        const VN(vf) t = x * 1.44269504088896341f + 12582912.0f;
+        const VN(vi) nb = (VN(vi))t - 0x4b400000;       /* n */
+        const VN(vf) n = __builtin_convertvector(nb + 150, VN(vf)) - 150.0f;
+        VN(vf) r, r2, p;
+        r = x - n * 0.693359375f;
+        r = r - n * -2.12194440e-4f;
+        r2 = r * r;
+        p = (1.9875691500e-4f * r + 1.3981999507e-3f) * (r2 * r2) +
+            (8.3334519073e-3f * r + 4.1665795894e-2f) * r2 +
+            (1.6666665459e-1f * r + 5.0000001201e-1f);
+        p = p * r2 + r + 1.0f;
+        p = p * (VN(vf))((nb + 127) << 23);
+        *(VN(vf) *)(s + v * VW) = (VN(vf))((VN(vi))p & (nb >= -126));
+    }
 }
 
 /* One key block [j0, j0 + nk) of the online softmax of query rows
