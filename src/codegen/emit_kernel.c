@@ -187,6 +187,19 @@ static void load(Buf *b, KCtx *kc, NodeId u)
     }
 }
 
+/* Stores member id's value (the root's, or a sibling's) at the loop's
+ * element. */
+static void store(Emit *e, KCtx *kc, NodeId id)
+{
+    Buf idx = {0};
+    if (kc->flat)
+        buf_puts(&idx, "i");
+    else
+        bcast_expr(&idx, NODE(kc->g, kc->k->root), NODE(kc->g, id));
+    emit_line(e, "%s[%s] = v%u;", alias(kc, id, true), idx.data, (unsigned)id);
+    buf_free(&idx);
+}
+
 /* The loop body: member values, the root's store, riders' sums. */
 static void loop_body(Emit *e, KCtx *kc)
 {
@@ -220,28 +233,12 @@ static void loop_body(Emit *e, KCtx *kc)
     for (int m = 0; m < kc->k->n; m++)
         riders |= is_rider(g, kc->p->members[kc->k->first + m]);
     if (!riders || gemm_head(kc) != NODE_NONE || kc->p->region[r] != REG_ARENA ||
-        kc->p->last[r] != (int)(kc->k - kc->p->kernels)) {
-        Buf idx = {0};
-        if (kc->flat)
-            buf_puts(&idx, "i");
-        else
-            bcast_expr(&idx, NODE(g, r), NODE(g, r));
-        emit_line(e, "%s[%s] = v%u;", alias(kc, r, true), idx.data, (unsigned)r);
-        buf_free(&idx);
-    }
+        kc->p->last[r] != (int)(kc->k - kc->p->kernels))
+        store(e, kc, r);
     /* second outputs (an activation's derivative for the backward) */
-    for (int m = 0; m < kc->k->n; m++) {
-        NodeId id = kc->p->members[kc->k->first + m];
-        if (!NODE(g, id)->sibling)
-            continue;
-        Buf idx = {0};
-        if (kc->flat)
-            buf_puts(&idx, "i");
-        else
-            bcast_expr(&idx, NODE(g, r), NODE(g, id));
-        emit_line(e, "%s[%s] = v%u;", alias(kc, id, true), idx.data, (unsigned)id);
-        buf_free(&idx);
-    }
+    for (int m = 0; m < kc->k->n; m++)
+        if (NODE(g, kc->p->members[kc->k->first + m])->sibling)
+            store(e, kc, kc->p->members[kc->k->first + m]);
     for (int m = 0; m < kc->k->n; m++) {
         NodeId id = kc->p->members[kc->k->first + m];
         if (!is_rider(g, id))
