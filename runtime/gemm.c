@@ -253,11 +253,7 @@ static void pack_b(const Gemm *g, const GemmKern *kn, size_t nr, size_t p0,
 #define NSLOTS 16
 #define ALIGN 64
 
-typedef struct Buf {
-    float *p;
-    void *raw;
-    int slot;           /* -1: raw is a private allocation */
-} Buf;
+typedef nnc_scratch Buf;
 
 #if defined(__GNUC__)
 static struct {
@@ -317,6 +313,16 @@ static void buf_put(Buf buf)
     }
 #endif
     free(buf.raw);
+}
+
+nnc_scratch nnc_scratch_get(size_t floats)
+{
+    return buf_get(floats);
+}
+
+void nnc_scratch_put(nnc_scratch s)
+{
+    buf_put(s);
 }
 
 /* ---- Sequential paths over one rectangle of C --------------------------- */

@@ -90,6 +90,31 @@ void nnc_sgemm_relu_back(int trans_a, int trans_b, int m, int n, int k,
                          const float *a, int lda, const float *b, int ldb,
                          const float *y, int ldy, float *sum, float *c, int ldc);
 
+/* A convolution's weight gradient dw (f x kk, row-major) = dc^T col, dc
+ * of rows x f and col of rows x kk (kk = kh*kw*cin): the rows summed in
+ * blocks of rb, consecutive blocks in at most 8 groups (fixed by f, kk,
+ * rows and rb), each group's blocks accumulated in order, the groups'
+ * sums added in group order. The groups run on the thread pool; the bits
+ * are the same for any thread count. dw is only written. */
+void nnc_conv_wgrad(int f, int kk, size_t rows, size_t rb, const float *dc, const float *col,
+                    float *dw);
+/* The same, with col's rows built from the images x (nnc_im2col_rows's
+ * geometry) a block at a time into colbuf (rb * kh*kw*c floats), on one
+ * thread: the same bits as nnc_conv_wgrad over the whole im2col. */
+void nnc_conv_wgrad_x(int f, size_t rows, size_t rb, const float *dc, int h, int w, int c,
+                      int kh, int kw, int sh, int sw, int pt, int pl, int oh, int ow,
+                      const float *x, float *colbuf, float *dw);
+
+/* A convolution's input gradient dx (n, h, w, c) = col2im(dc wt), dc
+ * (n, oh, ow, f), wt (f, kh*kw*c): the product and its col2im a chunk of
+ * images at a time, the chunks on the thread pool (each thread with a
+ * product buffer of its own; prod, chunk * oh*ow * kh*kw*c floats, is
+ * used on one thread). The same bits as nnc_sgemm then nnc_col2im per
+ * chunk, for any thread count. */
+void nnc_conv_dgrad(int n, int chunk, int h, int w, int c, int kh, int kw, int sh, int sw,
+                    int pt, int pl, int oh, int ow, int f, const float *dc, const float *wt,
+                    float *prod, float *dx);
+
 /* The plain reference GEMM, always built; nnc_sgemm may dispatch to
  * faster kernels but must agree with this one. */
 void nnc_sgemm_ref(int trans_a, int trans_b, int m, int n, int k,

@@ -31,6 +31,18 @@ int nnc_site_choice(uint64_t key);
 int nnc_site_next(uint64_t key);
 int nnc_site_note(uint64_t key, int way, long long ns);
 
+/* Scratch from the GEMM's buffer slots (gemm.c): allocated on first use
+ * and kept, so that a call repeating every step allocates nothing after
+ * the first; p is NULL when memory runs out. Every get is put back. */
+typedef struct nnc_scratch {
+    float *p;
+    void *raw;
+    int slot;           /* -1: raw is a private allocation */
+} nnc_scratch;
+
+nnc_scratch nnc_scratch_get(size_t floats);
+void nnc_scratch_put(nnc_scratch s);
+
 /* A key from a few sizes (FNV-1a over their bytes). */
 static inline uint64_t nnc_site_key(uint64_t tag, uint64_t a, uint64_t b, uint64_t c)
 {

@@ -495,6 +495,7 @@ int chunk_images(const Node *n);
 long block_rows(const Graph *g, const Node *n);
 size_t node_floats(const Graph *g, NodeId id);
 /* ops/conv.c: the call building rows [r0, r0 + rb) of im2col n into col. */
+const char *im2col_geom(const Graph *g, const Node *n);
 void emit_im2col_rows(Emit *e, const Graph *g, const Node *n, const char *x, const char *col);
 
 /* ---- schedule.c, memplan.c: kernels, lifetimes and the memory plan ---- */

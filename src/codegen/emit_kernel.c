@@ -571,6 +571,17 @@ static void emit_chunked_col2im(Emit *e, const KCtx *kc)
     snprintf(dxb, sizeof dxb, "(%s + (size_t)c0 * %zu)", emit_buf(g, p, kc->k->root), dx_img);
     emit_line(e, "/* %d image%s at a time: each chunk's product is read from cache */", ch,
               ch > 1 ? "s" : "");
+    const Node *w = NODE(g, m->in[1]);
+    if (m->op == OP_MATMUL && !m->iattr[0] && !m->iattr[1] && w->shape.rank == 2 &&
+        dy->shape.rank == 4 && w->shape.dim[0] == dy->shape.dim[3] &&
+        (size_t)w->shape.dim[1] * (size_t)dy->shape.dim[1] * (size_t)dy->shape.dim[2] ==
+            shape_numel(&m->shape) / (size_t)m->shape.dim[0]) {
+        /* the runtime runs the chunks on its threads */
+        emit_line(e, "nnc_conv_dgrad(nb, %d, %s, %d, %s, %s, %s, %s);", ch, im2col_geom(g, c),
+                  w->shape.dim[0], emit_buf(g, p, m->in[0]), wb, mb,
+                  emit_buf(g, p, kc->k->root));
+        return;
+    }
     emit_line(e, "for (int c0 = 0; c0 < nb; c0 += %d) {", ch);
     e->indent++;
     emit_line(e, "const int cn = nb - c0 < %d ? nb - c0 : %d;", ch, ch);
@@ -583,10 +594,12 @@ static void emit_chunked_col2im(Emit *e, const KCtx *kc)
     emit_line(e, "}");
 }
 
-/* A convolution's weight gradient dW = dC^T col (node_wgrad), summed over
- * blocks of col's rows (block_rows): from the saved im2col, or from one
- * built a block at a time into its block-sized buffer when the im2col is
- * this kernel's (fuse.c). The same blocks either way, so the same bits. */
+/* A convolution's weight gradient dW = dC^T col (node_wgrad): the
+ * runtime sums it over blocks of col's rows (block_rows), in fixed groups
+ * of blocks that run on its threads (nnc_conv_wgrad), from the saved
+ * im2col, or from one built a block at a time into its block-sized
+ * buffer when the im2col is this kernel's (fuse.c; nnc_conv_wgrad_x).
+ * The same blocks and groups either way, so the same bits. */
 static void emit_chunked_wgrad(Emit *e, const KCtx *kc)
 {
     const Graph *g = kc->g;
@@ -595,24 +608,19 @@ static void emit_chunked_wgrad(Emit *e, const KCtx *kc)
     bool built = col->kernel == kc->k->root;
     int f = dc->shape.dim[dc->shape.rank - 1], kk = col->shape.dim[col->shape.rank - 1];
     long rb = block_rows(g, col);
-    char rows[96], colb[96];
-    snprintf(rows, sizeof rows, "%s", emit_numel(col));
-    snprintf(rows + strlen(rows), sizeof rows - strlen(rows), " / %d", kk);
-    snprintf(colb, sizeof colb, "%s", emit_buf(g, p, w->in[1]));
+    char rows[96];
+    snprintf(rows, sizeof rows, "(size_t)%s / %d", emit_numel(col), kk);
     emit_line(e, "/* summed over blocks of %ld rows of the im2col%s */", rb,
               built ? ", each built here" : "");
-    emit_line(e, "for (size_t r0 = 0; r0 < (size_t)%s; r0 += %ld) {", rows, rb);
-    e->indent++;
-    emit_line(e, "const int rb = (size_t)%s - r0 < %ld ? (int)((size_t)%s - r0) : %ld;", rows,
-              rb, rows, rb);
     if (built)
-        emit_im2col_rows(e, g, col, emit_buf(g, p, col->in[0]), colb);
-    emit_line(e, "nnc_sgemm(1, 0, %d, %d, rb, 1.0f, %s + r0 * %d, %d, %s%s, %d, "
-                 "r0 ? 1.0f : 0.0f, %s, %d);",
-              f, kk, emit_buf(g, p, w->in[0]), f, f, colb,
-              built ? "" : emit_str(" + r0 * %d", kk), kk, emit_buf(g, p, kc->k->root), kk);
-    e->indent--;
-    emit_line(e, "}");
+        emit_line(e, "nnc_conv_wgrad_x(%d, %s, %ld, %s, %s, %s, %s, %s);", f, rows, rb,
+                  emit_buf(g, p, w->in[0]), im2col_geom(g, col),
+                  emit_buf(g, p, col->in[0]), emit_buf(g, p, w->in[1]),
+                  emit_buf(g, p, kc->k->root));
+    else
+        emit_line(e, "nnc_conv_wgrad(%d, %d, %s, %ld, %s, %s, %s);", f, kk, rows, rb,
+                  emit_buf(g, p, w->in[0]), emit_buf(g, p, w->in[1]),
+                  emit_buf(g, p, kc->k->root));
 }
 
 void emit_kernel(Emit *e, const Compiled *cc, const Plan *p, const Kernel *k, int index)

@@ -346,15 +346,25 @@ void emit_im2col(Emit *e, const Graph *g, const Node *n, const char *const *a)
     emit_line(e, "nnc_im2col(%s, %s, %s);", geom_args(g, n, NODE(g, n->in[0]), true), a[0], a[1]);
 }
 
+/* "h, w, c, kh, kw, sh, sw, pt, pl, oh, ow" of im2col or col2im n
+ * (nnc_im2col_rows's and nnc_conv_dgrad's geometry). */
+const char *im2col_geom(const Graph *g, const Node *n)
+{
+    static char b[160];
+    Node x = image_of(g, n);
+    Geom G;
+    NNC_ASSERT(geom_g(g, n, n->op == OP_COL2IM ? &x : NODE(g, n->in[0]), &G));
+    snprintf(b, sizeof b, "%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d", G.h, G.w, G.c, G.kh,
+             G.kw, G.sh, G.sw, G.pt, G.pl, G.oh, G.ow);
+    return b;
+}
+
 /* Rows [r0, r0 + rb) of im2col n's matrix into col (nnc_im2col_rows), in
  * a loop over blocks of rows whose variables are r0 and rb. */
 void emit_im2col_rows(Emit *e, const Graph *g, const Node *n, const char *x, const char *col)
 {
-    Geom G;
-    NNC_ASSERT(geom_g(g, n, NODE(g, n->in[0]), &G));
-    emit_line(e, "nnc_im2col_rows(%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %s, "
-                 "(size_t)r0, (size_t)rb, %s);",
-              G.h, G.w, G.c, G.kh, G.kw, G.sh, G.sw, G.pt, G.pl, G.oh, G.ow, x, col);
+    emit_line(e, "nnc_im2col_rows(%s, %s, (size_t)r0, (size_t)rb, %s);", im2col_geom(g, n), x,
+              col);
 }
 
 void emit_col2im(Emit *e, const Graph *g, const Node *n, const char *const *a)

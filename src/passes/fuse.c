@@ -101,9 +101,10 @@ static bool fuse_updates(Graph *g)
  *    one.
  * Row blocks of a forward product and chunks of col2im do the same
  * operations per row as one call. A weight gradient sums over the rows:
- * it always runs in blocks of WGRAD_FLOATS / (kh kw cin) rows, adding
- * each block's product (beta 1), whether it reads a saved im2col or
- * builds the blocks itself, so that recomputation changes no bit. */
+ * it always runs in blocks of WGRAD_FLOATS / (kh kw cin) rows, summed in
+ * the runtime's fixed groups of blocks (nnc_conv_wgrad, threaded by
+ * group), whether it reads a saved im2col or builds the blocks itself
+ * (nnc_conv_wgrad_x), so that recomputation changes no bit. */
 #define CHUNK_FLOATS 65536  /* a chunk's product: 256 KB, within an L2 */
 #define WGRAD_FLOATS 65536  /* a weight gradient's block of im2col rows */
 

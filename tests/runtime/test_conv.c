@@ -4,7 +4,8 @@
  * window order wins), tiling and overlapping windows, odd sizes and
  * channel counts past the kernels' channel block; im2col and col2im as
  * adjoints (<col2im(c), x> = <c, im2col(x)>) with same padding and
- * strides; average pooling and its gradient.
+ * strides; average pooling and its gradient; a convolution's weight and
+ * input gradients (nnc_conv_wgrad, nnc_conv_dgrad) on one and more threads.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -232,4 +233,128 @@ Test(conv, im2col_rows_are_rows_of_im2col)
             }
         free(x), free(col), free(blk);
     }
+}
+
+/* nnc_conv_wgrad: dW = dC^T col summed in row blocks grouped as the
+ * runtime documents: against a double reference within rounding, and in
+ * bits against the same groups computed here with nnc_sgemm on one
+ * thread, and against nnc_conv_wgrad_x (col built a block at a time), on
+ * 1 and 3 threads; a C too large for the groups' buffers sums its blocks
+ * in one sequence. */
+static void wgrad_groups_ref(int f, int kk, size_t rows, size_t rb, const float *dc,
+                             const float *col, float *dw)
+{
+    size_t nblocks = (rows + rb - 1) / rb, groups = nblocks < 8 ? nblocks : 8;
+    size_t cap = 1 + ((size_t)1 << 19) / ((size_t)f * (size_t)kk), n = (size_t)f * (size_t)kk;
+    float *part = malloc(4 * n);
+    if (groups > cap)
+        groups = cap;
+    for (size_t s = 0; s < groups; s++) {
+        size_t b0 = s * nblocks / groups, b1 = (s + 1) * nblocks / groups;
+        float *out = s == 0 ? dw : part;
+        for (size_t b = b0; b < b1; b++) {
+            size_t r0 = b * rb, nr = rows - r0 < rb ? rows - r0 : rb;
+            nnc_sgemm(1, 0, f, kk, (int)nr, 1.0f, dc + r0 * (size_t)f, f, col + r0 * (size_t)kk,
+                      kk, b > b0 ? 1.0f : 0.0f, out, kk);
+        }
+        if (s > 0)
+            for (size_t i = 0; i < n; i++)
+                dw[i] += part[i];
+    }
+    free(part);
+}
+
+Test(conv, weight_gradient_in_groups)
+{
+    static const int cfg[][9] = {  /* n, h, w, c, kh, kw, f, rb, threads */
+        {64, 12, 12, 32, 3, 3, 64, 227, 3}, {5, 9, 7, 3, 3, 3, 16, 7, 1},
+        {64, 28, 28, 1, 3, 3, 32, 7281, 3}, {2, 6, 6, 2, 2, 2, 3, 1000, 3},
+        {4, 18, 18, 256, 3, 3, 256, 28, 3},
+    };
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        const int *g = cfg[t];
+        int n = g[0], h = g[1], w = g[2], c = g[3], kh = g[4], kw = g[5], f = g[6];
+        int oh = h - kh + 1, ow = w - kw + 1, kk = kh * kw * c;
+        size_t rb = (size_t)g[7], rows = (size_t)n * oh * ow, nw = (size_t)f * kk;
+        float *x = malloc(4 * (size_t)n * h * w * c), *col = malloc(4 * rows * kk);
+        float *dc = malloc(4 * rows * f), *dw = malloc(4 * nw), *ref = malloc(4 * nw);
+        float *dwx = malloc(4 * nw), *blk = malloc(4 * rb * kk);
+        for (size_t i = 0; i < (size_t)n * h * w * c; i++)
+            x[i] = frand();
+        for (size_t i = 0; i < rows * f; i++)
+            dc[i] = frand();
+        nnc_im2col(n, h, w, c, kh, kw, 1, 1, 0, 0, oh, ow, x, col);
+        nnc_set_num_threads(1);
+        wgrad_groups_ref(f, kk, rows, rb, dc, col, ref);
+        for (int i = 0; i < 2; i++) {
+            nnc_set_num_threads(i ? g[8] : 1);
+            for (int rep = 0; rep < 3; rep++) {   /* the pool's choices settle */
+                for (size_t j = 0; j < nw; j++)
+                    dw[j] = dwx[j] = NAN;
+                nnc_conv_wgrad(f, kk, rows, rb, dc, col, dw);
+                nnc_conv_wgrad_x(f, rows, rb, dc, h, w, c, kh, kw, 1, 1, 0, 0, oh, ow, x, blk,
+                                 dwx);
+                cr_assert(memcmp(dw, ref, 4 * nw) == 0, "case %zu, %d threads: bits differ",
+                          t, i ? g[8] : 1);
+                cr_assert(memcmp(dwx, ref, 4 * nw) == 0,
+                          "case %zu, %d threads: built im2col gives other bits", t, i ? g[8] : 1);
+            }
+        }
+        for (int fi = 0; fi < f; fi += f / 3 + 1)
+            for (int j = 0; j < kk; j += kk / 5 + 1) {
+                double s = 0, mag = 0;
+                for (size_t r = 0; r < rows; r++) {
+                    s += (double)dc[r * f + fi] * col[r * kk + j];
+                    mag += fabs((double)dc[r * f + fi] * col[r * kk + j]);
+                }
+                cr_assert(fabs(dw[(size_t)fi * kk + j] - s) <= 1e-6 * mag + 1e-6,
+                          "case %zu: dw[%d][%d] = %g, reference %g", t, fi, j,
+                          dw[(size_t)fi * kk + j], s);
+            }
+        free(x), free(col), free(dc), free(dw), free(ref), free(dwx), free(blk);
+    }
+    nnc_set_num_threads(0);
+}
+
+/* nnc_conv_dgrad: col2im(dC W) by chunks of images on the pool, the bits
+ * of nnc_sgemm + nnc_col2im per chunk, on 1 and 3 threads. */
+Test(conv, input_gradient_by_chunks)
+{
+    static const int cfg[][11] = {  /* n, h, w, c, kh, kw, s, p, f, chunk, threads */
+        {64, 13, 13, 32, 3, 3, 1, 0, 64, 2, 3}, {5, 7, 6, 3, 3, 3, 2, 1, 4, 2, 3},
+        {3, 5, 5, 2, 2, 2, 1, 0, 5, 4, 1},
+    };
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        const int *g = cfg[t];
+        int n = g[0], h = g[1], w = g[2], c = g[3], kh = g[4], kw = g[5], s = g[6], p = g[7];
+        int f = g[8], ch = g[9], kk = kh * kw * c;
+        int oh = (h + 2 * p - kh) / s + 1, ow = (w + 2 * p - kw) / s + 1;
+        size_t img = (size_t)h * w * c, rows = (size_t)oh * ow;
+        float *dc = malloc(4 * n * rows * f), *wt = malloc(4 * (size_t)f * kk);
+        float *prod = malloc(4 * ch * rows * kk), *ref = malloc(4 * n * img);
+        float *dx = malloc(4 * n * img);
+        for (size_t i = 0; i < n * rows * f; i++)
+            dc[i] = frand();
+        for (size_t i = 0; i < (size_t)f * kk; i++)
+            wt[i] = frand();
+        nnc_set_num_threads(1);
+        for (int c0 = 0; c0 < n; c0 += ch) {
+            int cn = n - c0 < ch ? n - c0 : ch;
+            nnc_sgemm(0, 0, cn * (int)rows, kk, f, 1.0f, dc + (size_t)c0 * rows * f, f, wt, kk,
+                      0.0f, prod, kk);
+            nnc_col2im(cn, h, w, c, kh, kw, s, s, p, p, oh, ow, prod, ref + (size_t)c0 * img);
+        }
+        for (int i = 0; i < 2; i++) {
+            nnc_set_num_threads(i ? g[10] : 1);
+            for (int rep = 0; rep < 3; rep++) {
+                for (size_t j = 0; j < n * img; j++)
+                    dx[j] = NAN;
+                nnc_conv_dgrad(n, ch, h, w, c, kh, kw, s, s, p, p, oh, ow, f, dc, wt, prod, dx);
+                cr_assert(memcmp(dx, ref, 4 * n * img) == 0, "case %zu, %d threads: bits differ",
+                          t, i ? g[10] : 1);
+            }
+        }
+        free(dc), free(wt), free(prod), free(ref), free(dx);
+    }
+    nnc_set_num_threads(0);
 }
