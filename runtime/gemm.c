@@ -87,6 +87,9 @@ typedef struct Gemm {
     size_t ldc;
     float alpha, beta;
     int ta, tb, lda, ldb;   /* as given, for the reference fallback */
+    const SmallArgs *epi;   /* applied to each rectangle after its product
+                             * (bias, ReLU, mask; no column sums), or NULL */
+    const GemmSmall *sm;    /* its epilogue pass */
 } Gemm;
 
 /* Direct path when k and the whole problem are this small (measured with
@@ -680,6 +683,15 @@ static void gemm_part(const Gemm *g, const GemmKern *kn, size_t m0,
     } else {
         gemm_path(g, kn, path, m0, m1, n0, n1, buf.p);
     }
+    if (g->epi != NULL) {   /* the rectangle's epilogue while it is in cache */
+        SmallArgs t = *g->epi;
+        t.m = mm, t.n = nn, t.c = g->c + m0 * g->ldc + n0, t.ldc = g->ldc, t.csc = 1;
+        if (t.bias != NULL)
+            t.bias += n0;          /* the pass reads bias[j] */
+        if (t.mask != NULL)
+            t.mask += m0 * t.ldm + n0;
+        g->sm->epilogue(&t);
+    }
     nnc_fp_leave(mode);
     if (buf.p != NULL)
         buf_put(buf);
@@ -967,6 +979,7 @@ void nnc_sgemm(int trans_a, int trans_b, int m, int n, int k,
     g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
     g.alpha = alpha, g.beta = beta;
     g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
+    g.epi = NULL, g.sm = NULL;
     if (!gemm_small(&g, current_kernel(), NULL) && !gemm_vector(&g, current_kernel()))
         gemm_run(&g, current_kernel());
 }
@@ -979,24 +992,37 @@ static int gemm_epi(int trans_a, int trans_b, int m, int n, int k,
                     const float *a, int lda, const float *b, int ldb,
                     float *c, int ldc, const SmallArgs *epi)
 {
-    const GemmSmall *sm;
+    const GemmKern *kn = current_kernel();
+    const GemmSmall *sm = small_for(kn);
     SmallArgs s;
     Gemm g;
 
-    if (k > 0) {
-        g.m = (size_t)m, g.n = (size_t)n, g.k = (size_t)k;
-        g.a = a, g.b = b, g.c = c, g.ldc = (size_t)ldc;
-        g.rsa = trans_a ? 1 : (size_t)lda, g.csa = trans_a ? (size_t)lda : 1;
-        g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
-        g.alpha = 1.0f, g.beta = 0.0f;
-        g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
-        if (gemm_small(&g, current_kernel(), epi))
-            return 1;
-    }
-    nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    sm = small_for(current_kernel());
-    if (sm == NULL || sm->epilogue == NULL)
+    g.m = (size_t)m, g.n = (size_t)n, g.k = (size_t)k;
+    g.a = a, g.b = b, g.c = c, g.ldc = (size_t)ldc;
+    g.rsa = trans_a ? 1 : (size_t)lda, g.csa = trans_a ? (size_t)lda : 1;
+    g.rsb = trans_b ? 1 : (size_t)ldb, g.csb = trans_b ? (size_t)ldb : 1;
+    g.alpha = 1.0f, g.beta = 0.0f;
+    g.ta = trans_a, g.tb = trans_b, g.lda = lda, g.ldb = ldb;
+    g.epi = NULL, g.sm = NULL;
+    if (k > 0 && gemm_small(&g, kn, epi))
+        return 1;
+    if (sm == NULL || sm->epilogue == NULL) {
+        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
         return 0;
+    }
+    if (k == 0 || !gemm_vector(&g, kn)) {
+        if (k > 0 && epi->sum == NULL) {
+            /* each rectangle of C (each thread's) applies the epilogue
+             * to its own elements after their product, while they are
+             * in cache: the same operations per element as one pass
+             * after the whole (column sums add rows in order: those
+             * take the pass) */
+            g.epi = epi, g.sm = sm;
+            gemm_run(&g, kn);
+            return 1;
+        }
+        nnc_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    }
     s = *epi;
     s.m = (size_t)m, s.n = (size_t)n, s.c = c, s.ldc = (size_t)ldc;
     sm->epilogue(&s);

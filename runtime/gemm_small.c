@@ -365,11 +365,40 @@ SINLINE void FN(ostore)(float *c, size_t n, VT x, const SmallArgs *s,
 /* The epilogue alone over a C that holds alpha op(A) op(B) + beta C
  * already (computed by the tiled kernels): rows in order, so column sums
  * add them in order. */
+/* A dense layer's epilogue alone (+ bias, ReLU when RELU) over rows of
+ * C: ostore's operations for that case (alpha 1 multiplies exactly),
+ * with no test per vector. */
+SINLINE void FN(bias_rows)(const SmallArgs *s, const int RELU)
+{
+    size_t i, j, n = s->n, full = n / VW * VW;
+    VMASK mk = VMASKN(n - full);
+    VT bt = full < n ? VLOADM(s->bias + full, mk) : VZERO();
+
+    for (i = 0; i < s->m; i++) {
+        float *c = s->c + i * s->ldc;
+        for (j = 0; j < full; j += VW) {
+            VT x = VADD(VLOAD(c + j), VLOAD(s->bias + j));
+            VSTORE(c + j, RELU ? VMAX(x, VZERO()) : x);
+        }
+        if (full < n) {
+            VT x = VADD(VLOADM(c + full, mk), bt);
+            VSTOREM(c + full, mk, RELU ? VMAX(x, VZERO()) : x);
+        }
+    }
+}
+
 static TARGET void FN(epilogue)(const SmallArgs *s)
 {
     SmallArgs t = *s;
     size_t i, j;
 
+    if (s->bias != NULL && s->mask == NULL && s->sum == NULL) {
+        if (s->relu)
+            FN(bias_rows)(s, 1);
+        else
+            FN(bias_rows)(s, 0);
+        return;
+    }
     t.alpha = 1.0f, t.beta = 0.0f;
     for (i = 0; i < s->m; i++) {
         float *c = s->c + i * s->ldc;

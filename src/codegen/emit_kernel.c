@@ -350,7 +350,7 @@ static NodeId bias_epilogue(const KCtx *kc, NodeId head, bool *relu)
     NodeId sum = kc->k->root;
     int ncols = r->shape.dim[r->shape.rank - 1];
     *relu = false;
-    if (r->shape.rank != 2 || kc->k->n != (optab[r->op].flags & F_EPIRELU ? 3 : 2))
+    if (r->shape.rank < 2 || kc->k->n != (optab[r->op].flags & F_EPIRELU ? 3 : 2))
         return NODE_NONE;
     if (optab[r->op].flags & F_EPIRELU) {
         sum = r->in[0];
@@ -418,17 +418,16 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     bool relu;
     NodeId bias = bias_epilogue(kc, head, &relu);
     if (bias) {
-        /* a block of one or two rows (predict at batch 1): the runtime's
-         * dot products, with the bias and ReLU applied in registers */
-        emit_line(e, "if (rb <= 2) {");
-        e->indent++;
+        /* the runtime adds the bias (and applies ReLU) to each rectangle
+         * of C right after its product, on the thread that computed it;
+         * a block of one or two rows (predict at batch 1) in registers */
         emit_line(e, "nnc_sgemm_bias(%d, %d, rb, %d, %s, %s + %s, %s, %s, %s, %s, %d, %s + (size_t)r0 * %d, %d);",
                   ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]), aoff, lda,
                   emit_buf(g, kc->p, h->in[1]), ldb, emit_buf(g, kc->p, bias), relu, c,
                   ncols, ncols);
-        emit_line(e, "continue;");
         e->indent--;
         emit_line(e, "}");
+        return;
     }
     emit_line(e, "nnc_sgemm(%d, %d, rb, %d, %s, 1.0f, %s + %s, %s, %s, %s, 0.0f, %s + (size_t)r0 * %d, %d);",
               ta, tb, ncols, k, emit_buf(g, kc->p, h->in[0]), aoff, lda,

@@ -218,3 +218,52 @@ Test(gemm_small, bias_exact_and_rows_independent)
         }
     }
 }
+
+/* Large enough for threads and rectangles: the epilogue applied to each
+ * rectangle after its product (nnc_sgemm_bias) gives nnc_sgemm then the
+ * emitted loop's operations, bit for bit, on 1 and 3 threads, for
+ * shapes whose rectangles end inside tiles and both layouts of B. */
+Test(gemm_small, bias_by_rectangles_on_threads)
+{
+    static const int shapes[][4] = {  /* m, n, k, trans_b */
+        {1000, 37, 9, 1}, {301, 200, 150, 1}, {64, 256, 784, 1}, {517, 96, 64, 0},
+    };
+    nnc_rng r;
+
+    nnc_rng_seed(&r, 11);
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2], tb = shapes[t][3];
+        float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)n * k);
+        float *bias = malloc(sizeof(float) * (size_t)n), *c1 = malloc(sizeof(float) * (size_t)m * n);
+        float *c2 = malloc(sizeof(float) * (size_t)m * n);
+        for (int i = 0; i < m * k; i++)
+            a[i] = uniform(&r);
+        for (int i = 0; i < n * k; i++)
+            b[i] = uniform(&r);
+        for (int i = 0; i < n; i++)
+            bias[i] = uniform(&r);
+        for (size_t f = 0; f < NISAS; f++) {
+            if (nnc_set_isa(isas[f]) != NNC_OK)
+                continue;
+            for (int threads = 1; threads <= 3; threads += 2) {
+                nnc_set_num_threads(threads);
+                for (int relu = 0; relu < 2; relu++) {
+                    nnc_sgemm(0, tb, m, n, k, 1.0f, a, k, b, tb ? k : n, 0.0f, c2, n);
+                    for (int i = 0; i < m * n; i++) {
+                        float v = c2[i] + bias[i % n];
+                        c2[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+                    }
+                    for (int rep = 0; rep < 3; rep++) {   /* the pool's choices settle */
+                        memset(c1, 0xff, sizeof(float) * (size_t)m * n);
+                        nnc_sgemm_bias(0, tb, m, n, k, a, k, b, tb ? k : n, bias, relu, c1, n);
+                        cr_assert_eq(memcmp(c1, c2, sizeof(float) * (size_t)m * n), 0,
+                                     "%s %dx%dx%d tb=%d relu=%d, %d threads", nnc_isa(), m, n,
+                                     k, tb, relu, threads);
+                    }
+                }
+            }
+        }
+        free(a), free(b), free(bias), free(c1), free(c2);
+    }
+    nnc_set_num_threads(0);
+}
