@@ -684,10 +684,12 @@ typedef struct WGrad {
     size_t f, kk, rows, rb, nblocks, groups;
     const float *dc, *col;
     float *dw, *part;          /* group g > 0 sums into part + (g-1) f kk */
-    /* col == NULL: rows of x's im2col, built into colbuf (one thread) */
+    /* col == NULL: rows of x's im2col, built a block at a time into a
+     * buffer of each thread's (colbuf: the caller's, rb x kk floats) */
     const int *geom;           /* h w c kh kw sh sw pt pl oh ow */
     const float *x;
     float *colbuf;
+    int *colbuf_busy;
 } WGrad;
 
 static size_t wg_groups(size_t f, size_t kk, size_t nblocks)
@@ -698,7 +700,7 @@ static size_t wg_groups(size_t f, size_t kk, size_t nblocks)
     return gr < 1 ? 1 : gr;
 }
 
-static void wg_group(const WGrad *w, size_t s)
+static void wg_group(const WGrad *w, size_t s, float *colbuf)
 {
     size_t b0 = s * w->nblocks / w->groups, b1 = (s + 1) * w->nblocks / w->groups, b;
     float *out = s == 0 ? w->dw : w->part + (s - 1) * w->f * w->kk;
@@ -709,23 +711,47 @@ static void wg_group(const WGrad *w, size_t s)
         if (w->col == NULL) {
             const int *q = w->geom;
             nnc_im2col_rows(q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10],
-                            w->x, r0, n, w->colbuf);
-            colp = w->colbuf;
+                            w->x, r0, n, colbuf);
+            colp = colbuf;
         }
         nnc_sgemm(1, 0, (int)w->f, (int)w->kk, (int)n, 1.0f, w->dc + r0 * w->f, (int)w->f,
                   colp, (int)w->kk, b > b0 ? 1.0f : 0.0f, out, (int)w->kk);
     }
 }
 
+/* Groups [lo, hi) on a pool thread: with col built here, into a block
+ * buffer of the thread's own, or without memory for one into the
+ * caller's colbuf, one thread at a time. */
 static void wg_range(void *arg, size_t lo, size_t hi)
 {
+    const WGrad *w = arg;
+    nnc_scratch b = {NULL, NULL, -1};
+    float *buf = w->colbuf;
+    int shared = 0;
+
+    if (w->col == NULL) {
+        b = nnc_scratch_get(w->rb * w->kk);
+        if (b.p != NULL)
+            buf = b.p;
+        else
+            for (shared = 1; __atomic_exchange_n(w->colbuf_busy, 1, __ATOMIC_ACQUIRE);)
+                ;
+    }
     for (; lo < hi; lo++)
-        wg_group(arg, lo);
+        wg_group(w, lo, buf);
+    if (b.p != NULL)
+        nnc_scratch_put(b);
+    if (shared)
+        __atomic_store_n(w->colbuf_busy, 0, __ATOMIC_RELEASE);
 }
 
 static void wg_whole(void *arg)
 {
-    wg_range(arg, 0, ((const WGrad *)arg)->groups);
+    const WGrad *w = arg;
+    size_t s;
+
+    for (s = 0; s < w->groups; s++)
+        wg_group(w, s, w->colbuf);
 }
 
 /* dW += the groups' sums after the first, in order; one pass over dW. */
@@ -746,7 +772,9 @@ static void wg_sum(const WGrad *w)
 static void wgrad_run(WGrad *w)
 {
     nnc_scratch part = {NULL, NULL, -1};
+    int busy = 0;
 
+    w->colbuf_busy = &busy;
     w->nblocks = (w->rows + w->rb - 1) / w->rb;
     w->groups = wg_groups(w->f, w->kk, w->nblocks);
     if (w->groups > 1) {
@@ -755,8 +783,9 @@ static void wgrad_run(WGrad *w)
             w->groups = 1;      /* the same sum, other roundings: as gemm_part */
         w->part = part.p;
     }
-    if (w->groups > 1 && w->col != NULL)
-        nnc_parallel_site(nnc_site_key(0x77677261646bull, w->f, w->kk, w->rows * 4096 + w->rb),
+    if (w->groups > 1)
+        nnc_parallel_site(nnc_site_key(0x77677261646bull + (w->col == NULL), w->f, w->kk,
+                                       w->rows * 4096 + w->rb),
                           w->groups, 1, wg_range, w, wg_whole, w);
     else
         wg_whole(w);
@@ -878,4 +907,85 @@ void nnc_conv_dgrad(int n, int chunk, int h, int w, int c, int kh, int kw, int s
     nnc_parallel_site(nnc_site_key(0x64677261646bull, (size_t)n << 32 | (size_t)chunk,
                                    (size_t)h * (size_t)w * (size_t)c, (size_t)f * (size_t)d.kk),
                       chunks, 1, dg_range, &d, dg_whole, &d);
+}
+
+/* ---- A convolution's forward from its image ----------------------------- */
+
+/* y = relu?(im2col(x) wt^T + bias), the im2col built a block of rb rows
+ * at a time into a buffer that stays in cache (never stored whole), each
+ * block's product and epilogue right after it (nnc_sgemm_bias). Blocks
+ * are independent: they run on the pool, each thread building into a
+ * block buffer of its own (the caller's colbuf on one thread, or when no
+ * memory is left for one, one thread at a time). Each block is the same
+ * calls as on one thread, so the same bits. */
+typedef struct CFwd {
+    const int *geom;           /* h w c kh kw sh sw pt pl oh ow */
+    int f, kk, relu;
+    size_t rows, rb;
+    const float *x, *wt, *bias;
+    float *colbuf, *y;
+    int *colbuf_busy;
+} CFwd;
+
+static void cf_block(const CFwd *k, size_t b, float *buf)
+{
+    const int *q = k->geom;
+    size_t r0 = b * k->rb, n = k->rows - r0 < k->rb ? k->rows - r0 : k->rb;
+
+    nnc_im2col_rows(q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10], k->x,
+                    r0, n, buf);
+    nnc_sgemm_bias(0, 1, (int)n, k->f, k->kk, buf, k->kk, k->wt, k->kk, k->bias, k->relu,
+                   k->y + r0 * (size_t)k->f, k->f);
+}
+
+static void cf_range(void *arg, size_t lo, size_t hi)
+{
+    const CFwd *k = arg;
+    nnc_scratch b = nnc_scratch_get(k->rb * (size_t)k->kk);
+    float *buf = b.p;
+    int shared = b.p == NULL;
+
+    if (shared) {
+        while (__atomic_exchange_n(k->colbuf_busy, 1, __ATOMIC_ACQUIRE))
+            ;
+        buf = k->colbuf;
+    }
+    for (; lo < hi; lo++)
+        cf_block(k, lo, buf);
+    if (shared)
+        __atomic_store_n(k->colbuf_busy, 0, __ATOMIC_RELEASE);
+    else
+        nnc_scratch_put(b);
+}
+
+static void cf_whole(void *arg)
+{
+    const CFwd *k = arg;
+    size_t b, blocks = (k->rows + k->rb - 1) / k->rb;
+
+    for (b = 0; b < blocks; b++)
+        cf_block(k, b, k->colbuf);
+}
+
+void nnc_conv_bias(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl, int oh,
+                   int ow, int f, size_t rows, size_t rb, const float *x, const float *wt,
+                   const float *bias, int relu, float *colbuf, float *y)
+{
+    CFwd k;
+    int geom[11], busy = 0;
+    size_t blocks;
+
+    if (f <= 0 || c <= 0 || kh <= 0 || kw <= 0 || rb == 0 || rows == 0)
+        return;
+    geom[0] = h, geom[1] = w, geom[2] = c, geom[3] = kh, geom[4] = kw, geom[5] = sh;
+    geom[6] = sw, geom[7] = pt, geom[8] = pl, geom[9] = oh, geom[10] = ow;
+    k.geom = geom, k.f = f, k.kk = kh * kw * c, k.relu = relu, k.rows = rows, k.rb = rb;
+    k.x = x, k.wt = wt, k.bias = bias, k.colbuf = colbuf, k.y = y, k.colbuf_busy = &busy;
+    blocks = (rows + rb - 1) / rb;
+    if (blocks < 2) {
+        cf_whole(&k);
+        return;
+    }
+    nnc_parallel_site(nnc_site_key(0x6366776462ull, (size_t)f << 32 | (size_t)k.kk, rows, rb),
+                      blocks, 1, cf_range, &k, cf_whole, &k);
 }

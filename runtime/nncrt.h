@@ -99,11 +99,23 @@ void nnc_sgemm_relu_back(int trans_a, int trans_b, int m, int n, int k,
 void nnc_conv_wgrad(int f, int kk, size_t rows, size_t rb, const float *dc, const float *col,
                     float *dw);
 /* The same, with col's rows built from the images x (nnc_im2col_rows's
- * geometry) a block at a time into colbuf (rb * kh*kw*c floats), on one
- * thread: the same bits as nnc_conv_wgrad over the whole im2col. */
+ * geometry) a block at a time, into colbuf (rb * kh*kw*c floats) on one
+ * thread and into a block buffer of each thread's own on the pool: the
+ * same bits as nnc_conv_wgrad over the whole im2col. */
 void nnc_conv_wgrad_x(int f, size_t rows, size_t rb, const float *dc, int h, int w, int c,
                       int kh, int kw, int sh, int sw, int pt, int pl, int oh, int ow,
                       const float *x, float *colbuf, float *dw);
+
+/* A convolution's forward from its images x (nnc_im2col_rows's
+ * geometry; rows = n*oh*ow): y (rows x f) = im2col(x) wt^T + bias, then
+ * ReLU when relu is nonzero, with wt (f, kh*kw*c). The im2col is built rb
+ * rows at a time (into colbuf, rb * kh*kw*c floats, on one thread; into a
+ * block buffer of each thread's own on the pool), each block's product
+ * and epilogue by nnc_sgemm_bias right after: the same bits for any
+ * thread count, as building the im2col whole and multiplying by blocks. */
+void nnc_conv_bias(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl, int oh,
+                   int ow, int f, size_t rows, size_t rb, const float *x, const float *wt,
+                   const float *bias, int relu, float *colbuf, float *y);
 
 /* A convolution's input gradient dx (n, h, w, c) = col2im(dc wt), dc
  * (n, oh, ow, f), wt (f, kh*kw*c): the product and its col2im a chunk of

@@ -611,11 +611,13 @@ typedef struct PipelineOptions {
     size_t max_ram;         /* --max-ram: bytes for the whole context, 0: none */
 } PipelineOptions;
 bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c);
-/* recompute.c (--max-ram): recomputes forward values in the backward
- * pass so that the whole context fits `budget` bytes, at little extra
- * work (a greedy search, measured by planning trial graphs); false after
- * an error naming the smallest budget found. Runs on a compiled model and
- * rebuilds its plans (fusing again when `fuse`: the -O level runs fuse). */
+/* recompute.c: recomputes forward values in the backward pass where
+ * that is faster than keeping them (large im2col matrices, when `fuse`),
+ * and with a budget (--max-ram, 0: none) so that the whole context fits
+ * `budget` bytes, at little extra work (a greedy search, measured by
+ * planning trial graphs); false after an error naming the smallest budget
+ * found. Runs on a compiled model and rebuilds its plans (fusing again
+ * when `fuse`: the -O level runs fuse). */
 bool recompute_fit(Compiled *c, size_t budget, bool fuse);
 /* Copies every node s with S[s] (by id) for its backward readers, right
  * before the first of them; renumbers; returns the number of copies. */

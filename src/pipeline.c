@@ -175,9 +175,9 @@ bool pipeline_compile(const Model *m, const PipelineOptions *o, Compiled *c)
         return false;
     if (diag_errors == 0)
         compile_decode(m, o, c);
-    /* --max-ram: recomputation in the backward pass (issue 16) */
-    if (diag_errors == 0 && o->max_ram > 0 &&
-        !recompute_fit(c, o->max_ram, o->opt >= pipeline_pass("fuse")->level))
+    /* recomputation in the backward pass: what is faster to build again
+     * than to keep, and with --max-ram what the budget needs (issue 16) */
+    if (diag_errors == 0 && !recompute_fit(c, o->max_ram, o->opt >= pipeline_pass("fuse")->level))
         return false;
     return diag_errors == 0;
 }

@@ -55,8 +55,9 @@ static cJSON *model_stats(const Compiled *c)
     cJSON_AddNumberToObject(o, "grad_bytes", (double)rg * 4);
     cJSON_AddNumberToObject(o, "opt_state_bytes", (double)rs * 4);
     cJSON_AddNumberToObject(o, "mem_bytes", (double)emit_mem_bytes(c));
-    if (c->max_ram > 0) {   /* --max-ram: what recomputation costs */
-        cJSON_AddNumberToObject(o, "max_ram", (double)c->max_ram);
+    if (c->max_ram > 0 || c->recomputed > 0) {   /* what recomputation costs */
+        if (c->max_ram > 0)
+            cJSON_AddNumberToObject(o, "max_ram", (double)c->max_ram);
         cJSON_AddNumberToObject(o, "recomputed_nodes", c->recomputed);
         cJSON_AddNumberToObject(o, "recompute_flops",
                                 c->train.flops - c->recompute_base_flops);

@@ -346,11 +346,13 @@ static void lead_expr(char *b, size_t size, const Node *x, int upto)
 static NodeId bias_epilogue(const KCtx *kc, NodeId head, bool *relu)
 {
     const Graph *g = kc->g;
-    const Node *r = NODE(g, kc->k->root);
+    const Node *r = NODE(g, kc->k->root), *a = NODE(g, NODE(g, head)->in[0]);
     NodeId sum = kc->k->root;
     int ncols = r->shape.dim[r->shape.rank - 1];
+    /* an im2col built in this kernel (the product's A) is a member too */
+    int built = a->op == OP_IM2COL && a->kernel == kc->k->root;
     *relu = false;
-    if (r->shape.rank < 2 || kc->k->n != (optab[r->op].flags & F_EPIRELU ? 3 : 2))
+    if (r->shape.rank < 2 || kc->k->n != (optab[r->op].flags & F_EPIRELU ? 3 : 2) + built)
         return NODE_NONE;
     if (optab[r->op].flags & F_EPIRELU) {
         sum = r->in[0];
@@ -404,6 +406,17 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     snprintf(lda, sizeof lda, "%s", emit_dim(a, ar - 1));
     snprintf(ldb, sizeof ldb, "%s", emit_dim(b, b->shape.rank - 1));
     const char *c = emit_buf(g, kc->p, kc->k->root);
+    bool relu;
+    NodeId bias = bias_epilogue(kc, head, &relu);
+    if (pro && bias && !ta && tb) {
+        /* a convolution's forward: the runtime builds the im2col's
+         * blocks and multiplies them on its threads */
+        emit_line(e, "nnc_conv_bias(%s, %d, (size_t)%s, %d, %s, %s, %s, %d, %s, %s);",
+                  im2col_geom(g, a), ncols, m, rb, emit_buf(g, kc->p, a->in[0]),
+                  emit_buf(g, kc->p, h->in[1]), emit_buf(g, kc->p, bias), relu,
+                  emit_buf(g, kc->p, h->in[0]), c);
+        return;
+    }
     kc->flat = false;
     zero_riders(e, kc);
     emit_line(e, "for (int r0 = 0; r0 < %s; r0 += %d) {", m, rb);
@@ -415,8 +428,6 @@ static void emit_gemm_epilogue(Emit *e, KCtx *kc, NodeId head)
     } else {
         snprintf(aoff, sizeof aoff, "%s", ta ? "r0" : emit_str("(size_t)r0 * %s", lda));
     }
-    bool relu;
-    NodeId bias = bias_epilogue(kc, head, &relu);
     if (bias) {
         /* the runtime adds the bias (and applies ReLU) to each rectangle
          * of C right after its product, on the thread that computed it;

@@ -5,7 +5,8 @@
  * channel counts past the kernels' channel block; im2col and col2im as
  * adjoints (<col2im(c), x> = <c, im2col(x)>) with same padding and
  * strides; average pooling and its gradient; a convolution's weight and
- * input gradients (nnc_conv_wgrad, nnc_conv_dgrad) on one and more threads.
+ * input gradients (nnc_conv_wgrad, nnc_conv_dgrad) and its forward from the
+ * images (nnc_conv_bias) on one and more threads.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -355,6 +356,56 @@ Test(conv, input_gradient_by_chunks)
             }
         }
         free(dc), free(wt), free(prod), free(ref), free(dx);
+    }
+    nnc_set_num_threads(0);
+}
+
+/* nnc_conv_bias: the forward from the images, im2col blocks built on the
+ * pool, gives the bits of the whole im2col multiplied by blocks
+ * (nnc_sgemm) then + bias and ReLU per element, on 1 and 3 threads. */
+Test(conv, forward_from_images)
+{
+    static const int cfg[][10] = {  /* n, h, w, c, k, s, p, f, rb, relu */
+        {64, 13, 13, 32, 3, 1, 0, 64, 227, 1}, {5, 9, 7, 3, 3, 2, 1, 8, 7, 0},
+        {3, 6, 6, 4, 2, 1, 0, 5, 1000, 1}, {2, 5, 5, 2, 3, 1, 1, 3, 2, 1},
+    };
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        const int *g = cfg[t];
+        int n = g[0], h = g[1], w = g[2], c = g[3], k = g[4], s = g[5], p = g[6], f = g[7];
+        int rb = g[8], relu = g[9], kk = k * k * c;
+        int oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
+        size_t rows = (size_t)n * oh * ow, nx = (size_t)n * h * w * c;
+        float *x = malloc(4 * nx), *wt = malloc(4 * (size_t)f * kk), *bias = malloc(4 * (size_t)f);
+        float *col = malloc(4 * rows * kk), *ref = malloc(4 * rows * f), *y = malloc(4 * rows * f);
+        float *blk = malloc(4 * (size_t)rb * kk);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = frand();
+        for (size_t i = 0; i < (size_t)f * kk; i++)
+            wt[i] = frand();
+        for (int i = 0; i < f; i++)
+            bias[i] = frand();
+        nnc_set_num_threads(1);
+        nnc_im2col(n, h, w, c, k, k, s, s, p, p, oh, ow, x, col);
+        for (size_t r0 = 0; r0 < rows; r0 += (size_t)rb) {
+            size_t nr = rows - r0 < (size_t)rb ? rows - r0 : (size_t)rb;
+            nnc_sgemm(0, 1, (int)nr, f, kk, 1.0f, col + r0 * kk, kk, wt, kk, 0.0f, ref + r0 * f, f);
+        }
+        for (size_t i = 0; i < rows * f; i++) {
+            float v = ref[i] + bias[i % f];
+            ref[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        }
+        for (int i = 0; i < 2; i++) {
+            nnc_set_num_threads(i ? 3 : 1);
+            for (int rep = 0; rep < 3; rep++) {
+                for (size_t j = 0; j < rows * f; j++)
+                    y[j] = NAN;
+                nnc_conv_bias(h, w, c, k, k, s, s, p, p, oh, ow, f, rows, (size_t)rb, x, wt, bias,
+                              relu, blk, y);
+                cr_assert(memcmp(y, ref, 4 * rows * f) == 0, "case %zu, %d threads: bits differ",
+                          t, i ? 3 : 1);
+            }
+        }
+        free(x), free(wt), free(bias), free(col), free(ref), free(y), free(blk);
     }
     nnc_set_num_threads(0);
 }
