@@ -879,8 +879,13 @@ int nnc_set_isa(const char *name)
 /* Threads (thread.c): C is cut into a pm x pn grid of rectangles in whole
  * tiles, about TASKS_PER_THREAD per thread so that a late thread does
  * not hold the others, claimed dynamically. Each rectangle runs the
- * sequential algorithm. */
-#define TASKS_PER_THREAD 4
+ * sequential algorithm, packing its own rows of op(A) and columns of
+ * op(B): more rectangles pack more. (Two per thread rather than four:
+ * on 2 threads of a Zen 3 VM the MLP's 64x256x784 went from 131-146 to
+ * 148-150 GFLOP/s, the CNN's dense 64x128x1600 from 102-111 to 144-148;
+ * under a busy loop on one CPU, the MLP's epoch on 2 threads stayed
+ * within the noise of 1 thread's.) */
+#define TASKS_PER_THREAD 2
 /* ... but no rectangle below this many multiply-adds */
 #define TASK_MNK ((size_t)48 * 48 * 48)
 
