@@ -63,16 +63,20 @@ static void copy_run(float *restrict d, const float *restrict s, size_t n)
 
 /* The window at (b, oy, ox) into d (one row of col), run by run, with
  * zeros outside the image. */
-static void im2col_window(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl,
-                          const float *x, int b, int oy, int ox, float *d)
+BODY void im2col_window(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl,
+                        const float *x, int b, int oy, int ox, float *d)
 {
     size_t C = (size_t)c, run = (size_t)kw * C;
     int ix0 = ox * sw - pl;
     for (int ky = 0; ky < kh; ky++, d += run) {
         int iy = oy * sh + ky - pt;
-        const float *xr = x + ((size_t)b * (size_t)h + (size_t)iy) * (size_t)w * C;
         if (iy < 0 || iy >= h) {
             memset(d, 0, sizeof(float) * run);
+            continue;
+        }
+        const float *xr = x + ((size_t)b * (size_t)h + (size_t)iy) * (size_t)w * C;
+        if (ix0 >= 0 && ix0 + kw <= w) {   /* the window's row: kw*c contiguous floats */
+            copy_run(d, xr + (size_t)ix0 * C, run);
             continue;
         }
         for (int kx = 0; kx < kw; kx++) {
@@ -610,34 +614,10 @@ void nnc_im2col(int n, int h, int w, int c, int kh, int kw, int sh, int sw,
 void nnc_im2col_rows(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl,
                      int oh, int ow, const float *x, size_t r0, size_t nr, float *col)
 {
-    size_t C = (size_t)c, run = (size_t)kw * C, row = (size_t)kh * run;
-    size_t per = (size_t)oh * (size_t)ow;
-    for (size_t q = r0; q < r0 + nr; q++) {
-        size_t b = q / per;
-        int oy = (int)(q % per / (size_t)ow), ox = (int)(q % (size_t)ow);
-        float *r = col + (q - r0) * row;
-        int ix0 = ox * sw - pl;
-        for (int ky = 0; ky < kh; ky++) {
-            int iy = oy * sh + ky - pt;
-            float *d = r + (size_t)ky * run;
-            if (iy < 0 || iy >= h) {
-                memset(d, 0, sizeof(float) * run);
-                continue;
-            }
-            const float *xr = x + (b * (size_t)h + (size_t)iy) * (size_t)w * C;
-            if (ix0 >= 0 && ix0 + kw <= w) {
-                copy_run(d, xr + (size_t)ix0 * C, run);
-                continue;
-            }
-            for (int kx = 0; kx < kw; kx++) {
-                int ix = ix0 + kx;
-                if (ix < 0 || ix >= w)
-                    memset(d + (size_t)kx * C, 0, sizeof(float) * C);
-                else
-                    copy_run(d + (size_t)kx * C, xr + (size_t)ix * C, C);
-            }
-        }
-    }
+    size_t row = (size_t)kh * (size_t)kw * (size_t)c, per = (size_t)oh * (size_t)ow;
+    for (size_t q = r0; q < r0 + nr; q++)
+        im2col_window(h, w, c, kh, kw, sh, sw, pt, pl, x, (int)(q / per),
+                      (int)(q % per / (size_t)ow), (int)(q % (size_t)ow), col + (q - r0) * row);
 }
 
 void nnc_col2im(int n, int h, int w, int c, int kh, int kw, int sh, int sw,

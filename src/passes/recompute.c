@@ -381,38 +381,14 @@ static bool rebuild_pays(const Graph *g, const Cand *c)
     return x->shape.rank == 4 && r->iattr[1] * x->shape.dim[3] >= REBUILD_MIN_RUN;
 }
 
-bool recompute_fit(Compiled *c, size_t budget, bool fuse)
+/* The greedy search from the set S (in[i]: candidate i is in it) for a
+ * set that fits the budget, then its pruning; false, after an error
+ * naming the smallest budget found, when none fits. */
+static bool search(Compiled *c, size_t budget, bool fuse, const Cand *cand, int nc, bool *S,
+                   bool *in)
 {
     Graph *g = &c->g;
     int n = g->nnodes;
-    c->max_ram = budget;
-    c->recompute_base_flops = c->train.flops;
-    Cand *cand;
-    int nc = candidates(g, &c->train, &cand);
-    bool *S = xcalloc((size_t)n, sizeof(bool)), *in = xcalloc((size_t)nc + 1, sizeof(bool));
-    NNC_ASSERT(S && in);
-    /* what pays anyway (only when fusing: the blocks are built inside
-     * their products' kernels), then as much more as the budget needs */
-    int rebuilt = 0;
-    for (int i = 0; i < nc && fuse; i++)
-        if (rebuild_pays(g, &cand[i])) {
-            set_nodes(S, &cand[i], n, true);
-            in[i] = true;
-            rebuilt++;
-        }
-    if (budget == 0 || (rebuilt == 0 && emit_mem_bytes(c) <= budget)) {
-        bool ok = true;
-        if (rebuilt) {
-            c->recomputed = recompute_apply(g, S);
-            ok = replan(c, fuse);
-        }
-        for (int i = 0; i < nc; i++)
-            free(cand[i].nodes);
-        free(cand);
-        free(S);
-        free(in);
-        return ok;
-    }
     Score cur = trial(g, S, fuse);
     bool fits = mem_with(c, cur.arena) <= budget, any = true;
     while (!fits && any) {
@@ -431,7 +407,8 @@ bool recompute_fit(Compiled *c, size_t budget, bool fuse)
             }
         }
     }
-    /* pruning: the cheapest savings first (the end of the order) */
+    /* pruning: the cheapest savings first (the end of the order); what
+     * is rebuilt anyway stays */
     for (int i = nc - 1; i >= 0 && fits; i--) {
         if (!in[i] || rebuild_pays(g, &cand[i]))
             continue;
@@ -453,8 +430,34 @@ bool recompute_fit(Compiled *c, size_t budget, bool fuse)
                    "values in the backward pass; %zu bytes without recomputation)",
                    budget, g->name, mem_with(c, cur.arena), kept, nc, emit_mem_bytes(c));
     }
-    bool ok = fits;
-    if (fits) {
+    return fits;
+}
+
+bool recompute_fit(Compiled *c, size_t budget, bool fuse)
+{
+    Graph *g = &c->g;
+    int n = g->nnodes;
+    c->max_ram = budget;
+    c->recompute_base_flops = c->train.flops;
+    Cand *cand;
+    int nc = candidates(g, &c->train, &cand);
+    bool *S = xcalloc((size_t)n, sizeof(bool)), *in = xcalloc((size_t)nc + 1, sizeof(bool));
+    NNC_ASSERT(S && in);
+    /* what pays anyway (only when fusing: the blocks are built inside
+     * their products' kernels), then as much more as the budget needs */
+    int rebuilt = 0;
+    for (int i = 0; i < nc && fuse; i++)
+        if (rebuild_pays(g, &cand[i])) {
+            set_nodes(S, &cand[i], n, true);
+            in[i] = true;
+            rebuilt++;
+        }
+    bool fits = budget == 0 || (rebuilt == 0 && emit_mem_bytes(c) <= budget) ||
+                search(c, budget, fuse, cand, nc, S, in);
+    bool any = false, ok = fits;
+    for (int id = 1; id < n; id++)
+        any |= S[id];
+    if (fits && any) {
         c->recomputed = recompute_apply(g, S);
         ok = replan(c, fuse);
     }
