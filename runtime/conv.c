@@ -61,6 +61,23 @@ static void copy_run(float *restrict d, const float *restrict s, size_t n)
     }
 }
 
+/* One row of a window (kw pixels of c floats from image row xr, from
+ * column ix0) into d, zeros outside the image. */
+BODY void window_row(float *d, const float *xr, int ix0, int kw, int w, size_t C)
+{
+    if (ix0 >= 0 && ix0 + kw <= w) {   /* the window's row: kw*c contiguous floats */
+        copy_run(d, xr + (size_t)ix0 * C, (size_t)kw * C);
+        return;
+    }
+    for (int kx = 0; kx < kw; kx++) {
+        int ix = ix0 + kx;
+        if (ix < 0 || ix >= w)
+            memset(d + (size_t)kx * C, 0, sizeof(float) * C);
+        else
+            copy_run(d + (size_t)kx * C, xr + (size_t)ix * C, C);
+    }
+}
+
 /* The window at (b, oy, ox) into d (one row of col), run by run, with
  * zeros outside the image. */
 BODY void im2col_window(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl,
@@ -74,18 +91,7 @@ BODY void im2col_window(int h, int w, int c, int kh, int kw, int sh, int sw, int
             memset(d, 0, sizeof(float) * run);
             continue;
         }
-        const float *xr = x + ((size_t)b * (size_t)h + (size_t)iy) * (size_t)w * C;
-        if (ix0 >= 0 && ix0 + kw <= w) {   /* the window's row: kw*c contiguous floats */
-            copy_run(d, xr + (size_t)ix0 * C, run);
-            continue;
-        }
-        for (int kx = 0; kx < kw; kx++) {
-            int ix = ix0 + kx;
-            if (ix < 0 || ix >= w)
-                memset(d + (size_t)kx * C, 0, sizeof(float) * C);
-            else
-                copy_run(d + (size_t)kx * C, xr + (size_t)ix * C, C);
-        }
+        window_row(d, x + ((size_t)b * (size_t)h + (size_t)iy) * (size_t)w * C, ix0, kw, w, C);
     }
 }
 
@@ -140,20 +146,10 @@ static void im2col_seq(int n, int h, int w, int c, int kh, int kw, int sh, int s
                 for (int ox = 0; ox < ow; ox++) {
                     float *d = r0 + (size_t)ox * row + (size_t)ky * run;
                     int ix0 = ox * sw - pl;
-                    if (xr == NULL) {
+                    if (xr == NULL)
                         memset(d, 0, sizeof(float) * run);
-                    } else if (ix0 >= 0 && ix0 + kw <= w) {
-                        /* the window's row is kw*c contiguous floats */
-                        copy_run(d, xr + (size_t)ix0 * C, run);
-                    } else {
-                        for (int kx = 0; kx < kw; kx++) {
-                            int ix = ix0 + kx;
-                            if (ix < 0 || ix >= w)
-                                memset(d + (size_t)kx * C, 0, sizeof(float) * C);
-                            else
-                                copy_run(d + (size_t)kx * C, xr + (size_t)ix * C, C);
-                        }
-                    }
+                    else
+                        window_row(d, xr, ix0, kw, w, C);
                 }
             }
         }
@@ -698,6 +694,39 @@ void nnc_avgpool_back(int n, int h, int w, int c, int kh, int kw, int sh, int sw
             }
 }
 
+/* ---- Block buffers of the pool's threads ---------------------------------- */
+
+/* A buffer of floats for one pool thread's blocks: its own from the
+ * GEMM's kept slots or, without memory for one, the caller's `shared`,
+ * one thread at a time (*busy guards it). */
+typedef struct TaskBuf {
+    nnc_scratch s;
+    float *p;
+    int *busy;          /* non-NULL: holding the shared buffer */
+} TaskBuf;
+
+static TaskBuf taskbuf_get(size_t floats, float *shared, int *busy)
+{
+    TaskBuf t;
+
+    t.s = nnc_scratch_get(floats);
+    t.p = t.s.p, t.busy = NULL;
+    if (t.p == NULL) {
+        while (__atomic_exchange_n(busy, 1, __ATOMIC_ACQUIRE))
+            ;
+        t.p = shared, t.busy = busy;
+    }
+    return t;
+}
+
+static void taskbuf_put(TaskBuf t)
+{
+    if (t.busy != NULL)
+        __atomic_store_n(t.busy, 0, __ATOMIC_RELEASE);
+    else
+        nnc_scratch_put(t.s);
+}
+
 /* ---- A convolution's weight gradient ------------------------------------ */
 
 /* dW = dC^T col sums over every output position of the batch: a long k
@@ -765,24 +794,14 @@ static void wg_group(const WGrad *w, size_t s, float *colbuf)
 static void wg_range(void *arg, size_t lo, size_t hi)
 {
     const WGrad *w = arg;
-    nnc_scratch b = {NULL, NULL, -1};
-    float *buf = w->colbuf;
-    int shared = 0;
+    TaskBuf b = {{NULL, NULL, -1}, NULL, NULL};
 
-    if (w->col == NULL) {
-        b = nnc_scratch_get(w->rb * w->kk);
-        if (b.p != NULL)
-            buf = b.p;
-        else
-            for (shared = 1; __atomic_exchange_n(w->colbuf_busy, 1, __ATOMIC_ACQUIRE);)
-                ;
-    }
+    if (w->col == NULL)
+        b = taskbuf_get(w->rb * w->kk, w->colbuf, w->colbuf_busy);
     for (; lo < hi; lo++)
-        wg_group(w, lo, buf);
-    if (b.p != NULL)
-        nnc_scratch_put(b);
-    if (shared)
-        __atomic_store_n(w->colbuf_busy, 0, __ATOMIC_RELEASE);
+        wg_group(w, lo, b.p);
+    if (w->col == NULL)
+        taskbuf_put(b);
 }
 
 static void wg_whole(void *arg)
@@ -878,7 +897,8 @@ void nnc_conv_wgrad_x(int f, size_t rows, size_t rb, const float *dc, int h, int
 /* dX = col2im(dC W) a chunk of images at a time (each chunk's product
  * fits L2 and is read back from it): the chunks are independent, so they
  * run on the pool, each with a product buffer of its own from the
- * buffer slots (the caller's prod when one thread does them all). Each
+ * buffer slots (the caller's prod when one thread does them all, or
+ * without memory for one, one thread at a time). Each
  * chunk's product and col2im are the same calls as on one thread, so the
  * same bits. (Cut by rectangles inside each chunk instead, the col2im
  * after each product ran on one thread while the other waited.) */
@@ -887,6 +907,7 @@ typedef struct DGrad {
     const int *geom;           /* h w c kh kw sh sw pt pl oh ow */
     const float *dc, *wt;
     float *prod, *dx;
+    int *prod_busy;
 } DGrad;
 
 static void dg_chunk(const DGrad *d, size_t t, float *prod)
@@ -906,12 +927,11 @@ static void dg_range(void *arg, size_t lo, size_t hi)
 {
     const DGrad *d = arg;
     size_t rows = (size_t)d->geom[9] * (size_t)d->geom[10];
-    nnc_scratch b = nnc_scratch_get((size_t)d->chunk * rows * (size_t)d->kk);
+    TaskBuf b = taskbuf_get((size_t)d->chunk * rows * (size_t)d->kk, d->prod, d->prod_busy);
 
     for (; lo < hi; lo++)
-        dg_chunk(d, lo, b.p != NULL ? b.p : d->prod);
-    if (b.p != NULL)
-        nnc_scratch_put(b);
+        dg_chunk(d, lo, b.p);
+    taskbuf_put(b);
 }
 
 static void dg_whole(void *arg)
@@ -928,6 +948,7 @@ void nnc_conv_dgrad(int n, int chunk, int h, int w, int c, int kh, int kw, int s
                     float *prod, float *dx)
 {
     DGrad d;
+    int busy = 0;
     int geom[11];
     size_t chunks;
 
@@ -938,7 +959,7 @@ void nnc_conv_dgrad(int n, int chunk, int h, int w, int c, int kh, int kw, int s
     geom[0] = h, geom[1] = w, geom[2] = c, geom[3] = kh, geom[4] = kw, geom[5] = sh;
     geom[6] = sw, geom[7] = pt, geom[8] = pl, geom[9] = oh, geom[10] = ow;
     d.n = n, d.chunk = chunk, d.f = f, d.kk = kh * kw * c, d.geom = geom;
-    d.dc = dc, d.wt = wt, d.prod = prod, d.dx = dx;
+    d.dc = dc, d.wt = wt, d.prod = prod, d.dx = dx, d.prod_busy = &busy;
     chunks = (size_t)((n + chunk - 1) / chunk);
     if (chunks < 2) {
         dg_whole(&d);
@@ -981,21 +1002,11 @@ static void cf_block(const CFwd *k, size_t b, float *buf)
 static void cf_range(void *arg, size_t lo, size_t hi)
 {
     const CFwd *k = arg;
-    nnc_scratch b = nnc_scratch_get(k->rb * (size_t)k->kk);
-    float *buf = b.p;
-    int shared = b.p == NULL;
+    TaskBuf b = taskbuf_get(k->rb * (size_t)k->kk, k->colbuf, k->colbuf_busy);
 
-    if (shared) {
-        while (__atomic_exchange_n(k->colbuf_busy, 1, __ATOMIC_ACQUIRE))
-            ;
-        buf = k->colbuf;
-    }
     for (; lo < hi; lo++)
-        cf_block(k, lo, buf);
-    if (shared)
-        __atomic_store_n(k->colbuf_busy, 0, __ATOMIC_RELEASE);
-    else
-        nnc_scratch_put(b);
+        cf_block(k, lo, b.p);
+    taskbuf_put(b);
 }
 
 static void cf_whole(void *arg)
