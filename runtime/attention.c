@@ -367,6 +367,8 @@ typedef struct AttnKern {
  * accumulators live in registers (gcc -O2 does not unroll them itself) */
 #define UNROLL _Pragma("GCC unroll 16")
 #define HAVE_VEC 1
+/* the micro-kernel's shapes on causal diagonal blocks (attention_vec.h) */
+enum { MK_FULL, MK_COLS, MK_LOWER, MK_UPPER };
 
 #define VW 4
 #define VR 2

@@ -89,14 +89,16 @@ static inline ALWAYS VATTR float VN(dot_row)(const float *x, const float *y, int
     return sum;
 }
 
-/* C[r*ldc + 0:32) (+)= sum_{x < nx} a[r*ra + x*xa] b[x*ldb + 0:32) for the
- * R rows (a compile-time constant after inlining). add 0: C = the sum;
- * 1: the sum continues C's chain (C is its first term); 2: C += the sum
- * (a separate addition, as a local block added to C would give). b and c
- * may be unaligned (a head's rows read in place, D a multiple of 32). */
-static inline ALWAYS VATTR void VN(mk_rows)(const int R, int nx, const float *a, long ra,
-                                            long xa, const float *b, long ldb, float *c,
-                                            long ldc, int add)
+/* C[r*ldc + 0:NV*VW) (+)= sum_{x0 <= x < x1} a[r*ra + x*xa] b[x*ldb + ...)
+ * for the R rows (R and NV compile-time constants after inlining). add 0:
+ * C = the sum, and C's columns from NV*VW to 32 are written 0; 1: the
+ * sum continues C's chain (C is its first term); 2: C += the sum (a
+ * separate addition, as a local block added to C would give). With add
+ * 1 or 2, columns past NV*VW are left as they are. b and c may be
+ * unaligned (a head's rows read in place, D a multiple of 32). */
+static inline ALWAYS VATTR void VN(mk_rows)(const int R, const int NV, int x0, int x1,
+                                            const float *a, long ra, long xa, const float *b,
+                                            long ldb, float *c, long ldc, int add)
 {
     VN(vf) acc[VR][VNV];
     int r, v, x;
@@ -104,59 +106,128 @@ static inline ALWAYS VATTR void VN(mk_rows)(const int R, int nx, const float *a,
     UNROLL
     for (r = 0; r < R; r++)
         UNROLL
-        for (v = 0; v < VNV; v++)
+        for (v = 0; v < NV; v++)
             acc[r][v] = add == 1 ? *(const VN(uf) *)(c + r * ldc + v * VW) : (VN(vf)){0};
-    for (x = 0; x < nx; x++) {
+    for (x = x0; x < x1; x++) {
         const float *bx = b + x * ldb;
         VN(vf) bv[VNV];
         UNROLL
-        for (v = 0; v < VNV; v++)
+        for (v = 0; v < NV; v++)
             bv[v] = *(const VN(uf) *)(bx + v * VW);
         UNROLL
         for (r = 0; r < R; r++) {
             const float s = a[r * ra + x * xa];
             UNROLL
-            for (v = 0; v < VNV; v++)
+            for (v = 0; v < NV; v++)
                 acc[r][v] = VFMA_S(acc[r][v], s, bv[v]);
         }
     }
     UNROLL
-    for (r = 0; r < R; r++)
+    for (r = 0; r < R; r++) {
         UNROLL
-        for (v = 0; v < VNV; v++) {
+        for (v = 0; v < NV; v++) {
             VN(uf) *cv = (VN(uf) *)(c + r * ldc + v * VW);
             if (add == 2)
                 *cv += acc[r][v];
             else
                 *cv = acc[r][v];
         }
+        UNROLL
+        for (v = NV; v < VNV; v++)
+            if (add == 0)
+                *(VN(uf) *)(c + r * ldc + v * VW) = (VN(vf)){0};
+    }
+}
+
+/* Causal diagonal blocks (query block i0 against key block j0 = i0) are
+ * triangular; the products over them skip what is known to be zero:
+ *   MK_FULL   every row over every x, all 32 columns;
+ *   MK_COLS   C = scores: row r needs columns j <= r (the rest is
+ *             masked), so a group of rows computes the vectors up to its
+ *             last row's column and writes 0 past them (add 0 only);
+ *   MK_LOWER  A(r, x) = 0 for x > r (P or dS times the keys' rows):
+ *             a group's sums stop after its last row;
+ *   MK_UPPER  A(r, x) = 0 for x < r (P^T, dS^T times the queries'
+ *             rows): a group's sums start at its first row.
+ * The terms skipped are 0 times finite values and C's columns skipped
+ * are masked or 0, so every value is the full range's (up to the sign of
+ * an all-zero sum). tri (attention.c's MK_*) is a constant at each call. */
+
+/* One group of R rows starting at row r of a mk. */
+static inline ALWAYS VATTR void VN(mk_group)(const int R, int r, int tri, int nx,
+                                             const float *a, long ra, long xa, const float *b,
+                                             long ldb, float *c, long ldc, int add)
+{
+    const int x0 = tri == MK_UPPER ? (r < nx ? r : nx) : 0;
+    const int x1 = tri == MK_LOWER ? (r + R < nx ? r + R : nx) : nx;
+    const int nv = (r + R + VW - 1) / VW;
+
+    a += r * ra, c += r * ldc;
+    if (tri != MK_COLS || nv >= VNV) {
+        VN(mk_rows)(R, VNV, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+        return;
+    }
+    switch (nv) {
+#if VNV > 1
+    case 1:
+        VN(mk_rows)(R, 1, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+        break;
+#endif
+#if VNV > 2
+    case 2:
+        VN(mk_rows)(R, 2, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+        break;
+#endif
+#if VNV > 3
+    case 3:
+        VN(mk_rows)(R, 3, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+        break;
+#endif
+#if VNV > 4
+    case 4:
+        VN(mk_rows)(R, 4, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+        break;
+    case 5:
+        VN(mk_rows)(R, 5, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+        break;
+    case 6:
+        VN(mk_rows)(R, 6, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+        break;
+    case 7:
+        VN(mk_rows)(R, 7, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+        break;
+#endif
+    default:
+        VN(mk_rows)(R, VNV, x0, x1, a, ra, xa, b, ldb, c, ldc, add);
+    }
 }
 
 /* The same over nr rows: groups of VR, then single rows. */
 static inline ALWAYS VATTR void VN(mk)(int nr, int nx, const float *a, long ra, long xa,
-                                       const float *b, long ldb, float *c, long ldc, int add)
+                                       const float *b, long ldb, float *c, long ldc, int add,
+                                       int tri)
 {
     int r = 0;
 
     for (; r + VR <= nr; r += VR)
-        VN(mk_rows)(VR, nx, a + r * ra, ra, xa, b, ldb, c + r * ldc, ldc, add);
+        VN(mk_group)(VR, r, tri, nx, a, ra, xa, b, ldb, c, ldc, add);
     if (VR > 2 && r + 2 <= nr) {
-        VN(mk_rows)(2, nx, a + r * ra, ra, xa, b, ldb, c + r * ldc, ldc, add);
+        VN(mk_group)(2, r, tri, nx, a, ra, xa, b, ldb, c, ldc, add);
         r += 2;
     }
     for (; r < nr; r++)
-        VN(mk_rows)(1, nx, a + r * ra, ra, xa, b, ldb, c + r * ldc, ldc, add);
+        VN(mk_group)(1, r, tri, nx, a, ra, xa, b, ldb, c, ldc, add);
 }
 
 /* The same for Dp = 32 nc columns of B and C, in chunks of 32. */
 static inline ALWAYS VATTR void VN(mk_wide)(int nr, int nx, const float *a, long ra, long xa,
                                             const float *b, long ldb, float *c, long ldc,
-                                            int nc, int add)
+                                            int nc, int add, int tri)
 {
     int ch;
 
     for (ch = 0; ch < nc; ch++)
-        VN(mk)(nr, nx, a, ra, xa, b + ch * BK, ldb, c + ch * BK, ldc, add);
+        VN(mk)(nr, nx, a, ra, xa, b + ch * BK, ldb, c + ch * BK, ldc, add, tri);
 }
 
 /* kT[d*32 + j] = m x[j*st + d] (j < nk, d < D; other columns 0): the
@@ -270,17 +341,21 @@ static inline ALWAYS VATTR float VN(sum32)(const float *s)
 #endif
 }
 
-/* s[j] = exp(s[j] - m) for the whole row (masked -inf gives 0), for
- * s[j] <= m (a softmax's): nnc_expf's operations in vectors, with 2^n
- * applied by one multiplication (nnc_expf's two, which only matter for
- * results that overflow or are subnormal) and 0 for n < -126: the same
- * bits wherever the result is normal, 0 where nnc_expf's is subnormal
- * (as under the step's flush-to-zero anyway). */
-static inline ALWAYS VATTR void VN(exp32)(float *s, float m)
+/* s[j] = exp(s[j] - m) for the row's first nj (visible) keys and 0 for
+ * the rest, for s[j] <= m (a softmax's): nnc_expf's operations in
+ * vectors (each vector that holds a visible key; masked -inf gives 0),
+ * with 2^n applied by one multiplication (nnc_expf's two, which only
+ * matter for results that overflow or are subnormal) and 0 for n < -126:
+ * the same bits wherever the result is normal, 0 where nnc_expf's is
+ * subnormal (as under the step's flush-to-zero anyway). */
+static inline ALWAYS VATTR void VN(exp32)(float *s, float m, int nj)
 {
+    const int nv = nj >= BK ? VNV : (nj + VW - 1) / VW;
     int v;
 
-    for (v = 0; v < VNV; v++) {
+    for (v = nv; v < VNV; v++)
+        *(VN(vf) *)(s + v * VW) = (VN(vf)){0};
+    for (v = 0; v < nv; v++) {
         const VN(vf) x = *(const VN(vf) *)(s + v * VW) - m;
         const VN(vf) t = x * 1.44269504088896341f + 12582912.0f;
         const VN(vi) nb = (VN(vi))t - 0x4b400000;       /* n */
@@ -309,18 +384,19 @@ static inline ALWAYS VATTR void VN(online)(const nnc_attn_shape *s, float *S, in
                                            int j0, int nk, float *m, float *l, float *corr)
 {
     float mn[BK];
-    int r;
+    int nj[BK], r;
 
     for (r = 0; r < nq; r++) {
         float mx;
-        VN(mask)(S + r * BK, visible(s, i0 + r, j0, nk));
+        nj[r] = visible(s, i0 + r, j0, nk);
+        VN(mask)(S + r * BK, nj[r]);
         mx = VN(max32)(S + r * BK);
         mn[r] = mx > m[r] ? mx : m[r];
     }
     for (r = 0; r < nq; r++)
         corr[r] = nnc_selectf(m[r] == -INFINITY, 0.0f, nnc_expf(m[r] - mn[r]));
     for (r = 0; r < nq; r++) {
-        VN(exp32)(S + r * BK, mn[r]);
+        VN(exp32)(S + r * BK, mn[r], nj[r]);
         l[r] = l[r] * corr[r] + VN(sum32)(S + r * BK);
         m[r] = mn[r];
     }
@@ -351,7 +427,10 @@ static inline ALWAYS VATTR void VN(rows_lse)(const nnc_attn_shape *s, const floa
     for (j0 = 0; j0 < jend; j0 += BK) {
         const int nk = jend - j0 < BK ? jend - j0 : BK;
         VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
-        VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0);
+        if (s->causal && j0 == i0)
+            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0, MK_COLS);
+        else
+            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT, BK, S, BK, 0, MK_FULL);
         VN(online)(s, S, i0, nq, j0, nk, m, l, corr);
     }
     for (r = 0; r < nq; r++)
@@ -386,11 +465,15 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
             const int nk = jend - j0 < BK ? jend - j0 : BK;
             const float *kb = hoist ? kT + j0 * D : kT;
             const float *vb = direct ? v + j0 * s->st : hoist ? vp + j0 * Dp : vp;
+            const int diag = s->causal && j0 == i0;  /* the causal triangle */
             if (!hoist)
                 VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
             if (!hoist && !direct)
                 VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
-            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kb, BK, S, BK, 0);
+            if (diag)
+                VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kb, BK, S, BK, 0, MK_COLS);
+            else
+                VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kb, BK, S, BK, 0, MK_FULL);
             VN(online)(s, S, i0, nq, j0, nk, m, l, corr);
             for (r = 0; r < nq; r++) {
                 const int i = i0 + r, nj = visible(s, i, j0, nk);
@@ -406,7 +489,10 @@ static VATTR void VN(fwd)(const AttnArgs *a, int b, int h)
             }
             /* the first key block starts the accumulators (as zeros that
              * its correction, 0, would scale would) */
-            VN(mk_wide)(nq, nk, S, BK, 1, vb, vs, acc, Dp, nc, j0 > 0);
+            if (diag)
+                VN(mk_wide)(nq, nk, S, BK, 1, vb, vs, acc, Dp, nc, j0 > 0, MK_LOWER);
+            else
+                VN(mk_wide)(nq, nk, S, BK, 1, vb, vs, acc, Dp, nc, j0 > 0, MK_FULL);
         }
         for (r = 0; r < nq; r++) {
             VN(scale_row)(o + (i0 + r) * s->ot, acc + r * Dp, 1.0f / l[r], D);
@@ -432,7 +518,12 @@ static inline ALWAYS VATTR void VN(head_probs)(const nnc_attn_shape *s, const fl
     for (i0 = 0; i0 < T; i0 += BK) {
         const int nq = T - i0 < BK ? T - i0 : BK, jend = s->causal ? i0 + nq : T;
         for (j0 = 0; j0 < jend; j0 += BK)
-            VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT + j0 * D, BK, P + i0 * Tp + j0, Tp, 0);
+            if (s->causal && j0 == i0)
+                VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT + j0 * D, BK, P + i0 * Tp + j0, Tp,
+                       0, MK_COLS);
+            else
+                VN(mk)(nq, D, q + i0 * s->st, s->st, 1, kT + j0 * D, BK, P + i0 * Tp + j0, Tp,
+                       0, MK_FULL);
         for (r = 0; r < nq; r++) {
             const int n = s->causal ? i0 + r + 1 : T;
             float *row = P + (i0 + r) * Tp, mx = -INFINITY, l = 0.0f, inv;
@@ -443,7 +534,7 @@ static inline ALWAYS VATTR void VN(head_probs)(const nnc_attn_shape *s, const fl
                 mx = m1 > mx ? m1 : mx;
             }
             for (jb = 0; jb < n; jb += BK) {
-                VN(exp32)(row + jb, mx);
+                VN(exp32)(row + jb, mx, n - jb);
                 l += VN(sum32)(row + jb);
             }
             inv = 1.0f / l;
@@ -455,6 +546,16 @@ static inline ALWAYS VATTR void VN(head_probs)(const nnc_attn_shape *s, const fl
         }
     }
 }
+
+/* mk_wide with tri on a causal diagonal block, MK_FULL elsewhere (tri a
+ * constant in each copy) */
+#define MK_WIDE_TRI(diag, tri, ...)                  \
+    do {                                             \
+        if (diag)                                    \
+            VN(mk_wide)(__VA_ARGS__, tri);           \
+        else                                         \
+            VN(mk_wide)(__VA_ARGS__, MK_FULL);       \
+    } while (0)
 
 static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
 {
@@ -523,9 +624,15 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                 if (!hoist)
                     for (r = 0; r < nq; r++)
                         di[r] = VN(dot_row)(o + (i0 + r) * s->ot, dy + (i0 + r) * s->ot, D);
-                if (!stored)
-                    VN(mk)(nq, D, qb, qs, 1, kT, BK, S, BK, 0);
-                VN(mk)(nq, D, dyb, dys, 1, vT, BK, dP, BK, 0);
+                const int diag = s->causal && j0 == i0;  /* the causal triangle */
+                if (!stored && diag)
+                    VN(mk)(nq, D, qb, qs, 1, kT, BK, S, BK, 0, MK_COLS);
+                else if (!stored)
+                    VN(mk)(nq, D, qb, qs, 1, kT, BK, S, BK, 0, MK_FULL);
+                if (diag)
+                    VN(mk)(nq, D, dyb, dys, 1, vT, BK, dP, BK, 0, MK_COLS);
+                else
+                    VN(mk)(nq, D, dyb, dys, 1, vT, BK, dP, BK, 0, MK_FULL);
                 for (r = 0; r < nq; r++) {
                     const int i = i0 + r, nj = visible(s, i, j0, nk);
                     float *sr = stored ? P + i * Tp + j0 : S + r * BK, *pr = dP + r * BK,
@@ -533,7 +640,7 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                     const float dr = dib[r];
                     if (!stored) {
                         VN(mask)(sr, nj);
-                        VN(exp32)(sr, lse[i - c0]);
+                        VN(exp32)(sr, lse[i - c0], nj);
                     }
                     if (s->dropout > 0.0f) {
                         VN(drop_factors)(z, s, b, h, i, j0, nj);
@@ -547,18 +654,19 @@ static VATTR void VN(bwd)(const AttnArgs *a, int b, int h)
                  * block's first query block starts the sums); without
                  * dropout P z is P, read where it is */
                 if (s->dropout > 0.0f)
-                    VN(mk_wide)(nk, nq, pz, 1, BK, dyb, dys, dva, Dp, nc, i0 > ifirst);
+                    MK_WIDE_TRI(diag, MK_UPPER, nk, nq, pz, 1, BK, dyb, dys, dva, Dp, nc,
+                                i0 > ifirst);
                 else
-                    VN(mk_wide)(nk, nq, stored ? P + i0 * Tp + j0 : S, 1, stored ? Tp : BK,
-                                dyb, dys, dva, Dp, nc, i0 > ifirst);
-                VN(mk_wide)(nk, nq, dP, 1, BK, qb, qs, dka, Dp, nc, i0 > ifirst);
+                    MK_WIDE_TRI(diag, MK_UPPER, nk, nq, stored ? P + i0 * Tp + j0 : S, 1,
+                                stored ? Tp : BK, dyb, dys, dva, Dp, nc, i0 > ifirst);
+                MK_WIDE_TRI(diag, MK_UPPER, nk, nq, dP, 1, BK, qb, qs, dka, Dp, nc, i0 > ifirst);
                 /* dq: the first key block writes it, the others add their
                  * block's sum to it */
                 if (direct) {
-                    VN(mk_wide)(nq, nk, dP, BK, 1, kb, s->st, dq + i0 * s->st, s->st, nc,
-                                j0 > 0 ? 2 : 0);
+                    MK_WIDE_TRI(diag, MK_LOWER, nq, nk, dP, BK, 1, kb, s->st, dq + i0 * s->st,
+                                s->st, nc, j0 > 0 ? 2 : 0);
                 } else {
-                    VN(mk_wide)(nq, nk, dP, BK, 1, kb, Dp, dqt, Dp, nc, 0);
+                    MK_WIDE_TRI(diag, MK_LOWER, nq, nk, dP, BK, 1, kb, Dp, dqt, Dp, nc, 0);
                     for (r = 0; r < nq; r++)
                         VN(put_row)(dq + (i0 + r) * s->st, dqt + r * Dp, D, j0 > 0);
                 }
@@ -590,17 +698,18 @@ static VATTR void VN(decode)(const AttnArgs *a, int b, int h)
         float corr;
         VN(pack_t)(kT, k + j0 * s->st, s->st, nk, D, s->scale);
         VN(pack_rows)(vp, Dp, v + j0 * s->st, s->st, nk, D);
-        VN(mk)(1, D, q, s->st, 1, kT, BK, S, BK, 0);
+        VN(mk)(1, D, q, s->st, 1, kT, BK, S, BK, 0, MK_FULL);
         VN(online)(s, S, pos, 1, j0, nk, &m, &l, &corr);
         if (corr != 1.0f)
             for (d = 0; d < Dp; d += VW)
                 *(VN(vf) *)(acc + d) *= corr;
-        VN(mk_wide)(1, nk, S, BK, 1, vp, Dp, acc, Dp, nc, 1);
+        VN(mk_wide)(1, nk, S, BK, 1, vp, Dp, acc, Dp, nc, 1, MK_FULL);
     }
     VN(scale_row)(a->out + b * s->ob + h * s->oh + pos * s->ot, acc, 1.0f / l, D);
 }
 
 #undef VFMA_S
+#undef MK_WIDE_TRI
 #undef VW
 #undef VR
 #undef VSUF
