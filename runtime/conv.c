@@ -892,6 +892,219 @@ void nnc_conv_wgrad_x(int f, size_t rows, size_t rb, const float *dc, int h, int
     wgrad_run(&w);
 }
 
+/* ---- A convolution's weight gradient through a 2x2 max pooling ---------- */
+
+/* The gradient dC of a convolution's output below a 2x2, stride-2 max
+ * pooling is 3/4 zeros: each window hands its gradient to one pixel
+ * (win2x2's choice). When only the weight (and bias) gradient reads dC
+ * (a first convolution: no input gradient), dW is summed window by
+ * window, the window's four pixels' im2col rows scaled by their shares,
+ *     dW^T[j][c] += g0[c] e0[j] + g1[c] e1[j] + g2[c] e2[j] + g3[c] e3[j],
+ * the shares either computed from the pooling's input and output
+ * gradient (then dC is never written: the Fashion-MNIST CNN's first
+ * convolution wrote and read back 5.5 MB of it a step) or read from a
+ * stored dC (when the pooling's gradient is its own kernel, as at -O0:
+ * the same values, so the same bits), and the im2col rows read or built
+ * (nnc --max-ram). Windows are summed in at most PW_GROUPS groups of
+ * images fixed by the shape, each into a sum of its own, the sums added
+ * in order: the same bits for any thread count. */
+#define PW_GROUPS 8
+#define PW_CB 32        /* channels of a window handled at once */
+
+typedef struct PoolWGrad {
+    size_t F, K, groups, per;  /* per: floats of a group's sum and rows */
+    int n, h, w, oh, ow, relu;
+    const float *dc;            /* stored dC, or NULL: from dy and x */
+    const float *dy, *x, *col;  /* col NULL: rows built from img by geom */
+    const int *geom;
+    const float *img;
+    float *part, *dw, *db;      /* part NULL: one group, straight into dw */
+} PoolWGrad;
+
+/* Channels [0, nc) of one window (x0, x2: the pooling input's top and
+ * bottom rows at the window, or dC's; a0..a3: the pixels' im2col rows)
+ * into acc (dW^T from the block's first channel: acc[j*sj + i*si]) and
+ * db (the window's share, from x only). */
+BODY void pw_window(const size_t nc, size_t K, size_t F, int stored, const float *x0,
+                    const float *x2, const float *gy, const float *a0, const float *a1,
+                    const float *a2, const float *a3, int relu, float *restrict g0,
+                    float *restrict g1, float *restrict g2, float *restrict g3,
+                    float *restrict db, float *acc, size_t sj, size_t si)
+{
+    if (stored) {
+        for (size_t i = 0; i < nc; i++)
+            g0[i] = x0[i], g1[i] = x0[F + i], g2[i] = x2[i], g3[i] = x2[F + i];
+    } else if (db != NULL) {
+        for (size_t i = 0; i < nc; i++)
+            db[i] += win2x2(x0[i], x0[F + i], x2[i], x2[F + i], gy[i], relu, &g0[i], &g1[i],
+                            &g2[i], &g3[i]);
+    } else {
+        for (size_t i = 0; i < nc; i++)
+            (void)win2x2(x0[i], x0[F + i], x2[i], x2[F + i], gy[i], relu, &g0[i], &g1[i],
+                         &g2[i], &g3[i]);
+    }
+    for (size_t j = 0; j < K; j++) {
+        const float e0 = a0[j], e1 = a1[j], e2 = a2[j], e3 = a3[j];
+        float *restrict d = acc + j * sj;
+        if (si == 1)
+            for (size_t i = 0; i < nc; i++)
+                d[i] += g0[i] * e0 + g1[i] * e1 + g2[i] * e2 + g3[i] * e3;
+        else
+            for (size_t i = 0; i < nc; i++)
+                d[i * si] += g0[i] * e0 + g1[i] * e1 + g2[i] * e2 + g3[i] * e3;
+    }
+}
+
+/* The windows of images [b0, b1) into acc and db (zeroed here); rows:
+ * 4 K floats for built im2col rows. */
+BODY void pw_body(const PoolWGrad *p, int b0, int b1, float *acc, size_t sj, size_t si,
+                  float *db, float *rows)
+{
+    const size_t F = p->F, K = p->K, W = (size_t)p->w;
+    const float *src = p->dc != NULL ? p->dc : p->x;
+    float g0[PW_CB], g1[PW_CB], g2[PW_CB], g3[PW_CB];
+
+    for (size_t j = 0; j < K; j++)
+        for (size_t i = 0; i < F; i++)
+            acc[j * sj + i * si] = 0.0f;
+    if (db != NULL)
+        memset(db, 0, F * sizeof *db);
+    for (int b = b0; b < b1; b++)
+        for (int oy = 0; oy < p->oh; oy++)
+            for (int ox = 0; ox < p->ow; ox++) {
+                size_t r = ((size_t)b * (size_t)p->h + (size_t)(2 * oy)) * W + (size_t)(2 * ox);
+                const float *x0 = src + r * F, *x2 = x0 + W * F, *a[4];
+                const float *gy =
+                    p->dy == NULL ? NULL
+                                  : p->dy + (((size_t)b * (size_t)p->oh + (size_t)oy) *
+                                                 (size_t)p->ow + (size_t)ox) * F;
+                if (p->col != NULL) {
+                    a[0] = p->col + r * K, a[1] = a[0] + K;
+                    a[2] = a[0] + W * K, a[3] = a[2] + K;
+                } else {
+                    const int *q = p->geom;
+                    for (size_t k = 0; k < 4; k++) {
+                        im2col_window(q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8],
+                                      p->img, b, 2 * oy + (int)(k / 2), 2 * ox + (int)(k % 2),
+                                      rows + k * K);
+                        a[k] = rows + k * K;
+                    }
+                }
+                for (size_t c0 = 0; c0 < F; c0 += PW_CB) {
+                    float *dbc = db == NULL || p->dc != NULL ? NULL : db + c0;
+                    if (F - c0 >= PW_CB && si == 1)   /* constant trip counts */
+                        pw_window(PW_CB, K, F, p->dc != NULL, x0 + c0, x2 + c0,
+                                  gy == NULL ? NULL : gy + c0, a[0], a[1], a[2], a[3], p->relu,
+                                  g0, g1, g2, g3, dbc, acc + c0 * si, sj, 1);
+                    else
+                        pw_window(F - c0 < PW_CB ? F - c0 : PW_CB, K, F, p->dc != NULL, x0 + c0,
+                                  x2 + c0, gy == NULL ? NULL : gy + c0, a[0], a[1], a[2], a[3],
+                                  p->relu, g0, g1, g2, g3, dbc, acc + c0 * si, sj, si);
+                }
+            }
+}
+
+#ifdef POOL_AVX2
+static AVX2 void pw_avx2(const PoolWGrad *p, int b0, int b1, float *acc, size_t sj, size_t si,
+                         float *db, float *rows)
+{
+    pw_body(p, b0, b1, acc, sj, si, db, rows);
+}
+#endif
+
+static void pw_run(const PoolWGrad *p, int b0, int b1, float *acc, size_t sj, size_t si,
+                   float *db, float *rows)
+{
+    nnc_fpmode mode = nnc_fp_enter();
+
+#ifdef POOL_AVX2
+    if (wide())
+        pw_avx2(p, b0, b1, acc, sj, si, db, rows);
+    else
+#endif
+        pw_body(p, b0, b1, acc, sj, si, db, rows);
+    nnc_fp_leave(mode);
+}
+
+static void pw_range(void *arg, size_t lo, size_t hi)
+{
+    const PoolWGrad *p = arg;
+
+    for (; lo < hi; lo++) {
+        float *acc = p->part + lo * p->per;
+        pw_run(p, (int)(lo * (size_t)p->n / p->groups),
+               (int)((lo + 1) * (size_t)p->n / p->groups), acc, p->F, 1, acc + p->K * p->F,
+               acc + p->K * p->F + p->F);
+    }
+}
+
+static void pw_whole(void *arg)
+{
+    pw_range(arg, 0, ((const PoolWGrad *)arg)->groups);
+}
+
+void nnc_conv_wgrad_pool(int f, int kk, int n, int h, int w, int oh, int ow, const float *dc,
+                         const float *dy, const float *x, int relu, const float *col,
+                         const int *geom, const float *img, float *dw, float *db)
+{
+    PoolWGrad p;
+    nnc_scratch part;
+    nnc_fpmode mode;
+    size_t i, j, g;
+
+    if (f <= 0 || kk <= 0 || h <= 0 || w <= 0 || (dc == NULL && (dy == NULL || x == NULL)) ||
+        (col == NULL && (geom == NULL || img == NULL)))
+        return;
+    memset(&p, 0, sizeof p);
+    p.F = (size_t)f, p.K = (size_t)kk;
+    p.n = n > 0 ? n : 0, p.h = h, p.w = w, p.oh = oh > 0 ? oh : 0, p.ow = ow > 0 ? ow : 0;
+    p.relu = relu != 0, p.dc = dc, p.dy = dc != NULL ? NULL : dy, p.x = x, p.col = col;
+    p.geom = geom, p.img = img, p.dw = dw, p.db = dc != NULL ? NULL : db;
+    p.per = p.K * p.F + p.F + 4 * p.K;
+    p.groups = (size_t)p.n < PW_GROUPS ? (size_t)p.n : PW_GROUPS;
+    if (p.groups * p.per > WG_PART_FLOATS)
+        p.groups = WG_PART_FLOATS / p.per;
+    if (p.groups < 1)
+        p.groups = 1;
+    for (;;) {  /* fewer groups without memory: other roundings (as nnc_conv_wgrad) */
+        part = nnc_scratch_get(p.groups * p.per);
+        if (part.p != NULL || p.groups == 1)
+            break;
+        p.groups = 1;
+    }
+    p.part = part.p;
+    if (p.part == NULL) {   /* one group straight into dw (and db): no buffer but rows */
+        float rows[4 * 1024];
+        if (col == NULL && 4 * p.K > sizeof rows / sizeof rows[0])
+            return;
+        pw_run(&p, 0, p.n, dw, 1, p.K, p.db, rows);
+        return;
+    }
+    if (p.groups > 1 && (size_t)p.n * (size_t)p.oh * (size_t)p.ow * p.F * p.K >= THREAD_FLOATS)
+        nnc_parallel_site(nnc_site_key(0x706f6f6c7767ull + (uint64_t)(dc != NULL) +
+                                           2u * (uint64_t)(col != NULL),
+                                       p.F, p.K, (uint64_t)p.n << 32 | (uint64_t)(h * w)),
+                          p.groups, 1, pw_range, &p, pw_whole, &p);
+    else
+        pw_whole(&p);
+    mode = nnc_fp_enter();  /* the groups' sums in order */
+    for (i = 0; i < p.F; i++)
+        for (j = 0; j < p.K; j++) {
+            float v = p.part[j * p.F + i];
+            for (g = 1; g < p.groups; g++)
+                v += p.part[g * p.per + j * p.F + i];
+            dw[i * p.K + j] = v;
+        }
+    for (i = 0; p.db != NULL && i < p.F; i++) {
+        float v = p.part[p.K * p.F + i];
+        for (g = 1; g < p.groups; g++)
+            v += p.part[g * p.per + p.K * p.F + i];
+        p.db[i] = v;
+    }
+    nnc_fp_leave(mode);
+    nnc_scratch_put(part);
+}
+
 /* ---- A convolution's input gradient ------------------------------------- */
 
 /* dX = col2im(dC W) a chunk of images at a time (each chunk's product

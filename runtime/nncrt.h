@@ -117,6 +117,22 @@ void nnc_conv_bias(int h, int w, int c, int kh, int kw, int sh, int sw, int pt, 
                    int ow, int f, size_t rows, size_t rb, const float *x, const float *wt,
                    const float *bias, int relu, float *colbuf, float *y);
 
+/* A convolution's weight gradient dw (f x kk) = dC^T col where dC (n, h,
+ * w, f) is the gradient through a 2x2, stride-2 max pooling (output (n,
+ * oh, ow, f)), summed window by window (each window's four pixels) in at
+ * most 8 groups of images fixed by the shape, the groups' sums added in
+ * order: the same bits for any thread count. dC is read from dc, or,
+ * when dc is NULL, never stored: each window's shares come from the
+ * pooling's input x and output gradient dy (nnc_maxpool_back_sum's, with
+ * ReLU when relu), and db (f floats, or NULL) gets their sum. The im2col
+ * rows (n*h*w of kk floats) are read from col, or, when col is NULL,
+ * built from the images img with geom = {h, w, c, kh, kw, sh, sw, pt,
+ * pl, oh, ow} (nnc_im2col_rows's geometry). Stored or not, saved or
+ * built: the same bits. */
+void nnc_conv_wgrad_pool(int f, int kk, int n, int h, int w, int oh, int ow, const float *dc,
+                         const float *dy, const float *x, int relu, const float *col,
+                         const int *geom, const float *img, float *dw, float *db);
+
 /* A convolution's input gradient dx (n, h, w, c) = col2im(dc wt), dc
  * (n, oh, ow, f), wt (f, kh*kw*c): the product and its col2im a chunk of
  * images at a time, the chunks on the thread pool (each thread with a

@@ -491,11 +491,21 @@ bool pass_fuse(Graph *g);
 #define GEMM_EPI_FLOATS 262144
 bool node_chunked(const Graph *g, const Node *n);
 bool node_wgrad(const Graph *g, const Node *n);
+/* The 2x2 max pooling gradient (maxpool_back) whose gradient, directly or
+ * through a relu_back, is weight gradient c's dC when only c and
+ * reductions read it (in live[], when given) and it spans several of c's
+ * blocks: c then sums window by window (nnc_conv_wgrad_pool), fused with
+ * the pooling's gradient or not. NODE_NONE otherwise. */
+NodeId node_pool_wgrad(const Graph *g, const Node *c, const bool *live);
 int chunk_images(const Node *n);
 long block_rows(const Graph *g, const Node *n);
 size_t node_floats(const Graph *g, NodeId id);
 /* ops/conv.c: the call building rows [r0, r0 + rb) of im2col n into col. */
 const char *im2col_geom(const Graph *g, const Node *n);
+/* ops/conv.c: is maxpool_back n a 2x2, stride-2, unpadded window's; its
+ * "n, h, w, oh, ow" (nnc_conv_wgrad_pool's geometry). */
+bool maxpool2x2_back(const Graph *g, const Node *n);
+const char *maxpool_back_geom(const Graph *g, const Node *n);
 void emit_im2col_rows(Emit *e, const Graph *g, const Node *n, const char *x, const char *col);
 
 /* ---- schedule.c, memplan.c: kernels, lifetimes and the memory plan ---- */

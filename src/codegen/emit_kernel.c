@@ -619,6 +619,28 @@ static void emit_chunked_wgrad(Emit *e, const KCtx *kc)
     int f = dc->shape.dim[dc->shape.rank - 1], kk = col->shape.dim[col->shape.rank - 1];
     long rb = block_rows(g, col);
     char rows[96];
+    NodeId pool = node_pool_wgrad(g, w, p->in_prog);
+    if (pool != NODE_NONE) {
+        /* window by window (fuse.c): the shares from the pooling's input
+         * and gradient when the pooling's gradient is this kernel's,
+         * else from the stored dC; the same bits either way */
+        const Node *pn = NODE(g, pool);
+        bool fused = dc->kernel == kc->k->root;
+        const char *db = fused ? rider_buf(kc) : NULL;
+        char geom[192] = "NULL, NULL";
+        if (built)
+            snprintf(geom, sizeof geom, "(const int[]){%s}, %s", im2col_geom(g, col),
+                     emit_buf(g, p, col->in[0]));
+        emit_line(e, "/* summed window by window of the 2x2 pooling above%s%s */",
+                  fused ? "; dC is not stored" : "", built ? "; im2col rows built here" : "");
+        emit_line(e, "nnc_conv_wgrad_pool(%d, %d, %s, %s, %s, %s, %d, %s, %s, %s, %s);", f, kk,
+                  maxpool_back_geom(g, pn), fused ? "NULL" : emit_buf(g, p, w->in[0]),
+                  fused ? emit_buf(g, p, pn->in[0]) : "NULL",
+                  fused ? emit_buf(g, p, pn->in[1]) : "NULL", fused && pn->iattr[7] ? 1 : 0,
+                  built ? "NULL" : emit_buf(g, p, w->in[1]), geom,
+                  emit_buf(g, p, kc->k->root), db ? db : "NULL");
+        return;
+    }
     snprintf(rows, sizeof rows, "(size_t)%s / %d", emit_numel(col), kk);
     emit_line(e, "/* summed over blocks of %ld rows of the im2col%s */", rb,
               built ? ", each built here" : "");

@@ -341,6 +341,24 @@ static const char *geom_args(const Graph *g, const Node *n, const Node *x, bool 
     return b;
 }
 
+bool maxpool2x2_back(const Graph *g, const Node *n)
+{
+    Node x = image_of(g, n);
+    Geom G;
+    return n->op == OP_MAXPOOL_BACK && n->nin == 2 && geom_g(g, n, &x, &G) && G.kh == 2 &&
+           G.kw == 2 && G.sh == 2 && G.sw == 2 && G.pt == 0 && G.pl == 0 && !n->iattr[4];
+}
+
+const char *maxpool_back_geom(const Graph *g, const Node *n)
+{
+    static char b[160];
+    Node x = image_of(g, n);
+    Geom G;
+    NNC_ASSERT(geom_g(g, n, &x, &G));
+    snprintf(b, sizeof b, "%s, %d, %d, %d, %d", emit_dim(&x, 0), G.h, G.w, G.oh, G.ow);
+    return b;
+}
+
 void emit_im2col(Emit *e, const Graph *g, const Node *n, const char *const *a)
 {
     emit_line(e, "nnc_im2col(%s, %s, %s);", geom_args(g, n, NODE(g, n->in[0]), true), a[0], a[1]);

@@ -118,6 +118,50 @@ bool node_wgrad(const Graph *g, const Node *n)
            b->shape.rank >= 3 && !n->bmask;
 }
 
+/* Node id's readers in the graph (those live in live[], when given)
+ * other than skip, counted, and whether all of them are reductions. */
+static int readers(const Graph *g, NodeId id, NodeId skip, const bool *live, bool *reduce)
+{
+    int k = 0;
+    *reduce = true;
+    for (int r = id + 1; r < g->nnodes; r++) {
+        const Node *n = &g->nodes[r];
+        if ((NodeId)r == skip || (live && !live[r]))
+            continue;
+        for (int i = 0; i < n->nin; i++)
+            if (n->in[i] == id) {
+                k++;
+                *reduce &= optab[n->op].kind == K_REDUCE;
+                break;
+            }
+    }
+    return k;
+}
+
+NodeId node_pool_wgrad(const Graph *g, const Node *c, const bool *live)
+{
+    if (!node_wgrad(g, c))
+        return NODE_NONE;
+    NodeId d = c->in[0], pool = d;
+    const Node *dn = NODE(g, d), *col = NODE(g, c->in[1]);
+    bool reduce;
+    if (dn->op == OP_RELU_BACK) {   /* -O0: no pass poolrelu */
+        pool = dn->in[0];
+        if (readers(g, pool, d, live, &reduce) != 0)
+            return NODE_NONE;
+    }
+    const Node *pn = NODE(g, pool);
+    if (pn->op != OP_MAXPOOL_BACK || !maxpool2x2_back(g, pn) || col->shape.rank != 4 ||
+        col->shape.dim[1] != pn->shape.dim[1] || col->shape.dim[2] != pn->shape.dim[2])
+        return NODE_NONE;
+    readers(g, d, (NodeId)(c - g->nodes), live, &reduce);
+    /* dC of several weight-gradient blocks: less would save little */
+    if (!reduce ||
+        shape_numel(&pn->shape) < 4 * (size_t)block_rows(g, col) * (size_t)pn->shape.dim[3])
+        return NODE_NONE;
+    return pool;
+}
+
 bool node_chunked(const Graph *g, const Node *n)
 {
     if (!n->kernel)
@@ -206,6 +250,40 @@ static bool fuse_conv(Graph *g, const int *uses, const bool *keep)
         if (a->bmask != 1u || a->shape.rank < 3 || w->bmask)
             continue;
         mn->kernel = (NodeId)id;
+        changed = true;
+    }
+    return changed;
+}
+
+/* A convolution's weight gradient whose dC is a 2x2 max pooling's
+ * gradient that only it and reductions read (node_pool_wgrad: a first
+ * convolution's, without an input gradient): the pooling's gradient
+ * joins the weight gradient's kernel, which takes each window's shares
+ * from the pooling's input and output gradient as it sums
+ * (nnc_conv_wgrad_pool), so dC is never stored; the bias gradient's
+ * sum rides along. The bits are those of the sum over a stored dC. */
+static bool fuse_pool_wgrad(Graph *g, const bool *keep)
+{
+    bool changed = false;
+    for (int id = 1; id < g->nnodes; id++) {
+        Node *c = &g->nodes[id];
+        if (c->kernel || !node_wgrad(g, c))
+            continue;
+        NodeId d = c->in[0];
+        if (node_pool_wgrad(g, c, NULL) != d || NODE(g, d)->kernel || keep[d])
+            continue;
+        bool riders = true;     /* every other reader rides on d's kernel */
+        for (int r = d + 1; r < g->nnodes; r++) {
+            const Node *n = &g->nodes[r];
+            for (int i = 0; i < n->nin && r != id; i++)
+                riders &= n->in[i] != d || (i == 0 && n->kernel == d);
+        }
+        if (!riders)
+            continue;
+        NODE(g, d)->kernel = (NodeId)id;
+        for (int r = d + 1; r < g->nnodes; r++)   /* the bias gradient's sum */
+            if (g->nodes[r].kernel == d && optab[g->nodes[r].op].kind == K_REDUCE)
+                g->nodes[r].kernel = (NodeId)id;
         changed = true;
     }
     return changed;
@@ -387,6 +465,7 @@ bool pass_fuse(Graph *g)
         }
     }
     changed |= fuse_conv(g, uses, keep);
+    changed |= fuse_pool_wgrad(g, keep);
     changed |= fuse_updates(g);
     free(uses);
     free(keep);

@@ -318,6 +318,81 @@ Test(conv, weight_gradient_in_groups)
     nnc_set_num_threads(0);
 }
 
+/* nnc_conv_wgrad_pool: a convolution's weight gradient through a 2x2 max
+ * pooling, window by window: the same bits with dC stored or computed
+ * from the pooling's input and gradient, with the im2col saved or built,
+ * on 1 and 3 threads (with and without ReLU, odd sizes whose last row or
+ * column no window reads, ties, channels past a block of 32, padding);
+ * dW and the bias gradient against dC^T col and dC's sums in double,
+ * dC from nnc_maxpool_back_sum (checked against maxpool_back_ref above). */
+Test(conv, weight_gradient_through_pooling)
+{
+    static const int cfg[][7] = {  /* n, xh, xw, f, c, relu, pad */
+        {64, 28, 28, 32, 1, 1, 0}, {5, 13, 15, 20, 3, 0, 1}, {3, 9, 8, 70, 2, 1, 0},
+        {1, 4, 4, 1, 1, 0, 0}, {9, 10, 10, 64, 32, 1, 1},
+    };
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        const int *g = cfg[t];
+        int n = g[0], xh = g[1], xw = g[2], f = g[3], c = g[4], relu = g[5], pad = g[6];
+        int h = pad ? xh : xh - 2, w = pad ? xw : xw - 2, oh = h / 2, ow = w / 2, kk = 9 * c;
+        int geom[11] = {xh, xw, c, 3, 3, 1, 1, pad, pad, h, w};
+        size_t rows = (size_t)n * h * w, nw = (size_t)f * kk;
+        float *img = malloc(4 * (size_t)n * xh * xw * c), *x = malloc(4 * rows * f);
+        float *dy = malloc(4 * (size_t)n * oh * ow * f), *col = malloc(4 * rows * kk);
+        float *dc = malloc(4 * rows * f), *dw = malloc(4 * nw), *dw1 = malloc(4 * nw);
+        float *db = malloc(4 * (size_t)f), *db1 = malloc(4 * (size_t)f);
+        for (size_t i = 0; i < (size_t)n * xh * xw * c; i++)
+            img[i] = frand();
+        for (size_t i = 0; i < rows * f; i++)   /* ties and negatives */
+            x[i] = i % 5 == 0 ? 0.25f : frand();
+        for (size_t i = 0; i < (size_t)n * oh * ow * f; i++)
+            dy[i] = frand();
+        nnc_im2col(n, xh, xw, c, 3, 3, 1, 1, pad, pad, h, w, img, col);
+        nnc_set_num_threads(1);
+        nnc_maxpool_back_sum(n, h, w, f, 2, 2, 2, 2, oh, ow, dy, x, dc, relu, NULL);
+        for (int i = 0; i < 2; i++) {
+            nnc_set_num_threads(i ? 3 : 1);
+            for (int mode = 0; mode < 4; mode++) {
+                const int stored = mode & 1, built = mode >> 1;
+                for (size_t j = 0; j < nw; j++)
+                    dw[j] = NAN;
+                nnc_conv_wgrad_pool(f, kk, n, h, w, oh, ow, stored ? dc : NULL, dy, x, relu,
+                                    built ? NULL : col, geom, img, dw, db);
+                if (i == 0 && mode == 0) {
+                    memcpy(dw1, dw, 4 * nw);
+                    memcpy(db1, db, 4 * (size_t)f);
+                }
+                cr_assert(memcmp(dw, dw1, 4 * nw) == 0,
+                          "case %zu, %d threads, dC %s, im2col %s: other bits", t, i ? 3 : 1,
+                          stored ? "stored" : "computed", built ? "built" : "saved");
+                if (!stored)
+                    cr_assert(memcmp(db, db1, 4 * (size_t)f) == 0,
+                              "case %zu, %d threads: bias gradient bits differ", t, i ? 3 : 1);
+            }
+        }
+        for (int fi = 0; fi < f; fi++) {
+            double sb = 0, mb = 0;
+            for (size_t r = 0; r < rows; r++)
+                sb += dc[r * f + fi], mb += fabs(dc[r * f + fi]);
+            cr_assert(fabs(db1[fi] - sb) <= 1e-6 * mb + 1e-6, "case %zu: db[%d] = %g, reference %g",
+                      t, fi, db1[fi], sb);
+            for (int j = 0; j < kk; j++) {
+                double s2 = 0, mag = 0;
+                for (size_t r = 0; r < rows; r++) {
+                    s2 += (double)dc[r * f + fi] * col[r * kk + j];
+                    mag += fabs((double)dc[r * f + fi] * col[r * kk + j]);
+                }
+                cr_assert(fabs(dw1[(size_t)fi * kk + j] - s2) <= 1e-6 * mag + 1e-6,
+                          "case %zu: dw[%d][%d] = %g, reference %g", t, fi, j,
+                          dw1[(size_t)fi * kk + j], s2);
+            }
+        }
+        free(img), free(x), free(dy), free(col), free(dc), free(dw), free(dw1), free(db);
+        free(db1);
+    }
+    nnc_set_num_threads(0);
+}
+
 /* nnc_conv_dgrad: col2im(dC W) by chunks of images on the pool, the bits
  * of nnc_sgemm + nnc_col2im per chunk, on 1 and 3 threads. */
 Test(conv, input_gradient_by_chunks)

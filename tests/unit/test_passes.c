@@ -290,19 +290,24 @@ Test(passes, every_plan_is_checked_on_random_models)
 
 /* The bias gradient of a conv under a max pooling rides on the pooling's
  * gradient (an F_SUMRIDER op): one kernel, whose emit rule writes the sum
- * (the emitter passes the rider's buffer without naming the op). */
+ * (the emitter passes the rider's buffer without naming the op). The
+ * first conv's pooling gradient, which only its weight gradient reads,
+ * joins that weight gradient's kernel (dC, 8 x 64 x 64 x 4, spans
+ * several of its blocks), its bias gradient riding along. */
 Test(passes, sum_rides_on_pooling_gradient)
 {
     static const char cnn[] =
         "model cnn {\n"
-        "    input img[8, 8, 1]\n"
+        "    input img[64, 64, 1]\n"
+        "    conv2d(4, 3, padding=same, activation=relu)\n"
+        "    maxpool2d(2)\n"
         "    conv2d(4, 3, padding=same, activation=relu)\n"
         "    maxpool2d(2)\n"
         "    flatten\n"
         "    dense(3)\n"
         "    loss softmax_cross_entropy\n"
         "    optimizer sgd(lr=0.1)\n"
-        "    batch 4\n"
+        "    batch 8\n"
         "}\n";
     Compiled c;
     cr_assert(compile_text(cnn, 2, &c));
@@ -319,10 +324,26 @@ Test(passes, sum_rides_on_pooling_gradient)
         riding++;
     }
     cr_assert_eq(riding, 1);
+    int fused = 0;
+    for (int k = 0; k < c.train.nkernels; k++) {
+        const Kernel *kr = &c.train.kernels[k];
+        bool pool = false, sum = false;
+        for (int m = 0; m < kr->n; m++) {
+            NodeId id = c.train.members[kr->first + m];
+            pool |= NODE(&c.g, id)->op == OP_MAXPOOL_BACK;
+            sum |= optab[NODE(&c.g, id)->op].kind == K_REDUCE;
+        }
+        if (pool && node_wgrad(&c.g, NODE(&c.g, kr->root))) {
+            cr_assert(sum && kr->n == 3);
+            fused++;
+        }
+    }
+    cr_assert_eq(fused, 1);
     Buf src = {0};
     EmitOptions eo = {"cnn", "cnn.h", false, NULL};
     emit_source(&src, &c, &eo);
     cr_assert(strstr(src.data, "nnc_maxpool_back_sum("));
+    cr_assert(strstr(src.data, "nnc_conv_wgrad_pool("));
     buf_free(&src);
     pipeline_free(&c);
 }
