@@ -243,6 +243,24 @@ Test(conv, im2col_rows_are_rows_of_im2col)
  * thread, and against nnc_conv_wgrad_x (col built a block at a time), on
  * 1 and 3 threads; a C too large for the groups' buffers sums its blocks
  * in one sequence. */
+/* dw (f x kk) against dc^T col in double, every fstep-th filter and
+ * jstep-th column, within 1e-6 of the terms' magnitudes. */
+static void dw_near_reference(size_t t, int f, int kk, size_t rows, const float *dc,
+                              const float *col, const float *dw, int fstep, int jstep)
+{
+    for (int fi = 0; fi < f; fi += fstep)
+        for (int j = 0; j < kk; j += jstep) {
+            double s = 0, mag = 0;
+            for (size_t r = 0; r < rows; r++) {
+                s += (double)dc[r * f + fi] * col[r * kk + j];
+                mag += fabs((double)dc[r * f + fi] * col[r * kk + j]);
+            }
+            cr_assert(fabs(dw[(size_t)fi * kk + j] - s) <= 1e-6 * mag + 1e-6,
+                      "case %zu: dw[%d][%d] = %g, reference %g", t, fi, j,
+                      dw[(size_t)fi * kk + j], s);
+        }
+}
+
 static void wgrad_groups_ref(int f, int kk, size_t rows, size_t rb, const float *dc,
                              const float *col, float *dw)
 {
@@ -302,17 +320,7 @@ Test(conv, weight_gradient_in_groups)
                           "case %zu, %d threads: built im2col gives other bits", t, i ? g[8] : 1);
             }
         }
-        for (int fi = 0; fi < f; fi += f / 3 + 1)
-            for (int j = 0; j < kk; j += kk / 5 + 1) {
-                double s = 0, mag = 0;
-                for (size_t r = 0; r < rows; r++) {
-                    s += (double)dc[r * f + fi] * col[r * kk + j];
-                    mag += fabs((double)dc[r * f + fi] * col[r * kk + j]);
-                }
-                cr_assert(fabs(dw[(size_t)fi * kk + j] - s) <= 1e-6 * mag + 1e-6,
-                          "case %zu: dw[%d][%d] = %g, reference %g", t, fi, j,
-                          dw[(size_t)fi * kk + j], s);
-            }
+        dw_near_reference(t, f, kk, rows, dc, col, dw, f / 3 + 1, kk / 5 + 1);
         free(x), free(col), free(dc), free(dw), free(ref), free(dwx), free(blk);
     }
     nnc_set_num_threads(0);
@@ -376,17 +384,8 @@ Test(conv, weight_gradient_through_pooling)
                 sb += dc[r * f + fi], mb += fabs(dc[r * f + fi]);
             cr_assert(fabs(db1[fi] - sb) <= 1e-6 * mb + 1e-6, "case %zu: db[%d] = %g, reference %g",
                       t, fi, db1[fi], sb);
-            for (int j = 0; j < kk; j++) {
-                double s2 = 0, mag = 0;
-                for (size_t r = 0; r < rows; r++) {
-                    s2 += (double)dc[r * f + fi] * col[r * kk + j];
-                    mag += fabs((double)dc[r * f + fi] * col[r * kk + j]);
-                }
-                cr_assert(fabs(dw1[(size_t)fi * kk + j] - s2) <= 1e-6 * mag + 1e-6,
-                          "case %zu: dw[%d][%d] = %g, reference %g", t, fi, j,
-                          dw1[(size_t)fi * kk + j], s2);
-            }
         }
+        dw_near_reference(t, f, kk, rows, dc, col, dw1, 1, 1);
         free(img), free(x), free(dy), free(col), free(dc), free(dw), free(dw1), free(db);
         free(db1);
     }
