@@ -90,7 +90,11 @@ const GemmSmall nnc_small_avx2 = {dots_nt_avx2, epilogue_avx2};
 
 /* ---- AVX-512: 16 floats, dot tiles of 6 rows --------------------------- */
 
+#if defined(NNC_AVX512_EMULATE)
+#define TARGET /* emulated AVX-512 (kern_avx512.c), real AVX2 from the flags */
+#else
 #define TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+#endif
 #define SFX _avx512
 #define VW 16
 #define RI 6

@@ -19,16 +19,42 @@
  * them after checking the CPU. Partial tiles use k-masks: a short last
  * column panel is loaded and stored with masks, short row counts get their
  * own instantiation of the body (rows is a constant in each). On non-x86
- * targets this file defines only an "unsupported" stub.
+ * targets this file defines only an "unsupported" stub. -DNNC_AVX512_EMULATE
+ * builds it (and the small-GEMM tiles) on plain C intrinsics, for a test
+ * on CPUs without AVX-512 (tests/runtime/avx512_emu.sh).
  */
 #include "gemm_kern.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if defined(NNC_AVX512_EMULATE)
+/* a test build: the intrinsics in plain C (tests/runtime/avx512_emu.h),
+ * the 128- and 256-bit ones real (built with -mavx2 -mfma) */
+#include "avx512_emu.h"
+#define TARGET
+#define INLINE static inline
+#define HAVE_KERNEL 1
 
+static int supported(void)
+{
+    return 1;
+}
+#elif (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
-
 #define TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 #define INLINE static inline __attribute__((always_inline)) TARGET
+#define HAVE_KERNEL 1
+
+static int supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("fma");
+}
+#endif
+
+#ifdef HAVE_KERNEL
 
 #ifndef K512_MR
 #define K512_MR 14
@@ -44,16 +70,6 @@
 #ifndef K512_NC
 #define K512_NC 2048
 #endif
-
-static int supported(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("fma");
-}
 
 INLINE __mmask16 lane_mask(size_t n)
 {
@@ -243,7 +259,7 @@ const GemmKern nnc_kern_avx512 = {
 #define SMALL_AVX512 1
 #include "gemm_small.c"
 
-#else /* not x86 */
+#else /* not x86, no emulation */
 
 static int supported(void)
 {

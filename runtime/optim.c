@@ -25,6 +25,9 @@
 #include <immintrin.h>
 #define NNC_X86 1
 #endif
+#if defined(NNC_AVX512_EMULATE)   /* a test build (tests/runtime/avx512_emu.sh) */
+#include "avx512_emu.h"
+#endif
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #endif

@@ -9,7 +9,11 @@
 #undef OPTIM_VEC_AVX512
 #define V __m512
 #define W 16
+#if defined(NNC_AVX512_EMULATE)   /* tests/runtime/avx512_emu.sh */
+#define KERNEL(name) static size_t name##_avx512
+#else
 #define KERNEL(name) __attribute__((target("avx512f"))) static size_t name##_avx512
+#endif
 #define vset _mm512_set1_ps
 #define vld _mm512_loadu_ps
 #define vst _mm512_storeu_ps
