@@ -86,6 +86,41 @@
             (OUT)[n_ - BLOCK + l_] = e_[l_];                            \
     } while (0)
 
+/* MAP for two outputs at once: OUT1[J] = EXPR1, OUT2[J] = EXPR2, each
+ * reading element J of its inputs only (the outputs may be among them). */
+#define MAP2(N, OUT1, EXPR1, OUT2, EXPR2)                               \
+    do {                                                                \
+        float t1_[BLOCK], t2_[BLOCK], e1_[BLOCK], e2_[BLOCK];           \
+        size_t n_ = (N), i_, l_, J;                                     \
+        if (n_ < BLOCK) {                                               \
+            for (J = 0; J < n_; J++) {                                  \
+                const float v1_ = (EXPR1), v2_ = (EXPR2);               \
+                (OUT1)[J] = v1_, (OUT2)[J] = v2_;                       \
+            }                                                           \
+            break;                                                      \
+        }                                                               \
+        for (l_ = 0; l_ < BLOCK; l_++) {                                \
+            J = n_ - BLOCK + l_;                                        \
+            e1_[l_] = (EXPR1);                                          \
+            e2_[l_] = (EXPR2);                                          \
+        }                                                               \
+        for (i_ = 0; n_ - i_ >= BLOCK; i_ += BLOCK) {                   \
+            for (l_ = 0; l_ < BLOCK; l_++) {                            \
+                J = i_ + l_;                                            \
+                t1_[l_] = (EXPR1);                                      \
+                t2_[l_] = (EXPR2);                                      \
+            }                                                           \
+            for (l_ = 0; l_ < BLOCK; l_++) {                            \
+                (OUT1)[i_ + l_] = t1_[l_];                              \
+                (OUT2)[i_ + l_] = t2_[l_];                              \
+            }                                                           \
+        }                                                               \
+        for (l_ = BLOCK - (n_ - i_); l_ < BLOCK; l_++) {                \
+            (OUT1)[n_ - BLOCK + l_] = e1_[l_];                          \
+            (OUT2)[n_ - BLOCK + l_] = e2_[l_];                          \
+        }                                                               \
+    } while (0)
+
 /* y[j] = exp(x[j] - mx) for j < n (y may equal x); returns the sum of
  * the y[j], added in order of j. The sum runs block by block beside the
  * exps (a separate pass would be one long chain of dependent adds), and
@@ -185,6 +220,38 @@ LANE_PAIR(lane_dot_dev2, d0[k] * (x0[k] - m0), d1[k] * (x1[k] - m1),
            float m1, size_t c, float *r0, float *r1))
 #undef LANE_PAIR
 
+/* Both sums of the layernorm layer's backward over g = dy gamma, for two
+ * rows in one pass: sum_j g[j] (ra) and sum_j g[j] (x[j] - m) (rb); g is
+ * rounded to float before it is used, as a stored dy gamma was. */
+static inline ALWAYS void lane_gsums2(const float *d0, const float *x0, float m0,
+                                      const float *d1, const float *x1, float m1,
+                                      const float *gm, size_t c, float *ra0, float *rb0,
+                                      float *ra1, float *rb1)
+{
+    float a0[LANES] = {0}, b0[LANES] = {0}, a1[LANES] = {0}, b1[LANES] = {0};
+    size_t i = 0, l;
+    for (; c - i >= LANES; i += LANES)
+        for (l = 0; l < LANES; l++) {
+            const size_t k = i + l;
+            const float g0 = d0[k] * gm[k], g1 = d1[k] * gm[k];
+            a0[l] += g0;
+            b0[l] += g0 * (x0[k] - m0);
+            a1[l] += g1;
+            b1[l] += g1 * (x1[k] - m1);
+        }
+    for (l = 0; i < c; i++, l++) {
+        const float g0 = d0[i] * gm[i], g1 = d1[i] * gm[i];
+        a0[l] += g0;
+        b0[l] += g0 * (x0[i] - m0);
+        a1[l] += g1;
+        b1[l] += g1 * (x1[i] - m1);
+    }
+    *ra0 = ((a0[0] + a0[4]) + (a0[2] + a0[6])) + ((a0[1] + a0[5]) + (a0[3] + a0[7]));
+    *rb0 = ((b0[0] + b0[4]) + (b0[2] + b0[6])) + ((b0[1] + b0[5]) + (b0[3] + b0[7]));
+    *ra1 = ((a1[0] + a1[4]) + (a1[2] + a1[6])) + ((a1[1] + a1[5]) + (a1[3] + a1[7]));
+    *rb1 = ((b1[0] + b1[4]) + (b1[2] + b1[6])) + ((b1[1] + b1[5]) + (b1[3] + b1[7]));
+}
+
 static inline ALWAYS void softmax_body(const float *x, float *y, size_t rows, size_t c)
 {
     size_t r;
@@ -273,6 +340,89 @@ static inline ALWAYS void layernorm_back_body(const float *dy, const float *x, f
         layernorm_back_rows(dy, dy, x, x, dx, dx, c, eps, 0);
 }
 
+/* A layernorm layer's rows: y = ((x - m) s) gamma + beta, in that order. */
+static inline ALWAYS void layernorm_affine_rows(const float *x0, const float *x1, float *y0,
+                                                float *y1, const float *gamma,
+                                                const float *beta, size_t c, float eps,
+                                                const int both)
+{
+    float m0, m1, s0, s1;
+
+    ln_stats2(x0, x1, c, eps, &m0, &m1, &s0, &s1);
+    MAP(c, y0, (x0[J] - m0) * s0 * gamma[J] + beta[J]);
+    if (both)
+        MAP(c, y1, (x1[J] - m1) * s1 * gamma[J] + beta[J]);
+}
+
+static inline ALWAYS void layernorm_affine_body(const float *x, const float *gamma,
+                                                const float *beta, float *y, size_t rows,
+                                                size_t c, float eps)
+{
+    size_t r;
+
+    for (r = 0; r + 2 <= rows; r += 2, x += 2 * c, y += 2 * c)
+        layernorm_affine_rows(x, x + c, y, y + c, gamma, beta, c, eps, 1);
+    if (r < rows)
+        layernorm_affine_rows(x, x, y, y, gamma, beta, c, eps, 0);
+}
+
+/* Its backward over rows x0, x1 (both: see layernorm_rows): the sums for
+ * dgamma and dbeta first (row 0's, then row 1's: rows in order), then dx
+ * from g = dy gamma, which is nnc_layernorm_back's dy. Every read of a
+ * row comes before its dx is written, so dx may be dy. */
+static inline ALWAYS void layernorm_affine_back_rows(const float *dy0, const float *dy1,
+                                                     const float *x0, const float *x1,
+                                                     const float *gamma, float *dx0,
+                                                     float *dx1, float *dgamma, float *dbeta,
+                                                     size_t c, float eps, const int both)
+{
+    float fc = (float)c, m0, m1, s0, s1, ma0, ma1, mb0, mb1;
+
+    ln_stats2(x0, x1, c, eps, &m0, &m1, &s0, &s1);
+    /* per element, row 0's term is added before row 1's: rows in order */
+    if (dgamma != NULL && dbeta != NULL && both)
+        MAP2(c, dgamma, (dgamma[J] + dy0[J] * ((x0[J] - m0) * s0)) +
+                            dy1[J] * ((x1[J] - m1) * s1),
+             dbeta, (dbeta[J] + dy0[J]) + dy1[J]);
+    else if (dgamma != NULL && dbeta != NULL)
+        MAP2(c, dgamma, dgamma[J] + dy0[J] * ((x0[J] - m0) * s0), dbeta, dbeta[J] + dy0[J]);
+    else if (dgamma != NULL && both)
+        MAP(c, dgamma, (dgamma[J] + dy0[J] * ((x0[J] - m0) * s0)) +
+                           dy1[J] * ((x1[J] - m1) * s1));
+    else if (dgamma != NULL)
+        MAP(c, dgamma, dgamma[J] + dy0[J] * ((x0[J] - m0) * s0));
+    else if (dbeta != NULL && both)
+        MAP(c, dbeta, (dbeta[J] + dy0[J]) + dy1[J]);
+    else if (dbeta != NULL)
+        MAP(c, dbeta, dbeta[J] + dy0[J]);
+    if (dx0 == NULL)
+        return;
+    lane_gsums2(dy0, x0, m0, dy1, x1, m1, gamma, c, &ma0, &mb0, &ma1, &mb1);
+    ma0 /= fc, ma1 /= fc;
+    mb0 = mb0 * s0 / fc, mb1 = mb1 * s1 / fc;
+    MAP(c, dx0, s0 * (dy0[J] * gamma[J] - ma0 - (x0[J] - m0) * s0 * mb0));
+    if (both)
+        MAP(c, dx1, s1 * (dy1[J] * gamma[J] - ma1 - (x1[J] - m1) * s1 * mb1));
+}
+
+static inline ALWAYS void layernorm_affine_back_body(const float *dy, const float *x,
+                                                     const float *gamma, float *dx,
+                                                     float *dgamma, float *dbeta, size_t rows,
+                                                     size_t c, float eps)
+{
+    size_t r;
+
+    if (dgamma != NULL)
+        memset(dgamma, 0, c * sizeof *dgamma);
+    if (dbeta != NULL)
+        memset(dbeta, 0, c * sizeof *dbeta);
+    for (r = 0; r + 2 <= rows; r += 2, dy += 2 * c, x += 2 * c, dx = dx ? dx + 2 * c : dx)
+        layernorm_affine_back_rows(dy, dy + c, x, x + c, gamma, dx, dx ? dx + c : dx, dgamma,
+                                   dbeta, c, eps, 1);
+    if (r < rows)
+        layernorm_affine_back_rows(dy, dy, x, x, gamma, dx, dx, dgamma, dbeta, c, eps, 0);
+}
+
 static inline ALWAYS void softmax_ce_back_body(float dl, const float *z, const float *t,
                                                float *dz, size_t rows, size_t c)
 {
@@ -344,6 +494,10 @@ typedef struct NnKern {
     void (*softmax_back)(const float *, const float *, float *, size_t, size_t);
     void (*layernorm)(const float *, float *, size_t, size_t, float);
     void (*layernorm_back)(const float *, const float *, float *, size_t, size_t, float);
+    void (*layernorm_affine)(const float *, const float *, const float *, float *, size_t,
+                             size_t, float);
+    void (*layernorm_affine_back)(const float *, const float *, const float *, float *, float *,
+                                  float *, size_t, size_t, float);
     void (*softmax_ce_back)(float, const float *, const float *, float *, size_t, size_t);
     void (*sparse_softmax_ce_back)(float, const float *, const float *, float *, size_t,
                                    size_t);
@@ -371,6 +525,19 @@ typedef struct NnKern {
     {                                                                                      \
         layernorm_back_body(dy, x, dx, rows, c, eps);                                      \
     }                                                                                      \
+    static ATTR void layernorm_affine_##SUF(const float *x, const float *gamma,           \
+                                            const float *beta, float *y, size_t rows,      \
+                                            size_t c, float eps)                           \
+    {                                                                                      \
+        layernorm_affine_body(x, gamma, beta, y, rows, c, eps);                            \
+    }                                                                                      \
+    static ATTR void layernorm_affine_back_##SUF(const float *dy, const float *x,          \
+                                                 const float *gamma, float *dx,            \
+                                                 float *dgamma, float *dbeta, size_t rows, \
+                                                 size_t c, float eps)                      \
+    {                                                                                      \
+        layernorm_affine_back_body(dy, x, gamma, dx, dgamma, dbeta, rows, c, eps);         \
+    }                                                                                      \
     static ATTR void softmax_ce_back_##SUF(float dl, const float *z, const float *t,      \
                                            float *dz, size_t rows, size_t c)               \
     {                                                                                      \
@@ -387,6 +554,7 @@ typedef struct NnKern {
     }                                                                                      \
     static const NnKern nn_##SUF = {                                                       \
         softmax_##SUF, softmax_back_##SUF, layernorm_##SUF, layernorm_back_##SUF,          \
+        layernorm_affine_##SUF, layernorm_affine_back_##SUF,                               \
         softmax_ce_back_##SUF, sparse_softmax_ce_back_##SUF, lse_##SUF,                    \
     };
 
@@ -451,6 +619,18 @@ void nnc_layernorm_back(const float *dy, const float *x, float *dx, size_t rows,
                         float eps)
 {
     kern()->layernorm_back(dy, x, dx, rows, c, eps);
+}
+
+void nnc_layernorm_affine(const float *x, const float *gamma, const float *beta, float *y,
+                          size_t rows, size_t c, float eps)
+{
+    kern()->layernorm_affine(x, gamma, beta, y, rows, c, eps);
+}
+
+void nnc_layernorm_affine_back(const float *dy, const float *x, const float *gamma, float *dx,
+                               float *dgamma, float *dbeta, size_t rows, size_t c, float eps)
+{
+    kern()->layernorm_affine_back(dy, x, gamma, dx, dgamma, dbeta, rows, c, eps);
 }
 
 /* ---- Batch normalization --------------------------------------------------- */

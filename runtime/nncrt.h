@@ -387,6 +387,17 @@ void nnc_log_softmax(const float *x, float *y, size_t rows, size_t c);
 void nnc_layernorm(const float *x, float *y, size_t rows, size_t c, float eps);
 void nnc_layernorm_back(const float *dy, const float *x, float *dx, size_t rows, size_t c,
                         float eps);
+/* A layernorm layer: y = xhat gamma + beta per row, xhat as nnc_layernorm
+ * computes it (y may be x). _back, for dy, with the statistics recomputed
+ * from x: dx = the layernorm gradient of dy gamma (dx may be dy), dgamma
+ * = sum over rows of dy xhat, dbeta = sum over rows of dy (both c long,
+ * overwritten, rows added in order); any of dx (then gamma may be NULL),
+ * dgamma and dbeta may be NULL. One pass over the rows: the layer's
+ * backward reads dy and x once. */
+void nnc_layernorm_affine(const float *x, const float *gamma, const float *beta, float *y,
+                          size_t rows, size_t c, float eps);
+void nnc_layernorm_affine_back(const float *dy, const float *x, const float *gamma, float *dx,
+                               float *dgamma, float *dbeta, size_t rows, size_t c, float eps);
 /* Per channel (the last axis, c) over m rows: y = (x - mu) / sqrt(var + eps)
  * with the batch's mean and biased variance, and the running statistics
  * mean, var (c each) updated in place: mean = momentum mean + (1 - momentum)

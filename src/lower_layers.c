@@ -6,7 +6,8 @@
  *   relu(x), silu(x), .. -> the activation op; linear(x) -> x
  *   add(a, b, ...)       -> add ops; multiply(a, b, ...) -> mul ops
  *   conv2d(x, f, k)      -> im2col, matmul with W^T, + b, the activation
- *   layernorm(x)         -> layernorm(x) * gamma + beta (LAYER.weight/.bias)
+ *   layernorm(x)         -> layernorm_affine(x, gamma, beta): layernorm(x) *
+ *                           gamma + beta (LAYER.weight/.bias)
  *   dropout(x, rate)     -> dropout op (train_step only; predict copies)
  *   matmul(a, b)         -> bmatmul over the leading axes; reshape(x, shape)
  *                           -> reshape; transpose(x, perm) -> transpose;
@@ -154,7 +155,8 @@ static bool flat_image(const Graph *g, NodeId id, int hwc[3])
         }
         bool same = shape_eq(&x->shape, &n->shape);
         if (!same || !(optab[n->op].kind == K_EWISE || n->op == OP_DROPOUT ||
-                       n->op == OP_BATCHNORM || n->op == OP_LAYERNORM))
+                       n->op == OP_BATCHNORM || n->op == OP_LAYERNORM ||
+                       n->op == OP_LAYERNORM_AFFINE))
             return false;
         id = n->in[0];
     }
@@ -808,17 +810,19 @@ static NodeId lower_layernorm(Lower *L, const LayerInfo *ly, const Expr *call,
     if (!check_param_name(L, name, call->loc))
         return NODE_NONE;
     Shape ps = {1, {x->shape.dim[x->shape.rank - 1]}};
-    NodeId y = graph_add1(g, OP_LAYERNORM, call->loc, in[0]);
+    NodeId w = layer_param(L, ly, call, name, "weight", &ps, INIT_ONE, 0, 0);
+    NodeId b = layer_param(L, ly, call, name, "bias", &ps, INIT_ZERO, 0, 0);
+    if (w == NODE_NONE || b == NODE_NONE)
+        return NODE_NONE;
+    mark_flat_image(g, in[0], w);
+    mark_flat_image(g, in[0], b);
+    /* one op: one pass over the rows forward, one backward (ops/nn.c) */
+    NodeId y = graph_add3(g, OP_LAYERNORM_AFFINE, call->loc, in[0], w, b);
     if (y == NODE_NONE)
         return NODE_NONE;
     NODE(g, y)->fattr[0] = eps;
     NODE(g, y)->what = "layernorm";
-    NodeId w = layer_param(L, ly, call, name, "weight", &ps, INIT_ONE, 0, 0);
-    NodeId b = layer_param(L, ly, call, name, "bias", &ps, INIT_ZERO, 0, 0);
-    mark_flat_image(g, in[0], w);
-    mark_flat_image(g, in[0], b);
-    y = graph_add2(g, OP_MUL, call->loc, y, w);
-    return graph_add2(g, OP_ADD, call->loc, y, b);
+    return y;
 }
 
 /* dropout(x, rate): Keras' inverted dropout, active in the training step

@@ -233,8 +233,13 @@ enum {
     F_STATE = 1 << 10,  /* reads and writes state kept in the context across
                          * calls (generation's cache): no reference of its
                          * own; tested end to end against predict */
-    F_FWDSIDE = 1 << 11 /* f'(x) of an activation: joins the forward's loop
+    F_FWDSIDE = 1 << 11, /* f'(x) of an activation: joins the forward's loop
                          * over x as a second output (fuse.c) */
+    F_PARAMRIDER = 1 << 12 /* a layernorm layer's backward (dy, x, gamma):
+                         * its gamma's gradient (LAYERNORM_DGAMMA of the
+                         * same dy and x) and beta's (the sum of dy over
+                         * rows) may ride on it (fuse.c): its emit rule
+                         * writes them to Emit.side and Emit.sum */
 };
 
 /* Roles of source nodes, and flags on others. */

@@ -88,7 +88,8 @@ static bool decodable(const Graph *g, const Plan *p)
         case K_CONTRACT:
             continue;
         case K_ROWWISE:
-            if (n->op == OP_SOFTMAX || n->op == OP_LAYERNORM || n->op == OP_DROPOUT ||
+            if (n->op == OP_SOFTMAX || n->op == OP_LAYERNORM || n->op == OP_LAYERNORM_AFFINE ||
+                n->op == OP_DROPOUT ||
                 n->op == OP_EMBED || n->op == OP_CONCAT || n->op == OP_ATTENTION_DECODE ||
                 (n->op == OP_NARROW && n->in[0] == g->input))
                 continue;

@@ -21,7 +21,10 @@ struct Emit {
     int indent;
     bool predict;   /* emitting the predict program (dropout is identity) */
     const char *sum;    /* in an F_SUMRIDER op's kernel: the buffer of the
-                           per-channel sum riding on it (fuse.c), else NULL */
+                           per-channel sum riding on it (fuse.c), else NULL;
+                           in an F_PARAMRIDER op's, beta's gradient */
+    const char *side;   /* in an F_PARAMRIDER op's kernel: the buffer of the
+                           gamma gradient riding on it, else NULL */
 };
 
 /* One line of C at the current indent (a newline is added). */

@@ -507,9 +507,16 @@ static void emit_single(Emit *e, const KCtx *kc, const Regions *rg)
     args[n->nin] = emit_buf(g, p, id);
     if (optab[n->op].kind != K_UPDATE) {
         e->sum = rider_buf(kc);
-        NNC_ASSERT(!e->sum || (optab[n->op].flags & F_SUMRIDER));
+        NNC_ASSERT(!e->sum || (optab[n->op].flags & (F_SUMRIDER | F_PARAMRIDER)));
+        for (int m = 0; m < kc->k->n; m++) {    /* gamma's gradient */
+            NodeId r = p->members[kc->k->first + m];
+            if (r != id && !is_rider(g, r)) {
+                NNC_ASSERT(optab[n->op].flags & F_PARAMRIDER);
+                e->side = emit_buf(g, p, r);
+            }
+        }
         optab[n->op].emit(e, g, n, args);
-        e->sum = NULL;
+        e->sum = e->side = NULL;
         return;
     }
     if (kc->k->n > 1) {

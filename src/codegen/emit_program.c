@@ -508,7 +508,7 @@ static void emit_split_step(Emit *e, const Compiled *c, const char *p)
 void emit_source(Buf *out, const Compiled *c, const EmitOptions *o)
 {
     profile = o->profile;
-    Emit e = {out, &c->g, 0, false, NULL};
+    Emit e = {out, &c->g, 0, false, NULL, NULL};
     emit_layout(&e, c, o->prefix);
     emit_predict_rows(&e, c, o->prefix);
     if (c->decode)

@@ -61,6 +61,7 @@
  * neighbours' loops.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "ops.h"
 
@@ -350,6 +351,161 @@ void emit_layernorm_back(Emit *e, const Graph *g, const Node *n,
     emit_line(e, "/* dy, x, dx: (%s, %d) */", op_rows(n), last_dim(n));
     emit_line(e, "nnc_layernorm_back(%s, %s, %s, %s, %d, %s);", a[0], a[1], a[2], op_rows(n),
               last_dim(n), emit_float(n->fattr[0]));
+}
+
+/* ---- the layernorm layer: layernorm(x) gamma + beta ---------------------- */
+
+/* gamma (and beta) of shape (C,) for rows of C */
+static bool vec_of_rows(const Graph *g, const Node *n, int k, const Node *x)
+{
+    const Node *v = NODE(g, n->in[k]);
+    if (v->shape.rank == 1 && v->shape.dim[0] == x->shape.dim[x->shape.rank - 1])
+        return true;
+    diag_error(n->loc, "%s: input %d must be (%d,), got %s", op_name(n->op), k + 1,
+               x->shape.dim[x->shape.rank - 1], shape_str(&v->shape));
+    return false;
+}
+
+/* (x, gamma, beta) -> x's shape */
+bool shape_layernorm_affine(Graph *g, Node *n)
+{
+    const Node *x = NODE(g, n->in[0]);
+    if (x->shape.rank < 1) {
+        diag_error(n->loc, "%s needs at least one axis", op_name(n->op));
+        return false;
+    }
+    if (!vec_of_rows(g, n, 1, x) || !vec_of_rows(g, n, 2, x))
+        return false;
+    n->shape = x->shape;
+    n->bmask = x->bmask;
+    return true;
+}
+
+/* (dy, x, gamma) -> dy's shape */
+bool shape_layernorm_affine_back(Graph *g, Node *n)
+{
+    const Node *dy = NODE(g, n->in[0]), *x = NODE(g, n->in[1]);
+    if (!shape_eq(&dy->shape, &x->shape) || dy->shape.rank < 1) {
+        diag_error(n->loc, "%s: shapes %s and %s differ", op_name(n->op), shape_str(&dy->shape),
+                   shape_str(&x->shape));
+        return false;
+    }
+    if (!vec_of_rows(g, n, 2, x))
+        return false;
+    n->shape = dy->shape;
+    n->bmask = dy->bmask;
+    return true;
+}
+
+/* (dy, x) -> (C,) */
+bool shape_layernorm_dgamma(Graph *g, Node *n)
+{
+    const Node *dy = NODE(g, n->in[0]), *x = NODE(g, n->in[1]);
+    if (!shape_eq(&dy->shape, &x->shape) || dy->shape.rank < 1) {
+        diag_error(n->loc, "%s: shapes %s and %s differ", op_name(n->op), shape_str(&dy->shape),
+                   shape_str(&x->shape));
+        return false;
+    }
+    n->shape = (Shape){1, {x->shape.dim[x->shape.rank - 1]}};
+    n->bmask = 0;
+    return true;
+}
+
+/* dx = layernorm_back(dy gamma, x), dgamma = sum_rows dy xhat, dbeta =
+ * sum_rows dy (autodiff sums dy to beta's shape) */
+void grad_layernorm_affine(Graph *g, NodeId y, NodeId dy, NodeId *dx)
+{
+    /* ids and the location, not a Node pointer: graph_add may move g->nodes */
+    NodeId x = NODE(g, y)->in[0], gamma = NODE(g, y)->in[1];
+    Loc loc = NODE(g, y)->loc;
+    dx[0] = with_attrs(g, graph_add3(g, OP_LAYERNORM_AFFINE_BACK, loc, dy, x, gamma), y);
+    dx[1] = with_attrs(g, graph_add2(g, OP_LAYERNORM_DGAMMA, loc, dy, x), y);
+    dx[2] = dy;
+}
+
+void eval_layernorm_affine(const Graph *g, const Node *n, const double *const *in,
+                           double *out)
+{
+    (void)g;
+    int c;
+    size_t r = rows_of(n, &c);
+    for (size_t i = 0; i < r; i++) {
+        double *y = out + i * c;
+        layernorm_row(in[0] + i * c, y, c, n->fattr[0]);
+        for (int j = 0; j < c; j++)
+            y[j] = y[j] * in[1][j] + in[2][j];
+    }
+}
+
+void eval_layernorm_affine_back(const Graph *g, const Node *n, const double *const *in,
+                                double *out)
+{
+    (void)g;
+    int c;
+    size_t r = rows_of(n, &c);
+    double *dyg = xmalloc((size_t)c * sizeof *dyg);
+    for (size_t i = 0; i < r; i++) {
+        const double *dy = in[0] + i * c;
+        double *dx = out + i * c;
+        for (int j = 0; j < c; j++)
+            dyg[j] = dy[j] * in[2][j];
+        double s = layernorm_row(in[1] + i * c, dx, c, n->fattr[0]);
+        double a = 0, b = 0;
+        for (int j = 0; j < c; j++) {
+            a += dyg[j];
+            b += dyg[j] * dx[j];
+        }
+        a /= c;
+        b /= c;
+        for (int j = 0; j < c; j++)
+            dx[j] = s * (dyg[j] - a - dx[j] * b);
+    }
+    free(dyg);
+}
+
+void eval_layernorm_dgamma(const Graph *g, const Node *n, const double *const *in,
+                           double *out)
+{
+    int c;
+    size_t r = rows_of(NODE(g, n->in[1]), &c);
+    double *xhat = xmalloc((size_t)c * sizeof *xhat);
+    for (int j = 0; j < c; j++)
+        out[j] = 0;
+    for (size_t i = 0; i < r; i++) {
+        layernorm_row(in[1] + i * c, xhat, c, n->fattr[0]);
+        for (int j = 0; j < c; j++)
+            out[j] += in[0][i * c + j] * xhat[j];
+    }
+    free(xhat);
+}
+
+void emit_layernorm_affine(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    (void)g;
+    emit_line(e, "/* x, y: (%s, %d); gamma, beta: %d */", op_rows(n), last_dim(n), last_dim(n));
+    emit_line(e, "nnc_layernorm_affine(%s, %s, %s, %s, %s, %d, %s);", a[0], a[1], a[2], a[3],
+              op_rows(n), last_dim(n), emit_float(n->fattr[0]));
+}
+
+/* dx, with gamma's and beta's gradients when they ride along (fuse.c) */
+void emit_layernorm_affine_back(Emit *e, const Graph *g, const Node *n,
+                                const char *const *a)
+{
+    (void)g;
+    emit_line(e, "/* dy, x, dx: (%s, %d); gamma%s%s: %d */", op_rows(n), last_dim(n),
+              e->side ? ", its gradient" : "", e->sum ? ", beta's gradient" : "", last_dim(n));
+    emit_line(e, "nnc_layernorm_affine_back(%s, %s, %s, %s, %s, %s, %s, %d, %s);", a[0], a[1],
+              a[2], a[3], e->side ? e->side : "NULL", e->sum ? e->sum : "NULL", op_rows(n),
+              last_dim(n), emit_float(n->fattr[0]));
+}
+
+/* gamma's gradient alone (its layer's dx has a kernel of its own) */
+void emit_layernorm_dgamma(Emit *e, const Graph *g, const Node *n, const char *const *a)
+{
+    const Node *x = NODE(g, n->in[1]);
+    emit_line(e, "/* dy, x: (%s, %d); dgamma: %d */", op_rows(x), last_dim(x), last_dim(x));
+    emit_line(e, "nnc_layernorm_affine_back(%s, %s, NULL, NULL, %s, NULL, %s, %d, %s);", a[0],
+              a[1], a[2], op_rows(x), last_dim(x), emit_float(n->fattr[0]));
 }
 
 /* ---- dropout ------------------------------------------------------------ */

@@ -25,6 +25,8 @@
  *    gradient is summed while dZ is computed), and so does a per-channel
  *    sum of the output of an op flagged F_SUMRIDER (max pooling's gradient,
  *    whose emit rule then calls nnc_maxpool_back_sum);
+ *  - a layernorm layer's parameter gradients ride on its input gradient's
+ *    kernel (F_PARAMRIDER), which reads dy and x once for all three;
  *  - all parameter updates of one optimizer become one loop over the
  *    parameter, gradient and state regions, when every gradient can live
  *    at its parameter's place in the gradient region, and either the
@@ -289,6 +291,41 @@ static bool fuse_pool_wgrad(Graph *g, const bool *keep)
     return changed;
 }
 
+/* A layernorm layer's backward B = (dy, x, gamma) -> dx (F_PARAMRIDER):
+ * gamma's gradient (LAYERNORM_DGAMMA of the same dy and x) and beta's (a
+ * sum of dy over its rows, not riding elsewhere) join B's kernel, which
+ * then reads dy and x once for all three (nnc_layernorm_affine_back); the
+ * bits are those of the three kernels apart. */
+static bool fuse_param_riders(Graph *g)
+{
+    bool changed = false;
+    for (int id = 1; id < g->nnodes; id++) {
+        const Node *b = &g->nodes[id];
+        if (!(optab[b->op].flags & F_PARAMRIDER) || b->kernel)
+            continue;
+        NodeId dy = b->in[0], x = b->in[1];
+        const Node *dyn = NODE(g, dy);
+        bool gamma = false, beta = false;
+        for (int r = 1; r < g->nnodes; r++) {
+            Node *n = &g->nodes[r];
+            if (n->kernel || r == id)
+                continue;
+            if (!gamma && n->op == OP_LAYERNORM_DGAMMA && n->in[0] == dy && n->in[1] == x &&
+                n->fattr[0] == b->fattr[0]) {
+                n->kernel = (NodeId)id;
+                n->sibling = true;      /* stored: a gradient */
+                gamma = changed = true;
+            } else if (!beta && n->op == OP_SUM_TO && n->in[0] == dy && n->shape.rank == 1 &&
+                       !n->bmask &&
+                       n->shape.dim[0] == dyn->shape.dim[dyn->shape.rank - 1]) {
+                n->kernel = (NodeId)id;
+                beta = changed = true;
+            }
+        }
+    }
+    return changed;
+}
+
 /* The loop kernel (its root) that an F_FWDSIDE node s can join as a
  * second output: an elementwise loop without a GEMM over s's shape, one
  * of whose members reads s's input, and that runs before s's users (it
@@ -466,6 +503,7 @@ bool pass_fuse(Graph *g)
     }
     changed |= fuse_conv(g, uses, keep);
     changed |= fuse_pool_wgrad(g, keep);
+    changed |= fuse_param_riders(g);
     changed |= fuse_updates(g);
     free(uses);
     free(keep);

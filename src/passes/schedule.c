@@ -90,6 +90,12 @@ double node_flops(const Graph *g, NodeId id)
     }
     if (n->op == OP_ATTENTION || n->op == OP_ATTENTION_BACK)
         return attention_flops(g, n);
+    /* the layernorm layer as the ops it replaced counted: layernorm, * gamma
+     * and + beta; dx of dy gamma; gamma's gradient as dy xhat and its sum */
+    if (n->op == OP_LAYERNORM_AFFINE)
+        return 3.0 * (double)shape_numel(&n->shape);
+    if (n->op == OP_LAYERNORM_AFFINE_BACK || n->op == OP_LAYERNORM_DGAMMA)
+        return 2.0 * (double)shape_numel(&NODE(g, n->in[0])->shape);
     if (n->op == OP_ATTENTION_DECODE)   /* q.k and p v over (T + 1) / 2 positions on average */
         return 4.0 * (double)shape_numel(&n->shape) * (n->iattr[1] + 1) / 2.0;
     switch (optab[n->op].kind) {

@@ -186,6 +186,91 @@ Test(nn, layernorm)
     }
 }
 
+/* The layernorm layer (nnc_layernorm_affine and _back) against double,
+ * and bit for bit against the kernels it replaces: nnc_layernorm, then
+ * * gamma and + beta; nnc_layernorm_back of dy gamma; gamma's gradient
+ * (dy xhat summed over the rows in order) and beta's (dy summed
+ * likewise). Even and odd row counts (rows go in pairs), every set, every
+ * combination of the outputs, and dx written over dy. */
+Test(nn, layernorm_affine)
+{
+    const char *saved = nnc_isa();
+    for (size_t t = 0; t < NSIZES; t++)
+        for (size_t rows = 1; rows <= 4; rows++) {
+            size_t c = sizes[t], n = rows * c;
+            float *x = vec(n, -3, 5), *dy = vec(n, -1, 1), *gamma = vec(c, 0.5f, 1.5f);
+            float *beta = vec(c, -1, 1), *y = vec(n, 0, 0), *g = vec(n, 0, 0);
+            float *dx = vec(n, 0, 0), *want = vec(n, 0, 0), *xhat = vec(n, 0, 0);
+            float *dg = vec(c, 0, 0), *db = vec(c, 0, 0), *wg = vec(c, 0, 0), *wb = vec(c, 0, 0);
+            double *ref = dvec(n), *gref = dvec(c), *bref = dvec(c);
+            layernorm_ref(NULL, x, ref, rows, c, (double)1e-3f);
+            for (size_t i = 0; i < n; i++) {
+                gref[i % c] += dy[i] * ref[i];
+                bref[i % c] += dy[i];
+                ref[i] = ref[i] * gamma[i % c] + beta[i % c];
+                g[i] = dy[i] * gamma[i % c];
+            }
+            EACH_ISA("layernorm_affine", c, y, n, ref, 3e-5,
+                     nnc_layernorm_affine(x, gamma, beta, y, rows, c, 1e-3f));
+            layernorm_ref(g, x, ref, rows, c, (double)1e-3f);
+            EACH_ISA("layernorm_affine_back", c, dx, n, ref, 1e-4,
+                     nnc_layernorm_affine_back(dy, x, gamma, dx, dg, db, rows, c, 1e-3f));
+            for (int k = 0; k < NISAS; k++) {
+                if (!use_isa(k))
+                    continue;
+                /* the kernels it replaces */
+                /* products through a volatile: never fused into an fma */
+                volatile float prod;
+                nnc_layernorm(x, xhat, rows, c, 1e-3f);
+                for (size_t i = 0; i < n; i++) {
+                    prod = xhat[i] * gamma[i % c];
+                    want[i] = prod + beta[i % c];
+                }
+                nnc_layernorm_affine(x, gamma, beta, y, rows, c, 1e-3f);
+                cr_assert_eq(memcmp(y, want, n * sizeof *y), 0, "layernorm_affine [%s, c = %zu]: "
+                             "not the bits of layernorm, * gamma, + beta", isas[k], c);
+                memcpy(y, x, n * sizeof *y);    /* in place */
+                nnc_layernorm_affine(y, gamma, beta, y, rows, c, 1e-3f);
+                cr_assert_eq(memcmp(y, want, n * sizeof *y), 0, "in place [%s]", isas[k]);
+                nnc_layernorm_back(g, x, want, rows, c, 1e-3f);
+                for (size_t j = 0; j < c; j++)
+                    wg[j] = wb[j] = 0.0f;
+                for (size_t i = 0; i < n; i++) {
+                    prod = dy[i] * xhat[i];
+                    wg[i % c] += prod;
+                    wb[i % c] += dy[i];
+                }
+                for (int mask = 0; mask < 8; mask++) {  /* which outputs */
+                    memset(dx, 0, n * sizeof *dx);
+                    memset(dg, 0xff, c * sizeof *dg);   /* NaN: must be overwritten */
+                    memset(db, 0xff, c * sizeof *db);
+                    nnc_layernorm_affine_back(dy, x, mask & 1 ? gamma : NULL,
+                                              mask & 1 ? dx : NULL, mask & 2 ? dg : NULL,
+                                              mask & 4 ? db : NULL, rows, c, 1e-3f);
+                    cr_assert(!(mask & 1) || !memcmp(dx, want, n * sizeof *dx),
+                              "dx [%s, c = %zu, rows = %zu, mask %d]", isas[k], c, rows, mask);
+                    cr_assert(!(mask & 2) || !memcmp(dg, wg, c * sizeof *dg),
+                              "dgamma [%s, c = %zu, rows = %zu, mask %d]", isas[k], c, rows, mask);
+                    cr_assert(!(mask & 4) || !memcmp(db, wb, c * sizeof *db),
+                              "dbeta [%s, c = %zu, rows = %zu, mask %d]", isas[k], c, rows, mask);
+                }
+                memcpy(dx, dy, n * sizeof *dx);     /* dx over dy */
+                nnc_layernorm_affine_back(dx, x, gamma, dx, dg, db, rows, c, 1e-3f);
+                cr_assert(!memcmp(dx, want, n * sizeof *dx) && !memcmp(dg, wg, c * sizeof *dg),
+                          "dx over dy [%s, c = %zu]", isas[k], c);
+                for (size_t j = 0; j < c; j++)
+                    cr_assert(fabs((double)dg[j] - gref[j]) <= 1e-4 * (1.0 + fabs(gref[j])) &&
+                                  fabs((double)db[j] - bref[j]) <= 1e-5 * (1.0 + fabs(bref[j])),
+                              "dgamma/dbeta [%s, c = %zu] element %zu: %g %g, expected %g %g",
+                              isas[k], c, j, (double)dg[j], (double)db[j], gref[j], bref[j]);
+            }
+            nnc_set_isa(saved);
+            vfree(x), vfree(dy), vfree(gamma), vfree(beta), vfree(y), vfree(g), vfree(dx);
+            vfree(want), vfree(xhat), vfree(dg), vfree(db), vfree(wg), vfree(wb);
+            free(ref), free(gref), free(bref);
+        }
+}
+
 /* ---- softmax cross-entropy gradients ----------------------------------------- */
 
 Test(nn, softmax_ce_gradients)

@@ -348,6 +348,61 @@ Test(passes, sum_rides_on_pooling_gradient)
     pipeline_free(&c);
 }
 
+/* A layernorm layer is one op forward (layernorm_affine) and one kernel
+ * backward: dx with gamma's gradient (stored in the gradient region: a
+ * sibling) and beta's (a sum of dy) riding on it, at -O2; at -O0 the
+ * three are kernels of their own. */
+Test(passes, layernorm_gradients_ride_on_its_backward)
+{
+    static const char seq[] =
+        "model seq {\n"
+        "    input x[6, 8]\n"
+        "    dense(8)\n"
+        "    layernorm\n"
+        "    dense(8)\n"
+        "    layernorm\n"
+        "    flatten\n"
+        "    dense(2)\n"
+        "    loss softmax_cross_entropy\n"
+        "    optimizer adam\n"
+        "    batch 4\n"
+        "}\n";
+    for (int level = 0; level <= 2; level += 2) {
+        Compiled c;
+        cr_assert(compile_text(seq, level, &c));
+        int fwd = 0, back = 0;
+        for (int k = 0; k < c.train.nkernels; k++) {
+            const Kernel *kr = &c.train.kernels[k];
+            const Node *r = NODE(&c.g, kr->root);
+            fwd += r->op == OP_LAYERNORM_AFFINE;
+            if (r->op != OP_LAYERNORM_AFFINE_BACK)
+                continue;
+            back++;
+            int gamma = 0, beta = 0;
+            for (int m = 0; m < kr->n; m++) {
+                const Node *n = NODE(&c.g, c.train.members[kr->first + m]);
+                gamma += n->op == OP_LAYERNORM_DGAMMA && n->sibling;
+                beta += n->op == OP_SUM_TO && n->in[0] == r->in[0];
+            }
+            cr_assert_eq(kr->n, level ? 3 : 1, "-O%d: %d members", level, kr->n);
+            cr_assert_eq(gamma + beta, level ? 2 : 0);
+        }
+        cr_assert_eq(fwd, 2);
+        cr_assert_eq(back, 2);
+        for (int i = 0; i < c.g.nparams; i++)   /* every gradient in its region */
+            if (c.g.grads[i])
+                cr_assert_eq(c.train.region[c.g.grads[i]], REG_GRAD, "-O%d: %s", level,
+                             NODE(&c.g, c.g.params[i])->name);
+        Buf src = {0};
+        EmitOptions eo = {"seq", "seq.h", false, NULL};
+        emit_source(&src, &c, &eo);
+        cr_assert(strstr(src.data, "nnc_layernorm_affine_back(") != NULL);
+        cr_assert((strstr(src.data, "NULL, G_layernorm_0_weight, NULL") != NULL) == !level);
+        buf_free(&src);
+        pipeline_free(&c);
+    }
+}
+
 /* An activation whose derivative needs its input (gelu, silu): f'(x) is
  * a second output of the forward's loop over x (a sibling, stored for the
  * backward, left out of predict), that loop is the epilogue of the dense
