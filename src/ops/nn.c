@@ -381,16 +381,22 @@ bool shape_layernorm_affine(Graph *g, Node *n)
     return true;
 }
 
+/* The backward's dy and x: one shape, with at least one axis. */
+static bool dy_like_x(const Graph *g, const Node *n)
+{
+    const Node *dy = NODE(g, n->in[0]), *x = NODE(g, n->in[1]);
+    if (shape_eq(&dy->shape, &x->shape) && dy->shape.rank >= 1)
+        return true;
+    diag_error(n->loc, "%s: shapes %s and %s differ", op_name(n->op), shape_str(&dy->shape),
+               shape_str(&x->shape));
+    return false;
+}
+
 /* (dy, x, gamma) -> dy's shape */
 bool shape_layernorm_affine_back(Graph *g, Node *n)
 {
-    const Node *dy = NODE(g, n->in[0]), *x = NODE(g, n->in[1]);
-    if (!shape_eq(&dy->shape, &x->shape) || dy->shape.rank < 1) {
-        diag_error(n->loc, "%s: shapes %s and %s differ", op_name(n->op), shape_str(&dy->shape),
-                   shape_str(&x->shape));
-        return false;
-    }
-    if (!vec_of_rows(g, n, 2, x))
+    const Node *dy = NODE(g, n->in[0]);
+    if (!dy_like_x(g, n) || !vec_of_rows(g, n, 2, NODE(g, n->in[1])))
         return false;
     n->shape = dy->shape;
     n->bmask = dy->bmask;
@@ -400,12 +406,9 @@ bool shape_layernorm_affine_back(Graph *g, Node *n)
 /* (dy, x) -> (C,) */
 bool shape_layernorm_dgamma(Graph *g, Node *n)
 {
-    const Node *dy = NODE(g, n->in[0]), *x = NODE(g, n->in[1]);
-    if (!shape_eq(&dy->shape, &x->shape) || dy->shape.rank < 1) {
-        diag_error(n->loc, "%s: shapes %s and %s differ", op_name(n->op), shape_str(&dy->shape),
-                   shape_str(&x->shape));
+    const Node *x = NODE(g, n->in[1]);
+    if (!dy_like_x(g, n))
         return false;
-    }
     n->shape = (Shape){1, {x->shape.dim[x->shape.rank - 1]}};
     n->bmask = 0;
     return true;
