@@ -183,6 +183,13 @@ static inline ALWAYS float row_sum(const float *x, size_t c)
     return s;
 }
 
+/* The LANES partial sums a[l] (lane j % LANES) added in the fixed order
+ * of every row sum here: the same bits on every ISA. */
+static inline ALWAYS float lanes_fold(const float *a)
+{
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
 /* Sums over a row in LANES partial sums (lane j % LANES), added pairwise
  * in a fixed order: the same bits on every ISA, and vectorizable. Each
  * takes two rows (x1 may be x0) and returns both sums: two independent
@@ -207,8 +214,8 @@ static inline ALWAYS float row_sum(const float *x, size_t c)
             a0[l] += T0;                                                         \
             a1[l] += T1;                                                         \
         }                                                                        \
-        *r0 = ((a0[0] + a0[4]) + (a0[2] + a0[6])) + ((a0[1] + a0[5]) + (a0[3] + a0[7])); \
-        *r1 = ((a1[0] + a1[4]) + (a1[2] + a1[6])) + ((a1[1] + a1[5]) + (a1[3] + a1[7])); \
+        *r0 = lanes_fold(a0);                                                    \
+        *r1 = lanes_fold(a1);                                                    \
     }
 LANE_PAIR(lane_sum2, x0[k], x1[k],
           (const float *x0, const float *x1, size_t c, float *r0, float *r1))
@@ -246,10 +253,8 @@ static inline ALWAYS void lane_gsums2(const float *d0, const float *x0, float m0
         a1[l] += g1;
         b1[l] += g1 * (x1[i] - m1);
     }
-    *ra0 = ((a0[0] + a0[4]) + (a0[2] + a0[6])) + ((a0[1] + a0[5]) + (a0[3] + a0[7]));
-    *rb0 = ((b0[0] + b0[4]) + (b0[2] + b0[6])) + ((b0[1] + b0[5]) + (b0[3] + b0[7]));
-    *ra1 = ((a1[0] + a1[4]) + (a1[2] + a1[6])) + ((a1[1] + a1[5]) + (a1[3] + a1[7]));
-    *rb1 = ((b1[0] + b1[4]) + (b1[2] + b1[6])) + ((b1[1] + b1[5]) + (b1[3] + b1[7]));
+    *ra0 = lanes_fold(a0), *rb0 = lanes_fold(b0);
+    *ra1 = lanes_fold(a1), *rb1 = lanes_fold(b1);
 }
 
 static inline ALWAYS void softmax_body(const float *x, float *y, size_t rows, size_t c)
@@ -366,6 +371,19 @@ static inline ALWAYS void layernorm_affine_body(const float *x, const float *gam
         layernorm_affine_rows(x, x, y, y, gamma, beta, c, eps, 0);
 }
 
+/* One row's terms of gamma's gradient (dy xhat) and beta's (dy) added to
+ * them (either may be NULL), in one pass when both are wanted. */
+static inline ALWAYS void ln_param_sums(const float *dy, const float *x, float m, float s,
+                                        float *dgamma, float *dbeta, size_t c)
+{
+    if (dgamma != NULL && dbeta != NULL)
+        MAP2(c, dgamma, dgamma[J] + dy[J] * ((x[J] - m) * s), dbeta, dbeta[J] + dy[J]);
+    else if (dgamma != NULL)
+        MAP(c, dgamma, dgamma[J] + dy[J] * ((x[J] - m) * s));
+    else if (dbeta != NULL)
+        MAP(c, dbeta, dbeta[J] + dy[J]);
+}
+
 /* Its backward over rows x0, x1 (both: see layernorm_rows): the sums for
  * dgamma and dbeta first (row 0's, then row 1's: rows in order), then dx
  * from g = dy gamma, which is nnc_layernorm_back's dy. Every read of a
@@ -379,22 +397,18 @@ static inline ALWAYS void layernorm_affine_back_rows(const float *dy0, const flo
     float fc = (float)c, m0, m1, s0, s1, ma0, ma1, mb0, mb1;
 
     ln_stats2(x0, x1, c, eps, &m0, &m1, &s0, &s1);
-    /* per element, row 0's term is added before row 1's: rows in order */
+    /* per element, row 0's term is added before row 1's: rows in order;
+     * both rows and both sums in one pass (two passes were 20% slower) */
     if (dgamma != NULL && dbeta != NULL && both)
         MAP2(c, dgamma, (dgamma[J] + dy0[J] * ((x0[J] - m0) * s0)) +
                             dy1[J] * ((x1[J] - m1) * s1),
              dbeta, (dbeta[J] + dy0[J]) + dy1[J]);
-    else if (dgamma != NULL && dbeta != NULL)
-        MAP2(c, dgamma, dgamma[J] + dy0[J] * ((x0[J] - m0) * s0), dbeta, dbeta[J] + dy0[J]);
-    else if (dgamma != NULL && both)
-        MAP(c, dgamma, (dgamma[J] + dy0[J] * ((x0[J] - m0) * s0)) +
-                           dy1[J] * ((x1[J] - m1) * s1));
-    else if (dgamma != NULL)
-        MAP(c, dgamma, dgamma[J] + dy0[J] * ((x0[J] - m0) * s0));
-    else if (dbeta != NULL && both)
-        MAP(c, dbeta, (dbeta[J] + dy0[J]) + dy1[J]);
-    else if (dbeta != NULL)
-        MAP(c, dbeta, dbeta[J] + dy0[J]);
+    else if (both) {
+        ln_param_sums(dy0, x0, m0, s0, dgamma, dbeta, c);
+        ln_param_sums(dy1, x1, m1, s1, dgamma, dbeta, c);
+    } else {
+        ln_param_sums(dy0, x0, m0, s0, dgamma, dbeta, c);
+    }
     if (dx0 == NULL)
         return;
     lane_gsums2(dy0, x0, m0, dy1, x1, m1, gamma, c, &ma0, &mb0, &ma1, &mb1);

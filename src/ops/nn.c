@@ -314,26 +314,30 @@ void eval_layernorm(const Graph *g, const Node *n, const double *const *in,
         layernorm_row(in[0] + i * c, out + i * c, c, n->fattr[0]);
 }
 
+/* dx = the layernorm gradient of row dy at row x. */
+static void layernorm_back_row(const double *dy, const double *x, double *dx, int c,
+                               double eps)
+{
+    double s = layernorm_row(x, dx, c, eps);
+    double a = 0, b = 0;
+    for (int j = 0; j < c; j++) {
+        a += dy[j];
+        b += dy[j] * dx[j];
+    }
+    a /= c;
+    b /= c;
+    for (int j = 0; j < c; j++)
+        dx[j] = s * (dy[j] - a - dx[j] * b);
+}
+
 void eval_layernorm_back(const Graph *g, const Node *n, const double *const *in,
                          double *out)
 {
     (void)g;
     int c;
     size_t r = rows_of(n, &c);
-    for (size_t i = 0; i < r; i++) {
-        const double *dy = in[0] + i * c;
-        double *dx = out + i * c;
-        double s = layernorm_row(in[1] + i * c, dx, c, n->fattr[0]);
-        double a = 0, b = 0;
-        for (int j = 0; j < c; j++) {
-            a += dy[j];
-            b += dy[j] * dx[j];
-        }
-        a /= c;
-        b /= c;
-        for (int j = 0; j < c; j++)
-            dx[j] = s * (dy[j] - a - dx[j] * b);
-    }
+    for (size_t i = 0; i < r; i++)
+        layernorm_back_row(in[0] + i * c, in[1] + i * c, out + i * c, c, n->fattr[0]);
 }
 
 void emit_layernorm(Emit *e, const Graph *g, const Node *n, const char *const *a)
@@ -448,20 +452,9 @@ void eval_layernorm_affine_back(const Graph *g, const Node *n, const double *con
     size_t r = rows_of(n, &c);
     double *dyg = xmalloc((size_t)c * sizeof *dyg);
     for (size_t i = 0; i < r; i++) {
-        const double *dy = in[0] + i * c;
-        double *dx = out + i * c;
         for (int j = 0; j < c; j++)
-            dyg[j] = dy[j] * in[2][j];
-        double s = layernorm_row(in[1] + i * c, dx, c, n->fattr[0]);
-        double a = 0, b = 0;
-        for (int j = 0; j < c; j++) {
-            a += dyg[j];
-            b += dyg[j] * dx[j];
-        }
-        a /= c;
-        b /= c;
-        for (int j = 0; j < c; j++)
-            dx[j] = s * (dyg[j] - a - dx[j] * b);
+            dyg[j] = in[0][i * c + j] * in[2][j];
+        layernorm_back_row(dyg, in[1] + i * c, out + i * c, c, n->fattr[0]);
     }
     free(dyg);
 }
