@@ -8,6 +8,10 @@
 # times, a blocking allreduce of the gradients, the part of it hidden and
 # the backward left after the first bucket started (the overlap
 # available) from NNC_MPI_STATS, and the test accuracy after the epochs.
+# Row 1x2B is one process compiled with the 2 ranks' global batch (2 x the
+# example's): the training 2 ranks reproduce, so its test accuracy is the
+# one theirs must match (row 1, the example's batch, takes twice as many
+# steps an epoch, so after few epochs it is ahead of both).
 # Needs MPI and Debian's dataset-fashion-mnist.
 . "$(dirname "$0")/../lib.sh"
 [ -n "${MPIRUN:-}" ] && [ -f "${MPI_RT_LIBS:-}" ] || skip_script bench-mpi "no MPI"
@@ -30,19 +34,28 @@ for m in fmnist_mlp fmnist_cnn; do
     "$NNC" "$srcdir/examples/$m.nn" --emit=main -o $m.c &&
         $CC -std=c99 -O3 -DNNC_MPI=1 $MPI_CFLAGS $RT_CFLAGS $m.c -o $m "$MPI_RT_LIBS" $RT_LIBS \
             $MPI_LIBS || { echo "$m: build failed"; continue; }
-    for n in 1 2 2o; do
+    # the same model at twice the batch: what 2 ranks of the example train
+    b=$(sed -n 's/^ *batch \([0-9][0-9]*\).*/\1/p' "$srcdir/examples/$m.nn" | head -n 1)
+    sed "s/^\( *batch \)$b/\1$((2 * b))/" "$srcdir/examples/$m.nn" > ${m}_2b.nn &&
+        "$NNC" ${m}_2b.nn --emit=main -o ${m}_2b.c &&
+        $CC -std=c99 -O3 -DNNC_MPI=1 $MPI_CFLAGS $RT_CFLAGS ${m}_2b.c -o ${m}_2b \
+            "$MPI_RT_LIBS" $RT_LIBS $MPI_LIBS || echo "$m: 2B build failed"
+    for n in 1 1x2B 2 2o; do
         # 2o: buckets overlapping the backward (NNC_MPI_OVERLAP=1), which
         # one machine does not use by default
         ov=0; [ $n = 2o ] && ov=1
+        bin=./$m; np=${n%o}
+        [ $n = 1x2B ] && bin=./${m}_2b np=1
+        [ -x $bin ] || continue
         NNC_MPI_OVERLAP=$ov NNC_MPI_STATS=1 $mpirun -x NNC_MPI_STATS -x NNC_MPI_OVERLAP \
-            -np ${n%o} ./$m $train --log $m$n.csv \
+            -np $np $bin $train --log $m$n.csv \
             --save $m$n.st 2> $m$n.err || { cat $m$n.err; continue; }
         e=$(tail -n +2 $m$n.csv | cut -d, -f7 | median)
-        acc=$(./$m $test --weights $m$n.st | awk '{ print $4 }')
+        acc=$($bin $test --weights $m$n.st | awk '{ print $4 }')
         # rank 0's line: ms a step, grad_step, waiting, allreduce, hidden
         set -- $(grep "rank 0 of" $m$n.err | sed 's/[^0-9. ]//g' | awk '{ print $4, $5, $6, $9, $10, $11 }')
-        if [ $n = 1 ]; then
-            printf '%-11s %5s %8.2f %8s %8s %8s %10s %7s %10s %8s\n' $m 1 $e - - - - - - $acc
+        if [ $np = 1 ]; then
+            printf '%-11s %5s %8.2f %8s %8s %8s %10s %7s %10s %8s\n' $m $n $e - - - - - - $acc
         else
             printf '%-11s %5s %8.2f %8s %8s %8s %10s %6s%% %10s %8s\n' $m $n $e $1 $2 $3 $4 $5 $6 \
                 $acc
