@@ -281,13 +281,21 @@ static inline ALWAYS VATTR void VN(ds_row)(float *pr, const float *sr, float dr,
     }
 }
 
-/* s[j] for j >= nj to -inf (masked). */
+/* s[j] for j >= nj to -inf (masked), by whole vectors: scalar stores
+ * just before max32's and exp32's vector loads of the same row stalled
+ * every masked row (a load cannot take its data from narrower stores). */
 static inline ALWAYS VATTR void VN(mask)(float *s, int nj)
 {
-    int j;
+    static const int iota[16] ALIGNED = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const VN(vi) lane = *(const VN(vi) *)iota;
+    const VN(vi) ninf = (VN(vi)){0} - 8388608;     /* 0xff800000: -inf */
+    int v;
 
-    for (j = nj; j < BK; j++)
-        s[j] = -INFINITY;
+    for (v = nj / VW; v < VNV; v++) {
+        const VN(vi) keep = lane + v * VW < (VN(vi)){0} + nj;
+        const VN(vi) x = (VN(vi)) * (const VN(vf) *)(s + v * VW);
+        *(VN(vf) *)(s + v * VW) = (VN(vf))((x & keep) | (ninf & ~keep));
+    }
 }
 
 /* The row's maximum, in 8 lanes (the order cannot change a maximum). */
@@ -353,9 +361,13 @@ static inline ALWAYS VATTR void VN(exp32)(float *s, float m, int nj)
     const int nv = nj >= BK ? VNV : (nj + VW - 1) / VW;
     int v;
 
-    for (v = nv; v < VNV; v++)
-        *(VN(vf) *)(s + v * VW) = (VN(vf)){0};
-    for (v = 0; v < nv; v++) {
+    /* the zeros in the same loop: a loop of its own became a memset
+     * call (rep stos) for every short row */
+    for (v = 0; v < VNV; v++) {
+        if (v >= nv) {
+            *(VN(vf) *)(s + v * VW) = (VN(vf)){0};
+            continue;
+        }
         const VN(vf) x = *(const VN(vf) *)(s + v * VW) - m;
         const VN(vf) t = x * 1.44269504088896341f + 12582912.0f;
         const VN(vi) nb = (VN(vi))t - 0x4b400000;       /* n */
