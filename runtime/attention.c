@@ -54,6 +54,7 @@
  * (nnc_attention_keep in nncrt.h), so the backward regenerates it.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "nncrt.h"
@@ -487,7 +488,68 @@ static const AttnKern *kern(void)
 typedef struct Task {
     const AttnArgs *a;
     HeadFn fn;
+    int prefetch;           /* whole heads' rows (forward, backward) */
 } Task;
+
+/* Prefetching. In a model's step a head's rows are rarely in cache (the
+ * backward's q, k, v, o were written long before, among megabytes of
+ * other activations), and a head's few strided rows are too short for
+ * the hardware's prefetchers to catch up: with the caches flushed first,
+ * the GPT example's attention (48 heads of 64 x 32) took 1.8x (forward)
+ * and 1.7x (backward) its warm time, as inside the step. So while one
+ * head computes, the next head's rows are requested, when a head is
+ * small enough for L2 to hold several (longer heads stream through their
+ * own blocks): flushed first, the backward took 12% less, the forward 4%
+ * (Zen 3; the rest is the memory's bandwidth). */
+#define PREFETCH_MAX ((size_t)96 * 1024)   /* bytes of one head's rows */
+
+#if defined(__GNUC__)
+/* rows x[t * st + 0 .. n) for t < T, to L2 (write: for a store) */
+static void prefetch_rows(const float *x, long st, int T, int n, int write)
+{
+    int t;
+
+    for (t = 0; t < T; t++) {
+        uintptr_t p = (uintptr_t)(x + (long)t * st), end = p + (size_t)n * sizeof(float);
+        for (p -= p % 64; p < end; p += 64) {
+            if (write)
+                __builtin_prefetch((const void *)p, 1, 2);
+            else
+                __builtin_prefetch((const void *)p, 0, 2);
+        }
+    }
+}
+
+static void prefetch_head(const Task *t, size_t i)
+{
+    const AttnArgs *a = t->a;
+    const nnc_attn_shape *s = a->s;
+    const int b = (int)(i / (size_t)s->H), h = (int)(i % (size_t)s->H);
+    const long qo = b * s->sb + h * s->sh, oo = b * s->ob + h * s->oh;
+    const int bwd = a->dout != NULL;
+
+    if (!t->prefetch ||
+        (size_t)s->T * (size_t)s->D * sizeof(float) * (bwd ? 8u : 4u) > PREFETCH_MAX)
+        return;
+    prefetch_rows(a->q + qo, s->st, s->T, s->D, 0);
+    prefetch_rows(a->k + qo, s->st, s->T, s->D, 0);
+    prefetch_rows(a->v + qo, s->st, s->T, s->D, 0);
+    if (bwd) {
+        prefetch_rows(a->o + oo, s->ot, s->T, s->D, 0);
+        prefetch_rows(a->dout + oo, s->ot, s->T, s->D, 0);
+        prefetch_rows(a->dq + qo, s->st, s->T, s->D, 1);
+        prefetch_rows(a->dk + qo, s->st, s->T, s->D, 1);
+        prefetch_rows(a->dv + qo, s->st, s->T, s->D, 1);
+    } else {
+        prefetch_rows(a->out + oo, s->ot, s->T, s->D, 1);
+    }
+}
+#else
+static void prefetch_head(const Task *t, size_t i)
+{
+    (void)t, (void)i;
+}
+#endif
 
 static void run_heads(void *arg, size_t lo, size_t hi)
 {
@@ -495,8 +557,11 @@ static void run_heads(void *arg, size_t lo, size_t hi)
     const int H = t->a->s->H;
     size_t i;
 
-    for (i = lo; i < hi; i++)
+    for (i = lo; i < hi; i++) {
+        if (i + 1 < hi)
+            prefetch_head(t, i + 1);
         t->fn(t->a, (int)(i / (size_t)H), (int)(i % (size_t)H));
+    }
 }
 
 static void run(const AttnArgs *a, HeadFn fn)
@@ -506,6 +571,7 @@ static void run(const AttnArgs *a, HeadFn fn)
 
     t.a = a;
     t.fn = fn;
+    t.prefetch = 1;
     if (heads == 0 || a->s->T <= 0 || a->s->D <= 0)
         return;
     /* a head of T x T x D multiply-adds is worth a task from about 32^3 */
@@ -547,6 +613,7 @@ void nnc_attention_decode(const nnc_attn_shape *s, int pos, const float *q, cons
     memset(&a, 0, sizeof a);
     a.s = s, a.q = q, a.k = k, a.v = v, a.out = o, a.pos = pos;
     t.a = &a;
+    t.prefetch = 0;     /* one row a head */
     t.fn = s->D <= DMAX_ANY ? kern()->decode : kern()->decode_any;
     if (heads == 0 || pos < 0 || pos >= s->T || s->D <= 0)
         return;
