@@ -258,21 +258,44 @@ void nnc_adagrad_update(float *p, const float *g, float *sum, size_t n, float lr
 
 double nnc_sumsq(const float *x, size_t n)
 {
-    /* four partial sums in a fixed order: deterministic, and a shorter
-     * dependency chain than one */
-    double s[4] = {0, 0, 0, 0};
+    /* eight partial sums in registers, added in a fixed order:
+     * deterministic, and short dependency chains (four had theirs through
+     * memory, a store and a load per element: 292 -> 160-185 us for the
+     * GPT example's 0.82 M gradients, on Zen 3) */
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++)
-            s[k] += (double)x[i + (size_t)k] * (double)x[i + (size_t)k];
+
+    for (; i + 8 <= n; i += 8) {
+        const float *p = x + i;
+        s0 += (double)p[0] * (double)p[0];
+        s1 += (double)p[1] * (double)p[1];
+        s2 += (double)p[2] * (double)p[2];
+        s3 += (double)p[3] * (double)p[3];
+        s4 += (double)p[4] * (double)p[4];
+        s5 += (double)p[5] * (double)p[5];
+        s6 += (double)p[6] * (double)p[6];
+        s7 += (double)p[7] * (double)p[7];
+    }
     for (; i < n; i++)
-        s[0] += (double)x[i] * (double)x[i];
-    return (s[0] + s[1]) + (s[2] + s[3]);
+        s0 += (double)x[i] * (double)x[i];
+    return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));
 }
 
 void nnc_scale(float *x, size_t n, float s)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    int k;
+
+    /* clipping scales every gradient, by 1 whenever the norm is below
+     * the limit: x * 1 is x, so nothing is written */
+    if (s == 1.0f)
+        return;
+    /* blocks of 8, which gcc -O2 vectorizes (a loop of unknown length it
+     * left scalar: 545 -> about 100 us for 0.82 M floats) */
+    for (; i + 8 <= n; i += 8)
+        for (k = 0; k < 8; k++)
+            x[i + (size_t)k] *= s;
+    for (; i < n; i++)
         x[i] *= s;
 }
 

@@ -201,6 +201,21 @@ Test(optim, global_norm_clipping)
     cr_assert_float_eq(c, 1.0 / (2.0 + 1e-6), 1e-7);
     nnc_scale(x, 9, 0.5f);
     cr_assert_eq(x[8], 4.5f);
+
+    /* past the blocks of 8 (and their tail): every element */
+    float y[37];
+    double want = 0;
+    for (int i = 0; i < 37; i++) {
+        y[i] = (float)(i - 18);
+        want += (double)(i - 18) * (i - 18);
+    }
+    cr_assert_eq(nnc_sumsq(y, 37), want);
+    nnc_scale(y, 37, 0.25f);
+    for (int i = 0; i < 37; i++)
+        cr_assert_eq(y[i], (float)(i - 18) * 0.25f, "element %d", i);
+    nnc_scale(y, 37, 1.0f);
+    for (int i = 0; i < 37; i++)
+        cr_assert_eq(y[i], (float)(i - 18) * 0.25f, "element %d", i);
 }
 
 /* One RMSprop (variant bits: 1 momentum, 2 centered) and Adagrad step on
