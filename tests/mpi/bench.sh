@@ -30,16 +30,18 @@ echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(np
     "load $(cut -d' ' -f1-3 /proc/loadavg); $epochs epoch(s), one thread a rank"
 printf '%-11s %5s %8s %8s %8s %8s %10s %7s %10s %8s\n' model ranks epoch_s step_ms grad_ms \
     wait_ms allred_ms hidden window_ms test_acc
+# build NN OUT: the --emit=main program of model NN, with MPI
+build() {
+    "$NNC" "$1" --emit=main -o "$2.c" &&
+        $CC -std=c99 -O3 -DNNC_MPI=1 $MPI_CFLAGS $RT_CFLAGS "$2.c" -o "$2" "$MPI_RT_LIBS" \
+            $RT_LIBS $MPI_LIBS
+}
 for m in fmnist_mlp fmnist_cnn; do
-    "$NNC" "$srcdir/examples/$m.nn" --emit=main -o $m.c &&
-        $CC -std=c99 -O3 -DNNC_MPI=1 $MPI_CFLAGS $RT_CFLAGS $m.c -o $m "$MPI_RT_LIBS" $RT_LIBS \
-            $MPI_LIBS || { echo "$m: build failed"; continue; }
+    build "$srcdir/examples/$m.nn" $m || { echo "$m: build failed"; continue; }
     # the same model at twice the batch: what 2 ranks of the example train
     b=$(sed -n 's/^ *batch \([0-9][0-9]*\).*/\1/p' "$srcdir/examples/$m.nn" | head -n 1)
     sed "s/^\( *batch \)$b/\1$((2 * b))/" "$srcdir/examples/$m.nn" > ${m}_2b.nn &&
-        "$NNC" ${m}_2b.nn --emit=main -o ${m}_2b.c &&
-        $CC -std=c99 -O3 -DNNC_MPI=1 $MPI_CFLAGS $RT_CFLAGS ${m}_2b.c -o ${m}_2b \
-            "$MPI_RT_LIBS" $RT_LIBS $MPI_LIBS || echo "$m: 2B build failed"
+        build ${m}_2b.nn ${m}_2b || echo "$m: 2B build failed"
     for n in 1 1x2B 2 2o; do
         # 2o: buckets overlapping the backward (NNC_MPI_OVERLAP=1), which
         # one machine does not use by default
