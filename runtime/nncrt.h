@@ -330,8 +330,8 @@ void nnc_sgd_update(float *p, const float *g, float *vel, size_t n, float lr,
  *            buf != NULL: b = momentum b + g / avg, p -= lr b; else
  *            p -= lr (g / avg);
  *   adagrad: s += g^2; p -= lr (g / (sqrt(s) + eps)).
- * Vectorized and threaded like Adam (adam_ex's L2 term in small chunks
- * on the stack): the same bits on every path. */
+ * Vectorized and threaded like Adam (adam_ex's decay and L2 term in the
+ * update's loop): the same bits on every path. */
 void nnc_adam_update_ex(float *p, const float *g, float *m, float *v, size_t n, float b1c,
                         float b2, float b2c, float eps, float step, float bc2, float wd,
                         float decay);

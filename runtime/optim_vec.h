@@ -52,24 +52,42 @@
 #error "optim_vec.h: define OPTIM_VEC_AVX512, OPTIM_VEC_AVX or OPTIM_VEC_NEON"
 #endif
 
+/* The update's loop with AdamW's decay (DECAY) and the L2 term (L2) on
+ * or off: constants in each copy, so plain Adam's loop has neither. */
+#define ADAM_LOOP(DECAY, L2)                                              \
+    for (; i + W <= hi; i += W) {                                         \
+        V p = DECAY ? vmul(vld(a->p + i), decay) : vld(a->p + i);         \
+        V g = L2 ? vadd(vld(a->g + i), vmul(wd, p)) : vld(a->g + i);      \
+        V m0 = vld(a->m + i);                                             \
+        V m = vadd(m0, vmul(b1c, vsub(g, m0)));                           \
+        V v = vadd(vmul(b2, vld(a->v + i)), vmul(vmul(b2c, g), g));       \
+        vst(a->m + i, m);                                                 \
+        vst(a->v + i, v);                                                 \
+        V d = vadd(vmul(vsqrt(v), ibc2), eps);                            \
+        V u = vdiv(vmul(step, m), d);                                     \
+        vst(a->p + i, vsub(p, u));                                        \
+    }
+
 KERNEL(adam)(const AdamArgs *a, size_t lo, size_t hi)
 {
     const V b1c = vset(a->b1c), b2 = vset(a->b2);
     const V b2c = vset(a->b2c), eps = vset(a->eps);
     const V step = vset(a->step), ibc2 = vset(a->ibc2);
+    const V decay = vset(a->decay), wd = vset(a->wd);
     size_t i = lo;
-    for (; i + W <= hi; i += W) {
-        V g = vld(a->g + i), m0 = vld(a->m + i);
-        V m = vadd(m0, vmul(b1c, vsub(g, m0)));
-        V v = vadd(vmul(b2, vld(a->v + i)), vmul(vmul(b2c, g), g));
-        vst(a->m + i, m);
-        vst(a->v + i, v);
-        V d = vadd(vmul(vsqrt(v), ibc2), eps);
-        V u = vdiv(vmul(step, m), d);
-        vst(a->p + i, vsub(vld(a->p + i), u));
+    if (a->wd != 0.0f) {
+        if (a->decay != 1.0f)
+            ADAM_LOOP(1, 1)
+        else
+            ADAM_LOOP(0, 1)
+    } else if (a->decay != 1.0f) {
+        ADAM_LOOP(1, 0)
+    } else {
+        ADAM_LOOP(0, 0)
     }
     return i;
 }
+#undef ADAM_LOOP
 
 KERNEL(sgd)(const SgdArgs *a, size_t lo, size_t hi)
 {

@@ -145,6 +145,61 @@ Test(optim, adam_ex_is_adam_on_decayed_gradient)
     cr_assert(!memcmp(p, p2, sizeof p));
 }
 
+/* adam_ex with AdamW's decay, Adam's L2 term, or both (both is what a
+ * model with weight_decay and decay on the same tensor would ask), in the
+ * update's own loop: the same bits as the two-step formula (p *= decay;
+ * Adam on g + wd p) on every ISA, thread count and awkward length. */
+Test(optim, adam_ex_is_bit_identical_on_every_path)
+{
+    const float wds[] = {0.0f, 0.01f, 0.0f, 0.03f}, decays[] = {1.0f, 1.0f, 0.999f, 0.99f};
+    const size_t sizes[] = {1, 15, 17, 1000, 70001};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        float *in = malloc(4 * n * sizeof(float)), *ref = malloc(4 * n * sizeof(float));
+        float *got = malloc(3 * n * sizeof(float));
+        cr_assert(in && ref && got);
+        fill(in, n, 7);
+        fill(in + n, n, 8);
+        fill(in + 2 * n, n, 9);
+        fill(in + 3 * n, n, 10);
+        for (size_t i = 0; i < n; i++)
+            in[3 * n + i] = fabsf(in[3 * n + i]);
+        for (int c = 0; c < 4; c++) {
+            float *rp = ref, *rg = ref + n, *rm = ref + 2 * n, *rv = ref + 3 * n;
+            nnc_set_isa("scalar");
+            nnc_set_num_threads(1);
+            memcpy(ref, in, 4 * n * sizeof(float));
+            for (size_t i = 0; i < n; i++) {
+                rp[i] *= decays[c];
+                rg[i] = rg[i] + wds[c] * rp[i];
+            }
+            adam_ref(rp, rg, rm, rv, n);
+            for (int k = 0; k < 4; k++) {
+                if (nnc_set_isa(isas[k]) != 0)
+                    continue;
+                for (int threads = 1; threads <= 3; threads++) {
+                    float *p = got, *m = got + n, *v = got + 2 * n;
+                    nnc_set_num_threads(threads);
+                    memcpy(p, in, n * sizeof(float));
+                    memcpy(m, in + 2 * n, 2 * n * sizeof(float));
+                    nnc_adam_update_ex(p, in + n, m, v, n, 0.1f, 0.999f, 0.001f, 1e-7f,
+                                       0.01f, 0.3f, wds[c], decays[c]);
+                    cr_expect(!memcmp(p, rp, n * sizeof(float)) &&
+                                  !memcmp(m, rm, n * sizeof(float)) &&
+                                  !memcmp(v, rv, n * sizeof(float)),
+                              "adam_ex (wd %g, decay %g) differs: isa %s, %d threads, n %zu",
+                              wds[c], decays[c], isas[k], threads, n);
+                }
+            }
+        }
+        nnc_set_num_threads(0);
+        nnc_set_isa("scalar");
+        free(in);
+        free(ref);
+        free(got);
+    }
+}
+
 /* RMSprop and Adagrad against the formula in double: plain loops, so
  * every ISA setting gives the same bits too. */
 Test(optim, rmsprop_and_adagrad)
