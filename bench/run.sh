@@ -169,6 +169,23 @@ busy() {
     pct=$(echo "$a $b" | awk '{d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d + 0.5) : 0)}')
     echo "other load before $1: ${pct}% of all CPUs busy (load average $(cut -d' ' -f1-3 /proc/loadavg))" >>"$out/machine.txt"
     [ "$pct" -lt 15 ] || note "the CPUs were ${pct}% busy with other work before $1: its figures are disturbed (2-thread ones most)"
+    cpus "$1"
+}
+
+# cpus WHAT: how the first two CPUs relate just before WHAT (bench/cpus.c:
+# a cache line's round trip between them, an FMA loop on one alone and on
+# both at once). A VM's host may move its CPUs between cores sharing an
+# L3, cores that do not, and one core's hyperthreads, from minute to
+# minute; 2-thread and 2-rank figures follow.
+cpus() {
+    [ -x "$tmp/cpus" ] || return 0
+    "$tmp/cpus" >"$tmp/cpus.out" 2>/dev/null || return 0
+    rt=$(sed -n 's/^round_trip_ns //p' "$tmp/cpus.out")
+    [ -n "$rt" ] || return 0
+    echo "CPUs $(sed -n 's/^cpus //p' "$tmp/cpus.out") before $1: a cache line's round trip $rt ns;" \
+        "FMA loop $(sed -n 's/^fma_alone //p' "$tmp/cpus.out") GFLOP/s alone," \
+        "$(sed -n 's/^fma_both //p' "$tmp/cpus.out" | sed 's/ / and /') both at once" >>"$out/machine.txt"
+    [ "$rt" -lt 200 ] || note "before $1 a cache line took $rt ns to go between the two CPUs and back (no nearby shared cache, e.g. another CCX or socket on the VM's host): its 2-thread figures are held back"
 }
 
 # ---- Under load ----------------------------------------------------------------
@@ -242,6 +259,8 @@ echo "runtime: $RT_LIBS $extra" >>"$out/machine.txt"
 # vectorizes almost no loops) for this machine (-march=native).
 NNC_BENCH_CFLAGS=${NNC_BENCH_CFLAGS:--O3 -march=native}
 echo "generated code built with: $NNC_BENCH_CFLAGS" >>"$out/machine.txt"
+$CC -O2 -march=native -pthread -o "$tmp/cpus" "$here/cpus.c" 2>/dev/null ||
+    $CC -O2 -pthread -o "$tmp/cpus" "$here/cpus.c" 2>/dev/null || rm -f "$tmp/cpus"
 
 build() {  # build NAME NN-FILE PREFIX MAIN.c [LIBS]
     mkdir -p "$tmp/$1" &&

@@ -36,8 +36,19 @@ build() {
         $CC -std=c99 -O3 -DNNC_MPI=1 $MPI_CFLAGS $RT_CFLAGS "$2.c" -o "$2" "$MPI_RT_LIBS" \
             $RT_LIBS $MPI_LIBS
 }
+# the two CPUs before each model (bench/cpus.c): a cache line's round trip
+# between them and an FMA loop alone and on both; the VM's host may move
+# them apart (another L3) or onto one core, and 2 ranks' figures follow
+$CC -O2 -march=native -pthread -o cpus "$srcdir/bench/cpus.c" 2>/dev/null ||
+    $CC -O2 -pthread -o cpus "$srcdir/bench/cpus.c" 2>/dev/null || rm -f cpus
+cpus() {
+    [ -x ./cpus ] && ./cpus | awk '/^cpus/ { a = $2 " and " $3 } /^round_trip_ns/ { r = $2 }
+        /^fma_alone/ { f = $2 } /^fma_both/ { b = $2 " and " $3 }
+        END { if (r != "") printf "  (CPUs %s before %s: cache line round trip %s ns; FMA %s GFLOP/s alone, %s both at once)\n", a, m, r, f, b }' m="$1"
+}
 for m in fmnist_mlp fmnist_cnn; do
     build "$srcdir/examples/$m.nn" $m || { echo "$m: build failed"; continue; }
+    cpus $m
     # the same model at twice the batch: what 2 ranks of the example train
     b=$(sed -n 's/^ *batch \([0-9][0-9]*\).*/\1/p' "$srcdir/examples/$m.nn" | head -n 1)
     sed "s/^\( *batch \)$b/\1$((2 * b))/" "$srcdir/examples/$m.nn" > ${m}_2b.nn &&
