@@ -14,7 +14,8 @@
  * Threads. nnc_parallel_for(n, chunk, fn, arg) calls fn(arg, lo, hi) on
  * chunks of [0, n). The caller works too; up to nnc_num_threads() - 1
  * workers (started on first use, kept) claim chunks from one atomic
- * counter, so a thread that starts late or is preempted takes fewer
+ * word, the caller from the front and the workers from the back (see
+ * run_chunks), so a thread that starts late or is preempted takes fewer
  * chunks instead of holding the others. Each task runs in the caller's
  * floating-point mode. Waiting is a short spin (SPIN_NS, with pause)
  * and then a condition variable: no thread spins long on a core that
@@ -281,6 +282,8 @@ int nnc_num_threads(void)
 
 #define MAX_WORKERS 255
 #define CLOSED 0xffffffffu   /* state's chunk index while a job is set up */
+/* Jobs of at most this many chunks are claimed from both ends (below) */
+#define TWO_ENDED_MAX 0xfffeu
 
 #define LOAD(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
@@ -291,8 +294,10 @@ static struct {
     pthread_cond_t done_cv;       /* the caller waits here for the last chunk */
     int started;                  /* workers running */
     int busy;                     /* a caller owns the pool */
-    /* the job: generation << 32 | next chunk; fields set while CLOSED */
+    /* the job: generation << 32 | next chunk, or generation << 32 |
+     * front << 16 | back when two_ended; fields set while CLOSED */
     unsigned long long state;
+    int two_ended;
     nnc_range_fn fn;
     void *arg;
     size_t n, chunk;
@@ -307,7 +312,7 @@ static struct {
     /* stragglers */
     long long solo_until, backoff, probe_from;
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+          0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 static long long now_ns(void)
 {
@@ -326,24 +331,49 @@ static void cpu_relax(void)
 }
 
 /* Claims and runs chunks of generation gen until none is left; returns
- * how many it ran. A worker adds its chunks' time to worker_ns. */
+ * how many it ran. A worker adds its chunks' time to worker_ns.
+ *
+ * The caller claims chunks from the front and the workers from the back
+ * (jobs of up to TWO_ENDED_MAX chunks), so that each thread takes about
+ * the same part of a loop every time it runs: the caller the low
+ * indices, the workers the high ones, wherever the two meet. The data a
+ * thread's part touches (Adam's moments, a product's rows) then stays in
+ * that thread's caches from one step to the next, rather than moving
+ * between the CPUs' caches whenever the claims fall otherwise, which
+ * costs most where the CPUs share no cache (another CCX or socket). The
+ * claiming stays dynamic: a late or slow thread just takes fewer.
+ * (Measured on a 2-vCPU EPYC VM, AdamW over 262,144 parameters on 2
+ * threads, medians of 8 alternated runs: 113 -> 86 us; 1 thread: 119.) */
 static unsigned run_chunks(unsigned long long gen, int is_worker)
 {
     unsigned ran = 0;
     unsigned long long s = LOAD(&pool.state);
 
     for (;;) {
-        unsigned i = (unsigned)s;
+        unsigned low = (unsigned)s, i;
+        unsigned long long next;
         nnc_range_fn fn;
         void *arg;
         size_t lo, hi, n, chunk;
-        if (s >> 32 != gen || i == CLOSED || i >= LOAD(&pool.nchunks))
+        if (s >> 32 != gen || low == CLOSED)
             return ran;
+        if (LOAD(&pool.two_ended)) {
+            unsigned front = low >> 16, back = low & 0xffffu;
+            if (front >= back)
+                return ran;
+            i = is_worker ? back - 1 : front;
+            next = is_worker ? s - 1 : s + (1u << 16);
+        } else {
+            i = low;
+            if (i >= LOAD(&pool.nchunks))
+                return ran;
+            next = s + 1;
+        }
         fn = LOAD(&pool.fn), arg = LOAD(&pool.arg);
         n = LOAD(&pool.n), chunk = LOAD(&pool.chunk);
         /* the fields are this generation's if the claim succeeds: the
-         * next job's are written only after state leaves (gen, i) */
-        if (!__atomic_compare_exchange_n(&pool.state, &s, s + 1, 0, __ATOMIC_ACQ_REL,
+         * next job's are written only after state leaves (gen, low) */
+        if (!__atomic_compare_exchange_n(&pool.state, &s, next, 0, __ATOMIC_ACQ_REL,
                                          __ATOMIC_ACQUIRE))
             continue;
         lo = (size_t)i * chunk;
@@ -595,10 +625,12 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
     STORE(&pool.fn, fn), STORE(&pool.arg, arg);
     STORE(&pool.n, n), STORE(&pool.chunk, chunk), STORE(&pool.nchunks, nchunks);
     STORE(&pool.helpers, helpers);
+    STORE(&pool.two_ended, nchunks <= TWO_ENDED_MAX);
     STORE(&pool.mode, fp_get());
     STORE(&pool.done, 0u);
     STORE(&pool.worker_ns, 0LL), STORE(&pool.worker_chunks, 0u);
-    __atomic_store_n(&pool.state, gen << 32, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pool.state, gen << 32 | (nchunks <= TWO_ENDED_MAX ? nchunks : 0u),
+                     __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&pool.sleepers, __ATOMIC_SEQ_CST) > 0) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_broadcast(&pool.work);

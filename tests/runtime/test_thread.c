@@ -59,7 +59,8 @@ static void cover_range(void *arg, size_t lo, size_t hi)
 
 Test(pool, every_index_once)
 {
-    static const size_t ns[] = {1, 2, 3, 7, 64, 1000, 4097, 100000};
+    /* 65534 chunks of 1 are claimed from both ends, 65535 from the front */
+    static const size_t ns[] = {1, 2, 3, 7, 64, 1000, 4097, 65534, 65535, 100000};
     static const size_t chunks[] = {1, 3, 64, 4096};
 
     for (int t = 1; t <= 4; t++) {
