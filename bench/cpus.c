@@ -13,11 +13,12 @@
  * are shown with this:
  *
  *   round_trip_ns  a cache line handed from CPU A to CPU B and back
- *                  (median of 9 runs of 20,000 round trips)
+ *                  (median of 9 runs of up to 20,000 round trips, each cut
+ *                  at 0.1 s: a CPU busy with another process answers late)
  *   fma_alone      GFLOP/s of an FMA loop on CPU A alone
- *   fma_both       the same on CPU A while CPU B runs it too (about
+ *   fma_both       the same on CPU A and on CPU B, both at once (about
  *                  fma_alone: separate cores; about half: one core's two
- *                  hyperthreads)
+ *                  hyperthreads, or a busy neighbour on the host's core)
  *
  * Usage: cpus [A B]  (default: the first two CPUs the process may use).
  * Prints "key value" lines; exits 0 with a note when there are fewer
@@ -55,26 +56,25 @@ static int pin(int cpu)
 /* ---- Round trip --------------------------------------------------------- */
 
 static _Alignas(64) atomic_int flag;
-static _Alignas(64) atomic_int go;
+static _Alignas(64) atomic_int go, stop;
 
 typedef struct {
     int cpu, ok;
 } Peer;
 
+/* Hands the line back until told to stop. */
 static void *echo(void *arg)
 {
     Peer *p = arg;
-    int r, i;
 
     p->ok = pin(p->cpu) == 0;
     atomic_store(&go, 1);
-    for (r = 0; r < RUNS; r++)
-        for (i = 0; i < TRIPS; i++) {
-            while (atomic_load_explicit(&flag, memory_order_acquire) != 1)
-                ;
-            atomic_store_explicit(&flag, 0, memory_order_release);
-        }
-    return NULL;
+    for (;;) {
+        while (atomic_load_explicit(&flag, memory_order_acquire) != 1)
+            if (atomic_load_explicit(&stop, memory_order_relaxed))
+                return NULL;
+        atomic_store_explicit(&flag, 0, memory_order_release);
+    }
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -83,6 +83,11 @@ static int cmp_double(const void *a, const void *b)
 
     return (x > y) - (x < y);
 }
+
+/* The median of RUNS runs of up to TRIPS round trips, each run cut short
+ * after RUN_MAX_S (a CPU busy with another process answers only when
+ * the scheduler lets it: milliseconds, not nanoseconds). */
+#define RUN_MAX_S 0.1
 
 static double round_trip(int a, int b)
 {
@@ -96,14 +101,17 @@ static double round_trip(int a, int b)
     while (!atomic_load(&go))
         ;
     for (r = 0; r < RUNS; r++) {
-        double t0 = now();
-        for (i = 0; i < TRIPS; i++) {
+        double t0 = now(), dt = 0;
+        for (i = 0; i < TRIPS && dt < RUN_MAX_S; i++) {
             atomic_store_explicit(&flag, 1, memory_order_release);
             while (atomic_load_explicit(&flag, memory_order_acquire) != 0)
                 ;
+            if (i % 256 == 255)
+                dt = now() - t0;
         }
-        ns[r] = (now() - t0) * 1e9 / TRIPS;
+        ns[r] = (now() - t0) * 1e9 / i;
     }
+    atomic_store(&stop, 1);
     pthread_join(t, NULL);
     if (!p.ok)
         return -1;
