@@ -295,9 +295,9 @@ static struct {
     int started;                  /* workers running */
     int busy;                     /* a caller owns the pool */
     /* the job: generation << 32 | next chunk, or generation << 32 |
-     * front << 16 | back when two_ended; fields set while CLOSED */
+     * front << 16 | back when nchunks <= TWO_ENDED_MAX; fields set while
+     * CLOSED */
     unsigned long long state;
-    int two_ended;
     nnc_range_fn fn;
     void *arg;
     size_t n, chunk;
@@ -312,7 +312,7 @@ static struct {
     /* stragglers */
     long long solo_until, backoff, probe_from;
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+          0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 static long long now_ns(void)
 {
@@ -357,7 +357,7 @@ static unsigned run_chunks(unsigned long long gen, int is_worker)
         size_t lo, hi, n, chunk;
         if (s >> 32 != gen || low == CLOSED)
             return ran;
-        if (LOAD(&pool.two_ended)) {
+        if (LOAD(&pool.nchunks) <= TWO_ENDED_MAX) {
             unsigned front = low >> 16, back = low & 0xffffu;
             if (front >= back)
                 return ran;
@@ -625,7 +625,6 @@ static int pool_run(size_t n, size_t chunk, nnc_range_fn fn, void *arg, int nt)
     STORE(&pool.fn, fn), STORE(&pool.arg, arg);
     STORE(&pool.n, n), STORE(&pool.chunk, chunk), STORE(&pool.nchunks, nchunks);
     STORE(&pool.helpers, helpers);
-    STORE(&pool.two_ended, nchunks <= TWO_ENDED_MAX);
     STORE(&pool.mode, fp_get());
     STORE(&pool.done, 0u);
     STORE(&pool.worker_ns, 0LL), STORE(&pool.worker_chunks, 0u);
